@@ -1,0 +1,199 @@
+"""A real Apache Kafka broker (KRaft) from Maven Central jars, run with the machine's Java; no Docker needed."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from berdaya.stack.process import port_open, spawn, stop_pid, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
+KAFKA_VERSION = "4.1.1"
+
+
+class KafkaUnavailable(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BERDAYA_CACHE", Path.home() / ".cache" / "berdaya"))
+
+
+def libs_dir() -> Path:
+    return cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def ensure_jars(quiet: bool = True) -> Path:
+    """Fetch the broker's jars with Maven once; later runs use the cache (outside the repository)."""
+    libs = libs_dir()
+    if (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        return libs
+    for tool, hint in (("java", "install a Java 17+ runtime"), ("mvn", "install Maven (apt-get install maven)")):
+        if not shutil.which(tool):
+            raise KafkaUnavailable(f"`{tool}` not found: {hint}, or set KAFKA_BOOTSTRAP_SERVERS to use an existing broker")
+    staging = libs.with_name(f"libs.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    argv = ["mvn", "-B", "-f", str(POM), "dependency:copy-dependencies", "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}", f"-Dkafka.version={KAFKA_VERSION}"]  # fmt: skip
+    if quiet:
+        argv.insert(1, "-q")
+    result = subprocess.run(argv, capture_output=quiet, text=True)
+    if result.returncode != 0:
+        raise KafkaUnavailable(f"Maven could not fetch Kafka {KAFKA_VERSION}: {(result.stdout or '')[-2000:]}")
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    return libs
+
+
+def new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+_LOG4J = """\
+rootLogger.level = WARN
+rootLogger.appenderRef.stdout.ref = STDOUT
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+logger.kafka.name = kafka.server.KafkaRaftServer
+logger.kafka.level = INFO
+"""
+
+
+@dataclass
+class KafkaNode:
+    """One KRaft node acting as broker and controller; a cluster is one to three of them."""
+
+    node_id: int
+    data_dir: Path
+    port: int
+    controller_port: int
+    voters: list[tuple[int, int]] = field(default_factory=list)  # (node id, controller port) of every node
+    pid: int | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    def write_config(self) -> None:
+        replication = min(3, len(self.voters) or 1)
+        voters = ",".join(f"{n}@127.0.0.1:{p}" for n, p in self.voters)
+        lines = [
+            "process.roles=broker,controller",
+            f"node.id={self.node_id}",
+            f"controller.quorum.voters={voters}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={self.data_dir / 'logs'}",
+            "num.partitions=6",
+            f"default.replication.factor={replication}",
+            f"min.insync.replicas={2 if replication >= 3 else 1}",
+            f"offsets.topic.replication.factor={replication}",
+            f"transaction.state.log.replication.factor={replication}",
+            f"transaction.state.log.min.isr={2 if replication >= 3 else 1}",
+            "group.initial.rebalance.delay.ms=0",
+            # Topics are created on purpose (with their .dlq), never by a typo in a consumer.
+            "auto.create.topics.enable=false",
+            "log.retention.hours=168",
+        ]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text("\n".join(lines) + "\n")
+        (self.data_dir / "log4j2.properties").write_text(_LOG4J)
+
+    def _java(self, libs: Path, *args: str, heap: str = "512m") -> list[str]:
+        return ["java", f"-Xmx{heap}", "-XX:+UseG1GC", f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+                "-cp", f"{libs}/*", *args]  # fmt: skip
+
+    def format(self, libs: Path, cluster_id: str) -> None:
+        if (self.data_dir / "logs" / "meta.properties").exists():
+            return
+        self.write_config()
+        result = subprocess.run(
+            self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file),
+                       "--ignore-formatted", heap="256m"),
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise KafkaUnavailable(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
+
+    def start(self, libs: Path) -> int:
+        process = spawn(self._java(libs, "kafka.Kafka", str(self.config_file)), self.log_file)
+        self.pid = process.pid
+        return process.pid
+
+    def stop(self) -> None:
+        if self.pid:
+            stop_pid(self.pid)
+            self.pid = None
+
+
+@dataclass
+class LocalKafka:
+    """A KRaft cluster of `size` nodes on 127.0.0.1, with client ports starting at `port`."""
+
+    base_dir: Path
+    port: int = 9092
+    size: int = 1
+    nodes: list[KafkaNode] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            ports = [(self.port + i, self.port + 100 + i) for i in range(self.size)]
+            voters = [(i + 1, cp) for i, (_, cp) in enumerate(ports)]
+            self.nodes = [
+                KafkaNode(i + 1, self.base_dir / f"kafka-{i + 1}", p, cp, voters) for i, (p, cp) in enumerate(ports)
+            ]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self, timeout: float = 90) -> list[int]:
+        if all(port_open(n.port) for n in self.nodes):
+            return []
+        libs = ensure_jars()
+        cluster_file = self.base_dir / "cluster.id"
+        if not cluster_file.exists():
+            self.base_dir.mkdir(parents=True, exist_ok=True)
+            cluster_file.write_text(new_cluster_id())
+        cluster_id = cluster_file.read_text().strip()
+        pids = []
+        for node in self.nodes:
+            node.write_config()
+            node.format(libs, cluster_id)
+            pids.append(node.start(libs))
+        for node in self.nodes:
+            wait_until(lambda n=node: port_open(n.port), timeout, f"Kafka node {node.node_id} on port {node.port}", node.log_file)
+        wait_until(lambda: brokers_ready(self.bootstrap_servers, self.size), timeout, "Kafka cluster metadata",
+                   self.nodes[0].log_file)
+        return pids
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def brokers_ready(bootstrap_servers: str, expected: int) -> bool:
+    """True once `expected` brokers are in the cluster metadata, i.e. the cluster can take topics."""
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        metadata = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0}).list_topics(timeout=2)
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+    return len(metadata.brokers) >= expected

@@ -1,0 +1,127 @@
+"""A local PostgreSQL server from Debian's packages, run from a data directory of our own."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from berdaya.stack.process import port_open, wait_until
+
+
+class PostgresUnavailable(RuntimeError):
+    pass
+
+
+def bin_dir() -> Path:
+    """The newest installed server's bin directory; installs Debian's postgresql when none is there (as root)."""
+    found = _find_bin_dir()
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env)
+        found = _find_bin_dir()
+        if found:
+            return found
+    raise PostgresUnavailable(
+        "PostgreSQL server binaries not found. Install them (Debian/Ubuntu: sudo apt-get install postgresql) "
+        "or point Berdaya at a server with BERDAYA_POSTGRES_URL=postgresql://user:pass@host:port"
+    )
+
+
+def _find_bin_dir() -> Path | None:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
+    if candidates:
+        return candidates[-1].parent
+    pg_ctl = shutil.which("pg_ctl")
+    return Path(pg_ctl).resolve().parent if pg_ctl else None
+
+
+def _as_server_user() -> list[str]:
+    """PostgreSQL refuses to run as root; as root we run it as the `postgres` user the package creates."""
+    if os.geteuid() != 0:
+        return []
+    return ["runuser", "-u", "postgres", "--"]
+
+
+def server_user() -> str:
+    return "postgres" if os.geteuid() == 0 else getpass.getuser()
+
+
+@dataclass
+class LocalPostgres:
+    data_dir: Path
+    port: int
+    # Tests trade durability for speed; the demo stack keeps PostgreSQL's defaults.
+    durable: bool = True
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{server_user()}@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *argv: str) -> None:
+        subprocess.run([*_as_server_user(), *argv], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def init(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.data_dir, "postgres", "postgres")
+            shutil.chown(self.data_dir.parent, "postgres", "postgres")
+        bindir = bin_dir()
+        self._run(str(bindir / "initdb"), "-D", str(self.data_dir), "-U", server_user(), "--auth=trust",
+                  "--encoding=UTF8", "--no-locale")  # fmt: skip
+        settings = [
+            "listen_addresses = '127.0.0.1'",
+            f"port = {self.port}",
+            f"unix_socket_directories = '{self.data_dir}'",
+            "max_connections = 300",
+            "shared_buffers = 256MB",
+            "timezone = 'UTC'",
+        ]
+        if not self.durable:
+            settings += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+        with open(self.data_dir / "postgresql.auto.conf", "a") as conf:
+            conf.write("\n".join(settings) + "\n")
+
+    def start(self, timeout: float = 60) -> None:
+        if port_open(self.port):
+            return
+        self.init()
+        self._run(str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t",
+                  str(int(timeout)), "start")  # fmt: skip
+        wait_until(lambda: port_open(self.port), timeout, f"PostgreSQL on port {self.port}", self.log_file)
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            subprocess.run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
+                            "-w", "stop"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+async def ensure_database(server_url: str, name: str) -> str:
+    """Create database `name` on the server if missing; returns its URL."""
+    conn = await asyncpg.connect(server_url, database="postgres")
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return database_url(server_url, name)
+
+
+def database_url(server_url: str, name: str) -> str:
+    base = server_url.rstrip("/")
+    scheme, rest = base.split("://", 1)
+    host_part = rest.split("/", 1)[0]
+    return f"{scheme}://{host_part}/{name}"

@@ -1,0 +1,1 @@
+"""Berdaya's services; each owns its database and talks to the others only through events."""

@@ -1,0 +1,1 @@
+"""The registry service: Kota Kupang's register of UMKM and their NIB status, source of registry.business.v1."""

@@ -1,0 +1,37 @@
+"""The registry's settings: REGISTRY_* variables plus the platform's shared ones."""
+
+from __future__ import annotations
+
+import base64
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import PlatformSettings
+
+
+class RegistrySettings(PlatformSettings):
+    model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore", populate_by_name=True)
+
+    http_port: int = 8001
+    database_url: str = "postgresql://127.0.0.1:5432/berdaya_registry"
+    nik_digest_key: SecretStr = Field(description="base64 of 32 random bytes; keys the NIK digest used for duplicates")
+    nik_encryption_key: SecretStr = Field(description="base64 of 32 random bytes; AES-256-GCM key for stored NIKs")
+    youth_min_age: int = Field(16, ge=0, validation_alias="BERDAYA_YOUTH_MIN_AGE")
+    youth_max_age: int = Field(30, ge=0, validation_alias="BERDAYA_YOUTH_MAX_AGE")
+    duplicate_name_similarity: float = Field(85.0, ge=0, le=100)
+    import_max_rows_per_request: int = Field(5000, ge=1)
+
+    @field_validator("nik_digest_key", "nik_encryption_key")
+    @classmethod
+    def _base64_32_bytes(cls, value: SecretStr) -> SecretStr:
+        try:
+            raw = base64.b64decode(value.get_secret_value(), validate=True)
+        except ValueError as exc:
+            raise ValueError("must be base64 (e.g. `openssl rand -base64 32`)") from exc
+        if len(raw) != 32:
+            raise ValueError("must decode to exactly 32 bytes (e.g. `openssl rand -base64 32`)")
+        return value
+
+    def key_bytes(self, key: SecretStr) -> bytes:
+        return base64.b64decode(key.get_secret_value())

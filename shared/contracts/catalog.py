@@ -1,0 +1,69 @@
+"""Which payload model each (event_type, event_version) decodes to, and the upcasters that keep old records readable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.contracts.envelope import ContractError, Envelope, EventPayload, summarise_validation_error
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class UnknownEvent(ContractError):
+    """An event type this consumer has no contract for."""
+
+
+class EventCatalog:
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, int], type[EventPayload]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    def register(self, model: type[EventPayload]) -> type[EventPayload]:
+        key = (model.event_type, model.event_version)
+        if key in self._models:
+            raise ValueError(f"{key} is registered twice")
+        self._models[key] = model
+        return model
+
+    def upcaster(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        """Register a function turning a version-n payload into version n+1."""
+
+        def decorate(fn: Upcaster) -> Upcaster:
+            self._upcasters[(event_type, from_version)] = fn
+            return fn
+
+        return decorate
+
+    def latest_version(self, event_type: str) -> int:
+        versions = [v for (t, v) in self._models if t == event_type]
+        if not versions:
+            raise UnknownEvent(f"unknown event type {event_type!r}")
+        return max(versions)
+
+    def models(self) -> list[type[EventPayload]]:
+        return [self._models[k] for k in sorted(self._models)]
+
+    def decode(self, envelope: Envelope) -> EventPayload:
+        """The payload as the newest model of its type, upcasting older versions step by step."""
+        event_type, version, data = envelope.event_type, envelope.event_version, envelope.payload
+        latest = self.latest_version(event_type)
+        if version > latest:
+            raise UnknownEvent(f"{event_type} v{version} is newer than this consumer knows (v{latest})")
+        while version < latest:
+            step = self._upcasters.get((event_type, version))
+            if step is None:
+                raise UnknownEvent(f"no upcaster from {event_type} v{version}")
+            data, version = step(dict(data)), version + 1
+        model = self._models.get((event_type, version))
+        if model is None:
+            raise UnknownEvent(f"unknown event {event_type} v{version}")
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise ContractError(f"{event_type} v{version} payload invalid: {summarise_validation_error(exc)}") from exc
+
+
+CATALOG = EventCatalog()

@@ -1,0 +1,104 @@
+"""The one envelope every Berdaya event travels in, and the base of every payload."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Money is integer rupiah on the wire: strict, so 5e6 or "5000000" is refused rather than guessed at.
+Rupiah = Annotated[int, Field(ge=0, strict=True)]
+
+
+class ContractError(ValueError):
+    """A record that is not a valid Berdaya event; it belongs in a dead-letter topic, not a retry loop."""
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+class EventPayload(BaseModel):
+    """Base of every payload: frozen, and tolerant of fields added later (adding an optional field is compatible)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_type: ClassVar[str]
+    event_version: ClassVar[int]
+    aggregate_type: ClassVar[str]
+
+    def aggregate_key(self) -> str:
+        """The aggregate id this payload belongs to; it is also the Kafka key."""
+        raise NotImplementedError
+
+
+class Envelope(BaseModel):
+    """What is on the wire: metadata for routing, tracing and idempotence, and the payload as JSON."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID = Field(description="Unique per event; consumers deduplicate on it.")
+    event_type: str = Field(min_length=1, description="e.g. BusinessRegistered")
+    event_version: int = Field(ge=1, description="Version of the payload schema for this event_type.")
+    aggregate_type: str = Field(min_length=1, description="e.g. business")
+    aggregate_id: str = Field(min_length=1, description="Also the Kafka key, so one aggregate's events stay in order.")
+    occurred_at: AwareDatetime = Field(description="When the change happened, in UTC.")
+    correlation_id: uuid.UUID = Field(description="The request or import that started this chain of events.")
+    causation_id: uuid.UUID | None = Field(default=None, description="The event that caused this one, if any.")
+    producer: str = Field(min_length=1, description="The service that wrote the event.")
+    payload: dict[str, Any]
+
+    _normalise_time = field_validator("occurred_at")(_utc)
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> Envelope:
+        if raw is None:
+            raise ContractError("record has no value")
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise ContractError(f"not a Berdaya envelope: {summarise_validation_error(exc)}") from exc
+
+
+def summarise_validation_error(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()[:5]
+    )
+
+
+def new_envelope(
+    payload: EventPayload,
+    *,
+    producer: str,
+    correlation_id: uuid.UUID,
+    causation_id: uuid.UUID | None = None,
+    occurred_at: datetime | None = None,
+    event_id: uuid.UUID | None = None,
+) -> Envelope:
+    return Envelope(
+        event_id=event_id or uuid.uuid4(),
+        event_type=payload.event_type,
+        event_version=payload.event_version,
+        aggregate_type=payload.aggregate_type,
+        aggregate_id=payload.aggregate_key(),
+        occurred_at=occurred_at or datetime.now(UTC),
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        producer=producer,
+        payload=payload.model_dump(mode="json"),
+    )
+
+
+def event_headers(event_type: str, event_version: int, event_id: uuid.UUID | str) -> list[tuple[str, bytes]]:
+    """Kafka headers that let a consumer route or filter without parsing the value."""
+    return [
+        ("event_type", event_type.encode()),
+        ("event_version", str(event_version).encode()),
+        ("event_id", str(event_id).encode()),
+        ("content-type", b"application/json"),
+    ]

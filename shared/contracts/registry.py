@@ -1,0 +1,131 @@
+"""Events of a registered business, published by the registry on `registry.business.v1` (key = business id).
+
+They carry what downstream services need (region, KBLI, scale, derived youth/women flags, NIB status,
+a contact phone for the notifier) and never the owner's NIK.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, Field
+
+from shared.contracts.catalog import CATALOG
+from shared.contracts.envelope import EventPayload, Rupiah
+
+Scale = Literal["micro", "small", "medium"]
+ScaleBasis = Literal["capital", "annual_sales"]
+NibStatus = Literal["none", "applied", "issued", "rejected"]
+BusinessStatus = Literal["active", "closed"]
+
+NIB_PATTERN = r"^\d{13}$"
+KBLI_PATTERN = r"^\d{5}$"
+E164_ID_MOBILE = r"^\+628\d{8,11}$"
+
+
+class BusinessEvent(EventPayload):
+    aggregate_type: ClassVar[str] = "business"
+
+    business_id: uuid.UUID
+    business_version: int = Field(ge=1, description="Increases by one with every change of the business.")
+
+    def aggregate_key(self) -> str:
+        return str(self.business_id)
+
+
+class BusinessSnapshot(BusinessEvent):
+    """The whole public state of a business, so a consumer's view can be rebuilt from any one event."""
+
+    business_name: str
+    kbli_code: str = Field(pattern=KBLI_PATTERN)
+    kbli_version: Literal[2020, 2025]
+    kecamatan: str
+    kecamatan_code: str = Field(description="Kemendagri code, e.g. 53.71.04 (Oebobo)")
+    kecamatan_bps: str = Field(description="BPS statistical code, e.g. 5371030 (Oebobo)")
+    kelurahan: str
+    kelurahan_code: str = Field(description="Kemendagri code, e.g. 53.71.04.1001")
+    scale: Scale
+    scale_basis: ScaleBasis
+    capital_rupiah: Rupiah | None = None
+    annual_sales_rupiah: Rupiah | None = None
+    youth_owned: bool = Field(description="Owner within the youth age range when the event occurred.")
+    youth_until: date | None = Field(
+        default=None, description="Last day the owner is within the youth range; lets consumers age the flag."
+    )
+    women_owned: bool
+    nib_status: NibStatus
+    nib: str | None = Field(default=None, pattern=NIB_PATTERN)
+    contact_phone: str = Field(pattern=E164_ID_MOBILE, description="Owner's mobile, for the notifier only.")
+    status: BusinessStatus
+    registered_at: AwareDatetime
+
+
+@CATALOG.register
+class BusinessRegistered(BusinessSnapshot):
+    event_type: ClassVar[str] = "BusinessRegistered"
+    event_version: ClassVar[int] = 1
+
+    source: Literal["officer", "import"]
+
+
+@CATALOG.register
+class BusinessUpdated(BusinessSnapshot):
+    event_type: ClassVar[str] = "BusinessUpdated"
+    event_version: ClassVar[int] = 1
+
+    changed_fields: tuple[str, ...]
+
+
+@CATALOG.register
+class NIBApplied(BusinessEvent):
+    event_type: ClassVar[str] = "NIBApplied"
+    event_version: ClassVar[int] = 1
+
+    application_id: uuid.UUID
+    applied_at: AwareDatetime
+    kecamatan_code: str
+
+
+@CATALOG.register
+class NIBIssued(BusinessEvent):
+    event_type: ClassVar[str] = "NIBIssued"
+    event_version: ClassVar[int] = 1
+
+    application_id: uuid.UUID | None
+    nib: str = Field(pattern=NIB_PATTERN)
+    issued_on: date
+    kecamatan_code: str
+
+
+@CATALOG.register
+class NIBRejected(BusinessEvent):
+    event_type: ClassVar[str] = "NIBRejected"
+    event_version: ClassVar[int] = 1
+
+    application_id: uuid.UUID
+    reason: str
+    kecamatan_code: str
+
+
+@CATALOG.register
+class BusinessClosed(BusinessEvent):
+    event_type: ClassVar[str] = "BusinessClosed"
+    event_version: ClassVar[int] = 1
+
+    reason: str
+    closed_at: AwareDatetime
+    kecamatan_code: str
+
+
+REGISTRY_EVENTS: tuple[type[BusinessEvent], ...] = (
+    BusinessRegistered,
+    BusinessUpdated,
+    NIBApplied,
+    NIBIssued,
+    NIBRejected,
+    BusinessClosed,
+)
+
+

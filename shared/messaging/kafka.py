@@ -1,0 +1,88 @@
+"""Kafka clients with the safety settings Berdaya relies on, and topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaClient, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+def safe_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+    """acks=all with idempotence: a broker retry never duplicates or reorders within one producer session.
+
+    aiokafka defaults to enable_idempotence=False, so it is set here on purpose.
+    """
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30_000,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    retention_days: int | None = None
+
+    def configs(self) -> dict[str, str]:
+        configs = {}
+        if self.replication_factor >= 3:
+            # With three copies, a write needs two of them: one broker may fail without losing acked events.
+            configs["min.insync.replicas"] = "2"
+        if self.retention_days is not None:
+            configs["retention.ms"] = str(self.retention_days * 24 * 3600 * 1000)
+        return configs
+
+
+def with_dead_letters(topics: list[str], partitions: int, replication_factor: int) -> list[TopicSpec]:
+    """Each topic and its `.dlq`; dead letters are kept longer so someone can look at them."""
+    specs = []
+    for name in topics:
+        specs.append(TopicSpec(name, partitions, replication_factor))
+        specs.append(TopicSpec(f"{name}.dlq", 1, replication_factor, retention_days=30))
+    return specs
+
+
+async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="berdaya-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if not missing:
+            return
+        response = await admin.create_topics(
+            [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.configs()) for s in missing]
+        )
+        for topic, code, *rest in response.topic_errors:
+            # Another service instance may have created the topic first; that is fine.
+            if code not in (0, TopicAlreadyExistsError.errno):
+                message = rest[0] if rest else ""
+                raise RuntimeError(f"could not create topic {topic}: error {code} {message}")
+        log.info("created topics %s", ", ".join(s.name for s in missing))
+    finally:
+        await admin.close()
+
+
+async def kafka_reachable(bootstrap_servers: str, timeout: float = 3.0) -> str | None:
+    """None when a broker answers a metadata request, else why not (for /ready)."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout=timeout)
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported as text
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await client.close()

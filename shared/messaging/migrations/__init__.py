@@ -1,0 +1,1 @@
+"""Schema of the outbox and inbox tables, applied in every service's database."""

@@ -1,0 +1,1 @@
+"""Reference data every service validates against: Kota Kupang's wilayah and KBLI codes."""

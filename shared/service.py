@@ -1,0 +1,195 @@
+"""The lifecycle every service shares: pool, migrations, topics, outbox relay, consumers, and the FastAPI app around them.
+
+A service's own bootstrap.py is its composition root; it hands this module its migrations, topics,
+routes and consumers, and gets back an ASGI app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import asyncpg
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.site import get_asyncapi_html
+from prometheus_client import CollectorRegistry
+from pydantic import create_model
+
+from shared.auth import TokenService
+from shared.contracts.catalog import CATALOG
+from shared.contracts.envelope import Envelope
+from shared.contracts.topics import topic_for
+from shared.db import Migration, create_pool, load_migrations, migrate
+from shared.messaging.consumer import EventConsumer, KafkaDeadLetters
+from shared.messaging.kafka import ensure_topics, kafka_reachable, safe_producer, with_dead_letters
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.subscriptions import subscribe
+from shared.observability import MessagingMetrics, configure_logging
+from shared.settings import PlatformSettings
+from shared.web import Platform, ScrapeHook, install_error_handlers, platform_routes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The live infrastructure of one service process, handed to its routes and consumers."""
+
+    name: str
+    settings: PlatformSettings
+    pool: asyncpg.Pool
+    metrics: MessagingMetrics
+    broker: KafkaBroker
+    relay: OutboxRelay
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+ConsumerFactory = Callable[[Runtime, KafkaDeadLetters], Sequence[tuple[str, EventConsumer]]]
+
+
+def all_migrations(service_package: str, service: str) -> list[Migration]:
+    return load_migrations("shared.messaging.migrations", "messaging") + load_migrations(
+        f"{service_package}.migrations", service
+    )
+
+
+def documented_envelope(topic: str) -> type[Envelope]:
+    """An envelope model whose payload is the union of the payloads on `topic`, for the AsyncAPI document."""
+    models = [m for m in CATALOG.models() if topic_for(m.aggregate_type) == topic]
+    payload_type: Any = Union[tuple(models)] if len(models) > 1 else models[0]  # noqa: UP007
+    name = "".join(part.capitalize() for part in topic.replace(".", "_").split("_")) + "Envelope"
+    return create_model(name, __base__=Envelope, payload=(payload_type, ...))
+
+
+def new_broker(name: str, settings: PlatformSettings, registry: CollectorRegistry, produces: Sequence[str]) -> KafkaBroker:
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"berdaya-{name}",
+        acks="all",
+        enable_idempotence=True,
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=name)],
+        description=f"Berdaya {name} service",
+    )
+    for topic in produces:
+        # Publishing goes through the outbox relay; these declarations document the topic in AsyncAPI.
+        broker.publisher(
+            topic,
+            title=f"{name} -> {topic}",
+            description=f"Events published by {name} through its transactional outbox; key = aggregate id.",
+            schema=documented_envelope(topic),
+        )
+    return broker
+
+
+def service_app(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    settings: PlatformSettings,
+    migrations: list[Migration],
+    produces: Sequence[str],
+    consumes: Sequence[str] = (),
+    routers: Sequence[APIRouter] = (),
+    consumers: ConsumerFactory | None = None,
+    scrape_hooks: Callable[[Runtime], list[ScrapeHook]] = lambda _: [],
+    on_start: Callable[[Runtime, FastAPI], None] = lambda *_: None,
+) -> FastAPI:
+    configure_logging(name, settings.log_level)
+    registry = CollectorRegistry()
+    broker = new_broker(name, settings, registry, produces)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url, max_size=settings.db_pool_size)
+        stop = asyncio.Event()
+        dlq_producer = None
+        relay_task = None
+        try:
+            async with pool.acquire() as conn:
+                applied = await migrate(conn, migrations)
+            if applied:
+                log.info("applied migrations %s", ", ".join(f"{m.namespace}/{m.version:03d}" for m in applied))
+            await ensure_topics(
+                settings.kafka_bootstrap_servers,
+                with_dead_letters(
+                    sorted(set(produces) | set(consumes)), settings.topic_partitions, settings.topic_replication_factor
+                ),
+            )
+            metrics = MessagingMetrics(registry)
+            relay = OutboxRelay(
+                pool=pool,
+                dsn=settings.database_url,
+                producer_factory=lambda: safe_producer(settings.kafka_bootstrap_servers, f"berdaya-{name}-relay"),
+                metrics=metrics,
+                batch_size=settings.relay_batch_size,
+                idle_wait=settings.relay_idle_wait_seconds,
+            )
+            runtime = Runtime(name, settings, pool, metrics, broker, relay)
+            app.state.runtime = runtime
+            app.state.platform.readiness.update(
+                database=lambda: _database_ok(pool),
+                kafka=lambda: kafka_reachable(settings.kafka_bootstrap_servers),
+            )
+            app.state.platform.scrape_hooks.extend([relay.refresh_backlog, *scrape_hooks(runtime)])
+            on_start(runtime, app)
+            relay_task = asyncio.create_task(relay.run(stop), name=f"{name}-outbox-relay")
+            if consumers is not None:
+                dlq_producer = safe_producer(settings.kafka_bootstrap_servers, f"berdaya-{name}-dlq")
+                await dlq_producer.start()
+                for topic, consumer in consumers(runtime, KafkaDeadLetters(dlq_producer)):
+                    subscribe(broker, consumer, topic, metrics)
+                await broker.start()
+            log.info("%s ready on http://%s:%d", name, settings.http_host, settings.http_port)
+            yield
+        finally:
+            stop.set()
+            if consumers is not None:
+                await broker.stop()
+            if relay_task is not None:
+                await relay_task
+            if dlq_producer is not None:
+                await dlq_producer.stop()
+            await pool.close()
+
+    app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
+    app.state.platform = Platform(tokens=TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer), metrics=registry)
+    install_error_handlers(app)
+    app.include_router(platform_routes())
+    app.include_router(asyncapi_routes(name, broker))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def asyncapi_routes(name: str, broker: KafkaBroker) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    def document() -> Any:
+        return AsyncAPI(broker, title=f"Berdaya {name} events", version="1.0").to_specification()
+
+    @router.get("/asyncapi.json", summary="AsyncAPI 3.0 document of the topics this service publishes and consumes")
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(document().to_jsonable())
+
+    @router.get("/asyncapi", response_class=HTMLResponse, include_in_schema=False)
+    async def asyncapi_html() -> HTMLResponse:
+        return HTMLResponse(get_asyncapi_html(document(), try_it_out_path=None))
+
+    return router
+
+
+async def _database_ok(pool: asyncpg.Pool) -> str | None:
+    try:
+        await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout=3)
+        return None
+    except Exception as exc:  # noqa: BLE001 - reported as text by /ready
+        return f"{type(exc).__name__}: {exc}"
