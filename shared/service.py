@@ -76,6 +76,8 @@ def new_broker(name: str, settings: PlatformSettings, registry: CollectorRegistr
         acks="all",
         enable_idempotence=True,
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=name)],
+        # Per-message "Received/Processed" lines would drown the log at import volumes; metrics count them.
+        log_level=logging.DEBUG,
         description=f"Berdaya {name} service",
     )
     for topic in produces:

@@ -1,0 +1,1 @@
+"""The notifier service: turns events an owner should hear of into one message each, in Bahasa Indonesia."""

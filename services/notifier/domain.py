@@ -1,0 +1,88 @@
+"""What the notifier says to owners and when, with no I/O: message texts in Bahasa Indonesia, times in WITA."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from shared.reference.wita import WITA
+
+BULAN = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
+         "November", "Desember")  # fmt: skip
+
+
+def tanggal(day: date) -> str:
+    """17 Agustus 2026."""
+    return f"{day.day} {BULAN[day.month - 1]} {day.year}"
+
+
+def waktu_wita(moment: datetime) -> str:
+    """23 November 2026 pukul 19.36 WITA: Indonesian style, in Kupang's time."""
+    local = moment.astimezone(WITA)
+    return f"{tanggal(local.date())} pukul {local:%H.%M} WITA"
+
+
+def nomor_registrasi(business_id: uuid.UUID) -> str:
+    """A short reference an owner can read out on the phone."""
+    return business_id.hex[:8].upper()
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    business_id: uuid.UUID
+    business_version: int
+    business_name: str
+    phone: str
+    kecamatan: str
+    kelurahan: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: uuid.UUID
+    event_id: uuid.UUID
+    business_id: uuid.UUID
+    template: str
+    channel: str
+    recipient_phone: str
+    body: str
+    created_at: datetime
+
+
+def welcome_text(contact: Contact, registered_at: datetime, nib_status: str, nib: str | None) -> str:
+    lines = [
+        f"Selamat datang di program UMKM Berdaya Kota Kupang! Usaha Anda, {contact.business_name}, "
+        f"sudah terdaftar pada {waktu_wita(registered_at)} di Kelurahan {contact.kelurahan}, "
+        f"Kecamatan {contact.kecamatan}. Nomor registrasi: {nomor_registrasi(contact.business_id)}.",
+    ]
+    if nib_status == "issued" and nib:
+        lines.append(f"NIB usaha Anda ({nib}) sudah tercatat.")
+    else:
+        lines.append(
+            "Usaha Anda belum tercatat memiliki NIB (Nomor Induk Berusaha). Petugas pendamping akan membantu "
+            "pengurusannya melalui OSS tanpa biaya."
+        )
+    lines.append("Informasi pelatihan dan bantuan modal akan kami kirim lewat nomor ini.")
+    return " ".join(lines)
+
+
+def nib_issued_text(contact: Contact, nib: str, issued_on: date) -> str:
+    return (
+        f"Selamat! NIB untuk usaha {contact.business_name} telah terbit pada {tanggal(issued_on)}: {nib}. "
+        "Simpan nomor ini: NIB diperlukan untuk sertifikasi halal gratis (SEHATI), KUR, dan program bantuan usaha."
+    )
+
+
+def nib_rejected_text(contact: Contact, reason: str) -> str:
+    return (
+        f"Pengajuan NIB untuk usaha {contact.business_name} belum berhasil. Alasan: {reason}. "
+        "Silakan hubungi petugas pendamping UMKM di kelurahan Anda untuk memperbaikinya."
+    )
+
+
+def compose(
+    template: str, body: str, contact: Contact, event_id: uuid.UUID, message_id: uuid.UUID, now: datetime
+) -> Message:
+    return Message(message_id, event_id, contact.business_id, template, "whatsapp", contact.phone, body, now)

@@ -1,0 +1,48 @@
+"""The notifier's Kafka side: which events it consumes and the handler each goes to, inside the inbox transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from services.notifier import handlers
+from services.notifier.handlers import Deps
+from services.notifier.store import PgNotifierStore
+from shared.contracts import Envelope, EventPayload
+from shared.contracts.topics import REGISTRY_BUSINESS
+from shared.messaging.consumer import DeadLetters, EventConsumer
+from shared.observability import MessagingMetrics
+
+CONSUMER = "notifier"
+
+_ROUTES: dict[str, Callable[..., Awaitable[None]]] = {
+    "BusinessRegistered": handlers.welcome,
+    "BusinessUpdated": handlers.keep_contact,
+    "NIBIssued": handlers.nib_issued,
+    "NIBRejected": handlers.nib_rejected,
+    "BusinessClosed": handlers.business_closed,
+}
+
+
+def _bind(handler: Callable[..., Awaitable[None]], deps: Deps) -> Callable[[asyncpg.Connection, Envelope, EventPayload], Awaitable[None]]:
+    async def apply(conn: asyncpg.Connection, envelope: Envelope, payload: Any) -> None:
+        await handler(envelope, payload, PgNotifierStore(conn), deps)
+
+    return apply
+
+
+def consumers(
+    pool: asyncpg.Pool, dead_letters: DeadLetters, metrics: MessagingMetrics, deps: Deps, *, max_attempts: int, backoff: float
+) -> Sequence[tuple[str, EventConsumer]]:
+    consumer = EventConsumer(
+        name=CONSUMER,
+        pool=pool,
+        handlers={event_type: _bind(h, deps) for event_type, h in _ROUTES.items()},
+        dead_letters=dead_letters,
+        metrics=metrics,
+        max_attempts=max_attempts,
+        retry_backoff=backoff,
+    )
+    return [(REGISTRY_BUSINESS, consumer)]
