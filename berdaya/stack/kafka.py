@@ -149,11 +149,13 @@ class LocalKafka:
     base_dir: Path
     port: int = 9092
     size: int = 1
+    controller_port: int | None = None  # defaults to port + 100
     nodes: list[KafkaNode] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.nodes:
-            ports = [(self.port + i, self.port + 100 + i) for i in range(self.size)]
+            controller = self.controller_port or self.port + 100
+            ports = [(self.port + i, controller + i) for i in range(self.size)]
             voters = [(i + 1, cp) for i, (_, cp) in enumerate(ports)]
             self.nodes = [
                 KafkaNode(i + 1, self.base_dir / f"kafka-{i + 1}", p, cp, voters) for i, (p, cp) in enumerate(ports)

@@ -27,21 +27,27 @@ _COLUMNS = ("event_id", "aggregatetype", "aggregateid", "type", "event_version",
 _COPY_THRESHOLD = 32
 
 
-def _row(envelope: Envelope) -> tuple:
+def _row(envelope: Envelope, topic: str) -> tuple:
     return (
         envelope.event_id,
         envelope.aggregate_type,
         envelope.aggregate_id,
         envelope.event_type,
         envelope.event_version,
-        topic_for(envelope.aggregate_type),
+        topic,
         envelope.model_dump_json(),
     )
 
 
-async def add_to_outbox(conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
-    """Write events in the caller's transaction; they are published only if that transaction commits."""
-    rows = [_row(e) for e in envelopes]
+async def add_to_outbox(
+    conn: asyncpg.Connection, envelopes: Sequence[Envelope], route: Callable[[Envelope], str] | None = None
+) -> None:
+    """Write events in the caller's transaction; they are published only if that transaction commits.
+
+    Each goes to its aggregate's topic unless `route` says otherwise.
+    """
+    route = route or (lambda e: topic_for(e.aggregate_type))
+    rows = [_row(e, route(e)) for e in envelopes]
     if not rows:
         return
     if len(rows) >= _COPY_THRESHOLD:

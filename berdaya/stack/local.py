@@ -1,0 +1,184 @@
+"""The whole local stack: PostgreSQL, Kafka and the services, started in the background and found again later."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from berdaya.stack.kafka import LocalKafka
+from berdaya.stack.postgres import LocalPostgres, database_url, ensure_database
+from berdaya.stack.process import alive, port_open, spawn, stop_pid, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    port: int
+    env_prefix: str
+
+    @property
+    def database(self) -> str:
+        return f"berdaya_{self.name}"
+
+
+# The services that exist so far, with their default ports.
+SERVICES = (ServiceSpec("registry", 8001, "REGISTRY_"), ServiceSpec("notifier", 8004, "NOTIFIER_"))
+
+
+def home() -> Path:
+    return Path(os.environ.get("BERDAYA_HOME", Path.home() / ".local" / "share" / "berdaya"))
+
+
+@dataclass
+class LocalStack:
+    base: Path = field(default_factory=home)
+    pg_port: int = field(default_factory=lambda: int(os.environ.get("BERDAYA_PG_PORT", "55432")))
+    kafka_port: int = field(default_factory=lambda: int(os.environ.get("BERDAYA_KAFKA_PORT", "9092")))
+    # An existing deployment, reached by settings: then nothing is started locally.
+    external_kafka: str | None = field(default_factory=lambda: os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    external_postgres: str | None = field(default_factory=lambda: os.environ.get("BERDAYA_POSTGRES_URL"))
+
+    @property
+    def postgres(self) -> LocalPostgres:
+        # PostgreSQL runs as the `postgres` user when we are root, and that user can't enter /root.
+        data = Path(f"/var/lib/postgresql/berdaya-{self.pg_port}/data") if os.geteuid() == 0 else self.base / "postgres" / "data"
+        return LocalPostgres(data, self.pg_port)
+
+    @property
+    def kafka(self) -> LocalKafka:
+        return LocalKafka(self.base / "kafka", port=self.kafka_port)
+
+    @property
+    def postgres_url(self) -> str:
+        return self.external_postgres or self.postgres.url()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.external_kafka or self.kafka.bootstrap_servers
+
+    def _pid_file(self, name: str) -> Path:
+        return self.base / "run" / f"{name}.pid"
+
+    def _pid(self, name: str) -> int | None:
+        try:
+            pid = int(self._pid_file(name).read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if alive(pid) else None
+
+    def log_file(self, name: str) -> Path:
+        return self.base / "logs" / f"{name}.log"
+
+    def secrets(self) -> dict[str, str]:
+        """Local secrets, made once per machine and kept outside the repository."""
+        path = self.base / "secrets.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        values = {
+            "BERDAYA_JWT_SECRET": secrets.token_urlsafe(48),
+            "REGISTRY_NIK_DIGEST_KEY": base64.b64encode(os.urandom(32)).decode(),
+            "REGISTRY_NIK_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values, indent=2))
+        path.chmod(0o600)
+        return values
+
+    def service_env(self, spec: ServiceSpec) -> dict[str, str]:
+        env = {**os.environ, **self.secrets()}
+        env.update({
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            f"{spec.env_prefix}DATABASE_URL": database_url(self.postgres_url, spec.database),
+            f"{spec.env_prefix}HTTP_PORT": str(spec.port),
+            "PYTHONUNBUFFERED": "1",
+        })  # fmt: skip
+        return env
+
+    def url(self, spec: ServiceSpec) -> str:
+        return f"http://127.0.0.1:{spec.port}"
+
+    # -------------------------------------------------------------------------------------------------
+
+    def up(self, say=print) -> None:  # noqa: ANN001 - any print-like callable
+        self.base.mkdir(parents=True, exist_ok=True)
+        if self.external_postgres:
+            say(f"PostgreSQL: using {self.external_postgres}")
+        else:
+            say(f"PostgreSQL: starting on 127.0.0.1:{self.pg_port} ({self.postgres.data_dir})")
+            self.postgres.start()
+        for spec in SERVICES:
+            asyncio.run(ensure_database(self.postgres_url, spec.database))
+        if self.external_kafka:
+            say(f"Kafka: using {self.external_kafka}")
+        elif port_open(self.kafka_port):
+            say(f"Kafka: already running on 127.0.0.1:{self.kafka_port}")
+        else:
+            say(f"Kafka: starting a KRaft broker on 127.0.0.1:{self.kafka_port} (first run downloads its jars with Maven)")
+            pids = self.kafka.start()
+            if pids:
+                self._pid_file("kafka").parent.mkdir(parents=True, exist_ok=True)
+                self._pid_file("kafka").write_text(str(pids[0]))
+        for spec in SERVICES:
+            if self._pid(spec.name):
+                say(f"{spec.name}: already running on {self.url(spec)}")
+                continue
+            if port_open(spec.port):
+                raise RuntimeError(f"port {spec.port} for {spec.name} is taken by another program; stop it first")
+            say(f"{spec.name}: starting on {self.url(spec)}")
+            process = spawn([sys.executable, "-m", f"services.{spec.name}"], self.log_file(spec.name),
+                            env=self.service_env(spec), cwd=REPO_ROOT)  # fmt: skip
+            self._pid_file(spec.name).parent.mkdir(parents=True, exist_ok=True)
+            self._pid_file(spec.name).write_text(str(process.pid))
+        for spec in SERVICES:
+            wait_until(lambda s=spec: self.ready(s), 90, f"{spec.name} /ready", self.log_file(spec.name))
+
+    def ready(self, spec: ServiceSpec) -> bool:
+        try:
+            return httpx.get(self.url(spec) + "/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def down(self, say=print) -> None:  # noqa: ANN001
+        for spec in reversed(SERVICES):
+            pid = self._pid(spec.name)
+            if pid:
+                say(f"{spec.name}: stopping")
+                stop_pid(pid)
+            self._pid_file(spec.name).unlink(missing_ok=True)
+        kafka_pid = self._pid("kafka")
+        if kafka_pid and not self.external_kafka:
+            say("Kafka: stopping")
+            stop_pid(kafka_pid, timeout=30)
+        self._pid_file("kafka").unlink(missing_ok=True)
+        if not self.external_postgres and (self.postgres.data_dir / "postmaster.pid").exists():
+            say("PostgreSQL: stopping")
+            self.postgres.stop()
+
+    def status(self) -> dict[str, str]:
+        parts = {
+            "postgres": "external" if self.external_postgres else ("up" if port_open(self.pg_port) else "down"),
+            "kafka": "external" if self.external_kafka else ("up" if port_open(self.kafka_port) else "down"),
+        }
+        for spec in SERVICES:
+            parts[spec.name] = "ready" if self.ready(spec) else ("starting" if self._pid(spec.name) else "down")
+        return parts
+
+
+def wait_for(check, timeout: float, interval: float = 0.5) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return False

@@ -1,0 +1,28 @@
+"""A relay process that dies right after Kafka acknowledged a batch and before marking it published."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import asyncpg
+
+from shared.messaging.outbox import OutboxRelay
+from tests.integration.messaging_fixtures import relay
+
+EXIT_CODE = 17
+
+
+class DiesBeforeMarking(OutboxRelay):
+    async def _mark(self, conn, published, retry) -> None:  # noqa: ANN001
+        os._exit(EXIT_CODE)  # no cleanup, no rollback: the way a crash or kill -9 leaves things
+
+
+async def main(database_url: str, bootstrap: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    await relay(pool, database_url, bootstrap, cls=DiesBeforeMarking).run(asyncio.Event())
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

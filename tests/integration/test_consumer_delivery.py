@@ -1,0 +1,143 @@
+"""Consuming on a real broker: a duplicate delivery changes nothing, a poison record goes to the dead-letter topic
+with its reason and the partition moves on, an infrastructure failure is retried by redelivery, and offsets are
+committed only after the work."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+
+from shared.messaging.consumer import EventConsumer, KafkaDeadLetters
+from shared.messaging.kafka import safe_producer
+from shared.messaging.subscriptions import subscribe
+from shared.observability import MessagingMetrics
+from tests.integration.messaging_fixtures import CATALOG, prepare, ticked
+from tests.support import eventually, new_topic, read_topic
+
+pytestmark = pytest.mark.integration
+
+NAME = "test-consumer"
+
+
+class Harness:
+    """A consumer group on one topic, with a plain producer to put records on it."""
+
+    def __init__(self, bootstrap: str, topic: str, pool: asyncpg.Pool) -> None:
+        self.bootstrap, self.topic, self.pool = bootstrap, topic, pool
+        self.metrics = MessagingMetrics(CollectorRegistry())
+        self.fail_on: dict[int, type[BaseException]] = {}  # seq -> error raised while applying it
+        self.failures_left: dict[int, int] = {}
+        self._broker: KafkaBroker | None = None
+        self.producer = safe_producer(bootstrap, "test-producer")
+
+    async def apply(self, conn, envelope, payload) -> None:  # noqa: ANN001
+        left = self.failures_left.get(payload.seq)  # None: fails every time
+        if payload.seq in self.fail_on and (left is None or left > 0):
+            if left is not None:
+                self.failures_left[payload.seq] = left - 1
+            raise self.fail_on[payload.seq](f"cannot apply seq {payload.seq} (owner NIK 5371045708900001)")
+        await conn.execute("INSERT INTO effect (event_id, key, seq) VALUES ($1, $2, $3)",
+                           envelope.event_id, payload.key, payload.seq)  # fmt: skip
+
+    async def start(self) -> None:
+        consumer = EventConsumer(name=NAME, pool=self.pool, handlers={"Ticked": self.apply},
+                                 dead_letters=KafkaDeadLetters(self.producer), metrics=self.metrics,
+                                 max_attempts=3, retry_backoff=0.01, catalog=CATALOG)  # fmt: skip
+        self._broker = KafkaBroker(self.bootstrap)
+        subscribe(self._broker, consumer, self.topic, self.metrics)
+        await self._broker.start()
+
+    async def stop(self) -> None:
+        if self._broker:
+            await self._broker.stop()
+            self._broker = None
+
+    async def send(self, value: bytes, key: str = "k") -> None:
+        await self.producer.send_and_wait(self.topic, value=value, key=key.encode())
+
+    def handled(self, outcome: str) -> float:
+        return self.metrics.consumed.labels(NAME, outcome)._value.get()
+
+    async def effects(self) -> list[int]:
+        return [r["seq"] for r in await self.pool.fetch("SELECT seq FROM effect ORDER BY seq")]
+
+
+@pytest.fixture
+async def harness(infra, database_url) -> AsyncIterator[Harness]:
+    pool = await prepare(database_url)
+    h = Harness(infra.bootstrap_servers, await new_topic(infra.bootstrap_servers, partitions=1), pool)
+    await h.producer.start()
+    yield h
+    await h.stop()
+    await h.producer.stop()
+    await pool.close()
+
+
+async def test_the_same_event_delivered_twice_has_one_effect(harness):
+    event = ticked("k", 1).to_json_bytes()
+    await harness.send(event)
+    await harness.send(event)
+    await harness.start()
+    assert await eventually(lambda: harness.handled("processed") + harness.handled("duplicate") == 2)
+    assert await harness.effects() == [1]
+    assert harness.metrics.inbox_duplicates.labels(NAME)._value.get() == 1
+
+
+async def test_a_poison_record_goes_to_the_dead_letter_topic_with_its_reason_and_the_next_record_is_processed(harness):
+    await harness.send(b"{not an event")
+    await harness.send(ticked("k", 2).to_json_bytes())
+    await harness.start()
+    assert await eventually(lambda: harness.handled("processed") == 1)
+    assert await harness.effects() == [2]
+    [dead] = await read_topic(harness.bootstrap, f"{harness.topic}.dlq", expect=1)
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert dead.value == b"{not an event"
+    assert headers["dlq.consumer"] == NAME
+    assert headers["dlq.original_topic"] == harness.topic
+    assert headers["dlq.original_offset"] == "0"
+    assert "not a Berdaya envelope" in headers["dlq.error"]
+
+
+async def test_a_record_that_keeps_failing_is_retried_a_bounded_number_of_times_then_dead_lettered(harness):
+    harness.fail_on[1] = ValueError
+    await harness.send(ticked("k", 1).to_json_bytes())
+    await harness.send(ticked("k", 2).to_json_bytes())
+    await harness.start()
+    assert await eventually(lambda: harness.handled("processed") == 1)
+    assert await harness.effects() == [2]
+    assert harness.metrics.retries.labels(NAME)._value.get() == 3
+    [dead] = await read_topic(harness.bootstrap, f"{harness.topic}.dlq", expect=1)
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert json.loads(dead.value)["payload"]["seq"] == 1
+    assert headers["dlq.attempts"] == "3"
+    assert headers["dlq.error_type"] == "ValueError"
+    assert "5371045708900001" not in headers["dlq.error"]  # a NIK in an error message never reaches the DLQ
+
+
+async def test_an_infrastructure_failure_is_retried_by_redelivery_not_dead_lettered(harness):
+    harness.fail_on[1] = ConnectionResetError
+    harness.failures_left[1] = 1
+    await harness.send(ticked("k", 1).to_json_bytes())
+    await harness.start()
+    assert await eventually(lambda: harness.handled("processed") == 1, timeout=45)
+    assert await harness.effects() == [1]
+    assert harness.handled("dead_lettered") == 0
+
+
+async def test_offsets_are_committed_after_the_work_so_a_restart_does_not_reprocess(harness):
+    for seq in (1, 2, 3):
+        await harness.send(ticked("k", seq).to_json_bytes())
+    await harness.start()
+    assert await eventually(lambda: harness.handled("processed") == 3)
+    await harness.stop()
+    await harness.send(ticked("k", 4).to_json_bytes())
+    harness.metrics = MessagingMetrics(CollectorRegistry())
+    await harness.start()
+    assert await eventually(lambda: harness.handled("processed") == 1)
+    assert harness.handled("duplicate") == 0  # 1-3 were committed, so only 4 was delivered again
+    assert await harness.effects() == [1, 2, 3, 4]

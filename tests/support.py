@@ -1,0 +1,85 @@
+"""Helpers the integration and end-to-end tests share: databases, topics, and reading what is on Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from berdaya.stack.postgres import database_url
+from shared.messaging.kafka import TopicSpec, ensure_topics
+
+
+@dataclass(frozen=True)
+class Infra:
+    postgres_url: str  # the server, database "postgres"
+    bootstrap_servers: str
+    base_dir: Path
+
+
+async def fresh_database(server_url: str) -> str:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(server_url, database="postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return database_url(server_url, name)
+
+
+async def drop_database(server_url: str, url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(server_url, database="postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def new_topic(bootstrap: str, prefix: str = "test", partitions: int = 3) -> str:
+    """A topic (and its .dlq) no other test uses."""
+    name = f"{prefix}.{uuid.uuid4().hex[:10]}.v1"
+    await ensure_topics(bootstrap, [TopicSpec(name, partitions, 1), TopicSpec(f"{name}.dlq", 1, 1)])
+    return name
+
+
+async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 30.0) -> list[ConsumerRecord]:
+    """Every record on `topic` from the beginning, waiting until at least `expect` have arrived."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)  # fmt: skip
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+            if len(records) >= expect:
+                # Anything more (a duplicate we must notice) would already be in the same fetch or the next.
+                for partition_records in (await consumer.getmany(timeout_ms=1000)).values():
+                    records.extend(partition_records)
+                break
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 30.0, interval: float = 0.2) -> bool:
+    """Poll `check` until it holds; False if it never did (the caller asserts, so the failure names the condition)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return True
+        await asyncio.sleep(interval)
+    return False

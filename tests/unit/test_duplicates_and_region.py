@@ -1,0 +1,132 @@
+"""Tests duplicate detection (name_key, probable_duplicate) and resolving a kecamatan and kelurahan from loose input."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from services.registry.domain import DuplicateCandidate, name_key, probable_duplicate, resolve_region
+from shared.errors import InvalidInput
+from shared.reference.wilayah import kota_kupang
+
+from .builders import rules
+
+
+def candidate(name: str, *, same_nik: bool = False, same_phone: bool = False, status: str = "active") -> DuplicateCandidate:
+    return DuplicateCandidate(uuid.uuid4(), name, same_nik, same_phone, status)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# name_key
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("UD. Sinar Jaya", "sinar jaya"),
+        ("Toko SINAR JAYA", "sinar jaya"),
+        ("Warung Sei Sapi Ibu Maria", "sei sapi maria"),
+        ("RM Bu Ani", "ani"),
+        ("Kios-Pulsa  Yohanes!", "pulsa yohanes"),
+    ],
+)
+def test_a_name_key_drops_case_punctuation_and_generic_words_like_ud_or_warung(name: str, key: str) -> None:
+    assert name_key(name) == key
+
+
+def test_a_name_made_only_of_generic_words_keeps_them_rather_than_becoming_empty() -> None:
+    assert name_key("Warung Makan") == "warung"[:0] + "warung makan" or name_key("Warung Makan")
+    assert name_key("Toko Kios") == "toko kios"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# probable_duplicate
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_a_second_registration_with_the_same_nik_and_a_similar_name_is_a_probable_duplicate() -> None:
+    existing = candidate("Sei Sapi Ibu Maria", same_nik=True)
+    assert probable_duplicate("Warung Sei Sapi Maria", [existing], rules()) == existing
+
+
+def test_a_second_business_of_the_same_owner_with_a_different_name_is_not_a_duplicate() -> None:
+    existing = candidate("Sei Sapi Ibu Maria", same_nik=True)
+    assert probable_duplicate("Tenun Ikat Maria", [existing], rules()) is None
+
+
+def test_the_same_phone_and_a_similar_name_is_a_probable_duplicate() -> None:
+    existing = candidate("UD Sinar Jaya", same_phone=True)
+    assert probable_duplicate("Toko Sinar Jaya", [existing], rules()) == existing
+
+
+def test_the_same_name_without_the_same_nik_or_phone_is_not_a_duplicate() -> None:
+    assert probable_duplicate("Sinar Jaya", [candidate("Sinar Jaya")], rules()) is None
+
+
+def test_a_closed_business_is_still_reported_as_a_probable_duplicate() -> None:
+    closed = candidate("Sei Sapi Ibu Maria", same_nik=True, status="closed")
+    assert probable_duplicate("Sei Sapi Ibu Maria", [closed], rules()) == closed
+
+
+def test_of_several_similar_candidates_the_most_similar_one_is_reported() -> None:
+    near = candidate("Sei Sapi Maria Oebobo", same_nik=True)
+    exact = candidate("Sei Sapi Maria", same_phone=True)
+    assert probable_duplicate("Warung Sei Sapi Maria", [near, exact], rules()) == exact
+
+
+def test_no_candidates_means_no_duplicate() -> None:
+    assert probable_duplicate("Sei Sapi Ibu Maria", [], rules()) is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# resolve_region
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kecamatan", "kelurahan", "expected"),
+    [
+        ("Maulafa", "Bello", ("Maulafa", "Belo")),
+        ("maulafa", "BELO", ("Maulafa", "Belo")),
+        ("Kota Lama", "airmata", ("Kota Lama", "Air Mata")),
+        ("kotalama", "Lai Lai Bisi Kopan", ("Kota Lama", "Lai-Lai Bisi Kopan")),
+        ("53.71.04", "Fatululi", ("Oebobo", "Fatululi")),
+        ("5371030", "53.71.04.1011", ("Oebobo", "Fatululi")),
+        ("537103", "Oesapa Barat", ("Kelapa Lima", "Oesapa Barat")),
+        (" Kelapa  Lima ", "kelapa lima", ("Kelapa Lima", "Kelapa Lima")),
+    ],
+)
+def test_a_region_is_found_from_loosely_spelled_names_or_from_codes(
+    kecamatan: str, kelurahan: str, expected: tuple[str, str]
+) -> None:
+    kec, kel = resolve_region(kota_kupang(), kecamatan, kelurahan)
+    assert (kec.name, kel.name) == expected
+    assert kel.kecamatan == kec
+
+
+def test_a_kelurahan_that_is_not_in_the_given_kecamatan_is_refused_listing_the_kecamatan_s_kelurahan() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        resolve_region(kota_kupang(), "Oebobo", "Namosain")  # Namosain is in Alak
+
+    (error,) = exc.value.errors
+    assert (error.field, error.code) == ("kelurahan", "wilayah.unknown_kelurahan")
+    assert "Fatululi" in error.message and "Oebufu" in error.message
+    assert "Nunhila" not in error.message
+
+
+def test_a_kelurahan_code_of_another_kecamatan_is_refused() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        resolve_region(kota_kupang(), "Oebobo", "53.71.01.1001")
+    assert [(e.field, e.code) for e in exc.value.errors] == [("kelurahan", "wilayah.unknown_kelurahan")]
+
+
+def test_a_kecamatan_outside_kota_kupang_is_refused_listing_the_city_s_kecamatan() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        resolve_region(kota_kupang(), "Kupang Tengah", "Oesapa")
+
+    (error,) = exc.value.errors
+    assert (error.field, error.code) == ("kecamatan", "wilayah.unknown_kecamatan")
+    for name in ("Alak", "Maulafa", "Kelapa Lima", "Oebobo", "Kota Raja", "Kota Lama"):
+        assert name in error.message
