@@ -16,6 +16,7 @@ from typing import Any, Union
 import asyncpg
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
+from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
@@ -31,7 +32,7 @@ from shared.db import Migration, create_pool, load_migrations, migrate
 from shared.messaging.consumer import EventConsumer, KafkaDeadLetters
 from shared.messaging.kafka import ensure_topics, kafka_reachable, safe_producer, with_dead_letters
 from shared.messaging.outbox import OutboxRelay
-from shared.messaging.subscriptions import subscribe
+from shared.messaging.subscriptions import Subscription, declare
 from shared.observability import MessagingMetrics, configure_logging
 from shared.settings import PlatformSettings
 from shared.web import Platform, ScrapeHook, install_error_handlers, platform_routes
@@ -52,7 +53,8 @@ class Runtime:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-ConsumerFactory = Callable[[Runtime, KafkaDeadLetters], Sequence[tuple[str, EventConsumer]]]
+# Builds a service's consumers, by consumer name, once the pool exists.
+ConsumerFactory = Callable[[Runtime, KafkaDeadLetters], dict[str, EventConsumer]]
 
 
 def all_migrations(service_package: str, service: str) -> list[Migration]:
@@ -69,9 +71,15 @@ def documented_envelope(topic: str) -> type[Envelope]:
     return create_model(name, __base__=Envelope, payload=(payload_type, ...))
 
 
-def new_broker(name: str, settings: PlatformSettings, registry: CollectorRegistry, produces: Sequence[str]) -> KafkaBroker:
+def new_broker(
+    name: str,
+    bootstrap_servers: str,
+    registry: CollectorRegistry,
+    produces: Sequence[str],
+    subscriptions: Sequence[Subscription],
+) -> KafkaBroker:
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers,
         client_id=f"berdaya-{name}",
         acks="all",
         enable_idempotence=True,
@@ -88,7 +96,16 @@ def new_broker(name: str, settings: PlatformSettings, registry: CollectorRegistr
             description=f"Events published by {name} through its transactional outbox; key = aggregate id.",
             schema=documented_envelope(topic),
         )
+    for subscription in subscriptions:
+        declare(broker, subscription)
     return broker
+
+
+def docs_app(name: str, produces: Sequence[str], subscriptions: Sequence[Subscription]) -> FastStream:
+    """A FastStream app that only describes the service's topics: `faststream docs gen services.X.bootstrap:asyncapi`."""
+    copies = [Subscription(s.topic, s.consumer_name, s.event_types) for s in subscriptions]
+    broker = new_broker(name, "127.0.0.1:9092", CollectorRegistry(), produces, copies)
+    return FastStream(broker, specification=AsyncAPI(broker, title=f"Berdaya {name} events", version="1.0"))
 
 
 def service_app(
@@ -99,7 +116,7 @@ def service_app(
     settings: PlatformSettings,
     migrations: list[Migration],
     produces: Sequence[str],
-    consumes: Sequence[str] = (),
+    subscriptions: Sequence[Subscription] = (),
     routers: Sequence[APIRouter] = (),
     consumers: ConsumerFactory | None = None,
     scrape_hooks: Callable[[Runtime], list[ScrapeHook]] = lambda _: [],
@@ -107,7 +124,10 @@ def service_app(
 ) -> FastAPI:
     configure_logging(name, settings.log_level)
     registry = CollectorRegistry()
-    broker = new_broker(name, settings, registry, produces)
+    # Fresh copies: the same declarations may back several apps (tests build more than one per process).
+    subscriptions = [Subscription(s.topic, s.consumer_name, s.event_types) for s in subscriptions]
+    broker = new_broker(name, settings.kafka_bootstrap_servers, registry, produces, subscriptions)
+    consumes = [s.topic for s in subscriptions]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -144,17 +164,18 @@ def service_app(
             app.state.platform.scrape_hooks.extend([relay.refresh_backlog, *scrape_hooks(runtime)])
             on_start(runtime, app)
             relay_task = asyncio.create_task(relay.run(stop), name=f"{name}-outbox-relay")
-            if consumers is not None:
+            if subscriptions and consumers is not None:
                 dlq_producer = safe_producer(settings.kafka_bootstrap_servers, f"berdaya-{name}-dlq")
                 await dlq_producer.start()
-                for topic, consumer in consumers(runtime, KafkaDeadLetters(dlq_producer)):
-                    subscribe(broker, consumer, topic, metrics)
+                built = consumers(runtime, KafkaDeadLetters(dlq_producer))
+                for subscription in subscriptions:
+                    subscription.consumer, subscription.metrics = built[subscription.consumer_name], metrics
                 await broker.start()
             log.info("%s ready on http://%s:%d", name, settings.http_host, settings.http_port)
             yield
         finally:
             stop.set()
-            if consumers is not None:
+            if subscriptions and consumers is not None:
                 await broker.stop()
             if relay_task is not None:
                 await relay_task

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import asyncpg
@@ -83,3 +84,34 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float
             return True
         await asyncio.sleep(interval)
     return False
+
+
+_serials = iter(range(1, 10_000))
+
+
+def nik(birth: date, gender: str, region: str = "537104", serial: int | None = None) -> str:
+    """A structurally valid NIK: region, DDMMYY with +40 on the day for women, serial."""
+    day = birth.day + (40 if gender == "P" else 0)
+    return f"{region}{day:02d}{birth:%m%y}{serial or next(_serials):04d}"
+
+
+def registration(
+    *, birth: date = date(1998, 5, 14), gender: str = "P", name: str | None = None, **overrides: object
+) -> dict[str, object]:
+    """A valid registration body with an owner no other call shares (unique NIK and phone)."""
+    serial = next(_serials)
+    body: dict[str, object] = {
+        "business_name": name or f"Tenun Ikat Ina Ndao {serial}",
+        "owner_name": "Yuliana Manafe",
+        "owner_nik": nik(birth, gender, serial=serial),
+        "owner_gender": gender,
+        "owner_birth_date": birth.isoformat(),
+        "phone": f"0813{serial:08d}",
+        "kbli_code": "13122",
+        "kbli_version": 2020,
+        "kecamatan": "Oebobo",
+        "kelurahan": "Fatululi",
+        "annual_sales_rupiah": 80_000_000,
+    }
+    body.update(overrides)
+    return body

@@ -11,9 +11,8 @@ from services.notifier.handlers import Deps
 from services.notifier.routes import router
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import MessageQueries
-from shared.contracts.topics import REGISTRY_BUSINESS
 from shared.messaging.consumer import KafkaDeadLetters
-from shared.service import Runtime, all_migrations, service_app
+from shared.service import Runtime, all_migrations, docs_app, service_app
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
@@ -36,8 +35,12 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         settings=settings,
         migrations=all_migrations("services.notifier", "notifier"),
         produces=[],
-        consumes=[REGISTRY_BUSINESS],
+        subscriptions=subscribers.SUBSCRIPTIONS,
         routers=[router],
         consumers=consumers,
         on_start=on_start,
     )
+
+
+# For `faststream docs gen services.notifier.bootstrap:asyncapi`.
+asyncapi = docs_app("notifier", [], subscribers.SUBSCRIPTIONS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -13,6 +13,7 @@ from services.notifier.store import PgNotifierStore
 from shared.contracts import Envelope, EventPayload
 from shared.contracts.topics import REGISTRY_BUSINESS
 from shared.messaging.consumer import DeadLetters, EventConsumer
+from shared.messaging.subscriptions import Subscription
 from shared.observability import MessagingMetrics
 
 CONSUMER = "notifier"
@@ -33,9 +34,12 @@ def _bind(handler: Callable[..., Awaitable[None]], deps: Deps) -> Callable[[asyn
     return apply
 
 
+SUBSCRIPTIONS = (Subscription(REGISTRY_BUSINESS, CONSUMER, tuple(_ROUTES)),)
+
+
 def consumers(
     pool: asyncpg.Pool, dead_letters: DeadLetters, metrics: MessagingMetrics, deps: Deps, *, max_attempts: int, backoff: float
-) -> Sequence[tuple[str, EventConsumer]]:
+) -> dict[str, EventConsumer]:
     consumer = EventConsumer(
         name=CONSUMER,
         pool=pool,
@@ -45,4 +49,4 @@ def consumers(
         max_attempts=max_attempts,
         retry_backoff=backoff,
     )
-    return [(REGISTRY_BUSINESS, consumer)]
+    return {CONSUMER: consumer}

@@ -17,7 +17,7 @@ from services.registry.settings import RegistrySettings
 from services.registry.store import PgUnitOfWork, RegisterQueries
 from shared.contracts.topics import REGISTRY_BUSINESS
 from shared.reference.wilayah import kota_kupang
-from shared.service import Runtime, all_migrations, service_app
+from shared.service import Runtime, all_migrations, docs_app, service_app
 
 
 def utc_now() -> datetime:
@@ -59,3 +59,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         scrape_hooks=lambda _: [lambda: figures[0].refresh()],
         on_start=on_start,
     )
+
+
+# For `faststream docs gen services.registry.bootstrap:asyncapi`.
+asyncapi = docs_app("registry", [REGISTRY_BUSINESS], [])

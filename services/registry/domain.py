@@ -75,16 +75,23 @@ def _flag(value: Any) -> Any:
     return value
 
 
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
 def _blank_is_none(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
         return None
     return value
 
 
-Rupiah = Annotated[int | None, BeforeValidator(_rupiah), Field(ge=0)]
+Rupiah = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_rupiah)]
 Gender = Annotated[Literal["L", "P"], BeforeValidator(_gender)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
+KbliEdition = Annotated[Literal[2020, 2025], BeforeValidator(_whole_number)]
 
 
 class RegistrationForm(BaseModel):
@@ -100,7 +107,7 @@ class RegistrationForm(BaseModel):
     owner_birth_date: Annotated[date, BeforeValidator(_date)] = Field(examples=["1990-08-17"])
     phone: str = Field(description="Owner's Indonesian mobile number; stored as +62...", examples=["0812-3456-7890"])
     kbli_code: str = Field(description="5-digit KBLI code", examples=["10130"])
-    kbli_version: Literal[2020, 2025] = Field(description="KBLI edition the code is from")
+    kbli_version: KbliEdition = Field(description="KBLI edition the code is from: 2020 or 2025")
     kecamatan: str = Field(description="Name or Kemendagri code, e.g. Oebobo or 53.71.04", examples=["Oebobo"])
     kelurahan: str = Field(description="Name or Kemendagri code within the kecamatan", examples=["Fatululi"])
     address: OptionalText = Field(default=None, max_length=300)
@@ -458,7 +465,7 @@ class BusinessChanges(BaseModel):
     owner_name: str | None = Field(default=None, min_length=2, max_length=150)
     phone: str | None = None
     kbli_code: str | None = None
-    kbli_version: Literal[2020, 2025] | None = None
+    kbli_version: KbliEdition | None = None
     kecamatan: str | None = None
     kelurahan: str | None = None
     address: OptionalText = Field(default=None, max_length=300)

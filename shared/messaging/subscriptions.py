@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -28,24 +29,46 @@ async def _tolerant_parser(record: Any, original: Any) -> Any:
         return message
 
 
-def subscribe(broker: KafkaBroker, consumer: EventConsumer, topic: str, metrics: MessagingMetrics) -> None:
-    async def on_record(msg: KafkaMessage) -> None:
-        raw = msg.raw_message
-        await consumer.handle(Record.from_kafka(raw))
-        _observe_lag(msg, raw, consumer.name, metrics)
+@dataclass
+class Subscription:
+    """A consumer group on a topic. Declared when the app is built (so AsyncAPI documents it); the consumer
+    itself is attached when the service starts, since it needs the database pool."""
 
-    on_record.__name__ = f"{consumer.name}_on_{topic.replace('.', '_')}"
+    topic: str
+    consumer_name: str
+    event_types: tuple[str, ...]
+    consumer: EventConsumer | None = None
+    metrics: MessagingMetrics | None = None
+
+
+def declare(broker: KafkaBroker, sub: Subscription) -> None:
+    async def on_record(msg: KafkaMessage) -> None:
+        if sub.consumer is None:
+            raise RuntimeError(f"{sub.consumer_name} received a record before it was started")  # nack: redelivered
+        raw = msg.raw_message
+        await sub.consumer.handle(Record.from_kafka(raw))
+        if sub.metrics is not None:
+            _observe_lag(msg, raw, sub.consumer_name, sub.metrics)
+
+    on_record.__name__ = f"{sub.consumer_name}_on_{sub.topic.replace('.', '_')}"
     broker.subscriber(
-        topic,
-        group_id=consumer.name,
+        sub.topic,
+        group_id=sub.consumer_name,
         auto_offset_reset="earliest",
         # Commit after the transaction (or the dead-letter write); on an infrastructure failure seek back.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         parser=_tolerant_parser,
-        title=f"{consumer.name} <- {topic}",
-        description=f"{consumer.name} applies {', '.join(consumer.event_types)} once each (inbox), "
-        f"retries failures, then dead-letters them to {topic}.dlq.",
+        title=f"{sub.consumer_name} <- {sub.topic}",
+        description=f"{sub.consumer_name} applies {', '.join(sub.event_types)} once each (inbox), "
+        f"retries failures, then dead-letters them to {sub.topic}.dlq.",
     )(on_record)
+
+
+def subscribe(broker: KafkaBroker, consumer: EventConsumer, topic: str, metrics: MessagingMetrics) -> Subscription:
+    """Declare and attach in one go, for a consumer that already exists."""
+    sub = Subscription(topic, consumer.name, tuple(consumer.event_types), consumer, metrics)
+    declare(broker, sub)
+    return sub
 
 
 def _observe_lag(msg: Any, raw: Any, consumer_name: str, metrics: MessagingMetrics) -> None:

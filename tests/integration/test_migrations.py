@@ -1,0 +1,51 @@
+"""The migration runner on real PostgreSQL: applies what is new once, and refuses a migration edited after it ran."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from shared.db import Migration, MigrationError, migrate
+
+pytestmark = pytest.mark.integration
+
+FIRST = Migration("demo", 1, "create_thing", "CREATE TABLE thing (id integer PRIMARY KEY)")
+SECOND = Migration("demo", 2, "add_name", "ALTER TABLE thing ADD COLUMN name text")
+
+
+async def test_migrations_are_applied_once_in_order_and_recorded(database_url):
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await migrate(conn, [FIRST]) == [FIRST]
+        assert await migrate(conn, [FIRST, SECOND]) == [SECOND]
+        assert await migrate(conn, [FIRST, SECOND]) == []
+        await conn.execute("INSERT INTO thing (id, name) VALUES (1, 'ok')")
+        rows = await conn.fetch("SELECT namespace, version, name FROM schema_migrations ORDER BY version")
+        assert [tuple(r) for r in rows] == [("demo", 1, "create_thing"), ("demo", 2, "add_name")]
+    finally:
+        await conn.close()
+
+
+async def test_a_migration_edited_after_it_was_applied_is_refused(database_url):
+    conn = await asyncpg.connect(database_url)
+    try:
+        await migrate(conn, [FIRST])
+        edited = Migration("demo", 1, "create_thing", "CREATE TABLE thing (id bigint PRIMARY KEY)")
+        with pytest.raises(MigrationError, match="edited after it was applied"):
+            await migrate(conn, [edited])
+    finally:
+        await conn.close()
+
+
+async def test_a_failing_migration_leaves_nothing_half_applied(database_url):
+    conn = await asyncpg.connect(database_url)
+    broken = Migration("demo", 2, "broken", "ALTER TABLE thing ADD COLUMN a text; ALTER TABLE nothing ADD COLUMN b text")
+    try:
+        await migrate(conn, [FIRST])
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await migrate(conn, [FIRST, broken])
+        columns = await conn.fetch("SELECT column_name FROM information_schema.columns WHERE table_name = 'thing'")
+        assert [r["column_name"] for r in columns] == ["id"]
+        assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == 1
+    finally:
+        await conn.close()

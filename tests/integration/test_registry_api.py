@@ -1,0 +1,196 @@
+"""The registry's HTTP API on real PostgreSQL and Kafka: what an officer does, and what reaches Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+
+import httpx
+import pytest
+
+from services.registry.bootstrap import create_app
+from services.registry.settings import RegistrySettings
+from shared.auth import TokenService
+from shared.contracts.topics import REGISTRY_BUSINESS
+from tests.support import eventually, read_topic, registration
+
+pytestmark = pytest.mark.integration
+
+SECRET = "integration-test-secret-integration-test-secret"
+
+
+@dataclass
+class Registry:
+    http: httpx.AsyncClient
+    tokens: TokenService
+    bootstrap: str
+
+    def auth(self, role: str = "officer") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.mint('tester', [role])}"}
+
+    async def register(self, body: dict, role: str = "officer") -> httpx.Response:
+        return await self.http.post("/businesses", json=body, headers=self.auth(role))
+
+    async def events_of(self, business_id: str, expect: int) -> list[dict]:
+        async def arrived() -> bool:
+            return len(await self._events(business_id)) >= expect
+
+        assert await eventually(arrived, timeout=30), f"{expect} events for {business_id} never reached Kafka"
+        return await self._events(business_id)
+
+    async def _events(self, business_id: str) -> list[dict]:
+        records = await read_topic(self.bootstrap, REGISTRY_BUSINESS, expect=0, timeout=2)
+        mine = [r for r in records if r.key == business_id.encode()]
+        return [json.loads(r.value) | {"_raw": r.value} for r in sorted(mine, key=lambda r: r.offset)]
+
+
+@pytest.fixture
+async def registry(infra, database_url) -> AsyncIterator[Registry]:
+    settings = RegistrySettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        jwt_secret=SECRET,
+        nik_digest_key=base64.b64encode(os.urandom(32)).decode(),
+        nik_encryption_key=base64.b64encode(os.urandom(32)).decode(),
+        relay_idle_wait_seconds=0.2,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as http:
+            yield Registry(http, TokenService(SECRET), infra.bootstrap_servers)
+
+
+async def test_a_registered_business_is_published_as_business_registered_keyed_by_its_id_without_the_nik(registry):
+    body = registration(birth=date(2001, 2, 3), gender="P")
+    response = await registry.register(body)
+    assert response.status_code == 201, response.text
+    business = response.json()
+    assert business["youth_owned"] and business["women_owned"]
+    assert business["owner"]["phone"].startswith("+62813")
+    [event] = await registry.events_of(business["id"], 1)
+    assert event["event_type"] == "BusinessRegistered"
+    assert event["aggregate_id"] == business["id"]
+    assert event["payload"]["youth_owned"] is True
+    assert event["payload"]["kecamatan_code"] == "53.71.04"
+    assert body["owner_nik"].encode() not in event["_raw"]
+
+
+async def test_bad_registration_fields_are_each_named_in_a_422(registry):
+    body = registration(owner_nik="5371045708900000", phone="0380-821234", kbli_code="44123", kelurahan="Namosain")
+    response = await registry.register(body)
+    assert response.status_code == 422
+    fields = {e["field"]: e["code"] for e in response.json()["errors"]}
+    assert fields == {"owner_nik": "nik.serial", "phone": "phone.not_mobile", "kbli_code": "kbli.unknown_division",
+                      "kelurahan": "wilayah.unknown_kelurahan"}  # fmt: skip
+
+
+async def test_a_second_registration_of_the_same_owner_and_a_similar_name_is_a_probable_duplicate(registry):
+    first = (await registry.register(registration(name="Sei Babi Om Ande"))).json()
+    again = registration(name="SEI BABI OM ANDE", phone=first["owner"]["phone"])
+    response = await registry.register(again)
+    assert response.status_code == 409
+    assert response.json()["error"]["existing_business_id"] == first["id"]
+    confirmed = await registry.register({**again, "confirm_distinct": True})
+    assert confirmed.status_code == 201
+
+
+async def test_two_simultaneous_registrations_of_one_business_make_one_business_and_one_conflict(registry):
+    body = registration(name="Kue Basah Oma Ance")
+    responses = await asyncio.gather(*(registry.register(dict(body)) for _ in range(2)))
+    assert sorted(r.status_code for r in responses) == [201, 409]
+
+
+async def test_an_nib_application_and_its_issuance_are_events_in_order_and_raise_coverage(registry):
+    business = (await registry.register(registration())).json()
+    applications = f"/businesses/{business['id']}/nib-applications"
+    application = await registry.http.post(applications, headers=registry.auth())
+    assert application.status_code == 201
+    second = await registry.http.post(applications, headers=registry.auth())
+    assert second.status_code == 409
+    bad = await registry.http.post(f"{applications}/{application.json()['id']}/outcome",
+                                   json={"outcome": "issued", "nib": "12345"}, headers=registry.auth())  # fmt: skip
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "nib"
+    issued = await registry.http.post(f"{applications}/{application.json()['id']}/outcome",
+                                      json={"outcome": "issued", "nib": "9120001234567"}, headers=registry.auth())  # fmt: skip
+    assert issued.status_code == 200 and issued.json()["status"] == "issued"
+    coverage = (await registry.http.get("/stats/nib-coverage")).json()
+    assert (coverage["registered"], coverage["with_nib"], coverage["coverage"]) == (1, 1, 1.0)
+    events = await registry.events_of(business["id"], 3)
+    assert [e["event_type"] for e in events] == ["BusinessRegistered", "NIBApplied", "NIBIssued"]
+    assert [e["payload"]["business_version"] for e in events] == [1, 2, 3]
+
+
+async def test_the_register_can_be_searched_by_region_kbli_scale_nib_youth_and_women_with_pagination(registry):
+    await registry.register(registration(birth=date(2000, 1, 1), gender="P"))
+    await registry.register(registration(birth=date(1970, 1, 1), gender="L", kecamatan="Alak", kelurahan="Namosain",
+                                         kbli_code="56102", nib="9120009876543"))  # fmt: skip
+    await registry.register(registration(birth=date(1999, 1, 1), gender="L", annual_sales_rupiah=3_000_000_000))
+
+    async def count(**params: object) -> int:
+        response = await registry.http.get("/businesses", params=params, headers=registry.auth("viewer"))
+        assert response.status_code == 200, response.text
+        return response.json()["total"]
+
+    assert await count() == 3
+    assert await count(kecamatan="alak") == 1
+    assert await count(kelurahan="Fatululi", kecamatan="Oebobo") == 2
+    assert await count(kbli="561") == 1
+    assert await count(scale="small") == 1
+    assert await count(nib_status="issued") == 1
+    assert await count(youth_owned="true") == 2
+    assert await count(women_owned="true") == 1
+    page = (await registry.http.get("/businesses", params={"page_size": 2, "page": 2}, headers=registry.auth())).json()
+    assert page["total"] == 3 and len(page["items"]) == 1
+    unknown = await registry.http.get("/businesses", params={"kecamatan": "Atambua"}, headers=registry.auth())
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "kecamatan"
+
+
+async def test_personal_data_is_shown_only_to_roles_that_may_see_it_and_writes_need_an_officer(registry):
+    business = (await registry.register(registration())).json()
+    as_viewer = (await registry.http.get(f"/businesses/{business['id']}", headers=registry.auth("viewer"))).json()
+    assert as_viewer["owner"] is None
+    assert (await registry.http.get(f"/businesses/{business['id']}", headers=registry.auth())).json()["owner"]
+    assert (await registry.register(registration(), role="viewer")).status_code == 403
+    assert (await registry.http.post("/businesses", json=registration())).status_code == 401
+    assert (await registry.http.get("/businesses")).status_code == 401
+
+
+async def test_an_import_registers_good_rows_reports_bad_ones_by_line_and_changes_nothing_when_repeated(registry):
+    rows = [registration(), registration(owner_nik="123"), registration(), registration(kecamatan="Atambua")]
+    columns = list(rows[0])
+    body = {"columns": columns,
+            "rows": [{"line": i + 2, "values": [str(r[c]) for c in columns]} for i, r in enumerate(rows)]}  # fmt: skip
+    first = (await registry.http.post("/imports/businesses", json=body, headers=registry.auth())).json()
+    assert (first["registered"], first["unchanged"]) == (2, 0)
+    assert [(e["line"], e["field"]) for e in first["errors"]] == [(3, "owner_nik"), (5, "kecamatan")]
+    second = (await registry.http.post("/imports/businesses", json=body, headers=registry.auth())).json()
+    assert (second["registered"], second["updated"], second["unchanged"]) == (0, 0, 2)
+    assert (await registry.http.get("/businesses", headers=registry.auth())).json()["total"] == 2
+
+
+async def test_an_import_with_an_unknown_column_is_refused_before_any_row_is_read(registry):
+    body = {"columns": ["business_name", "nama_pemilik"], "rows": [{"line": 2, "values": ["a", "b"]}]}
+    response = await registry.http.post("/imports/businesses", json=body, headers=registry.auth())
+    assert response.status_code == 422
+    assert "nama_pemilik" in response.json()["errors"][0]["message"]
+
+
+async def test_metrics_show_programme_figures_and_an_empty_outbox_once_published(registry):
+    business = (await registry.register(registration(kecamatan="Kelapa Lima", kelurahan="Oesapa"))).json()
+    await registry.events_of(business["id"], 1)
+
+    async def drained() -> bool:
+        text = (await registry.http.get("/metrics")).text
+        return "berdaya_outbox_backlog 0.0" in text
+
+    assert await eventually(drained)
+    text = (await registry.http.get("/metrics")).text
+    assert 'berdaya_businesses_registered{kecamatan="Kelapa Lima"} 1.0' in text
+    assert 'berdaya_nib_coverage_ratio{kecamatan="all"} 0.0' in text
+    assert (await registry.http.get("/ready")).json() == {"status": "ready", "checks": {"database": "ok", "kafka": "ok"}}
