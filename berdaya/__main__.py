@@ -1,0 +1,5 @@
+"""python -m berdaya: the same as the `berdaya` command."""
+
+from berdaya.cli import app
+
+app()
