@@ -1,0 +1,32 @@
+"""python -m bench [import|relay|all] [--rows N ...] [--events N]: prints figures against same-run baselines."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from bench import import_bench, relay_bench
+from bench.infra import bench_infra
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("which", choices=["import", "relay", "all"], nargs="?", default="all")
+    parser.add_argument("--rows", type=int, action="append", help="import sizes (default 17000 and 1000000)")
+    parser.add_argument("--events", type=int, default=100_000, help="events for the relay benchmark")
+    args = parser.parse_args()
+    with bench_infra() as infra:
+        if args.which in ("relay", "all"):
+            print(f"Outbox relay, {args.events:,} events", flush=True)
+            results = [asyncio.run(relay_bench.bench_relay(infra, args.events, batch)) for batch in (100, 500, 2000)]
+            relay_bench.report(results)
+        if args.which in ("import", "all"):
+            results = []
+            for rows in args.rows or [17_000, 1_000_000]:
+                print(f"Import of {rows:,} rows", flush=True)
+                results.append(import_bench.bench_import(infra, rows))
+            import_bench.report(results)
+
+
+if __name__ == "__main__":
+    main()

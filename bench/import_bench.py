@@ -1,0 +1,120 @@
+"""Import speed: the officer's path (berdaya import -> registry HTTP -> validation -> business + outbox rows) against a
+raw PostgreSQL COPY of the same rows into a table of the same columns, in the same run on the same server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.infra import BenchInfra
+from berdaya.dataset import COLUMNS, write_csv
+from berdaya.importer import import_file, read_rows
+from berdaya.stack.postgres import ensure_database
+from berdaya.stack.process import free_port, spawn, stop_pid, wait_until
+from shared.auth import TokenService
+
+SECRET = "benchmark-secret-benchmark-secret-benchmark"
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def raw_copy(postgres_url: str, path: Path) -> float:
+    """Seconds to COPY the file's rows, as text, into an unindexed table: the floor for getting rows into PostgreSQL."""
+    url = await ensure_database(postgres_url, "bench_copy")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS raw_rows")
+        await conn.execute(f"CREATE TABLE raw_rows ({', '.join(f'{c} text' for c in COLUMNS)})")
+        _, records = read_rows(path)
+        rows = [tuple(values) for _, values in records]
+        started = time.perf_counter()
+        await conn.copy_records_to_table("raw_rows", records=rows, columns=list(COLUMNS))
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+def run_registry(infra: BenchInfra, database_url: str, port: int, log: Path) -> int:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
+        "BERDAYA_JWT_SECRET": SECRET,
+        "REGISTRY_DATABASE_URL": database_url,
+        "REGISTRY_HTTP_PORT": str(port),
+        "REGISTRY_NIK_DIGEST_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "REGISTRY_NIK_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
+    process = spawn([sys.executable, "-m", "services.registry"], log, env=env, cwd=REPO)
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 60, "registry", log)
+    return process.pid
+
+
+def bench_import(infra: BenchInfra, rows: int) -> dict[str, float]:
+    path = infra.base / f"kupang_{rows}.csv"
+    started = time.perf_counter()
+    write_csv(path, rows, seed=rows)
+    print(f"  generated {rows:,} rows in {time.perf_counter() - started:.1f}s", flush=True)
+
+    copy_seconds = asyncio.run(raw_copy(infra.postgres_url, path))
+
+    database_url = asyncio.run(ensure_database(infra.postgres_url, f"bench_registry_{rows}"))
+    port = free_port()
+    pid = run_registry(infra, database_url, port, infra.base / f"registry_{rows}.log")
+    try:
+        token = TokenService(SECRET).mint("bench", ["officer"])
+        done = [0]
+
+        def progress(n: int) -> None:
+            done[0] += n
+            if done[0] % 100_000 < n:
+                print(f"  imported {done[0]:,} rows", flush=True)
+
+        started = time.perf_counter()
+        summary = import_file(path, base_url=f"http://127.0.0.1:{port}", token=token, chunk_size=2000, progress=progress)
+        import_seconds = time.perf_counter() - started
+        again_started = time.perf_counter()
+        again = import_file(path, base_url=f"http://127.0.0.1:{port}", token=token, chunk_size=2000)
+        reimport_seconds = time.perf_counter() - again_started
+    finally:
+        stop_pid(pid)
+    assert summary.registered + summary.rejected_rows == rows, summary
+    assert again.registered == 0 and again.unchanged == summary.registered, "a re-import changed something"
+    return {
+        "rows": rows,
+        "registered": summary.registered,
+        "import_s": import_seconds,
+        "reimport_s": reimport_seconds,
+        "copy_s": copy_seconds,
+    }
+
+
+def report(results: list[dict[str, float]]) -> None:
+    print()
+    print(f"{'rows':>10} {'import rows/s':>14} {'re-import rows/s':>17} {'raw COPY rows/s':>16} {'import / COPY':>14}")
+    for r in results:
+        rows = r["rows"]
+        print(f"{rows:>10,} {rows / r['import_s']:>14,.0f} {rows / r['reimport_s']:>17,.0f} {rows / r['copy_s']:>16,.0f}"
+              f" {r['copy_s'] / r['import_s']:>13.1%}")  # fmt: skip
+    print("import: berdaya import over HTTP, validated, duplicate-checked, NIK encrypted, business + outbox rows")
+    print("raw COPY: the same rows as text into an unindexed table, no validation (the floor)")
+
+
+def write_rows_csv(path: Path, rows: list[list[str]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        writer.writerows(rows)
