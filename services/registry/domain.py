@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from rapidfuzz import fuzz
 
 from shared.errors import Conflict, FieldError, InvalidInput
@@ -68,7 +68,7 @@ def _date(value: Any) -> Any:
 def _flag(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip().lower()
-        if text in ("", "0", "no", "tidak", "false", "n", "t"):
+        if text in ("", "0", "no", "tidak", "false", "n"):
             return False
         if text in ("1", "yes", "ya", "true", "y"):
             return True
@@ -196,7 +196,7 @@ def normalise_phone(raw: str) -> str:
     if digits.startswith("+"):
         digits = digits[1:]
     if digits.startswith("62"):
-        national = digits[2:]
+        national = digits[2:].removeprefix("0")  # "+62 0812..." is a common way of writing it
     elif digits.startswith("0"):
         national = digits[1:]
     else:
@@ -256,11 +256,13 @@ class YouthRange:
         return self.min_age <= age_on(birth_date, on) <= self.max_age
 
     def last_day(self, birth_date: date) -> date:
-        """The day before the owner turns max_age + 1."""
+        """The day before the owner turns max_age + 1 (someone born on 29 February turns a year older on 1 March
+        in other years, as age_on counts it)."""
         year = birth_date.year + self.max_age + 1
-        birthday = date(year, birth_date.month, 28) if (birth_date.month, birth_date.day) == (2, 29) else date(
-            year, birth_date.month, birth_date.day
-        )
+        try:
+            birthday = birth_date.replace(year=year)
+        except ValueError:
+            birthday = date(year, 3, 1)
         return date.fromordinal(birthday.toordinal() - 1)
 
 
@@ -364,6 +366,7 @@ class DuplicateCandidate:
     same_nik: bool
     same_phone: bool
     status: str
+    import_line: int | None = None  # set when the candidate is an earlier row of the same import
 
 
 def probable_duplicate(
@@ -382,8 +385,9 @@ def probable_duplicate(
 
 def duplicate_conflict(candidate: DuplicateCandidate) -> Conflict:
     basis = "NIK" if candidate.same_nik else "phone number"
+    where = f"line {candidate.import_line} of this import" if candidate.import_line else str(candidate.business_id)
     return Conflict(
-        f"probably the same business as {candidate.business_name!r} ({candidate.business_id}, {candidate.status}): "
+        f"probably the same business as {candidate.business_name!r} ({where}, {candidate.status}): "
         f"same owner {basis} and a similar name. If it really is another business, send again with "
         "confirm_distinct=true",
         "probable_duplicate",
@@ -472,6 +476,13 @@ class BusinessChanges(BaseModel):
     capital_rupiah: Rupiah = None
     annual_sales_rupiah: Rupiah = None
 
+    @field_validator("business_name", "owner_name", "phone", "kbli_code", "kbli_version", "kecamatan", "kelurahan")
+    @classmethod
+    def _not_cleared(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be emptied; leave the field out to keep it as it is")
+        return value
+
 
 def change(business: Business, changes: BusinessChanges, rules: RegistrationRules, now: datetime) -> tuple[Business, tuple[str, ...]]:
     """The business after the changes, and the names of the fields that really changed."""
@@ -494,7 +505,9 @@ def change(business: Business, changes: BusinessChanges, rules: RegistrationRule
         if problem:
             errors.append(FieldError("kbli_code", problem.code, problem.message))
         updated.update(kbli_code=code, kbli_version=version)
-    if "kecamatan" in given or "kelurahan" in given:
+    if "kecamatan" in given and "kelurahan" not in given:
+        errors.append(FieldError("kelurahan", "wilayah.kelurahan_missing", "give the kelurahan too when changing kecamatan"))
+    elif "kecamatan" in given or "kelurahan" in given:
         try:
             kec, kel = resolve_region(
                 rules.wilayah, given.get("kecamatan") or business.kecamatan.code, given.get("kelurahan") or ""

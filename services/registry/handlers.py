@@ -279,7 +279,7 @@ async def import_rows(rows: Sequence[tuple[int, dict[str, str]]], uow: UnitOfWor
             if nib:
                 nib_holders[nib] = business.id
             # Later rows of this import are checked against this one as if it were already registered.
-            candidate = DuplicateCandidate(business.id, f"{business.business_name} (line {row.line})", True, True, "active")
+            candidate = DuplicateCandidate(business.id, business.business_name, True, True, "active", import_line=row.line)
             by_digest.setdefault(row.digest, []).append(replace(candidate, same_phone=False))
             by_phone.setdefault(row.new.phone, []).append(replace(candidate, same_nik=False))
 

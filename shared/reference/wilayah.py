@@ -34,10 +34,15 @@ class Kelurahan:
     kecamatan: Kecamatan
 
 
+_NUMBERS = {"i": "1", "ii": "2", "iii": "3", "satu": "1", "dua": "2", "tiga": "3"}
+
+
 def name_key(name: str) -> str:
-    """Loose key for a place name: case, spaces, punctuation and doubled letters ignored."""
-    letters = re.sub(r"[^a-z0-9]", "", name.lower())
-    return re.sub(r"(.)\1+", r"\1", letters)
+    """Loose key for a place name: case, spaces, punctuation and doubled letters ignored, and numbering written
+    any way (Naikoten II, Naikoten 2, Naikoten Dua)."""
+    words = re.findall(r"[a-z0-9]+", name.lower())
+    joined = "".join(_NUMBERS.get(w, w) for w in words)
+    return re.sub(r"([a-z])\1+", r"\1", joined)
 
 
 class Wilayah:

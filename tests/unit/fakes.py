@@ -232,13 +232,14 @@ def new_consumer(
     max_attempts: int = 5,
     retry_backoff: float = 0.2,
     catalog: EventCatalog = CATALOG,
+    metrics: MessagingMetrics | None = None,
     name: str = "unit-test",
 ) -> InMemoryInboxConsumer:
     return InMemoryInboxConsumer(
         name=name,
         handlers=handlers,
         dead_letters=dead_letters if dead_letters is not None else FakeDeadLetters(),
-        metrics=MessagingMetrics(CollectorRegistry()),
+        metrics=metrics if metrics is not None else MessagingMetrics(CollectorRegistry()),
         max_attempts=max_attempts,
         retry_backoff=retry_backoff,
         catalog=catalog,

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.registry.domain import RegistrationForm, form_errors, validate_registration
+from services.registry.handlers import IMPORT_COLUMNS, check_columns
 from shared.errors import InvalidInput
 
 from .builders import MARIA, TODAY, form, rules
@@ -63,14 +64,9 @@ def test_money_left_out_of_the_form_is_unknown() -> None:
     assert RegistrationForm.model_validate(data).capital_rupiah is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG domain.Rupiah: _rupiah turns a blank cell into None, then Field(ge=0) is applied to None and "
-    "pydantic raises TypeError instead of accepting it (or raising ValidationError)",
-)
-def test_a_blank_money_cell_of_a_csv_row_is_unknown() -> None:
-    assert form(capital_rupiah="").capital_rupiah is None
+@pytest.mark.parametrize("blank", ["", None])
+def test_a_blank_money_cell_or_a_null_amount_is_unknown(blank: Any) -> None:
+    assert form(capital_rupiah=blank).capital_rupiah is None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -135,13 +131,14 @@ def test_form_errors_say_a_missing_field_is_required_and_an_unknown_column_is_un
     assert errors["telepon"] == ("extra_forbidden", "is not a known field; check the column name")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG domain.RegistrationForm.kbli_version: Literal[2020, 2025] refuses the text '2020', and CSV import "
-    "rows (routes.import_businesses) are all text, so every imported row fails on kbli_version",
-)
-def test_a_kbli_edition_given_as_text_like_a_csv_cell_is_accepted() -> None:
-    assert form(kbli_version="2020").kbli_version == 2020
+@pytest.mark.parametrize(("given", "edition"), [("2020", 2020), (" 2025 ", 2025), (2025, 2025)])
+def test_a_kbli_edition_may_be_given_as_text_like_a_csv_cell(given: Any, edition: int) -> None:
+    assert form(kbli_version=given).kbli_version == edition
+
+
+@pytest.mark.parametrize("given", ["2019", "20.20", 2021, ""])
+def test_a_kbli_edition_other_than_2020_or_2025_is_refused(given: Any) -> None:
+    assert set(refused_fields(kbli_version=given)) == {"kbli_version"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -164,19 +161,18 @@ def test_a_registration_with_an_nib_keeps_it_without_separators() -> None:
 
 
 def test_every_wrong_field_of_a_registration_is_reported_at_once() -> None:
-    # Built from a dict without capital_rupiah: an explicit None for money cannot be validated (see the Rupiah bug).
-    data = {k: v for k, v in MARIA.items() if k != "capital_rupiah"}
-    data.update(
+    bad = form(
         owner_nik="5371045708900000",
         phone="0380 821234",
         kbli_code="45201",
         kbli_version=2025,
         kecamatan="Kupang Tengah",
+        capital_rupiah=None,
         annual_sales_rupiah=60_000_000_000,
         nib="123",
     )
     with pytest.raises(InvalidInput) as exc:
-        validate_registration(RegistrationForm.model_validate(data), rules(), TODAY)
+        validate_registration(bad, rules(), TODAY)
 
     codes = {e.field: e.code for e in exc.value.errors}
     assert codes == {
@@ -208,3 +204,24 @@ def test_a_kbli_code_valid_in_2020_but_not_in_2025_is_judged_by_its_edition() ->
     with pytest.raises(InvalidInput) as exc:
         validate_registration(form(kbli_code="45201", kbli_version=2025), rules(), TODAY)
     assert [(e.field, e.code) for e in exc.value.errors] == [("kbli_code", "kbli.unknown_division")]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CSV import header
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_the_import_columns_are_the_registration_form_fields() -> None:
+    assert set(IMPORT_COLUMNS) == set(RegistrationForm.model_fields)
+    check_columns(list(MARIA))  # raises nothing
+
+
+def test_an_import_header_with_unknown_missing_or_doubled_columns_is_refused_naming_each() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        check_columns(["business_name", "telepon", "business_name"])
+
+    (error,) = exc.value.errors
+    assert (error.field, error.code) == ("columns", "import.header")
+    assert "unknown column(s) ['telepon']" in error.message
+    assert "missing required column(s)" in error.message and "'owner_nik'" in error.message
+    assert "['business_name'] appear twice" in error.message

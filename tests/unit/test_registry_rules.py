@@ -266,11 +266,6 @@ def test_the_last_youth_day_of_someone_born_on_29_february_is_still_a_youth_day(
     assert YOUTH.is_youth(born, YOUTH.last_day(born))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG domain.YouthRange.last_day: for a 29 February birthday it returns 27 February, but is_youth "
-    "(age_on) keeps the owner a youth until 28 February",
-)
 def test_the_last_youth_day_of_someone_born_on_29_february_is_28_february_of_the_year_they_turn_thirty_one() -> None:
     born = date(2000, 2, 29)
     last = YOUTH.last_day(born)
