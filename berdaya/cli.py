@@ -52,12 +52,16 @@ def _fail(message: str) -> None:
 @app.command()
 def up() -> None:
     """Start PostgreSQL, Kafka and the services in the background (idempotent)."""
+    _print_urls(_up())
+
+
+def _up() -> LocalStack:
     stack = _stack()
     try:
         stack.up(say=lambda m: console.print(f"  {m}"))
     except RuntimeError as exc:
         _fail(f"{exc}\nLogs are in {stack.base / 'logs'}; `berdaya down` stops what did start.")
-    _print_urls(stack)
+    return stack
 
 
 @app.command()
@@ -149,9 +153,8 @@ def demo(
     from berdaya.dataset import write_csv
     from berdaya.demo import run_demo
 
-    stack = _stack()
     console.rule("[bold]1. Bringing up PostgreSQL, Kafka and the services")
-    up()
+    stack = _up()
     console.rule(f"[bold]2. Generating the city's list: {rows:,} businesses")
     data = stack.base / "demo" / f"kupang_umkm_{rows}_{seed}.csv"
     if not data.exists():
