@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import csv
 import os
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench.infra import BenchInfra
+from berdaya.stack.throwaway import Throwaway
 from berdaya.dataset import COLUMNS, write_csv
 from berdaya.importer import import_file, read_rows
 from berdaya.stack.postgres import ensure_database
@@ -41,7 +40,7 @@ async def raw_copy(postgres_url: str, path: Path) -> float:
         await conn.close()
 
 
-def run_registry(infra: BenchInfra, database_url: str, port: int, log: Path) -> int:
+def run_registry(infra: Throwaway, database_url: str, port: int, log: Path) -> int:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
@@ -63,7 +62,7 @@ def run_registry(infra: BenchInfra, database_url: str, port: int, log: Path) -> 
     return process.pid
 
 
-def bench_import(infra: BenchInfra, rows: int) -> dict[str, float]:
+def bench_import(infra: Throwaway, rows: int) -> dict[str, float]:
     path = infra.base / f"kupang_{rows}.csv"
     started = time.perf_counter()
     write_csv(path, rows, seed=rows)
@@ -111,10 +110,3 @@ def report(results: list[dict[str, float]]) -> None:
               f" {r['copy_s'] / r['import_s']:>13.1%}")  # fmt: skip
     print("import: berdaya import over HTTP, validated, duplicate-checked, NIK encrypted, business + outbox rows")
     print("raw COPY: the same rows as text into an unindexed table, no validation (the floor)")
-
-
-def write_rows_csv(path: Path, rows: list[list[str]]) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)

@@ -1,4 +1,4 @@
-"""The benchmarks' own PostgreSQL and Kafka, on free ports in a temporary folder, torn down afterwards."""
+"""The benchmarks' PostgreSQL and Kafka: their own throwaway ones, or existing ones named in the environment."""
 
 from __future__ import annotations
 
@@ -7,38 +7,20 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from berdaya.stack.kafka import LocalKafka
-from berdaya.stack.postgres import LocalPostgres
-from berdaya.stack.process import free_port
-
-
-@dataclass(frozen=True)
-class BenchInfra:
-    postgres_url: str
-    bootstrap_servers: str
-    base: Path
+from berdaya.stack.throwaway import Throwaway, throwaway_stack
 
 
 @contextlib.contextmanager
-def bench_infra() -> Iterator[BenchInfra]:
+def bench_infra() -> Iterator[Throwaway]:
     if os.environ.get("BERDAYA_BENCH_POSTGRES_URL") and os.environ.get("BERDAYA_BENCH_KAFKA"):
         base = Path(tempfile.mkdtemp(prefix="berdaya-bench-"))
-        yield BenchInfra(os.environ["BERDAYA_BENCH_POSTGRES_URL"], os.environ["BERDAYA_BENCH_KAFKA"], base)
-        shutil.rmtree(base, ignore_errors=True)
+        try:
+            yield Throwaway(os.environ["BERDAYA_BENCH_POSTGRES_URL"], os.environ["BERDAYA_BENCH_KAFKA"], base)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
         return
-    base = Path(tempfile.mkdtemp(prefix="berdaya-bench-", dir="/tmp"))
-    base.chmod(0o755)
     # Durable settings (fsync on): the figures should be what a real deployment sees.
-    postgres = LocalPostgres(base / "pg" / "data", free_port(), durable=True)
-    kafka = LocalKafka(base / "kafka", port=free_port(), controller_port=free_port())
-    try:
-        postgres.start()
-        kafka.start()
-        yield BenchInfra(postgres.url(), kafka.bootstrap_servers, base)
-    finally:
-        kafka.stop()
-        postgres.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with throwaway_stack(durable=True) as stack:
+        yield stack

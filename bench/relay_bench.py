@@ -10,7 +10,7 @@ import uuid
 import asyncpg
 from prometheus_client import CollectorRegistry
 
-from bench.infra import BenchInfra
+from berdaya.stack.throwaway import Throwaway
 from berdaya.stack.postgres import ensure_database
 from shared.contracts import new_envelope
 from shared.contracts.envelope import event_headers
@@ -33,7 +33,7 @@ def _envelopes(count: int) -> list:
     ]
 
 
-async def _relay(infra: BenchInfra, envelopes: list, topic: str, batch_size: int) -> float:
+async def _relay(infra: Throwaway, envelopes: list, topic: str, batch_size: int) -> float:
     url = await ensure_database(infra.postgres_url, f"bench_relay_{uuid.uuid4().hex[:6]}")
     pool = await asyncpg.create_pool(url, min_size=2, max_size=4)
     async with pool.acquire() as conn:
@@ -55,7 +55,7 @@ async def _relay(infra: BenchInfra, envelopes: list, topic: str, batch_size: int
     return elapsed
 
 
-async def _raw(infra: BenchInfra, envelopes: list, topic: str) -> float:
+async def _raw(infra: Throwaway, envelopes: list, topic: str) -> float:
     producer = safe_producer(infra.bootstrap_servers, "bench-raw")
     await producer.start()
     values = [(e.model_dump_json().encode(), e.aggregate_id.encode(), event_headers(e.event_type, e.event_version, e.event_id))
@@ -69,7 +69,7 @@ async def _raw(infra: BenchInfra, envelopes: list, topic: str) -> float:
         await producer.stop()
 
 
-async def bench_relay(infra: BenchInfra, count: int, batch_size: int = 500) -> dict[str, float]:
+async def bench_relay(infra: Throwaway, count: int, batch_size: int = 500) -> dict[str, float]:
     envelopes = _envelopes(count)
     relay_topic, raw_topic = f"bench.relay.{uuid.uuid4().hex[:6]}", f"bench.raw.{uuid.uuid4().hex[:6]}"
     await ensure_topics(infra.bootstrap_servers, [TopicSpec(relay_topic, 6, 1), TopicSpec(raw_topic, 6, 1)])

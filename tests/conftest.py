@@ -16,23 +16,11 @@ from tests.support import Infra, drop_database, fresh_database
 
 
 def _local() -> Iterator[Infra]:
-    from berdaya.stack.kafka import LocalKafka
-    from berdaya.stack.postgres import LocalPostgres
-    from berdaya.stack.process import free_port
+    from berdaya.stack.throwaway import throwaway_stack
 
-    # Under /tmp so that PostgreSQL's own user can enter it when the tests run as root.
-    base = Path(tempfile.mkdtemp(prefix="berdaya-test-", dir="/tmp"))
-    base.chmod(0o755)
-    postgres = LocalPostgres(base / "pg" / "data", free_port(), durable=False)
-    kafka = LocalKafka(base / "kafka", port=free_port(), controller_port=free_port())
-    try:
-        postgres.start()
-        kafka.start()
-        yield Infra(postgres.url(), kafka.bootstrap_servers, base)
-    finally:
-        kafka.stop()
-        postgres.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    # Durability off: the tests check behaviour, not what survives a power cut.
+    with throwaway_stack(durable=False) as stack:
+        yield Infra(stack.postgres_url, stack.bootstrap_servers, stack.base)
 
 
 def _docker() -> Iterator[Infra]:

@@ -1,0 +1,38 @@
+"""A PostgreSQL and a Kafka broker on free ports in a temporary folder, gone afterwards: for tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from berdaya.stack.kafka import LocalKafka
+from berdaya.stack.postgres import LocalPostgres
+from berdaya.stack.process import free_port
+
+
+@dataclass(frozen=True)
+class Throwaway:
+    postgres_url: str  # the server, database "postgres"
+    bootstrap_servers: str
+    base: Path
+
+
+@contextlib.contextmanager
+def throwaway_stack(*, durable: bool, kafka_nodes: int = 1) -> Iterator[Throwaway]:
+    # Under /tmp so that PostgreSQL's own user can enter it when we run as root.
+    base = Path(tempfile.mkdtemp(prefix="berdaya-", dir="/tmp"))
+    base.chmod(0o755)
+    postgres = LocalPostgres(base / "pg" / "data", free_port(), durable=durable)
+    kafka = LocalKafka(base / "kafka", port=free_port(), size=kafka_nodes, controller_port=free_port())
+    try:
+        postgres.start()
+        kafka.start()
+        yield Throwaway(postgres.url(), kafka.bootstrap_servers, base)
+    finally:
+        kafka.stop()
+        postgres.stop()
+        shutil.rmtree(base, ignore_errors=True)
