@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -27,7 +27,7 @@ from pydantic import create_model
 from shared.auth import TokenService
 from shared.contracts.catalog import CATALOG
 from shared.contracts.envelope import Envelope
-from shared.contracts.topics import topic_for
+from shared.contracts.topics import namespaced, topic_for
 from shared.db import Migration, create_pool, load_migrations, migrate
 from shared.messaging.consumer import EventConsumer, KafkaDeadLetters
 from shared.messaging.kafka import ensure_topics, kafka_reachable, safe_producer, with_dead_letters
@@ -51,6 +51,13 @@ class Runtime:
     broker: KafkaBroker
     relay: OutboxRelay
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def topic(self, name: str) -> str:
+        return namespaced(name, self.settings.topic_namespace)
+
+    def route(self, envelope: Envelope) -> str:
+        """The topic an event goes to: its aggregate's, in this deployment's namespace."""
+        return self.topic(topic_for(envelope.aggregate_type))
 
 
 # Builds a service's consumers, by consumer name, once the pool exists.
@@ -77,6 +84,7 @@ def new_broker(
     registry: CollectorRegistry,
     produces: Sequence[str],
     subscriptions: Sequence[Subscription],
+    namespace: str = "",
 ) -> KafkaBroker:
     broker = KafkaBroker(
         bootstrap_servers,
@@ -91,7 +99,7 @@ def new_broker(
     for topic in produces:
         # Publishing goes through the outbox relay; these declarations document the topic in AsyncAPI.
         broker.publisher(
-            topic,
+            namespaced(topic, namespace),
             title=f"{name} -> {topic}",
             description=f"Events published by {name} through its transactional outbox; key = aggregate id.",
             schema=documented_envelope(topic),
@@ -121,12 +129,14 @@ def service_app(
     consumers: ConsumerFactory | None = None,
     scrape_hooks: Callable[[Runtime], list[ScrapeHook]] = lambda _: [],
     on_start: Callable[[Runtime, FastAPI], None] = lambda *_: None,
+    background: Callable[[Runtime], list[Callable[[asyncio.Event], Awaitable[None]]]] = lambda _: [],
 ) -> FastAPI:
     configure_logging(name, settings.log_level)
     registry = CollectorRegistry()
     # Fresh copies: the same declarations may back several apps (tests build more than one per process).
-    subscriptions = [Subscription(s.topic, s.consumer_name, s.event_types) for s in subscriptions]
-    broker = new_broker(name, settings.kafka_bootstrap_servers, registry, produces, subscriptions)
+    ns = settings.topic_namespace
+    subscriptions = [Subscription(namespaced(s.topic, ns), s.consumer_name, s.event_types) for s in subscriptions]
+    broker = new_broker(name, settings.kafka_bootstrap_servers, registry, produces, subscriptions, ns)
     consumes = [s.topic for s in subscriptions]
 
     @contextlib.asynccontextmanager
@@ -135,6 +145,7 @@ def service_app(
         stop = asyncio.Event()
         dlq_producer = None
         relay_task = None
+        tasks: list[asyncio.Task] = []
         try:
             async with pool.acquire() as conn:
                 applied = await migrate(conn, migrations)
@@ -143,7 +154,7 @@ def service_app(
             await ensure_topics(
                 settings.kafka_bootstrap_servers,
                 with_dead_letters(
-                    sorted(set(produces) | set(consumes)), settings.topic_partitions, settings.topic_replication_factor
+                    sorted({namespaced(t, ns) for t in produces} | set(consumes)), settings.topic_partitions, settings.topic_replication_factor
                 ),
             )
             metrics = MessagingMetrics(registry)
@@ -164,6 +175,7 @@ def service_app(
             app.state.platform.scrape_hooks.extend([relay.refresh_backlog, *scrape_hooks(runtime)])
             on_start(runtime, app)
             relay_task = asyncio.create_task(relay.run(stop), name=f"{name}-outbox-relay")
+            tasks = [asyncio.create_task(job(stop)) for job in background(runtime)]
             if subscriptions and consumers is not None:
                 dlq_producer = safe_producer(settings.kafka_bootstrap_servers, f"berdaya-{name}-dlq")
                 await dlq_producer.start()
@@ -179,6 +191,7 @@ def service_app(
                 await broker.stop()
             if relay_task is not None:
                 await relay_task
+            await asyncio.gather(*tasks, return_exceptions=True)
             if dlq_producer is not None:
                 await dlq_producer.stop()
             await pool.close()

@@ -12,6 +12,10 @@ class PlatformSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    topic_namespace: str = Field(
+        "", pattern=r"^[a-z0-9-]*$", validation_alias="BERDAYA_TOPIC_NAMESPACE",
+        description="Prefix of every topic name, so several deployments (cities, test runs) can share a cluster",
+    )
     topic_partitions: int = Field(6, ge=1, validation_alias="BERDAYA_TOPIC_PARTITIONS")
     topic_replication_factor: int = Field(1, ge=1, validation_alias="BERDAYA_TOPIC_REPLICATION_FACTOR")
 

@@ -33,7 +33,11 @@ class ServiceSpec:
 
 
 # The services that exist so far, with their default ports.
-SERVICES = (ServiceSpec("registry", 8001, "REGISTRY_"), ServiceSpec("notifier", 8004, "NOTIFIER_"))
+SERVICES = (
+    ServiceSpec("registry", 8001, "REGISTRY_"),
+    ServiceSpec("funding", 8002, "FUNDING_"),
+    ServiceSpec("notifier", 8004, "NOTIFIER_"),
+)
 
 
 def home() -> Path:

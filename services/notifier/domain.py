@@ -82,7 +82,40 @@ def nib_rejected_text(contact: Contact, reason: str) -> str:
     )
 
 
+def rupiah(amount: int) -> str:
+    """Rp5.000.000: Indonesian thousands separators."""
+    return f"Rp{amount:,}".replace(",", ".")
+
+
+INSTRUMEN = {
+    "grant": "bantuan hibah",
+    "equipment": "bantuan peralatan",
+    "soft_loan": "pinjaman lunak",
+    "financing_referral": "rujukan pembiayaan",
+}
+
+
+def funding_offer_text(business_name: str, amount: int, instrument: str, programme: str | None, sponsor: str,
+                       expires_at: datetime) -> str:  # fmt: skip
+    what = INSTRUMEN.get(instrument, "bantuan")
+    if programme:
+        what = f"{what} {programme}"
+    return (
+        f"Selamat! Usaha {business_name} terpilih menerima {what} sebesar {rupiah(amount)} dari {sponsor}. "
+        f"Tawaran ini berlaku sampai {waktu_wita(expires_at)}. Hubungi petugas pendamping UMKM di kelurahan Anda "
+        "untuk menerima atau menolaknya."
+    )
+
+
+def funds_disbursed_text(business_name: str, amount: int, sponsor: str, reference: str) -> str:
+    return (
+        f"Dana sebesar {rupiah(amount)} dari {sponsor} untuk usaha {business_name} telah disalurkan "
+        f"(referensi {reference}). Semoga usaha Anda makin berkembang!"
+    )
+
+
 def compose(
-    template: str, body: str, contact: Contact, event_id: uuid.UUID, message_id: uuid.UUID, now: datetime
+    template: str, body: str, business_id: uuid.UUID, phone: str, event_id: uuid.UUID, message_id: uuid.UUID,
+    now: datetime,
 ) -> Message:
-    return Message(message_id, event_id, contact.business_id, template, "whatsapp", contact.phone, body, now)
+    return Message(message_id, event_id, business_id, template, "whatsapp", phone, body, now)

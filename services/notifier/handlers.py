@@ -12,6 +12,7 @@ from services.notifier import domain
 from services.notifier.domain import Contact
 from services.notifier.store import NotifierStore
 from shared.contracts import Envelope
+from shared.contracts.funding import FundingMatched, FundsDisbursed
 from shared.contracts.registry import BusinessClosed, BusinessSnapshot, NIBIssued, NIBRejected
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ def _contact(snapshot: BusinessSnapshot) -> Contact:
 
 
 async def _record(store: NotifierStore, deps: Deps, envelope: Envelope, contact: Contact, template: str, body: str) -> None:
-    await store.add_message(domain.compose(template, body, contact, envelope.event_id, deps.new_id(), deps.clock()))
+    await store.add_message(
+        domain.compose(template, body, contact.business_id, contact.phone, envelope.event_id, deps.new_id(), deps.clock())
+    )
 
 
 async def welcome(envelope: Envelope, event: BusinessSnapshot, store: NotifierStore, deps: Deps) -> None:
@@ -67,3 +70,17 @@ async def business_closed(envelope: Envelope, event: BusinessClosed, store: Noti
     contact = await store.contact(event.business_id)
     if contact is not None:
         await store.save_contact(replace(contact, status="closed", business_version=event.business_version))
+
+
+async def funding_offer(envelope: Envelope, event: FundingMatched, store: NotifierStore, deps: Deps) -> None:
+    """The offer carries the phone: the owner hears of it even if registry events have not reached us yet."""
+    body = domain.funding_offer_text(event.business_name, event.amount_rupiah, event.instrument,
+                                     event.financing_programme, event.sponsor_name, event.expires_at)  # fmt: skip
+    await store.add_message(domain.compose("funding_offer", body, event.business_id, event.contact_phone,
+                                           envelope.event_id, deps.new_id(), deps.clock()))  # fmt: skip
+
+
+async def funds_disbursed(envelope: Envelope, event: FundsDisbursed, store: NotifierStore, deps: Deps) -> None:
+    body = domain.funds_disbursed_text(event.business_name, event.amount_rupiah, event.sponsor_name, event.reference)
+    await store.add_message(domain.compose("funds_disbursed", body, event.business_id, event.contact_phone,
+                                           envelope.event_id, deps.new_id(), deps.clock()))  # fmt: skip

@@ -43,7 +43,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             deps=deps,
             queries=queries,
             wilayah=wilayah,
-            unit_of_work=lambda correlation: PgUnitOfWork(runtime.pool, wilayah, translate, correlation or uuid.uuid4()),
+            unit_of_work=lambda correlation: PgUnitOfWork(
+                runtime.pool, wilayah, translate, correlation or uuid.uuid4(), route=runtime.route
+            ),
             import_max_rows=settings.import_max_rows_per_request,
         )
 

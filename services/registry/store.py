@@ -20,7 +20,7 @@ from services.registry.domain import (
     name_key,
 )
 from shared.contracts.envelope import Envelope
-from shared.messaging.outbox import add_to_outbox
+from shared.messaging.transaction import PgTransaction
 from shared.reference.wilayah import Wilayah
 
 
@@ -241,36 +241,30 @@ EventTranslator = Callable[[list[DomainEvent], uuid.UUID], list[Envelope]]
 
 
 class PgUnitOfWork(UnitOfWork):
-    def __init__(self, pool: asyncpg.Pool, wilayah: Wilayah, translate: EventTranslator, correlation_id: uuid.UUID) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        wilayah: Wilayah,
+        translate: EventTranslator,
+        correlation_id: uuid.UUID,
+        route: Callable[[Envelope], str] | None = None,
+    ) -> None:
         super().__init__()
-        self._pool = pool
+        self._transaction = PgTransaction(pool, route=route)
         self._wilayah = wilayah
         self._translate = translate
         self.correlation_id = correlation_id
-        self._conn: asyncpg.Connection | None = None
-        self._tx: Any = None
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        self._conn = await self._pool.acquire()
-        self._tx = self._conn.transaction()
-        await self._tx.start()
-        self.businesses = PgBusinessStore(self._conn, self._wilayah)
+        self.businesses = PgBusinessStore(await self._transaction.begin(), self._wilayah)
         return self
 
     async def commit(self) -> None:
-        assert self._conn is not None and self._tx is not None
-        await add_to_outbox(self._conn, self._translate(self.events, self.correlation_id))
-        await self._tx.commit()
-        self._tx = None
+        await self._transaction.commit(self._translate(self.events, self.correlation_id))
 
     async def rollback(self) -> None:
-        if self._tx is not None:
-            await self._tx.rollback()
-            self._tx = None
-        if self._conn is not None:
-            await self._pool.release(self._conn)
-            self._conn = None
+        await self._transaction.rollback()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -17,7 +17,13 @@ class ContractError(ValueError):
 
 
 def _utc(value: datetime) -> datetime:
+    # Checking the offset first skips a slow conversion for the common case of a time already in UTC.
+    if value.utcoffset() == _ZERO:
+        return value if value.tzinfo is UTC else value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+_ZERO = timedelta(0)
 
 
 class EventPayload(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 CITY_CODE = "53.71"
@@ -37,6 +37,7 @@ class Kelurahan:
 _NUMBERS = {"i": "1", "ii": "2", "iii": "3", "satu": "1", "dua": "2", "tiga": "3"}
 
 
+@lru_cache(maxsize=4096)
 def name_key(name: str) -> str:
     """Loose key for a place name: case, spaces, punctuation and doubled letters ignored, and numbering written
     any way (Naikoten II, Naikoten 2, Naikoten Dua)."""

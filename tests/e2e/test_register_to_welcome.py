@@ -33,7 +33,7 @@ async def test_a_business_registered_over_http_reaches_kafka_and_its_owner_gets_
     assert response.status_code == 201, response.text
     business_id = response.json()["id"]
 
-    records = [r for r in await read_topic(system.bootstrap, REGISTRY_BUSINESS, expect=1) if r.key == business_id.encode()]
+    records = [r for r in await read_topic(system.bootstrap, system.topic(REGISTRY_BUSINESS), expect=1) if r.key == business_id.encode()]
     assert len(records) == 1
     event = json.loads(records[0].value)
     assert (event["event_type"], event["producer"]) == ("BusinessRegistered", "registry")
@@ -80,3 +80,4 @@ async def test_an_officer_imports_a_csv_with_the_cli_fixes_nothing_twice_and_get
         return len(await _messages(system, template="welcome")) == 4
 
     assert await eventually(all_welcomed, timeout=30)
+    assert len(await _messages(system, template="welcome")) == 4

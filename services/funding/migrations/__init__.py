@@ -1,0 +1,1 @@
+"""Funding's own schema, applied at start-up after the shared outbox/inbox schema."""
