@@ -129,6 +129,21 @@ def _import(file: Path, url: str, chunk: int):  # noqa: ANN202
 
 
 @app.command()
+def replay(
+    group: Annotated[str, typer.Argument(help="Consumer group, e.g. funding-view (with a namespace: kupang.funding-view)")],
+) -> None:
+    """Make a consumer read its topics from the beginning at its next start (stop its service first), e.g. to rebuild
+    funding's view of businesses into an empty database."""
+    from shared.messaging.kafka import forget_consumer_group
+
+    try:
+        forget_consumer_group(_stack().bootstrap_servers, group)
+    except Exception as exc:  # noqa: BLE001 - Kafka's reason is the message
+        _fail(f"could not reset {group}: {exc}. Is its service stopped? (Kafka refuses while the group has members)")
+    console.print(f"{group} will read from the beginning when its service next starts.")
+
+
+@app.command()
 def status() -> None:
     """What is running, and the register's figures."""
     stack = _stack()

@@ -135,7 +135,10 @@ def service_app(
     registry = CollectorRegistry()
     # Fresh copies: the same declarations may back several apps (tests build more than one per process).
     ns = settings.topic_namespace
-    subscriptions = [Subscription(namespaced(s.topic, ns), s.consumer_name, s.event_types) for s in subscriptions]
+    subscriptions = [
+        Subscription(namespaced(s.topic, ns), s.consumer_name, s.event_types, group=namespaced(s.consumer_name, ns))
+        for s in subscriptions
+    ]
     broker = new_broker(name, settings.kafka_bootstrap_servers, registry, produces, subscriptions, ns)
     consumes = [s.topic for s in subscriptions]
 

@@ -73,7 +73,7 @@ def readiness(business: BusinessView, today: date) -> Readiness:
         "trainings": min(45, 15 * len(business.trainings)),
         "sales_reported": 10 if business.annual_sales_rupiah is not None else 0,
         "youth": 10 if business.youth_on(today) else 0,
-        "track_record": 10 if (today - business.registered_at.date()).days >= 365 else 0,
+        "track_record": 10 if (today - today_in_kupang(business.registered_at)).days >= 365 else 0,
     }
     return Readiness(sum(parts.values()), parts)
 
@@ -215,6 +215,11 @@ class Pledge:
     @property
     def remaining_rupiah(self) -> int:
         return self.total_rupiah - self.reserved_rupiah - self.accepted_rupiah - self.disbursed_rupiah
+
+    @property
+    def matched_in_window(self) -> bool:
+        """Ranked matching has run since the window opened."""
+        return self.matched_at is not None and today_in_kupang(self.matched_at) >= self.valid_from
 
     def open_on(self, day: date) -> bool:
         return self.status != "closed" and self.valid_from <= day <= self.valid_until

@@ -95,18 +95,21 @@ async def business_changed(event: EventPayload, occurred_at: datetime, business_
 async def _match_one(business: BusinessView, uow: FundingUnitOfWork, deps: Deps) -> None:
     """Offer from every open pledge this business now qualifies for and that can still afford an offer.
 
-    While a pledge can afford an offer, every eligible business already has one (pledges fill greedily in rank
-    order), so a newly eligible business is the next in line and needs no re-ranking.
+    Once a pledge has been matched in its window, while it can afford an offer every eligible business already has
+    one (pledges fill greedily in rank order), so a newly eligible business is the next in line and needs no
+    re-ranking. A pledge not matched yet is left to its own ranked matching, so no one jumps the queue.
     """
     now = deps.clock()
     today = today_in_kupang(now)
     store = uow.store
     wanted = [
         p.id for p in await store.unclosed_pledges()
-        if p.open_on(today) and p.next_offer_amount() is not None and domain.eligible(p.earmarks, business, today)
+        if p.open_on(today) and p.matched_in_window and p.next_offer_amount() is not None
+        and domain.eligible(p.earmarks, business, today)
     ]  # fmt: skip
     for pledge in await store.lock_pledges(wanted):  # re-read under the lock: another process may have moved first
-        if pledge.next_offer_amount() is None or await store.has_offer(pledge.id, business.business_id):
+        if (not pledge.matched_in_window or pledge.next_offer_amount() is None
+                or await store.has_offer(pledge.id, business.business_id)):  # fmt: skip
             continue
         candidate = Candidate(business, domain.readiness(business, today), 1)
         await _offer(pledge, [candidate], uow, deps, now)
@@ -134,7 +137,11 @@ async def _withdraw_offers_of(business: BusinessView, reason: str, uow: FundingU
     offers = await store.open_offers_of(business.business_id)
     for pledge in await store.lock_pledges(sorted({o.pledge_id for o in offers})):
         was = pledge.status
-        for offer in [o for o in offers if o.pledge_id == pledge.id]:
+        for seen in [o for o in offers if o.pledge_id == pledge.id]:
+            # Read again under the pledge lock: a decline may have committed since the first look.
+            offer = await store.offer(seen.id, for_update=True)
+            if offer is None or offer.status not in ("offered", "accepted"):
+                continue
             if offer.status == "accepted":
                 await store.add_funded(business.business_id, -1)
             pledge, offer = domain.release(pledge, offer, "withdrawn", now, reason)

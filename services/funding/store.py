@@ -142,12 +142,6 @@ class FundingStore(abc.ABC):
     async def unanswered_offers(self, pledge_id: uuid.UUID) -> list[Offer]: ...
 
     @abc.abstractmethod
-    async def unanswered_offers(self, pledge_id: uuid.UUID) -> list[Offer]:
-        rows = await self._conn.fetch(
-            "SELECT * FROM offer WHERE pledge_id = $1 AND status = 'offered' ORDER BY id FOR UPDATE", pledge_id
-        )
-        return [offer_from_row(r) for r in rows]
-
     async def pledges_with_due_offers(self, now: datetime, limit: int) -> list[uuid.UUID]: ...
 
     @abc.abstractmethod
@@ -272,6 +266,12 @@ class PgFundingStore(FundingStore):
             "SELECT * FROM offer WHERE pledge_id = $1 AND status = 'offered' AND expires_at <= $2 ORDER BY id FOR UPDATE",
             pledge_id, now,
         )  # fmt: skip
+        return [offer_from_row(r) for r in rows]
+
+    async def unanswered_offers(self, pledge_id: uuid.UUID) -> list[Offer]:
+        rows = await self._conn.fetch(
+            "SELECT * FROM offer WHERE pledge_id = $1 AND status = 'offered' ORDER BY id FOR UPDATE", pledge_id
+        )
         return [offer_from_row(r) for r in rows]
 
     async def unanswered_offers(self, pledge_id: uuid.UUID) -> list[Offer]:

@@ -86,3 +86,22 @@ async def kafka_reachable(bootstrap_servers: str, timeout: float = 3.0) -> str |
         return f"{type(exc).__name__}: {exc}"
     finally:
         await client.close()
+
+
+def forget_consumer_group(bootstrap_servers: str, group: str) -> None:
+    """Delete a consumer group's committed offsets, so its next start reads its topics from the beginning.
+
+    How a service's view is rebuilt: stop the service, empty its tables, forget the group, start it again.
+    Kafka refuses while the group has members, which protects a running service.
+    """
+    from confluent_kafka.admin import AdminClient
+
+    from confluent_kafka import KafkaError, KafkaException
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})  # kept referenced until the answer arrives
+    futures = admin.delete_consumer_groups([group], request_timeout=15)
+    try:
+        futures[group].result(timeout=30)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
+            raise  # a group that never committed anything already reads from the beginning

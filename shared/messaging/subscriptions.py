@@ -39,6 +39,11 @@ class Subscription:
     event_types: tuple[str, ...]
     consumer: EventConsumer | None = None
     metrics: MessagingMetrics | None = None
+    group: str = ""  # the Kafka consumer group; the consumer's name unless a namespace prefixes it
+
+    @property
+    def group_id(self) -> str:
+        return self.group or self.consumer_name
 
 
 def declare(broker: KafkaBroker, sub: Subscription) -> None:
@@ -53,7 +58,7 @@ def declare(broker: KafkaBroker, sub: Subscription) -> None:
     on_record.__name__ = f"{sub.consumer_name}_on_{sub.topic.replace('.', '_')}"
     broker.subscriber(
         sub.topic,
-        group_id=sub.consumer_name,
+        group_id=sub.group_id,
         auto_offset_reset="earliest",
         # Commit after the transaction (or the dead-letter write); on an infrastructure failure seek back.
         ack_policy=AckPolicy.NACK_ON_ERROR,

@@ -1,0 +1,366 @@
+"""In-memory fakes of funding's store and unit of work, plus builders of views, pledges and registry events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Any, Self
+
+from services.funding import handlers
+from services.funding.domain import BusinessView, Offer, Pledge
+from services.funding.store import FundingStore, FundingUnitOfWork
+from shared.contracts import EventPayload
+from shared.contracts.funding import Earmarks
+from shared.contracts.registry import BusinessClosed, BusinessRegistered, BusinessUpdated, NIBIssued
+from shared.contracts.training import TrainingCompleted
+from shared.reference.wilayah import kota_kupang
+from shared.reference.wita import today_in_kupang
+
+from .fakes import FixedClock
+
+# 2026-03-10 10.00 WITA.
+NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
+TODAY = date(2026, 3, 10)
+
+ALAK, MAULAFA, OEBOBO = "53.71.01", "53.71.02", "53.71.04"
+_KECAMATAN = {k.code: k for k in kota_kupang().kecamatan}
+
+SPONSOR_ID = uuid.UUID("00000000-0000-4000-8000-00000000b0b0")
+
+_PLEDGE_STATUSES = {"open", "exhausted", "closed"}
+_OFFER_STATUSES = {"offered", "accepted", "declined", "expired", "withdrawn", "disbursed"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Builders
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def view(**overrides: Any) -> BusinessView:
+    """An active, youth- and woman-owned food business in Oebobo with an NIB, registered in 2024: readiness 55."""
+    defaults: dict[str, Any] = {
+        "business_id": uuid.uuid4(), "version": 1, "business_name": "Sei Sapi Ibu Maria",
+        "contact_phone": "+6281234567890", "kecamatan_code": OEBOBO, "kbli_code": "10130", "scale": "micro",
+        "youth_owned": True, "youth_until": date(2030, 12, 31), "women_owned": True, "nib_status": "issued",
+        "status": "active", "annual_sales_rupiah": 50_000_000, "registered_at": datetime(2024, 1, 15, 1, 0, tzinfo=UTC),
+    }  # fmt: skip
+    return BusinessView(**{**defaults, **overrides})
+
+
+def pledge(**overrides: Any) -> Pledge:
+    """An open fixed-amount grant of 50,000,000 in offers of 5,000,000, valid March to June 2026, for everyone."""
+    defaults: dict[str, Any] = {
+        "id": uuid.uuid4(), "sponsor_id": SPONSOR_ID, "sponsor_name": "Bank NTT", "sponsor_kind": "bank",
+        "title": "CSR Bank NTT untuk UMKM", "instrument": "grant", "financing_programme": None,
+        "total_rupiah": 50_000_000, "amount_mode": "fixed", "amount_per_business_rupiah": 5_000_000,
+        "min_offer_rupiah": 5_000_000, "valid_from": date(2026, 3, 1), "valid_until": date(2026, 6, 30),
+        "earmarks": Earmarks(), "status": "open", "created_at": NOW,
+    }  # fmt: skip
+    return Pledge(**{**defaults, **overrides})
+
+
+def _snapshot_fields(business_id: uuid.UUID, version: int, fields: dict[str, Any]) -> dict[str, Any]:
+    kecamatan_code = fields.pop("kecamatan_code", OEBOBO)
+    kec = _KECAMATAN[kecamatan_code]
+    base: dict[str, Any] = {
+        "business_id": business_id, "business_version": version, "business_name": "Sei Sapi Ibu Maria",
+        "kbli_code": "10130", "kbli_version": 2020, "kecamatan": kec.name, "kecamatan_code": kec.code,
+        "kecamatan_bps": kec.bps_code, "kelurahan": "Fatululi", "kelurahan_code": f"{kec.code}.1001",
+        "scale": "micro", "scale_basis": "annual_sales", "capital_rupiah": 10_000_000,
+        "annual_sales_rupiah": 50_000_000, "youth_owned": True, "youth_until": date(2030, 12, 31),
+        "women_owned": True, "nib_status": "issued", "contact_phone": "+6281234567890", "status": "active",
+        "registered_at": datetime(2024, 1, 15, 1, 0, tzinfo=UTC),
+    }  # fmt: skip
+    return {**base, **fields}
+
+
+def registered(business_id: uuid.UUID | None = None, **fields: Any) -> BusinessRegistered:
+    """A BusinessRegistered (version 1 unless told) with the same defaults as `view`."""
+    version = fields.pop("business_version", 1)
+    return BusinessRegistered(**_snapshot_fields(business_id or uuid.uuid4(), version, fields), source="officer")
+
+
+def updated(
+    business_id: uuid.UUID, version: int, changed: tuple[str, ...] = ("kecamatan",), **fields: Any
+) -> BusinessUpdated:
+    return BusinessUpdated(**_snapshot_fields(business_id, version, fields), changed_fields=changed)
+
+
+def nib_issued(business_id: uuid.UUID, version: int, kecamatan_code: str = OEBOBO) -> NIBIssued:
+    return NIBIssued(business_id=business_id, business_version=version, application_id=uuid.uuid4(),
+                     nib="8120000000001", issued_on=TODAY, kecamatan_code=kecamatan_code)  # fmt: skip
+
+
+def business_closed(business_id: uuid.UUID, version: int, kecamatan_code: str = OEBOBO) -> BusinessClosed:
+    return BusinessClosed(business_id=business_id, business_version=version, reason="usaha tutup", closed_at=NOW,
+                          kecamatan_code=kecamatan_code)  # fmt: skip
+
+
+def training_completed(business_id: uuid.UUID, programme: str = "packaging") -> TrainingCompleted:
+    return TrainingCompleted(
+        cohort_id=uuid.uuid4(),
+        business_id=business_id,
+        programme=programme,  # type: ignore[arg-type]
+        completed_on=TODAY,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Store and unit of work
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class FakeFundingStore(FundingStore):
+    """Funding's tables as dicts of frozen dataclasses, with the SQL's constraints checked on every write: a pledge is
+    never over-allocated and no counter goes negative, a business gets at most one offer per pledge."""
+
+    def __init__(self) -> None:
+        self.businesses: dict[uuid.UUID, BusinessView] = {}
+        self.sponsors: dict[uuid.UUID, tuple[str, str]] = {}
+        self.pledges: dict[uuid.UUID, Pledge] = {}
+        self.offers: dict[uuid.UUID, Offer] = {}
+        self.funded_deltas: list[tuple[uuid.UUID, int]] = []  # every add_funded call
+        self.locked: list[list[uuid.UUID]] = []  # the ids each lock_pledges call locked, in lock order
+
+    # State snapshots, used by FakeFundingUnitOfWork to roll back.
+    def snapshot(self) -> tuple[dict[Any, Any], ...]:
+        return dict(self.businesses), dict(self.sponsors), dict(self.pledges), dict(self.offers)
+
+    def restore(self, state: tuple[dict[Any, Any], ...]) -> None:
+        self.businesses, self.sponsors, self.pledges, self.offers = (dict(s) for s in state)
+
+    # Helpers for tests.
+    def offers_of_pledge(self, pledge_id: uuid.UUID, status: str | None = None) -> list[Offer]:
+        found = [o for o in self.offers.values() if o.pledge_id == pledge_id and (status is None or o.status == status)]
+        return sorted(found, key=lambda o: (o.offered_at, o.rank or 0, str(o.id)))
+
+    def offer_to(self, pledge_id: uuid.UUID, business_id: uuid.UUID) -> Offer | None:
+        return next(
+            (o for o in self.offers.values() if o.pledge_id == pledge_id and o.business_id == business_id), None
+        )
+
+    # Constraints of 001_funding.sql.
+    @staticmethod
+    def _check_pledge(p: Pledge) -> None:
+        if p.status not in _PLEDGE_STATUSES:
+            raise AssertionError(f"pledge status {p.status!r} violates its CHECK")
+        if min(p.reserved_rupiah, p.accepted_rupiah, p.disbursed_rupiah) < 0:
+            raise AssertionError(f"pledge {p.id} would have a negative counter: {p}")
+        if p.reserved_rupiah + p.accepted_rupiah + p.disbursed_rupiah > p.total_rupiah:
+            raise AssertionError(f"pledge {p.id} would be over-allocated (pledge_not_over_allocated)")
+        if p.valid_until < p.valid_from or p.total_rupiah <= 0 or p.min_offer_rupiah <= 0:
+            raise AssertionError(f"pledge {p.id} violates a CHECK")
+
+    # FundingStore.
+    async def business(self, business_id: uuid.UUID, *, for_update: bool = False) -> BusinessView | None:
+        return self.businesses.get(business_id)
+
+    async def save_business(self, business: BusinessView) -> None:
+        current = self.businesses.get(business.business_id)
+        # The upsert never overwrites funded_count: only add_funded changes it.
+        self.businesses[business.business_id] = (
+            business if current is None else replace(business, funded_count=current.funded_count)
+        )
+
+    async def add_funded(self, business_id: uuid.UUID, delta: int) -> None:
+        self.funded_deltas.append((business_id, delta))
+        current = self.businesses.get(business_id)
+        if current is not None:
+            self.businesses[business_id] = replace(current, funded_count=max(0, current.funded_count + delta))
+
+    async def candidates(self, pledge: Pledge) -> list[BusinessView]:
+        """Every active business without an offer from the pledge, in no useful order: the domain rules decide."""
+        offered = {o.business_id for o in self.offers.values() if o.pledge_id == pledge.id}
+        found = [b for b in self.businesses.values() if b.status == "active" and b.business_id not in offered]
+        return list(reversed(found))
+
+    async def pledge(self, pledge_id: uuid.UUID, *, for_update: bool = False) -> Pledge | None:
+        return self.pledges.get(pledge_id)
+
+    async def lock_pledges(self, pledge_ids: Sequence[uuid.UUID]) -> list[Pledge]:
+        found = sorted((self.pledges[i] for i in set(pledge_ids) if i in self.pledges), key=lambda p: p.id)
+        self.locked.append([p.id for p in found])
+        return found
+
+    async def unclosed_pledges(self) -> list[Pledge]:
+        return sorted((p for p in self.pledges.values() if p.status != "closed"), key=lambda p: p.id)
+
+    async def add_pledge(self, pledge: Pledge) -> None:
+        if pledge.id in self.pledges:
+            raise AssertionError(f"pledge {pledge.id} inserted twice")
+        if pledge.sponsor_id not in self.sponsors:
+            raise AssertionError(f"pledge {pledge.id} refers to no sponsor (foreign key)")
+        self._check_pledge(pledge)
+        self.pledges[pledge.id] = pledge
+
+    async def save_pledge(self, pledge: Pledge) -> None:
+        current = self.pledges.get(pledge.id)
+        if current is None:
+            raise AssertionError(f"saving pledge {pledge.id}, which was never added")
+        saved = replace(
+            current, status=pledge.status, reserved_rupiah=pledge.reserved_rupiah,
+            accepted_rupiah=pledge.accepted_rupiah, disbursed_rupiah=pledge.disbursed_rupiah,
+            closed_at=pledge.closed_at, close_reason=pledge.close_reason, matched_at=pledge.matched_at,
+        )  # fmt: skip
+        self._check_pledge(saved)
+        self.pledges[pledge.id] = saved
+
+    async def offer(self, offer_id: uuid.UUID, *, for_update: bool = False) -> Offer | None:
+        return self.offers.get(offer_id)
+
+    async def has_offer(self, pledge_id: uuid.UUID, business_id: uuid.UUID) -> bool:
+        return self.offer_to(pledge_id, business_id) is not None
+
+    async def add_offers(self, offers: Sequence[Offer]) -> None:
+        for o in offers:
+            if o.id in self.offers:
+                raise AssertionError(f"offer {o.id} inserted twice")
+            if o.pledge_id not in self.pledges:
+                raise AssertionError(f"offer {o.id} refers to no pledge (foreign key)")
+            if self.offer_to(o.pledge_id, o.business_id) is not None:
+                raise AssertionError(f"a second offer to {o.business_id} from {o.pledge_id} (offer_once_per_pledge)")
+            if o.amount_rupiah <= 0 or o.status not in _OFFER_STATUSES:
+                raise AssertionError(f"offer {o.id} violates a CHECK")
+            self.offers[o.id] = o
+
+    async def save_offer(self, offer: Offer) -> None:
+        current = self.offers.get(offer.id)
+        if current is None:
+            raise AssertionError(f"saving offer {offer.id}, which was never added")
+        if offer.status not in _OFFER_STATUSES:
+            raise AssertionError(f"offer status {offer.status!r} violates its CHECK")
+        self.offers[offer.id] = replace(current, status=offer.status, decided_at=offer.decided_at, reason=offer.reason,
+                                        disbursed_at=offer.disbursed_at, reference=offer.reference)  # fmt: skip
+
+    async def open_offers_of(self, business_id: uuid.UUID) -> list[Offer]:
+        found = [
+            o for o in self.offers.values() if o.business_id == business_id and o.status in ("offered", "accepted")
+        ]
+        return sorted(found, key=lambda o: (o.pledge_id, o.id))
+
+    async def due_offers(self, pledge_id: uuid.UUID, now: datetime) -> list[Offer]:
+        found = [
+            o
+            for o in self.offers.values()
+            if o.pledge_id == pledge_id and o.status == "offered" and o.expires_at <= now
+        ]
+        return sorted(found, key=lambda o: o.id)
+
+    async def unanswered_offers(self, pledge_id: uuid.UUID) -> list[Offer]:
+        return sorted((o for o in self.offers.values() if o.pledge_id == pledge_id and o.status == "offered"),
+                      key=lambda o: o.id)  # fmt: skip
+
+    async def pledges_with_due_offers(self, now: datetime, limit: int) -> list[uuid.UUID]:
+        return sorted({o.pledge_id for o in self.offers.values() if o.status == "offered" and o.expires_at <= now})[
+            :limit
+        ]
+
+    async def sponsor(self, sponsor_id: uuid.UUID) -> tuple[str, str] | None:
+        return self.sponsors.get(sponsor_id)
+
+    async def add_sponsor(self, sponsor_id: uuid.UUID, name: str, kind: str, now: datetime) -> uuid.UUID | None:
+        for existing_id, (existing_name, _) in self.sponsors.items():
+            if existing_name.lower() == name.lower():
+                return existing_id
+        self.sponsors[sponsor_id] = (name, kind)
+        return None
+
+    async def pledges_to_start(self, today: date) -> list[uuid.UUID]:
+        return sorted(
+            p.id for p in self.pledges.values()
+            if p.status != "closed" and p.valid_from <= today <= p.valid_until
+            and (p.matched_at is None or today_in_kupang(p.matched_at) < p.valid_from)
+        )  # fmt: skip
+
+    async def pledges_past_window(self, today: date) -> list[uuid.UUID]:
+        return sorted(p.id for p in self.pledges.values() if p.status != "closed" and p.valid_until < today)
+
+
+class FakeFundingUnitOfWork(FundingUnitOfWork):
+    """A transaction over a FakeFundingStore: commit keeps the changes and records the published payloads in
+    `committed` (and in the shared `journal`, if given); leaving without commit restores the store's state."""
+
+    def __init__(self, store: FakeFundingStore, journal: list[EventPayload] | None = None) -> None:
+        super().__init__()
+        self.store: FakeFundingStore = store
+        self.journal = journal if journal is not None else []
+        self.committed: list[EventPayload] = []
+        self.commits = 0
+        self.rollbacks = 0
+        self._before: tuple[dict[Any, Any], ...] | None = None
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self._before = self.store.snapshot()
+        return self
+
+    async def commit(self) -> None:
+        self.committed.extend(self.outgoing)
+        self.journal.extend(self.outgoing)
+        self.outgoing = []
+        self.commits += 1
+        self._before = None
+
+    async def rollback(self) -> None:
+        if self._before is not None:
+            self.store.restore(self._before)
+            self.outgoing = []
+            self.rollbacks += 1
+            self._before = None
+
+
+class FundingWorld:
+    """One funding service over a fake store with a fixed clock: every unit of work it hands out shares the store
+    and records what it commits in `published`."""
+
+    def __init__(self, now: datetime = NOW, offer_days: int = 14, store: FakeFundingStore | None = None) -> None:
+        self.store = store if store is not None else FakeFundingStore()
+        self.clock = FixedClock(now)
+        self.matches: list[tuple[Offer, BusinessView, Pledge]] = []
+        self.deps = handlers.Deps(wilayah=kota_kupang(), clock=self.clock, offer_days=offer_days,
+                                  matched=lambda *args: self.matches.append(args))  # fmt: skip
+        self.published: list[EventPayload] = []
+        self.uows: list[FakeFundingUnitOfWork] = []
+
+    def uow(self) -> FakeFundingUnitOfWork:
+        uow = FakeFundingUnitOfWork(self.store, self.published)
+        self.uows.append(uow)
+        return uow
+
+    __call__ = uow  # a unit-of-work factory, as expire_due_offers and follow_pledge_windows take
+
+    def of_type(self, name: str) -> list[Any]:
+        return [e for e in self.published if type(e).__name__ == name]
+
+    async def add_sponsor(self, sponsor_id: uuid.UUID = SPONSOR_ID, name: str = "Bank NTT", kind: str = "bank") -> None:
+        await self.store.add_sponsor(sponsor_id, name, kind, NOW)
+
+    async def add_pledge(self, p: Pledge | None = None, **overrides: Any) -> Pledge:
+        """Store a pledge as make_pledge would (not yet matched), registering its sponsor if needed."""
+        p = p or pledge(**overrides)
+        if p.sponsor_id not in self.store.sponsors:
+            await self.store.add_sponsor(p.sponsor_id, p.sponsor_name, p.sponsor_kind, NOW)
+        await self.store.add_pledge(p)
+        return p
+
+    async def consume(self, event: EventPayload, occurred_at: datetime | None = None) -> FakeFundingUnitOfWork:
+        """What the funding-view and funding-training consumers do with a registry or training event."""
+        async with self.uow() as uow:
+            business_id = event.business_id  # type: ignore[attr-defined]
+            await handlers.business_changed(event, occurred_at or self.clock(), business_id, uow, self.deps)
+            await uow.commit()
+        return uow
+
+    async def register(self, **fields: Any) -> uuid.UUID:
+        event = registered(**fields)
+        await self.consume(event)
+        return event.business_id
+
+    async def match(self, pledge_id: uuid.UUID) -> FakeFundingUnitOfWork:
+        """What the funding-matcher consumer does with CSRPledged."""
+        async with self.uow() as uow:
+            await handlers.match_pledge(pledge_id, uow, self.deps)
+            await uow.commit()
+        return uow

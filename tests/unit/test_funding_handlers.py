@@ -1,0 +1,675 @@
+"""Tests funding's use cases (view upkeep, pledges, matching, an offer's life, time passing) against in-memory fakes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.funding import handlers
+from services.funding.domain import PledgeForm
+from services.funding.store import FundingStore
+from shared.contracts.funding import (
+    CSRPledged,
+    Earmarks,
+    FundingAccepted,
+    FundingDeclined,
+    FundingExpired,
+    FundingMatched,
+    FundingWithdrawn,
+    FundsDisbursed,
+    PledgeClosed,
+    PledgeExhausted,
+    PledgeTotals,
+)
+from shared.contracts.registry import NIBApplied, NIBRejected
+from shared.errors import Conflict, InvalidInput, NotFound
+
+from .funding_fakes import (
+    ALAK,
+    NOW,
+    OEBOBO,
+    SPONSOR_ID,
+    FakeFundingStore,
+    FundingWorld,
+    business_closed,
+    nib_issued,
+    registered,
+    training_completed,
+    updated,
+)
+
+START = datetime(2023, 1, 1, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def world() -> FundingWorld:
+    w = FundingWorld()
+    await w.add_sponsor()
+    return w
+
+
+async def register_ranked(world: FundingWorld, n: int, **fields: Any) -> list[uuid.UUID]:
+    """n businesses that rank in the order returned: same readiness, each registered a day after the one before."""
+    return [await world.register(registered_at=START + timedelta(days=i), **fields) for i in range(n)]
+
+
+def summary(events: list[Any]) -> list[tuple[str, uuid.UUID | None]]:
+    """(event type, business) for each event, enough to compare what was published."""
+    return [(type(e).__name__, getattr(e, "business_id", None)) for e in events]
+
+
+def pledge_form(**overrides: Any) -> PledgeForm:
+    return PledgeForm.model_validate({
+        "sponsor_id": str(SPONSOR_ID), "title": "CSR Bank NTT untuk kuliner Oebobo", "instrument": "grant",
+        "total_rupiah": 50_000_000, "amount_per_business_rupiah": 5_000_000, "valid_from": "2026-03-10",
+        "valid_until": "2026-06-30", **overrides,
+    })  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sponsors and pledges
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_registering_a_sponsor_twice_under_the_same_name_is_a_conflict_naming_the_first() -> None:
+    world = FundingWorld()
+    first = await handlers.register_sponsor(handlers.SponsorForm(name="Bank NTT", kind="bank"), world.uow(), world.deps)
+
+    with pytest.raises(Conflict) as exc:
+        await handlers.register_sponsor(
+            handlers.SponsorForm(name="bank ntt", kind="state_owned"), world.uow(), world.deps
+        )
+
+    assert (exc.value.code, exc.value.details) == ("sponsor_exists", {"existing_sponsor_id": str(first)})
+    assert world.store.sponsors == {first: ("Bank NTT", "bank")}
+
+
+async def test_making_a_pledge_stores_it_publishes_csr_pledged_and_commits(world) -> None:
+    uow = world.uow()
+    form = pledge_form(amount_mode="capped", earmarks={"kecamatan": ["Oebobo"], "kbli": ["10"]})
+
+    p = await handlers.make_pledge(form, uow, world.deps)
+
+    assert world.store.pledges[p.id] == p
+    assert (p.status, p.sponsor_name, p.sponsor_kind, p.min_offer_rupiah, p.created_at) == (
+        "open", "Bank NTT", "bank", 2_500_000, NOW,
+    )  # fmt: skip
+    assert p.earmarks == Earmarks(kecamatan_codes=(OEBOBO,), kbli_prefixes=("10",))
+    assert uow.commits == 1
+    [event] = uow.committed
+    assert isinstance(event, CSRPledged)
+    assert (event.pledge_id, event.total_rupiah, event.min_offer_rupiah, event.earmarks) == (
+        p.id, 50_000_000, 2_500_000, p.earmarks,
+    )  # fmt: skip
+    assert world.store.offers == {}  # matching waits for the event to come back
+
+
+async def test_a_pledge_from_an_unknown_sponsor_is_refused_and_nothing_is_stored(world) -> None:
+    uow = world.uow()
+
+    with pytest.raises(InvalidInput) as exc:
+        await handlers.make_pledge(pledge_form(sponsor_id=str(uuid.uuid4())), uow, world.deps)
+
+    assert [e.field for e in exc.value.errors] == ["sponsor_id"]
+    assert (world.store.pledges, uow.commits, uow.committed) == ({}, 0, [])
+
+
+async def test_an_invalid_pledge_is_refused_before_any_transaction(world) -> None:
+    uow = world.uow()
+
+    with pytest.raises(InvalidInput) as exc:
+        await handlers.make_pledge(pledge_form(total_rupiah=1_000_000), uow, world.deps)
+
+    assert [e.field for e in exc.value.errors] == ["amount_per_business_rupiah"]
+    assert (world.store.pledges, uow.commits, uow.rollbacks) == ({}, 0, 0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# match_pledge
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_matching_offers_to_the_best_ranked_eligible_businesses_up_to_the_money(world) -> None:
+    elsewhere = await register_ranked(world, 3, kecamatan_code=ALAK)  # registered earliest, but not in Oebobo
+    oebobo = [await world.register(registered_at=START + timedelta(days=10 + i)) for i in range(12)]
+    star = await world.register(registered_at=START + timedelta(days=100))
+    await world.consume(training_completed(star, "packaging"))  # 70 against everyone else's 55
+    p = await world.add_pledge(earmarks=Earmarks(kecamatan_codes=(OEBOBO,)))
+
+    uow = await world.match(p.id)
+
+    expected = [star, *oebobo[:9]]
+    matched = [e for e in uow.committed if isinstance(e, FundingMatched)]
+    assert [e.business_id for e in matched] == expected
+    assert [e.rank for e in matched] == list(range(1, 11))
+    assert [e.readiness for e in matched] == [70] + [55] * 9
+    assert all(e.amount_rupiah == 5_000_000 and e.expires_at == NOW + timedelta(days=14) for e in matched)
+    assert summary(uow.committed)[-1] == ("PledgeExhausted", None)
+    assert len([e for e in uow.committed if isinstance(e, PledgeExhausted)]) == 1
+    assert uow.committed[-1].totals == PledgeTotals(
+        pledged_rupiah=50_000_000, reserved_rupiah=50_000_000, accepted_rupiah=0, disbursed_rupiah=0, remaining_rupiah=0
+    )
+    stored = world.store.pledges[p.id]
+    assert (stored.status, stored.reserved_rupiah, stored.matched_at) == ("exhausted", 50_000_000, NOW)
+    assert {o.business_id for o in world.store.offers.values()} == set(expected)
+    assert not set(elsewhere) & {o.business_id for o in world.store.offers.values()}
+    assert [offer.business_id for offer, _, _ in world.matches] == expected  # the eligibility-to-match metric
+
+
+async def test_matching_with_fewer_eligible_businesses_than_money_leaves_the_pledge_open(world) -> None:
+    await register_ranked(world, 3)
+    p = await world.add_pledge()
+
+    uow = await world.match(p.id)
+
+    assert [type(e) for e in uow.committed] == [FundingMatched] * 3  # no PledgeExhausted
+    assert [e.rank for e in uow.committed] == [1, 2, 3]
+    assert (world.store.pledges[p.id].status, world.store.pledges[p.id].remaining_rupiah) == ("open", 35_000_000)
+
+
+async def test_matching_an_unknown_pledge_is_not_found(world) -> None:
+    with pytest.raises(NotFound):
+        await world.match(uuid.uuid4())
+
+
+async def test_matching_a_pledge_whose_window_has_not_opened_offers_nothing_and_leaves_it_unmatched(world) -> None:
+    await register_ranked(world, 3)
+    p = await world.add_pledge(valid_from=date(2026, 3, 11))
+
+    uow = await world.match(p.id)
+
+    assert (uow.committed, world.store.offers) == ([], {})
+    assert world.store.pledges[p.id].matched_at is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# business_changed
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_an_nib_that_makes_a_business_eligible_brings_an_offer_from_an_open_pledge_not_an_exhausted_one(
+    world,
+) -> None:
+    first, second = await register_ranked(world, 2)
+    waiting = await world.register(nib_status="applied", registered_at=START + timedelta(days=5))
+    open_pledge = await world.add_pledge(total_rupiah=15_000_000, earmarks=Earmarks(nib_required=True))
+    spent_pledge = await world.add_pledge(total_rupiah=5_000_000, earmarks=Earmarks(nib_required=True))
+    await world.match(open_pledge.id)
+    await world.match(spent_pledge.id)
+    assert world.store.pledges[spent_pledge.id].status == "exhausted"
+    assert world.store.offer_to(open_pledge.id, waiting) is None
+    later = NOW + timedelta(hours=1)
+
+    uow = await world.consume(nib_issued(waiting, 2), occurred_at=later)
+
+    assert summary(uow.committed) == [("FundingMatched", waiting), ("PledgeExhausted", None)]
+    matched = uow.committed[0]
+    assert (matched.pledge_id, matched.rank, matched.amount_rupiah) == (open_pledge.id, None, 5_000_000)
+    assert world.store.offer_to(spent_pledge.id, waiting) is None
+    assert world.store.pledges[open_pledge.id].status == "exhausted"
+    business = world.store.businesses[waiting]
+    assert (business.nib_status, business.version, business.eligible_since) == ("issued", 2, later)
+    assert {world.store.offer_to(open_pledge.id, b).status for b in (first, second)} == {"offered"}
+
+
+async def test_a_stale_snapshot_changes_nothing(world) -> None:
+    business_id = await world.register(business_version=3)
+    p = await world.add_pledge(earmarks=Earmarks(kecamatan_codes=(ALAK,)))
+    await world.match(p.id)
+    before = world.store.businesses[business_id]
+
+    older = await world.consume(updated(business_id, 2, kecamatan_code=ALAK))
+    same = await world.consume(updated(business_id, 3, kecamatan_code=ALAK))
+
+    assert world.store.businesses[business_id] == before
+    assert (older.committed, same.committed, world.store.offers) == ([], [], {})
+
+    newer = await world.consume(updated(business_id, 4, kecamatan_code=ALAK))
+
+    assert summary(newer.committed) == [("FundingMatched", business_id)]
+    assert world.store.businesses[business_id].kecamatan_code == ALAK
+
+
+async def test_a_business_event_for_an_unknown_business_is_ignored(world) -> None:
+    uow = await world.consume(nib_issued(uuid.uuid4(), 2))
+
+    assert (world.store.businesses, uow.committed) == ({}, [])
+
+
+async def test_a_snapshot_keeps_what_funding_learnt_from_training_and_acceptance(world) -> None:
+    business_id = await world.register()
+    await world.consume(training_completed(business_id, "halal_certification"))
+    await world.store.add_funded(business_id, +1)
+
+    await world.consume(updated(business_id, 2, changed=("scale",), scale="small"))
+
+    business = world.store.businesses[business_id]
+    assert (business.scale, business.trainings, business.funded_count) == (
+        "small",
+        frozenset({"halal_certification"}),
+        1,
+    )
+
+
+@pytest.mark.parametrize(("event_type", "status"), [(NIBApplied, "applied"), (NIBRejected, "rejected")])
+async def test_nib_applications_and_rejections_update_the_view(world, event_type, status) -> None:
+    business_id = await world.register(nib_status="none")
+    extra = {"applied_at": NOW} if status == "applied" else {"reason": "no NPWP"}
+    event = event_type(
+        business_id=business_id, business_version=2, application_id=uuid.uuid4(), kecamatan_code=OEBOBO, **extra
+    )
+
+    await world.consume(event)
+
+    assert (world.store.businesses[business_id].nib_status, world.store.businesses[business_id].version) == (status, 2)
+
+
+async def test_a_closed_business_loses_its_offered_and_accepted_offers_and_the_money_goes_to_the_next_in_line(
+    world,
+) -> None:  # fmt: skip
+    closing = await world.register(registered_at=START)
+    await world.consume(training_completed(closing, "packaging"))
+    next_in_line = await world.register(registered_at=START + timedelta(days=1))
+    p1 = await world.add_pledge(total_rupiah=5_000_000)
+    p2 = await world.add_pledge(total_rupiah=5_000_000)
+    await world.match(p1.id)
+    await world.match(p2.id)
+    accepted = world.store.offer_to(p2.id, closing)
+    await handlers.accept_offer(accepted.id, world.uow(), world.deps)
+    assert world.store.businesses[closing].funded_count == 1
+
+    uow = await world.consume(business_closed(closing, 2))
+
+    by_pledge = sorted([p1.id, p2.id])
+    assert [(type(e).__name__, e.pledge_id, e.business_id) for e in uow.committed] == [
+        x for pid in by_pledge for x in (("FundingWithdrawn", pid, closing), ("FundingMatched", pid, next_in_line))
+    ]
+    assert {e.reason for e in uow.committed if isinstance(e, FundingWithdrawn)} == {"the business closed"}
+    assert world.store.offer_to(p1.id, closing).status == world.store.offer_to(p2.id, closing).status == "withdrawn"
+    assert (
+        world.store.offer_to(p1.id, next_in_line).status
+        == world.store.offer_to(p2.id, next_in_line).status
+        == "offered"
+    )
+    after_p1, after_p2 = world.store.pledges[p1.id], world.store.pledges[p2.id]
+    assert (after_p1.reserved_rupiah, after_p1.status) == (5_000_000, "exhausted")
+    assert (after_p2.reserved_rupiah, after_p2.accepted_rupiah, after_p2.status) == (5_000_000, 0, "exhausted")
+    assert world.store.businesses[closing].status == "closed"
+    assert world.store.businesses[closing].funded_count == 0
+    assert world.store.funded_deltas[-1] == (closing, -1)
+    assert len(world.of_type("PledgeExhausted")) == 2  # one per pledge, from the first matching only
+
+
+async def test_a_business_closed_in_a_snapshot_is_withdrawn_too(world) -> None:
+    business_id = await world.register()
+    p = await world.add_pledge()
+    await world.match(p.id)
+
+    uow = await world.consume(updated(business_id, 2, changed=("status",), status="closed"))
+
+    assert summary(uow.committed) == [("FundingWithdrawn", business_id)]
+    assert world.store.pledges[p.id].reserved_rupiah == 0
+
+
+async def test_a_business_that_moves_away_keeps_its_offer_but_can_no_longer_accept_it(world) -> None:
+    business_id = await world.register()
+    p = await world.add_pledge(earmarks=Earmarks(kecamatan_codes=(OEBOBO,)))
+    await world.match(p.id)
+    await world.consume(updated(business_id, 2, kecamatan_code=ALAK))
+    offer = world.store.offer_to(p.id, business_id)
+    assert offer.status == "offered"
+
+    with pytest.raises(Conflict) as exc:
+        await handlers.accept_offer(offer.id, world.uow(), world.deps)
+
+    assert exc.value.details["problems"] == [f"earmark kecamatan not met: needs {OEBOBO}, is {ALAK}"]
+
+
+async def test_a_completed_training_adds_its_programme_to_the_view_once(world) -> None:
+    business_id = await world.register()
+    p = await world.add_pledge(earmarks=Earmarks(trainings_completed=("packaging",)))
+    await world.match(p.id)
+    first_time = NOW + timedelta(days=1)
+
+    first = await world.consume(training_completed(business_id, "packaging"), occurred_at=first_time)
+    again = await world.consume(
+        training_completed(business_id, "packaging"), occurred_at=first_time + timedelta(days=1)
+    )
+
+    business = world.store.businesses[business_id]
+    assert (business.trainings, business.eligible_since, business.version) == (frozenset({"packaging"}), first_time, 1)
+    assert summary(first.committed) == [("FundingMatched", business_id)]
+    assert again.committed == []
+
+
+async def test_a_training_of_a_business_funding_does_not_know_is_ignored(world) -> None:
+    uow = await world.consume(training_completed(uuid.uuid4()))
+
+    assert (world.store.businesses, uow.committed) == ({}, [])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# accept, decline, disburse
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_accepting_moves_the_money_counts_the_business_as_funded_and_publishes_funding_accepted(world) -> None:
+    business_id = await world.register()
+    p = await world.add_pledge()
+    await world.match(p.id)
+    offer = world.store.offer_to(p.id, business_id)
+    uow = world.uow()
+
+    accepted = await handlers.accept_offer(offer.id, uow, world.deps)
+
+    assert (accepted.status, world.store.offers[offer.id].status) == ("accepted", "accepted")
+    assert summary(uow.committed) == [("FundingAccepted", business_id)]
+    assert uow.committed[0] == FundingAccepted(pledge_id=p.id, offer_id=offer.id, business_id=business_id,
+                                               amount_rupiah=5_000_000, accepted_at=NOW)  # fmt: skip
+    assert (world.store.pledges[p.id].reserved_rupiah, world.store.pledges[p.id].accepted_rupiah) == (0, 5_000_000)
+    assert world.store.funded_deltas == [(business_id, +1)]
+    assert world.store.businesses[business_id].funded_count == 1
+    assert world.store.locked[-1] == [p.id]
+
+
+async def test_a_business_that_aged_out_of_youth_cannot_accept_and_nothing_changes(world) -> None:
+    business_id = await world.register(youth_until=date(2026, 3, 12))
+    p = await world.add_pledge(earmarks=Earmarks(youth_owned_only=True))
+    await world.match(p.id)
+    offer = world.store.offer_to(p.id, business_id)
+    world.clock.set(NOW + timedelta(days=3))  # 2026-03-13
+    before = world.store.snapshot()
+    uow = world.uow()
+
+    with pytest.raises(Conflict) as exc:
+        await handlers.accept_offer(offer.id, uow, world.deps)
+
+    assert exc.value.details["problems"] == ["earmark youth_owned not met: needs owner aged 16-30, is no"]
+    assert world.store.snapshot() == before
+    assert (uow.commits, uow.committed, uow.rollbacks) == (0, [], 1)
+
+
+async def test_accepting_an_unknown_offer_is_not_found(world) -> None:
+    with pytest.raises(NotFound):
+        await handlers.accept_offer(uuid.uuid4(), world.uow(), world.deps)
+
+
+async def test_a_decline_offers_the_money_to_the_next_ranked_without_a_second_pledge_exhausted(world) -> None:
+    first, second, third, fourth = await register_ranked(world, 4)
+    p = await world.add_pledge(total_rupiah=10_000_000)
+    await world.match(p.id)
+    assert len(world.of_type("PledgeExhausted")) == 1
+    world.clock.set(NOW + timedelta(days=2))
+    uow = world.uow()
+
+    declined = await handlers.decline_offer(world.store.offer_to(p.id, first).id, "sudah dapat KUR", uow, world.deps)
+
+    assert summary(uow.committed) == [("FundingDeclined", first), ("FundingMatched", third)]
+    assert isinstance(uow.committed[0], FundingDeclined) and uow.committed[0].reason == "sudah dapat KUR"
+    assert uow.committed[1].rank == 1  # ranked again among those without an offer
+    assert declined.status == "declined"
+    assert world.store.offer_to(p.id, second).status == "offered"
+    assert world.store.offer_to(p.id, fourth) is None
+    stored = world.store.pledges[p.id]
+    assert (stored.status, stored.reserved_rupiah, stored.matched_at) == (
+        "exhausted",
+        10_000_000,
+        NOW + timedelta(days=2),
+    )
+    assert len(world.of_type("PledgeExhausted")) == 1
+
+
+async def test_a_decline_with_nobody_left_reopens_the_pledge(world) -> None:
+    first, second = await register_ranked(world, 2)
+    p = await world.add_pledge(total_rupiah=10_000_000)
+    await world.match(p.id)
+    uow = world.uow()
+
+    await handlers.decline_offer(world.store.offer_to(p.id, first).id, "", uow, world.deps)
+
+    assert summary(uow.committed) == [("FundingDeclined", first)]
+    assert uow.committed[0].reason == "declined by the business"
+    assert world.store.offer_to(p.id, second).status == "offered"
+    assert (world.store.pledges[p.id].status, world.store.pledges[p.id].remaining_rupiah) == ("open", 5_000_000)
+
+
+async def test_a_pledge_reopened_by_a_decline_is_exhausted_again_by_a_newcomer_and_says_so(world) -> None:
+    first, _ = await register_ranked(world, 2)
+    p = await world.add_pledge(total_rupiah=10_000_000)
+    await world.match(p.id)
+    await handlers.decline_offer(world.store.offer_to(p.id, first).id, "", world.uow(), world.deps)
+
+    newcomer = await world.register()
+
+    assert summary(world.uows[-1].committed) == [("FundingMatched", newcomer), ("PledgeExhausted", None)]
+    assert len(world.of_type("PledgeExhausted")) == 2
+
+
+async def test_declining_an_accepted_offer_is_a_conflict_and_changes_nothing(world) -> None:
+    business_id = await world.register()
+    p = await world.add_pledge()
+    await world.match(p.id)
+    offer = world.store.offer_to(p.id, business_id)
+    await handlers.accept_offer(offer.id, world.uow(), world.deps)
+    before = world.store.snapshot()
+
+    with pytest.raises(Conflict) as exc:
+        await handlers.decline_offer(offer.id, "no", world.uow(), world.deps)
+
+    assert exc.value.code == "offer_not_open"
+    assert world.store.snapshot() == before
+
+
+async def test_disbursing_an_accepted_offer_publishes_funds_disbursed_for_the_notifier(world) -> None:
+    business_id = await world.register(business_name="Tenun Ikat Ibu Yuli", contact_phone="+6281339998888")
+    p = await world.add_pledge()
+    await world.match(p.id)
+    offer = world.store.offer_to(p.id, business_id)
+    await handlers.accept_offer(offer.id, world.uow(), world.deps)
+    uow = world.uow()
+
+    disbursed = await handlers.disburse_offer(offer.id, " TRF-2026-0042 ", uow, world.deps)
+
+    assert (disbursed.status, disbursed.reference) == ("disbursed", "TRF-2026-0042")
+    [event] = uow.committed
+    assert isinstance(event, FundsDisbursed)
+    assert (event.reference, event.business_name, event.contact_phone, event.sponsor_name, event.amount_rupiah) == (
+        "TRF-2026-0042", "Tenun Ikat Ibu Yuli", "+6281339998888", "Bank NTT", 5_000_000,
+    )  # fmt: skip
+    stored = world.store.pledges[p.id]
+    assert (stored.reserved_rupiah, stored.accepted_rupiah, stored.disbursed_rupiah) == (0, 0, 5_000_000)
+    assert world.store.businesses[business_id].funded_count == 1
+
+
+async def test_an_offer_not_yet_accepted_cannot_be_disbursed(world) -> None:
+    business_id = await world.register()
+    p = await world.add_pledge()
+    await world.match(p.id)
+    uow = world.uow()
+
+    with pytest.raises(Conflict) as exc:
+        await handlers.disburse_offer(world.store.offer_to(p.id, business_id).id, "TRF-1", uow, world.deps)
+
+    assert exc.value.code == "offer_not_accepted"
+    assert (uow.committed, world.store.pledges[p.id].disbursed_rupiah) == ([], 0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# close_pledge
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_closing_a_pledge_withdraws_unanswered_offers_keeps_accepted_ones_and_reports_the_totals(world) -> None:
+    kept, unanswered_1, unanswered_2 = await register_ranked(world, 3)
+    p = await world.add_pledge(total_rupiah=15_000_000)
+    await world.match(p.id)
+    await handlers.accept_offer(world.store.offer_to(p.id, kept).id, world.uow(), world.deps)
+    uow = world.uow()
+
+    closed = await handlers.close_pledge(p.id, "program selesai", uow, world.deps)
+
+    assert sorted(summary(uow.committed[:-1]), key=str) == sorted(
+        [("FundingWithdrawn", unanswered_1), ("FundingWithdrawn", unanswered_2)], key=str
+    )
+    assert {e.reason for e in uow.committed[:-1]} == {"the pledge was closed"}
+    last = uow.committed[-1]
+    assert isinstance(last, PledgeClosed)
+    assert (last.reason, last.closed_at) == ("program selesai", NOW)
+    assert last.totals == PledgeTotals(pledged_rupiah=15_000_000, reserved_rupiah=0, accepted_rupiah=5_000_000,
+                                       disbursed_rupiah=0, remaining_rupiah=10_000_000)  # fmt: skip
+    assert (closed.status, world.store.pledges[p.id].status) == ("closed", "closed")
+    assert world.store.offer_to(p.id, kept).status == "accepted"
+    # The accepted offer is still disbursed after the close.
+    await handlers.disburse_offer(world.store.offer_to(p.id, kept).id, "TRF-9", world.uow(), world.deps)
+    assert world.store.pledges[p.id].disbursed_rupiah == 5_000_000
+
+
+async def test_closing_a_pledge_twice_is_a_conflict_that_publishes_nothing(world) -> None:
+    p = await world.add_pledge()
+    await handlers.close_pledge(p.id, "", world.uow(), world.deps)
+    before = world.store.snapshot()
+    uow = world.uow()
+
+    with pytest.raises(Conflict) as exc:
+        await handlers.close_pledge(p.id, "again", uow, world.deps)
+
+    assert exc.value.code == "pledge_closed"
+    assert (uow.committed, world.store.snapshot()) == ([], before)
+
+
+async def test_closing_an_unknown_pledge_is_not_found(world) -> None:
+    with pytest.raises(NotFound):
+        await handlers.close_pledge(uuid.uuid4(), "", world.uow(), world.deps)
+
+
+async def test_a_closed_pledge_offers_nothing_to_a_newly_eligible_business(world) -> None:
+    p = await world.add_pledge()
+    await handlers.close_pledge(p.id, "", world.uow(), world.deps)
+
+    uow = await world.consume(registered())
+
+    assert (uow.committed, world.store.offers) == ([], {})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Time passing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_only_offers_past_their_expiry_expire_and_their_money_goes_to_the_next_in_line(world) -> None:
+    a, b, c, d, e = await register_ranked(world, 5)
+    p = await world.add_pledge(total_rupiah=10_000_000)
+    await world.match(p.id)  # a and b, until NOW + 14 days
+    world.clock.set(NOW + timedelta(days=3))
+    await handlers.decline_offer(
+        world.store.offer_to(p.id, a).id, "", world.uow(), world.deps
+    )  # c, until NOW + 17 days
+
+    world.clock.set(NOW + timedelta(days=14) - timedelta(seconds=1))
+    assert await handlers.expire_due_offers(world, world.deps) == 0
+    world.clock.set(NOW + timedelta(days=14))
+    published_before = len(world.published)
+
+    expired = await handlers.expire_due_offers(world, world.deps)
+
+    assert expired == 1
+    assert summary(world.published[published_before:]) == [("FundingExpired", b), ("FundingMatched", d)]
+    assert isinstance(world.published[published_before], FundingExpired)
+    assert world.store.offer_to(p.id, b).status == "expired"
+    assert world.store.offer_to(p.id, c).status == "offered"
+    assert world.store.offer_to(p.id, e) is None
+    stored = world.store.pledges[p.id]
+    assert (stored.status, stored.reserved_rupiah) == ("exhausted", 10_000_000)
+    assert len(world.of_type("PledgeExhausted")) == 1
+
+
+async def test_expiring_when_nothing_is_due_publishes_nothing(world) -> None:
+    await register_ranked(world, 2)
+    p = await world.add_pledge()
+    await world.match(p.id)
+    published_before = len(world.published)
+
+    assert await handlers.expire_due_offers(world, world.deps) == 0
+    assert len(world.published) == published_before
+
+
+async def test_expiry_handles_each_pledge_in_its_own_transaction(world) -> None:
+    business_id = await world.register()
+    pledges = [await world.add_pledge() for _ in range(3)]
+    for p in pledges:
+        await world.match(p.id)
+    world.clock.set(NOW + timedelta(days=15))
+    uows_before = len(world.uows)
+
+    assert await handlers.expire_due_offers(world, world.deps) == 3
+
+    per_pledge = world.uows[uows_before + 1 :]
+    assert [u.commits for u in per_pledge] == [1, 1, 1]
+    assert [[e.pledge_id for e in u.committed] for u in per_pledge] == [[p] for p in sorted(p.id for p in pledges)]
+    assert {o.status for o in world.store.offers.values() if o.business_id == business_id} == {"expired"}
+
+
+async def test_following_pledge_windows_matches_a_pledge_that_opened_and_closes_one_that_ended(world) -> None:
+    a, b = await register_ranked(world, 2)
+    starting = await world.add_pledge(valid_from=date(2026, 3, 11))
+    ending = await world.add_pledge(total_rupiah=5_000_000, valid_from=date(2026, 3, 1), valid_until=date(2026, 3, 10))
+    await world.match(starting.id)
+    await world.match(ending.id)
+    published_before = len(world.published)
+
+    await handlers.follow_pledge_windows(world, world.deps)
+    assert len(world.published) == published_before  # neither window has moved yet today
+
+    world.clock.set(NOW + timedelta(days=1))  # 2026-03-11 10.00 WITA
+    await handlers.follow_pledge_windows(world, world.deps)
+
+    events = world.published[published_before:]
+    opened = [e for e in events if e.pledge_id == starting.id]
+    ended = [e for e in events if e.pledge_id == ending.id]
+    assert summary(opened) == [("FundingMatched", a), ("FundingMatched", b)]
+    assert summary(ended) == [("FundingWithdrawn", a), ("PledgeClosed", None)]
+    assert ended[0].reason == "the pledge was closed"
+    assert ended[1].reason == "the validity window ended"
+    assert world.store.pledges[starting.id].matched_at == NOW + timedelta(days=1)
+    assert world.store.pledges[ending.id].status == "closed"
+
+    again = len(world.published)
+    world.clock.set(NOW + timedelta(days=2))
+    await handlers.follow_pledge_windows(world, world.deps)
+    assert len(world.published) == again
+
+
+async def test_a_pledge_opening_at_midnight_in_kupang_is_matched_though_it_is_still_the_day_before_in_utc(
+    world,
+) -> None:
+    business_id = await world.register()
+    p = await world.add_pledge(valid_from=date(2026, 3, 11))
+    await world.match(p.id)
+
+    world.clock.set(datetime(2026, 3, 10, 16, 5, tzinfo=UTC))  # 2026-03-11 00.05 WITA
+    await handlers.follow_pledge_windows(world, world.deps)
+
+    assert world.store.offer_to(p.id, business_id) is not None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The store's contract
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_the_fake_store_implements_the_whole_store_contract() -> None:
+    assert isinstance(FakeFundingStore(), FundingStore)
+    assert all(getattr(FakeFundingStore, name) is not getattr(FundingStore, name)
+               for name in FundingStore.__abstractmethods__)  # fmt: skip
+
+
+def test_a_store_that_does_not_implement_pledges_with_due_offers_cannot_be_instantiated() -> None:
+    class WithoutDueOffers(FakeFundingStore):
+        pledges_with_due_offers = FundingStore.pledges_with_due_offers  # type: ignore[assignment]
+
+    assert "pledges_with_due_offers" in FundingStore.__abstractmethods__
+    with pytest.raises(TypeError):
+        WithoutDueOffers()
