@@ -5,21 +5,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bench import import_bench, relay_bench
+from bench import funding_bench, import_bench, relay_bench
 from bench.infra import bench_infra
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("which", choices=["import", "relay", "all"], nargs="?", default="all")
+    parser.add_argument("which", choices=["import", "relay", "funding", "all"], nargs="?", default="all")
     parser.add_argument("--rows", type=int, action="append", help="import sizes (default 17000 and 1000000)")
     parser.add_argument("--events", type=int, default=100_000, help="events for the relay benchmark")
+    parser.add_argument("--businesses", type=int, default=100_000, help="known businesses for the new-pledge benchmark")
+    parser.add_argument("--nib-events", type=int, default=5_000, help="NIBIssued events for the stream benchmark")
     args = parser.parse_args()
     with bench_infra() as infra:
         if args.which in ("relay", "all"):
             print(f"Outbox relay, {args.events:,} events", flush=True)
             results = [asyncio.run(relay_bench.bench_relay(infra, args.events, batch)) for batch in (100, 500, 2000)]
             relay_bench.report(results)
+        if args.which in ("funding", "all"):
+            print(f"Funding: a new pledge against {args.businesses:,} businesses; {args.nib_events:,} NIBIssued", flush=True)
+            pledge = asyncio.run(funding_bench.bench_new_pledge(infra, args.businesses))
+            stream = asyncio.run(funding_bench.bench_nib_stream(infra, args.nib_events))
+            funding_bench.report(pledge, stream)
         if args.which in ("import", "all"):
             results = []
             for rows in args.rows or [17_000, 1_000_000]:

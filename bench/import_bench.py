@@ -4,24 +4,20 @@ raw PostgreSQL COPY of the same rows into a table of the same columns, in the sa
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
-import sys
 import time
 from pathlib import Path
 
 import asyncpg
-import httpx
 
-from berdaya.stack.throwaway import Throwaway
 from berdaya.dataset import COLUMNS, write_csv
 from berdaya.importer import import_file, read_rows
+from berdaya.stack.local import run_service, throwaway_env
 from berdaya.stack.postgres import ensure_database
-from berdaya.stack.process import free_port, spawn, stop_pid, wait_until
+from berdaya.stack.process import stop_pid
+from berdaya.stack.throwaway import Throwaway
 from shared.auth import TokenService
 
 SECRET = "benchmark-secret-benchmark-secret-benchmark"
-REPO = Path(__file__).resolve().parents[1]
 
 
 async def raw_copy(postgres_url: str, path: Path) -> float:
@@ -40,28 +36,6 @@ async def raw_copy(postgres_url: str, path: Path) -> float:
         await conn.close()
 
 
-def run_registry(infra: Throwaway, database_url: str, port: int, log: Path) -> int:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
-        "BERDAYA_JWT_SECRET": SECRET,
-        "REGISTRY_DATABASE_URL": database_url,
-        "REGISTRY_HTTP_PORT": str(port),
-        "REGISTRY_NIK_DIGEST_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "REGISTRY_NIK_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-    }
-    process = spawn([sys.executable, "-m", "services.registry"], log, env=env, cwd=REPO)
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(ready, 60, "registry", log)
-    return process.pid
-
-
 def bench_import(infra: Throwaway, rows: int) -> dict[str, float]:
     path = infra.base / f"kupang_{rows}.csv"
     started = time.perf_counter()
@@ -71,8 +45,9 @@ def bench_import(infra: Throwaway, rows: int) -> dict[str, float]:
     copy_seconds = asyncio.run(raw_copy(infra.postgres_url, path))
 
     database_url = asyncio.run(ensure_database(infra.postgres_url, f"bench_registry_{rows}"))
-    port = free_port()
-    pid = run_registry(infra, database_url, port, infra.base / f"registry_{rows}.log")
+    env = throwaway_env(infra.bootstrap_servers, f"bench-{rows}", SECRET)
+    registry = run_service("registry", env, database_url, infra.base / f"registry_{rows}.log")
+    port = registry.url.rsplit(":", 1)[1]
     try:
         token = TokenService(SECRET).mint("bench", ["officer"])
         done = [0]
@@ -89,7 +64,7 @@ def bench_import(infra: Throwaway, rows: int) -> dict[str, float]:
         again = import_file(path, base_url=f"http://127.0.0.1:{port}", token=token, chunk_size=2000)
         reimport_seconds = time.perf_counter() - again_started
     finally:
-        stop_pid(pid)
+        stop_pid(registry.pid)
     assert summary.registered + summary.rejected_rows == rows, summary
     assert again.registered == 0 and again.unchanged == summary.registered, "a re-import changed something"
     return {

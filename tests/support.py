@@ -14,6 +14,8 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from berdaya.stack.local import ServiceProcess as RunningService
+from berdaya.stack.local import run_service, throwaway_env
 from berdaya.stack.postgres import database_url
 from shared.messaging.kafka import TopicSpec, ensure_topics
 
@@ -121,52 +123,12 @@ def registration(
 # Services as real processes
 # ---------------------------------------------------------------------------------------------------------------
 
-REPO = Path(__file__).resolve().parents[1]
 TEST_SECRET = "end-to-end-secret-end-to-end-secret-end-to-end"
 
 
-@dataclass
-class RunningService:
-    name: str
-    url: str
-    log_file: Path
-    pid: int
-
-
 def service_env(bootstrap: str, namespace: str) -> dict[str, str]:
-    import base64
-    import os
-
-    return {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "BERDAYA_JWT_SECRET": TEST_SECRET,
-        "BERDAYA_RELAY_IDLE_WAIT_SECONDS": "0.2",
-        "BERDAYA_TOPIC_NAMESPACE": namespace,
-        "REGISTRY_NIK_DIGEST_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "REGISTRY_NIK_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "PYTHONUNBUFFERED": "1",
-    }
+    return throwaway_env(bootstrap, namespace, TEST_SECRET)
 
 
 def start_service(name: str, env: dict[str, str], database_url: str, log_file: Path) -> RunningService:
-    """`python -m services.<name>` on a free port, waiting until its /ready answers."""
-    import sys
-
-    import httpx
-
-    from berdaya.stack.process import free_port, spawn, wait_until
-
-    port = free_port()
-    own_env = {**env, f"{name.upper()}_DATABASE_URL": database_url, f"{name.upper()}_HTTP_PORT": str(port)}
-    process = spawn([sys.executable, "-m", f"services.{name}"], log_file, env=own_env, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(ready, 60, f"{name} /ready", log_file)
-    return RunningService(name, url, log_file, process.pid)
+    return run_service(name, env, database_url, log_file)

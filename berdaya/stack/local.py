@@ -186,3 +186,45 @@ def wait_for(check, timeout: float, interval: float = 0.5) -> bool:  # noqa: ANN
             return True
         time.sleep(interval)
     return False
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    url: str
+    log_file: Path
+    pid: int
+
+
+def run_service(name: str, env: dict[str, str], database_url: str, log_file: Path, port: int | None = None) -> ServiceProcess:
+    """`python -m services.<name>` with its own database, on `port` (a free one if None), once /ready answers."""
+    from berdaya.stack.process import free_port
+
+    port = port or free_port()
+    prefix = name.upper()
+    own_env = {**env, f"{prefix}_DATABASE_URL": database_url, f"{prefix}_HTTP_PORT": str(port)}
+    process = spawn([sys.executable, "-m", f"services.{name}"], log_file, env=own_env, cwd=REPO_ROOT)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 60, f"{name} /ready", log_file)
+    return ServiceProcess(name, url, log_file, process.pid)
+
+
+def throwaway_env(bootstrap: str, namespace: str, jwt_secret: str) -> dict[str, str]:
+    """Settings for services on a throwaway stack: fresh keys, and topics of their own."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "BERDAYA_JWT_SECRET": jwt_secret,
+        "BERDAYA_RELAY_IDLE_WAIT_SECONDS": "0.2",
+        "BERDAYA_TOPIC_NAMESPACE": namespace,
+        "REGISTRY_NIK_DIGEST_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "REGISTRY_NIK_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "PYTHONUNBUFFERED": "1",
+    }

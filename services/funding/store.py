@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import json
 import uuid
+from functools import lru_cache
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Self
@@ -49,11 +50,17 @@ def pledge_from_row(row: asyncpg.Record) -> Pledge:
         total_rupiah=row["total_rupiah"], amount_mode=row["amount_mode"],
         amount_per_business_rupiah=row["amount_per_business_rupiah"], min_offer_rupiah=row["min_offer_rupiah"],
         valid_from=row["valid_from"], valid_until=row["valid_until"],
-        earmarks=Earmarks.model_validate_json(row["earmarks"]), status=row["status"],
+        earmarks=_earmarks(row["earmarks"]), status=row["status"],
         reserved_rupiah=row["reserved_rupiah"], accepted_rupiah=row["accepted_rupiah"],
         disbursed_rupiah=row["disbursed_rupiah"], created_at=row["created_at"], closed_at=row["closed_at"],
         close_reason=row["close_reason"], matched_at=row["matched_at"],
     )  # fmt: skip
+
+
+@lru_cache(maxsize=1024)
+def _earmarks(text: str) -> Earmarks:
+    # Every registry event looks at every open pledge; their earmarks rarely change, so parse each text once.
+    return Earmarks.model_validate_json(text)
 
 
 def offer_from_row(row: asyncpg.Record) -> Offer:

@@ -11,7 +11,7 @@ import abc
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -183,6 +183,54 @@ class EventConsumer:
             return outcome
         assert last_error is not None
         return await self._dead_letter(record, last_error, attempts=self._max_attempts)
+
+    async def handle_batch(self, records: Sequence[Record]) -> list[Outcome]:
+        """Apply a batch in one transaction (one commit, one offset commit), in order.
+
+        Any failure inside rolls the whole batch back and its records go through `handle` one by one, with their
+        own retries and dead letters; records that can't be parsed or aren't for this consumer always do.
+        """
+        if len(records) == 1:
+            return [await self.handle(records[0])]
+        batch: list[tuple[int, Envelope, EventPayload, Handler]] = []
+        alone: list[int] = []
+        for i, record in enumerate(records):
+            try:
+                envelope = Envelope.from_bytes(record.value)
+                handler = self._handlers.get(envelope.event_type)
+                if handler is None:
+                    raise ContractError("not for this consumer")
+                batch.append((i, envelope, self._catalog.decode(envelope), handler))
+            except ContractError:
+                alone.append(i)
+        outcomes: dict[int, Outcome] = {}
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                for i, envelope, payload, handler in batch:
+                    if await first_delivery(conn, self.name, envelope):
+                        await handler(conn, envelope, payload)
+                        outcomes[i] = Outcome.PROCESSED
+                    else:
+                        outcomes[i] = Outcome.DUPLICATE
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("%s: database unreachable (%s); the batch will be redelivered", self.name, scrub(str(exc)))
+            await self._sleep(min(5.0, self._retry_backoff * 10))
+            raise
+        except Exception as exc:  # noqa: BLE001 - find the failing record by taking them one at a time
+            log.info("%s: batch of %d failed (%s); applying one by one", self.name, len(batch), scrub(repr(exc)))
+            outcomes = {}
+            alone = list(range(len(records)))
+        now = time.time()
+        for i, envelope, _, _ in batch:
+            if i in outcomes:
+                self._metrics.consumed.labels(self.name, outcomes[i].value).inc()
+                if outcomes[i] is Outcome.DUPLICATE:
+                    self._metrics.inbox_duplicates.labels(self.name).inc()
+                else:
+                    self._metrics.event_age.labels(self.name).observe(max(0.0, now - envelope.occurred_at.timestamp()))
+        for i in alone:
+            outcomes[i] = await self.handle(records[i])
+        return [outcomes[i] for i in range(len(records))]
 
     async def _apply_once(self, envelope: Envelope, payload: EventPayload, handler: Handler) -> Outcome:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -15,18 +15,26 @@ from shared.messaging.consumer import EventConsumer, Record
 from shared.observability import MessagingMetrics
 
 
-async def _tolerant_parser(record: Any, original: Any) -> Any:
+async def _tolerant_parser(message: Any, original: Any) -> Any:
     """FastStream decodes headers as UTF-8 before any handler runs; a record with binary headers would
-    otherwise fail forever before reaching the dead-letter logic. The original record is kept for the DLQ."""
+    otherwise fail forever before reaching the dead-letter logic. The original records are kept for the DLQ."""
     try:
-        return await original(record)
+        return await original(message)
     except UnicodeDecodeError:
-        readable = dataclasses.replace(
-            record, headers=[(k, v.decode("utf-8", errors="replace").encode()) for k, v in record.headers]
+        records = message if isinstance(message, tuple) else (message,)
+        readable = tuple(
+            dataclasses.replace(r, headers=[(k, v.decode("utf-8", errors="replace").encode()) for k, v in r.headers])
+            for r in records
         )
-        message = await original(readable)
-        message.raw_message = record
-        return message
+        parsed = await original(readable if isinstance(message, tuple) else readable[0])
+        parsed.raw_message = message
+        return parsed
+
+
+async def _no_decoding(message: Any, original: Any) -> Any:
+    """The handler reads the raw records itself (they must reach the DLQ as they came); decoding them here would
+    be wasted work, and would fail on the same undecodable headers."""
+    return message.body
 
 
 @dataclass
@@ -46,27 +54,33 @@ class Subscription:
         return self.group or self.consumer_name
 
 
-def declare(broker: KafkaBroker, sub: Subscription) -> None:
-    async def on_record(msg: KafkaMessage) -> None:
+def declare(broker: KafkaBroker, sub: Subscription, max_records: int = 200) -> None:
+    async def on_batch(msg: KafkaMessage) -> None:
         if sub.consumer is None:
-            raise RuntimeError(f"{sub.consumer_name} received a record before it was started")  # nack: redelivered
-        raw = msg.raw_message
-        await sub.consumer.handle(Record.from_kafka(raw))
+            raise RuntimeError(f"{sub.consumer_name} received records before it was started")  # nack: redelivered
+        raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        await sub.consumer.handle_batch([Record.from_kafka(r) for r in raw])
         if sub.metrics is not None:
-            _observe_lag(msg, raw, sub.consumer_name, sub.metrics)
+            for last in {(r.topic, r.partition): r for r in raw}.values():
+                _observe_lag(msg, last, sub.consumer_name, sub.metrics)
 
-    on_record.__name__ = f"{sub.consumer_name}_on_{sub.topic.replace('.', '_')}"
+    on_batch.__name__ = f"{sub.consumer_name}_on_{sub.topic.replace('.', '_')}"
     broker.subscriber(
         sub.topic,
         group_id=sub.group_id,
         auto_offset_reset="earliest",
-        # Commit after the transaction (or the dead-letter write); on an infrastructure failure seek back.
+        # Batches: one database commit and one offset commit for up to max_records records.
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=100,
+        # Commit after the transaction (or the dead-letter writes); on an infrastructure failure seek back.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         parser=_tolerant_parser,
+        decoder=_no_decoding,
         title=f"{sub.consumer_name} <- {sub.topic}",
         description=f"{sub.consumer_name} applies {', '.join(sub.event_types)} once each (inbox), "
         f"retries failures, then dead-letters them to {sub.topic}.dlq.",
-    )(on_record)
+    )(on_batch)
 
 
 def subscribe(broker: KafkaBroker, consumer: EventConsumer, topic: str, metrics: MessagingMetrics) -> Subscription:

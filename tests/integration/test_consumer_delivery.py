@@ -57,8 +57,8 @@ class Harness:
             await self._broker.stop()
             self._broker = None
 
-    async def send(self, value: bytes, key: str = "k") -> None:
-        await self.producer.send_and_wait(self.topic, value=value, key=key.encode())
+    async def send(self, value: bytes, key: str = "k", headers: list[tuple[str, bytes]] | None = None) -> None:
+        await self.producer.send_and_wait(self.topic, value=value, key=key.encode(), headers=headers)
 
     def handled(self, outcome: str) -> float:
         return self.metrics.consumed.labels(NAME, outcome)._value.get()
@@ -101,6 +101,25 @@ async def test_a_poison_record_goes_to_the_dead_letter_topic_with_its_reason_and
     assert headers["dlq.original_topic"] == harness.topic
     assert headers["dlq.original_offset"] == "0"
     assert "not a Berdaya envelope" in headers["dlq.error"]
+
+
+async def test_a_record_with_headers_that_are_not_text_is_dead_lettered_not_stuck(harness):
+    await harness.send(ticked("k", 1).to_json_bytes(), headers=[("trace", b"\xff\xfe\x00")])
+    await harness.send(ticked("k", 2).to_json_bytes())
+    await harness.start()
+    assert await eventually(lambda: harness.handled("processed") == 2)
+    assert await harness.effects() == [1, 2]  # the event itself is fine: only its header was not text
+
+
+async def test_a_batch_with_one_failing_record_applies_the_others_and_dead_letters_only_that_one(harness):
+    harness.fail_on[3] = ValueError
+    for seq in range(1, 7):
+        await harness.send(ticked("k", seq).to_json_bytes())
+    await harness.start()
+    assert await eventually(lambda: harness.handled("processed") == 5)
+    assert await harness.effects() == [1, 2, 4, 5, 6]
+    [dead] = await read_topic(harness.bootstrap, f"{harness.topic}.dlq", expect=1)
+    assert json.loads(dead.value)["payload"]["seq"] == 3
 
 
 async def test_a_record_that_keeps_failing_is_retried_a_bounded_number_of_times_then_dead_lettered(harness):
