@@ -185,7 +185,9 @@ def demo(
     registry = next(s for s in SERVICES if s.name == "registry")
     _import(data, stack.url(registry), 1000)
     console.rule("[bold]4. Officers record NIB applications and their outcomes")
-    asyncio.run(run_demo(stack, console, _token()))
+    secret = os.environ.get("BERDAYA_JWT_SECRET") or stack.secrets()["BERDAYA_JWT_SECRET"]
+    demo_token = TokenService(secret).mint("demo", ["officer", "sponsor"], ttl=timedelta(hours=1))
+    asyncio.run(run_demo(stack, console, demo_token))
     _print_urls(stack)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from datetime import date, timedelta
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -39,7 +40,7 @@ def metric(text: str, name: str) -> float:
 async def run_demo(stack: LocalStack, console: Console, token: str) -> None:
     urls = {s.name: stack.url(s) for s in SERVICES}
     auth = {"Authorization": f"Bearer {token}"}
-    rng = random.Random(7)
+    rng = random.Random()  # new NIBs each run: the demo can be run again on the same stack
     async with httpx.AsyncClient(headers=auth, timeout=60) as http:
         page = (await http.get(f"{urls['registry']}/businesses", params={"nib_status": "none", "page_size": 40})).json()
         issued = rejected = 0
@@ -70,12 +71,16 @@ async def run_demo(stack: LocalStack, console: Console, token: str) -> None:
             console.print(f"  Registering {again['business_name']!r} again answers {duplicate.status_code}: "
                           f"{duplicate.json()['error']['message'][:110]}...")  # fmt: skip
 
+        pledges = await _funding(http, urls, console)
+
         coverage = (await http.get(f"{urls['registry']}/stats/nib-coverage")).json()
         expected = coverage["registered"]
-        console.rule("[bold]5. Waiting for the notifier to catch up")
+        console.rule("[bold]6. Waiting for the notifier to catch up")
         for _ in range(600):
             counts = (await http.get(f"{urls['notifier']}/stats/messages")).json()
-            if counts.get("welcome", 0) >= expected and counts.get("nib_issued", 0) >= issued:
+            offers = sum(p["offers"] for p in pledges)
+            if (counts.get("welcome", 0) >= expected and counts.get("nib_issued", 0) >= issued
+                    and counts.get("funding_offer", 0) >= offers):  # fmt: skip
                 break
             await asyncio.sleep(0.5)
         messages = (await http.get(f"{urls['notifier']}/messages", params={"page_size": 200})).json()
@@ -95,7 +100,97 @@ async def run_demo(stack: LocalStack, console: Console, token: str) -> None:
     table.add_row("duplicate deliveries absorbed by the notifier's inbox",
                   f"{metric(notifier_metrics, 'berdaya_inbox_duplicates_total'):,.0f}")
     console.print(table)
-    for template in ("welcome", "nib_issued", "nib_rejected"):
+    for template in ("welcome", "nib_issued", "nib_rejected", "funding_offer", "funds_disbursed"):
         example = next((m for m in messages["items"] if m["template"] == template), None)
         if example:
             console.print(f"[bold]{template}[/bold] to {example['recipient_phone']}:\n  [italic]{example['body']}[/italic]")
+
+
+PLEDGES = (
+    ("Bank NTT", "bank", {
+        "title": "CSR Bank NTT: modal usaha kuliner muda di Oebobo", "instrument": "grant",
+        "total_rupiah": 50_000_000, "amount_mode": "fixed", "amount_per_business_rupiah": 5_000_000,
+        "earmarks": {"kecamatan": ["Oebobo"], "kbli": ["10", "11", "56"], "youth_owned_only": True, "nib_required": True}}),
+    ("PT Pos Indonesia", "pos_indonesia", {
+        "title": "Pos Indonesia: alat tenun untuk penenun perempuan", "instrument": "equipment",
+        "total_rupiah": 30_000_000, "amount_mode": "capped", "amount_per_business_rupiah": 3_000_000,
+        "earmarks": {"kbli": ["13"], "women_owned_only": True}}),
+    ("BRI", "state_owned", {
+        "title": "Rujukan KUR Mikro BRI untuk usaha siap tumbuh", "instrument": "financing_referral",
+        "financing_programme": "KUR Mikro", "total_rupiah": 2_000_000_000, "amount_mode": "fixed",
+        "amount_per_business_rupiah": 50_000_000, "earmarks": {"scales": ["micro"], "nib_required": True, "min_readiness": 45}}),
+)  # fmt: skip
+
+
+async def _funding(http: httpx.AsyncClient, urls: dict[str, str], console: Console) -> list[dict]:
+    """Sponsors pledge, funding matches, a business declines and the next in line is offered, one is paid out."""
+    console.rule("[bold]5. Sponsors pledge; funding matches eligible businesses")
+    funding = urls["funding"]
+    today = date.today()
+    made = []
+    for sponsor_name, kind, body in PLEDGES:
+        sponsor = await http.post(f"{funding}/sponsors", json={"name": sponsor_name, "kind": kind})
+        sponsor_id = sponsor.json()["id"] if sponsor.status_code == 201 else sponsor.json()["error"]["existing_sponsor_id"]
+        pledge = {**body, "sponsor_id": sponsor_id, "valid_from": today.isoformat(),
+                  "valid_until": (today + timedelta(days=90)).isoformat()}  # fmt: skip
+        if not made:
+            simulated = (await http.post(f"{funding}/pledges/simulate", json=pledge)).json()
+            console.print(f"  {sponsor_name} simulates first: {simulated['businesses_funded']} of "
+                          f"{simulated['eligible_businesses']} eligible businesses funded, "
+                          f"{rupiah(simulated['remaining_rupiah'])} left")  # fmt: skip
+        response = await http.post(f"{funding}/pledges", json=pledge)
+        response.raise_for_status()
+        made.append(response.json())
+
+    async def settled() -> list[dict]:
+        # Matching runs as funding consumes the events; it is done when two looks a second apart agree.
+        previous = None
+        for _ in range(300):
+            current = [(await http.get(f"{funding}/pledges/{p['id']}")).json() for p in made]
+            key = [p["totals"] for p in current]
+            if key == previous:
+                return current
+            previous = key
+            await asyncio.sleep(1)
+        return current
+
+    current = await settled()
+    first = made[0]["id"]
+    offers = (await http.get(f"{funding}/pledges/{first}/offers")).json()
+    if offers:
+        declined = offers[0]
+        await http.post(f"{funding}/offers/{declined['id']}/decline", json={"reason": "Pemilik belum siap menambah usaha"})
+        after = (await http.get(f"{funding}/pledges/{first}/offers", params={"status": "offered"})).json()
+        newest = max(after, key=lambda o: o["offered_at"]) if after else None
+        if newest and newest["business_id"] != declined["business_id"]:
+            console.print(f"  A business declines Bank NTT's offer; the next in line (rank {newest['rank']} of those "
+                          f"waiting, readiness {newest['readiness']}) is offered {rupiah(newest['amount_rupiah'])}")  # fmt: skip
+    tenun = (await http.get(f"{funding}/pledges/{made[1]['id']}/offers")).json()
+    if tenun:
+        await http.post(f"{funding}/offers/{tenun[0]['id']}/accept")
+        await http.post(f"{funding}/offers/{tenun[0]['id']}/disburse", json={"reference": "POS-ALAT-TENUN-0001"})
+        console.print("  A weaver accepts Pos Indonesia's loom and it is handed over (FundsDisbursed)")
+    older = (await http.get(f"{urls['registry']}/businesses", params={
+        "kecamatan": "Oebobo", "kbli": "56", "youth_owned": "false", "nib_status": "issued", "page_size": 1})).json()  # fmt: skip
+    if older["items"]:
+        why = (await http.get(f"{funding}/explain", params={"pledge_id": first, "business_id": older["items"][0]["id"]})).json()
+        failed = [f"{c['earmark']} (needs {c['required']}, is {c['value']})" for c in why["checks"] if not c["passed"]]
+        console.print(f"  Why is {older['items'][0]['business_name']!r} not offered Bank NTT's grant? {', '.join(failed)}")
+
+    current = await settled()
+    table = Table(title="Pledges (rupiah in juta)")
+    for column in ("sponsor", "offers", "pledged", "reserved", "accepted", "paid", "left", "status"):
+        table.add_column(column, justify="left" if column in ("sponsor", "status") else "right", no_wrap=True)
+    summary = []
+    for p in current:
+        count = len((await http.get(f"{funding}/pledges/{p['id']}/offers")).json())
+        t = p["totals"]
+        table.add_row(p["sponsor_name"], str(count), *(f"{t[k] / 1e6:,.0f}".replace(",", ".") for k in (
+            "pledged_rupiah", "reserved_rupiah", "accepted_rupiah", "disbursed_rupiah", "remaining_rupiah")), p["status"])  # fmt: skip
+        summary.append({"offers": count})
+    console.print(table)
+    return summary
+
+
+def rupiah(amount: int) -> str:
+    return f"Rp{amount:,}".replace(",", ".")
