@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -58,6 +59,14 @@ def require_role(*roles: str) -> Callable[..., Principal]:
         return who
 
     return dependency
+
+
+def correlation_id(x_correlation_id: Annotated[str | None, Header()] = None) -> uuid.UUID:
+    """Callers may pass X-Correlation-ID to tie our events to their request; otherwise each request gets one."""
+    try:
+        return uuid.UUID(x_correlation_id) if x_correlation_id else uuid.uuid4()
+    except ValueError:
+        return uuid.uuid4()
 
 
 def _field_of(loc: tuple | list) -> str:

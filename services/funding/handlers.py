@@ -123,10 +123,10 @@ async def _offer(pledge: Pledge, candidates: list[Candidate], uow: FundingUnitOf
     await uow.store.add_offers(offers)
     by_id = {c.business.business_id: c.business for c in candidates}
     for offer in offers:
-        uow.publish(events.matched(offer, by_id[offer.business_id], pledge))
+        uow.emit(events.matched(offer, by_id[offer.business_id], pledge))
         deps.matched(offer, by_id[offer.business_id], pledge)
     if pledge.status == "exhausted" and before != "exhausted":
-        uow.publish(events.exhausted(pledge, now))
+        uow.emit(events.exhausted(pledge, now))
     await uow.store.save_pledge(pledge)
     return pledge
 
@@ -146,7 +146,7 @@ async def _withdraw_offers_of(business: BusinessView, reason: str, uow: FundingU
                 await store.add_funded(business.business_id, -1)
             pledge, offer = domain.release(pledge, offer, "withdrawn", now, reason)
             await store.save_offer(offer)
-            uow.publish(events.decided(offer))
+            uow.emit(events.decided(offer))
         await _refill(pledge, uow, deps, now, was)
 
 
@@ -197,7 +197,7 @@ async def make_pledge(form: PledgeForm, uow: FundingUnitOfWork, deps: Deps) -> P
         await uow.store.add_pledge(pledge)
         # Matching happens when this event comes back from Kafka: the request stays fast, and a crash after the
         # commit still gets the pledge matched.
-        uow.publish(events.pledged(pledge))
+        uow.emit(events.pledged(pledge))
         await uow.commit()
     return pledge
 
@@ -221,10 +221,10 @@ async def _close(pledge: Pledge, reason: str, uow: FundingUnitOfWork, now: datet
     for offer in await uow.store.unanswered_offers(pledge.id):
         pledge, offer = domain.release(pledge, offer, "withdrawn", now, "the pledge was closed")
         await uow.store.save_offer(offer)
-        uow.publish(events.decided(offer))
+        uow.emit(events.decided(offer))
     pledge = domain.close_pledge(pledge, reason, now)
     await uow.store.save_pledge(pledge)
-    uow.publish(events.closed(pledge))
+    uow.emit(events.closed(pledge))
     return pledge
 
 
@@ -260,7 +260,7 @@ async def accept_offer(offer_id: uuid.UUID, uow: FundingUnitOfWork, deps: Deps) 
         await uow.store.add_funded(offer.business_id, +1)
         await uow.store.save_offer(offer)
         await uow.store.save_pledge(pledge)
-        uow.publish(events.decided(offer))
+        uow.emit(events.decided(offer))
         await uow.commit()
     return offer
 
@@ -272,7 +272,7 @@ async def decline_offer(offer_id: uuid.UUID, reason: str, uow: FundingUnitOfWork
         was = pledge.status
         pledge, offer = domain.decline(pledge, offer, reason, now)
         await uow.store.save_offer(offer)
-        uow.publish(events.decided(offer))
+        uow.emit(events.decided(offer))
         await _refill(pledge, uow, deps, now, was)
         await uow.commit()
     return offer
@@ -287,7 +287,7 @@ async def disburse_offer(offer_id: uuid.UUID, reference: str, uow: FundingUnitOf
         assert business is not None, "an offer is only ever made to a business in the view"
         await uow.store.save_offer(offer)
         await uow.store.save_pledge(pledge)
-        uow.publish(events.disbursed(offer, business, pledge))
+        uow.emit(events.disbursed(offer, business, pledge))
         await uow.commit()
     return offer
 
@@ -310,7 +310,7 @@ async def expire_due_offers(uow_factory: Callable[[], FundingUnitOfWork], deps: 
             for offer in await uow.store.due_offers(pledge_id, now):
                 pledge, offer = domain.expire(pledge, offer, now)
                 await uow.store.save_offer(offer)
-                uow.publish(events.decided(offer))
+                uow.emit(events.decided(offer))
                 expired += 1
             await _refill(pledge, uow, deps, now, was)
             await uow.commit()

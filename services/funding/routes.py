@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from services.funding import domain, handlers
@@ -20,7 +20,7 @@ from shared.auth import Principal
 from shared.errors import NotFound
 from shared.reference.wilayah import Wilayah
 from shared.reference.wita import WITA, today_in_kupang
-from shared.web import principal, require_role
+from shared.web import correlation_id, principal, require_role
 
 
 @dataclass
@@ -33,13 +33,6 @@ class FundingContext:
 
 def context(request: Request) -> FundingContext:
     return request.app.state.funding
-
-
-def correlation_id(x_correlation_id: Annotated[str | None, Header()] = None) -> uuid.UUID:
-    try:
-        return uuid.UUID(x_correlation_id) if x_correlation_id else uuid.uuid4()
-    except ValueError:
-        return uuid.uuid4()
 
 
 Ctx = Annotated[FundingContext, Depends(context)]

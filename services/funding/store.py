@@ -21,6 +21,7 @@ from shared.contracts import EventPayload, new_envelope
 from shared.contracts.envelope import Envelope
 from shared.contracts.funding import Earmarks
 from shared.messaging.transaction import PgTransaction
+from shared.unit_of_work import UnitOfWork
 
 _VIEW_COLUMNS = (
     "business_id", "version", "business_name", "contact_phone", "kecamatan_code", "kbli_code", "scale", "youth_owned",
@@ -281,12 +282,6 @@ class PgFundingStore(FundingStore):
         )
         return [offer_from_row(r) for r in rows]
 
-    async def unanswered_offers(self, pledge_id: uuid.UUID) -> list[Offer]:
-        rows = await self._conn.fetch(
-            "SELECT * FROM offer WHERE pledge_id = $1 AND status = 'offered' ORDER BY id FOR UPDATE", pledge_id
-        )
-        return [offer_from_row(r) for r in rows]
-
     async def pledges_with_due_offers(self, now: datetime, limit: int) -> list[uuid.UUID]:
         rows = await self._conn.fetch(
             "SELECT DISTINCT pledge_id FROM offer WHERE status = 'offered' AND expires_at <= $1 ORDER BY pledge_id LIMIT $2",
@@ -319,29 +314,10 @@ class PgFundingStore(FundingStore):
         return [r["id"] for r in rows]
 
 
-class FundingUnitOfWork(abc.ABC):
-    """One transaction; the events published during it reach the outbox only if it commits."""
+class FundingUnitOfWork(UnitOfWork[EventPayload]):
+    """Handlers emit integration-event payloads; the envelopes are made at commit."""
 
     store: FundingStore
-
-    def __init__(self) -> None:
-        self.outgoing: list[EventPayload] = []
-
-    def publish(self, *payloads: EventPayload) -> None:
-        self.outgoing.extend(payloads)
-
-    async def __aenter__(self) -> Self:
-        self.outgoing = []
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.rollback()
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    async def rollback(self) -> None: ...
 
 
 class PgFundingUnitOfWork(FundingUnitOfWork):
@@ -365,10 +341,10 @@ class PgFundingUnitOfWork(FundingUnitOfWork):
     async def commit(self) -> None:
         envelopes = [
             new_envelope(p, producer="funding", correlation_id=self._correlation_id, causation_id=self._causation_id)
-            for p in self.outgoing
+            for p in self.events
         ]
         await self._transaction.commit(envelopes)
-        self.outgoing = []
+        self.events = []
 
     async def rollback(self) -> None:
         await self._transaction.rollback()

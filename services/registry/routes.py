@@ -9,18 +9,18 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from services.registry import handlers
 from services.registry.domain import Business, BusinessChanges, NibApplication, RegistrationForm, age_on
 from services.registry.handlers import Deps
-from services.registry.store import PgUnitOfWork, RegisterQueries, SearchFilters, UnitOfWork
+from services.registry.store import RegisterQueries, SearchFilters, UnitOfWork
 from shared.auth import Principal
 from shared.errors import InvalidInput, NotFound
 from shared.reference.wilayah import Wilayah
 from shared.reference.wita import WITA, today_in_kupang
-from shared.web import principal, require_role
+from shared.web import correlation_id, principal, require_role
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,6 @@ class RegistryContext:
 
 def context(request: Request) -> RegistryContext:
     return request.app.state.registry
-
-
-def correlation_id(x_correlation_id: Annotated[str | None, Header()] = None) -> uuid.UUID:
-    """Callers may pass X-Correlation-ID to tie our events to their request; otherwise each request gets one."""
-    try:
-        return uuid.UUID(x_correlation_id) if x_correlation_id else uuid.uuid4()
-    except ValueError:
-        return uuid.uuid4()
 
 
 Ctx = Annotated[RegistryContext, Depends(context)]

@@ -21,6 +21,7 @@ from services.registry.domain import (
 )
 from shared.contracts.envelope import Envelope
 from shared.messaging.transaction import PgTransaction
+from shared.unit_of_work import UnitOfWork as BaseUnitOfWork
 from shared.reference.wilayah import Wilayah
 
 
@@ -73,29 +74,8 @@ class BusinessStore(abc.ABC):
     async def nik_ciphertext(self, business_id: uuid.UUID) -> bytes | None: ...
 
 
-class UnitOfWork(abc.ABC):
-    """One transaction: the changes and the events they cause are committed together, or neither is."""
-
+class UnitOfWork(BaseUnitOfWork[DomainEvent]):
     businesses: BusinessStore
-
-    def __init__(self) -> None:
-        self.events: list[DomainEvent] = []
-
-    def emit(self, *events: DomainEvent) -> None:
-        self.events.extend(events)
-
-    async def __aenter__(self) -> Self:
-        self.events = []
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.rollback()
-
-    @abc.abstractmethod
-    async def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    async def rollback(self) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------------------------------

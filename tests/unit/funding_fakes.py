@@ -297,16 +297,16 @@ class FakeFundingUnitOfWork(FundingUnitOfWork):
         return self
 
     async def commit(self) -> None:
-        self.committed.extend(self.outgoing)
-        self.journal.extend(self.outgoing)
-        self.outgoing = []
+        self.committed.extend(self.events)
+        self.journal.extend(self.events)
+        self.events = []
         self.commits += 1
         self._before = None
 
     async def rollback(self) -> None:
         if self._before is not None:
             self.store.restore(self._before)
-            self.outgoing = []
+            self.events = []
             self.rollbacks += 1
             self._before = None
 

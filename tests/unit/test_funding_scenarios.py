@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pytest
 
 from services.funding import domain, handlers
 from services.funding.domain import Pledge, PledgeForm
