@@ -32,6 +32,28 @@ async def topic_size(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def _wait_for_funding_view(http: httpx.AsyncClient, funding: str, bootstrap: str, console: Console) -> None:
+    """Funding learns of businesses from registry events; pledging before it has caught up would match fewer."""
+    events = await topic_size(bootstrap, REGISTRY_BUSINESS)
+    with console.status(f"funding is reading the {events:,} registry events into its view of businesses"):
+        for _ in range(600):
+            seen = metric_sum((await http.get(f"{funding}/metrics")).text, "berdaya_consumer_records_total",
+                              consumer="funding-view")  # fmt: skip
+            if seen >= events:
+                break
+            await asyncio.sleep(1)
+    console.print(f"  funding knows the {events:,} registry events")
+
+
 def metric(text: str, name: str) -> float:
     match = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)
     return float(match[1]) if match else 0.0
@@ -71,6 +93,7 @@ async def run_demo(stack: LocalStack, console: Console, token: str) -> None:
             console.print(f"  Registering {again['business_name']!r} again answers {duplicate.status_code}: "
                           f"{duplicate.json()['error']['message'][:110]}...")  # fmt: skip
 
+        await _wait_for_funding_view(http, urls["funding"], stack.bootstrap_servers, console)
         pledges = await _funding(http, urls, console)
 
         coverage = (await http.get(f"{urls['registry']}/stats/nib-coverage")).json()
@@ -174,8 +197,9 @@ async def _funding(http: httpx.AsyncClient, urls: dict[str, str], console: Conso
         "kecamatan": "Oebobo", "kbli": "56", "youth_owned": "false", "nib_status": "issued", "page_size": 1})).json()  # fmt: skip
     if older["items"]:
         why = (await http.get(f"{funding}/explain", params={"pledge_id": first, "business_id": older["items"][0]["id"]})).json()
-        failed = [f"{c['earmark']} (needs {c['required']}, is {c['value']})" for c in why["checks"] if not c["passed"]]
-        console.print(f"  Why is {older['items'][0]['business_name']!r} not offered Bank NTT's grant? {', '.join(failed)}")
+        if "checks" in why:
+            failed = [f"{c['earmark']} (needs {c['required']}, is {c['value']})" for c in why["checks"] if not c["passed"]]
+            console.print(f"  Why is {older['items'][0]['business_name']!r} not offered Bank NTT's grant? {', '.join(failed)}")
 
     current = await settled()
     table = Table(title="Pledges (rupiah in juta)")
