@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Union
 
 import asyncpg
@@ -50,7 +50,6 @@ class Runtime:
     metrics: MessagingMetrics
     broker: KafkaBroker
     relay: OutboxRelay
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def topic(self, name: str) -> str:
         return namespaced(name, self.settings.topic_namespace)

@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,14 +177,6 @@ class LocalStack:
             parts[spec.name] = "ready" if self.ready(spec) else ("starting" if self._pid(spec.name) else "down")
         return parts
 
-
-def wait_for(check, timeout: float, interval: float = 0.5) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval)
-    return False
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 import uuid
-from datetime import datetime
 
 import asyncpg
 
@@ -86,6 +85,3 @@ class MessageQueries:
     async def counts_by_template(self) -> dict[str, int]:
         rows = await self._pool.fetch("SELECT template, count(*) FROM message GROUP BY template")
         return {r[0]: r[1] for r in rows}
-
-    async def latest(self) -> datetime | None:
-        return await self._pool.fetchval("SELECT max(created_at) FROM message")
