@@ -6,21 +6,26 @@ import asyncio
 import os
 import sys
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
+import asyncpg
 import httpx
 import typer
+from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from berdaya.views import print_coverage
 from berdaya.importer import ImportRefused, count_rows, import_file, write_error_report
-from berdaya.stack.local import SERVICES, LocalStack
+from berdaya.stack.local import SERVICES, LocalStack, service
+from berdaya.stack.postgres import database_url as database_url_of
+from berdaya.views import VIEWS, print_coverage, wait_for_catch_up
 from shared.auth import TokenService
+from shared.messaging.replay import StillRunning, rebuild
 
 app = typer.Typer(help="Berdaya: the event backbone of Kota Kupang's UMKM programme.", no_args_is_help=True)
 console = Console()
@@ -30,11 +35,14 @@ def _stack() -> LocalStack:
     return LocalStack()
 
 
+def _tokens() -> TokenService:
+    return TokenService(os.environ.get("BERDAYA_JWT_SECRET") or _stack().secrets()["BERDAYA_JWT_SECRET"])
+
+
 def _token(role: str = "officer", subject: str = "berdaya-cli") -> str:
     if os.environ.get("BERDAYA_TOKEN"):
         return os.environ["BERDAYA_TOKEN"]
-    secret = os.environ.get("BERDAYA_JWT_SECRET") or _stack().secrets()["BERDAYA_JWT_SECRET"]
-    return TokenService(secret).mint(subject, [role], ttl=timedelta(hours=8))
+    return _tokens().mint(subject, [role], ttl=timedelta(hours=8))
 
 
 def _progress() -> Progress:
@@ -73,13 +81,14 @@ def down() -> None:
 @app.command()
 def token(
     role: Annotated[list[str], typer.Option("--role", "-r", help="officer, operator, sponsor, trainer, viewer, admin")] = ["officer"],  # noqa: B006
-    subject: Annotated[str, typer.Option(help="Who the token is for")] = "officer@kupang",
+    subject: Annotated[str, typer.Option(help="Who the token is for; events and the audit trail name them by it")] = "officer@kupang",
     hours: Annotated[float, typer.Option(help="Validity in hours")] = 8,
+    sponsor: Annotated[uuid.UUID | None, typer.Option(help="For a sponsor token: the sponsor it acts for")] = None,
+    kecamatan: Annotated[list[str], typer.Option(help="Limit an officer to these kecamatan (Kemendagri codes)")] = [],  # noqa: B006
 ) -> None:
     """Mint a bearer token signed with the local stack's key (or BERDAYA_JWT_SECRET)."""
-    secret = os.environ.get("BERDAYA_JWT_SECRET") or _stack().secrets()["BERDAYA_JWT_SECRET"]
     try:
-        print(TokenService(secret).mint(subject, role, ttl=timedelta(hours=hours)))
+        print(_tokens().mint(subject, role, ttl=timedelta(hours=hours), sponsor_id=sponsor, kecamatan=kecamatan))
     except ValueError as exc:
         _fail(str(exc))
 
@@ -105,10 +114,11 @@ def _import(file: Path, url: str, chunk: int):  # noqa: ANN202
             summary = import_file(file, base_url=url, token=_token(), chunk_size=chunk,
                                   progress=lambda n: progress.advance(task, n))  # fmt: skip
         except ImportRefused as exc:
-            _fail(f"the registry refused the file: {exc}")
-        except httpx.ConnectError:
-            _fail(f"cannot reach the registry at {url}; start it with `berdaya up`, then import again "
-                  "(rows already imported are recognised and not duplicated)")
+            _fail(f"{file.name} was not imported: {exc}. Rows sent before this point are in; importing the file "
+                  "again after fixing it does not duplicate them")
+        except httpx.HTTPError as exc:
+            _fail(f"cannot reach the registry at {url} ({type(exc).__name__}); start it with `berdaya up`, then "
+                  "import again (rows already imported are recognised and not duplicated)")
     elapsed = time.perf_counter() - started
     table = Table(title=f"Import of {file.name}", show_header=False)
     for label, value in (("rows read", summary.received), ("registered", summary.registered),
@@ -130,17 +140,103 @@ def _import(file: Path, url: str, chunk: int):  # noqa: ANN202
 
 @app.command()
 def replay(
-    group: Annotated[str, typer.Argument(help="Consumer group, e.g. funding-view (with a namespace: kupang.funding-view)")],
+    view: Annotated[str, typer.Argument(help="The view to rebuild: " + ", ".join(VIEWS))],
+    restart: Annotated[bool, typer.Option(help="Stop and start the local service around the rebuild")] = True,
+    database_url: Annotated[str | None, typer.Option(help="The service's database (default: the local stack's)")] = None,
+    namespace: Annotated[str, typer.Option(help="Topic namespace (BERDAYA_TOPIC_NAMESPACE) of the deployment")] = "",
 ) -> None:
-    """Make a consumer read its topics from the beginning at its next start (stop its service first), e.g. to rebuild
-    funding's view of businesses into an empty database."""
-    from shared.messaging.kafka import forget_consumer_group
-
+    """Rebuild a service's view of other services' businesses by replaying their topics from the beginning: the
+    service is stopped, the view and its consumers' inbox rows are emptied, their offsets forgotten, the service
+    started again, and this waits until it has caught up."""
+    if view not in VIEWS:
+        _fail(f"no view {view!r}; the views are {', '.join(VIEWS)}")
+    rebuildable = VIEWS[view]
+    stack = _stack()
+    spec = service(rebuildable.service)
+    url = database_url or database_url_of(stack.postgres_url, spec.database)
+    if restart and stack.stop_service(spec):
+        console.print(f"  {spec.name}: stopped")
     try:
-        forget_consumer_group(_stack().bootstrap_servers, group)
-    except Exception as exc:  # noqa: BLE001 - Kafka's reason is the message
-        _fail(f"could not reset {group}: {exc}. Is its service stopped? (Kafka refuses while the group has members)")
-    console.print(f"{group} will read from the beginning when its service next starts.")
+        removed = asyncio.run(rebuild(rebuildable, database_url=url, bootstrap_servers=stack.bootstrap_servers,
+                                      namespace=namespace))  # fmt: skip
+    except StillRunning as exc:
+        _fail(f"{exc} (`berdaya replay {view}` stops the local one itself; elsewhere stop it, then use --no-restart)")
+    except (OSError, TimeoutError, asyncpg.PostgresError, KafkaException) as exc:
+        _fail(f"could not rebuild {view}: {type(exc).__name__}: {exc or 'no answer in time'}. Check that Kafka "
+              f"({stack.bootstrap_servers}) and the database are reachable; nothing was emptied unless this says so")
+    console.print("  emptied " + ", ".join(f"{table} ({rows:,} rows)" for table, rows in removed.items()))
+    console.print(f"  kept {rebuildable.kept}")
+    if not restart:
+        console.print(f"{view} will be rebuilt from the beginning of its topics when {spec.name} next starts.")
+        return
+    stack.start_service(spec)
+    stack.wait_ready(spec)
+    with console.status(f"{spec.name} is replaying its topics"):
+        lag = wait_for_catch_up(stack.bootstrap_servers, rebuildable, namespace)
+    console.print(f"{view} rebuilt: {spec.name} has read its topics to the end (lag {lag:,.0f}).")
+
+
+dlq = typer.Typer(help="Dead-letter topics: what failed, why, and sending it again once the cause is fixed.")
+app.add_typer(dlq, name="dlq")
+
+
+def _dead_letters(topic: str) -> list:  # noqa: ANN202
+    from shared.messaging.dead_letters import read_dead_letters
+
+    return asyncio.run(read_dead_letters(_stack().bootstrap_servers, topic))
+
+
+@dlq.command("list")
+def dlq_list(topic: Annotated[str, typer.Argument(help="A topic (or its .dlq), e.g. registry.business.v1")]) -> None:
+    """Every dead letter of a topic: where it came from, which consumer failed and why."""
+    letters = _dead_letters(topic)
+    table = Table(title=f"{len(letters)} dead letter(s) of {topic.removesuffix('.dlq')}")
+    for column in ("partition:offset", "consumer", "event", "attempts", "failed at", "error"):
+        table.add_column(column, overflow="fold")
+    for d in letters:
+        envelope = d.envelope()
+        event = f"{envelope.event_type} v{envelope.aggregate_version or '-'}" if envelope else "(not an event)"
+        table.add_row(f"{d.partition}:{d.offset}", d.consumer, event, d.headers.get("dlq.attempts", "?"),
+                      d.headers.get("dlq.failed_at", "?")[:19], d.error[:200])  # fmt: skip
+    console.print(table)
+
+
+@dlq.command("show")
+def dlq_show(
+    topic: Annotated[str, typer.Argument(help="A topic or its .dlq")],
+    offset: Annotated[int, typer.Argument(help="The dead letter's offset (dlq list shows it)")],
+    partition: Annotated[int, typer.Option(help="The dead-letter topic's partition")] = 0,
+) -> None:
+    """One dead letter in full: its headers and its value."""
+    found = [d for d in _dead_letters(topic) if d.offset == offset and d.partition == partition]
+    if not found:
+        _fail(f"no dead letter at {partition}:{offset} of {topic}; `berdaya dlq list {topic}` shows what there is")
+    letter = found[0]
+    for key, value in sorted(letter.headers.items()):
+        console.print(f"[bold]{key}[/bold]: {value}")
+    console.print((letter.value or b"").decode("utf-8", "replace"))
+
+
+@dlq.command("redrive")
+def dlq_redrive(
+    topic: Annotated[str, typer.Argument(help="A topic or its .dlq")],
+    offset: Annotated[list[int], typer.Option(help="Only these offsets (default: every dead letter)")] = [],  # noqa: B006
+    consumer: Annotated[str | None, typer.Option(help="Only those this consumer dead-lettered")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Publish dead letters again to their original topic, once what made them fail is fixed. Consumers that had
+    applied an event absorb it (inbox); views never take an older version over a newer one."""
+    from shared.messaging.dead_letters import redrive
+
+    letters = [d for d in _dead_letters(topic)
+               if (not offset or d.offset in offset) and (consumer is None or d.consumer == consumer)]  # fmt: skip
+    if not letters:
+        _fail("nothing to re-drive: no dead letter matches")
+    if not yes and not typer.confirm(f"Re-drive {len(letters)} dead letter(s) to {letters[0].original_topic}?"):
+        raise typer.Exit(1)
+    sent = asyncio.run(redrive(_stack().bootstrap_servers, letters))
+    console.print(f"{sent} dead letter(s) published again to {letters[0].original_topic}. They stay in the "
+                  "dead-letter topic as a record; `berdaya dlq list` shows them still.")
 
 
 @app.command()
@@ -153,7 +249,7 @@ def status() -> None:
     for part, state in stack.status().items():
         table.add_row(part, f"[green]{state}[/green]" if state in ("up", "ready", "external") else f"[red]{state}[/red]")
     console.print(table)
-    registry = next(s for s in SERVICES if s.name == "registry")
+    registry = service("registry")
     if stack.ready(registry):
         print_coverage(console, httpx.get(stack.url(registry) + "/stats/nib-coverage", timeout=10).json())
 
@@ -182,12 +278,10 @@ def demo(
         data.with_suffix(".tmp").rename(data)
     console.print(f"  {data}")
     console.rule("[bold]3. Importing it into the registry")
-    registry = next(s for s in SERVICES if s.name == "registry")
-    _import(data, stack.url(registry), 1000)
+    _import(data, stack.url(service("registry")), 1000)
     console.rule("[bold]4. Officers record NIB applications and their outcomes")
     secret = os.environ.get("BERDAYA_JWT_SECRET") or stack.secrets()["BERDAYA_JWT_SECRET"]
-    demo_token = TokenService(secret).mint("demo", ["officer", "sponsor"], ttl=timedelta(hours=1))
-    asyncio.run(run_demo(stack, console, demo_token))
+    asyncio.run(run_demo(stack, console, TokenService(secret)))
     _print_urls(stack)
 
 

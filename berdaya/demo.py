@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import uuid
 from datetime import date, timedelta
 
 import httpx
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from berdaya.stack.local import SERVICES, LocalStack
 from berdaya.views import print_coverage
+from shared.auth import TokenService
 from shared.contracts.topics import REGISTRY_BUSINESS, dlq
 
 
@@ -59,9 +61,9 @@ def metric(text: str, name: str) -> float:
     return float(match[1]) if match else 0.0
 
 
-async def run_demo(stack: LocalStack, console: Console, token: str) -> None:
+async def run_demo(stack: LocalStack, console: Console, tokens: TokenService) -> None:
     urls = {s.name: stack.url(s) for s in SERVICES}
-    auth = {"Authorization": f"Bearer {token}"}
+    auth = bearer(tokens.mint("demo-officer", ["officer"], ttl=timedelta(hours=1)))
     rng = random.Random()  # new NIBs each run: the demo can be run again on the same stack
     async with httpx.AsyncClient(headers=auth, timeout=60) as http:
         page = (await http.get(f"{urls['registry']}/businesses", params={"nib_status": "none", "page_size": 40})).json()
@@ -91,10 +93,10 @@ async def run_demo(stack: LocalStack, console: Console, token: str) -> None:
             }  # fmt: skip
             duplicate = await http.post(f"{urls['registry']}/businesses", json=again)
             console.print(f"  Registering {again['business_name']!r} again answers {duplicate.status_code}: "
-                          f"{duplicate.json()['error']['message'][:110]}...")  # fmt: skip
+                          f"{duplicate.json()['detail'][:110]}...")  # fmt: skip
 
         await _wait_for_funding_view(http, urls["funding"], stack.bootstrap_servers, console)
-        pledges = await _funding(http, urls, console)
+        pledges = await _funding(http, urls, console, tokens)
 
         coverage = (await http.get(f"{urls['registry']}/stats/nib-coverage")).json()
         expected = coverage["registered"]
@@ -145,23 +147,31 @@ PLEDGES = (
 )  # fmt: skip
 
 
-async def _funding(http: httpx.AsyncClient, urls: dict[str, str], console: Console) -> list[dict]:
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _funding(http: httpx.AsyncClient, urls: dict[str, str], console: Console, tokens: TokenService) -> list[dict]:
     """Sponsors pledge, funding matches, a business declines and the next in line is offered, one is paid out."""
     console.rule("[bold]5. Sponsors pledge; funding matches eligible businesses")
     funding = urls["funding"]
     today = date.today()
     made = []
+    as_sponsor: dict[str, dict[str, str]] = {}
     for sponsor_name, kind, body in PLEDGES:
+        # The programme office records the sponsor; the sponsor's officer then acts for it alone.
         sponsor = await http.post(f"{funding}/sponsors", json={"name": sponsor_name, "kind": kind})
-        sponsor_id = sponsor.json()["id"] if sponsor.status_code == 201 else sponsor.json()["error"]["existing_sponsor_id"]
+        sponsor_id = sponsor.json()["id"] if sponsor.status_code == 201 else sponsor.json()["existing_sponsor_id"]
+        as_sponsor[sponsor_id] = bearer(tokens.mint(f"officer@{kind}", ["sponsor"], ttl=timedelta(hours=1),
+                                                    sponsor_id=uuid.UUID(sponsor_id)))  # fmt: skip
         pledge = {**body, "sponsor_id": sponsor_id, "valid_from": today.isoformat(),
                   "valid_until": (today + timedelta(days=90)).isoformat()}  # fmt: skip
         if not made:
-            simulated = (await http.post(f"{funding}/pledges/simulate", json=pledge)).json()
+            simulated = (await http.post(f"{funding}/pledges/simulate", json=pledge, headers=as_sponsor[sponsor_id])).json()
             console.print(f"  {sponsor_name} simulates first: {simulated['businesses_funded']} of "
                           f"{simulated['eligible_businesses']} eligible businesses funded, "
                           f"{rupiah(simulated['remaining_rupiah'])} left")  # fmt: skip
-        response = await http.post(f"{funding}/pledges", json=pledge)
+        response = await http.post(f"{funding}/pledges", json=pledge, headers=as_sponsor[sponsor_id])
         response.raise_for_status()
         made.append(response.json())
 
@@ -191,7 +201,8 @@ async def _funding(http: httpx.AsyncClient, urls: dict[str, str], console: Conso
     tenun = (await http.get(f"{funding}/pledges/{made[1]['id']}/offers")).json()
     if tenun:
         await http.post(f"{funding}/offers/{tenun[0]['id']}/accept")
-        await http.post(f"{funding}/offers/{tenun[0]['id']}/disburse", json={"reference": "POS-ALAT-TENUN-0001"})
+        await http.post(f"{funding}/offers/{tenun[0]['id']}/disburse", json={"reference": "POS-ALAT-TENUN-0001"},
+                        headers=as_sponsor[made[1]["sponsor_id"]])  # fmt: skip
         console.print("  A weaver accepts Pos Indonesia's loom and it is handed over (FundsDisbursed)")
     older = (await http.get(f"{urls['registry']}/businesses", params={
         "kecamatan": "Oebobo", "kbli": "56", "youth_owned": "false", "nib_status": "issued", "page_size": 1})).json()  # fmt: skip

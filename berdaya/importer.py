@@ -10,6 +10,10 @@ from pathlib import Path
 
 import httpx
 
+# What the registry accepts per cell and per header; rows beyond these are reported here, not sent.
+MAX_CELL = 1000
+MAX_COLUMNS = 30
+
 
 @dataclass
 class ImportSummary:
@@ -25,7 +29,7 @@ class ImportSummary:
 
 
 class ImportRefused(RuntimeError):
-    """The registry refused the file as a whole (e.g. its header), so no row was imported."""
+    """The file as a whole can't be imported (its encoding, its header, no rows): no row was sent."""
 
 
 def _open(path: Path) -> io.TextIOWrapper:
@@ -33,18 +37,43 @@ def _open(path: Path) -> io.TextIOWrapper:
     return open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115
 
 
+def _not_utf8(line: int) -> ImportRefused:
+    return ImportRefused(
+        f"line {line} is not UTF-8 text. Save the file as 'CSV UTF-8 (Comma delimited)' in Excel "
+        "(or 'Text CSV' with character set UTF-8 in LibreOffice) and import it again"
+    )
+
+
 def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """The header, and each record with the file line it starts on. Excel in Indonesia often saves ';'."""
     handle = _open(path)
-    header_line = handle.readline()
+    try:
+        header_line = handle.readline()
+    except UnicodeDecodeError:
+        handle.close()
+        raise _not_utf8(1) from None
+    if not header_line.strip():
+        handle.close()
+        raise ImportRefused("the file is empty: its first line should be the header (business_name,owner_name,...)")
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
     columns = [c.strip().lower() for c in next(csv.reader([header_line], delimiter=delimiter))]
+    if len(columns) > MAX_COLUMNS:
+        handle.close()
+        raise ImportRefused(f"the header has {len(columns):,} columns; the registry's list has at most {MAX_COLUMNS}")
 
     def records() -> Iterator[tuple[int, list[str]]]:
         with handle:
             reader = csv.reader(handle, delimiter=delimiter)
             last_line = 1
-            for values in reader:
+            while True:
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    return
+                except UnicodeDecodeError:
+                    raise _not_utf8(last_line + 1) from None
+                except csv.Error as exc:
+                    raise ImportRefused(f"line {last_line + 1} can't be read as CSV ({exc}); fix it and import again") from None
                 start, last_line = last_line + 1, reader.line_num + 1
                 if not any(v.strip() for v in values):
                     continue  # blank lines are not rows
@@ -54,8 +83,16 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
 
 
 def count_rows(path: Path) -> int:
-    with _open(path) as handle:
+    with open(path, "rb") as handle:
         return max(0, sum(1 for _ in handle) - 1)
+
+
+def _too_long(line: int, columns: list[str], values: list[str]) -> dict[str, object] | None:
+    for name, value in zip(columns, values, strict=False):
+        if len(value) > MAX_CELL:
+            return {"line": line, "field": name, "code": "import.cell_too_long",
+                    "message": f"has {len(value):,} characters; at most {MAX_CELL} are allowed"}  # fmt: skip
+    return None
 
 
 def import_file(
@@ -74,10 +111,9 @@ def import_file(
 
         def send() -> None:
             response = client.post("/imports/businesses", json={"columns": columns, "rows": chunk})
-            if response.status_code == 422 and "columns" in response.text:
-                raise ImportRefused(response.json()["errors"][0]["message"])
-            if response.status_code in (401, 403):
-                raise ImportRefused(response.json()["error"]["message"])
+            if response.status_code in (401, 403, 413, 422):
+                problem = response.json()
+                raise ImportRefused(problem.get("detail") or problem.get("title") or response.text)
             response.raise_for_status()
             report = response.json()
             summary.received += report["received"]
@@ -89,11 +125,20 @@ def import_file(
             chunk.clear()
 
         for line, values in records:
+            oversized = _too_long(line, columns, values)
+            if oversized:
+                summary.received += 1
+                summary.errors.append(oversized)
+                progress(1)
+                continue
             chunk.append({"line": line, "values": values})
             if len(chunk) >= chunk_size:
                 send()
         if chunk:
             send()
+    if summary.received == 0:
+        raise ImportRefused("the file has a header but no rows; nothing was imported")
+    summary.errors.sort(key=lambda e: e["line"])  # type: ignore[arg-type, return-value]
     return summary
 
 

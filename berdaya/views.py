@@ -1,9 +1,29 @@
-"""Tables the command line prints."""
+"""What the command line shows and waits for: tables, the views it can rebuild, and a consumer catching up."""
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.table import Table
+
+from services.funding.replay import FUNDING_VIEW
+from shared.contracts.topics import namespaced
+from shared.messaging.kafka import consumer_lag
+from shared.messaging.replay import RebuildableView
+
+VIEWS = {v.name: v for v in (FUNDING_VIEW,)}
+
+
+def wait_for_catch_up(bootstrap: str, view: RebuildableView, namespace: str = "", timeout: float = 3600) -> int:
+    """Wait until the view's consumers have committed every record of their topics; returns the lag left."""
+    topics = [namespaced(t, namespace) for t in view.topics]
+    deadline = time.monotonic() + timeout
+    while True:
+        lag = sum(sum(consumer_lag(bootstrap, namespaced(c, namespace), topics).values()) for c in view.consumers)
+        if lag == 0 or time.monotonic() > deadline:
+            return lag
+        time.sleep(1)
 
 
 def print_coverage(console: Console, coverage: dict) -> None:

@@ -1,29 +1,47 @@
-"""Bearer tokens: JWTs signed with a configured key, carrying the caller's roles."""
+"""Bearer tokens: JWTs signed with a configured key, carrying the caller's roles and what they may act for."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
 
 ROLES = frozenset({"officer", "operator", "sponsor", "trainer", "viewer", "admin"})
-# Who may read owners' personal data (names, phone numbers, masked NIK).
-PERSONAL_DATA_ROLES = frozenset({"officer", "admin"})
 _ALGORITHM = "HS256"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """Who is calling. A sponsor acts only for the sponsor its token names; an officer whose token names kecamatan
+    acts only for businesses there (no kecamatan: the whole city)."""
+
     subject: str
     roles: frozenset[str]
+    sponsor_id: uuid.UUID | None = None
+    kecamatan_codes: frozenset[str] = frozenset()
 
     def has_any(self, roles: frozenset[str] | set[str]) -> bool:
         return bool(self.roles & roles) or "admin" in self.roles
 
     @property
     def may_see_personal_data(self) -> bool:
-        return self.has_any(PERSONAL_DATA_ROLES)
+        """Owners' names, phones and masked NIKs: officers only, who work with owners. Admins and operators run the
+        system and have no need to know."""
+        return "officer" in self.roles
+
+    def acts_for_sponsor(self, sponsor_id: uuid.UUID) -> bool:
+        return "admin" in self.roles or (self.sponsor_id is not None and self.sponsor_id == sponsor_id)
+
+    def acts_in_kecamatan(self, code: str) -> bool:
+        return "admin" in self.roles or not self.kecamatan_codes or code in self.kecamatan_codes
+
+    @property
+    def actor(self) -> str:
+        """How this caller is named in events' metadata and the audit trail."""
+        return self.subject
 
 
 class InvalidToken(Exception):
@@ -35,12 +53,27 @@ class TokenService:
         self._secret = secret
         self._issuer = issuer
 
-    def mint(self, subject: str, roles: list[str], ttl: timedelta = timedelta(hours=8)) -> str:
+    def mint(
+        self,
+        subject: str,
+        roles: Iterable[str],
+        ttl: timedelta = timedelta(hours=8),
+        *,
+        sponsor_id: uuid.UUID | None = None,
+        kecamatan: Iterable[str] = (),
+    ) -> str:
+        roles = list(roles)
         unknown = set(roles) - ROLES
         if unknown:
             raise ValueError(f"unknown role(s) {sorted(unknown)}; choose from {sorted(ROLES)}")
+        if "sponsor" in roles and sponsor_id is None:
+            raise ValueError("a sponsor token must name the sponsor it acts for (--sponsor <sponsor id>)")
         now = datetime.now(UTC)
-        claims = {"sub": subject, "roles": sorted(roles), "iss": self._issuer, "iat": now, "exp": now + ttl}
+        claims: dict[str, object] = {"sub": subject, "roles": sorted(roles), "iss": self._issuer, "iat": now, "exp": now + ttl}
+        if sponsor_id is not None:
+            claims["sponsor"] = str(sponsor_id)
+        if kecamatan:
+            claims["kecamatan"] = sorted(set(kecamatan))
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
     def verify(self, token: str) -> Principal:
@@ -59,4 +92,13 @@ class TokenService:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise InvalidToken("invalid token: roles must be a list of strings")
-        return Principal(subject=str(claims["sub"]), roles=frozenset(roles) & ROLES)
+        sponsor = claims.get("sponsor")
+        try:
+            sponsor_id = uuid.UUID(sponsor) if sponsor is not None else None
+        except (TypeError, ValueError, AttributeError):
+            raise InvalidToken("invalid token: sponsor must be a sponsor id") from None
+        kecamatan = claims.get("kecamatan", [])
+        if not isinstance(kecamatan, list) or not all(isinstance(k, str) for k in kecamatan):
+            raise InvalidToken("invalid token: kecamatan must be a list of Kemendagri codes")
+        return Principal(subject=str(claims["sub"]), roles=frozenset(roles) & ROLES, sponsor_id=sponsor_id,
+                         kecamatan_codes=frozenset(kecamatan))  # fmt: skip

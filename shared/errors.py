@@ -31,6 +31,10 @@ class NotFound(LookupError):
     pass
 
 
+class Forbidden(PermissionError):
+    """The caller is who they say, but may not act on this object (another sponsor's pledge, another kecamatan)."""
+
+
 @dataclass
 class Conflict(Exception):
     """The request clashes with existing state (409); `details` says with what."""

@@ -61,6 +61,14 @@ class MessagingMetrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=registry,
         )
+        self.outbox_failing = Gauge(
+            "berdaya_outbox_failing_rows",
+            "Unpublished outbox rows whose last publish failed; each holds back its own aggregate's later events.",
+            registry=registry,
+        )
+        self.relay_errors = Counter(
+            "berdaya_outbox_relay_errors", "Relay loops that failed (database or Kafka) and backed off.", registry=registry
+        )
         self.relay_leader = Gauge(
             "berdaya_outbox_relay_leader", "1 when this process holds the relay lease for its database.", registry=registry
         )
@@ -84,6 +92,13 @@ class MessagingMetrics:
         )
         self.retries = Counter(
             "berdaya_consumer_retries", "Processing attempts that failed and were retried.", ["consumer"], registry=registry
+        )
+        self.transient_failures = Counter(
+            "berdaya_consumer_transient_failures",
+            "Batch attempts that failed for the infrastructure's reasons (database down, deadlock, no connection) and "
+            "were retried; never dead-lettered.",
+            ["consumer"],
+            registry=registry,
         )
         self.event_age = Histogram(
             "berdaya_consumer_event_age_seconds",

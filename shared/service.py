@@ -1,7 +1,9 @@
-"""The lifecycle every service shares: pool, migrations, topics, outbox relay, consumers, and the FastAPI app around them.
+"""The host every service runs in: pool, migrations, topics, outbox relay, consumers, housekeeping, and the FastAPI
+app around them.
 
-A service's own bootstrap.py is its composition root; it hands this module its migrations, topics,
-routes and consumers, and gets back an ASGI app.
+A service describes itself once (`ServiceDefinition`: its topics, subscriptions, routes) and says in one `build`
+step what it makes of the running infrastructure (`Parts`: the context its routes use, what each consumer does,
+its background jobs). Its bootstrap.py is that description, read top to bottom.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Union
 
-import asyncpg
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -26,30 +29,37 @@ from pydantic import create_model
 
 from shared.auth import TokenService
 from shared.contracts.catalog import CATALOG
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Envelope, EventPayload
 from shared.contracts.topics import namespaced, topic_for
-from shared.db import Migration, create_pool, load_migrations, migrate
-from shared.messaging.consumer import EventConsumer, KafkaDeadLetters
+from shared.db import Database, DatabaseMetrics, Migration, load_migrations, migrate, open_database
+from shared.messaging import inbox
+from shared.messaging.consumer import Apply, EventConsumer, RetryPolicy
+from shared.messaging.dead_letters import KafkaDeadLetters
 from shared.messaging.kafka import ensure_topics, kafka_reachable, safe_producer, with_dead_letters
-from shared.messaging.outbox import OutboxRelay
-from shared.messaging.subscriptions import Subscription, declare
-from shared.observability import MessagingMetrics, configure_logging
+from shared.messaging.outbox import OutboxRelay, prune_published
+from shared.messaging.subscriptions import Consumers, Subscription, declare_all
+from shared.observability import MessagingMetrics, configure_logging, scrub
 from shared.settings import PlatformSettings
-from shared.web import Platform, ScrapeHook, install_error_handlers, platform_routes
+from shared.unit_of_work import Publisher
+from shared.web import PROBLEM_RESPONSES, BoundedInput, Platform, Problem, ScrapeHook, install_error_handlers, platform_routes
 
 log = logging.getLogger(__name__)
+
+Job = Callable[[asyncio.Event], Awaitable[None]]  # a background loop that returns once the event is set
 
 
 @dataclass
 class Runtime:
-    """The live infrastructure of one service process, handed to its routes and consumers."""
+    """The live infrastructure of one service process, handed to its build step."""
 
     name: str
     settings: PlatformSettings
-    pool: asyncpg.Pool
+    db: Database
     metrics: MessagingMetrics
-    broker: KafkaBroker
-    relay: OutboxRelay
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
 
     def topic(self, name: str) -> str:
         return namespaced(name, self.settings.topic_namespace)
@@ -58,15 +68,55 @@ class Runtime:
         """The topic an event goes to: its aggregate's, in this deployment's namespace."""
         return self.topic(topic_for(envelope.aggregate_type))
 
+    def publisher(self, translate: Callable[[Any], Sequence[EventPayload]]) -> Publisher:
+        return Publisher(self.name, translate, self.route)
 
-# Builds a service's consumers, by consumer name, once the pool exists.
-ConsumerFactory = Callable[[Runtime, KafkaDeadLetters], dict[str, EventConsumer]]
+
+@dataclass
+class Parts:
+    """What a service makes of its runtime."""
+
+    context: object  # what its routes read from request.app.state.service
+    consumers: dict[str, Apply] = field(default_factory=dict)  # by consumer name (as in its subscriptions)
+    jobs: list[Job] = field(default_factory=list)
+    scrape_hooks: list[ScrapeHook] = field(default_factory=list)
 
 
-def all_migrations(service_package: str, service: str) -> list[Migration]:
-    return load_migrations("shared.messaging.migrations", "messaging") + load_migrations(
-        f"{service_package}.migrations", service
-    )
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    title: str
+    description: str
+    package: str  # e.g. services.funding; its migrations live in <package>.migrations
+    produces: tuple[str, ...]
+    subscriptions: tuple[Subscription, ...]
+    routers: tuple[APIRouter, ...]
+    build: Callable[[Runtime], Parts]
+
+    def migrations(self) -> list[Migration]:
+        return load_migrations("shared.messaging.migrations", "messaging") + load_migrations(
+            f"{self.package}.migrations", self.name
+        )
+
+
+def periodic(name: str, interval: float, work: Callable[[], Awaitable[object]]) -> Job:
+    """A job doing `work` every `interval` seconds; it survives an outage and tries again at the next tick."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await work()
+            except Exception as exc:  # noqa: BLE001 - a background job must outlive any outage
+                log.warning("%s: %s", name, scrub(f"{type(exc).__name__}: {exc}"))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kafka declarations and the AsyncAPI document
+# ---------------------------------------------------------------------------------------------------------------
 
 
 def documented_envelope(topic: str) -> type[Envelope]:
@@ -77,135 +127,34 @@ def documented_envelope(topic: str) -> type[Envelope]:
     return create_model(name, __base__=Envelope, payload=(payload_type, ...))
 
 
-def new_broker(
-    name: str,
-    bootstrap_servers: str,
-    registry: CollectorRegistry,
-    produces: Sequence[str],
-    subscriptions: Sequence[Subscription],
-    namespace: str = "",
-) -> KafkaBroker:
+def new_broker(service: ServiceDefinition, settings: PlatformSettings, registry: CollectorRegistry,
+               consumers: Consumers) -> KafkaBroker:  # fmt: skip
     broker = KafkaBroker(
-        bootstrap_servers,
-        client_id=f"berdaya-{name}",
+        settings.kafka_bootstrap_servers,
+        client_id=f"berdaya-{service.name}",
         acks="all",
         enable_idempotence=True,
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=name)],
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service.name)],
         # Per-message "Received/Processed" lines would drown the log at import volumes; metrics count them.
         log_level=logging.DEBUG,
-        description=f"Berdaya {name} service",
+        description=f"Berdaya {service.name} service",
     )
-    for topic in produces:
+    for topic in service.produces:
         # Publishing goes through the outbox relay; these declarations document the topic in AsyncAPI.
         broker.publisher(
-            namespaced(topic, namespace),
-            title=f"{name} -> {topic}",
-            description=f"Events published by {name} through its transactional outbox; key = aggregate id.",
+            namespaced(topic, settings.topic_namespace),
+            title=f"{service.name} -> {topic}",
+            description=f"Events published by {service.name} through its transactional outbox; key = aggregate id.",
             schema=documented_envelope(topic),
         )
-    for subscription in subscriptions:
-        declare(broker, subscription)
+    declare_all(broker, [s.in_namespace(settings.topic_namespace) for s in service.subscriptions], consumers)
     return broker
 
 
-def docs_app(name: str, produces: Sequence[str], subscriptions: Sequence[Subscription]) -> FastStream:
-    """A FastStream app that only describes the service's topics: `faststream docs gen services.X.bootstrap:asyncapi`."""
-    copies = [Subscription(s.topic, s.consumer_name, s.event_types) for s in subscriptions]
-    broker = new_broker(name, "127.0.0.1:9092", CollectorRegistry(), produces, copies)
-    return FastStream(broker, specification=AsyncAPI(broker, title=f"Berdaya {name} events", version="1.0"))
-
-
-def service_app(
-    *,
-    name: str,
-    title: str,
-    description: str,
-    settings: PlatformSettings,
-    migrations: list[Migration],
-    produces: Sequence[str],
-    subscriptions: Sequence[Subscription] = (),
-    routers: Sequence[APIRouter] = (),
-    consumers: ConsumerFactory | None = None,
-    scrape_hooks: Callable[[Runtime], list[ScrapeHook]] = lambda _: [],
-    on_start: Callable[[Runtime, FastAPI], None] = lambda *_: None,
-    background: Callable[[Runtime], list[Callable[[asyncio.Event], Awaitable[None]]]] = lambda _: [],
-) -> FastAPI:
-    configure_logging(name, settings.log_level)
-    registry = CollectorRegistry()
-    # Fresh copies: the same declarations may back several apps (tests build more than one per process).
-    ns = settings.topic_namespace
-    subscriptions = [
-        Subscription(namespaced(s.topic, ns), s.consumer_name, s.event_types, group=namespaced(s.consumer_name, ns))
-        for s in subscriptions
-    ]
-    broker = new_broker(name, settings.kafka_bootstrap_servers, registry, produces, subscriptions, ns)
-    consumes = [s.topic for s in subscriptions]
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings.database_url, max_size=settings.db_pool_size)
-        stop = asyncio.Event()
-        dlq_producer = None
-        relay_task = None
-        tasks: list[asyncio.Task] = []
-        try:
-            async with pool.acquire() as conn:
-                applied = await migrate(conn, migrations)
-            if applied:
-                log.info("applied migrations %s", ", ".join(f"{m.namespace}/{m.version:03d}" for m in applied))
-            await ensure_topics(
-                settings.kafka_bootstrap_servers,
-                with_dead_letters(
-                    sorted({namespaced(t, ns) for t in produces} | set(consumes)), settings.topic_partitions, settings.topic_replication_factor
-                ),
-            )
-            metrics = MessagingMetrics(registry)
-            relay = OutboxRelay(
-                pool=pool,
-                dsn=settings.database_url,
-                producer_factory=lambda: safe_producer(settings.kafka_bootstrap_servers, f"berdaya-{name}-relay"),
-                metrics=metrics,
-                batch_size=settings.relay_batch_size,
-                idle_wait=settings.relay_idle_wait_seconds,
-            )
-            runtime = Runtime(name, settings, pool, metrics, broker, relay)
-            app.state.runtime = runtime
-            app.state.platform.readiness.update(
-                database=lambda: _database_ok(pool),
-                kafka=lambda: kafka_reachable(settings.kafka_bootstrap_servers),
-            )
-            app.state.platform.scrape_hooks.extend([relay.refresh_backlog, *scrape_hooks(runtime)])
-            on_start(runtime, app)
-            relay_task = asyncio.create_task(relay.run(stop), name=f"{name}-outbox-relay")
-            tasks = [asyncio.create_task(job(stop)) for job in background(runtime)]
-            if subscriptions and consumers is not None:
-                dlq_producer = safe_producer(settings.kafka_bootstrap_servers, f"berdaya-{name}-dlq")
-                await dlq_producer.start()
-                built = consumers(runtime, KafkaDeadLetters(dlq_producer))
-                for subscription in subscriptions:
-                    subscription.consumer, subscription.metrics = built[subscription.consumer_name], metrics
-                await broker.start()
-            log.info("%s ready on http://%s:%d", name, settings.http_host, settings.http_port)
-            yield
-        finally:
-            stop.set()
-            if subscriptions and consumers is not None:
-                await broker.stop()
-            if relay_task is not None:
-                await relay_task
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if dlq_producer is not None:
-                await dlq_producer.stop()
-            await pool.close()
-
-    app = FastAPI(title=title, description=description, version="1.0", lifespan=lifespan)
-    app.state.platform = Platform(tokens=TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer), metrics=registry)
-    install_error_handlers(app)
-    app.include_router(platform_routes())
-    app.include_router(asyncapi_routes(name, broker))
-    for router in routers:
-        app.include_router(router)
-    return app
+def asyncapi_app(service: ServiceDefinition) -> FastStream:
+    """Only describes the service's topics: `faststream docs gen services.X.bootstrap:asyncapi`."""
+    broker = new_broker(service, PlatformSettings(BERDAYA_JWT_SECRET="-" * 32), CollectorRegistry(), Consumers())
+    return FastStream(broker, specification=AsyncAPI(broker, title=f"Berdaya {service.name} events", version="1.0"))
 
 
 def asyncapi_routes(name: str, broker: KafkaBroker) -> APIRouter:
@@ -225,9 +174,126 @@ def asyncapi_routes(name: str, broker: KafkaBroker) -> APIRouter:
     return router
 
 
-async def _database_ok(pool: asyncpg.Pool) -> str | None:
+# ---------------------------------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def create_service_app(service: ServiceDefinition, settings: PlatformSettings) -> FastAPI:
+    configure_logging(service.name, settings.log_level)
+    registry = CollectorRegistry()
+    consumers = Consumers()
+    broker = new_broker(service, settings, registry, consumers)
+    ns = settings.topic_namespace
+    subscriptions = [s.in_namespace(ns) for s in service.subscriptions]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = await open_database(
+            settings.database_url, max_size=settings.db_pool_size, acquire_timeout=settings.db_acquire_timeout_seconds,
+            statement_timeout_ms=settings.db_statement_timeout_ms, metrics=DatabaseMetrics(registry),
+        )  # fmt: skip
+        stop = asyncio.Event()
+        dlq_producer = None
+        tasks: list[asyncio.Task] = []
+        try:
+            async with db.acquire() as conn:
+                applied = await migrate(conn, service.migrations())
+            if applied:
+                log.info("applied migrations %s", ", ".join(f"{m.namespace}/{m.version:03d}" for m in applied))
+            topics = sorted({namespaced(t, ns) for t in service.produces} | {s.topic for s in subscriptions})
+            await ensure_topics(settings.kafka_bootstrap_servers, with_dead_letters(
+                topics, settings.topic_partitions, settings.topic_replication_factor))  # fmt: skip
+            metrics = MessagingMetrics(registry)
+            consumers.metrics = metrics
+            runtime = Runtime(service.name, settings, db, metrics)
+            relay = OutboxRelay(
+                db=db, dsn=settings.database_url, metrics=metrics, batch_size=settings.relay_batch_size,
+                producer_factory=lambda: safe_producer(settings.kafka_bootstrap_servers, f"berdaya-{service.name}-relay"),
+                idle_wait=settings.relay_idle_wait_seconds, lease_seconds=settings.relay_lease_seconds,
+            )  # fmt: skip
+            parts = service.build(runtime)
+            app.state.runtime = runtime
+            app.state.service = parts.context
+            platform: Platform = app.state.platform
+            platform.readiness.update(database=lambda: _database_ok(db),
+                                      kafka=lambda: kafka_reachable(settings.kafka_bootstrap_servers))  # fmt: skip
+            platform.scrape_hooks.extend([relay.refresh_backlog, *parts.scrape_hooks])
+            housekeeping = periodic(f"{service.name} housekeeping", settings.housekeeping_interval_seconds,
+                                    lambda: _housekeeping(db, settings))  # fmt: skip
+            tasks = [asyncio.create_task(job(stop)) for job in (relay.run, housekeeping, *parts.jobs)]
+            if subscriptions:
+                dlq_producer = safe_producer(settings.kafka_bootstrap_servers, f"berdaya-{service.name}-dlq")
+                await dlq_producer.start()
+                policy = RetryPolicy(
+                    max_attempts=settings.consumer_max_attempts, backoff=settings.consumer_retry_backoff_seconds,
+                    handler_timeout=settings.consumer_handler_timeout_seconds,
+                    transient_budget=settings.consumer_transient_budget_seconds,
+                )  # fmt: skip
+                for sub in subscriptions:
+                    consumers.by_name[sub.consumer] = EventConsumer(
+                        name=sub.consumer, db=db, apply=parts.consumers[sub.consumer], event_types=sub.event_types,
+                        dead_letters=KafkaDeadLetters(dlq_producer), metrics=metrics, policy=policy,
+                    )  # fmt: skip
+                await broker.start()
+            log.info("%s ready on http://%s:%d", service.name, settings.http_host, settings.http_port)
+            yield
+        finally:
+            stop.set()
+            if subscriptions:
+                await broker.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if dlq_producer is not None:
+                await dlq_producer.stop()
+            await db.close()
+
+    app = FastAPI(title=service.title, description=service.description, version="1.0", lifespan=lifespan)
+    app.state.platform = Platform(tokens=TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer),
+                                  metrics=registry)  # fmt: skip
+    install_error_handlers(app)
+    app.add_middleware(BoundedInput, max_body_bytes=settings.max_body_bytes)
+    app.include_router(platform_routes(), responses=_problems(401, 403, 422))
+    app.include_router(asyncapi_routes(service.name, broker))
+    for router in service.routers:
+        app.include_router(router, responses=_problems(400, 401, 403, 413, 422, 503))
+    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
+    return app
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: PROBLEM_RESPONSES[s] for s in statuses}
+
+
+def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents its own 422 body; every Berdaya error is a problem document instead."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(Problem.model_json_schema(ref_template="#/components/schemas/{model}").pop("$defs", {}))
+    components["Problem"].pop("$defs", None)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                responses["422"] = PROBLEM_RESPONSES[422]
+    app.openapi_schema = schema
+    return schema
+
+
+async def _housekeeping(db: Database, settings: PlatformSettings) -> None:
+    outbox_rows = await prune_published(db, timedelta(days=settings.outbox_retention_days))
+    inbox_rows = await inbox.prune(db, timedelta(days=settings.inbox_retention_days))
+    if outbox_rows or inbox_rows:
+        log.info("pruned %d published outbox rows and %d inbox rows past their retention", outbox_rows, inbox_rows)
+
+
+async def _database_ok(db: Database) -> str | None:
     try:
-        await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout=3)
+        await asyncio.wait_for(db.fetchval("SELECT 1"), timeout=3)
         return None
     except Exception as exc:  # noqa: BLE001 - reported as text by /ready
         return f"{type(exc).__name__}: {exc}"

@@ -24,15 +24,36 @@ class PlatformSettings(BaseSettings):
 
     log_level: str = Field("INFO", validation_alias="BERDAYA_LOG_LEVEL")
 
+    # Database: every wait and every statement is bounded.
+    db_pool_size: int = Field(10, ge=1)
+    db_acquire_timeout_seconds: float = Field(10.0, gt=0, validation_alias="BERDAYA_DB_ACQUIRE_TIMEOUT_SECONDS")
+    db_statement_timeout_ms: int = Field(60_000, ge=100, validation_alias="BERDAYA_DB_STATEMENT_TIMEOUT_MS")
+
     # Outbox relay
     relay_batch_size: int = Field(500, ge=1, validation_alias="BERDAYA_RELAY_BATCH_SIZE")
     relay_idle_wait_seconds: float = Field(1.0, gt=0, validation_alias="BERDAYA_RELAY_IDLE_WAIT_SECONDS")
+    relay_lease_seconds: float = Field(
+        15.0, ge=1, validation_alias="BERDAYA_RELAY_LEASE_SECONDS",
+        description="A relay that stops renewing its lease is replaced by a standby after this long",
+    )
 
-    # Consumers: bounded retries before a record goes to the dead-letter topic.
+    # Consumers: bounded retries of a record's own failures before the dead-letter topic; the infrastructure's
+    # failures are retried for the transient budget, then the batch is redelivered.
     consumer_max_attempts: int = Field(5, ge=1, validation_alias="BERDAYA_CONSUMER_MAX_ATTEMPTS")
     consumer_retry_backoff_seconds: float = Field(0.2, ge=0, validation_alias="BERDAYA_CONSUMER_RETRY_BACKOFF_SECONDS")
+    consumer_handler_timeout_seconds: float = Field(30.0, gt=0, validation_alias="BERDAYA_CONSUMER_HANDLER_TIMEOUT_SECONDS")
+    consumer_transient_budget_seconds: float = Field(
+        60.0, gt=0, validation_alias="BERDAYA_CONSUMER_TRANSIENT_BUDGET_SECONDS"
+    )
 
+    # Housekeeping: inbox rows are kept while a redelivery could still come, published outbox rows a while for
+    # inspection; then they are pruned.
+    inbox_retention_days: float = Field(30, gt=0, validation_alias="BERDAYA_INBOX_RETENTION_DAYS")
+    outbox_retention_days: float = Field(7, gt=0, validation_alias="BERDAYA_OUTBOX_RETENTION_DAYS")
+    housekeeping_interval_seconds: float = Field(3600, gt=0, validation_alias="BERDAYA_HOUSEKEEPING_INTERVAL_SECONDS")
+
+    # HTTP
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, validation_alias="BERDAYA_MAX_BODY_BYTES")
     database_url: str = "postgresql://127.0.0.1:5432/berdaya"
-    db_pool_size: int = Field(10, ge=1)

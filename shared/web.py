@@ -1,24 +1,32 @@
-"""What every service's HTTP API has in common: auth, health/readiness/metrics routes and clear error bodies."""
+"""What every service's HTTP API has in common: auth, bounded input, one error shape (RFC 9457), and the
+health, readiness, metrics and audit routes."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import InvalidToken, Principal, TokenService
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.db import DatabaseBusy
+from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]  # None when fine, else what is wrong
 ScrapeHook = Callable[[], Awaitable[None]]  # refreshes gauges computed from the database
+
+PROBLEM_JSON = "application/problem+json"
 
 
 @dataclass
@@ -29,13 +37,223 @@ class Platform:
     scrape_hooks: list[ScrapeHook] = field(default_factory=list)
 
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT minted with `berdaya token --role officer`.")
+# ---------------------------------------------------------------------------------------------------------------
+# One error shape: RFC 9457 problem details
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class ProblemField(BaseModel):
+    field: str = Field(description="The field, query parameter or path part that is wrong, e.g. owner_nik or rows.3.values")
+    code: str = Field(description="Machine-readable reason, e.g. nik.birth_date_mismatch")
+    message: str = Field(description="What is wrong and what to do about it")
+
+
+class Problem(BaseModel):
+    """Every error of every Berdaya service (RFC 9457 problem details, media type application/problem+json)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="urn:berdaya:problem:<code>")
+    title: str
+    status: int
+    detail: str = Field(description="What happened and what to do next")
+    code: str = Field(description="Machine-readable, stable: a UI translates by it")
+    errors: list[ProblemField] = Field(default=[], description="Each wrong field, for 422")
+
+
+_TITLES = {
+    400: "Bad request", 401: "Not authenticated", 403: "Not allowed", 404: "Not found", 409: "Conflict",
+    405: "Method not allowed", 413: "Request too large", 422: "Invalid input", 503: "Service unavailable",
+}  # fmt: skip
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": title, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for status, title in _TITLES.items()
+}
+
+
+def problem(status: int, code: str, detail: str, errors: Sequence[FieldError] = (), extra: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": f"urn:berdaya:problem:{code}", "title": _TITLES.get(status, "Error"),
+                            "status": status, "detail": detail, "code": code, "errors": [e.as_dict() for e in errors]}  # fmt: skip
+    # Extension members never replace the standard ones.
+    body.update({k: v for k, v in (extra or {}).items() if k not in body})
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
 class Unauthorized(Exception):
     def __init__(self, message: str, status: int = 401) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _field_of(loc: tuple | list) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # What the framework itself refuses (an unreadable body, an unknown path, a wrong method) in the same shape.
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 400:
+            detail = f"{detail}: send a UTF-8 JSON body that matches the documented schema"
+        return problem(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), detail, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            FieldError(_field_of(err.get("loc", ())), err.get("type", "invalid"),
+                       str(err.get("msg", "")).removeprefix("Value error, "))  # fmt: skip
+            for err in exc.errors()[:50]
+        ]
+        return problem(422, "invalid_input", "; ".join(f"{e.field}: {e.message}" for e in errors[:5]), errors)
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
+        return problem(422, "invalid_input", str(exc), exc.errors)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return problem(404, "not_found", str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return problem(409, exc.code, exc.message, extra=exc.details)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return problem(403, "forbidden", str(exc))
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
+        return problem(exc.status, "unauthenticated" if exc.status == 401 else "forbidden", str(exc))
+
+    @app.exception_handler(DatabaseBusy)
+    async def _busy(_: Request, exc: DatabaseBusy) -> JSONResponse:
+        return problem(503, "database_busy", f"{exc}. Nothing was changed; try again in a moment.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bounded input: body size, NUL characters, nesting
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _first_nul(value: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) holding a NUL character, or None."""
+    if isinstance(value, str):
+        return path or "body" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            found = _first_nul(item, where)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _first_nul(item, f"{path}.{i}" if path else str(i))
+            if found:
+                return found
+    return None
+
+
+class BoundedInput:
+    """ASGI middleware refusing, before any route runs, what no route should ever see: a body over the size limit
+    (413), a NUL character in the path, a query parameter or any JSON string (422 naming where), JSON nested deeper
+    than Python can parse (422). PostgreSQL can't store NUL in text, and a huge body would stall the service."""
+
+    def __init__(self, app: Any, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope.get("path", ""):
+            await self._refuse(scope, receive, send, problem(422, "invalid_input", "the path holds a NUL character",
+                                                             [FieldError("path", "text.nul", "NUL is not allowed")]))  # fmt: skip
+            return
+        query = scope.get("query_string", b"")
+        if b"\x00" in query or b"%00" in query.lower():
+            name = next((k for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+                         if "\x00" in k or "\x00" in v), "query")  # fmt: skip
+            await self._refuse(scope, receive, send, problem(
+                422, "invalid_input", f"query parameter {name!r} holds a NUL character",
+                [FieldError(name, "text.nul", "NUL is not allowed in text; remove it")]))  # fmt: skip
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await self._refuse(scope, receive, send, self._too_large())
+            return
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                await self._respond(scope, send, self._too_large())
+                return
+        refusal = self._check_body(bytes(body))
+        if refusal is not None:
+            await self._respond(scope, send, refusal)
+            return
+        delivered = False
+
+        async def replay() -> dict:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self) -> JSONResponse:
+        return problem(413, "body_too_large", f"the request body is over {self.max_body:,} bytes; send less at a "
+                       "time (berdaya import splits a file into chunks)")  # fmt: skip
+
+    @staticmethod
+    def _check_body(body: bytes) -> JSONResponse | None:
+        if body.lstrip()[:1] not in (b"{", b"["):
+            return None
+        try:
+            value = json.loads(body)
+        except RecursionError:
+            return problem(422, "invalid_input", "the JSON body is nested too deeply",
+                           [FieldError("body", "json.depth", "nest objects and lists less deeply")])  # fmt: skip
+        except ValueError:
+            return None  # the route's own parsing reports malformed JSON with its position
+        if b"\\u0000" in body or b"\x00" in body:
+            where = _first_nul(value)
+            if where:
+                return problem(422, "invalid_input", f"{where} holds a NUL character",
+                               [FieldError(where, "text.nul", "NUL is not allowed in text; remove it")])  # fmt: skip
+        return None
+
+    async def _refuse(self, scope: dict, receive: Callable, send: Callable, response: JSONResponse) -> None:
+        await self._respond(scope, send, response)
+
+    @staticmethod
+    async def _respond(scope: dict, send: Callable, response: JSONResponse) -> None:
+        async def no_body() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        await response(scope, no_body, send)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Who is calling
+# ---------------------------------------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT minted with `berdaya token --role officer`.")
 
 
 def principal(
@@ -61,7 +279,7 @@ def require_role(*roles: str) -> Callable[..., Principal]:
     return dependency
 
 
-def correlation_id(x_correlation_id: Annotated[str | None, Header()] = None) -> uuid.UUID:
+def correlation_id(x_correlation_id: Annotated[str | None, Header(max_length=100)] = None) -> uuid.UUID:
     """Callers may pass X-Correlation-ID to tie our events to their request; otherwise each request gets one."""
     try:
         return uuid.UUID(x_correlation_id) if x_correlation_id else uuid.uuid4()
@@ -69,41 +287,25 @@ def correlation_id(x_correlation_id: Annotated[str | None, Header()] = None) -> 
         return uuid.uuid4()
 
 
-def _field_of(loc: tuple | list) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
+# Pages: offsets stay far inside bigint, and a page is small enough to build quickly.
+MAX_PAGE = 100_000
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE:,}")]
+PageSize = Annotated[int, Query(ge=1, le=500)]
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Every error body has the same shape: {"errors": [{"field", "code", "message"}]} or {"error": ...}."""
+# ---------------------------------------------------------------------------------------------------------------
+# Health, readiness, metrics, audit
+# ---------------------------------------------------------------------------------------------------------------
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field_of(err.get("loc", ())), "code": err.get("type", "invalid"), "message": str(err.get("msg", "")).removeprefix("Value error, ")}
-            for err in exc.errors()
-        ]
-        return JSONResponse({"errors": errors}, status_code=422)
 
-    @app.exception_handler(InvalidInput)
-    async def _invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
-        return JSONResponse({"errors": [e.as_dict() for e in exc.errors]}, status_code=422)
-
-    @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"error": {"code": "not_found", "message": str(exc)}}, status_code=404)
-
-    @app.exception_handler(Conflict)
-    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse(
-            {"error": {"code": exc.code, "message": exc.message, **exc.details}}, status_code=409
-        )
-
-    @app.exception_handler(Unauthorized)
-    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        code = "unauthenticated" if exc.status == 401 else "forbidden"
-        return JSONResponse({"error": {"code": code, "message": str(exc)}}, status_code=exc.status, headers=headers)
+class AuditEntry(BaseModel):
+    at: str = Field(description="UTC, ISO 8601")
+    actor: str
+    action: str
+    aggregate_type: str
+    aggregate_id: str
+    event_id: uuid.UUID | None
+    correlation_id: uuid.UUID | None
 
 
 def platform_routes() -> APIRouter:
@@ -113,7 +315,7 @@ def platform_routes() -> APIRouter:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/ready", summary="The database and Kafka are reachable")
+    @router.get("/ready", summary="The database and Kafka are reachable", responses={503: PROBLEM_RESPONSES[503]})
     async def ready(request: Request) -> JSONResponse:
         platform: Platform = request.app.state.platform
         names = list(platform.readiness)
@@ -128,5 +330,20 @@ def platform_routes() -> APIRouter:
         for hook in platform.scrape_hooks:
             await hook()
         return PlainTextResponse(generate_latest(platform.metrics), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/audit", summary="Who changed what: every event this service wrote, with its actor")
+    async def audit(
+        request: Request,
+        _: Annotated[Principal, Depends(require_role("officer"))],
+        aggregate_id: Annotated[str | None, Query(max_length=100)] = None,
+        actor: Annotated[str | None, Query(max_length=200)] = None,
+        page: Page = 1,
+        page_size: PageSize = 100,
+    ) -> list[AuditEntry]:
+        from shared.messaging.audit import audit_trail
+
+        rows = await audit_trail(request.app.state.runtime.db, aggregate_id=aggregate_id, actor=actor, page=page,
+                                 page_size=page_size)  # fmt: skip
+        return [AuditEntry(**r) for r in rows]
 
     return router

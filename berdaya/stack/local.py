@@ -12,45 +12,92 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from berdaya.stack.kafka import LocalKafka
 from berdaya.stack.postgres import LocalPostgres, database_url, ensure_database
 from berdaya.stack.process import alive, port_open, spawn, stop_pid, wait_until
+from services.funding.settings import FundingSettings
+from services.notifier.settings import NotifierSettings
+from services.registry.settings import RegistrySettings
+from shared.settings import PlatformSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
+    """A service as the local stack runs it; its port and variable prefix come from the service's own settings."""
+
     name: str
-    port: int
-    env_prefix: str
+    settings: type[PlatformSettings]
+
+    @property
+    def env_prefix(self) -> str:
+        return str(self.settings.model_config.get("env_prefix", ""))
+
+    @property
+    def port(self) -> int:
+        configured = os.environ.get(f"{self.env_prefix}HTTP_PORT")
+        return int(configured) if configured else int(self.settings.model_fields["http_port"].default)
 
     @property
     def database(self) -> str:
         return f"berdaya_{self.name}"
 
 
-# The services that exist so far, with their default ports.
 SERVICES = (
-    ServiceSpec("registry", 8001, "REGISTRY_"),
-    ServiceSpec("funding", 8002, "FUNDING_"),
-    ServiceSpec("notifier", 8004, "NOTIFIER_"),
+    ServiceSpec("registry", RegistrySettings),
+    ServiceSpec("funding", FundingSettings),
+    ServiceSpec("notifier", NotifierSettings),
 )
 
 
+def service(name: str) -> ServiceSpec:
+    return next(s for s in SERVICES if s.name == name)
+
+
+class StackSettings(BaseSettings):
+    """Where the local stack lives and listens; with KAFKA_BOOTSTRAP_SERVERS and BERDAYA_POSTGRES_URL set, it starts
+    nothing and uses those."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    home: Path = Field(Path.home() / ".local" / "share" / "berdaya", validation_alias="BERDAYA_HOME")
+    pg_port: int = Field(55432, validation_alias="BERDAYA_PG_PORT")
+    kafka_port: int = Field(9092, validation_alias="BERDAYA_KAFKA_PORT")
+    external_kafka: str | None = Field(None, validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    external_postgres: str | None = Field(None, validation_alias="BERDAYA_POSTGRES_URL")
+
+
 def home() -> Path:
-    return Path(os.environ.get("BERDAYA_HOME", Path.home() / ".local" / "share" / "berdaya"))
+    return StackSettings().home
 
 
 @dataclass
 class LocalStack:
-    base: Path = field(default_factory=home)
-    pg_port: int = field(default_factory=lambda: int(os.environ.get("BERDAYA_PG_PORT", "55432")))
-    kafka_port: int = field(default_factory=lambda: int(os.environ.get("BERDAYA_KAFKA_PORT", "9092")))
-    # An existing deployment, reached by settings: then nothing is started locally.
-    external_kafka: str | None = field(default_factory=lambda: os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
-    external_postgres: str | None = field(default_factory=lambda: os.environ.get("BERDAYA_POSTGRES_URL"))
+    settings: StackSettings = field(default_factory=StackSettings)
+
+    @property
+    def base(self) -> Path:
+        return self.settings.home
+
+    @property
+    def pg_port(self) -> int:
+        return self.settings.pg_port
+
+    @property
+    def kafka_port(self) -> int:
+        return self.settings.kafka_port
+
+    @property
+    def external_kafka(self) -> str | None:
+        return self.settings.external_kafka
+
+    @property
+    def external_postgres(self) -> str | None:
+        return self.settings.external_postgres
 
     @property
     def postgres(self) -> LocalPostgres:
@@ -136,15 +183,31 @@ class LocalStack:
             if self._pid(spec.name):
                 say(f"{spec.name}: already running on {self.url(spec)}")
                 continue
-            if port_open(spec.port):
-                raise RuntimeError(f"port {spec.port} for {spec.name} is taken by another program; stop it first")
             say(f"{spec.name}: starting on {self.url(spec)}")
-            process = spawn([sys.executable, "-m", f"services.{spec.name}"], self.log_file(spec.name),
-                            env=self.service_env(spec), cwd=REPO_ROOT)  # fmt: skip
-            self._pid_file(spec.name).parent.mkdir(parents=True, exist_ok=True)
-            self._pid_file(spec.name).write_text(str(process.pid))
+            self.start_service(spec)
         for spec in SERVICES:
-            wait_until(lambda s=spec: self.ready(s), 90, f"{spec.name} /ready", self.log_file(spec.name))
+            self.wait_ready(spec)
+
+    def start_service(self, spec: ServiceSpec) -> None:
+        if self._pid(spec.name):
+            return
+        if port_open(spec.port):
+            raise RuntimeError(f"port {spec.port} for {spec.name} is taken by another program; stop it first")
+        process = spawn([sys.executable, "-m", f"services.{spec.name}"], self.log_file(spec.name),
+                        env=self.service_env(spec), cwd=REPO_ROOT)  # fmt: skip
+        self._pid_file(spec.name).parent.mkdir(parents=True, exist_ok=True)
+        self._pid_file(spec.name).write_text(str(process.pid))
+
+    def stop_service(self, spec: ServiceSpec) -> bool:
+        """Stop the service if this stack started it; True if it was running."""
+        pid = self._pid(spec.name)
+        if pid:
+            stop_pid(pid)
+        self._pid_file(spec.name).unlink(missing_ok=True)
+        return pid is not None
+
+    def wait_ready(self, spec: ServiceSpec, timeout: float = 90) -> None:
+        wait_until(lambda: self.ready(spec), timeout, f"{spec.name} /ready", self.log_file(spec.name))
 
     def ready(self, spec: ServiceSpec) -> bool:
         try:
@@ -154,11 +217,9 @@ class LocalStack:
 
     def down(self, say=print) -> None:  # noqa: ANN001
         for spec in reversed(SERVICES):
-            pid = self._pid(spec.name)
-            if pid:
+            if self._pid(spec.name):
                 say(f"{spec.name}: stopping")
-                stop_pid(pid)
-            self._pid_file(spec.name).unlink(missing_ok=True)
+            self.stop_service(spec)
         kafka_pid = self._pid("kafka")
         if kafka_pid and not self.external_kafka:
             say("Kafka: stopping")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.funding.domain import BusinessView, Offer, Pledge
-from services.funding.store import FundingQueries
+from services.funding.domain.offers import Offer
+from services.funding.domain.pledges import Pledge
+from services.funding.domain.view import BusinessView
+from services.funding.queries import FundingQueries
 
 
 class FundingFigures:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, queries: FundingQueries) -> None:
+        self._queries = queries
         self.rupiah = Gauge("berdaya_funding_rupiah", "Rupiah per sponsor by state (pledged, reserved, accepted, disbursed).",
                             ["sponsor", "state"], registry=registry)  # fmt: skip
         self.matches = Counter("berdaya_funding_matches", "Offers made (FundingMatched); rate() gives matches per minute.",
@@ -27,7 +30,7 @@ class FundingFigures:
         if starts:
             self.time_to_match.observe(max(0.0, (offer.offered_at - max(starts)).total_seconds()))
 
-    async def refresh(self, queries: FundingQueries) -> None:
-        for row in await queries.money_by_sponsor():
+    async def refresh(self) -> None:
+        for row in await self._queries.money_by_sponsor():
             for state in ("pledged", "reserved", "accepted", "disbursed"):
                 self.rupiah.labels(row["name"], state).set(int(row[state] or 0))

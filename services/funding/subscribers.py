@@ -1,66 +1,46 @@
-"""Funding's Kafka side: the business view from registry (and training) events, and matching of new pledges."""
+"""Funding's Kafka side: the view of businesses from registry and training events, and matching of new pledges."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import asyncpg
+from collections.abc import Callable, Sequence
 
 from services.funding import handlers
-from services.funding.handlers import Deps
-from services.funding.store import PgFundingUnitOfWork
-from shared.contracts import Envelope, EventPayload
-from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, TRAINING_COHORT
-from shared.messaging.consumer import DeadLetters, EventConsumer
+from services.funding.matching import Deps
+from services.funding.store import FundingUnitOfWork
+from shared.contracts.funding import CSRPledged
+from shared.contracts.registry import REGISTRY_EVENTS
+from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, TRAINING_PARTICIPANT
+from shared.contracts.training import TrainingCompleted
+from shared.messaging.consumer import Apply, BatchTransaction, Delivery
 from shared.messaging.subscriptions import Subscription
-from shared.messaging.transaction import PgTransaction
-from shared.observability import MessagingMetrics
+from shared.unit_of_work import Cause, one_by_one
 
 VIEW = "funding-view"
 TRAINING = "funding-training"
 MATCHER = "funding-matcher"
 
-_BUSINESS_EVENTS = ("BusinessRegistered", "BusinessUpdated", "NIBApplied", "NIBIssued", "NIBRejected", "BusinessClosed")
+MATCHER_HANDLERS = {CSRPledged: handlers.match_pledge}
 
 SUBSCRIPTIONS = (
-    Subscription(REGISTRY_BUSINESS, VIEW, _BUSINESS_EVENTS),
-    Subscription(TRAINING_COHORT, TRAINING, ("TrainingCompleted",)),
-    Subscription(FUNDING_PLEDGE, MATCHER, ("CSRPledged",)),
+    Subscription(REGISTRY_BUSINESS, VIEW, REGISTRY_EVENTS),
+    Subscription(TRAINING_PARTICIPANT, TRAINING, (TrainingCompleted,)),
+    Subscription(FUNDING_PLEDGE, MATCHER, tuple(MATCHER_HANDLERS)),
 )
 
-
-def _uow(conn: asyncpg.Connection, envelope: Envelope, route: Callable[[Envelope], str]) -> PgFundingUnitOfWork:
-    """Joins the consumer's inbox transaction: view, offers, outbox and inbox row commit together."""
-    return PgFundingUnitOfWork(PgTransaction(joined=conn, route=route), correlation_id=envelope.correlation_id,
-                               causation=envelope)  # fmt: skip
+UnitOfWorkIn = Callable[[BatchTransaction, Cause], FundingUnitOfWork]
 
 
-def consumers(
-    pool: asyncpg.Pool,
-    dead_letters: DeadLetters,
-    metrics: MessagingMetrics,
-    deps: Deps,
-    route: Callable[[Envelope], str],
-    *,
-    max_attempts: int,
-    backoff: float,
-) -> dict[str, EventConsumer]:
-    async def business_changed(conn: asyncpg.Connection, envelope: Envelope, payload: EventPayload) -> None:
-        async with _uow(conn, envelope, route) as uow:
-            await handlers.business_changed(payload, envelope.occurred_at, payload.business_id, uow, deps)  # type: ignore[attr-defined]
-            await uow.commit()
+def consumers(unit_of_work: UnitOfWorkIn, deps: Deps) -> dict[str, Apply]:
+    """What each consumer does with its new events; the unit of work joins the consumer's transaction."""
 
-    async def pledged(conn: asyncpg.Connection, envelope: Envelope, payload: EventPayload) -> None:
-        async with _uow(conn, envelope, route) as uow:
-            await handlers.match_pledge(payload.pledge_id, uow, deps)  # type: ignore[attr-defined]
-            await uow.commit()
+    def whole_batch(handle: Callable[..., object]) -> Apply:
+        async def apply(tx: BatchTransaction, batch: Sequence[Delivery]) -> None:
+            await handle(batch, unit_of_work(tx, Cause.delivery(batch[0])), deps)  # type: ignore[misc]
 
-    def consumer(name: str, routes: dict) -> EventConsumer:  # noqa: ANN001
-        return EventConsumer(name=name, pool=pool, handlers=routes, dead_letters=dead_letters, metrics=metrics,
-                             max_attempts=max_attempts, retry_backoff=backoff)  # fmt: skip
+        return apply
 
     return {
-        VIEW: consumer(VIEW, {t: business_changed for t in _BUSINESS_EVENTS}),
-        TRAINING: consumer(TRAINING, {"TrainingCompleted": business_changed}),
-        MATCHER: consumer(MATCHER, {"CSRPledged": pledged}),
+        VIEW: whole_batch(handlers.apply_registry_events),
+        TRAINING: whole_batch(handlers.apply_training_events),
+        MATCHER: one_by_one(MATCHER_HANDLERS, unit_of_work, deps),
     }

@@ -1,4 +1,4 @@
-"""Composition root of the notifier: its consumer, its routes, and the shared host around them."""
+"""Composition root of the notifier: what it consumes, its routes, and what it builds from the running infrastructure."""
 
 from __future__ import annotations
 
@@ -8,39 +8,40 @@ from fastapi import FastAPI
 
 from services.notifier import subscribers
 from services.notifier.handlers import Deps
-from services.notifier.routes import router
+from services.notifier.queries import MessageQueries
+from services.notifier.routes import NotifierContext, router
 from services.notifier.settings import NotifierSettings
-from services.notifier.store import MessageQueries
-from shared.messaging.consumer import KafkaDeadLetters
-from shared.service import Runtime, all_migrations, docs_app, service_app
+from services.notifier.store import PgNotifierUnitOfWork
+from shared.messaging.consumer import BatchTransaction
+from shared.service import Parts, Runtime, ServiceDefinition, asyncapi_app, create_service_app
+from shared.unit_of_work import Cause
+
+
+def build(runtime: Runtime) -> Parts:
+    deps = Deps(clock=lambda: datetime.now(UTC))
+    publisher = runtime.publisher(lambda _: [])  # the notifier publishes nothing
+
+    def joined(tx: BatchTransaction, cause: Cause) -> PgNotifierUnitOfWork:
+        return PgNotifierUnitOfWork(tx, publisher, cause)
+
+    return Parts(context=NotifierContext(MessageQueries(runtime.db)), consumers=subscribers.consumers(joined, deps))
+
+
+SERVICE = ServiceDefinition(
+    name="notifier",
+    title="Berdaya notifier",
+    description="Records one message per event an owner should hear of, in Bahasa Indonesia, times in WITA.",
+    package="services.notifier",
+    produces=(),
+    subscriptions=subscribers.SUBSCRIPTIONS,
+    routers=(router,),
+    build=build,
+)
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
-    settings = settings or NotifierSettings()  # type: ignore[call-arg]
-    deps = Deps(clock=lambda: datetime.now(UTC))
-
-    def on_start(runtime: Runtime, app: FastAPI) -> None:
-        app.state.notifier_queries = MessageQueries(runtime.pool)
-
-    def consumers(runtime: Runtime, dead_letters: KafkaDeadLetters):  # noqa: ANN202
-        return subscribers.consumers(
-            runtime.pool, dead_letters, runtime.metrics, deps,
-            max_attempts=settings.consumer_max_attempts, backoff=settings.consumer_retry_backoff_seconds,
-        )  # fmt: skip
-
-    return service_app(
-        name="notifier",
-        title="Berdaya notifier",
-        description="Records one message per event an owner should hear of, in Bahasa Indonesia, times in WITA.",
-        settings=settings,
-        migrations=all_migrations("services.notifier", "notifier"),
-        produces=[],
-        subscriptions=subscribers.SUBSCRIPTIONS,
-        routers=[router],
-        consumers=consumers,
-        on_start=on_start,
-    )
+    return create_service_app(SERVICE, settings or NotifierSettings())  # type: ignore[call-arg]
 
 
 # For `faststream docs gen services.notifier.bootstrap:asyncapi`.
-asyncapi = docs_app("notifier", [], subscribers.SUBSCRIPTIONS)
+asyncapi = asyncapi_app(SERVICE)

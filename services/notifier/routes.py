@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
 
-from services.notifier.store import MessageQueries
+from services.notifier.queries import MessageQueries
 from shared.auth import Principal
 from shared.reference.wita import WITA
-from shared.web import require_role
+from shared.web import Page, PageSize, require_role
 
-router = APIRouter()
+Template = Literal["welcome", "nib_issued", "nib_rejected", "funding_offer", "funds_disbursed"]
+
+
+@dataclass
+class NotifierContext:
+    queries: MessageQueries
+
+
+def context(request: Request) -> NotifierContext:
+    return request.app.state.service
+
+
+Ctx = Annotated[NotifierContext, Depends(context)]
 Reader = Annotated[Principal, Depends(require_role("officer", "operator"))]
 
-
-def queries(request: Request) -> MessageQueries:
-    return request.app.state.notifier_queries
+router = APIRouter()
 
 
 class MessageOut(BaseModel):
@@ -28,7 +39,7 @@ class MessageOut(BaseModel):
     business_id: uuid.UUID
     template: str
     channel: str
-    recipient_phone: str
+    recipient_phone: str = Field(description="In full for officers; others see only its last three digits")
     language: str
     body: str
     status: str
@@ -42,30 +53,27 @@ class MessagePage(BaseModel):
     items: list[MessageOut]
 
 
-def _mask(phone: str) -> str:
-    return phone[:5] + "*" * (len(phone) - 8) + phone[-3:]
+def masked(phone: str) -> str:
+    """Enough for an operator to tell two numbers apart, not to call either."""
+    return "*" * (len(phone) - 3) + phone[-3:]
 
 
 @router.get("/messages", tags=["messages"], summary="Messages recorded for owners, newest first")
 async def list_messages(
-    who: Reader,
-    q: Annotated[MessageQueries, Depends(queries)],
-    business_id: uuid.UUID | None = None,
-    template: str | None = Query(None, description="welcome, nib_issued, nib_rejected"),
-    page: int = Query(1, ge=1),
-    page_size: int = Query(50, ge=1, le=500),
-) -> MessagePage:
-    total, rows = await q.search(business_id=business_id, template=template, page=page, page_size=page_size)
+    who: Reader, ctx: Ctx, business_id: uuid.UUID | None = None, template: Template | None = None,
+    page: Page = 1, page_size: PageSize = 50,
+) -> MessagePage:  # fmt: skip
+    total, rows = await ctx.queries.search(business_id=business_id, template=template, page=page, page_size=page_size)
     items = []
     for row in rows:
         item = dict(row)
         item["created_at"] = item["created_at"].astimezone(WITA)
         if not who.may_see_personal_data:
-            item["recipient_phone"] = _mask(item["recipient_phone"])
+            item["recipient_phone"] = masked(item["recipient_phone"])
         items.append(MessageOut(**item))
     return MessagePage(total=total, page=page, page_size=page_size, items=items)
 
 
 @router.get("/stats/messages", tags=["figures"], summary="Messages recorded, by template")
-async def message_counts(q: Annotated[MessageQueries, Depends(queries)]) -> dict[str, int]:
-    return await q.counts_by_template()
+async def message_counts(ctx: Ctx) -> dict[str, int]:
+    return await ctx.queries.counts_by_template()

@@ -1,4 +1,4 @@
-"""The notifier's SQL: contacts kept from registry events, and the messages recorded for owners."""
+"""The notifier's SQL for changes: contacts kept from registry events, the messages recorded, and the unit of work."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import uuid
 
 import asyncpg
 
-from services.notifier.domain import Contact, Message
+from services.notifier.domain.messages import Contact, Message
+from shared.unit_of_work import PgUnitOfWork, UnitOfWork
 
 
 class NotifierStore(abc.ABC):
@@ -21,6 +22,12 @@ class NotifierStore(abc.ABC):
     @abc.abstractmethod
     async def add_message(self, message: Message) -> bool:
         """False if this event already produced this message."""
+
+
+class NotifierUnitOfWork(UnitOfWork[object]):
+    """The notifier publishes no events; its unit of work is the transaction its handlers write in."""
+
+    store: NotifierStore
 
 
 class PgNotifierStore(NotifierStore):
@@ -58,30 +65,6 @@ class PgNotifierStore(NotifierStore):
         return status == "INSERT 0 1"
 
 
-class MessageQueries:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-
-    async def search(
-        self, *, business_id: uuid.UUID | None, template: str | None, page: int, page_size: int
-    ) -> tuple[int, list[asyncpg.Record]]:
-        clauses, args = [], []
-        if business_id:
-            args.append(business_id)
-            clauses.append(f"business_id = ${len(args)}")
-        if template:
-            args.append(template)
-            clauses.append(f"template = ${len(args)}")
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        async with self._pool.acquire() as conn:
-            total = await conn.fetchval("SELECT count(*) FROM message" + where, *args)
-            rows = await conn.fetch(
-                "SELECT id, event_id, business_id, template, channel, recipient_phone, language, body, status, created_at"
-                f" FROM message{where} ORDER BY created_at DESC, id LIMIT {page_size} OFFSET {(page - 1) * page_size}",
-                *args,
-            )
-        return total, rows
-
-    async def counts_by_template(self) -> dict[str, int]:
-        rows = await self._pool.fetch("SELECT template, count(*) FROM message GROUP BY template")
-        return {r[0]: r[1] for r in rows}
+class PgNotifierUnitOfWork(PgUnitOfWork[object], NotifierUnitOfWork):
+    def bind(self, conn: asyncpg.Connection) -> None:
+        self.store = PgNotifierStore(conn)

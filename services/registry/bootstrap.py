@@ -1,31 +1,33 @@
-"""Composition root of the registry: builds its dependencies from settings and hands them to the shared host."""
+"""Composition root of the registry: what it publishes, its routes, and what it builds from the running infrastructure."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from services.registry import events
-from services.registry.domain import RegistrationRules, YouthRange
+from services.registry import handlers, integration
+from services.registry.domain.registration import RegistrationRules
+from services.registry.domain.scale import YouthRange
 from services.registry.figures import ProgrammeFigures
 from services.registry.handlers import Deps
 from services.registry.nik_vault import NikVault
+from services.registry.queries import RegisterQueries
 from services.registry.routes import RegistryContext, router
 from services.registry.settings import RegistrySettings
-from services.registry.store import PgUnitOfWork, RegisterQueries
+from services.registry.store import PgRegistryUnitOfWork
 from shared.contracts.topics import REGISTRY_BUSINESS
 from shared.reference.wilayah import kota_kupang
-from shared.service import Runtime, all_migrations, docs_app, service_app
+from shared.service import Parts, Runtime, ServiceDefinition, asyncapi_app, create_service_app, periodic
+from shared.unit_of_work import Cause
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_app(settings: RegistrySettings | None = None) -> FastAPI:
-    settings = settings or RegistrySettings()  # type: ignore[call-arg]
+def build(runtime: Runtime) -> Parts:
+    settings: RegistrySettings = runtime.settings  # type: ignore[assignment]
     wilayah = kota_kupang()
     youth = YouthRange(settings.youth_min_age, settings.youth_max_age)
     deps = Deps(
@@ -33,35 +35,41 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         vault=NikVault(settings.key_bytes(settings.nik_digest_key), settings.key_bytes(settings.nik_encryption_key)),
         clock=utc_now,
     )
-    translate = events.translator(youth)
-    figures: list[ProgrammeFigures] = []
+    publisher = runtime.publisher(integration.translate)
+    queries = RegisterQueries(runtime.db, wilayah, youth)
+    figures = ProgrammeFigures(runtime.registry, queries)
 
-    def on_start(runtime: Runtime, app: FastAPI) -> None:
-        queries = RegisterQueries(runtime.pool, wilayah, youth)
-        figures.append(ProgrammeFigures(runtime.metrics.registry, queries, wilayah))
-        app.state.registry = RegistryContext(
-            deps=deps,
-            queries=queries,
-            wilayah=wilayah,
-            unit_of_work=lambda correlation: PgUnitOfWork(
-                runtime.pool, wilayah, translate, correlation or uuid.uuid4(), route=runtime.route
-            ),
-            import_max_rows=settings.import_max_rows_per_request,
-        )
+    def unit_of_work(cause: Cause) -> PgRegistryUnitOfWork:
+        return PgRegistryUnitOfWork(runtime.db, publisher, cause, wilayah=wilayah)
 
-    return service_app(
-        name="registry",
-        title="Berdaya registry",
-        description="Kota Kupang's register of UMKM: registration, NIB applications and coverage. "
-        "Every change is an event on registry.business.v1.",
-        settings=settings,
-        migrations=all_migrations("services.registry", "registry"),
-        produces=[REGISTRY_BUSINESS],
-        routers=[router],
-        scrape_hooks=lambda _: [lambda: figures[0].refresh()],
-        on_start=on_start,
+    async def refresh_youth_flags() -> None:
+        command = handlers.RefreshYouthFlags()
+        while await handlers.refresh_youth_flags(command, unit_of_work(Cause.timer("registry")), deps) >= command.limit:
+            pass
+
+    return Parts(
+        context=RegistryContext(deps, queries, wilayah, unit_of_work, settings.import_max_rows_per_request),
+        jobs=[periodic("registry youth flags", settings.youth_sweep_interval_seconds, refresh_youth_flags)],
+        scrape_hooks=[figures.refresh],
     )
 
 
+SERVICE = ServiceDefinition(
+    name="registry",
+    title="Berdaya registry",
+    description="Kota Kupang's register of UMKM: registration, NIB applications and coverage. "
+    "Every change is an event on registry.business.v1.",
+    package="services.registry",
+    produces=(REGISTRY_BUSINESS,),
+    subscriptions=(),
+    routers=(router,),
+    build=build,
+)
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    return create_service_app(SERVICE, settings or RegistrySettings())  # type: ignore[call-arg]
+
+
 # For `faststream docs gen services.registry.bootstrap:asyncapi`.
-asyncapi = docs_app("registry", [REGISTRY_BUSINESS], [])
+asyncapi = asyncapi_app(SERVICE)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from services.registry.store import RegisterQueries
-from shared.reference.wilayah import Wilayah
+from services.registry.queries import RegisterQueries
 
 
 class ProgrammeFigures:
-    def __init__(self, registry: CollectorRegistry, queries: RegisterQueries, wilayah: Wilayah) -> None:
+    def __init__(self, registry: CollectorRegistry, queries: RegisterQueries) -> None:
         self._queries = queries
-        self._names = {k.code: k.name for k in wilayah.kecamatan}
         self.registered = Gauge(
             "berdaya_businesses_registered", "Active businesses in the register.", ["kecamatan"], registry=registry
         )
@@ -26,17 +24,14 @@ class ProgrammeFigures:
         )
 
     async def refresh(self) -> None:
-        total_reg = total_nib = 0
-        for code, registered, with_nib in await self._queries.coverage():
-            name = self._names[code]
-            self.registered.labels(name).set(registered)
-            self.with_nib.labels(name).set(with_nib)
-            self.coverage.labels(name).set(with_nib / registered if registered else 0)
-            total_reg += registered
-            total_nib += with_nib
-        self.registered.labels("all").set(total_reg)
-        self.with_nib.labels("all").set(total_nib)
-        self.coverage.labels("all").set(total_nib / total_reg if total_reg else 0)
+        report = await self._queries.coverage()
+        for k in report.by_kecamatan:
+            self.registered.labels(k.kecamatan.name).set(k.registered)
+            self.with_nib.labels(k.kecamatan.name).set(k.with_nib)
+            self.coverage.labels(k.kecamatan.name).set(k.coverage)
+        self.registered.labels("all").set(report.registered)
+        self.with_nib.labels("all").set(report.with_nib)
+        self.coverage.labels("all").set(report.coverage)
         counts = await self._queries.counts_by_status()
         for status in ("none", "applied", "issued", "rejected"):
             self.by_nib_status.labels(status).set(counts.get(status, 0))

@@ -1,8 +1,7 @@
-"""The registry's HTTP API: thin routes that turn requests into handler calls and businesses into responses."""
+"""The registry's HTTP API: each route turns a request into a command or a query, and the answer into a response."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -12,32 +11,34 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from services.registry import handlers
-from services.registry.domain import Business, BusinessChanges, NibApplication, RegistrationForm, age_on
+from services.registry import bulk_import, handlers
+from services.registry.domain.business import Business, NibApplication
+from services.registry.domain.forms import BusinessChanges, RegistrationForm
+from services.registry.domain.scale import age_on
 from services.registry.handlers import Deps
-from services.registry.store import RegisterQueries, SearchFilters, UnitOfWork
+from services.registry.queries import NibCoverage, RegisterQueries, SearchFilters
+from services.registry.store import RegistryUnitOfWork
 from shared.auth import Principal
 from shared.errors import InvalidInput, NotFound
 from shared.reference.wilayah import Wilayah
 from shared.reference.wita import WITA, today_in_kupang
-from shared.web import correlation_id, principal, require_role
-
-log = logging.getLogger(__name__)
+from shared.unit_of_work import Cause
+from shared.web import PROBLEM_RESPONSES, Page, PageSize, correlation_id, principal, require_role
 
 
 @dataclass
 class RegistryContext:
-    """What the routes need, put on app.state by the composition root."""
+    """What the routes need, built by the composition root."""
 
     deps: Deps
     queries: RegisterQueries
     wilayah: Wilayah
-    unit_of_work: Callable[[uuid.UUID], UnitOfWork]
+    unit_of_work: Callable[[Cause], RegistryUnitOfWork]
     import_max_rows: int
 
 
 def context(request: Request) -> RegistryContext:
-    return request.app.state.registry
+    return request.app.state.service
 
 
 Ctx = Annotated[RegistryContext, Depends(context)]
@@ -46,35 +47,35 @@ Anyone = Annotated[Principal, Depends(principal)]
 Correlation = Annotated[uuid.UUID, Depends(correlation_id)]
 
 
-def _uow(ctx: RegistryContext, correlation: uuid.UUID) -> UnitOfWork:
-    return ctx.unit_of_work(correlation)
+def _uow(ctx: RegistryContext, who: Principal, correlation: uuid.UUID) -> RegistryUnitOfWork:
+    return ctx.unit_of_work(Cause.request(correlation, who.actor))
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Response bodies
+# Bodies
 # ---------------------------------------------------------------------------------------------------------------
 
 
 class KecamatanOut(BaseModel):
     name: str
-    code: str = Field(description="Kemendagri code")
-    bps_code: str
+    code: str = Field(description="Kemendagri code, e.g. 53.71.04")
+    bps_code: str = Field(description="BPS code, e.g. 5371030")
 
 
 class KelurahanOut(BaseModel):
     name: str
-    code: str
+    code: str = Field(description="Kemendagri code, e.g. 53.71.04.1001")
 
 
 class OwnerOut(BaseModel):
-    """Personal data: only for roles that may see it."""
+    """Personal data: only for officers, and only for businesses in their kecamatan."""
 
     name: str
     gender: Literal["L", "P"]
     birth_date: date
     age: int
-    nik_masked: str
-    phone: str
+    nik_masked: str = Field(description="First 4 and last 4 digits, e.g. 5371********0001")
+    phone: str = Field(description="E.164, e.g. +6281234567890")
     address: str | None
 
 
@@ -90,7 +91,7 @@ class BusinessOut(BaseModel):
     scale_basis: str
     capital_rupiah: int | None
     annual_sales_rupiah: int | None
-    youth_owned: bool
+    youth_owned: bool = Field(description="Owner aged within the youth range today")
     women_owned: bool
     nib_status: str
     nib: str | None
@@ -98,13 +99,13 @@ class BusinessOut(BaseModel):
     closed_reason: str | None
     registered_at: datetime = Field(description="WITA (UTC+8)")
     updated_at: datetime = Field(description="WITA (UTC+8)")
-    owner: OwnerOut | None = Field(None, description="Present only for roles allowed to see personal data")
+    owner: OwnerOut | None = Field(None, description="Present only for officers acting in the business's kecamatan")
 
 
 def business_out(b: Business, ctx: RegistryContext, who: Principal, now: datetime) -> BusinessOut:
     today = today_in_kupang(now)
     owner = None
-    if who.may_see_personal_data:
+    if who.may_see_personal_data and who.acts_in_kecamatan(b.kecamatan.code):
         owner = OwnerOut(
             name=b.owner_name, gender=b.owner_gender, birth_date=b.owner_birth_date,  # type: ignore[arg-type]
             age=age_on(b.owner_birth_date, today), nik_masked=b.nik_masked, phone=b.phone, address=b.address,
@@ -120,7 +121,7 @@ def business_out(b: Business, ctx: RegistryContext, who: Principal, now: datetim
     )  # fmt: skip
 
 
-class Page(BaseModel):
+class BusinessPage(BaseModel):
     total: int
     page: int
     page_size: int
@@ -145,30 +146,30 @@ def application_out(a: NibApplication) -> NibApplicationOut:
     )  # fmt: skip
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Request bodies
-# ---------------------------------------------------------------------------------------------------------------
-
-
 class CloseRequest(BaseModel):
     reason: str = Field(min_length=3, max_length=500, examples=["Pemilik pindah ke Atambua"])
 
 
 class NibOutcome(BaseModel):
     outcome: Literal["issued", "rejected"]
-    nib: str | None = Field(None, description="The 13-digit NIB, when issued")
+    nib: str | None = Field(None, max_length=20, description="The 13-digit NIB, when issued", examples=["9120001234567"])
     issued_on: date | None = Field(None, description="Date on the NIB; defaults to today in WITA")
-    reason: str | None = Field(None, description="Why OSS rejected it, when rejected")
+    reason: str | None = Field(None, max_length=500, description="Why OSS rejected it, when rejected")
+
+
+# An import request is bounded in every direction, so no file can stall the registry.
+MAX_COLUMNS = 2 * len(bulk_import.IMPORT_COLUMNS)
+MAX_ROWS_PER_REQUEST = 10_000
 
 
 class ImportRow(BaseModel):
-    line: int = Field(ge=1, description="Line number in the officer's file, used in the error report")
-    values: list[str]
+    line: int = Field(ge=1, le=100_000_000, description="Line number in the officer's file, used in the error report")
+    values: list[Annotated[str, Field(max_length=1000)]] = Field(max_length=MAX_COLUMNS)
 
 
 class ImportRequest(BaseModel):
-    columns: list[str] = Field(description="The CSV header")
-    rows: list[ImportRow]
+    columns: list[Annotated[str, Field(max_length=100)]] = Field(max_length=MAX_COLUMNS, description="The CSV header")
+    rows: list[ImportRow] = Field(max_length=MAX_ROWS_PER_REQUEST)
 
 
 class RowErrorOut(BaseModel):
@@ -186,7 +187,7 @@ class ImportReportOut(BaseModel):
     errors: list[RowErrorOut]
 
 
-class KecamatanCoverage(BaseModel):
+class KecamatanCoverageOut(BaseModel):
     kecamatan: str
     code: str
     bps_code: str
@@ -195,11 +196,20 @@ class KecamatanCoverage(BaseModel):
     coverage: float = Field(description="with_nib / registered, 0..1")
 
 
-class Coverage(BaseModel):
+class CoverageOut(BaseModel):
     registered: int
     with_nib: int
     coverage: float
-    by_kecamatan: list[KecamatanCoverage]
+    by_kecamatan: list[KecamatanCoverageOut]
+
+
+def coverage_out(report: NibCoverage) -> CoverageOut:
+    return CoverageOut(
+        registered=report.registered, with_nib=report.with_nib, coverage=report.coverage,
+        by_kecamatan=[KecamatanCoverageOut(kecamatan=k.kecamatan.name, code=k.kecamatan.code,
+                                           bps_code=k.kecamatan.bps_code, registered=k.registered,
+                                           with_nib=k.with_nib, coverage=k.coverage) for k in report.by_kecamatan],
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -207,12 +217,14 @@ class Coverage(BaseModel):
 # ---------------------------------------------------------------------------------------------------------------
 
 router = APIRouter()
+_404 = {404: PROBLEM_RESPONSES[404]}
+_404_409 = {404: PROBLEM_RESPONSES[404], 409: PROBLEM_RESPONSES[409]}
 
 
 @router.post("/businesses", status_code=201, tags=["businesses"], summary="Register a business",
-             responses={409: {"description": "Probable duplicate, or NIB already registered"}})
+             responses={409: PROBLEM_RESPONSES[409]})
 async def register(form: RegistrationForm, who: Officer, ctx: Ctx, correlation: Correlation) -> BusinessOut:
-    business = await handlers.register_business(form, _uow(ctx, correlation), ctx.deps)
+    business = await handlers.register_business(handlers.RegisterBusiness(form, who), _uow(ctx, who, correlation), ctx.deps)
     return business_out(business, ctx, who, ctx.deps.clock())
 
 
@@ -220,8 +232,8 @@ async def register(form: RegistrationForm, who: Officer, ctx: Ctx, correlation: 
 async def search(
     who: Anyone,
     ctx: Ctx,
-    kecamatan: str | None = Query(None, description="Name or Kemendagri code"),
-    kelurahan: str | None = Query(None, description="Name (within kecamatan) or Kemendagri code"),
+    kecamatan: str | None = Query(None, max_length=100, description="Name or Kemendagri code, e.g. Oebobo or 53.71.04"),
+    kelurahan: str | None = Query(None, max_length=100, description="Name (within kecamatan) or Kemendagri code"),
     kbli: str | None = Query(None, pattern=r"^\d{1,5}$", description="KBLI code or prefix"),
     scale: Literal["micro", "small", "medium"] | None = None,
     nib_status: Literal["none", "applied", "issued", "rejected"] | None = None,
@@ -229,26 +241,26 @@ async def search(
     youth_owned: bool | None = None,
     women_owned: bool | None = None,
     name: str | None = Query(None, max_length=100, description="Part of the business name"),
-    page: int = Query(1, ge=1),
-    page_size: int = Query(50, ge=1, le=500),
-) -> Page:
+    page: Page = 1,
+    page_size: PageSize = 50,
+) -> BusinessPage:
     kec = ctx.wilayah.find_kecamatan(kecamatan) if kecamatan else None
     if kecamatan and kec is None:
         raise InvalidInput.one("kecamatan", "wilayah.unknown_kecamatan", f"{kecamatan!r} is not a kecamatan of Kota Kupang")
     kel = ctx.wilayah.find_kelurahan(kelurahan, kec) if kelurahan else None
     if kelurahan and kel is None:
         raise InvalidInput.one("kelurahan", "wilayah.unknown_kelurahan",
-                               f"{kelurahan!r} is not a kelurahan of Kota Kupang (give kecamatan too if the name is shared)")
+                               f"{kelurahan!r} is not a kelurahan of Kota Kupang (give kecamatan too if the name is shared)")  # fmt: skip
     filters = SearchFilters(
         kecamatan_code=kec.code if kec else None, kelurahan_code=kel.code if kel else None, kbli=kbli, scale=scale,
         nib_status=nib_status, status=status, youth_owned=youth_owned, women_owned=women_owned, name=name,
     )  # fmt: skip
     now = ctx.deps.clock()
     total, items = await ctx.queries.search(filters, today_in_kupang(now), page=page, page_size=page_size)
-    return Page(total=total, page=page, page_size=page_size, items=[business_out(b, ctx, who, now) for b in items])
+    return BusinessPage(total=total, page=page, page_size=page_size, items=[business_out(b, ctx, who, now) for b in items])
 
 
-@router.get("/businesses/{business_id}", tags=["businesses"], summary="One business")
+@router.get("/businesses/{business_id}", tags=["businesses"], summary="One business", responses=_404)
 async def get_business(business_id: uuid.UUID, who: Anyone, ctx: Ctx) -> BusinessOut:
     business = await ctx.queries.get(business_id)
     if business is None:
@@ -256,82 +268,81 @@ async def get_business(business_id: uuid.UUID, who: Anyone, ctx: Ctx) -> Busines
     return business_out(business, ctx, who, ctx.deps.clock())
 
 
-@router.patch("/businesses/{business_id}", tags=["businesses"], summary="Correct a business's details")
+@router.patch("/businesses/{business_id}", tags=["businesses"], summary="Correct a business's details", responses=_404_409)
 async def update(business_id: uuid.UUID, changes: BusinessChanges, who: Officer, ctx: Ctx, correlation: Correlation) -> BusinessOut:
-    business = await handlers.update_business(business_id, changes, _uow(ctx, correlation), ctx.deps)
+    command = handlers.UpdateBusiness(business_id, changes, who)
+    business = await handlers.update_business(command, _uow(ctx, who, correlation), ctx.deps)
     return business_out(business, ctx, who, ctx.deps.clock())
 
 
-@router.post("/businesses/{business_id}/close", tags=["businesses"], summary="Record that a business has closed")
+@router.post("/businesses/{business_id}/close", tags=["businesses"], summary="Record that a business has closed",
+             responses=_404_409)
 async def close(business_id: uuid.UUID, body: CloseRequest, who: Officer, ctx: Ctx, correlation: Correlation) -> BusinessOut:
-    business = await handlers.close_business(business_id, body.reason, _uow(ctx, correlation), ctx.deps)
+    command = handlers.CloseBusiness(business_id, body.reason, who)
+    business = await handlers.close_business(command, _uow(ctx, who, correlation), ctx.deps)
     return business_out(business, ctx, who, ctx.deps.clock())
 
 
-@router.get("/businesses/{business_id}/nik", tags=["businesses"], summary="Reveal the owner's full NIK (audited)")
-async def reveal_nik(business_id: uuid.UUID, who: Officer, ctx: Ctx) -> dict[str, str]:
-    nik = await handlers.reveal_nik(business_id, _uow(ctx, uuid.uuid4()), ctx.deps)
-    log.info("audit: %s revealed the NIK of business %s", who.subject, business_id)
+@router.get("/businesses/{business_id}/nik", tags=["businesses"], summary="Reveal the owner's full NIK (audited)",
+            responses=_404)
+async def reveal_nik(business_id: uuid.UUID, who: Officer, ctx: Ctx, correlation: Correlation) -> dict[str, str]:
+    nik = await handlers.reveal_nik(handlers.RevealNik(business_id, who), _uow(ctx, who, correlation), ctx.deps)
     return {"nik": nik}
 
 
 @router.post("/businesses/{business_id}/nib-applications", status_code=201, tags=["nib"],
-             summary="Record that the business applied for an NIB through OSS")
-async def apply_for_nib(business_id: uuid.UUID, _: Officer, ctx: Ctx, correlation: Correlation) -> NibApplicationOut:
-    return application_out(await handlers.apply_for_nib(business_id, _uow(ctx, correlation), ctx.deps))
+             summary="Record that the business applied for an NIB through OSS", responses=_404_409)
+async def apply_for_nib(business_id: uuid.UUID, who: Officer, ctx: Ctx, correlation: Correlation) -> NibApplicationOut:
+    command = handlers.ApplyForNib(business_id, who)
+    return application_out(await handlers.apply_for_nib(command, _uow(ctx, who, correlation), ctx.deps))
 
 
-@router.get("/businesses/{business_id}/nib-applications", tags=["nib"], summary="NIB applications of a business")
+@router.get("/businesses/{business_id}/nib-applications", tags=["nib"], summary="NIB applications of a business",
+            responses=_404)
 async def list_applications(business_id: uuid.UUID, _: Anyone, ctx: Ctx) -> list[NibApplicationOut]:
+    if await ctx.queries.get(business_id) is None:
+        raise NotFound(f"no business {business_id}")
     return [application_out(a) for a in await ctx.queries.nib_applications(business_id)]
 
 
 @router.post("/businesses/{business_id}/nib-applications/{application_id}/outcome", tags=["nib"],
-             summary="Record the outcome of an NIB application: issued with its NIB, or rejected with a reason")
+             summary="Record the outcome of an NIB application: issued with its NIB, or rejected with a reason",
+             responses=_404_409)
 async def record_outcome(
-    business_id: uuid.UUID, application_id: uuid.UUID, body: NibOutcome, _: Officer, ctx: Ctx, correlation: Correlation
+    business_id: uuid.UUID, application_id: uuid.UUID, body: NibOutcome, who: Officer, ctx: Ctx, correlation: Correlation
 ) -> NibApplicationOut:
-    uow = _uow(ctx, correlation)
+    uow = _uow(ctx, who, correlation)
     if body.outcome == "issued":
         if not body.nib:
             raise InvalidInput.one("nib", "nib.missing", "give the 13-digit NIB that OSS issued")
-        application = await handlers.record_nib_issued(business_id, application_id, body.nib, body.issued_on, uow, ctx.deps)
-    else:
-        application = await handlers.record_nib_rejected(business_id, application_id, body.reason or "", uow, ctx.deps)
-    return application_out(application)
+        command = handlers.RecordNibIssued(business_id, application_id, body.nib, body.issued_on, who)
+        return application_out(await handlers.record_nib_issued(command, uow, ctx.deps))
+    rejected = handlers.RecordNibRejected(business_id, application_id, body.reason or "", who)
+    return application_out(await handlers.record_nib_rejected(rejected, uow, ctx.deps))
 
 
 @router.post("/imports/businesses", tags=["import"], summary="Import rows of the city's UMKM list",
              description="Good rows are registered; each bad row is reported with its line, field and reason. "
              "Importing the same rows again changes nothing. `berdaya import FILE.csv` sends a file in chunks.")
-async def import_businesses(body: ImportRequest, _: Officer, ctx: Ctx, correlation: Correlation) -> ImportReportOut:
-    handlers.check_columns(body.columns)
+async def import_businesses(body: ImportRequest, who: Officer, ctx: Ctx, correlation: Correlation) -> ImportReportOut:
+    bulk_import.check_columns(body.columns)
     if len(body.rows) > ctx.import_max_rows:
         raise InvalidInput.one("rows", "import.too_many_rows",
-                               f"send at most {ctx.import_max_rows} rows per request (berdaya import splits files)")
+                               f"send at most {ctx.import_max_rows} rows per request (berdaya import splits files)")  # fmt: skip
     width = len(body.columns)
-    rows, report_errors = [], []
+    rows, width_errors = [], []
     for row in body.rows:
         if len(row.values) != width:
-            report_errors.append(RowErrorOut(line=row.line, field="row", code="import.width",
-                                             message=f"has {len(row.values)} values but the header has {width} columns"))
+            width_errors.append(RowErrorOut(line=row.line, field="row", code="import.width",
+                                            message=f"has {len(row.values)} values but the header has {width} columns"))  # fmt: skip
             continue
         rows.append((row.line, dict(zip(body.columns, row.values, strict=True))))
-    report = await handlers.import_rows(rows, _uow(ctx, correlation), ctx.deps)
-    errors = sorted([*report_errors, *(RowErrorOut(**asdict(e)) for e in report.errors)], key=lambda e: e.line)
+    report = await bulk_import.import_rows(bulk_import.ImportRows(rows, who), _uow(ctx, who, correlation), ctx.deps)
+    errors = sorted([*width_errors, *(RowErrorOut(**asdict(e)) for e in report.errors)], key=lambda e: e.line)
     return ImportReportOut(received=len(body.rows), registered=report.registered, updated=report.updated,
-                           unchanged=report.unchanged, errors=errors)
+                           unchanged=report.unchanged, errors=errors)  # fmt: skip
 
 
 @router.get("/stats/nib-coverage", tags=["figures"], summary="Businesses with an NIB / businesses registered")
-async def nib_coverage(ctx: Ctx) -> Coverage:
-    rows = await ctx.queries.coverage()
-    by_code = {k.code: k for k in ctx.wilayah.kecamatan}
-    per = [
-        KecamatanCoverage(kecamatan=by_code[code].name, code=code, bps_code=by_code[code].bps_code, registered=reg,
-                          with_nib=nib, coverage=round(nib / reg, 4) if reg else 0.0)
-        for code, reg, nib in rows
-    ]
-    registered, with_nib = sum(k.registered for k in per), sum(k.with_nib for k in per)
-    return Coverage(registered=registered, with_nib=with_nib,
-                    coverage=round(with_nib / registered, 4) if registered else 0.0, by_kecamatan=per)
+async def nib_coverage(ctx: Ctx) -> CoverageOut:
+    return coverage_out(await ctx.queries.coverage())

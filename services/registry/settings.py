@@ -20,7 +20,10 @@ class RegistrySettings(PlatformSettings):
     youth_min_age: int = Field(16, ge=0, validation_alias="BERDAYA_YOUTH_MIN_AGE")
     youth_max_age: int = Field(30, ge=0, validation_alias="BERDAYA_YOUTH_MAX_AGE")
     duplicate_name_similarity: float = Field(85.0, ge=0, le=100)
-    import_max_rows_per_request: int = Field(5000, ge=1)
+    import_max_rows_per_request: int = Field(5000, ge=1, le=10_000)
+    youth_sweep_interval_seconds: float = Field(
+        3600, gt=0, description="How often published youth flags are checked against this month's (they change on the 1st)"
+    )
 
     @field_validator("nik_digest_key", "nik_encryption_key")
     @classmethod

@@ -1,28 +1,22 @@
-"""The registry's SQL: the unit of work that commits a change with its outbox events, and the read queries."""
+"""The registry's SQL for changes: the businesses and NIB applications a unit of work reads and writes."""
 
 from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Self
+from typing import Any
 
 import asyncpg
 
-from services.registry.domain import (
-    Business,
-    DomainEvent,
-    DuplicateCandidate,
-    NibApplication,
-    YouthRange,
-    name_key,
-)
-from shared.contracts.envelope import Envelope
-from shared.messaging.transaction import PgTransaction
-from shared.unit_of_work import UnitOfWork as BaseUnitOfWork
+from services.registry.domain.business import Business, DomainEvent, NibApplication
+from services.registry.domain.duplicates import DuplicateCandidate, business_name_key
+from services.registry.domain.scale import YouthRange
+from shared.errors import Conflict
 from shared.reference.wilayah import Wilayah
+from shared.unit_of_work import PgUnitOfWork, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +43,16 @@ class BusinessStore(abc.ABC):
         """Insert new businesses with their protected NIK and source (officer, import)."""
 
     @abc.abstractmethod
-    async def get(self, business_id: uuid.UUID, *, for_update: bool = False) -> Business | None: ...
+    async def get(self, business_id: uuid.UUID) -> Business | None:
+        """The business, locked until the unit of work ends."""
 
     @abc.abstractmethod
     async def get_many_by_identity(self, keys: Sequence[tuple[bytes, str]]) -> dict[tuple[bytes, str], Business]:
-        """Existing businesses by (NIK digest, name key), locked for update; how an import recognises its rows."""
+        """Existing businesses by (NIK digest, name key), locked; how an import recognises its rows."""
 
     @abc.abstractmethod
-    async def save(self, business: Business) -> None: ...
+    async def save(self, business: Business) -> None:
+        """Raises Conflict if its NIB is already another business's (two outcomes racing with one NIB)."""
 
     @abc.abstractmethod
     async def nib_holders(self, nibs: Sequence[str]) -> dict[str, uuid.UUID]: ...
@@ -73,8 +69,13 @@ class BusinessStore(abc.ABC):
     @abc.abstractmethod
     async def nik_ciphertext(self, business_id: uuid.UUID) -> bytes | None: ...
 
+    @abc.abstractmethod
+    async def youth_flag_stale(self, youth: YouthRange, first_of_month: date, limit: int) -> list[Business]:
+        """Active businesses whose published youth flag differs from this month's, locked (skipping rows another
+        sweep holds)."""
 
-class UnitOfWork(BaseUnitOfWork[DomainEvent]):
+
+class RegistryUnitOfWork(UnitOfWork[DomainEvent]):
     businesses: BusinessStore
 
 
@@ -84,46 +85,47 @@ class UnitOfWork(BaseUnitOfWork[DomainEvent]):
 
 _IDENTITY_LOCK = 0x72_65_67_69  # "regi"
 
-_BUSINESS_COLUMNS = (
-    "id", "version", "business_name", "name_key", "owner_name", "owner_gender", "owner_birth_date", "nik_digest",
-    "nik_ciphertext", "nik_masked", "phone", "kbli_code", "kbli_version", "kecamatan_code", "kelurahan_code",
-    "address", "capital_rupiah", "annual_sales_rupiah", "scale", "scale_basis", "nib_status", "nib", "status",
-    "registered_at", "updated_at", "closed_at", "closed_reason", "source",
+# The one mapping between a Business and its row; inserts, updates and reads all follow it.
+_FIELDS = (
+    "id", "version", "business_name", "owner_name", "owner_gender", "owner_birth_date", "nik_masked", "phone",
+    "kbli_code", "kbli_version", "address", "capital_rupiah", "annual_sales_rupiah", "scale", "scale_basis",
+    "nib_status", "nib", "status", "registered_at", "updated_at", "youth_owned", "closed_at", "closed_reason",
 )  # fmt: skip
-
-_SELECT_BUSINESS = """
-SELECT id, version, business_name, owner_name, owner_gender, owner_birth_date, nik_masked, phone, kbli_code,
-       kbli_version, kecamatan_code, kelurahan_code, address, capital_rupiah, annual_sales_rupiah, scale,
-       scale_basis, nib_status, nib, status, registered_at, updated_at, closed_at, closed_reason
-  FROM business
-"""
+_DERIVED = ("name_key", "kecamatan_code", "kelurahan_code")  # columns computed from the business
+_ONCE = ("nik_digest", "nik_ciphertext", "source")  # written at registration, never changed
+# Identity never changes: a different owner is a different registration.
+_UPDATABLE = tuple(c for c in (*_FIELDS, *_DERIVED) if c not in ("id", "owner_gender", "owner_birth_date", "nik_masked",
+                                                                  "registered_at"))  # fmt: skip
+SELECT_BUSINESS = f"SELECT {', '.join(_FIELDS)}, kelurahan_code, nik_digest, name_key FROM business"
 
 
 def business_from_row(row: asyncpg.Record, wilayah: Wilayah) -> Business:
-    data = dict(row)
-    kelurahan = wilayah.find_kelurahan(data.pop("kelurahan_code"))
-    data.pop("kecamatan_code")
-    data.pop("nik_digest", None)
-    data.pop("name_key", None)
+    kelurahan = wilayah.find_kelurahan(row["kelurahan_code"])
     assert kelurahan is not None, "stored kelurahan codes come from the reference data"
-    return Business(**data, kecamatan=kelurahan.kecamatan, kelurahan=kelurahan)
+    return Business(**{f: row[f] for f in _FIELDS}, kecamatan=kelurahan.kecamatan, kelurahan=kelurahan)
 
 
-def _business_record(business: Business, identity: StoredIdentity, source: str) -> tuple[Any, ...]:
-    return (
-        business.id, business.version, business.business_name, name_key(business.business_name), business.owner_name,
-        business.owner_gender, business.owner_birth_date, identity.digest, identity.ciphertext, business.nik_masked,
-        business.phone, business.kbli_code, business.kbli_version, business.kecamatan.code, business.kelurahan.code,
-        business.address, business.capital_rupiah, business.annual_sales_rupiah, business.scale,
-        business.scale_basis, business.nib_status, business.nib, business.status, business.registered_at,
-        business.updated_at, business.closed_at, business.closed_reason, source,
-    )  # fmt: skip
+def _values(business: Business, columns: Sequence[str]) -> list[Any]:
+    derived = {"name_key": business_name_key(business.business_name), "kecamatan_code": business.kecamatan.code,
+               "kelurahan_code": business.kelurahan.code}  # fmt: skip
+    return [derived[c] if c in derived else getattr(business, c) for c in columns]
+
+
+_INSERT_COLUMNS = (*_FIELDS, *_DERIVED, *_ONCE)
+_UPDATE = (
+    "UPDATE business SET "
+    + ", ".join(f"{c} = ${i}" for i, c in enumerate(_UPDATABLE, 2))
+    + " WHERE id = $1"
+)
 
 
 class PgBusinessStore(BusinessStore):
     def __init__(self, conn: asyncpg.Connection, wilayah: Wilayah) -> None:
         self._conn = conn
         self._wilayah = wilayah
+
+    def _business(self, row: asyncpg.Record) -> Business:
+        return business_from_row(row, self._wilayah)
 
     async def lock_identities(self) -> None:
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", _IDENTITY_LOCK)
@@ -137,57 +139,50 @@ class PgBusinessStore(BusinessStore):
         )
         digests, phone_set = set(nik_digests), set(phones)
         return [
-            (
-                r["nik_digest"],
-                r["phone"],
-                DuplicateCandidate(r["id"], r["business_name"], r["nik_digest"] in digests, r["phone"] in phone_set, r["status"]),
-            )
+            (r["nik_digest"], r["phone"], DuplicateCandidate(r["id"], r["business_name"], r["nik_digest"] in digests,
+                                                             r["phone"] in phone_set, r["status"]))  # fmt: skip
             for r in rows
         ]
 
     async def add(self, businesses: Sequence[tuple[Business, StoredIdentity, str]]) -> None:
-        records = [_business_record(b, identity, source) for b, identity, source in businesses]
+        records = [
+            (*_values(b, (*_FIELDS, *_DERIVED)), identity.digest, identity.ciphertext, source)
+            for b, identity, source in businesses
+        ]
         if len(records) == 1:
-            placeholders = ", ".join(f"${i}" for i in range(1, len(_BUSINESS_COLUMNS) + 1))
-            await self._conn.execute(
-                f"INSERT INTO business ({', '.join(_BUSINESS_COLUMNS)}) VALUES ({placeholders})", *records[0]
-            )
+            placeholders = ", ".join(f"${i}" for i in range(1, len(_INSERT_COLUMNS) + 1))
+            await self._write(f"INSERT INTO business ({', '.join(_INSERT_COLUMNS)}) VALUES ({placeholders})", records[0])
         elif records:
-            await self._conn.copy_records_to_table("business", records=records, columns=_BUSINESS_COLUMNS)
+            await self._conn.copy_records_to_table("business", records=records, columns=_INSERT_COLUMNS)
 
-    async def get(self, business_id: uuid.UUID, *, for_update: bool = False) -> Business | None:
-        row = await self._conn.fetchrow(_SELECT_BUSINESS + " WHERE id = $1" + (" FOR UPDATE" if for_update else ""), business_id)
-        return business_from_row(row, self._wilayah) if row else None
+    async def get(self, business_id: uuid.UUID) -> Business | None:
+        row = await self._conn.fetchrow(SELECT_BUSINESS + " WHERE id = $1 FOR UPDATE", business_id)
+        return self._business(row) if row else None
 
     async def get_many_by_identity(self, keys: Sequence[tuple[bytes, str]]) -> dict[tuple[bytes, str], Business]:
         if not keys:
             return {}
         rows = await self._conn.fetch(
-            _SELECT_BUSINESS.replace("SELECT id,", "SELECT nik_digest, name_key, id,")
+            SELECT_BUSINESS
             + " WHERE (nik_digest, name_key) IN (SELECT * FROM unnest($1::bytea[], $2::text[])) ORDER BY id FOR UPDATE",
             [k[0] for k in keys],
             [k[1] for k in keys],
         )
-        found = {}
+        found: dict[tuple[bytes, str], Business] = {}
         for row in rows:
-            key = (row["nik_digest"], row["name_key"])
-            found.setdefault(key, business_from_row(row, self._wilayah))
+            found.setdefault((row["nik_digest"], row["name_key"]), self._business(row))
         return found
 
     async def save(self, business: Business) -> None:
-        await self._conn.execute(
-            """UPDATE business SET version = $2, business_name = $3, name_key = $4, owner_name = $5, phone = $6,
-                      kbli_code = $7, kbli_version = $8, kecamatan_code = $9, kelurahan_code = $10, address = $11,
-                      capital_rupiah = $12, annual_sales_rupiah = $13, scale = $14, scale_basis = $15,
-                      nib_status = $16, nib = $17, status = $18, updated_at = $19, closed_at = $20,
-                      closed_reason = $21
-                WHERE id = $1""",
-            business.id, business.version, business.business_name, name_key(business.business_name),
-            business.owner_name, business.phone, business.kbli_code, business.kbli_version, business.kecamatan.code,
-            business.kelurahan.code, business.address, business.capital_rupiah, business.annual_sales_rupiah,
-            business.scale, business.scale_basis, business.nib_status, business.nib, business.status,
-            business.updated_at, business.closed_at, business.closed_reason,
-        )  # fmt: skip
+        await self._write(_UPDATE, [business.id, *_values(business, _UPDATABLE)])
+
+    async def _write(self, sql: str, args: Sequence[Any]) -> None:
+        try:
+            await self._conn.execute(sql, *args)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "business_nib_key":
+                raise
+            raise Conflict("this NIB was just recorded for another business; check the number", "nib_taken") from exc
 
     async def nib_holders(self, nibs: Sequence[str]) -> dict[str, uuid.UUID]:
         rows = await self._conn.fetch("SELECT nib, id FROM business WHERE nib = ANY($1::text[])", list(nibs))
@@ -216,136 +211,21 @@ class PgBusinessStore(BusinessStore):
     async def nik_ciphertext(self, business_id: uuid.UUID) -> bytes | None:
         return await self._conn.fetchval("SELECT nik_ciphertext FROM business WHERE id = $1", business_id)
 
+    async def youth_flag_stale(self, youth: YouthRange, first_of_month: date, limit: int) -> list[Business]:
+        after, up_to = youth.birth_dates(first_of_month)
+        rows = await self._conn.fetch(
+            SELECT_BUSINESS + " WHERE status = 'active'"
+            " AND youth_owned <> (owner_birth_date > $1 AND owner_birth_date <= $2)"
+            " ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
+            after, up_to, limit,
+        )  # fmt: skip
+        return [self._business(r) for r in rows]
 
-EventTranslator = Callable[[list[DomainEvent], uuid.UUID], list[Envelope]]
 
-
-class PgUnitOfWork(UnitOfWork):
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        wilayah: Wilayah,
-        translate: EventTranslator,
-        correlation_id: uuid.UUID,
-        route: Callable[[Envelope], str] | None = None,
-    ) -> None:
-        super().__init__()
-        self._transaction = PgTransaction(pool, route=route)
+class PgRegistryUnitOfWork(PgUnitOfWork[DomainEvent], RegistryUnitOfWork):
+    def __init__(self, *args: Any, wilayah: Wilayah, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._wilayah = wilayah
-        self._translate = translate
-        self.correlation_id = correlation_id
 
-    async def __aenter__(self) -> Self:
-        await super().__aenter__()
-        self.businesses = PgBusinessStore(await self._transaction.begin(), self._wilayah)
-        return self
-
-    async def commit(self) -> None:
-        await self._transaction.commit(self._translate(self.events, self.correlation_id))
-
-    async def rollback(self) -> None:
-        await self._transaction.rollback()
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Read side
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFilters:
-    kecamatan_code: str | None = None
-    kelurahan_code: str | None = None
-    kbli: str | None = None  # a code or a prefix
-    scale: str | None = None
-    nib_status: str | None = None
-    status: str | None = None
-    youth_owned: bool | None = None
-    women_owned: bool | None = None
-    name: str | None = None
-
-
-def _youth_bounds(youth: YouthRange, today: date) -> tuple[date, date]:
-    """Birth dates of owners within the youth range today: after the first (exclusive), up to the second."""
-    # age >= min_age  <=>  born on or before today minus min_age years; age <= max_age  <=>  born after
-    # today minus (max_age + 1) years.
-    return _years_before(today, youth.max_age + 1), _years_before(today, youth.min_age)
-
-
-def _years_before(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - years, day=28)
-
-
-class RegisterQueries:
-    """Searches and figures over the register, straight from SQL."""
-
-    def __init__(self, pool: asyncpg.Pool, wilayah: Wilayah, youth: YouthRange) -> None:
-        self._pool = pool
-        self._wilayah = wilayah
-        self._youth = youth
-
-    def _where(self, f: SearchFilters, today: date) -> tuple[str, list[Any]]:
-        clauses, args = [], []
-
-        def add(sql: str, value: Any) -> None:
-            args.append(value)
-            clauses.append(sql.replace("?", f"${len(args)}"))
-
-        if f.kecamatan_code:
-            add("kecamatan_code = ?", f.kecamatan_code)
-        if f.kelurahan_code:
-            add("kelurahan_code = ?", f.kelurahan_code)
-        if f.kbli:
-            add("kbli_code LIKE ?", f.kbli + "%")
-        if f.scale:
-            add("scale = ?", f.scale)
-        if f.nib_status:
-            add("nib_status = ?", f.nib_status)
-        if f.status:
-            add("status = ?", f.status)
-        if f.women_owned is not None:
-            add("owner_gender = ?", "P" if f.women_owned else "L")
-        if f.youth_owned is not None:
-            lower, upper = _youth_bounds(self._youth, today)
-            args.extend([lower, upper])
-            inside = f"(owner_birth_date > ${len(args) - 1} AND owner_birth_date <= ${len(args)})"
-            clauses.append(inside if f.youth_owned else f"NOT {inside}")
-        if f.name:
-            add("business_name ILIKE ?", "%" + f.name.replace("%", r"\%").replace("_", r"\_") + "%")
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
-
-    async def search(self, f: SearchFilters, today: date, *, page: int, page_size: int) -> tuple[int, list[Business]]:
-        where, args = self._where(f, today)
-        async with self._pool.acquire() as conn:
-            total = await conn.fetchval("SELECT count(*) FROM business" + where, *args)
-            rows = await conn.fetch(
-                _SELECT_BUSINESS + where + f" ORDER BY registered_at DESC, id LIMIT {page_size} OFFSET {(page - 1) * page_size}",
-                *args,
-            )
-        return total, [business_from_row(r, self._wilayah) for r in rows]
-
-    async def get(self, business_id: uuid.UUID) -> Business | None:
-        row = await self._pool.fetchrow(_SELECT_BUSINESS + " WHERE id = $1", business_id)
-        return business_from_row(row, self._wilayah) if row else None
-
-    async def nib_applications(self, business_id: uuid.UUID) -> list[NibApplication]:
-        rows = await self._pool.fetch(
-            "SELECT * FROM nib_application WHERE business_id = $1 ORDER BY applied_at", business_id
-        )
-        return [NibApplication(**dict(r)) for r in rows]
-
-    async def coverage(self) -> list[tuple[str, int, int]]:
-        """(kecamatan code, active businesses, of which with an NIB), for every kecamatan."""
-        rows = await self._pool.fetch(
-            "SELECT kecamatan_code, count(*) AS registered, count(*) FILTER (WHERE nib_status = 'issued') AS with_nib"
-            " FROM business WHERE status = 'active' GROUP BY kecamatan_code"
-        )
-        by_code = {r["kecamatan_code"]: (r["registered"], r["with_nib"]) for r in rows}
-        return [(k.code, *by_code.get(k.code, (0, 0))) for k in self._wilayah.kecamatan]
-
-    async def counts_by_status(self) -> dict[str, int]:
-        rows = await self._pool.fetch("SELECT nib_status, count(*) FROM business WHERE status = 'active' GROUP BY 1")
-        return {r[0]: r[1] for r in rows}
+    def bind(self, conn: asyncpg.Connection) -> None:
+        self.businesses = PgBusinessStore(conn, self._wilayah)

@@ -43,6 +43,10 @@ class EventCatalog:
             raise UnknownEvent(f"unknown event type {event_type!r}")
         return max(versions)
 
+    def upcasted_versions(self) -> list[tuple[str, int]]:
+        """(event type, version) of every older version that is still read, through its upcaster."""
+        return sorted(self._upcasters)
+
     def models(self) -> list[type[EventPayload]]:
         return [self._models[k] for k in sorted(self._models)]
 

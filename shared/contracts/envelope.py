@@ -10,6 +10,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 # Money is integer rupiah on the wire: strict, so 5e6 or "5000000" is refused rather than guessed at.
 Rupiah = Annotated[int, Field(ge=0, strict=True)]
+# What any form accepts: a quadrillion rupiah is far beyond any pledge or business, and far inside PostgreSQL's bigint.
+MAX_RUPIAH = 10**15
 
 
 class ContractError(ValueError):
@@ -39,6 +41,10 @@ class EventPayload(BaseModel):
         """The aggregate id this payload belongs to; it is also the Kafka key."""
         raise NotImplementedError
 
+    def aggregate_version(self) -> int | None:
+        """The aggregate's version after this event, where the aggregate counts its versions; consecutive, always."""
+        return None
+
 
 class Envelope(BaseModel):
     """What is on the wire: metadata for routing, tracing and idempotence, and the payload as JSON."""
@@ -54,6 +60,12 @@ class Envelope(BaseModel):
     correlation_id: uuid.UUID = Field(description="The request or import that started this chain of events.")
     causation_id: uuid.UUID | None = Field(default=None, description="The event that caused this one, if any.")
     producer: str = Field(min_length=1, description="The service that wrote the event.")
+    actor: str | None = Field(
+        default=None, description="Who made the change: a token's subject, or the service itself for work done by time."
+    )
+    aggregate_version: int | None = Field(
+        default=None, ge=1, description="The aggregate's version after this event, where it counts versions."
+    )
     payload: dict[str, Any]
 
     _normalise_time = field_validator("occurred_at")(_utc)
@@ -85,6 +97,7 @@ def new_envelope(
     causation_id: uuid.UUID | None = None,
     occurred_at: datetime | None = None,
     event_id: uuid.UUID | None = None,
+    actor: str | None = None,
 ) -> Envelope:
     return Envelope(
         event_id=event_id or uuid.uuid4(),
@@ -96,6 +109,8 @@ def new_envelope(
         correlation_id=correlation_id,
         causation_id=causation_id,
         producer=producer,
+        actor=actor,
+        aggregate_version=payload.aggregate_version(),
         payload=payload.model_dump(mode="json"),
     )
 

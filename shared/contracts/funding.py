@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from shared.contracts.catalog import CATALOG
 from shared.contracts.envelope import EventPayload, Rupiah
 from shared.contracts.registry import E164_ID_MOBILE, Scale
-from shared.contracts.training import TrainingProgramme
+from shared.contracts.training import TrainingTopic
 
 Instrument = Literal["grant", "equipment", "soft_loan", "financing_referral"]
 AmountMode = Literal["fixed", "capped"]
@@ -27,14 +27,15 @@ class Earmarks(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # The pledge form bounds these lists, so no pledge's events come anywhere near the broker's record size limit.
     kecamatan_codes: tuple[str, ...] = Field(default=(), description="Kemendagri codes, e.g. 53.71.04")
     kbli_prefixes: tuple[str, ...] = Field(default=(), description="KBLI codes or prefixes, e.g. 10, 11, 56")
     scales: tuple[Scale, ...] = ()
     youth_owned_only: bool = False
     women_owned_only: bool = False
     nib_required: bool = False
-    trainings_completed: tuple[TrainingProgramme, ...] = Field(
-        default=(), description="Programmes the business must have completed, all of them"
+    trainings_completed: tuple[TrainingTopic, ...] = Field(
+        default=(), description="Training topics the business must have completed, all of them"
     )
     min_readiness: int = Field(default=0, ge=0, le=100)
 
@@ -57,7 +58,7 @@ class OfferEvent(PledgeEvent):
 @CATALOG.register
 class CSRPledged(PledgeEvent):
     event_type: ClassVar[str] = "CSRPledged"
-    event_version: ClassVar[int] = 1
+    event_version: ClassVar[int] = 2
 
     sponsor_id: uuid.UUID
     sponsor_name: str
@@ -73,6 +74,12 @@ class CSRPledged(PledgeEvent):
     valid_until: date
     earmarks: Earmarks
     pledged_at: AwareDatetime
+
+
+@CATALOG.upcaster("CSRPledged", from_version=1)
+def _topics_are_open(v1: dict) -> dict:
+    """v1 allowed four training programmes by name; v2 any training topic, of which those four still are."""
+    return v1
 
 
 @CATALOG.register

@@ -34,6 +34,9 @@ class BusinessEvent(EventPayload):
     def aggregate_key(self) -> str:
         return str(self.business_id)
 
+    def aggregate_version(self) -> int:
+        return self.business_version
+
 
 class BusinessSnapshot(BusinessEvent):
     """The whole public state of a business, so a consumer's view can be rebuilt from any one event."""
@@ -50,9 +53,10 @@ class BusinessSnapshot(BusinessEvent):
     scale_basis: ScaleBasis
     capital_rupiah: Rupiah | None = None
     annual_sales_rupiah: Rupiah | None = None
-    youth_owned: bool = Field(description="Owner within the youth age range when the event occurred.")
-    youth_until: date | None = Field(
-        default=None, description="Last day the owner is within the youth range; lets consumers age the flag."
+    youth_owned: bool = Field(
+        description="Owner within the youth age range on the first day of the event's month (WITA). The registry "
+        "publishes a BusinessUpdated on the first of a month in which the flag changes, so no consumer needs a "
+        "birth date."
     )
     women_owned: bool
     nib_status: NibStatus
@@ -65,7 +69,7 @@ class BusinessSnapshot(BusinessEvent):
 @CATALOG.register
 class BusinessRegistered(BusinessSnapshot):
     event_type: ClassVar[str] = "BusinessRegistered"
-    event_version: ClassVar[int] = 1
+    event_version: ClassVar[int] = 2
 
     source: Literal["officer", "import"]
 
@@ -73,7 +77,7 @@ class BusinessRegistered(BusinessSnapshot):
 @CATALOG.register
 class BusinessUpdated(BusinessSnapshot):
     event_type: ClassVar[str] = "BusinessUpdated"
-    event_version: ClassVar[int] = 1
+    event_version: ClassVar[int] = 2
 
     changed_fields: tuple[str, ...]
 
@@ -117,6 +121,14 @@ class BusinessClosed(BusinessEvent):
     reason: str
     closed_at: AwareDatetime
     kecamatan_code: str
+
+
+@CATALOG.upcaster("BusinessRegistered", from_version=1)
+@CATALOG.upcaster("BusinessUpdated", from_version=1)
+def _without_youth_until(v1: dict) -> dict:
+    """v1 carried `youth_until` (birth date + 31 years - 1 day), which gives the birth date away; v2 drops it."""
+    v1.pop("youth_until", None)
+    return v1
 
 
 REGISTRY_EVENTS: tuple[type[BusinessEvent], ...] = (

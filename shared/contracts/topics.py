@@ -3,12 +3,14 @@
 REGISTRY_BUSINESS = "registry.business.v1"
 FUNDING_PLEDGE = "funding.pledge.v1"
 TRAINING_COHORT = "training.cohort.v1"
+TRAINING_PARTICIPANT = "training.participant.v1"
 
 # Every event of an aggregate type goes to that aggregate's topic.
 TOPIC_BY_AGGREGATE = {
     "business": REGISTRY_BUSINESS,
     "pledge": FUNDING_PLEDGE,
     "cohort": TRAINING_COHORT,
+    "participant": TRAINING_PARTICIPANT,
 }
 
 

@@ -1,65 +1,37 @@
-"""Consuming events safely: parse, apply once through the inbox, retry a bounded number of times, then dead-letter.
+"""Consuming events safely: parse, apply once through the inbox, retry, then dead-letter what is the record's fault.
 
-Offsets are committed by FastStream only after `handle` returns (AckPolicy.NACK_ON_ERROR), i.e. after the
-database transaction committed or the record reached its dead-letter topic. `handle` raises only when the
-database or Kafka is unreachable, and then the record is redelivered rather than dead-lettered.
+One path for every batch (a batch of one is a batch). A batch is applied in one transaction with the inbox rows
+of its events; FastStream commits the offsets only after `handle_batch` returns (AckPolicy.NACK_ON_ERROR).
+
+Failures are classified on purpose:
+- transient (the database is down, read-only after a failover, a rotated password, a deadlock or serialization
+  failure, no pooled connection, Kafka unreachable): retried with backoff and never dead-lettered; after the
+  transient budget `handle_batch` raises, so the batch is redelivered and the partition waits;
+- the record's own (it can't be parsed, its handler raises or runs past the handler timeout): the batch is split
+  and the record retried a bounded number of times alone, then it goes to `<topic>.dlq` with the error, and the
+  partition moves on.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from shared.contracts.catalog import CATALOG, EventCatalog
 from shared.contracts.envelope import ContractError, Envelope, EventPayload
 from shared.contracts.topics import dlq
-from shared.messaging.inbox import first_delivery
+from shared.db import Database, DatabaseBusy
+from shared.messaging.dead_letters import DeadLetters, Record
+from shared.messaging.inbox import first_deliveries
 from shared.observability import MessagingMetrics, scrub
 
 log = logging.getLogger(__name__)
-
-# Handlers get the open transaction's connection: whatever they write commits with the inbox row.
-Handler = Callable[[asyncpg.Connection, Envelope, EventPayload], Awaitable[None]]
-
-# Failures of the infrastructure, not of the record: retried by redelivery, never dead-lettered.
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """What a consumer needs of a Kafka record; built from aiokafka's ConsumerRecord or by hand in tests."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = field(default=())
-
-    @classmethod
-    def from_kafka(cls, record: object) -> Record:
-        return cls(
-            topic=record.topic,  # type: ignore[attr-defined]
-            partition=record.partition,  # type: ignore[attr-defined]
-            offset=record.offset,  # type: ignore[attr-defined]
-            key=record.key,  # type: ignore[attr-defined]
-            value=record.value,  # type: ignore[attr-defined]
-            headers=tuple(record.headers or ()),  # type: ignore[attr-defined]
-        )
 
 
 class Outcome(StrEnum):
@@ -69,40 +41,88 @@ class Outcome(StrEnum):
     DEAD_LETTERED = "dead_lettered"
 
 
-class DeadLetters(abc.ABC):
-    @abc.abstractmethod
-    async def send(self, record: Record, *, consumer: str, error: BaseException, attempts: int) -> None:
-        """Put the original record on `<topic>.dlq` with why it failed; must raise if not acknowledged."""
+class Failure(StrEnum):
+    TRANSIENT = "transient"
+    RECORD = "record"
 
 
-def dead_letter_headers(record: Record, *, consumer: str, error: BaseException, attempts: int) -> list[tuple[str, bytes]]:
-    reason = scrub(f"{type(error).__name__}: {error}")[:2000]
-    return [
-        *[(k, v) for k, v in record.headers if not k.startswith("dlq.")],
-        ("dlq.original_topic", record.topic.encode()),
-        ("dlq.original_partition", str(record.partition).encode()),
-        ("dlq.original_offset", str(record.offset).encode()),
-        ("dlq.consumer", consumer.encode()),
-        ("dlq.error_type", type(error).__name__.encode()),
-        ("dlq.error", reason.encode()),
-        ("dlq.attempts", str(attempts).encode()),
-        ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
-    ]
+# Failures of the infrastructure, not of the record: waiting and trying again is the cure.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,  # includes ConnectionError
+    DatabaseBusy,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # the connection was closed under us
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a failover left us on a standby
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,  # a rotated password, until settings catch up
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
+    asyncpg.exceptions.LockNotAvailableError,
+)
 
 
-class KafkaDeadLetters(DeadLetters):
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self._producer = producer
+def classify(error: BaseException) -> Failure:
+    """Whose fault a failure is. A handler timeout (asyncio's, or the server's statement_timeout) is the
+    record's: a record that always times out must not block its partition forever."""
+    from aiokafka.errors import KafkaError
 
-    async def send(self, record: Record, *, consumer: str, error: BaseException, attempts: int) -> None:
-        # Awaiting the acknowledgement before returning means the offset is committed only once the
-        # record is safe in the dead-letter topic.
-        await self._producer.send_and_wait(
-            dlq(record.topic),
-            value=record.value,
-            key=record.key,
-            headers=dead_letter_headers(record, consumer=consumer, error=error, attempts=attempts),
-        )
+    if isinstance(error, TimeoutError):  # checked first: Python counts it among the OSErrors
+        return Failure.RECORD
+    # Any Kafka failure here (the dead-letter topic unreachable, say) means records must wait, not be lost.
+    if isinstance(error, (*_TRANSIENT, KafkaError)):
+        return Failure.TRANSIENT
+    return Failure.RECORD
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event a consumer applies for the first time (its inbox said so)."""
+
+    envelope: Envelope
+    payload: EventPayload
+
+
+@dataclass
+class BatchTransaction:
+    """The consumer's open transaction: the handlers' writes, the inbox rows and any outbox rows commit together.
+    `after_commit` callbacks run once that commit succeeded (metrics that must not count a rolled-back batch)."""
+
+    conn: asyncpg.Connection
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+# What a service does with the new events of a batch, inside the consumer's transaction.
+Apply = Callable[[BatchTransaction, Sequence[Delivery]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5  # for a failure that is the record's own, before the dead-letter topic
+    backoff: float = 0.2  # seconds before the 2nd attempt; doubling
+    handler_timeout: float = 30.0  # seconds a batch's handlers may take
+    transient_backoff: float = 0.5
+    transient_max_backoff: float = 10.0
+    transient_budget: float = 60.0  # then raise: the batch is redelivered and the partition waits
+
+
+class TransientFailure(RuntimeError):
+    """The infrastructure stayed down through the retry budget; the batch will be redelivered."""
+
+
+class _RecordFailure(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    index: int
+    record: Record
+    envelope: Envelope
+    payload: EventPayload
 
 
 class EventConsumer:
@@ -110,145 +130,130 @@ class EventConsumer:
         self,
         *,
         name: str,
-        pool: asyncpg.Pool,
-        handlers: Mapping[str, Handler],
+        db: Database,
+        apply: Apply,
+        event_types: Collection[str],
         dead_letters: DeadLetters,
         metrics: MessagingMetrics,
-        max_attempts: int = 5,
-        retry_backoff: float = 0.2,
+        policy: RetryPolicy = RetryPolicy(),
         catalog: EventCatalog = CATALOG,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
-        self._pool = pool
-        self._handlers = dict(handlers)
+        self._db = db
+        self._apply = apply
+        self.event_types = frozenset(event_types)
         self._dead_letters = dead_letters
         self._metrics = metrics
-        self._max_attempts = max_attempts
-        self._retry_backoff = retry_backoff
+        self._policy = policy
         self._catalog = catalog
         self._sleep = sleep
-
-    @property
-    def event_types(self) -> list[str]:
-        return sorted(self._handlers)
-
-    async def handle(self, record: Record) -> Outcome:
-        outcome = await self._handle(record)
-        self._metrics.consumed.labels(self.name, outcome.value).inc()
-        return outcome
-
-    async def _handle(self, record: Record) -> Outcome:
-        try:
-            envelope = Envelope.from_bytes(record.value)
-        except ContractError as exc:
-            return await self._dead_letter(record, exc, attempts=1)
-        handler = self._handlers.get(envelope.event_type)
-        if handler is None:
-            return Outcome.IGNORED  # an aggregate topic carries event types this consumer has no use for
-        try:
-            payload = self._catalog.decode(envelope)
-        except ContractError as exc:
-            return await self._dead_letter(record, exc, attempts=1)
-
-        last_error: BaseException | None = None
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                outcome = await self._apply_once(envelope, payload, handler)
-            except INFRASTRUCTURE_ERRORS as exc:
-                log.warning("%s: database unreachable (%s); the record will be redelivered", self.name, scrub(str(exc)))
-                await self._sleep(min(5.0, self._retry_backoff * 10))
-                raise
-            except Exception as exc:  # noqa: BLE001 - any other failure is the record's, counted toward the DLQ
-                last_error = exc
-                self._metrics.retries.labels(self.name).inc()
-                log.warning(
-                    "%s: %s %s failed (attempt %d of %d): %s",
-                    self.name,
-                    envelope.event_type,
-                    envelope.event_id,
-                    attempt,
-                    self._max_attempts,
-                    scrub(f"{type(exc).__name__}: {exc}"),
-                )
-                if attempt < self._max_attempts:
-                    await self._sleep(self._retry_backoff * 2 ** (attempt - 1))
-                continue
-            if outcome is Outcome.DUPLICATE:
-                self._metrics.inbox_duplicates.labels(self.name).inc()
-            else:
-                self._metrics.event_age.labels(self.name).observe(
-                    max(0.0, time.time() - envelope.occurred_at.timestamp())
-                )
-            return outcome
-        assert last_error is not None
-        return await self._dead_letter(record, last_error, attempts=self._max_attempts)
+        self._clock = clock
 
     async def handle_batch(self, records: Sequence[Record]) -> list[Outcome]:
-        """Apply a batch in one transaction (one commit, one offset commit), in order.
-
-        Any failure inside rolls the whole batch back and its records go through `handle` one by one, with their
-        own retries and dead letters; records that can't be parsed or aren't for this consumer always do.
-        """
-        if len(records) == 1:
-            return [await self.handle(records[0])]
-        batch: list[tuple[int, Envelope, EventPayload, Handler]] = []
-        alone: list[int] = []
+        """Apply the records in order; returns each one's outcome. Raises only for a transient failure that
+        outlasted the budget (the batch is then redelivered)."""
+        outcomes: dict[int, Outcome] = {}
+        work: list[_Item] = []
         for i, record in enumerate(records):
             try:
                 envelope = Envelope.from_bytes(record.value)
-                handler = self._handlers.get(envelope.event_type)
-                if handler is None:
-                    raise ContractError("not for this consumer")
-                batch.append((i, envelope, self._catalog.decode(envelope), handler))
-            except ContractError:
-                alone.append(i)
-        outcomes: dict[int, Outcome] = {}
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                for i, envelope, payload, handler in batch:
-                    if await first_delivery(conn, self.name, envelope):
-                        await handler(conn, envelope, payload)
-                        outcomes[i] = Outcome.PROCESSED
-                    else:
-                        outcomes[i] = Outcome.DUPLICATE
-        except INFRASTRUCTURE_ERRORS as exc:
-            log.warning("%s: database unreachable (%s); the batch will be redelivered", self.name, scrub(str(exc)))
-            await self._sleep(min(5.0, self._retry_backoff * 10))
-            raise
-        except Exception as exc:  # noqa: BLE001 - find the failing record by taking them one at a time
-            log.info("%s: batch of %d failed (%s); applying one by one", self.name, len(batch), scrub(repr(exc)))
-            outcomes = {}
-            alone = list(range(len(records)))
+                if envelope.event_type not in self.event_types:
+                    outcomes[i] = Outcome.IGNORED  # an aggregate's topic carries types this consumer has no use for
+                    continue
+                work.append(_Item(i, record, envelope, self._catalog.decode(envelope)))
+            except ContractError as exc:
+                outcomes[i] = await self._dead_letter(record, exc, attempts=1)
+        await self._apply_all(work, outcomes)
         now = time.time()
-        for i, envelope, _, _ in batch:
-            if i in outcomes:
-                self._metrics.consumed.labels(self.name, outcomes[i].value).inc()
-                if outcomes[i] is Outcome.DUPLICATE:
-                    self._metrics.inbox_duplicates.labels(self.name).inc()
-                else:
-                    self._metrics.event_age.labels(self.name).observe(max(0.0, now - envelope.occurred_at.timestamp()))
-        for i in alone:
-            outcomes[i] = await self.handle(records[i])
+        for item in work:
+            outcome = outcomes[item.index]
+            if outcome is Outcome.DUPLICATE:
+                self._metrics.inbox_duplicates.labels(self.name).inc()
+            elif outcome is Outcome.PROCESSED:
+                self._metrics.event_age.labels(self.name).observe(max(0.0, now - item.envelope.occurred_at.timestamp()))
+        for outcome in outcomes.values():
+            self._metrics.consumed.labels(self.name, outcome.value).inc()
         return [outcomes[i] for i in range(len(records))]
 
-    async def _apply_once(self, envelope: Envelope, payload: EventPayload, handler: Handler) -> Outcome:
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await first_delivery(conn, self.name, envelope):
-                return Outcome.DUPLICATE
-            await handler(conn, envelope, payload)
-        return Outcome.PROCESSED
+    async def _apply_all(self, work: list[_Item], outcomes: dict[int, Outcome]) -> None:
+        if not work:
+            return
+        if len(work) > 1:
+            try:
+                await self._transaction(work, outcomes)
+                return
+            except _RecordFailure as failure:
+                log.info("%s: batch of %d failed (%s); applying one by one to find the record at fault",
+                         self.name, len(work), scrub(repr(failure.cause)))  # fmt: skip
+        for item in work:
+            await self._apply_alone(item, outcomes)
+
+    async def _apply_alone(self, item: _Item, outcomes: dict[int, Outcome]) -> None:
+        attempts = self._policy.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._transaction([item], outcomes)
+                return
+            except _RecordFailure as failure:
+                error = failure.cause
+                self._metrics.retries.labels(self.name).inc()
+                log.warning("%s: %s %s failed (attempt %d of %d): %s", self.name, item.envelope.event_type,
+                            item.envelope.event_id, attempt, attempts, scrub(f"{type(error).__name__}: {error}"))  # fmt: skip
+                if attempt < attempts:
+                    await self._sleep(self._policy.backoff * 2 ** (attempt - 1))
+        outcomes[item.index] = await self._dead_letter(item.record, error, attempts=attempts)
+
+    async def _transaction(self, work: list[_Item], outcomes: dict[int, Outcome]) -> None:
+        """One transaction for `work`. Transient failures are retried here; the record's own raise _RecordFailure."""
+        delay = self._policy.transient_backoff
+        deadline = self._clock() + self._policy.transient_budget
+        while True:
+            try:
+                applied = await self._once(work)
+            except Exception as exc:
+                if classify(exc) is Failure.RECORD:
+                    raise _RecordFailure(exc) from exc
+                self._metrics.transient_failures.labels(self.name).inc()
+                if self._clock() + delay > deadline:
+                    raise TransientFailure(
+                        f"{self.name}: {scrub(f'{type(exc).__name__}: {exc}')} for over "
+                        f"{self._policy.transient_budget:g}s; the batch will be redelivered"
+                    ) from exc
+                log.warning("%s: %s; retrying in %.1fs (never dead-lettered: not the record's fault)",
+                            self.name, scrub(f"{type(exc).__name__}: {exc}"), delay)  # fmt: skip
+                await self._sleep(delay)
+                delay = min(delay * 2, self._policy.transient_max_backoff)
+                continue
+            outcomes.update(applied)
+            return
+
+    async def _once(self, work: list[_Item]) -> dict[int, Outcome]:
+        async with self._db.acquire() as conn:
+            async with conn.transaction():
+                fresh = await first_deliveries(conn, self.name, [item.envelope for item in work])
+                applied: dict[int, Outcome] = {}
+                deliveries: list[Delivery] = []
+                for item in work:
+                    event_id = item.envelope.event_id
+                    if event_id in fresh:
+                        fresh.discard(event_id)  # the same event twice in one batch applies once
+                        deliveries.append(Delivery(item.envelope, item.payload))
+                        applied[item.index] = Outcome.PROCESSED
+                    else:
+                        applied[item.index] = Outcome.DUPLICATE
+                tx = BatchTransaction(conn)
+                if deliveries:
+                    async with asyncio.timeout(self._policy.handler_timeout):
+                        await self._apply(tx, deliveries)
+        for callback in tx.after_commit:
+            callback()
+        return applied
 
     async def _dead_letter(self, record: Record, error: BaseException, *, attempts: int) -> Outcome:
         await self._dead_letters.send(record, consumer=self.name, error=error, attempts=attempts)
         self._metrics.dead_lettered.labels(self.name, record.topic).inc()
-        log.error(
-            "%s: record %s[%d]@%d sent to %s: %s",
-            self.name,
-            record.topic,
-            record.partition,
-            record.offset,
-            dlq(record.topic),
-            scrub(f"{type(error).__name__}: {error}"),
-        )
+        log.error("%s: record %s[%d]@%d sent to %s: %s", self.name, record.topic, record.partition, record.offset,
+                  dlq(record.topic), scrub(f"{type(error).__name__}: {error}"))  # fmt: skip
         return Outcome.DEAD_LETTERED

@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+
 import asyncpg
 
 from shared.contracts.envelope import Envelope
+from shared.db import Database
 
 
-async def first_delivery(conn: asyncpg.Connection, consumer: str, envelope: Envelope) -> bool:
-    """Record the event as applied by `consumer`; False if it already was, so the caller must do nothing.
+async def first_deliveries(conn: asyncpg.Connection, consumer: str, envelopes: Sequence[Envelope]) -> set[uuid.UUID]:
+    """Record the events as applied by `consumer`; returns the ids that were new, so the caller applies only those.
 
     Deduplicates on the envelope's event_id, never on Kafka offsets: a relay re-publish has new offsets.
     """
-    status = await conn.execute(
-        "INSERT INTO inbox (consumer, event_id, event_type, aggregate_id) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT DO NOTHING",
+    if not envelopes:
+        return set()
+    rows = await conn.fetch(
+        "INSERT INTO inbox (consumer, event_id, event_type, aggregate_id)"
+        " SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[])"
+        " ON CONFLICT DO NOTHING RETURNING event_id",
         consumer,
-        envelope.event_id,
-        envelope.event_type,
-        envelope.aggregate_id,
+        [e.event_id for e in envelopes],
+        [e.event_type for e in envelopes],
+        [e.aggregate_id for e in envelopes],
     )
-    return status == "INSERT 0 1"
+    return {r["event_id"] for r in rows}
+
+
+async def forget(conn: asyncpg.Connection, consumers: Sequence[str]) -> int:
+    """Drop what these consumers have applied, so a replay of their topics applies everything again."""
+    status = await conn.execute("DELETE FROM inbox WHERE consumer = ANY($1::text[])", list(consumers))
+    return int(status.split()[-1])
+
+
+async def prune(db: Database, older_than: timedelta, batch: int = 5000) -> int:
+    """Delete inbox rows older than the retention: by then no redelivery of their events can happen any more."""
+    deleted = 0
+    while True:
+        status = await db.execute(
+            "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox WHERE processed_at < now() - $1::interval"
+            " LIMIT $2)",
+            older_than, batch,
+        )  # fmt: skip
+        count = int(status.split()[-1])
+        deleted += count
+        if count < batch:
+            return deleted

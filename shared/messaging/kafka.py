@@ -41,8 +41,8 @@ class TopicSpec:
         if self.replication_factor >= 3:
             # With three copies, a write needs two of them: one broker may fail without losing acked events.
             configs["min.insync.replicas"] = "2"
-        if self.retention_days is not None:
-            configs["retention.ms"] = str(self.retention_days * 24 * 3600 * 1000)
+        # An aggregate's topic is kept whole: a view is rebuilt by replaying it from the beginning.
+        configs["retention.ms"] = "-1" if self.retention_days is None else str(self.retention_days * 24 * 3600 * 1000)
         return configs
 
 
@@ -88,20 +88,57 @@ async def kafka_reachable(bootstrap_servers: str, timeout: float = 3.0) -> str |
         await client.close()
 
 
-def forget_consumer_group(bootstrap_servers: str, group: str) -> None:
-    """Delete a consumer group's committed offsets, so its next start reads its topics from the beginning.
-
-    How a service's view is rebuilt: stop the service, empty its tables, forget the group, start it again.
-    Kafka refuses while the group has members, which protects a running service.
-    """
+def _admin(bootstrap_servers: str, security: dict | None = None):  # noqa: ANN202 - confluent's AdminClient
     from confluent_kafka.admin import AdminClient
 
+    return AdminClient({"bootstrap.servers": bootstrap_servers, **(security or {})})
+
+
+def active_group_members(bootstrap_servers: str, group: str, security: dict | None = None) -> int:
+    """How many members a consumer group has now (0 when no process is consuming with it)."""
+    from confluent_kafka import KafkaException
+
+    admin = _admin(bootstrap_servers, security)  # kept referenced until the answer arrives
+    futures = admin.describe_consumer_groups([group], request_timeout=15)
+    try:
+        return len(futures[group].result(timeout=30).members)
+    except KafkaException:
+        return 0
+
+
+def forget_consumer_group(bootstrap_servers: str, group: str, security: dict | None = None) -> None:
+    """Delete a consumer group's committed offsets, so its next start reads its topics from the beginning.
+
+    Kafka refuses while the group has members, which protects a running service.
+    """
     from confluent_kafka import KafkaError, KafkaException
 
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})  # kept referenced until the answer arrives
+    admin = _admin(bootstrap_servers, security)  # kept referenced until the answer arrives
     futures = admin.delete_consumer_groups([group], request_timeout=15)
     try:
         futures[group].result(timeout=30)
     except KafkaException as exc:
         if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
             raise  # a group that never committed anything already reads from the beginning
+
+
+def consumer_lag(bootstrap_servers: str, group: str, topics: list[str], security: dict | None = None) -> dict[tuple[str, int], int]:
+    """Records on each partition of `topics` that `group` has not committed yet (all of them if it never committed)."""
+    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+
+    admin = _admin(bootstrap_servers, security)  # kept referenced until the answer arrives
+    answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=30)
+    committed = {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions or []}
+    probe = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"{group}.lag-probe",
+                      "enable.auto.commit": False, **(security or {})})  # fmt: skip
+    try:
+        metadata = probe.list_topics(timeout=10)
+        lag = {}
+        for topic in topics:
+            for partition in metadata.topics[topic].partitions if topic in metadata.topics else {}:
+                low, high = probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                done = committed.get((topic, partition), -1)
+                lag[(topic, partition)] = high - max(done, low)
+        return lag
+    finally:
+        probe.close()

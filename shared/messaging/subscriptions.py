@@ -1,8 +1,9 @@
-"""Wiring an EventConsumer to a topic through FastStream, with offsets committed only after the work."""
+"""Wiring a consumer to its topic through FastStream, with offsets committed only after the work."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,8 +12,42 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared.messaging.consumer import EventConsumer, Record
+from shared.contracts.envelope import EventPayload
+from shared.contracts.topics import namespaced
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.dead_letters import Record
 from shared.observability import MessagingMetrics
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A consumer group on a topic and the contracts it applies. Declared when the app is built (so AsyncAPI
+    documents it); its consumer is attached when the service starts, since that needs the database."""
+
+    topic: str
+    consumer: str  # the consumer's name, in its inbox rows and metrics
+    events: tuple[type[EventPayload], ...]
+    namespace: str = ""
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(e.event_type for e in self.events)
+
+    @property
+    def group_id(self) -> str:
+        return namespaced(self.consumer, self.namespace)
+
+    def in_namespace(self, namespace: str) -> Subscription:
+        """Topics and consumer groups of one deployment on a shared cluster carry its namespace."""
+        return dataclasses.replace(self, topic=namespaced(self.topic, namespace), namespace=namespace)
+
+
+class Consumers:
+    """The running consumers by name, filled in at start; a record arriving before then is redelivered."""
+
+    def __init__(self, metrics: MessagingMetrics | None = None) -> None:
+        self.by_name: dict[str, EventConsumer] = {}
+        self.metrics = metrics
 
 
 async def _tolerant_parser(message: Any, original: Any) -> Any:
@@ -32,39 +67,22 @@ async def _tolerant_parser(message: Any, original: Any) -> Any:
 
 
 async def _no_decoding(message: Any, original: Any) -> Any:
-    """The handler reads the raw records itself (they must reach the DLQ as they came); decoding them here would
-    be wasted work, and would fail on the same undecodable headers."""
+    """The handler reads the raw records itself (they must reach the DLQ as they came)."""
     return message.body
 
 
-@dataclass
-class Subscription:
-    """A consumer group on a topic. Declared when the app is built (so AsyncAPI documents it); the consumer
-    itself is attached when the service starts, since it needs the database pool."""
-
-    topic: str
-    consumer_name: str
-    event_types: tuple[str, ...]
-    consumer: EventConsumer | None = None
-    metrics: MessagingMetrics | None = None
-    group: str = ""  # the Kafka consumer group; the consumer's name unless a namespace prefixes it
-
-    @property
-    def group_id(self) -> str:
-        return self.group or self.consumer_name
-
-
-def declare(broker: KafkaBroker, sub: Subscription, max_records: int = 200) -> None:
+def declare(broker: KafkaBroker, sub: Subscription, consumers: Consumers, *, max_records: int = 200) -> None:
     async def on_batch(msg: KafkaMessage) -> None:
-        if sub.consumer is None:
-            raise RuntimeError(f"{sub.consumer_name} received records before it was started")  # nack: redelivered
+        consumer = consumers.by_name.get(sub.consumer)
+        if consumer is None:
+            raise RuntimeError(f"{sub.consumer} received records before it was started")  # nack: redelivered
         raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        await sub.consumer.handle_batch([Record.from_kafka(r) for r in raw])
-        if sub.metrics is not None:
+        await consumer.handle_batch([Record.from_kafka(r) for r in raw])
+        if consumers.metrics is not None:
             for last in {(r.topic, r.partition): r for r in raw}.values():
-                _observe_lag(msg, last, sub.consumer_name, sub.metrics)
+                _observe_lag(msg, last, sub.consumer, consumers.metrics)
 
-    on_batch.__name__ = f"{sub.consumer_name}_on_{sub.topic.replace('.', '_')}"
+    on_batch.__name__ = f"{sub.consumer}_on_{sub.topic}".replace(".", "_").replace("-", "_")
     broker.subscriber(
         sub.topic,
         group_id=sub.group_id,
@@ -73,21 +91,19 @@ def declare(broker: KafkaBroker, sub: Subscription, max_records: int = 200) -> N
         batch=True,
         max_records=max_records,
         batch_timeout_ms=100,
-        # Commit after the transaction (or the dead-letter writes); on an infrastructure failure seek back.
+        # Commit after the transaction (or the dead-letter writes); on a lasting outage seek back and redeliver.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         parser=_tolerant_parser,
         decoder=_no_decoding,
-        title=f"{sub.consumer_name} <- {sub.topic}",
-        description=f"{sub.consumer_name} applies {', '.join(sub.event_types)} once each (inbox), "
-        f"retries failures, then dead-letters them to {sub.topic}.dlq.",
+        title=f"{sub.consumer} <- {sub.topic}",
+        description=f"{sub.consumer} applies {', '.join(sub.event_types)} once each (inbox), retries failures, "
+        f"then dead-letters the record's own failures to {sub.topic}.dlq.",
     )(on_batch)
 
 
-def subscribe(broker: KafkaBroker, consumer: EventConsumer, topic: str, metrics: MessagingMetrics) -> Subscription:
-    """Declare and attach in one go, for a consumer that already exists."""
-    sub = Subscription(topic, consumer.name, tuple(consumer.event_types), consumer, metrics)
-    declare(broker, sub)
-    return sub
+def declare_all(broker: KafkaBroker, subscriptions: Sequence[Subscription], consumers: Consumers) -> None:
+    for sub in subscriptions:
+        declare(broker, sub, consumers)
 
 
 def _observe_lag(msg: Any, raw: Any, consumer_name: str, metrics: MessagingMetrics) -> None:

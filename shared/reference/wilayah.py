@@ -38,7 +38,7 @@ _NUMBERS = {"i": "1", "ii": "2", "iii": "3", "satu": "1", "dua": "2", "tiga": "3
 
 
 @lru_cache(maxsize=4096)
-def name_key(name: str) -> str:
+def place_key(name: str) -> str:
     """Loose key for a place name: case, spaces, punctuation and doubled letters ignored, and numbering written
     any way (Naikoten II, Naikoten 2, Naikoten Dua)."""
     words = re.findall(r"[a-z0-9]+", name.lower())
@@ -55,18 +55,18 @@ class Wilayah:
         self.kecamatan = tuple(sorted(kecamatan.values(), key=lambda k: k.code))
         self._kec_by_key = {}
         for kec in self.kecamatan:
-            for key in (kec.code, kec.bps_code, kec.code.replace(".", ""), name_key(kec.name)):
+            for key in (kec.code, kec.bps_code, kec.code.replace(".", ""), place_key(kec.name)):
                 self._kec_by_key[key] = kec
         self._kel_by_code = {k.code: k for k in kelurahan}
         self._kel_by_code.update({k.code.replace(".", ""): k for k in kelurahan})
         self._kel_by_name: dict[str, list[Kelurahan]] = {}
         for kel in kelurahan:
-            self._kel_by_name.setdefault(name_key(kel.name), []).append(kel)
+            self._kel_by_name.setdefault(place_key(kel.name), []).append(kel)
 
     def find_kecamatan(self, text: str) -> Kecamatan | None:
         """By name (loosely), Kemendagri code or BPS code."""
         text = text.strip()
-        return self._kec_by_key.get(text) or self._kec_by_key.get(name_key(text))
+        return self._kec_by_key.get(text) or self._kec_by_key.get(place_key(text))
 
     def find_kelurahan(self, text: str, kecamatan: Kecamatan | None = None) -> Kelurahan | None:
         """By Kemendagri code, or by name within the given kecamatan (some names need it to be unique)."""
@@ -75,7 +75,7 @@ class Wilayah:
         if kel is not None:
             return kel if kecamatan is None or kel.kecamatan == kecamatan else None
         matches = [
-            k for k in self._kel_by_name.get(name_key(text), []) if kecamatan is None or k.kecamatan == kecamatan
+            k for k in self._kel_by_name.get(place_key(text), []) if kecamatan is None or k.kecamatan == kecamatan
         ]
         return matches[0] if len(matches) == 1 else None
 

@@ -26,8 +26,9 @@ class System:
     env: dict[str, str]
     tokens: TokenService
 
-    def auth(self, role: str = "officer") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens.mint('e2e', [role])}"}
+    def auth(self, role: str = "officer", sponsor_id: str | None = None) -> dict[str, str]:
+        sponsor = uuid.UUID(sponsor_id) if sponsor_id else None
+        return {"Authorization": f"Bearer {self.tokens.mint(f'e2e-{role}', [role], sponsor_id=sponsor)}"}
 
     def topic(self, name: str) -> str:
         return namespaced(name, self.namespace)

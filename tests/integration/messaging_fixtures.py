@@ -5,14 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar
 
-import asyncpg
+from collections.abc import Sequence
+
+from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from shared.contracts import EventCatalog, EventPayload, new_envelope
 from shared.contracts.envelope import Envelope
-from shared.db import load_migrations, migrate
+from shared.db import Database, load_migrations, migrate, open_database
+from shared.messaging.consumer import Apply, BatchTransaction, Delivery, EventConsumer, RetryPolicy
+from shared.messaging.dead_letters import DeadLetters
 from shared.messaging.kafka import safe_producer
 from shared.messaging.outbox import OutboxRelay
+from shared.messaging.subscriptions import Consumers, Subscription, declare
 from shared.observability import MessagingMetrics
 
 
@@ -38,23 +43,45 @@ def ticked(key: str, seq: int) -> Envelope:
     return new_envelope(Ticked(key=key, seq=seq), producer="test", correlation_id=uuid.uuid4())
 
 
-async def prepare(database_url: str) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=20)
-    async with pool.acquire() as conn:
+async def prepare(database_url: str) -> Database:
+    db = await open_database(database_url, max_size=20)
+    async with db.acquire() as conn:
         await migrate(conn, load_migrations("shared.messaging.migrations", "messaging"))
         await conn.execute("CREATE TABLE counter (id text PRIMARY KEY, version integer NOT NULL DEFAULT 0)")
         # No unique constraint on purpose: only the inbox stands between a duplicate delivery and a second effect.
         await conn.execute("CREATE TABLE effect (event_id uuid NOT NULL, key text NOT NULL, seq integer NOT NULL)")
-    return pool
+    return db
 
 
-def relay(pool: asyncpg.Pool, database_url: str, bootstrap: str, *, cls: type[OutboxRelay] = OutboxRelay,
-          batch_size: int = 50) -> OutboxRelay:  # fmt: skip
+def relay(db: Database, database_url: str, bootstrap: str, *, cls: type[OutboxRelay] = OutboxRelay,
+          batch_size: int = 50, **options: object) -> OutboxRelay:  # fmt: skip
     return cls(
-        pool=pool,
+        db=db,
         dsn=database_url,
         producer_factory=lambda: safe_producer(bootstrap, "test-relay"),
         metrics=MessagingMetrics(CollectorRegistry()),
         batch_size=batch_size,
         idle_wait=0.2,
+        **options,  # type: ignore[arg-type]
     )
+
+
+async def record_effects(tx: BatchTransaction, batch: Sequence[Delivery]) -> None:
+    """The effect of a Ticked: one row, with nothing but the inbox to stop a second one."""
+    await tx.conn.executemany(
+        "INSERT INTO effect (event_id, key, seq) VALUES ($1, $2, $3)",
+        [(d.envelope.event_id, d.payload.key, d.payload.seq) for d in batch],  # type: ignore[attr-defined]
+    )
+
+
+async def consume(bootstrap: str, topic: str, db: Database, dead_letters: DeadLetters, metrics: MessagingMetrics, *,
+                  apply: Apply = record_effects, name: str = "test-consumer", policy: RetryPolicy = RetryPolicy(),
+                  ) -> KafkaBroker:  # fmt: skip
+    """A started broker whose consumer group `name` applies Ticked events from `topic`; stop it when done."""
+    consumers = Consumers(metrics)
+    consumers.by_name[name] = EventConsumer(name=name, db=db, apply=apply, event_types={"Ticked"},
+                                            dead_letters=dead_letters, metrics=metrics, policy=policy, catalog=CATALOG)  # fmt: skip
+    broker = KafkaBroker(bootstrap)
+    declare(broker, Subscription(topic, name, (Ticked,)), consumers)
+    await broker.start()
+    return broker

@@ -6,8 +6,7 @@ import asyncio
 import os
 import sys
 
-import asyncpg
-
+from shared.db import open_database
 from shared.messaging.outbox import OutboxRelay
 from tests.integration.messaging_fixtures import relay
 
@@ -20,8 +19,8 @@ class DiesBeforeMarking(OutboxRelay):
 
 
 async def main(database_url: str, bootstrap: str) -> None:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    await relay(pool, database_url, bootstrap, cls=DiesBeforeMarking).run(asyncio.Event())
+    db = await open_database(database_url, max_size=4)
+    await relay(db, database_url, bootstrap, cls=DiesBeforeMarking).run(asyncio.Event())
 
 
 if __name__ == "__main__":

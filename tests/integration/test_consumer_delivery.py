@@ -7,16 +7,16 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
-from shared.messaging.consumer import EventConsumer, KafkaDeadLetters
+from shared.db import Database
+from shared.messaging.consumer import RetryPolicy
+from shared.messaging.dead_letters import KafkaDeadLetters
 from shared.messaging.kafka import safe_producer
-from shared.messaging.subscriptions import subscribe
 from shared.observability import MessagingMetrics
-from tests.integration.messaging_fixtures import CATALOG, prepare, ticked
+from tests.integration.messaging_fixtures import consume, prepare, ticked
 from tests.support import eventually, new_topic, read_topic
 
 pytestmark = pytest.mark.integration
@@ -27,30 +27,29 @@ NAME = "test-consumer"
 class Harness:
     """A consumer group on one topic, with a plain producer to put records on it."""
 
-    def __init__(self, bootstrap: str, topic: str, pool: asyncpg.Pool) -> None:
-        self.bootstrap, self.topic, self.pool = bootstrap, topic, pool
+    def __init__(self, bootstrap: str, topic: str, db: Database) -> None:
+        self.bootstrap, self.topic, self.db = bootstrap, topic, db
         self.metrics = MessagingMetrics(CollectorRegistry())
         self.fail_on: dict[int, type[BaseException]] = {}  # seq -> error raised while applying it
         self.failures_left: dict[int, int] = {}
         self._broker: KafkaBroker | None = None
         self.producer = safe_producer(bootstrap, "test-producer")
 
-    async def apply(self, conn, envelope, payload) -> None:  # noqa: ANN001
-        left = self.failures_left.get(payload.seq)  # None: fails every time
-        if payload.seq in self.fail_on and (left is None or left > 0):
-            if left is not None:
-                self.failures_left[payload.seq] = left - 1
-            raise self.fail_on[payload.seq](f"cannot apply seq {payload.seq} (owner NIK 5371045708900001)")
-        await conn.execute("INSERT INTO effect (event_id, key, seq) VALUES ($1, $2, $3)",
-                           envelope.event_id, payload.key, payload.seq)  # fmt: skip
+    async def apply(self, tx, batch) -> None:  # noqa: ANN001
+        for delivery in batch:
+            payload = delivery.payload
+            left = self.failures_left.get(payload.seq)  # None: fails every time
+            if payload.seq in self.fail_on and (left is None or left > 0):
+                if left is not None:
+                    self.failures_left[payload.seq] = left - 1
+                raise self.fail_on[payload.seq](f"cannot apply seq {payload.seq} (owner NIK 5371045708900001)")
+            await tx.conn.execute("INSERT INTO effect (event_id, key, seq) VALUES ($1, $2, $3)",
+                                  delivery.envelope.event_id, payload.key, payload.seq)  # fmt: skip
 
     async def start(self) -> None:
-        consumer = EventConsumer(name=NAME, pool=self.pool, handlers={"Ticked": self.apply},
-                                 dead_letters=KafkaDeadLetters(self.producer), metrics=self.metrics,
-                                 max_attempts=3, retry_backoff=0.01, catalog=CATALOG)  # fmt: skip
-        self._broker = KafkaBroker(self.bootstrap)
-        subscribe(self._broker, consumer, self.topic, self.metrics)
-        await self._broker.start()
+        policy = RetryPolicy(max_attempts=3, backoff=0.01, transient_backoff=0.05)
+        self._broker = await consume(self.bootstrap, self.topic, self.db, KafkaDeadLetters(self.producer), self.metrics,
+                                     apply=self.apply, name=NAME, policy=policy)  # fmt: skip
 
     async def stop(self) -> None:
         if self._broker:
@@ -64,18 +63,18 @@ class Harness:
         return self.metrics.consumed.labels(NAME, outcome)._value.get()
 
     async def effects(self) -> list[int]:
-        return [r["seq"] for r in await self.pool.fetch("SELECT seq FROM effect ORDER BY seq")]
+        return [r["seq"] for r in await self.db.fetch("SELECT seq FROM effect ORDER BY seq")]
 
 
 @pytest.fixture
 async def harness(infra, database_url) -> AsyncIterator[Harness]:
-    pool = await prepare(database_url)
-    h = Harness(infra.bootstrap_servers, await new_topic(infra.bootstrap_servers, partitions=1), pool)
+    db = await prepare(database_url)
+    h = Harness(infra.bootstrap_servers, await new_topic(infra.bootstrap_servers, partitions=1), db)
     await h.producer.start()
     yield h
     await h.stop()
     await h.producer.stop()
-    await pool.close()
+    await db.close()
 
 
 async def test_the_same_event_delivered_twice_has_one_effect(harness):

@@ -22,49 +22,10 @@ from shared.contracts import Envelope, new_envelope
 from shared.contracts.registry import BusinessClosed, BusinessRegistered, NIBIssued
 from shared.contracts.topics import REGISTRY_BUSINESS, namespaced
 from shared.messaging.kafka import ensure_topics, forget_consumer_group, with_dead_letters
+from tests.integration.funding_events import envelopes, nib_issued, produce, registered
 from tests.support import TEST_SECRET, drop_database, eventually, fresh_database, service_env, start_service
 
 pytestmark = pytest.mark.integration
-
-KECAMATAN = [("Oebobo", "53.71.04", "5371030", "Fatululi", "53.71.04.1011"),
-             ("Alak", "53.71.01", "5371010", "Namosain", "53.71.01.1001")]  # fmt: skip
-
-
-def registered(i: int, *, youth: bool = True, kec: int = 0, kbli: str = "56102") -> BusinessRegistered:
-    name, code, bps, kel, kel_code = KECAMATAN[kec]
-    return BusinessRegistered(
-        business_id=uuid.uuid4(), business_version=1, business_name=f"Usaha {i:04d}", kbli_code=kbli, kbli_version=2020,
-        kecamatan=name, kecamatan_code=code, kecamatan_bps=bps, kelurahan=kel, kelurahan_code=kel_code, scale="micro",
-        scale_basis="annual_sales", annual_sales_rupiah=100_000_000, youth_owned=youth,
-        youth_until=date(2040, 1, 1) if youth else date(2001, 1, 1), women_owned=i % 2 == 0, nib_status="none",
-        contact_phone=f"+62812{i:08d}", status="active",
-        registered_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=i), source="import",
-    )  # fmt: skip
-
-
-def nib_issued(b: BusinessRegistered, version: int = 2) -> NIBIssued:
-    return NIBIssued(business_id=b.business_id, business_version=version, application_id=uuid.uuid4(),
-                     nib=f"{9100000000000 + int(b.business_name[-4:])}", issued_on=date(2026, 2, 1),
-                     kecamatan_code=b.kecamatan_code)  # fmt: skip
-
-
-def envelopes(payloads: list) -> list[Envelope]:  # noqa: ANN001
-    return [new_envelope(p, producer="registry", correlation_id=uuid.uuid4()) for p in payloads]
-
-
-async def produce(bootstrap: str, topic: str, events: list) -> None:  # noqa: ANN001
-    """Payloads get a new envelope each; envelopes go as they are (sending one twice is a duplicate delivery)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
-    await producer.start()
-    try:
-        futures = []
-        for event in events:
-            envelope = event if isinstance(event, Envelope) else envelopes([event])[0]
-            futures.append(await producer.send(topic, envelope.to_json_bytes(), key=envelope.aggregate_id.encode()))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
 
 def pledge_body(sponsor_id: str, title: str, total: int, amount: int, mode: str = "fixed", **earmarks) -> dict:  # noqa: ANN003
     today = date.today()
@@ -81,11 +42,12 @@ async def test_two_funding_processes_and_racing_http_calls_never_over_allocate_o
     database = await fresh_database(infra.postgres_url)
     processes = [start_service("funding", env, database, tmp_path / f"funding-{i}.log") for i in range(2)]
     tokens = TokenService(TEST_SECRET)
-    sponsor, officer = ({"Authorization": f"Bearer {tokens.mint('it', [r])}"} for r in ("sponsor", "officer"))
+    officer = {"Authorization": f"Bearer {tokens.mint('it-officer', ['officer'])}"}
     try:
         async with httpx.AsyncClient(timeout=60) as http:
             a, b = (p.url for p in processes)
-            sponsor_id = (await http.post(f"{a}/sponsors", json={"name": "Bank NTT", "kind": "bank"}, headers=sponsor)).json()["id"]
+            sponsor_id = (await http.post(f"{a}/sponsors", json={"name": "Bank NTT", "kind": "bank"}, headers=officer)).json()["id"]
+            sponsor = {"Authorization": f"Bearer {tokens.mint('it-sponsor', ['sponsor'], sponsor_id=uuid.UUID(sponsor_id))}"}
             pledges = []
             for body in (pledge_body(sponsor_id, "fixed 10 x 5jt", 50_000_000, 5_000_000),
                          pledge_body(sponsor_id, "capped 23jt at 5jt", 23_000_000, 5_000_000, "capped"),

@@ -11,16 +11,14 @@ import subprocess
 import sys
 
 import pytest
-from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
-from shared.messaging.consumer import EventConsumer, KafkaDeadLetters
+from shared.messaging.dead_letters import KafkaDeadLetters
 from shared.messaging.kafka import safe_producer
 from shared.messaging.outbox import add_to_outbox
-from shared.messaging.subscriptions import subscribe
 from shared.observability import MessagingMetrics
 from tests.integration import relay_killed_after_publish
-from tests.integration.messaging_fixtures import CATALOG, prepare, relay, ticked
+from tests.integration.messaging_fixtures import consume, prepare, relay, ticked
 from tests.support import eventually, new_topic, read_topic
 
 pytestmark = pytest.mark.integration
@@ -28,18 +26,18 @@ pytestmark = pytest.mark.integration
 
 async def test_every_committed_row_is_published_exactly_once_in_per_key_order_under_concurrent_writers(infra, database_url):
     topic = await new_topic(infra.bootstrap_servers, partitions=4)
-    pool = await prepare(database_url)
+    db = await prepare(database_url)
     keys = [f"counter-{i}" for i in range(12)]
-    async with pool.acquire() as conn:
+    async with db.acquire() as conn:
         await conn.executemany("INSERT INTO counter (id) VALUES ($1)", [(k,) for k in keys])
     committed, rolled_back = [], []
     stop = asyncio.Event()
-    running = asyncio.create_task(relay(pool, database_url, infra.bootstrap_servers).run(stop))
+    running = asyncio.create_task(relay(db, database_url, infra.bootstrap_servers).run(stop))
 
     async def writer(seed: int) -> None:
         rng = random.Random(seed)
         for _ in range(40):
-            async with pool.acquire() as conn:
+            async with db.acquire() as conn:
                 tx = conn.transaction()
                 await tx.start()
                 key = rng.choice(keys)
@@ -58,7 +56,7 @@ async def test_every_committed_row_is_published_exactly_once_in_per_key_order_un
                     committed.append(envelope)
 
     await asyncio.gather(*(writer(seed) for seed in range(8)))
-    assert await eventually(lambda: _backlog_is_empty(pool), timeout=60), "relay did not drain the outbox"
+    assert await eventually(lambda: _backlog_is_empty(db), timeout=60), "relay did not drain the outbox"
     stop.set()
     await running
 
@@ -74,43 +72,43 @@ async def test_every_committed_row_is_published_exactly_once_in_per_key_order_un
         by_key[envelope["aggregate_id"]].append(envelope["payload"]["seq"])
     for key, seqs in by_key.items():
         assert seqs == list(range(1, len(seqs) + 1)), f"{key} out of order: {seqs}"
-    await pool.close()
+    await db.close()
 
 
-async def _backlog_is_empty(pool) -> bool:  # noqa: ANN001
-    return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+async def _backlog_is_empty(db) -> bool:  # noqa: ANN001
+    return await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
 
 async def test_a_row_that_commits_after_later_rows_were_published_is_still_published(infra, database_url):
     topic = await new_topic(infra.bootstrap_servers)
-    pool = await prepare(database_url)
+    db = await prepare(database_url)
     stop = asyncio.Event()
-    running = asyncio.create_task(relay(pool, database_url, infra.bootstrap_servers).run(stop))
-    slow = await pool.acquire()
+    running = asyncio.create_task(relay(db, database_url, infra.bootstrap_servers).run(stop))
+    slow = await db.connect()
     tx = slow.transaction()
     await tx.start()
     early = ticked("slow", 1)
     await add_to_outbox(slow, [early], route=lambda _: topic)  # takes the lower id, commits last
     later = [ticked(f"fast-{i}", 1) for i in range(5)]
-    async with pool.acquire() as conn:
+    async with db.acquire() as conn:
         await add_to_outbox(conn, later, route=lambda _: topic)
     await read_topic(infra.bootstrap_servers, topic, expect=5)
     await tx.commit()
-    await pool.release(slow)
+    await db.release(slow)
     records = await read_topic(infra.bootstrap_servers, topic, expect=6)
     stop.set()
     await running
     assert {json.loads(r.value)["event_id"] for r in records} == {str(e.event_id) for e in [early, *later]}
-    await pool.close()
+    await db.close()
 
 
 async def test_a_relay_killed_between_publish_and_mark_republishes_and_the_consumer_applies_each_event_once(
     infra, database_url
 ):
     topic = await new_topic(infra.bootstrap_servers)
-    pool = await prepare(database_url)
+    db = await prepare(database_url)
     events = [ticked(f"k{i % 3}", i // 3 + 1) for i in range(9)]
-    async with pool.acquire() as conn:
+    async with db.acquire() as conn:
         await add_to_outbox(conn, events, route=lambda _: topic)
 
     died = subprocess.run(
@@ -118,38 +116,30 @@ async def test_a_relay_killed_between_publish_and_mark_republishes_and_the_consu
         timeout=120,
     )
     assert died.returncode == relay_killed_after_publish.EXIT_CODE
-    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 9
+    assert await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 9
     assert len(await read_topic(infra.bootstrap_servers, topic, expect=9)) == 9  # on Kafka, but not marked
 
     stop = asyncio.Event()
-    restarted = asyncio.create_task(relay(pool, database_url, infra.bootstrap_servers).run(stop))
-    assert await eventually(lambda: _backlog_is_empty(pool))
+    restarted = asyncio.create_task(relay(db, database_url, infra.bootstrap_servers).run(stop))
+    assert await eventually(lambda: _backlog_is_empty(db))
     stop.set()
     await restarted
     records = await read_topic(infra.bootstrap_servers, topic, expect=18)
     assert collections.Counter(json.loads(r.value)["event_id"] for r in records) == {str(e.event_id): 2 for e in events}
 
     metrics = MessagingMetrics(CollectorRegistry())
-    consumed = await _consume(infra.bootstrap_servers, topic, pool, metrics, until=18)
+    consumed = await _consume(infra.bootstrap_servers, topic, db, metrics, until=18)
     assert consumed
-    effects = await pool.fetch("SELECT event_id, count(*) AS n FROM effect GROUP BY event_id")
+    effects = await db.fetch("SELECT event_id, count(*) AS n FROM effect GROUP BY event_id")
     assert {str(r["event_id"]): r["n"] for r in effects} == {str(e.event_id): 1 for e in events}
     assert metrics.inbox_duplicates.labels("test-consumer")._value.get() == 9
-    await pool.close()
+    await db.close()
 
 
-async def _consume(bootstrap: str, topic: str, pool, metrics: MessagingMetrics, *, until: int) -> bool:  # noqa: ANN001
-    async def apply(conn, envelope, payload) -> None:  # noqa: ANN001
-        await conn.execute("INSERT INTO effect (event_id, key, seq) VALUES ($1, $2, $3)",
-                           envelope.event_id, payload.key, payload.seq)  # fmt: skip
-
+async def _consume(bootstrap: str, topic: str, db, metrics: MessagingMetrics, *, until: int) -> bool:  # noqa: ANN001
     producer = safe_producer(bootstrap, "test-dlq")
     await producer.start()
-    consumer = EventConsumer(name="test-consumer", pool=pool, handlers={"Ticked": apply},
-                             dead_letters=KafkaDeadLetters(producer), metrics=metrics, catalog=CATALOG)  # fmt: skip
-    broker = KafkaBroker(bootstrap)
-    subscribe(broker, consumer, topic, metrics)
-    await broker.start()
+    broker = await consume(bootstrap, topic, db, KafkaDeadLetters(producer), metrics)
     try:
         return await eventually(
             lambda: sum(metrics.consumed.labels("test-consumer", o)._value.get() for o in ("processed", "duplicate")) >= until,

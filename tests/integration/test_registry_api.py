@@ -95,7 +95,7 @@ async def test_a_second_registration_of_the_same_owner_and_a_similar_name_is_a_p
     again = registration(name="SEI BABI OM ANDE", phone=first["owner"]["phone"])
     response = await registry.register(again)
     assert response.status_code == 409
-    assert response.json()["error"]["existing_business_id"] == first["id"]
+    assert response.json()["existing_business_id"] == first["id"]
     confirmed = await registry.register({**again, "confirm_distinct": True})
     assert confirmed.status_code == 201
 

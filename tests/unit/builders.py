@@ -7,9 +7,13 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from services.registry import domain
-from services.registry.domain import Business, RegistrationForm, RegistrationRules, YouthRange
+from services.registry.domain import business as aggregate
+from services.registry.domain.business import Business
+from services.registry.domain.forms import RegistrationForm
+from services.registry.domain.registration import RegistrationRules, validate_registration
+from services.registry.domain.scale import YouthRange
 from services.registry.nik_vault import NikVault
+from shared.auth import Principal
 from shared.reference.wilayah import kota_kupang
 
 # 2026-03-10 10.00 WITA.
@@ -51,6 +55,11 @@ YOHANES = {
 }
 
 
+# An officer for the whole city, and one whose token names only Oebobo (53.71.04).
+OFFICER = Principal("petugas-kota-01", frozenset({"officer"}))
+OEBOBO_OFFICER = Principal("petugas-oebobo-01", frozenset({"officer"}), kecamatan_codes=frozenset({"53.71.04"}))
+
+
 def rules() -> RegistrationRules:
     return RegistrationRules(wilayah=kota_kupang(), youth=YouthRange())
 
@@ -65,5 +74,5 @@ def form(base: dict[str, Any] | None = None, **overrides: Any) -> RegistrationFo
 
 def business(base: dict[str, Any] | None = None, *, business_id: uuid.UUID | None = None, **overrides: Any) -> Business:
     """A freshly registered, active business (version 1)."""
-    new = domain.validate_registration(form(base, **overrides), rules(), TODAY)
-    return domain.register(new, business_id or uuid.uuid4(), NOW)
+    new = validate_registration(form(base, **overrides), rules(), TODAY)
+    return aggregate.register(new, business_id or uuid.uuid4(), NOW, YouthRange())

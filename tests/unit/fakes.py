@@ -1,153 +1,26 @@
-"""In-memory fakes of the project's abstractions, shared by the unit tests: no database, no Kafka."""
+"""In-memory fakes of the notifier's store and unit of work, the messaging abstractions and the clocks, shared by the
+unit tests: no database, no Kafka, no waiting. (The registry's fakes are in registry_fakes.py, funding's in
+funding_fakes.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from services.notifier.domain import Contact, Message
-from services.notifier.store import NotifierStore
-from services.registry.domain import Business, DomainEvent, DuplicateCandidate, NibApplication, name_key
-from services.registry.store import BusinessStore, StoredIdentity, UnitOfWork
-from shared.contracts import CATALOG, Envelope, EventCatalog, EventPayload
-from shared.messaging.consumer import DeadLetters, EventConsumer, Handler, Outcome, Record
+from services.notifier.domain.messages import Contact, Message
+from services.notifier.store import NotifierStore, NotifierUnitOfWork
+from shared.contracts import CATALOG, EventCatalog
+from shared.messaging.audit import AuditEntry
+from shared.messaging.consumer import Apply, BatchTransaction, Delivery, EventConsumer, Outcome, RetryPolicy
+from shared.messaging.dead_letters import DeadLetters, Record
 from shared.observability import MessagingMetrics
-
-# ---------------------------------------------------------------------------------------------------------------
-# Registry
-# ---------------------------------------------------------------------------------------------------------------
-
-
-class FakeBusinessStore(BusinessStore):
-    """The registry's tables as dicts. Values are frozen dataclasses, so copying the dicts snapshots the state."""
-
-    def __init__(self) -> None:
-        self.businesses: dict[uuid.UUID, Business] = {}
-        self.identities: dict[uuid.UUID, StoredIdentity] = {}
-        self.sources: dict[uuid.UUID, str] = {}
-        self.applications: dict[uuid.UUID, NibApplication] = {}
-        self.identity_locks = 0
-
-    # State snapshots, used by FakeUnitOfWork to roll back.
-    def snapshot(self) -> tuple[dict[Any, Any], ...]:
-        return dict(self.businesses), dict(self.identities), dict(self.sources), dict(self.applications)
-
-    def restore(self, state: tuple[dict[Any, Any], ...]) -> None:
-        self.businesses, self.identities, self.sources, self.applications = (dict(s) for s in state)
-
-    async def lock_identities(self) -> None:
-        self.identity_locks += 1
-
-    async def duplicate_candidates(
-        self, nik_digests: Sequence[bytes], phones: Sequence[str]
-    ) -> list[tuple[bytes, str, DuplicateCandidate]]:
-        digests, phone_set = set(nik_digests), set(phones)
-        found = []
-        for business_id, business in self.businesses.items():
-            digest = self.identities[business_id].digest
-            if digest in digests or business.phone in phone_set:
-                candidate = DuplicateCandidate(
-                    business_id, business.business_name, digest in digests, business.phone in phone_set, business.status
-                )
-                found.append((digest, business.phone, candidate))
-        return found
-
-    async def add(self, businesses: Sequence[tuple[Business, StoredIdentity, str]]) -> None:
-        for business, identity, source in businesses:
-            if business.id in self.businesses:
-                raise AssertionError(f"business {business.id} inserted twice")
-            if business.nib is not None and any(b.nib == business.nib for b in self.businesses.values()):
-                raise AssertionError(f"NIB {business.nib} would violate the unique constraint")
-            self.businesses[business.id] = business
-            self.identities[business.id] = identity
-            self.sources[business.id] = source
-
-    async def get(self, business_id: uuid.UUID, *, for_update: bool = False) -> Business | None:
-        return self.businesses.get(business_id)
-
-    async def get_many_by_identity(self, keys: Sequence[tuple[bytes, str]]) -> dict[tuple[bytes, str], Business]:
-        wanted = set(keys)
-        found: dict[tuple[bytes, str], Business] = {}
-        for business_id in sorted(self.businesses):
-            business = self.businesses[business_id]
-            key = (self.identities[business_id].digest, name_key(business.business_name))
-            if key in wanted:
-                found.setdefault(key, business)
-        return found
-
-    async def save(self, business: Business) -> None:
-        if business.id not in self.businesses:
-            raise AssertionError(f"saving business {business.id}, which was never added")
-        self.businesses[business.id] = business
-
-    async def nib_holders(self, nibs: Sequence[str]) -> dict[str, uuid.UUID]:
-        wanted = set(nibs)
-        return {b.nib: b.id for b in self.businesses.values() if b.nib is not None and b.nib in wanted}
-
-    async def pending_application(self, business_id: uuid.UUID) -> NibApplication | None:
-        for application in self.applications.values():
-            if application.business_id == business_id and application.status == "pending":
-                return application
-        return None
-
-    async def get_application(self, application_id: uuid.UUID) -> NibApplication | None:
-        return self.applications.get(application_id)
-
-    async def save_application(self, application: NibApplication) -> None:
-        self.applications[application.id] = application
-
-    async def nik_ciphertext(self, business_id: uuid.UUID) -> bytes | None:
-        identity = self.identities.get(business_id)
-        return identity.ciphertext if identity else None
-
-
-class FakeUnitOfWork(UnitOfWork):
-    """A transaction over a FakeBusinessStore: commit keeps the changes and publishes the events to `committed`
-    (and, given a translator, their envelopes to `outbox`); leaving without commit restores the state."""
-
-    def __init__(
-        self,
-        store: FakeBusinessStore | None = None,
-        translate: Callable[[list[DomainEvent], uuid.UUID], list[Envelope]] | None = None,
-    ) -> None:
-        super().__init__()
-        self.businesses = store if store is not None else FakeBusinessStore()
-        self._translate = translate
-        self.correlation_id = uuid.uuid4()
-        self.committed: list[DomainEvent] = []
-        self.outbox: list[Envelope] = []
-        self.commits = 0
-        self.rollbacks = 0
-        self._before: tuple[dict[Any, Any], ...] | None = None
-
-    @property
-    def store(self) -> FakeBusinessStore:
-        assert isinstance(self.businesses, FakeBusinessStore)
-        return self.businesses
-
-    async def __aenter__(self) -> FakeUnitOfWork:
-        await super().__aenter__()
-        self._before = self.store.snapshot()
-        return self
-
-    async def commit(self) -> None:
-        if self._translate is not None:
-            self.outbox.extend(self._translate(list(self.events), self.correlation_id))
-        self.committed.extend(self.events)
-        self.commits += 1
-        self._before = None
-
-    async def rollback(self) -> None:
-        if self._before is not None:
-            self.store.restore(self._before)
-            self.rollbacks += 1
-            self._before = None
-
+from shared.unit_of_work import Cause
 
 # ---------------------------------------------------------------------------------------------------------------
 # Notifier
@@ -155,12 +28,19 @@ class FakeUnitOfWork(UnitOfWork):
 
 
 class FakeNotifierStore(NotifierStore):
-    """Contacts and messages in dicts, with the same rules as the SQL: a contact is only replaced by a newer
-    business_version, and one event yields a given template's message at most once."""
+    """Contacts and messages in a dict and a list, with the same rules as the SQL: a contact is only replaced by a
+    newer business_version, and one event yields a given template's message at most once."""
 
     def __init__(self) -> None:
         self.contacts: dict[uuid.UUID, Contact] = {}
         self.messages: list[Message] = []
+
+    # State snapshots, used by FakeNotifierUnitOfWork to roll back. Contacts and messages are frozen dataclasses.
+    def snapshot(self) -> tuple[dict[uuid.UUID, Contact], list[Message]]:
+        return dict(self.contacts), list(self.messages)
+
+    def restore(self, state: tuple[dict[uuid.UUID, Contact], list[Message]]) -> None:
+        self.contacts, self.messages = dict(state[0]), list(state[1])
 
     async def contact(self, business_id: uuid.UUID) -> Contact | None:
         return self.contacts.get(business_id)
@@ -177,6 +57,80 @@ class FakeNotifierStore(NotifierStore):
         return True
 
 
+class FakeNotifierUnitOfWork(NotifierUnitOfWork):
+    """A transaction over a FakeNotifierStore: commit keeps the changes and runs the after-commit callbacks;
+    leaving without a commit restores the store as it was when the unit of work was entered."""
+
+    def __init__(self, store: FakeNotifierStore | None = None, cause: Cause | None = None) -> None:
+        super().__init__(cause)
+        self.store: FakeNotifierStore = store if store is not None else FakeNotifierStore()
+        self.commits = 0
+        self.rollbacks = 0
+        self.committed_events: list[object] = []
+        self.committed_audit: list[AuditEntry] = []
+        self._before: tuple[dict[uuid.UUID, Contact], list[Message]] | None = None
+
+    async def _begin(self) -> None:
+        self._before = self.store.snapshot()
+
+    async def _commit(
+        self, events: list[object], causes: list[Cause], audited: list[AuditEntry], callbacks: list[Callable[[], None]]
+    ) -> None:
+        self.committed_events.extend(events)
+        self.committed_audit.extend(audited)
+        self.commits += 1
+        self._before = None
+        for callback in callbacks:
+            callback()
+
+    async def rollback(self) -> None:
+        if self._before is not None:
+            self.store.restore(self._before)
+            self.rollbacks += 1
+            self._before = None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Time
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FixedClock:
+    """A wall clock that says what it is told to."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 3, 10, 2, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment
+
+
+@dataclass
+class ManualMonotonic:
+    """Stands in for time.monotonic: seconds that pass only when a RecordingSleep sleeps on it."""
+
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class RecordingSleep:
+    """Stands in for asyncio.sleep: records each delay asked for and returns at once, moving its monotonic clock
+    on by the delay, as a real sleep would."""
+
+    clock: ManualMonotonic = field(default_factory=ManualMonotonic)
+    delays: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        self.clock.now += seconds
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Messaging
 # ---------------------------------------------------------------------------------------------------------------
@@ -191,75 +145,84 @@ class DeadLetter:
 
 
 class FakeDeadLetters(DeadLetters):
-    def __init__(self) -> None:
+    """The dead-letter topic as a list. Given `unreachable`, every send raises it (Kafka did not acknowledge)."""
+
+    def __init__(self, unreachable: BaseException | None = None) -> None:
         self.sent: list[DeadLetter] = []
+        self.unreachable = unreachable
 
     async def send(self, record: Record, *, consumer: str, error: BaseException, attempts: int) -> None:
+        if self.unreachable is not None:
+            raise self.unreachable
         self.sent.append(DeadLetter(record, consumer, error, attempts))
 
 
-@dataclass
-class RecordingSleep:
-    """Stands in for asyncio.sleep: records each delay asked for and returns at once."""
-
-    delays: list[float] = field(default_factory=list)
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
 class InMemoryInboxConsumer(EventConsumer):
-    """An EventConsumer whose inbox is a set of event ids instead of a table: `_apply_once` is the seam between
-    the consumer's retry/dead-letter logic and its database transaction. Handlers get `None` as connection."""
+    """An EventConsumer whose database is a set of event ids: `_once` is the seam between the consumer's retry and
+    dead-letter logic and its transaction, and this one does what the PostgreSQL one does, in memory. The inbox
+    rows of a transaction are kept only if `apply` succeeds (as a rolled-back insert would be), and the
+    transaction's after-commit callbacks run only then. `apply` gets a BatchTransaction whose connection is None.
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(pool=None, **kwargs)  # type: ignore[arg-type]
-        self.applied: set[uuid.UUID] = set()
+    `outages` are raised by the "database" itself, one per transaction, before anything else happens (the
+    database down, a failover, a rotated password), until the list is empty."""
 
-    async def _apply_once(self, envelope: Envelope, payload: EventPayload, handler: Handler) -> Outcome:
-        if envelope.event_id in self.applied:
-            return Outcome.DUPLICATE
-        await handler(None, envelope, payload)  # type: ignore[arg-type]
-        self.applied.add(envelope.event_id)  # only when the handler succeeded, as a rolled-back inbox row would
-        return Outcome.PROCESSED
+    def __init__(self, *, outages: Sequence[BaseException] = (), **kwargs: Any) -> None:
+        super().__init__(db=None, **kwargs)  # type: ignore[arg-type]
+        self.inbox: set[uuid.UUID] = set()
+        self.outages = list(outages)
+        self.transactions = 0
+        self.commits = 0
+
+    async def _once(self, work: list[Any]) -> dict[int, Outcome]:
+        self.transactions += 1
+        if self.outages:
+            raise self.outages.pop(0)
+        fresh = {item.envelope.event_id for item in work} - self.inbox
+        applied: dict[int, Outcome] = {}
+        deliveries: list[Delivery] = []
+        for item in work:
+            event_id = item.envelope.event_id
+            if event_id in fresh:
+                fresh.discard(event_id)  # the same event twice in one batch applies once
+                deliveries.append(Delivery(item.envelope, item.payload))
+                applied[item.index] = Outcome.PROCESSED
+            else:
+                applied[item.index] = Outcome.DUPLICATE
+        tx = BatchTransaction(conn=None)  # type: ignore[arg-type]
+        if deliveries:
+            async with asyncio.timeout(self._policy.handler_timeout):
+                await self._apply(tx, deliveries)
+        # Committed: the inbox rows are kept, then the callbacks run.
+        self.inbox.update(d.envelope.event_id for d in deliveries)
+        self.commits += 1
+        for callback in tx.after_commit:
+            callback()
+        return applied
 
 
 def new_consumer(
-    handlers: Mapping[str, Handler],
+    apply: Apply,
+    event_types: Collection[str],
     *,
     dead_letters: FakeDeadLetters | None = None,
     sleep: RecordingSleep | None = None,
-    max_attempts: int = 5,
-    retry_backoff: float = 0.2,
+    policy: RetryPolicy = RetryPolicy(),
     catalog: EventCatalog = CATALOG,
     metrics: MessagingMetrics | None = None,
+    outages: Sequence[BaseException] = (),
     name: str = "unit-test",
 ) -> InMemoryInboxConsumer:
+    """A consumer with an in-memory inbox; its `sleep` and `clock` are the given RecordingSleep and its clock."""
+    sleep = sleep if sleep is not None else RecordingSleep()
     return InMemoryInboxConsumer(
         name=name,
-        handlers=handlers,
+        apply=apply,
+        event_types=event_types,
         dead_letters=dead_letters if dead_letters is not None else FakeDeadLetters(),
         metrics=metrics if metrics is not None else MessagingMetrics(CollectorRegistry()),
-        max_attempts=max_attempts,
-        retry_backoff=retry_backoff,
+        policy=policy,
         catalog=catalog,
-        sleep=sleep if sleep is not None else RecordingSleep(),
+        sleep=sleep,
+        clock=sleep.clock,
+        outages=outages,
     )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Time
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class FixedClock:
-    """A clock that says what it is told to."""
-
-    now: datetime = field(default_factory=lambda: datetime(2026, 3, 10, 2, 0, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, moment: datetime) -> None:
-        self.now = moment

@@ -1,24 +1,39 @@
-"""In-memory fakes of funding's store and unit of work, plus builders of views, pledges and registry events."""
+"""In-memory fakes of funding's store and unit of work, plus builders of views, pledges, events and principals."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any, Self
+from typing import Any
 
-from services.funding import handlers
-from services.funding.domain import BusinessView, Offer, Pledge
-from services.funding.store import FundingStore, FundingUnitOfWork
-from shared.contracts import EventPayload
+from services.funding import handlers, integration
+from services.funding.domain.events import DomainEvent, PledgeMade
+from services.funding.domain.offers import Offer
+from services.funding.domain.pledges import Pledge
+from services.funding.domain.view import BusinessView
+from services.funding.matching import Deps
+from services.funding.store import FundingStore, FundingUnitOfWork, TrainingFact
+from shared.auth import Principal
+from shared.contracts import Envelope, EventPayload, new_envelope
 from shared.contracts.funding import Earmarks
-from shared.contracts.registry import BusinessClosed, BusinessRegistered, BusinessUpdated, NIBIssued
-from shared.contracts.training import TrainingCompleted
+from shared.contracts.registry import (
+    BusinessClosed,
+    BusinessEvent,
+    BusinessRegistered,
+    BusinessUpdated,
+    NIBApplied,
+    NIBIssued,
+    NIBRejected,
+)
+from shared.contracts.topics import FUNDING_PLEDGE
+from shared.contracts.training import Assessment, TrainingCompleted
+from shared.messaging.audit import AuditEntry
+from shared.messaging.consumer import Delivery
 from shared.reference.wilayah import kota_kupang
 from shared.reference.wita import today_in_kupang
-
-from .fakes import FixedClock
+from shared.unit_of_work import Cause, Publisher
 
 # 2026-03-10 10.00 WITA.
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
@@ -28,9 +43,33 @@ ALAK, MAULAFA, OEBOBO = "53.71.01", "53.71.02", "53.71.04"
 _KECAMATAN = {k.code: k for k in kota_kupang().kecamatan}
 
 SPONSOR_ID = uuid.UUID("00000000-0000-4000-8000-00000000b0b0")
+OTHER_SPONSOR_ID = uuid.UUID("00000000-0000-4000-8000-00000000c0c0")
+
+# Who calls: a sponsor officer acts for the sponsor its token names, an officer for the kecamatan its token names
+# (none: the whole city), an admin for anyone.
+SPONSOR = Principal("kasir@bankntt", frozenset({"sponsor"}), sponsor_id=SPONSOR_ID)
+OTHER_SPONSOR = Principal("csr@bri", frozenset({"sponsor"}), sponsor_id=OTHER_SPONSOR_ID)
+OFFICER = Principal("petugas.kota", frozenset({"officer"}))
+OEBOBO_OFFICER = Principal("petugas.oebobo", frozenset({"officer"}), kecamatan_codes=frozenset({MAULAFA, OEBOBO}))
+ALAK_OFFICER = Principal("petugas.alak", frozenset({"officer"}), kecamatan_codes=frozenset({ALAK}))
+ADMIN = Principal("admin", frozenset({"admin"}))
 
 _PLEDGE_STATUSES = {"open", "exhausted", "closed"}
 _OFFER_STATUSES = {"offered", "accepted", "declined", "expired", "withdrawn", "disbursed"}
+_FUNDED = ("accepted", "disbursed")
+
+
+@dataclass
+class FixedClock:
+    """A clock that says what it is told to."""
+
+    now: datetime = field(default_factory=lambda: NOW)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -43,8 +82,8 @@ def view(**overrides: Any) -> BusinessView:
     defaults: dict[str, Any] = {
         "business_id": uuid.uuid4(), "version": 1, "business_name": "Sei Sapi Ibu Maria",
         "contact_phone": "+6281234567890", "kecamatan_code": OEBOBO, "kbli_code": "10130", "scale": "micro",
-        "youth_owned": True, "youth_until": date(2030, 12, 31), "women_owned": True, "nib_status": "issued",
-        "status": "active", "annual_sales_rupiah": 50_000_000, "registered_at": datetime(2024, 1, 15, 1, 0, tzinfo=UTC),
+        "youth_owned": True, "women_owned": True, "nib_status": "issued", "status": "active",
+        "annual_sales_rupiah": 50_000_000, "registered_at": datetime(2024, 1, 15, 1, 0, tzinfo=UTC),
     }  # fmt: skip
     return BusinessView(**{**defaults, **overrides})
 
@@ -69,8 +108,8 @@ def _snapshot_fields(business_id: uuid.UUID, version: int, fields: dict[str, Any
         "kbli_code": "10130", "kbli_version": 2020, "kecamatan": kec.name, "kecamatan_code": kec.code,
         "kecamatan_bps": kec.bps_code, "kelurahan": "Fatululi", "kelurahan_code": f"{kec.code}.1001",
         "scale": "micro", "scale_basis": "annual_sales", "capital_rupiah": 10_000_000,
-        "annual_sales_rupiah": 50_000_000, "youth_owned": True, "youth_until": date(2030, 12, 31),
-        "women_owned": True, "nib_status": "issued", "contact_phone": "+6281234567890", "status": "active",
+        "annual_sales_rupiah": 50_000_000, "youth_owned": True, "women_owned": True, "nib_status": "issued",
+        "contact_phone": "+6281234567890", "status": "active",
         "registered_at": datetime(2024, 1, 15, 1, 0, tzinfo=UTC),
     }  # fmt: skip
     return {**base, **fields}
@@ -88,9 +127,19 @@ def updated(
     return BusinessUpdated(**_snapshot_fields(business_id, version, fields), changed_fields=changed)
 
 
+def nib_applied(business_id: uuid.UUID, version: int, kecamatan_code: str = OEBOBO) -> NIBApplied:
+    return NIBApplied(business_id=business_id, business_version=version, application_id=uuid.uuid4(), applied_at=NOW,
+                      kecamatan_code=kecamatan_code)  # fmt: skip
+
+
 def nib_issued(business_id: uuid.UUID, version: int, kecamatan_code: str = OEBOBO) -> NIBIssued:
     return NIBIssued(business_id=business_id, business_version=version, application_id=uuid.uuid4(),
                      nib="8120000000001", issued_on=TODAY, kecamatan_code=kecamatan_code)  # fmt: skip
+
+
+def nib_rejected(business_id: uuid.UUID, version: int, kecamatan_code: str = OEBOBO) -> NIBRejected:
+    return NIBRejected(business_id=business_id, business_version=version, application_id=uuid.uuid4(),
+                       reason="no NPWP", kecamatan_code=kecamatan_code)  # fmt: skip
 
 
 def business_closed(business_id: uuid.UUID, version: int, kecamatan_code: str = OEBOBO) -> BusinessClosed:
@@ -98,13 +147,20 @@ def business_closed(business_id: uuid.UUID, version: int, kecamatan_code: str = 
                           kecamatan_code=kecamatan_code)  # fmt: skip
 
 
-def training_completed(business_id: uuid.UUID, programme: str = "packaging") -> TrainingCompleted:
-    return TrainingCompleted(
-        cohort_id=uuid.uuid4(),
-        business_id=business_id,
-        programme=programme,  # type: ignore[arg-type]
-        completed_on=TODAY,
-    )
+def training_completed(
+    business_id: uuid.UUID, topic: str = "packaging", version: int = 1, assessment: Assessment | None = None
+) -> TrainingCompleted:
+    """A TrainingCompleted of the business's participation (version `version`)."""
+    return TrainingCompleted(business_id=business_id, participant_version=version, cohort_id=uuid.uuid4(),
+                             topic=topic, completed_on=TODAY, assessment=assessment)  # fmt: skip
+
+
+def delivery(event: EventPayload, occurred_at: datetime | None = None, *, actor: str | None = None) -> Delivery:
+    """The event as a consumer hands it on: in a fresh envelope of its producer."""
+    producer = "training" if isinstance(event, TrainingCompleted) else "registry"
+    envelope = new_envelope(event, producer=producer, correlation_id=uuid.uuid4(), occurred_at=occurred_at or NOW,
+                            actor=actor)  # fmt: skip
+    return Delivery(envelope, event)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -114,22 +170,38 @@ def training_completed(business_id: uuid.UUID, programme: str = "packaging") -> 
 
 class FakeFundingStore(FundingStore):
     """Funding's tables as dicts of frozen dataclasses, with the SQL's constraints checked on every write: a pledge is
-    never over-allocated and no counter goes negative, a business gets at most one offer per pledge."""
+    never over-allocated and no counter goes negative, a business gets at most one offer per pledge.
+
+    As in the SQL, a business's row holds only the registry's facts (`rows`); the topics completed come from the
+    training facts and funded_count from the offers (accepted or disbursed) whenever a view is read (`businesses`).
+    """
 
     def __init__(self) -> None:
-        self.businesses: dict[uuid.UUID, BusinessView] = {}
+        self.rows: dict[uuid.UUID, BusinessView] = {}  # business_view: the registry's facts only
+        self.trainings: dict[tuple[uuid.UUID, str], TrainingFact] = {}  # business_training
         self.sponsors: dict[uuid.UUID, tuple[str, str]] = {}
         self.pledges: dict[uuid.UUID, Pledge] = {}
         self.offers: dict[uuid.UUID, Offer] = {}
-        self.funded_deltas: list[tuple[uuid.UUID, int]] = []  # every add_funded call
-        self.locked: list[list[uuid.UUID]] = []  # the ids each lock_pledges call locked, in lock order
+        self.locked: list[list[uuid.UUID]] = []  # the ids each lock_pledges call was given, in the order given
+        self.view_locks: list[list[uuid.UUID]] = []  # the ids each lock_views call locked, in lock order
 
     # State snapshots, used by FakeFundingUnitOfWork to roll back.
     def snapshot(self) -> tuple[dict[Any, Any], ...]:
-        return dict(self.businesses), dict(self.sponsors), dict(self.pledges), dict(self.offers)
+        return dict(self.rows), dict(self.trainings), dict(self.sponsors), dict(self.pledges), dict(self.offers)
 
     def restore(self, state: tuple[dict[Any, Any], ...]) -> None:
-        self.businesses, self.sponsors, self.pledges, self.offers = (dict(s) for s in state)
+        self.rows, self.trainings, self.sponsors, self.pledges, self.offers = (dict(s) for s in state)
+
+    # Reading a view as VIEW_SELECT does.
+    def _read(self, row: BusinessView) -> BusinessView:
+        topics = frozenset(t for (b, t) in self.trainings if b == row.business_id)
+        funded = sum(o.business_id == row.business_id and o.status in _FUNDED for o in self.offers.values())
+        return replace(row, trainings=topics, funded_count=funded)
+
+    @property
+    def businesses(self) -> dict[uuid.UUID, BusinessView]:
+        """Every view as funding reads it (registry facts, trainings, offers taken up)."""
+        return {i: self._read(row) for i, row in self.rows.items()}
 
     # Helpers for tests.
     def offers_of_pledge(self, pledge_id: uuid.UUID, status: str | None = None) -> list[Offer]:
@@ -153,36 +225,54 @@ class FakeFundingStore(FundingStore):
         if p.valid_until < p.valid_from or p.total_rupiah <= 0 or p.min_offer_rupiah <= 0:
             raise AssertionError(f"pledge {p.id} violates a CHECK")
 
-    # FundingStore.
-    async def business(self, business_id: uuid.UUID, *, for_update: bool = False) -> BusinessView | None:
-        return self.businesses.get(business_id)
+    # FundingStore: what funding knows of businesses.
+    async def lock_views(self, business_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, BusinessView]:
+        order = sorted(set(business_ids))
+        self.view_locks.append(order)
+        return {i: self._read(self.rows[i]) for i in order if i in self.rows}
 
-    async def save_business(self, business: BusinessView) -> None:
-        current = self.businesses.get(business.business_id)
-        # The upsert never overwrites funded_count: only add_funded changes it.
-        self.businesses[business.business_id] = (
-            business if current is None else replace(business, funded_count=current.funded_count)
-        )
+    async def business(self, business_id: uuid.UUID) -> BusinessView | None:
+        row = self.rows.get(business_id)
+        return self._read(row) if row is not None else None
 
-    async def add_funded(self, business_id: uuid.UUID, delta: int) -> None:
-        self.funded_deltas.append((business_id, delta))
-        current = self.businesses.get(business_id)
-        if current is not None:
-            self.businesses[business_id] = replace(current, funded_count=max(0, current.funded_count + delta))
+    async def save_view(self, view: BusinessView) -> None:
+        current = self.rows.get(view.business_id)
+        if current is not None and current.version >= view.version:
+            return  # ... DO UPDATE ... WHERE business_view.version < excluded.version
+        # Only the registry's columns are written; trainings and funded_count live in their own tables.
+        self.rows[view.business_id] = replace(view, trainings=frozenset(), funded_count=0)
+
+    async def add_training(self, fact: TrainingFact) -> bool:
+        key = (fact.business_id, fact.topic)
+        current = self.trainings.get(key)
+        if current is not None and current.participant_version >= fact.participant_version:
+            return False
+        self.trainings[key] = fact
+        return True
 
     async def candidates(self, pledge: Pledge) -> list[BusinessView]:
         """Every active business without an offer from the pledge, in no useful order: the domain rules decide."""
         offered = {o.business_id for o in self.offers.values() if o.pledge_id == pledge.id}
-        found = [b for b in self.businesses.values() if b.status == "active" and b.business_id not in offered]
+        found = [self._read(b) for b in self.rows.values() if b.status == "active" and b.business_id not in offered]
         return list(reversed(found))
 
-    async def pledge(self, pledge_id: uuid.UUID, *, for_update: bool = False) -> Pledge | None:
+    # Sponsors and pledges.
+    async def sponsor(self, sponsor_id: uuid.UUID) -> tuple[str, str] | None:
+        return self.sponsors.get(sponsor_id)
+
+    async def add_sponsor(self, sponsor_id: uuid.UUID, name: str, kind: str, now: datetime) -> uuid.UUID | None:
+        for existing_id, (existing_name, _) in self.sponsors.items():
+            if existing_name.lower() == name.lower():
+                return existing_id
+        self.sponsors[sponsor_id] = (name, kind)
+        return None
+
+    async def pledge(self, pledge_id: uuid.UUID) -> Pledge | None:
         return self.pledges.get(pledge_id)
 
     async def lock_pledges(self, pledge_ids: Sequence[uuid.UUID]) -> list[Pledge]:
-        found = sorted((self.pledges[i] for i in set(pledge_ids) if i in self.pledges), key=lambda p: p.id)
-        self.locked.append([p.id for p in found])
-        return found
+        self.locked.append(list(pledge_ids))
+        return sorted((self.pledges[i] for i in set(pledge_ids) if i in self.pledges), key=lambda p: p.id)
 
     async def unclosed_pledges(self) -> list[Pledge]:
         return sorted((p for p in self.pledges.values() if p.status != "closed"), key=lambda p: p.id)
@@ -207,6 +297,21 @@ class FakeFundingStore(FundingStore):
         self._check_pledge(saved)
         self.pledges[pledge.id] = saved
 
+    async def pledges_to_start(self, today: date) -> list[uuid.UUID]:
+        return sorted(
+            p.id for p in self.pledges.values()
+            if p.status != "closed" and p.valid_from <= today <= p.valid_until
+            and (p.matched_at is None or today_in_kupang(p.matched_at) < p.valid_from)
+        )  # fmt: skip
+
+    async def pledges_past_window(self, today: date) -> list[uuid.UUID]:
+        return sorted(p.id for p in self.pledges.values() if p.status != "closed" and p.valid_until < today)
+
+    async def pledges_with_due_offers(self, now: datetime, limit: int) -> list[uuid.UUID]:
+        due = {o.pledge_id for o in self.offers.values() if o.status == "offered" and o.expires_at <= now}
+        return sorted(due)[:limit]
+
+    # Offers.
     async def offer(self, offer_id: uuid.UUID, *, for_update: bool = False) -> Offer | None:
         return self.offers.get(offer_id)
 
@@ -234,79 +339,63 @@ class FakeFundingStore(FundingStore):
         self.offers[offer.id] = replace(current, status=offer.status, decided_at=offer.decided_at, reason=offer.reason,
                                         disbursed_at=offer.disbursed_at, reference=offer.reference)  # fmt: skip
 
-    async def open_offers_of(self, business_id: uuid.UUID) -> list[Offer]:
-        found = [
-            o for o in self.offers.values() if o.business_id == business_id and o.status in ("offered", "accepted")
-        ]
+    async def open_offers_of(self, business_ids: Sequence[uuid.UUID]) -> list[Offer]:
+        wanted = set(business_ids)
+        found = [o for o in self.offers.values() if o.business_id in wanted and o.status in ("offered", "accepted")]
         return sorted(found, key=lambda o: (o.pledge_id, o.id))
 
     async def due_offers(self, pledge_id: uuid.UUID, now: datetime) -> list[Offer]:
-        found = [
-            o
-            for o in self.offers.values()
-            if o.pledge_id == pledge_id and o.status == "offered" and o.expires_at <= now
-        ]
+        found = [o for o in self.offers.values()
+                 if o.pledge_id == pledge_id and o.status == "offered" and o.expires_at <= now]  # fmt: skip
         return sorted(found, key=lambda o: o.id)
 
     async def unanswered_offers(self, pledge_id: uuid.UUID) -> list[Offer]:
         return sorted((o for o in self.offers.values() if o.pledge_id == pledge_id and o.status == "offered"),
                       key=lambda o: o.id)  # fmt: skip
 
-    async def pledges_with_due_offers(self, now: datetime, limit: int) -> list[uuid.UUID]:
-        return sorted({o.pledge_id for o in self.offers.values() if o.status == "offered" and o.expires_at <= now})[
-            :limit
-        ]
 
-    async def sponsor(self, sponsor_id: uuid.UUID) -> tuple[str, str] | None:
-        return self.sponsors.get(sponsor_id)
-
-    async def add_sponsor(self, sponsor_id: uuid.UUID, name: str, kind: str, now: datetime) -> uuid.UUID | None:
-        for existing_id, (existing_name, _) in self.sponsors.items():
-            if existing_name.lower() == name.lower():
-                return existing_id
-        self.sponsors[sponsor_id] = (name, kind)
-        return None
-
-    async def pledges_to_start(self, today: date) -> list[uuid.UUID]:
-        return sorted(
-            p.id for p in self.pledges.values()
-            if p.status != "closed" and p.valid_from <= today <= p.valid_until
-            and (p.matched_at is None or today_in_kupang(p.matched_at) < p.valid_from)
-        )  # fmt: skip
-
-    async def pledges_past_window(self, today: date) -> list[uuid.UUID]:
-        return sorted(p.id for p in self.pledges.values() if p.status != "closed" and p.valid_until < today)
+# Funding publishes on its pledge topic; the route is only needed by the outbox, which the fake has none of.
+PUBLISHER: Publisher[DomainEvent] = Publisher("funding", integration.translate, lambda _: FUNDING_PLEDGE)
 
 
 class FakeFundingUnitOfWork(FundingUnitOfWork):
-    """A transaction over a FakeFundingStore: commit keeps the changes and records the published payloads in
-    `committed` (and in the shared `journal`, if given); leaving without commit restores the store's state."""
+    """A transaction over a FakeFundingStore. Commit keeps the changes and records what would go to the outbox:
+    the domain events and their causes, the contracts they translate to (`committed`, also appended to the shared
+    `journal`, if given) and their envelopes. Leaving without commit restores the store's state."""
 
-    def __init__(self, store: FakeFundingStore, journal: list[EventPayload] | None = None) -> None:
-        super().__init__()
+    def __init__(self, store: FakeFundingStore, journal: list[EventPayload] | None = None,
+                 cause: Cause | None = None) -> None:  # fmt: skip
+        super().__init__(cause)
         self.store: FakeFundingStore = store
         self.journal = journal if journal is not None else []
+        self.committed_events: list[DomainEvent] = []
+        self.committed_causes: list[Cause] = []  # in step with committed_events
         self.committed: list[EventPayload] = []
+        self.envelopes: list[Envelope] = []  # in step with committed
         self.commits = 0
         self.rollbacks = 0
         self._before: tuple[dict[Any, Any], ...] | None = None
 
-    async def __aenter__(self) -> Self:
-        await super().__aenter__()
+    async def _begin(self) -> None:
         self._before = self.store.snapshot()
-        return self
 
-    async def commit(self) -> None:
-        self.committed.extend(self.events)
-        self.journal.extend(self.events)
-        self.events = []
+    async def _commit(self, events: list[DomainEvent], causes: list[Cause], audited: list[AuditEntry],
+                      callbacks: list[Callable[[], None]]) -> None:  # fmt: skip
+        envelopes = PUBLISHER.envelopes(events, causes)
+        contracts = [payload for event in events for payload in integration.translate(event)]
+        self.committed_events += events
+        self.committed_causes += causes
+        self.committed += contracts
+        self.envelopes += envelopes
+        self.journal.extend(contracts)
         self.commits += 1
         self._before = None
+        for callback in callbacks:
+            callback()
 
     async def rollback(self) -> None:
         if self._before is not None:
             self.store.restore(self._before)
-            self.events = []
             self.rollbacks += 1
             self._before = None
 
@@ -319,13 +408,13 @@ class FundingWorld:
         self.store = store if store is not None else FakeFundingStore()
         self.clock = FixedClock(now)
         self.matches: list[tuple[Offer, BusinessView, Pledge]] = []
-        self.deps = handlers.Deps(wilayah=kota_kupang(), clock=self.clock, offer_days=offer_days,
-                                  matched=lambda *args: self.matches.append(args))  # fmt: skip
+        self.deps = Deps(wilayah=kota_kupang(), clock=self.clock, offer_days=offer_days,
+                         matched=lambda *args: self.matches.append(args))  # fmt: skip
         self.published: list[EventPayload] = []
         self.uows: list[FakeFundingUnitOfWork] = []
 
-    def uow(self) -> FakeFundingUnitOfWork:
-        uow = FakeFundingUnitOfWork(self.store, self.published)
+    def uow(self, cause: Cause | None = None) -> FakeFundingUnitOfWork:
+        uow = FakeFundingUnitOfWork(self.store, self.published, cause)
         self.uows.append(uow)
         return uow
 
@@ -345,13 +434,19 @@ class FundingWorld:
         await self.store.add_pledge(p)
         return p
 
+    async def consume_batch(self, deliveries: Sequence[Delivery]) -> FakeFundingUnitOfWork:
+        """What the funding-view or funding-training consumer does with a batch of new events (all of one kind)."""
+        uow = self.uow(Cause.delivery(deliveries[0]))
+        if all(isinstance(d.payload, TrainingCompleted) for d in deliveries):
+            await handlers.apply_training_events(deliveries, uow, self.deps)
+        else:
+            assert all(isinstance(d.payload, BusinessEvent) for d in deliveries), "one consumer's events per batch"
+            await handlers.apply_registry_events(deliveries, uow, self.deps)
+        return uow
+
     async def consume(self, event: EventPayload, occurred_at: datetime | None = None) -> FakeFundingUnitOfWork:
         """What the funding-view and funding-training consumers do with a registry or training event."""
-        async with self.uow() as uow:
-            business_id = event.business_id  # type: ignore[attr-defined]
-            await handlers.business_changed(event, occurred_at or self.clock(), business_id, uow, self.deps)
-            await uow.commit()
-        return uow
+        return await self.consume_batch([delivery(event, occurred_at or self.clock())])
 
     async def register(self, **fields: Any) -> uuid.UUID:
         event = registered(**fields)
@@ -359,8 +454,9 @@ class FundingWorld:
         return event.business_id
 
     async def match(self, pledge_id: uuid.UUID) -> FakeFundingUnitOfWork:
-        """What the funding-matcher consumer does with CSRPledged."""
-        async with self.uow() as uow:
-            await handlers.match_pledge(pledge_id, uow, self.deps)
-            await uow.commit()
+        """What the funding-matcher consumer does with the pledge's CSRPledged when it comes back."""
+        made = self.store.pledges.get(pledge_id) or pledge(id=pledge_id)
+        [event] = integration.translate(PledgeMade(made))
+        uow = self.uow()
+        await handlers.match_pledge(event, uow, self.deps)  # type: ignore[arg-type]
         return uow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -87,18 +88,81 @@ def test_a_token_signed_with_the_none_algorithm_is_refused() -> None:
         TokenService(SECRET).verify(jwt.encode(claims, None, algorithm="none"))
 
 
-def test_an_admin_has_every_role_and_may_see_personal_data() -> None:
+def test_an_admin_has_every_role_but_may_not_see_personal_data() -> None:
     admin = Principal("a", frozenset({"admin"}))
     assert admin.has_any({"trainer"})
-    assert admin.may_see_personal_data
+    assert not admin.may_see_personal_data
 
 
-def test_an_officer_may_see_personal_data_but_a_viewer_or_sponsor_may_not() -> None:
+def test_only_an_officer_may_see_personal_data() -> None:
     assert Principal("o", frozenset({"officer"})).may_see_personal_data
     assert not Principal("v", frozenset({"viewer"})).may_see_personal_data
     assert not Principal("s", frozenset({"sponsor", "trainer"})).may_see_personal_data
+    assert not Principal("op", frozenset({"operator"})).may_see_personal_data
 
 
 def test_a_principal_without_a_wanted_role_does_not_have_it() -> None:
     assert not Principal("t", frozenset({"trainer"})).has_any({"officer", "operator"})
     assert Principal("t", frozenset({"trainer"})).has_any({"officer", "trainer"})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What a token acts for: a sponsor, kecamatan
+# ---------------------------------------------------------------------------------------------------------------
+
+SPONSOR = uuid.UUID("00000000-0000-4000-8000-00000000b0b0")
+
+
+def test_a_sponsor_token_verifies_to_the_sponsor_it_names() -> None:
+    tokens = TokenService(SECRET)
+
+    principal = tokens.verify(tokens.mint("bank-ntt", ["sponsor"], sponsor_id=SPONSOR))
+
+    assert principal.sponsor_id == SPONSOR
+    assert principal.acts_for_sponsor(SPONSOR)
+    assert not principal.acts_for_sponsor(uuid.uuid4())
+
+
+def test_a_sponsor_token_that_names_no_sponsor_is_refused_when_minting() -> None:
+    with pytest.raises(ValueError, match="must name the sponsor"):
+        TokenService(SECRET).mint("bank-ntt", ["sponsor"])
+
+
+def test_a_token_whose_sponsor_is_not_an_id_is_refused() -> None:
+    claims = {"sub": "x", "iss": "berdaya", "exp": datetime.now(UTC) + timedelta(hours=1), "roles": ["sponsor"],
+              "sponsor": "bank-ntt"}  # fmt: skip
+
+    with pytest.raises(InvalidToken, match="sponsor must be a sponsor id"):
+        TokenService(SECRET).verify(jwt.encode(claims, SECRET, algorithm="HS256"))
+
+
+def test_an_officer_token_naming_kecamatan_acts_only_in_them() -> None:
+    tokens = TokenService(SECRET)
+
+    principal = tokens.verify(tokens.mint("petugas-oebobo-01", ["officer"], kecamatan=["53.71.04", "53.71.04"]))
+
+    assert principal.kecamatan_codes == frozenset({"53.71.04"})
+    assert principal.acts_in_kecamatan("53.71.04")
+    assert not principal.acts_in_kecamatan("53.71.01")
+
+
+def test_an_officer_token_naming_no_kecamatan_acts_in_the_whole_city() -> None:
+    assert Principal("o", frozenset({"officer"})).acts_in_kecamatan("53.71.01")
+
+
+def test_an_admin_acts_for_every_sponsor_and_in_every_kecamatan() -> None:
+    admin = Principal("a", frozenset({"admin"}), kecamatan_codes=frozenset({"53.71.04"}))
+    assert admin.acts_for_sponsor(SPONSOR)
+    assert admin.acts_in_kecamatan("53.71.01")
+
+
+def test_a_token_whose_kecamatan_are_not_a_list_of_strings_is_refused() -> None:
+    claims = {"sub": "x", "iss": "berdaya", "exp": datetime.now(UTC) + timedelta(hours=1), "roles": ["officer"],
+              "kecamatan": "53.71.04"}  # fmt: skip
+
+    with pytest.raises(InvalidToken, match="kecamatan must be a list"):
+        TokenService(SECRET).verify(jwt.encode(claims, SECRET, algorithm="HS256"))
+
+
+def test_a_principal_is_named_by_its_subject_in_events_and_the_audit_trail() -> None:
+    assert Principal("petugas-oebobo-01", frozenset({"officer"})).actor == "petugas-oebobo-01"

@@ -1,61 +1,144 @@
-"""Tests EventConsumer's parse / apply-once / retry / dead-letter logic, with an in-memory inbox and fake dead letters."""
+"""Tests EventConsumer's one path, handle_batch: parse, apply once through the inbox, retry, dead-letter what is the
+record's fault and never what is the infrastructure's. With an in-memory inbox, fake dead letters and a fake clock:
+no database, no Kafka, no waiting."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
-from services.registry import domain
-from services.registry.events import translator
-from shared.contracts import Envelope, EventPayload
-from shared.contracts.catalog import UnknownEvent
-from shared.contracts.envelope import ContractError
-from shared.contracts.registry import BusinessRegistered
+from services.notifier.store import PgNotifierUnitOfWork
+from shared.contracts import ContractError, Envelope, EventPayload, UnknownEvent, new_envelope
+from shared.contracts.registry import BusinessRegistered, NIBIssued
 from shared.contracts.topics import REGISTRY_BUSINESS
-from shared.messaging.consumer import Outcome, Record
+from shared.db import DatabaseBusy
+from shared.messaging.consumer import (
+    BatchTransaction,
+    Delivery,
+    Failure,
+    Outcome,
+    RetryPolicy,
+    TransientFailure,
+    classify,
+)
+from shared.messaging.dead_letters import Record
+from shared.messaging.subscriptions import Subscription
 from shared.observability import MessagingMetrics
+from shared.unit_of_work import Cause, Publisher
 
-from .builders import business
-from .fakes import FakeDeadLetters, RecordingSleep, new_consumer
+from .fakes import FakeDeadLetters, InMemoryInboxConsumer, RecordingSleep, new_consumer
 
-pytestmark = pytest.mark.asyncio
-
-
-def registered_bytes() -> bytes:
-    (envelope,) = translator(domain.YouthRange())([domain.Registered(business(), "officer")], uuid.uuid4())
-    return envelope.to_json_bytes()
+BUSINESS_ID = uuid.UUID("3f2a9c1e-7b4d-4e8a-9c0f-1a2b3c4d5e6f")
+REGISTERED = {"BusinessRegistered"}
 
 
-def record(value: bytes | None, *, headers: tuple[tuple[str, bytes], ...] = ()) -> Record:
-    return Record(topic=REGISTRY_BUSINESS, partition=3, offset=1207, key=b"business-key", value=value, headers=headers)
+def registered(business_id: uuid.UUID | None = None, **overrides: Any) -> BusinessRegistered:
+    values: dict[str, Any] = dict(
+        business_id=business_id or uuid.uuid4(), business_version=1, business_name="Sei Sapi Ibu Maria",
+        kbli_code="10130", kbli_version=2020, kecamatan="Oebobo", kecamatan_code="53.71.04", kecamatan_bps="5371030",
+        kelurahan="Fatululi", kelurahan_code="53.71.04.1011", scale="micro", scale_basis="annual_sales",
+        annual_sales_rupiah=50_000_000, youth_owned=False, women_owned=True, nib_status="none",
+        contact_phone="+6281234567890", status="active", registered_at=datetime(2026, 3, 10, 2, 0, tzinfo=UTC),
+        source="officer",
+    )  # fmt: skip
+    return BusinessRegistered(**{**values, **overrides})
 
 
-class Handler:
-    """A handler that fails with the given errors, in order, before succeeding."""
-
-    def __init__(self, *failures: BaseException) -> None:
-        self.failures = list(failures)
-        self.calls: list[tuple[Envelope, EventPayload]] = []
-
-    async def __call__(self, conn: object, envelope: Envelope, payload: EventPayload) -> None:
-        self.calls.append((envelope, payload))
-        if self.failures:
-            raise self.failures.pop(0)
+def envelope(payload: EventPayload | None = None) -> Envelope:
+    return new_envelope(payload or registered(), producer="registry", correlation_id=uuid.uuid4())
 
 
-class AlwaysFails(Handler):
-    async def __call__(self, conn: object, envelope: Envelope, payload: EventPayload) -> None:
-        self.calls.append((envelope, payload))
-        raise RuntimeError(f"attempt {len(self.calls)} failed")
+_offsets = iter(range(1000, 1_000_000))
+
+
+def record(value: Envelope | bytes | None = None, *, offset: int | None = None) -> Record:
+    """A record on the registry's topic; by default of a fresh BusinessRegistered."""
+    raw = (value or envelope()).to_json_bytes() if value is None or isinstance(value, Envelope) else value
+    return Record(REGISTRY_BUSINESS, 3, offset if offset is not None else next(_offsets), b"business-key", raw)
+
+
+def tombstone() -> Record:
+    """A record without a value."""
+    return Record(REGISTRY_BUSINESS, 3, next(_offsets), b"business-key", None)
+
+
+def event_id(r: Record) -> uuid.UUID:
+    return Envelope.from_bytes(r.value).event_id
+
+
+class ScriptedApply:
+    """What a service does with the new events of a batch: records every call, fails as scripted for given events,
+    and makes its effects (the event ids in `applied`) count only once the consumer's transaction commits."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[uuid.UUID]] = []
+        self.deliveries: list[Delivery] = []
+        self.applied: list[uuid.UUID] = []
+        self._failures: dict[uuid.UUID, list[BaseException]] = {}
+        self._always: dict[uuid.UUID, Callable[[int], BaseException]] = {}
+
+    def fails(self, event: uuid.UUID, *errors: BaseException) -> None:
+        """The event's next applications raise these, in order; then it applies."""
+        self._failures[event] = list(errors)
+
+    def always_fails(self, event: uuid.UUID, error: Callable[[int], BaseException]) -> None:
+        """Every application of the event raises error(n), n counting the calls that included it."""
+        self._always[event] = error
+
+    def attempts(self, event: uuid.UUID) -> int:
+        return sum(event in call for call in self.calls)
+
+    async def __call__(self, tx: BatchTransaction, deliveries: Sequence[Delivery]) -> None:
+        ids = [d.envelope.event_id for d in deliveries]
+        self.calls.append(ids)
+        self.deliveries.extend(deliveries)
+        for event in ids:
+            if event in self._always:
+                raise self._always[event](self.attempts(event))
+            pending = self._failures.get(event)
+            if pending:
+                raise pending.pop(0)
+        tx.after_commit.append(lambda: self.applied.extend(ids))
+
+
+def sample(metrics: MessagingMetrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, {"consumer": "unit-test", **labels}) or 0.0
 
 
 def consumed(metrics: MessagingMetrics, outcome: str) -> float:
-    return metrics.registry.get_sample_value(
-        "berdaya_consumer_records_total", {"consumer": "unit-test", "outcome": outcome}
-    ) or 0.0
+    return sample(metrics, "berdaya_consumer_records_total", outcome=outcome)
+
+
+def new_metrics() -> MessagingMetrics:
+    return MessagingMetrics(CollectorRegistry())
+
+
+# The infrastructure's failures: waiting is the cure, and the record is never at fault.
+TRANSIENT_ERRORS = [
+    pytest.param(lambda: ConnectionResetError(104, "Connection reset by peer"), id="ConnectionResetError"),
+    pytest.param(lambda: DatabaseBusy("no database connection free within 10s"), id="DatabaseBusy"),
+    pytest.param(lambda: asyncpg.exceptions.DeadlockDetectedError("deadlock detected"), id="DeadlockDetectedError"),
+    pytest.param(lambda: asyncpg.exceptions.SerializationError("could not serialize access"), id="SerializationError"),
+    pytest.param(lambda: asyncpg.exceptions.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only txn"),
+                 id="ReadOnlySQLTransactionError"),  # fmt: skip
+    pytest.param(lambda: asyncpg.exceptions.InvalidPasswordError('password authentication failed for user "berdaya"'),
+                 id="InvalidPasswordError"),  # fmt: skip
+]
+
+# A handler that runs too long: asyncio's timeout (policy.handler_timeout) or the server's statement_timeout.
+TIMEOUTS = [
+    pytest.param(lambda: TimeoutError(), id="TimeoutError"),
+    pytest.param(lambda: asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+                 id="QueryCanceledError"),  # fmt: skip
+]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -63,152 +146,464 @@ def consumed(metrics: MessagingMetrics, outcome: str) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-async def test_a_valid_record_is_decoded_and_handed_to_its_handler_once() -> None:
-    handler = Handler()
-    metrics = MessagingMetrics(CollectorRegistry())
-    consumer = new_consumer({"BusinessRegistered": handler}, metrics=metrics)
+async def test_a_valid_record_is_decoded_and_applied_once_in_one_transaction() -> None:
+    apply, metrics = ScriptedApply(), new_metrics()
+    consumer = new_consumer(apply, REGISTERED, metrics=metrics)
+    valid = record()
 
-    outcome = await consumer.handle(record(registered_bytes()))
+    outcomes = await consumer.handle_batch([valid])
 
-    assert outcome is Outcome.PROCESSED
-    ((envelope, payload),) = handler.calls
-    assert envelope.event_type == "BusinessRegistered"
-    assert isinstance(payload, BusinessRegistered)
+    assert outcomes == [Outcome.PROCESSED]
+    (delivery,) = apply.deliveries
+    assert delivery.envelope.event_type == "BusinessRegistered"
+    assert isinstance(delivery.payload, BusinessRegistered)
+    assert apply.applied == [event_id(valid)]
+    assert (consumer.transactions, consumer.inbox) == (1, {event_id(valid)})
     assert consumed(metrics, "processed") == 1
 
 
-async def test_an_unparsable_record_is_dead_lettered_once_with_one_attempt() -> None:
-    dead_letters, sleep, handler = FakeDeadLetters(), RecordingSleep(), Handler()
-    consumer = new_consumer({"BusinessRegistered": handler}, dead_letters=dead_letters, sleep=sleep)
-    garbage = record(b"{this is not json")
+async def test_a_batch_is_applied_in_one_transaction_in_the_order_of_its_records() -> None:
+    apply = ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED)
+    batch = [record() for _ in range(5)]
 
-    outcome = await consumer.handle(garbage)
+    outcomes = await consumer.handle_batch(batch)
 
-    assert outcome is Outcome.DEAD_LETTERED
+    assert outcomes == [Outcome.PROCESSED] * 5
+    assert apply.calls == [[event_id(r) for r in batch]]
+    assert consumer.transactions == 1
+
+
+async def test_an_empty_batch_opens_no_transaction() -> None:
+    consumer = new_consumer(ScriptedApply(), REGISTERED)
+
+    assert await consumer.handle_batch([]) == []
+    assert consumer.transactions == 0
+
+
+async def test_an_unparsable_record_is_dead_lettered_at_once_and_the_partition_moves_on() -> None:
+    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep)
+    garbage, after = record(b"{this is not json"), record()
+
+    outcomes = await consumer.handle_batch([garbage, after])
+
+    assert outcomes == [Outcome.DEAD_LETTERED, Outcome.PROCESSED]
     (letter,) = dead_letters.sent
     assert (letter.record, letter.consumer, letter.attempts) == (garbage, "unit-test", 1)
     assert isinstance(letter.error, ContractError)
-    assert (handler.calls, sleep.delays) == ([], [])
+    assert apply.applied == [event_id(after)]
+    assert sleep.delays == []  # poison is not retried
 
 
-async def test_a_record_without_a_value_is_dead_lettered() -> None:
+async def test_a_record_without_a_value_is_dead_lettered_with_one_attempt() -> None:
     dead_letters = FakeDeadLetters()
-    consumer = new_consumer({"BusinessRegistered": Handler()}, dead_letters=dead_letters)
+    consumer = new_consumer(ScriptedApply(), REGISTERED, dead_letters=dead_letters)
 
-    assert await consumer.handle(record(None)) is Outcome.DEAD_LETTERED
+    assert await consumer.handle_batch([tombstone()]) == [Outcome.DEAD_LETTERED]
     assert [d.attempts for d in dead_letters.sent] == [1]
+    assert isinstance(dead_letters.sent[0].error, ContractError)
 
 
-async def test_an_event_type_the_consumer_has_no_handler_for_is_ignored_and_not_dead_lettered() -> None:
-    dead_letters, handler = FakeDeadLetters(), Handler()
-    metrics = MessagingMetrics(CollectorRegistry())
-    consumer = new_consumer({"NIBIssued": handler}, dead_letters=dead_letters, metrics=metrics)
+async def test_a_payload_that_breaks_its_contract_is_dead_lettered_at_once_without_being_applied() -> None:
+    dead_letters, apply = FakeDeadLetters(), ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters)
+    good = envelope()
+    broken = good.model_copy(update={"payload": {**good.payload, "annual_sales_rupiah": "50000000"}})
 
-    outcome = await consumer.handle(record(registered_bytes()))
+    assert await consumer.handle_batch([record(broken)]) == [Outcome.DEAD_LETTERED]
+    (letter,) = dead_letters.sent
+    assert letter.attempts == 1
+    assert "annual_sales_rupiah" in str(letter.error)
+    assert apply.calls == []
 
-    assert outcome is Outcome.IGNORED
-    assert (dead_letters.sent, handler.calls) == ([], [])
+
+async def test_an_event_type_the_consumer_does_not_apply_is_ignored_and_not_dead_lettered() -> None:
+    dead_letters, apply, metrics = FakeDeadLetters(), ScriptedApply(), new_metrics()
+    consumer = new_consumer(apply, {"NIBIssued"}, dead_letters=dead_letters, metrics=metrics)
+
+    outcomes = await consumer.handle_batch([record()])
+
+    assert outcomes == [Outcome.IGNORED]
+    assert (dead_letters.sent, apply.calls, consumer.transactions) == ([], [], 0)
     assert consumed(metrics, "ignored") == 1
 
 
-async def test_a_handled_event_type_in_a_version_newer_than_known_is_dead_lettered_at_once() -> None:
-    dead_letters, sleep, handler = FakeDeadLetters(), RecordingSleep(), Handler()
-    consumer = new_consumer({"BusinessRegistered": handler}, dead_letters=dead_letters, sleep=sleep)
-    newer = Envelope.from_bytes(registered_bytes()).model_copy(update={"event_version": 2})
+async def test_an_ignored_type_is_not_even_decoded_so_a_version_unknown_to_the_consumer_is_no_trouble() -> None:
+    dead_letters = FakeDeadLetters()
+    consumer = new_consumer(ScriptedApply(), {"NIBIssued"}, dead_letters=dead_letters)
+    newer = envelope().model_copy(update={"event_version": 99})
 
-    outcome = await consumer.handle(record(newer.to_json_bytes()))
-
-    assert outcome is Outcome.DEAD_LETTERED
-    (letter,) = dead_letters.sent
-    assert isinstance(letter.error, UnknownEvent)
-    assert letter.attempts == 1
-    assert (handler.calls, sleep.delays) == ([], [])
-
-
-async def test_a_handler_failing_every_time_is_retried_max_attempts_times_then_dead_lettered_with_the_last_error() -> None:
-    dead_letters, sleep, handler = FakeDeadLetters(), RecordingSleep(), AlwaysFails()
-    metrics = MessagingMetrics(CollectorRegistry())
-    consumer = new_consumer(
-        {"BusinessRegistered": handler}, dead_letters=dead_letters, sleep=sleep, metrics=metrics, max_attempts=4,
-        retry_backoff=0.2,
-    )  # fmt: skip
-    failing = record(registered_bytes())
-
-    outcome = await consumer.handle(failing)
-
-    assert outcome is Outcome.DEAD_LETTERED
-    assert len(handler.calls) == 4
-    assert sleep.delays == pytest.approx([0.2, 0.4, 0.8])  # exponential backoff, none after the last attempt
-    (letter,) = dead_letters.sent
-    assert (letter.record, letter.attempts) == (failing, 4)
-    assert str(letter.error) == "attempt 4 failed"
-    assert metrics.registry.get_sample_value("berdaya_consumer_retries_total", {"consumer": "unit-test"}) == 4
-    assert metrics.registry.get_sample_value(
-        "berdaya_dlq_records_total", {"consumer": "unit-test", "topic": REGISTRY_BUSINESS}
-    ) == 1
-
-
-async def test_a_handler_failing_twice_then_succeeding_is_processed_and_nothing_is_dead_lettered() -> None:
-    dead_letters, sleep = FakeDeadLetters(), RecordingSleep()
-    handler = Handler(RuntimeError("deadlock"), ValueError("serialization failure"))
-    consumer = new_consumer({"BusinessRegistered": handler}, dead_letters=dead_letters, sleep=sleep, retry_backoff=0.5)
-
-    outcome = await consumer.handle(record(registered_bytes()))
-
-    assert outcome is Outcome.PROCESSED
-    assert len(handler.calls) == 3
-    assert sleep.delays == pytest.approx([0.5, 1.0])
+    assert await consumer.handle_batch([record(newer)]) == [Outcome.IGNORED]
     assert dead_letters.sent == []
 
 
-async def test_a_single_attempt_consumer_dead_letters_a_failure_without_sleeping() -> None:
-    dead_letters, sleep = FakeDeadLetters(), RecordingSleep()
-    consumer = new_consumer({"BusinessRegistered": AlwaysFails()}, dead_letters=dead_letters, sleep=sleep, max_attempts=1)
+async def test_an_applied_event_type_in_a_version_newer_than_known_is_dead_lettered_at_once() -> None:
+    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep)
+    newer = envelope().model_copy(update={"event_version": 3})
 
-    assert await consumer.handle(record(registered_bytes())) is Outcome.DEAD_LETTERED
+    assert await consumer.handle_batch([record(newer)]) == [Outcome.DEAD_LETTERED]
+    (letter,) = dead_letters.sent
+    assert isinstance(letter.error, UnknownEvent)
+    assert letter.attempts == 1
+    assert (apply.calls, sleep.delays) == ([], [])
+
+
+async def test_an_old_version_is_upcast_before_it_is_applied() -> None:
+    apply = ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED)
+    current = envelope()
+    v1 = current.model_copy(update={"event_version": 1, "payload": {**current.payload, "youth_until": "2026-08-16"}})
+
+    assert await consumer.handle_batch([record(v1)]) == [Outcome.PROCESSED]
+    (delivery,) = apply.deliveries
+    assert delivery.payload == registered(business_id=BusinessRegistered.model_validate(current.payload).business_id)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Duplicates
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_the_same_event_twice_in_one_batch_is_applied_once() -> None:
+    apply, metrics = ScriptedApply(), new_metrics()
+    consumer = new_consumer(apply, REGISTERED, metrics=metrics)
+    value = envelope()
+
+    outcomes = await consumer.handle_batch([record(value), record(value)])
+
+    assert outcomes == [Outcome.PROCESSED, Outcome.DUPLICATE]
+    assert apply.calls == [[value.event_id]]
+    assert apply.applied == [value.event_id]
+    assert sample(metrics, "berdaya_inbox_duplicates_total") == 1
+
+
+async def test_the_same_event_delivered_again_in_a_later_batch_is_not_applied_again() -> None:
+    apply, metrics = ScriptedApply(), new_metrics()
+    consumer = new_consumer(apply, REGISTERED, metrics=metrics)
+    value = envelope()
+
+    first = await consumer.handle_batch([record(value, offset=1207)])
+    again = await consumer.handle_batch([record(value, offset=5000)])  # a relay re-publish: a new offset
+
+    assert (first, again) == ([Outcome.PROCESSED], [Outcome.DUPLICATE])
+    assert apply.applied == [value.event_id]
+    assert apply.calls == [[value.event_id]]  # nothing new in the second batch: apply is not called
+    assert sample(metrics, "berdaya_inbox_duplicates_total") == 1
+    assert (consumed(metrics, "processed"), consumed(metrics, "duplicate")) == (1, 1)
+
+
+async def test_a_duplicate_in_a_batch_split_by_a_failure_is_still_applied_once() -> None:
+    apply = ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, policy=RetryPolicy(max_attempts=2))
+    value, bad = envelope(), envelope()
+    apply.always_fails(bad.event_id, lambda n: RuntimeError(f"attempt {n} failed"))
+
+    outcomes = await consumer.handle_batch([record(value), record(bad), record(value)])
+
+    assert outcomes == [Outcome.PROCESSED, Outcome.DEAD_LETTERED, Outcome.DUPLICATE]
+    assert apply.applied == [value.event_id]
+
+
+async def test_an_event_whose_transaction_failed_is_not_remembered_by_the_inbox() -> None:
+    apply = ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, policy=RetryPolicy(max_attempts=1))
+    value = envelope()
+    apply.fails(value.event_id, RuntimeError("boom"))
+
+    assert await consumer.handle_batch([record(value)]) == [Outcome.DEAD_LETTERED]
+    assert consumer.inbox == set()
+    # Re-driven from the dead-letter topic once the fault is fixed, it is applied.
+    assert await consumer.handle_batch([record(value)]) == [Outcome.PROCESSED]
+    assert apply.applied == [value.event_id]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The record's own failures: retried alone, then dead-lettered
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_a_record_failing_every_time_is_retried_alone_then_dead_lettered_while_its_batch_applies() -> None:
+    dead_letters, sleep, apply, metrics = FakeDeadLetters(), RecordingSleep(), ScriptedApply(), new_metrics()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep, metrics=metrics,
+                            policy=RetryPolicy(max_attempts=4, backoff=0.2))  # fmt: skip
+    before, failing, after = record(), record(), record()
+    apply.always_fails(event_id(failing), lambda n: RuntimeError(f"attempt {n} failed"))
+
+    outcomes = await consumer.handle_batch([before, failing, after])
+
+    assert outcomes == [Outcome.PROCESSED, Outcome.DEAD_LETTERED, Outcome.PROCESSED]
+    ids = [event_id(r) for r in (before, failing, after)]
+    # The batch together once, then each record alone: the failing one max_attempts times.
+    assert apply.calls == [ids, [ids[0]], [ids[1]], [ids[1]], [ids[1]], [ids[1]], [ids[2]]]
+    assert apply.applied == [ids[0], ids[2]]  # each applied once: the failed batch left no trace
+    assert sleep.delays == pytest.approx([0.2, 0.4, 0.8])  # doubling, none after the last attempt
+    (letter,) = dead_letters.sent
+    assert (letter.record, letter.attempts) == (failing, 4)
+    assert str(letter.error) == "attempt 5 failed"  # the last error: the batch's attempt was the first
+    assert sample(metrics, "berdaya_consumer_retries_total") == 4
+    assert sample(metrics, "berdaya_dlq_records_total", topic=REGISTRY_BUSINESS) == 1
+    assert sample(metrics, "berdaya_consumer_transient_failures_total") == 0
+
+
+async def test_a_record_failing_twice_then_succeeding_is_processed_and_nothing_is_dead_lettered() -> None:
+    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep,
+                            policy=RetryPolicy(backoff=0.5))  # fmt: skip
+    flaky = record()
+    apply.fails(event_id(flaky), RuntimeError("bad lookup"), ValueError("still bad"))
+
+    assert await consumer.handle_batch([flaky]) == [Outcome.PROCESSED]
+    assert apply.attempts(event_id(flaky)) == 3
+    assert sleep.delays == pytest.approx([0.5, 1.0])
+    assert dead_letters.sent == []
+    assert apply.applied == [event_id(flaky)]
+
+
+async def test_a_single_attempt_policy_dead_letters_a_failure_without_sleeping() -> None:
+    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep,
+                            policy=RetryPolicy(max_attempts=1))  # fmt: skip
+    failing = record()
+    apply.always_fails(event_id(failing), lambda n: RuntimeError("no"))
+
+    assert await consumer.handle_batch([failing]) == [Outcome.DEAD_LETTERED]
     assert sleep.delays == []
     assert [d.attempts for d in dead_letters.sent] == [1]
 
 
-@pytest.mark.parametrize(
-    "error",
-    [OSError("connection reset"), ConnectionRefusedError(111, "refused"), asyncpg.PostgresConnectionError("gone")],
-)
-async def test_an_infrastructure_error_is_re_raised_for_redelivery_and_never_dead_lettered(error: BaseException) -> None:
-    dead_letters, sleep, handler = FakeDeadLetters(), RecordingSleep(), Handler(error)
-    consumer = new_consumer({"BusinessRegistered": handler}, dead_letters=dead_letters, sleep=sleep, retry_backoff=0.2)
+@pytest.mark.parametrize("timeout", TIMEOUTS)
+async def test_a_handler_that_always_times_out_is_dead_lettered_after_max_attempts_and_does_not_block_the_next_record(
+    timeout: Callable[[], BaseException],
+) -> None:
+    dead_letters, sleep, apply, metrics = FakeDeadLetters(), RecordingSleep(), ScriptedApply(), new_metrics()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep, metrics=metrics,
+                            policy=RetryPolicy(max_attempts=3, backoff=0.2))  # fmt: skip
+    slow, next_one = record(), record()
+    apply.always_fails(event_id(slow), lambda n: timeout())
 
-    with pytest.raises(type(error)):
-        await consumer.handle(record(registered_bytes()))
+    outcomes = await consumer.handle_batch([slow, next_one])
 
+    assert outcomes == [Outcome.DEAD_LETTERED, Outcome.PROCESSED]
+    assert apply.attempts(event_id(slow)) == 1 + 3  # with its batch, then alone max_attempts times
+    (letter,) = dead_letters.sent
+    assert (letter.record, letter.attempts, type(letter.error)) == (slow, 3, type(timeout()))
+    assert apply.applied == [event_id(next_one)]
+    assert sample(metrics, "berdaya_consumer_transient_failures_total") == 0
+
+
+async def test_a_handler_running_past_the_handler_timeout_is_cut_off_and_dead_lettered() -> None:
+    dead_letters, apply = FakeDeadLetters(), ScriptedApply()
+    stuck = record()
+
+    async def hangs_on_the_stuck_record(tx: BatchTransaction, deliveries: Sequence[Delivery]) -> None:
+        if any(d.envelope.event_id == event_id(stuck) for d in deliveries):
+            await asyncio.Event().wait()  # never set: only the consumer's timeout ends this
+        await apply(tx, deliveries)
+
+    consumer = new_consumer(hangs_on_the_stuck_record, REGISTERED, dead_letters=dead_letters,
+                            policy=RetryPolicy(max_attempts=2, handler_timeout=0.0))  # fmt: skip
+    after = record()
+
+    assert await consumer.handle_batch([stuck, after]) == [Outcome.DEAD_LETTERED, Outcome.PROCESSED]
+    assert [(d.record, d.attempts) for d in dead_letters.sent] == [(stuck, 2)]
+    assert apply.applied == [event_id(after)]
+
+
+async def test_a_dead_letter_topic_that_does_not_acknowledge_fails_the_batch_so_nothing_is_lost() -> None:
+    unreachable = KafkaConnectionError("dead-letter topic unreachable")
+    consumer = new_consumer(ScriptedApply(), REGISTERED, dead_letters=FakeDeadLetters(unreachable=unreachable))
+
+    with pytest.raises(KafkaConnectionError):
+        await consumer.handle_batch([record(b"garbage")])  # the offset is not committed: the batch comes back
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The infrastructure's failures: retried with backoff, never dead-lettered
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", TRANSIENT_ERRORS)
+async def test_a_transient_failure_in_the_transaction_is_retried_with_backoff_and_never_dead_lettered(
+    error: Callable[[], BaseException],
+) -> None:
+    dead_letters, sleep, apply, metrics = FakeDeadLetters(), RecordingSleep(), ScriptedApply(), new_metrics()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep, metrics=metrics,
+                            policy=RetryPolicy(max_attempts=2, transient_backoff=0.5))  # fmt: skip
+    one, two = record(), record()
+    apply.fails(event_id(one), error(), error(), error())  # more failures than max_attempts: they don't count
+
+    outcomes = await consumer.handle_batch([one, two])
+
+    assert outcomes == [Outcome.PROCESSED, Outcome.PROCESSED]
+    ids = [event_id(one), event_id(two)]
+    assert apply.calls == [ids] * 4  # the whole batch again each time: not split, not blamed on a record
+    assert apply.applied == ids
+    assert sleep.delays == pytest.approx([0.5, 1.0, 2.0])
     assert dead_letters.sent == []
-    assert len(handler.calls) == 1  # not retried in the loop: the record comes back by redelivery
-    assert sleep.delays == pytest.approx([2.0])  # a pause before giving the record back
+    assert sample(metrics, "berdaya_consumer_transient_failures_total") == 3
+    assert sample(metrics, "berdaya_consumer_retries_total") == 0
 
 
-async def test_the_pause_before_redelivery_is_capped_at_five_seconds() -> None:
-    sleep = RecordingSleep()
-    consumer = new_consumer({"BusinessRegistered": Handler(OSError("down"))}, sleep=sleep, retry_backoff=3.0)
+@pytest.mark.parametrize("error", TRANSIENT_ERRORS)
+async def test_an_outage_outlasting_the_transient_budget_raises_transient_failure_and_dead_letters_nothing(
+    error: Callable[[], BaseException],
+) -> None:
+    dead_letters, sleep, apply, metrics = FakeDeadLetters(), RecordingSleep(), ScriptedApply(), new_metrics()
+    policy = RetryPolicy(transient_backoff=0.5, transient_max_backoff=10.0, transient_budget=60.0)
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep, metrics=metrics, policy=policy,
+                            outages=[error() for _ in range(1000)])  # fmt: skip
 
-    with pytest.raises(OSError):
-        await consumer.handle(record(registered_bytes()))
-    assert sleep.delays == [5.0]
+    with pytest.raises(TransientFailure) as raised:
+        await consumer.handle_batch([record(), record()])
 
-
-async def test_the_same_event_delivered_twice_is_applied_once() -> None:
-    handler = Handler()
-    metrics = MessagingMetrics(CollectorRegistry())
-    consumer = new_consumer({"BusinessRegistered": handler}, metrics=metrics)
-    value = registered_bytes()
-
-    first = await consumer.handle(record(value))
-    again = await consumer.handle(Record(REGISTRY_BUSINESS, 3, 5000, b"business-key", value))  # relay re-publish
-
-    assert (first, again) == (Outcome.PROCESSED, Outcome.DUPLICATE)
-    assert len(handler.calls) == 1
-    assert metrics.registry.get_sample_value("berdaya_inbox_duplicates_total", {"consumer": "unit-test"}) == 1
+    assert type(raised.value.__cause__) is type(error())
+    # Doubling from 0.5s, capped at 10s, until the next wait would pass the 60s budget.
+    assert sleep.delays == pytest.approx([0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0])
+    assert sum(sleep.delays) <= policy.transient_budget
+    assert (dead_letters.sent, apply.calls, consumer.inbox) == ([], [], set())
+    assert sample(metrics, "berdaya_consumer_transient_failures_total") == 10
+    assert consumed(metrics, "dead_lettered") == 0
 
 
-async def test_a_consumer_lists_the_event_types_it_handles_in_order() -> None:
-    consumer = new_consumer({"NIBIssued": Handler(), "BusinessRegistered": Handler()})
-    assert consumer.event_types == ["BusinessRegistered", "NIBIssued"]
+async def test_a_database_outage_that_ends_within_the_budget_loses_nothing() -> None:
+    sleep, apply, dead_letters = RecordingSleep(), ScriptedApply(), FakeDeadLetters()
+    consumer = new_consumer(apply, REGISTERED, sleep=sleep, dead_letters=dead_letters,
+                            outages=[DatabaseBusy("pool exhausted"), ConnectionRefusedError(111, "no")])  # fmt: skip
+    batch = [record(), record()]
+
+    assert await consumer.handle_batch(batch) == [Outcome.PROCESSED, Outcome.PROCESSED]
+    assert apply.applied == [event_id(r) for r in batch]
+    assert (consumer.transactions, dead_letters.sent) == (3, [])
+
+
+async def test_an_outage_while_a_failing_record_is_retried_alone_does_not_use_up_its_attempts() -> None:
+    dead_letters, apply = FakeDeadLetters(), ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, policy=RetryPolicy(max_attempts=2))
+    flaky = record()
+    apply.fails(event_id(flaky), RuntimeError("own fault"), asyncpg.exceptions.DeadlockDetectedError("deadlock"),
+                asyncpg.exceptions.SerializationError("serialization"))  # fmt: skip
+
+    assert await consumer.handle_batch([flaky]) == [Outcome.PROCESSED]
+    assert dead_letters.sent == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# classify
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", [
+    *TRANSIENT_ERRORS,
+    pytest.param(lambda: ConnectionRefusedError(111, "Connection refused"), id="ConnectionRefusedError"),
+    pytest.param(lambda: asyncpg.PostgresConnectionError("connection lost"), id="PostgresConnectionError"),
+    pytest.param(lambda: asyncpg.InterfaceError("connection is closed"), id="InterfaceError"),
+    pytest.param(lambda: asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+                 id="CannotConnectNowError"),
+    pytest.param(lambda: asyncpg.exceptions.AdminShutdownError("terminating connection"), id="AdminShutdownError"),
+    pytest.param(lambda: asyncpg.exceptions.LockNotAvailableError("could not obtain lock"), id="LockNotAvailableError"),
+    pytest.param(lambda: KafkaConnectionError("no broker"), id="KafkaConnectionError"),
+])  # fmt: skip
+def test_the_infrastructure_s_failures_are_classified_transient(error: Callable[[], BaseException]) -> None:
+    assert classify(error()) is Failure.TRANSIENT
+
+
+@pytest.mark.parametrize("error", [
+    *TIMEOUTS,
+    pytest.param(lambda: RuntimeError("a bug"), id="RuntimeError"),
+    pytest.param(lambda: KeyError("missing"), id="KeyError"),
+    pytest.param(lambda: ContractError("not a Berdaya envelope"), id="ContractError"),
+    pytest.param(lambda: asyncpg.exceptions.CheckViolationError("violates check constraint"), id="CheckViolationError"),
+    pytest.param(lambda: asyncpg.exceptions.UniqueViolationError("duplicate key"), id="UniqueViolationError"),
+])  # fmt: skip
+def test_a_record_s_own_failures_and_timeouts_are_classified_the_record_s(error: Callable[[], BaseException]) -> None:
+    assert classify(error()) is Failure.RECORD
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# After commit
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_after_commit_callbacks_run_only_for_the_transaction_that_committed() -> None:
+    ran: list[str] = []
+    attempts = 0
+
+    async def apply(tx: BatchTransaction, deliveries: Sequence[Delivery]) -> None:
+        nonlocal attempts
+        attempts += 1
+        tx.after_commit.append(lambda n=attempts: ran.append(f"attempt {n}"))
+        if attempts < 3:
+            raise RuntimeError("rolled back")
+
+    consumer = new_consumer(apply, REGISTERED)
+
+    assert await consumer.handle_batch([record()]) == [Outcome.PROCESSED]
+    assert ran == ["attempt 3"]
+
+
+async def test_after_commit_callbacks_never_run_for_a_dead_lettered_record() -> None:
+    ran: list[str] = []
+
+    async def apply(tx: BatchTransaction, deliveries: Sequence[Delivery]) -> None:
+        tx.after_commit.append(lambda: ran.append("counted"))
+        raise RuntimeError("always")
+
+    consumer = new_consumer(apply, REGISTERED, policy=RetryPolicy(max_attempts=2))
+
+    assert await consumer.handle_batch([record()]) == [Outcome.DEAD_LETTERED]
+    assert ran == []
+
+
+async def test_a_unit_of_work_joined_to_a_batch_leaves_its_after_commit_callbacks_to_the_batch_s_commit() -> None:
+    tx = BatchTransaction(conn=object())  # type: ignore[arg-type]  # never used: nothing to write
+    publisher: Publisher[object] = Publisher("notifier", lambda _: [], lambda _: REGISTRY_BUSINESS)
+    uow = PgNotifierUnitOfWork(tx, publisher, Cause.request(uuid.uuid4(), "officer"))
+    ran: list[str] = []
+
+    async with uow:
+        uow.after_commit(lambda: ran.append("counted"))
+        await uow.commit()  # no events, no audit: nothing is written
+
+    assert ran == []  # the batch's transaction has not committed yet
+    assert len(tx.after_commit) == 1
+    tx.after_commit[0]()
+    assert ran == ["counted"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Metrics and wiring
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_every_record_of_a_batch_is_counted_by_its_outcome() -> None:
+    apply, metrics = ScriptedApply(), new_metrics()
+    consumer = new_consumer(apply, REGISTERED, metrics=metrics, policy=RetryPolicy(max_attempts=1))
+    nib = new_envelope(NIBIssued(business_id=BUSINESS_ID, business_version=2, application_id=None, nib="1234567890123",
+                                 issued_on=datetime(2026, 3, 10).date(), kecamatan_code="53.71.04"),
+                       producer="registry", correlation_id=uuid.uuid4())  # fmt: skip
+    value, failing = envelope(), envelope()
+    apply.always_fails(failing.event_id, lambda n: RuntimeError("no"))
+
+    await consumer.handle_batch([record(value), record(value), record(nib), record(b"?"), record(failing)])
+
+    assert {o: consumed(metrics, o) for o in ("processed", "duplicate", "ignored", "dead_lettered")} == {
+        "processed": 1, "duplicate": 1, "ignored": 1, "dead_lettered": 2,
+    }  # fmt: skip
+    assert sample(metrics, "berdaya_inbox_duplicates_total") == 1
+    assert sample(metrics, "berdaya_dlq_records_total", topic=REGISTRY_BUSINESS) == 2
+
+
+def test_a_consumer_applies_exactly_the_event_types_it_was_given() -> None:
+    consumer = new_consumer(ScriptedApply(), ["NIBIssued", "BusinessRegistered", "NIBIssued"])
+    assert isinstance(consumer, InMemoryInboxConsumer)
+    assert consumer.event_types == frozenset({"BusinessRegistered", "NIBIssued"})
+
+
+def test_a_subscription_lists_the_event_types_of_its_contracts_in_order() -> None:
+    subscription = Subscription(REGISTRY_BUSINESS, "notifier", (NIBIssued, BusinessRegistered))
+
+    assert subscription.event_types == ("NIBIssued", "BusinessRegistered")
+    assert subscription.in_namespace("kupang").topic == "kupang.registry.business.v1"
+    assert subscription.in_namespace("kupang").group_id == "kupang.notifier"

@@ -10,13 +10,10 @@ from pathlib import Path
 import pytest
 
 from berdaya.dataset import COLUMNS, DEFAULT_NIB_SHARE, REFERENCE_DATE, generate, write_csv
-from services.registry.domain import (
-    RegistrationForm,
-    RegistrationRules,
-    YouthRange,
-    normalise_phone,
-    validate_registration,
-)
+from services.registry.domain.forms import RegistrationForm
+from services.registry.domain.identity import normalise_phone
+from services.registry.domain.registration import RegistrationRules, validate_registration
+from services.registry.domain.scale import YouthRange
 from shared.reference.wilayah import kota_kupang
 
 

@@ -1,4 +1,5 @@
-"""Tests duplicate detection (name_key, probable_duplicate) and resolving a kecamatan and kelurahan from loose input."""
+"""Tests duplicate detection (business_name_key, probable_duplicate, duplicate_conflict) and resolving a kecamatan
+and kelurahan from loose input."""
 
 from __future__ import annotations
 
@@ -6,11 +7,20 @@ import uuid
 
 import pytest
 
-from services.registry.domain import DuplicateCandidate, name_key, probable_duplicate, resolve_region
+from services.registry.domain.duplicates import (
+    DuplicateCandidate,
+    business_name_key,
+    duplicate_conflict,
+    name_similarity,
+    probable_duplicate,
+)
+from services.registry.domain.registration import resolve_region
 from shared.errors import InvalidInput
 from shared.reference.wilayah import kota_kupang
 
 from .builders import rules
+
+SIMILARITY = rules().duplicate_similarity  # 85, as configured by default
 
 
 def candidate(name: str, *, same_nik: bool = False, same_phone: bool = False, status: str = "active") -> DuplicateCandidate:
@@ -18,7 +28,7 @@ def candidate(name: str, *, same_nik: bool = False, same_phone: bool = False, st
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# name_key
+# business_name_key
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -32,13 +42,13 @@ def candidate(name: str, *, same_nik: bool = False, same_phone: bool = False, st
         ("Kios-Pulsa  Yohanes!", "pulsa yohanes"),
     ],
 )
-def test_a_name_key_drops_case_punctuation_and_generic_words_like_ud_or_warung(name: str, key: str) -> None:
-    assert name_key(name) == key
+def test_a_business_name_key_drops_case_punctuation_and_generic_words_like_ud_or_warung(name: str, key: str) -> None:
+    assert business_name_key(name) == key
 
 
 def test_a_name_made_only_of_generic_words_keeps_them_rather_than_becoming_empty() -> None:
-    assert name_key("Warung Makan") == "warung makan"
-    assert name_key("Toko Kios") == "toko kios"
+    assert business_name_key("Warung Makan") == "warung makan"
+    assert business_name_key("Toko Kios") == "toko kios"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -48,36 +58,66 @@ def test_a_name_made_only_of_generic_words_keeps_them_rather_than_becoming_empty
 
 def test_a_second_registration_with_the_same_nik_and_a_similar_name_is_a_probable_duplicate() -> None:
     existing = candidate("Sei Sapi Ibu Maria", same_nik=True)
-    assert probable_duplicate("Warung Sei Sapi Maria", [existing], rules()) == existing
+    assert probable_duplicate("Warung Sei Sapi Maria", [existing], SIMILARITY) == existing
 
 
 def test_a_second_business_of_the_same_owner_with_a_different_name_is_not_a_duplicate() -> None:
     existing = candidate("Sei Sapi Ibu Maria", same_nik=True)
-    assert probable_duplicate("Tenun Ikat Maria", [existing], rules()) is None
+    assert probable_duplicate("Tenun Ikat Maria", [existing], SIMILARITY) is None
 
 
 def test_the_same_phone_and_a_similar_name_is_a_probable_duplicate() -> None:
     existing = candidate("UD Sinar Jaya", same_phone=True)
-    assert probable_duplicate("Toko Sinar Jaya", [existing], rules()) == existing
+    assert probable_duplicate("Toko Sinar Jaya", [existing], SIMILARITY) == existing
 
 
 def test_the_same_name_without_the_same_nik_or_phone_is_not_a_duplicate() -> None:
-    assert probable_duplicate("Sinar Jaya", [candidate("Sinar Jaya")], rules()) is None
+    assert probable_duplicate("Sinar Jaya", [candidate("Sinar Jaya")], SIMILARITY) is None
 
 
 def test_a_closed_business_is_still_reported_as_a_probable_duplicate() -> None:
     closed = candidate("Sei Sapi Ibu Maria", same_nik=True, status="closed")
-    assert probable_duplicate("Sei Sapi Ibu Maria", [closed], rules()) == closed
+    assert probable_duplicate("Sei Sapi Ibu Maria", [closed], SIMILARITY) == closed
 
 
 def test_of_several_similar_candidates_the_most_similar_one_is_reported() -> None:
     near = candidate("Sei Sapi Mariana", same_nik=True)
     exact = candidate("Sei Sapi Maria", same_phone=True)
-    assert probable_duplicate("Warung Sei Sapi Maria", [near, exact], rules()) == exact
+    assert probable_duplicate("Warung Sei Sapi Maria", [near, exact], SIMILARITY) == exact
 
 
 def test_no_candidates_means_no_duplicate() -> None:
-    assert probable_duplicate("Sei Sapi Ibu Maria", [], rules()) is None
+    assert probable_duplicate("Sei Sapi Ibu Maria", [], SIMILARITY) is None
+
+
+def test_a_name_less_similar_than_the_configured_threshold_is_not_a_duplicate() -> None:
+    near = candidate("Sei Sapi Mariana", same_nik=True)
+    score = name_similarity("Warung Sei Sapi Maria", near.business_name)
+
+    assert probable_duplicate("Warung Sei Sapi Maria", [near], score) == near
+    assert probable_duplicate("Warung Sei Sapi Maria", [near], score + 0.01) is None
+
+
+def test_a_duplicate_conflict_names_the_existing_business_and_how_to_register_anyway() -> None:
+    existing = candidate("Sei Sapi Ibu Maria", same_nik=True)
+
+    conflict = duplicate_conflict(existing)
+
+    assert conflict.code == "probable_duplicate"
+    assert conflict.details == {"existing_business_id": str(existing.business_id),
+                                "existing_business_name": "Sei Sapi Ibu Maria"}  # fmt: skip
+    assert "same owner NIK" in conflict.message
+    assert str(existing.business_id) in conflict.message
+    assert "confirm_distinct=true" in conflict.message
+
+
+def test_a_duplicate_conflict_with_an_earlier_row_of_an_import_names_its_line_and_the_shared_phone() -> None:
+    earlier = DuplicateCandidate(uuid.uuid4(), "Sei Sapi Ibu Maria", False, True, "active", import_line=2)
+
+    message = duplicate_conflict(earlier).message
+
+    assert "line 2 of this import" in message
+    assert "same owner phone number" in message
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,9 +8,21 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.funding import domain
-from services.funding.domain import Candidate, Offer, Pledge, allocate, rank_candidates
+from services.funding.domain.offers import (
+    Candidate,
+    Offer,
+    accept,
+    allocate,
+    decline,
+    disburse,
+    expire,
+    rank_candidates,
+    release,
+    settle_status,
+)
+from services.funding.domain.pledges import Pledge
 from shared.contracts.funding import Earmarks
+from shared.errors import Conflict
 
 from .funding_fakes import NOW, TODAY, pledge, view
 
@@ -163,7 +175,7 @@ def test_allocating_again_after_an_allocation_only_spends_what_remains() -> None
     [("open", 50_000_000, "exhausted"), ("exhausted", 45_000_000, "open"), ("closed", 45_000_000, "closed")],
 )
 def test_settling_the_status_follows_whether_another_offer_is_affordable(before, reserved, status) -> None:
-    assert domain.settle_status(pledge(status=before, reserved_rupiah=reserved)).status == status
+    assert settle_status(pledge(status=before, reserved_rupiah=reserved)).status == status
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -212,22 +224,22 @@ def test_for_many_random_offer_lives_the_counters_match_the_offers_and_never_exc
             action = rng.choice(["accept", "decline", "expire", "withdraw", "disburse", "refill"])
             try:
                 if action == "accept":
-                    p, offer = domain.accept(p, offer, view(), now)
+                    p, offer = accept(p, offer, view(), now)
                 elif action == "decline":
-                    p, offer = domain.decline(p, offer, "", now)
+                    p, offer = decline(p, offer, "", now)
                 elif action == "expire":
-                    p, offer = domain.expire(p, offer, now)
+                    p, offer = expire(p, offer, now)
                 elif action == "withdraw":
-                    p, offer = domain.release(p, offer, "withdrawn", now, "test")
+                    p, offer = release(p, offer, "withdrawn", now, "test")
                 elif action == "disburse":
-                    p, offer = domain.disburse(p, offer, "TRF-1", now)
+                    p, offer = disburse(p, offer, "TRF-1", now)
                 else:
                     rest = [c for c in pool if c.business.business_id not in offered_to]
                     p, new = allocate(p, rest, now, 14)
                     offers += new
                     offered_to |= {o.business_id for o in new}
                 succeeded[action] = succeeded.get(action, 0) + 1
-            except domain.Conflict:
+            except Conflict:
                 pass  # an action this offer's state refuses changes nothing
             offers[i] = offer
             assert_money_adds_up(p, offers)

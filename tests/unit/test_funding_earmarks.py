@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.funding import domain
-from services.funding.domain import READINESS_RULES, Check, eligible, evaluate, rank_candidates, rank_key, readiness
+from services.funding.domain.earmarks import Check, eligible, evaluate
+from services.funding.domain.offers import rank_candidates
+from services.funding.domain.view import READINESS_RULES, BusinessView, rank_key, readiness
 from shared.contracts.funding import Earmarks
 from shared.reference.wita import WITA
 
@@ -20,7 +21,7 @@ from .funding_fakes import ALAK, MAULAFA, OEBOBO, TODAY, view
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def check(earmarks: Earmarks, business: domain.BusinessView, name: str, today: date = TODAY) -> Check:
+def check(earmarks: Earmarks, business: BusinessView, name: str, today: date = TODAY) -> Check:
     [found] = [c for c in evaluate(earmarks, business, today) if c.earmark == name]
     return found
 
@@ -38,8 +39,8 @@ def check(earmarks: Earmarks, business: domain.BusinessView, name: str, today: d
          Check("scale", "micro", "micro", True),
          Check("scale", "micro", "small", False)),
         (Earmarks(youth_owned_only=True), "youth_owned",
-         Check("youth_owned", "owner aged 16-30", "yes", True),
-         Check("youth_owned", "owner aged 16-30", "no", False)),
+         Check("youth_owned", "youth owner", "yes", True),
+         Check("youth_owned", "youth owner", "no", False)),
         (Earmarks(women_owned_only=True), "women_owned",
          Check("women_owned", "woman owner", "yes", True),
          Check("women_owned", "woman owner", "no", False)),
@@ -67,7 +68,7 @@ def test_each_earmark_passes_or_fails_with_the_business_value_in_its_check(earma
 
 
 def test_empty_earmarks_admit_any_active_business_and_explain_only_that_it_is_active() -> None:
-    plain = view(kecamatan_code=ALAK, kbli_code="95210", scale="medium", youth_owned=False, youth_until=None,
+    plain = view(kecamatan_code=ALAK, kbli_code="95210", scale="medium", youth_owned=False,
                  women_owned=False, nib_status="none", annual_sales_rupiah=None)  # fmt: skip
 
     assert evaluate(Earmarks(), plain, TODAY) == [Check("business_active", "active", "active", True)]
@@ -84,20 +85,14 @@ def test_a_closed_business_fails_business_active_whatever_else_it_meets() -> Non
     assert eligible(Earmarks(), closed, TODAY) is False
 
 
-def test_a_youth_owner_is_youth_up_to_and_including_youth_until_and_not_the_day_after() -> None:
-    business = view(youth_owned=True, youth_until=TODAY)
+def test_the_youth_earmark_follows_the_registrys_flag_whatever_the_day() -> None:
     youth_only = Earmarks(youth_owned_only=True)
+    far_ahead = date(2040, 1, 1)  # funding computes no ageing: the registry re-publishes when the flag changes
 
-    assert business.youth_on(TODAY - timedelta(days=1)) and business.youth_on(TODAY)
-    assert not business.youth_on(TODAY + timedelta(days=1))
-    assert eligible(youth_only, business, TODAY) is True
-    assert check(youth_only, business, "youth_owned", TODAY + timedelta(days=1)).value == "no"
-    assert eligible(youth_only, business, TODAY + timedelta(days=1)) is False
-
-
-def test_youth_needs_both_the_registry_flag_and_a_youth_until_date() -> None:
-    assert not view(youth_owned=False, youth_until=date(2030, 1, 1)).youth_on(TODAY)
-    assert not view(youth_owned=True, youth_until=None).youth_on(TODAY)
+    assert eligible(youth_only, view(youth_owned=True), TODAY) is True
+    assert eligible(youth_only, view(youth_owned=True), far_ahead) is True
+    assert check(youth_only, view(youth_owned=False), "youth_owned") == Check("youth_owned", "youth owner", "no", False)
+    assert eligible(youth_only, view(youth_owned=False), TODAY) is False
 
 
 @pytest.mark.parametrize(
@@ -131,11 +126,12 @@ def test_every_required_training_must_be_completed_and_each_is_its_own_check() -
 
 def test_min_readiness_compares_against_the_readiness_score_of_the_day() -> None:
     earmarks = Earmarks(min_readiness=55)
-    business = view(youth_until=TODAY)  # 55 today, 45 tomorrow when the youth points go
+    # Registered 2025-03-11 10.00 WITA: 45 today, 55 tomorrow when a year's track record adds its points.
+    business = view(registered_at=datetime(2025, 3, 11, 2, 0, tzinfo=UTC))
 
-    assert check(earmarks, business, "min_readiness") == Check("min_readiness", ">= 55", "55", True)
+    assert check(earmarks, business, "min_readiness") == Check("min_readiness", ">= 55", "45", False)
     assert check(earmarks, business, "min_readiness", TODAY + timedelta(days=1)) == Check(
-        "min_readiness", ">= 55", "45", False
+        "min_readiness", ">= 55", "55", True
     )
 
 
@@ -190,8 +186,8 @@ def test_a_business_with_nothing_to_show_scores_zero() -> None:
          "trainings", 45),
         ({"annual_sales_rupiah": 120_000_000}, "sales_reported", 10),
         ({"annual_sales_rupiah": None}, "sales_reported", 0),
-        ({"youth_owned": True, "youth_until": TODAY}, "youth", 10),
-        ({"youth_owned": True, "youth_until": TODAY - timedelta(days=1)}, "youth", 0),
+        ({"youth_owned": True}, "youth", 10),
+        ({"youth_owned": False}, "youth", 0),
         ({"registered_at": datetime(2025, 3, 10, 2, 0, tzinfo=UTC)}, "track_record", 10),
         ({"registered_at": datetime(2025, 3, 11, 2, 0, tzinfo=UTC)}, "track_record", 0),
     ],

@@ -7,8 +7,18 @@ from datetime import date, timedelta
 
 import pytest
 
-from services.funding import domain
-from services.funding.domain import Offer, Pledge, allocate, rank_candidates
+from services.funding.domain.offers import (
+    Offer,
+    accept,
+    allocate,
+    decline,
+    disburse,
+    expire,
+    rank_candidates,
+    release,
+)
+from services.funding.domain.pledges import Pledge, close_pledge
+from services.funding.domain.view import BusinessView
 from shared.contracts.funding import Earmarks
 from shared.errors import Conflict, InvalidInput
 
@@ -18,8 +28,8 @@ LATER = NOW + timedelta(days=2)
 
 
 def offered(
-    p: Pledge | None = None, business: domain.BusinessView | None = None
-) -> tuple[Pledge, Offer, domain.BusinessView]:
+    p: Pledge | None = None, business: BusinessView | None = None
+) -> tuple[Pledge, Offer, BusinessView]:
     """A pledge of two 5,000,000 offers that made both (so it is exhausted); the first offer and its business."""
     p = p or pledge(total_rupiah=10_000_000)
     first = business or view()
@@ -42,7 +52,7 @@ def problems_of(exc: pytest.ExceptionInfo[Conflict]) -> list[str]:
 def test_accepting_moves_the_money_from_reserved_to_accepted() -> None:
     p, offer, business = offered()
 
-    after, accepted = domain.accept(p, offer, business, LATER)
+    after, accepted = accept(p, offer, business, LATER)
 
     assert (after.reserved_rupiah, after.accepted_rupiah, after.remaining_rupiah) == (5_000_000, 5_000_000, 0)
     assert (accepted.status, accepted.decided_at) == ("accepted", LATER)
@@ -52,7 +62,7 @@ def test_an_offer_past_its_expiry_cannot_be_accepted() -> None:
     p, offer, business = offered()
 
     with pytest.raises(Conflict) as exc:
-        domain.accept(p, offer, business, offer.expires_at)
+        accept(p, offer, business, offer.expires_at)
 
     assert problems_of(exc) == [f"the offer expired at {offer.expires_at.isoformat()}"]
 
@@ -61,7 +71,7 @@ def test_an_offer_cannot_be_accepted_after_the_pledge_window_ended() -> None:
     p, offer, business = offered(pledge(total_rupiah=10_000_000, valid_until=date(2026, 3, 11)))
 
     with pytest.raises(Conflict) as exc:
-        domain.accept(p, offer, business, NOW + timedelta(days=2))
+        accept(p, offer, business, NOW + timedelta(days=2))
 
     assert problems_of(exc) == ["the pledge is exhausted or outside its window 2026-03-01 to 2026-03-11"]
 
@@ -70,7 +80,7 @@ def test_an_offer_of_a_closed_pledge_cannot_be_accepted() -> None:
     p, offer, business = offered()
 
     with pytest.raises(Conflict) as exc:
-        domain.accept(domain.close_pledge(p, "", NOW), offer, business, LATER)
+        accept(close_pledge(p, "", NOW), offer, business, LATER)
 
     assert problems_of(exc)[0].startswith("the pledge is closed")
 
@@ -79,21 +89,23 @@ def test_an_offer_above_the_per_business_cap_cannot_be_accepted() -> None:
     p, offer, business = offered()
 
     with pytest.raises(Conflict) as exc:
-        domain.accept(p, replace(offer, amount_rupiah=6_000_000), business, LATER)
+        accept(p, replace(offer, amount_rupiah=6_000_000), business, LATER)
 
     assert problems_of(exc) == ["the amount is above the pledge's per-business cap"]
 
 
-def test_a_business_that_stopped_being_youth_cannot_accept_a_youth_only_offer() -> None:
-    youth = view(youth_until=date(2026, 3, 15))
+def test_a_business_the_registry_no_longer_flags_as_youth_cannot_accept_a_youth_only_offer() -> None:
+    youth = view(youth_owned=True)
     p, offer, _ = offered(pledge(total_rupiah=10_000_000, earmarks=Earmarks(youth_owned_only=True)), youth)
+    aged_out = replace(youth, version=2, youth_owned=False)  # the registry's BusinessUpdated on the 1st of the month
 
     with pytest.raises(Conflict) as exc:
-        domain.accept(p, offer, youth, NOW + timedelta(days=6))  # 2026-03-16
+        accept(p, offer, aged_out, LATER)
 
-    assert problems_of(exc) == ["earmark youth_owned not met: needs owner aged 16-30, is no"]
+    assert problems_of(exc) == ["earmark youth_owned not met: needs youth owner, is no"]
     assert "youth_owned" in str(exc.value)
-    assert domain.accept(p, offer, youth, NOW + timedelta(days=5))[1].status == "accepted"  # 2026-03-15, still youth
+    # While the registry's flag says youth, the offer is accepted whatever the date: no ageing is computed here.
+    assert accept(p, offer, youth, offer.expires_at - timedelta(seconds=1))[1].status == "accepted"
 
 
 def test_acceptance_rechecks_every_earmark_and_lists_each_failure() -> None:
@@ -103,7 +115,7 @@ def test_acceptance_rechecks_every_earmark_and_lists_each_failure() -> None:
     moved = replace(business, kecamatan_code="53.71.01", nib_status="rejected", status="closed")
 
     with pytest.raises(Conflict) as exc:
-        domain.accept(p, offer, moved, LATER)
+        accept(p, offer, moved, LATER)
 
     assert problems_of(exc) == [
         "earmark business_active not met: needs active, is closed",
@@ -116,7 +128,7 @@ def test_an_offer_to_a_business_funding_no_longer_knows_cannot_be_accepted() -> 
     p, offer, _ = offered()
 
     with pytest.raises(Conflict) as exc:
-        domain.accept(p, offer, None, LATER)
+        accept(p, offer, None, LATER)
 
     assert problems_of(exc) == ["funding no longer knows this business"]
 
@@ -126,9 +138,9 @@ def test_only_an_offered_offer_can_be_accepted(status) -> None:
     p, offer, business = offered()
 
     with pytest.raises(Conflict) as exc:
-        domain.accept(p, replace(offer, status=status), business, LATER)
+        accept(p, replace(offer, status=status), business, LATER)
 
-    assert (exc.value.code, exc.value.details) == ("offer_not_open", {"status": status})
+    assert (exc.value.code, exc.value.details) == ("offer_not_open", {"offer_status": status})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -140,7 +152,7 @@ def test_declining_releases_the_money_and_reopens_an_exhausted_pledge() -> None:
     p, offer, _ = offered()
     assert p.status == "exhausted"
 
-    after, declined = domain.decline(p, offer, "  sudah dapat KUR  ", LATER)
+    after, declined = decline(p, offer, "  sudah dapat KUR  ", LATER)
 
     assert (after.reserved_rupiah, after.remaining_rupiah, after.status) == (5_000_000, 5_000_000, "open")
     assert (declined.status, declined.reason, declined.decided_at) == ("declined", "sudah dapat KUR", LATER)
@@ -149,15 +161,15 @@ def test_declining_releases_the_money_and_reopens_an_exhausted_pledge() -> None:
 def test_a_decline_without_a_reason_says_the_business_declined() -> None:
     p, offer, _ = offered()
 
-    assert domain.decline(p, offer, "   ", LATER)[1].reason == "declined by the business"
+    assert decline(p, offer, "   ", LATER)[1].reason == "declined by the business"
 
 
 def test_an_accepted_offer_cannot_be_declined() -> None:
     p, offer, business = offered()
-    p, accepted = domain.accept(p, offer, business, LATER)
+    p, accepted = accept(p, offer, business, LATER)
 
     with pytest.raises(Conflict) as exc:
-        domain.decline(p, accepted, "changed my mind", LATER)
+        decline(p, accepted, "changed my mind", LATER)
 
     assert exc.value.code == "offer_not_open"
 
@@ -165,7 +177,7 @@ def test_an_accepted_offer_cannot_be_declined() -> None:
 def test_expiring_a_due_offer_releases_its_money() -> None:
     p, offer, _ = offered()
 
-    after, expired = domain.expire(p, offer, offer.expires_at)
+    after, expired = expire(p, offer, offer.expires_at)
 
     assert (after.reserved_rupiah, after.status) == (5_000_000, "open")
     assert (expired.status, expired.decided_at) == ("expired", offer.expires_at)
@@ -175,17 +187,17 @@ def test_an_offer_not_yet_due_refuses_to_expire() -> None:
     p, offer, _ = offered()
 
     with pytest.raises(Conflict) as exc:
-        domain.expire(p, offer, offer.expires_at - timedelta(seconds=1))
+        expire(p, offer, offer.expires_at - timedelta(seconds=1))
 
     assert exc.value.code == "offer_not_due"
 
 
 def test_an_accepted_offer_cannot_expire() -> None:
     p, offer, business = offered()
-    p, accepted = domain.accept(p, offer, business, LATER)
+    p, accepted = accept(p, offer, business, LATER)
 
     with pytest.raises(Conflict) as exc:
-        domain.expire(p, accepted, accepted.expires_at + timedelta(days=1))
+        expire(p, accepted, accepted.expires_at + timedelta(days=1))
 
     assert exc.value.code == "offer_not_open"
 
@@ -193,7 +205,7 @@ def test_an_accepted_offer_cannot_expire() -> None:
 def test_withdrawing_an_offered_offer_releases_reserved_money() -> None:
     p, offer, _ = offered()
 
-    after, withdrawn = domain.release(p, offer, "withdrawn", LATER, "the business closed")
+    after, withdrawn = release(p, offer, "withdrawn", LATER, "the business closed")
 
     assert (after.reserved_rupiah, after.accepted_rupiah) == (5_000_000, 0)
     assert (withdrawn.status, withdrawn.reason) == ("withdrawn", "the business closed")
@@ -201,9 +213,9 @@ def test_withdrawing_an_offered_offer_releases_reserved_money() -> None:
 
 def test_withdrawing_an_accepted_offer_releases_accepted_money() -> None:
     p, offer, business = offered()
-    p, accepted = domain.accept(p, offer, business, LATER)
+    p, accepted = accept(p, offer, business, LATER)
 
-    after, withdrawn = domain.release(p, accepted, "withdrawn", LATER, "the business closed")
+    after, withdrawn = release(p, accepted, "withdrawn", LATER, "the business closed")
 
     assert (after.reserved_rupiah, after.accepted_rupiah, after.remaining_rupiah) == (5_000_000, 0, 5_000_000)
     assert (after.status, withdrawn.status) == ("open", "withdrawn")
@@ -212,16 +224,16 @@ def test_withdrawing_an_accepted_offer_releases_accepted_money() -> None:
 @pytest.mark.parametrize("status", ["declined", "expired"])
 def test_an_accepted_offer_is_only_released_by_a_withdrawal(status) -> None:
     p, offer, business = offered()
-    p, accepted = domain.accept(p, offer, business, LATER)
+    p, accepted = accept(p, offer, business, LATER)
 
     with pytest.raises(Conflict):
-        domain.release(p, accepted, status, LATER)
+        release(p, accepted, status, LATER)
 
 
 def test_releasing_an_offer_of_a_closed_pledge_keeps_it_closed() -> None:
     p, offer, _ = offered()
 
-    after, _ = domain.release(domain.close_pledge(p, "", NOW), offer, "withdrawn", LATER, "closed")
+    after, _ = release(close_pledge(p, "", NOW), offer, "withdrawn", LATER, "closed")
 
     assert (after.status, after.reserved_rupiah) == ("closed", 5_000_000)
 
@@ -233,9 +245,9 @@ def test_releasing_an_offer_of_a_closed_pledge_keeps_it_closed() -> None:
 
 def test_disbursing_an_accepted_offer_moves_its_money_to_disbursed_with_the_reference() -> None:
     p, offer, business = offered()
-    p, accepted = domain.accept(p, offer, business, LATER)
+    p, accepted = accept(p, offer, business, LATER)
 
-    after, disbursed = domain.disburse(p, accepted, "  TRF-2026-0001 ", LATER)
+    after, disbursed = disburse(p, accepted, "  TRF-2026-0001 ", LATER)
 
     assert (after.reserved_rupiah, after.accepted_rupiah, after.disbursed_rupiah) == (5_000_000, 0, 5_000_000)
     assert (disbursed.status, disbursed.reference, disbursed.disbursed_at) == ("disbursed", "TRF-2026-0001", LATER)
@@ -245,35 +257,35 @@ def test_only_an_accepted_offer_is_disbursed() -> None:
     p, offer, _ = offered()
 
     with pytest.raises(Conflict) as exc:
-        domain.disburse(p, offer, "TRF-1", LATER)
+        disburse(p, offer, "TRF-1", LATER)
 
     assert exc.value.code == "offer_not_accepted"
 
 
 def test_a_disbursement_needs_a_reference() -> None:
     p, offer, business = offered()
-    p, accepted = domain.accept(p, offer, business, LATER)
+    p, accepted = accept(p, offer, business, LATER)
 
     with pytest.raises(InvalidInput) as exc:
-        domain.disburse(p, accepted, "   ", LATER)
+        disburse(p, accepted, "   ", LATER)
 
     assert [e.field for e in exc.value.errors] == ["reference"]
 
 
 def test_a_disbursed_offer_cannot_be_withdrawn() -> None:
     p, offer, business = offered()
-    p, accepted = domain.accept(p, offer, business, LATER)
-    p, disbursed = domain.disburse(p, accepted, "TRF-1", LATER)
+    p, accepted = accept(p, offer, business, LATER)
+    p, disbursed = disburse(p, accepted, "TRF-1", LATER)
 
     with pytest.raises(Conflict):
-        domain.release(p, disbursed, "withdrawn", LATER)
+        release(p, disbursed, "withdrawn", LATER)
 
 
 def test_closing_a_pledge_records_when_and_why_and_closing_it_twice_is_a_conflict() -> None:
-    closed = domain.close_pledge(pledge(), "  program selesai ", NOW)
+    closed = close_pledge(pledge(), "  program selesai ", NOW)
 
     assert (closed.status, closed.closed_at, closed.close_reason) == ("closed", NOW, "program selesai")
-    assert domain.close_pledge(pledge(), "", NOW).close_reason == "closed by the sponsor"
+    assert close_pledge(pledge(), "", NOW).close_reason == "closed by the sponsor"
     with pytest.raises(Conflict) as exc:
-        domain.close_pledge(closed, "again", LATER)
+        close_pledge(closed, "again", LATER)
     assert exc.value.code == "pledge_closed"

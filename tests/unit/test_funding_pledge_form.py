@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from services.funding.domain import PledgeForm, validate_pledge
+from services.funding.domain.pledges import PledgeForm, new_pledge, validate_pledge
 from shared.contracts.funding import Earmarks
 from shared.errors import InvalidInput
 from shared.reference.wilayah import kota_kupang
 
-from .funding_fakes import ALAK, OEBOBO, SPONSOR_ID, TODAY
+from .funding_fakes import ALAK, NOW, OEBOBO, SPONSOR_ID, TODAY
 
 VALID: dict[str, Any] = {
     "sponsor_id": str(SPONSOR_ID),
@@ -48,6 +49,29 @@ def test_a_valid_form_gives_canonical_earmarks_and_the_fixed_amount_as_minimum()
     assert minimum == 5_000_000
 
 
+def test_a_new_pledge_from_a_valid_form_is_open_with_its_sponsor_canonical_earmarks_and_minimum() -> None:
+    pledge_id = uuid.uuid4()
+
+    p = new_pledge(form(amount_mode="capped", earmarks={"kecamatan": ["oebobo"], "kbli": ["10"]}), kota_kupang(), TODAY,
+                   pledge_id=pledge_id, sponsor=("Bank NTT", "bank"), created_at=NOW)  # fmt: skip
+
+    assert (p.id, p.sponsor_id, p.sponsor_name, p.sponsor_kind, p.status, p.created_at) == (
+        pledge_id, SPONSOR_ID, "Bank NTT", "bank", "open", NOW,
+    )  # fmt: skip
+    assert (p.earmarks, p.min_offer_rupiah, p.total_rupiah) == (
+        Earmarks(kecamatan_codes=(OEBOBO,), kbli_prefixes=("10",)), 2_500_000, 50_000_000,
+    )  # fmt: skip
+    assert (p.reserved_rupiah, p.accepted_rupiah, p.disbursed_rupiah, p.matched_at) == (0, 0, 0, None)
+
+
+def test_a_new_pledge_from_an_invalid_form_names_the_bad_fields() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        new_pledge(form(total_rupiah=1_000_000), kota_kupang(), TODAY, pledge_id=uuid.uuid4(),
+                   sponsor=("Bank NTT", "bank"))  # fmt: skip
+
+    assert fields_of(exc) == {"amount_per_business_rupiah": "pledge.amount_above_total"}
+
+
 def test_a_form_with_no_earmarks_gives_earmarks_that_admit_everyone() -> None:
     earmarks, _ = validate_pledge(form(), kota_kupang(), TODAY)
 
@@ -71,7 +95,7 @@ def test_every_bad_field_is_named_at_once() -> None:
     bad = form(
         instrument="financing_referral", total_rupiah=4_000_000, amount_per_business_rupiah=5_000_000,
         valid_from="2026-01-01", valid_until="2026-03-09",
-        earmarks={"kecamatan": ["Oebobo", "Atlantis"], "kbli": ["10", "00", "1a", "123456", "1"]},
+        earmarks={"kecamatan": ["Oebobo", "Atlantis"], "kbli": ["10", "00", "1a", "04", "1"]},
     )  # fmt: skip
 
     with pytest.raises(InvalidInput) as exc:
@@ -81,7 +105,7 @@ def test_every_bad_field_is_named_at_once() -> None:
         "earmarks.kecamatan.1": "wilayah.unknown_kecamatan",
         "earmarks.kbli.1": "kbli.unknown",
         "earmarks.kbli.2": "kbli.unknown",
-        "earmarks.kbli.3": "kbli.unknown",
+        "earmarks.kbli.3": "kbli.unknown",  # KBLI has no division 04
         "amount_per_business_rupiah": "pledge.amount_above_total",
         "valid_until": "pledge.window_past",
         "financing_programme": "pledge.programme_missing",
@@ -152,10 +176,23 @@ def test_the_form_names_each_field_it_refuses(overrides, field) -> None:
     assert [e["loc"][0] for e in exc.value.errors()] == [field]
 
 
-def test_an_unknown_earmark_or_programme_is_refused_by_the_form() -> None:
+def test_an_unknown_earmark_a_malformed_training_topic_or_a_readiness_above_100_is_refused_by_the_form() -> None:
     with pytest.raises(ValidationError) as exc:
-        form(earmarks={"trainings_completed": ["welding"], "min_readiness": 101, "religion": "any"})
+        form(earmarks={"trainings_completed": ["Las Listrik"], "min_readiness": 101, "religion": "any"})
 
     assert {e["loc"][:2] for e in exc.value.errors()} == {
         ("earmarks", "trainings_completed"), ("earmarks", "min_readiness"), ("earmarks", "religion"),
     }  # fmt: skip
+
+
+def test_a_topic_the_city_added_is_a_valid_training_earmark() -> None:
+    earmarks, _ = validate_pledge(form(earmarks={"trainings_completed": ["welding"]}), kota_kupang(), TODAY)
+
+    assert earmarks == Earmarks(trainings_completed=("welding",))
+
+
+def test_a_kbli_entry_longer_than_a_code_is_refused_by_the_form() -> None:
+    with pytest.raises(ValidationError) as exc:
+        form(earmarks={"kbli": ["10", "123456"]})
+
+    assert [e["loc"] for e in exc.value.errors()] == [("earmarks", "kbli", 1)]

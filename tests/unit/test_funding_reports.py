@@ -7,10 +7,24 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.funding.domain import Candidate, ReportRow, rank_candidates, sector_of, simulate, suppressed_rows
+from services.funding.domain.offers import Candidate, rank_candidates, simulate
+from services.funding.domain.reports import (
+    GroupRow,
+    OfferGroup,
+    StateRow,
+    grouped,
+    reconciles,
+    report,
+    sector_of,
+    simulation,
+    suppressed,
+    totals_of,
+)
 from shared.contracts.funding import Earmarks
 
-from .funding_fakes import TODAY, pledge, view
+from .funding_fakes import ALAK, OEBOBO, TODAY, pledge, view
+
+NAMES = {OEBOBO: "Oebobo", ALAK: "Alak"}
 
 
 def ranked(n: int) -> list[Candidate]:
@@ -18,31 +32,81 @@ def ranked(n: int) -> list[Candidate]:
     return rank_candidates(Earmarks(), [view(registered_at=start + timedelta(days=i)) for i in range(n)], TODAY)
 
 
-def test_counts_of_one_to_four_are_suppressed_with_their_amounts_and_zero_and_five_up_are_shown() -> None:
-    rows = suppressed_rows({
-        "Oebobo": (5, 25_000_000), "Alak": (1, 5_000_000), "Maulafa": (0, 0), "Kota Raja": (4, 20_000_000),
-        "Kelapa Lima": (12, 60_000_000),
-    })  # fmt: skip
+def pairs(group: str, count: int, amount: int = 5_000_000) -> list[tuple[str, int]]:
+    return [(group, amount)] * count
+
+
+def test_groups_of_one_to_four_are_suppressed_with_their_amounts_and_five_up_are_shown() -> None:
+    rows = grouped([*pairs("Oebobo", 5), *pairs("Alak", 1), *pairs("Kota Raja", 4), *pairs("Kelapa Lima", 12)])
 
     assert rows == [
-        ReportRow("Alak", None, None, True),
-        ReportRow("Kelapa Lima", 12, 60_000_000, False),
-        ReportRow("Kota Raja", None, None, True),
-        ReportRow("Maulafa", 0, 0, False),
-        ReportRow("Oebobo", 5, 25_000_000, False),
+        GroupRow("Alak", None, None, True),
+        GroupRow("Kelapa Lima", 12, 60_000_000, False),
+        GroupRow("Kota Raja", None, None, True),
+        GroupRow("Oebobo", 5, 25_000_000, False),
     ]
 
 
-@pytest.mark.parametrize(("count", "suppressed"), [(0, False), (1, True), (2, True), (3, True), (4, True), (5, False)])
-def test_suppression_applies_exactly_to_counts_from_one_to_four(count, suppressed) -> None:
-    [row] = suppressed_rows({"micro": (count, count * 1_000_000)})
-
-    assert row.suppressed is suppressed
-    assert (row.businesses, row.amount_rupiah) == ((None, None) if suppressed else (count, count * 1_000_000))
+@pytest.mark.parametrize(("count", "hidden"), [(0, False), (1, True), (2, True), (3, True), (4, True), (5, False)])
+def test_suppression_applies_exactly_to_counts_from_one_to_four(count, hidden) -> None:
+    assert suppressed(count) is hidden
+    if count:
+        [row] = grouped(pairs("micro", count, 1_000_000))
+        assert row.suppressed is hidden
+        assert (row.businesses, row.amount_rupiah) == ((None, None) if hidden else (count, count * 1_000_000))
 
 
 def test_no_groups_give_no_rows() -> None:
-    assert suppressed_rows({}) == []
+    assert grouped([]) == []
+
+
+def test_a_report_shows_where_the_money_is_per_kecamatan_and_scale_hiding_small_groups() -> None:
+    p = pledge(total_rupiah=100_000_000, reserved_rupiah=30_000_000, accepted_rupiah=10_000_000,
+               disbursed_rupiah=5_000_000)  # fmt: skip
+    groups = [
+        OfferGroup("offered", OEBOBO, "micro", 6, 30_000_000),
+        OfferGroup("accepted", ALAK, "micro", 2, 10_000_000),
+        OfferGroup("disbursed", ALAK, "small", 1, 5_000_000),
+        OfferGroup("declined", ALAK, "small", 9, 45_000_000),  # no money promised or paid: not in the rows
+    ]
+
+    r = report("CSR Bank NTT", [p], groups, NAMES)
+
+    assert (r.subject, r.pledges, r.totals, r.reconciles) == ("CSR Bank NTT", [p.id], totals_of([p]), True)
+    assert r.by_kecamatan == [
+        StateRow("Alak", True, None, None, None, None),  # 3 businesses: suppressed with its amounts
+        StateRow("Oebobo", False, 6, 30_000_000, 0, 0),
+    ]
+    assert r.by_scale == [
+        StateRow("micro", False, 8, 30_000_000, 10_000_000, 0),
+        StateRow("small", True, None, None, None, None),
+    ]
+
+
+def test_totals_reconcile_only_when_they_add_up_and_equal_the_offers_in_each_state() -> None:
+    p = pledge(total_rupiah=20_000_000, reserved_rupiah=5_000_000, accepted_rupiah=5_000_000)
+    matching = [
+        OfferGroup("offered", OEBOBO, "micro", 1, 5_000_000), OfferGroup("accepted", OEBOBO, "micro", 1, 5_000_000),
+    ]  # fmt: skip
+
+    assert reconciles(totals_of([p]), matching) is True
+    assert reconciles(totals_of([p]), matching[:1]) is False
+    assert reconciles(totals_of([p]).model_copy(update={"remaining_rupiah": 1}), matching) is False
+
+
+def test_a_simulation_groups_the_funded_by_kecamatan_and_sector_hiding_small_groups() -> None:
+    funded = ranked(5) + rank_candidates(Earmarks(), [view(kecamatan_code=ALAK, kbli_code="95210")], TODAY)
+
+    s = simulation(funded, [5_000_000] * 6, 20_000_000, 9, NAMES)
+
+    assert (s.businesses_funded, s.amount_committed_rupiah, s.remaining_rupiah, s.eligible_businesses) == (
+        6, 30_000_000, 20_000_000, 9,
+    )  # fmt: skip
+    assert s.by_kecamatan == [GroupRow("Alak", None, None, True), GroupRow("Oebobo", 5, 25_000_000, False)]
+    assert s.by_sector == [
+        GroupRow("food and drink processing", 5, 25_000_000, False),
+        GroupRow("personal services and repair", None, None, True),
+    ]
 
 
 def test_simulating_a_fixed_pledge_funds_as_many_as_the_money_allows_and_changes_nothing() -> None:

@@ -1,16 +1,24 @@
-"""Tests the messaging helpers with no I/O: dead-letter headers, NIK scrubbing, and the outbox relay's retry split."""
+"""Tests the messaging and database helpers with no I/O: dead-letter headers and dead letters as operators read them,
+NIK scrubbing, the outbox relay's retry split, and the WHERE builder."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import uuid
+from datetime import date, datetime
 
+import pytest
+
+from shared.contracts import new_envelope
+from shared.contracts.registry import NIBIssued
 from shared.contracts.topics import REGISTRY_BUSINESS
-from shared.messaging.consumer import Record, dead_letter_headers
+from shared.db import Where, like_pattern
+from shared.messaging.dead_letters import DeadLetter, Record, dead_letter_headers
 from shared.messaging.outbox import OutboxRow, RelayError, split_by_first_failure
 from shared.observability import _ScrubFilter, scrub
 
-from .builders import MARIA_NIK
+# A woman born 17 August 1990 whose KTP was issued in Oebobo (53.71.04): day 17 + 40 = 57.
+MARIA_NIK = "5371045708900001"
 
 
 def record(value: bytes | None, *, headers: tuple[tuple[str, bytes], ...] = ()) -> Record:
@@ -60,6 +68,45 @@ def test_dead_letter_headers_never_carry_a_nik_from_the_error_text() -> None:
 def test_a_very_long_error_is_cut_to_two_thousand_characters_in_the_dead_letter_headers() -> None:
     headers = dead_letter_headers(record(b"x"), consumer="c", error=RuntimeError("x" * 5000), attempts=1)
     assert len(dict(headers)["dlq.error"]) == 2000
+
+
+def test_a_record_built_from_a_kafka_record_keeps_its_headers_as_a_tuple() -> None:
+    class KafkaRecord:  # the attributes aiokafka's ConsumerRecord has
+        topic, partition, offset, key, value, headers = REGISTRY_BUSINESS, 3, 1207, b"k", b"v", [("event_id", b"abc")]
+
+    assert Record.from_kafka(KafkaRecord()) == Record(REGISTRY_BUSINESS, 3, 1207, b"k", b"v", (("event_id", b"abc"),))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dead letters as an operator reads them
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def letter(value: bytes | None, headers: dict[str, str]) -> DeadLetter:
+    return DeadLetter("registry.business.v1.dlq", 0, 42, b"business-key", value, headers)
+
+
+def test_a_dead_letter_says_which_consumer_failed_why_and_on_which_topic() -> None:
+    headers = {k: v.decode() for k, v in dead_letter_headers(record(b"x"), consumer="notifier",
+                                                             error=RuntimeError("boom"), attempts=5)}  # fmt: skip
+    dead = letter(b"x", headers)
+
+    assert (dead.consumer, dead.error, dead.original_topic) == ("notifier", "RuntimeError: boom", REGISTRY_BUSINESS)
+
+
+def test_a_dead_letter_without_headers_comes_from_the_topic_its_dlq_is_named_after() -> None:
+    dead = letter(b"x", {})
+    assert (dead.consumer, dead.error, dead.original_topic) == ("?", "?", "registry.business.v1")
+
+
+def test_a_dead_letter_s_envelope_is_read_when_there_is_one_and_none_when_it_was_garbage() -> None:
+    event = NIBIssued(business_id=uuid.uuid4(), business_version=2, application_id=None, nib="1234567890123",
+                      issued_on=date(2026, 3, 10), kecamatan_code="53.71.04")  # fmt: skip
+    envelope = new_envelope(event, producer="registry", correlation_id=uuid.uuid4())
+
+    assert letter(envelope.to_json_bytes(), {}).envelope() == envelope
+    assert letter(b"{not json", {}).envelope() is None
+    assert letter(None, {}).envelope() is None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -131,3 +178,64 @@ def test_each_failed_row_keeps_its_own_error() -> None:
 
     assert published == []
     assert retry == [(rows[0], first), (rows[1], second)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Where and like_pattern
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_a_where_without_clauses_adds_nothing_to_the_query_and_its_condition_is_true() -> None:
+    where = Where()
+    assert (where.sql, where.condition, where.args) == ("", "TRUE", [])
+
+
+def test_each_value_becomes_the_next_numbered_parameter_where_the_braces_are() -> None:
+    where = Where().add("kecamatan_code = {}", "53.71.04").add("registered_at BETWEEN {} AND {}", 1, 2)
+
+    assert where.sql == " WHERE kecamatan_code = $1 AND registered_at BETWEEN $2 AND $3"
+    assert where.args == ["53.71.04", 1, 2]
+
+
+def test_a_filter_that_was_not_given_is_left_out_and_the_numbering_stays_consecutive() -> None:
+    where = Where().add_if(None, "sponsor_id = {}").add_if("b0b0", "pledge_id = {}").add_if(None, "x = {}")
+    where.add_if("offered", "status = {}")
+
+    assert where.condition == "pledge_id = $1 AND status = $2"
+    assert where.args == ["b0b0", "offered"]
+
+
+@pytest.mark.parametrize("value", [0, False, ""])
+def test_a_filter_given_as_zero_false_or_empty_is_still_a_filter(value: object) -> None:
+    where = Where().add_if(value, "x = {}")
+    assert (where.condition, where.args) == ("x = $1", [value])
+
+
+def test_fixed_clauses_and_earlier_arguments_come_first() -> None:
+    where = Where("b.status = 'active'", args=["earlier"]).add("b.kecamatan_code = {}", "53.71.04")
+
+    assert where.sql == " WHERE b.status = 'active' AND b.kecamatan_code = $2"
+    assert where.args == ["earlier", "53.71.04"]
+
+
+def test_a_parameter_can_be_placed_by_hand() -> None:
+    where = Where()
+    placeholder = where.param(uuid.UUID(int=1))
+    assert (placeholder, where.args, where.sql) == ("$1", [uuid.UUID(int=1)], "")
+
+
+def test_values_never_enter_the_sql_text() -> None:
+    where = Where().add_if("x'; DROP TABLE business; --", "business_name = {}")
+    assert "DROP" not in where.sql
+    assert where.sql == " WHERE business_name = $1"
+
+
+def test_a_like_pattern_matches_percent_and_underscore_only_literally() -> None:
+    assert like_pattern("100%_asli") == r"100\%\_asli"
+    assert like_pattern(r"C:\dir") == r"C:\\dir"  # the escape character itself is escaped first
+    assert like_pattern("Sei Sapi") == "Sei Sapi"
+
+
+def test_a_like_pattern_is_used_inside_wildcards_that_still_work() -> None:
+    where = Where().add_if("%" + like_pattern("50%") + "%", "business_name ILIKE {}")
+    assert where.args == [r"%50\%%"]

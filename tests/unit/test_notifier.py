@@ -1,24 +1,33 @@
-"""Tests the notifier: Indonesian message texts with WITA times, and its handlers against a fake store."""
+"""Tests the notifier: Indonesian message texts with WITA times, its handlers against a fake unit of work, its
+consumers' wiring, and the phone numbers operators see."""
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, date, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from services.notifier import domain, handlers
-from services.notifier.domain import Contact
+from services.notifier import handlers, subscribers
+from services.notifier.domain import texts
+from services.notifier.domain.messages import Contact
 from services.notifier.handlers import Deps
+from services.notifier.routes import masked
 from shared.contracts import Envelope, EventPayload, new_envelope
+from shared.contracts.funding import FundingMatched, FundsDisbursed
 from shared.contracts.registry import BusinessClosed, BusinessRegistered, BusinessUpdated, NIBIssued, NIBRejected
+from shared.messaging.consumer import BatchTransaction, Delivery
+from shared.unit_of_work import Cause
 
-from .fakes import FakeNotifierStore, FixedClock
+from .fakes import FakeNotifierStore, FakeNotifierUnitOfWork, FixedClock
 
 BUSINESS_ID = uuid.UUID("3f2a9c1e-7b4d-4e8a-9c0f-1a2b3c4d5e6f")
 REGISTERED_AT = datetime(2026, 11, 23, 11, 36, tzinfo=UTC)  # 19.36 WITA
 NOW = datetime(2026, 11, 23, 11, 37, tzinfo=UTC)
+EXPIRES_AT = datetime(2026, 12, 7, 16, 30, tzinfo=UTC)  # 8 December 2026, 00.30 WITA
 
 
 def contact(**overrides: Any) -> Contact:
@@ -34,11 +43,35 @@ def snapshot(model: type[BusinessRegistered] | type[BusinessUpdated] = BusinessR
         business_id=BUSINESS_ID, business_version=1, business_name="Sei Sapi Ibu Maria", kbli_code="10130",
         kbli_version=2020, kecamatan="Oebobo", kecamatan_code="53.71.04", kecamatan_bps="5371030",
         kelurahan="Fatululi", kelurahan_code="53.71.04.1011", scale="micro", scale_basis="annual_sales",
-        annual_sales_rupiah=50_000_000, youth_owned=False, youth_until=date(2021, 8, 16), women_owned=True,
-        nib_status="none", nib=None, contact_phone="+6281234567890", status="active", registered_at=REGISTERED_AT,
+        annual_sales_rupiah=50_000_000, youth_owned=False, women_owned=True, nib_status="none", nib=None,
+        contact_phone="+6281234567890", status="active", registered_at=REGISTERED_AT,
     )  # fmt: skip
     values |= {"source": "officer"} if model is BusinessRegistered else {"changed_fields": ("business_name",)}
     return model(**{**values, **overrides})
+
+
+def matched(**overrides: Any) -> FundingMatched:
+    values: dict[str, Any] = dict(
+        pledge_id=uuid.uuid4(), offer_id=uuid.uuid4(), business_id=BUSINESS_ID, amount_rupiah=5_000_000,
+        business_name="Sei Sapi Ibu Maria", contact_phone="+6281234567890", kecamatan_code="53.71.04",
+        sponsor_name="Bank NTT", instrument="grant", financing_programme=None, readiness=72, rank=3,
+        offered_at=NOW, expires_at=EXPIRES_AT,
+    )  # fmt: skip
+    return FundingMatched(**{**values, **overrides})
+
+
+def disbursed(**overrides: Any) -> FundsDisbursed:
+    values: dict[str, Any] = dict(
+        pledge_id=uuid.uuid4(), offer_id=uuid.uuid4(), business_id=BUSINESS_ID, amount_rupiah=12_500_000,
+        reference="TRF-2026-0042", disbursed_at=NOW, business_name="Sei Sapi Ibu Maria",
+        contact_phone="+6281234567890", sponsor_name="Bank NTT",
+    )  # fmt: skip
+    return FundsDisbursed(**{**values, **overrides})
+
+
+def nib_issued_event(business_id: uuid.UUID = BUSINESS_ID) -> NIBIssued:
+    return NIBIssued(business_id=business_id, business_version=3, application_id=uuid.uuid4(), nib="1234567890123",
+                     issued_on=date(2026, 12, 2), kecamatan_code="53.71.04")  # fmt: skip
 
 
 def envelope_of(payload: EventPayload) -> Envelope:
@@ -50,33 +83,55 @@ def new_deps() -> Deps:
     return Deps(clock=FixedClock(NOW), new_id=lambda: next(ids))
 
 
+Handler = Callable[[Any, FakeNotifierUnitOfWork, Deps], Awaitable[None]]
+
+
+async def deliver(handler: Handler, event: EventPayload, store: FakeNotifierStore, deps: Deps,
+                  envelope: Envelope | None = None) -> FakeNotifierUnitOfWork:  # fmt: skip
+    """Run a handler as the consumer does: in a unit of work caused by the event's envelope."""
+    uow = FakeNotifierUnitOfWork(store, Cause.event(envelope or envelope_of(event)))
+    await handler(event, uow, deps)
+    return uow
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Texts
 # ---------------------------------------------------------------------------------------------------------------
 
 
 def test_a_date_is_written_the_indonesian_way_with_the_month_name() -> None:
-    assert domain.tanggal(date(2026, 8, 17)) == "17 Agustus 2026"
-    assert [domain.tanggal(date(2026, m, 1)).split()[1] for m in range(1, 13)] == [
+    assert texts.tanggal(date(2026, 8, 17)) == "17 Agustus 2026"
+    assert [texts.tanggal(date(2026, m, 1)).split()[1] for m in range(1, 13)] == [
         "Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
         "November", "Desember",
     ]  # fmt: skip
 
 
 def test_a_utc_time_is_shown_in_wita_eight_hours_ahead() -> None:
-    assert domain.waktu_wita(REGISTERED_AT) == "23 November 2026 pukul 19.36 WITA"
+    assert texts.waktu_wita(REGISTERED_AT) == "23 November 2026 pukul 19.36 WITA"
 
 
 def test_a_late_evening_utc_time_is_already_the_next_day_and_month_in_kupang() -> None:
-    assert domain.waktu_wita(datetime(2026, 7, 31, 17, 5, tzinfo=UTC)) == "1 Agustus 2026 pukul 01.05 WITA"
+    assert texts.waktu_wita(datetime(2026, 7, 31, 17, 5, tzinfo=UTC)) == "1 Agustus 2026 pukul 01.05 WITA"
+
+
+def test_a_time_given_in_another_zone_is_still_shown_in_wita() -> None:
+    jakarta = datetime(2026, 11, 23, 18, 36, tzinfo=UTC).astimezone(timezone(timedelta(hours=7)))  # WIB
+    assert texts.waktu_wita(jakarta) == "24 November 2026 pukul 02.36 WITA"
 
 
 def test_the_registration_number_is_the_first_eight_hex_digits_of_the_business_id_in_capitals() -> None:
-    assert domain.nomor_registrasi(BUSINESS_ID) == "3F2A9C1E"
+    assert texts.nomor_registrasi(BUSINESS_ID) == "3F2A9C1E"
+
+
+def test_rupiah_are_written_with_dots_between_thousands() -> None:
+    assert [texts.rupiah(n) for n in (0, 950, 5_000_000, 1_250_000_000)] == [
+        "Rp0", "Rp950", "Rp5.000.000", "Rp1.250.000.000",
+    ]  # fmt: skip
 
 
 def test_the_welcome_text_is_indonesian_and_names_the_business_its_kelurahan_kecamatan_and_wita_time() -> None:
-    text = domain.welcome_text(contact(), REGISTERED_AT, "none", None)
+    text = texts.welcome_text(contact(), REGISTERED_AT, "none", None)
 
     assert text.startswith("Selamat datang di program UMKM Berdaya Kota Kupang!")
     assert "Sei Sapi Ibu Maria" in text
@@ -90,14 +145,14 @@ def test_the_welcome_text_is_indonesian_and_names_the_business_its_kelurahan_kec
 
 
 def test_the_welcome_text_offers_help_with_an_nib_when_the_business_has_none() -> None:
-    text = domain.welcome_text(contact(), REGISTERED_AT, "none", None)
+    text = texts.welcome_text(contact(), REGISTERED_AT, "none", None)
 
     assert "belum tercatat memiliki NIB (Nomor Induk Berusaha)" in text
     assert "melalui OSS tanpa biaya" in text
 
 
 def test_the_welcome_text_of_a_business_with_an_issued_nib_quotes_the_nib_and_offers_no_help() -> None:
-    text = domain.welcome_text(contact(), REGISTERED_AT, "issued", "1234567890123")
+    text = texts.welcome_text(contact(), REGISTERED_AT, "issued", "1234567890123")
 
     assert "NIB usaha Anda (1234567890123) sudah tercatat." in text
     assert "belum tercatat" not in text
@@ -105,20 +160,76 @@ def test_the_welcome_text_of_a_business_with_an_issued_nib_quotes_the_nib_and_of
 
 @pytest.mark.parametrize(("status", "nib"), [("applied", None), ("rejected", None), ("issued", None)])
 def test_the_welcome_text_offers_nib_help_whenever_no_nib_is_known(status: str, nib: str | None) -> None:
-    assert "belum tercatat memiliki NIB" in domain.welcome_text(contact(), REGISTERED_AT, status, nib)
+    assert "belum tercatat memiliki NIB" in texts.welcome_text(contact(), REGISTERED_AT, status, nib)
 
 
 def test_the_nib_issued_text_gives_the_nib_and_its_date() -> None:
-    text = domain.nib_issued_text(contact(), "1234567890123", date(2026, 12, 2))
+    text = texts.nib_issued_text(contact(), "1234567890123", date(2026, 12, 2))
 
-    assert text.startswith("Selamat! NIB untuk usaha Sei Sapi Ibu Maria telah terbit pada 2 Desember 2026: 1234567890123.")
+    assert text.startswith(
+        "Selamat! NIB untuk usaha Sei Sapi Ibu Maria telah terbit pada 2 Desember 2026: 1234567890123."
+    )
     assert "SEHATI" in text
 
 
 def test_the_nib_rejected_text_gives_the_reason() -> None:
-    text = domain.nib_rejected_text(contact(), "KBLI tidak sesuai")
+    text = texts.nib_rejected_text(contact(), "KBLI tidak sesuai")
 
     assert "Pengajuan NIB untuk usaha Sei Sapi Ibu Maria belum berhasil. Alasan: KBLI tidak sesuai." in text
+
+
+def test_the_funding_offer_text_gives_the_amount_the_instrument_the_sponsor_and_the_wita_deadline() -> None:
+    text = texts.funding_offer_text("Sei Sapi Ibu Maria", 5_000_000, "grant", None, "Bank NTT", EXPIRES_AT)
+
+    assert text.startswith("Selamat! Usaha Sei Sapi Ibu Maria terpilih menerima bantuan hibah sebesar Rp5.000.000 "
+                           "dari Bank NTT.")  # fmt: skip
+    assert "berlaku sampai 8 Desember 2026 pukul 00.30 WITA" in text
+    assert "7 Desember" not in text and "16.30" not in text  # never the UTC day or time
+
+
+def test_a_financing_referral_offer_names_its_programme() -> None:
+    text = texts.funding_offer_text("Sei Sapi Ibu Maria", 25_000_000, "financing_referral", "KUR", "BRI", EXPIRES_AT)
+    assert "menerima rujukan pembiayaan KUR sebesar Rp25.000.000 dari BRI" in text
+
+
+@pytest.mark.parametrize("instrument", ["grant", "equipment", "soft_loan", "financing_referral"])
+def test_every_instrument_has_an_indonesian_name_in_the_offer(instrument: str) -> None:
+    text = texts.funding_offer_text("Usaha", 1_000_000, instrument, None, "Sponsor", EXPIRES_AT)
+    assert f"menerima {texts.INSTRUMEN[instrument]} sebesar" in text
+    assert instrument not in text
+
+
+def test_the_funds_disbursed_text_gives_the_amount_sponsor_and_reference() -> None:
+    text = texts.funds_disbursed_text("Sei Sapi Ibu Maria", 12_500_000, "Bank NTT", "TRF-2026-0042")
+
+    assert text == ("Dana sebesar Rp12.500.000 dari Bank NTT untuk usaha Sei Sapi Ibu Maria telah disalurkan "
+                    "(referensi TRF-2026-0042). Semoga usaha Anda makin berkembang!")  # fmt: skip
+
+
+# Words that would give away an English template; the Indonesian texts use none of them.
+ENGLISH = re.compile(r"\b(the|your|you|business|registered|welcome|offer|expires|issued|rejected|reason|funds|"
+                     r"disbursed|until|from|thank)\b", re.IGNORECASE)  # fmt: skip
+ANY_TIME = re.compile(r"\b\d{2}[.:]\d{2}\b")
+
+
+async def test_every_template_the_notifier_sends_is_in_bahasa_indonesia_with_times_in_wita() -> None:
+    store, deps = FakeNotifierStore(), new_deps()
+    await deliver(handlers.welcome, snapshot(), store, deps)
+    await deliver(handlers.nib_issued, nib_issued_event(), store, deps)
+    rejected = NIBRejected(business_id=BUSINESS_ID, business_version=4, application_id=uuid.uuid4(),
+                           reason="KBLI tidak sesuai", kecamatan_code="53.71.04")  # fmt: skip
+    await deliver(handlers.nib_rejected, rejected, store, deps)
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    await deliver(handlers.funds_disbursed, disbursed(), store, deps)
+
+    bodies = {m.template: m.body for m in store.messages}
+    assert set(bodies) == {"welcome", "nib_issued", "nib_rejected", "funding_offer", "funds_disbursed"}
+    for template, body in bodies.items():
+        assert not ENGLISH.search(body), f"{template} has English: {ENGLISH.search(body)}"
+        for time_shown in ANY_TIME.finditer(body):
+            assert body[time_shown.end():].startswith(" WITA"), f"{template} shows a time not in WITA: {body}"
+    assert "pukul 19.36 WITA" in bodies["welcome"]
+    assert "pukul 00.30 WITA" in bodies["funding_offer"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,129 +237,210 @@ def test_the_nib_rejected_text_gives_the_reason() -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_welcoming_a_registered_business_keeps_its_contact_and_records_one_whatsapp_message() -> None:
     store, deps = FakeNotifierStore(), new_deps()
     event = snapshot()
     envelope = envelope_of(event)
 
-    await handlers.welcome(envelope, event, store, deps)
+    uow = await deliver(handlers.welcome, event, store, deps, envelope)
 
     assert store.contacts == {BUSINESS_ID: contact()}
     (message,) = store.messages
     assert (message.template, message.channel, message.recipient_phone) == ("welcome", "whatsapp", "+6281234567890")
     assert (message.event_id, message.business_id, message.created_at) == (envelope.event_id, BUSINESS_ID, NOW)
     assert message.id == uuid.UUID(int=1)
-    assert message.body == domain.welcome_text(contact(), REGISTERED_AT, "none", None)
+    assert message.body == texts.welcome_text(contact(), REGISTERED_AT, "none", None)
+    assert (uow.commits, uow.rollbacks) == (1, 0)
 
 
-@pytest.mark.asyncio
+async def test_a_message_s_event_id_is_the_event_that_caused_the_unit_of_work() -> None:
+    store = FakeNotifierStore()
+    event = snapshot()
+    envelope = envelope_of(event)
+    uow = FakeNotifierUnitOfWork(store, Cause.event(envelope))
+
+    await handlers.welcome(event, uow, new_deps())
+
+    assert uow.cause.causation_id == envelope.event_id
+    assert store.messages[0].event_id == envelope.event_id
+
+
 async def test_the_same_registration_event_handled_twice_yields_one_welcome_message() -> None:
     store, deps = FakeNotifierStore(), new_deps()
     event = snapshot()
     envelope = envelope_of(event)
 
-    await handlers.welcome(envelope, event, store, deps)
-    await handlers.welcome(envelope, event, store, deps)
+    await deliver(handlers.welcome, event, store, deps, envelope)
+    await deliver(handlers.welcome, event, store, deps, envelope)
 
     assert len(store.messages) == 1
 
 
-@pytest.mark.asyncio
 async def test_a_welcome_for_a_business_registered_with_an_nib_quotes_it() -> None:
     store = FakeNotifierStore()
-    event = snapshot(nib_status="issued", nib="1234567890123")
 
-    await handlers.welcome(envelope_of(event), event, store, new_deps())
+    await deliver(handlers.welcome, snapshot(nib_status="issued", nib="1234567890123"), store, new_deps())
 
     assert "(1234567890123)" in store.messages[0].body
 
 
-@pytest.mark.asyncio
 async def test_an_update_keeps_the_contact_current_without_messaging_the_owner() -> None:
     store, deps = FakeNotifierStore(), new_deps()
-    await handlers.welcome(envelope_of(snapshot()), snapshot(), store, deps)
-    update = snapshot(BusinessUpdated, business_version=2, business_name="Sei Sapi Mama Maria", contact_phone="+6281399990000")
+    await deliver(handlers.welcome, snapshot(), store, deps)
+    update = snapshot(BusinessUpdated, business_version=2, business_name="Sei Sapi Mama Maria",
+                      contact_phone="+6281399990000")  # fmt: skip
 
-    await handlers.keep_contact(envelope_of(update), update, store, deps)
+    await deliver(handlers.keep_contact, update, store, deps)
 
     assert store.contacts[BUSINESS_ID] == contact(business_version=2, business_name="Sei Sapi Mama Maria",
                                                   phone="+6281399990000")  # fmt: skip
     assert len(store.messages) == 1
 
 
-@pytest.mark.asyncio
 async def test_an_older_contact_snapshot_arriving_late_never_overwrites_a_newer_one() -> None:
     store, deps = FakeNotifierStore(), new_deps()
     newer = snapshot(BusinessUpdated, business_version=3, contact_phone="+6281399990000")
     older = snapshot(BusinessUpdated, business_version=2, contact_phone="+6281211112222")
 
-    await handlers.keep_contact(envelope_of(newer), newer, store, deps)
-    await handlers.keep_contact(envelope_of(older), older, store, deps)
+    await deliver(handlers.keep_contact, newer, store, deps)
+    await deliver(handlers.keep_contact, older, store, deps)
 
     assert (store.contacts[BUSINESS_ID].business_version, store.contacts[BUSINESS_ID].phone) == (3, "+6281399990000")
 
 
-@pytest.mark.asyncio
 async def test_an_issued_nib_for_a_known_contact_is_announced_to_the_owner() -> None:
     store, deps = FakeNotifierStore(), new_deps()
-    await handlers.welcome(envelope_of(snapshot()), snapshot(), store, deps)
-    event = NIBIssued(business_id=BUSINESS_ID, business_version=3, application_id=uuid.uuid4(), nib="1234567890123",
-                      issued_on=date(2026, 12, 2), kecamatan_code="53.71.04")  # fmt: skip
+    await deliver(handlers.welcome, snapshot(), store, deps)
+    event = nib_issued_event()
     envelope = envelope_of(event)
 
-    await handlers.nib_issued(envelope, event, store, deps)
+    await deliver(handlers.nib_issued, event, store, deps, envelope)
 
     assert [m.template for m in store.messages] == ["welcome", "nib_issued"]
     assert store.messages[1].event_id == envelope.event_id
-    assert store.messages[1].body == domain.nib_issued_text(contact(), "1234567890123", date(2026, 12, 2))
+    assert store.messages[1].body == texts.nib_issued_text(contact(), "1234567890123", date(2026, 12, 2))
 
 
-@pytest.mark.asyncio
-async def test_an_issued_nib_for_an_unknown_contact_records_nothing() -> None:
+async def test_an_issued_nib_for_an_unknown_contact_records_nothing_and_commits_nothing() -> None:
     store = FakeNotifierStore()
-    event = NIBIssued(business_id=uuid.uuid4(), business_version=3, application_id=None, nib="1234567890123",
-                      issued_on=date(2026, 12, 2), kecamatan_code="53.71.04")  # fmt: skip
 
-    await handlers.nib_issued(envelope_of(event), event, store, new_deps())
+    uow = await deliver(handlers.nib_issued, nib_issued_event(uuid.uuid4()), store, new_deps())
 
     assert (store.messages, store.contacts) == ([], {})
+    assert (uow.commits, uow.rollbacks) == (0, 1)
 
 
-@pytest.mark.asyncio
 async def test_a_rejected_nib_is_explained_to_a_known_owner_and_ignored_for_an_unknown_one() -> None:
     store, deps = FakeNotifierStore(), new_deps()
-    await handlers.welcome(envelope_of(snapshot()), snapshot(), store, deps)
+    await deliver(handlers.welcome, snapshot(), store, deps)
     known = NIBRejected(business_id=BUSINESS_ID, business_version=3, application_id=uuid.uuid4(),
                         reason="KBLI tidak sesuai", kecamatan_code="53.71.04")  # fmt: skip
     unknown = known.model_copy(update={"business_id": uuid.uuid4()})
 
-    await handlers.nib_rejected(envelope_of(known), known, store, deps)
-    await handlers.nib_rejected(envelope_of(unknown), unknown, store, deps)
+    await deliver(handlers.nib_rejected, known, store, deps)
+    await deliver(handlers.nib_rejected, unknown, store, deps)
 
     assert [m.template for m in store.messages] == ["welcome", "nib_rejected"]
     assert "Alasan: KBLI tidak sesuai." in store.messages[1].body
 
 
-@pytest.mark.asyncio
 async def test_a_closed_business_s_contact_is_marked_closed_at_the_closing_version() -> None:
     store, deps = FakeNotifierStore(), new_deps()
-    await handlers.welcome(envelope_of(snapshot()), snapshot(), store, deps)
+    await deliver(handlers.welcome, snapshot(), store, deps)
     event = BusinessClosed(business_id=BUSINESS_ID, business_version=4, reason="usaha berhenti", closed_at=NOW,
                            kecamatan_code="53.71.04")  # fmt: skip
 
-    await handlers.business_closed(envelope_of(event), event, store, deps)
+    await deliver(handlers.business_closed, event, store, deps)
 
     assert store.contacts[BUSINESS_ID] == contact(status="closed", business_version=4)
     assert len(store.messages) == 1  # closing sends nothing
 
 
-@pytest.mark.asyncio
 async def test_closing_a_business_the_notifier_never_heard_of_changes_nothing() -> None:
     store = FakeNotifierStore()
     event = BusinessClosed(business_id=BUSINESS_ID, business_version=4, reason="usaha berhenti", closed_at=NOW,
                            kecamatan_code="53.71.04")  # fmt: skip
 
-    await handlers.business_closed(envelope_of(event), event, store, new_deps())
+    await deliver(handlers.business_closed, event, store, new_deps())
 
     assert (store.contacts, store.messages) == ({}, [])
+
+
+async def test_a_funding_offer_reaches_the_owner_at_the_phone_it_carries_even_before_any_registry_event() -> None:
+    store = FakeNotifierStore()
+    event = matched(contact_phone="+6281355556666")
+    envelope = envelope_of(event)
+
+    await deliver(handlers.funding_offer, event, store, new_deps(), envelope)
+
+    (message,) = store.messages
+    assert (message.template, message.recipient_phone, message.event_id) == (
+        "funding_offer", "+6281355556666", envelope.event_id,
+    )  # fmt: skip
+    assert message.body == texts.funding_offer_text("Sei Sapi Ibu Maria", 5_000_000, "grant", None, "Bank NTT",
+                                                    EXPIRES_AT)  # fmt: skip
+    assert store.contacts == {}  # an offer does not make a contact
+
+
+async def test_a_disbursement_is_announced_once_however_often_its_event_arrives() -> None:
+    store, deps = FakeNotifierStore(), new_deps()
+    event = disbursed()
+    envelope = envelope_of(event)
+
+    await deliver(handlers.funds_disbursed, event, store, deps, envelope)
+    await deliver(handlers.funds_disbursed, event, store, deps, envelope)
+
+    assert [m.template for m in store.messages] == ["funds_disbursed"]
+    assert "Rp12.500.000" in store.messages[0].body
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Consumers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_the_notifier_consumes_the_registry_events_and_the_funding_events_an_owner_hears_of() -> None:
+    assert set(subscribers.REGISTRY_HANDLERS) == {BusinessRegistered, BusinessUpdated, NIBIssued, NIBRejected,
+                                                  BusinessClosed}  # fmt: skip
+    assert set(subscribers.FUNDING_HANDLERS) == {FundingMatched, FundsDisbursed}
+    by_topic = {s.topic: set(s.event_types) for s in subscribers.SUBSCRIPTIONS}
+    assert by_topic == {
+        "registry.business.v1": {"BusinessRegistered", "BusinessUpdated", "NIBIssued", "NIBRejected", "BusinessClosed"},
+        "funding.pledge.v1": {"FundingMatched", "FundsDisbursed"},
+    }
+
+
+async def test_a_batch_is_handed_event_by_event_to_its_handlers_each_in_a_unit_of_work_caused_by_that_event() -> None:
+    store = FakeNotifierStore()
+    units: list[FakeNotifierUnitOfWork] = []
+
+    def unit_of_work(tx: BatchTransaction, cause: Cause) -> FakeNotifierUnitOfWork:
+        units.append(FakeNotifierUnitOfWork(store, cause))
+        return units[-1]
+
+    apply = subscribers.consumers(unit_of_work, new_deps())
+    welcome, issued = envelope_of(snapshot()), envelope_of(nib_issued_event())
+    batch = [Delivery(welcome, BusinessRegistered.model_validate(welcome.payload)),
+             Delivery(issued, NIBIssued.model_validate(issued.payload))]  # fmt: skip
+
+    await apply[subscribers.CONSUMER](BatchTransaction(conn=None), batch)  # type: ignore[arg-type]
+
+    assert [u.cause.causation_id for u in units] == [welcome.event_id, issued.event_id]
+    assert [(m.template, m.event_id) for m in store.messages] == [
+        ("welcome", welcome.event_id), ("nib_issued", issued.event_id),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What operators see
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("phone", ["+6281234567890", "+62812345678", "081234567890123"])
+def test_a_masked_phone_keeps_only_its_last_three_digits(phone: str) -> None:
+    shown = masked(phone)
+
+    assert len(shown) == len(phone)
+    assert shown.endswith(phone[-3:])
+    assert re.sub(r"\D", "", shown) == phone[-3:]
+    assert set(shown[:-3]) == {"*"}

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.registry.domain import RegistrationForm, form_errors, validate_registration
-from services.registry.handlers import IMPORT_COLUMNS, check_columns
+from services.registry.bulk_import import IMPORT_COLUMNS, REQUIRED_COLUMNS, check_columns
+from services.registry.domain.forms import BusinessChanges, RegistrationForm, form_errors
+from services.registry.domain.registration import validate_registration
+from shared.contracts.envelope import MAX_RUPIAH
 from shared.errors import InvalidInput
 
 from .builders import MARIA, TODAY, form, rules
@@ -57,6 +59,13 @@ def test_a_decimal_amount_is_refused_with_a_message_saying_money_is_whole_rupiah
     assert error.field == "annual_sales_rupiah"
     assert "whole rupiah" in error.message
     assert not error.message.startswith("Value error")
+
+
+def test_money_is_bounded_by_the_contracts_largest_rupiah_amount() -> None:
+    assert form(capital_rupiah=MAX_RUPIAH).capital_rupiah == MAX_RUPIAH
+    assert set(refused_fields(capital_rupiah=MAX_RUPIAH + 1)) == {"capital_rupiah"}
+    with pytest.raises(ValidationError):
+        BusinessChanges(annual_sales_rupiah=MAX_RUPIAH + 1)
 
 
 def test_money_left_out_of_the_form_is_unknown() -> None:
@@ -225,3 +234,17 @@ def test_an_import_header_with_unknown_missing_or_doubled_columns_is_refused_nam
     assert "unknown column(s) ['telepon']" in error.message
     assert "missing required column(s)" in error.message and "'owner_nik'" in error.message
     assert "['business_name'] appear twice" in error.message
+
+
+def test_the_required_import_columns_are_the_form_fields_without_a_default() -> None:
+    assert set(REQUIRED_COLUMNS) == set(MARIA) - {"capital_rupiah", "annual_sales_rupiah"}
+    check_columns(list(REQUIRED_COLUMNS))  # raises nothing
+
+
+def test_an_import_header_with_many_unknown_columns_names_ten_and_counts_the_rest() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        check_columns([*MARIA, *(f"kolom{i}" for i in range(13))])
+
+    (error,) = exc.value.errors
+    assert "'kolom9'" in error.message and "'kolom10'" not in error.message
+    assert "and 3 more" in error.message

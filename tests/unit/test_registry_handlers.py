@@ -1,32 +1,48 @@
-"""Tests the registry's use cases (register, update, NIB steps, close, reveal, CSV import) against in-memory fakes."""
+"""Tests the registry's use cases (register, update, NIB steps, close, reveal, youth flags, CSV import) against
+in-memory fakes."""
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import date
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from services.registry import domain, handlers
-from services.registry.domain import BusinessChanges, YouthRange
-from services.registry.events import translator
-from services.registry.handlers import Deps
-from shared.errors import Conflict, InvalidInput, NotFound
+from services.registry import bulk_import, handlers
+from services.registry.bulk_import import ImportReport, ImportRows
+from services.registry.domain import business as aggregate
+from services.registry.domain.business import Business, NibApplication
+from services.registry.domain.forms import BusinessChanges
+from services.registry.handlers import (
+    ApplyForNib,
+    CloseBusiness,
+    Deps,
+    RecordNibIssued,
+    RecordNibRejected,
+    RefreshYouthFlags,
+    RegisterBusiness,
+    RevealNik,
+    UpdateBusiness,
+)
+from shared.auth import Principal
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.messaging.audit import AuditEntry
+from shared.unit_of_work import Cause
 
-from .builders import MARIA, MARIA_NIK, NOW, YOHANES, YOHANES_NIK, form, rules, vault
-from .fakes import FakeBusinessStore, FakeUnitOfWork, FixedClock
+from .builders import MARIA, MARIA_NIK, NOW, OEBOBO_OFFICER, OFFICER, YOHANES, YOHANES_NIK, form, rules, vault
+from .registry_fakes import FakeBusinessStore, FakeUnitOfWork, FixedClock
 
 pytestmark = pytest.mark.asyncio
 
-
-def new_deps() -> Deps:
-    return Deps(rules=rules(), vault=vault(), clock=FixedClock(NOW))
+NEW_PHONE = "0813 9999 0000"
 
 
-def new_uow(store: FakeBusinessStore) -> FakeUnitOfWork:
-    """One request's unit of work over the shared store, translating its events as the real one does."""
-    return FakeUnitOfWork(store, translate=translator(YouthRange()))
+def new_uow(store: FakeBusinessStore, by: Principal = OFFICER) -> FakeUnitOfWork:
+    """One request's unit of work over the shared store, on behalf of `by`, translating its events as the real one."""
+    return FakeUnitOfWork(store, Cause.request(uuid.uuid4(), by.actor))
 
 
 def csv_row(base: dict[str, Any], **overrides: Any) -> dict[str, str]:
@@ -40,8 +56,30 @@ def store() -> FakeBusinessStore:
 
 
 @pytest.fixture
-def deps() -> Deps:
-    return new_deps()
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def deps(clock: FixedClock) -> Deps:
+    return Deps(rules=rules(), vault=vault(), clock=clock)
+
+
+async def register(
+    store: FakeBusinessStore, deps: Deps, base: dict[str, Any] | None = None, **overrides: Any
+) -> Business:
+    """A business registered by a city-wide officer, committed."""
+    return await handlers.register_business(RegisterBusiness(form(base, **overrides), OFFICER), new_uow(store), deps)
+
+
+async def apply(store: FakeBusinessStore, deps: Deps, business_id: uuid.UUID) -> NibApplication:
+    return await handlers.apply_for_nib(ApplyForNib(business_id, OFFICER), new_uow(store), deps)
+
+
+async def import_rows(
+    rows: list[tuple[int, dict[str, str]]], uow: FakeUnitOfWork, deps: Deps, by: Principal = OFFICER
+) -> ImportReport:
+    return await bulk_import.import_rows(ImportRows(rows, by), uow, deps)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -52,18 +90,28 @@ def deps() -> Deps:
 async def test_registering_writes_one_business_emits_one_registered_event_and_commits(store, deps) -> None:
     uow = new_uow(store)
 
-    b = await handlers.register_business(form(), uow, deps)
+    b = await handlers.register_business(RegisterBusiness(form(), OFFICER), uow, deps)
 
     assert list(store.businesses.values()) == [b]
     assert store.sources[b.id] == "officer"
-    assert uow.committed == [domain.Registered(b, "officer")]
+    assert uow.committed == [aggregate.Registered(b, "officer")]
     assert uow.commits == 1
     assert [e.event_type for e in uow.outbox] == ["BusinessRegistered"]
     assert store.identity_locks == 1
 
 
+async def test_the_events_of_a_request_name_the_officer_as_actor_and_carry_its_correlation(store, deps) -> None:
+    uow = new_uow(store)
+
+    b = await handlers.register_business(RegisterBusiness(form(), OFFICER), uow, deps)
+
+    (envelope,) = uow.outbox
+    assert (envelope.actor, envelope.correlation_id) == (OFFICER.subject, uow.cause.correlation_id)
+    assert (envelope.aggregate_id, envelope.aggregate_version) == (str(b.id), 1)
+
+
 async def test_a_registered_nik_is_stored_only_as_a_keyed_digest_and_a_ciphertext(store, deps) -> None:
-    b = await handlers.register_business(form(), new_uow(store), deps)
+    b = await register(store, deps)
 
     identity = store.identities[b.id]
     assert identity.digest == deps.vault.digest(MARIA_NIK)
@@ -73,19 +121,42 @@ async def test_a_registered_nik_is_stored_only_as_a_keyed_digest_and_a_ciphertex
 
 
 async def test_an_authorised_officer_can_reveal_the_nik_of_a_registered_business(store, deps) -> None:
-    b = await handlers.register_business(form(), new_uow(store), deps)
+    b = await register(store, deps)
 
-    assert await handlers.reveal_nik(b.id, new_uow(store), deps) == MARIA_NIK
+    assert await handlers.reveal_nik(RevealNik(b.id, OFFICER), new_uow(store), deps) == MARIA_NIK
     with pytest.raises(NotFound):
-        await handlers.reveal_nik(uuid.uuid4(), new_uow(store), deps)
+        await handlers.reveal_nik(RevealNik(uuid.uuid4(), OFFICER), new_uow(store), deps)
+
+
+async def test_revealing_a_nik_records_an_audit_entry_naming_the_officer_as_actor(store, deps) -> None:
+    b = await register(store, deps)
+    uow = new_uow(store, OFFICER)
+
+    await handlers.reveal_nik(RevealNik(b.id, OFFICER), uow, deps)
+
+    assert uow.audit_trail == [
+        AuditEntry(OFFICER.subject, "NIKRevealed", "business", str(b.id), uow.cause.correlation_id)
+    ]
+    assert (uow.commits, uow.committed, uow.outbox) == (1, [], [])  # audited, but nothing changed
+
+
+async def test_a_nik_that_could_not_be_revealed_leaves_no_audit_entry(store, deps) -> None:
+    uow = new_uow(store)
+
+    with pytest.raises(NotFound):
+        await handlers.reveal_nik(RevealNik(uuid.uuid4(), OFFICER), uow, deps)
+
+    assert (uow.audit_trail, uow.commits) == ([], 0)
 
 
 async def test_a_probable_duplicate_registration_raises_conflict_and_commits_nothing(store, deps) -> None:
-    first = await handlers.register_business(form(), new_uow(store), deps)
+    first = await register(store, deps)
     uow = new_uow(store)
 
     with pytest.raises(Conflict) as exc:
-        await handlers.register_business(form(business_name="Warung Sei Sapi Maria", phone="0813 1111 2222"), uow, deps)
+        await handlers.register_business(
+            RegisterBusiness(form(business_name="Warung Sei Sapi Maria", phone="0813 1111 2222"), OFFICER), uow, deps
+        )
 
     assert exc.value.code == "probable_duplicate"
     assert exc.value.details["existing_business_id"] == str(first.id)
@@ -95,30 +166,32 @@ async def test_a_probable_duplicate_registration_raises_conflict_and_commits_not
 
 
 async def test_confirm_distinct_registers_a_probable_duplicate_anyway(store, deps) -> None:
-    await handlers.register_business(form(), new_uow(store), deps)
+    await register(store, deps)
     uow = new_uow(store)
 
-    second = await handlers.register_business(form(business_name="Warung Sei Sapi Maria", confirm_distinct="ya"), uow, deps)
+    second = await handlers.register_business(
+        RegisterBusiness(form(business_name="Warung Sei Sapi Maria", confirm_distinct="ya"), OFFICER), uow, deps
+    )
 
     assert len(store.businesses) == 2
-    assert uow.committed == [domain.Registered(second, "officer")]
+    assert uow.committed == [aggregate.Registered(second, "officer")]
 
 
 async def test_the_same_owner_may_register_a_differently_named_second_business(store, deps) -> None:
-    await handlers.register_business(form(), new_uow(store), deps)
+    await register(store, deps)
 
-    second = await handlers.register_business(form(business_name="Tenun Ikat Maria", kbli_code="13912"), new_uow(store), deps)
+    second = await register(store, deps, business_name="Tenun Ikat Maria", kbli_code="13912")
 
     assert len(store.businesses) == 2
     assert store.identities[second.id].digest == deps.vault.digest(MARIA_NIK)
 
 
 async def test_registering_with_an_nib_that_another_business_holds_is_a_conflict(store, deps) -> None:
-    holder = await handlers.register_business(form(nib="1234567890123"), new_uow(store), deps)
+    holder = await register(store, deps, nib="1234567890123")
     uow = new_uow(store)
 
     with pytest.raises(Conflict) as exc:
-        await handlers.register_business(form(YOHANES, nib="1234567890123"), uow, deps)
+        await handlers.register_business(RegisterBusiness(form(YOHANES, nib="1234567890123"), OFFICER), uow, deps)
 
     assert (exc.value.code, exc.value.details) == ("nib_taken", {"existing_business_id": str(holder.id)})
     assert len(store.businesses) == 1
@@ -129,10 +202,10 @@ async def test_an_invalid_registration_touches_nothing(store, deps) -> None:
     uow = new_uow(store)
 
     with pytest.raises(InvalidInput):
-        await handlers.register_business(form(phone="0380 821234"), uow, deps)
+        await handlers.register_business(RegisterBusiness(form(phone="0380 821234"), OFFICER), uow, deps)
 
     assert store.businesses == {}
-    assert (uow.commits, store.identity_locks) == (0, 0)
+    assert (uow.begun, uow.commits, store.identity_locks) == (0, 0, 0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -141,22 +214,24 @@ async def test_an_invalid_registration_touches_nothing(store, deps) -> None:
 
 
 async def test_updating_a_business_saves_it_and_emits_updated_with_the_changed_fields(store, deps) -> None:
-    b = await handlers.register_business(form(), new_uow(store), deps)
+    b = await register(store, deps)
     uow = new_uow(store)
 
-    updated = await handlers.update_business(b.id, BusinessChanges(phone="0813 9999 0000"), uow, deps)
+    updated = await handlers.update_business(UpdateBusiness(b.id, BusinessChanges(phone=NEW_PHONE), OFFICER), uow, deps)
 
     assert store.businesses[b.id] == updated
     assert updated.version == 2
-    assert uow.committed == [domain.Updated(updated, ("phone",))]
+    assert uow.committed == [aggregate.Updated(updated, ("phone",))]
     assert uow.outbox[0].payload["changed_fields"] == ["phone"]
 
 
 async def test_an_update_that_changes_nothing_commits_nothing(store, deps) -> None:
-    b = await handlers.register_business(form(), new_uow(store), deps)
+    b = await register(store, deps)
     uow = new_uow(store)
 
-    unchanged = await handlers.update_business(b.id, BusinessChanges(phone="+62 812 3456 7890"), uow, deps)
+    unchanged = await handlers.update_business(
+        UpdateBusiness(b.id, BusinessChanges(phone="+62 812 3456 7890"), OFFICER), uow, deps
+    )
 
     assert unchanged == b
     assert (uow.commits, uow.committed) == (0, [])
@@ -164,19 +239,23 @@ async def test_an_update_that_changes_nothing_commits_nothing(store, deps) -> No
 
 async def test_updating_an_unknown_business_is_not_found(store, deps) -> None:
     with pytest.raises(NotFound):
-        await handlers.update_business(uuid.uuid4(), BusinessChanges(phone="0813 9999 0000"), new_uow(store), deps)
+        await handlers.update_business(
+            UpdateBusiness(uuid.uuid4(), BusinessChanges(phone=NEW_PHONE), OFFICER), new_uow(store), deps
+        )
 
 
 async def test_an_nib_application_then_its_issue_each_commit_one_event(store, deps) -> None:
-    b = await handlers.register_business(form(), new_uow(store), deps)
+    b = await register(store, deps)
 
     apply_uow = new_uow(store)
-    application = await handlers.apply_for_nib(b.id, apply_uow, deps)
+    application = await handlers.apply_for_nib(ApplyForNib(b.id, OFFICER), apply_uow, deps)
     issue_uow = new_uow(store)
-    issued = await handlers.record_nib_issued(b.id, application.id, "1234567890123", date(2026, 3, 9), issue_uow, deps)
+    issued = await handlers.record_nib_issued(
+        RecordNibIssued(b.id, application.id, "1234567890123", date(2026, 3, 9), OFFICER), issue_uow, deps
+    )
 
-    assert [type(e) for e in apply_uow.committed] == [domain.NibApplied]
-    assert [type(e) for e in issue_uow.committed] == [domain.NibIssued]
+    assert [type(e) for e in apply_uow.committed] == [aggregate.NibApplied]
+    assert [type(e) for e in issue_uow.committed] == [aggregate.NibIssued]
     assert issue_uow.committed[0].application_id == application.id
     assert (issued.status, store.applications[application.id].status) == ("issued", "issued")
     assert (store.businesses[b.id].nib_status, store.businesses[b.id].nib, store.businesses[b.id].version) == (
@@ -185,22 +264,24 @@ async def test_an_nib_application_then_its_issue_each_commit_one_event(store, de
 
 
 async def test_an_issued_nib_without_a_date_is_dated_today_in_kupang(store, deps) -> None:
-    b = await handlers.register_business(form(), new_uow(store), deps)
-    application = await handlers.apply_for_nib(b.id, new_uow(store), deps)
+    b = await register(store, deps)
+    application = await apply(store, deps, b.id)
 
-    issued = await handlers.record_nib_issued(b.id, application.id, "1234567890123", None, new_uow(store), deps)
+    issued = await handlers.record_nib_issued(
+        RecordNibIssued(b.id, application.id, "1234567890123", None, OFFICER), new_uow(store), deps
+    )
 
     assert issued.issued_on == date(2026, 3, 10)
 
 
 async def test_a_second_application_while_one_is_pending_is_a_conflict_and_changes_nothing(store, deps) -> None:
-    b = await handlers.register_business(form(), new_uow(store), deps)
-    await handlers.apply_for_nib(b.id, new_uow(store), deps)
+    b = await register(store, deps)
+    await apply(store, deps, b.id)
     before = dict(store.businesses)
     uow = new_uow(store)
 
     with pytest.raises(Conflict) as exc:
-        await handlers.apply_for_nib(b.id, uow, deps)
+        await handlers.apply_for_nib(ApplyForNib(b.id, OFFICER), uow, deps)
 
     assert exc.value.code == "nib_application_pending"
     assert store.businesses == before
@@ -209,13 +290,15 @@ async def test_a_second_application_while_one_is_pending_is_a_conflict_and_chang
 
 
 async def test_issuing_an_nib_held_by_another_business_is_a_conflict_and_rolls_back(store, deps) -> None:
-    await handlers.register_business(form(YOHANES, nib="1234567890123"), new_uow(store), deps)
-    b = await handlers.register_business(form(), new_uow(store), deps)
-    application = await handlers.apply_for_nib(b.id, new_uow(store), deps)
+    await register(store, deps, YOHANES, nib="1234567890123")
+    b = await register(store, deps)
+    application = await apply(store, deps, b.id)
     uow = new_uow(store)
 
     with pytest.raises(Conflict) as exc:
-        await handlers.record_nib_issued(b.id, application.id, "1234567890123", None, uow, deps)
+        await handlers.record_nib_issued(
+            RecordNibIssued(b.id, application.id, "1234567890123", None, OFFICER), uow, deps
+        )
 
     assert exc.value.code == "nib_taken"
     assert store.businesses[b.id].nib_status == "applied"
@@ -224,20 +307,23 @@ async def test_issuing_an_nib_held_by_another_business_is_a_conflict_and_rolls_b
 
 
 async def test_an_application_of_another_business_is_not_found(store, deps) -> None:
-    maria = await handlers.register_business(form(), new_uow(store), deps)
-    yohanes = await handlers.register_business(form(YOHANES), new_uow(store), deps)
-    application = await handlers.apply_for_nib(maria.id, new_uow(store), deps)
+    maria = await register(store, deps)
+    yohanes = await register(store, deps, YOHANES)
+    application = await apply(store, deps, maria.id)
 
     with pytest.raises(NotFound):
-        await handlers.record_nib_rejected(yohanes.id, application.id, "salah", new_uow(store), deps)
+        await handlers.record_nib_rejected(RecordNibRejected(yohanes.id, application.id, "salah", OFFICER),
+                                           new_uow(store), deps)  # fmt: skip
 
 
 async def test_a_rejection_is_recorded_with_its_reason(store, deps) -> None:
-    b = await handlers.register_business(form(), new_uow(store), deps)
-    application = await handlers.apply_for_nib(b.id, new_uow(store), deps)
+    b = await register(store, deps)
+    application = await apply(store, deps, b.id)
     uow = new_uow(store)
 
-    rejected = await handlers.record_nib_rejected(b.id, application.id, "KBLI tidak sesuai", uow, deps)
+    rejected = await handlers.record_nib_rejected(
+        RecordNibRejected(b.id, application.id, "KBLI tidak sesuai", OFFICER), uow, deps
+    )
 
     assert (rejected.status, rejected.reason) == ("rejected", "KBLI tidak sesuai")
     assert uow.outbox[0].event_type == "NIBRejected"
@@ -245,14 +331,206 @@ async def test_a_rejection_is_recorded_with_its_reason(store, deps) -> None:
 
 
 async def test_closing_a_business_commits_a_closed_event(store, deps) -> None:
-    b = await handlers.register_business(form(), new_uow(store), deps)
+    b = await register(store, deps)
     uow = new_uow(store)
 
-    gone = await handlers.close_business(b.id, "usaha berhenti", uow, deps)
+    gone = await handlers.close_business(CloseBusiness(b.id, "usaha berhenti", OFFICER), uow, deps)
 
     assert store.businesses[b.id].status == "closed"
-    assert uow.committed == [domain.Closed(gone)]
+    assert uow.committed == [aggregate.Closed(gone)]
     assert uow.outbox[0].event_type == "BusinessClosed"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Officers limited to kecamatan
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_an_officer_limited_to_a_kecamatan_may_not_register_a_business_in_another(store, deps) -> None:
+    uow = new_uow(store, OEBOBO_OFFICER)
+
+    with pytest.raises(Forbidden):
+        await handlers.register_business(RegisterBusiness(form(YOHANES), OEBOBO_OFFICER), uow, deps)  # Alak
+
+    assert store.businesses == {}
+    assert (uow.begun, uow.commits, uow.outbox) == (0, 0, [])
+
+
+async def test_an_officer_limited_to_a_kecamatan_registers_and_looks_after_businesses_there(store, deps) -> None:
+    by = OEBOBO_OFFICER
+
+    maria = await handlers.register_business(RegisterBusiness(form(), by), new_uow(store, by), deps)
+    changes = BusinessChanges(phone=NEW_PHONE)
+    await handlers.update_business(UpdateBusiness(maria.id, changes, by), new_uow(store, by), deps)
+    application = await handlers.apply_for_nib(ApplyForNib(maria.id, by), new_uow(store, by), deps)
+    await handlers.record_nib_issued(
+        RecordNibIssued(maria.id, application.id, "1234567890123", None, by), new_uow(store, by), deps
+    )
+    nik = await handlers.reveal_nik(RevealNik(maria.id, by), new_uow(store, by), deps)
+    await handlers.close_business(CloseBusiness(maria.id, "usaha berhenti", by), new_uow(store, by), deps)
+
+    assert nik == MARIA_NIK
+    assert (store.businesses[maria.id].status, store.businesses[maria.id].version) == ("closed", 5)
+
+
+@pytest.fixture
+async def alak(store, deps) -> tuple[Business, NibApplication]:
+    """Yohanes's business in Alak (53.71.01), with a pending NIB application, registered by a city-wide officer."""
+    yohanes = await register(store, deps, YOHANES)
+    return yohanes, await apply(store, deps, yohanes.id)
+
+
+# Each step an officer takes on a registered business, given (business id, pending application id, officer).
+STEPS: dict[str, Callable[[uuid.UUID, uuid.UUID, Principal], Any]] = {
+    "update": lambda b, _, by: (handlers.update_business, UpdateBusiness(b, BusinessChanges(phone=NEW_PHONE), by)),
+    "close": lambda b, _, by: (handlers.close_business, CloseBusiness(b, "usaha berhenti", by)),
+    "apply for an NIB": lambda b, _, by: (handlers.apply_for_nib, ApplyForNib(b, by)),
+    "record an NIB issued": lambda b, a, by: (
+        handlers.record_nib_issued, RecordNibIssued(b, a, "1234567890123", None, by)
+    ),
+    "record an NIB rejected": lambda b, a, by: (handlers.record_nib_rejected, RecordNibRejected(b, a, "salah", by)),
+    "reveal the NIK": lambda b, _, by: (handlers.reveal_nik, RevealNik(b, by)),
+}
+
+
+@pytest.mark.parametrize("step", STEPS)
+async def test_an_officer_limited_to_a_kecamatan_is_forbidden_every_step_on_a_business_in_another(
+    store, deps, alak, step
+) -> None:
+    yohanes, application = alak
+    handle, command = STEPS[step](yohanes.id, application.id, OEBOBO_OFFICER)
+    before = store.snapshot()
+    uow = new_uow(store, OEBOBO_OFFICER)
+
+    with pytest.raises(Forbidden) as exc:
+        await handle(command, uow, deps)
+
+    assert "Alak" in str(exc.value)  # says where the business is
+    assert (uow.commits, uow.committed, uow.outbox, uow.audit_trail) == (0, [], [], [])
+    assert store.snapshot() == before
+
+
+async def test_an_officer_limited_to_a_kecamatan_may_not_move_a_business_into_another(store, deps) -> None:
+    maria = await register(store, deps)  # Oebobo
+    uow = new_uow(store, OEBOBO_OFFICER)
+
+    with pytest.raises(Forbidden):
+        await handlers.update_business(
+            UpdateBusiness(maria.id, BusinessChanges(kecamatan="Alak", kelurahan="Namosain"), OEBOBO_OFFICER), uow, deps
+        )
+
+    assert store.businesses[maria.id] == maria
+    assert uow.committed == []
+
+
+async def test_an_import_by_an_officer_limited_to_a_kecamatan_reports_rows_of_other_kecamatan(store, deps) -> None:
+    uow = new_uow(store, OEBOBO_OFFICER)
+
+    report = await import_rows([(2, csv_row(MARIA)), (3, csv_row(YOHANES))], uow, deps, by=OEBOBO_OFFICER)
+
+    assert report.registered == 1
+    assert [(e.line, e.field, e.code) for e in report.errors] == [(3, "kecamatan", "scope.kecamatan")]
+    assert [b.business_name for b in store.businesses.values()] == ["Sei Sapi Ibu Maria"]
+    assert [e.event_type for e in uow.outbox] == ["BusinessRegistered"]
+
+
+async def test_an_import_by_an_officer_limited_to_a_kecamatan_cannot_move_a_business_of_another_into_it(
+    store, deps, alak
+) -> None:
+    yohanes, _ = alak
+    uow = new_uow(store, OEBOBO_OFFICER)
+    # The row names Yohanes's business (same NIK and name), registered in Alak, as being in Oebobo.
+    row = csv_row(YOHANES, kecamatan="Oebobo", kelurahan="Fatululi")
+
+    report = await import_rows([(2, row)], uow, deps, by=OEBOBO_OFFICER)
+
+    assert [(e.line, e.code) for e in report.errors] == [(2, "scope.kecamatan")]
+    assert store.businesses[yohanes.id].kecamatan.name == "Alak"
+    assert uow.committed == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# refresh_youth_flags
+# ---------------------------------------------------------------------------------------------------------------
+
+# A man born 5 March 1995, KTP from Oebobo: 30 on 1 March 2026, 31 from 5 March 2026.
+TURNS_31_IN_MARCH = {**YOHANES, "business_name": "Kios Pulsa Adi", "owner_nik": "5371040503950001",
+                     "owner_birth_date": "1995-03-05", "phone": "0813 5555 6666"}  # fmt: skip
+# Another, born 15 March 1995.
+TURNS_31_IN_MARCH_TOO = {**TURNS_31_IN_MARCH, "business_name": "Bengkel Las Budi", "owner_nik": "5371041503950001",
+                         "owner_birth_date": "1995-03-15", "phone": "0813 7777 8888"}  # fmt: skip
+FIRST_OF_APRIL = datetime(2026, 3, 31, 16, 0, tzinfo=UTC)  # 1 April 2026 00.00 WITA
+
+
+async def test_the_youth_sweep_publishes_the_cleared_flag_of_an_owner_who_turned_thirty_one_last_month(
+    store, deps, clock
+) -> None:
+    maria = await register(store, deps)  # 35: not a youth
+    yohanes = await register(store, deps, YOHANES)  # 26: a youth
+    adi = await register(store, deps, TURNS_31_IN_MARCH)  # registered on 10 March, already 31...
+    assert (maria.youth_owned, yohanes.youth_owned, adi.youth_owned) == (False, True, True)  # ...but 30 on 1 March
+    clock.set(FIRST_OF_APRIL)
+    uow = FakeUnitOfWork(store, Cause.timer("registry"))
+
+    refreshed = await handlers.refresh_youth_flags(RefreshYouthFlags(), uow, deps)
+
+    assert refreshed == 1
+    after = store.businesses[adi.id]
+    assert (after.youth_owned, after.version, after.updated_at) == (False, 2, FIRST_OF_APRIL)
+    assert uow.committed == [aggregate.Updated(after, ("youth_owned",))]
+    (envelope,) = uow.outbox
+    assert (envelope.event_type, envelope.aggregate_id, envelope.actor) == ("BusinessUpdated", str(adi.id), "registry")
+    assert envelope.payload["changed_fields"] == ["youth_owned"]
+    assert (envelope.payload["youth_owned"], envelope.payload["business_version"]) == (False, 2)
+    assert store.businesses[maria.id] == maria and store.businesses[yohanes.id] == yohanes
+
+
+async def test_the_youth_sweep_publishes_nothing_later_in_the_month_of_the_thirty_first_birthday(
+    store, deps, clock
+) -> None:
+    adi = await register(store, deps, TURNS_31_IN_MARCH)
+    clock.set(FIRST_OF_APRIL - timedelta(minutes=1))  # 31 March 23.59 WITA
+    uow = FakeUnitOfWork(store, Cause.timer("registry"))
+
+    assert await handlers.refresh_youth_flags(RefreshYouthFlags(), uow, deps) == 0
+
+    assert store.businesses[adi.id] == adi
+    assert (uow.committed, uow.outbox) == ([], [])
+
+
+async def test_the_youth_sweep_publishes_each_change_once(store, deps, clock) -> None:
+    await register(store, deps, TURNS_31_IN_MARCH)
+    clock.set(FIRST_OF_APRIL)
+    await handlers.refresh_youth_flags(RefreshYouthFlags(), FakeUnitOfWork(store, Cause.timer("registry")), deps)
+    clock.set(FIRST_OF_APRIL + timedelta(days=10))
+    again = FakeUnitOfWork(store, Cause.timer("registry"))
+
+    assert await handlers.refresh_youth_flags(RefreshYouthFlags(), again, deps) == 0
+    assert again.outbox == []
+
+
+async def test_the_youth_sweep_refreshes_at_most_its_limit_per_unit_of_work(store, deps, clock) -> None:
+    await register(store, deps, TURNS_31_IN_MARCH)
+    await register(store, deps, TURNS_31_IN_MARCH_TOO)
+    clock.set(FIRST_OF_APRIL)
+    sweep = RefreshYouthFlags(limit=1)
+
+    counts = [await handlers.refresh_youth_flags(sweep, FakeUnitOfWork(store), deps) for _ in range(3)]
+
+    assert counts == [1, 1, 0]
+    assert not any(b.youth_owned for b in store.businesses.values())
+
+
+async def test_the_youth_sweep_leaves_a_closed_business_alone(store, deps, clock) -> None:
+    adi = await register(store, deps, TURNS_31_IN_MARCH)
+    await handlers.close_business(CloseBusiness(adi.id, "usaha berhenti", OFFICER), new_uow(store), deps)
+    closed = store.businesses[adi.id]
+    clock.set(FIRST_OF_APRIL)
+    uow = FakeUnitOfWork(store, Cause.timer("registry"))
+
+    assert await handlers.refresh_youth_flags(RefreshYouthFlags(), uow, deps) == 0
+    assert store.businesses[adi.id] == closed
+    assert uow.outbox == []
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -263,14 +541,14 @@ BAD_NIK_AND_PHONE = csv_row(MARIA, business_name="Kios Pulsa Lasiana", owner_bir
 NO_OWNER_NAME = {k: v for k, v in csv_row(YOHANES, owner_nik="5371010101000003").items() if k != "owner_name"}
 
 
-def first_import() -> list[tuple[int, dict[str, Any]]]:
+def first_import() -> list[tuple[int, dict[str, str]]]:
     return [(2, csv_row(MARIA)), (3, BAD_NIK_AND_PHONE), (4, csv_row(YOHANES)), (5, NO_OWNER_NAME)]
 
 
 async def test_an_import_registers_the_good_rows_and_reports_each_bad_row_by_line_and_field(store, deps) -> None:
     uow = new_uow(store)
 
-    report = await handlers.import_rows(first_import(), uow, deps)
+    report = await import_rows(first_import(), uow, deps)
 
     assert (report.received, report.registered, report.updated, report.unchanged) == (4, 2, 0, 0)
     assert {(e.line, e.field, e.code) for e in report.errors} == {
@@ -281,16 +559,16 @@ async def test_an_import_registers_the_good_rows_and_reports_each_bad_row_by_lin
     assert [e.line for e in report.errors] == sorted(e.line for e in report.errors)
     assert sorted(b.business_name for b in store.businesses.values()) == ["Bengkel Motor Yohanes", "Sei Sapi Ibu Maria"]
     assert set(store.sources.values()) == {"import"}
-    assert [(type(e), e.source) for e in uow.committed] == [(domain.Registered, "import")] * 2
+    assert [(type(e), e.source) for e in uow.committed] == [(aggregate.Registered, "import")] * 2
     assert uow.commits == 1
 
 
 async def test_importing_the_same_rows_again_changes_nothing(store, deps) -> None:
-    await handlers.import_rows(first_import(), new_uow(store), deps)
+    await import_rows(first_import(), new_uow(store), deps)
     before = dict(store.businesses)
     uow = new_uow(store)
 
-    report = await handlers.import_rows(first_import(), uow, deps)
+    report = await import_rows(first_import(), uow, deps)
 
     assert (report.registered, report.updated, report.unchanged) == (0, 0, 2)
     assert {e.line for e in report.errors} == {3, 5}  # the bad rows are still bad
@@ -300,18 +578,18 @@ async def test_importing_the_same_rows_again_changes_nothing(store, deps) -> Non
 
 async def test_importing_again_a_row_that_gives_only_annual_sales_changes_nothing(store, deps) -> None:
     row = csv_row(MARIA, capital_rupiah="")
-    await handlers.import_rows([(2, row)], new_uow(store), deps)
+    await import_rows([(2, row)], new_uow(store), deps)
     uow = new_uow(store)
 
-    report = await handlers.import_rows([(2, row)], uow, deps)
+    report = await import_rows([(2, row)], uow, deps)
 
     assert (report.registered, report.unchanged, report.errors) == (0, 1, [])
     assert uow.committed == []
 
 
 async def test_a_row_repeated_within_one_import_is_reported_as_repeated(store, deps) -> None:
-    report = await handlers.import_rows([(2, csv_row(MARIA)), (7, csv_row(MARIA, owner_name="Maria G. Ndun"))],
-                                        new_uow(store), deps)  # fmt: skip
+    report = await import_rows([(2, csv_row(MARIA)), (7, csv_row(MARIA, owner_name="Maria G. Ndun"))],
+                               new_uow(store), deps)  # fmt: skip
 
     assert report.registered == 1
     assert [(e.line, e.field, e.code) for e in report.errors] == [(7, "business_name", "import.repeated_row")]
@@ -322,7 +600,7 @@ async def test_a_row_repeated_within_one_import_is_reported_as_repeated(store, d
 async def test_a_row_like_an_earlier_row_of_the_same_import_is_a_probable_duplicate(store, deps) -> None:
     rows = [(2, csv_row(MARIA)), (3, csv_row(MARIA, business_name="Sapi Maria"))]
 
-    report = await handlers.import_rows(rows, new_uow(store), deps)
+    report = await import_rows(rows, new_uow(store), deps)
 
     assert report.registered == 1
     assert [(e.line, e.code) for e in report.errors] == [(3, "probable_duplicate")]
@@ -333,24 +611,24 @@ async def test_a_row_like_an_earlier_row_of_the_same_import_is_a_probable_duplic
 async def test_a_row_with_a_longer_version_of_an_earlier_row_s_name_is_a_probable_duplicate(store, deps) -> None:
     rows = [(2, csv_row(MARIA)), (3, csv_row(MARIA, business_name="Sei Sapi Maria Kupang"))]
 
-    report = await handlers.import_rows(rows, new_uow(store), deps)
+    report = await import_rows(rows, new_uow(store), deps)
 
     assert [(e.line, e.code) for e in report.errors] == [(3, "probable_duplicate")]
 
 
 async def test_an_imported_row_like_an_already_registered_business_is_a_probable_duplicate(store, deps) -> None:
-    await handlers.register_business(form(), new_uow(store), deps)
+    await register(store, deps)
 
-    report = await handlers.import_rows([(2, csv_row(MARIA, business_name="Sei Sapi Maria Kupang"))], new_uow(store), deps)
+    report = await import_rows([(2, csv_row(MARIA, business_name="Sei Sapi Maria Kupang"))], new_uow(store), deps)
 
     assert report.registered == 0
     assert [(e.line, e.field, e.code) for e in report.errors] == [(2, "business_name", "probable_duplicate")]
 
 
 async def test_an_imported_probable_duplicate_marked_confirm_distinct_is_registered(store, deps) -> None:
-    await handlers.register_business(form(), new_uow(store), deps)
+    await register(store, deps)
 
-    report = await handlers.import_rows(
+    report = await import_rows(
         [(2, csv_row(MARIA, business_name="Sei Sapi Maria Kupang", confirm_distinct="ya"))], new_uow(store), deps
     )
 
@@ -358,35 +636,84 @@ async def test_an_imported_probable_duplicate_marked_confirm_distinct_is_registe
 
 
 async def test_reimporting_a_business_with_a_new_nib_records_the_nib_and_emits_nib_issued(store, deps) -> None:
-    await handlers.import_rows([(2, csv_row(MARIA))], new_uow(store), deps)
+    await import_rows([(2, csv_row(MARIA))], new_uow(store), deps)
     uow = new_uow(store)
 
-    report = await handlers.import_rows([(2, csv_row(MARIA, nib="1234567890123"))], uow, deps)
+    report = await import_rows([(2, csv_row(MARIA, nib="1234567890123"))], uow, deps)
 
     assert (report.registered, report.updated, report.unchanged) == (0, 1, 0)
     (b,) = store.businesses.values()
     assert (b.nib_status, b.nib, b.version) == ("issued", "1234567890123", 2)
-    assert uow.committed == [domain.NibIssued(b, None, "1234567890123", date(2026, 3, 10))]
+    assert uow.committed == [aggregate.NibIssued(b, None, "1234567890123", date(2026, 3, 10))]
     assert uow.outbox[0].event_type == "NIBIssued"
     assert uow.outbox[0].payload["application_id"] is None
 
 
 async def test_reimporting_a_business_with_a_new_phone_updates_it(store, deps) -> None:
-    await handlers.import_rows([(2, csv_row(MARIA))], new_uow(store), deps)
+    await import_rows([(2, csv_row(MARIA))], new_uow(store), deps)
     uow = new_uow(store)
 
-    report = await handlers.import_rows([(2, csv_row(MARIA, phone="0813 9999 0000"))], uow, deps)
+    report = await import_rows([(2, csv_row(MARIA, phone=NEW_PHONE))], uow, deps)
 
     assert report.updated == 1
     (b,) = store.businesses.values()
-    assert uow.committed == [domain.Updated(b, ("phone",))]
+    assert uow.committed == [aggregate.Updated(b, ("phone",))]
+
+
+async def test_two_lines_about_one_registered_business_build_on_each_other_with_consecutive_versions(
+    store, deps
+) -> None:
+    b = await register(store, deps)
+    uow = new_uow(store)
+    rows = [
+        (2, csv_row(MARIA, phone=NEW_PHONE)),
+        (3, csv_row(MARIA, phone=NEW_PHONE, kecamatan="Alak", kelurahan="Namosain")),
+    ]
+
+    report = await import_rows(rows, uow, deps)
+
+    assert (report.registered, report.updated, report.unchanged, report.errors) == (0, 2, 0, [])
+    assert [(type(e), e.changed_fields) for e in uow.committed] == [
+        (aggregate.Updated, ("phone",)), (aggregate.Updated, ("kecamatan", "kelurahan")),
+    ]  # fmt: skip
+    assert [e.payload["business_version"] for e in uow.outbox] == [b.version + 1, b.version + 2]
+    assert [e.aggregate_version for e in uow.outbox] == [b.version + 1, b.version + 2]
+    stored = store.businesses[b.id]
+    assert (stored.version, stored.phone, stored.kecamatan.name, stored.kelurahan.name) == (
+        b.version + 2, "+6281399990000", "Alak", "Namosain",
+    )  # fmt: skip
+    assert uow.committed[-1].business == stored
+
+
+async def test_a_new_nib_then_a_new_phone_for_one_registered_business_get_consecutive_versions(store, deps) -> None:
+    b = await register(store, deps)
+    uow = new_uow(store)
+    rows = [(4, csv_row(MARIA, nib="1234567890123")), (9, csv_row(MARIA, nib="1234567890123", phone=NEW_PHONE))]
+
+    report = await import_rows(rows, uow, deps)
+
+    assert (report.updated, report.errors) == (2, [])
+    assert [(e.event_type, e.aggregate_version) for e in uow.outbox] == [("NIBIssued", 2), ("BusinessUpdated", 3)]
+    stored = store.businesses[b.id]
+    assert (stored.version, stored.nib, stored.phone) == (3, "1234567890123", "+6281399990000")
+
+
+async def test_a_line_repeating_what_an_earlier_line_changed_is_unchanged(store, deps) -> None:
+    b = await register(store, deps)
+    uow = new_uow(store)
+
+    report = await import_rows([(2, csv_row(MARIA, phone=NEW_PHONE)), (3, csv_row(MARIA, phone=NEW_PHONE))], uow, deps)
+
+    assert (report.updated, report.unchanged) == (1, 1)
+    assert [e.aggregate_version for e in uow.outbox] == [2]
+    assert store.businesses[b.id].version == 2
 
 
 async def test_reimporting_a_business_with_a_different_nib_than_it_has_is_reported_not_applied(store, deps) -> None:
-    await handlers.import_rows([(2, csv_row(MARIA, nib="1234567890123"))], new_uow(store), deps)
+    await import_rows([(2, csv_row(MARIA, nib="1234567890123"))], new_uow(store), deps)
     uow = new_uow(store)
 
-    report = await handlers.import_rows([(9, csv_row(MARIA, nib="9999999999999"))], uow, deps)
+    report = await import_rows([(9, csv_row(MARIA, nib="9999999999999"))], uow, deps)
 
     assert [(e.line, e.field, e.code) for e in report.errors] == [(9, "nib", "nib.differs")]
     assert next(iter(store.businesses.values())).nib == "1234567890123"
@@ -394,9 +721,9 @@ async def test_reimporting_a_business_with_a_different_nib_than_it_has_is_report
 
 
 async def test_an_imported_row_with_an_nib_held_by_another_business_is_reported(store, deps) -> None:
-    await handlers.register_business(form(YOHANES, nib="1234567890123"), new_uow(store), deps)
+    await register(store, deps, YOHANES, nib="1234567890123")
 
-    report = await handlers.import_rows([(2, csv_row(MARIA, nib="1234567890123"))], new_uow(store), deps)
+    report = await import_rows([(2, csv_row(MARIA, nib="1234567890123"))], new_uow(store), deps)
 
     assert [(e.line, e.field, e.code) for e in report.errors] == [(2, "nib", "nib_taken")]
     assert len(store.businesses) == 1
@@ -405,32 +732,79 @@ async def test_an_imported_row_with_an_nib_held_by_another_business_is_reported(
 async def test_an_import_of_only_bad_rows_opens_no_transaction(store, deps) -> None:
     uow = new_uow(store)
 
-    report = await handlers.import_rows([(2, BAD_NIK_AND_PHONE)], uow, deps)
+    report = await import_rows([(2, BAD_NIK_AND_PHONE)], uow, deps)
 
     assert report.registered == 0
     assert {e.field for e in report.errors} == {"owner_nik", "phone"}
-    assert (uow.commits, store.identity_locks) == (0, 0)
+    assert (uow.begun, uow.commits, store.identity_locks) == (0, 0, 0)
 
 
 async def test_an_imported_closed_business_is_left_unchanged(store, deps) -> None:
-    await handlers.import_rows([(2, csv_row(MARIA))], new_uow(store), deps)
+    await import_rows([(2, csv_row(MARIA))], new_uow(store), deps)
     (b,) = store.businesses.values()
-    await handlers.close_business(b.id, "usaha berhenti", new_uow(store), deps)
+    await handlers.close_business(CloseBusiness(b.id, "usaha berhenti", OFFICER), new_uow(store), deps)
     uow = new_uow(store)
 
-    report = await handlers.import_rows([(2, csv_row(MARIA, phone="0813 9999 0000"))], uow, deps)
+    report = await import_rows([(2, csv_row(MARIA, phone=NEW_PHONE))], uow, deps)
 
     assert (report.updated, report.unchanged) == (0, 1)
     assert store.businesses[b.id].phone == "+6281234567890"
     assert uow.committed == []
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# What events never carry: a NIK, a birth date
+# ---------------------------------------------------------------------------------------------------------------
+
+
 async def test_no_envelope_written_by_a_registration_or_an_import_carries_a_nik(store, deps) -> None:
     uow1, uow2 = new_uow(store), new_uow(store)
-    await handlers.register_business(form(), uow1, deps)
-    await handlers.import_rows([(2, csv_row(YOHANES))], uow2, deps)
+    await handlers.register_business(RegisterBusiness(form(), OFFICER), uow1, deps)
+    await import_rows([(2, csv_row(YOHANES))], uow2, deps)
 
     for envelope in uow1.outbox + uow2.outbox:
         text = envelope.to_json_bytes().decode()
         assert MARIA_NIK not in text and YOHANES_NIK not in text
 
+
+def dates_in(value: Any) -> Iterator[date]:
+    """Every date written in a JSON value (ISO dates and the dates of ISO timestamps)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from dates_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from dates_in(item)
+    elif isinstance(value, str):
+        for found in re.findall(r"\d{4}-\d{2}-\d{2}", value):
+            yield date.fromisoformat(found)
+
+
+async def test_no_registry_event_payload_carries_a_birth_date_or_a_date_derived_from_one(store, deps, clock) -> None:
+    uows: list[FakeUnitOfWork] = []
+
+    def uow() -> FakeUnitOfWork:
+        uows.append(new_uow(store))
+        return uows[-1]
+
+    maria = await handlers.register_business(RegisterBusiness(form(), OFFICER), uow(), deps)
+    await import_rows([(2, csv_row(YOHANES)), (3, csv_row(TURNS_31_IN_MARCH))], uow(), deps)
+    await handlers.update_business(UpdateBusiness(maria.id, BusinessChanges(phone=NEW_PHONE), OFFICER), uow(), deps)
+    application = await handlers.apply_for_nib(ApplyForNib(maria.id, OFFICER), uow(), deps)
+    await handlers.record_nib_issued(
+        RecordNibIssued(maria.id, application.id, "1234567890123", None, OFFICER), uow(), deps
+    )
+    await handlers.close_business(CloseBusiness(maria.id, "usaha berhenti", OFFICER), uow(), deps)
+    clock.set(FIRST_OF_APRIL)
+    await handlers.refresh_youth_flags(RefreshYouthFlags(), uow(), deps)
+
+    envelopes = [e for u in uows for e in u.outbox]
+    assert {e.event_type for e in envelopes} == {"BusinessRegistered", "BusinessUpdated", "NIBApplied", "NIBIssued",
+                                                 "BusinessClosed"}  # fmt: skip
+    births = [date.fromisoformat(b) for b in ("1990-08-17", "2000-01-01", "1995-03-05")]
+    # A date on the owner's birthday in any year (birth date + N years), or the day before one (the last youth day).
+    telling = {(d.month, d.day) for born in births for d in (born, born - timedelta(days=1))}
+    published = [d for e in envelopes for d in dates_in(e.payload)]
+    assert published  # registered_at, applied_at, issued_on, closed_at...
+    assert [d for d in published if (d.month, d.day) in telling] == []
+    assert not [key for e in envelopes for key in e.payload if "birth" in key or "youth_until" in key]

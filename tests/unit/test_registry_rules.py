@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
-from services.registry.domain import YouthRange, check_nib, check_nik, classify_scale, normalise_phone
+from services.registry.domain.identity import check_nib, check_nik, normalise_phone
+from services.registry.domain.scale import YouthRange, age_on, classify_scale
 from shared.errors import InvalidInput
 
 
@@ -249,34 +250,68 @@ def test_an_owner_of_thirty_one_is_no_longer_a_youth() -> None:
     assert not YOUTH.is_youth(BORN, date(2031, 6, 15))
 
 
-def test_the_last_youth_day_is_the_day_before_the_thirty_first_birthday() -> None:
-    last = YOUTH.last_day(BORN)
-
-    assert last == date(2031, 6, 14)
-    assert YOUTH.is_youth(BORN, last)
-    assert not YOUTH.is_youth(BORN, date.fromordinal(last.toordinal() + 1))
+def test_age_counts_whole_years_so_a_birthday_is_the_day_the_age_changes() -> None:
+    assert age_on(BORN, date(2031, 6, 14)) == 30
+    assert age_on(BORN, date(2031, 6, 15)) == 31
 
 
-def test_the_last_youth_day_of_someone_born_on_1_january_is_the_31_december_before() -> None:
-    assert YOUTH.last_day(date(2000, 1, 1)) == date(2030, 12, 31)
-
-
-def test_the_last_youth_day_of_someone_born_on_29_february_is_still_a_youth_day() -> None:
+def test_someone_born_on_29_february_turns_a_year_older_on_1_march_in_other_years() -> None:
     born = date(2000, 2, 29)
-    assert YOUTH.is_youth(born, YOUTH.last_day(born))
+    assert age_on(born, date(2031, 2, 28)) == 30
+    assert age_on(born, date(2031, 3, 1)) == 31
 
 
-def test_the_last_youth_day_of_someone_born_on_29_february_is_28_february_of_the_year_they_turn_thirty_one() -> None:
-    born = date(2000, 2, 29)
-    last = YOUTH.last_day(born)
+def test_the_youth_flag_is_youth_on_the_first_day_of_the_month() -> None:
+    # 15 June 2000: 30 on 1 June 2031 and 31 from 15 June 2031.
+    assert YOUTH.youth_flag(BORN, date(2031, 6, 1))
+    assert YOUTH.youth_flag(BORN, date(2031, 6, 30))
+    assert not YOUTH.youth_flag(BORN, date(2031, 7, 1))
 
-    assert last == date(2031, 2, 28)
-    assert not YOUTH.is_youth(born, date.fromordinal(last.toordinal() + 1))
+
+def test_an_owner_thirty_on_the_first_but_thirty_one_later_that_month_keeps_the_flag_until_the_next_month() -> None:
+    birthday = date(2031, 6, 15)
+    assert not YOUTH.is_youth(BORN, birthday)  # 31 on the day itself...
+
+    assert YOUTH.youth_flag(BORN, birthday)  # ...but the flag is as of 1 June, when the owner was 30
+    assert not YOUTH.youth_flag(BORN, date(2031, 7, 1))
 
 
-def test_a_changed_youth_range_moves_the_last_day_with_it() -> None:
-    assert YouthRange(min_age=18, max_age=35).last_day(BORN) == date(2036, 6, 14)
-    assert not YouthRange(min_age=18, max_age=35).is_youth(BORN, date(2017, 6, 15))
+def test_the_youth_flag_of_someone_turning_sixteen_is_set_from_the_first_of_the_next_month() -> None:
+    assert not YOUTH.youth_flag(BORN, date(2016, 6, 15))  # 16 today, but 15 on 1 June
+    assert YOUTH.youth_flag(BORN, date(2016, 7, 1))
+
+
+def test_the_youth_flag_of_someone_born_on_the_first_changes_on_their_birthday() -> None:
+    born = date(2000, 7, 1)
+    assert YOUTH.youth_flag(born, date(2031, 6, 30))
+    assert not YOUTH.youth_flag(born, date(2031, 7, 1))
+
+
+def test_youth_birth_dates_are_after_the_first_and_up_to_the_second() -> None:
+    after, up_to = YOUTH.birth_dates(date(2026, 3, 1))
+
+    assert (after, up_to) == (date(1995, 3, 1), date(2010, 3, 1))
+    assert not YOUTH.is_youth(after, date(2026, 3, 1))  # 31 that day
+    assert YOUTH.is_youth(after + timedelta(days=1), date(2026, 3, 1))
+    assert YOUTH.is_youth(up_to, date(2026, 3, 1))  # 16 that day
+    assert not YOUTH.is_youth(up_to + timedelta(days=1), date(2026, 3, 1))
+
+
+@pytest.mark.parametrize("on", [date(2026, 3, 1), date(2024, 2, 29), date(2025, 12, 31), date(2031, 6, 15)])
+def test_youth_birth_dates_agree_with_is_youth_around_both_ends(on: date) -> None:
+    after, up_to = YOUTH.birth_dates(on)
+    for born in (after - timedelta(days=1), after, after + timedelta(days=1),
+                 up_to - timedelta(days=1), up_to, up_to + timedelta(days=1)):  # fmt: skip
+        assert YOUTH.is_youth(born, on) == (after < born <= up_to), born
+
+
+def test_a_changed_youth_range_moves_the_flag_and_the_birth_dates_with_it() -> None:
+    wider = YouthRange(min_age=18, max_age=35)
+
+    assert wider.youth_flag(BORN, date(2036, 6, 1))
+    assert not wider.youth_flag(BORN, date(2036, 7, 1))
+    assert not wider.is_youth(BORN, date(2017, 6, 15))
+    assert wider.birth_dates(date(2026, 3, 1)) == (date(1990, 3, 1), date(2008, 3, 1))
 
 
 # ---------------------------------------------------------------------------------------------------------------

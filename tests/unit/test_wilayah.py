@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.reference.kbli import check_kbli, is_food_or_drink
-from shared.reference.wilayah import CITY_CODE, kota_kupang, name_key
+from shared.reference.wilayah import CITY_CODE, kota_kupang, place_key
 
 KECAMATAN = {
     # name: (Kemendagri, BPS). BPS numbers them in a different order from Kemendagri.
@@ -68,7 +68,13 @@ def test_every_kelurahan_code_starts_with_its_kecamatan_s_code() -> None:
 
 @pytest.mark.parametrize(("a", "b"), [("Bello", "Belo"), ("Air Mata", "airmata"), ("Lai-Lai Bisi Kopan", "lailai bisi kopan")])
 def test_place_names_spelled_differently_have_the_same_key(a: str, b: str) -> None:
-    assert name_key(a) == name_key(b)
+    assert place_key(a) == place_key(b)
+
+
+@pytest.mark.parametrize("name", ["Naikoten II", "Naikoten 2", "naikoten dua"])
+def test_place_names_numbered_in_words_roman_or_arabic_numerals_have_the_same_key(name: str) -> None:
+    assert place_key(name) == place_key("Naikoten II")
+    assert place_key(name) != place_key("Naikoten I")
 
 
 def test_a_kelurahan_code_finds_it_with_or_without_dots() -> None:

@@ -1,11 +1,12 @@
-"""What the notifier says to owners and when, with no I/O: message texts in Bahasa Indonesia, times in WITA."""
+"""Every message the notifier says to owners, in plain Bahasa Indonesia, with dates and times in WITA; in one place
+so they are reviewed together."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import date, datetime
 
+from services.notifier.domain.messages import Contact
 from shared.reference.wita import WITA
 
 BULAN = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
@@ -26,29 +27,6 @@ def waktu_wita(moment: datetime) -> str:
 def nomor_registrasi(business_id: uuid.UUID) -> str:
     """A short reference an owner can read out on the phone."""
     return business_id.hex[:8].upper()
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    business_id: uuid.UUID
-    business_version: int
-    business_name: str
-    phone: str
-    kecamatan: str
-    kelurahan: str
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    id: uuid.UUID
-    event_id: uuid.UUID
-    business_id: uuid.UUID
-    template: str
-    channel: str
-    recipient_phone: str
-    body: str
-    created_at: datetime
 
 
 def welcome_text(contact: Contact, registered_at: datetime, nib_status: str, nib: str | None) -> str:
@@ -112,10 +90,3 @@ def funds_disbursed_text(business_name: str, amount: int, sponsor: str, referenc
         f"Dana sebesar {rupiah(amount)} dari {sponsor} untuk usaha {business_name} telah disalurkan "
         f"(referensi {reference}). Semoga usaha Anda makin berkembang!"
     )
-
-
-def compose(
-    template: str, body: str, business_id: uuid.UUID, phone: str, event_id: uuid.UUID, message_id: uuid.UUID,
-    now: datetime,
-) -> Message:
-    return Message(message_id, event_id, business_id, template, "whatsapp", phone, body, now)

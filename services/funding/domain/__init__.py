@@ -1,0 +1,1 @@
+"""Funding's rules, with no I/O."""

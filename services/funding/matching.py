@@ -1,0 +1,129 @@
+"""Matching: offering a pledge's money to eligible businesses in rank order, and giving it back when offers end.
+
+Everything here runs inside a unit of work whose pledges are already locked; the callers take the locks, always
+business view rows first and pledges after, each in id order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+
+from services.funding.domain import events, offers
+from services.funding.domain.earmarks import eligible
+from services.funding.domain.offers import Candidate, Offer
+from services.funding.domain.pledges import Pledge
+from services.funding.domain.view import BusinessView, readiness
+from services.funding.store import FundingUnitOfWork
+from shared.reference.wilayah import Wilayah
+from shared.reference.wita import today_in_kupang
+from shared.unit_of_work import Cause
+
+
+@dataclass(frozen=True)
+class Deps:
+    wilayah: Wilayah
+    clock: Callable[[], datetime]
+    offer_days: int = 14
+    new_id: Callable[[], uuid.UUID] = uuid.uuid4
+    # Told of every match once it is committed, for the eligibility-to-match metric.
+    matched: Callable[[Offer, BusinessView, Pledge], None] = field(default=lambda *_: None)
+
+
+async def offer(pledge: Pledge, candidates: Sequence[Candidate], uow: FundingUnitOfWork, deps: Deps, now: datetime,
+                was: str | None = None) -> Pledge:  # fmt: skip
+    """Offer to the candidates in order while the pledge can afford it. `was`: the pledge's status when the unit of
+    work began, so a decline refilled at once is not a new exhaustion."""
+    before = was or pledge.status
+    pledge, made = offers.allocate(pledge, candidates, now, deps.offer_days, deps.new_id)
+    await uow.store.add_offers(made)
+    by_id = {c.business.business_id: c.business for c in candidates}
+    for o in made:
+        uow.emit(events.OfferMade(o, by_id[o.business_id], pledge))
+        uow.after_commit(lambda o=o, p=pledge: deps.matched(o, by_id[o.business_id], p))
+    if pledge.status == "exhausted" and before != "exhausted":
+        uow.emit(events.PledgeRanOut(pledge, now))
+    await uow.store.save_pledge(pledge)
+    return pledge
+
+
+async def refill(pledge: Pledge, uow: FundingUnitOfWork, deps: Deps, now: datetime, was: str | None = None) -> Pledge:
+    """Offer what the pledge can afford to the best-ranked eligible businesses that have no offer from it yet."""
+    today = today_in_kupang(now)
+    if not pledge.open_on(today):
+        await uow.store.save_pledge(pledge)
+        return pledge
+    pledge = replace(pledge, matched_at=now)
+    if pledge.next_offer_amount() is None:
+        await uow.store.save_pledge(pledge)
+        return pledge
+    ranked = offers.rank_candidates(pledge.earmarks, await uow.store.candidates(pledge), today)
+    return await offer(pledge, ranked, uow, deps, now, was)
+
+
+def wanted_by(business: BusinessView, pledges: Sequence[Pledge], day: date) -> list[uuid.UUID]:
+    """Open pledges, already ranked in their window and able to afford an offer, that the business qualifies for.
+
+    Once a pledge has been matched in its window, while it can afford an offer every eligible business already has
+    one (pledges fill greedily in rank order), so a newly eligible business is the next in line and needs no
+    re-ranking. A pledge not matched yet is left to its own ranked matching, so no one jumps the queue.
+    """
+    return [
+        p.id for p in pledges
+        if p.open_on(day) and p.matched_in_window and p.next_offer_amount() is not None
+        and eligible(p.earmarks, business, day)
+    ]  # fmt: skip
+
+
+async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnitOfWork, deps: Deps) -> None:
+    """After what funding knows of these businesses changed: withdraw the offers of those that closed (and offer the
+    money to the next in line), and offer open pledges to those that became eligible.
+
+    All the pledges this may touch are locked first, in id order, so two batches never deadlock.
+    """
+    now = deps.clock()
+    closed = [(b, c) for b, c in changed if b.status == "closed"]
+    active = [(b, c) for b, c in changed if b.status == "active"]
+    withdrawable = await uow.store.open_offers_of([b.business_id for b, _ in closed]) if closed else []
+    pledges = await uow.store.unclosed_pledges() if active else []
+    today = today_in_kupang(now)
+    wanted = {b.business_id: wanted_by(b, pledges, today) for b, _ in active}
+    locked = {p.id: p for p in await uow.store.lock_pledges(
+        sorted({o.pledge_id for o in withdrawable} | {i for ids in wanted.values() for i in ids}))}  # fmt: skip
+    was = {i: p.status for i, p in locked.items()}
+
+    for business, cause in closed:
+        with uow.caused_by(cause):
+            touched = await _withdraw(business, [o for o in withdrawable if o.business_id == business.business_id],
+                                      locked, uow, now)  # fmt: skip
+            for pledge_id in touched:
+                locked[pledge_id] = await refill(locked[pledge_id], uow, deps, now, was[pledge_id])
+    for business, cause in active:
+        with uow.caused_by(cause):
+            for pledge_id in wanted[business.business_id]:
+                pledge = locked[pledge_id]  # as it is now, under the lock: another process may have moved first
+                if (not pledge.matched_in_window or pledge.next_offer_amount() is None
+                        or await uow.store.has_offer(pledge_id, business.business_id)):  # fmt: skip
+                    continue
+                candidate = Candidate(business, readiness(business, today), 1)
+                locked[pledge_id] = await offer(pledge, [candidate], uow, deps, now, was[pledge_id])
+
+
+async def _withdraw(business: BusinessView, seen: Sequence[Offer], locked: dict[uuid.UUID, Pledge],
+                    uow: FundingUnitOfWork, now: datetime) -> list[uuid.UUID]:  # fmt: skip
+    """Withdraw the business's offered or accepted offers; returns the pledges whose money came back."""
+    touched = []
+    for first_look in seen:
+        # Read again under the pledge lock: a decline may have committed since the first look.
+        current = await uow.store.offer(first_look.id, for_update=True)
+        if current is None or current.status not in ("offered", "accepted"):
+            continue
+        pledge, withdrawn = offers.release(locked[current.pledge_id], current, "withdrawn", now, "the business closed")
+        locked[pledge.id] = pledge
+        await uow.store.save_offer(withdrawn)
+        uow.emit(events.OfferDecided(withdrawn))
+        if pledge.id not in touched:
+            touched.append(pledge.id)
+    return touched

@@ -1,0 +1,116 @@
+"""Funding's read side: pledges, offers, 'why', simulations and sponsor reports, each built in one place."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from services.funding.domain import offers, reports
+from services.funding.domain.earmarks import Check, evaluate
+from services.funding.domain.offers import Offer
+from services.funding.domain.pledges import Pledge, PledgeForm, new_pledge
+from services.funding.domain.view import READINESS_RULES, BusinessView, readiness
+from services.funding.store import PLEDGE_SELECT, PgFundingStore, offer_from_row, pledge_from_row
+from shared.db import Database, Where
+from shared.errors import NotFound
+from shared.reference.wilayah import Wilayah
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    pledge_id: uuid.UUID
+    business_id: uuid.UUID
+    checks: list[Check]
+    readiness: int
+    readiness_parts: dict[str, int]
+    readiness_rules: list[dict[str, Any]]
+    offer: Offer | None  # with the ranking inputs recorded when it was made
+
+    @property
+    def eligible_now(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+
+class FundingQueries:
+    def __init__(self, db: Database, wilayah: Wilayah) -> None:
+        self._db = db
+        self._names = {k.code: k.name for k in wilayah.kecamatan}
+        self._wilayah = wilayah
+
+    async def sponsors(self) -> list[asyncpg.Record]:
+        return await self._db.fetch("SELECT id, name, kind FROM sponsor ORDER BY name")
+
+    async def pledges(self, sponsor_id: uuid.UUID | None = None) -> list[Pledge]:
+        where = Where().add_if(sponsor_id, "p.sponsor_id = {}")
+        rows = await self._db.fetch(PLEDGE_SELECT + where.sql + " ORDER BY p.created_at", *where.args)
+        return [pledge_from_row(r) for r in rows]
+
+    async def pledge(self, pledge_id: uuid.UUID) -> Pledge:
+        async with self._db.acquire() as conn:
+            found = await PgFundingStore(conn).pledge(pledge_id)
+        if found is None:
+            raise NotFound(f"no pledge {pledge_id}")
+        return found
+
+    async def offers(self, *, pledge_id: uuid.UUID | None = None, business_id: uuid.UUID | None = None,
+                     status: str | None = None, sponsor_id: uuid.UUID | None = None) -> list[Offer]:  # fmt: skip
+        where = Where().add_if(pledge_id, "o.pledge_id = {}").add_if(business_id, "o.business_id = {}")
+        where.add_if(status, "o.status = {}").add_if(sponsor_id, "p.sponsor_id = {}")
+        rows = await self._db.fetch(
+            f"SELECT o.* FROM offer o JOIN pledge p ON p.id = o.pledge_id{where.sql}"
+            " ORDER BY o.offered_at, o.rank NULLS LAST, o.id",
+            *where.args,
+        )
+        return [offer_from_row(r) for r in rows]
+
+    async def business(self, business_id: uuid.UUID) -> BusinessView:
+        async with self._db.acquire() as conn:
+            found = await PgFundingStore(conn).business(business_id)
+        if found is None:
+            raise NotFound(f"funding has heard of no business {business_id} (it learns of businesses from registry events)")
+        return found
+
+    async def simulate(self, form: PledgeForm, sponsor: tuple[str, str], today: date) -> reports.Simulation:
+        """Who the pledge would fund now and with how much, committing nothing."""
+        draft = new_pledge(form, self._wilayah, today, pledge_id=uuid.uuid4(), sponsor=sponsor)
+        async with self._db.acquire() as conn:
+            candidates = await PgFundingStore(conn).candidates(draft)
+        ranked = offers.rank_candidates(draft.earmarks, candidates, today)
+        funded, amounts, remaining = offers.simulate(draft, ranked)
+        return reports.simulation(funded, amounts, remaining, len(ranked), self._names)
+
+    async def explain(self, pledge_id: uuid.UUID, business_id: uuid.UUID, today: date) -> Explanation:
+        pledge = await self.pledge(pledge_id)
+        business = await self.business(business_id)
+        score = readiness(business, today)
+        made = await self.offers(pledge_id=pledge_id, business_id=business_id)
+        return Explanation(
+            pledge_id=pledge_id, business_id=business_id, checks=evaluate(pledge.earmarks, business, today),
+            readiness=score.score, readiness_parts=score.parts,
+            readiness_rules=[{"part": p, "points": n, "why": w} for p, n, w in READINESS_RULES],
+            offer=made[0] if made else None,
+        )  # fmt: skip
+
+    async def report(self, subject: str, pledges: list[Pledge]) -> reports.Report:
+        rows = await self._db.fetch(
+            """SELECT o.status, coalesce(b.kecamatan_code, '?') AS kecamatan_code, coalesce(b.scale, '?') AS scale,
+                      count(*) AS businesses, sum(o.amount_rupiah) AS amount
+                 FROM offer o LEFT JOIN business_view b ON b.business_id = o.business_id
+                WHERE o.pledge_id = ANY($1::uuid[])
+                GROUP BY 1, 2, 3""",
+            [p.id for p in pledges],
+        )
+        groups = [reports.OfferGroup(r["status"], r["kecamatan_code"], r["scale"], r["businesses"], int(r["amount"]))
+                  for r in rows]  # fmt: skip
+        return reports.report(subject, pledges, groups, self._names)
+
+    async def money_by_sponsor(self) -> list[asyncpg.Record]:
+        return await self._db.fetch(
+            """SELECT s.name, sum(p.total_rupiah) AS pledged, sum(p.reserved_rupiah) AS reserved,
+                      sum(p.accepted_rupiah) AS accepted, sum(p.disbursed_rupiah) AS disbursed
+                 FROM sponsor s JOIN pledge p ON p.sponsor_id = s.id GROUP BY s.name"""
+        )

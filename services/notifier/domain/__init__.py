@@ -1,0 +1,1 @@
+"""The notifier's rules, with no I/O."""

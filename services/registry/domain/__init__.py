@@ -1,0 +1,1 @@
+"""The registry's rules, with no I/O."""

@@ -1,0 +1,60 @@
+"""Probable duplicates: the same owner (NIK or phone) with a similar business name, entered twice."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from shared.errors import Conflict
+
+_GENERIC_WORDS = frozenset(
+    "ud cv pt toko warung kios usaha kedai depot rumah makan rm ibu bapak bpk bu pak mama mlater om tanta".split()
+)
+
+
+def business_name_key(name: str) -> str:
+    """A business name reduced to what identifies it: no case, punctuation or generic words like 'UD' or 'Warung'."""
+    words = re.sub(r"[^a-z0-9 ]", " ", name.lower()).split()
+    kept = [w for w in words if w not in _GENERIC_WORDS]
+    return " ".join(kept or words)
+
+
+def name_similarity(a: str, b: str) -> float:
+    return fuzz.token_set_ratio(business_name_key(a), business_name_key(b))
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateCandidate:
+    business_id: uuid.UUID
+    business_name: str
+    same_nik: bool
+    same_phone: bool
+    status: str
+    import_line: int | None = None  # set when the candidate is an earlier row of the same import
+
+
+def probable_duplicate(name: str, candidates: list[DuplicateCandidate], similarity: float) -> DuplicateCandidate | None:
+    """The same NIK or the same phone with a similar business name: probably the same business entered twice."""
+    best: tuple[float, DuplicateCandidate] | None = None
+    for candidate in candidates:
+        if not (candidate.same_nik or candidate.same_phone):
+            continue
+        score = name_similarity(name, candidate.business_name)
+        if score >= similarity and (best is None or score > best[0]):
+            best = (score, candidate)
+    return best[1] if best else None
+
+
+def duplicate_conflict(candidate: DuplicateCandidate) -> Conflict:
+    basis = "NIK" if candidate.same_nik else "phone number"
+    where = f"line {candidate.import_line} of this import" if candidate.import_line else str(candidate.business_id)
+    return Conflict(
+        f"probably the same business as {candidate.business_name!r} ({where}, {candidate.status}): "
+        f"same owner {basis} and a similar name. If it really is another business, send again with "
+        "confirm_distinct=true",
+        "probable_duplicate",
+        {"existing_business_id": str(candidate.business_id), "existing_business_name": candidate.business_name},
+    )

@@ -1,0 +1,64 @@
+"""Turning the registry's domain events into the shared integration contracts, at the service boundary."""
+
+from __future__ import annotations
+
+from services.registry.domain import business as aggregate
+from services.registry.domain.business import Business
+from shared.contracts import EventPayload
+from shared.contracts.registry import (
+    BusinessClosed,
+    BusinessRegistered,
+    BusinessUpdated,
+    NIBApplied,
+    NIBIssued,
+    NIBRejected,
+)
+
+
+def _snapshot(business: Business) -> dict[str, object]:
+    return dict(
+        business_id=business.id,
+        business_version=business.version,
+        business_name=business.business_name,
+        kbli_code=business.kbli_code,
+        kbli_version=business.kbli_version,
+        kecamatan=business.kecamatan.name,
+        kecamatan_code=business.kecamatan.code,
+        kecamatan_bps=business.kecamatan.bps_code,
+        kelurahan=business.kelurahan.name,
+        kelurahan_code=business.kelurahan.code,
+        scale=business.scale,
+        scale_basis=business.scale_basis,
+        capital_rupiah=business.capital_rupiah,
+        annual_sales_rupiah=business.annual_sales_rupiah,
+        youth_owned=business.youth_owned,
+        women_owned=business.women_owned,
+        nib_status=business.nib_status,
+        nib=business.nib,
+        contact_phone=business.phone,
+        status=business.status,
+        registered_at=business.registered_at,
+    )
+
+
+def translate(event: aggregate.DomainEvent) -> list[EventPayload]:
+    b = event.business
+    match event:
+        case aggregate.Registered(source=source):
+            return [BusinessRegistered(**_snapshot(b), source=source)]
+        case aggregate.Updated(changed_fields=changed):
+            return [BusinessUpdated(**_snapshot(b), changed_fields=changed)]
+        case aggregate.NibApplied(application=app):
+            return [NIBApplied(business_id=b.id, business_version=b.version, application_id=app.id,
+                               applied_at=app.applied_at, kecamatan_code=b.kecamatan.code)]  # fmt: skip
+        case aggregate.NibIssued(application_id=application_id, nib=nib, issued_on=issued_on):
+            return [NIBIssued(business_id=b.id, business_version=b.version, application_id=application_id, nib=nib,
+                              issued_on=issued_on, kecamatan_code=b.kecamatan.code)]  # fmt: skip
+        case aggregate.NibRejected(application=app):
+            return [NIBRejected(business_id=b.id, business_version=b.version, application_id=app.id,
+                                reason=app.reason or "", kecamatan_code=b.kecamatan.code)]  # fmt: skip
+        case aggregate.Closed():
+            assert b.closed_at is not None
+            return [BusinessClosed(business_id=b.id, business_version=b.version, reason=b.closed_reason or "",
+                                   closed_at=b.closed_at, kecamatan_code=b.kecamatan.code)]  # fmt: skip
+    raise TypeError(f"no contract for {event!r}")

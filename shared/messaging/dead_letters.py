@@ -1,0 +1,160 @@
+"""Dead-letter topics: writing a failed record to `<topic>.dlq`, and reading and re-driving what is there.
+
+A DLQ record is the original value and key with headers saying which consumer failed, why, after how many
+attempts, and where the record came from. Re-driving publishes the original record again to its topic with its
+original event id: consumers that applied it already absorb it in their inbox, and views keep only what is newer
+than what they hold (each consumer's version guard), so a re-drive never puts an old version over a newer one.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.contracts.envelope import ContractError, Envelope
+from shared.contracts.topics import dlq
+from shared.observability import scrub
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What a consumer needs of a Kafka record; built from aiokafka's ConsumerRecord or by hand in tests."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+    @classmethod
+    def from_kafka(cls, record: object) -> Record:
+        return cls(
+            topic=record.topic,  # type: ignore[attr-defined]
+            partition=record.partition,  # type: ignore[attr-defined]
+            offset=record.offset,  # type: ignore[attr-defined]
+            key=record.key,  # type: ignore[attr-defined]
+            value=record.value,  # type: ignore[attr-defined]
+            headers=tuple(record.headers or ()),  # type: ignore[attr-defined]
+        )
+
+
+class DeadLetters(abc.ABC):
+    @abc.abstractmethod
+    async def send(self, record: Record, *, consumer: str, error: BaseException, attempts: int) -> None:
+        """Put the original record on `<topic>.dlq` with why it failed; must raise if not acknowledged."""
+
+
+def dead_letter_headers(record: Record, *, consumer: str, error: BaseException, attempts: int) -> list[tuple[str, bytes]]:
+    reason = scrub(f"{type(error).__name__}: {error}")[:2000]
+    return [
+        *[(k, v) for k, v in record.headers if not k.startswith("dlq.")],
+        ("dlq.original_topic", record.topic.encode()),
+        ("dlq.original_partition", str(record.partition).encode()),
+        ("dlq.original_offset", str(record.offset).encode()),
+        ("dlq.consumer", consumer.encode()),
+        ("dlq.error_type", type(error).__name__.encode()),
+        ("dlq.error", reason.encode()),
+        ("dlq.attempts", str(attempts).encode()),
+        ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
+    ]
+
+
+class KafkaDeadLetters(DeadLetters):
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def send(self, record: Record, *, consumer: str, error: BaseException, attempts: int) -> None:
+        # Awaiting the acknowledgement before returning means the offset is committed only once the
+        # record is safe in the dead-letter topic.
+        await self._producer.send_and_wait(
+            dlq(record.topic),
+            value=record.value,
+            key=record.key,
+            headers=dead_letter_headers(record, consumer=consumer, error=error, attempts=attempts),
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading and re-driving
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record on a dead-letter topic, as an operator sees it."""
+
+    dlq_topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+
+    @property
+    def consumer(self) -> str:
+        return self.headers.get("dlq.consumer", "?")
+
+    @property
+    def error(self) -> str:
+        return self.headers.get("dlq.error", "?")
+
+    @property
+    def original_topic(self) -> str:
+        return self.headers.get("dlq.original_topic") or self.dlq_topic.removesuffix(".dlq")
+
+    def envelope(self) -> Envelope | None:
+        try:
+            return Envelope.from_bytes(self.value)
+        except ContractError:
+            return None
+
+
+async def read_dead_letters(bootstrap: str, topic: str, *, security: dict | None = None, timeout: float = 5.0) -> list[DeadLetter]:
+    """Everything on `topic`'s dead-letter topic (give the topic or its .dlq), oldest first."""
+    dlq_topic = topic if topic.endswith(".dlq") else dlq(topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="earliest", **(security or {}))  # fmt: skip
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(dlq_topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - a fresh consumer knows no topics yet
+            partitions = consumer.partitions_for_topic(dlq_topic) or set()
+        tps = [TopicPartition(dlq_topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        found: list[DeadLetter] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]] and loop.time() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                for r in records:
+                    if r.offset < ends[tp]:
+                        headers = {k: v.decode("utf-8", "replace") for k, v in (r.headers or ())}
+                        found.append(DeadLetter(dlq_topic, r.partition, r.offset, r.key, r.value, headers))
+        return sorted(found, key=lambda d: (d.partition, d.offset))
+    finally:
+        await consumer.stop()
+
+
+async def redrive(bootstrap: str, letters: list[DeadLetter], *, security: dict | None = None) -> int:
+    """Publish each dead letter's original record again to its original topic, with its key, value and event id,
+    plus a header saying it was re-driven. Returns how many were re-driven."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **(security or {}))
+    await producer.start()
+    try:
+        for letter in letters:
+            headers = [(k, v.encode()) for k, v in letter.headers.items() if not k.startswith("dlq.")]
+            headers.append(("redriven_from", f"{letter.dlq_topic}:{letter.partition}:{letter.offset}".encode()))
+            await producer.send_and_wait(letter.original_topic, value=letter.value, key=letter.key, headers=headers)
+        return len(letters)
+    finally:
+        await producer.stop()

@@ -1,0 +1,63 @@
+"""Rebuilding a consumer's view by replaying its topics from the beginning.
+
+The whole job in one place: refuse while the consumers are running (Kafka would refuse to forget their offsets
+anyway), empty the view's tables and the consumers' inbox rows in one transaction (without the inbox rows every
+replayed event would count as a duplicate), then forget the consumer groups' offsets so the service, once started,
+reads its topics from the first event. Everything else the service owns is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.contracts.topics import namespaced
+from shared.messaging import inbox
+from shared.messaging.kafka import active_group_members, forget_consumer_group
+
+
+@dataclass(frozen=True)
+class RebuildableView:
+    """A view a service keeps from other services' events, and can rebuild from their topics."""
+
+    name: str
+    service: str
+    consumers: tuple[str, ...]  # whose inbox rows go and whose groups read from the beginning again
+    topics: tuple[str, ...]  # what is replayed
+    tables: tuple[str, ...]  # emptied
+    kept: str  # what stays, said for the operator
+
+
+class StillRunning(RuntimeError):
+    pass
+
+
+async def rebuild(view: RebuildableView, *, database_url: str, bootstrap_servers: str, namespace: str = "",
+                  security: dict | None = None) -> dict[str, int]:  # fmt: skip
+    """Empty the view and reset its consumers; the service must be stopped. Returns rows removed per table."""
+    groups = [namespaced(c, namespace) for c in view.consumers]
+    running = {g: n for g in groups if (n := active_group_members(bootstrap_servers, g, security))}
+    if running:
+        raise StillRunning(
+            f"{view.service} is still consuming ({', '.join(f'{g}: {n} member(s)' for g, n in running.items())}); "
+            f"stop every {view.service} process first"
+        )
+    conn = await asyncpg.connect(database_url)
+    removed: dict[str, int] = {}
+    try:
+        async with conn.transaction():
+            for table in view.tables:
+                removed[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608 - names from code
+                await conn.execute(f"TRUNCATE {table}")
+            removed["inbox"] = await inbox.forget(conn, view.consumers)
+    finally:
+        await conn.close()
+    for group in groups:
+        forget_consumer_group(bootstrap_servers, group, security)
+    return removed
+
+
+def describe(views: Sequence[RebuildableView]) -> str:
+    return "; ".join(f"{v.name} ({v.service})" for v in views)

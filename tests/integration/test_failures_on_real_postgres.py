@@ -1,0 +1,180 @@
+"""How the shared mechanisms fail, on real PostgreSQL and Kafka: a failed COMMIT gives its connection back, a
+wait for a connection is bounded, the database's own failures are retried and never dead-lettered while a record
+that always times out is, one oversized event holds back only its own aggregate, and old inbox and outbox rows are
+pruned."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import asyncpg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from shared.db import Database, DatabaseBusy, DatabaseMetrics
+from shared.messaging import inbox
+from shared.messaging.consumer import RetryPolicy
+from shared.messaging.dead_letters import KafkaDeadLetters
+from shared.messaging.kafka import safe_producer
+from shared.messaging.outbox import add_to_outbox, prune_published
+from shared.observability import MessagingMetrics
+from shared.unit_of_work import Cause, PgUnitOfWork, Publisher
+from tests.integration.messaging_fixtures import consume, prepare, relay, ticked
+from tests.support import eventually, new_topic, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+class InsertsTwice(PgUnitOfWork):
+    """A unit of work whose change breaks a constraint checked only at COMMIT."""
+
+    def bind(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+
+async def test_a_failed_commit_gives_its_connection_back_so_the_pool_never_runs_dry(database_url):
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    db = Database(pool, acquire_timeout=2)
+    await db.execute("CREATE TABLE once (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED)")
+    publisher = Publisher("test", lambda _: [], lambda _: "unused")
+    for _ in range(10):  # five times the pool's size
+        uow = InsertsTwice(db, publisher, Cause.timer("test"))
+        with pytest.raises(asyncpg.UniqueViolationError):
+            async with uow:
+                await uow.conn.execute("INSERT INTO once VALUES (1), (1)")
+                await uow.commit()
+    assert await db.fetchval("SELECT 1") == 1
+    await db.close()
+
+
+async def test_waiting_for_a_connection_gives_up_with_a_clear_error_and_counts_it(database_url):
+    registry = CollectorRegistry()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    db = Database(pool, acquire_timeout=0.3, metrics=DatabaseMetrics(registry))
+    async with db.acquire():
+        with pytest.raises(DatabaseBusy, match="no database connection free"):
+            await db.fetchval("SELECT 1")
+    assert registry.get_sample_value("berdaya_db_pool_acquire_timeouts_total") == 1
+    assert await db.fetchval("SELECT 1") == 1
+    await db.close()
+
+
+# SQLSTATEs raised by the server itself, as a failover, a password rotation, a deadlock or a conflict would.
+TRANSIENT = {"read-only after a failover": "25006", "rotated password": "28P01", "deadlock": "40P01",
+             "serialization failure": "40001"}  # fmt: skip
+
+
+@pytest.mark.parametrize("cause", sorted(TRANSIENT))
+async def test_a_database_failure_is_retried_until_it_passes_and_never_dead_lettered(infra, database_url, cause):
+    topic = await new_topic(infra.bootstrap_servers, partitions=1)
+    db = await prepare(database_url)
+    failures = {"left": 3}
+
+    async def apply(tx, batch) -> None:  # noqa: ANN001
+        if failures["left"]:
+            failures["left"] -= 1
+            await tx.conn.execute(f"DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '{TRANSIENT[cause]}'; END $$")
+        for d in batch:
+            await tx.conn.execute("INSERT INTO effect VALUES ($1, $2, $3)", d.envelope.event_id, d.payload.key, d.payload.seq)
+
+    metrics, producer = MessagingMetrics(CollectorRegistry()), safe_producer(infra.bootstrap_servers, "t")
+    await producer.start()
+    broker = await consume(infra.bootstrap_servers, topic, db, KafkaDeadLetters(producer), metrics, apply=apply,
+                           policy=RetryPolicy(max_attempts=2, backoff=0.01, transient_backoff=0.05))  # fmt: skip
+    try:
+        async with db.transaction() as conn:
+            await add_to_outbox(conn, [ticked("k", 1)], route=lambda _: topic)
+        running = relay(db, database_url, infra.bootstrap_servers)
+        stop = asyncio.Event()
+        relaying = asyncio.create_task(running.run(stop))
+        assert await eventually(lambda: _effects(db, 1), timeout=60)
+        stop.set()
+        await relaying
+        assert metrics.transient_failures.labels("test-consumer")._value.get() == 3
+        assert metrics.dead_lettered.labels("test-consumer", topic)._value.get() == 0
+    finally:
+        await broker.stop()
+        await producer.stop()
+        await db.close()
+
+
+async def _effects(db: Database, n: int) -> bool:
+    return await db.fetchval("SELECT count(*) FROM effect") >= n
+
+
+async def test_a_record_whose_handler_always_times_out_is_dead_lettered_and_the_partition_moves_on(infra, database_url):
+    topic = await new_topic(infra.bootstrap_servers, partitions=1)
+    db = await prepare(database_url)
+
+    async def apply(tx, batch) -> None:  # noqa: ANN001
+        for d in batch:
+            if d.payload.seq == 1:
+                await tx.conn.execute("SET LOCAL statement_timeout = '50ms'")
+                await tx.conn.execute("SELECT pg_sleep(5)")  # the server cancels it, every time
+            await tx.conn.execute("INSERT INTO effect VALUES ($1, $2, $3)", d.envelope.event_id, d.payload.key, d.payload.seq)
+
+    metrics, producer = MessagingMetrics(CollectorRegistry()), safe_producer(infra.bootstrap_servers, "t")
+    await producer.start()
+    producer_of_records = safe_producer(infra.bootstrap_servers, "t2")
+    await producer_of_records.start()
+    for seq in (1, 2):
+        await producer_of_records.send_and_wait(topic, ticked("k", seq).to_json_bytes(), key=b"k")
+    await producer_of_records.stop()
+    broker = await consume(infra.bootstrap_servers, topic, db, KafkaDeadLetters(producer), metrics, apply=apply,
+                           policy=RetryPolicy(max_attempts=3, backoff=0.01))  # fmt: skip
+    try:
+        assert await eventually(lambda: _effects(db, 1), timeout=60)
+        [dead] = await read_topic(infra.bootstrap_servers, f"{topic}.dlq", expect=1)
+        headers = {k: v.decode() for k, v in dead.headers}
+        assert json.loads(dead.value)["payload"]["seq"] == 1
+        assert headers["dlq.error_type"] == "QueryCanceledError" and headers["dlq.attempts"] == "3"
+        assert [r["seq"] for r in await db.fetch("SELECT seq FROM effect")] == [2]
+    finally:
+        await broker.stop()
+        await producer.stop()
+        await db.close()
+
+
+async def test_an_oversized_event_holds_back_only_its_own_aggregate_and_operators_see_it(infra, database_url):
+    topic = await new_topic(infra.bootstrap_servers, partitions=2)
+    db = await prepare(database_url)
+    huge = ticked("big", 1).model_copy(update={"payload": {"key": "big", "seq": 1, "blob": "x" * 2_000_000}})
+    async with db.transaction() as conn:
+        await add_to_outbox(conn, [huge, ticked("big", 2), ticked("small", 1), ticked("small", 2)], route=lambda _: topic)
+    running = relay(db, database_url, infra.bootstrap_servers)
+    stop = asyncio.Event()
+    relaying = asyncio.create_task(running.run(stop))
+    try:
+        records = await read_topic(infra.bootstrap_servers, topic, expect=2)
+        assert sorted((r.key, json.loads(r.value)["payload"]["seq"]) for r in records) == [(b"small", 1), (b"small", 2)]
+        assert await eventually(lambda: _stuck(db), timeout=30)
+        await running.refresh_backlog()
+        assert running._metrics.outbox_failing._value.get() == 2  # the big one and the one waiting behind it
+        assert "MessageSizeTooLarge" in (await db.fetchval("SELECT last_error FROM outbox WHERE aggregateid = 'big' ORDER BY id LIMIT 1"))
+    finally:
+        stop.set()
+        await relaying
+        await db.close()
+
+
+async def _stuck(db: Database) -> bool:
+    return await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL AND last_error IS NOT NULL") == 2
+
+
+async def test_inbox_and_published_outbox_rows_are_pruned_after_their_retention_and_the_rest_kept(database_url):
+    db = await prepare(database_url)
+    old, new = ticked("k", 1), ticked("k", 2)
+    async with db.transaction() as conn:
+        await add_to_outbox(conn, [old, new, ticked("k", 3)], route=lambda _: "t")
+        await conn.execute("UPDATE outbox SET published_at = now() - interval '10 days' WHERE event_id = $1", old.event_id)
+        await conn.execute("UPDATE outbox SET published_at = now() WHERE event_id = $1", new.event_id)
+        await inbox.first_deliveries(conn, "c", [old, new])
+        await conn.execute("UPDATE inbox SET processed_at = now() - interval '40 days' WHERE event_id = $1", old.event_id)
+    assert await prune_published(db, timedelta(days=7), batch=1) == 1
+    assert await inbox.prune(db, timedelta(days=30), batch=1) == 1
+    remaining = {r["event_id"] for r in await db.fetch("SELECT event_id FROM outbox")}
+    assert old.event_id not in remaining and new.event_id in remaining and len(remaining) == 2  # unpublished stays
+    assert [r["event_id"] for r in await db.fetch("SELECT event_id FROM inbox")] == [new.event_id]
+    await db.close()

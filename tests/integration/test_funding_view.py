@@ -1,0 +1,241 @@
+"""Funding's view of businesses on real PostgreSQL and Kafka: whatever order registry and training events race in,
+across two funding processes, the view equals what those services said; rebuilding it the way the README says
+gives the same view back; and a dead-lettered event re-driven after newer ones never rolls the view back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from berdaya.stack.process import stop_pid
+from shared.auth import TokenService
+from shared.contracts.registry import BusinessUpdated
+from shared.contracts.topics import REGISTRY_BUSINESS, TRAINING_PARTICIPANT, namespaced
+from shared.messaging.kafka import ensure_topics, with_dead_letters
+from tests.integration.funding_events import closed, completed, envelopes, nib_issued, produce, registered
+from tests.support import TEST_SECRET, drop_database, eventually, fresh_database, service_env, start_service
+
+pytestmark = pytest.mark.integration
+
+TOPICS = ("packaging", "halal_certification", "digital_marketing")
+
+
+async def _open_pledge_for_everyone(http: httpx.AsyncClient, url: str) -> str:
+    tokens = TokenService(TEST_SECRET)
+    officer = {"Authorization": f"Bearer {tokens.mint('it-officer', ['officer'])}"}
+    sponsor_id = (await http.post(f"{url}/sponsors", json={"name": "Bank NTT", "kind": "bank"}, headers=officer)).json()["id"]
+    sponsor = {"Authorization": f"Bearer {tokens.mint('it-sponsor', ['sponsor'], sponsor_id=uuid.UUID(sponsor_id))}"}
+    today = date.today()
+    body = {"sponsor_id": sponsor_id, "title": "untuk semua", "instrument": "grant", "total_rupiah": 10_000_000,
+            "amount_mode": "fixed", "amount_per_business_rupiah": 100_000, "valid_from": today.isoformat(),
+            "valid_until": (today + timedelta(days=30)).isoformat(), "earmarks": {"nib_required": True}}  # fmt: skip
+    response = await http.post(f"{url}/pledges", json=body, headers=sponsor)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def test_racing_registry_and_training_events_across_two_processes_leave_the_view_equal_to_the_truth(
+    infra, tmp_path: Path
+):
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    env = {**service_env(infra.bootstrap_servers, namespace), "BERDAYA_TOPIC_PARTITIONS": "4"}
+    database = await fresh_database(infra.postgres_url)
+    processes = [start_service("funding", env, database, tmp_path / f"funding-{i}.log") for i in range(2)]
+    rng = random.Random(11)
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            await _open_pledge_for_everyone(http, processes[0].url)
+        businesses = [registered(i, kec=i % 2) for i in range(60)]
+        truth: dict[uuid.UUID, dict] = {}
+        registry_events, training_events = [], []
+        for b in businesses:
+            registry_events.append([b, nib_issued(b)])
+            state = {"version": 2, "status": "active", "nib_status": "issued", "trainings": set()}
+            if rng.random() < 0.4:
+                registry_events[-1].append(closed(b, 3))
+                state.update(version=3, status="closed")
+            for version, topic in enumerate(rng.sample(TOPICS, rng.randrange(0, 3)), start=1):
+                training_events.append(completed(b, topic, version))
+                state["trainings"].add(topic)
+            truth[b.business_id] = state
+        registry_topic = namespaced(REGISTRY_BUSINESS, namespace)
+        training_topic = namespaced(TRAINING_PARTICIPANT, namespace)
+
+        async def send_registry() -> None:
+            # One business's events in order (as the registry's relay publishes them), businesses interleaved.
+            queues = [list(events) for events in registry_events]
+            while any(queues):
+                queue = rng.choice([q for q in queues if q])
+                await produce(infra.bootstrap_servers, registry_topic, [queue.pop(0)])
+
+        async def send_training() -> None:
+            for event in training_events:
+                await produce(infra.bootstrap_servers, training_topic, [event])
+                await asyncio.sleep(rng.random() * 0.01)
+
+        await asyncio.gather(send_registry(), send_training())
+
+        conn = await asyncpg.connect(database)
+        try:
+            async def view() -> dict[uuid.UUID, dict]:
+                rows = await conn.fetch(
+                    "SELECT b.business_id, b.version, b.status, b.nib_status,"
+                    " coalesce((SELECT array_agg(topic) FROM business_training t WHERE t.business_id = b.business_id),"
+                    " '{}') AS trainings FROM business_view b")
+                return {r["business_id"]: {"version": r["version"], "status": r["status"], "nib_status": r["nib_status"],
+                                           "trainings": set(r["trainings"])} for r in rows}  # fmt: skip
+
+            async def settled() -> bool:
+                return await view() == truth
+
+            assert await eventually(settled, timeout=120), {k: (v, truth[k]) for k, v in (await view()).items() if v != truth[k]}
+            await asyncio.sleep(2)  # let any last match commit
+            open_offers_of_closed = await conn.fetchval(
+                "SELECT count(*) FROM offer o JOIN business_view b USING (business_id)"
+                " WHERE b.status = 'closed' AND o.status IN ('offered', 'accepted')")
+            assert open_offers_of_closed == 0
+            active_without_offer = await conn.fetchval(
+                "SELECT count(*) FROM business_view b WHERE b.status = 'active'"
+                " AND NOT EXISTS (SELECT 1 FROM offer o WHERE o.business_id = b.business_id AND o.status = 'offered')")
+            assert active_without_offer == 0
+        finally:
+            await conn.close()
+    finally:
+        for p in processes:
+            stop_pid(p.pid)
+        await drop_database(infra.postgres_url, database)
+
+
+async def _snapshot(database: str) -> dict[str, list]:
+    conn = await asyncpg.connect(database)
+    try:
+        return {
+            "view": [dict(r) for r in await conn.fetch("SELECT * FROM business_view ORDER BY business_id")],
+            "trainings": [dict(r) for r in await conn.fetch("SELECT * FROM business_training ORDER BY business_id, topic")],
+            "offers": [dict(r) for r in await conn.fetch("SELECT id, business_id, status FROM offer ORDER BY id")],
+        }
+    finally:
+        await conn.close()
+
+
+async def test_rebuilding_the_view_as_the_readme_says_gives_the_same_view_and_keeps_the_offers(infra, tmp_path: Path):
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    env = service_env(infra.bootstrap_servers, namespace)
+    database = await fresh_database(infra.postgres_url)
+    funding = start_service("funding", env, database, tmp_path / "funding.log")
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            await _open_pledge_for_everyone(http, funding.url)
+        businesses = [registered(i, kec=i % 2) for i in range(30)]
+        await produce(infra.bootstrap_servers, namespaced(REGISTRY_BUSINESS, namespace),
+                      [*businesses, *[nib_issued(b) for b in businesses], closed(businesses[0], 3)])  # fmt: skip
+        await produce(infra.bootstrap_servers, namespaced(TRAINING_PARTICIPANT, namespace),
+                      [completed(b, "packaging", 1) for b in businesses[:10]])  # fmt: skip
+
+        async def settled() -> bool:
+            state = await _snapshot(database)
+            offered = {o["business_id"] for o in state["offers"] if o["status"] == "offered"}
+            active = {v["business_id"] for v in state["view"] if v["status"] == "active"}
+            return len(state["view"]) == 30 and len(state["trainings"]) == 10 and active == offered and len(active) == 29
+
+        assert await eventually(settled, timeout=90)
+        before = await _snapshot(database)
+        # The README: stop funding, `berdaya replay funding-view --no-restart ...` against its database, start it.
+        stop_pid(funding.pid)
+        replay = subprocess.run(
+            [sys.executable, "-m", "berdaya", "replay", "funding-view", "--no-restart", "--database-url", database,
+             "--namespace", namespace],
+            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers}, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        assert "business_view (30 rows)" in replay.stdout and "business_training (10 rows)" in replay.stdout
+        emptied = await _snapshot(database)
+        assert emptied["view"] == [] and emptied["trainings"] == [] and emptied["offers"] == before["offers"]
+        funding = start_service("funding", env, database, tmp_path / "funding-again.log")
+
+        async def rebuilt() -> bool:
+            return await _snapshot(database) == before
+
+        assert await eventually(rebuilt, timeout=90), "the rebuilt view differs from the one before"
+    finally:
+        stop_pid(funding.pid)
+        await drop_database(infra.postgres_url, database)
+
+
+async def test_a_replay_refuses_while_funding_is_running(infra, tmp_path: Path):
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    database = await fresh_database(infra.postgres_url)
+    funding = start_service("funding", service_env(infra.bootstrap_servers, namespace), database, tmp_path / "f.log")
+    try:
+        await produce(infra.bootstrap_servers, namespaced(REGISTRY_BUSINESS, namespace), [registered(1)])
+        conn = await asyncpg.connect(database)
+        try:
+            assert await eventually(lambda: conn.fetchval("SELECT count(*) = 1 FROM business_view"), timeout=60)
+        finally:
+            await conn.close()
+        replay = subprocess.run(
+            [sys.executable, "-m", "berdaya", "replay", "funding-view", "--no-restart", "--database-url", database,
+             "--namespace", namespace],
+            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers}, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert replay.returncode != 0
+        assert "still consuming" in replay.stdout and "Traceback" not in replay.stdout + replay.stderr
+        assert (await _snapshot(database))["view"], "a refused replay must not empty the view"
+    finally:
+        stop_pid(funding.pid)
+        await drop_database(infra.postgres_url, database)
+
+
+async def test_a_dead_lettered_event_redriven_after_newer_ones_never_rolls_the_view_back(infra, tmp_path: Path):
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    env = {**service_env(infra.bootstrap_servers, namespace), "BERDAYA_CONSUMER_MAX_ATTEMPTS": "2"}
+    database = await fresh_database(infra.postgres_url)
+    topic = namespaced(REGISTRY_BUSINESS, namespace)
+    await ensure_topics(infra.bootstrap_servers, with_dead_letters([topic], 2, 1))
+    funding = start_service("funding", env, database, tmp_path / "funding.log")
+    conn = await asyncpg.connect(database)
+    try:
+        # A defect the operator will fix: the view refuses one name.
+        await conn.execute("ALTER TABLE business_view ADD CONSTRAINT defect CHECK (business_name <> 'Racun')")
+        b = registered(1)
+        fields = {k: v for k, v in b.model_dump().items() if k not in ("source", "business_version", "business_name")}
+        poisoned = BusinessUpdated(**fields, business_version=2, business_name="Racun", changed_fields=("business_name",))
+        later = BusinessUpdated(**fields, business_version=3, business_name="Sehat", changed_fields=("business_name",))
+        await produce(infra.bootstrap_servers, topic, envelopes([b, poisoned, later]))
+
+        async def name() -> str | None:
+            return await conn.fetchval("SELECT business_name FROM business_view WHERE business_id = $1", b.business_id)
+
+        assert await eventually(lambda: _equals(name, "Sehat"), timeout=60)
+        await conn.execute("ALTER TABLE business_view DROP CONSTRAINT defect")  # fixed
+        cli = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers, "COLUMNS": "250"}
+        listed = subprocess.run([sys.executable, "-m", "berdaya", "dlq", "list", topic], env=cli, capture_output=True,
+                                text=True, timeout=60)  # fmt: skip
+        assert "funding-view" in listed.stdout and "BusinessUpdated v2" in listed.stdout, listed.stdout
+        redriven = subprocess.run([sys.executable, "-m", "berdaya", "dlq", "redrive", topic, "--yes"], env=cli,
+                                  capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert redriven.returncode == 0, redriven.stdout + redriven.stderr
+        assert await eventually(
+            lambda: conn.fetchval("SELECT count(*) = 3 FROM inbox WHERE consumer = 'funding-view'"), timeout=60)
+        assert await name() == "Sehat"
+        assert await conn.fetchval("SELECT version FROM business_view WHERE business_id = $1", b.business_id) == 3
+    finally:
+        await conn.close()
+        stop_pid(funding.pid)
+        await drop_database(infra.postgres_url, database)
+
+
+async def _equals(read, expected: object) -> bool:  # noqa: ANN001
+    return await read() == expected

@@ -1,0 +1,346 @@
+"""Tests what every service's HTTP API shares (shared/web.py), on a tiny app served in memory: BoundedInput refusing
+what no route should see, and every error answered as RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel
+
+from shared.db import DatabaseBusy
+from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from shared.web import PROBLEM_JSON, BoundedInput, Unauthorized, install_error_handlers
+
+MAX_BODY = 1_000
+PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code", "errors"}
+
+
+class Item(BaseModel):
+    name: str
+    tags: list[str] = []
+    attributes: dict[str, str] = {}
+    parts: list[dict[str, Any]] = []
+
+
+def new_app() -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(BoundedInput, max_body_bytes=MAX_BODY)
+
+    @app.post("/echo")
+    async def echo(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "application/octet-stream")
+        return Response(await request.body(), media_type=content_type)
+
+    @app.post("/items")
+    async def create_item(item: Item) -> Item:
+        return item
+
+    @app.get("/search")
+    async def search(q: str = "", kecamatan: str = "") -> dict[str, str]:
+        return {"q": q, "kecamatan": kecamatan}
+
+    @app.get("/conflict")
+    async def conflict() -> None:
+        details = {"status": "declined", "offer_status": "declined", "title": "x", "type": "y", "code": "z"}
+        raise Conflict("the offer is no longer open", "offer.not_open", details)
+
+    @app.get("/invalid")
+    async def invalid() -> None:
+        raise InvalidInput([FieldError("owner_nik", "nik.birth_date_mismatch", "the NIK does not match the birth date"),
+                            FieldError("phone", "phone.not_mobile", "give a mobile number")])  # fmt: skip
+
+    @app.get("/missing")
+    async def missing() -> None:
+        raise NotFound("no business 3f2a9c1e")
+
+    @app.get("/forbidden")
+    async def forbidden() -> None:
+        raise Forbidden("this pledge belongs to another sponsor")
+
+    @app.get("/unauthenticated")
+    async def unauthenticated() -> None:
+        raise Unauthorized("missing bearer token")
+
+    @app.get("/busy")
+    async def busy() -> None:
+        raise DatabaseBusy("no database connection free within 10s")
+
+    return app
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=new_app()), base_url="http://berdaya.test") as c:
+        yield c
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is RFC 9457 problem details with every standard member; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body = response.json()
+    assert PROBLEM_MEMBERS <= set(body)
+    assert (body["type"], body["status"], body["code"]) == (f"urn:berdaya:problem:{code}", status, code)
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["errors"], list)
+    return body
+
+
+def nul_error(response: httpx.Response) -> dict[str, str]:
+    body = assert_problem(response, 422, "invalid_input")
+    (error,) = body["errors"]
+    assert error["code"] == "text.nul"
+    return error
+
+
+def json_body(value: object) -> dict[str, Any]:
+    return {"content": json.dumps(value).encode(), "headers": {"content-type": "application/json"}}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Body size
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_a_body_declared_over_the_limit_is_refused_with_413_before_any_route_runs(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/echo", content=b"x" * (MAX_BODY + 1))
+
+    body = assert_problem(response, 413, "body_too_large")
+    assert "1,000 bytes" in body["detail"]
+
+
+async def test_a_streamed_body_without_a_length_is_cut_off_once_it_passes_the_limit(client: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"y" * 300
+
+    response = await client.post("/echo", content=chunks())
+
+    assert_problem(response, 413, "body_too_large")
+
+
+async def test_a_body_of_exactly_the_limit_passes_through_intact(client: httpx.AsyncClient) -> None:
+    payload = bytes(range(256)) * 3 + b"z" * (MAX_BODY - 768)
+
+    response = await client.post("/echo", content=payload)
+
+    assert response.status_code == 200
+    assert response.content == payload
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# NUL characters
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_a_nul_in_a_json_string_is_refused_naming_the_field(client: httpx.AsyncClient) -> None:
+    response = await client.post("/items", **json_body({"name": "Sei Sapi\u0000Ibu Maria"}))
+
+    error = nul_error(response)
+    assert error["field"] == "name"
+    assert "name" in response.json()["detail"]
+
+
+async def test_a_nul_in_a_nested_list_is_refused_naming_its_path(client: httpx.AsyncClient) -> None:
+    response = await client.post("/items", **json_body({"name": "ok", "tags": ["kuliner", "ten\u0000un"]}))
+
+    assert nul_error(response)["field"] == "tags.1"
+
+
+async def test_a_nul_deep_inside_lists_and_objects_is_refused_naming_its_whole_path(client: httpx.AsyncClient) -> None:
+    body = {"name": "ok", "parts": [{"a": "fine"}, {"b": [{"c": "x\u0000"}]}]}
+
+    response = await client.post("/items", **json_body(body))
+
+    assert nul_error(response)["field"] == "parts.1.b.0.c"
+
+
+async def test_a_nul_in_a_key_is_refused_naming_where_the_key_is(client: httpx.AsyncClient) -> None:
+    response = await client.post("/items", **json_body({"name": "ok", "attributes": {"war\u0000na": "merah"}}))
+
+    assert nul_error(response)["field"].startswith("attributes.war")
+
+
+async def test_a_nul_in_a_top_level_json_list_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post("/echo", **json_body(["ok", "\u0000"]))
+
+    assert nul_error(response)["field"] == "1"
+
+
+async def test_a_nul_in_json_that_starts_with_whitespace_is_refused_too(client: httpx.AsyncClient) -> None:
+    raw = b'\n  {"name": "Sei Sapi\\u0000Ibu Maria"}'  # pretty-printed JSON may start with a newline
+
+    response = await client.post("/items", content=raw, headers={"content-type": "application/json"})
+
+    assert nul_error(response)["field"] == "name"
+
+
+async def test_a_nul_in_a_query_parameter_is_refused_naming_the_parameter(client: httpx.AsyncClient) -> None:
+    response = await client.get("/search?kecamatan=Oebobo&q=Sei%00Sapi")
+
+    error = nul_error(response)
+    assert error["field"] == "q"
+    assert "'q'" in response.json()["detail"]
+
+
+async def test_a_nul_in_the_path_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.get("/search%00")
+
+    assert nul_error(response)["field"] == "path"
+
+
+async def test_text_that_only_mentions_backslash_u0000_is_not_a_nul_and_passes(client: httpx.AsyncClient) -> None:
+    response = await client.post("/items", **json_body({"name": "kode \\u0000 di catatan"}))
+
+    assert response.status_code == 200
+    assert response.json()["name"] == "kode \\u0000 di catatan"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Nesting
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("opening", "closing"), [(b"[", b"]"), (b'{"a":', b"}")], ids=["lists", "objects"])
+async def test_json_nested_a_hundred_thousand_levels_deep_is_refused_with_422_not_500(
+    client: httpx.AsyncClient, opening: bytes, closing: bytes
+) -> None:
+    depth = 100_000
+    deep = opening * depth + b"1" + closing * depth
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(BoundedInput, max_body_bytes=len(deep) + 1)
+
+    @app.post("/items")
+    async def create_item(item: Item) -> Item:
+        return item
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://berdaya.test") as big:
+        response = await big.post("/items", content=deep, headers={"content-type": "application/json"})
+
+    body = assert_problem(response, 422, "invalid_input")
+    assert [e["code"] for e in body["errors"]] == ["json.depth"]
+
+
+async def test_json_nested_deeply_after_leading_whitespace_is_refused_with_422_not_500() -> None:
+    depth = 100_000
+    deep = b"\n  " + b"[" * depth + b"]" * depth
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(BoundedInput, max_body_bytes=len(deep) + 1)
+
+    @app.post("/items")
+    async def create_item(item: Item) -> Item:
+        return item
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://berdaya.test") as big:
+        response = await big.post("/items", content=deep, headers={"content-type": "application/json"})
+
+    assert_problem(response, 422, "invalid_input")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What passes through
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_a_normal_json_request_passes_through_with_its_body_intact(client: httpx.AsyncClient) -> None:
+    item = {"name": "Sei Sapi Ibu Maria", "tags": ["kuliner", "daging asap"], "attributes": {"kecamatan": "Oebobo"},
+            "parts": [{"harga": 50000}]}  # fmt: skip
+    raw = json.dumps(item, indent=2).encode()
+
+    echoed = await client.post("/echo", content=raw, headers={"content-type": "application/json"})
+    created = await client.post("/items", **json_body(item))
+
+    assert (echoed.status_code, echoed.content) == (200, raw)
+    assert (created.status_code, created.json()) == (200, item)
+
+
+async def test_a_body_that_is_not_json_passes_through_untouched(client: httpx.AsyncClient) -> None:
+    csv = "business_name,owner_name\nSei Sapi Ibu Maria,Maria Goreti Ndun\n".encode()
+
+    response = await client.post("/echo", content=csv, headers={"content-type": "text/csv"})
+
+    assert (response.status_code, response.content) == (200, csv)
+
+
+async def test_malformed_json_is_left_to_the_route_which_reports_where_it_broke(client: httpx.AsyncClient) -> None:
+    response = await client.post("/items", content=b'{"name": ', headers={"content-type": "application/json"})
+
+    body = assert_problem(response, 422, "invalid_input")
+    assert body["errors"]
+
+
+async def test_a_normal_query_passes_through(client: httpx.AsyncClient) -> None:
+    response = await client.get("/search", params={"q": "Sei Sapi 100%", "kecamatan": "Kota Lama"})
+
+    assert (response.status_code, response.json()) == (200, {"q": "Sei Sapi 100%", "kecamatan": "Kota Lama"})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One error shape
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_a_conflict_s_details_are_extension_members_that_never_replace_the_standard_ones(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/conflict")
+
+    body = assert_problem(response, 409, "offer.not_open")
+    assert body["status"] == 409
+    assert (body["title"], body["detail"]) == ("Conflict", "the offer is no longer open")
+    assert body["offer_status"] == "declined"
+
+
+async def test_invalid_input_is_422_naming_each_field(client: httpx.AsyncClient) -> None:
+    body = assert_problem(await client.get("/invalid"), 422, "invalid_input")
+
+    assert body["errors"] == [
+        {"field": "owner_nik", "code": "nik.birth_date_mismatch", "message": "the NIK does not match the birth date"},
+        {"field": "phone", "code": "phone.not_mobile", "message": "give a mobile number"},
+    ]
+
+
+async def test_a_request_the_route_s_model_refuses_is_422_naming_the_field_without_body_or_query(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/items", **json_body({"tags": "not a list"}))
+
+    body = assert_problem(response, 422, "invalid_input")
+    assert {e["field"] for e in body["errors"]} == {"name", "tags"}
+
+
+@pytest.mark.parametrize(("path", "status", "code"), [
+    ("/missing", 404, "not_found"),
+    ("/forbidden", 403, "forbidden"),
+    ("/unauthenticated", 401, "unauthenticated"),
+    ("/busy", 503, "database_busy"),
+])  # fmt: skip
+async def test_every_error_is_problem_details(client: httpx.AsyncClient, path: str, status: int, code: str) -> None:
+    assert_problem(await client.get(path), status, code)
+
+
+async def test_what_the_framework_itself_refuses_is_problem_details_too(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/nowhere"), 404, "not_found")
+    assert_problem(await client.delete("/search"), 405, "method_not_allowed")
+
+
+async def test_an_unauthenticated_request_is_told_to_send_a_bearer_token(client: httpx.AsyncClient) -> None:
+    response = await client.get("/unauthenticated")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_database_too_busy_says_nothing_was_changed(client: httpx.AsyncClient) -> None:
+    body = assert_problem(await client.get("/busy"), 503, "database_busy")
+    assert "Nothing was changed" in body["detail"]
