@@ -144,6 +144,18 @@ class Where:
         return f" WHERE {self.condition}" if self.clauses else ""
 
 
+async def delete_in_batches(db: Database, select_keys: str, *args: Any, table: str, key: str, batch: int = 5000) -> int:
+    """Delete the rows `select_keys` finds (it selects `key` and takes its batch size as the last parameter), a batch
+    per statement, so no lock is held for long; returns how many went."""
+    deleted = 0
+    while True:
+        status = await db.execute(f"DELETE FROM {table} WHERE {key} IN ({select_keys})", *args, batch)
+        count = int(status.split()[-1])
+        deleted += count
+        if count < batch:
+            return deleted
+
+
 def like_pattern(text: str) -> str:
     """`text` as a literal inside a LIKE pattern: its % and _ match only themselves."""
     return text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")

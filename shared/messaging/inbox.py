@@ -9,7 +9,7 @@ from datetime import timedelta
 import asyncpg
 
 from shared.contracts.envelope import Envelope
-from shared.db import Database
+from shared.db import Database, delete_in_batches
 
 
 async def first_deliveries(conn: asyncpg.Connection, consumer: str, envelopes: Sequence[Envelope]) -> set[uuid.UUID]:
@@ -39,14 +39,7 @@ async def forget(conn: asyncpg.Connection, consumers: Sequence[str]) -> int:
 
 async def prune(db: Database, older_than: timedelta, batch: int = 5000) -> int:
     """Delete inbox rows older than the retention: by then no redelivery of their events can happen any more."""
-    deleted = 0
-    while True:
-        status = await db.execute(
-            "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox WHERE processed_at < now() - $1::interval"
-            " LIMIT $2)",
-            older_than, batch,
-        )  # fmt: skip
-        count = int(status.split()[-1])
-        deleted += count
-        if count < batch:
-            return deleted
+    return await delete_in_batches(
+        db, "SELECT ctid FROM inbox WHERE processed_at < now() - $1::interval LIMIT $2", older_than,
+        table="inbox", key="ctid", batch=batch,
+    )  # fmt: skip

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared.contracts.envelope import Envelope, event_headers
 from shared.contracts.topics import topic_for
-from shared.db import Database
+from shared.db import Database, delete_in_batches
 from shared.observability import MessagingMetrics, scrub
 
 log = logging.getLogger(__name__)
@@ -381,18 +381,11 @@ class OutboxRelay:
 
 
 async def prune_published(db: Database, older_than: timedelta, batch: int = 5000) -> int:
-    """Delete published rows older than the retention, a batch at a time so no lock is held for long."""
-    deleted = 0
-    while True:
-        status = await db.execute(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at < now() - $1::interval"
-            " ORDER BY id LIMIT $2)",
-            older_than, batch,
-        )  # fmt: skip
-        count = int(status.split()[-1])
-        deleted += count
-        if count < batch:
-            return deleted
+    """Delete published rows older than the retention; unpublished rows are never touched."""
+    return await delete_in_batches(
+        db, "SELECT id FROM outbox WHERE published_at < now() - $1::interval ORDER BY id LIMIT $2", older_than,
+        table="outbox", key="id", batch=batch,
+    )  # fmt: skip
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
