@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.funding.domain.offers import Offer
 from services.funding.domain.pledges import Pledge
-from services.funding.domain.view import BusinessView
 from services.funding.queries import FundingQueries
 
 
@@ -24,9 +25,9 @@ class FundingFigures:
             registry=registry,
         )
 
-    def matched(self, offer: Offer, business: BusinessView, pledge: Pledge) -> None:
+    def matched(self, offer: Offer, pledge: Pledge, eligible_since: datetime | None) -> None:
         self.matches.labels(pledge.sponsor_name).inc()
-        starts = [t for t in (business.eligible_since, pledge.created_at) if t is not None]
+        starts = [t for t in (eligible_since, pledge.created_at) if t is not None]
         if starts:
             self.time_to_match.observe(max(0.0, (offer.offered_at - max(starts)).total_seconds()))
 

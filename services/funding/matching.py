@@ -28,8 +28,8 @@ class Deps:
     clock: Callable[[], datetime]
     offer_days: int = 14
     new_id: Callable[[], uuid.UUID] = uuid.uuid4
-    # Told of every match once it is committed, for the eligibility-to-match metric.
-    matched: Callable[[Offer, BusinessView, Pledge], None] = field(default=lambda *_: None)
+    # Told of every match once it is committed, with when the business became eligible for it, for the metric.
+    matched: Callable[[Offer, Pledge, datetime | None], None] = field(default=lambda *_: None)
 
 
 async def offer(pledge: Pledge, candidates: Sequence[Candidate], uow: FundingUnitOfWork, deps: Deps, now: datetime,
@@ -42,7 +42,9 @@ async def offer(pledge: Pledge, candidates: Sequence[Candidate], uow: FundingUni
     by_id = {c.business.business_id: c.business for c in candidates}
     for o in made:
         uow.emit(events.OfferMade(o, by_id[o.business_id], pledge))
-        uow.after_commit(lambda o=o, p=pledge: deps.matched(o, by_id[o.business_id], p))
+        # Eligible since the change that led here (a registry or training event), else since the registry's last.
+        since = uow.cause.occurred_at or by_id[o.business_id].eligible_since
+        uow.after_commit(lambda o=o, p=pledge, since=since: deps.matched(o, p, since))
     if pledge.status == "exhausted" and before != "exhausted":
         uow.emit(events.PledgeRanOut(pledge, now))
     await uow.store.save_pledge(pledge)
