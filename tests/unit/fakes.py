@@ -20,7 +20,53 @@ from shared.messaging.audit import AuditEntry
 from shared.messaging.consumer import Apply, BatchTransaction, Delivery, EventConsumer, Outcome, RetryPolicy
 from shared.messaging.dead_letters import DeadLetters, Record
 from shared.observability import MessagingMetrics
-from shared.unit_of_work import Cause
+from shared.unit_of_work import Cause, UnitOfWork
+
+# ---------------------------------------------------------------------------------------------------------------
+# Units of work over fake stores
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class SnapshotUnitOfWork(UnitOfWork[Any]):
+    """A unit of work over a fake store that can snapshot() and restore() its state: entering takes a snapshot,
+    committing keeps the changes (and hands what was committed to `record`), leaving without a commit restores
+    the snapshot. Each service's fake subclasses this and the service's own unit of work."""
+
+    def __init__(self, cause: Cause | None = None) -> None:
+        super().__init__(cause)
+        self.begun = 0
+        self.commits = 0
+        self.rollbacks = 0
+        self._before: Any = None
+
+    @property
+    def snapshotted(self) -> Any:
+        """The fake store whose state a rollback restores."""
+        raise NotImplementedError
+
+    def record(self, events: list[Any], causes: list[Cause], audited: list[AuditEntry]) -> None:
+        """What a commit would write besides the changes: the outbox and the audit trail."""
+
+    async def _begin(self) -> None:
+        self.begun += 1
+        self._before = self.snapshotted.snapshot()
+
+    async def _commit(
+        self, events: list[Any], causes: list[Cause], audited: list[AuditEntry], callbacks: list[Callable[[], None]]
+    ) -> None:
+        assert self._before is not None, "enter the unit of work first"
+        self.record(events, causes, audited)
+        self.commits += 1
+        self._before = None
+        for callback in callbacks:
+            callback()
+
+    async def rollback(self) -> None:
+        if self._before is not None:
+            self.snapshotted.restore(self._before)
+            self.rollbacks += 1
+            self._before = None
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Notifier
@@ -57,37 +103,23 @@ class FakeNotifierStore(NotifierStore):
         return True
 
 
-class FakeNotifierUnitOfWork(NotifierUnitOfWork):
+class FakeNotifierUnitOfWork(SnapshotUnitOfWork, NotifierUnitOfWork):
     """A transaction over a FakeNotifierStore: commit keeps the changes and runs the after-commit callbacks;
     leaving without a commit restores the store as it was when the unit of work was entered."""
 
     def __init__(self, store: FakeNotifierStore | None = None, cause: Cause | None = None) -> None:
         super().__init__(cause)
         self.store: FakeNotifierStore = store if store is not None else FakeNotifierStore()
-        self.commits = 0
-        self.rollbacks = 0
         self.committed_events: list[object] = []
         self.committed_audit: list[AuditEntry] = []
-        self._before: tuple[dict[uuid.UUID, Contact], list[Message]] | None = None
 
-    async def _begin(self) -> None:
-        self._before = self.store.snapshot()
+    @property
+    def snapshotted(self) -> FakeNotifierStore:
+        return self.store
 
-    async def _commit(
-        self, events: list[object], causes: list[Cause], audited: list[AuditEntry], callbacks: list[Callable[[], None]]
-    ) -> None:
+    def record(self, events: list[Any], causes: list[Cause], audited: list[AuditEntry]) -> None:
         self.committed_events.extend(events)
         self.committed_audit.extend(audited)
-        self.commits += 1
-        self._before = None
-        for callback in callbacks:
-            callback()
-
-    async def rollback(self) -> None:
-        if self._before is not None:
-            self.store.restore(self._before)
-            self.rollbacks += 1
-            self._before = None
 
 
 # ---------------------------------------------------------------------------------------------------------------

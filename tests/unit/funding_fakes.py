@@ -35,6 +35,8 @@ from shared.reference.wilayah import kota_kupang
 from shared.reference.wita import today_in_kupang
 from shared.unit_of_work import Cause, Publisher
 
+from .fakes import FixedClock, SnapshotUnitOfWork
+
 # 2026-03-10 10.00 WITA.
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
 TODAY = date(2026, 3, 10)
@@ -57,19 +59,6 @@ ADMIN = Principal("admin", frozenset({"admin"}))
 _PLEDGE_STATUSES = {"open", "exhausted", "closed"}
 _OFFER_STATUSES = {"offered", "accepted", "declined", "expired", "withdrawn", "disbursed"}
 _FUNDED = ("accepted", "disbursed")
-
-
-@dataclass
-class FixedClock:
-    """A clock that says what it is told to."""
-
-    now: datetime = field(default_factory=lambda: NOW)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, moment: datetime) -> None:
-        self.now = moment
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -358,7 +347,7 @@ class FakeFundingStore(FundingStore):
 PUBLISHER: Publisher[DomainEvent] = Publisher("funding", integration.translate, lambda _: FUNDING_PLEDGE)
 
 
-class FakeFundingUnitOfWork(FundingUnitOfWork):
+class FakeFundingUnitOfWork(SnapshotUnitOfWork, FundingUnitOfWork):
     """A transaction over a FakeFundingStore. Commit keeps the changes and records what would go to the outbox:
     the domain events and their causes, the contracts they translate to (`committed`, also appended to the shared
     `journal`, if given) and their envelopes. Leaving without commit restores the store's state."""
@@ -372,32 +361,18 @@ class FakeFundingUnitOfWork(FundingUnitOfWork):
         self.committed_causes: list[Cause] = []  # in step with committed_events
         self.committed: list[EventPayload] = []
         self.envelopes: list[Envelope] = []  # in step with committed
-        self.commits = 0
-        self.rollbacks = 0
-        self._before: tuple[dict[Any, Any], ...] | None = None
 
-    async def _begin(self) -> None:
-        self._before = self.store.snapshot()
+    @property
+    def snapshotted(self) -> FakeFundingStore:
+        return self.store
 
-    async def _commit(self, events: list[DomainEvent], causes: list[Cause], audited: list[AuditEntry],
-                      callbacks: list[Callable[[], None]]) -> None:  # fmt: skip
-        envelopes = PUBLISHER.envelopes(events, causes)
+    def record(self, events: list[DomainEvent], causes: list[Cause], audited: list[AuditEntry]) -> None:
         contracts = [payload for event in events for payload in integration.translate(event)]
+        self.envelopes += PUBLISHER.envelopes(events, causes)
         self.committed_events += events
         self.committed_causes += causes
         self.committed += contracts
-        self.envelopes += envelopes
         self.journal.extend(contracts)
-        self.commits += 1
-        self._before = None
-        for callback in callbacks:
-            callback()
-
-    async def rollback(self) -> None:
-        if self._before is not None:
-            self.store.restore(self._before)
-            self.rollbacks += 1
-            self._before = None
 
 
 class FundingWorld:

@@ -18,7 +18,7 @@ from shared.errors import Conflict
 from shared.messaging.audit import AuditEntry
 from shared.unit_of_work import Cause, Publisher
 
-from .fakes import FixedClock
+from .fakes import FixedClock, SnapshotUnitOfWork
 
 __all__ = ["REGISTRY_PUBLISHER", "FakeBusinessStore", "FakeUnitOfWork", "FixedClock"]
 
@@ -124,7 +124,7 @@ class FakeBusinessStore(BusinessStore):
         return stale[:limit]
 
 
-class FakeUnitOfWork(RegistryUnitOfWork):
+class FakeUnitOfWork(SnapshotUnitOfWork, RegistryUnitOfWork):
     """A transaction over a FakeBusinessStore. Committing keeps the changes, records the events in `committed`,
     their envelopes (translated as the registry publishes them) in `outbox` and the audit entries in
     `audit_trail`, then runs the after-commit callbacks; leaving without a commit restores the state."""
@@ -141,39 +141,17 @@ class FakeUnitOfWork(RegistryUnitOfWork):
         self.committed: list[DomainEvent] = []
         self.outbox: list[Envelope] = []
         self.audit_trail: list[AuditEntry] = []
-        self.begun = 0
-        self.commits = 0
-        self.rollbacks = 0
-        self._before: tuple[dict[Any, Any], ...] | None = None
 
     @property
     def store(self) -> FakeBusinessStore:
         assert isinstance(self.businesses, FakeBusinessStore)
         return self.businesses
 
-    async def _begin(self) -> None:
-        self.begun += 1
-        self._before = self.store.snapshot()
+    @property
+    def snapshotted(self) -> FakeBusinessStore:
+        return self.store
 
-    async def _commit(
-        self,
-        events: list[DomainEvent],
-        causes: list[Cause],
-        audited: list[AuditEntry],
-        callbacks: list[Callable[[], None]],
-    ) -> None:
-        assert self._before is not None, "enter the unit of work first"
-        envelopes = self._publisher.envelopes(events, causes)  # a payload the contract refuses fails the commit
-        self.outbox.extend(envelopes)
+    def record(self, events: list[DomainEvent], causes: list[Cause], audited: list[AuditEntry]) -> None:
+        self.outbox.extend(self._publisher.envelopes(events, causes))  # a payload the contract refuses fails the commit
         self.committed.extend(events)
         self.audit_trail.extend(audited)
-        self.commits += 1
-        self._before = None
-        for callback in callbacks:
-            callback()
-
-    async def rollback(self) -> None:
-        if self._before is not None:
-            self.store.restore(self._before)
-            self.rollbacks += 1
-            self._before = None
