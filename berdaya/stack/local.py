@@ -62,7 +62,8 @@ class StackSettings(BaseSettings):
     """Where the local stack lives and listens; with KAFKA_BOOTSTRAP_SERVERS and BERDAYA_POSTGRES_URL set, it starts
     nothing and uses those."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # Only the aliases are read: a field named `home` must not pick up the shell's HOME.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=False)
 
     home: Path = Field(Path.home() / ".local" / "share" / "berdaya", validation_alias="BERDAYA_HOME")
     pg_port: int = Field(55432, validation_alias="BERDAYA_PG_PORT")
