@@ -53,7 +53,8 @@ def _progress() -> Progress:
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    # One line, whatever the terminal's width: a script reading this or a person copying it gets it whole.
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -114,8 +115,11 @@ def _import(file: Path, url: str, chunk: int):  # noqa: ANN202
             summary = import_file(file, base_url=url, token=_token(), chunk_size=chunk,
                                   progress=lambda n: progress.advance(task, n))  # fmt: skip
         except ImportRefused as exc:
-            _fail(f"{file.name} was not imported: {exc}. Rows sent before this point are in; importing the file "
-                  "again after fixing it does not duplicate them")
+            sent = progress.tasks[0].completed
+            after = (f" The {sent:,.0f} rows before this point are in; importing the file again after fixing it does "
+                     "not duplicate them." if sent else " Nothing was imported.")  # fmt: skip
+            progress.stop()
+            _fail(f"{file.name}: {exc}.{after}")
         except httpx.HTTPError as exc:
             _fail(f"cannot reach the registry at {url} ({type(exc).__name__}); start it with `berdaya up`, then "
                   "import again (rows already imported are recognised and not duplicated)")

@@ -504,7 +504,7 @@ async def test_an_import_of_a_hundred_thousand_columns_is_a_422_while_the_regist
 
 
 def _cli_import(file: Path, registry: RegistryProcess) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BERDAYA_TOKEN": registry.token, "NO_COLOR": "1", "COLUMNS": "1000"}
+    env = {**os.environ, "BERDAYA_TOKEN": registry.token, "NO_COLOR": "1"}
     return subprocess.run([str(BERDAYA_CLI), "import", str(file), "--url", registry.url], capture_output=True,
                           text=True, env=env, timeout=120, cwd=REPO)  # fmt: skip
 

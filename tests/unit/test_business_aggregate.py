@@ -226,6 +226,15 @@ def test_an_nib_issued_on_a_day_still_in_the_future_in_kupang_is_refused() -> No
     assert [(e.field, e.code) for e in exc.value.errors] == [("issued_on", "date.future")]
 
 
+def test_an_nib_dated_before_oss_began_issuing_them_is_refused() -> None:
+    b, application = applied(business())
+
+    assert aggregate.issue_nib(b, application, "1234567890123", aggregate.OSS_STARTED, NOW)[1].issued_on == date(2018, 7, 9)
+    with pytest.raises(InvalidInput) as exc:
+        aggregate.issue_nib(b, application, "1234567890123", date(1, 1, 1), NOW)
+    assert [(e.field, e.code) for e in exc.value.errors] == [("issued_on", "date.before_oss")]
+
+
 def test_rejecting_an_application_needs_a_reason() -> None:
     b, application = applied(business())
 

@@ -113,6 +113,13 @@ def test_every_bad_field_is_named_at_once() -> None:
     assert "'Atlantis' is not a kecamatan of Kota Kupang" in str(exc.value)
 
 
+def test_a_window_starting_over_a_year_ago_or_ending_over_five_years_ahead_is_refused() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        validate_pledge(form(valid_from="0001-01-01", valid_until="9999-12-31"), kota_kupang(), TODAY)
+    assert fields_of(exc) == {"valid_from": "pledge.window_backdated", "valid_until": "pledge.window_too_long"}
+    assert validate_pledge(form(valid_from="2025-03-10", valid_until="2031-03-09"), kota_kupang(), TODAY)[1] == 5_000_000
+
+
 def test_a_window_ending_today_is_still_valid() -> None:
     assert validate_pledge(form(valid_from="2026-03-01", valid_until="2026-03-10"), kota_kupang(), TODAY) == (
         Earmarks(), 5_000_000,

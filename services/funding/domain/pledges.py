@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -130,6 +130,11 @@ class Pledge:
         return amount if amount >= self.min_offer_rupiah else None
 
 
+# A pledge recorded late may start a while back; one running beyond a few budget years is a typo.
+MAX_BACKDATING = timedelta(days=366)
+MAX_WINDOW = timedelta(days=5 * 365)
+
+
 def validate_pledge(form: PledgeForm, wilayah: Wilayah, today: date) -> tuple[Earmarks, int]:
     """The earmarks in canonical form and the minimum offer; every bad field named at once."""
     errors: list[FieldError] = []
@@ -151,6 +156,12 @@ def validate_pledge(form: PledgeForm, wilayah: Wilayah, today: date) -> tuple[Ea
                                  "the amount per business is larger than the whole pledge"))  # fmt: skip
     if form.valid_until < today:
         errors.append(FieldError("valid_until", "pledge.window_past", "the validity window has already ended"))
+    if form.valid_from < today - MAX_BACKDATING:
+        errors.append(FieldError("valid_from", "pledge.window_backdated",
+                                 f"a pledge's window can start at most {MAX_BACKDATING.days} days ago"))  # fmt: skip
+    if form.valid_until > today + MAX_WINDOW:
+        errors.append(FieldError("valid_until", "pledge.window_too_long",
+                                 f"a pledge's window can end at most {MAX_WINDOW.days // 365} years from today"))  # fmt: skip
     minimum = form.min_offer_rupiah or (form.amount_per_business_rupiah if form.amount_mode == "fixed"
                                         else max(1, form.amount_per_business_rupiah // 2))  # fmt: skip
     if minimum > form.amount_per_business_rupiah:

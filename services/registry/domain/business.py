@@ -172,6 +172,10 @@ def _decidable(business: Business, application: NibApplication) -> None:
         )
 
 
+# NIBs exist since OSS began issuing them (PP 24/2018).
+OSS_STARTED = date(2018, 7, 9)
+
+
 def issue_nib(
     business: Business, application: NibApplication, nib: str, issued_on: date, now: datetime
 ) -> tuple[Business, NibApplication]:
@@ -179,6 +183,9 @@ def issue_nib(
     nib = check_nib(nib)
     if issued_on > today_in_kupang(now):
         raise InvalidInput.one("issued_on", "date.future", "issued_on is in the future")
+    if issued_on < OSS_STARTED:
+        raise InvalidInput.one("issued_on", "date.before_oss",
+                               f"NIBs are issued through OSS, which began on {OSS_STARTED.isoformat()}; check the date")  # fmt: skip
     return (
         replace(business, nib_status="issued", nib=nib, version=business.version + 1, updated_at=now),
         replace(application, status="issued", nib=nib, issued_on=issued_on, decided_at=now),
