@@ -2,6 +2,7 @@
 
 REGISTRY_BUSINESS = "registry.business.v1"
 FUNDING_PLEDGE = "funding.pledge.v1"
+TRAINING_PROGRAMME = "training.programme.v1"
 TRAINING_COHORT = "training.cohort.v1"
 TRAINING_PARTICIPANT = "training.participant.v1"
 
@@ -9,6 +10,7 @@ TRAINING_PARTICIPANT = "training.participant.v1"
 TOPIC_BY_AGGREGATE = {
     "business": REGISTRY_BUSINESS,
     "pledge": FUNDING_PLEDGE,
+    "programme": TRAINING_PROGRAMME,
     "cohort": TRAINING_COHORT,
     "participant": TRAINING_PARTICIPANT,
 }
