@@ -136,10 +136,12 @@ _VIEW_COLUMNS = (
 )  # fmt: skip
 # The registry's facts, the topics completed and the offers taken up, put together.
 VIEW_SELECT = """
-SELECT b.*, coalesce(t.topics, '{}') AS trainings, coalesce(f.funded, 0) AS funded_count
+SELECT b.*, coalesce(t.topics, '{}') AS trainings, t.assessment, coalesce(f.funded, 0) AS funded_count
   FROM business_view b
-  LEFT JOIN LATERAL (SELECT array_agg(topic) AS topics FROM business_training t
-                      WHERE t.business_id = b.business_id) t ON true
+  LEFT JOIN LATERAL (SELECT array_agg(topic) AS topics,
+                            max(((assessment->>'management')::int + (assessment->>'leadership')::int
+                                 + (assessment->>'business_prospects')::int) / 3) AS assessment
+                       FROM business_training t WHERE t.business_id = b.business_id) t ON true
   LEFT JOIN LATERAL (SELECT count(*) AS funded FROM offer o
                       WHERE o.business_id = b.business_id AND o.status IN ('accepted', 'disbursed')) f ON true
 """
@@ -155,7 +157,7 @@ SELECT p.*, s.name AS sponsor_name, s.kind AS sponsor_kind
 
 def view_from_row(row: asyncpg.Record) -> BusinessView:
     return BusinessView(**{k: row[k] for k in _VIEW_COLUMNS}, trainings=frozenset(row["trainings"]),
-                        funded_count=row["funded_count"])  # fmt: skip
+                        assessment=row["assessment"], funded_count=row["funded_count"])  # fmt: skip
 
 
 def pledge_from_row(row: asyncpg.Record) -> Pledge:

@@ -183,9 +183,11 @@ class FakeFundingStore(FundingStore):
 
     # Reading a view as VIEW_SELECT does.
     def _read(self, row: BusinessView) -> BusinessView:
-        topics = frozenset(t for (b, t) in self.trainings if b == row.business_id)
+        facts = [f for (b, _), f in self.trainings.items() if b == row.business_id]
+        scores = [(a.management + a.leadership + a.business_prospects) // 3 for f in facts if (a := f.assessment)]
         funded = sum(o.business_id == row.business_id and o.status in _FUNDED for o in self.offers.values())
-        return replace(row, trainings=topics, funded_count=funded)
+        return replace(row, trainings=frozenset(f.topic for f in facts), assessment=max(scores, default=None),
+                       funded_count=funded)  # fmt: skip
 
     @property
     def businesses(self) -> dict[uuid.UUID, BusinessView]:
@@ -229,7 +231,7 @@ class FakeFundingStore(FundingStore):
         if current is not None and current.version >= view.version:
             return  # ... DO UPDATE ... WHERE business_view.version < excluded.version
         # Only the registry's columns are written; trainings and funded_count live in their own tables.
-        self.rows[view.business_id] = replace(view, trainings=frozenset(), funded_count=0)
+        self.rows[view.business_id] = replace(view, trainings=frozenset(), assessment=None, funded_count=0)
 
     async def add_training(self, fact: TrainingFact) -> bool:
         key = (fact.business_id, fact.topic)

@@ -10,6 +10,7 @@ import pytest
 
 from services.funding import handlers
 from services.funding.domain.pledges import PledgeForm, SponsorForm
+from services.funding.domain.view import readiness
 from services.funding.store import FundingStore
 from shared.auth import Principal
 from shared.contracts.funding import (
@@ -25,6 +26,7 @@ from shared.contracts.funding import (
     PledgeExhausted,
     PledgeTotals,
 )
+from shared.contracts.training import Assessment
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 from .funding_fakes import (
@@ -40,6 +42,7 @@ from .funding_fakes import (
     OTHER_SPONSOR_ID,
     SPONSOR,
     SPONSOR_ID,
+    TODAY,
     FakeFundingStore,
     FundingWorld,
     business_closed,
@@ -152,7 +155,7 @@ async def test_matching_offers_to_the_best_ranked_eligible_businesses_up_to_the_
     elsewhere = await register_ranked(world, 3, kecamatan_code=ALAK)  # registered earliest, but not in Oebobo
     oebobo = [await world.register(registered_at=START + timedelta(days=10 + i)) for i in range(12)]
     star = await world.register(registered_at=START + timedelta(days=100))
-    await world.consume(training_completed(star, "packaging"))  # 70 against everyone else's 55
+    await world.consume(training_completed(star, "packaging"))  # 65 against everyone else's 55
     p = await world.add_pledge(earmarks=Earmarks(kecamatan_codes=(OEBOBO,)))
 
     uow = await world.match(p.id)
@@ -161,7 +164,7 @@ async def test_matching_offers_to_the_best_ranked_eligible_businesses_up_to_the_
     matched = [e for e in uow.committed if isinstance(e, FundingMatched)]
     assert [e.business_id for e in matched] == expected
     assert [e.rank for e in matched] == list(range(1, 11))
-    assert [e.readiness for e in matched] == [70] + [55] * 9
+    assert [e.readiness for e in matched] == [65] + [55] * 9
     assert all(e.amount_rupiah == 5_000_000 and e.expires_at == NOW + timedelta(days=14) for e in matched)
     assert summary(uow.committed)[-1] == ("PledgeExhausted", None)
     assert len([e for e in uow.committed if isinstance(e, PledgeExhausted)]) == 1
@@ -393,7 +396,19 @@ async def test_a_training_of_a_business_funding_has_not_heard_of_is_kept_and_cou
 
     assert world.store.businesses[business_id].trainings == frozenset({"packaging"})
     assert summary(later.committed) == [("FundingMatched", business_id)]
-    assert later.committed[0].readiness == 70  # 55 and the training's 15
+    assert later.committed[0].readiness == 65  # 55 and the training's 10
+
+
+async def test_a_trainers_assessment_at_completion_raises_readiness_and_the_best_one_counts(world) -> None:
+    business_id = await world.register()
+    await world.consume(training_completed(business_id, "packaging", 1, Assessment(management=60, leadership=70,
+                                                                                   business_prospects=80)))  # fmt: skip
+    await world.consume(training_completed(business_id, "halal_certification", 2, Assessment(
+        management=40, leadership=40, business_prospects=40)))  # fmt: skip
+
+    view = world.store.businesses[business_id]
+    parts = readiness(view, TODAY).parts
+    assert (view.assessment, parts["assessment"], parts["trainings"]) == (70, 10, 20)  # round(15 * 70 / 100)
 
 
 # ---------------------------------------------------------------------------------------------------------------

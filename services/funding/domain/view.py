@@ -31,6 +31,7 @@ class BusinessView:
     registered_at: datetime
     eligible_since: datetime | None = None  # when the registry's facts last changed
     trainings: frozenset[str] = frozenset()  # topics completed, from training's events
+    assessment: int | None = None  # the best trainer's assessment at a completion: its three parts' mean, 0..100
     funded_count: int = 0  # offers accepted or disbursed, over all pledges
 
 
@@ -70,7 +71,9 @@ def updated_view(current: BusinessView | None, event: EventPayload, occurred_at:
 
 READINESS_RULES = (
     ("nib", 25, "holds an NIB: the business is legal and can take credit and certification"),
-    ("trainings", 45, "15 per completed training topic (packaging, product quality, halal, digital marketing, ...), up to 45"),
+    ("trainings", 30, "10 per completed training topic (packaging, product quality, halal, digital marketing, ...), up to 30"),
+    ("assessment", 15, "the trainer's assessment of management, leadership and business prospects (best mean of the "
+                       "three, 0 to 100) times 15/100: capital should weigh these, not only assets"),
     ("sales_reported", 10, "annual sales are reported: the owner keeps figures"),
     ("youth", 10, "youth-owned: the city's stated priority"),
     ("track_record", 10, "registered at least a year ago"),
@@ -87,7 +90,8 @@ def readiness(business: BusinessView, today: date) -> Readiness:
     """0 to 100, documented in READINESS_RULES; a funding decision must be explainable to the business."""
     parts = {
         "nib": 25 if business.nib_status == "issued" else 0,
-        "trainings": min(45, 15 * len(business.trainings)),
+        "trainings": min(30, 10 * len(business.trainings)),
+        "assessment": round(15 * business.assessment / 100) if business.assessment is not None else 0,
         "sales_reported": 10 if business.annual_sales_rupiah is not None else 0,
         "youth": 10 if business.youth_owned else 0,
         "track_record": 10 if (today - today_in_kupang(business.registered_at)).days >= 365 else 0,
