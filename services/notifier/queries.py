@@ -20,7 +20,8 @@ class MessageQueries:
         async with self._db.acquire() as conn:
             total = await conn.fetchval("SELECT count(*) FROM message" + where.sql, *where.args)
             rows = await conn.fetch(
-                "SELECT id, event_id, business_id, template, channel, recipient_phone, language, body, status, created_at"
+                "SELECT id, event_id, business_id, template, channel, recipient_phone, language, body, status, created_at,"
+                " audience, kecamatan_code"
                 f" FROM message{where.sql} ORDER BY created_at DESC, id LIMIT {page_size} OFFSET {(page - 1) * page_size}",
                 *where.args,
             )

@@ -15,7 +15,11 @@ from shared.auth import Principal
 from shared.reference.wita import WITA
 from shared.web import Page, PageSize, require_role
 
-Template = Literal["welcome", "nib_issued", "nib_rejected", "funding_offer", "funds_disbursed"]
+Template = Literal[
+    "welcome", "nib_issued", "nib_rejected", "funding_offer", "funds_disbursed", "training_invitation", "training_seat",
+    "training_waitlisted", "training_cancelled", "training_completed", "halal_stalled", "halal_stalled_officer",
+    "halal_not_eligible",
+]
 
 
 @dataclass
@@ -39,7 +43,12 @@ class MessageOut(BaseModel):
     business_id: uuid.UUID
     template: str
     channel: str
-    recipient_phone: str = Field(description="In full for officers; others see only its last three digits")
+    recipient_phone: str | None = Field(
+        description="In full for officers; others see only its last three digits. None while the owner's contact "
+        "has not reached the notifier yet, and for messages to officers"
+    )
+    audience: str = Field(description="owner, or officers (of kecamatan_code)")
+    kecamatan_code: str | None
     language: str
     body: str
     status: str
@@ -68,7 +77,7 @@ async def list_messages(
     for row in rows:
         item = dict(row)
         item["created_at"] = item["created_at"].astimezone(WITA)
-        if not who.may_see_personal_data:
+        if not who.may_see_personal_data and item["recipient_phone"]:
             item["recipient_phone"] = masked(item["recipient_phone"])
         items.append(MessageOut(**item))
     return MessagePage(total=total, page=page, page_size=page_size, items=items)

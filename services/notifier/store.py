@@ -23,6 +23,10 @@ class NotifierStore(abc.ABC):
     async def add_message(self, message: Message) -> bool:
         """False if this event already produced this message."""
 
+    @abc.abstractmethod
+    async def address_waiting(self, contact: Contact) -> int:
+        """Give the owner's phone to messages that were waiting for it; returns how many."""
+
 
 class NotifierUnitOfWork(UnitOfWork[object]):
     """The notifier publishes no events; its unit of work is the transaction its handlers write in."""
@@ -57,12 +61,21 @@ class PgNotifierStore(NotifierStore):
 
     async def add_message(self, message: Message) -> bool:
         status = await self._conn.execute(
-            """INSERT INTO message (id, event_id, business_id, template, channel, recipient_phone, body, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id, template) DO NOTHING""",
+            """INSERT INTO message (id, event_id, business_id, template, channel, recipient_phone, body, created_at,
+                   audience, kecamatan_code)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id, template) DO NOTHING""",
             message.id, message.event_id, message.business_id, message.template, message.channel,
-            message.recipient_phone, message.body, message.created_at,
+            message.recipient_phone, message.body, message.created_at, message.audience, message.kecamatan_code,
         )  # fmt: skip
         return status == "INSERT 0 1"
+
+    async def address_waiting(self, contact: Contact) -> int:
+        status = await self._conn.execute(
+            "UPDATE message SET recipient_phone = $2 WHERE business_id = $1 AND recipient_phone IS NULL"
+            " AND audience = 'owner'",
+            contact.business_id, contact.phone,
+        )  # fmt: skip
+        return int(status.split()[-1])
 
 
 class PgNotifierUnitOfWork(PgUnitOfWork[object], NotifierUnitOfWork):

@@ -9,13 +9,23 @@ from services.notifier.handlers import Deps
 from services.notifier.store import NotifierUnitOfWork
 from shared.contracts.funding import FundingMatched, FundsDisbursed
 from shared.contracts.registry import BusinessClosed, BusinessRegistered, BusinessUpdated, NIBIssued, NIBRejected
-from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS
+from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, TRAINING_PARTICIPANT
+from shared.contracts.training import (
+    PathwayNotEligible,
+    PathwayStalled,
+    TraineeEnrolled,
+    TraineeInvited,
+    TraineeWaitlisted,
+    TraineeWithdrew,
+    TrainingCompleted,
+)
 from shared.messaging.consumer import Apply, BatchTransaction
 from shared.messaging.subscriptions import Subscription
 from shared.unit_of_work import Cause, one_by_one
 
 CONSUMER = "notifier"
 FUNDING_CONSUMER = "notifier-funding"
+TRAINING_CONSUMER = "notifier-training"
 
 REGISTRY_HANDLERS = {
     BusinessRegistered: handlers.welcome,
@@ -29,9 +39,20 @@ FUNDING_HANDLERS = {
     FundsDisbursed: handlers.funds_disbursed,
 }
 
+TRAINING_HANDLERS = {
+    TraineeInvited: handlers.training_invitation,
+    TraineeEnrolled: handlers.training_seat,
+    TraineeWaitlisted: handlers.training_waitlisted,
+    TraineeWithdrew: handlers.training_cancelled,
+    TrainingCompleted: handlers.training_completed,
+    PathwayStalled: handlers.halal_stalled,
+    PathwayNotEligible: handlers.halal_not_eligible,
+}
+
 SUBSCRIPTIONS = (
     Subscription(REGISTRY_BUSINESS, CONSUMER, tuple(REGISTRY_HANDLERS)),
     Subscription(FUNDING_PLEDGE, FUNDING_CONSUMER, tuple(FUNDING_HANDLERS)),
+    Subscription(TRAINING_PARTICIPANT, TRAINING_CONSUMER, tuple(TRAINING_HANDLERS)),
 )
 
 
@@ -39,4 +60,5 @@ def consumers(unit_of_work: Callable[[BatchTransaction, Cause], NotifierUnitOfWo
     return {
         CONSUMER: one_by_one(REGISTRY_HANDLERS, unit_of_work, deps),
         FUNDING_CONSUMER: one_by_one(FUNDING_HANDLERS, unit_of_work, deps),
+        TRAINING_CONSUMER: one_by_one(TRAINING_HANDLERS, unit_of_work, deps),
     }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,6 +101,13 @@ class FakeNotifierStore(NotifierStore):
             return False
         self.messages.append(message)
         return True
+
+    async def address_waiting(self, contact: Contact) -> int:
+        waiting = [i for i, m in enumerate(self.messages)
+                   if m.business_id == contact.business_id and m.recipient_phone is None and m.audience == "owner"]  # fmt: skip
+        for i in waiting:
+            self.messages[i] = replace(self.messages[i], recipient_phone=contact.phone)
+        return len(waiting)
 
 
 class FakeNotifierUnitOfWork(SnapshotUnitOfWork, NotifierUnitOfWork):

@@ -19,6 +19,15 @@ from services.notifier.routes import masked
 from shared.contracts import Envelope, EventPayload, new_envelope
 from shared.contracts.funding import FundingMatched, FundsDisbursed
 from shared.contracts.registry import BusinessClosed, BusinessRegistered, BusinessUpdated, NIBIssued, NIBRejected
+from shared.contracts.training import (
+    PathwayNotEligible,
+    PathwayStalled,
+    TraineeEnrolled,
+    TraineeInvited,
+    TraineeWaitlisted,
+    TraineeWithdrew,
+    TrainingCompleted,
+)
 from shared.messaging.consumer import BatchTransaction, Delivery
 from shared.unit_of_work import Cause
 
@@ -92,6 +101,30 @@ async def deliver(handler: Handler, event: EventPayload, store: FakeNotifierStor
     uow = FakeNotifierUnitOfWork(store, Cause.event(envelope or envelope_of(event)))
     await handler(event, uow, deps)
     return uow
+
+
+COHORT = {"cohort_id": uuid.uuid4(), "programme_id": uuid.uuid4(), "topic": "halal_certification",
+          "title": "Sertifikasi Halal Gratis (SEHATI)", "starts_at": EXPIRES_AT, "venue": "Taman Nostalgia"}  # fmt: skip
+
+
+def participant(version: int = 1) -> dict[str, Any]:
+    return {"business_id": BUSINESS_ID, "participant_version": version}
+
+
+TRAINING_EVENTS = [
+    (handlers.training_invitation, TraineeInvited(**participant(1), **COHORT, need="halal_uncertified")),
+    (handlers.training_waitlisted, TraineeWaitlisted(**participant(2), **COHORT, position=3)),
+    (handlers.training_seat, TraineeEnrolled(**participant(3), **COHORT, from_waitlist=True)),
+    (handlers.training_cancelled, TraineeWithdrew(**participant(4), cohort_id=COHORT["cohort_id"],
+                                                  reason="cohort_cancelled")),
+    (handlers.training_completed, TrainingCompleted(**participant(5), cohort_id=COHORT["cohort_id"],
+                                                    topic="halal_certification", completed_on=date(2026, 12, 10),
+                                                    title=COHORT["title"], attendance_percent=90)),
+    (handlers.halal_stalled, PathwayStalled(**participant(6), waiting_for="companion_verified",
+                                            since=date(2026, 11, 1), days=22, kecamatan_code="53.71.04")),
+    (handlers.halal_not_eligible, PathwayNotEligible(**participant(7), reason="pork", regular_route_possible=False,
+                                                     kecamatan_code="53.71.04")),
+]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -222,8 +255,13 @@ async def test_every_template_the_notifier_sends_is_in_bahasa_indonesia_with_tim
     await deliver(handlers.funding_offer, matched(), store, deps)
     await deliver(handlers.funds_disbursed, disbursed(), store, deps)
 
+    for handler, event in TRAINING_EVENTS:
+        await deliver(handler, event, store, deps)
+
     bodies = {m.template: m.body for m in store.messages}
-    assert set(bodies) == {"welcome", "nib_issued", "nib_rejected", "funding_offer", "funds_disbursed"}
+    assert set(bodies) == {"welcome", "nib_issued", "nib_rejected", "funding_offer", "funds_disbursed",
+                           "training_invitation", "training_seat", "training_waitlisted", "training_cancelled",
+                           "training_completed", "halal_stalled", "halal_stalled_officer", "halal_not_eligible"}  # fmt: skip
     for template, body in bodies.items():
         assert not ENGLISH.search(body), f"{template} has English: {ENGLISH.search(body)}"
         for time_shown in ANY_TIME.finditer(body):
@@ -407,6 +445,8 @@ def test_the_notifier_consumes_the_registry_events_and_the_funding_events_an_own
     assert by_topic == {
         "registry.business.v1": {"BusinessRegistered", "BusinessUpdated", "NIBIssued", "NIBRejected", "BusinessClosed"},
         "funding.pledge.v1": {"FundingMatched", "FundsDisbursed"},
+        "training.participant.v1": {"TraineeInvited", "TraineeEnrolled", "TraineeWaitlisted", "TraineeWithdrew",
+                                    "TrainingCompleted", "PathwayStalled", "PathwayNotEligible"},
     }
 
 
@@ -444,3 +484,59 @@ def test_a_masked_phone_keeps_only_its_last_three_digits(phone: str) -> None:
     assert shown.endswith(phone[-3:])
     assert re.sub(r"\D", "", shown) == phone[-3:]
     assert set(shown[:-3]) == {"*"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training and the halal pathway
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_an_invitation_arriving_before_the_owners_contact_waits_for_it_and_is_addressed_when_it_comes() -> None:
+    store, deps = FakeNotifierStore(), new_deps()
+    invitation = TraineeInvited(**participant(1), **COHORT, need="halal_uncertified")
+
+    await deliver(handlers.training_invitation, invitation, store, deps)
+    [waiting] = store.messages
+    assert waiting.recipient_phone is None and waiting.body.startswith("Usaha Anda diundang")
+
+    await deliver(handlers.welcome, snapshot(), store, deps)
+    invited = next(m for m in store.messages if m.template == "training_invitation")
+    assert invited.recipient_phone == "+6281234567890"
+    assert "Taman Nostalgia" in invited.body and "pukul 00.30 WITA" in invited.body and "17 Oktober 2026" in invited.body
+
+
+async def test_a_stalled_halal_pathway_tells_the_owner_help_is_coming_and_the_kecamatans_officers_to_act() -> None:
+    store, deps = FakeNotifierStore(), new_deps()
+    await deliver(handlers.welcome, snapshot(), store, deps)
+    stalled = PathwayStalled(**participant(1), waiting_for="companion_verified", since=date(2026, 11, 1), days=22,
+                             kecamatan_code="53.71.04")  # fmt: skip
+
+    once = envelope_of(stalled)
+    await deliver(handlers.halal_stalled, stalled, store, deps, once)
+    await deliver(handlers.halal_stalled, stalled, store, deps, once)  # a redelivery changes nothing
+
+    owner = [m for m in store.messages if m.template == "halal_stalled"]
+    officers = [m for m in store.messages if m.template == "halal_stalled_officer"]
+    assert len(owner) == 1 and len(officers) == 1
+    assert owner[0].recipient_phone == "+6281234567890" and "1 November 2026" in owner[0].body
+    assert (officers[0].audience, officers[0].kecamatan_code, officers[0].recipient_phone) == ("officers", "53.71.04", None)
+    assert "22 hari" in officers[0].body and "verifikasi oleh pendamping" in officers[0].body
+
+
+async def test_only_a_seat_freed_from_the_waitlist_or_a_cancelled_cohort_is_news_to_the_owner() -> None:
+    store, deps = FakeNotifierStore(), new_deps()
+    await deliver(handlers.training_seat, TraineeEnrolled(**participant(1), **COHORT), store, deps)
+    await deliver(handlers.training_cancelled, TraineeWithdrew(**participant(2), cohort_id=COHORT["cohort_id"],
+                                                               reason="withdrew"), store, deps)  # fmt: skip
+    assert store.messages == []
+
+
+async def test_a_pork_business_is_told_it_cannot_be_certified_and_may_sell_labelled_not_halal() -> None:
+    store, deps = FakeNotifierStore(), new_deps()
+    await deliver(handlers.welcome, snapshot(), store, deps)
+    event = PathwayNotEligible(**participant(1), reason="pork", regular_route_possible=False, kecamatan_code="53.71.04")
+
+    await deliver(handlers.halal_not_eligible, event, store, deps)
+
+    [told] = [m for m in store.messages if m.template == "halal_not_eligible"]
+    assert "tidak dapat disertifikasi halal" in told.body and "\"tidak halal\"" in told.body

@@ -25,13 +25,20 @@ class Message:
     business_id: uuid.UUID
     template: str
     channel: str
-    recipient_phone: str
+    recipient_phone: str | None  # None while an owner's contact has not reached the notifier yet
     body: str
     created_at: datetime
+    audience: str = "owner"  # owner | officers
+    kecamatan_code: str | None = None  # the officers' kecamatan
 
 
 def compose(
-    template: str, body: str, business_id: uuid.UUID, phone: str, event_id: uuid.UUID, message_id: uuid.UUID,
+    template: str, body: str, business_id: uuid.UUID, phone: str | None, event_id: uuid.UUID, message_id: uuid.UUID,
     now: datetime,
 ) -> Message:
     return Message(message_id, event_id, business_id, template, "whatsapp", phone, body, now)
+
+
+def to_officers(template: str, body: str, business_id: uuid.UUID, kecamatan_code: str, event_id: uuid.UUID,
+                message_id: uuid.UUID, now: datetime) -> Message:  # fmt: skip
+    return Message(message_id, event_id, business_id, template, "officers", None, body, now, "officers", kecamatan_code)

@@ -90,3 +90,97 @@ def funds_disbursed_text(business_name: str, amount: int, sponsor: str, referenc
         f"Dana sebesar {rupiah(amount)} dari {sponsor} untuk usaha {business_name} telah disalurkan "
         f"(referensi {reference}). Semoga usaha Anda makin berkembang!"
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training and the halal pathway
+# ---------------------------------------------------------------------------------------------------------------
+
+# Why a business was invited, said as a reason the owner recognises.
+ALASAN_UNDANGAN = {
+    "halal_uncertified": "Sejak 17 Oktober 2026 produk makanan dan minuman usaha mikro dan kecil wajib bersertifikat "
+    "halal, dan sertifikasi halal gratis (SEHATI) bisa diurus bersama pendamping.",
+    "no_nib": "Pelatihan ini membantu Anda mengurus NIB (Nomor Induk Berusaha) lewat OSS tanpa biaya.",
+    "youth_digital": "Pelatihan ini untuk pelaku usaha muda yang ingin berjualan lewat Instagram, TikTok dan "
+    "lokapasar.",
+    "funded_bookkeeping": "Pelatihan ini membantu Anda mencatat keuangan usaha, termasuk dana bantuan yang Anda "
+    "terima.",
+    "officer": "",
+}
+
+TAHAP_HALAL = {
+    "nib": "NIB",
+    "sihalal_account": "pembuatan akun SIHALAL",
+    "companion_verified": "verifikasi oleh pendamping proses produk halal",
+    "submitted": "pengajuan sertifikasi (SEHATI)",
+    "document_check": "pemeriksaan dokumen oleh BPJPH",
+    "fatwa": "penetapan fatwa halal",
+    "certificate": "terbitnya sertifikat halal",
+}
+
+
+def training_invitation_text(business_name: str, title: str, starts_at: datetime, venue: str, need: str) -> str:
+    reason = ALASAN_UNDANGAN.get(need, "")
+    return " ".join(part for part in (
+        f"Usaha {business_name} diundang mengikuti pelatihan gratis \"{title}\" mulai {waktu_wita(starts_at)} di "
+        f"{venue}.", reason,
+        "Jika tidak dapat hadir, kabari petugas pendamping UMKM di kelurahan Anda agar kursi diberikan kepada yang lain.",
+    ) if part)  # fmt: skip
+
+
+def training_waitlisted_text(business_name: str, title: str, position: int) -> str:
+    return (
+        f"Kelas pelatihan \"{title}\" sudah penuh. Usaha {business_name} berada di daftar tunggu nomor {position}; "
+        "kami kabari begitu ada kursi kosong."
+    )
+
+
+def training_seat_text(business_name: str, title: str, starts_at: datetime, venue: str) -> str:
+    return (
+        f"Kabar baik! Ada kursi kosong untuk usaha {business_name} di pelatihan \"{title}\", mulai "
+        f"{waktu_wita(starts_at)} di {venue}. Sampai jumpa di kelas."
+    )
+
+
+def training_cancelled_text(business_name: str) -> str:
+    return (
+        f"Mohon maaf, kelas pelatihan yang diikuti usaha {business_name} dibatalkan. Anda akan diundang ke kelas "
+        "berikutnya."
+    )
+
+
+def training_completed_text(business_name: str, title: str, attendance_percent: int | None) -> str:
+    attended = f" dengan kehadiran {attendance_percent}%" if attendance_percent is not None else ""
+    return (
+        f"Selamat! Usaha {business_name} telah menyelesaikan pelatihan \"{title}\"{attended}. Sertifikat pelatihan "
+        "dapat diambil di kantor kelurahan. Pendamping akan mengunjungi usaha Anda untuk membantu penerapannya."
+    )
+
+
+def halal_stalled_text(business_name: str, waiting_for: str, since: date) -> str:
+    return (
+        f"Proses sertifikasi halal usaha {business_name} masih menunggu {TAHAP_HALAL.get(waiting_for, waiting_for)} "
+        f"sejak {tanggal(since)}. Petugas pendamping akan menghubungi Anda untuk membantu."
+    )
+
+
+def halal_stalled_officer_text(business_name: str, business_id: uuid.UUID, waiting_for: str, since: date, days: int) -> str:
+    return (
+        f"Pendampingan halal usaha {business_name} (nomor registrasi {nomor_registrasi(business_id)}) tertahan "
+        f"{days} hari di tahap {TAHAP_HALAL.get(waiting_for, waiting_for)}, sejak {tanggal(since)}. Mohon ditindaklanjuti."
+    )
+
+
+def halal_not_eligible_text(business_name: str, reason: str, regular_route_possible: bool) -> str:
+    if reason == "pork":
+        return (
+            f"Produk usaha {business_name} memakai bahan dari babi, sehingga tidak dapat disertifikasi halal. Usaha "
+            "Anda tetap dapat berjualan dengan mencantumkan keterangan \"tidak halal\" pada kemasan dan tempat usaha."
+        )
+    what = {
+        "slaughtered_meat_uncertified_abattoir": "memakai daging dari rumah potong yang belum bersertifikat halal",
+        "not_micro_or_small": "bukan usaha mikro atau kecil",
+    }.get(reason, "tidak memenuhi syarat jalur gratis")
+    after = (" Sertifikasi tetap bisa diurus lewat jalur reguler (berbayar); petugas pendamping dapat menjelaskannya."
+             if regular_route_possible else "")  # fmt: skip
+    return f"Usaha {business_name} belum dapat memakai sertifikasi halal gratis (SEHATI) karena {what}.{after}"
