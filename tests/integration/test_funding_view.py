@@ -116,6 +116,12 @@ async def test_racing_registry_and_training_events_across_two_processes_leave_th
         await drop_database(infra.postgres_url, database)
 
 
+def berdaya(*args: str, bootstrap: str) -> subprocess.CompletedProcess:
+    """The command line as an operator runs it, against the test's broker; wide, so its tables don't wrap."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "250"}
+    return subprocess.run([sys.executable, "-m", "berdaya", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
 async def _snapshot(database: str) -> dict[str, list]:
     conn = await asyncpg.connect(database)
     try:
@@ -152,12 +158,8 @@ async def test_rebuilding_the_view_as_the_readme_says_gives_the_same_view_and_ke
         before = await _snapshot(database)
         # The README: stop funding, `berdaya replay funding-view --no-restart ...` against its database, start it.
         stop_pid(funding.pid)
-        replay = subprocess.run(
-            [sys.executable, "-m", "berdaya", "replay", "funding-view", "--no-restart", "--database-url", database,
-             "--namespace", namespace],
-            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers}, capture_output=True, text=True,
-            timeout=120,
-        )  # fmt: skip
+        replay = berdaya("replay", "funding-view", "--no-restart", "--database-url", database, "--namespace", namespace,
+                         bootstrap=infra.bootstrap_servers)  # fmt: skip
         assert replay.returncode == 0, replay.stdout + replay.stderr
         assert "business_view (30 rows)" in replay.stdout and "business_training (10 rows)" in replay.stdout
         emptied = await _snapshot(database)
@@ -184,12 +186,8 @@ async def test_a_replay_refuses_while_funding_is_running(infra, tmp_path: Path):
             assert await eventually(lambda: conn.fetchval("SELECT count(*) = 1 FROM business_view"), timeout=60)
         finally:
             await conn.close()
-        replay = subprocess.run(
-            [sys.executable, "-m", "berdaya", "replay", "funding-view", "--no-restart", "--database-url", database,
-             "--namespace", namespace],
-            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers}, capture_output=True, text=True,
-            timeout=120,
-        )  # fmt: skip
+        replay = berdaya("replay", "funding-view", "--no-restart", "--database-url", database, "--namespace", namespace,
+                         bootstrap=infra.bootstrap_servers)  # fmt: skip
         assert replay.returncode != 0
         assert "still consuming" in replay.stdout and "Traceback" not in replay.stdout + replay.stderr
         assert (await _snapshot(database))["view"], "a refused replay must not empty the view"
@@ -220,12 +218,9 @@ async def test_a_dead_lettered_event_redriven_after_newer_ones_never_rolls_the_v
 
         assert await eventually(lambda: _equals(name, "Sehat"), timeout=60)
         await conn.execute("ALTER TABLE business_view DROP CONSTRAINT defect")  # fixed
-        cli = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers, "COLUMNS": "250"}
-        listed = subprocess.run([sys.executable, "-m", "berdaya", "dlq", "list", topic], env=cli, capture_output=True,
-                                text=True, timeout=60)  # fmt: skip
+        listed = berdaya("dlq", "list", topic, bootstrap=infra.bootstrap_servers)
         assert "funding-view" in listed.stdout and "BusinessUpdated v2" in listed.stdout, listed.stdout
-        redriven = subprocess.run([sys.executable, "-m", "berdaya", "dlq", "redrive", topic, "--yes"], env=cli,
-                                  capture_output=True, text=True, timeout=60)  # fmt: skip
+        redriven = berdaya("dlq", "redrive", topic, "--yes", bootstrap=infra.bootstrap_servers)
         assert redriven.returncode == 0, redriven.stdout + redriven.stderr
         assert await eventually(
             lambda: conn.fetchval("SELECT count(*) = 3 FROM inbox WHERE consumer = 'funding-view'"), timeout=60)
