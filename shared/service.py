@@ -30,7 +30,7 @@ from pydantic import create_model
 from shared.auth import TokenService
 from shared.contracts.catalog import CATALOG
 from shared.contracts.envelope import Envelope, EventPayload
-from shared.contracts.topics import namespaced, topic_for
+from shared.contracts.topics import TOPIC_BY_AGGREGATE, namespaced, topic_for, topic_of
 from shared.db import Database, DatabaseMetrics, Migration, load_migrations, migrate, open_database
 from shared.messaging import inbox
 from shared.messaging.consumer import Apply, EventConsumer, RetryPolicy
@@ -65,8 +65,8 @@ class Runtime:
         return namespaced(name, self.settings.topic_namespace)
 
     def route(self, envelope: Envelope) -> str:
-        """The topic an event goes to: its aggregate's, in this deployment's namespace."""
-        return self.topic(topic_for(envelope.aggregate_type))
+        """The topic an event goes to: its aggregate's (or its partner's), in this deployment's namespace."""
+        return self.topic(topic_of(envelope.aggregate_type, envelope.payload))
 
     def publisher(self, translate: Callable[[Any], Sequence[EventPayload]]) -> Publisher:
         return Publisher(self.name, translate, self.route)
@@ -121,7 +121,7 @@ def periodic(name: str, interval: float, work: Callable[[], Awaitable[object]]) 
 
 def documented_envelope(topic: str) -> type[Envelope]:
     """An envelope model whose payload is the union of the payloads on `topic`, for the AsyncAPI document."""
-    models = [m for m in CATALOG.models() if topic_for(m.aggregate_type) == topic]
+    models = [m for m in CATALOG.models() if m.aggregate_type in TOPIC_BY_AGGREGATE and topic_for(m.aggregate_type) == topic]
     payload_type: Any = Union[tuple(models)] if len(models) > 1 else models[0]  # noqa: UP007
     name = "".join(part.capitalize() for part in topic.replace(".", "_").split("_")) + "Envelope"
     return create_model(name, __base__=Envelope, payload=(payload_type, ...))
@@ -153,7 +153,9 @@ def new_broker(service: ServiceDefinition, settings: PlatformSettings, registry:
 
 def asyncapi_app(service: ServiceDefinition) -> FastStream:
     """Only describes the service's topics: `faststream docs gen services.X.bootstrap:asyncapi`."""
-    broker = new_broker(service, PlatformSettings(BERDAYA_JWT_SECRET="-" * 32), CollectorRegistry(), Consumers())
+    placeholder = "-" * 32  # the document needs no secret
+    settings = PlatformSettings(BERDAYA_JWT_SECRET=placeholder, BERDAYA_PSEUDONYM_KEY=placeholder)
+    broker = new_broker(service, settings, CollectorRegistry(), Consumers())
     return FastStream(broker, specification=AsyncAPI(broker, title=f"Berdaya {service.name} events", version="1.0"))
 
 

@@ -20,6 +20,9 @@ class PlatformSettings(BaseSettings):
     topic_replication_factor: int = Field(1, ge=1, validation_alias="BERDAYA_TOPIC_REPLICATION_FACTOR")
 
     jwt_secret: SecretStr = Field(validation_alias="BERDAYA_JWT_SECRET", min_length=32)
+    # Keys the pseudonyms of businesses on partners' public topics; it must never change (partners follow a business
+    # by its pseudonym) and never leave the services.
+    pseudonym_key: SecretStr = Field(validation_alias="BERDAYA_PSEUDONYM_KEY", min_length=32)
     jwt_issuer: str = Field("berdaya", validation_alias="BERDAYA_JWT_ISSUER")
 
     log_level: str = Field("INFO", validation_alias="BERDAYA_LOG_LEVEL")

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,18 +133,16 @@ class LocalStack:
         return self.base / "logs" / f"{name}.log"
 
     def secrets(self) -> dict[str, str]:
-        """Local secrets, made once per machine and kept outside the repository."""
+        """Local secrets, made once per machine and kept outside the repository; a secret a newer Berdaya needs is
+        added to an older machine's file, and none is ever replaced."""
         path = self.base / "secrets.json"
-        if path.exists():
-            return json.loads(path.read_text())
-        values = {
-            "BERDAYA_JWT_SECRET": secrets.token_urlsafe(48),
-            "REGISTRY_NIK_DIGEST_KEY": base64.b64encode(os.urandom(32)).decode(),
-            "REGISTRY_NIK_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values, indent=2))
-        path.chmod(0o600)
+        values = json.loads(path.read_text()) if path.exists() else {}
+        missing = {k: make() for k, make in new_secrets().items() if k not in values}
+        if missing:
+            values.update(missing)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values, indent=2))
+            path.chmod(0o600)
         return values
 
     def service_env(self, spec: ServiceSpec) -> dict[str, str]:
@@ -269,15 +268,24 @@ def run_service(name: str, env: dict[str, str], database_url: str, log_file: Pat
     return ServiceProcess(name, url, log_file, process.pid)
 
 
+def new_secrets() -> dict[str, Callable[[], str]]:
+    """How each secret the services need is made."""
+    return {
+        "BERDAYA_JWT_SECRET": lambda: secrets.token_urlsafe(48),
+        "BERDAYA_PSEUDONYM_KEY": lambda: base64.b64encode(os.urandom(32)).decode(),
+        "REGISTRY_NIK_DIGEST_KEY": lambda: base64.b64encode(os.urandom(32)).decode(),
+        "REGISTRY_NIK_ENCRYPTION_KEY": lambda: base64.b64encode(os.urandom(32)).decode(),
+    }
+
+
 def throwaway_env(bootstrap: str, namespace: str, jwt_secret: str) -> dict[str, str]:
     """Settings for services on a throwaway stack: fresh keys, and topics of their own."""
     return {
         **os.environ,
+        **{name: make() for name, make in new_secrets().items()},
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "BERDAYA_JWT_SECRET": jwt_secret,
         "BERDAYA_RELAY_IDLE_WAIT_SECONDS": "0.2",
         "BERDAYA_TOPIC_NAMESPACE": namespace,
-        "REGISTRY_NIK_DIGEST_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "REGISTRY_NIK_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
         "PYTHONUNBUFFERED": "1",
     }

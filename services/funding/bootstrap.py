@@ -14,7 +14,7 @@ from services.funding.queries import FundingQueries
 from services.funding.routes import FundingContext, router
 from services.funding.settings import FundingSettings
 from services.funding.store import PgFundingUnitOfWork
-from shared.contracts.topics import FUNDING_PLEDGE
+from shared.contracts.topics import FUNDING_PLEDGE, PUBLIC_PLEDGE
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
 from shared.service import Parts, Runtime, ServiceDefinition, asyncapi_app, create_service_app, periodic
@@ -27,7 +27,8 @@ def build(runtime: Runtime) -> Parts:
     queries = FundingQueries(runtime.db, wilayah)
     figures = FundingFigures(runtime.registry, queries)
     deps = Deps(wilayah=wilayah, clock=lambda: datetime.now(UTC), offer_days=settings.offer_days, matched=figures.matched)
-    publisher = runtime.publisher(integration.translate)
+    key = settings.pseudonym_key.get_secret_value().encode()
+    publisher = runtime.publisher(lambda event: integration.translate(event, key))
 
     def unit_of_work(cause: Cause) -> PgFundingUnitOfWork:
         return PgFundingUnitOfWork(runtime.db, publisher, cause)
@@ -58,7 +59,7 @@ SERVICE = ServiceDefinition(
     description="Sponsors' CSR pledges and financing matched to eligible businesses, explainably and never "
     "over-spent. Publishes funding.pledge.v1.",
     package="services.funding",
-    produces=(FUNDING_PLEDGE,),
+    produces=(FUNDING_PLEDGE, PUBLIC_PLEDGE),
     subscriptions=subscribers.SUBSCRIPTIONS,
     routers=(router,),
     build=build,

@@ -16,7 +16,7 @@ from services.registry.queries import RegisterQueries
 from services.registry.routes import RegistryContext, router
 from services.registry.settings import RegistrySettings
 from services.registry.store import PgRegistryUnitOfWork
-from shared.contracts.topics import REGISTRY_BUSINESS
+from shared.contracts.topics import PUBLIC_BUSINESS, PUBLIC_FIGURES, REGISTRY_BUSINESS
 from shared.reference.wilayah import kota_kupang
 from shared.service import Parts, Runtime, ServiceDefinition, asyncapi_app, create_service_app, periodic
 from shared.unit_of_work import Cause
@@ -35,7 +35,8 @@ def build(runtime: Runtime) -> Parts:
         vault=NikVault(settings.key_bytes(settings.nik_digest_key), settings.key_bytes(settings.nik_encryption_key)),
         clock=utc_now,
     )
-    publisher = runtime.publisher(integration.translate)
+    key = settings.pseudonym_key.get_secret_value().encode()
+    publisher = runtime.publisher(lambda event: integration.translate(event, key))
     queries = RegisterQueries(runtime.db, wilayah, youth)
     figures = ProgrammeFigures(runtime.registry, queries)
 
@@ -60,7 +61,7 @@ SERVICE = ServiceDefinition(
     description="Kota Kupang's register of UMKM: registration, NIB applications and coverage. "
     "Every change is an event on registry.business.v1.",
     package="services.registry",
-    produces=(REGISTRY_BUSINESS,),
+    produces=(REGISTRY_BUSINESS, PUBLIC_BUSINESS, PUBLIC_FIGURES),
     subscriptions=(),
     routers=(router,),
     build=build,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.registry.domain import business as aggregate
 from services.registry.domain.business import Business
 from shared.contracts import EventPayload
+from shared.contracts.public import BusinessListed, pseudonym
 from shared.contracts.registry import (
     BusinessClosed,
     BusinessRegistered,
@@ -13,6 +14,10 @@ from shared.contracts.registry import (
     NIBIssued,
     NIBRejected,
 )
+from shared.reference.wita import today_in_kupang
+
+_CHANGE = {aggregate.Registered: "registered", aggregate.Updated: "updated", aggregate.NibApplied: "nib_applied",
+           aggregate.NibIssued: "nib_issued", aggregate.NibRejected: "nib_rejected", aggregate.Closed: "closed"}  # fmt: skip
 
 
 def _snapshot(business: Business) -> dict[str, object]:
@@ -41,24 +46,41 @@ def _snapshot(business: Business) -> dict[str, object]:
     )
 
 
-def translate(event: aggregate.DomainEvent) -> list[EventPayload]:
+def translate(event: aggregate.DomainEvent, pseudonym_key: bytes) -> list[EventPayload]:
+    """The internal event for the services, and its redacted copy for partners (an allow-list: no name, phone or
+    NIK, the business by its pseudonym)."""
+    return [_internal(event), listed(event, pseudonym_key)]
+
+
+def listed(event: aggregate.DomainEvent, pseudonym_key: bytes) -> BusinessListed:
+    b = event.business
+    return BusinessListed(
+        business_ref=pseudonym(b.id, pseudonym_key), version=b.version, change=_CHANGE[type(event)],  # type: ignore[arg-type]
+        kecamatan_code=b.kecamatan.code, kecamatan=b.kecamatan.name, kelurahan_code=b.kelurahan.code,
+        kelurahan=b.kelurahan.name, kbli_code=b.kbli_code, kbli_version=b.kbli_version, scale=b.scale,  # type: ignore[arg-type]
+        youth_owned=b.youth_owned, women_owned=b.women_owned, nib_status=b.nib_status, status=b.status,  # type: ignore[arg-type]
+        registered_on=today_in_kupang(b.registered_at),
+    )  # fmt: skip
+
+
+def _internal(event: aggregate.DomainEvent) -> EventPayload:
     b = event.business
     match event:
         case aggregate.Registered(source=source):
-            return [BusinessRegistered(**_snapshot(b), source=source)]
+            return BusinessRegistered(**_snapshot(b), source=source)
         case aggregate.Updated(changed_fields=changed):
-            return [BusinessUpdated(**_snapshot(b), changed_fields=changed)]
+            return BusinessUpdated(**_snapshot(b), changed_fields=changed)
         case aggregate.NibApplied(application=app):
-            return [NIBApplied(business_id=b.id, business_version=b.version, application_id=app.id,
-                               applied_at=app.applied_at, kecamatan_code=b.kecamatan.code)]  # fmt: skip
+            return NIBApplied(business_id=b.id, business_version=b.version, application_id=app.id,
+                              applied_at=app.applied_at, kecamatan_code=b.kecamatan.code)  # fmt: skip
         case aggregate.NibIssued(application_id=application_id, nib=nib, issued_on=issued_on):
-            return [NIBIssued(business_id=b.id, business_version=b.version, application_id=application_id, nib=nib,
-                              issued_on=issued_on, kecamatan_code=b.kecamatan.code)]  # fmt: skip
+            return NIBIssued(business_id=b.id, business_version=b.version, application_id=application_id, nib=nib,
+                             issued_on=issued_on, kecamatan_code=b.kecamatan.code)  # fmt: skip
         case aggregate.NibRejected(application=app):
-            return [NIBRejected(business_id=b.id, business_version=b.version, application_id=app.id,
-                                reason=app.reason or "", kecamatan_code=b.kecamatan.code)]  # fmt: skip
+            return NIBRejected(business_id=b.id, business_version=b.version, application_id=app.id,
+                               reason=app.reason or "", kecamatan_code=b.kecamatan.code)  # fmt: skip
         case aggregate.Closed():
             assert b.closed_at is not None
-            return [BusinessClosed(business_id=b.id, business_version=b.version, reason=b.closed_reason or "",
-                                   closed_at=b.closed_at, kecamatan_code=b.kecamatan.code)]  # fmt: skip
+            return BusinessClosed(business_id=b.id, business_version=b.version, reason=b.closed_reason or "",
+                                  closed_at=b.closed_at, kecamatan_code=b.kecamatan.code)  # fmt: skip
     raise TypeError(f"no contract for {event!r}")

@@ -15,5 +15,6 @@ __all__ = [
 
 # Importing the contract modules registers their payloads in CATALOG.
 from shared.contracts import funding as _funding  # noqa: E402,F401
+from shared.contracts import public as _public  # noqa: E402,F401
 from shared.contracts import registry as _registry  # noqa: E402,F401
 from shared.contracts import training as _training  # noqa: E402,F401

@@ -6,6 +6,12 @@ TRAINING_PROGRAMME = "training.programme.v1"
 TRAINING_COHORT = "training.cohort.v1"
 TRAINING_PARTICIPANT = "training.participant.v1"
 
+# What partners read: redacted copies of the internal events.
+PUBLIC_BUSINESS = "public.registry.business.v1"
+PUBLIC_PLEDGE = "public.funding.pledge.v1"
+PUBLIC_TRAINING = "public.training.v1"
+PUBLIC_FIGURES = "public.figures.v1"
+
 # Every event of an aggregate type goes to that aggregate's topic.
 TOPIC_BY_AGGREGATE = {
     "business": REGISTRY_BUSINESS,
@@ -13,11 +19,29 @@ TOPIC_BY_AGGREGATE = {
     "programme": TRAINING_PROGRAMME,
     "cohort": TRAINING_COHORT,
     "participant": TRAINING_PARTICIPANT,
+    "public_business": PUBLIC_BUSINESS,
+    "public_pledge": PUBLIC_PLEDGE,
+    "public_training": PUBLIC_TRAINING,
+    "public_figures": PUBLIC_FIGURES,
 }
+# Aggregates whose topic belongs to one partner, named in the payload.
+PARTNER_AGGREGATES = {"referral": "referral", "partner_outcome": "outcomes"}
 
 
 def dlq(topic: str) -> str:
     return f"{topic}.dlq"
+
+
+def partner_topic(partner_id: str, kind: str) -> str:
+    """A partner's own topics: `referral` it reads, `outcomes` it writes."""
+    return f"partner.{partner_id}.{kind}.v1"
+
+
+def topic_of(aggregate_type: str, payload: dict) -> str:
+    """The topic an event goes to: its aggregate's, or for a partner's aggregate, that partner's."""
+    if aggregate_type in PARTNER_AGGREGATES:
+        return partner_topic(payload["partner_id"], PARTNER_AGGREGATES[aggregate_type])
+    return topic_for(aggregate_type)
 
 
 def topic_for(aggregate_type: str) -> str:

@@ -82,7 +82,7 @@ def _settings(kind: Callable[..., Any], database_url: str, infra, namespace: str
     if kind is RegistrySettings:
         extra = {"nik_digest_key": base64.b64encode(os.urandom(32)).decode(),
                  "nik_encryption_key": base64.b64encode(os.urandom(32)).decode()}  # fmt: skip
-    return kind(database_url=database_url, kafka_bootstrap_servers=infra.bootstrap_servers, jwt_secret=TEST_SECRET,
+    return kind(database_url=database_url, kafka_bootstrap_servers=infra.bootstrap_servers, jwt_secret=TEST_SECRET, pseudonym_key="p" * 32,
                 relay_idle_wait_seconds=0.2, topic_namespace=namespace, **extra)  # fmt: skip
 
 

@@ -54,7 +54,7 @@ async def registry(infra, database_url) -> AsyncIterator[Registry]:
     settings = RegistrySettings(
         database_url=database_url,
         kafka_bootstrap_servers=infra.bootstrap_servers,
-        jwt_secret=SECRET,
+        jwt_secret=SECRET, pseudonym_key="p" * 32,
         nik_digest_key=base64.b64encode(os.urandom(32)).decode(),
         nik_encryption_key=base64.b64encode(os.urandom(32)).decode(),
         relay_idle_wait_seconds=0.2,

@@ -346,7 +346,15 @@ class FakeFundingStore(FundingStore):
 
 
 # Funding publishes on its pledge topic; the route is only needed by the outbox, which the fake has none of.
-PUBLISHER: Publisher[DomainEvent] = Publisher("funding", integration.translate, lambda _: FUNDING_PLEDGE)
+PSEUDONYM_KEY = b"a test key for the businesses' pseudonyms"
+
+
+def internal(event: DomainEvent) -> list[EventPayload]:
+    """The contracts funding's services read (translate also makes each one's public copy for partners)."""
+    return [p for p in integration.translate(event, PSEUDONYM_KEY) if not p.aggregate_type.startswith("public_")]
+
+
+PUBLISHER: Publisher[DomainEvent] = Publisher("funding", internal, lambda _: FUNDING_PLEDGE)
 
 
 class FakeFundingUnitOfWork(SnapshotUnitOfWork, FundingUnitOfWork):
@@ -369,7 +377,7 @@ class FakeFundingUnitOfWork(SnapshotUnitOfWork, FundingUnitOfWork):
         return self.store
 
     def record(self, events: list[DomainEvent], causes: list[Cause], audited: list[AuditEntry]) -> None:
-        contracts = [payload for event in events for payload in integration.translate(event)]
+        contracts = [payload for event in events for payload in internal(event)]
         self.envelopes += PUBLISHER.envelopes(events, causes)
         self.committed_events += events
         self.committed_causes += causes
@@ -433,7 +441,7 @@ class FundingWorld:
     async def match(self, pledge_id: uuid.UUID) -> FakeFundingUnitOfWork:
         """What the funding-matcher consumer does with the pledge's CSRPledged when it comes back."""
         made = self.store.pledges.get(pledge_id) or pledge(id=pledge_id)
-        [event] = integration.translate(PledgeMade(made))
+        [event] = internal(PledgeMade(made))
         uow = self.uow()
         await handlers.match_pledge(event, uow, self.deps)  # type: ignore[arg-type]
         return uow

@@ -20,11 +20,12 @@ from shared.unit_of_work import Cause, Publisher
 
 from .fakes import FixedClock, SnapshotUnitOfWork
 
-__all__ = ["REGISTRY_PUBLISHER", "FakeBusinessStore", "FakeUnitOfWork", "FixedClock"]
+__all__ = ["PSEUDONYM_KEY", "REGISTRY_PUBLISHER", "FakeBusinessStore", "FakeUnitOfWork", "FixedClock"]
 
 # How the registry's domain events become envelopes, as bootstrap builds it (without a topic namespace).
+PSEUDONYM_KEY = b"a test key for the businesses' pseudonyms"
 REGISTRY_PUBLISHER: Publisher[DomainEvent] = Publisher(
-    "registry", integration.translate, lambda envelope: topic_for(envelope.aggregate_type)
+    "registry", lambda event: integration.translate(event, PSEUDONYM_KEY), lambda e: topic_for(e.aggregate_type)
 )
 
 
@@ -139,7 +140,8 @@ class FakeUnitOfWork(SnapshotUnitOfWork, RegistryUnitOfWork):
         self.businesses: BusinessStore = store if store is not None else FakeBusinessStore()
         self._publisher = publisher
         self.committed: list[DomainEvent] = []
-        self.outbox: list[Envelope] = []
+        self.outbox: list[Envelope] = []  # the internal events, on registry.business.v1
+        self.public: list[Envelope] = []  # their redacted copies, on the public topics
         self.audit_trail: list[AuditEntry] = []
 
     @property
@@ -152,6 +154,7 @@ class FakeUnitOfWork(SnapshotUnitOfWork, RegistryUnitOfWork):
         return self.store
 
     def record(self, events: list[DomainEvent], causes: list[Cause], audited: list[AuditEntry]) -> None:
-        self.outbox.extend(self._publisher.envelopes(events, causes))  # a payload the contract refuses fails the commit
+        for envelope in self._publisher.envelopes(events, causes):  # a payload the contract refuses fails the commit
+            (self.public if envelope.aggregate_type.startswith("public_") else self.outbox).append(envelope)
         self.committed.extend(events)
         self.audit_trail.extend(audited)
