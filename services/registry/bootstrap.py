@@ -48,9 +48,14 @@ def build(runtime: Runtime) -> Parts:
         while await handlers.refresh_youth_flags(command, unit_of_work(Cause.timer("registry")), deps) >= command.limit:
             pass
 
+    async def publish_coverage() -> None:
+        command = handlers.PublishCoverage(await queries.coverage())
+        await handlers.publish_coverage(command, unit_of_work(Cause.timer("registry")), deps)
+
     return Parts(
         context=RegistryContext(deps, queries, wilayah, unit_of_work, settings.import_max_rows_per_request),
-        jobs=[periodic("registry youth flags", settings.youth_sweep_interval_seconds, refresh_youth_flags)],
+        jobs=[periodic("registry youth flags", settings.youth_sweep_interval_seconds, refresh_youth_flags),
+              periodic("registry public figures", settings.figures_interval_seconds, publish_coverage)],  # fmt: skip
         scrape_hooks=[figures.refresh],
     )
 

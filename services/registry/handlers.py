@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 from services.registry.domain import business as aggregate
 from services.registry.domain.business import Business, NibApplication
+from services.registry.domain.coverage import NibCoverage
 from services.registry.domain.duplicates import duplicate_conflict, probable_duplicate
 from services.registry.domain.forms import BusinessChanges, RegistrationForm
 from services.registry.domain.registration import RegistrationRules, validate_registration
@@ -19,6 +20,7 @@ from services.registry.nik_vault import NikVault
 from services.registry.store import RegistryUnitOfWork, StoredIdentity
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, NotFound
+from shared.reference.wilayah import CITY_CODE, CITY_NAME
 from shared.reference.wita import today_in_kupang
 
 
@@ -82,6 +84,13 @@ class CloseBusiness:
 class RevealNik:
     business_id: uuid.UUID
     by: Principal
+
+
+@dataclass(frozen=True)
+class PublishCoverage:
+    """Publish NIB coverage for partners where it changed since last published."""
+
+    coverage: NibCoverage
 
 
 @dataclass(frozen=True)
@@ -233,3 +242,18 @@ async def refresh_youth_flags(cmd: RefreshYouthFlags, uow: RegistryUnitOfWork, d
         await uow.commit()
     return refreshed
 
+
+
+async def publish_coverage(cmd: PublishCoverage, uow: RegistryUnitOfWork, deps: Deps) -> int:
+    """Returns how many figures changed (each kecamatan's and the city's)."""
+    now = deps.clock()
+    figures = [(k.kecamatan.code, k.kecamatan.name, k.registered, k.with_nib) for k in cmd.coverage.by_kecamatan]
+    figures.append((CITY_CODE, CITY_NAME, cmd.coverage.registered, cmd.coverage.with_nib))
+    async with uow:
+        published = await uow.businesses.published_coverage()
+        changed = [f for f in figures if published.get(f[0]) != (f[2], f[3])]
+        for code, name, registered, with_nib in changed:
+            await uow.businesses.save_published_coverage(code, registered, with_nib, now)
+            uow.emit(aggregate.CoverageChanged(code, name, registered, with_nib, now))
+        await uow.commit()
+    return len(changed)

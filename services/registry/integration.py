@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.registry.domain import business as aggregate
 from services.registry.domain.business import Business
 from shared.contracts import EventPayload
-from shared.contracts.public import BusinessListed, pseudonym
+from shared.contracts.public import BusinessListed, NibCoverageReported, pseudonym
 from shared.contracts.registry import (
     BusinessClosed,
     BusinessRegistered,
@@ -48,11 +48,14 @@ def _snapshot(business: Business) -> dict[str, object]:
 
 def translate(event: aggregate.DomainEvent, pseudonym_key: bytes) -> list[EventPayload]:
     """The internal event for the services, and its redacted copy for partners (an allow-list: no name, phone or
-    NIK, the business by its pseudonym)."""
+    NIK, the business by its pseudonym); a figure goes to partners only."""
+    if isinstance(event, aggregate.CoverageChanged):
+        return [NibCoverageReported(region_code=event.region_code, region=event.region, registered=event.registered,
+                                    with_nib=event.with_nib, as_of=event.at)]  # fmt: skip
     return [_internal(event), listed(event, pseudonym_key)]
 
 
-def listed(event: aggregate.DomainEvent, pseudonym_key: bytes) -> BusinessListed:
+def listed(event: aggregate.BusinessEvent, pseudonym_key: bytes) -> BusinessListed:
     b = event.business
     return BusinessListed(
         business_ref=pseudonym(b.id, pseudonym_key), version=b.version, change=_CHANGE[type(event)],  # type: ignore[arg-type]
@@ -63,7 +66,7 @@ def listed(event: aggregate.DomainEvent, pseudonym_key: bytes) -> BusinessListed
     )  # fmt: skip
 
 
-def _internal(event: aggregate.DomainEvent) -> EventPayload:
+def _internal(event: aggregate.BusinessEvent) -> EventPayload:
     b = event.business
     match event:
         case aggregate.Registered(source=source):

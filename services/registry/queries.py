@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from services.registry.domain.business import Business, NibApplication
+from services.registry.domain.coverage import KecamatanCoverage, NibCoverage
 from services.registry.domain.scale import YouthRange
 from services.registry.store import SELECT_BUSINESS, business_from_row
 from shared.db import Database, Where, like_pattern
-from shared.reference.wilayah import Kecamatan, Wilayah
+from shared.reference.wilayah import Wilayah
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,39 +25,6 @@ class SearchFilters:
     youth_owned: bool | None = None
     women_owned: bool | None = None
     name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class KecamatanCoverage:
-    kecamatan: Kecamatan
-    registered: int  # active businesses
-    with_nib: int
-
-    @property
-    def coverage(self) -> float:
-        return coverage_ratio(self.with_nib, self.registered)
-
-
-@dataclass(frozen=True, slots=True)
-class NibCoverage:
-    by_kecamatan: list[KecamatanCoverage]
-
-    @property
-    def registered(self) -> int:
-        return sum(k.registered for k in self.by_kecamatan)
-
-    @property
-    def with_nib(self) -> int:
-        return sum(k.with_nib for k in self.by_kecamatan)
-
-    @property
-    def coverage(self) -> float:
-        return coverage_ratio(self.with_nib, self.registered)
-
-
-def coverage_ratio(with_nib: int, registered: int) -> float:
-    """Businesses with an NIB / businesses registered, 0..1, to four places (0.7106 is 71.06%)."""
-    return round(with_nib / registered, 4) if registered else 0.0
 
 
 class RegisterQueries:

@@ -16,7 +16,8 @@ from services.registry.domain.business import Business, NibApplication
 from services.registry.domain.forms import BusinessChanges, RegistrationForm
 from services.registry.domain.scale import age_on
 from services.registry.handlers import Deps
-from services.registry.queries import NibCoverage, RegisterQueries, SearchFilters
+from services.registry.domain.coverage import NibCoverage
+from services.registry.queries import RegisterQueries, SearchFilters
 from services.registry.store import RegistryUnitOfWork
 from shared.auth import Principal
 from shared.errors import InvalidInput, NotFound

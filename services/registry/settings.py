@@ -21,6 +21,9 @@ class RegistrySettings(PlatformSettings):
     youth_max_age: int = Field(30, ge=0, validation_alias="BERDAYA_YOUTH_MAX_AGE")
     duplicate_name_similarity: float = Field(85.0, ge=0, le=100)
     import_max_rows_per_request: int = Field(5000, ge=1, le=10_000)
+    figures_interval_seconds: float = Field(
+        300, gt=0, description="How often NIB coverage is published for partners (only the figures that changed)"
+    )
     youth_sweep_interval_seconds: float = Field(
         3600, gt=0, description="How often published youth flags are checked against this month's (they change on the 1st)"
     )

@@ -6,7 +6,7 @@ import abc
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -68,6 +68,13 @@ class BusinessStore(abc.ABC):
 
     @abc.abstractmethod
     async def nik_ciphertext(self, business_id: uuid.UUID) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def published_coverage(self) -> dict[str, tuple[int, int]]:
+        """(registered, with NIB) as last published, by region code; locked, so two publishers don't both publish."""
+
+    @abc.abstractmethod
+    async def save_published_coverage(self, region_code: str, registered: int, with_nib: int, at: datetime) -> None: ...
 
     @abc.abstractmethod
     async def youth_flag_stale(self, youth: YouthRange, first_of_month: date, limit: int) -> list[Business]:
@@ -210,6 +217,19 @@ class PgBusinessStore(BusinessStore):
 
     async def nik_ciphertext(self, business_id: uuid.UUID) -> bytes | None:
         return await self._conn.fetchval("SELECT nik_ciphertext FROM business WHERE id = $1", business_id)
+
+    async def published_coverage(self) -> dict[str, tuple[int, int]]:
+        await self._conn.execute("LOCK TABLE published_coverage IN SHARE ROW EXCLUSIVE MODE")
+        rows = await self._conn.fetch("SELECT region_code, registered, with_nib FROM published_coverage")
+        return {r["region_code"]: (r["registered"], r["with_nib"]) for r in rows}
+
+    async def save_published_coverage(self, region_code: str, registered: int, with_nib: int, at: datetime) -> None:
+        await self._conn.execute(
+            """INSERT INTO published_coverage (region_code, registered, with_nib, published_at) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (region_code) DO UPDATE SET registered = excluded.registered, with_nib = excluded.with_nib,
+                   published_at = excluded.published_at""",
+            region_code, registered, with_nib, at,
+        )  # fmt: skip
 
     async def youth_flag_stale(self, youth: YouthRange, first_of_month: date, limit: int) -> list[Business]:
         after, up_to = youth.birth_dates(first_of_month)

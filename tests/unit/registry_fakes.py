@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from services.registry import integration
@@ -37,14 +37,17 @@ class FakeBusinessStore(BusinessStore):
         self.identities: dict[uuid.UUID, StoredIdentity] = {}
         self.sources: dict[uuid.UUID, str] = {}
         self.applications: dict[uuid.UUID, NibApplication] = {}
+        self.coverage_published: dict[str, tuple[int, int]] = {}
         self.identity_locks = 0
 
     # State snapshots, used by FakeUnitOfWork to roll back.
     def snapshot(self) -> tuple[dict[Any, Any], ...]:
-        return dict(self.businesses), dict(self.identities), dict(self.sources), dict(self.applications)
+        return (dict(self.businesses), dict(self.identities), dict(self.sources), dict(self.applications),
+                dict(self.coverage_published))  # fmt: skip
 
     def restore(self, state: tuple[dict[Any, Any], ...]) -> None:
-        self.businesses, self.identities, self.sources, self.applications = (dict(s) for s in state)
+        (self.businesses, self.identities, self.sources, self.applications,
+         self.coverage_published) = (dict(s) for s in state)  # fmt: skip
 
     async def lock_identities(self) -> None:
         self.identity_locks += 1
@@ -124,6 +127,12 @@ class FakeBusinessStore(BusinessStore):
         ]  # fmt: skip
         return stale[:limit]
 
+
+    async def published_coverage(self) -> dict[str, tuple[int, int]]:
+        return dict(self.coverage_published)
+
+    async def save_published_coverage(self, region_code: str, registered: int, with_nib: int, at: datetime) -> None:
+        self.coverage_published[region_code] = (registered, with_nib)
 
 class FakeUnitOfWork(SnapshotUnitOfWork, RegistryUnitOfWork):
     """A transaction over a FakeBusinessStore. Committing keeps the changes, records the events in `committed`,

@@ -15,6 +15,7 @@ from services.registry import bulk_import, handlers
 from services.registry.bulk_import import ImportReport, ImportRows
 from services.registry.domain import business as aggregate
 from services.registry.domain.business import Business, NibApplication
+from services.registry.domain.coverage import KecamatanCoverage, NibCoverage
 from services.registry.domain.forms import BusinessChanges
 from services.registry.handlers import (
     ApplyForNib,
@@ -30,6 +31,7 @@ from services.registry.handlers import (
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.messaging.audit import AuditEntry
+from shared.reference.wilayah import kota_kupang
 from shared.unit_of_work import Cause
 
 from .builders import MARIA, MARIA_NIK, NOW, OEBOBO_OFFICER, OFFICER, YOHANES, YOHANES_NIK, form, rules, vault
@@ -808,3 +810,20 @@ async def test_no_registry_event_payload_carries_a_birth_date_or_a_date_derived_
     assert published  # registered_at, applied_at, issued_on, closed_at...
     assert [d for d in published if (d.month, d.day) in telling] == []
     assert not [key for e in envelopes for key in e.payload if "birth" in key or "youth_until" in key]
+
+
+async def test_nib_coverage_is_published_for_partners_only_where_it_changed_since_it_was_last_published(store, deps) -> None:
+    wilayah = kota_kupang()
+    oebobo, alak = (wilayah.find_kecamatan(name) for name in ("Oebobo", "Alak"))
+    before = NibCoverage([KecamatanCoverage(oebobo, 10, 7), KecamatanCoverage(alak, 4, 1)])
+    after = NibCoverage([KecamatanCoverage(oebobo, 10, 8), KecamatanCoverage(alak, 4, 1)])
+
+    first = FakeUnitOfWork(store)
+    assert await handlers.publish_coverage(handlers.PublishCoverage(before), first, deps) == 3
+    again = FakeUnitOfWork(store)
+    assert await handlers.publish_coverage(handlers.PublishCoverage(before), again, deps) == 0
+    changed = FakeUnitOfWork(store)
+    assert await handlers.publish_coverage(handlers.PublishCoverage(after), changed, deps) == 2
+
+    assert (first.outbox, again.public) == ([], [])  # figures go to partners only
+    assert sorted((e.payload["region_code"], e.payload["with_nib"]) for e in changed.public) == [("53.71", 9), ("53.71.04", 8)]

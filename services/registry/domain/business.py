@@ -261,4 +261,16 @@ class Closed:
     business: Business
 
 
-DomainEvent = Registered | Updated | NibApplied | NibIssued | NibRejected | Closed
+@dataclass(frozen=True, slots=True)
+class CoverageChanged:
+    """NIB coverage of a kecamatan (or of the city, code 53.71) is not what was last published."""
+
+    region_code: str
+    region: str
+    registered: int
+    with_nib: int
+    at: datetime
+
+
+BusinessEvent = Registered | Updated | NibApplied | NibIssued | NibRejected | Closed
+DomainEvent = BusinessEvent | CoverageChanged
