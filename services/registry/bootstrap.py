@@ -13,7 +13,8 @@ from services.registry.figures import ProgrammeFigures
 from services.registry.handlers import Deps
 from services.registry.nik_vault import NikVault
 from services.registry.queries import RegisterQueries
-from services.registry.routes import RegistryContext, router
+from services.registry import routes, routes_partners
+from services.registry.routes import RegistryContext
 from services.registry.settings import RegistrySettings
 from services.registry.store import PgRegistryUnitOfWork
 from shared.contracts.topics import PUBLIC_BUSINESS, PUBLIC_FIGURES, REGISTRY_BUSINESS
@@ -68,7 +69,7 @@ SERVICE = ServiceDefinition(
     package="services.registry",
     produces=(REGISTRY_BUSINESS, PUBLIC_BUSINESS, PUBLIC_FIGURES),
     subscriptions=(),
-    routers=(router,),
+    routers=(routes.router, routes_partners.router),
     build=build,
 )
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from services.registry.domain import business as aggregate
+from services.registry.domain import consent as consents
 from services.registry.domain.business import Business, NibApplication
+from services.registry.domain.consent import Consent, ConsentForm, Partner
 from services.registry.domain.coverage import NibCoverage
 from services.registry.domain.duplicates import duplicate_conflict, probable_duplicate
 from services.registry.domain.forms import BusinessChanges, RegistrationForm
@@ -20,6 +22,7 @@ from services.registry.nik_vault import NikVault
 from services.registry.store import RegistryUnitOfWork, StoredIdentity
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, NotFound
+from shared.contracts.public import nik_link
 from shared.reference.wilayah import CITY_CODE, CITY_NAME
 from shared.reference.wita import today_in_kupang
 
@@ -83,6 +86,29 @@ class CloseBusiness:
 @dataclass(frozen=True)
 class RevealNik:
     business_id: uuid.UUID
+    by: Principal
+
+
+@dataclass(frozen=True)
+class SetUpPartner:
+    """A partner referrals may go to (its Kafka credentials and topics are set up by `berdaya partner add`)."""
+
+    partner_id: str
+    name: str
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class GiveConsent:
+    business_id: uuid.UUID
+    form: ConsentForm
+    by: Principal
+
+
+@dataclass(frozen=True)
+class WithdrawConsent:
+    business_id: uuid.UUID
+    consent_id: uuid.UUID
     by: Principal
 
 
@@ -257,3 +283,46 @@ async def publish_coverage(cmd: PublishCoverage, uow: RegistryUnitOfWork, deps: 
             uow.emit(aggregate.CoverageChanged(code, name, registered, with_nib, now))
         await uow.commit()
     return len(changed)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Partners and owners' consent to referrals
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def set_up_partner(cmd: SetUpPartner, uow: RegistryUnitOfWork, deps: Deps) -> Partner:
+    partner = Partner(cmd.partner_id, cmd.name, cmd.active)
+    async with uow:
+        await uow.businesses.save_partner(partner)
+        uow.audit("PartnerSetUp" if cmd.active else "PartnerRevoked", "partner", cmd.partner_id)
+        await uow.commit()
+    return partner
+
+
+async def give_consent(cmd: GiveConsent, uow: RegistryUnitOfWork, deps: Deps) -> Consent:
+    """Record the owner's consent and send the partner exactly what the referral needs, on its own topic."""
+    async with uow:
+        business = await _load(uow, cmd.business_id, cmd.by)
+        partner = await uow.businesses.partner(cmd.form.partner_id)
+        consent = consents.give(cmd.form, business, partner, deps.new_id(), cmd.by.actor, deps.clock())
+        blob = await uow.businesses.nik_ciphertext(business.id)
+        assert blob is not None
+        link = nik_link(deps.vault.decrypt(blob), deps.vault.partner_key(consent.partner_id))
+        await uow.businesses.add_consent(consent)
+        uow.emit(consents.ConsentGiven(business, consent, link))
+        await uow.commit()
+    return consent
+
+
+async def withdraw_consent(cmd: WithdrawConsent, uow: RegistryUnitOfWork, deps: Deps) -> Consent:
+    """The partner is told at once; from then on it may not use what the referral shared."""
+    async with uow:
+        await _load(uow, cmd.business_id, cmd.by)
+        found = await uow.businesses.consent(cmd.consent_id)
+        if found is None or found.business_id != cmd.business_id:
+            raise NotFound(f"no consent {cmd.consent_id} of business {cmd.business_id}")
+        withdrawn = consents.withdraw(found, cmd.by.actor, deps.clock())
+        await uow.businesses.save_consent(withdrawn)
+        uow.emit(consents.ConsentWithdrawn(withdrawn))
+        await uow.commit()
+    return withdrawn

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from services.registry.domain import business as aggregate
+from services.registry.domain import consent
 from services.registry.domain.business import Business
 from shared.contracts import EventPayload
-from shared.contracts.public import BusinessListed, NibCoverageReported, pseudonym
+from shared.contracts.public import (
+    BusinessListed,
+    NibCoverageReported,
+    ReferralConsented,
+    ReferralConsentWithdrawn,
+    pseudonym,
+)
 from shared.contracts.registry import (
     BusinessClosed,
     BusinessRegistered,
@@ -46,13 +53,33 @@ def _snapshot(business: Business) -> dict[str, object]:
     )
 
 
-def translate(event: aggregate.DomainEvent, pseudonym_key: bytes) -> list[EventPayload]:
+Event = aggregate.DomainEvent | consent.ConsentGiven | consent.ConsentWithdrawn
+
+
+def translate(event: Event, pseudonym_key: bytes) -> list[EventPayload]:
     """The internal event for the services, and its redacted copy for partners (an allow-list: no name, phone or
-    NIK, the business by its pseudonym); a figure goes to partners only."""
+    NIK, the business by its pseudonym); a figure goes to partners only, and a consented referral to the one partner
+    the owner consented to."""
+    if isinstance(event, consent.ConsentGiven | consent.ConsentWithdrawn):
+        return [referral(event)]
     if isinstance(event, aggregate.CoverageChanged):
         return [NibCoverageReported(region_code=event.region_code, region=event.region, registered=event.registered,
                                     with_nib=event.with_nib, as_of=event.at)]  # fmt: skip
     return [_internal(event), listed(event, pseudonym_key)]
+
+
+def referral(event: consent.ConsentGiven | consent.ConsentWithdrawn) -> EventPayload:
+    c = event.consent
+    if isinstance(event, consent.ConsentWithdrawn):
+        assert c.withdrawn_at is not None
+        return ReferralConsentWithdrawn(consent_id=c.id, partner_id=c.partner_id, withdrawn_at=c.withdrawn_at)
+    b = event.business
+    return ReferralConsented(
+        consent_id=c.id, partner_id=c.partner_id, purpose=c.purpose, owner_name=b.owner_name, owner_phone=b.phone,
+        owner_nik_link=event.owner_nik_link, business_name=b.business_name, nib=b.nib, kecamatan_code=b.kecamatan.code,
+        financing_programme=c.financing_programme, amount_sought_rupiah=c.amount_sought_rupiah, offer_id=c.offer_id,
+        consented_at=c.given_at, recorded_by=c.given_by,
+    )  # fmt: skip
 
 
 def listed(event: aggregate.BusinessEvent, pseudonym_key: bytes) -> BusinessListed:

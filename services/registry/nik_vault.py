@@ -22,6 +22,10 @@ class NikVault:
         # Keyed, because a plain hash of a NIK is reversible: 12 of its 16 digits are region and birth date.
         return hmac.new(self._digest_key, nik.encode(), hashlib.sha256).digest()
 
+    def partner_key(self, partner_id: str) -> bytes:
+        """Each partner's own key for linking NIKs, derived so that no two partners' links can be joined."""
+        return hmac.new(self._digest_key, b"partner-link:" + partner_id.encode(), hashlib.sha256).digest()
+
     def encrypt(self, nik: str) -> bytes:
         nonce = os.urandom(12)
         return nonce + self._aead.encrypt(nonce, nik.encode(), _AAD)

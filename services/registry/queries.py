@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from services.registry.domain.business import Business, NibApplication
+from services.registry.domain.consent import Consent, Partner
 from services.registry.domain.coverage import KecamatanCoverage, NibCoverage
 from services.registry.domain.scale import YouthRange
 from services.registry.store import SELECT_BUSINESS, business_from_row
@@ -81,3 +82,10 @@ class RegisterQueries:
     async def counts_by_status(self) -> dict[str, int]:
         rows = await self._db.fetch("SELECT nib_status, count(*) FROM business WHERE status = 'active' GROUP BY 1")
         return {r[0]: r[1] for r in rows}
+
+    async def partners(self) -> list[Partner]:
+        return [Partner(**dict(r)) for r in await self._db.fetch("SELECT id, name, active FROM partner ORDER BY id")]
+
+    async def consents(self, business_id: uuid.UUID) -> list[Consent]:
+        rows = await self._db.fetch("SELECT * FROM consent WHERE business_id = $1 ORDER BY given_at", business_id)
+        return [Consent(**dict(r)) for r in rows]

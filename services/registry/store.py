@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from services.registry.domain.business import Business, DomainEvent, NibApplication
+from services.registry.domain.consent import Consent, Partner
 from services.registry.domain.duplicates import DuplicateCandidate, business_name_key
 from services.registry.domain.scale import YouthRange
 from shared.errors import Conflict
@@ -68,6 +69,22 @@ class BusinessStore(abc.ABC):
 
     @abc.abstractmethod
     async def nik_ciphertext(self, business_id: uuid.UUID) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def partner(self, partner_id: str) -> Partner | None: ...
+
+    @abc.abstractmethod
+    async def save_partner(self, partner: Partner) -> None: ...
+
+    @abc.abstractmethod
+    async def add_consent(self, consent: Consent) -> None: ...
+
+    @abc.abstractmethod
+    async def consent(self, consent_id: uuid.UUID) -> Consent | None:
+        """Locked until the unit of work ends."""
+
+    @abc.abstractmethod
+    async def save_consent(self, consent: Consent) -> None: ...
 
     @abc.abstractmethod
     async def published_coverage(self) -> dict[str, tuple[int, int]]:
@@ -217,6 +234,33 @@ class PgBusinessStore(BusinessStore):
 
     async def nik_ciphertext(self, business_id: uuid.UUID) -> bytes | None:
         return await self._conn.fetchval("SELECT nik_ciphertext FROM business WHERE id = $1", business_id)
+
+    async def partner(self, partner_id: str) -> Partner | None:
+        row = await self._conn.fetchrow("SELECT id, name, active FROM partner WHERE id = $1", partner_id)
+        return Partner(**dict(row)) if row else None
+
+    async def save_partner(self, partner: Partner) -> None:
+        await self._conn.execute(
+            "INSERT INTO partner (id, name, active) VALUES ($1, $2, $3)"
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, active = excluded.active",
+            partner.id, partner.name, partner.active,
+        )  # fmt: skip
+
+    async def add_consent(self, c: Consent) -> None:
+        await self._conn.execute(
+            """INSERT INTO consent (id, business_id, partner_id, purpose, financing_programme, amount_sought_rupiah,
+                   offer_id, given_at, given_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+            c.id, c.business_id, c.partner_id, c.purpose, c.financing_programme, c.amount_sought_rupiah, c.offer_id,
+            c.given_at, c.given_by,
+        )  # fmt: skip
+
+    async def consent(self, consent_id: uuid.UUID) -> Consent | None:
+        row = await self._conn.fetchrow("SELECT * FROM consent WHERE id = $1 FOR UPDATE", consent_id)
+        return Consent(**dict(row)) if row else None
+
+    async def save_consent(self, c: Consent) -> None:
+        await self._conn.execute("UPDATE consent SET withdrawn_at = $2, withdrawn_by = $3 WHERE id = $1",
+                                 c.id, c.withdrawn_at, c.withdrawn_by)  # fmt: skip
 
     async def published_coverage(self) -> dict[str, tuple[int, int]]:
         await self._conn.execute("LOCK TABLE published_coverage IN SHARE ROW EXCLUSIVE MODE")

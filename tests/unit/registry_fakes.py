@@ -9,6 +9,7 @@ from typing import Any
 
 from services.registry import integration
 from services.registry.domain.business import Business, DomainEvent, NibApplication
+from services.registry.domain.consent import Consent, Partner
 from services.registry.domain.duplicates import DuplicateCandidate, business_name_key
 from services.registry.domain.scale import YouthRange
 from services.registry.store import BusinessStore, RegistryUnitOfWork, StoredIdentity
@@ -38,16 +39,18 @@ class FakeBusinessStore(BusinessStore):
         self.sources: dict[uuid.UUID, str] = {}
         self.applications: dict[uuid.UUID, NibApplication] = {}
         self.coverage_published: dict[str, tuple[int, int]] = {}
+        self.partners: dict[str, Partner] = {}
+        self.consents: dict[uuid.UUID, Consent] = {}
         self.identity_locks = 0
 
     # State snapshots, used by FakeUnitOfWork to roll back.
     def snapshot(self) -> tuple[dict[Any, Any], ...]:
         return (dict(self.businesses), dict(self.identities), dict(self.sources), dict(self.applications),
-                dict(self.coverage_published))  # fmt: skip
+                dict(self.coverage_published), dict(self.partners), dict(self.consents))  # fmt: skip
 
     def restore(self, state: tuple[dict[Any, Any], ...]) -> None:
-        (self.businesses, self.identities, self.sources, self.applications,
-         self.coverage_published) = (dict(s) for s in state)  # fmt: skip
+        (self.businesses, self.identities, self.sources, self.applications, self.coverage_published, self.partners,
+         self.consents) = (dict(s) for s in state)  # fmt: skip
 
     async def lock_identities(self) -> None:
         self.identity_locks += 1
@@ -128,6 +131,23 @@ class FakeBusinessStore(BusinessStore):
         return stale[:limit]
 
 
+    async def partner(self, partner_id: str) -> Partner | None:
+        return self.partners.get(partner_id)
+
+    async def save_partner(self, partner: Partner) -> None:
+        self.partners[partner.id] = partner
+
+    async def add_consent(self, consent: Consent) -> None:
+        if consent.partner_id not in self.partners or consent.business_id not in self.businesses:
+            raise AssertionError("a consent must name a known partner and business (foreign keys)")
+        self.consents[consent.id] = consent
+
+    async def consent(self, consent_id: uuid.UUID) -> Consent | None:
+        return self.consents.get(consent_id)
+
+    async def save_consent(self, consent: Consent) -> None:
+        self.consents[consent.id] = consent
+
     async def published_coverage(self) -> dict[str, tuple[int, int]]:
         return dict(self.coverage_published)
 
@@ -150,7 +170,7 @@ class FakeUnitOfWork(SnapshotUnitOfWork, RegistryUnitOfWork):
         self._publisher = publisher
         self.committed: list[DomainEvent] = []
         self.outbox: list[Envelope] = []  # the internal events, on registry.business.v1
-        self.public: list[Envelope] = []  # their redacted copies, on the public topics
+        self.public: list[Envelope] = []  # what partners read: public copies, figures, consented referrals
         self.audit_trail: list[AuditEntry] = []
 
     @property
@@ -164,6 +184,7 @@ class FakeUnitOfWork(SnapshotUnitOfWork, RegistryUnitOfWork):
 
     def record(self, events: list[DomainEvent], causes: list[Cause], audited: list[AuditEntry]) -> None:
         for envelope in self._publisher.envelopes(events, causes):  # a payload the contract refuses fails the commit
-            (self.public if envelope.aggregate_type.startswith("public_") else self.outbox).append(envelope)
+            internal = envelope.aggregate_type == "business"
+            (self.outbox if internal else self.public).append(envelope)
         self.committed.extend(events)
         self.audit_trail.extend(audited)

@@ -15,6 +15,7 @@ from services.registry import bulk_import, handlers
 from services.registry.bulk_import import ImportReport, ImportRows
 from services.registry.domain import business as aggregate
 from services.registry.domain.business import Business, NibApplication
+from services.registry.domain.consent import ConsentForm, Partner
 from services.registry.domain.coverage import KecamatanCoverage, NibCoverage
 from services.registry.domain.forms import BusinessChanges
 from services.registry.handlers import (
@@ -30,6 +31,7 @@ from services.registry.handlers import (
 )
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.contracts.public import nik_link
 from shared.messaging.audit import AuditEntry
 from shared.reference.wilayah import kota_kupang
 from shared.unit_of_work import Cause
@@ -827,3 +829,71 @@ async def test_nib_coverage_is_published_for_partners_only_where_it_changed_sinc
 
     assert (first.outbox, again.public) == ([], [])  # figures go to partners only
     assert sorted((e.payload["region_code"], e.payload["with_nib"]) for e in changed.public) == [("53.71", 9), ("53.71.04", 8)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Consented referrals
+# ---------------------------------------------------------------------------------------------------------------
+
+BRI = Partner("bri", "Bank Rakyat Indonesia", True)
+
+
+def consent_form(**overrides: Any) -> ConsentForm:
+    fields = {"partner_id": "bri", "purpose": "Rujukan KUR Mikro BRI untuk modal kerja", "financing_programme": "KUR Mikro",
+              "amount_sought_rupiah": 25_000_000}  # fmt: skip
+    return ConsentForm(**{**fields, **overrides})
+
+
+async def test_an_owners_consent_sends_that_partner_alone_what_it_needs_and_links_the_nik_with_its_own_key(store, deps) -> None:
+    store.partners["bri"] = BRI
+    b = await register(store, deps, YOHANES)
+    uow = FakeUnitOfWork(store)
+
+    consent = await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), uow, deps)
+
+    [referral] = uow.public
+    assert (referral.event_type, referral.aggregate_type, referral.aggregate_id) == (
+        "ReferralConsented", "referral", str(consent.id))
+    payload = referral.payload
+    assert (payload["partner_id"], payload["owner_name"], payload["owner_phone"]) == ("bri", b.owner_name, b.phone)
+    assert payload["owner_nik_link"] == nik_link(YOHANES_NIK, deps.vault.partner_key("bri")) != nik_link(
+        YOHANES_NIK, deps.vault.partner_key("pos-indonesia"))
+    assert YOHANES_NIK not in referral.model_dump_json()
+    assert (payload["recorded_by"], referral.actor) == (OFFICER.subject, OFFICER.subject)
+    assert uow.outbox == []  # nothing for the services: a consent changes no business
+
+
+async def test_a_consent_to_an_unknown_or_revoked_partner_is_refused_and_nothing_is_shared(store, deps) -> None:
+    b = await register(store, deps, YOHANES)
+    with pytest.raises(InvalidInput) as unknown:
+        await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), FakeUnitOfWork(store), deps)
+    store.partners["bri"] = Partner("bri", "BRI", active=False)
+    revoked = FakeUnitOfWork(store)
+    with pytest.raises(Conflict):
+        await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), revoked, deps)
+    assert [e.field for e in unknown.value.errors] == ["partner_id"]
+    assert (store.consents, revoked.public) == ({}, [])
+
+
+async def test_withdrawing_consent_tells_the_partner_at_once_and_can_only_happen_once(store, deps) -> None:
+    store.partners["bri"] = BRI
+    b = await register(store, deps, YOHANES)
+    consent = await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), FakeUnitOfWork(store), deps)
+    uow = FakeUnitOfWork(store)
+
+    withdrawn = await handlers.withdraw_consent(handlers.WithdrawConsent(b.id, consent.id, OFFICER), uow, deps)
+
+    [told] = uow.public
+    assert (told.event_type, told.payload["consent_id"], told.payload["partner_id"]) == (
+        "ReferralConsentWithdrawn", str(consent.id), "bri")
+    assert withdrawn.withdrawn_by == OFFICER.subject
+    with pytest.raises(Conflict):
+        await handlers.withdraw_consent(handlers.WithdrawConsent(b.id, consent.id, OFFICER), FakeUnitOfWork(store), deps)
+
+
+async def test_an_officer_of_another_kecamatan_cannot_record_an_owners_consent(store, deps) -> None:
+    store.partners["bri"] = BRI
+    b = await register(store, deps, YOHANES)  # Alak
+    with pytest.raises(Forbidden):
+        await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OEBOBO_OFFICER), FakeUnitOfWork(store), deps)
+    assert store.consents == {}

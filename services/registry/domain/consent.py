@@ -1,0 +1,79 @@
+"""An owner's consent to share their contact with one partner, for one stated purpose (UU PDP 27/2022): what it
+takes to give one, and what it takes to withdraw it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.registry.domain.business import Business
+from shared.contracts.envelope import MAX_RUPIAH
+from shared.contracts.public import PARTNER_ID_PATTERN
+from shared.errors import Conflict, InvalidInput
+
+
+class ConsentForm(BaseModel):
+    """What an officer records with the owner: to whom, for what, and (for a financing referral) what is sought."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    partner_id: str = Field(pattern=PARTNER_ID_PATTERN, examples=["bri"])
+    purpose: str = Field(min_length=10, max_length=300, examples=["Rujukan KUR Mikro BRI untuk modal kerja"])
+    financing_programme: str | None = Field(default=None, max_length=100, examples=["KUR Mikro"])
+    amount_sought_rupiah: int | None = Field(default=None, gt=0, le=MAX_RUPIAH)
+    offer_id: uuid.UUID | None = Field(default=None, description="Funding's financing-referral offer this answers")
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    id: str
+    name: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    id: uuid.UUID
+    business_id: uuid.UUID
+    partner_id: str
+    purpose: str
+    financing_programme: str | None
+    amount_sought_rupiah: int | None
+    offer_id: uuid.UUID | None
+    given_at: datetime
+    given_by: str
+    withdrawn_at: datetime | None = None
+    withdrawn_by: str | None = None
+
+
+def give(form: ConsentForm, business: Business, partner: Partner | None, consent_id: uuid.UUID, by: str,
+         now: datetime) -> Consent:  # fmt: skip
+    business.require_active()
+    if partner is None:
+        raise InvalidInput.one("partner_id", "partner.unknown", f"no partner {form.partner_id!r}; `berdaya partner list` "
+                                                               "shows those set up")  # fmt: skip
+    if not partner.active:
+        raise Conflict(f"partner {partner.id} was revoked; its referrals can't be made", "partner_revoked")
+    return Consent(consent_id, business.id, partner.id, form.purpose, form.financing_programme,
+                   form.amount_sought_rupiah, form.offer_id, now, by)  # fmt: skip
+
+
+def withdraw(consent: Consent, by: str, now: datetime) -> Consent:
+    if consent.withdrawn_at is not None:
+        raise Conflict(f"consent {consent.id} was already withdrawn", "consent_withdrawn")
+    return replace(consent, withdrawn_at=now, withdrawn_by=by)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentGiven:
+    business: Business
+    consent: Consent
+    owner_nik_link: str  # keyed with the partner's own key; the NIK itself never leaves the registry
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentWithdrawn:
+    consent: Consent

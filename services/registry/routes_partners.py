@@ -1,0 +1,105 @@
+"""The registry's HTTP API for partners and owners' consents: setting up who referrals may go to, and recording
+an owner's consent (or its withdrawal), which sends the referral to that partner alone."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from services.registry import handlers
+from services.registry.domain.consent import Consent, ConsentForm
+from services.registry.routes import Correlation, Ctx, Officer, _404, _404_409, _uow
+from shared.auth import Principal
+from shared.contracts.public import PARTNER_ID_PATTERN
+from shared.errors import InvalidInput, NotFound
+from shared.reference.wita import WITA
+from shared.web import require_role
+
+router = APIRouter()
+
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+Staff = Annotated[Principal, Depends(require_role("officer", "operator"))]
+
+
+class PartnerIn(BaseModel):
+    id: str = Field(pattern=PARTNER_ID_PATTERN, examples=["bri"])
+    name: str = Field(min_length=2, max_length=150, examples=["Bank Rakyat Indonesia"])
+
+
+class PartnerOut(BaseModel):
+    id: str
+    name: str
+    active: bool
+
+
+class ConsentOut(BaseModel):
+    id: uuid.UUID
+    business_id: uuid.UUID
+    partner_id: str
+    purpose: str
+    financing_programme: str | None
+    amount_sought_rupiah: int | None
+    offer_id: uuid.UUID | None
+    given_at: datetime = Field(description="WITA")
+    given_by: str
+    withdrawn_at: datetime | None
+    withdrawn_by: str | None
+
+
+def consent_out(c: Consent) -> ConsentOut:
+    return ConsentOut(**{**asdict(c), "given_at": c.given_at.astimezone(WITA),
+                         "withdrawn_at": c.withdrawn_at.astimezone(WITA) if c.withdrawn_at else None})  # fmt: skip
+
+
+@router.put("/partners/{partner_id}", tags=["partners"], summary="Set up a partner referrals may go to (admin)")
+async def set_up_partner(partner_id: str, body: PartnerIn, who: Admin, ctx: Ctx, correlation: Correlation) -> PartnerOut:
+    if body.id != partner_id:
+        raise InvalidInput.one("id", "partner.id_mismatch", "the body's id must be the id in the path")
+    command = handlers.SetUpPartner(partner_id, body.name)
+    return PartnerOut(**asdict(await handlers.set_up_partner(command, _uow(ctx, who, correlation), ctx.deps)))
+
+
+@router.post("/partners/{partner_id}/revoke", tags=["partners"], responses=_404,
+             summary="Revoke a partner: no more referrals go to it (admin)")
+async def revoke_partner(partner_id: str, who: Admin, ctx: Ctx, correlation: Correlation) -> PartnerOut:
+    known = {p.id: p for p in await ctx.queries.partners()}
+    if partner_id not in known:
+        raise NotFound(f"no partner {partner_id}")
+    command = handlers.SetUpPartner(partner_id, known[partner_id].name, active=False)
+    return PartnerOut(**asdict(await handlers.set_up_partner(command, _uow(ctx, who, correlation), ctx.deps)))
+
+
+@router.get("/partners", tags=["partners"], summary="Partners referrals may go to")
+async def partners(_: Staff, ctx: Ctx) -> list[PartnerOut]:
+    return [PartnerOut(**asdict(p)) for p in await ctx.queries.partners()]
+
+
+@router.post("/businesses/{business_id}/consents", status_code=201, tags=["partners"], responses=_404_409,
+             summary="Record the owner's consent to share their contact with a partner, for a purpose: the partner "
+             "receives the referral on its own topic")
+async def give_consent(business_id: uuid.UUID, form: ConsentForm, who: Officer, ctx: Ctx, correlation: Correlation) -> ConsentOut:
+    command = handlers.GiveConsent(business_id, form, who)
+    return consent_out(await handlers.give_consent(command, _uow(ctx, who, correlation), ctx.deps))
+
+
+@router.get("/businesses/{business_id}/consents", tags=["partners"], responses=_404,
+            summary="The owner's consents, given and withdrawn")
+async def list_consents(business_id: uuid.UUID, who: Officer, ctx: Ctx) -> list[ConsentOut]:
+    business = await ctx.queries.get(business_id)
+    if business is None:
+        raise NotFound(f"no business {business_id}")
+    handlers.require_scope(who, business)
+    return [consent_out(c) for c in await ctx.queries.consents(business_id)]
+
+
+@router.post("/businesses/{business_id}/consents/{consent_id}/withdraw", tags=["partners"], responses=_404_409,
+             summary="The owner withdraws consent: the partner is told at once")
+async def withdraw_consent(business_id: uuid.UUID, consent_id: uuid.UUID, who: Officer, ctx: Ctx,
+                           correlation: Correlation) -> ConsentOut:  # fmt: skip
+    command = handlers.WithdrawConsent(business_id, consent_id, who)
+    return consent_out(await handlers.withdraw_consent(command, _uow(ctx, who, correlation), ctx.deps))
