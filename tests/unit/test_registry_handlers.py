@@ -847,7 +847,7 @@ def consent_form(**overrides: Any) -> ConsentForm:
 async def test_an_owners_consent_sends_that_partner_alone_what_it_needs_and_links_the_nik_with_its_own_key(store, deps) -> None:
     store.partners["bri"] = BRI
     b = await register(store, deps, YOHANES)
-    uow = FakeUnitOfWork(store)
+    uow = FakeUnitOfWork(store, Cause.request(uuid.uuid4(), OFFICER.actor))
 
     consent = await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), uow, deps)
 
