@@ -203,7 +203,8 @@ def create_service_app(service: ServiceDefinition, settings: PlatformSettings) -
                 applied = await migrate(conn, service.migrations())
             if applied:
                 log.info("applied migrations %s", ", ".join(f"{m.namespace}/{m.version:03d}" for m in applied))
-            topics = sorted({namespaced(t, ns) for t in service.produces} | {s.topic for s in subscriptions})
+            # A pattern's topics are made by whoever adds them (a partner's, by `berdaya partner add`).
+            topics = sorted({namespaced(t, ns) for t in service.produces} | {s.topic for s in subscriptions if not s.pattern})
             await ensure_topics(settings.kafka_bootstrap_servers, with_dead_letters(
                 topics, settings.topic_partitions, settings.topic_replication_factor))  # fmt: skip
             metrics = MessagingMetrics(registry)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from services.funding import matching
 from services.funding.domain import events, offers, pledges
@@ -16,9 +17,13 @@ from services.funding.domain.offers import Offer
 from services.funding.domain.pledges import Pledge, PledgeForm, SponsorForm
 from services.funding.domain.view import BusinessView, updated_view
 from services.funding.matching import Deps
-from services.funding.store import FundingStore, FundingUnitOfWork, TrainingFact
+from services.funding.store import FundingStore, FundingUnitOfWork, PartnerOutcome, TrainingFact
 from shared.auth import Principal
+from shared.contracts.envelope import ContractError
 from shared.contracts.funding import CSRPledged
+from shared.contracts.public import FinancingApproved, FinancingDeclined, FinancingDisbursed
+from shared.contracts.public import PartnerOutcome as PartnerOutcomeEvent
+from shared.contracts.topics import partner_topic
 from shared.contracts.registry import BusinessEvent
 from shared.contracts.training import TrainingCompleted
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -299,3 +304,33 @@ async def follow_pledge_windows(uow_factory: Callable[[], FundingUnitOfWork], de
             if pledge.status != "closed":
                 await _close(pledge, "the validity window ended", uow, deps)
             await uow.commit()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What partners report back
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def record_partner_outcomes(batch: Sequence[Delivery], uow: FundingUnitOfWork, deps: Deps) -> None:
+    """A partner writes only its own outcomes topic (its credentials allow nothing else); an event claiming another
+    partner is refused as the record's fault, so it goes to the dead-letter topic for someone to look at."""
+    async with uow:
+        for delivery in batch:
+            event: PartnerOutcomeEvent = delivery.payload  # type: ignore[assignment]
+            if not delivery.topic.endswith(partner_topic(event.partner_id, "outcomes")):
+                raise ContractError(f"an outcome claiming partner {event.partner_id!r} arrived on {delivery.topic}")
+            kind, amount, on = _outcome(event)
+            await uow.store.add_partner_outcome(PartnerOutcome(delivery.envelope.event_id, event.partner_id,
+                                                               event.consent_id, event.offer_id, kind, amount, on))  # fmt: skip
+        await uow.commit()
+
+
+def _outcome(event: PartnerOutcomeEvent) -> tuple[str, int | None, date]:
+    match event:
+        case FinancingApproved():
+            return "approved", event.amount_rupiah, event.approved_on
+        case FinancingDisbursed():
+            return "disbursed", event.amount_rupiah, event.disbursed_on
+        case FinancingDeclined():
+            return "declined", None, event.declined_on
+    raise ContractError(f"no outcome in {event!r}")

@@ -106,7 +106,16 @@ class FundingQueries:
         )
         groups = [reports.OfferGroup(r["status"], r["kecamatan_code"], r["scale"], r["businesses"], int(r["amount"]))
                   for r in rows]  # fmt: skip
-        return reports.report(subject, pledges, groups, self._names)
+        outcomes = await self._db.fetch(
+            """SELECT po.partner_id, po.kind, count(DISTINCT po.consent_id) AS businesses,
+                      coalesce(sum(po.amount_rupiah), 0) AS amount
+                 FROM partner_outcome po JOIN offer o ON o.id = po.offer_id
+                WHERE o.pledge_id = ANY($1::uuid[])
+                GROUP BY 1, 2""",
+            [p.id for p in pledges],
+        )
+        return reports.report(subject, pledges, groups, self._names,
+                              [(r["partner_id"], r["kind"], r["businesses"], int(r["amount"])) for r in outcomes])  # fmt: skip
 
     async def money_by_sponsor(self) -> list[asyncpg.Record]:
         return await self._db.fetch(

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from services.funding import handlers
 from services.funding.domain.offers import Offer
 from services.funding.domain.pledges import Pledge, PledgeForm, SponsorForm
-from services.funding.domain.reports import GroupRow, StateRow, totals_of
+from services.funding.domain.reports import GroupRow, OutcomeRow, StateRow, totals_of
 from services.funding.matching import Deps
 from services.funding.queries import FundingQueries
 from services.funding.store import FundingUnitOfWork
@@ -177,6 +177,14 @@ class StateRowOut(BaseModel):
     disbursed_rupiah: int | None
 
 
+class OutcomeRowOut(BaseModel):
+    partner_id: str
+    kind: str = Field(description="approved, disbursed or declined, as the partner reported it")
+    businesses: int | None = Field(description="None when fewer than 5 (suppressed)")
+    amount_rupiah: int | None
+    suppressed: bool
+
+
 class ReportOut(BaseModel):
     subject: str
     pledges: list[uuid.UUID]
@@ -184,9 +192,10 @@ class ReportOut(BaseModel):
     reconciles: bool = Field(description="pledged = reserved + accepted + disbursed + remaining, and matches the offers")
     by_kecamatan: list[StateRowOut]
     by_scale: list[StateRowOut]
+    partner_outcomes: list[OutcomeRowOut] = Field(description="What partners reported on the referrals made")
 
 
-def _rows(rows: list[GroupRow] | list[StateRow], model: type[BaseModel]) -> list[Any]:
+def _rows(rows: list[GroupRow] | list[StateRow] | list[OutcomeRow], model: type[BaseModel]) -> list[Any]:
     return [model(**asdict(r)) for r in rows]
 
 
@@ -302,7 +311,8 @@ async def explain(pledge_id: uuid.UUID, business_id: uuid.UUID, who: Watcher, ct
 
 def report_out(report: Any) -> ReportOut:
     return ReportOut(subject=report.subject, pledges=report.pledges, totals=report.totals, reconciles=report.reconciles,
-                     by_kecamatan=_rows(report.by_kecamatan, StateRowOut), by_scale=_rows(report.by_scale, StateRowOut))  # fmt: skip
+                     by_kecamatan=_rows(report.by_kecamatan, StateRowOut), by_scale=_rows(report.by_scale, StateRowOut),
+                     partner_outcomes=_rows(report.partner_outcomes, OutcomeRowOut))  # fmt: skip
 
 
 @router.get("/reports/pledges/{pledge_id}", tags=["reports"], summary="Where a pledge's money is, by kecamatan and scale",

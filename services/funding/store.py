@@ -119,7 +119,23 @@ class FundingStore(abc.ABC):
     async def due_offers(self, pledge_id: uuid.UUID, now: datetime) -> list[Offer]: ...
 
     @abc.abstractmethod
+    async def add_partner_outcome(self, outcome: PartnerOutcome) -> None: ...
+
+    @abc.abstractmethod
     async def unanswered_offers(self, pledge_id: uuid.UUID) -> list[Offer]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerOutcome:
+    """A partner's report on a referral it received."""
+
+    event_id: uuid.UUID
+    partner_id: str
+    consent_id: uuid.UUID
+    offer_id: uuid.UUID | None
+    kind: str  # approved | disbursed | declined
+    amount_rupiah: int | None
+    happened_on: date
 
 
 class FundingUnitOfWork(UnitOfWork[DomainEvent]):
@@ -349,6 +365,14 @@ class PgFundingStore(FundingStore):
             "SELECT * FROM offer WHERE pledge_id = $1 AND status = 'offered' ORDER BY id FOR UPDATE", pledge_id
         )
         return [offer_from_row(r) for r in rows]
+
+
+    async def add_partner_outcome(self, o: PartnerOutcome) -> None:
+        await self._conn.execute(
+            """INSERT INTO partner_outcome (event_id, partner_id, consent_id, offer_id, kind, amount_rupiah, happened_on)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+            o.event_id, o.partner_id, o.consent_id, o.offer_id, o.kind, o.amount_rupiah, o.happened_on,
+        )  # fmt: skip
 
 
 class PgFundingUnitOfWork(PgUnitOfWork[DomainEvent], FundingUnitOfWork):

@@ -8,6 +8,7 @@ from services.funding import handlers
 from services.funding.matching import Deps
 from services.funding.store import FundingUnitOfWork
 from shared.contracts.funding import CSRPledged
+from shared.contracts.public import FinancingApproved, FinancingDeclined, FinancingDisbursed
 from shared.contracts.registry import REGISTRY_EVENTS
 from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, TRAINING_PARTICIPANT
 from shared.contracts.training import TrainingCompleted
@@ -18,6 +19,9 @@ from shared.unit_of_work import Cause, one_by_one
 VIEW = "funding-view"
 TRAINING = "funding-training"
 MATCHER = "funding-matcher"
+PARTNERS = "funding-partners"
+# Every partner's outcomes topic, those added later included.
+PARTNER_OUTCOMES = r"partner\.[a-z][a-z0-9-]*\.outcomes\.v1"
 
 MATCHER_HANDLERS = {CSRPledged: handlers.match_pledge}
 
@@ -25,6 +29,7 @@ SUBSCRIPTIONS = (
     Subscription(REGISTRY_BUSINESS, VIEW, REGISTRY_EVENTS),
     Subscription(TRAINING_PARTICIPANT, TRAINING, (TrainingCompleted,)),
     Subscription(FUNDING_PLEDGE, MATCHER, tuple(MATCHER_HANDLERS)),
+    Subscription(PARTNER_OUTCOMES, PARTNERS, (FinancingApproved, FinancingDisbursed, FinancingDeclined), pattern=True),
 )
 
 UnitOfWorkIn = Callable[[BatchTransaction, Cause], FundingUnitOfWork]
@@ -43,4 +48,5 @@ def consumers(unit_of_work: UnitOfWorkIn, deps: Deps) -> dict[str, Apply]:
         VIEW: whole_batch(handlers.apply_registry_events),
         TRAINING: whole_batch(handlers.apply_training_events),
         MATCHER: one_by_one(MATCHER_HANDLERS, unit_of_work, deps),
+        PARTNERS: whole_batch(handlers.record_partner_outcomes),
     }

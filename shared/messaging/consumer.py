@@ -78,10 +78,11 @@ def classify(error: BaseException) -> Failure:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """An event a consumer applies for the first time (its inbox said so)."""
+    """An event a consumer applies for the first time (its inbox said so), and the topic it came from."""
 
     envelope: Envelope
     payload: EventPayload
+    topic: str = ""
 
 
 @dataclass
@@ -239,7 +240,7 @@ class EventConsumer:
                     event_id = item.envelope.event_id
                     if event_id in fresh:
                         fresh.discard(event_id)  # the same event twice in one batch applies once
-                        deliveries.append(Delivery(item.envelope, item.payload))
+                        deliveries.append(Delivery(item.envelope, item.payload, item.record.topic))
                         applied[item.index] = Outcome.PROCESSED
                     else:
                         applied[item.index] = Outcome.DUPLICATE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +25,11 @@ class Subscription:
     """A consumer group on a topic and the contracts it applies. Declared when the app is built (so AsyncAPI
     documents it); its consumer is attached when the service starts, since that needs the database."""
 
-    topic: str
+    topic: str  # a topic's name, or with `pattern` a regular expression of names (topics made later are found too)
     consumer: str  # the consumer's name, in its inbox rows and metrics
     events: tuple[type[EventPayload], ...]
     namespace: str = ""
+    pattern: bool = False
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -39,7 +41,9 @@ class Subscription:
 
     def in_namespace(self, namespace: str) -> Subscription:
         """Topics and consumer groups of one deployment on a shared cluster carry its namespace."""
-        return dataclasses.replace(self, topic=namespaced(self.topic, namespace), namespace=namespace)
+        topic = (re.escape(namespace + ".") if namespace else "") + self.topic if self.pattern else namespaced(
+            self.topic, namespace)  # fmt: skip
+        return dataclasses.replace(self, topic=topic, namespace=namespace)
 
 
 class Consumers:
@@ -82,9 +86,11 @@ def declare(broker: KafkaBroker, sub: Subscription, consumers: Consumers, *, max
             for last in {(r.topic, r.partition): r for r in raw}.values():
                 _observe_lag(msg, last, sub.consumer, consumers.metrics)
 
-    on_batch.__name__ = f"{sub.consumer}_on_{sub.topic}".replace(".", "_").replace("-", "_")
+    on_batch.__name__ = re.sub(r"\W", "_", f"{sub.consumer}_on_{sub.topic}")
+    where = {"pattern": sub.topic} if sub.pattern else {}
     broker.subscriber(
-        sub.topic,
+        *([] if sub.pattern else [sub.topic]),
+        **where,
         group_id=sub.group_id,
         auto_offset_reset="earliest",
         # Batches: one database commit and one offset commit for up to max_records records.

@@ -14,7 +14,7 @@ from services.funding.domain.offers import Offer
 from services.funding.domain.pledges import Pledge
 from services.funding.domain.view import BusinessView
 from services.funding.matching import Deps
-from services.funding.store import FundingStore, FundingUnitOfWork, TrainingFact
+from services.funding.store import FundingStore, FundingUnitOfWork, PartnerOutcome, TrainingFact
 from shared.auth import Principal
 from shared.contracts import Envelope, EventPayload, new_envelope
 from shared.contracts.funding import Earmarks
@@ -168,6 +168,7 @@ class FakeFundingStore(FundingStore):
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, BusinessView] = {}  # business_view: the registry's facts only
         self.trainings: dict[tuple[uuid.UUID, str], TrainingFact] = {}  # business_training
+        self.partner_outcomes: dict[uuid.UUID, PartnerOutcome] = {}  # what partners reported back
         self.sponsors: dict[uuid.UUID, tuple[str, str]] = {}
         self.pledges: dict[uuid.UUID, Pledge] = {}
         self.offers: dict[uuid.UUID, Offer] = {}
@@ -343,6 +344,9 @@ class FakeFundingStore(FundingStore):
     async def unanswered_offers(self, pledge_id: uuid.UUID) -> list[Offer]:
         return sorted((o for o in self.offers.values() if o.pledge_id == pledge_id and o.status == "offered"),
                       key=lambda o: o.id)  # fmt: skip
+
+    async def add_partner_outcome(self, outcome: PartnerOutcome) -> None:
+        self.partner_outcomes.setdefault(outcome.event_id, outcome)
 
 
 # Funding publishes on its pledge topic; the route is only needed by the outbox, which the fake has none of.

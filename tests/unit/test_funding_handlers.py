@@ -13,6 +13,7 @@ from services.funding.domain.pledges import PledgeForm, SponsorForm
 from services.funding.domain.view import readiness
 from services.funding.store import FundingStore
 from shared.auth import Principal
+from shared.contracts import EventPayload, new_envelope
 from shared.contracts.funding import (
     CSRPledged,
     Earmarks,
@@ -26,7 +27,10 @@ from shared.contracts.funding import (
     PledgeExhausted,
     PledgeTotals,
 )
+from shared.contracts.envelope import ContractError
+from shared.contracts.public import FinancingApproved, FinancingDisbursed
 from shared.contracts.training import Assessment
+from shared.messaging.consumer import Delivery
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 from .funding_fakes import (
@@ -930,3 +934,36 @@ def test_a_store_that_does_not_implement_pledges_with_due_offers_cannot_be_insta
     assert "pledges_with_due_offers" in FundingStore.__abstractmethods__
     with pytest.raises(TypeError):
         WithoutDueOffers()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What partners report back
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def outcome_delivery(event: EventPayload, topic: str) -> Delivery:
+    return Delivery(new_envelope(event, producer="bri", correlation_id=uuid.uuid4()), event, topic)
+
+
+async def test_a_partners_reported_outcomes_are_recorded_once_each(world) -> None:
+    consent, offer = uuid.uuid4(), uuid.uuid4()
+    approved = FinancingApproved(partner_id="bri", consent_id=consent, offer_id=offer, amount_rupiah=25_000_000,
+                                 approved_on=TODAY)  # fmt: skip
+    delivery = outcome_delivery(approved, "partner.bri.outcomes.v1")
+
+    for _ in range(2):
+        async with world.uow() as uow:
+            await handlers.record_partner_outcomes([delivery], uow, world.deps)
+
+    [recorded] = world.store.partner_outcomes.values()
+    assert (recorded.partner_id, recorded.kind, recorded.amount_rupiah, recorded.offer_id) == (
+        "bri", "approved", 25_000_000, offer)
+
+
+async def test_an_outcome_claiming_another_partner_than_its_topic_is_refused_as_the_records_fault(world) -> None:
+    forged = FinancingDisbursed(partner_id="bank-ntt", consent_id=uuid.uuid4(), amount_rupiah=1, disbursed_on=TODAY)
+
+    with pytest.raises(ContractError, match="claiming partner 'bank-ntt'"):
+        async with world.uow() as uow:
+            await handlers.record_partner_outcomes([outcome_delivery(forged, "partner.bri.outcomes.v1")], uow, world.deps)
+    assert world.store.partner_outcomes == {}

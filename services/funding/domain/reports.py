@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.funding.domain.offers import Candidate
 from services.funding.domain.pledges import Pledge
@@ -51,6 +51,17 @@ class StateRow:
 
 
 @dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    """What partners reported on the referrals these pledges made: financing approved, disbursed or declined."""
+
+    partner_id: str
+    kind: str
+    businesses: int | None  # None when suppressed
+    amount_rupiah: int | None
+    suppressed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     subject: str
     pledges: list[uuid.UUID]
@@ -58,6 +69,7 @@ class Report:
     reconciles: bool  # the totals add up, and equal the sums of the offers in each state
     by_kecamatan: list[StateRow]
     by_scale: list[StateRow]
+    partner_outcomes: list[OutcomeRow] = field(default_factory=list)
 
 
 _MONEY_STATE = {"offered": "reserved_rupiah", "accepted": "accepted_rupiah", "disbursed": "disbursed_rupiah"}
@@ -90,12 +102,16 @@ def state_rows(groups: Sequence[OfferGroup], group_of: Callable[[OfferGroup], st
     return rows
 
 
-def report(subject: str, pledges: Sequence[Pledge], groups: Sequence[OfferGroup], kecamatan_names: dict[str, str]) -> Report:
+def report(subject: str, pledges: Sequence[Pledge], groups: Sequence[OfferGroup], kecamatan_names: dict[str, str],
+           outcomes: Sequence[tuple[str, str, int, int]] = ()) -> Report:  # fmt: skip
+    """`outcomes`: (partner, kind, businesses, rupiah) of what partners reported on these pledges' referrals."""
     totals = totals_of(pledges)
     return Report(
         subject=subject, pledges=[p.id for p in pledges], totals=totals, reconciles=reconciles(totals, groups),
         by_kecamatan=state_rows(groups, lambda g: kecamatan_names.get(g.kecamatan_code, g.kecamatan_code)),
         by_scale=state_rows(groups, lambda g: g.scale),
+        partner_outcomes=[OutcomeRow(partner, kind, None if suppressed(n) else n, None if suppressed(n) else amount,
+                                     suppressed(n)) for partner, kind, n, amount in sorted(outcomes)],
     )  # fmt: skip
 
 
