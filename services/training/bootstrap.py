@@ -1,0 +1,73 @@
+"""Composition root of training: what it publishes and consumes, its routes, and what it builds from the running
+infrastructure (units of work, consumers, the sweeper that finds stalled pathways, figures)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+
+from services.training import handlers, integration, subscribers
+from services.training.figures import TrainingFigures
+from services.training.queries import TrainingQueries
+from services.training.routes import TrainingContext, router
+from services.training.seating import Deps
+from services.training.settings import TrainingSettings
+from services.training.store import PgTrainingUnitOfWork
+from shared.contracts.topics import TRAINING_COHORT, TRAINING_PARTICIPANT, TRAINING_PROGRAMME
+from shared.messaging.consumer import BatchTransaction
+from shared.reference.wilayah import kota_kupang
+from shared.service import Parts, Runtime, ServiceDefinition, asyncapi_app, create_service_app, periodic
+from shared.unit_of_work import Cause
+
+
+def build(runtime: Runtime) -> Parts:
+    settings: TrainingSettings = runtime.settings  # type: ignore[assignment]
+    wilayah = kota_kupang()
+    queries = TrainingQueries(runtime.db, wilayah)
+    figures = TrainingFigures(runtime.registry, queries)
+    deps = Deps(wilayah=wilayah, clock=lambda: datetime.now(UTC), waitlist_per_seat=settings.waitlist_per_seat,
+                stall_days=settings.stall_days)  # fmt: skip
+    publisher = runtime.publisher(integration.translate)
+
+    def unit_of_work(cause: Cause) -> PgTrainingUnitOfWork:
+        return PgTrainingUnitOfWork(runtime.db, publisher, cause)
+
+    def joined(tx: BatchTransaction, cause: Cause) -> PgTrainingUnitOfWork:
+        return PgTrainingUnitOfWork(tx, publisher, cause)
+
+    def by_time() -> PgTrainingUnitOfWork:
+        return unit_of_work(Cause.timer("training"))
+
+    async def sweep() -> None:
+        # Every instance sweeps; the pathway rows are claimed with SKIP LOCKED, so a stall is reported once.
+        await handlers.flag_stalled_pathways(by_time, deps)
+
+    return Parts(
+        context=TrainingContext(deps, queries, unit_of_work),
+        consumers=subscribers.consumers(joined, deps),
+        jobs=[periodic("training pathway sweeper", settings.sweep_interval_seconds, sweep)],
+        scrape_hooks=[figures.refresh],
+    )
+
+
+SERVICE = ServiceDefinition(
+    name="training",
+    title="Berdaya training",
+    description="Programmes, cohorts filled by need from the register, attendance, completion and assessment, "
+    "mentoring after training, and the halal self-declare pathway. Publishes training.programme.v1, "
+    "training.cohort.v1 and training.participant.v1 (key = business id).",
+    package="services.training",
+    produces=(TRAINING_PROGRAMME, TRAINING_COHORT, TRAINING_PARTICIPANT),
+    subscriptions=subscribers.SUBSCRIPTIONS,
+    routers=(router,),
+    build=build,
+)
+
+
+def create_app(settings: TrainingSettings | None = None) -> FastAPI:
+    return create_service_app(SERVICE, settings or TrainingSettings())  # type: ignore[call-arg]
+
+
+# For `faststream docs gen services.training.bootstrap:asyncapi`.
+asyncapi = asyncapi_app(SERVICE)

@@ -1,0 +1,1 @@
+"""Training's rules, with no I/O."""

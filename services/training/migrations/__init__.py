@@ -1,0 +1,1 @@
+"""Training's schema, applied in order at start."""

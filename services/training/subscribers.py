@@ -1,0 +1,41 @@
+"""Training's Kafka side: the view of businesses from registry events, and who accepted funding; each consumer
+writes only the table it owns (and, with the cohort locked, the seats it fills)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from services.training import handlers
+from services.training.seating import Deps
+from services.training.store import TrainingUnitOfWork
+from shared.contracts.funding import FundingAccepted
+from shared.contracts.registry import REGISTRY_EVENTS
+from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS
+from shared.messaging.consumer import Apply, BatchTransaction, Delivery
+from shared.messaging.subscriptions import Subscription
+from shared.unit_of_work import Cause
+
+VIEW = "training-view"
+FUNDING = "training-funding"
+
+SUBSCRIPTIONS = (
+    Subscription(REGISTRY_BUSINESS, VIEW, REGISTRY_EVENTS),
+    Subscription(FUNDING_PLEDGE, FUNDING, (FundingAccepted,)),
+)
+
+UnitOfWorkIn = Callable[[BatchTransaction, Cause], TrainingUnitOfWork]
+
+
+def consumers(unit_of_work: UnitOfWorkIn, deps: Deps) -> dict[str, Apply]:
+    """What each consumer does with its new events; the unit of work joins the consumer's transaction."""
+
+    def whole_batch(handle: Callable[..., object]) -> Apply:
+        async def apply(tx: BatchTransaction, batch: Sequence[Delivery]) -> None:
+            await handle(batch, unit_of_work(tx, Cause.delivery(batch[0])), deps)  # type: ignore[misc]
+
+        return apply
+
+    return {
+        VIEW: whole_batch(handlers.apply_registry_events),
+        FUNDING: whole_batch(handlers.apply_funding_events),
+    }

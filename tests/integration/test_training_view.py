@@ -1,0 +1,162 @@
+"""Training's view of businesses on real PostgreSQL and Kafka: replaying the registry topic (the mechanism of
+`berdaya replay training-view`) rebuilds the same view and invites nobody again, and duplicate deliveries of
+registry and funding events change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from berdaya.stack.process import stop_pid
+from services.training.replay import TRAINING_VIEW
+from shared.contracts import Envelope
+from shared.contracts.funding import FundingAccepted
+from shared.contracts.registry import BusinessUpdated
+from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, namespaced
+from shared.messaging.replay import StillRunning, rebuild
+from tests.integration.funding_events import closed, envelopes, nib_issued, produce, registered
+from tests.integration.test_training_fill import TRAINER, define_programme, food, plan_cohort
+from tests.support import drop_database, eventually, fresh_database, service_env, start_service
+
+pytestmark = pytest.mark.integration
+
+
+def registry_history() -> list[Envelope]:
+    """20 food businesses given NIBs, some renamed, two closed, and a medium one; each in its own envelope."""
+    businesses = [food(i) for i in range(20)]
+    events: list = [*businesses, *(nib_issued(b) for b in businesses)]
+    for b in businesses[:5]:
+        fields = {k: v for k, v in b.model_dump().items() if k not in ("source", "business_version", "business_name")}
+        events.append(BusinessUpdated(**{**fields, "nib_status": "issued", "nib": "8120000000009"}, business_version=3,
+                                      business_name=f"{b.business_name} Baru", changed_fields=("business_name",)))  # fmt: skip
+    events += [closed(businesses[6], 3), closed(businesses[7], 3)]
+    events.append(registered(500, kbli="10792").model_copy(update={"scale": "medium"}))
+    return envelopes(events)
+
+
+async def snapshot(database: str) -> dict[str, list]:
+    conn = await asyncpg.connect(database)
+    try:
+        return {
+            "view": [dict(r) for r in await conn.fetch("SELECT * FROM business_view ORDER BY business_id")],
+            "seats": [dict(r) for r in await conn.fetch(
+                "SELECT cohort_id, business_id, status, need, queue_no FROM seat ORDER BY cohort_id, business_id")],
+            "participants": [dict(r) for r in await conn.fetch("SELECT * FROM participant ORDER BY business_id")],
+            "pathways": [dict(r) for r in await conn.fetch(
+                "SELECT business_id, not_eligible, steps_done FROM pathway ORDER BY business_id")],
+            "funding": [dict(r) for r in await conn.fetch("SELECT * FROM funding_accepted ORDER BY business_id, offer_id")],
+            "outbox": [dict(r) for r in await conn.fetch("SELECT event_id, type, aggregateid FROM outbox ORDER BY id")],
+        }  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def inbox_count(database: str, consumer: str) -> int:
+    conn = await asyncpg.connect(database)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", consumer)
+    finally:
+        await conn.close()
+
+
+async def test_replaying_the_registry_topic_rebuilds_the_same_view_and_invites_nobody_again(infra, tmp_path: Path):
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    env = service_env(infra.bootstrap_servers, namespace)
+    database = await fresh_database(infra.postgres_url)
+    training = start_service("training", env, database, tmp_path / "training.log")
+    history = registry_history()
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            programme = await define_programme(http, training.url)
+            cohort = await plan_cohort(http, training.url, programme["id"], capacity=3)
+            assert (await http.post(f"{training.url}/cohorts/{cohort['id']}/open", headers=TRAINER)).status_code == 200
+        await produce(infra.bootstrap_servers, namespaced(REGISTRY_BUSINESS, namespace), history)
+
+        async def consumed() -> bool:
+            return await inbox_count(database, "training-view") == len(history)
+
+        assert await eventually(consumed, timeout=60)
+        await asyncio.sleep(1)
+        before = await snapshot(database)
+        assert len(before["view"]) == 21
+        assert sum(s["status"] == "enrolled" for s in before["seats"]) == 3
+        assert sum(s["status"] == "waitlisted" for s in before["seats"]) == 3
+        assert [p["not_eligible"] for p in before["pathways"]] == ["not_micro_or_small"]
+
+        with pytest.raises(StillRunning):
+            await rebuild(TRAINING_VIEW, database_url=database, bootstrap_servers=infra.bootstrap_servers, namespace=namespace)
+        stop_pid(training.pid)
+        removed = await rebuild(TRAINING_VIEW, database_url=database, bootstrap_servers=infra.bootstrap_servers,
+                                namespace=namespace)  # fmt: skip
+        assert removed == {"business_view": 21, "inbox": len(history)}
+        emptied = await snapshot(database)
+        assert emptied["view"] == [] and emptied["seats"] == before["seats"] and emptied["outbox"] == before["outbox"]
+
+        training = start_service("training", env, database, tmp_path / "training-again.log")
+        assert await eventually(consumed, timeout=60)
+        await asyncio.sleep(1.5)  # had the replay invited anyone, it would be in the outbox by now
+        assert await snapshot(database) == before
+    finally:
+        stop_pid(training.pid)
+        await drop_database(infra.postgres_url, database)
+
+
+async def test_duplicate_deliveries_of_registry_and_funding_events_change_nothing(infra, tmp_path: Path):
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    env = service_env(infra.bootstrap_servers, namespace)
+    database = await fresh_database(infra.postgres_url)
+    training = start_service("training", env, database, tmp_path / "training.log")
+    history = registry_history()
+    weavers = [registered(600 + i, kbli="13122", youth=False) for i in range(8)]
+    registry_events = [*history, *envelopes(weavers)]
+    accepted = envelopes([FundingAccepted(pledge_id=uuid.uuid4(), offer_id=uuid.uuid4(), business_id=w.business_id,
+                                          amount_rupiah=5_000_000, accepted_at=datetime.now(UTC)) for w in weavers],
+                         producer="funding")  # fmt: skip
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            for programme in (await define_programme(http, training.url),
+                              await define_programme(http, training.url, topic="financial_bookkeeping", requires_nib=False,
+                                                     needs=["funded_bookkeeping"], title="Pembukuan dengan SI APIK")):  # fmt: skip
+                cohort = await plan_cohort(http, training.url, programme["id"], capacity=4)
+                assert (await http.post(f"{training.url}/cohorts/{cohort['id']}/open", headers=TRAINER)).status_code == 200
+            registry_topic = namespaced(REGISTRY_BUSINESS, namespace)
+            funding_topic = namespaced(FUNDING_PLEDGE, namespace)
+            await produce(infra.bootstrap_servers, registry_topic, registry_events)
+            await produce(infra.bootstrap_servers, funding_topic, accepted)
+
+            async def consumed() -> bool:
+                return (await inbox_count(database, "training-view") == len(registry_events)
+                        and await inbox_count(database, "training-funding") == len(accepted))  # fmt: skip
+
+            assert await eventually(consumed, timeout=60)
+            await asyncio.sleep(1)
+            before = await snapshot(database)
+            assert sum(s["need"] == "funded_bookkeeping" and s["status"] == "enrolled" for s in before["seats"]) == 4
+
+            # Every event again, as a relay restarted after publishing would send them: new offsets, same event ids.
+            await produce(infra.bootstrap_servers, registry_topic, registry_events)
+            await produce(infra.bootstrap_servers, funding_topic, accepted)
+
+            async def absorbed() -> bool:
+                text = (await http.get(f"{training.url}/metrics")).text
+                return (_counter(text, "berdaya_inbox_duplicates_total", "training-view") == len(registry_events)
+                        and _counter(text, "berdaya_inbox_duplicates_total", "training-funding") == len(accepted))  # fmt: skip
+
+            assert await eventually(absorbed, timeout=60)
+            await asyncio.sleep(1)
+            assert await snapshot(database) == before
+    finally:
+        stop_pid(training.pid)
+        await drop_database(infra.postgres_url, database)
+
+
+def _counter(metrics: str, name: str, consumer: str) -> float:
+    found = re.search(rf'^{name}\{{consumer="{re.escape(consumer)}"\}} (\S+)$', metrics, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0

@@ -1,0 +1,193 @@
+"""Programmes and cohorts: the forms, sessions in WITA inside the cohort's dates, the state machine, and capacity."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from services.training import handlers
+from services.training.domain.cohorts import TRANSITIONS, CohortChanges, transition
+from services.training.domain.programmes import ProgrammeForm
+from shared.errors import Conflict, InvalidInput
+
+from .training_fakes import TRAINER, TrainingWorld, cohort_form, programme_form, sessions
+
+STATES = ("planned", "open", "running", "completed", "cancelled")
+
+
+def fields_of(error: ValidationError) -> set[str]:
+    return {".".join(str(p) for p in e["loc"]) for e in error.errors()}
+
+
+def test_a_programme_needs_bounded_fields_and_defaults_to_eighty_percent_attendance():
+    form = programme_form()
+    assert form.required_attendance_percent == 80 and form.gives_assessment
+    with pytest.raises(ValidationError) as bad:
+        ProgrammeForm.model_validate({"topic": "Halal!", "title": "x", "needs": ["officer"], "sessions": 0, "hours": 0,
+                                      "required_attendance_percent": 101})  # fmt: skip
+    assert {"topic", "title", "needs.0", "sessions", "required_attendance_percent"} <= fields_of(bad.value)
+
+
+def test_a_programme_names_each_need_once_and_has_at_least_an_hour_a_session():
+    with pytest.raises(ValidationError) as bad:
+        programme_form(needs=["no_nib", "no_nib"], sessions=5, hours=4)
+    assert fields_of(bad.value) == {"needs", "hours"}
+
+
+async def test_defining_the_same_programme_twice_is_a_conflict_naming_the_first():
+    world = TrainingWorld()
+    first = await world.programme()
+    with pytest.raises(Conflict) as again:
+        await world.programme()
+    assert again.value.details == {"existing_programme_id": str(first.id)}
+
+
+async def test_session_times_without_an_offset_are_wita_and_are_kept_in_utc():
+    world = TrainingWorld()
+    programme = await world.programme(sessions=2, hours=6)
+    body = sessions(datetime(2026, 4, 6).date(), 2)
+    body[1] = {"starts_at": "2026-04-13T10:00:00+09:00", "ends_at": "2026-04-13T12:00:00+09:00"}  # WIT, given
+    cohort = await world.cohort(programme, sessions=body, ends_on="2026-04-13")
+    assert cohort.sessions[0].starts_at == datetime(2026, 4, 6, 1, 0, tzinfo=UTC)  # 09.00 WITA
+    assert cohort.sessions[1].starts_at == datetime(2026, 4, 13, 1, 0, tzinfo=UTC)  # 10.00 WIT
+    assert cohort.kecamatan_code == "53.71.05" and cohort.state == "planned"
+
+
+async def test_a_session_outside_the_cohorts_dates_is_refused_naming_the_field():
+    world = TrainingWorld()
+    programme = await world.programme(sessions=2, hours=6)
+    body = sessions(datetime(2026, 4, 6).date(), 2)
+    body[1]["ends_at"] = "2026-04-14T00:30:00"  # half an hour after the last day ends, WITA
+    with pytest.raises(InvalidInput) as refused:
+        await world.cohort(programme, sessions=body, ends_on="2026-04-13")
+    assert [e.field for e in refused.value.errors] == ["sessions.1.ends_at"]
+    assert refused.value.errors[0].code == "cohort.session_outside_dates"
+
+
+async def test_a_session_at_the_last_minute_of_the_last_day_in_wita_is_inside():
+    world = TrainingWorld()
+    programme = await world.programme(sessions=1, hours=2)
+    body = [{"starts_at": "2026-04-06T21:00:00", "ends_at": "2026-04-06T23:59:00"}]  # after 16.00 UTC: next day in UTC
+    cohort = await world.cohort(programme, sessions=body, ends_on="2026-04-06")
+    assert cohort.ends_at == datetime(2026, 4, 6, 15, 59, tzinfo=UTC)
+
+
+async def test_a_cohort_has_as_many_sessions_as_its_programme_and_they_do_not_overlap():
+    world = TrainingWorld()
+    programme = await world.programme(sessions=3, hours=9)
+    body = sessions(datetime(2026, 4, 6).date(), 2)
+    body.append({"starts_at": "2026-04-13T10:00:00", "ends_at": "2026-04-13T11:00:00"})  # inside session 2
+    with pytest.raises(InvalidInput) as refused:
+        await world.cohort(programme, sessions=body, ends_on="2026-04-20")
+    assert {e.field for e in refused.value.errors} == {"sessions.2.starts_at"}
+    with pytest.raises(InvalidInput) as short:
+        await world.cohort(programme, sessions=body[:2], ends_on="2026-04-20")
+    assert {e.field for e in short.value.errors} == {"sessions"}
+
+
+def test_a_cohort_form_refuses_ends_before_starts_far_dates_and_too_many_seats():
+    with pytest.raises(ValidationError) as bad:
+        cohort_form(uuid.uuid4(), capacity=501, ends_on="2026-04-01")
+    assert fields_of(bad.value) == {"capacity", "ends_on"}
+    with pytest.raises(ValidationError) as far:
+        cohort_form(uuid.uuid4(), starts_on="0001-01-01", sessions=[{"starts_at": "0001-01-01T00:00:00",
+                                                                     "ends_at": "9999-12-31T23:59:59"}])  # fmt: skip
+    assert {"starts_on", "sessions.0.starts_at", "sessions.0.ends_at"} <= fields_of(far.value)
+    with pytest.raises(ValidationError) as backwards:
+        cohort_form(uuid.uuid4(), sessions=[{"starts_at": "2026-04-06T12:00:00", "ends_at": "2026-04-06T09:00:00"}])
+    assert fields_of(backwards.value) == {"sessions.0.ends_at"}
+
+
+async def test_an_unknown_venue_kecamatan_or_programme_or_mentor_is_named():
+    world = TrainingWorld()
+    programme = await world.programme()
+    with pytest.raises(InvalidInput) as refused:
+        await world.cohort(programme, kecamatan="Atlantis")
+    assert refused.value.errors[0].field == "kecamatan"
+    with pytest.raises(InvalidInput) as no_programme:
+        await handlers.plan_cohort(handlers.PlanCohort(cohort_form(uuid.uuid4()), TRAINER), world.uow(), world.deps)
+    assert no_programme.value.errors[0].field == "programme_id"
+    with pytest.raises(InvalidInput) as no_mentor:
+        await world.cohort(programme, mentor_id=str(uuid.uuid4()))
+    assert no_mentor.value.errors[0].field == "mentor_id"
+
+
+async def test_an_online_cohort_has_no_kecamatan():
+    world = TrainingWorld()
+    cohort = await world.cohort(await world.programme(), venue="online", kecamatan=None)
+    assert cohort.kecamatan_code is None
+
+
+@pytest.mark.parametrize("start", STATES)
+@pytest.mark.parametrize("to", ("open", "running", "completed", "cancelled"))
+def test_a_cohort_moves_planned_open_running_completed_or_cancelled_and_refuses_anything_else(start: str, to: str):
+    from .test_training_enrolment import a_cohort
+
+    cohort = a_cohort(state=start)
+    allowed = {("planned", "open"), ("open", "running"), ("running", "completed"), ("planned", "cancelled"),
+               ("open", "cancelled"), ("running", "cancelled")}  # fmt: skip
+    now = datetime(2026, 4, 10, tzinfo=UTC)
+    if (start, to) in allowed:
+        assert transition(cohort, to, now).state == to
+    else:
+        with pytest.raises(Conflict) as refused:
+            transition(cohort, to, now)
+        assert refused.value.code == "cohort_state" and refused.value.details["state"] == start
+    assert {(s, t) for t, froms in TRANSITIONS.items() for s in froms} == allowed
+
+
+async def test_moving_a_cohort_the_wrong_way_through_the_handlers_says_its_state_and_changes_nothing():
+    world = TrainingWorld()
+    _, cohort = await world.open_cohort()
+    published = len(world.published)
+    with pytest.raises(Conflict) as refused:
+        await world.move(cohort.id, "completed")
+    assert refused.value.details == {"state": "open", "wanted": "completed"}
+    assert world.store.cohorts[cohort.id].state == "open" and len(world.published) == published
+
+
+async def test_the_capacity_can_not_go_below_the_enrolled_count():
+    from .test_training_enrolment import handlers_change_capacity
+
+    world = TrainingWorld()
+    await world.register_many(3)
+    _, cohort = await world.open_cohort(capacity=3)
+    with pytest.raises(InvalidInput) as refused:
+        await handlers_change_capacity(world, cohort.id, 2)
+    assert refused.value.errors[0].field == "capacity"
+    assert world.store.cohorts[cohort.id].capacity == 3
+
+
+async def test_a_closed_cohort_can_not_change_and_venue_and_mentor_can_change_before():
+    world = TrainingWorld()
+    _, cohort = await world.open_cohort()
+    changed = await handlers.change_cohort(handlers.ChangeCohort(cohort.id, CohortChanges(venue="Kantor Kelurahan Fatululi",
+                                           kecamatan="Oebobo"), TRAINER), world.uow(), world.deps)  # fmt: skip
+    assert (changed.venue, changed.kecamatan_code) == ("Kantor Kelurahan Fatululi", "53.71.04")
+    await world.move(cohort.id, "cancelled")
+    with pytest.raises(Conflict):
+        await handlers.change_cohort(handlers.ChangeCohort(cohort.id, CohortChanges(capacity=50), TRAINER), world.uow(),
+                                     world.deps)  # fmt: skip
+
+
+async def test_cancelling_a_cohort_withdraws_everyone_and_closes_it():
+    world = TrainingWorld()
+    ids = await world.register_many(3)
+    _, cohort = await world.open_cohort(capacity=2)
+    closed = await world.move(cohort.id, "cancelled")
+    assert closed.state == "cancelled" and closed.enrolled == 0 and closed.waitlisted == 0
+    assert {e.business_id for e in world.of_type("TraineeWithdrew")} == set(ids)
+    assert {e.reason for e in world.of_type("TraineeWithdrew")} == {"cohort_cancelled"}
+    [event] = world.of_type("CohortClosed")
+    assert (event.outcome, event.enrolled, event.completed) == ("cancelled", 2, 0)
+
+
+async def test_planning_starting_and_changing_a_cohort_are_in_the_audit_trail():
+    world = TrainingWorld()
+    _, cohort = await world.open_cohort()
+    await world.move(cohort.id, "running")
+    actions = [(a.action, a.actor) for u in world.uows for a in u.audit_entries]
+    assert ("CohortPlanned", "pelatih.dinas") in actions and ("CohortStarted", "pelatih.dinas") in actions

@@ -1,0 +1,44 @@
+"""Training's reports suppress counts of businesses under 5, and any rate computed from them (domain/reports.py)."""
+
+from __future__ import annotations
+
+from services.training.domain.reports import CoverageFigures, Figures, band, coverage_row, percent, row, suppressed
+
+
+def test_counts_from_one_to_four_are_suppressed_and_zero_and_five_are_shown():
+    assert [suppressed(n) for n in range(7)] == [False, True, True, True, True, False, False]
+
+
+def test_a_rate_is_hidden_when_a_count_behind_it_is_suppressed_or_there_is_nothing_to_divide():
+    assert percent(3, 10, counts=(10,)) == 30
+    assert percent(2, 3, counts=(3,)) is None
+    assert percent(0, 0) is None
+    assert percent(2, 3) == 66  # rounded down
+
+
+def test_a_programme_row_shows_fill_attendance_and_completion_and_hides_small_groups():
+    f = Figures(group="Halal", cohorts=2, capacity=80, enrolled=60, waitlisted=3, present=200, absent=40, excused=9,
+                completed=50, not_completed=10,
+                assessments={"management": {"70-84": 30, "85-100": 4, "0-49": 16}})  # fmt: skip
+    r = row(f)
+    assert (r.enrolled, r.fill_percent, r.waitlisted, r.attendance_percent) == (60, 75, None, 83)
+    assert (r.completed, r.completion_percent) == (50, 83)
+    assert r.assessment_bands["management"] == {"0-49": 16, "50-69": 0, "70-84": 30, "85-100": None}
+    assert r.assessment_bands["leadership"] == {"0-49": 0, "50-69": 0, "70-84": 0, "85-100": 0}
+
+
+def test_a_kecamatan_with_three_trainees_shows_nothing_that_would_identify_them():
+    r = row(Figures(group="Alak", enrolled=3, present=10, absent=2, completed=2, not_completed=1))
+    assert (r.enrolled, r.attendance_percent, r.completed, r.completion_percent) == (None, None, None, None)
+
+
+def test_scores_fall_in_documented_bands():
+    assert [band(s) for s in (0, 49, 50, 69, 70, 84, 85, 100)] == ["0-49", "0-49", "50-69", "50-69", "70-84", "70-84",
+                                                                      "85-100", "85-100"]  # fmt: skip
+
+
+def test_halal_coverage_is_certified_over_food_businesses_with_small_counts_suppressed():
+    r = coverage_row(CoverageFigures("Oebobo", food_businesses=400, self_declare=350, certified=40, in_pathway=30,
+                                     stalled=2, not_eligible=12))  # fmt: skip
+    assert (r.coverage_percent, r.stalled, r.not_eligible) == (10, None, 12)
+    assert coverage_row(CoverageFigures("Alak", 20, 18, 3, 0, 0, 0)).coverage_percent is None
