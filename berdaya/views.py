@@ -8,11 +8,12 @@ from rich.console import Console
 from rich.table import Table
 
 from services.funding.replay import FUNDING_VIEW
+from services.training.replay import TRAINING_VIEW
 from shared.contracts.topics import namespaced
 from shared.messaging.kafka import consumer_lag
 from shared.messaging.replay import RebuildableView
 
-VIEWS = {v.name: v for v in (FUNDING_VIEW,)}
+VIEWS = {v.name: v for v in (FUNDING_VIEW, TRAINING_VIEW)}
 
 
 def wait_for_catch_up(bootstrap: str, view: RebuildableView, namespace: str = "", timeout: float = 3600) -> int:

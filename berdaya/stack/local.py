@@ -22,6 +22,7 @@ from berdaya.stack.process import alive, port_open, spawn, stop_pid, wait_until
 from services.funding.settings import FundingSettings
 from services.notifier.settings import NotifierSettings
 from services.registry.settings import RegistrySettings
+from services.training.settings import TrainingSettings
 from shared.settings import PlatformSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +52,7 @@ class ServiceSpec:
 SERVICES = (
     ServiceSpec("registry", RegistrySettings),
     ServiceSpec("funding", FundingSettings),
+    ServiceSpec("training", TrainingSettings),
     ServiceSpec("notifier", NotifierSettings),
 )
 

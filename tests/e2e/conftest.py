@@ -20,6 +20,7 @@ from tests.support import TEST_SECRET, Infra, RunningService, drop_database, fre
 class System:
     registry: RunningService
     funding: RunningService
+    training: RunningService
     notifier: RunningService
     bootstrap: str
     namespace: str
@@ -34,20 +35,20 @@ class System:
         return namespaced(name, self.namespace)
 
     def logs(self) -> str:
-        return "".join(s.log_file.read_text() for s in (self.registry, self.funding, self.notifier))
+        return "".join(s.log_file.read_text() for s in (self.registry, self.funding, self.training, self.notifier))
 
 
 @pytest.fixture
 async def system(infra: Infra, tmp_path: Path) -> AsyncIterator[System]:
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
     env = service_env(infra.bootstrap_servers, namespace)
-    databases = {name: await fresh_database(infra.postgres_url) for name in ("registry", "funding", "notifier")}
+    databases = {name: await fresh_database(infra.postgres_url) for name in ("registry", "funding", "training", "notifier")}
     services: dict[str, RunningService] = {}
     try:
         for name, url in databases.items():
             services[name] = start_service(name, env, url, tmp_path / f"{name}.log")
-        yield System(services["registry"], services["funding"], services["notifier"], infra.bootstrap_servers,
-                     namespace, env, TokenService(TEST_SECRET))  # fmt: skip
+        yield System(services["registry"], services["funding"], services["training"], services["notifier"],
+                     infra.bootstrap_servers, namespace, env, TokenService(TEST_SECRET))  # fmt: skip
     finally:
         for service in services.values():
             stop_pid(service.pid)
