@@ -7,13 +7,21 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from services.training import handlers, integration, subscribers
+from services.training import (
+    halal_pathway,
+    integration,
+    routes,
+    routes_mentoring,
+    routes_pathway,
+    routes_reports,
+    subscribers,
+)
 from services.training.figures import TrainingFigures
 from services.training.queries import TrainingQueries
-from services.training.routes import TrainingContext, router
+from services.training.routes import TrainingContext
 from services.training.seating import Deps
 from services.training.settings import TrainingSettings
-from services.training.store import PgTrainingUnitOfWork
+from services.training.store_pg import PgTrainingUnitOfWork
 from shared.contracts.topics import TRAINING_COHORT, TRAINING_PARTICIPANT, TRAINING_PROGRAMME
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
@@ -41,7 +49,7 @@ def build(runtime: Runtime) -> Parts:
 
     async def sweep() -> None:
         # Every instance sweeps; the pathway rows are claimed with SKIP LOCKED, so a stall is reported once.
-        await handlers.flag_stalled_pathways(by_time, deps)
+        await halal_pathway.flag_stalled_pathways(by_time, deps)
 
     return Parts(
         context=TrainingContext(deps, queries, unit_of_work),
@@ -60,7 +68,7 @@ SERVICE = ServiceDefinition(
     package="services.training",
     produces=(TRAINING_PROGRAMME, TRAINING_COHORT, TRAINING_PARTICIPANT),
     subscriptions=subscribers.SUBSCRIPTIONS,
-    routers=(router,),
+    routers=(routes.router, routes_mentoring.router, routes_pathway.router, routes_reports.router),
     build=build,
 )
 

@@ -20,15 +20,15 @@ from services.training.domain.needs import Facts, needs_of
 from services.training.domain.pathway import Pathway
 from services.training.domain.programmes import Programme
 from services.training.domain.view import BusinessView
-from services.training.store import (
+from services.training.rows import (
     COHORT_SELECT,
     MENTOR_SELECT,
-    PgTrainingStore,
     cohort_from_row,
     mentor_from_row,
     programme_from_row,
     seat_from_row,
 )
+from services.training.store_pg import PgTrainingStore
 from shared.db import Database, Where
 from shared.errors import NotFound
 from shared.reference.kbli import FOOD_AND_DRINK_PREFIXES

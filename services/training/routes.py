@@ -3,6 +3,9 @@
 Trainers define programmes (officers may too), plan and run cohorts, record attendance and assessments, keep the
 mentor pool and record mentoring visits; officers enrol and withdraw by hand and record the halal pathway (an
 officer whose token names kecamatan, only for businesses there); trainers, officers and operators read.
+
+This module holds what every route shares and the routes of programmes and cohorts (enrolment and attendance too);
+routes_mentoring.py, routes_pathway.py and routes_reports.py hold the rest.
 """
 
 from __future__ import annotations
@@ -16,22 +19,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.training import handlers
-from services.training.domain.attendance import COMPLETION_RULE, AssessmentForm, AttendanceForm
-from services.training.domain.cohorts import Cohort, CohortChanges, CohortForm, kecamatan_code
+from services.training import attendance_records, handlers
+from services.training.domain.attendance import AssessmentForm, AttendanceForm
+from services.training.domain.cohorts import Cohort, CohortChanges, CohortForm
 from services.training.domain.enrolment import WAITLIST_ORDER, Seat
-from services.training.domain.mentors import ASSIGNMENT_RULE, Mentor, MentorForm, VisitForm
-from services.training.domain.needs import NEED_RULES
-from services.training.domain.pathway import STEPS, NotEligibleForm, Pathway, StepForm
 from services.training.domain.programmes import Programme, ProgrammeForm
-from services.training.domain.reports import CoverageRow, Row
 from services.training.queries import TrainingQueries
 from services.training.seating import Deps
 from services.training.store import TrainingUnitOfWork
 from shared.auth import Principal
 from shared.reference.wita import WITA
 from shared.unit_of_work import Cause
-from shared.web import PROBLEM_RESPONSES, Page, PageSize, correlation_id, require_role
+from shared.web import PROBLEM_RESPONSES, correlation_id, require_role
 
 
 @dataclass
@@ -168,127 +167,6 @@ class RecordedOut(BaseModel):
     recorded: int
 
 
-class MentorOut(BaseModel):
-    id: uuid.UUID
-    name: str
-    organisation: str | None
-    kbli_prefixes: list[str]
-    kecamatan_codes: list[str]
-    max_load: int
-    active: bool
-    load: int
-
-
-def mentor_out(m: Mentor) -> MentorOut:
-    return MentorOut(**{**asdict(m), "kbli_prefixes": list(m.kbli_prefixes), "kecamatan_codes": list(m.kecamatan_codes)})
-
-
-class AssignmentOut(BaseModel):
-    business_id: uuid.UUID
-    mentor_id: uuid.UUID
-    cohort_id: uuid.UUID | None
-    assigned_at: datetime = Field(description="WITA")
-
-
-class StepOut(BaseModel):
-    step: str
-    done_on: date
-
-
-class PathwayOut(BaseModel):
-    business_id: uuid.UUID
-    kecamatan_code: str
-    steps: list[StepOut]
-    next_step: str | None
-    certified: bool
-    not_eligible: str | None
-    regular_route_possible: bool | None
-    stalled_waiting_for: str | None
-
-
-def pathway_out(p: Pathway) -> PathwayOut:
-    stalled = p.stalled_for if p.not_eligible is None and not p.certified else None
-    return PathwayOut(business_id=p.business_id, kecamatan_code=p.kecamatan_code,
-                      steps=[StepOut(step=s, done_on=d) for s, d in p.steps],
-                      next_step=p.next_step if p.not_eligible is None else None, certified=p.certified,
-                      not_eligible=p.not_eligible, regular_route_possible=p.regular_route_possible,
-                      stalled_waiting_for=stalled)  # fmt: skip
-
-
-class BusinessSeatOut(SeatOut):
-    topic: str
-
-
-class BusinessOut(BaseModel):
-    business_id: uuid.UUID
-    version: int
-    business_name: str
-    kbli_code: str
-    kecamatan_code: str
-    scale: str
-    youth_owned: bool
-    women_owned: bool
-    nib_status: str
-    status: str
-    registered_at: datetime = Field(description="WITA")
-    needs: list[str]
-    need_rules: list[dict[str, str]]
-    halal_certified: bool
-    halal_not_eligible: str | None
-    funding_accepted: bool
-    seats: list[BusinessSeatOut]
-    pathway: PathwayOut | None
-    mentor_id: uuid.UUID | None
-
-
-class ReportRowOut(BaseModel):
-    group: str
-    cohorts: int
-    capacity: int
-    enrolled: int | None = Field(description="None when fewer than 5 (suppressed)")
-    fill_percent: int | None
-    waitlisted: int | None
-    attendance_percent: int | None = Field(description="present / (present + absent); excused absences left out")
-    completed: int | None
-    completion_percent: int | None
-    assessment_bands: dict[str, dict[str, int | None]] = Field(
-        description="Per dimension (management, leadership, business_prospects), completed trainees per score band"
-    )
-
-
-class CohortReportOut(BaseModel):
-    rules: dict[str, str]
-    by_programme: list[ReportRowOut]
-    by_kecamatan: list[ReportRowOut]
-
-
-class CoverageRowOut(BaseModel):
-    kecamatan: str
-    food_businesses: int | None = Field(description="Active food or drink businesses; None when fewer than 5")
-    self_declare: int | None = Field(description="Of which micro or small, and not recorded as unable to self-declare")
-    certified: int | None
-    in_pathway: int | None
-    stalled: int | None
-    not_eligible: int | None
-    coverage_percent: int | None = Field(description="certified / food businesses")
-
-
-class FollowUpOut(BaseModel):
-    business_id: uuid.UUID
-    business_name: str | None
-    kecamatan_code: str | None
-    mentor_id: uuid.UUID
-    mentor_name: str
-    assigned_at: datetime = Field(description="WITA")
-    visits: int = Field(description="Visits since the mentor was assigned")
-    last_visit: date | None
-
-
-class MentoringReportOut(BaseModel):
-    by_kecamatan: list[dict[str, str | int | None]]
-    businesses: list[FollowUpOut]
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Programmes
 # ---------------------------------------------------------------------------------------------------------------
@@ -401,130 +279,13 @@ async def withdraw(cohort_id: uuid.UUID, business_id: uuid.UUID, who: Officer, c
             "session without excuse is a no-show and frees the seat")  # fmt: skip
 async def attendance(cohort_id: uuid.UUID, session: SessionNumber, form: AttendanceForm, who: Trainer, ctx: Ctx,
                      correlation: Correlation) -> list[SeatOut]:  # fmt: skip
-    command = handlers.RecordAttendance(cohort_id, session, form, who)
-    return [seat_out(s) for s in await handlers.record_attendance(command, _uow(ctx, who, correlation), ctx.deps)]
+    command = attendance_records.RecordAttendance(cohort_id, session, form, who)
+    return [seat_out(s) for s in await attendance_records.record_attendance(command, _uow(ctx, who, correlation), ctx.deps)]
 
 
 @router.put("/cohorts/{cohort_id}/assessments", tags=["attendance"], responses=_404_409,
             summary="The trainer's assessment (management, leadership, business prospects: 0 to 100 each)")
 async def assessments(cohort_id: uuid.UUID, form: AssessmentForm, who: Trainer, ctx: Ctx,
                       correlation: Correlation) -> RecordedOut:  # fmt: skip
-    await handlers.record_assessments(handlers.RecordAssessments(cohort_id, form, who), _uow(ctx, who, correlation), ctx.deps)
+    await attendance_records.record_assessments(attendance_records.RecordAssessments(cohort_id, form, who), _uow(ctx, who, correlation), ctx.deps)
     return RecordedOut(recorded=len(form.records))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Mentors
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@router.post("/mentors", status_code=201, tags=["mentoring"], summary="Add a mentor to the pool")
-async def add_mentor(form: MentorForm, who: Trainer, ctx: Ctx, correlation: Correlation) -> MentorOut:
-    return mentor_out(await handlers.add_mentor(handlers.AddMentor(form, who), _uow(ctx, who, correlation), ctx.deps))
-
-
-@router.get("/mentors", tags=["mentoring"], summary=f"The mentor pool with loads (assignment: {ASSIGNMENT_RULE})")
-async def mentors(_: Watcher, ctx: Ctx) -> list[MentorOut]:
-    return [mentor_out(m) for m in await ctx.queries.mentors()]
-
-
-@router.post("/mentoring/{business_id}/visits", status_code=201, tags=["mentoring"], responses=_409,
-             summary="A mentoring visit after training (MentoringVisitRecorded)")
-async def visit(business_id: uuid.UUID, form: VisitForm, who: Trainer, ctx: Ctx, correlation: Correlation) -> AssignmentOut:
-    assignment = await handlers.record_visit(handlers.RecordVisit(business_id, form, who), _uow(ctx, who, correlation), ctx.deps)
-    return AssignmentOut(business_id=assignment.business_id, mentor_id=assignment.mentor_id,
-                         cohort_id=assignment.cohort_id, assigned_at=_wita(assignment.assigned_at))  # type: ignore[arg-type]  # fmt: skip
-
-
-@router.post("/mentoring/{business_id}/end", status_code=204, tags=["mentoring"], responses=_404,
-             summary="End a business's mentoring; its mentor has room for another")
-async def end_mentoring(business_id: uuid.UUID, who: Trainer, ctx: Ctx, correlation: Correlation) -> None:
-    await handlers.end_mentoring(handlers.EndMentoring(business_id, who), _uow(ctx, who, correlation), ctx.deps)
-
-
-@router.get("/reports/mentoring", tags=["reports"], summary="Who was followed up after training and who wasn't")
-async def mentoring_report(_: Watcher, ctx: Ctx, followed_up: bool | None = None, page: Page = 1,
-                           page_size: PageSize = 100) -> MentoringReportOut:  # fmt: skip
-    found = await ctx.queries.mentoring(followed_up=followed_up, page=page, page_size=page_size)
-    return MentoringReportOut(by_kecamatan=found.by_kecamatan,  # type: ignore[arg-type]
-                              businesses=[FollowUpOut(**{**asdict(f), "assigned_at": _wita(f.assigned_at)})
-                                          for f in found.businesses])  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The halal pathway
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@router.post("/pathways/{business_id}/steps", status_code=201, tags=["halal pathway"], responses=_404_409,
-             summary=f"Record the next step of the halal self-declare pathway ({' -> '.join(STEPS)}), with its date")
-async def record_step(business_id: uuid.UUID, form: StepForm, who: Officer, ctx: Ctx, correlation: Correlation) -> PathwayOut:
-    command = handlers.RecordStep(business_id, form, who)
-    return pathway_out(await handlers.record_step(command, _uow(ctx, who, correlation), ctx.deps))
-
-
-@router.post("/pathways/{business_id}/not-eligible", tags=["halal pathway"], responses=_404_409,
-             summary="Record that the business can't self-declare (PathwayNotEligible); it leaves halal cohorts not begun")
-async def not_eligible(business_id: uuid.UUID, form: NotEligibleForm, who: Officer, ctx: Ctx,
-                       correlation: Correlation) -> PathwayOut:  # fmt: skip
-    command = handlers.RecordNotEligible(business_id, form, who)
-    return pathway_out(await handlers.record_not_eligible(command, _uow(ctx, who, correlation), ctx.deps))
-
-
-@router.get("/pathways/{business_id}", tags=["halal pathway"], summary="A business's halal pathway", responses=_404)
-async def pathway(business_id: uuid.UUID, _: Watcher, ctx: Ctx) -> PathwayOut:
-    return pathway_out(await ctx.queries.pathway(business_id))
-
-
-@router.get("/pathways", tags=["halal pathway"], summary="Halal pathways, optionally of one kecamatan or only stalled")
-async def pathways(_: Watcher, ctx: Ctx, kecamatan: KecamatanQuery = None, stalled: bool | None = None, page: Page = 1,
-                   page_size: PageSize = 100) -> list[PathwayOut]:  # fmt: skip
-    code = kecamatan_code(kecamatan, ctx.deps.wilayah)
-    return [pathway_out(p) for p in await ctx.queries.pathways(kecamatan_code=code, stalled=stalled, page=page,
-                                                               page_size=page_size)]  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# What training knows, and reports
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@router.get("/businesses/{business_id}", tags=["why"], responses=_404,
-            summary="What training knows of a business: its needs (and the rules), seats, pathway and mentor")
-async def business(business_id: uuid.UUID, _: Watcher, ctx: Ctx) -> BusinessOut:
-    found = await ctx.queries.business(business_id)
-    v = found.view
-    return BusinessOut(
-        **{k: getattr(v, k) for k in ("business_id", "version", "business_name", "kbli_code", "kecamatan_code", "scale",
-                                      "youth_owned", "women_owned", "nib_status", "status")},
-        registered_at=_wita(v.registered_at), needs=list(found.needs),  # type: ignore[arg-type]
-        need_rules=[{"need": n, "rule": r} for n, r in NEED_RULES], halal_certified=found.facts.halal_certified,
-        halal_not_eligible=found.facts.halal_not_eligible, funding_accepted=found.facts.funding_accepted,
-        seats=[BusinessSeatOut(**seat_out(s).model_dump(), topic=t) for s, t in found.seats],
-        pathway=pathway_out(found.pathway) if found.pathway and (found.pathway.steps or found.pathway.not_eligible) else None,
-        mentor_id=found.mentor_id,
-    )  # fmt: skip
-
-
-def _row(r: Row) -> ReportRowOut:
-    return ReportRowOut(**asdict(r))
-
-
-@router.get("/reports/cohorts", tags=["reports"],
-            summary="Cohort fill, attendance, completion and assessments, per programme and per kecamatan (counts "
-            "under 5 suppressed)")  # fmt: skip
-async def cohort_report(_: Watcher, ctx: Ctx, programme_id: uuid.UUID | None = None,
-                        kecamatan: KecamatanQuery = None) -> CohortReportOut:  # fmt: skip
-    code = kecamatan_code(kecamatan, ctx.deps.wilayah)
-    by_programme, by_kecamatan = await ctx.queries.cohort_report(programme_id=programme_id, kecamatan_code=code)
-    return CohortReportOut(rules={"completion": COMPLETION_RULE, "waitlist": WAITLIST_ORDER,
-                                  "suppression": "counts of businesses from 1 to 4, and rates computed from them, are "
-                                  "not shown"},
-                           by_programme=[_row(r) for r in by_programme], by_kecamatan=[_row(r) for r in by_kecamatan])  # fmt: skip
-
-
-@router.get("/reports/halal-coverage", tags=["reports"],
-            summary="Food and drink businesses with a halal certificate, per kecamatan (counts under 5 suppressed)")
-async def halal_coverage(_: Watcher, ctx: Ctx) -> list[CoverageRowOut]:
-    rows: list[CoverageRow] = await ctx.queries.halal_coverage()
-    return [CoverageRowOut(**asdict(r)) for r in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from services.training import handlers
+from services.training import business_changes
 from services.training.seating import Deps
 from services.training.store import TrainingUnitOfWork
 from shared.contracts.funding import FundingAccepted
@@ -36,6 +36,6 @@ def consumers(unit_of_work: UnitOfWorkIn, deps: Deps) -> dict[str, Apply]:
         return apply
 
     return {
-        VIEW: whole_batch(handlers.apply_registry_events),
-        FUNDING: whole_batch(handlers.apply_funding_events),
+        VIEW: whole_batch(business_changes.apply_registry_events),
+        FUNDING: whole_batch(business_changes.apply_funding_events),
     }

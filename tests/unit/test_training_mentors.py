@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.training import handlers
+from services.training import mentoring
 from services.training.domain.mentors import Mentor, MentorForm, VisitForm, assign_all, choose_mentor
 from shared.errors import Conflict, InvalidInput
 
@@ -69,7 +69,7 @@ def test_a_mentor_form_names_bad_prefixes_and_bounds_the_load():
 
 async def add_mentor(world: TrainingWorld, name: str, prefixes: list[str], kecamatan: list[str], max_load: int = 5) -> Mentor:
     form = MentorForm(name=name, kbli_prefixes=prefixes, kecamatan=kecamatan, max_load=max_load)
-    return await handlers.add_mentor(handlers.AddMentor(form, TRAINER), world.by(TRAINER), world.deps)
+    return await mentoring.add_mentor(mentoring.AddMentor(form, TRAINER), world.by(TRAINER), world.deps)
 
 
 async def graduate(world: TrainingWorld, n: int = 2) -> tuple[uuid.UUID, list[uuid.UUID]]:
@@ -115,14 +115,14 @@ async def test_a_visit_after_training_is_recorded_for_the_business_s_mentor():
     food = await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
     _, [business] = await graduate(world, n=1)
     form = VisitForm(visited_on=date(2026, 4, 28), notes="kemasan baru")
-    await handlers.record_visit(handlers.RecordVisit(business, form, TRAINER), world.by(TRAINER), world.deps)
+    await mentoring.record_visit(mentoring.RecordVisit(business, form, TRAINER), world.by(TRAINER), world.deps)
     [event] = world.of_type("MentoringVisitRecorded", business)
     assert (event.mentor_id, event.visited_on) == (food.id, date(2026, 4, 28))
     assert world.store.visits == [(business, food.id, date(2026, 4, 28), "kemasan baru")]
     for bad in (date(2026, 4, 27), date(2026, 4, 29)):  # before the training ended; in the future
         with pytest.raises(InvalidInput) as refused:
-            await handlers.record_visit(handlers.RecordVisit(business, VisitForm(visited_on=bad), TRAINER),
-                                        world.by(TRAINER), world.deps)  # fmt: skip
+            await mentoring.record_visit(mentoring.RecordVisit(business, VisitForm(visited_on=bad), TRAINER),
+                                         world.by(TRAINER), world.deps)  # fmt: skip
         assert refused.value.errors[0].field == "visited_on"
 
 
@@ -130,11 +130,11 @@ async def test_a_visit_to_a_business_without_a_mentor_is_a_conflict_and_ending_m
     world = TrainingWorld()
     await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"], max_load=1)
     _, [business] = await graduate(world, n=1)
-    await handlers.end_mentoring(handlers.EndMentoring(business, TRAINER), world.by(TRAINER), world.deps)
+    await mentoring.end_mentoring(mentoring.EndMentoring(business, TRAINER), world.by(TRAINER), world.deps)
     assert (await world.store.lock_mentors())[0].load == 0
     with pytest.raises(Conflict) as refused:
-        await handlers.record_visit(handlers.RecordVisit(business, VisitForm(visited_on=date(2026, 4, 28)), TRAINER),
-                                    world.by(TRAINER), world.deps)  # fmt: skip
+        await mentoring.record_visit(mentoring.RecordVisit(business, VisitForm(visited_on=date(2026, 4, 28)), TRAINER),
+                                     world.by(TRAINER), world.deps)  # fmt: skip
     assert refused.value.code == "no_mentor"
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.training import handlers
+from services.training import halal_pathway
 from services.training.domain.pathway import (
     DEFAULT_STALL_DAYS,
     STEPS,
@@ -111,14 +111,14 @@ def test_a_business_not_eligible_records_no_more_steps_and_a_certified_one_is_no
 
 
 async def step(world: TrainingWorld, business_id: uuid.UUID, name: str, on: date, by=OFFICER) -> Pathway:  # noqa: ANN001
-    return await handlers.record_step(handlers.RecordStep(business_id, StepForm(step=name, done_on=on), by),
-                                      world.by(by), world.deps)  # fmt: skip
+    return await halal_pathway.record_step(halal_pathway.RecordStep(business_id, StepForm(step=name, done_on=on), by),
+                                           world.by(by), world.deps)  # fmt: skip
 
 
 async def not_eligible(world: TrainingWorld, business_id: uuid.UUID, reason: str) -> Pathway:
     form = NotEligibleForm(reason=reason, note="se'i babi")
-    return await handlers.record_not_eligible(handlers.RecordNotEligible(business_id, form, OFFICER), world.by(OFFICER),
-                                              world.deps)  # fmt: skip
+    return await halal_pathway.record_not_eligible(halal_pathway.RecordNotEligible(business_id, form, OFFICER),
+                                                   world.by(OFFICER), world.deps)  # fmt: skip
 
 
 async def test_an_officer_records_steps_and_each_is_published_with_its_date_and_kecamatan():
@@ -152,16 +152,16 @@ async def test_the_sweeper_reports_a_stalled_pathway_once_and_again_only_for_a_n
     world = TrainingWorld(now=datetime(2026, 3, 10, 2, tzinfo=UTC))
     business = await world.register()
     await step(world, business, "nib", date(2026, 3, 1))
-    assert await handlers.flag_stalled_pathways(world.by_time, world.deps) == 0
+    assert await halal_pathway.flag_stalled_pathways(world.by_time, world.deps) == 0
     world.clock.set(datetime(2026, 3, 16, 2, tzinfo=UTC))  # 15 days on: SIHALAL account overdue
-    assert await handlers.flag_stalled_pathways(world.by_time, world.deps) == 1
-    assert await handlers.flag_stalled_pathways(world.by_time, world.deps) == 0
+    assert await halal_pathway.flag_stalled_pathways(world.by_time, world.deps) == 1
+    assert await halal_pathway.flag_stalled_pathways(world.by_time, world.deps) == 0
     [stalled] = world.of_type("PathwayStalled", business)
     assert (stalled.waiting_for, stalled.since, stalled.days, stalled.kecamatan_code) == (
         "sihalal_account", date(2026, 3, 1), 15, "53.71.04")
     await step(world, business, "sihalal_account", date(2026, 3, 16))
     world.clock.set(datetime(2026, 4, 30, 2, tzinfo=UTC))
-    assert await handlers.flag_stalled_pathways(world.by_time, world.deps) == 1
+    assert await halal_pathway.flag_stalled_pathways(world.by_time, world.deps) == 1
     assert [e.waiting_for for e in world.of_type("PathwayStalled", business)] == ["sihalal_account", "companion_verified"]
     assert world.uows[-1].envelopes[0].actor == "training"
 
@@ -173,7 +173,7 @@ async def test_the_sweeper_works_in_batches_until_nothing_is_due():
     for business in ids:
         await step(world, business, "nib", date(2026, 3, 1))
     world.clock.set(datetime(2026, 6, 1, 2, tzinfo=UTC))
-    assert await handlers.flag_stalled_pathways(world.by_time, world.deps) == 5
+    assert await halal_pathway.flag_stalled_pathways(world.by_time, world.deps) == 5
     assert len(world.of_type("PathwayStalled")) == 5
 
 

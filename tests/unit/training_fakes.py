@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from services.training import handlers, integration
+from services.training import attendance_records, business_changes, handlers, integration
 from services.training.domain.cohorts import Cohort, CohortForm
 from services.training.domain.enrolment import Seat
 from services.training.domain.events import DomainEvent
@@ -467,9 +467,9 @@ class TrainingWorld:
         deliveries = [delivery(e, "funding" if isinstance(e, FundingAccepted) else "registry") for e in events]
         uow = self.uow(Cause.delivery(deliveries[0]))
         if all(isinstance(e, FundingAccepted) for e in events):
-            await handlers.apply_funding_events(deliveries, uow, self.deps)
+            await business_changes.apply_funding_events(deliveries, uow, self.deps)
         else:
-            await handlers.apply_registry_events(deliveries, uow, self.deps)
+            await business_changes.apply_registry_events(deliveries, uow, self.deps)
 
     async def register(self, **fields: Any) -> uuid.UUID:
         event = registered(**fields)
@@ -511,8 +511,9 @@ class TrainingWorld:
 
         form = AttendanceForm.model_validate({"records": [
             {"business_id": str(b), "attendance": m, "reason": (reasons or {}).get(b)} for b, m in marks.items()]})  # fmt: skip
-        return await handlers.record_attendance(handlers.RecordAttendance(cohort_id, session, form, TRAINER), self.by(TRAINER),
-                                                self.deps)  # fmt: skip
+        return await attendance_records.record_attendance(
+            attendance_records.RecordAttendance(cohort_id, session, form, TRAINER), self.by(TRAINER), self.deps
+        )
 
     async def assess(self, cohort_id: uuid.UUID, scores: dict[uuid.UUID, tuple[int, int, int]]) -> None:
         from services.training.domain.attendance import AssessmentForm
@@ -520,7 +521,8 @@ class TrainingWorld:
         form = AssessmentForm.model_validate({"records": [
             {"business_id": str(b), "management": m, "leadership": lead, "business_prospects": bp}
             for b, (m, lead, bp) in scores.items()]})  # fmt: skip
-        await handlers.record_assessments(handlers.RecordAssessments(cohort_id, form, TRAINER), self.by(TRAINER), self.deps)
+        await attendance_records.record_assessments(attendance_records.RecordAssessments(cohort_id, form, TRAINER),
+                                                    self.by(TRAINER), self.deps)  # fmt: skip
 
     def seated(self, cohort_id: uuid.UUID, status: str = "enrolled") -> set[uuid.UUID]:
         return {s.business_id for s in self.store.seats_of_cohort(cohort_id, status)}

@@ -1,0 +1,110 @@
+"""What training does when registry or funding tell of a business: the view kept, seats freed, cohorts filled.
+
+Each consumer's batch runs in one unit of work, joined to the consumer's transaction; seats change only with their
+cohorts locked (see seating.py for the lock order).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from services.training.domain import cohorts as cohort_rules
+from services.training.domain import enrolment, events, pathway as halal
+from services.training.domain.cohorts import Cohort
+from services.training.domain.needs import cannot_self_declare, needs_of
+from services.training.domain.view import BusinessView, updated_view
+from services.training.seating import Deps, Seating
+from services.training.store import TrainingUnitOfWork
+from shared.contracts.funding import FundingAccepted
+from shared.contracts.registry import BusinessEvent
+from shared.messaging.consumer import Delivery
+from shared.unit_of_work import Cause
+
+# ---------------------------------------------------------------------------------------------------------------
+# The view of businesses, and what funding tells
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def apply_registry_events(batch: Sequence[Delivery], uow: TrainingUnitOfWork, deps: Deps) -> None:
+    """A batch of registry events: the view rows locked in id order and each event applied in turn (older versions
+    change nothing); then, for the businesses whose facts changed, a closed business gives up its seats, a medium
+    food business is recorded as unable to self-declare, and open cohorts serving their needs are filled."""
+    now = deps.clock()
+    async with uow:
+        views = await uow.store.lock_views([d.payload.business_id for d in batch])  # type: ignore[attr-defined]
+        changed: dict[uuid.UUID, Cause] = {}
+        for delivery in batch:
+            event: BusinessEvent = delivery.payload  # type: ignore[assignment]
+            view = updated_view(views.get(event.business_id), event)
+            if view is not None:
+                views[event.business_id] = view
+                await uow.store.save_view(view)
+                changed[event.business_id] = Cause.delivery(delivery)
+        await _business_changed({b: views[b] for b in changed}, changed, uow, deps, now)
+        await uow.commit()
+
+
+async def apply_funding_events(batch: Sequence[Delivery], uow: TrainingUnitOfWork, deps: Deps) -> None:
+    """A batch of FundingAccepted: recorded in training's own table (even for a business training has not heard of
+    yet), then open cohorts serving the businesses' new need (bookkeeping) are filled."""
+    now = deps.clock()
+    async with uow:
+        changed: dict[uuid.UUID, Cause] = {}
+        for delivery in batch:
+            event: FundingAccepted = delivery.payload  # type: ignore[assignment]
+            if await uow.store.add_funding_accepted(event.business_id, event.offer_id, event.pledge_id, event.accepted_at):
+                changed[event.business_id] = Cause.delivery(delivery)
+        views = await uow.store.businesses(changed)
+        await _business_changed(views, {b: c for b, c in changed.items() if b in views}, uow, deps, now)
+        await uow.commit()
+
+
+async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[uuid.UUID, Cause],
+                            uow: TrainingUnitOfWork, deps: Deps, now: datetime) -> None:  # fmt: skip
+    if not views:
+        return
+    closed = [b for b, v in views.items() if not v.active]
+    facts = await uow.store.facts(views)
+    needs = {n for b, v in views.items() for n in needs_of(v, facts[b])}
+    to_mark = sorted((b for b, v in views.items() if v.active and cannot_self_declare(v)
+                      and facts[b].halal_not_eligible is None), key=str)  # fmt: skip
+    # A first look: cohorts with no room gain it only by a withdrawal or more seats, which refill them themselves.
+    holding = await uow.store.cohorts_holding(closed) if closed else []
+    wanting = []
+    for cohort_id in await uow.store.open_cohorts_for(needs) if needs else []:
+        cohort = await uow.store.cohort(cohort_id)
+        if cohort is not None and cohort.free_seats + max(0, _bound(cohort, deps) - cohort.waitlisted) > 0:
+            wanting.append(cohort_id)
+    seating = Seating(uow, deps, now)
+    await seating.lock({*holding, *wanting})
+    trigger: dict[uuid.UUID, Cause] = {}
+    for cohort_id, cohort in seating.cohorts.items():
+        for business_id in closed:
+            seat = seating.seat(cohort_id, business_id)
+            if seat is not None and seat.status in enrolment.ACTIVE and cohort.state in cohort_rules.TAKING_TRAINEES:
+                seating.withdraw(seat, "withdrew", causes[business_id])
+                trigger.setdefault(cohort_id, causes[business_id])
+    pathways = [await uow.store.lock_pathway(b, views[b].kecamatan_code) for b in to_mark]
+    marked = [p for p in pathways if p.not_eligible is None and not p.certified]
+    await seating.gather()
+    await seating.lock_participants(also=[p.business_id for p in marked])
+    for p in marked:
+        reason = cannot_self_declare(views[p.business_id])
+        assert reason is not None
+        p = halal.mark_not_eligible(p, reason)
+        await uow.store.save_pathway(p, causes[p.business_id].actor, now)
+        seating.later(p.business_id, lambda v, p=p: events.NotEligible(p.business_id, v, p.not_eligible,  # type: ignore[arg-type]
+                                                                       bool(p.regular_route_possible), p.kecamatan_code),
+                      causes[p.business_id])  # fmt: skip
+    seating.flush()
+    first = next(iter(causes.values()))
+    for cohort_id in seating.cohorts:
+        with uow.caused_by(trigger.get(cohort_id, first)):
+            await seating.refill(cohort_id)
+    await seating.save()
+
+
+def _bound(cohort: Cohort, deps: Deps) -> int:
+    return enrolment.waitlist_bound(cohort.capacity, deps.waitlist_per_seat)

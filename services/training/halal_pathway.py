@@ -1,0 +1,116 @@
+"""The halal self-declare pathway: its steps recorded in order, who can't self-declare, and the stalls found.
+
+An officer whose token names kecamatan acts only for businesses there (handlers.require_scope).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from services.training.domain import enrolment, events, pathway as halal
+from services.training.domain.needs import halal_programme
+from services.training.domain.pathway import NotEligibleForm, Pathway, StepForm
+from services.training.handlers import _known, require_scope
+from services.training.seating import Deps, Seating
+from services.training.store import TrainingUnitOfWork
+from shared.auth import Principal
+from shared.reference.wita import today_in_kupang
+
+# ---------------------------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordStep:
+    business_id: uuid.UUID
+    form: StepForm
+    by: Principal
+
+
+@dataclass(frozen=True)
+class RecordNotEligible:
+    business_id: uuid.UUID
+    form: NotEligibleForm
+    by: Principal
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The halal pathway
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def record_step(cmd: RecordStep, uow: TrainingUnitOfWork, deps: Deps) -> Pathway:
+    """The next step of the business's pathway, with its date (PathwayStepRecorded); steps in order."""
+    now = deps.clock()
+    async with uow:
+        business = await _known(uow, cmd.business_id)
+        require_scope(cmd.by, business)
+        halal.require_self_declare_possible(business)
+        current = await uow.store.lock_pathway(business.business_id, business.kecamatan_code)
+        pathway = halal.record_step(replace(current, kecamatan_code=business.kecamatan_code), cmd.form.step,
+                                    cmd.form.done_on, today_in_kupang(now))  # fmt: skip
+        versions = events.Versions(await uow.store.lock_participants([business.business_id]))
+        uow.emit(events.StepRecorded(business.business_id, versions.next(business.business_id), cmd.form.step,
+                                     cmd.form.done_on, business.kecamatan_code))  # fmt: skip
+        await uow.store.save_pathway(pathway, cmd.by.actor, now)
+        await uow.store.save_participants(versions.changed())
+        await uow.commit()
+    return pathway
+
+
+async def record_not_eligible(cmd: RecordNotEligible, uow: TrainingUnitOfWork, deps: Deps) -> Pathway:
+    """The business can't self-declare (pork, slaughtered meat without a certified abattoir, another reason):
+    PathwayNotEligible says whether the regular route is open, and it leaves the halal cohorts that have not begun."""
+    now = deps.clock()
+    async with uow:
+        business = await _known(uow, cmd.business_id)
+        require_scope(cmd.by, business)
+        seating = Seating(uow, deps, now)
+        await seating.lock(await uow.store.cohorts_holding([business.business_id]))
+        current = await uow.store.lock_pathway(business.business_id, business.kecamatan_code)
+        pathway = halal.mark_not_eligible(replace(current, kecamatan_code=business.kecamatan_code), cmd.form.reason,
+                                          cmd.form.note)  # fmt: skip
+        await uow.store.save_pathway(pathway, cmd.by.actor, now)
+        seating.later(business.business_id, lambda v: events.NotEligible(
+            business.business_id, v, cmd.form.reason, bool(pathway.regular_route_possible), business.kecamatan_code))  # fmt: skip
+        for cohort_id, cohort in seating.cohorts.items():
+            seat = seating.seat(cohort_id, business.business_id)
+            if (cohort.state == "open" and halal_programme(seating.programme(cohort_id)) and seat is not None
+                    and seat.status in enrolment.ACTIVE):  # fmt: skip
+                seating.withdraw(seat, "officer")
+        await seating.gather()
+        await seating.lock_participants()
+        seating.flush()
+        for cohort_id in seating.cohorts:
+            await seating.refill(cohort_id)
+        await seating.save()
+        await uow.commit()
+    return pathway
+
+
+async def flag_stalled_pathways(uow_factory: Callable[[], TrainingUnitOfWork], deps: Deps) -> int:
+    """PathwayStalled, once per stall, for every pathway whose next step is overdue. Each batch locks its rows and
+    skips those another process holds, so two processes never report one stall twice."""
+    limits = halal.stall_limits(deps.stall_days)
+    reported = 0
+    while True:
+        before = reported
+        now = deps.clock()
+        today = today_in_kupang(now)
+        async with uow_factory() as uow:
+            due = await uow.store.lock_due_stalls(limits, today, deps.stall_batch)
+            versions = events.Versions(await uow.store.lock_participants([p.business_id for p in due]))
+            for p in due:
+                found = halal.stall(p, today, limits)
+                if found is None:
+                    continue
+                uow.emit(events.Stalled(p.business_id, versions.next(p.business_id), found, p.kecamatan_code))
+                await uow.store.save_pathway(replace(p, stalled_for=found.waiting_for), uow.cause.actor, now)
+                reported += 1
+            await uow.store.save_participants(versions.changed())
+            await uow.commit()
+        if len(due) < deps.stall_batch or reported == before:
+            return reported  # nothing more is due (or nothing due could be reported: never loop on it)

@@ -1,0 +1,93 @@
+"""Mentoring after training: the mentor pool, visits to a business by its mentor, and the end of its mentoring.
+
+Mentors are assigned when a cohort completes (handlers.py); here the pool grows and the follow-up is recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from services.training.domain import cohorts as cohort_rules
+from services.training.domain import events
+from services.training.domain.mentors import Assignment, Mentor, MentorForm, VisitForm
+from services.training.seating import Deps
+from services.training.store import TrainingUnitOfWork
+from shared.auth import Principal
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.reference.wita import today_in_kupang
+
+# ---------------------------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddMentor:
+    form: MentorForm
+    by: Principal
+
+
+@dataclass(frozen=True)
+class RecordVisit:
+    business_id: uuid.UUID
+    form: VisitForm
+    by: Principal
+
+
+@dataclass(frozen=True)
+class EndMentoring:
+    business_id: uuid.UUID
+    by: Principal
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Mentors
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def add_mentor(cmd: AddMentor, uow: TrainingUnitOfWork, deps: Deps) -> Mentor:
+    codes = []
+    for i, text in enumerate(cmd.form.kecamatan):
+        codes.append(cohort_rules.kecamatan_code(text, deps.wilayah, f"kecamatan.{i}"))
+    mentor = Mentor(deps.new_id(), cmd.form.name, cmd.form.organisation, tuple(cmd.form.kbli_prefixes),
+                    tuple(sorted({c for c in codes if c})), cmd.form.max_load, True)  # fmt: skip
+    async with uow:
+        await uow.store.add_mentor(mentor, cmd.by.actor, deps.clock())
+        uow.audit("MentorAdded", "mentor", mentor.id)
+        await uow.commit()
+    return mentor
+
+
+async def record_visit(cmd: RecordVisit, uow: TrainingUnitOfWork, deps: Deps) -> Assignment:
+    """A mentoring visit after training, by the business's mentor (MentoringVisitRecorded)."""
+    now = deps.clock()
+    today = today_in_kupang(now)
+    async with uow:
+        assignment = await uow.store.assignment(cmd.business_id)
+        if assignment is None:
+            raise Conflict(f"business {cmd.business_id} has no mentor; one is assigned when it completes a training",
+                           "no_mentor")  # fmt: skip
+        completed = await uow.store.last_completion(cmd.business_id)
+        if cmd.form.visited_on > today:
+            raise InvalidInput.one("visited_on", "visit.future", f"{cmd.form.visited_on.isoformat()} is after today")
+        if completed is not None and cmd.form.visited_on < completed:
+            raise InvalidInput.one("visited_on", "visit.before_training",
+                                   f"the training ended on {completed.isoformat()}; mentoring follows it")  # fmt: skip
+        versions = events.Versions(await uow.store.lock_participants([cmd.business_id]))
+        await uow.store.add_visit(cmd.business_id, assignment.mentor_id, cmd.form.visited_on, cmd.form.notes,
+                                  cmd.by.actor, now)  # fmt: skip
+        uow.emit(events.VisitRecorded(cmd.business_id, versions.next(cmd.business_id), assignment.mentor_id,
+                                      cmd.form.visited_on))  # fmt: skip
+        await uow.store.save_participants(versions.changed())
+        await uow.commit()
+    return assignment
+
+
+async def end_mentoring(cmd: EndMentoring, uow: TrainingUnitOfWork, deps: Deps) -> None:
+    """The mentoring of a business ends; its mentor has room for another."""
+    async with uow:
+        if not await uow.store.end_assignment(cmd.business_id, deps.clock()):
+            raise NotFound(f"business {cmd.business_id} has no mentor")
+        uow.audit("MentoringEnded", "participant", cmd.business_id)
+        await uow.commit()
