@@ -22,7 +22,7 @@ from services.training.routes import TrainingContext
 from services.training.seating import Deps
 from services.training.settings import TrainingSettings
 from services.training.store_pg import PgTrainingUnitOfWork
-from shared.contracts.topics import TRAINING_COHORT, TRAINING_PARTICIPANT, TRAINING_PROGRAMME
+from shared.contracts.topics import PUBLIC_TRAINING, TRAINING_COHORT, TRAINING_PARTICIPANT, TRAINING_PROGRAMME
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
 from shared.service import Parts, Runtime, ServiceDefinition, asyncapi_app, create_service_app, periodic
@@ -36,7 +36,8 @@ def build(runtime: Runtime) -> Parts:
     figures = TrainingFigures(runtime.registry, queries)
     deps = Deps(wilayah=wilayah, clock=lambda: datetime.now(UTC), waitlist_per_seat=settings.waitlist_per_seat,
                 stall_days=settings.stall_days)  # fmt: skip
-    publisher = runtime.publisher(integration.translate)
+    key = runtime.settings.pseudonym_key.get_secret_value().encode()
+    publisher = runtime.publisher(lambda event: integration.translate(event, key))
 
     def unit_of_work(cause: Cause) -> PgTrainingUnitOfWork:
         return PgTrainingUnitOfWork(runtime.db, publisher, cause)
@@ -66,7 +67,7 @@ SERVICE = ServiceDefinition(
     "mentoring after training, and the halal self-declare pathway. Publishes training.programme.v1, "
     "training.cohort.v1 and training.participant.v1 (key = business id).",
     package="services.training",
-    produces=(TRAINING_PROGRAMME, TRAINING_COHORT, TRAINING_PARTICIPANT),
+    produces=(TRAINING_PROGRAMME, TRAINING_COHORT, TRAINING_PARTICIPANT, PUBLIC_TRAINING),
     subscriptions=subscribers.SUBSCRIPTIONS,
     routers=(routes.router, routes_mentoring.router, routes_pathway.router, routes_reports.router),
     build=build,

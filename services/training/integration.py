@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.contracts import EventPayload
 from shared.contracts import training as contracts
+from shared.contracts.public import CohortListed, GraduateListed, pseudonym
 from services.training.domain import events
 from services.training.domain.cohorts import Cohort
 
@@ -13,7 +14,28 @@ def _place(cohort: Cohort) -> dict[str, object]:
             "starts_at": cohort.starts_at, "venue": cohort.venue}  # fmt: skip
 
 
-def translate(event: events.DomainEvent) -> list[EventPayload]:
+def translate(event: events.DomainEvent, pseudonym_key: bytes) -> list[EventPayload]:
+    """The internal events for the services, and for cohorts and graduates a redacted copy for partners (the
+    business by its pseudonym, no name)."""
+    return _internal(event) + _public(event, pseudonym_key)
+
+
+def _public(event: events.DomainEvent, key: bytes) -> list[EventPayload]:
+    match event:
+        case events.CohortOpened(cohort=c):
+            return [CohortListed(cohort_id=c.id, change="opened", topic=c.topic, title=c.title, capacity=c.capacity,
+                                 starts_at=c.starts_at, ends_at=c.ends_at, kecamatan_code=c.kecamatan_code)]  # fmt: skip
+        case events.CohortClosed(cohort=c, enrolled=enrolled, completed=completed):
+            return [CohortListed(cohort_id=c.id, change=c.state, topic=c.topic, title=c.title, capacity=c.capacity,  # type: ignore[arg-type]
+                                 starts_at=c.starts_at, ends_at=c.ends_at, kecamatan_code=c.kecamatan_code,
+                                 enrolled=enrolled, completed=completed)]  # fmt: skip
+        case events.Completed(business_id=b, cohort=c, completed_on=on):
+            return [GraduateListed(cohort_id=c.id, business_ref=pseudonym(b, key), topic=c.topic, completed_on=on,
+                                   kecamatan_code=c.kecamatan_code)]  # fmt: skip
+    return []
+
+
+def _internal(event: events.DomainEvent) -> list[EventPayload]:
     match event:
         case events.ProgrammeDefined(programme=p):
             return [contracts.ProgrammeDefined(

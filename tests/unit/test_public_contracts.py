@@ -13,6 +13,8 @@ from services.funding.domain import events as funding_events
 from services.funding.domain.offers import Candidate, allocate
 from services.funding.domain.view import readiness
 from services.registry import integration as registry_integration
+from services.training import integration as training_integration
+from services.training.domain import events as training_events
 from services.registry.domain import business as aggregate
 from shared.contracts import CATALOG
 from shared.contracts.public import PUBLIC_FIELDS, REFERRAL_FIELDS, nik_link, pseudonym
@@ -22,6 +24,8 @@ from .builders import MARIA_NIK, NOW, business
 from .funding_fakes import pledge, view
 from .funding_fakes import PSEUDONYM_KEY as FUNDING_KEY
 from .registry_fakes import PSEUDONYM_KEY
+from .training_fakes import PSEUDONYM_KEY as TRAINING_KEY
+from .training_fakes import TrainingWorld
 
 PUBLIC_AGGREGATES = {"public_business", "public_pledge", "public_training", "public_figures"}
 NIK_SHAPED = re.compile(r"(?<!\d)\d{16}(?!\d)")
@@ -92,3 +96,17 @@ def test_a_partners_link_to_a_nik_is_keyed_by_that_partners_key_and_never_the_ni
 def test_a_referral_goes_to_its_own_partners_topic() -> None:
     assert topic_of("referral", {"partner_id": "bri"}) == "partner.bri.referral.v1"
     assert topic_of("partner_outcome", {"partner_id": "bri"}) == "partner.bri.outcomes.v1"
+
+
+async def test_trainings_public_copies_list_cohorts_and_graduates_by_pseudonym_only() -> None:
+    world = TrainingWorld()
+    cohort = await world.cohort(await world.programme())
+    business_id = uuid.uuid4()
+    completed = training_events.Completed(business_id, 3, cohort, date(2026, 3, 10), 100, None)
+
+    [opened] = training_integration.translate(training_events.CohortOpened(cohort), TRAINING_KEY)[1:]
+    [internal, graduate] = training_integration.translate(completed, TRAINING_KEY)
+
+    assert (opened.event_type, opened.change, opened.capacity) == ("CohortListed", "opened", cohort.capacity)
+    assert internal.event_type == "TrainingCompleted" and graduate.event_type == "GraduateListed"
+    assert graduate.business_ref == pseudonym(business_id, TRAINING_KEY) and str(business_id) not in graduate.model_dump_json()
