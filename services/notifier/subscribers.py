@@ -7,7 +7,16 @@ from collections.abc import Callable
 from services.notifier import handlers
 from services.notifier.handlers import Deps
 from services.notifier.store import NotifierUnitOfWork
-from shared.contracts.funding import FundingMatched, FundsDisbursed
+from shared.contracts.funding import (
+    CSRPledged,
+    FundingAccepted,
+    FundingDeclined,
+    FundingExpired,
+    FundingMatched,
+    FundingWithdrawn,
+    FundsDisbursed,
+    PledgeClosed,
+)
 from shared.contracts.registry import BusinessClosed, BusinessRegistered, BusinessUpdated, NIBIssued, NIBRejected
 from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, TRAINING_PARTICIPANT
 from shared.contracts.training import (
@@ -34,9 +43,17 @@ REGISTRY_HANDLERS = {
     NIBRejected: handlers.nib_rejected,
     BusinessClosed: handlers.business_closed,
 }
+# Offers and payments are news to owners; the rest of a pledge's story feeds reminders (an answered offer needs
+# none) and sponsors' weekly digests.
 FUNDING_HANDLERS = {
+    CSRPledged: handlers.pledge_made,
     FundingMatched: handlers.funding_offer,
+    FundingAccepted: handlers.offer_answered,
+    FundingDeclined: handlers.offer_answered,
+    FundingExpired: handlers.offer_answered,
+    FundingWithdrawn: handlers.offer_answered,
     FundsDisbursed: handlers.funds_disbursed,
+    PledgeClosed: handlers.pledge_closed,
 }
 
 TRAINING_HANDLERS = {

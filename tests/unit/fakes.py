@@ -13,8 +13,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from services.notifier.domain.consent import Preference
+from services.notifier.domain.delivery import Delivery as NotifierDelivery
+from services.notifier.domain.digest import OfferFact, PledgeFact
 from services.notifier.domain.messages import Contact, Message
-from services.notifier.store import NotifierStore, NotifierUnitOfWork
+from services.notifier.domain.ratelimit import Bucket
+from services.notifier.store import NotifierStore, NotifierUnitOfWork, Outgoing, Stranded
 from shared.contracts import CATALOG, EventCatalog
 from shared.messaging.audit import AuditEntry
 from shared.messaging.consumer import Apply, BatchTransaction, Delivery, EventConsumer, Outcome, RetryPolicy
@@ -74,19 +78,37 @@ class SnapshotUnitOfWork(UnitOfWork[Any]):
 
 
 class FakeNotifierStore(NotifierStore):
-    """Contacts and messages in a dict and a list, with the same rules as the SQL: a contact is only replaced by a
-    newer business_version, and one event yields a given template's message at most once."""
+    """Everything the notifier keeps, in dicts and lists, with the same rules as the SQL: a contact is only replaced
+    by a newer business_version; one event yields a given template's message at most once; one delivery per
+    (message, channel, recipient); a claim takes queued, due rows in order and marks them sending with one more
+    attempt; a stranded row is a sending one whose lease ran out."""
 
     def __init__(self) -> None:
         self.contacts: dict[uuid.UUID, Contact] = {}
         self.messages: list[Message] = []
+        self.message_status: dict[uuid.UUID, tuple[str, str]] = {}  # message id -> (status, channel)
+        self.deliveries: dict[uuid.UUID, NotifierDelivery] = {}
+        self.leases: dict[uuid.UUID, tuple[str, datetime]] = {}  # delivery id -> (holder, lease until)
+        self.attempts: dict[tuple[uuid.UUID, int], tuple[str, str | None, str | None]] = {}  # -> (holder, outcome, detail)
+        self.local_outbox: dict[uuid.UUID, tuple[str, str | None, str]] = {}
+        self.status_reports: list[tuple[str, str, str, uuid.UUID | None]] = []
+        self.preferences: dict[str, Preference] = {}
+        self.consent: list[tuple[str, str, str]] = []
+        self.officers: dict[uuid.UUID, tuple[str, str, tuple[str, ...]]] = {}
+        self.sponsor_contacts: dict[uuid.UUID, str] = {}
+        self.pledges: dict[uuid.UUID, PledgeFact] = {}
+        self.offers: dict[uuid.UUID, OfferFact] = {}
+        self.buckets: dict[str, Bucket] = {}
 
-    # State snapshots, used by FakeNotifierUnitOfWork to roll back. Contacts and messages are frozen dataclasses.
-    def snapshot(self) -> tuple[dict[uuid.UUID, Contact], list[Message]]:
-        return dict(self.contacts), list(self.messages)
+    # State snapshots, used by FakeNotifierUnitOfWork to roll back. Every value is a frozen dataclass or a tuple.
+    def snapshot(self) -> dict[str, Any]:
+        return {name: (list(value) if isinstance(value, list) else dict(value)) for name, value in vars(self).items()}
 
-    def restore(self, state: tuple[dict[uuid.UUID, Contact], list[Message]]) -> None:
-        self.contacts, self.messages = dict(state[0]), list(state[1])
+    def restore(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, list(value) if isinstance(value, list) else dict(value))
+
+    # --- contacts and messages -------------------------------------------------------------------------------
 
     async def contact(self, business_id: uuid.UUID) -> Contact | None:
         return self.contacts.get(business_id)
@@ -100,14 +122,160 @@ class FakeNotifierStore(NotifierStore):
         if any(m.event_id == message.event_id and m.template == message.template for m in self.messages):
             return False
         self.messages.append(message)
+        self.message_status[message.id] = ("waiting", message.channel)
         return True
 
-    async def address_waiting(self, contact: Contact) -> int:
+    async def address_waiting(self, contact: Contact) -> list[Message]:
         waiting = [i for i, m in enumerate(self.messages)
                    if m.business_id == contact.business_id and m.recipient_phone is None and m.audience == "owner"]  # fmt: skip
         for i in waiting:
             self.messages[i] = replace(self.messages[i], recipient_phone=contact.phone)
-        return len(waiting)
+        return [self.messages[i] for i in waiting]
+
+    async def message(self, message_id: uuid.UUID) -> Message | None:
+        return next((m for m in self.messages if m.id == message_id), None)
+
+    async def set_message_status(self, message_id: uuid.UUID, status: str, channel: str, now: datetime) -> None:
+        self.message_status[message_id] = (status, channel)
+        index = next(i for i, m in enumerate(self.messages) if m.id == message_id)
+        self.messages[index] = replace(self.messages[index], channel=channel)
+
+    def status_of(self, message: Message) -> str:
+        return self.message_status[message.id][0]
+
+    # --- deliveries ------------------------------------------------------------------------------------------
+
+    async def add_deliveries(self, deliveries: Sequence[NotifierDelivery]) -> None:
+        for delivery in deliveries:
+            if not any((d.message_id, d.channel, d.recipient) == (delivery.message_id, delivery.channel, delivery.recipient)
+                       for d in self.deliveries.values()):  # fmt: skip
+                self.deliveries[delivery.id] = delivery
+
+    async def deliveries_of(self, message_id: uuid.UUID) -> list[NotifierDelivery]:
+        return [d for d in self.deliveries.values() if d.message_id == message_id]
+
+    async def delivery(self, delivery_id: uuid.UUID) -> NotifierDelivery | None:
+        return self.deliveries.get(delivery_id)
+
+    async def delivery_by_provider(self, channel: str, provider_id: str) -> NotifierDelivery | None:
+        return next((d for d in self.deliveries.values() if (d.channel, d.provider_id) == (channel, provider_id)), None)
+
+    async def save_delivery(self, delivery: NotifierDelivery, now: datetime) -> None:
+        current = self.deliveries[delivery.id]
+        self.deliveries[delivery.id] = replace(delivery, provider_id=delivery.provider_id or current.provider_id)
+        if delivery.status != "sending":
+            self.leases.pop(delivery.id, None)
+
+    async def queued_about_offer(self, offer_id: uuid.UUID) -> list[NotifierDelivery]:
+        about = {m.id for m in self.messages if m.offer_id == offer_id}
+        return [d for d in self.deliveries.values() if d.message_id in about and d.status == "queued"]
+
+    # --- the worker ------------------------------------------------------------------------------------------
+
+    async def bucket(self, channel: str) -> Bucket | None:
+        return self.buckets.get(channel)
+
+    async def save_bucket(self, channel: str, bucket: Bucket) -> None:
+        self.buckets[channel] = bucket
+
+    async def claim_due(self, channel: str, now: datetime, holder: str, lease_until: datetime, limit: int) -> list[Outgoing]:
+        due = sorted((d for d in self.deliveries.values()
+                      if d.status == "queued" and d.channel == channel and d.not_before <= now),
+                     key=lambda d: (d.not_before, d.id))[:max(0, limit)]  # fmt: skip
+        claimed = []
+        for delivery in due:
+            sending = replace(delivery, status="sending", attempts=delivery.attempts + 1)
+            self.deliveries[delivery.id] = sending
+            self.leases[delivery.id] = (holder, lease_until)
+            message = next(m for m in self.messages if m.id == delivery.message_id)
+            offer = self.offers.get(message.offer_id) if message.offer_id else None
+            claimed.append(Outgoing(sending, message.template, message.audience, message.body, message.subject,
+                                    offer.state if offer else None, self.preferences.get(delivery.recipient)))  # fmt: skip
+        return claimed
+
+    async def stranded(self, now: datetime, limit: int) -> list[Stranded]:
+        found = [Stranded(self.deliveries[i], holder) for i, (holder, until) in self.leases.items()
+                 if until < now and self.deliveries[i].status == "sending"]  # fmt: skip
+        return found[:limit]
+
+    async def start_attempt(self, delivery_id: uuid.UUID, attempt: int, holder: str, now: datetime) -> None:
+        self.attempts.setdefault((delivery_id, attempt), (holder, None, None))
+
+    async def end_attempt(self, delivery_id: uuid.UUID, attempt: int, outcome: str, detail: str | None,
+                          now: datetime) -> None:  # fmt: skip
+        holder, done, _ = self.attempts.get((delivery_id, attempt), ("?", None, None))
+        if done is None:
+            self.attempts[(delivery_id, attempt)] = (holder, outcome, detail)
+
+    async def deliver_locally(self, delivery: NotifierDelivery, subject: str | None, body: str, now: datetime) -> None:
+        self.local_outbox.setdefault(delivery.id, (delivery.recipient, subject, body))
+
+    async def record_status_report(self, channel: str, provider_id: str, status: str, error: str | None,
+                                   delivery_id: uuid.UUID | None, now: datetime) -> None:  # fmt: skip
+        self.status_reports.append((channel, provider_id, status, delivery_id))
+
+    # --- owners' wishes --------------------------------------------------------------------------------------
+
+    async def preference(self, phone: str) -> Preference | None:
+        return self.preferences.get(phone)
+
+    async def save_preference(self, preference: Preference) -> None:
+        self.preferences[preference.phone] = preference
+
+    async def record_consent(self, phone: str, intent: str, via: str, at: datetime) -> None:
+        self.consent.append((phone, intent, via))
+
+    # --- directories -----------------------------------------------------------------------------------------
+
+    async def officer_emails(self, kecamatan_code: str | None) -> list[str]:
+        here = sorted(email for email, _, codes in self.officers.values() if kecamatan_code in codes)
+        return here or sorted(email for email, _, codes in self.officers.values() if not codes)
+
+    async def sponsor_email(self, sponsor_id: uuid.UUID) -> str | None:
+        return self.sponsor_contacts.get(sponsor_id)
+
+    async def save_officer(self, officer_id: uuid.UUID, email: str, name: str, kecamatan_codes: Sequence[str]) -> uuid.UUID:
+        existing = next((i for i, (e, _, _) in self.officers.items() if e == email), officer_id)
+        self.officers[existing] = (email, name, tuple(kecamatan_codes))
+        return existing
+
+    async def officer(self, officer_id: uuid.UUID) -> tuple[str, tuple[str, ...]] | None:
+        found = self.officers.get(officer_id)
+        return (found[0], found[2]) if found else None
+
+    async def remove_officer(self, officer_id: uuid.UUID) -> bool:
+        return self.officers.pop(officer_id, None) is not None
+
+    async def save_sponsor_contact(self, sponsor_id: uuid.UUID, email: str, name: str | None) -> None:
+        self.sponsor_contacts[sponsor_id] = email
+
+    # --- funding's events ------------------------------------------------------------------------------------
+
+    async def save_pledge(self, pledge: PledgeFact) -> None:
+        current = self.pledges.get(pledge.pledge_id)
+        self.pledges[pledge.pledge_id] = replace(current, closed_at=current.closed_at or pledge.closed_at) if current else pledge
+
+    async def pledge(self, pledge_id: uuid.UUID) -> PledgeFact | None:
+        return self.pledges.get(pledge_id)
+
+    async def save_offer(self, offer: OfferFact) -> None:
+        self.offers[offer.offer_id] = offer
+
+    async def offer(self, offer_id: uuid.UUID) -> OfferFact | None:
+        return self.offers.get(offer_id)
+
+    async def offers_to_remind(self, now: datetime, until: datetime, limit: int) -> list[OfferFact]:
+        due = [o for o in self.offers.values() if o.state == "open" and now < o.expires_at <= until]
+        return sorted(due, key=lambda o: (o.expires_at, o.offer_id))[:limit]
+
+    async def sponsors(self) -> list[uuid.UUID]:
+        return sorted({p.sponsor_id for p in self.pledges.values()})
+
+    async def pledges_of(self, sponsor_id: uuid.UUID) -> list[PledgeFact]:
+        return sorted((p for p in self.pledges.values() if p.sponsor_id == sponsor_id), key=lambda p: p.pledged_at)
+
+    async def offers_of(self, pledge_id: uuid.UUID) -> list[OfferFact]:
+        return sorted((o for o in self.offers.values() if o.pledge_id == pledge_id), key=lambda o: o.offered_at)
 
 
 class FakeNotifierUnitOfWork(SnapshotUnitOfWork, NotifierUnitOfWork):

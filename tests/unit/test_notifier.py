@@ -17,7 +17,16 @@ from services.notifier.domain.messages import Contact
 from services.notifier.handlers import Deps
 from services.notifier.routes import masked
 from shared.contracts import Envelope, EventPayload, new_envelope
-from shared.contracts.funding import FundingMatched, FundsDisbursed
+from shared.contracts.funding import (
+    CSRPledged,
+    FundingAccepted,
+    FundingDeclined,
+    FundingExpired,
+    FundingMatched,
+    FundingWithdrawn,
+    FundsDisbursed,
+    PledgeClosed,
+)
 from shared.contracts.registry import BusinessClosed, BusinessRegistered, BusinessUpdated, NIBIssued, NIBRejected
 from shared.contracts.training import (
     PathwayNotEligible,
@@ -42,7 +51,7 @@ EXPIRES_AT = datetime(2026, 12, 7, 16, 30, tzinfo=UTC)  # 8 December 2026, 00.30
 def contact(**overrides: Any) -> Contact:
     values = dict(
         business_id=BUSINESS_ID, business_version=1, business_name="Sei Sapi Ibu Maria", phone="+6281234567890",
-        kecamatan="Oebobo", kelurahan="Fatululi", status="active",
+        kecamatan="Oebobo", kelurahan="Fatululi", status="active", kecamatan_code="53.71.04",
     )  # fmt: skip
     return Contact(**{**values, **overrides})
 
@@ -275,7 +284,7 @@ async def test_every_template_the_notifier_sends_is_in_bahasa_indonesia_with_tim
 # ---------------------------------------------------------------------------------------------------------------
 
 
-async def test_welcoming_a_registered_business_keeps_its_contact_and_records_one_whatsapp_message() -> None:
+async def test_welcoming_a_registered_business_keeps_its_contact_and_records_one_message_for_the_local_outbox() -> None:
     store, deps = FakeNotifierStore(), new_deps()
     event = snapshot()
     envelope = envelope_of(event)
@@ -284,7 +293,11 @@ async def test_welcoming_a_registered_business_keeps_its_contact_and_records_one
 
     assert store.contacts == {BUSINESS_ID: contact()}
     (message,) = store.messages
-    assert (message.template, message.channel, message.recipient_phone) == ("welcome", "whatsapp", "+6281234567890")
+    # No gateway is configured in these deps: the one delivery goes to the local outbox, queued for the worker.
+    assert (message.template, message.channel, message.recipient_phone) == ("welcome", "local", "+6281234567890")
+    [delivery] = store.deliveries.values()
+    assert (delivery.channel, delivery.recipient, delivery.status) == ("local", "+6281234567890", "queued")
+    assert store.status_of(message) == "queued"
     assert (message.event_id, message.business_id, message.created_at) == (envelope.event_id, BUSINESS_ID, NOW)
     assert message.id == uuid.UUID(int=1)
     assert message.body == texts.welcome_text(contact(), REGISTERED_AT, "none", None)
@@ -437,14 +450,16 @@ async def test_a_disbursement_is_announced_once_however_often_its_event_arrives(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_the_notifier_consumes_the_registry_events_and_the_funding_events_an_owner_hears_of() -> None:
+def test_the_notifier_consumes_the_registry_events_the_funding_story_of_each_pledge_and_the_training_events() -> None:
     assert set(subscribers.REGISTRY_HANDLERS) == {BusinessRegistered, BusinessUpdated, NIBIssued, NIBRejected,
                                                   BusinessClosed}  # fmt: skip
-    assert set(subscribers.FUNDING_HANDLERS) == {FundingMatched, FundsDisbursed}
+    assert set(subscribers.FUNDING_HANDLERS) == {CSRPledged, FundingMatched, FundingAccepted, FundingDeclined,
+                                                 FundingExpired, FundingWithdrawn, FundsDisbursed, PledgeClosed}  # fmt: skip
     by_topic = {s.topic: set(s.event_types) for s in subscribers.SUBSCRIPTIONS}
     assert by_topic == {
         "registry.business.v1": {"BusinessRegistered", "BusinessUpdated", "NIBIssued", "NIBRejected", "BusinessClosed"},
-        "funding.pledge.v1": {"FundingMatched", "FundsDisbursed"},
+        "funding.pledge.v1": {"CSRPledged", "FundingMatched", "FundingAccepted", "FundingDeclined", "FundingExpired",
+                              "FundingWithdrawn", "FundsDisbursed", "PledgeClosed"},
         "training.participant.v1": {"TraineeInvited", "TraineeEnrolled", "TraineeWaitlisted", "TraineeWithdrew",
                                     "TrainingCompleted", "PathwayStalled", "PathwayNotEligible"},
     }

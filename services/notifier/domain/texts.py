@@ -1,11 +1,16 @@
-"""Every message the notifier says to owners, in plain Bahasa Indonesia, with dates and times in WITA; in one place
-so they are reviewed together."""
+"""Every message the notifier says to owners, officers and sponsors, in plain Bahasa Indonesia, with dates and times
+in WITA; in one place so they are reviewed together.
+
+Owners' texts are one paragraph of under 1,000 characters: WhatsApp carries each as the one body parameter of an
+approved template (a parameter may hold no line break), and SMS splits it into parts."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 
+from services.notifier.domain.digest import PledgeWeek
 from services.notifier.domain.messages import Contact
 from shared.reference.wita import WITA
 
@@ -184,3 +189,102 @@ def halal_not_eligible_text(business_name: str, reason: str, regular_route_possi
     after = (" Sertifikasi tetap bisa diurus lewat jalur reguler (berbayar); petugas pendamping dapat menjelaskannya."
              if regular_route_possible else "")  # fmt: skip
     return f"Usaha {business_name} belum dapat memakai sertifikasi halal gratis (SEHATI) karena {what}.{after}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Offer reminders, and offers at risk
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _bantuan(instrument: str, programme: str | None) -> str:
+    what = INSTRUMEN.get(instrument, "bantuan")
+    return f"{what} {programme}" if programme else what
+
+
+def offer_reminder_text(business_name: str, amount: int, instrument: str, programme: str | None, sponsor: str,
+                        expires_at: datetime) -> str:  # fmt: skip
+    return (
+        f"Pengingat: tawaran {_bantuan(instrument, programme)} sebesar {rupiah(amount)} dari {sponsor} untuk usaha "
+        f"{business_name} berlaku sampai {waktu_wita(expires_at)}. Jika ingin menerimanya, segera hubungi petugas "
+        "pendamping UMKM di kelurahan Anda."
+    )
+
+
+def offer_at_risk_officer_text(business_name: str, business_id: uuid.UUID, amount: int, sponsor: str,
+                               expires_at: datetime, reaches_owner_at: datetime | None) -> str:  # fmt: skip
+    """To the kecamatan's officers when quiet hours keep an offer from its owner until (almost) too late."""
+    usaha = f"usaha {business_name} (nomor registrasi {nomor_registrasi(business_id)})"
+    if reaches_owner_at is None:
+        told = "Pesan kepada pemilik tidak terkirim karena tawaran berakhir pada jam tenang malam hari."
+    else:
+        told = (f"Pesan kepada pemilik baru dapat dikirim {waktu_wita(reaches_owner_at)} (setelah jam tenang malam "
+                "hari), sehingga waktunya untuk menjawab sempit.")  # fmt: skip
+    return (f"Tawaran {rupiah(amount)} dari {sponsor} untuk {usaha} berakhir {waktu_wita(expires_at)}. {told} "
+            "Mohon hubungi pemilik sebelum tawaran berakhir.")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Consent: the answers to STOP / BERHENTI and MULAI / START
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def opted_out_text() -> str:
+    return (
+        "Baik, Anda tidak akan lagi menerima pesan informasi dari program UMKM Berdaya Kota Kupang. Pesan wajib, "
+        "seperti bukti penyaluran dana atas nama usaha Anda, tetap dikirim. Balas MULAI jika ingin menerima pesan lagi."
+    )
+
+
+def opted_in_text() -> str:
+    return (
+        "Terima kasih, Anda akan kembali menerima pesan dari program UMKM Berdaya Kota Kupang. Balas BERHENTI kapan "
+        "saja jika tidak ingin menerima pesan lagi."
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sponsors' weekly digest (email)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def sponsor_digest_text(sponsor_name: str, monday: date, weeks: Sequence[PledgeWeek]) -> str:
+    sunday = monday + timedelta(days=6)
+    lines = [f"Yth. {sponsor_name},", "",
+             f"Berikut ringkasan mingguan program UMKM Berdaya Kota Kupang, {tanggal(monday)} sampai {tanggal(sunday)}."]  # fmt: skip
+    for week in weeks:
+        lines += ["", f"Program \"{week.title}\" (total {rupiah(week.total_rupiah)}):"]
+        if week.quiet:
+            lines.append("- Minggu ini tidak ada tawaran baru, jawaban, maupun penyaluran.")
+        else:
+            lines.append(
+                f"- Minggu ini: {week.offered} tawaran baru senilai {rupiah(week.offered_rupiah)}; {week.accepted} "
+                f"diterima, {week.declined} ditolak, {week.expired} kedaluwarsa, {week.withdrawn} dibatalkan; "
+                f"{week.disbursed} penyaluran senilai {rupiah(week.disbursed_rupiah)}."
+            )
+        lines.append(
+            f"- Sejak awal: {rupiah(week.disbursed_to_date_rupiah)} sudah disalurkan kepada {week.funded_businesses} "
+            f"usaha; {rupiah(week.reserved_rupiah)} menunggu jawaban pemilik usaha; {rupiah(week.accepted_rupiah)} "
+            f"sudah diterima dan menunggu penyaluran; sisa {rupiah(week.remaining_rupiah)}."
+        )
+        if week.closed:
+            lines.append("- Program ini sudah ditutup.")
+    lines += ["", "Rincian per kecamatan dan skala usaha dapat dilihat pada laporan sponsor di aplikasi Berdaya.", "",
+              "Salam,", "Tim UMKM Berdaya Kota Kupang"]  # fmt: skip
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Email subjects
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def halal_stalled_officer_subject(business_name: str) -> str:
+    return f"Pendampingan halal tertahan: {business_name}"
+
+
+def offer_at_risk_officer_subject(business_name: str) -> str:
+    return f"Tawaran hampir berakhir: {business_name}"
+
+
+def sponsor_digest_subject(sponsor_name: str, monday: date) -> str:
+    return f"Ringkasan mingguan Berdaya untuk {sponsor_name}, pekan {tanggal(monday)}"

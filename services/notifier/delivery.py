@@ -1,0 +1,248 @@
+"""The delivery worker: a background job in every notifier process that sends what is queued.
+
+One pass, per channel:
+1. In one transaction: take the channel's tokens (a bucket shared by every process), claim up to that many due
+   deliveries with `FOR UPDATE SKIP LOCKED` (two processes never claim one row), mark them `sending` with this
+   process's name, one more attempt and a lease, take a last look (the owner opted out since, the offer was answered:
+   withheld instead), write an attempt row, commit. From here on a crash leaves a row that says it was mid-send.
+2. Send each, a few at once, so a slow or failing gateway call never holds up the others.
+3. Record each answer in its own transaction: only if the row is still this attempt's (a late answer never
+   overwrites a newer attempt), moving it to sent, failed (and to SMS if the number has no WhatsApp), or back to
+   queued with backoff, never into quiet hours.
+
+Local deliveries need no gateway: claimed, written to `local_outbox` and marked delivered in one transaction, so
+exactly once. Each pass also looks for `sending` rows whose lease ran out (their process stopped) and applies the
+channel's guarantee (domain/delivery.py): at-most-once marks them `unknown` for an operator, at-least-once queues
+them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from services.notifier.channels import Gateway, OutgoingMessage
+from services.notifier.channels.local import LocalLetter, LocalOutboxFiles
+from services.notifier.domain.channels import (
+    AT_MOST_ONCE,
+    LOCAL,
+    PHONE_CHANNELS,
+    Accepted,
+    Rejected,
+    SendResult,
+    Transient,
+)
+from services.notifier.domain.delivery import DELIVERED, QUEUED, WITHHELD, RetryPolicy, after_lease_expired, after_send
+from services.notifier.domain.messages import OWNER
+from services.notifier.domain.planning import last_look
+from services.notifier.domain.policy import policy_of
+from services.notifier.domain.schedule import next_send_time
+from services.notifier.figures import NotifierFigures
+from services.notifier.handlers import Deps, fall_back, refresh_message
+from services.notifier.store import NotifierUnitOfWork, Outgoing
+from shared.observability import scrub
+
+log = logging.getLogger(__name__)
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    holder: str
+    batch: int = 50
+    concurrency: int = 4
+    lease: timedelta = timedelta(seconds=60)
+    poll_seconds: float = 1.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def _outcome(result: SendResult) -> str:
+    if isinstance(result, Accepted):
+        return "accepted"
+    if isinstance(result, Rejected):
+        return "rejected"
+    return "ambiguous" if result.ambiguous else "transient"
+
+
+def _detail(result: SendResult) -> str | None:
+    return result.provider_id if isinstance(result, Accepted) else result.reason
+
+
+class DeliveryWorker:
+    def __init__(self, unit_of_work: Callable[[], NotifierUnitOfWork], gateways: Mapping[str, Gateway],
+                 files: LocalOutboxFiles, deps: Deps, settings: WorkerSettings, figures: NotifierFigures,
+                 jitter: Callable[[], float] = random.random) -> None:  # fmt: skip
+        self._uow = unit_of_work
+        self._gateways = dict(gateways)
+        self._files = files
+        self._deps = deps
+        self._settings = settings
+        self._figures = figures
+        self._jitter = jitter
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.concurrency)
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            busy = 0
+            try:
+                busy = await self.pass_once()
+            except Exception as exc:  # noqa: BLE001 - the worker outlives any outage; rows stay queued or sending
+                log.warning("delivery worker: %s", scrub(f"{type(exc).__name__}: {exc}"))
+            if busy:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(stop, self._wake), timeout=self._settings.poll_seconds)
+
+    async def pass_once(self) -> int:
+        """Recover stranded rows, deliver what is due; returns how many deliveries were claimed."""
+        await self.recover()
+        claimed = await self._local()
+        for gateway in self._gateways.values():
+            claimed += await self._gateway(gateway)
+        return claimed
+
+    # --- recovering what a stopped process left ------------------------------------------------------------
+
+    async def recover(self) -> int:
+        now = self._deps.clock()
+        async with self._uow() as uow:
+            stranded = await uow.store.stranded(now, self._settings.batch)
+            for found in stranded:
+                delivery = found.delivery
+                gateway = self._gateways.get(delivery.channel)
+                guarantee = gateway.guarantee if gateway else AT_MOST_ONCE
+                change = after_lease_expired(guarantee, found.holder, delivery.attempts, now)
+                await uow.store.end_attempt(delivery.id, delivery.attempts, "lost", change.reason, now)
+                await uow.store.save_delivery(replace(delivery, status=change.status, reason=change.reason,
+                                                      not_before=change.not_before or delivery.not_before), now)  # fmt: skip
+                await refresh_message(uow, delivery.message_id, now)
+                uow.after_commit(self._figures.stranded.labels(delivery.channel, change.status).inc)
+                log.warning("delivery %s on %s was left mid-send by %s: %s (%s)", delivery.id, delivery.channel,
+                            found.holder or "a stopped process", change.status, guarantee)  # fmt: skip
+            await uow.commit()
+        return len(stranded)
+
+    # --- the local outbox ----------------------------------------------------------------------------------
+
+    async def _local(self) -> int:
+        now = self._deps.clock()
+        letters: list[LocalLetter] = []
+        async with self._uow() as uow:
+            claimed = await uow.store.claim_due(LOCAL, now, self._settings.holder, now + self._settings.lease,
+                                                self._settings.batch)  # fmt: skip
+            for item in claimed:
+                delivery = item.delivery
+                if await self._withheld(uow, item, now):
+                    continue
+                await uow.store.start_attempt(delivery.id, delivery.attempts, self._settings.holder, now)
+                await uow.store.deliver_locally(delivery, item.subject, item.body, now)
+                await uow.store.end_attempt(delivery.id, delivery.attempts, "accepted", "local outbox", now)
+                await uow.store.save_delivery(replace(delivery, status=DELIVERED), now)  # a reason says who to add
+                await refresh_message(uow, delivery.message_id, now)
+                letters.append(LocalLetter(delivery.id, delivery.recipient, item.subject, item.body, item.template, now))
+            await uow.commit()
+        if letters and self._files.directory is not None:
+            await asyncio.to_thread(lambda: [self._files.write(letter) for letter in letters])
+        if letters:
+            self._figures.attempts.labels(LOCAL, "accepted").inc(len(letters))
+        return len(claimed)
+
+    async def _withheld(self, uow: NotifierUnitOfWork, item: Outgoing, now: datetime) -> bool:
+        reason = last_look(item.template, item.audience, item.preference, item.offer_state)
+        if reason is None:
+            return False
+        # Claiming counted an attempt that was never made: give it back.
+        await uow.store.save_delivery(replace(item.delivery, status=WITHHELD, reason=reason,
+                                              attempts=item.delivery.attempts - 1), now)  # fmt: skip
+        await refresh_message(uow, item.delivery.message_id, now)
+        return True
+
+    # --- a gateway -----------------------------------------------------------------------------------------
+
+    async def _gateway(self, gateway: Gateway) -> int:
+        now = self._deps.clock()
+        channel = gateway.channel
+        async with self._uow() as uow:
+            bucket = await uow.store.bucket(channel)
+            # No more than can be sent at once: every claimed row is on its way at once, and answered (or timed out)
+            # well within its lease, so no other process ever takes a slow send for a stopped one.
+            allowance = min(self._settings.batch, self._settings.concurrency, gateway.rate.available(bucket, now))
+            claimed = await uow.store.claim_due(channel, now, self._settings.holder, now + self._settings.lease, allowance)
+            going = []
+            for item in claimed:
+                if not await self._withheld(uow, item, now):
+                    going.append(item)
+                    await uow.store.start_attempt(item.delivery.id, item.delivery.attempts, self._settings.holder, now)
+            await uow.store.save_bucket(channel, gateway.rate.spend(bucket, now, len(going)))
+            await uow.commit()
+        await asyncio.gather(*(self._send(gateway, item) for item in going))
+        return len(claimed)
+
+    async def _send(self, gateway: Gateway, item: Outgoing) -> None:
+        delivery = item.delivery
+        async with self._slots:
+            try:
+                async with asyncio.timeout(self._settings.lease.total_seconds() / 2):
+                    result = await gateway.send(OutgoingMessage(delivery.id, delivery.attempts, delivery.recipient,
+                                                                item.body, item.subject, item.template))  # fmt: skip
+            except TimeoutError:
+                result = Transient(f"the {gateway.channel} call took over half its lease", ambiguous=True)
+            except Exception as exc:  # noqa: BLE001 - a gateway bug must not lose the row: it is retried
+                result = Transient(f"the {gateway.channel} client failed: {type(exc).__name__}", ambiguous=True)
+        self._figures.attempts.labels(gateway.channel, _outcome(result)).inc()
+        try:
+            await self.record(item, result)
+        except Exception as exc:  # noqa: BLE001 - the row stays 'sending'; its lease decides what happens
+            log.warning("could not record the answer for delivery %s: %s", delivery.id,
+                        scrub(f"{type(exc).__name__}: {exc}"))  # fmt: skip
+
+    async def record(self, item: Outgoing, result: SendResult) -> None:
+        """Record the gateway's answer to one attempt, if that attempt still owns the row."""
+        attempt = item.delivery.attempts
+        async with self._uow() as uow:
+            now = self._deps.clock()
+            await uow.store.end_attempt(item.delivery.id, attempt, _outcome(result), _detail(result), now)
+            current = await uow.store.delivery(item.delivery.id)
+            if current is None or current.attempts != attempt:
+                await uow.commit()  # a newer attempt owns it now; this answer is history only
+                return
+            change = after_send(current.status, attempt, result, now, self._settings.retry, self._jitter())
+            not_before = current.not_before
+            if change.status == QUEUED and change.not_before is not None:
+                urgent = item.audience != OWNER or current.channel not in PHONE_CHANNELS or policy_of(item.template).urgent
+                not_before = next_send_time(change.not_before, self._deps.rules.quiet, urgent=urgent)
+            updated = replace(current, status=change.status, reason=change.reason, not_before=not_before,
+                              provider_id=change.provider_id or current.provider_id)  # fmt: skip
+            await uow.store.save_delivery(updated, now)
+            if change.fallback:
+                await fall_back(uow, self._deps, updated, now)
+            await refresh_message(uow, current.message_id, now)
+            await uow.commit()
+        if isinstance(result, Rejected | Transient):
+            log.info("delivery %s on %s, attempt %d: %s -> %s", item.delivery.id, item.delivery.channel, attempt,
+                     _outcome(result), change.status)  # fmt: skip
+
+
+async def _first(stop: asyncio.Event, wake: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()

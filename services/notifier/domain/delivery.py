@@ -1,0 +1,140 @@
+"""A delivery: one message to one recipient on one channel, and how its status moves.
+
+    queued -> sending -> sent -> delivered -> read
+                     \\-> failed (with the gateway's reason)     \\-> unknown (the process stopped mid-send)
+    queued -> withheld (opted out, the offer already answered, expired in quiet hours)
+
+`sending` is written and committed before the gateway is called, so a process that dies between the gateway's
+answer and recording it leaves a row that says so. When its lease runs out, the channel's guarantee decides:
+at-most-once marks it `unknown` for an operator to resolve (never sent twice, perhaps not at all); at-least-once
+queues it again (never lost, perhaps sent twice; SMTP carries a stable Message-ID so a mailbox shows one).
+
+A gateway's status reports move a delivery forward only: they arrive out of order (read before delivered, sent after
+delivered), and a 'failed' after a delivery (another of the owner's devices) does not undo it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.notifier.domain.channels import AT_MOST_ONCE, Accepted, Guarantee, Rejected, SendResult, Transient
+
+QUEUED, SENDING, SENT, DELIVERED, READ = "queued", "sending", "sent", "delivered", "read"
+FAILED, UNKNOWN, WITHHELD = "failed", "unknown", "withheld"
+WAITING = "waiting"  # a message (not a delivery) whose owner's contact has not reached the notifier yet
+DELIVERY_STATUSES = (QUEUED, SENDING, SENT, DELIVERED, READ, FAILED, UNKNOWN, WITHHELD)
+MESSAGE_STATUSES = (WAITING, *DELIVERY_STATUSES)
+REPORTED = frozenset({SENT, DELIVERED, READ, FAILED})  # what a gateway's status webhook can say
+
+_PROGRESS = {QUEUED: 0, SENDING: 1, SENT: 2, DELIVERED: 3, READ: 4}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: uuid.UUID
+    message_id: uuid.UUID
+    channel: str
+    recipient: str  # +62... or an email address, or "officers:<kecamatan>" / "sponsor:<id>" in the local outbox
+    status: str
+    not_before: datetime
+    attempts: int = 0
+    provider_id: str | None = None
+    reason: str | None = None
+    fallback_of: uuid.UUID | None = None  # the delivery on another channel this one replaces
+
+
+def advance(current: str, reported: str) -> str:
+    """The status after a gateway reports `reported` for a delivery that is `current`."""
+    if current == WITHHELD or reported not in REPORTED:
+        return current
+    if reported == FAILED:
+        return FAILED if current in (QUEUED, SENDING, SENT, UNKNOWN, FAILED) else current
+    if current in (FAILED, UNKNOWN):  # a success after a failure: some device got it
+        return reported
+    return reported if _PROGRESS[reported] > _PROGRESS.get(current, -1) else current
+
+
+def summarise(deliveries: Sequence[Delivery]) -> tuple[str, str]:
+    """A message's status and channel from its deliveries: a delivery replaced by a fallback no longer counts; an
+    unknown one needs an operator, so it shows first; then a failure; then the least progressed of the rest."""
+    replaced = {d.fallback_of for d in deliveries if d.fallback_of is not None}
+    current = [d for d in deliveries if d.id not in replaced]
+    if not current:
+        return WAITING, "none"
+    for status in (UNKNOWN, FAILED):
+        found = next((d for d in current if d.status == status), None)
+        if found:
+            return status, found.channel
+    sending = [d for d in current if d.status != WITHHELD]
+    if not sending:
+        return WITHHELD, current[0].channel
+    least = min(sending, key=lambda d: _PROGRESS[d.status])
+    return least.status, least.channel
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Retrying and recording a gateway's answer
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: attempt n waits base * 2**(n-1), capped, times a factor between 0.5 and 1
+    (so many messages failing together do not all come back at once); never sooner than the gateway asked."""
+
+    base_seconds: float = 15.0
+    cap_seconds: float = 3600.0
+    max_attempts: int = 10
+
+    def delay(self, attempt: int, jitter: float, retry_after: float | None = None) -> timedelta:
+        exponential = min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempt - 1))
+        seconds = exponential * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0))
+        return timedelta(seconds=max(seconds, retry_after or 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What recording a send's outcome does to the delivery."""
+
+    status: str
+    reason: str | None = None
+    provider_id: str | None = None
+    not_before: datetime | None = None  # when queued again
+    fallback: bool = False  # open a delivery on the fallback channel
+
+
+def after_send(current: str, attempt: int, result: SendResult, now: datetime, retry: RetryPolicy, jitter: float) -> Change:
+    """The delivery's next state once the gateway answered attempt `attempt` (a status webhook may have moved it on
+    already: the answer never moves it back)."""
+    if isinstance(result, Accepted):
+        # A status webhook may have come first (delivered, read, or failed): it stays.
+        return Change(SENT if current in (QUEUED, SENDING, UNKNOWN) else current, provider_id=result.provider_id)
+    if isinstance(result, Rejected):
+        return Change(FAILED, reason=result.reason, fallback=result.no_whatsapp)
+    assert isinstance(result, Transient)
+    if attempt >= retry.max_attempts:
+        return Change(FAILED, reason=f"gave up after {attempt} attempts; the last: {result.reason}")
+    if result.ambiguous:
+        # The request went out and no answer came back: the gateway may have taken it. Retried as the issue asks
+        # (a timeout is transient); the attempt's row says so, and a WhatsApp status report for this attempt
+        # (matched by our delivery id) cancels the retry if it comes first.
+        return Change(QUEUED, reason=f"attempt {attempt} got no answer (the gateway may have taken it), will retry: "
+                      f"{result.reason}", not_before=now + retry.delay(attempt, jitter, result.retry_after))  # fmt: skip
+    return Change(QUEUED, reason=f"attempt {attempt} failed, will retry: {result.reason}",
+                  not_before=now + retry.delay(attempt, jitter, result.retry_after))  # fmt: skip
+
+
+def after_lease_expired(guarantee: Guarantee, holder: str | None, attempt: int, now: datetime) -> Change:
+    """A delivery left `sending` by a process that stopped before it recorded the gateway's answer."""
+    who = f"process {holder}" if holder else "a process"
+    if guarantee == AT_MOST_ONCE:
+        return Change(UNKNOWN, reason=(
+            f"{who} stopped after sending attempt {attempt} and before recording the gateway's answer: it may or may "
+            "not have been sent. Not resent (at-most-once); check with the gateway, then resolve it with "
+            "POST /deliveries/{id}/resolve"))  # fmt: skip
+    return Change(QUEUED, not_before=now, reason=(
+        f"{who} stopped after sending attempt {attempt} and before recording the gateway's answer: sent again "
+        "(at-least-once), so the recipient may get it twice"))  # fmt: skip

@@ -1,0 +1,469 @@
+"""The notifier's real gateway clients against local servers that speak each gateway's documented protocol (the
+WhatsApp Cloud API and its signed webhooks, Zenziva's SMS API, an SMTP server), on a real PostgreSQL: what is sent,
+what comes back, and what each answer does to a delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from services.notifier import handlers
+from services.notifier.channels.whatsapp import signature
+from services.notifier.domain import texts
+from shared.contracts.funding import FundingMatched, FundsDisbursed
+from shared.contracts.training import PathwayStalled
+from tests.gateways import LocalServer
+from tests.gateways.notifier import (
+    SMS_TOKEN,
+    VERIFY_TOKEN,
+    Clock,
+    Notifier,
+    notifier,
+    smtp_client,
+    whatsapp_client,
+    zenziva_client,
+)
+from tests.gateways.smtp import LocalSmtp
+from tests.gateways.whatsapp_cloud import CloudApi
+from tests.gateways.zenziva import ZenzivaApi
+
+pytestmark = pytest.mark.integration
+
+EXPIRES_AT = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)  # 16.00 WITA
+
+
+def _phone(n: int) -> tuple[str, str]:
+    """(+62..., the Cloud API's wa_id) of a test number."""
+    phone = f"+628123456{n:04d}"
+    return phone, phone[1:]
+
+
+def matched(phone: str, **overrides: Any) -> FundingMatched:
+    values: dict[str, Any] = dict(
+        pledge_id=uuid.uuid4(), offer_id=uuid.uuid4(), business_id=uuid.uuid4(), amount_rupiah=5_000_000,
+        business_name="Sei Sapi Ibu Maria", contact_phone=phone, kecamatan_code="53.71.04", sponsor_name="Bank NTT",
+        instrument="grant", financing_programme=None, readiness=72, rank=1,
+        offered_at=datetime(2026, 11, 23, 1, 0, tzinfo=UTC), expires_at=EXPIRES_AT,
+    )  # fmt: skip
+    return FundingMatched(**{**values, **overrides})
+
+
+def disbursed(phone: str) -> FundsDisbursed:
+    return FundsDisbursed(pledge_id=uuid.uuid4(), offer_id=uuid.uuid4(), business_id=uuid.uuid4(),
+                          amount_rupiah=5_000_000, reference="TRF-1", disbursed_at=datetime(2026, 11, 23, tzinfo=UTC),
+                          business_name="Sei Sapi Ibu Maria", contact_phone=phone, sponsor_name="Bank NTT")  # fmt: skip
+
+
+@pytest.fixture
+async def cloud() -> AsyncIterator[tuple[CloudApi, LocalServer]]:
+    api = CloudApi()
+    async with LocalServer(api.app) as server:
+        yield api, server
+        await api.settle()
+
+
+@pytest.fixture
+async def sms() -> AsyncIterator[tuple[ZenzivaApi, LocalServer]]:
+    api = ZenzivaApi()
+    async with LocalServer(api.app) as server:
+        yield api, server
+
+
+@pytest.fixture
+def smtp() -> Any:
+    with LocalSmtp() as server:
+        yield server
+
+
+async def _until_settled(n: Notifier, api: CloudApi | None = None, passes: int = 10) -> None:
+    """Run delivery passes (and let the Cloud API post its webhooks) until nothing is due."""
+    worker = n.worker("settler")
+    for _ in range(passes):
+        claimed = await worker.pass_once()
+        if api is not None:
+            await api.settle()
+        if not claimed:
+            return
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# WhatsApp: the Cloud API and its signed webhooks
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_an_offer_goes_to_the_cloud_api_as_the_approved_template_and_its_signed_statuses_move_it_to_read(
+        database_url, cloud) -> None:  # fmt: skip
+    api, server = cloud
+    phone, wa_id = _phone(1)
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}) as n:
+        event = matched(phone)
+        await n.handle(handlers.funding_offer, event)
+        [queued] = await n.deliveries(template="funding_offer")
+        assert (queued["channel"], queued["status"], queued["recipient"]) == ("whatsapp", "queued", phone)
+
+        assert await n.worker().pass_once() == 1
+
+        [sent] = api.sent
+        expected = texts.funding_offer_text("Sei Sapi Ibu Maria", 5_000_000, "grant", None, "Bank NTT", EXPIRES_AT)
+        assert (sent.to, sent.template, sent.language, sent.text) == (wa_id, "berdaya_pesan", "id", expected)
+        assert sent.callback == f"berdaya:{queued['id']}"
+        [row] = await n.deliveries(template="funding_offer")
+        assert (row["status"], row["provider_id"], row["attempts"], row["message_status"]) == ("sent", sent.wamid, 1, "sent")
+
+        api.webhook_url = n.webhook_url
+        for status in ("delivered", "read"):
+            response = await api.post_status(sent.wamid, wa_id, status)
+            assert response.status_code == 200 and response.json()["matched"] == 1
+        late = await api.post_status(sent.wamid, wa_id, "delivered")  # webhooks come out of order
+        assert late.status_code == 200
+        [row] = await n.deliveries(template="funding_offer")
+        assert (row["status"], row["message_status"]) == ("read", "read")
+        assert row["delivered_at"] is not None and row["read_at"] is not None
+
+
+async def test_a_status_webhook_with_a_bad_or_missing_signature_is_refused_and_changes_nothing(database_url, cloud) -> None:
+    api, server = cloud
+    phone, wa_id = _phone(2)
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}) as n:
+        await n.handle(handlers.funding_offer, matched(phone))
+        await n.worker().pass_once()
+        [sent] = api.sent
+        api.webhook_url = n.webhook_url
+
+        forged = await api.post_status(sent.wamid, wa_id, "read", secret="not-the-app-secret")
+        body = api.reply_payload(wa_id, "STOP")
+        async with httpx.AsyncClient() as http:
+            unsigned = await http.post(n.webhook_url, json=body)
+            other_body = await http.post(n.webhook_url, json=body, headers={
+                "X-Hub-Signature-256": signature(api.app_secret.encode(), b'{"object": "something else"}')})  # fmt: skip
+
+        for refused in (forged, unsigned, other_body):
+            assert refused.status_code == 403
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.json()["code"] == "webhook.refused"
+        [row] = await n.deliveries(template="funding_offer")
+        assert row["status"] == "sent"
+        assert await n.fetch("SELECT * FROM status_report") == []
+        assert await n.fetch("SELECT * FROM recipient") == []  # the forged STOP did nothing
+        assert n.figures.webhooks_refused.labels("whatsapp")._value.get() == 3
+
+
+async def test_a_status_for_a_message_the_notifier_never_sent_is_recorded_and_ignored(database_url, cloud) -> None:
+    api, server = cloud
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}) as n:
+        api.webhook_url = n.webhook_url
+        response = await api.post_status("wamid.NOBODYKNOWSTHIS", "6281200000000", "delivered")
+
+        assert response.status_code == 200
+        assert response.json() == {"statuses": 1, "matched": 0, "replies": 0}
+        [report] = await n.fetch("SELECT channel, provider_id, status, delivery_id FROM status_report")
+        assert tuple(report) == ("whatsapp", "wamid.NOBODYKNOWSTHIS", "delivered", None)
+        assert await n.fetch("SELECT * FROM delivery") == []
+
+
+async def test_the_verification_handshake_echoes_the_challenge_only_for_the_verify_token(database_url, cloud) -> None:
+    api, server = cloud
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}) as n:
+        async with httpx.AsyncClient() as http:
+            good = await http.get(n.webhook_url, params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN,
+                                                         "hub.challenge": "1158201444"})  # fmt: skip
+            bad = await http.get(n.webhook_url, params={"hub.mode": "subscribe", "hub.verify_token": "guess",
+                                                        "hub.challenge": "1158201444"})  # fmt: skip
+        assert (good.status_code, good.text) == (200, "1158201444")
+        assert bad.status_code == 403 and "1158201444" not in bad.text
+
+
+async def test_a_cloud_api_answering_5xx_is_retried_with_backoff_and_never_holds_up_other_messages(database_url, cloud) -> None:
+    api, server = cloud
+    (failing, failing_id), (fine, fine_id) = _phone(3), _phone(4)
+    api.failing[failing_id] = 2
+    clock = Clock()
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}, clock=clock) as n:
+        await n.handle(handlers.funding_offer, matched(failing))
+        await n.handle(handlers.funding_offer, matched(fine))
+        worker = n.worker()
+
+        await worker.pass_once()
+        assert [m.to for m in api.sent] == [fine_id]
+        waiting = {r["recipient"]: r for r in await n.deliveries()}[failing]
+        assert waiting["status"] == "queued" and waiting["not_before"] > clock.now
+        assert "131000" in waiting["reason"] and "will retry" in waiting["reason"]
+
+        await worker.pass_once()  # not due yet: nothing is sent again
+        assert api.requests == 2
+
+        clock.advance(seconds=11)  # the first retry waits 10 s (the test's base), the second 20 s
+        await worker.pass_once()
+        clock.advance(seconds=21)
+        await worker.pass_once()
+
+        assert [m.to for m in api.sent] == [fine_id, failing_id]
+        row = {r["recipient"]: r for r in await n.deliveries()}[failing]
+        assert (row["status"], row["attempts"]) == ("sent", 3)
+        attempts = await n.fetch("SELECT attempt, outcome FROM send_attempt WHERE delivery_id = $1 ORDER BY attempt", row["id"])
+        assert [tuple(a) for a in attempts] == [(1, "transient"), (2, "transient"), (3, "accepted")]
+
+
+async def test_a_send_the_cloud_api_does_not_answer_in_time_is_retried_unless_its_status_shows_it_arrived(
+        database_url, cloud) -> None:  # fmt: skip
+    api, server = cloud
+    (slow, slow_id), (fine, fine_id) = _phone(5), _phone(6)
+    api.slow[slow_id] = 1.5  # past the client's 0.5 s timeout; the API then takes it anyway
+    clock = Clock()
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url, timeout=0.5)}, clock=clock) as n:
+        api.webhook_url, api.auto_statuses = n.webhook_url, ["sent"]
+        await n.handle(handlers.funding_offer, matched(slow))
+        await n.handle(handlers.funding_offer, matched(fine))
+
+        await n.worker().pass_once()
+        rows = {r["recipient"]: r for r in await n.deliveries()}
+        assert rows[fine]["status"] == "sent"
+        assert rows[slow]["status"] == "queued" and "no answer" in rows[slow]["reason"]
+        [attempt] = await n.fetch("SELECT outcome FROM send_attempt WHERE delivery_id = $1", rows[slow]["id"])
+        assert attempt["outcome"] == "ambiguous"
+
+        for _ in range(100):  # the slow call finishes at the API, which then reports it sent
+            if len(api.sent) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert len(api.sent) == 2, "the Cloud API never finished the slow call"
+        await api.settle()
+        clock.advance(minutes=5)
+        await n.worker().pass_once()
+
+        assert sorted(m.to for m in api.sent) == sorted([slow_id, fine_id])  # never twice
+        row = {r["recipient"]: r for r in await n.deliveries()}[slow]
+        assert row["status"] == "sent" and row["provider_id"] == api.to(slow_id)[0].wamid
+        assert "not sent again" in row["reason"]
+
+
+async def test_a_4xx_for_a_number_fails_that_message_with_whatsapps_reason_and_no_phone_in_it(database_url, cloud) -> None:
+    api, server = cloud
+    phone, wa_id = _phone(7)
+    api.refused.add(wa_id)
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}) as n:
+        await n.handle(handlers.funding_offer, matched(phone))
+        await n.worker().pass_once()
+
+        [row] = await n.deliveries(template="funding_offer")
+        assert (row["status"], row["message_status"], row["attempts"]) == ("failed", "failed", 1)
+        assert "131009" in row["reason"] and "Parameter value is not valid" in row["reason"]
+        assert wa_id not in row["reason"] and wa_id[-3:] in row["reason"]  # the number WhatsApp quoted is masked
+        await n.worker().pass_once()
+        assert api.requests == 1  # never retried
+
+
+async def test_a_number_without_whatsapp_gets_the_message_by_sms_and_its_next_messages_go_by_sms_directly(
+        database_url, cloud, sms) -> None:  # fmt: skip
+    (api, server), (zenziva_api, zenziva_server) = cloud, sms
+    phone, wa_id = _phone(8)
+    api.no_whatsapp.add(wa_id)
+    gateways = {"whatsapp": whatsapp_client(api, server.url), "sms": zenziva_client(zenziva_api, zenziva_server.url)}
+    async with notifier(database_url, gateways) as n:
+        api.webhook_url = n.webhook_url
+        await n.handle(handlers.funding_offer, matched(phone))
+        await _until_settled(n, api)
+
+        whatsapp, by_sms = await n.deliveries(template="funding_offer")
+        assert (whatsapp["channel"], whatsapp["status"]) == ("whatsapp", "failed")
+        assert "131026" in whatsapp["reason"]
+        assert (by_sms["channel"], by_sms["status"], by_sms["fallback_of"]) == ("sms", "sent", whatsapp["id"])
+        assert (by_sms["message_status"], by_sms["message_channel"]) == ("sent", "sms")
+        [text] = zenziva_api.to("0" + wa_id[2:])
+        assert text.message.startswith("Selamat! Usaha Sei Sapi Ibu Maria terpilih")
+
+        await n.handle(handlers.funds_disbursed, disbursed(phone))
+        await _until_settled(n, api)
+        [paid] = await n.deliveries(template="funds_disbursed")
+        assert (paid["channel"], paid["status"]) == ("sms", "sent")
+        assert len(api.to(wa_id)) == 1  # WhatsApp was not tried again for this number
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SMS: Zenziva
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_an_sms_goes_through_zenzivas_api_and_an_invalid_number_fails_with_zenzivas_reason(database_url, sms) -> None:
+    api, server = sms
+    (good, good_id), (bad, bad_id) = _phone(9), _phone(10)
+    api.invalid.add("0" + bad_id[2:])
+    async with notifier(database_url, {"sms": zenziva_client(api, server.url)}) as n:
+        await n.handle(handlers.funding_offer, matched(good))
+        await n.handle(handlers.funding_offer, matched(bad))
+        await n.worker().pass_once()
+
+        rows = {r["recipient"]: r for r in await n.deliveries()}
+        [sent] = api.sent
+        assert (sent.to, rows[good]["status"], rows[good]["provider_id"]) == ("0" + good_id[2:], "sent", sent.message_id)
+        assert (rows[bad]["status"], rows[bad]["reason"]) == ("failed", "Zenziva: Nomor tujuan tidak valid")
+
+
+async def test_zenziva_answering_503_or_no_balance_is_retried_and_the_message_goes_once_it_recovers(database_url, sms) -> None:
+    api, server = sms
+    phone, wa_id = _phone(11)
+    api.failing["0" + wa_id[2:]] = 1
+    clock = Clock()
+    async with notifier(database_url, {"sms": zenziva_client(api, server.url)}, clock=clock) as n:
+        await n.handle(handlers.funding_offer, matched(phone))
+        worker = n.worker()
+        await worker.pass_once()
+        [row] = await n.deliveries()
+        assert row["status"] == "queued" and "503" in row["reason"]
+
+        api.no_balance = True
+        clock.advance(minutes=1)
+        await worker.pass_once()
+        [row] = await n.deliveries()
+        assert row["status"] == "queued" and "Saldo tidak mencukupi" in row["reason"]
+
+        api.no_balance = False
+        clock.advance(minutes=5)
+        await worker.pass_once()
+        [row] = await n.deliveries()
+        assert (row["status"], row["attempts"], len(api.sent)) == ("sent", 3, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Email: SMTP
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def _stalled(n: Notifier) -> None:
+    event = PathwayStalled(business_id=uuid.uuid4(), participant_version=1, waiting_for="companion_verified",
+                           since=datetime(2026, 11, 1).date(), days=22, kecamatan_code="53.71.04")  # fmt: skip
+    await n.handle(handlers.halal_stalled, event, producer="training")
+
+
+async def test_the_kecamatans_officers_get_an_email_each_with_a_subject_and_a_stable_message_id(database_url, smtp) -> None:
+    async with notifier(database_url, {"email": smtp_client(smtp)}) as n:
+        async with n.uow() as uow:
+            await uow.store.save_officer(uuid.uuid4(), "yohana@kupangkota.go.id", "Yohana", ["53.71.04"])
+            await uow.store.save_officer(uuid.uuid4(), "petrus@kupangkota.go.id", "Petrus", ["53.71.04", "53.71.03"])
+            await uow.store.save_officer(uuid.uuid4(), "maria@kupangkota.go.id", "Maria", ["53.71.01"])
+            await uow.commit()
+        await _stalled(n)
+        await n.worker().pass_once()
+
+        rows = await n.deliveries(template="halal_stalled_officer")
+        assert sorted((r["channel"], r["recipient"], r["status"]) for r in rows) == [
+            ("email", "petrus@kupangkota.go.id", "sent"), ("email", "yohana@kupangkota.go.id", "sent")]  # fmt: skip
+        assert {r.recipients[0] for r in smtp.sink.received} == {"petrus@kupangkota.go.id", "yohana@kupangkota.go.id"}
+        mail = smtp.sink.to("yohana@kupangkota.go.id")[0].message
+        assert mail["Subject"] == "Pendampingan halal tertahan: tanpa nama"
+        yohana = next(r for r in rows if r["recipient"] == "yohana@kupangkota.go.id")
+        assert mail["Message-ID"] == f"<{yohana['id']}@notifier.berdaya.test>" == yohana["provider_id"]
+        assert "tertahan 22 hari" in mail.get_content()
+
+
+async def test_a_refused_mailbox_fails_its_email_and_a_deferred_one_is_retried(database_url, smtp) -> None:
+    clock = Clock()
+    smtp.sink.rejected.add("gone@kupangkota.go.id")
+    smtp.sink.deferred.add("busy@kupangkota.go.id")
+    async with notifier(database_url, {"email": smtp_client(smtp)}, clock=clock) as n:
+        async with n.uow() as uow:
+            await uow.store.save_officer(uuid.uuid4(), "gone@kupangkota.go.id", "Gone", ["53.71.04"])
+            await uow.store.save_officer(uuid.uuid4(), "busy@kupangkota.go.id", "Busy", ["53.71.04"])
+            await uow.commit()
+        await _stalled(n)
+        worker = n.worker()
+        await worker.pass_once()
+
+        rows = {r["recipient"]: r for r in await n.deliveries()}
+        assert rows["gone@kupangkota.go.id"]["status"] == "failed" and "550" in rows["gone@kupangkota.go.id"]["reason"]
+        assert rows["busy@kupangkota.go.id"]["status"] == "queued" and "451" in rows["busy@kupangkota.go.id"]["reason"]
+        assert rows["busy@kupangkota.go.id"]["message_status"] == "failed"  # one officer never gets it: shown first
+
+        smtp.sink.deferred.clear()
+        clock.advance(minutes=1)
+        await worker.pass_once()
+        rows = {r["recipient"]: r for r in await n.deliveries()}
+        assert rows["busy@kupangkota.go.id"]["status"] == "sent"
+        assert len(smtp.sink.to("busy@kupangkota.go.id")) == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Owners' replies
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_an_owner_replying_stop_on_whatsapp_gets_a_confirmation_and_then_only_required_messages(
+        database_url, cloud) -> None:  # fmt: skip
+    api, server = cloud
+    phone, wa_id = _phone(12)
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}) as n:
+        api.webhook_url = n.webhook_url
+        response = await api.post_reply(wa_id, "Berhenti")
+        assert response.status_code == 200 and response.json()["replies"] == 1
+        again = await api.post(api.reply_payload(wa_id, "Berhenti", message_id="wamid.SAME"))
+        await api.post(api.reply_payload(wa_id, "Berhenti", message_id="wamid.SAME"))  # WhatsApp retries a webhook
+        assert again.status_code == 200
+        await n.worker().pass_once()
+
+        [opted_out_at] = await n.fetch("SELECT opted_out_at FROM recipient WHERE phone = $1", phone)
+        assert opted_out_at["opted_out_at"] is not None
+        confirmations = [m for m in api.sent if m.to == wa_id]
+        assert len(confirmations) == 2 and confirmations[0].text == texts.opted_out_text()  # one per reply, not per retry
+
+        await n.handle(handlers.funding_offer, matched(phone))  # not required: withheld
+        await n.handle(handlers.funds_disbursed, disbursed(phone))  # required: sent
+        await n.worker().pass_once()
+        [offer] = await n.deliveries(template="funding_offer")
+        assert (offer["status"], offer["message_status"]) == ("withheld", "withheld")
+        assert "opted out" in offer["reason"]
+        assert [m.text.startswith("Dana sebesar") for m in api.sent[2:]] == [True]
+
+
+async def test_an_owner_replying_mulai_by_sms_is_opted_in_again_and_a_callback_without_the_token_is_refused(
+        database_url, sms) -> None:  # fmt: skip
+    api, server = sms
+    phone, wa_id = _phone(13)
+    async with notifier(database_url, {"sms": zenziva_client(api, server.url)}) as n:
+        inbound = n.webhook_url.replace("/whatsapp", "/sms")
+        refused = await api.forward_reply(f"{inbound}?token=wrong", "0" + wa_id[2:], "STOP")
+        assert refused.status_code == 403
+        stop = await api.forward_reply(f"{inbound}?token={SMS_TOKEN}", "0" + wa_id[2:], "STOP")
+        assert stop.status_code == 200 and stop.json()["replies"] == 1
+        start = await api.forward_reply(f"{inbound}?token={SMS_TOKEN}", "62" + wa_id[2:], "mulai")
+        assert start.status_code == 200
+        await n.worker().pass_once()
+
+        [row] = await n.fetch("SELECT opted_out_at FROM recipient WHERE phone = $1", phone)
+        assert row["opted_out_at"] is None
+        history = await n.fetch("SELECT intent, via FROM consent_change WHERE phone = $1 ORDER BY id", phone)
+        assert [tuple(h) for h in history] == [("stop", "sms"), ("start", "sms")]
+        assert sorted(s.message for s in api.sent) == sorted([texts.opted_out_text(), texts.opted_in_text()])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The local outbox
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_with_no_gateway_every_message_is_delivered_to_the_local_outbox_table_and_files(database_url, tmp_path) -> None:
+    phone, _ = _phone(14)
+    async with notifier(database_url, {}, outbox_dir=tmp_path) as n:
+        await n.handle(handlers.funding_offer, matched(phone))
+        await _stalled(n)  # no officer in the directory: kept for the kecamatan's officers
+        await n.worker().pass_once()
+        await n.worker().pass_once()
+
+        rows = {r["template"]: r for r in await n.deliveries()}
+        # The owner's halal message waits for the owner's contact (no delivery yet); the others are delivered.
+        assert {t: (r["channel"], r["status"]) for t, r in rows.items()} == {
+            "funding_offer": ("local", "delivered"), "halal_stalled_officer": ("local", "delivered")}  # fmt: skip
+        [waiting] = await n.fetch("SELECT status FROM message WHERE template = 'halal_stalled'")
+        assert waiting["status"] == "waiting"
+        outbox = {r["recipient"]: r for r in await n.fetch("SELECT * FROM local_outbox")}
+        assert set(outbox) >= {phone, "officers:53.71.04"}
+        assert outbox[phone]["body"].startswith("Selamat! Usaha Sei Sapi Ibu Maria")
+        [file] = list(tmp_path.glob(f"*/{rows['funding_offer']['id']}.txt"))
+        assert "Kepada: " + phone in file.read_text() and outbox[phone]["body"] in file.read_text()
+        officers = rows["halal_stalled_officer"]
+        assert "no email address in the directory" in officers["reason"]

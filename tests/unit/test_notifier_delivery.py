@@ -1,0 +1,625 @@
+"""The notifier's delivery use cases against fakes (no database, no gateway, no waiting): how a recorded message is
+planned (channel, consent, quiet hours, officers told of an offer at risk), what a gateway's status report and an
+owner's reply do, what officers set, reminders and digests, and the delivery worker's pass (claims, answers,
+retries, stranded sends, the last look, the rate limit, the local outbox)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.notifier import handlers
+from services.notifier.channels import Gateway, OutgoingMessage
+from services.notifier.channels.local import LocalOutboxFiles
+from services.notifier.delivery import DeliveryWorker, WorkerSettings
+from services.notifier.domain import texts
+from services.notifier.domain.channels import (
+    AT_LEAST_ONCE,
+    AT_MOST_ONCE,
+    SMS,
+    WHATSAPP,
+    Accepted,
+    Available,
+    Guarantee,
+    Rejected,
+    SendResult,
+    Transient,
+)
+from services.notifier.domain.consent import Preference
+from services.notifier.domain.delivery import RetryPolicy
+from services.notifier.domain.digest import OfferFact, PledgeFact
+from services.notifier.domain.messages import Contact
+from services.notifier.domain.planning import DeliveryRules
+from services.notifier.domain.ratelimit import RateLimit
+from services.notifier.domain.schedule import QuietHours
+from services.notifier.figures import NotifierFigures
+from services.notifier.handlers import Deps
+from services.notifier.store import Outgoing
+from shared.auth import Principal
+from shared.contracts import EventPayload, new_envelope
+from shared.contracts.funding import CSRPledged, Earmarks, FundingAccepted, FundingMatched, FundsDisbursed
+from shared.contracts.registry import BusinessRegistered
+from shared.contracts.training import PathwayStalled
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.reference.wita import WITA
+from shared.unit_of_work import Cause
+
+from .fakes import FakeNotifierStore, FakeNotifierUnitOfWork, FixedClock
+
+
+def wita(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=WITA).astimezone(UTC)
+
+
+MORNING = wita(2026, 11, 23, 10)  # a Monday, 10.00 WITA
+NIGHT = wita(2026, 11, 23, 22)
+PHONE = "+6281234567890"
+BUSINESS = uuid.UUID("3f2a9c1e-7b4d-4e8a-9c0f-1a2b3c4d5e6f")
+BOTH = Available(whatsapp=True, sms=True)
+
+
+def new_deps(clock: FixedClock, available: Available = BOTH, quiet: QuietHours = QuietHours()) -> Deps:
+    ids = iter(uuid.UUID(int=n) for n in range(1, 10_000))
+    return Deps(clock=clock, new_id=lambda: next(ids), rules=DeliveryRules(available=available, quiet=quiet))
+
+
+async def deliver(handler: Any, event: EventPayload, store: FakeNotifierStore, deps: Deps) -> uuid.UUID:
+    envelope = new_envelope(event, producer="funding", correlation_id=uuid.uuid4(), occurred_at=deps.clock())
+    await handler(event, FakeNotifierUnitOfWork(store, Cause.event(envelope)), deps)
+    return envelope.event_id
+
+
+def matched(**overrides: Any) -> FundingMatched:
+    values: dict[str, Any] = dict(
+        pledge_id=uuid.UUID(int=500), offer_id=uuid.uuid4(), business_id=BUSINESS, amount_rupiah=5_000_000,
+        business_name="Sei Sapi Ibu Maria", contact_phone=PHONE, kecamatan_code="53.71.04", sponsor_name="Bank NTT",
+        instrument="grant", financing_programme=None, readiness=72, rank=1, offered_at=MORNING,
+        expires_at=MORNING + timedelta(days=14),
+    )  # fmt: skip
+    return FundingMatched(**{**values, **overrides})
+
+
+def deliveries(store: FakeNotifierStore, template: str) -> list:
+    ids = {m.id for m in store.messages if m.template == template}
+    return [d for d in store.deliveries.values() if d.message_id in ids]
+
+
+def message(store: FakeNotifierStore, template: str) -> Any:
+    [found] = [m for m in store.messages if m.template == template]
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Planning a recorded message
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_an_offer_recorded_by_day_is_queued_on_whatsapp_at_once() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    await deliver(handlers.funding_offer, matched(), store, deps)
+
+    [delivery] = deliveries(store, "funding_offer")
+    assert (delivery.channel, delivery.recipient, delivery.status, delivery.not_before) == (WHATSAPP, PHONE, "queued", MORNING)
+    assert store.status_of(message(store, "funding_offer")) == "queued"
+
+
+async def test_an_offer_recorded_at_night_waits_for_07_00_wita() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT))
+    await deliver(handlers.funding_offer, matched(expires_at=NIGHT + timedelta(days=14)), store, deps)
+
+    [delivery] = deliveries(store, "funding_offer")
+    assert (delivery.status, delivery.not_before) == ("queued", wita(2026, 11, 24, 7))
+    assert deliveries(store, "offer_at_risk_officer") == []
+
+
+async def test_an_offer_that_would_expire_before_morning_is_withheld_and_the_kecamatans_officers_are_emailed() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT), Available(whatsapp=True, email=True))
+    store.officers[uuid.uuid4()] = ("yohana@kupangkota.go.id", "Yohana", ("53.71.04",))
+    await deliver(handlers.funding_offer, matched(expires_at=wita(2026, 11, 24, 5)), store, deps)
+
+    [owner] = deliveries(store, "funding_offer")
+    assert owner.status == "withheld" and "expire during quiet hours" in (owner.reason or "")
+    [officer] = deliveries(store, "offer_at_risk_officer")
+    assert (officer.channel, officer.recipient, officer.status) == ("email", "yohana@kupangkota.go.id", "queued")
+    flagged = message(store, "offer_at_risk_officer")
+    assert flagged.subject == "Tawaran hampir berakhir: Sei Sapi Ibu Maria" and "tidak terkirim" in flagged.body
+
+
+async def test_a_message_for_an_owner_who_opted_out_is_recorded_with_its_delivery_withheld() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    store.preferences[PHONE] = Preference(PHONE, opted_out_at=MORNING - timedelta(days=1))
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    await deliver(handlers.funds_disbursed, FundsDisbursed(
+        pledge_id=uuid.uuid4(), offer_id=uuid.uuid4(), business_id=BUSINESS, amount_rupiah=5_000_000, reference="T-1",
+        disbursed_at=MORNING, business_name="Sei Sapi Ibu Maria", contact_phone=PHONE, sponsor_name="Bank NTT"),
+        store, deps)  # fmt: skip
+
+    [offer] = deliveries(store, "funding_offer")
+    [paid] = deliveries(store, "funds_disbursed")
+    assert (offer.status, paid.status) == ("withheld", "queued")
+    assert store.status_of(message(store, "funding_offer")) == "withheld"
+
+
+async def test_officers_messages_go_to_each_officer_of_the_kecamatan_else_to_the_city_wide_ones_else_the_local_outbox() -> None:
+    stalled = PathwayStalled(business_id=BUSINESS, participant_version=1, waiting_for="submitted",
+                             since=date(2026, 11, 1), days=22, kecamatan_code="53.71.04")  # fmt: skip
+    email = Available(email=True)
+
+    here = FakeNotifierStore()
+    here.officers |= {uuid.uuid4(): ("a@kota.go.id", "A", ("53.71.04",)), uuid.uuid4(): ("b@kota.go.id", "B", ()),
+                      uuid.uuid4(): ("c@kota.go.id", "C", ("53.71.01",))}  # fmt: skip
+    await deliver(handlers.halal_stalled, stalled, here, new_deps(FixedClock(NIGHT), email))
+    assert [(d.channel, d.recipient, d.not_before) for d in deliveries(here, "halal_stalled_officer")] == [
+        ("email", "a@kota.go.id", NIGHT)]  # email goes at any hour  # fmt: skip
+
+    city = FakeNotifierStore()
+    city.officers[uuid.uuid4()] = ("b@kota.go.id", "B", ())
+    await deliver(handlers.halal_stalled, stalled, city, new_deps(FixedClock(MORNING), email))
+    assert [d.recipient for d in deliveries(city, "halal_stalled_officer")] == ["b@kota.go.id"]
+
+    nobody = FakeNotifierStore()
+    await deliver(handlers.halal_stalled, stalled, nobody, new_deps(FixedClock(MORNING), email))
+    [kept] = deliveries(nobody, "halal_stalled_officer")
+    assert (kept.channel, kept.recipient) == ("local", "officers:53.71.04")
+    assert "no email address in the directory" in (kept.reason or "")
+
+
+async def test_a_message_waiting_for_its_owners_contact_is_planned_when_the_contact_arrives() -> None:
+    stalled = PathwayStalled(business_id=BUSINESS, participant_version=1, waiting_for="submitted",
+                             since=date(2026, 11, 1), days=22, kecamatan_code="53.71.04")  # fmt: skip
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    await deliver(handlers.halal_stalled, stalled, store, deps)
+    assert deliveries(store, "halal_stalled") == [] and store.status_of(message(store, "halal_stalled")) == "waiting"
+
+    registered = BusinessRegistered(
+        business_id=BUSINESS, business_version=1, business_name="Sei Sapi Ibu Maria", kbli_code="10130",
+        kbli_version=2020, kecamatan="Oebobo", kecamatan_code="53.71.04", kecamatan_bps="5371030",
+        kelurahan="Fatululi", kelurahan_code="53.71.04.1011", scale="micro", scale_basis="annual_sales",
+        annual_sales_rupiah=50_000_000, youth_owned=False, women_owned=True, nib_status="none", nib=None,
+        contact_phone=PHONE, status="active", registered_at=MORNING, source="officer",
+    )  # fmt: skip
+    await deliver(handlers.welcome, registered, store, deps)
+
+    [planned] = deliveries(store, "halal_stalled")
+    assert (planned.channel, planned.recipient, planned.status) == (WHATSAPP, PHONE, "queued")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gateways' status reports
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def _sent_offer(store: FakeNotifierStore, deps: Deps, provider_id: str | None = "wamid.1") -> Any:
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    [delivery] = deliveries(store, "funding_offer")
+    store.deliveries[delivery.id] = replace(delivery, status="sent" if provider_id else "sending", attempts=1,
+                                            provider_id=provider_id)  # fmt: skip
+    return store.deliveries[delivery.id]
+
+
+async def test_a_status_for_a_message_nobody_sent_is_recorded_and_changes_nothing() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    sent = await _sent_offer(store, deps)
+
+    matched_any = await handlers.record_status(handlers.GatewayStatus(WHATSAPP, "wamid.OTHER", "read"),
+                                               FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+
+    assert matched_any is False
+    assert store.status_reports == [(WHATSAPP, "wamid.OTHER", "read", None)]
+    assert store.deliveries[sent.id].status == "sent"
+
+
+async def test_a_status_arriving_before_the_send_was_recorded_finds_its_delivery_by_our_id() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    sending = await _sent_offer(store, deps, provider_id=None)
+
+    report = handlers.GatewayStatus(WHATSAPP, "wamid.EARLY", "delivered", delivery_id=sending.id)
+    assert await handlers.record_status(report, FakeNotifierUnitOfWork(store), deps)
+
+    now = store.deliveries[sending.id]
+    assert (now.status, now.provider_id) == ("delivered", "wamid.EARLY")
+    assert store.status_of(message(store, "funding_offer")) == "delivered"
+
+
+async def test_whatsapp_saying_the_number_has_none_fails_the_delivery_and_queues_it_by_sms() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    sent = await _sent_offer(store, deps)
+
+    report = handlers.GatewayStatus(WHATSAPP, "wamid.1", "failed", "131026 - Message undeliverable", no_whatsapp=True)
+    await handlers.record_status(report, FakeNotifierUnitOfWork(store), deps)
+
+    failed, by_sms = deliveries(store, "funding_offer")
+    assert (failed.status, failed.reason) == ("failed", "131026 - Message undeliverable")
+    assert (by_sms.channel, by_sms.status, by_sms.fallback_of, by_sms.recipient) == (SMS, "queued", sent.id, PHONE)
+    assert store.preferences[PHONE].no_whatsapp_since == MORNING
+    assert store.status_of(message(store, "funding_offer")) == "queued"
+
+
+async def test_without_an_sms_gateway_a_number_without_whatsapp_stays_failed() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING), Available(whatsapp=True))
+    await _sent_offer(store, deps)
+    await handlers.record_status(handlers.GatewayStatus(WHATSAPP, "wamid.1", "failed", "131026", no_whatsapp=True),
+                                 FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    assert [d.status for d in deliveries(store, "funding_offer")] == ["failed"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Owners' replies and what officers set
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_stop_opts_the_number_out_and_answers_at_once_even_at_night_on_the_channel_the_owner_used() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT))
+    reply = handlers.Reply(SMS, PHONE, "BERHENTI", uuid.uuid4())
+
+    assert await handlers.owner_replied(reply, FakeNotifierUnitOfWork(store), deps) == "stop"
+
+    assert store.preferences[PHONE].opted_out_at == NIGHT
+    assert store.consent == [(PHONE, "stop", SMS)]
+    [answer] = deliveries(store, "opted_out")
+    assert (answer.channel, answer.not_before, answer.status) == (SMS, NIGHT, "queued")
+    assert message(store, "opted_out").body == texts.opted_out_text()
+
+
+async def test_mulai_opts_back_in_and_a_reply_that_is_no_command_changes_nothing() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    store.preferences[PHONE] = Preference(PHONE, channel=SMS, opted_out_at=MORNING - timedelta(days=3))
+
+    assert await handlers.owner_replied(handlers.Reply(WHATSAPP, PHONE, "Mulai", uuid.uuid4()),
+                                        FakeNotifierUnitOfWork(store), deps) == "start"  # fmt: skip
+    assert await handlers.owner_replied(handlers.Reply(WHATSAPP, PHONE, "Kapan dananya cair?", uuid.uuid4()),
+                                        FakeNotifierUnitOfWork(store), deps) is None  # fmt: skip
+
+    assert store.preferences[PHONE] == Preference(PHONE, channel=SMS)  # opted in, the channel kept
+    assert [m.template for m in store.messages] == ["opted_in"]
+
+
+OFFICER_OEBOBO = Principal("officer-yohana", frozenset({"officer"}), kecamatan_codes=frozenset({"53.71.04"}))
+OFFICER_ALAK = Principal("officer-maria", frozenset({"officer"}), kecamatan_codes=frozenset({"53.71.01"}))
+
+
+async def _with_contact(store: FakeNotifierStore) -> None:
+    store.contacts[BUSINESS] = Contact(BUSINESS, 1, "Sei Sapi Ibu Maria", PHONE, "Oebobo", "Fatululi", "active", "53.71.04")
+
+
+async def test_an_officer_records_an_owners_channel_and_consent_and_it_is_audited() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    await _with_contact(store)
+    uow = FakeNotifierUnitOfWork(store, Cause.request(uuid.uuid4(), OFFICER_OEBOBO.actor))
+
+    saved = await handlers.set_preference(handlers.SetPreference(BUSINESS, OFFICER_OEBOBO, channel="sms", opted_out=True),
+                                          uow, deps)  # fmt: skip
+
+    assert saved == Preference(PHONE, channel="sms", opted_out_at=MORNING)
+    assert store.consent == [(PHONE, "stop", "officer:officer-yohana")]
+    assert [(a.actor, a.action) for a in uow.committed_audit] == [("officer-yohana", "preference_changed")]
+
+
+async def test_an_officer_of_another_kecamatan_may_not_and_only_bahasa_indonesia_can_be_chosen() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    await _with_contact(store)
+    with pytest.raises(Forbidden):
+        await handlers.set_preference(handlers.SetPreference(BUSINESS, OFFICER_ALAK, channel="sms"),
+                                      FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    with pytest.raises(InvalidInput, match="Bahasa Indonesia"):
+        await handlers.set_preference(handlers.SetPreference(BUSINESS, OFFICER_OEBOBO, language="en"),
+                                      FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    with pytest.raises(NotFound):
+        await handlers.set_preference(handlers.SetPreference(uuid.uuid4(), OFFICER_OEBOBO, channel="sms"),
+                                      FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    assert store.preferences == {}
+
+
+async def test_only_an_unknown_or_failed_delivery_is_resolved_by_hand_and_a_resend_queues_it_again() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    sent = await _sent_offer(store, deps)
+    operator = Principal("operator-ana", frozenset({"operator"}))
+    with pytest.raises(Conflict, match="only unknown or failed"):
+        await handlers.resolve_delivery(handlers.ResolveDelivery(sent.id, "resend", "", operator),
+                                        FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+
+    store.deliveries[sent.id] = replace(sent, status="unknown")
+    again = await handlers.resolve_delivery(handlers.ResolveDelivery(sent.id, "resend", "not in Zenziva's report", operator),
+                                            FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    assert (again.status, again.not_before) == ("queued", MORNING)
+    assert again.reason == "queued again by hand (resend by operator-ana: not in Zenziva's report)"
+
+
+async def test_officers_in_a_kecamatan_keep_its_part_of_the_directory_only() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    officer_id = await handlers.save_officer(handlers.SaveOfficer("a@kota.go.id", "A", ("53.71.04",), OFFICER_OEBOBO),
+                                             FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    with pytest.raises(Forbidden):
+        await handlers.save_officer(handlers.SaveOfficer("b@kota.go.id", "B", (), OFFICER_OEBOBO),
+                                    FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    with pytest.raises(Forbidden):
+        await handlers.remove_officer(officer_id, OFFICER_ALAK, FakeNotifierUnitOfWork(store), deps)
+    await handlers.remove_officer(officer_id, OFFICER_OEBOBO, FakeNotifierUnitOfWork(store), deps)
+    assert store.officers == {}
+
+
+async def test_a_sponsor_sets_its_own_digest_address_and_no_other_sponsors() -> None:
+    store = FakeNotifierStore()
+    mine, other = uuid.uuid4(), uuid.uuid4()
+    sponsor = Principal("csr-ntt", frozenset({"sponsor"}), sponsor_id=mine)
+    await handlers.save_sponsor_contact(mine, "csr@bankntt.co.id", "CSR", sponsor, FakeNotifierUnitOfWork(store))
+    with pytest.raises(Forbidden):
+        await handlers.save_sponsor_contact(other, "x@y.co.id", None, sponsor, FakeNotifierUnitOfWork(store))
+    assert store.sponsor_contacts == {mine: "csr@bankntt.co.id"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Offers answered, reminders and digests
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_an_offer_answered_while_its_message_waits_for_morning_is_withheld() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT))
+    offer = matched(expires_at=NIGHT + timedelta(days=14))
+    await deliver(handlers.funding_offer, offer, store, deps)
+    accepted = FundingAccepted(pledge_id=offer.pledge_id, offer_id=offer.offer_id, business_id=BUSINESS,
+                               amount_rupiah=5_000_000, accepted_at=NIGHT + timedelta(minutes=5))  # fmt: skip
+
+    await deliver(handlers.offer_answered, accepted, store, deps)
+
+    [waiting] = deliveries(store, "funding_offer")
+    assert (waiting.status, waiting.reason) == ("withheld", "the offer was accepted before this message went")
+    assert store.offers[offer.offer_id].state == "accepted"
+
+
+def by_time(store: FakeNotifierStore) -> Any:
+    return lambda: FakeNotifierUnitOfWork(store, Cause.timer("notifier"))
+
+
+async def test_an_open_offer_gets_one_reminder_two_days_before_it_expires_and_an_answered_one_none() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    open_offer, answered = matched(), matched(business_id=uuid.uuid4(), contact_phone="+6281399990000")
+    await deliver(handlers.funding_offer, open_offer, store, deps)
+    await deliver(handlers.funding_offer, answered, store, deps)
+    await deliver(handlers.offer_answered, FundingAccepted(pledge_id=answered.pledge_id, offer_id=answered.offer_id,
+                                                           business_id=answered.business_id, amount_rupiah=5_000_000,
+                                                           accepted_at=MORNING), store, deps)  # fmt: skip
+
+    assert await handlers.remind_offers(by_time(store), deps) == 0  # 14 days left
+    clock.set(open_offer.expires_at - timedelta(hours=47))
+    assert await handlers.remind_offers(by_time(store), deps) == 1
+    assert await handlers.remind_offers(by_time(store), deps) == 0  # once
+
+    reminder = message(store, "offer_reminder")
+    assert (reminder.recipient_phone, reminder.offer_id, reminder.deadline) == (PHONE, open_offer.offer_id, open_offer.expires_at)
+    assert reminder.body.startswith("Pengingat: tawaran bantuan hibah sebesar Rp5.000.000 dari Bank NTT")
+
+
+async def test_an_offer_made_with_less_than_two_days_left_gets_no_reminder() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    await deliver(handlers.funding_offer, matched(expires_at=MORNING + timedelta(hours=30)), store, deps)
+    assert await handlers.remind_offers(by_time(store), deps) == 0
+
+
+async def test_each_sponsor_gets_last_weeks_digest_once_from_monday_08_00_wita_at_its_address() -> None:
+    clock = FixedClock(wita(2026, 11, 23, 7, 30))
+    store, deps = FakeNotifierStore(), new_deps(clock, Available(email=True))
+    sponsor, quiet_sponsor = uuid.UUID(int=900), uuid.UUID(int=901)
+    store.sponsor_contacts[sponsor] = "csr@bankntt.co.id"
+    store.pledges[uuid.UUID(int=500)] = PledgeFact(uuid.UUID(int=500), sponsor, "Bank NTT", "Modal kuliner", "grant",
+                                                   50_000_000, wita(2026, 11, 2, 9))  # fmt: skip
+    store.pledges[uuid.UUID(int=501)] = PledgeFact(uuid.UUID(int=501), quiet_sponsor, "PT Lama", "Selesai", "grant",
+                                                   10_000_000, wita(2026, 1, 5, 9), closed_at=wita(2026, 3, 1, 9))  # fmt: skip
+    store.offers[uuid.UUID(int=600)] = OfferFact(uuid.UUID(int=600), uuid.UUID(int=500), BUSINESS, "Usaha", PHONE,
+                                                 "53.71.04", "Bank NTT", "grant", None, 5_000_000, wita(2026, 11, 18, 9),
+                                                 wita(2026, 12, 2, 9))  # fmt: skip
+
+    assert await handlers.send_digests(by_time(store), deps) == 0  # before 08.00 WITA on Monday
+    clock.set(wita(2026, 11, 23, 8, 5))
+    assert await handlers.send_digests(by_time(store), deps) == 1
+    assert await handlers.send_digests(by_time(store), deps) == 0
+
+    digest = message(store, "sponsor_digest")
+    assert (digest.audience, digest.sponsor_id) == ("sponsor", sponsor)
+    assert digest.subject == "Ringkasan mingguan Berdaya untuk Bank NTT, pekan 16 November 2026"
+    assert "1 tawaran baru senilai Rp5.000.000" in digest.body
+    [email] = deliveries(store, "sponsor_digest")
+    assert (email.channel, email.recipient) == ("email", "csr@bankntt.co.id")
+
+
+async def test_a_pledge_is_kept_from_its_event_for_the_digest() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    pledged = CSRPledged(pledge_id=uuid.uuid4(), sponsor_id=uuid.uuid4(), sponsor_name="Bank NTT", sponsor_kind="bank",
+                         title="Modal kuliner", instrument="grant", total_rupiah=50_000_000, amount_mode="fixed",
+                         amount_per_business_rupiah=5_000_000, min_offer_rupiah=5_000_000, valid_from=date(2026, 11, 1),
+                         valid_until=date(2027, 1, 31), earmarks=Earmarks(), pledged_at=MORNING)  # fmt: skip
+    await deliver(handlers.pledge_made, pledged, store, deps)
+    assert store.pledges[pledged.pledge_id].total_rupiah == 50_000_000
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The delivery worker
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class ScriptedGateway(Gateway):
+    """A gateway that answers from a script, per recipient; Accepted with a fresh id when nothing is scripted."""
+
+    def __init__(self, channel: str, guarantee: Guarantee = AT_MOST_ONCE, rate: RateLimit = RateLimit(100, 100)) -> None:
+        self.channel = channel
+        self.guarantee = guarantee
+        self.rate = rate
+        self.script: dict[str, list[SendResult]] = {}
+        self.calls: list[OutgoingMessage] = []
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        self.calls.append(message)
+        answers = self.script.get(message.recipient)
+        return answers.pop(0) if answers else Accepted(f"id-{len(self.calls)}")
+
+    def describe(self) -> str:
+        return f"scripted {self.channel}"
+
+
+class Forgetful(DeliveryWorker):
+    """A worker whose process stops after the gateway answered and before the answer is recorded."""
+
+    async def record(self, item: Any, result: SendResult) -> None:
+        return None
+
+
+def worker(store: FakeNotifierStore, deps: Deps, gateways: Sequence[Gateway], holder: str = "host:1",
+           cls: type[DeliveryWorker] = DeliveryWorker, files: LocalOutboxFiles | None = None) -> DeliveryWorker:  # fmt: skip
+    settings = WorkerSettings(holder=holder, batch=10, concurrency=4, lease=timedelta(seconds=60),
+                              retry=RetryPolicy(base_seconds=10, cap_seconds=600, max_attempts=3))  # fmt: skip
+    return cls(by_time(store), {g.channel: g for g in gateways}, files or LocalOutboxFiles(None), deps, settings,
+               NotifierFigures(CollectorRegistry()), jitter=lambda: 1.0)  # fmt: skip
+
+
+async def test_a_pass_sends_what_is_due_and_records_each_gateways_answer() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    gateway = ScriptedGateway(WHATSAPP)
+    await deliver(handlers.funding_offer, matched(), store, deps)
+
+    assert await worker(store, deps, [gateway]).pass_once() == 1
+
+    [call] = gateway.calls
+    [delivery] = deliveries(store, "funding_offer")
+    assert (call.delivery_id, call.attempt, call.recipient, call.template) == (delivery.id, 1, PHONE, "funding_offer")
+    assert (delivery.status, delivery.provider_id, delivery.attempts) == ("sent", "id-1", 1)
+    assert store.attempts[(delivery.id, 1)] == ("host:1", "accepted", "id-1")
+    assert store.status_of(message(store, "funding_offer")) == "sent"
+
+
+async def test_a_transient_failure_is_retried_after_its_backoff_but_never_into_quiet_hours() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    gateway = ScriptedGateway(WHATSAPP)
+    gateway.script[PHONE] = [Transient("HTTP 503"), Transient("HTTP 503")]
+    await deliver(handlers.funding_offer, matched(), store, deps)
+
+    await worker(store, deps, [gateway]).pass_once()
+    [delivery] = deliveries(store, "funding_offer")
+    assert (delivery.status, delivery.not_before) == ("queued", MORNING + timedelta(seconds=10))
+    assert delivery.reason == "attempt 1 failed, will retry: HTTP 503"
+
+    # 20 s of backoff from 20.59.50 WITA would end at 21.00.10, in quiet hours: the retry waits for 07.00.
+    clock.set(wita(2026, 11, 23, 20, 59) + timedelta(seconds=50))
+    await worker(store, deps, [gateway]).pass_once()
+    [delivery] = deliveries(store, "funding_offer")
+    assert (delivery.status, delivery.not_before, delivery.attempts) == ("queued", wita(2026, 11, 24, 7), 2)
+
+
+async def test_a_send_claimed_and_never_answered_is_unknown_after_its_lease_under_at_most_once() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    gateway = ScriptedGateway(WHATSAPP, AT_MOST_ONCE)
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    await worker(store, deps, [gateway], "host-a:1", Forgetful).pass_once()
+    [delivery] = deliveries(store, "funding_offer")
+    assert delivery.status == "sending"
+
+    clock.set(MORNING + timedelta(seconds=61))
+    await worker(store, deps, [gateway], "host-b:2").pass_once()
+
+    [delivery] = deliveries(store, "funding_offer")
+    assert delivery.status == "unknown" and "host-a:1 stopped after sending attempt 1" in (delivery.reason or "")
+    assert len(gateway.calls) == 1
+    assert store.attempts[(delivery.id, 1)][1] == "lost"
+    assert store.status_of(message(store, "funding_offer")) == "unknown"
+
+
+async def test_a_send_claimed_and_never_answered_is_sent_again_after_its_lease_under_at_least_once() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    gateway = ScriptedGateway(WHATSAPP, AT_LEAST_ONCE)
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    await worker(store, deps, [gateway], "host-a:1", Forgetful).pass_once()
+
+    clock.set(MORNING + timedelta(seconds=61))
+    await worker(store, deps, [gateway], "host-b:2").pass_once()
+
+    [delivery] = deliveries(store, "funding_offer")
+    assert (delivery.status, delivery.attempts, len(gateway.calls)) == ("sent", 2, 2)
+    assert [c.delivery_id for c in gateway.calls] == [delivery.id, delivery.id]
+
+
+async def test_a_late_answer_to_an_old_attempt_never_overwrites_the_newer_attempt() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    gateway = ScriptedGateway(WHATSAPP, AT_LEAST_ONCE)
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    first = worker(store, deps, [gateway], "host-a:1", Forgetful)
+    await first.pass_once()
+    claimed = store.deliveries[deliveries(store, "funding_offer")[0].id]
+    clock.set(MORNING + timedelta(seconds=61))
+    gateway.script[PHONE] = [Transient("HTTP 503")]
+    await worker(store, deps, [gateway], "host-b:2").pass_once()  # attempt 2 failed: queued again
+
+    old = Outgoing(claimed, "funding_offer", "owner", "...", None, None, None)
+    await DeliveryWorker.record(first, old, Accepted("wamid.LATE"))  # attempt 1's answer, at last
+
+    [delivery] = deliveries(store, "funding_offer")
+    assert (delivery.status, delivery.attempts, delivery.provider_id) == ("queued", 2, None)
+    assert store.attempts[(delivery.id, 1)][1] == "lost"  # history keeps what the recovery wrote
+
+
+async def test_the_last_look_withholds_a_queued_message_whose_owner_opted_out_meanwhile() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    gateway = ScriptedGateway(WHATSAPP)
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    store.preferences[PHONE] = Preference(PHONE, opted_out_at=MORNING)
+
+    await worker(store, deps, [gateway]).pass_once()
+
+    [delivery] = deliveries(store, "funding_offer")
+    assert (delivery.status, delivery.attempts, gateway.calls) == ("withheld", 0, [])
+
+
+async def test_a_pass_claims_no_more_than_the_channels_bucket_holds_and_spends_one_token_per_send() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    gateway = ScriptedGateway(WHATSAPP, rate=RateLimit(rate=1, burst=3))
+    for i in range(5):
+        await deliver(handlers.funding_offer, matched(contact_phone=f"+62813000000{i:02d}"), store, deps)
+
+    await worker(store, deps, [gateway]).pass_once()
+    assert len(gateway.calls) == 3
+    await worker(store, deps, [gateway]).pass_once()
+    assert len(gateway.calls) == 3
+    clock.set(MORNING + timedelta(seconds=2))
+    await worker(store, deps, [gateway]).pass_once()
+    assert len(gateway.calls) == 5
+
+
+async def test_rejections_fail_one_message_and_leave_the_others_to_go() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING), Available(whatsapp=True))
+    gateway = ScriptedGateway(WHATSAPP)
+    gateway.script[PHONE] = [Rejected("WhatsApp: 131009 - Parameter value is not valid", "131009")]
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    await deliver(handlers.funding_offer, matched(contact_phone="+6281399990000"), store, deps)
+
+    await worker(store, deps, [gateway]).pass_once()
+
+    statuses = {d.recipient: (d.status, d.reason) for d in deliveries(store, "funding_offer")}
+    assert statuses == {PHONE: ("failed", "WhatsApp: 131009 - Parameter value is not valid"),
+                        "+6281399990000": ("sent", None)}  # fmt: skip
+
+
+async def test_with_no_gateway_a_pass_delivers_to_the_local_outbox_and_its_files(tmp_path: Any) -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING), Available())
+    await deliver(handlers.funding_offer, matched(), store, deps)
+
+    await worker(store, deps, [], files=LocalOutboxFiles(tmp_path)).pass_once()
+
+    [delivery] = deliveries(store, "funding_offer")
+    assert (delivery.channel, delivery.status) == ("local", "delivered")
+    assert store.local_outbox[delivery.id][0] == PHONE
+    [file] = list(tmp_path.glob("2026-11-23/*.txt"))
+    text = file.read_text()
+    assert text.startswith(f"Kepada: {PHONE}\nWaktu: 2026-11-23 10.00 WITA\nJenis: funding_offer")
+    assert message(store, "funding_offer").body in text
