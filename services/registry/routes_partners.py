@@ -9,12 +9,15 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.specification.asyncapi.site import get_asyncapi_html
 from pydantic import BaseModel, Field
 
 from services.registry import handlers
 from services.registry.domain.consent import Consent, ConsentForm
 from services.registry.routes import Correlation, Ctx, Officer, _404, _404_409, _uow
 from shared.auth import Principal
+from shared.contracts.partner_asyncapi import partner_document, partner_specification
 from shared.contracts.public import PARTNER_ID_PATTERN
 from shared.errors import InvalidInput, NotFound
 from shared.reference.wita import WITA
@@ -54,6 +57,17 @@ class ConsentOut(BaseModel):
 def consent_out(c: Consent) -> ConsentOut:
     return ConsentOut(**{**asdict(c), "given_at": c.given_at.astimezone(WITA),
                          "withdrawn_at": c.withdrawn_at.astimezone(WITA) if c.withdrawn_at else None})  # fmt: skip
+
+
+@router.get("/partners/asyncapi.json", tags=["partners"],
+            summary="AsyncAPI 3.0 document of what partner systems may read and write (no token needed)")
+async def partner_asyncapi_json() -> JSONResponse:
+    return JSONResponse(partner_document())
+
+
+@router.get("/partners/asyncapi", response_class=HTMLResponse, include_in_schema=False)
+async def partner_asyncapi_html() -> HTMLResponse:
+    return HTMLResponse(get_asyncapi_html(partner_specification(), try_it_out_path=None))
 
 
 @router.put("/partners/{partner_id}", tags=["partners"], summary="Set up a partner referrals may go to (admin)")
