@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notifier import handlers, subscribers, webhooks
+from services.notifier import subscribers, sweeps, webhooks
 from services.notifier.channels import Gateway
 from services.notifier.channels.email import Smtp
 from services.notifier.channels.local import LocalOutboxFiles
@@ -23,11 +23,11 @@ from services.notifier.domain.planning import DeliveryRules
 from services.notifier.domain.ratelimit import RateLimit
 from services.notifier.domain.schedule import QuietHours
 from services.notifier.figures import NotifierFigures
-from services.notifier.handlers import Deps
 from services.notifier.queries import MessageQueries
+from services.notifier.recording import Deps
 from services.notifier.routes import ChannelInfo, NotifierContext, router
 from services.notifier.settings import NotifierSettings
-from services.notifier.store import PgNotifierUnitOfWork
+from services.notifier.store_pg import PgNotifierUnitOfWork
 from shared.messaging.consumer import BatchTransaction
 from shared.service import Parts, Runtime, ServiceDefinition, asyncapi_app, create_service_app, periodic
 from shared.unit_of_work import Cause
@@ -133,8 +133,8 @@ def build(runtime: Runtime) -> Parts:
     wake.append(worker)
 
     async def sweep() -> None:
-        await handlers.remind_offers(by_time, deps)
-        await handlers.send_digests(by_time, deps)
+        await sweeps.remind_offers(by_time, deps)
+        await sweeps.send_digests(by_time, deps)
         await queries.prune_status_reports(settings.status_report_retention_days)
 
     async def deliver(stop) -> None:  # noqa: ANN001 - the stop event

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from services.notifier.channels import Gateway, OutgoingMessage
 from services.notifier.channels.local import LocalLetter, LocalOutboxFiles
+from services.notifier.delivery_outcomes import fall_back
 from services.notifier.domain.channels import (
     AT_MOST_ONCE,
     LOCAL,
@@ -45,7 +46,7 @@ from services.notifier.domain.planning import last_look
 from services.notifier.domain.policy import policy_of
 from services.notifier.domain.schedule import next_send_time
 from services.notifier.figures import NotifierFigures
-from services.notifier.handlers import Deps, fall_back, refresh_message
+from services.notifier.recording import Deps, refresh_message
 from services.notifier.store import NotifierUnitOfWork, Outgoing
 from shared.observability import scrub
 

@@ -14,15 +14,15 @@ import asyncpg
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.notifier import handlers
+from services.notifier import delivery_outcomes, directory
 from services.notifier.domain.channels import CHANNELS
 from services.notifier.domain.consent import Preference
 from services.notifier.domain.delivery import DELIVERY_STATUSES, MESSAGE_STATUSES
 from services.notifier.domain.phones import mask
 from services.notifier.domain.policy import TEMPLATE_NAMES
 from services.notifier.figures import NotifierFigures
-from services.notifier.handlers import Deps
 from services.notifier.queries import MessageQueries
+from services.notifier.recording import Deps
 from services.notifier.store import NotifierUnitOfWork
 from shared.auth import Principal
 from shared.errors import NotFound
@@ -213,8 +213,8 @@ class Resolution(BaseModel):
              summary="Settle a delivery left unknown by a crash mid-send, or try a failed one again")  # fmt: skip
 async def resolve_delivery(delivery_id: uuid.UUID, body: Resolution, who: Reader, ctx: Ctx,
                            correlation: Correlation) -> DeliveryOut:  # fmt: skip
-    delivery = await handlers.resolve_delivery(handlers.ResolveDelivery(delivery_id, body.outcome, body.note, who),
-                                               _uow(ctx, who, correlation), ctx.deps)  # fmt: skip
+    command = delivery_outcomes.ResolveDelivery(delivery_id, body.outcome, body.note, who)
+    delivery = await delivery_outcomes.resolve_delivery(command, _uow(ctx, who, correlation), ctx.deps)
     _, deliveries, _ = await ctx.queries.message(delivery.message_id)
     found = next(d for d in deliveries if d["id"] == delivery_id)
     return _delivery_out(found, who.may_see_personal_data)
@@ -290,7 +290,7 @@ def _preference_out(business_id: uuid.UUID, preference: Preference) -> Preferenc
             summary="An owner's channel, language and consent")  # fmt: skip
 async def get_preferences(business_id: uuid.UUID, who: Officer, ctx: Ctx, correlation: Correlation) -> PreferenceOut:
     async with _uow(ctx, who, correlation) as uow:
-        _, preference = await handlers.owner_preference(business_id, who, uow)
+        _, preference = await directory.owner_preference(business_id, who, uow)
     return _preference_out(business_id, preference)
 
 
@@ -298,10 +298,10 @@ async def get_preferences(business_id: uuid.UUID, who: Officer, ctx: Ctx, correl
             summary="Record an owner's channel, language or consent, as they asked an officer")  # fmt: skip
 async def put_preferences(business_id: uuid.UUID, body: PreferenceIn, who: Officer, ctx: Ctx,
                           correlation: Correlation) -> PreferenceOut:  # fmt: skip
-    command = handlers.SetPreference(business_id, who, channel=body.channel,
-                                     clear_channel="channel" in body.model_fields_set and body.channel is None,
-                                     language=body.language, opted_out=body.opted_out)  # fmt: skip
-    preference = await handlers.set_preference(command, _uow(ctx, who, correlation), ctx.deps)
+    command = directory.SetPreference(business_id, who, channel=body.channel,
+                                      clear_channel="channel" in body.model_fields_set and body.channel is None,
+                                      language=body.language, opted_out=body.opted_out)  # fmt: skip
+    preference = await directory.set_preference(command, _uow(ctx, who, correlation), ctx.deps)
     return _preference_out(business_id, preference)
 
 
@@ -344,15 +344,15 @@ async def list_officers(_: Keeper, ctx: Ctx, page: Page = 1, page_size: PageSize
              summary="Add an officer (or change the one with this email): their kecamatan's messages go to them")  # fmt: skip
 async def save_officer(body: OfficerIn, who: Keeper, ctx: Ctx, correlation: Correlation) -> OfficerOut:
     codes = tuple(sorted(set(body.kecamatan_codes)))
-    officer_id = await handlers.save_officer(handlers.SaveOfficer(body.email.lower(), body.name, codes, who),
-                                             _uow(ctx, who, correlation), ctx.deps)  # fmt: skip
+    officer_id = await directory.save_officer(directory.SaveOfficer(body.email.lower(), body.name, codes, who),
+                                              _uow(ctx, who, correlation), ctx.deps)  # fmt: skip
     return OfficerOut(id=officer_id, email=body.email.lower(), name=body.name, kecamatan_codes=list(codes))
 
 
 @router.delete("/directory/officers/{officer_id}", tags=["directory"], status_code=204, responses=_404,
                summary="Remove an officer from the directory")  # fmt: skip
 async def remove_officer(officer_id: uuid.UUID, who: Keeper, ctx: Ctx, correlation: Correlation) -> Response:
-    await handlers.remove_officer(officer_id, who, _uow(ctx, who, correlation), ctx.deps)
+    await directory.remove_officer(officer_id, who, _uow(ctx, who, correlation), ctx.deps)
     return Response(status_code=204)
 
 
@@ -388,5 +388,5 @@ async def list_sponsor_contacts(_: Keeper, ctx: Ctx, page: Page = 1, page_size: 
             summary="Set where a sponsor's weekly digest goes (an officer, or the sponsor itself)")  # fmt: skip
 async def put_sponsor_contact(sponsor_id: uuid.UUID, body: SponsorContactIn, who: SponsorOrKeeper, ctx: Ctx,
                               correlation: Correlation) -> SponsorContactOut:  # fmt: skip
-    await handlers.save_sponsor_contact(sponsor_id, body.email.lower(), body.name, who, _uow(ctx, who, correlation))
+    await directory.save_sponsor_contact(sponsor_id, body.email.lower(), body.name, who, _uow(ctx, who, correlation))
     return SponsorContactOut(sponsor_id=sponsor_id, email=body.email.lower(), name=body.name)

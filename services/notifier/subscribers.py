@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from services.notifier import handlers
-from services.notifier.handlers import Deps
+from services.notifier.recording import Deps
 from services.notifier.store import NotifierUnitOfWork
 from shared.contracts.funding import (
     CSRPledged,

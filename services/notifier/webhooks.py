@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
-from services.notifier import handlers
+from services.notifier import delivery_outcomes
 from services.notifier.channels import sms as sms_channel
 from services.notifier.channels import whatsapp
 from services.notifier.domain.channels import SMS, WHATSAPP
@@ -84,9 +84,9 @@ async def whatsapp_webhook(request: Request, ctx: Ctx) -> Any:
     statuses, replies = whatsapp.parse_webhook(payload)
     received = Received(statuses=len(statuses), replies=len(replies))
     for report in statuses:
-        matched = await handlers.record_status(
-            handlers.GatewayStatus(WHATSAPP, report.provider_id, report.status, report.error, report.no_whatsapp,
-                                   report.delivery_id), _uow(ctx, "whatsapp"), ctx.deps)  # fmt: skip
+        status = delivery_outcomes.GatewayStatus(WHATSAPP, report.provider_id, report.status, report.error,
+                                                 report.no_whatsapp, report.delivery_id)  # fmt: skip
+        matched = await delivery_outcomes.record_status(status, _uow(ctx, "whatsapp"), ctx.deps)
         ctx.figures.status_reports.labels(WHATSAPP, "yes" if matched else "no").inc()
         received.matched += matched
         if not matched:
@@ -94,7 +94,7 @@ async def whatsapp_webhook(request: Request, ctx: Ctx) -> Any:
                      report.status)  # fmt: skip
     for reply in replies:
         reply_id = uuid.uuid5(_NAMESPACE, f"whatsapp:{reply.provider_id or (reply.phone, reply.text)}")
-        await _reply(ctx, handlers.Reply(WHATSAPP, reply.phone, reply.text, reply_id))
+        await _reply(ctx, delivery_outcomes.Reply(WHATSAPP, reply.phone, reply.text, reply_id))
     return received
 
 
@@ -126,12 +126,12 @@ async def sms_webhook(request: Request, ctx: Ctx, token: Annotated[str | None, Q
     # same words from the same number within the hour are taken as that retry.
     hour = ctx.deps.clock().strftime("%Y-%m-%dT%H")
     reply_id = uuid.uuid5(_NAMESPACE, f"sms:{fields.get('id') or fields.get('messageId') or (reply.phone, reply.text, hour)}")
-    await _reply(ctx, handlers.Reply(SMS, reply.phone, reply.text, reply_id))
+    await _reply(ctx, delivery_outcomes.Reply(SMS, reply.phone, reply.text, reply_id))
     return Received(replies=1)
 
 
-async def _reply(ctx: NotifierContext, reply: handlers.Reply) -> None:
-    intent = await handlers.owner_replied(reply, _uow(ctx, reply.channel), ctx.deps)
+async def _reply(ctx: NotifierContext, reply: delivery_outcomes.Reply) -> None:
+    intent = await delivery_outcomes.owner_replied(reply, _uow(ctx, reply.channel), ctx.deps)
     ctx.figures.replies.labels(reply.channel, intent or "other").inc()
     if intent is None:
         log.info("an owner's %s reply that is not STOP or MULAI (or not from an Indonesian mobile) was not acted on",

@@ -33,10 +33,10 @@ from services.notifier.domain.planning import DeliveryRules
 from services.notifier.domain.ratelimit import RateLimit
 from services.notifier.domain.schedule import QuietHours
 from services.notifier.figures import NotifierFigures
-from services.notifier.handlers import Deps
+from services.notifier.recording import Deps
 from services.notifier.queries import MessageQueries
 from services.notifier.routes import NotifierContext
-from services.notifier.store import PgNotifierUnitOfWork
+from services.notifier.store_pg import PgNotifierUnitOfWork
 from shared.contracts import EventPayload, new_envelope
 from shared.db import Database, migrate, open_database
 from shared.unit_of_work import Cause, Publisher

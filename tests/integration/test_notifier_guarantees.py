@@ -14,6 +14,7 @@ import pytest
 from services.notifier import handlers
 from services.notifier.channels import SendResult
 from services.notifier.delivery import DeliveryWorker
+from services.notifier.delivery_outcomes import ResolveDelivery, resolve_delivery
 from services.notifier.domain.ratelimit import RateLimit
 from services.notifier.store import Outgoing
 from shared.auth import Principal
@@ -117,8 +118,8 @@ async def test_an_sms_left_unknown_by_a_crash_is_resolved_by_an_operator_who_che
         [row] = await n.deliveries()
         assert row["status"] == "unknown" and len(api.sent) == 1
 
-        resolved = await handlers.resolve_delivery(
-            handlers.ResolveDelivery(row["id"], "sent", "Zenziva's report shows it delivered", OPERATOR),
+        resolved = await resolve_delivery(
+            ResolveDelivery(row["id"], "sent", "Zenziva's report shows it delivered", OPERATOR),
             n.uow(Cause.request(uuid.uuid4(), OPERATOR.actor)), n.deps)  # fmt: skip
         assert resolved.status == "sent"
         [row] = await n.deliveries()

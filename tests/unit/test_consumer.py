@@ -15,7 +15,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
-from services.notifier.store import PgNotifierUnitOfWork
+from services.notifier.store_pg import PgNotifierUnitOfWork
 from shared.contracts import ContractError, Envelope, EventPayload, UnknownEvent, new_envelope
 from shared.contracts.registry import BusinessRegistered, NIBIssued
 from shared.contracts.topics import REGISTRY_BUSINESS

@@ -14,7 +14,7 @@ import pytest
 from services.notifier import handlers, subscribers
 from services.notifier.domain import texts
 from services.notifier.domain.messages import Contact
-from services.notifier.handlers import Deps
+from services.notifier.recording import Deps
 from services.notifier.routes import masked
 from shared.contracts import Envelope, EventPayload, new_envelope
 from shared.contracts.funding import (

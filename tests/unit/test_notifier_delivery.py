@@ -18,6 +18,22 @@ from services.notifier import handlers
 from services.notifier.channels import Gateway, OutgoingMessage
 from services.notifier.channels.local import LocalOutboxFiles
 from services.notifier.delivery import DeliveryWorker, WorkerSettings
+from services.notifier.delivery_outcomes import (
+    GatewayStatus,
+    Reply,
+    ResolveDelivery,
+    owner_replied,
+    record_status,
+    resolve_delivery,
+)
+from services.notifier.directory import (
+    SaveOfficer,
+    SetPreference,
+    remove_officer,
+    save_officer,
+    save_sponsor_contact,
+    set_preference,
+)
 from services.notifier.domain import texts
 from services.notifier.domain.channels import (
     AT_LEAST_ONCE,
@@ -39,8 +55,9 @@ from services.notifier.domain.planning import DeliveryRules
 from services.notifier.domain.ratelimit import RateLimit
 from services.notifier.domain.schedule import QuietHours
 from services.notifier.figures import NotifierFigures
-from services.notifier.handlers import Deps
+from services.notifier.recording import Deps
 from services.notifier.store import Outgoing
+from services.notifier.sweeps import remind_offers, send_digests
 from shared.auth import Principal
 from shared.contracts import EventPayload, new_envelope
 from shared.contracts.funding import CSRPledged, Earmarks, FundingAccepted, FundingMatched, FundsDisbursed
@@ -207,8 +224,8 @@ async def test_a_status_for_a_message_nobody_sent_is_recorded_and_changes_nothin
     store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
     sent = await _sent_offer(store, deps)
 
-    matched_any = await handlers.record_status(handlers.GatewayStatus(WHATSAPP, "wamid.OTHER", "read"),
-                                               FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    matched_any = await record_status(GatewayStatus(WHATSAPP, "wamid.OTHER", "read"),
+                                      FakeNotifierUnitOfWork(store), deps)  # fmt: skip
 
     assert matched_any is False
     assert store.status_reports == [(WHATSAPP, "wamid.OTHER", "read", None)]
@@ -219,8 +236,8 @@ async def test_a_status_arriving_before_the_send_was_recorded_finds_its_delivery
     store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
     sending = await _sent_offer(store, deps, provider_id=None)
 
-    report = handlers.GatewayStatus(WHATSAPP, "wamid.EARLY", "delivered", delivery_id=sending.id)
-    assert await handlers.record_status(report, FakeNotifierUnitOfWork(store), deps)
+    report = GatewayStatus(WHATSAPP, "wamid.EARLY", "delivered", delivery_id=sending.id)
+    assert await record_status(report, FakeNotifierUnitOfWork(store), deps)
 
     now = store.deliveries[sending.id]
     assert (now.status, now.provider_id) == ("delivered", "wamid.EARLY")
@@ -231,8 +248,8 @@ async def test_whatsapp_saying_the_number_has_none_fails_the_delivery_and_queues
     store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
     sent = await _sent_offer(store, deps)
 
-    report = handlers.GatewayStatus(WHATSAPP, "wamid.1", "failed", "131026 - Message undeliverable", no_whatsapp=True)
-    await handlers.record_status(report, FakeNotifierUnitOfWork(store), deps)
+    report = GatewayStatus(WHATSAPP, "wamid.1", "failed", "131026 - Message undeliverable", no_whatsapp=True)
+    await record_status(report, FakeNotifierUnitOfWork(store), deps)
 
     failed, by_sms = deliveries(store, "funding_offer")
     assert (failed.status, failed.reason) == ("failed", "131026 - Message undeliverable")
@@ -244,8 +261,8 @@ async def test_whatsapp_saying_the_number_has_none_fails_the_delivery_and_queues
 async def test_without_an_sms_gateway_a_number_without_whatsapp_stays_failed() -> None:
     store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING), Available(whatsapp=True))
     await _sent_offer(store, deps)
-    await handlers.record_status(handlers.GatewayStatus(WHATSAPP, "wamid.1", "failed", "131026", no_whatsapp=True),
-                                 FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    await record_status(GatewayStatus(WHATSAPP, "wamid.1", "failed", "131026", no_whatsapp=True),
+                        FakeNotifierUnitOfWork(store), deps)  # fmt: skip
     assert [d.status for d in deliveries(store, "funding_offer")] == ["failed"]
 
 
@@ -256,9 +273,9 @@ async def test_without_an_sms_gateway_a_number_without_whatsapp_stays_failed() -
 
 async def test_stop_opts_the_number_out_and_answers_at_once_even_at_night_on_the_channel_the_owner_used() -> None:
     store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT))
-    reply = handlers.Reply(SMS, PHONE, "BERHENTI", uuid.uuid4())
+    reply = Reply(SMS, PHONE, "BERHENTI", uuid.uuid4())
 
-    assert await handlers.owner_replied(reply, FakeNotifierUnitOfWork(store), deps) == "stop"
+    assert await owner_replied(reply, FakeNotifierUnitOfWork(store), deps) == "stop"
 
     assert store.preferences[PHONE].opted_out_at == NIGHT
     assert store.consent == [(PHONE, "stop", SMS)]
@@ -271,10 +288,10 @@ async def test_mulai_opts_back_in_and_a_reply_that_is_no_command_changes_nothing
     store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
     store.preferences[PHONE] = Preference(PHONE, channel=SMS, opted_out_at=MORNING - timedelta(days=3))
 
-    assert await handlers.owner_replied(handlers.Reply(WHATSAPP, PHONE, "Mulai", uuid.uuid4()),
-                                        FakeNotifierUnitOfWork(store), deps) == "start"  # fmt: skip
-    assert await handlers.owner_replied(handlers.Reply(WHATSAPP, PHONE, "Kapan dananya cair?", uuid.uuid4()),
-                                        FakeNotifierUnitOfWork(store), deps) is None  # fmt: skip
+    assert await owner_replied(Reply(WHATSAPP, PHONE, "Mulai", uuid.uuid4()),
+                               FakeNotifierUnitOfWork(store), deps) == "start"  # fmt: skip
+    assert await owner_replied(Reply(WHATSAPP, PHONE, "Kapan dananya cair?", uuid.uuid4()),
+                               FakeNotifierUnitOfWork(store), deps) is None  # fmt: skip
 
     assert store.preferences[PHONE] == Preference(PHONE, channel=SMS)  # opted in, the channel kept
     assert [m.template for m in store.messages] == ["opted_in"]
@@ -293,8 +310,8 @@ async def test_an_officer_records_an_owners_channel_and_consent_and_it_is_audite
     await _with_contact(store)
     uow = FakeNotifierUnitOfWork(store, Cause.request(uuid.uuid4(), OFFICER_OEBOBO.actor))
 
-    saved = await handlers.set_preference(handlers.SetPreference(BUSINESS, OFFICER_OEBOBO, channel="sms", opted_out=True),
-                                          uow, deps)  # fmt: skip
+    saved = await set_preference(SetPreference(BUSINESS, OFFICER_OEBOBO, channel="sms", opted_out=True),
+                                 uow, deps)  # fmt: skip
 
     assert saved == Preference(PHONE, channel="sms", opted_out_at=MORNING)
     assert store.consent == [(PHONE, "stop", "officer:officer-yohana")]
@@ -305,14 +322,14 @@ async def test_an_officer_of_another_kecamatan_may_not_and_only_bahasa_indonesia
     store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
     await _with_contact(store)
     with pytest.raises(Forbidden):
-        await handlers.set_preference(handlers.SetPreference(BUSINESS, OFFICER_ALAK, channel="sms"),
-                                      FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+        await set_preference(SetPreference(BUSINESS, OFFICER_ALAK, channel="sms"),
+                             FakeNotifierUnitOfWork(store), deps)  # fmt: skip
     with pytest.raises(InvalidInput, match="Bahasa Indonesia"):
-        await handlers.set_preference(handlers.SetPreference(BUSINESS, OFFICER_OEBOBO, language="en"),
-                                      FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+        await set_preference(SetPreference(BUSINESS, OFFICER_OEBOBO, language="en"),
+                             FakeNotifierUnitOfWork(store), deps)  # fmt: skip
     with pytest.raises(NotFound):
-        await handlers.set_preference(handlers.SetPreference(uuid.uuid4(), OFFICER_OEBOBO, channel="sms"),
-                                      FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+        await set_preference(SetPreference(uuid.uuid4(), OFFICER_OEBOBO, channel="sms"),
+                             FakeNotifierUnitOfWork(store), deps)  # fmt: skip
     assert store.preferences == {}
 
 
@@ -321,26 +338,26 @@ async def test_only_an_unknown_or_failed_delivery_is_resolved_by_hand_and_a_rese
     sent = await _sent_offer(store, deps)
     operator = Principal("operator-ana", frozenset({"operator"}))
     with pytest.raises(Conflict, match="only unknown or failed"):
-        await handlers.resolve_delivery(handlers.ResolveDelivery(sent.id, "resend", "", operator),
-                                        FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+        await resolve_delivery(ResolveDelivery(sent.id, "resend", "", operator),
+                               FakeNotifierUnitOfWork(store), deps)  # fmt: skip
 
     store.deliveries[sent.id] = replace(sent, status="unknown")
-    again = await handlers.resolve_delivery(handlers.ResolveDelivery(sent.id, "resend", "not in Zenziva's report", operator),
-                                            FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    again = await resolve_delivery(ResolveDelivery(sent.id, "resend", "not in Zenziva's report", operator),
+                                   FakeNotifierUnitOfWork(store), deps)  # fmt: skip
     assert (again.status, again.not_before) == ("queued", MORNING)
     assert again.reason == "queued again by hand (resend by operator-ana: not in Zenziva's report)"
 
 
 async def test_officers_in_a_kecamatan_keep_its_part_of_the_directory_only() -> None:
     store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
-    officer_id = await handlers.save_officer(handlers.SaveOfficer("a@kota.go.id", "A", ("53.71.04",), OFFICER_OEBOBO),
-                                             FakeNotifierUnitOfWork(store), deps)  # fmt: skip
-    with pytest.raises(Forbidden):
-        await handlers.save_officer(handlers.SaveOfficer("b@kota.go.id", "B", (), OFFICER_OEBOBO),
+    officer_id = await save_officer(SaveOfficer("a@kota.go.id", "A", ("53.71.04",), OFFICER_OEBOBO),
                                     FakeNotifierUnitOfWork(store), deps)  # fmt: skip
     with pytest.raises(Forbidden):
-        await handlers.remove_officer(officer_id, OFFICER_ALAK, FakeNotifierUnitOfWork(store), deps)
-    await handlers.remove_officer(officer_id, OFFICER_OEBOBO, FakeNotifierUnitOfWork(store), deps)
+        await save_officer(SaveOfficer("b@kota.go.id", "B", (), OFFICER_OEBOBO),
+                           FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    with pytest.raises(Forbidden):
+        await remove_officer(officer_id, OFFICER_ALAK, FakeNotifierUnitOfWork(store), deps)
+    await remove_officer(officer_id, OFFICER_OEBOBO, FakeNotifierUnitOfWork(store), deps)
     assert store.officers == {}
 
 
@@ -348,9 +365,9 @@ async def test_a_sponsor_sets_its_own_digest_address_and_no_other_sponsors() -> 
     store = FakeNotifierStore()
     mine, other = uuid.uuid4(), uuid.uuid4()
     sponsor = Principal("csr-ntt", frozenset({"sponsor"}), sponsor_id=mine)
-    await handlers.save_sponsor_contact(mine, "csr@bankntt.co.id", "CSR", sponsor, FakeNotifierUnitOfWork(store))
+    await save_sponsor_contact(mine, "csr@bankntt.co.id", "CSR", sponsor, FakeNotifierUnitOfWork(store))
     with pytest.raises(Forbidden):
-        await handlers.save_sponsor_contact(other, "x@y.co.id", None, sponsor, FakeNotifierUnitOfWork(store))
+        await save_sponsor_contact(other, "x@y.co.id", None, sponsor, FakeNotifierUnitOfWork(store))
     assert store.sponsor_contacts == {mine: "csr@bankntt.co.id"}
 
 
@@ -387,10 +404,10 @@ async def test_an_open_offer_gets_one_reminder_two_days_before_it_expires_and_an
                                                            business_id=answered.business_id, amount_rupiah=5_000_000,
                                                            accepted_at=MORNING), store, deps)  # fmt: skip
 
-    assert await handlers.remind_offers(by_time(store), deps) == 0  # 14 days left
+    assert await remind_offers(by_time(store), deps) == 0  # 14 days left
     clock.set(open_offer.expires_at - timedelta(hours=47))
-    assert await handlers.remind_offers(by_time(store), deps) == 1
-    assert await handlers.remind_offers(by_time(store), deps) == 0  # once
+    assert await remind_offers(by_time(store), deps) == 1
+    assert await remind_offers(by_time(store), deps) == 0  # once
 
     reminder = message(store, "offer_reminder")
     assert (reminder.recipient_phone, reminder.offer_id, reminder.deadline) == (PHONE, open_offer.offer_id, open_offer.expires_at)
@@ -401,7 +418,7 @@ async def test_an_offer_made_with_less_than_two_days_left_gets_no_reminder() -> 
     clock = FixedClock(MORNING)
     store, deps = FakeNotifierStore(), new_deps(clock)
     await deliver(handlers.funding_offer, matched(expires_at=MORNING + timedelta(hours=30)), store, deps)
-    assert await handlers.remind_offers(by_time(store), deps) == 0
+    assert await remind_offers(by_time(store), deps) == 0
 
 
 async def test_each_sponsor_gets_last_weeks_digest_once_from_monday_08_00_wita_at_its_address() -> None:
@@ -417,10 +434,10 @@ async def test_each_sponsor_gets_last_weeks_digest_once_from_monday_08_00_wita_a
                                                  "53.71.04", "Bank NTT", "grant", None, 5_000_000, wita(2026, 11, 18, 9),
                                                  wita(2026, 12, 2, 9))  # fmt: skip
 
-    assert await handlers.send_digests(by_time(store), deps) == 0  # before 08.00 WITA on Monday
+    assert await send_digests(by_time(store), deps) == 0  # before 08.00 WITA on Monday
     clock.set(wita(2026, 11, 23, 8, 5))
-    assert await handlers.send_digests(by_time(store), deps) == 1
-    assert await handlers.send_digests(by_time(store), deps) == 0
+    assert await send_digests(by_time(store), deps) == 1
+    assert await send_digests(by_time(store), deps) == 0
 
     digest = message(store, "sponsor_digest")
     assert (digest.audience, digest.sponsor_id) == ("sponsor", sponsor)

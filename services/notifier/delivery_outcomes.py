@@ -1,0 +1,158 @@
+"""What happens to deliveries after they go: gateways' status reports, owners' replies, and deliveries settled by hand.
+
+A status moves a delivery forward only (gateways report out of order); WhatsApp saying a number has none falls back
+to SMS. STOP/BERHENTI and MULAI/START replies change the owner's consent and are answered. An operator settles what
+the worker could not (a delivery left `unknown` by a crash mid-send, or a failed one to try again).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+from services.notifier.domain import texts
+from services.notifier.domain.channels import SMS, WHATSAPP
+from services.notifier.domain.consent import Intent, Preference, reply_intent
+from services.notifier.domain.delivery import FAILED, QUEUED, SENT, UNKNOWN, Delivery, advance
+from services.notifier.domain.messages import Message
+from services.notifier.domain.planning import plan_fallback
+from services.notifier.recording import Deps, record, refresh_message
+from services.notifier.store import NotifierUnitOfWork
+from shared.auth import Principal
+from shared.errors import Conflict, NotFound
+
+# ---------------------------------------------------------------------------------------------------------------
+# What gateways report, and what owners reply
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    channel: str
+    provider_id: str
+    status: str
+    error: str | None = None
+    no_whatsapp: bool = False
+    delivery_id: uuid.UUID | None = None  # ours, echoed by the gateway (WhatsApp's biz_opaque_callback_data)
+
+
+async def record_status(report: GatewayStatus, uow: NotifierUnitOfWork, deps: Deps) -> bool:
+    """A gateway's status for a message: moves its delivery forward (never back), falls back to SMS when WhatsApp says
+    the number has none. A status for a message we do not know is recorded and otherwise ignored; returns whether it
+    matched a delivery."""
+    async with uow:
+        now = deps.clock()
+        delivery = await uow.store.delivery_by_provider(report.channel, report.provider_id)
+        if delivery is None and report.delivery_id is not None:
+            # The status came before we recorded the gateway's id for it, or a crash lost that answer.
+            ours = await uow.store.delivery(report.delivery_id)
+            if ours is not None and ours.channel == report.channel and ours.provider_id in (None, report.provider_id):
+                delivery = replace(ours, provider_id=report.provider_id)
+        await uow.store.record_status_report(report.channel, report.provider_id, report.status, report.error,
+                                             delivery.id if delivery else None, now)  # fmt: skip
+        if delivery is None:
+            await uow.commit()
+            return False
+        status = advance(delivery.status, report.status)
+        reason = delivery.reason
+        if status == FAILED and delivery.status != FAILED:
+            reason = report.error or "the gateway reported it failed"
+        elif status != delivery.status and delivery.status in (UNKNOWN, QUEUED):
+            reason = (f"the gateway reported it {status}: the attempt whose answer was lost reached it, so it is not "
+                      "sent again")  # fmt: skip
+        elif status != delivery.status and status != FAILED:
+            reason = None
+        updated = replace(delivery, status=status, reason=reason)
+        await uow.store.save_delivery(updated, now)
+        if status == FAILED and delivery.status != FAILED and report.no_whatsapp:
+            await fall_back(uow, deps, updated, now)
+        await refresh_message(uow, delivery.message_id, now)
+        await uow.commit()
+        return True
+
+
+async def fall_back(uow: NotifierUnitOfWork, deps: Deps, failed: Delivery, now: datetime) -> None:
+    """The number has no WhatsApp: remember it (the next messages go by SMS straight away) and send this one by SMS."""
+    if failed.channel != WHATSAPP:
+        return
+    preference = await uow.store.preference(failed.recipient) or Preference(failed.recipient)
+    await uow.store.save_preference(replace(preference, no_whatsapp_since=now))
+    message = await uow.store.message(failed.message_id)
+    assert message is not None
+    again = plan_fallback(failed, message.template, deps.rules, now, deps.new_id)
+    if again is not None:
+        await uow.store.add_deliveries([again])
+        uow.after_commit(deps.wake)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What an owner wrote back, on WhatsApp or by SMS."""
+
+    channel: str  # whatsapp | sms
+    phone: str | None  # +62..., None when not an Indonesian mobile
+    text: str
+    reply_id: uuid.UUID  # the same for a gateway's retry of the same reply
+
+
+async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> Intent | None:
+    """STOP / BERHENTI opts the number out of everything not required, MULAI / START back in; either way the owner
+    gets a confirmation on the channel they wrote on. Anything else is left for an officer."""
+    intent = reply_intent(reply.text)
+    if intent is None or reply.phone is None:
+        return None
+    async with uow:
+        now = deps.clock()
+        preference = await uow.store.preference(reply.phone) or Preference(reply.phone)
+        await uow.store.save_preference(replace(preference, opted_out_at=(preference.opted_out_at or now)
+                                                if intent == "stop" else None))  # fmt: skip
+        await uow.store.record_consent(reply.phone, intent, reply.channel, now)
+        template, body = ("opted_out", texts.opted_out_text()) if intent == "stop" else ("opted_in", texts.opted_in_text())
+        message = Message(deps.new_id(), reply.reply_id, None, template, "none", reply.phone, body, now)
+        await record(uow, deps, message, preference_channel=reply.channel if reply.channel in (WHATSAPP, SMS) else None)
+        await uow.commit()
+    return intent
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Deliveries settled by hand
+# ---------------------------------------------------------------------------------------------------------------
+
+
+Resolution = Literal["sent", "resend", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveDelivery:
+    delivery_id: uuid.UUID
+    outcome: Resolution
+    note: str
+    by: Principal
+
+
+async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: Deps) -> Delivery:
+    """An operator settles a delivery the notifier could not: one left `unknown` by a crash mid-send (checked with the
+    gateway: it was sent, or it was not and should go again), or a failed one to try again."""
+    async with uow:
+        now = deps.clock()
+        delivery = await uow.store.delivery(cmd.delivery_id)
+        if delivery is None:
+            raise NotFound(f"no delivery {cmd.delivery_id}")
+        if delivery.status not in (UNKNOWN, FAILED):
+            raise Conflict(f"the delivery is {delivery.status}; only unknown or failed deliveries are resolved by hand",
+                           "delivery.not_unresolved", {"delivery_status": delivery.status})  # fmt: skip
+        note = f"{cmd.outcome} by {cmd.by.actor}: {cmd.note}" if cmd.note else f"{cmd.outcome} by {cmd.by.actor}"
+        if cmd.outcome == "sent":
+            updated = replace(delivery, status=SENT, reason=f"resolved as sent by hand ({note})")
+        elif cmd.outcome == "resend":
+            updated = replace(delivery, status=QUEUED, not_before=now, reason=f"queued again by hand ({note})")
+            uow.after_commit(deps.wake)
+        else:
+            updated = replace(delivery, status=FAILED, reason=f"resolved as failed by hand ({note})")
+        await uow.store.save_delivery(updated, now)
+        await refresh_message(uow, delivery.message_id, now)
+        uow.audit(f"delivery_resolved_{cmd.outcome}", "delivery", cmd.delivery_id)
+        await uow.commit()
+    return updated

@@ -1,0 +1,112 @@
+"""Recording a message and planning its deliveries: what every use case that tells someone something shares.
+
+A message is recorded once per (event, template) and its deliveries are planned in the same transaction
+(domain/planning.py); the delivery worker (delivery.py) sends them afterwards. `Deps`, what every use case of the
+notifier is given, is here too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from services.notifier.domain import texts
+from services.notifier.domain.consent import Preference
+from services.notifier.domain.delivery import QUEUED, summarise
+from services.notifier.domain.messages import OFFICERS, OWNER, Contact, Message, compose, to_officers
+from services.notifier.domain.planning import DeliveryRules, Plan, plan_addresses, plan_owner
+from services.notifier.store import NotifierUnitOfWork
+
+UnitOfWorkFactory = Callable[[], NotifierUnitOfWork]
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Deps:
+    clock: Callable[[], datetime]
+    new_id: Callable[[], uuid.UUID] = uuid.uuid4
+    rules: DeliveryRules = field(default_factory=DeliveryRules)
+    wake: Callable[[], None] = _nothing  # tells the delivery worker something was queued (after the commit)
+    digest_weekday: int = 0  # Monday
+    digest_hour: int = 8  # WITA
+
+
+async def refresh_message(uow: NotifierUnitOfWork, message_id: uuid.UUID, now: datetime) -> None:
+    """The message's status from its deliveries."""
+    status, channel = summarise(await uow.store.deliveries_of(message_id))
+    await uow.store.set_message_status(message_id, status, channel, now)
+
+
+async def plan_deliveries(uow: NotifierUnitOfWork, deps: Deps, message: Message,
+                          preference_channel: str | None = None) -> Plan | None:  # fmt: skip
+    now = deps.clock()
+    if message.audience == OWNER:
+        if message.recipient_phone is None:
+            return None  # it waits for the owner's contact (address_waiting)
+        preference = await uow.store.preference(message.recipient_phone)
+        if preference_channel:  # the answer to a reply goes back on the channel the owner wrote on
+            preference = replace(preference or Preference(message.recipient_phone), channel=preference_channel)
+        plan = plan_owner(message, preference, deps.rules, now, deps.new_id)
+    elif message.audience == OFFICERS:
+        plan = plan_addresses(message, await uow.store.officer_emails(message.kecamatan_code), deps.rules, now, deps.new_id)
+    else:
+        assert message.sponsor_id is not None
+        email = await uow.store.sponsor_email(message.sponsor_id)
+        plan = plan_addresses(message, [email] if email else [], deps.rules, now, deps.new_id)
+    await uow.store.add_deliveries(plan.deliveries)
+    await refresh_message(uow, message.id, now)
+    if any(d.status == QUEUED for d in plan.deliveries):
+        uow.after_commit(deps.wake)
+    if plan.flag_officers:
+        await _offer_at_risk(uow, deps, message, plan)
+    return plan
+
+
+async def record(uow: NotifierUnitOfWork, deps: Deps, message: Message, preference_channel: str | None = None) -> bool:
+    """Record the message and plan its deliveries; False (and nothing planned) if this event already made it."""
+    if not await uow.store.add_message(message):
+        return False
+    await plan_deliveries(uow, deps, message, preference_channel)
+    return True
+
+
+async def _offer_at_risk(uow: NotifierUnitOfWork, deps: Deps, message: Message, plan: Plan) -> None:
+    """Quiet hours keep an offer from its owner until (almost) too late: the kecamatan's officers hear of it."""
+    offer = await uow.store.offer(message.offer_id) if message.offer_id else None
+    if offer is None:
+        return
+    owner = plan.deliveries[0]
+    body = texts.offer_at_risk_officer_text(offer.business_name, offer.business_id, offer.amount_rupiah,
+                                            offer.sponsor_name, offer.expires_at,
+                                            owner.not_before if owner.status == QUEUED else None)  # fmt: skip
+    await record(uow, deps, to_officers("offer_at_risk_officer", body, offer.business_id, offer.kecamatan_code,
+                                        message.event_id, deps.new_id(), deps.clock(), offer_id=offer.offer_id,
+                                        subject=texts.offer_at_risk_officer_subject(offer.business_name)))  # fmt: skip
+
+
+async def to_owner_at(uow: NotifierUnitOfWork, deps: Deps, business_id: uuid.UUID, phone: str | None, template: str,
+                      body: str, *, offer_id: uuid.UUID | None = None, deadline: datetime | None = None) -> None:  # fmt: skip
+    assert uow.cause.causation_id is not None, "a message always answers an event"
+    await record(uow, deps, compose(template, body, business_id, phone, uow.cause.causation_id, deps.new_id(),
+                                    deps.clock(), offer_id=offer_id, deadline=deadline))  # fmt: skip
+
+
+async def to_owner(uow: NotifierUnitOfWork, deps: Deps, business_id: uuid.UUID, template: str,
+                   text: Callable[[str], str]) -> None:  # fmt: skip
+    """A message to the owner, naming the business as the notifier knows it. A training event can arrive before the
+    registry's events have told the notifier the owner's contact: the message then waits for it (addressed and planned
+    when the contact comes) rather than being lost."""
+    contact = await uow.store.contact(business_id)
+    await to_owner_at(uow, deps, business_id, contact.phone if contact else None, template,
+                      text(contact.business_name if contact else "Anda"))  # fmt: skip
+
+
+async def save_contact(uow: NotifierUnitOfWork, deps: Deps, contact: Contact) -> None:
+    await uow.store.save_contact(contact)
+    for message in await uow.store.address_waiting(contact):
+        await plan_deliveries(uow, deps, message)

@@ -1,0 +1,354 @@
+"""The notifier's SQL for changes: the PostgreSQL store its use cases and delivery worker share (abstract: store.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from services.notifier.domain.consent import Preference
+from services.notifier.domain.delivery import Delivery
+from services.notifier.domain.digest import OfferFact, PledgeFact
+from services.notifier.domain.messages import Contact, Message
+from services.notifier.domain.ratelimit import Bucket
+from services.notifier.store import NotifierStore, NotifierUnitOfWork, Outgoing, Stranded
+from shared.unit_of_work import PgUnitOfWork
+
+_MESSAGE = ("id, event_id, business_id, template, channel, recipient_phone, body, created_at, audience, kecamatan_code,"
+            " sponsor_id, offer_id, deadline, subject")  # fmt: skip
+_DELIVERY = "id, message_id, channel, recipient, status, not_before, attempts, provider_id, reason, fallback_of"
+_OFFER = ("offer_id, pledge_id, business_id, business_name, contact_phone, kecamatan_code, sponsor_name, instrument,"
+          " financing_programme, amount_rupiah, offered_at, expires_at, state, decided_at, disbursed_at")  # fmt: skip
+_PLEDGE = "pledge_id, sponsor_id, sponsor_name, title, instrument, total_rupiah, pledged_at, closed_at"
+
+
+def _message(row: asyncpg.Record) -> Message:
+    return Message(**{k: row[k] for k in _MESSAGE.replace(" ", "").split(",")})
+
+
+def _delivery(row: asyncpg.Record) -> Delivery:
+    return Delivery(id=row["id"], message_id=row["message_id"], channel=row["channel"], recipient=row["recipient"],
+                    status=row["status"], not_before=row["not_before"], attempts=row["attempts"],
+                    provider_id=row["provider_id"], reason=row["reason"], fallback_of=row["fallback_of"])  # fmt: skip
+
+
+def _preference(row: asyncpg.Record) -> Preference:
+    return Preference(phone=row["phone"], channel=row["pref_channel"], language=row["language"],
+                      opted_out_at=row["opted_out_at"], no_whatsapp_since=row["no_whatsapp_since"])  # fmt: skip
+
+
+class PgNotifierStore(NotifierStore):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    # --- contacts and messages -------------------------------------------------------------------------------
+
+    async def contact(self, business_id: uuid.UUID) -> Contact | None:
+        row = await self._conn.fetchrow(
+            "SELECT business_id, business_version, business_name, phone, kecamatan, kelurahan, status, kecamatan_code"
+            " FROM contact WHERE business_id = $1",
+            business_id,
+        )
+        return Contact(**dict(row)) if row else None
+
+    async def save_contact(self, contact: Contact) -> None:
+        await self._conn.execute(
+            """INSERT INTO contact (business_id, business_version, business_name, phone, kecamatan, kelurahan, status,
+                   kecamatan_code)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (business_id) DO UPDATE SET
+                   business_version = excluded.business_version, business_name = excluded.business_name,
+                   phone = excluded.phone, kecamatan = excluded.kecamatan, kelurahan = excluded.kelurahan,
+                   status = excluded.status, kecamatan_code = COALESCE(excluded.kecamatan_code, contact.kecamatan_code),
+                   updated_at = now()
+               WHERE contact.business_version < excluded.business_version""",
+            contact.business_id, contact.business_version, contact.business_name, contact.phone, contact.kecamatan,
+            contact.kelurahan, contact.status, contact.kecamatan_code,
+        )  # fmt: skip
+
+    async def add_message(self, message: Message) -> bool:
+        status = await self._conn.execute(
+            """INSERT INTO message (id, event_id, business_id, template, channel, recipient_phone, body, created_at,
+                   audience, kecamatan_code, sponsor_id, offer_id, deadline, subject, status)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'waiting')
+               ON CONFLICT (event_id, template) DO NOTHING""",
+            message.id, message.event_id, message.business_id, message.template, message.channel,
+            message.recipient_phone, message.body, message.created_at, message.audience, message.kecamatan_code,
+            message.sponsor_id, message.offer_id, message.deadline, message.subject,
+        )  # fmt: skip
+        return status == "INSERT 0 1"
+
+    async def address_waiting(self, contact: Contact) -> list[Message]:
+        rows = await self._conn.fetch(
+            f"UPDATE message SET recipient_phone = $2, updated_at = now() WHERE business_id = $1"
+            f" AND recipient_phone IS NULL AND audience = 'owner' RETURNING {_MESSAGE}",
+            contact.business_id, contact.phone,
+        )  # fmt: skip
+        return sorted((_message(r) for r in rows), key=lambda m: (m.created_at, m.id))
+
+    async def message(self, message_id: uuid.UUID) -> Message | None:
+        row = await self._conn.fetchrow(f"SELECT {_MESSAGE} FROM message WHERE id = $1", message_id)
+        return _message(row) if row else None
+
+    async def set_message_status(self, message_id: uuid.UUID, status: str, channel: str, now: datetime) -> None:
+        await self._conn.execute(
+            "UPDATE message SET status = $2, channel = $3, updated_at = $4 WHERE id = $1"
+            " AND (status IS DISTINCT FROM $2 OR channel IS DISTINCT FROM $3)",
+            message_id, status, channel, now,
+        )  # fmt: skip
+
+    # --- deliveries ------------------------------------------------------------------------------------------
+
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        await self._conn.executemany(
+            f"INSERT INTO delivery ({_DELIVERY}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            " ON CONFLICT (message_id, channel, recipient) DO NOTHING",
+            [(d.id, d.message_id, d.channel, d.recipient, d.status, d.not_before, d.attempts, d.provider_id, d.reason,
+              d.fallback_of) for d in deliveries],
+        )  # fmt: skip
+
+    async def deliveries_of(self, message_id: uuid.UUID) -> list[Delivery]:
+        await self._conn.execute("SELECT 1 FROM message WHERE id = $1 FOR UPDATE", message_id)
+        rows = await self._conn.fetch(
+            f"SELECT {_DELIVERY} FROM delivery WHERE message_id = $1 ORDER BY created_at, id", message_id
+        )
+        return [_delivery(r) for r in rows]
+
+    async def delivery(self, delivery_id: uuid.UUID) -> Delivery | None:
+        row = await self._conn.fetchrow(f"SELECT {_DELIVERY} FROM delivery WHERE id = $1 FOR UPDATE", delivery_id)
+        return _delivery(row) if row else None
+
+    async def delivery_by_provider(self, channel: str, provider_id: str) -> Delivery | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {_DELIVERY} FROM delivery WHERE channel = $1 AND provider_id = $2 FOR UPDATE", channel, provider_id
+        )
+        return _delivery(row) if row else None
+
+    async def save_delivery(self, delivery: Delivery, now: datetime) -> None:
+        await self._conn.execute(
+            """UPDATE delivery SET status = $2, reason = $3, provider_id = COALESCE($4, provider_id), not_before = $5,
+                   attempts = $6, updated_at = $7,
+                   holder = CASE WHEN $2 = 'sending' THEN holder END,
+                   lease_until = CASE WHEN $2 = 'sending' THEN lease_until END,
+                   sent_at = CASE WHEN $2 IN ('sent', 'delivered', 'read') THEN COALESCE(sent_at, $7) ELSE sent_at END,
+                   delivered_at = CASE WHEN $2 IN ('delivered', 'read') THEN COALESCE(delivered_at, $7)
+                                       ELSE delivered_at END,
+                   read_at = CASE WHEN $2 = 'read' THEN COALESCE(read_at, $7) ELSE read_at END
+               WHERE id = $1""",
+            delivery.id, delivery.status, delivery.reason, delivery.provider_id, delivery.not_before,
+            delivery.attempts, now,
+        )  # fmt: skip
+
+    async def queued_about_offer(self, offer_id: uuid.UUID) -> list[Delivery]:
+        rows = await self._conn.fetch(
+            f"SELECT {', '.join('d.' + c for c in _DELIVERY.replace(' ', '').split(','))} FROM delivery d"
+            " JOIN message m ON m.id = d.message_id WHERE m.offer_id = $1 AND d.status = 'queued' FOR UPDATE OF d",
+            offer_id,
+        )  # fmt: skip
+        return [_delivery(r) for r in rows]
+
+    # --- the worker ------------------------------------------------------------------------------------------
+
+    async def bucket(self, channel: str) -> Bucket | None:
+        # The row is made the first time a channel is used (tokens -1: never filled), then locked: a second process
+        # claiming on this channel waits here, and then reads what the first one left.
+        await self._conn.execute(
+            "INSERT INTO rate_bucket (channel, tokens, refilled_at) VALUES ($1, -1, now()) ON CONFLICT DO NOTHING",
+            channel,
+        )
+        row = await self._conn.fetchrow("SELECT tokens, refilled_at FROM rate_bucket WHERE channel = $1 FOR UPDATE", channel)
+        return None if row["tokens"] < 0 else Bucket(row["tokens"], row["refilled_at"])
+
+    async def save_bucket(self, channel: str, bucket: Bucket) -> None:
+        await self._conn.execute(
+            "UPDATE rate_bucket SET tokens = $2, refilled_at = $3 WHERE channel = $1", channel, bucket.tokens,
+            bucket.refilled_at,
+        )  # fmt: skip
+
+    async def claim_due(self, channel: str, now: datetime, holder: str, lease_until: datetime, limit: int) -> list[Outgoing]:
+        if limit <= 0:
+            return []
+        rows = await self._conn.fetch(
+            f"""WITH due AS (
+                    SELECT id FROM delivery WHERE status = 'queued' AND channel = $1 AND not_before <= $2
+                    ORDER BY not_before, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                UPDATE delivery d SET status = 'sending', attempts = d.attempts + 1, holder = $4, lease_until = $5,
+                    updated_at = $2
+                FROM due WHERE d.id = due.id
+                RETURNING {', '.join('d.' + c for c in _DELIVERY.replace(' ', '').split(','))}""",
+            channel, now, limit, holder, lease_until,
+        )  # fmt: skip
+        if not rows:
+            return []
+        details = {r["id"]: r for r in await self._conn.fetch(
+            """SELECT d.id, m.template, m.audience, m.body, m.subject, o.state AS offer_state, r.phone,
+                      r.channel AS pref_channel, r.language, r.opted_out_at, r.no_whatsapp_since
+               FROM delivery d JOIN message m ON m.id = d.message_id
+               LEFT JOIN offer_fact o ON o.offer_id = m.offer_id
+               LEFT JOIN recipient r ON r.phone = d.recipient
+               WHERE d.id = ANY($1::uuid[])""", [r["id"] for r in rows])}  # fmt: skip
+        claimed = []
+        for row in sorted(rows, key=lambda r: (r["not_before"], r["id"])):
+            detail = details[row["id"]]
+            claimed.append(Outgoing(_delivery(row), detail["template"], detail["audience"], detail["body"],
+                                    detail["subject"], detail["offer_state"],
+                                    _preference(detail) if detail["phone"] else None))  # fmt: skip
+        return claimed
+
+    async def stranded(self, now: datetime, limit: int) -> list[Stranded]:
+        rows = await self._conn.fetch(
+            f"SELECT {_DELIVERY}, holder FROM delivery WHERE status = 'sending' AND lease_until < $1"
+            " ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED",
+            now, limit,
+        )  # fmt: skip
+        return [Stranded(_delivery(r), r["holder"]) for r in rows]
+
+    async def start_attempt(self, delivery_id: uuid.UUID, attempt: int, holder: str, now: datetime) -> None:
+        await self._conn.execute(
+            "INSERT INTO send_attempt (delivery_id, attempt, holder, started_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING",
+            delivery_id, attempt, holder, now,
+        )  # fmt: skip
+
+    async def end_attempt(self, delivery_id: uuid.UUID, attempt: int, outcome: str, detail: str | None,
+                          now: datetime) -> None:  # fmt: skip
+        await self._conn.execute(
+            "UPDATE send_attempt SET outcome = $3, detail = $4, finished_at = $5 WHERE delivery_id = $1 AND attempt = $2"
+            " AND outcome IS NULL",
+            delivery_id, attempt, outcome, detail, now,
+        )  # fmt: skip
+
+    async def deliver_locally(self, delivery: Delivery, subject: str | None, body: str, now: datetime) -> None:
+        await self._conn.execute(
+            "INSERT INTO local_outbox (delivery_id, recipient, subject, body, delivered_at) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (delivery_id) DO NOTHING",
+            delivery.id, delivery.recipient, subject, body, now,
+        )  # fmt: skip
+
+    async def record_status_report(self, channel: str, provider_id: str, status: str, error: str | None,
+                                   delivery_id: uuid.UUID | None, now: datetime) -> None:  # fmt: skip
+        await self._conn.execute(
+            "INSERT INTO status_report (channel, provider_id, status, error, delivery_id, received_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            channel, provider_id[:300], status[:40], error[:500] if error else None, delivery_id, now,
+        )  # fmt: skip
+
+    # --- owners' wishes --------------------------------------------------------------------------------------
+
+    async def preference(self, phone: str) -> Preference | None:
+        row = await self._conn.fetchrow(
+            "SELECT phone, channel AS pref_channel, language, opted_out_at, no_whatsapp_since FROM recipient"
+            " WHERE phone = $1 FOR UPDATE",
+            phone,
+        )  # fmt: skip
+        return _preference(row) if row else None
+
+    async def save_preference(self, preference: Preference) -> None:
+        await self._conn.execute(
+            """INSERT INTO recipient (phone, channel, language, opted_out_at, no_whatsapp_since)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (phone) DO UPDATE SET channel = excluded.channel, language = excluded.language,
+                   opted_out_at = excluded.opted_out_at, no_whatsapp_since = excluded.no_whatsapp_since,
+                   updated_at = now()""",
+            preference.phone, preference.channel, preference.language, preference.opted_out_at,
+            preference.no_whatsapp_since,
+        )  # fmt: skip
+
+    async def record_consent(self, phone: str, intent: str, via: str, at: datetime) -> None:
+        await self._conn.execute(
+            "INSERT INTO consent_change (phone, intent, via, at) VALUES ($1, $2, $3, $4)", phone, intent, via, at
+        )
+
+    # --- directories -----------------------------------------------------------------------------------------
+
+    async def officer_emails(self, kecamatan_code: str | None) -> list[str]:
+        rows = await self._conn.fetch(
+            "SELECT email FROM officer WHERE $1::text = ANY(kecamatan_codes) ORDER BY email", kecamatan_code
+        )
+        if not rows:
+            rows = await self._conn.fetch("SELECT email FROM officer WHERE kecamatan_codes = '{}' ORDER BY email")
+        return [r["email"] for r in rows]
+
+    async def sponsor_email(self, sponsor_id: uuid.UUID) -> str | None:
+        return await self._conn.fetchval("SELECT email FROM sponsor_contact WHERE sponsor_id = $1", sponsor_id)
+
+    async def save_officer(self, officer_id: uuid.UUID, email: str, name: str, kecamatan_codes: Sequence[str]) -> uuid.UUID:
+        return await self._conn.fetchval(
+            """INSERT INTO officer (id, email, name, kecamatan_codes) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (email) DO UPDATE SET name = excluded.name, kecamatan_codes = excluded.kecamatan_codes,
+                   updated_at = now()
+               RETURNING id""",
+            officer_id, email, name, list(kecamatan_codes),
+        )  # fmt: skip
+
+    async def officer(self, officer_id: uuid.UUID) -> tuple[str, tuple[str, ...]] | None:
+        row = await self._conn.fetchrow("SELECT email, kecamatan_codes FROM officer WHERE id = $1 FOR UPDATE", officer_id)
+        return (row["email"], tuple(row["kecamatan_codes"])) if row else None
+
+    async def remove_officer(self, officer_id: uuid.UUID) -> bool:
+        return await self._conn.execute("DELETE FROM officer WHERE id = $1", officer_id) == "DELETE 1"
+
+    async def save_sponsor_contact(self, sponsor_id: uuid.UUID, email: str, name: str | None) -> None:
+        await self._conn.execute(
+            """INSERT INTO sponsor_contact (sponsor_id, email, name) VALUES ($1, $2, $3)
+               ON CONFLICT (sponsor_id) DO UPDATE SET email = excluded.email, name = excluded.name, updated_at = now()""",
+            sponsor_id, email, name,
+        )  # fmt: skip
+
+    # --- funding's events ------------------------------------------------------------------------------------
+
+    async def save_pledge(self, pledge: PledgeFact) -> None:
+        await self._conn.execute(
+            f"""INSERT INTO pledge_fact ({_PLEDGE}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                ON CONFLICT (pledge_id) DO UPDATE SET closed_at = COALESCE(pledge_fact.closed_at, excluded.closed_at)""",
+            pledge.pledge_id, pledge.sponsor_id, pledge.sponsor_name, pledge.title, pledge.instrument,
+            pledge.total_rupiah, pledge.pledged_at, pledge.closed_at,
+        )  # fmt: skip
+
+    async def pledge(self, pledge_id: uuid.UUID) -> PledgeFact | None:
+        row = await self._conn.fetchrow(f"SELECT {_PLEDGE} FROM pledge_fact WHERE pledge_id = $1", pledge_id)
+        return PledgeFact(**dict(row)) if row else None
+
+    async def save_offer(self, offer: OfferFact) -> None:
+        await self._conn.execute(
+            f"""INSERT INTO offer_fact ({_OFFER})
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                ON CONFLICT (offer_id) DO UPDATE SET state = excluded.state, decided_at = excluded.decided_at,
+                    disbursed_at = excluded.disbursed_at""",
+            offer.offer_id, offer.pledge_id, offer.business_id, offer.business_name, offer.contact_phone,
+            offer.kecamatan_code, offer.sponsor_name, offer.instrument, offer.financing_programme,
+            offer.amount_rupiah, offer.offered_at, offer.expires_at, offer.state, offer.decided_at,
+            offer.disbursed_at,
+        )  # fmt: skip
+
+    async def offer(self, offer_id: uuid.UUID) -> OfferFact | None:
+        row = await self._conn.fetchrow(f"SELECT {_OFFER} FROM offer_fact WHERE offer_id = $1 FOR UPDATE", offer_id)
+        return OfferFact(**dict(row)) if row else None
+
+    async def offers_to_remind(self, now: datetime, until: datetime, limit: int) -> list[OfferFact]:
+        rows = await self._conn.fetch(
+            f"SELECT {_OFFER} FROM offer_fact WHERE state = 'open' AND expires_at > $1 AND expires_at <= $2"
+            " ORDER BY expires_at, offer_id LIMIT $3",
+            now, until, limit,
+        )  # fmt: skip
+        return [OfferFact(**dict(r)) for r in rows]
+
+    async def sponsors(self) -> list[uuid.UUID]:
+        return [r["sponsor_id"] for r in await self._conn.fetch("SELECT DISTINCT sponsor_id FROM pledge_fact ORDER BY 1")]
+
+    async def pledges_of(self, sponsor_id: uuid.UUID) -> list[PledgeFact]:
+        rows = await self._conn.fetch(
+            f"SELECT {_PLEDGE} FROM pledge_fact WHERE sponsor_id = $1 ORDER BY pledged_at, pledge_id", sponsor_id
+        )
+        return [PledgeFact(**dict(r)) for r in rows]
+
+    async def offers_of(self, pledge_id: uuid.UUID) -> list[OfferFact]:
+        rows = await self._conn.fetch(f"SELECT {_OFFER} FROM offer_fact WHERE pledge_id = $1 ORDER BY offered_at", pledge_id)
+        return [OfferFact(**dict(r)) for r in rows]
+
+
+class PgNotifierUnitOfWork(PgUnitOfWork[object], NotifierUnitOfWork):
+    def bind(self, conn: asyncpg.Connection) -> None:
+        self.store = PgNotifierStore(conn)
