@@ -161,7 +161,7 @@ def replay(
     if restart and stack.stop_service(spec):
         console.print(f"  {spec.name}: stopped")
     try:
-        removed = asyncio.run(rebuild(rebuildable, database_url=url, bootstrap_servers=stack.bootstrap_servers,
+        removed = asyncio.run(rebuild(rebuildable, database_url=url, kafka=stack.bootstrap_servers,
                                       namespace=namespace))  # fmt: skip
     except StillRunning as exc:
         _fail(f"{exc} (`berdaya replay {view}` stops the local one itself; elsewhere stop it, then use --no-restart)")

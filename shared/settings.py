@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.messaging.kafka import KafkaAccess
 
 
 class PlatformSettings(BaseSettings):
     """Shared knobs. Unprefixed names (KAFKA_BOOTSTRAP_SERVERS, BERDAYA_JWT_SECRET) are the same for every service."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # A bad setting is reported by name, never with the values around it (they include secrets).
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    # Set on a secured cluster: this service's SCRAM-SHA-512 user, whose ACLs say what it may touch.
+    kafka_username: str | None = Field(None, validation_alias="KAFKA_USERNAME")
+    kafka_password: SecretStr | None = Field(None, validation_alias="KAFKA_PASSWORD")
+    kafka_tls: bool = Field(False, validation_alias="KAFKA_TLS")
     topic_namespace: str = Field(
         "", pattern=r"^[a-z0-9-]*$", validation_alias="BERDAYA_TOPIC_NAMESPACE",
         description="Prefix of every topic name, so several deployments (cities, test runs) can share a cluster",
@@ -60,3 +67,13 @@ class PlatformSettings(BaseSettings):
     http_port: int = 8000
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, validation_alias="BERDAYA_MAX_BODY_BYTES")
     database_url: str = "postgresql://127.0.0.1:5432/berdaya"
+
+    @model_validator(mode="after")
+    def _kafka_user_has_password(self) -> PlatformSettings:
+        if (self.kafka_username is None) != (self.kafka_password is None):
+            raise ValueError("KAFKA_USERNAME and KAFKA_PASSWORD go together: set both for a secured cluster, or neither")
+        return self
+
+    def kafka_access(self) -> KafkaAccess:
+        password = self.kafka_password.get_secret_value() if self.kafka_password else None
+        return KafkaAccess(self.kafka_bootstrap_servers, self.kafka_username, password, self.kafka_tls)

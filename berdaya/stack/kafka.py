@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import shutil
 import subprocess
 import uuid
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from berdaya.stack.process import port_open, spawn, stop_pid, wait_until
+from shared.messaging.kafka import KafkaAccess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
@@ -53,7 +55,10 @@ def ensure_jars(quiet: bool = True) -> Path:
 
 
 def new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # A leading '-' would be read by StorageTool as an option; Kafka's own ids avoid it the same way.
+    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cluster_id
 
 
 _LOG4J = """\
@@ -68,6 +73,20 @@ logger.kafka.level = INFO
 """
 
 
+@dataclass(frozen=True)
+class BrokerCredentials:
+    """The secured broker's own accounts: the admin (a SCRAM user, super user) and the controllers' (PLAIN)."""
+
+    admin_password: str
+    controller_password: str
+    admin_user: str = "admin"
+    controller_user: str = "controller"
+
+    @classmethod
+    def generate(cls) -> BrokerCredentials:
+        return cls(secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+
+
 @dataclass
 class KafkaNode:
     """One KRaft node acting as broker and controller; a cluster is one to three of them."""
@@ -78,6 +97,8 @@ class KafkaNode:
     controller_port: int
     voters: list[tuple[int, int]] = field(default_factory=list)  # (node id, controller port) of every node
     pid: int | None = None
+    # With credentials, clients must authenticate (SCRAM-SHA-512) and are authorised by ACLs, deny by default.
+    credentials: BrokerCredentials | None = None
 
     @property
     def log_file(self) -> Path:
@@ -94,11 +115,7 @@ class KafkaNode:
             "process.roles=broker,controller",
             f"node.id={self.node_id}",
             f"controller.quorum.voters={voters}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            *(self._secured_listeners() if self.credentials else self._plain_listeners()),
             f"log.dirs={self.data_dir / 'logs'}",
             "num.partitions=6",
             f"default.replication.factor={replication}",
@@ -113,7 +130,43 @@ class KafkaNode:
         ]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text("\n".join(lines) + "\n")
+        self.config_file.chmod(0o600)  # it holds the admin's and the controllers' passwords
         (self.data_dir / "log4j2.properties").write_text(_LOG4J)
+
+    def _plain_listeners(self) -> list[str]:
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        ]
+
+    def _secured_listeners(self) -> list[str]:
+        """SCRAM-SHA-512 for clients and between brokers; PLAIN between controllers (KRaft controllers can't use
+        SCRAM: its credentials live in the metadata they serve). StandardAuthorizer, deny by default."""
+        c = self.credentials
+        assert c is not None
+        return [
+            f"listeners=CLIENT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=CLIENT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=CLIENT",
+            "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "listener.name.client.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule"
+            f' required username="{c.admin_user}" password="{c.admin_password}";',
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule"
+            f' required username="{c.controller_user}" password="{c.controller_password}"'
+            f' user_{c.controller_user}="{c.controller_password}";',
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            f"super.users=User:{c.admin_user};User:{c.controller_user}",
+        ]
 
     def _java(self, libs: Path, *args: str, heap: str = "512m") -> list[str]:
         return ["java", f"-Xmx{heap}", "-XX:+UseG1GC", f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
@@ -123,9 +176,12 @@ class KafkaNode:
         if (self.data_dir / "logs" / "meta.properties").exists():
             return
         self.write_config()
+        # The first admin's SCRAM credential is written with the storage: nobody can talk to a secured broker before.
+        scram = ([] if self.credentials is None else [
+            "--add-scram", f"SCRAM-SHA-512=[name={self.credentials.admin_user},password={self.credentials.admin_password}]"])  # fmt: skip
         result = subprocess.run(
             self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file),
-                       "--ignore-formatted", heap="256m"),
+                       "--ignore-formatted", *scram, heap="256m"),
             capture_output=True, text=True,
         )  # fmt: skip
         if result.returncode != 0:
@@ -150,16 +206,26 @@ class LocalKafka:
     port: int = 9092
     size: int = 1
     controller_port: int | None = None  # defaults to port + 100
+    credentials: BrokerCredentials | None = None
     nodes: list[KafkaNode] = field(default_factory=list)
+    node_ports: list[tuple[int, int]] | None = None  # (client, controller) per node, instead of counting up from port
 
     def __post_init__(self) -> None:
         if not self.nodes:
             controller = self.controller_port or self.port + 100
-            ports = [(self.port + i, controller + i) for i in range(self.size)]
+            ports = self.node_ports or [(self.port + i, controller + i) for i in range(self.size)]
+            self.size, self.port = len(ports), ports[0][0]
             voters = [(i + 1, cp) for i, (_, cp) in enumerate(ports)]
             self.nodes = [
-                KafkaNode(i + 1, self.base_dir / f"kafka-{i + 1}", p, cp, voters) for i, (p, cp) in enumerate(ports)
+                KafkaNode(i + 1, self.base_dir / f"kafka-{i + 1}", p, cp, voters, credentials=self.credentials)
+                for i, (p, cp) in enumerate(ports)
             ]
+
+    @property
+    def admin(self) -> KafkaAccess:
+        """How to reach the cluster as its admin (anonymous when it is not secured)."""
+        c = self.credentials
+        return KafkaAccess(self.bootstrap_servers, c.admin_user, c.admin_password) if c else KafkaAccess(self.bootstrap_servers)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -181,8 +247,7 @@ class LocalKafka:
             pids.append(node.start(libs))
         for node in self.nodes:
             wait_until(lambda n=node: port_open(n.port), timeout, f"Kafka node {node.node_id} on port {node.port}", node.log_file)
-        wait_until(lambda: brokers_ready(self.bootstrap_servers, self.size), timeout, "Kafka cluster metadata",
-                   self.nodes[0].log_file)
+        wait_until(lambda: brokers_ready(self.admin, self.size), timeout, "Kafka cluster metadata", self.nodes[0].log_file)
         return pids
 
     def stop(self) -> None:
@@ -190,12 +255,12 @@ class LocalKafka:
             node.stop()
 
 
-def brokers_ready(bootstrap_servers: str, expected: int) -> bool:
+def brokers_ready(access: KafkaAccess, expected: int) -> bool:
     """True once `expected` brokers are in the cluster metadata, i.e. the cluster can take topics."""
     from confluent_kafka.admin import AdminClient
 
     try:
-        metadata = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0}).list_topics(timeout=2)
+        metadata = AdminClient({**access.confluent(), "log_level": 0}).list_topics(timeout=2)
     except Exception:  # noqa: BLE001 - not up yet
         return False
     return len(metadata.brokers) >= expected

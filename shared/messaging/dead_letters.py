@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.contracts.envelope import ContractError, Envelope
 from shared.contracts.topics import dlq
+from shared.messaging.kafka import KafkaAccess, safe_producer
 from shared.observability import scrub
 
 
@@ -114,11 +115,11 @@ class DeadLetter:
             return None
 
 
-async def read_dead_letters(bootstrap: str, topic: str, *, security: dict | None = None, timeout: float = 5.0) -> list[DeadLetter]:
+async def read_dead_letters(kafka: KafkaAccess | str, topic: str, *, timeout: float = 5.0) -> list[DeadLetter]:
     """Everything on `topic`'s dead-letter topic (give the topic or its .dlq), oldest first."""
     dlq_topic = topic if topic.endswith(".dlq") else dlq(topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                                auto_offset_reset="earliest", **(security or {}))  # fmt: skip
+    consumer = AIOKafkaConsumer(**KafkaAccess.of(kafka).aiokafka(), enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="earliest")  # fmt: skip
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(dlq_topic)
@@ -145,10 +146,10 @@ async def read_dead_letters(bootstrap: str, topic: str, *, security: dict | None
         await consumer.stop()
 
 
-async def redrive(bootstrap: str, letters: list[DeadLetter], *, security: dict | None = None) -> int:
+async def redrive(kafka: KafkaAccess | str, letters: list[DeadLetter]) -> int:
     """Publish each dead letter's original record again to its original topic, with its key, value and event id,
     plus a header saying it was re-driven. Returns how many were re-driven."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **(security or {}))
+    producer = safe_producer(kafka, "berdaya-redrive")
     await producer.start()
     try:
         for letter in letters:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaClient, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -13,13 +15,73 @@ from aiokafka.errors import TopicAlreadyExistsError
 log = logging.getLogger(__name__)
 
 
-def safe_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+@dataclass(frozen=True)
+class KafkaAccess:
+    """Where the brokers are and who this client is: a SCRAM-SHA-512 user when the cluster authenticates.
+
+    One value handed to every client library, so aiokafka, FastStream and confluent's admin client can never
+    disagree about the credentials.
+    """
+
+    bootstrap_servers: str
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    def __repr__(self) -> str:  # the password never reaches a log line
+        return f"KafkaAccess({self.bootstrap_servers!r}, user={self.username!r}, tls={self.tls})"
+
+    @classmethod
+    def of(cls, access: KafkaAccess | str) -> KafkaAccess:
+        return access if isinstance(access, KafkaAccess) else cls(access)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.username is not None
+
+    def as_user(self, username: str, password: str) -> KafkaAccess:
+        return KafkaAccess(self.bootstrap_servers, username, password, self.tls)
+
+    def _protocol(self) -> str:
+        if self.authenticated:
+            return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
+        return "SSL" if self.tls else "PLAINTEXT"
+
+    def aiokafka(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client."""
+        kwargs: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers, "security_protocol": self._protocol()}
+        if self.tls:
+            kwargs["ssl_context"] = ssl.create_default_context()
+        if self.authenticated:
+            kwargs |= {"sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": self.username,
+                       "sasl_plain_password": self.password}  # fmt: skip
+        return kwargs
+
+    def confluent(self) -> dict[str, str]:
+        """Configuration for confluent-kafka's clients (librdkafka names)."""
+        config = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self._protocol()}
+        if self.authenticated:
+            config |= {"sasl.mechanism": "SCRAM-SHA-512", "sasl.username": self.username or "",
+                       "sasl.password": self.password or ""}  # fmt: skip
+        return config
+
+    def faststream(self):  # noqa: ANN201 - faststream.security.BaseSecurity | None
+        """FastStream's `security=` for KafkaBroker."""
+        from faststream.security import BaseSecurity, SASLScram512
+
+        if self.authenticated:
+            return SASLScram512(self.username or "", self.password or "", use_ssl=self.tls,
+                                ssl_context=ssl.create_default_context() if self.tls else None)  # fmt: skip
+        return BaseSecurity(ssl_context=ssl.create_default_context(), use_ssl=True) if self.tls else None
+
+
+def safe_producer(kafka: KafkaAccess | str, client_id: str) -> AIOKafkaProducer:
     """acks=all with idempotence: a broker retry never duplicates or reorders within one producer session.
 
     aiokafka defaults to enable_idempotence=False, so it is set here on purpose.
     """
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **KafkaAccess.of(kafka).aiokafka(),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -55,8 +117,8 @@ def with_dead_letters(topics: list[str], partitions: int, replication_factor: in
     return specs
 
 
-async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="berdaya-admin")
+async def ensure_topics(kafka: KafkaAccess | str, specs: list[TopicSpec]) -> None:
+    admin = AIOKafkaAdminClient(**KafkaAccess.of(kafka).aiokafka(), client_id="berdaya-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -76,9 +138,9 @@ async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> None:
         await admin.close()
 
 
-async def kafka_reachable(bootstrap_servers: str, timeout: float = 3.0) -> str | None:
+async def kafka_reachable(kafka: KafkaAccess | str, timeout: float = 3.0) -> str | None:
     """None when a broker answers a metadata request, else why not (for /ready)."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    client = AIOKafkaClient(**KafkaAccess.of(kafka).aiokafka(), request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout=timeout)
         return None
@@ -88,17 +150,17 @@ async def kafka_reachable(bootstrap_servers: str, timeout: float = 3.0) -> str |
         await client.close()
 
 
-def _admin(bootstrap_servers: str, security: dict | None = None):  # noqa: ANN202 - confluent's AdminClient
+def confluent_admin(kafka: KafkaAccess | str):  # noqa: ANN201 - confluent's AdminClient
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({"bootstrap.servers": bootstrap_servers, **(security or {})})
+    return AdminClient(KafkaAccess.of(kafka).confluent())
 
 
-def active_group_members(bootstrap_servers: str, group: str, security: dict | None = None) -> int:
+def active_group_members(kafka: KafkaAccess | str, group: str) -> int:
     """How many members a consumer group has now (0 when no process is consuming with it)."""
     from confluent_kafka import KafkaException
 
-    admin = _admin(bootstrap_servers, security)  # kept referenced until the answer arrives
+    admin = confluent_admin(kafka)  # kept referenced until the answer arrives
     futures = admin.describe_consumer_groups([group], request_timeout=15)
     try:
         return len(futures[group].result(timeout=30).members)
@@ -106,14 +168,14 @@ def active_group_members(bootstrap_servers: str, group: str, security: dict | No
         return 0
 
 
-def forget_consumer_group(bootstrap_servers: str, group: str, security: dict | None = None) -> None:
+def forget_consumer_group(kafka: KafkaAccess | str, group: str) -> None:
     """Delete a consumer group's committed offsets, so its next start reads its topics from the beginning.
 
     Kafka refuses while the group has members, which protects a running service.
     """
     from confluent_kafka import KafkaError, KafkaException
 
-    admin = _admin(bootstrap_servers, security)  # kept referenced until the answer arrives
+    admin = confluent_admin(kafka)  # kept referenced until the answer arrives
     futures = admin.delete_consumer_groups([group], request_timeout=15)
     try:
         futures[group].result(timeout=30)
@@ -122,15 +184,14 @@ def forget_consumer_group(bootstrap_servers: str, group: str, security: dict | N
             raise  # a group that never committed anything already reads from the beginning
 
 
-def consumer_lag(bootstrap_servers: str, group: str, topics: list[str], security: dict | None = None) -> dict[tuple[str, int], int]:
+def consumer_lag(kafka: KafkaAccess | str, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """Records on each partition of `topics` that `group` has not committed yet (all of them if it never committed)."""
     from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 
-    admin = _admin(bootstrap_servers, security)  # kept referenced until the answer arrives
+    admin = confluent_admin(kafka)  # kept referenced until the answer arrives
     answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=30)
     committed = {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions or []}
-    probe = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"{group}.lag-probe",
-                      "enable.auto.commit": False, **(security or {})})  # fmt: skip
+    probe = Consumer({**KafkaAccess.of(kafka).confluent(), "group.id": f"{group}.lag-probe", "enable.auto.commit": False})
     try:
         metadata = probe.list_topics(timeout=10)
         lag = {}

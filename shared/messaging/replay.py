@@ -15,7 +15,7 @@ import asyncpg
 
 from shared.contracts.topics import namespaced
 from shared.messaging import inbox
-from shared.messaging.kafka import active_group_members, forget_consumer_group
+from shared.messaging.kafka import KafkaAccess, active_group_members, forget_consumer_group
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,11 @@ class StillRunning(RuntimeError):
     pass
 
 
-async def rebuild(view: RebuildableView, *, database_url: str, bootstrap_servers: str, namespace: str = "",
-                  security: dict | None = None) -> dict[str, int]:  # fmt: skip
+async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAccess | str,
+                  namespace: str = "") -> dict[str, int]:  # fmt: skip
     """Empty the view and reset its consumers; the service must be stopped. Returns rows removed per table."""
     groups = [namespaced(c, namespace) for c in view.consumers]
-    running = {g: n for g in groups if (n := active_group_members(bootstrap_servers, g, security))}
+    running = {g: n for g in groups if (n := active_group_members(kafka, g))}
     if running:
         raise StillRunning(
             f"{view.service} is still consuming ({', '.join(f'{g}: {n} member(s)' for g, n in running.items())}); "
@@ -55,7 +55,7 @@ async def rebuild(view: RebuildableView, *, database_url: str, bootstrap_servers
     finally:
         await conn.close()
     for group in groups:
-        forget_consumer_group(bootstrap_servers, group, security)
+        forget_consumer_group(kafka, group)
     return removed
 
 

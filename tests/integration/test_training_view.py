@@ -91,9 +91,9 @@ async def test_replaying_the_registry_topic_rebuilds_the_same_view_and_invites_n
         assert [p["not_eligible"] for p in before["pathways"]] == ["not_micro_or_small"]
 
         with pytest.raises(StillRunning):
-            await rebuild(TRAINING_VIEW, database_url=database, bootstrap_servers=infra.bootstrap_servers, namespace=namespace)
+            await rebuild(TRAINING_VIEW, database_url=database, kafka=infra.bootstrap_servers, namespace=namespace)
         stop_pid(training.pid)
-        removed = await rebuild(TRAINING_VIEW, database_url=database, bootstrap_servers=infra.bootstrap_servers,
+        removed = await rebuild(TRAINING_VIEW, database_url=database, kafka=infra.bootstrap_servers,
                                 namespace=namespace)  # fmt: skip
         assert removed == {"business_view": 21, "inbox": len(history)}
         emptied = await snapshot(database)
