@@ -22,6 +22,16 @@ class DatabaseBusy(RuntimeError):
     """No connection came free within the acquire timeout: the database is down, slow or the pool too small."""
 
 
+# What a request meets while the database restarts, fails over, has its connection cut, or cancels a statement
+# (statement timeout, operator): the database's state, not the request's fault.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,  # class 08, including a connection that no longer exists
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, cannot connect now, query cancelled
+    asyncpg.exceptions.InternalClientError,  # the protocol's state after a connection dropped mid-query
+    OSError,  # refused or reset connections
+)
+
+
 class DatabaseMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.acquire_wait = Histogram(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,8 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import InvalidToken, Principal, TokenService
-from shared.db import DatabaseBusy
+from shared.db import DATABASE_UNAVAILABLE, DatabaseBusy
 from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from shared.observability import scrub
+
+log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]  # None when fine, else what is wrong
 ScrapeHook = Callable[[], Awaitable[None]]  # refreshes gauges computed from the database
@@ -135,6 +139,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DatabaseBusy)
     async def _busy(_: Request, exc: DatabaseBusy) -> JSONResponse:
         return problem(503, "database_busy", f"{exc}. Nothing was changed; try again in a moment.")
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # The database went away (restart, failover, a cut connection) or cancelled a statement: the transaction
+        # was rolled back unless the connection dropped during its commit, so a client must check before repeating.
+        log.warning("database unavailable: %s", scrub(f"{type(exc).__name__}: {exc}"))
+        return problem(503, "database_unavailable", "The database is unavailable or too slow right now. Try again in "
+                       "a moment; if this was a change, look it up first, as a connection lost while committing "
+                       "leaves it unknown whether it was made.", headers={"Retry-After": "5"})  # fmt: skip
+
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _unavailable)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from berdaya.stack.kafka import LocalKafka
 from berdaya.stack.postgres import LocalPostgres
-from berdaya.stack.process import free_port
+from berdaya.stack.process import free_ports
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,9 @@ def throwaway_stack(*, durable: bool, kafka_nodes: int = 1) -> Iterator[Throwawa
     # Under /tmp so that PostgreSQL's own user can enter it when we run as root.
     base = Path(tempfile.mkdtemp(prefix="berdaya-", dir="/tmp"))
     base.chmod(0o755)
-    postgres = LocalPostgres(base / "pg" / "data", free_port(), durable=durable)
-    kafka = LocalKafka(base / "kafka", port=free_port(), size=kafka_nodes, controller_port=free_port())
+    pg_port, *kafka_ports = free_ports(1 + 2 * kafka_nodes)
+    postgres = LocalPostgres(base / "pg" / "data", pg_port, durable=durable)
+    kafka = LocalKafka(base / "kafka", node_ports=list(zip(kafka_ports[::2], kafka_ports[1::2], strict=True)))
     try:
         postgres.start()
         kafka.start()

@@ -117,6 +117,9 @@ def _observe_lag(msg: Any, raw: Any, consumer_name: str, metrics: MessagingMetri
     highwater = getattr(kafka_consumer, "highwater", None)
     if highwater is None:
         return  # the in-memory test broker has no real consumer
-    end = highwater(TopicPartition(raw.topic, raw.partition))
+    try:
+        end = highwater(TopicPartition(raw.topic, raw.partition))
+    except AssertionError:
+        return  # the partition was revoked during the batch (a rebalance); its new owner reports the lag
     if end is not None:
         metrics.consumer_lag.labels(consumer_name, raw.topic, str(raw.partition)).set(max(0, end - raw.offset - 1))

@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
@@ -17,6 +18,16 @@ from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFoun
 from shared.web import PROBLEM_JSON, BoundedInput, Unauthorized, install_error_handlers
 
 MAX_BODY = 1_000
+# What requests met while the chaos run restarted PostgreSQL and cut its connections.
+DATABASE_OUTAGES = {
+    "refused": ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 55432)"),
+    "reset": ConnectionResetError(104, "Connection reset by peer"),
+    "shutting-down": asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"),
+    "admin-shutdown": asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+    "connection-gone": asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+    "protocol-state": asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation is in progress"),
+    "statement-timeout": asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+}
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code", "errors"}
 
 
@@ -70,6 +81,10 @@ def new_app() -> FastAPI:
     @app.get("/busy")
     async def busy() -> None:
         raise DatabaseBusy("no database connection free within 10s")
+
+    @app.get("/database-gone/{kind}")
+    async def database_gone(kind: str) -> None:
+        raise DATABASE_OUTAGES[kind]
 
     return app
 
@@ -344,3 +359,13 @@ async def test_an_unauthenticated_request_is_told_to_send_a_bearer_token(client:
 async def test_a_database_too_busy_says_nothing_was_changed(client: httpx.AsyncClient) -> None:
     body = assert_problem(await client.get("/busy"), 503, "database_busy")
     assert "Nothing was changed" in body["detail"]
+
+
+@pytest.mark.parametrize("kind", sorted(DATABASE_OUTAGES))
+async def test_a_database_outage_is_a_503_problem_telling_the_client_to_retry_not_a_bare_500(
+    client: httpx.AsyncClient, kind: str
+) -> None:
+    response = await client.get(f"/database-gone/{kind}")
+    body = assert_problem(response, 503, "database_unavailable")
+    assert response.headers["retry-after"] == "5"
+    assert "look it up first" in body["detail"]
