@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import asyncpg
 
@@ -103,9 +104,11 @@ class LocalPostgres:
                   str(int(timeout)), "start")  # fmt: skip
         wait_until(lambda: port_open(self.port), timeout, f"PostgreSQL on port {self.port}", self.log_file)
 
-    def stop(self) -> None:
+    def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast") -> None:
+        """pg_ctl stop: "fast" rolls back open transactions and disconnects clients; "immediate" aborts every server
+        process at once, as a crash would, and the next start recovers from the WAL."""
         if (self.data_dir / "postmaster.pid").exists():
-            subprocess.run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
+            subprocess.run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-m", mode,
                             "-w", "stop"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
