@@ -28,7 +28,7 @@ from shared.unit_of_work import Cause
 
 
 async def apply_registry_events(batch: Sequence[Delivery], uow: TrainingUnitOfWork, deps: Deps) -> None:
-    """A batch of registry events: the view rows locked in id order and each event applied in turn (older versions
+    """A batch of registry events: the businesses locked in id order and each event applied in turn (older versions
     change nothing); then, for the businesses whose facts changed, a closed business gives up its seats, a medium
     food business is recorded as unable to self-declare, and open cohorts serving their needs are filled."""
     now = deps.clock()
@@ -51,12 +51,14 @@ async def apply_funding_events(batch: Sequence[Delivery], uow: TrainingUnitOfWor
     yet), then open cohorts serving the businesses' new need (bookkeeping) are filled."""
     now = deps.clock()
     async with uow:
+        # Locked as the registry's consumer locks them, so neither reads the other's write as not there yet.
+        known = await uow.store.lock_views([d.payload.business_id for d in batch])  # type: ignore[attr-defined]
         changed: dict[uuid.UUID, Cause] = {}
         for delivery in batch:
             event: FundingAccepted = delivery.payload  # type: ignore[assignment]
             if await uow.store.add_funding_accepted(event.business_id, event.offer_id, event.pledge_id, event.accepted_at):
                 changed[event.business_id] = Cause.delivery(delivery)
-        views = await uow.store.businesses(changed)
+        views = {b: known[b] for b in changed if b in known}
         await _business_changed(views, {b: c for b, c in changed.items() if b in views}, uow, deps, now)
         await uow.commit()
 

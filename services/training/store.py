@@ -49,7 +49,8 @@ class TrainingStore(abc.ABC):
     # -- what training knows of businesses --
     @abc.abstractmethod
     async def lock_views(self, business_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, BusinessView]:
-        """The views of these businesses (those training knows), locked in id order until the unit of work ends."""
+        """The views of these businesses (those training knows); every one of the ids, known or not, stays locked
+        until the unit of work ends, taken in id order."""
 
     @abc.abstractmethod
     async def businesses(self, business_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, BusinessView]: ...

@@ -160,3 +160,32 @@ async def test_duplicate_deliveries_of_registry_and_funding_events_change_nothin
 def _counter(metrics: str, name: str, consumer: str) -> float:
     found = re.search(rf'^{name}\{{consumer="{re.escape(consumer)}"\}} (\S+)$', metrics, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
+
+
+async def test_a_funding_batch_waits_for_a_registration_of_the_same_business_still_being_applied(infra):
+    """The race behind a funded business never invited: the registry's consumer applying a registration (no view row
+    yet to lock) and the funding consumer recording an acceptance each read the other's write as not there. Locking
+    a business id must hold even before its view row exists."""
+    from services.training.store_pg import PgTrainingStore
+    from shared.db import load_migrations, migrate
+
+    database = await fresh_database(infra.postgres_url)
+    registering, accepting = await asyncpg.connect(database), await asyncpg.connect(database)
+    try:
+        await migrate(registering, load_migrations("services.training.migrations", "training"))
+        business = uuid.uuid4()
+        async with registering.transaction():
+            assert await PgTrainingStore(registering).lock_views([business]) == {}
+
+            async def record_acceptance() -> None:
+                async with accepting.transaction():
+                    await PgTrainingStore(accepting).lock_views([uuid.uuid4(), business])
+
+            waiting = asyncio.create_task(record_acceptance())
+            await asyncio.sleep(0.5)
+            assert not waiting.done(), "the acceptance went ahead while the registration was still being applied"
+        await asyncio.wait_for(waiting, timeout=10)
+    finally:
+        await registering.close()
+        await accepting.close()
+        await drop_database(infra.postgres_url, database)
