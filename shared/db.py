@@ -6,9 +6,10 @@ import contextlib
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from importlib import resources
+import uuid
 from typing import Any
 
 import asyncpg
@@ -247,3 +248,14 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+
+async def lock_ids(conn: asyncpg.Connection, kind: int, ids: Iterable[uuid.UUID]) -> None:
+    """Hold a lock on each id (of one `kind`) until the transaction ends, whether or not a row for it exists yet:
+    two consumers writing different tables about one business then never read each other's write as missing.
+    Taken in key order, so two transactions can't each hold what the other waits for."""
+    await conn.execute(
+        """SELECT pg_advisory_xact_lock($1, k)
+             FROM (SELECT DISTINCT hashtext(i::text) AS k FROM unnest($2::uuid[]) AS i) AS keys ORDER BY k""",
+        kind, list(set(ids)),
+    )

@@ -23,7 +23,7 @@ from services.funding.domain.pledges import Pledge
 from services.funding.domain.view import BusinessView
 from shared.contracts.funding import Earmarks
 from shared.contracts.training import Assessment
-from shared.db import Where
+from shared.db import Where, lock_ids
 from shared.unit_of_work import PgUnitOfWork, UnitOfWork
 
 
@@ -44,7 +44,8 @@ class FundingStore(abc.ABC):
     # -- what funding knows of businesses --
     @abc.abstractmethod
     async def lock_views(self, business_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, BusinessView]:
-        """The views of these businesses (those funding knows), locked in id order until the unit of work ends."""
+        """The views of these businesses (those funding knows); every one of the ids, known or not, stays locked
+        until the unit of work ends."""
 
     @abc.abstractmethod
     async def business(self, business_id: uuid.UUID) -> BusinessView | None: ...
@@ -146,6 +147,7 @@ class FundingUnitOfWork(UnitOfWork[DomainEvent]):
 # PostgreSQL
 # ---------------------------------------------------------------------------------------------------------------
 
+_BUSINESS_LOCK = 0x66_75_6E_64  # "fund"
 _VIEW_COLUMNS = (
     "business_id", "version", "business_name", "contact_phone", "kecamatan_code", "kbli_code", "scale", "youth_owned",
     "women_owned", "nib_status", "status", "annual_sales_rupiah", "registered_at", "eligible_since",
@@ -216,6 +218,9 @@ class PgFundingStore(FundingStore):
         self._conn = conn
 
     async def lock_views(self, business_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, BusinessView]:
+        # Also the ids with no view row yet: a TrainingCompleted applied while the business's registration is
+        # being applied would otherwise be read as missing by both, and the business matched without its training.
+        await lock_ids(self._conn, _BUSINESS_LOCK, business_ids)
         rows = await self._conn.fetch(
             VIEW_SELECT + " WHERE b.business_id = ANY($1::uuid[]) ORDER BY b.business_id FOR UPDATE OF b",
             sorted(set(business_ids)),

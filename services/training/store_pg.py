@@ -30,7 +30,7 @@ from services.training.rows import (
 )
 from services.training.store import Mark, Prospect, TrainingStore, TrainingUnitOfWork
 from shared.contracts.training import Assessment
-from shared.db import Where
+from shared.db import Where, lock_ids
 from shared.reference.kbli import FOOD_AND_DRINK_PREFIXES
 from shared.unit_of_work import PgUnitOfWork
 
@@ -52,13 +52,8 @@ class PgTrainingStore(TrainingStore):
     async def lock_views(self, business_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, BusinessView]:
         # A view row can't be locked before it exists, and a FundingAccepted may arrive for a business whose
         # registration is being applied at that moment: each consumer would read the other's write as not there yet
-        # and the funded need would be seen by neither. A lock per business id serialises them; taken in key order
-        # (not id order) so that two ids sharing a hash can't make two batches wait for each other.
-        await self._conn.execute(
-            """SELECT pg_advisory_xact_lock($1, k)
-                 FROM (SELECT DISTINCT hashtext(b::text) AS k FROM unnest($2::uuid[]) AS b) AS keys ORDER BY k""",
-            _BUSINESS_LOCK, list(set(business_ids)),
-        )
+        # and the funded need would be seen by neither.
+        await lock_ids(self._conn, _BUSINESS_LOCK, business_ids)
         rows = await self._conn.fetch(
             "SELECT * FROM business_view WHERE business_id = ANY($1::uuid[]) ORDER BY business_id FOR UPDATE",
             sorted(set(business_ids)),

@@ -68,7 +68,7 @@ async def inbox_count(database: str, consumer: str) -> int:
 
 async def test_replaying_the_registry_topic_rebuilds_the_same_view_and_invites_nobody_again(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = service_env(infra.bootstrap_servers, namespace)
+    env = service_env(infra.kafka, namespace)
     database = await fresh_database(infra.postgres_url)
     training = start_service("training", env, database, tmp_path / "training.log")
     history = registry_history()
@@ -77,7 +77,7 @@ async def test_replaying_the_registry_topic_rebuilds_the_same_view_and_invites_n
             programme = await define_programme(http, training.url)
             cohort = await plan_cohort(http, training.url, programme["id"], capacity=3)
             assert (await http.post(f"{training.url}/cohorts/{cohort['id']}/open", headers=TRAINER)).status_code == 200
-        await produce(infra.bootstrap_servers, namespaced(REGISTRY_BUSINESS, namespace), history)
+        await produce(infra.kafka, namespaced(REGISTRY_BUSINESS, namespace), history)
 
         async def consumed() -> bool:
             return await inbox_count(database, "training-view") == len(history)
@@ -91,9 +91,9 @@ async def test_replaying_the_registry_topic_rebuilds_the_same_view_and_invites_n
         assert [p["not_eligible"] for p in before["pathways"]] == ["not_micro_or_small"]
 
         with pytest.raises(StillRunning):
-            await rebuild(TRAINING_VIEW, database_url=database, kafka=infra.bootstrap_servers, namespace=namespace)
+            await rebuild(TRAINING_VIEW, database_url=database, kafka=infra.kafka, namespace=namespace)
         stop_pid(training.pid)
-        removed = await rebuild(TRAINING_VIEW, database_url=database, kafka=infra.bootstrap_servers,
+        removed = await rebuild(TRAINING_VIEW, database_url=database, kafka=infra.kafka,
                                 namespace=namespace)  # fmt: skip
         assert removed == {"business_view": 21, "inbox": len(history)}
         emptied = await snapshot(database)
@@ -110,7 +110,7 @@ async def test_replaying_the_registry_topic_rebuilds_the_same_view_and_invites_n
 
 async def test_duplicate_deliveries_of_registry_and_funding_events_change_nothing(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = service_env(infra.bootstrap_servers, namespace)
+    env = service_env(infra.kafka, namespace)
     database = await fresh_database(infra.postgres_url)
     training = start_service("training", env, database, tmp_path / "training.log")
     history = registry_history()
@@ -128,8 +128,8 @@ async def test_duplicate_deliveries_of_registry_and_funding_events_change_nothin
                 assert (await http.post(f"{training.url}/cohorts/{cohort['id']}/open", headers=TRAINER)).status_code == 200
             registry_topic = namespaced(REGISTRY_BUSINESS, namespace)
             funding_topic = namespaced(FUNDING_PLEDGE, namespace)
-            await produce(infra.bootstrap_servers, registry_topic, registry_events)
-            await produce(infra.bootstrap_servers, funding_topic, accepted)
+            await produce(infra.kafka, registry_topic, registry_events)
+            await produce(infra.kafka, funding_topic, accepted)
 
             async def consumed() -> bool:
                 return (await inbox_count(database, "training-view") == len(registry_events)
@@ -141,8 +141,8 @@ async def test_duplicate_deliveries_of_registry_and_funding_events_change_nothin
             assert sum(s["need"] == "funded_bookkeeping" and s["status"] == "enrolled" for s in before["seats"]) == 4
 
             # Every event again, as a relay restarted after publishing would send them: new offsets, same event ids.
-            await produce(infra.bootstrap_servers, registry_topic, registry_events)
-            await produce(infra.bootstrap_servers, funding_topic, accepted)
+            await produce(infra.kafka, registry_topic, registry_events)
+            await produce(infra.kafka, funding_topic, accepted)
 
             async def absorbed() -> bool:
                 text = (await http.get(f"{training.url}/metrics")).text
@@ -161,31 +161,3 @@ def _counter(metrics: str, name: str, consumer: str) -> float:
     found = re.search(rf'^{name}\{{consumer="{re.escape(consumer)}"\}} (\S+)$', metrics, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
-
-async def test_a_funding_batch_waits_for_a_registration_of_the_same_business_still_being_applied(infra):
-    """The race behind a funded business never invited: the registry's consumer applying a registration (no view row
-    yet to lock) and the funding consumer recording an acceptance each read the other's write as not there. Locking
-    a business id must hold even before its view row exists."""
-    from services.training.store_pg import PgTrainingStore
-    from shared.db import load_migrations, migrate
-
-    database = await fresh_database(infra.postgres_url)
-    registering, accepting = await asyncpg.connect(database), await asyncpg.connect(database)
-    try:
-        await migrate(registering, load_migrations("services.training.migrations", "training"))
-        business = uuid.uuid4()
-        async with registering.transaction():
-            assert await PgTrainingStore(registering).lock_views([business]) == {}
-
-            async def record_acceptance() -> None:
-                async with accepting.transaction():
-                    await PgTrainingStore(accepting).lock_views([uuid.uuid4(), business])
-
-            waiting = asyncio.create_task(record_acceptance())
-            await asyncio.sleep(0.5)
-            assert not waiting.done(), "the acceptance went ahead while the registration was still being applied"
-        await asyncio.wait_for(waiting, timeout=10)
-    finally:
-        await registering.close()
-        await accepting.close()
-        await drop_database(infra.postgres_url, database)
