@@ -1,21 +1,23 @@
-"""python -m bench [import|relay|all] [--rows N ...] [--events N]: prints figures against same-run baselines."""
+"""python -m bench [import|relay|funding|metrics|all] [--rows N ...] [--events N]: prints figures against same-run
+baselines."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 
-from bench import funding_bench, import_bench, relay_bench
+from bench import funding_bench, import_bench, metrics_bench, relay_bench
 from bench.infra import bench_infra
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("which", choices=["import", "relay", "funding", "all"], nargs="?", default="all")
+    parser.add_argument("which", choices=["import", "relay", "funding", "metrics", "all"], nargs="?", default="all")
     parser.add_argument("--rows", type=int, action="append", help="import sizes (default 17000 and 1000000)")
     parser.add_argument("--events", type=int, default=100_000, help="events for the relay benchmark")
     parser.add_argument("--businesses", type=int, default=100_000, help="known businesses for the new-pledge benchmark")
     parser.add_argument("--nib-events", type=int, default=5_000, help="NIBIssued events for the stream benchmark")
+    parser.add_argument("--metrics-businesses", type=int, default=17_000, help="businesses loaded for the scrape benchmark")
     args = parser.parse_args()
     with bench_infra() as infra:
         if args.which in ("relay", "all"):
@@ -27,6 +29,9 @@ def main() -> None:
             pledge = asyncio.run(funding_bench.bench_new_pledge(infra, args.businesses))
             stream = asyncio.run(funding_bench.bench_nib_stream(infra, args.nib_events))
             funding_bench.report(pledge, stream)
+        if args.which in ("metrics", "all"):
+            print(f"Prometheus scrapes: GET /metrics of each service with {args.metrics_businesses:,} businesses", flush=True)
+            metrics_bench.report(metrics_bench.bench_metrics(infra, args.metrics_businesses))
         if args.which in ("import", "all"):
             results = []
             for rows in args.rows or [17_000, 1_000_000]:

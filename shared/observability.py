@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -109,7 +112,146 @@ class MessagingMetrics:
         )
         self.consumer_lag = Gauge(
             "berdaya_consumer_lag_records",
-            "Records on a partition after the one just handled (high watermark - position).",
+            "Records on a partition after the one just handled (high watermark - position), as the consumer saw it at "
+            "its last batch; it stops moving when the consumer does. Alert on berdaya_consumer_group_lag_seconds.",
             ["consumer", "topic", "partition"],
             registry=registry,
         )
+
+    def prime(self, consumer: str, topic: str | None) -> None:
+        """Create a consumer's series at 0 when it starts, so the first retry or dead letter is an increase that
+        rate() and increase() can see (a series born at 1 looks like no change)."""
+        for outcome in ("processed", "duplicate", "ignored", "dead_lettered"):
+            self.consumed.labels(consumer, outcome)
+        for metric in (self.inbox_duplicates, self.retries, self.transient_failures, self.event_age):
+            metric.labels(consumer)
+        if topic is not None:
+            self.dead_lettered.labels(consumer, topic)
+
+
+class LagMetrics:
+    """Consumer lag as measured from committed offsets against end offsets (shared.messaging.lag)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["consumer", "topic", "partition"]
+        self.records = Gauge(
+            "berdaya_consumer_group_lag_records",
+            "Records on a partition a consumer group has not committed yet (end offset - committed offset).",
+            labels, registry=registry,
+        )  # fmt: skip
+        self.seconds = Gauge(
+            "berdaya_consumer_group_lag_seconds",
+            "Age of the oldest record a consumer group has not consumed on a partition (now - its Kafka timestamp); "
+            "0 when caught up. Measured by every consuming service for every group of its deployment.",
+            labels, registry=registry,
+        )  # fmt: skip
+        self.measured = Gauge(
+            "berdaya_consumer_lag_measured_timestamp_seconds",
+            "When this process last measured consumer lag successfully (Unix time).",
+            registry=registry,
+        )
+        self.errors = Counter(
+            "berdaya_consumer_lag_measurement_errors",
+            "Lag measurements that failed (Kafka unreachable, not authorised, timed out).",
+            registry=registry,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HTTP: requests by route template, method and status; latency by route template and method
+# ---------------------------------------------------------------------------------------------------------------
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"  # any path no route answers: never the raw path, which could carry anything
+CLIENT_CLOSED = 499
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "berdaya_http_requests",
+            "HTTP requests answered, by route template (never the raw path), method and status code.",
+            ["route", "method", "status"], registry=registry,
+        )  # fmt: skip
+        self.duration = Histogram(
+            "berdaya_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method.",
+            ["route", "method"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+
+    def prime(self, app: Any) -> None:
+        """Every route's success count at 0 from the start (its documented status, 200 unless it says otherwise), so
+        its first requests are an increase rate() and increase() can see rather than a series born non-zero. (Not
+        its latency histogram: fourteen series a route, for the first burst's percentiles only.)"""
+        for route in _routes(app):
+            path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+            status = getattr(getattr(route, "original_route", route), "status_code", None) or 200
+            for method in sorted((methods or set()) & HTTP_METHODS - {"HEAD"}) if path else ():
+                self.requests.labels(path, method, str(status))
+
+
+def _routes(app: Any) -> Any:
+    """An app's routes with their full paths, routers included (FastAPI 0.16x includes them lazily)."""
+    routes = getattr(app, "routes", ())
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # an older FastAPI: app.routes is already flat
+        return routes
+    return iter_route_contexts(routes)
+
+
+def _route_template(app: Any, scope: dict) -> str:
+    """The template of the route that answered (`/businesses/{business_id}`). A request refused before routing (too
+    large, a NUL in it) is matched against the routes here, so it still counts against the route it was for."""
+    route = scope.get("route")
+    if route is not None and getattr(route, "path", None):
+        return route.path
+    from starlette.routing import Match
+
+    for candidate in _routes(app):
+        try:
+            match, _ = candidate.matches(scope)
+        except Exception:  # noqa: BLE001,S112 - a route that can't judge this scope is not it
+            continue
+        if match is not Match.NONE and getattr(candidate, "path", None):
+            return candidate.path
+    return UNMATCHED_ROUTE
+
+
+class HttpMetricsMiddleware:
+    """Outermost ASGI middleware: counts and times every HTTP request, including those refused before routing.
+    Labels are bounded: the route template, one of seven methods (else "other"), the status code."""
+
+    def __init__(self, app: Any, metrics: HttpMetrics, router_app: Callable[[], Any]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._router_app = router_app  # the FastAPI app, whose routes name the template
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
+                       send: Callable[[dict], Awaitable[None]]) -> None:  # fmt: skip
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        # 499 (nginx's "client closed request"): the caller left before any answer; 500 if the app raised first.
+        status = CLIENT_CLOSED
+
+        async def recording_send(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        except BaseException:
+            status = 500 if status == CLIENT_CLOSED else status
+            raise
+        finally:
+            method = scope.get("method", "")
+            method = method if method in HTTP_METHODS else "other"
+            route = _route_template(self._router_app(), scope)
+            self.metrics.requests.labels(route, method, str(status)).inc()
+            self.metrics.duration.labels(route, method).observe(time.perf_counter() - started)

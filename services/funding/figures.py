@@ -1,4 +1,7 @@
-"""Funding's figures for Prometheus: rupiah per sponsor by state, matches, and time from eligibility to match."""
+"""Funding's figures for Prometheus: rupiah per sponsor by state, matches, time from eligibility to match, offers by
+kecamatan and status, and what is about to run out: the next pledge of each sponsor to end with money unallocated,
+the next unanswered offer of each kecamatan to expire. Labels are sponsors (organisations), kecamatan and statuses:
+never a business or a person."""
 
 from __future__ import annotations
 
@@ -9,6 +12,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from services.funding.domain.offers import Offer
 from services.funding.domain.pledges import Pledge
 from services.funding.queries import FundingQueries
+
+OFFER_STATUSES = ("offered", "accepted", "declined", "expired", "withdrawn", "disbursed")
+UNKNOWN_KECAMATAN = "unknown"
 
 
 class FundingFigures:
@@ -24,6 +30,24 @@ class FundingFigures:
             buckets=(1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400),
             registry=registry,
         )
+        self.offers = Gauge("berdaya_funding_offers", "Offers by the business's kecamatan and status (offered = waiting "
+                            "for the business's answer).", ["kecamatan", "status"], registry=registry)  # fmt: skip
+        self.next_offer_expiry = Gauge(
+            "berdaya_funding_unanswered_offer_next_expiry_timestamp_seconds",
+            "When the next unanswered offer to a business of the kecamatan expires (Unix time); absent when none waits.",
+            ["kecamatan"], registry=registry,
+        )  # fmt: skip
+        self.next_pledge_end = Gauge(
+            "berdaya_funding_pledge_next_end_timestamp_seconds",
+            "When the sponsor's next open pledge with money still unallocated ends (the end of its last valid day in "
+            "Kupang, Unix time); absent when none.",
+            ["sponsor"], registry=registry,
+        )  # fmt: skip
+        self.next_pledge_unallocated = Gauge(
+            "berdaya_funding_pledge_next_end_unallocated_rupiah",
+            "Rupiah not yet offered, accepted or disbursed in that pledge (total - reserved - accepted - disbursed).",
+            ["sponsor"], registry=registry,
+        )  # fmt: skip
 
     def matched(self, offer: Offer, pledge: Pledge, eligible_since: datetime | None) -> None:
         self.matches.labels(pledge.sponsor_name).inc()
@@ -35,3 +59,41 @@ class FundingFigures:
         for row in await self._queries.money_by_sponsor():
             for state in ("pledged", "reserved", "accepted", "disbursed"):
                 self.rupiah.labels(row["name"], state).set(int(row[state] or 0))
+        db = self._queries._db  # noqa: SLF001 - the figures' own queries
+        names = self._queries._names  # noqa: SLF001 - Kemendagri code -> kecamatan name
+        # Every kecamatan and status has a series from the start, so the first expiry is an increase rules can see.
+        counts = {(name, status): 0 for name in names.values() for status in OFFER_STATUSES}
+        expiries: dict[str, float] = {}
+        for row in await db.fetch(_OFFERS):
+            name = names.get(row["kecamatan_code"], UNKNOWN_KECAMATAN)
+            counts[(name, row["status"])] = counts.get((name, row["status"]), 0) + row["n"]
+            if row["next_expiry"] is not None:
+                at = row["next_expiry"].timestamp()
+                expiries[name] = min(at, expiries.get(name, at))
+        for (name, status), n in counts.items():
+            self.offers.labels(name, status).set(n)
+        self.next_offer_expiry.clear()
+        for name, at in expiries.items():
+            self.next_offer_expiry.labels(name).set(at)
+        self.next_pledge_end.clear()
+        self.next_pledge_unallocated.clear()
+        for row in await db.fetch(_NEXT_PLEDGE_END):
+            self.next_pledge_end.labels(row["name"]).set(row["ends_at"].timestamp())
+            self.next_pledge_unallocated.labels(row["name"]).set(int(row["unallocated"]))
+
+
+_OFFERS = """
+    SELECT v.kecamatan_code, o.status, count(*) AS n,
+           min(o.expires_at) FILTER (WHERE o.status = 'offered') AS next_expiry
+      FROM offer o LEFT JOIN business_view v ON v.business_id = o.business_id
+     GROUP BY 1, 2"""
+
+# A pledge is valid through its last day in Kupang (WITA, Asia/Makassar): it ends at the next midnight there.
+_NEXT_PLEDGE_END = """
+    SELECT DISTINCT ON (s.name) s.name,
+           ((p.valid_until + 1)::timestamp AT TIME ZONE 'Asia/Makassar') AS ends_at,
+           p.total_rupiah - p.reserved_rupiah - p.accepted_rupiah - p.disbursed_rupiah AS unallocated
+      FROM pledge p JOIN sponsor s ON s.id = p.sponsor_id
+     WHERE p.status = 'open' AND p.total_rupiah - p.reserved_rupiah - p.accepted_rupiah - p.disbursed_rupiah > 0
+       AND ((p.valid_until + 1)::timestamp AT TIME ZONE 'Asia/Makassar') > now()
+     ORDER BY s.name, p.valid_until, p.id"""

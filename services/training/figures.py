@@ -34,6 +34,7 @@ class TrainingFigures:
         for gauge in (self.capacity, self.enrolled, self.fill, self.waitlist, self.completions, self.stalled):
             gauge.clear()
         for r in seats:
+            self.completions.labels(r["topic"]).set(0)  # a running topic with no completion yet shows 0, not nothing
             self.capacity.labels(r["topic"]).set(r["capacity"])
             self.enrolled.labels(r["topic"]).set(r["enrolled"])
             self.fill.labels(r["topic"]).set(r["enrolled"] / r["capacity"] if r["capacity"] else 0)
