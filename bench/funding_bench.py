@@ -28,6 +28,7 @@ from shared.contracts import new_envelope
 from shared.contracts.registry import BusinessRegistered, NIBIssued
 from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, namespaced
 from shared.reference.wilayah import kota_kupang
+from shared.messaging.kafka import KafkaAccess
 
 SECRET = "benchmark-secret-benchmark-secret-benchmark"
 KBLI = ("10130", "10792", "56102", "56103", "47112", "13122", "96112", "45405")
@@ -52,7 +53,7 @@ def _views(count: int, rng: random.Random) -> list[tuple]:
 class Funding:
     def __init__(self, infra: Throwaway, label: str) -> None:
         self.infra, self.namespace = infra, f"bench-{label}-{uuid.uuid4().hex[:6]}"
-        self.env = throwaway_env(infra.bootstrap_servers, self.namespace, SECRET)
+        self.env = throwaway_env(infra.kafka, self.namespace, SECRET)
         self.auth = {"Authorization": f"Bearer {TokenService(SECRET).mint('bench', ['sponsor'])}"}
 
     async def start(self) -> None:
@@ -79,9 +80,9 @@ class Funding:
         return response.json()
 
 
-async def _count_matched(bootstrap: str, topic: str, expect: int, timeout: float = 600) -> float:
+async def _count_matched(bootstrap: KafkaAccess | str, topic: str, expect: int, timeout: float = 600) -> float:
     """Wait for `expect` FundingMatched records; returns when the last arrived (perf_counter)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(topic, **KafkaAccess.of(bootstrap).aiokafka(), auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     seen, last = 0, time.perf_counter()
     deadline = time.perf_counter() + timeout
@@ -121,7 +122,7 @@ async def bench_new_pledge(infra: Throwaway, businesses: int = 100_000) -> dict[
             started = time.perf_counter()
             # Enough money for every eligible business, so the run ends with one offer each.
             await funding.pledge(http, total=offers * 1_000_000, amount=1_000_000, kbli=["10", "11", "56"], nib_required=True)
-        last = await _count_matched(infra.bootstrap_servers, funding.topic(FUNDING_PLEDGE), offers)
+        last = await _count_matched(infra.kafka, funding.topic(FUNDING_PLEDGE), offers)
         return {"businesses": businesses, "eligible": offers, "match_s": last - started, "sql_s": sql_seconds}
     finally:
         funding.stop()
@@ -153,27 +154,27 @@ async def bench_nib_stream(infra: Throwaway, events: int = 5_000, pledges: int =
                                     nib=f"{9200000000000 + i}", issued_on=date.today(), kecamatan_code=b.kecamatan_code))  # fmt: skip
         conn = await asyncpg.connect(funding.database)
         try:
-            await _produce(infra.bootstrap_servers, topic, registered)
+            await _produce(infra.kafka, topic, registered)
             while await conn.fetchval("SELECT count(*) FROM business_view") < events:
                 await asyncio.sleep(0.2)
             matched_before = await conn.fetchval("SELECT count(*) FROM offer")
             started = time.perf_counter()
-            await _produce(infra.bootstrap_servers, topic, issued)
+            await _produce(infra.kafka, topic, issued)
             while await conn.fetchval("SELECT count(*) FROM business_view WHERE nib_status = 'issued'") < events:
                 await asyncio.sleep(0.1)
             stream_seconds = time.perf_counter() - started
             offers = await conn.fetchval("SELECT count(*) FROM offer") - matched_before
         finally:
             await conn.close()
-        raw_seconds = await _raw_read(infra.bootstrap_servers, topic, 2 * events)
+        raw_seconds = await _raw_read(infra.kafka, topic, 2 * events)
         return {"events": events, "pledges": pledges, "offers": offers, "stream_s": stream_seconds,
                 "raw_read_s": raw_seconds * events / (2 * events)}  # fmt: skip
     finally:
         funding.stop()
 
 
-async def _produce(bootstrap: str, topic: str, payloads: list) -> None:  # noqa: ANN001
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+async def _produce(bootstrap: KafkaAccess | str, topic: str, payloads: list) -> None:  # noqa: ANN001
+    producer = AIOKafkaProducer(**KafkaAccess.of(bootstrap).aiokafka(), acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
         futures = []
@@ -185,8 +186,8 @@ async def _produce(bootstrap: str, topic: str, payloads: list) -> None:  # noqa:
         await producer.stop()
 
 
-async def _raw_read(bootstrap: str, topic: str, expect: int) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+async def _raw_read(bootstrap: KafkaAccess | str, topic: str, expect: int) -> float:
+    consumer = AIOKafkaConsumer(topic, **KafkaAccess.of(bootstrap).aiokafka(), auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     seen = 0
     try:

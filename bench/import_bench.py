@@ -45,7 +45,7 @@ def bench_import(infra: Throwaway, rows: int) -> dict[str, float]:
     copy_seconds = asyncio.run(raw_copy(infra.postgres_url, path))
 
     database_url = asyncio.run(ensure_database(infra.postgres_url, f"bench_registry_{rows}"))
-    env = throwaway_env(infra.bootstrap_servers, f"bench-{rows}", SECRET)
+    env = throwaway_env(infra.kafka, f"bench-{rows}", SECRET)
     registry = run_service("registry", env, database_url, infra.base / f"registry_{rows}.log")
     port = registry.url.rsplit(":", 1)[1]
     try:

@@ -41,7 +41,7 @@ async def _relay(infra: Throwaway, envelopes: list, topic: str, batch_size: int)
         for start in range(0, len(envelopes), 10_000):
             async with conn.transaction():
                 await add_to_outbox(conn, envelopes[start:start + 10_000], route=lambda _: topic)
-    relay = OutboxRelay(pool=pool, dsn=url, producer_factory=lambda: safe_producer(infra.bootstrap_servers, "bench"),
+    relay = OutboxRelay(pool=pool, dsn=url, producer_factory=lambda: safe_producer(infra.kafka, "bench"),
                         metrics=MessagingMetrics(CollectorRegistry()), batch_size=batch_size, idle_wait=0.05)  # fmt: skip
     stop = asyncio.Event()
     started = time.perf_counter()
@@ -56,7 +56,7 @@ async def _relay(infra: Throwaway, envelopes: list, topic: str, batch_size: int)
 
 
 async def _raw(infra: Throwaway, envelopes: list, topic: str) -> float:
-    producer = safe_producer(infra.bootstrap_servers, "bench-raw")
+    producer = safe_producer(infra.kafka, "bench-raw")
     await producer.start()
     values = [(e.model_dump_json().encode(), e.aggregate_id.encode(), event_headers(e.event_type, e.event_version, e.event_id))
               for e in envelopes]  # fmt: skip
@@ -72,7 +72,7 @@ async def _raw(infra: Throwaway, envelopes: list, topic: str) -> float:
 async def bench_relay(infra: Throwaway, count: int, batch_size: int = 500) -> dict[str, float]:
     envelopes = _envelopes(count)
     relay_topic, raw_topic = f"bench.relay.{uuid.uuid4().hex[:6]}", f"bench.raw.{uuid.uuid4().hex[:6]}"
-    await ensure_topics(infra.bootstrap_servers, [TopicSpec(relay_topic, 6, 1), TopicSpec(raw_topic, 6, 1)])
+    await ensure_topics(infra.kafka, [TopicSpec(relay_topic, 6, 1), TopicSpec(raw_topic, 6, 1)])
     raw_seconds = await _raw(infra, envelopes, raw_topic)
     relay_seconds = await _relay(infra, envelopes, relay_topic, batch_size)
     return {"events": count, "relay_s": relay_seconds, "raw_s": raw_seconds, "batch": batch_size}

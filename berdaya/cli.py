@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from berdaya.cli_partners import partner
 from berdaya.importer import ImportRefused, count_rows, import_file, write_error_report
 from berdaya.stack.local import SERVICES, LocalStack, service
 from berdaya.stack.postgres import database_url as database_url_of
@@ -161,7 +162,7 @@ def replay(
     if restart and stack.stop_service(spec):
         console.print(f"  {spec.name}: stopped")
     try:
-        removed = asyncio.run(rebuild(rebuildable, database_url=url, kafka=stack.bootstrap_servers,
+        removed = asyncio.run(rebuild(rebuildable, database_url=url, kafka=stack.kafka_admin,
                                       namespace=namespace))  # fmt: skip
     except StillRunning as exc:
         _fail(f"{exc} (`berdaya replay {view}` stops the local one itself; elsewhere stop it, then use --no-restart)")
@@ -176,18 +177,19 @@ def replay(
     stack.start_service(spec)
     stack.wait_ready(spec)
     with console.status(f"{spec.name} is replaying its topics"):
-        lag = wait_for_catch_up(stack.bootstrap_servers, rebuildable, namespace)
+        lag = wait_for_catch_up(stack.kafka_admin, rebuildable, namespace)
     console.print(f"{view} rebuilt: {spec.name} has read its topics to the end (lag {lag:,.0f}).")
 
 
 dlq = typer.Typer(help="Dead-letter topics: what failed, why, and sending it again once the cause is fixed.")
 app.add_typer(dlq, name="dlq")
+app.add_typer(partner, name="partner")
 
 
 def _dead_letters(topic: str) -> list:  # noqa: ANN202
     from shared.messaging.dead_letters import read_dead_letters
 
-    return asyncio.run(read_dead_letters(_stack().bootstrap_servers, topic))
+    return asyncio.run(read_dead_letters(_stack().kafka_admin, topic))
 
 
 @dlq.command("list")
@@ -238,7 +240,7 @@ def dlq_redrive(
         _fail("nothing to re-drive: no dead letter matches")
     if not yes and not typer.confirm(f"Re-drive {len(letters)} dead letter(s) to {letters[0].original_topic}?"):
         raise typer.Exit(1)
-    sent = asyncio.run(redrive(_stack().bootstrap_servers, letters))
+    sent = asyncio.run(redrive(_stack().kafka_admin, letters))
     console.print(f"{sent} dead letter(s) published again to {letters[0].original_topic}. They stay in the "
                   "dead-letter topic as a record; `berdaya dlq list` shows them still.")
 
@@ -295,6 +297,13 @@ def _print_urls(stack: LocalStack) -> None:
         base = stack.url(spec)
         lines.append(f"[bold]{spec.name:9}[/bold] API docs {base}/docs   events {base}/asyncapi   metrics {base}/metrics")
     lines.append(f"Kafka {stack.bootstrap_servers}   PostgreSQL {stack.postgres_url}   logs {stack.base / 'logs'}")
+    monitoring = stack.monitoring
+    if monitoring.status()["prometheus"] == "up":
+        lines.append(f"[bold]Prometheus[/bold] {monitoring.prometheus_url}   consoles "
+                     f"{monitoring.prometheus_url}/consoles/index.html   alerts {monitoring.prometheus_url}/alerts   "
+                     f"[bold]Alertmanager[/bold] {monitoring.alertmanager_url}")  # fmt: skip
+    else:
+        lines.append("Prometheus and Alertmanager are not running (`berdaya up` says why)")
     lines.append("A token for the API: [bold]berdaya token --role officer[/bold]   Stop everything: [bold]berdaya down[/bold]")
     console.print(Panel("\n".join(lines), title="Berdaya is running"))
 

@@ -10,13 +10,13 @@ from rich.table import Table
 from services.funding.replay import FUNDING_VIEW
 from services.training.replay import TRAINING_VIEW
 from shared.contracts.topics import namespaced
-from shared.messaging.kafka import consumer_lag
+from shared.messaging.kafka import KafkaAccess, consumer_lag
 from shared.messaging.replay import RebuildableView
 
 VIEWS = {v.name: v for v in (FUNDING_VIEW, TRAINING_VIEW)}
 
 
-def wait_for_catch_up(bootstrap: str, view: RebuildableView, namespace: str = "", timeout: float = 3600) -> int:
+def wait_for_catch_up(bootstrap: KafkaAccess | str, view: RebuildableView, namespace: str = "", timeout: float = 3600) -> int:
     """Wait until the view's consumers have committed every record of their topics; returns the lag left."""
     topics = [namespaced(t, namespace) for t in view.topics]
     deadline = time.monotonic() + timeout

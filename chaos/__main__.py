@@ -39,7 +39,7 @@ def main() -> None:
         infra = LocalInfra(stack)
         try:
             databases = {s: asyncio.run(ensure_database(stack.postgres_url, f"chaos_{s}")) for s in SERVICES}
-            target = Target(stack.postgres_url, stack.bootstrap_servers, f"chaos-{seed}", databases, workdir)
+            target = Target(stack.postgres_url, stack.kafka, f"chaos-{seed}", databases, workdir)
             result = asyncio.run(run_chaos(target, config, infra, say=lambda m: print(m, flush=True)))
         finally:
             infra.close()

@@ -37,6 +37,7 @@ from shared.messaging.dead_letters import DeadLetter, read_dead_letters
 from shared.messaging.kafka import consumer_lag
 from shared.messaging.subscriptions import Subscription
 from shared.reference.wita import today_in_kupang
+from shared.messaging.kafka import KafkaAccess
 
 TOPICS = (REGISTRY_BUSINESS, FUNDING_PLEDGE, TRAINING_PARTICIPANT)
 SUBSCRIPTIONS: tuple[tuple[str, Subscription], ...] = (
@@ -83,8 +84,8 @@ def zero_line(section: str, label: str, bad: Iterable[Any], note: str = "", show
     return Line(section, label, len(found), True, [str(x) for x in found[:show]], note)
 
 
-async def cluster_topics(bootstrap: str) -> set[str]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+async def cluster_topics(bootstrap: KafkaAccess | str) -> set[str]:
+    consumer = AIOKafkaConsumer(**KafkaAccess.of(bootstrap).aiokafka(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         return set(await consumer.topics())
@@ -92,7 +93,7 @@ async def cluster_topics(bootstrap: str) -> set[str]:
         await consumer.stop()
 
 
-async def subscribed_topics(sub: Subscription, namespace: str, bootstrap: str) -> list[str]:
+async def subscribed_topics(sub: Subscription, namespace: str, bootstrap: KafkaAccess | str) -> list[str]:
     """The (namespaced) topics a subscription reads: its topic, or every topic its pattern matches now."""
     if not getattr(sub, "pattern", False):
         return [namespaced(sub.topic, namespace)]
@@ -129,8 +130,8 @@ async def pending_work(system: System) -> tuple[dict[str, int], dict[str, int]]:
     for _, sub in SUBSCRIPTIONS:
         group = namespaced(sub.consumer, ns)
         try:
-            topics = await subscribed_topics(sub, ns, system.target.bootstrap_servers)
-            by_partition = await asyncio.to_thread(consumer_lag, system.target.bootstrap_servers, group, topics)
+            topics = await subscribed_topics(sub, ns, system.target.kafka)
+            by_partition = await asyncio.to_thread(consumer_lag, system.target.kafka, group, topics)
             lag[sub.consumer] = sum(by_partition.values())
         except Exception:  # noqa: BLE001 - the broker not answering now is "not settled yet"
             lag[sub.consumer] = -1
@@ -233,20 +234,20 @@ async def gather_facts(system: System) -> Facts:
               for r in rows["outbox"]}  # fmt: skip
     for _, sub in SUBSCRIPTIONS:
         facts.subscribed[sub.consumer] = [t.removeprefix(f"{ns}.") for t in
-                                          await subscribed_topics(sub, ns, system.target.bootstrap_servers)]  # fmt: skip
+                                          await subscribed_topics(sub, ns, system.target.kafka)]  # fmt: skip
     for topic in sorted(set(TOPICS) | routed | {t for ts in facts.subscribed.values() for t in ts}):
-        facts.topics[topic], facts.unreadable[topic] = await read_events(system.target.bootstrap_servers,
+        facts.topics[topic], facts.unreadable[topic] = await read_events(system.target.kafka,
                                                                          namespaced(topic, ns))  # fmt: skip
-        facts.dead_letters[dlq(topic)] = await read_dead_letters(system.target.bootstrap_servers, namespaced(topic, ns),
+        facts.dead_letters[dlq(topic)] = await read_dead_letters(system.target.kafka, namespaced(topic, ns),
                                                                  timeout=30)  # fmt: skip
     await _reports(system, facts)
     facts.replicas_not_ready = [r.name for r in system.replicas.values() if not await system.ready(r)]
     return facts
 
 
-async def read_events(bootstrap: str, topic: str) -> tuple[list[WireEvent], int]:
+async def read_events(bootstrap: KafkaAccess | str, topic: str) -> tuple[list[WireEvent], int]:
     """Every record on the topic, partition by partition in offset order; and how many were not envelopes."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**KafkaAccess.of(bootstrap).aiokafka(), group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)  # fmt: skip
     await consumer.start()
     events: list[WireEvent] = []

@@ -23,6 +23,7 @@ from berdaya.stack.postgres import LocalPostgres
 from berdaya.stack.process import alive, free_port, stop_pid
 from berdaya.stack.throwaway import Throwaway
 from shared.auth import TokenService
+from shared.messaging.kafka import KafkaAccess
 
 SECRET = "chaos-run-secret-chaos-run-secret-chaos-run"
 REPLICAS = {"registry": 1, "funding": 2, "notifier": 2}
@@ -35,10 +36,14 @@ class Target:
     namespace of its own, and a folder for the services' logs."""
 
     postgres_url: str  # the server, database "postgres"
-    bootstrap_servers: str
+    kafka: KafkaAccess  # as the cluster's admin; each service gets a user of its own
     namespace: str
     databases: dict[str, str]  # service -> database URL
     workdir: Path
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka.bootstrap_servers
 
     def database_name(self, service: str) -> str:
         return self.databases[service].rsplit("/", 1)[1]
@@ -76,7 +81,7 @@ class System:
     def __init__(self, target: Target) -> None:
         self.target = target
         # One environment for the whole run: the NIK keys must survive restarts, or duplicates go unnoticed.
-        self.env = throwaway_env(target.bootstrap_servers, target.namespace, SECRET)
+        self.env = throwaway_env(target.kafka, target.namespace, SECRET)
         self.tokens = TokenService(SECRET)
         self.replicas: dict[str, Replica] = {}
         ports: set[int] = set()
@@ -210,9 +215,10 @@ class LocalInfra:
         assert port is not None
         self.postgres = LocalPostgres(stack.base / "pg" / "data", port, durable=True)
         config = stack.base / "kafka" / "kafka-1" / "server.properties"
-        ports = re.search(r"PLAINTEXT://127\.0\.0\.1:(\d+),CONTROLLER://127\.0\.0\.1:(\d+)", config.read_text())
+        ports = re.search(r"(?:PLAINTEXT|CLIENT)://127\.0\.0\.1:(\d+),CONTROLLER://127\.0\.0\.1:(\d+)", config.read_text())
         assert ports, f"no listeners in {config}"
-        self.kafka = LocalKafka(stack.base / "kafka", port=int(ports[1]), size=1, controller_port=int(ports[2]))
+        self.kafka = LocalKafka(stack.base / "kafka", port=int(ports[1]), size=1, controller_port=int(ports[2]),
+                                credentials=stack.credentials)  # fmt: skip
         self._config = str(config)
 
     def restart_postgres(self, mode: Literal["fast", "immediate"], down: float) -> None:

@@ -24,7 +24,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics
 from pydantic import create_model
 
 from shared.auth import TokenService
@@ -36,9 +36,11 @@ from shared.messaging import inbox
 from shared.messaging.consumer import Apply, EventConsumer, RetryPolicy
 from shared.messaging.dead_letters import KafkaDeadLetters
 from shared.messaging.kafka import ensure_topics, kafka_reachable, safe_producer, with_dead_letters
+from shared.messaging.lag import KafkaLagProbe, LagMonitor, LagSettings, Watched, lag_job
 from shared.messaging.outbox import OutboxRelay, prune_published
 from shared.messaging.subscriptions import Consumers, Subscription, declare_all
-from shared.observability import MessagingMetrics, configure_logging, scrub
+from shared.observability import (HttpMetrics, HttpMetricsMiddleware, LagMetrics, MessagingMetrics, configure_logging,
+                                  scrub)  # fmt: skip
 from shared.settings import PlatformSettings
 from shared.unit_of_work import Publisher
 from shared.web import PROBLEM_RESPONSES, BoundedInput, Platform, Problem, ScrapeHook, install_error_handlers, platform_routes
@@ -131,6 +133,7 @@ def new_broker(service: ServiceDefinition, settings: PlatformSettings, registry:
                consumers: Consumers) -> KafkaBroker:  # fmt: skip
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=settings.kafka_access().faststream(),
         client_id=f"berdaya-{service.name}",
         acks="all",
         enable_idempotence=True,
@@ -184,6 +187,7 @@ def asyncapi_routes(name: str, broker: KafkaBroker) -> APIRouter:
 def create_service_app(service: ServiceDefinition, settings: PlatformSettings) -> FastAPI:
     configure_logging(service.name, settings.log_level)
     registry = CollectorRegistry()
+    http_metrics = HttpMetrics(registry)
     consumers = Consumers()
     broker = new_broker(service, settings, registry, consumers)
     ns = settings.topic_namespace
@@ -205,28 +209,35 @@ def create_service_app(service: ServiceDefinition, settings: PlatformSettings) -
                 log.info("applied migrations %s", ", ".join(f"{m.namespace}/{m.version:03d}" for m in applied))
             # A pattern's topics are made by whoever adds them (a partner's, by `berdaya partner add`).
             topics = sorted({namespaced(t, ns) for t in service.produces} | {s.topic for s in subscriptions if not s.pattern})
-            await ensure_topics(settings.kafka_bootstrap_servers, with_dead_letters(
+            await ensure_topics(settings.kafka_access(), with_dead_letters(
                 topics, settings.topic_partitions, settings.topic_replication_factor))  # fmt: skip
             metrics = MessagingMetrics(registry)
             consumers.metrics = metrics
             runtime = Runtime(service.name, settings, db, metrics)
             relay = OutboxRelay(
                 db=db, dsn=settings.database_url, metrics=metrics, batch_size=settings.relay_batch_size,
-                producer_factory=lambda: safe_producer(settings.kafka_bootstrap_servers, f"berdaya-{service.name}-relay"),
+                producer_factory=lambda: safe_producer(settings.kafka_access(), f"berdaya-{service.name}-relay"),
                 idle_wait=settings.relay_idle_wait_seconds, lease_seconds=settings.relay_lease_seconds,
             )  # fmt: skip
             parts = service.build(runtime)
+            http_metrics.prime(app)
             app.state.runtime = runtime
             app.state.service = parts.context
             platform: Platform = app.state.platform
             platform.readiness.update(database=lambda: _database_ok(db),
-                                      kafka=lambda: kafka_reachable(settings.kafka_bootstrap_servers))  # fmt: skip
+                                      kafka=lambda: kafka_reachable(settings.kafka_access()))  # fmt: skip
             platform.scrape_hooks.extend([relay.refresh_backlog, *parts.scrape_hooks])
             housekeeping = periodic(f"{service.name} housekeeping", settings.housekeeping_interval_seconds,
                                     lambda: _housekeeping(db, settings))  # fmt: skip
-            tasks = [asyncio.create_task(job(stop)) for job in (relay.run, housekeeping, *parts.jobs)]
+            lag = LagSettings()
+            # Every consuming service watches every consumer group of its deployment: a stopped one's lag still shows.
+            watch_lag = [lag_job(LagMonitor(
+                KafkaLagProbe(settings.kafka_access(), client_id=f"berdaya-{service.name}-lag", timeout=lag.timeout_seconds),
+                LagMetrics(registry), own=[Watched(s.consumer, s.group_id, s.topic, s.pattern) for s in subscriptions],
+                namespace=ns), lag.interval_seconds, lag.timeout_seconds)] if subscriptions else []  # fmt: skip
+            tasks = [asyncio.create_task(job(stop)) for job in (relay.run, housekeeping, *watch_lag, *parts.jobs)]
             if subscriptions:
-                dlq_producer = safe_producer(settings.kafka_bootstrap_servers, f"berdaya-{service.name}-dlq")
+                dlq_producer = safe_producer(settings.kafka_access(), f"berdaya-{service.name}-dlq")
                 await dlq_producer.start()
                 policy = RetryPolicy(
                     max_attempts=settings.consumer_max_attempts, backoff=settings.consumer_retry_backoff_seconds,
@@ -234,6 +245,7 @@ def create_service_app(service: ServiceDefinition, settings: PlatformSettings) -
                     transient_budget=settings.consumer_transient_budget_seconds,
                 )  # fmt: skip
                 for sub in subscriptions:
+                    metrics.prime(sub.consumer, None if sub.pattern else sub.topic)
                     consumers.by_name[sub.consumer] = EventConsumer(
                         name=sub.consumer, db=db, apply=parts.consumers[sub.consumer], event_types=sub.event_types,
                         dead_letters=KafkaDeadLetters(dlq_producer), metrics=metrics, policy=policy,
@@ -255,6 +267,10 @@ def create_service_app(service: ServiceDefinition, settings: PlatformSettings) -
                                   metrics=registry)  # fmt: skip
     install_error_handlers(app)
     app.add_middleware(BoundedInput, max_body_bytes=settings.max_body_bytes)
+    # Outermost, so requests refused before routing (413, a NUL) are counted against their route too.
+    app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics, router_app=lambda: app)
+    ProcessCollector(registry=registry)  # CPU, memory, open files, start time: a restart shows
+    disable_created_metrics()  # no x_created gauge beside every counter and histogram: half the series per scrape
     app.include_router(platform_routes(), responses=_problems(401, 403, 422))
     app.include_router(asyncapi_routes(service.name, broker))
     for router in service.routers:

@@ -1,6 +1,7 @@
-"""Test session infrastructure: a real PostgreSQL and a real Kafka, brought up once per session by the project's own
-code (or reached through BERDAYA_TEST_POSTGRES_URL / BERDAYA_TEST_KAFKA, or started with testcontainers when
-BERDAYA_TEST_INFRA=docker on a machine with a Docker engine)."""
+"""Test session infrastructure: a real PostgreSQL and a real Kafka (secured: SCRAM users, ACLs, deny by default),
+brought up once per session by the project's own code (or reached through BERDAYA_TEST_POSTGRES_URL and
+BERDAYA_TEST_KAFKA, with BERDAYA_TEST_KAFKA_USERNAME/PASSWORD for its admin if it is secured, or started with
+testcontainers when BERDAYA_TEST_INFRA=docker on a machine with a Docker engine)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.messaging.kafka import KafkaAccess
 from tests.support import Infra, drop_database, fresh_database
 
 
@@ -20,7 +22,7 @@ def _local() -> Iterator[Infra]:
 
     # Durability off: the tests check behaviour, not what survives a power cut.
     with throwaway_stack(durable=False) as stack:
-        yield Infra(stack.postgres_url, stack.bootstrap_servers, stack.base)
+        yield Infra(stack.postgres_url, stack.kafka, stack.base)
 
 
 def _docker() -> Iterator[Infra]:
@@ -29,16 +31,17 @@ def _docker() -> Iterator[Infra]:
 
     with PostgresContainer("postgres:16", driver=None) as pg, KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka:
         base = Path(tempfile.mkdtemp(prefix="berdaya-test-"))
-        yield Infra(pg.get_connection_url(), kafka.get_bootstrap_server(), base)
+        yield Infra(pg.get_connection_url(), KafkaAccess(kafka.get_bootstrap_server()), base)
         shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
-    postgres_url, kafka = os.environ.get("BERDAYA_TEST_POSTGRES_URL"), os.environ.get("BERDAYA_TEST_KAFKA")
+    postgres_url, kafka = os.environ.get("BERDAYA_TEST_POSTGRES_URL"), os.environ.get("BERDAYA_TEST_KAFKA (with BERDAYA_TEST_KAFKA_USERNAME/PASSWORD for an admin on a secured one)")
     if postgres_url and kafka:
         base = Path(tempfile.mkdtemp(prefix="berdaya-test-"))
-        yield Infra(postgres_url, kafka, base)
+        yield Infra(postgres_url, KafkaAccess(kafka, os.environ.get("BERDAYA_TEST_KAFKA_USERNAME"),
+                                                os.environ.get("BERDAYA_TEST_KAFKA_PASSWORD")), base)
         shutil.rmtree(base, ignore_errors=True)
     elif os.environ.get("BERDAYA_TEST_INFRA") == "docker":
         yield from _docker()

@@ -14,17 +14,22 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from berdaya.stack.access import service_access
 from berdaya.stack.local import ServiceProcess as RunningService
 from berdaya.stack.local import run_service, throwaway_env
 from berdaya.stack.postgres import database_url
-from shared.messaging.kafka import TopicSpec, ensure_topics
+from shared.messaging.kafka import KafkaAccess, TopicSpec, ensure_topics
 
 
 @dataclass(frozen=True)
 class Infra:
     postgres_url: str  # the server, database "postgres"
-    bootstrap_servers: str
+    kafka: KafkaAccess  # as the cluster's admin; each service started gets a user of its own
     base_dir: Path
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka.bootstrap_servers
 
 
 async def fresh_database(server_url: str) -> str:
@@ -46,16 +51,16 @@ async def drop_database(server_url: str, url: str) -> None:
         await conn.close()
 
 
-async def new_topic(bootstrap: str, prefix: str = "test", partitions: int = 3) -> str:
+async def new_topic(bootstrap: KafkaAccess | str, prefix: str = "test", partitions: int = 3) -> str:
     """A topic (and its .dlq) no other test uses."""
     name = f"{prefix}.{uuid.uuid4().hex[:10]}.v1"
     await ensure_topics(bootstrap, [TopicSpec(name, partitions, 1), TopicSpec(f"{name}.dlq", 1, 1)])
     return name
 
 
-async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 30.0) -> list[ConsumerRecord]:
+async def read_topic(bootstrap: KafkaAccess | str, topic: str, *, expect: int, timeout: float = 30.0) -> list[ConsumerRecord]:
     """Every record on `topic` from the beginning, waiting until at least `expect` have arrived."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, **KafkaAccess.of(bootstrap).aiokafka(), auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=None)  # fmt: skip
     await consumer.start()
     records: list[ConsumerRecord] = []
@@ -126,8 +131,15 @@ def registration(
 TEST_SECRET = "end-to-end-secret-end-to-end-secret-end-to-end"
 
 
-def service_env(bootstrap: str, namespace: str) -> dict[str, str]:
+def service_env(bootstrap: KafkaAccess | str, namespace: str) -> dict[str, str]:
     return throwaway_env(bootstrap, namespace, TEST_SECRET)
+
+
+def kafka_settings(admin: KafkaAccess, service: str, namespace: str = "") -> dict[str, object]:
+    """Settings fields for a service run in the test's own process, as its own Kafka user."""
+    own = service_access(admin, service, namespace)
+    return {"kafka_bootstrap_servers": own.bootstrap_servers, "kafka_username": own.username,
+            "kafka_password": own.password}  # fmt: skip
 
 
 def start_service(name: str, env: dict[str, str], database_url: str, log_file: Path) -> RunningService:

@@ -16,13 +16,16 @@ import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from berdaya.stack.kafka import LocalKafka
+from berdaya.stack.access import access_env, access_from_env, service_access
+from berdaya.stack.kafka import BrokerCredentials, LocalKafka
 from berdaya.stack.postgres import LocalPostgres, database_url, ensure_database
 from berdaya.stack.process import alive, port_open, spawn, stop_pid, wait_until
+from berdaya.stack.prometheus import WEBHOOK_PATH, LocalMonitoring, MonitoringUnavailable, Target
 from services.funding.settings import FundingSettings
 from services.notifier.settings import NotifierSettings
 from services.registry.settings import RegistrySettings
 from services.training.settings import TrainingSettings
+from shared.messaging.kafka import KafkaAccess
 from shared.settings import PlatformSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +74,13 @@ class StackSettings(BaseSettings):
     home: Path = Field(Path.home() / ".local" / "share" / "berdaya", validation_alias="BERDAYA_HOME")
     pg_port: int = Field(55432, validation_alias="BERDAYA_PG_PORT")
     kafka_port: int = Field(9092, validation_alias="BERDAYA_KAFKA_PORT")
+    prometheus_port: int = Field(59090, validation_alias="BERDAYA_PROMETHEUS_PORT")
+    alertmanager_port: int = Field(59093, validation_alias="BERDAYA_ALERTMANAGER_PORT")
     external_kafka: str | None = Field(None, validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    # On an external cluster, the operator's own credential: it makes each service's user and grants.
+    external_kafka_username: str | None = Field(None, validation_alias="KAFKA_USERNAME")
+    external_kafka_password: str | None = Field(None, validation_alias="KAFKA_PASSWORD")
+    external_kafka_tls: bool = Field(False, validation_alias="KAFKA_TLS")
     external_postgres: str | None = Field(None, validation_alias="BERDAYA_POSTGRES_URL")
 
 
@@ -111,7 +120,38 @@ class LocalStack:
 
     @property
     def kafka(self) -> LocalKafka:
-        return LocalKafka(self.base / "kafka", port=self.kafka_port)
+        return LocalKafka(self.base / "kafka", port=self.kafka_port, credentials=self.broker_credentials())
+
+    @property
+    def kafka_admin(self) -> KafkaAccess:
+        """The cluster as its admin: the operator's commands (replay, dead letters, partners) and services' users."""
+        s = self.settings
+        if s.external_kafka:
+            return KafkaAccess(s.external_kafka, s.external_kafka_username, s.external_kafka_password, s.external_kafka_tls)
+        return self.kafka.admin
+
+    def broker_credentials(self) -> BrokerCredentials:
+        """The local broker's admin and controller passwords, made with its storage and kept beside it (never given
+        to a service: each gets a user of its own)."""
+        path = self.base / "kafka-credentials.json"
+        if path.exists():
+            return BrokerCredentials(**json.loads(path.read_text()))
+        if (self.base / "kafka" / "cluster.id").exists():
+            raise RuntimeError(
+                f"the local Kafka in {self.base / 'kafka'} was made by an older Berdaya, without authentication. "
+                f"Stop it (./run down), then remove that folder (rm -rf {self.base / 'kafka'}) and run again: "
+                "the services publish their events again from their own databases only if asked to, so replay "
+                "or re-import what you need afterwards.")
+        credentials = BrokerCredentials.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"admin_password": credentials.admin_password,
+                                    "controller_password": credentials.controller_password}))  # fmt: skip
+        path.chmod(0o600)
+        return credentials
+
+    @property
+    def monitoring(self) -> LocalMonitoring:
+        return LocalMonitoring(self.base, self.settings.prometheus_port, self.settings.alertmanager_port)
 
     @property
     def postgres_url(self) -> str:
@@ -148,13 +188,16 @@ class LocalStack:
         return values
 
     def service_env(self, spec: ServiceSpec) -> dict[str, str]:
+        """A service's settings; on a secured cluster its own Kafka user is made (or brought up to date) first."""
         env = {**os.environ, **self.secrets()}
         env.update({
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            **access_env(service_access(self.kafka_admin, spec.name)),
             f"{spec.env_prefix}DATABASE_URL": database_url(self.postgres_url, spec.database),
             f"{spec.env_prefix}HTTP_PORT": str(spec.port),
             "PYTHONUNBUFFERED": "1",
         })  # fmt: skip
+        # On a machine of one's own, a stalled halal pathway shows within seconds rather than minutes.
+        env.setdefault("TRAINING_SWEEP_INTERVAL_SECONDS", "5")
         return env
 
     def url(self, spec: ServiceSpec) -> str:
@@ -189,6 +232,19 @@ class LocalStack:
             self.start_service(spec)
         for spec in SERVICES:
             self.wait_ready(spec)
+        self.start_monitoring(say)
+
+    def start_monitoring(self, say=print) -> None:  # noqa: ANN001
+        """Prometheus scraping every service, Alertmanager sending to the notifier's webhook; a machine where they
+        can't be installed still gets the rest of the stack, and is told why."""
+        try:
+            self.monitoring.start(
+                [Target(spec.name, f"127.0.0.1:{spec.port}") for spec in SERVICES],
+                webhook_url=self.url(service("notifier")) + WEBHOOK_PATH,
+                webhook_token=self.secrets()["NOTIFIER_ALERTMANAGER_TOKEN"], say=say,
+            )  # fmt: skip
+        except (MonitoringUnavailable, RuntimeError, OSError, httpx.HTTPError) as exc:
+            say(f"Prometheus and Alertmanager: not started: {exc}")
 
     def start_service(self, spec: ServiceSpec) -> None:
         if self._pid(spec.name):
@@ -218,6 +274,7 @@ class LocalStack:
             return False
 
     def down(self, say=print) -> None:  # noqa: ANN001
+        self.monitoring.stop(say)
         for spec in reversed(SERVICES):
             if self._pid(spec.name):
                 say(f"{spec.name}: stopping")
@@ -238,6 +295,7 @@ class LocalStack:
         }
         for spec in SERVICES:
             parts[spec.name] = "ready" if self.ready(spec) else ("starting" if self._pid(spec.name) else "down")
+        parts.update(self.monitoring.status())
         return parts
 
 
@@ -256,7 +314,9 @@ def run_service(name: str, env: dict[str, str], database_url: str, log_file: Pat
 
     port = port or free_port()
     prefix = name.upper()
-    own_env = {**env, f"{prefix}_DATABASE_URL": database_url, f"{prefix}_HTTP_PORT": str(port)}
+    # `env` speaks for whoever runs the stack; the service gets a Kafka user of its own, made with that credential.
+    kafka = service_access(access_from_env(env), name, env.get("BERDAYA_TOPIC_NAMESPACE", ""))
+    own_env = {**env, **access_env(kafka), f"{prefix}_DATABASE_URL": database_url, f"{prefix}_HTTP_PORT": str(port)}
     process = spawn([sys.executable, "-m", f"services.{name}"], log_file, env=own_env, cwd=REPO_ROOT)
     url = f"http://127.0.0.1:{port}"
 
@@ -277,15 +337,18 @@ def new_secrets() -> dict[str, Callable[[], str]]:
         "BERDAYA_PSEUDONYM_KEY": lambda: base64.b64encode(os.urandom(32)).decode(),
         "REGISTRY_NIK_DIGEST_KEY": lambda: base64.b64encode(os.urandom(32)).decode(),
         "REGISTRY_NIK_ENCRYPTION_KEY": lambda: base64.b64encode(os.urandom(32)).decode(),
+        # Alertmanager's bearer token on the notifier's webhook (deploy/prometheus/alertmanager.yml).
+        "NOTIFIER_ALERTMANAGER_TOKEN": lambda: secrets.token_urlsafe(32),
     }
 
 
-def throwaway_env(bootstrap: str, namespace: str, jwt_secret: str) -> dict[str, str]:
-    """Settings for services on a throwaway stack: fresh keys, and topics of their own."""
+def throwaway_env(kafka: KafkaAccess | str, namespace: str, jwt_secret: str) -> dict[str, str]:
+    """Settings for services on a throwaway stack: fresh keys, topics of their own, and the admin's Kafka access
+    (which run_service turns into each service's own)."""
     return {
         **os.environ,
         **{name: make() for name, make in new_secrets().items()},
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        **access_env(KafkaAccess.of(kafka)),
         "BERDAYA_JWT_SECRET": jwt_secret,
         "BERDAYA_RELAY_IDLE_WAIT_SECONDS": "0.2",
         "BERDAYA_TOPIC_NAMESPACE": namespace,

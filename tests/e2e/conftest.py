@@ -14,6 +14,7 @@ from berdaya.stack.process import stop_pid
 from shared.auth import TokenService
 from shared.contracts.topics import namespaced
 from tests.support import TEST_SECRET, Infra, RunningService, drop_database, fresh_database, service_env, start_service
+from shared.messaging.kafka import KafkaAccess
 
 
 @dataclass
@@ -22,7 +23,7 @@ class System:
     funding: RunningService
     training: RunningService
     notifier: RunningService
-    bootstrap: str
+    bootstrap: KafkaAccess | str
     namespace: str
     env: dict[str, str]
     tokens: TokenService
@@ -41,14 +42,14 @@ class System:
 @pytest.fixture
 async def system(infra: Infra, tmp_path: Path) -> AsyncIterator[System]:
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
-    env = service_env(infra.bootstrap_servers, namespace)
+    env = service_env(infra.kafka, namespace)
     databases = {name: await fresh_database(infra.postgres_url) for name in ("registry", "funding", "training", "notifier")}
     services: dict[str, RunningService] = {}
     try:
         for name, url in databases.items():
             services[name] = start_service(name, env, url, tmp_path / f"{name}.log")
         yield System(services["registry"], services["funding"], services["training"], services["notifier"],
-                     infra.bootstrap_servers, namespace, env, TokenService(TEST_SECRET))  # fmt: skip
+                     infra.kafka, namespace, env, TokenService(TEST_SECRET))  # fmt: skip
     finally:
         for service in services.values():
             stop_pid(service.pid)

@@ -27,7 +27,7 @@ async def test_a_short_chaos_run_loses_nothing_and_duplicates_nothing(infra: Inf
     seed = int(os.environ.get("BERDAYA_CHAOS_SEED", "7"))
     databases = {service: await fresh_database(infra.postgres_url) for service in SERVICES}
     try:
-        target = Target(infra.postgres_url, infra.bootstrap_servers, f"chaos-{uuid.uuid4().hex[:8]}", databases, tmp_path)
+        target = Target(infra.postgres_url, infra.kafka, f"chaos-{uuid.uuid4().hex[:8]}", databases, tmp_path)
         result = await run_chaos(target, Config.short(seed=seed), say=lambda _: None)
     finally:
         for url in databases.values():

@@ -21,6 +21,7 @@ from shared.contracts import EventPayload, new_envelope
 from shared.contracts.envelope import event_headers
 from shared.contracts.funding import FundingMatched, FundsDisbursed
 from shared.contracts.topics import FUNDING_PLEDGE, namespaced
+from shared.messaging.kafka import KafkaAccess
 from tests.gateways import LocalServer
 from tests.gateways.whatsapp_cloud import CloudApi, sign
 from tests.support import (
@@ -45,7 +46,7 @@ VERIFY_TOKEN = "e2e-verify-token"
 class WhatsAppNotifier:
     notifier: RunningService
     api: CloudApi
-    bootstrap: str
+    bootstrap: KafkaAccess | str
     namespace: str
     tokens: TokenService
 
@@ -54,7 +55,7 @@ class WhatsAppNotifier:
 
     async def publish(self, payload: EventPayload) -> None:
         envelope = new_envelope(payload, producer="funding", correlation_id=uuid.uuid4())
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(**KafkaAccess.of(self.bootstrap).aiokafka(), acks="all", enable_idempotence=True)
         await producer.start()
         try:
             await producer.send_and_wait(namespaced(FUNDING_PLEDGE, self.namespace), envelope.to_json_bytes(),
@@ -78,7 +79,7 @@ async def whatsapp_notifier(infra: Infra, tmp_path: Path) -> AsyncIterator[Whats
     api = CloudApi(auto_statuses=["sent", "delivered"])
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
     async with LocalServer(api.app) as cloud:
-        env = service_env(infra.bootstrap_servers, namespace) | {
+        env = service_env(infra.kafka, namespace) | {
             "NOTIFIER_WHATSAPP_TOKEN": api.token, "NOTIFIER_WHATSAPP_PHONE_NUMBER_ID": api.phone_number_id,
             "NOTIFIER_WHATSAPP_APP_SECRET": api.app_secret, "NOTIFIER_WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
             "NOTIFIER_WHATSAPP_BASE_URL": cloud.url, "NOTIFIER_QUIET_HOURS_START": "00:00",
@@ -88,7 +89,7 @@ async def whatsapp_notifier(infra: Infra, tmp_path: Path) -> AsyncIterator[Whats
         notifier = start_service("notifier", env, database, tmp_path / "notifier.log")
         api.webhook_url = f"{notifier.url}/webhooks/whatsapp"
         try:
-            yield WhatsAppNotifier(notifier, api, infra.bootstrap_servers, namespace, TokenService(TEST_SECRET))
+            yield WhatsAppNotifier(notifier, api, infra.kafka, namespace, TokenService(TEST_SECRET))
             await api.settle()
         finally:
             stop_pid(notifier.pid)

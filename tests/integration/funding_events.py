@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from shared.contracts import Envelope, EventPayload, new_envelope
 from shared.contracts.registry import BusinessClosed, BusinessRegistered, NIBIssued
 from shared.contracts.training import TrainingCompleted
+from shared.messaging.kafka import KafkaAccess
 
 KECAMATAN = [("Oebobo", "53.71.04", "5371030", "Fatululi", "53.71.04.1011"),
              ("Alak", "53.71.01", "5371010", "Namosain", "53.71.01.1001")]  # fmt: skip
@@ -47,9 +48,9 @@ def envelopes(payloads: list[EventPayload], producer: str = "registry") -> list[
     return [new_envelope(p, producer=producer, correlation_id=uuid.uuid4()) for p in payloads]
 
 
-async def produce(bootstrap: str, topic: str, events: list) -> None:  # noqa: ANN001
+async def produce(bootstrap: KafkaAccess | str, topic: str, events: list) -> None:  # noqa: ANN001
     """Payloads get a new envelope each; envelopes go as they are (sending one twice is a duplicate delivery)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(**KafkaAccess.of(bootstrap).aiokafka(), acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
         futures = []

@@ -15,7 +15,7 @@ from shared.contracts.envelope import Envelope
 from shared.db import Database, load_migrations, migrate, open_database
 from shared.messaging.consumer import Apply, BatchTransaction, Delivery, EventConsumer, RetryPolicy
 from shared.messaging.dead_letters import DeadLetters
-from shared.messaging.kafka import safe_producer
+from shared.messaging.kafka import KafkaAccess, safe_producer
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.subscriptions import Consumers, Subscription, declare
 from shared.observability import MessagingMetrics
@@ -53,7 +53,7 @@ async def prepare(database_url: str) -> Database:
     return db
 
 
-def relay(db: Database, database_url: str, bootstrap: str, *, cls: type[OutboxRelay] = OutboxRelay,
+def relay(db: Database, database_url: str, bootstrap: KafkaAccess | str, *, cls: type[OutboxRelay] = OutboxRelay,
           batch_size: int = 50, **options: object) -> OutboxRelay:  # fmt: skip
     return cls(
         db=db,
@@ -74,14 +74,15 @@ async def record_effects(tx: BatchTransaction, batch: Sequence[Delivery]) -> Non
     )
 
 
-async def consume(bootstrap: str, topic: str, db: Database, dead_letters: DeadLetters, metrics: MessagingMetrics, *,
+async def consume(bootstrap: KafkaAccess | str, topic: str, db: Database, dead_letters: DeadLetters, metrics: MessagingMetrics, *,
                   apply: Apply = record_effects, name: str = "test-consumer", policy: RetryPolicy = RetryPolicy(),
                   ) -> KafkaBroker:  # fmt: skip
     """A started broker whose consumer group `name` applies Ticked events from `topic`; stop it when done."""
     consumers = Consumers(metrics)
     consumers.by_name[name] = EventConsumer(name=name, db=db, apply=apply, event_types={"Ticked"},
                                             dead_letters=dead_letters, metrics=metrics, policy=policy, catalog=CATALOG)  # fmt: skip
-    broker = KafkaBroker(bootstrap)
+    access = KafkaAccess.of(bootstrap)
+    broker = KafkaBroker(access.bootstrap_servers, security=access.faststream())
     declare(broker, Subscription(topic, name, (Ticked,)), consumers)
     await broker.start()
     return broker

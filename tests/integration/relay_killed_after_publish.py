@@ -6,7 +6,9 @@ import asyncio
 import os
 import sys
 
+from berdaya.stack.access import access_from_env
 from shared.db import open_database
+from shared.messaging.kafka import KafkaAccess
 from shared.messaging.outbox import OutboxRelay
 from tests.integration.messaging_fixtures import relay
 
@@ -18,10 +20,10 @@ class DiesBeforeMarking(OutboxRelay):
         os._exit(EXIT_CODE)  # no cleanup, no rollback: the way a crash or kill -9 leaves things
 
 
-async def main(database_url: str, bootstrap: str) -> None:
+async def main(database_url: str, bootstrap: KafkaAccess | str) -> None:
     db = await open_database(database_url, max_size=4)
     await relay(db, database_url, bootstrap, cls=DiesBeforeMarking).run(asyncio.Event())
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], access_from_env(os.environ)))

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from shared.db import Database
 from shared.messaging.consumer import RetryPolicy
 from shared.messaging.dead_letters import KafkaDeadLetters
-from shared.messaging.kafka import safe_producer
+from shared.messaging.kafka import KafkaAccess, safe_producer
 from shared.observability import MessagingMetrics
 from tests.integration.messaging_fixtures import consume, prepare, ticked
 from tests.support import eventually, new_topic, read_topic
@@ -27,7 +27,7 @@ NAME = "test-consumer"
 class Harness:
     """A consumer group on one topic, with a plain producer to put records on it."""
 
-    def __init__(self, bootstrap: str, topic: str, db: Database) -> None:
+    def __init__(self, bootstrap: KafkaAccess | str, topic: str, db: Database) -> None:
         self.bootstrap, self.topic, self.db = bootstrap, topic, db
         self.metrics = MessagingMetrics(CollectorRegistry())
         self.fail_on: dict[int, type[BaseException]] = {}  # seq -> error raised while applying it
@@ -69,7 +69,7 @@ class Harness:
 @pytest.fixture
 async def harness(infra, database_url) -> AsyncIterator[Harness]:
     db = await prepare(database_url)
-    h = Harness(infra.bootstrap_servers, await new_topic(infra.bootstrap_servers, partitions=1), db)
+    h = Harness(infra.kafka, await new_topic(infra.kafka, partitions=1), db)
     await h.producer.start()
     yield h
     await h.stop()

@@ -68,7 +68,7 @@ TRANSIENT = {"read-only after a failover": "25006", "rotated password": "28P01",
 
 @pytest.mark.parametrize("cause", sorted(TRANSIENT))
 async def test_a_database_failure_is_retried_until_it_passes_and_never_dead_lettered(infra, database_url, cause):
-    topic = await new_topic(infra.bootstrap_servers, partitions=1)
+    topic = await new_topic(infra.kafka, partitions=1)
     db = await prepare(database_url)
     failures = {"left": 3}
 
@@ -79,14 +79,14 @@ async def test_a_database_failure_is_retried_until_it_passes_and_never_dead_lett
         for d in batch:
             await tx.conn.execute("INSERT INTO effect VALUES ($1, $2, $3)", d.envelope.event_id, d.payload.key, d.payload.seq)
 
-    metrics, producer = MessagingMetrics(CollectorRegistry()), safe_producer(infra.bootstrap_servers, "t")
+    metrics, producer = MessagingMetrics(CollectorRegistry()), safe_producer(infra.kafka, "t")
     await producer.start()
-    broker = await consume(infra.bootstrap_servers, topic, db, KafkaDeadLetters(producer), metrics, apply=apply,
+    broker = await consume(infra.kafka, topic, db, KafkaDeadLetters(producer), metrics, apply=apply,
                            policy=RetryPolicy(max_attempts=2, backoff=0.01, transient_backoff=0.05))  # fmt: skip
     try:
         async with db.transaction() as conn:
             await add_to_outbox(conn, [ticked("k", 1)], route=lambda _: topic)
-        running = relay(db, database_url, infra.bootstrap_servers)
+        running = relay(db, database_url, infra.kafka)
         stop = asyncio.Event()
         relaying = asyncio.create_task(running.run(stop))
         assert await eventually(lambda: _effects(db, 1), timeout=60)
@@ -105,7 +105,7 @@ async def _effects(db: Database, n: int) -> bool:
 
 
 async def test_a_record_whose_handler_always_times_out_is_dead_lettered_and_the_partition_moves_on(infra, database_url):
-    topic = await new_topic(infra.bootstrap_servers, partitions=1)
+    topic = await new_topic(infra.kafka, partitions=1)
     db = await prepare(database_url)
 
     async def apply(tx, batch) -> None:  # noqa: ANN001
@@ -115,18 +115,18 @@ async def test_a_record_whose_handler_always_times_out_is_dead_lettered_and_the_
                 await tx.conn.execute("SELECT pg_sleep(5)")  # the server cancels it, every time
             await tx.conn.execute("INSERT INTO effect VALUES ($1, $2, $3)", d.envelope.event_id, d.payload.key, d.payload.seq)
 
-    metrics, producer = MessagingMetrics(CollectorRegistry()), safe_producer(infra.bootstrap_servers, "t")
+    metrics, producer = MessagingMetrics(CollectorRegistry()), safe_producer(infra.kafka, "t")
     await producer.start()
-    producer_of_records = safe_producer(infra.bootstrap_servers, "t2")
+    producer_of_records = safe_producer(infra.kafka, "t2")
     await producer_of_records.start()
     for seq in (1, 2):
         await producer_of_records.send_and_wait(topic, ticked("k", seq).to_json_bytes(), key=b"k")
     await producer_of_records.stop()
-    broker = await consume(infra.bootstrap_servers, topic, db, KafkaDeadLetters(producer), metrics, apply=apply,
+    broker = await consume(infra.kafka, topic, db, KafkaDeadLetters(producer), metrics, apply=apply,
                            policy=RetryPolicy(max_attempts=3, backoff=0.01))  # fmt: skip
     try:
         assert await eventually(lambda: _effects(db, 1), timeout=60)
-        [dead] = await read_topic(infra.bootstrap_servers, f"{topic}.dlq", expect=1)
+        [dead] = await read_topic(infra.kafka, f"{topic}.dlq", expect=1)
         headers = {k: v.decode() for k, v in dead.headers}
         assert json.loads(dead.value)["payload"]["seq"] == 1
         assert headers["dlq.error_type"] == "QueryCanceledError" and headers["dlq.attempts"] == "3"
@@ -138,16 +138,16 @@ async def test_a_record_whose_handler_always_times_out_is_dead_lettered_and_the_
 
 
 async def test_an_oversized_event_holds_back_only_its_own_aggregate_and_operators_see_it(infra, database_url):
-    topic = await new_topic(infra.bootstrap_servers, partitions=2)
+    topic = await new_topic(infra.kafka, partitions=2)
     db = await prepare(database_url)
     huge = ticked("big", 1).model_copy(update={"payload": {"key": "big", "seq": 1, "blob": "x" * 2_000_000}})
     async with db.transaction() as conn:
         await add_to_outbox(conn, [huge, ticked("big", 2), ticked("small", 1), ticked("small", 2)], route=lambda _: topic)
-    running = relay(db, database_url, infra.bootstrap_servers)
+    running = relay(db, database_url, infra.kafka)
     stop = asyncio.Event()
     relaying = asyncio.create_task(running.run(stop))
     try:
-        records = await read_topic(infra.bootstrap_servers, topic, expect=2)
+        records = await read_topic(infra.kafka, topic, expect=2)
         assert sorted((r.key, json.loads(r.value)["payload"]["seq"]) for r in records) == [(b"small", 1), (b"small", 2)]
         assert await eventually(lambda: _stuck(db), timeout=30)
         await running.refresh_backlog()

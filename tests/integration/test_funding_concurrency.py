@@ -38,7 +38,7 @@ def pledge_body(sponsor_id: str, title: str, total: int, amount: int, mode: str 
 
 async def test_two_funding_processes_and_racing_http_calls_never_over_allocate_or_offer_twice(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = {**service_env(infra.bootstrap_servers, namespace), "BERDAYA_TOPIC_PARTITIONS": "6"}
+    env = {**service_env(infra.kafka, namespace), "BERDAYA_TOPIC_PARTITIONS": "6"}
     database = await fresh_database(infra.postgres_url)
     processes = [start_service("funding", env, database, tmp_path / f"funding-{i}.log") for i in range(2)]
     tokens = TokenService(TEST_SECRET)
@@ -58,8 +58,8 @@ async def test_two_funding_processes_and_racing_http_calls_never_over_allocate_o
 
             businesses = [registered(i) for i in range(150)] + [registered(i, youth=False) for i in range(150, 170)]
             topic = namespaced(REGISTRY_BUSINESS, namespace)
-            await produce(infra.bootstrap_servers, topic, businesses)
-            await produce(infra.bootstrap_servers, topic, [nib_issued(x) for x in businesses])
+            await produce(infra.kafka, topic, businesses)
+            await produce(infra.kafka, topic, [nib_issued(x) for x in businesses])
 
             rng = random.Random(4)
             decided: set[str] = set()
@@ -121,15 +121,15 @@ async def test_two_funding_processes_and_racing_http_calls_never_over_allocate_o
 
 async def test_replaying_the_registry_topic_into_an_empty_database_rebuilds_the_same_view(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = service_env(infra.bootstrap_servers, namespace)
+    env = service_env(infra.kafka, namespace)
     topic = namespaced(REGISTRY_BUSINESS, namespace)
     businesses = [registered(i, kec=i % 2, kbli="10130" if i % 3 else "47112") for i in range(60)]
     events = envelopes([*businesses, *[nib_issued(b) for b in businesses[:40]], BusinessClosed(
         business_id=businesses[5].business_id, business_version=3, reason="tutup", closed_at=datetime.now(UTC),
         kecamatan_code=businesses[5].kecamatan_code)])  # fmt: skip
-    await ensure_topics(infra.bootstrap_servers, with_dead_letters([topic], 3, 1))
-    await produce(infra.bootstrap_servers, topic, events)
-    await produce(infra.bootstrap_servers, topic, events[:30])  # duplicates on the wire, as after a relay restart
+    await ensure_topics(infra.kafka, with_dead_letters([topic], 3, 1))
+    await produce(infra.kafka, topic, events)
+    await produce(infra.kafka, topic, events[:30])  # duplicates on the wire, as after a relay restart
 
     async def build_view(log: str) -> list[dict]:
         database = await fresh_database(infra.postgres_url)
@@ -153,5 +153,5 @@ async def test_replaying_the_registry_topic_into_an_empty_database_rebuilds_the_
     assert len(first) == 60
     assert sum(r["nib_status"] == "issued" for r in first) == 40
     assert [r["status"] for r in first].count("closed") == 1
-    forget_consumer_group(infra.bootstrap_servers, namespaced("funding-view", namespace))
+    forget_consumer_group(infra.kafka, namespaced("funding-view", namespace))
     assert await build_view("replayed.log") == first

@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 import uuid
+from berdaya.stack.access import access_env
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from berdaya.stack.process import stop_pid
 from shared.auth import TokenService
 from shared.contracts.registry import BusinessUpdated
 from shared.contracts.topics import REGISTRY_BUSINESS, TRAINING_PARTICIPANT, namespaced
-from shared.messaging.kafka import ensure_topics, with_dead_letters
+from shared.messaging.kafka import KafkaAccess, ensure_topics, with_dead_letters
 from tests.integration.funding_events import closed, completed, envelopes, nib_issued, produce, registered
 from tests.support import TEST_SECRET, drop_database, eventually, fresh_database, service_env, start_service
 
@@ -48,7 +49,7 @@ async def test_racing_registry_and_training_events_across_two_processes_leave_th
     infra, tmp_path: Path
 ):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = {**service_env(infra.bootstrap_servers, namespace), "BERDAYA_TOPIC_PARTITIONS": "4"}
+    env = {**service_env(infra.kafka, namespace), "BERDAYA_TOPIC_PARTITIONS": "4"}
     database = await fresh_database(infra.postgres_url)
     processes = [start_service("funding", env, database, tmp_path / f"funding-{i}.log") for i in range(2)]
     rng = random.Random(11)
@@ -76,11 +77,11 @@ async def test_racing_registry_and_training_events_across_two_processes_leave_th
             queues = [list(events) for events in registry_events]
             while any(queues):
                 queue = rng.choice([q for q in queues if q])
-                await produce(infra.bootstrap_servers, registry_topic, [queue.pop(0)])
+                await produce(infra.kafka, registry_topic, [queue.pop(0)])
 
         async def send_training() -> None:
             for event in training_events:
-                await produce(infra.bootstrap_servers, training_topic, [event])
+                await produce(infra.kafka, training_topic, [event])
                 await asyncio.sleep(rng.random() * 0.01)
 
         await asyncio.gather(send_registry(), send_training())
@@ -116,9 +117,9 @@ async def test_racing_registry_and_training_events_across_two_processes_leave_th
         await drop_database(infra.postgres_url, database)
 
 
-def berdaya(*args: str, bootstrap: str) -> subprocess.CompletedProcess:
+def berdaya(*args: str, bootstrap: KafkaAccess | str) -> subprocess.CompletedProcess:
     """The command line as an operator runs it, against the test's broker; wide, so its tables don't wrap."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "250"}
+    env = {**os.environ, **access_env(KafkaAccess.of(bootstrap)), "COLUMNS": "250"}
     return subprocess.run([sys.executable, "-m", "berdaya", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -136,16 +137,16 @@ async def _snapshot(database: str) -> dict[str, list]:
 
 async def test_rebuilding_the_view_as_the_readme_says_gives_the_same_view_and_keeps_the_offers(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = service_env(infra.bootstrap_servers, namespace)
+    env = service_env(infra.kafka, namespace)
     database = await fresh_database(infra.postgres_url)
     funding = start_service("funding", env, database, tmp_path / "funding.log")
     try:
         async with httpx.AsyncClient(timeout=60) as http:
             await _open_pledge_for_everyone(http, funding.url)
         businesses = [registered(i, kec=i % 2) for i in range(30)]
-        await produce(infra.bootstrap_servers, namespaced(REGISTRY_BUSINESS, namespace),
+        await produce(infra.kafka, namespaced(REGISTRY_BUSINESS, namespace),
                       [*businesses, *[nib_issued(b) for b in businesses], closed(businesses[0], 3)])  # fmt: skip
-        await produce(infra.bootstrap_servers, namespaced(TRAINING_PARTICIPANT, namespace),
+        await produce(infra.kafka, namespaced(TRAINING_PARTICIPANT, namespace),
                       [completed(b, "packaging", 1) for b in businesses[:10]])  # fmt: skip
 
         async def settled() -> bool:
@@ -159,7 +160,7 @@ async def test_rebuilding_the_view_as_the_readme_says_gives_the_same_view_and_ke
         # The README: stop funding, `berdaya replay funding-view --no-restart ...` against its database, start it.
         stop_pid(funding.pid)
         replay = berdaya("replay", "funding-view", "--no-restart", "--database-url", database, "--namespace", namespace,
-                         bootstrap=infra.bootstrap_servers)  # fmt: skip
+                         bootstrap=infra.kafka)  # fmt: skip
         assert replay.returncode == 0, replay.stdout + replay.stderr
         assert "business_view (30 rows)" in replay.stdout and "business_training (10 rows)" in replay.stdout
         emptied = await _snapshot(database)
@@ -178,16 +179,16 @@ async def test_rebuilding_the_view_as_the_readme_says_gives_the_same_view_and_ke
 async def test_a_replay_refuses_while_funding_is_running(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
     database = await fresh_database(infra.postgres_url)
-    funding = start_service("funding", service_env(infra.bootstrap_servers, namespace), database, tmp_path / "f.log")
+    funding = start_service("funding", service_env(infra.kafka, namespace), database, tmp_path / "f.log")
     try:
-        await produce(infra.bootstrap_servers, namespaced(REGISTRY_BUSINESS, namespace), [registered(1)])
+        await produce(infra.kafka, namespaced(REGISTRY_BUSINESS, namespace), [registered(1)])
         conn = await asyncpg.connect(database)
         try:
             assert await eventually(lambda: conn.fetchval("SELECT count(*) = 1 FROM business_view"), timeout=60)
         finally:
             await conn.close()
         replay = berdaya("replay", "funding-view", "--no-restart", "--database-url", database, "--namespace", namespace,
-                         bootstrap=infra.bootstrap_servers)  # fmt: skip
+                         bootstrap=infra.kafka)  # fmt: skip
         assert replay.returncode != 0
         assert "still consuming" in replay.stdout and "Traceback" not in replay.stdout + replay.stderr
         assert (await _snapshot(database))["view"], "a refused replay must not empty the view"
@@ -198,10 +199,10 @@ async def test_a_replay_refuses_while_funding_is_running(infra, tmp_path: Path):
 
 async def test_a_dead_lettered_event_redriven_after_newer_ones_never_rolls_the_view_back(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = {**service_env(infra.bootstrap_servers, namespace), "BERDAYA_CONSUMER_MAX_ATTEMPTS": "2"}
+    env = {**service_env(infra.kafka, namespace), "BERDAYA_CONSUMER_MAX_ATTEMPTS": "2"}
     database = await fresh_database(infra.postgres_url)
     topic = namespaced(REGISTRY_BUSINESS, namespace)
-    await ensure_topics(infra.bootstrap_servers, with_dead_letters([topic], 2, 1))
+    await ensure_topics(infra.kafka, with_dead_letters([topic], 2, 1))
     funding = start_service("funding", env, database, tmp_path / "funding.log")
     conn = await asyncpg.connect(database)
     try:
@@ -211,16 +212,16 @@ async def test_a_dead_lettered_event_redriven_after_newer_ones_never_rolls_the_v
         fields = {k: v for k, v in b.model_dump().items() if k not in ("source", "business_version", "business_name")}
         poisoned = BusinessUpdated(**fields, business_version=2, business_name="Racun", changed_fields=("business_name",))
         later = BusinessUpdated(**fields, business_version=3, business_name="Sehat", changed_fields=("business_name",))
-        await produce(infra.bootstrap_servers, topic, envelopes([b, poisoned, later]))
+        await produce(infra.kafka, topic, envelopes([b, poisoned, later]))
 
         async def name() -> str | None:
             return await conn.fetchval("SELECT business_name FROM business_view WHERE business_id = $1", b.business_id)
 
         assert await eventually(lambda: _equals(name, "Sehat"), timeout=60)
         await conn.execute("ALTER TABLE business_view DROP CONSTRAINT defect")  # fixed
-        listed = berdaya("dlq", "list", topic, bootstrap=infra.bootstrap_servers)
+        listed = berdaya("dlq", "list", topic, bootstrap=infra.kafka)
         assert "funding-view" in listed.stdout and "BusinessUpdated v2" in listed.stdout, listed.stdout
-        redriven = berdaya("dlq", "redrive", topic, "--yes", bootstrap=infra.bootstrap_servers)
+        redriven = berdaya("dlq", "redrive", topic, "--yes", bootstrap=infra.kafka)
         assert redriven.returncode == 0, redriven.stdout + redriven.stderr
         assert await eventually(
             lambda: conn.fetchval("SELECT count(*) = 3 FROM inbox WHERE consumer = 'funding-view'"), timeout=60)

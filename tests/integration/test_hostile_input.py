@@ -34,7 +34,16 @@ from services.registry.bootstrap import create_app as create_registry
 from services.registry.bulk_import import IMPORT_COLUMNS
 from services.registry.settings import RegistrySettings
 from shared.auth import TokenService
-from tests.support import TEST_SECRET, drop_database, eventually, fresh_database, registration, service_env, start_service
+from tests.support import (
+    TEST_SECRET,
+    drop_database,
+    eventually,
+    fresh_database,
+    kafka_settings,
+    registration,
+    service_env,
+    start_service,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +95,9 @@ def _settings(kind: Callable[..., Any], database_url: str, infra, namespace: str
     if kind is RegistrySettings:
         extra = {"nik_digest_key": base64.b64encode(os.urandom(32)).decode(),
                  "nik_encryption_key": base64.b64encode(os.urandom(32)).decode()}  # fmt: skip
-    return kind(database_url=database_url, kafka_bootstrap_servers=infra.bootstrap_servers, jwt_secret=TEST_SECRET, pseudonym_key="p" * 32,
+    service = kind.__name__.removesuffix("Settings").lower()
+    return kind(database_url=database_url, **kafka_settings(infra.kafka, service, namespace), jwt_secret=TEST_SECRET,
+                pseudonym_key="p" * 32,
                 relay_idle_wait_seconds=0.2, topic_namespace=namespace, **extra)  # fmt: skip
 
 
@@ -459,7 +470,7 @@ class RegistryProcess:
 
 @pytest.fixture
 async def registry_process(infra, database_url, tmp_path) -> AsyncIterator[RegistryProcess]:  # noqa: ANN001
-    env = service_env(infra.bootstrap_servers, f"hostile-{uuid.uuid4().hex[:8]}")
+    env = service_env(infra.kafka, f"hostile-{uuid.uuid4().hex[:8]}")
     process = await asyncio.to_thread(start_service, "registry", env, database_url, tmp_path / "registry.log")
     try:
         yield RegistryProcess(process.url, TokenService(TEST_SECRET).mint("hostile-cli", ["officer"]), database_url)

@@ -4,6 +4,7 @@ operation, per-key order holds, and a relay killed between publishing and markin
 from __future__ import annotations
 
 import asyncio
+import os
 import collections
 import json
 import random
@@ -11,10 +12,11 @@ import subprocess
 import sys
 
 import pytest
+from berdaya.stack.access import access_env
 from prometheus_client import CollectorRegistry
 
 from shared.messaging.dead_letters import KafkaDeadLetters
-from shared.messaging.kafka import safe_producer
+from shared.messaging.kafka import KafkaAccess, safe_producer
 from shared.messaging.outbox import add_to_outbox
 from shared.observability import MessagingMetrics
 from tests.integration import relay_killed_after_publish
@@ -25,14 +27,14 @@ pytestmark = pytest.mark.integration
 
 
 async def test_every_committed_row_is_published_exactly_once_in_per_key_order_under_concurrent_writers(infra, database_url):
-    topic = await new_topic(infra.bootstrap_servers, partitions=4)
+    topic = await new_topic(infra.kafka, partitions=4)
     db = await prepare(database_url)
     keys = [f"counter-{i}" for i in range(12)]
     async with db.acquire() as conn:
         await conn.executemany("INSERT INTO counter (id) VALUES ($1)", [(k,) for k in keys])
     committed, rolled_back = [], []
     stop = asyncio.Event()
-    running = asyncio.create_task(relay(db, database_url, infra.bootstrap_servers).run(stop))
+    running = asyncio.create_task(relay(db, database_url, infra.kafka).run(stop))
 
     async def writer(seed: int) -> None:
         rng = random.Random(seed)
@@ -60,7 +62,7 @@ async def test_every_committed_row_is_published_exactly_once_in_per_key_order_un
     stop.set()
     await running
 
-    records = await read_topic(infra.bootstrap_servers, topic, expect=len(committed))
+    records = await read_topic(infra.kafka, topic, expect=len(committed))
     published = collections.Counter(json.loads(r.value)["event_id"] for r in records)
     assert len(committed) > 250 and rolled_back
     assert published == collections.Counter(str(e.event_id) for e in committed)  # each exactly once, nothing else
@@ -80,10 +82,10 @@ async def _backlog_is_empty(db) -> bool:  # noqa: ANN001
 
 
 async def test_a_row_that_commits_after_later_rows_were_published_is_still_published(infra, database_url):
-    topic = await new_topic(infra.bootstrap_servers)
+    topic = await new_topic(infra.kafka)
     db = await prepare(database_url)
     stop = asyncio.Event()
-    running = asyncio.create_task(relay(db, database_url, infra.bootstrap_servers).run(stop))
+    running = asyncio.create_task(relay(db, database_url, infra.kafka).run(stop))
     slow = await db.connect()
     tx = slow.transaction()
     await tx.start()
@@ -92,10 +94,10 @@ async def test_a_row_that_commits_after_later_rows_were_published_is_still_publi
     later = [ticked(f"fast-{i}", 1) for i in range(5)]
     async with db.acquire() as conn:
         await add_to_outbox(conn, later, route=lambda _: topic)
-    await read_topic(infra.bootstrap_servers, topic, expect=5)
+    await read_topic(infra.kafka, topic, expect=5)
     await tx.commit()
     await db.release(slow)
-    records = await read_topic(infra.bootstrap_servers, topic, expect=6)
+    records = await read_topic(infra.kafka, topic, expect=6)
     stop.set()
     await running
     assert {json.loads(r.value)["event_id"] for r in records} == {str(e.event_id) for e in [early, *later]}
@@ -105,30 +107,31 @@ async def test_a_row_that_commits_after_later_rows_were_published_is_still_publi
 async def test_a_relay_killed_between_publish_and_mark_republishes_and_the_consumer_applies_each_event_once(
     infra, database_url
 ):
-    topic = await new_topic(infra.bootstrap_servers)
+    topic = await new_topic(infra.kafka)
     db = await prepare(database_url)
     events = [ticked(f"k{i % 3}", i // 3 + 1) for i in range(9)]
     async with db.acquire() as conn:
         await add_to_outbox(conn, events, route=lambda _: topic)
 
     died = subprocess.run(
-        [sys.executable, "-m", "tests.integration.relay_killed_after_publish", database_url, infra.bootstrap_servers],
+        [sys.executable, "-m", "tests.integration.relay_killed_after_publish", database_url],
+        env={**os.environ, **access_env(infra.kafka)},
         timeout=120,
     )
     assert died.returncode == relay_killed_after_publish.EXIT_CODE
     assert await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 9
-    assert len(await read_topic(infra.bootstrap_servers, topic, expect=9)) == 9  # on Kafka, but not marked
+    assert len(await read_topic(infra.kafka, topic, expect=9)) == 9  # on Kafka, but not marked
 
     stop = asyncio.Event()
-    restarted = asyncio.create_task(relay(db, database_url, infra.bootstrap_servers).run(stop))
+    restarted = asyncio.create_task(relay(db, database_url, infra.kafka).run(stop))
     assert await eventually(lambda: _backlog_is_empty(db))
     stop.set()
     await restarted
-    records = await read_topic(infra.bootstrap_servers, topic, expect=18)
+    records = await read_topic(infra.kafka, topic, expect=18)
     assert collections.Counter(json.loads(r.value)["event_id"] for r in records) == {str(e.event_id): 2 for e in events}
 
     metrics = MessagingMetrics(CollectorRegistry())
-    consumed = await _consume(infra.bootstrap_servers, topic, db, metrics, until=18)
+    consumed = await _consume(infra.kafka, topic, db, metrics, until=18)
     assert consumed
     effects = await db.fetch("SELECT event_id, count(*) AS n FROM effect GROUP BY event_id")
     assert {str(r["event_id"]): r["n"] for r in effects} == {str(e.event_id): 1 for e in events}
@@ -136,7 +139,7 @@ async def test_a_relay_killed_between_publish_and_mark_republishes_and_the_consu
     await db.close()
 
 
-async def _consume(bootstrap: str, topic: str, db, metrics: MessagingMetrics, *, until: int) -> bool:  # noqa: ANN001
+async def _consume(bootstrap: KafkaAccess | str, topic: str, db, metrics: MessagingMetrics, *, until: int) -> bool:  # noqa: ANN001
     producer = safe_producer(bootstrap, "test-dlq")
     await producer.start()
     broker = await consume(bootstrap, topic, db, KafkaDeadLetters(producer), metrics)

@@ -17,7 +17,8 @@ from services.registry.bootstrap import create_app
 from services.registry.settings import RegistrySettings
 from shared.auth import TokenService
 from shared.contracts.topics import REGISTRY_BUSINESS
-from tests.support import eventually, read_topic, registration
+from tests.support import eventually, kafka_settings, read_topic, registration
+from shared.messaging.kafka import KafkaAccess
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ SECRET = "integration-test-secret-integration-test-secret"
 class Registry:
     http: httpx.AsyncClient
     tokens: TokenService
-    bootstrap: str
+    bootstrap: KafkaAccess | str
 
     def auth(self, role: str = "officer") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.mint('tester', [role])}"}
@@ -53,7 +54,7 @@ class Registry:
 async def registry(infra, database_url) -> AsyncIterator[Registry]:
     settings = RegistrySettings(
         database_url=database_url,
-        kafka_bootstrap_servers=infra.bootstrap_servers,
+        **kafka_settings(infra.kafka, "registry"),
         jwt_secret=SECRET, pseudonym_key="p" * 32,
         nik_digest_key=base64.b64encode(os.urandom(32)).decode(),
         nik_encryption_key=base64.b64encode(os.urandom(32)).decode(),
@@ -63,7 +64,7 @@ async def registry(infra, database_url) -> AsyncIterator[Registry]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://registry") as http:
-            yield Registry(http, TokenService(SECRET), infra.bootstrap_servers)
+            yield Registry(http, TokenService(SECRET), infra.kafka)
 
 
 async def test_a_registered_business_is_published_as_business_registered_keyed_by_its_id_without_the_nik(registry):

@@ -16,10 +16,12 @@ import sys
 import asyncpg
 import pytest
 
+from berdaya.stack.access import access_env
 from shared.db import Database
 from shared.messaging.outbox import add_to_outbox
 from tests.integration.messaging_fixtures import prepare, relay, ticked
 from tests.support import eventually, new_topic, read_topic
+from shared.messaging.kafka import KafkaAccess
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +59,9 @@ async def _relay_pool(database_url: str, name: str) -> Database:
 
 
 async def test_two_relays_whose_connections_keep_dying_never_reorder_an_aggregates_events(infra, database_url):
-    topic = await new_topic(infra.bootstrap_servers, partitions=3)
+    topic = await new_topic(infra.kafka, partitions=3)
     db = await prepare(database_url)
-    relays = {name: relay(await _relay_pool(database_url, name), database_url, infra.bootstrap_servers,
+    relays = {name: relay(await _relay_pool(database_url, name), database_url, infra.kafka,
                           holder=name, lease_seconds=2, batch_size=7) for name in ("relay-a", "relay-b")}  # fmt: skip
     stop = asyncio.Event()
     running = [asyncio.create_task(r.run(stop)) for r in relays.values()]
@@ -86,7 +88,7 @@ async def test_two_relays_whose_connections_keep_dying_never_reorder_an_aggregat
     await asyncio.gather(*running)
     await killer.close()
 
-    records = await read_topic(infra.bootstrap_servers, topic, expect=written)
+    records = await read_topic(infra.kafka, topic, expect=written)
     order = first_appearances_in_order(records)
     assert kills >= 5, "the test never cut a relay's connection"
     assert {k: order[k] for k in keys} == {k: list(range(1, 31)) for k in keys}
@@ -97,24 +99,24 @@ async def _drained(db: Database) -> bool:
     return await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
 
-def _start_relay(database_url: str, bootstrap: str, holder: str, lease_seconds: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.integration.relay_process", database_url, bootstrap, holder,
-                             str(lease_seconds)])  # fmt: skip
+def _start_relay(database_url: str, bootstrap: KafkaAccess | str, holder: str, lease_seconds: float) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tests.integration.relay_process", database_url, holder,
+                             str(lease_seconds)], env={**os.environ, **access_env(KafkaAccess.of(bootstrap))})  # fmt: skip
 
 
 async def test_a_frozen_or_dead_relay_is_replaced_by_a_standby_and_a_woken_one_publishes_nothing_out_of_order(
     infra, database_url
 ):
-    topic = await new_topic(infra.bootstrap_servers, partitions=2)
+    topic = await new_topic(infra.kafka, partitions=2)
     db = await prepare(database_url)
-    first = _start_relay(database_url, infra.bootstrap_servers, "first", 2)
+    first = _start_relay(database_url, infra.kafka, "first", 2)
     second = None
     try:
         async def holder() -> str | None:
             return await db.fetchval("SELECT holder FROM relay_lease WHERE name = 'outbox' AND expires_at > now()")
 
         assert await eventually(lambda: _is(holder, "first"), timeout=30)
-        second = _start_relay(database_url, infra.bootstrap_servers, "second", 2)
+        second = _start_relay(database_url, infra.kafka, "second", 2)
         rng = random.Random(3)
         keys = [f"k{i}" for i in range(8)]
         writing = asyncio.create_task(_write(db, topic, keys, versions=40, rng=rng))
@@ -134,7 +136,7 @@ async def test_a_frozen_or_dead_relay_is_replaced_by_a_standby_and_a_woken_one_p
                 os.kill(process.pid, signal.SIGCONT)
                 process.terminate()
                 process.wait(timeout=30)
-    records = await read_topic(infra.bootstrap_servers, topic, expect=written)
+    records = await read_topic(infra.kafka, topic, expect=written)
     order = first_appearances_in_order(records)
     assert {k: order[k] for k in keys} == {k: list(range(1, 41)) for k in keys}
     await db.close()

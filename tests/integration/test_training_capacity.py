@@ -35,7 +35,7 @@ CAPACITY = 8
 
 async def test_two_processes_and_racing_http_enrolments_never_exceed_capacity_or_seat_anyone_twice(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = {**service_env(infra.bootstrap_servers, namespace), "BERDAYA_TOPIC_PARTITIONS": "4"}
+    env = {**service_env(infra.kafka, namespace), "BERDAYA_TOPIC_PARTITIONS": "4"}
     database = await fresh_database(infra.postgres_url)
     processes = [start_service("training", env, database, tmp_path / f"training-{i}.log") for i in range(2)]
     rng = random.Random(8)
@@ -44,7 +44,7 @@ async def test_two_processes_and_racing_http_enrolments_never_exceed_capacity_or
         # Weavers the programme has no need-based invitation for, enrolled by hand on both processes at once while
         # youth-owned businesses arrive and both processes' consumers invite them by need into the same seats.
         weavers = [registered(i, kbli="13122", kec=i % 2, youth=False) for i in range(30)]
-        await produce(infra.bootstrap_servers, topic, weavers)
+        await produce(infra.kafka, topic, weavers)
         conn = await asyncpg.connect(database)
         try:
             assert await eventually(lambda: _equals(conn, "SELECT count(*) FROM business_view", 30), timeout=60)
@@ -71,7 +71,7 @@ async def test_two_processes_and_racing_http_enrolments_never_exceed_capacity_or
                     answers.append(("withdraw", r.status_code, r.text))
 
                 async def youth_food_arrives() -> None:
-                    await produce(infra.bootstrap_servers, topic, [registered(100 + i, youth=True) for i in range(25)])
+                    await produce(infra.kafka, topic, [registered(100 + i, youth=True) for i in range(25)])
 
                 opened = http.post(f"{a}{cohort_url}/open", headers=TRAINER)
                 racing = [enrol_twice(str(w.business_id)) for w in weavers]
@@ -99,7 +99,7 @@ async def test_two_processes_and_racing_http_enrolments_never_exceed_capacity_or
 
             # On Kafka: each business's versions follow one another, and it is enrolled at most once at a time.
             expected = await conn.fetchval("SELECT count(*) FROM outbox WHERE aggregatetype = 'participant'")
-            records = await read_topic(infra.bootstrap_servers, namespaced(TRAINING_PARTICIPANT, namespace), expect=expected)
+            records = await read_topic(infra.kafka, namespaced(TRAINING_PARTICIPANT, namespace), expect=expected)
             events = by_business(records)
             assert_consecutive(events)
             final = {b: _seat_after(es) for b, es in events.items()}

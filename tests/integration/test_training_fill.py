@@ -84,7 +84,7 @@ def assert_consecutive(events: dict[str, list[dict]]) -> None:
 
 async def test_opening_a_cohort_fills_it_by_need_and_publishes_each_business_s_events_in_order(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = {**service_env(infra.bootstrap_servers, namespace), "BERDAYA_TOPIC_PARTITIONS": "3"}
+    env = {**service_env(infra.kafka, namespace), "BERDAYA_TOPIC_PARTITIONS": "3"}
     database = await fresh_database(infra.postgres_url)
     training = start_service("training", env, database, tmp_path / "training.log")
     try:
@@ -92,7 +92,7 @@ async def test_opening_a_cohort_fills_it_by_need_and_publishes_each_business_s_e
         without_nib = [food(100 + i, day=0) for i in range(3)]  # registered first, but the programme needs an NIB
         weavers = [registered(200 + i, kbli="13122") for i in range(3)]  # no halal need
         medium = [registered(300, kbli="10792").model_copy(update={"scale": "medium"})]
-        await produce(infra.bootstrap_servers, namespaced(REGISTRY_BUSINESS, namespace),
+        await produce(infra.kafka, namespaced(REGISTRY_BUSINESS, namespace),
                       [*with_nib, *without_nib, *weavers, *medium, *[nib_issued(b) for b in with_nib]])  # fmt: skip
         assert await eventually(lambda: _count(database, "SELECT count(*) FROM business_view WHERE nib_status = 'issued'", 12),
                                 timeout=60)  # fmt: skip
@@ -129,7 +129,7 @@ async def test_opening_a_cohort_fills_it_by_need_and_publishes_each_business_s_e
         assert [(t["business_id"], t["position"]) for t in roster if t["status"] == "waitlisted"] == [
             (b, i) for i, b in enumerate(ordered[5:10], start=1)]
 
-        participant = by_business(await read_topic(infra.bootstrap_servers, namespaced(TRAINING_PARTICIPANT, namespace),
+        participant = by_business(await read_topic(infra.kafka, namespaced(TRAINING_PARTICIPANT, namespace),
                                                    expect=21))  # fmt: skip
         assert_consecutive(participant)
         for business in ordered[:5]:
@@ -144,9 +144,9 @@ async def test_opening_a_cohort_fills_it_by_need_and_publishes_each_business_s_e
         assert not_eligible["payload"]["reason"] == "not_micro_or_small"
         uninvited = [*ordered[10:], *(str(b.business_id) for b in [*without_nib, *weavers])]
         assert not any(participant.get(b) for b in uninvited)
-        cohorts = await read_topic(infra.bootstrap_servers, namespaced(TRAINING_COHORT, namespace), expect=1)
+        cohorts = await read_topic(infra.kafka, namespaced(TRAINING_COHORT, namespace), expect=1)
         assert [json.loads(r.value)["event_type"] for r in cohorts] == ["CohortOpened"]
-        programmes = await read_topic(infra.bootstrap_servers, namespaced(TRAINING_PROGRAMME, namespace), expect=1)
+        programmes = await read_topic(infra.kafka, namespaced(TRAINING_PROGRAMME, namespace), expect=1)
         assert json.loads(programmes[0].value)["payload"]["needs"] == ["halal_uncertified"]
 
         # A second cohort of the same topic takes only those the first has not: nobody is in two at once.
@@ -171,13 +171,13 @@ async def _count(database: str, sql: str, expected: int) -> bool:
 
 async def test_two_training_processes_report_each_stalled_pathway_once(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = {**service_env(infra.bootstrap_servers, namespace), "TRAINING_SWEEP_INTERVAL_SECONDS": "0.3",
+    env = {**service_env(infra.kafka, namespace), "TRAINING_SWEEP_INTERVAL_SECONDS": "0.3",
            "TRAINING_STALL_DAYS": json.dumps({"sihalal_account": 3})}  # fmt: skip
     database = await fresh_database(infra.postgres_url)
     processes = [start_service("training", env, database, tmp_path / f"training-{i}.log") for i in range(2)]
     try:
         businesses = [food(i) for i in range(30)]
-        await produce(infra.bootstrap_servers, namespaced(REGISTRY_BUSINESS, namespace), businesses)
+        await produce(infra.kafka, namespaced(REGISTRY_BUSINESS, namespace), businesses)
         assert await eventually(lambda: _count(database, "SELECT count(*) FROM business_view", 30), timeout=60)
         today = datetime.now(WITA).date()
         async with httpx.AsyncClient(timeout=60) as http:
@@ -191,7 +191,7 @@ async def test_two_training_processes_report_each_stalled_pathway_once(infra, tm
             topic = namespaced(TRAINING_PARTICIPANT, namespace)
 
             async def all_reported() -> bool:
-                events = by_business(await read_topic(infra.bootstrap_servers, topic, expect=30 + len(overdue), timeout=5))
+                events = by_business(await read_topic(infra.kafka, topic, expect=30 + len(overdue), timeout=5))
                 return {b for b, e in events.items() if any(x["event_type"] == "PathwayStalled" for x in e)} == overdue
 
             assert await eventually(all_reported, timeout=60)
@@ -199,7 +199,7 @@ async def test_two_training_processes_report_each_stalled_pathway_once(infra, tm
             assert {p["business_id"] for p in stalled} == overdue
             assert {p["stalled_waiting_for"] for p in stalled} == {"sihalal_account"}
         await _settle_sweeps()
-        events = by_business(await read_topic(infra.bootstrap_servers, topic, expect=30 + len(overdue)))
+        events = by_business(await read_topic(infra.kafka, topic, expect=30 + len(overdue)))
         assert_consecutive(events)
         for business, envelopes in events.items():
             kinds = [e["event_type"] for e in envelopes]
@@ -219,10 +219,10 @@ async def _settle_sweeps() -> None:
 async def test_a_cohort_run_to_completion_over_http_publishes_training_completed_and_follows_up(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
     database = await fresh_database(infra.postgres_url)
-    training = start_service("training", service_env(infra.bootstrap_servers, namespace), database, tmp_path / "t.log")
+    training = start_service("training", service_env(infra.kafka, namespace), database, tmp_path / "t.log")
     try:
         businesses = [food(i) for i in range(4)]
-        await produce(infra.bootstrap_servers, namespaced(REGISTRY_BUSINESS, namespace),
+        await produce(infra.kafka, namespaced(REGISTRY_BUSINESS, namespace),
                       [*businesses, *(nib_issued(b) for b in businesses)])  # fmt: skip
         assert await eventually(lambda: _count(database, "SELECT count(*) FROM business_view WHERE nib_status = 'issued'", 4),
                                 timeout=60)  # fmt: skip
@@ -269,7 +269,7 @@ async def test_a_cohort_run_to_completion_over_http_publishes_training_completed
             assert {(f["business_id"], f["visits"]) for f in follow_up["businesses"]} == {(a, 1), (c, 0)}
         # a: invited, enrolled, two marks, completed, mentor, visit; b: invited, enrolled, absent, withdrawn (no-show);
         # c: invited, enrolled, two marks, completed, mentor; d: invited, waitlisted, promoted, one mark.
-        events = by_business(await read_topic(infra.bootstrap_servers, namespaced(TRAINING_PARTICIPANT, namespace),
+        events = by_business(await read_topic(infra.kafka, namespaced(TRAINING_PARTICIPANT, namespace),
                                               expect=7 + 4 + 6 + 4))  # fmt: skip
         assert {x: len(es) for x, es in events.items()} == {a: 7, b: 4, c: 6, d: 4}
         assert_consecutive(events)

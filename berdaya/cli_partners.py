@@ -1,0 +1,130 @@
+"""`berdaya partner`: admit, list, re-key and revoke the partner systems that read Berdaya's public topics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from berdaya import partners
+from berdaya.partners import PartnerAccess, PartnerRefused
+
+console = Console()
+partner = typer.Typer(help="Partner systems: their Kafka users, what they may read and write.", no_args_is_help=True)
+
+
+def _context():  # noqa: ANN202 - (LocalStack, admin KafkaAccess, token maker)
+    from berdaya.cli import _stack, _token
+
+    stack = _stack()
+    return stack, stack.kafka_admin, _token
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _registry_call(method: str, path: Callable[[str], str], body: Callable[[str], dict] | None = None):  # noqa: ANN202
+    """A call to the registry's partner routes as an admin, failing with what the registry said."""
+    stack, _, token = _context()
+    from berdaya.stack.local import service
+
+    def call(partner_id: str) -> None:
+        url = stack.url(service("registry")) + path(partner_id)
+        try:
+            response = httpx.request(method, url, json=body(partner_id) if body else None, timeout=30,
+                                     headers={"Authorization": f"Bearer {token('admin', 'berdaya-partner-cli')}"})  # fmt: skip
+        except httpx.HTTPError as exc:
+            raise PartnerRefused(f"the registry at {url} did not answer ({exc}); start it (`berdaya up`) and run this "
+                                 "command again: every step before was kept and is not repeated") from exc  # fmt: skip
+        if response.status_code >= 400:
+            raise PartnerRefused(f"the registry refused ({response.status_code}): {response.text[:300]}")
+
+    return call
+
+
+def _show(access: PartnerAccess, properties: Path | None) -> None:
+    table = Table(title=f"Partner {access.partner_id}", show_header=False)
+    table.add_row("Kafka user", access.user)
+    if access.password:
+        table.add_row("password", f"[bold]{access.password}[/bold]  (shown once; Berdaya keeps only its hash)")
+    else:
+        table.add_row("password", "unchanged (`berdaya partner rotate` makes a new one)")
+    table.add_row("bootstrap servers", access.bootstrap_servers)
+    table.add_row("mechanism", "SASL_PLAINTEXT, SCRAM-SHA-512")
+    table.add_row("may read", "\n".join(access.reads))
+    table.add_row("may write", "\n".join(access.writes))
+    table.add_row("consumer groups", f"{access.group_prefix}<anything>")
+    console.print(table)
+    if properties and access.password:
+        properties.write_text(access.client_properties())
+        properties.chmod(0o600)
+        console.print(f"Client settings written to {properties} (readable by you alone); e.g. "
+                      f"kcat -F {properties} -G {access.group_prefix}demo {access.reads[0]} (kcat on librdkafka 2.6.1+)", soft_wrap=True)  # fmt: skip
+
+
+Properties = Annotated[Path | None, typer.Option(help="Also write the client settings (with the password) to this file")]
+
+
+@partner.command("add")
+def add(
+    partner_id: Annotated[str, typer.Argument(help="Short id, e.g. bri or pos-indonesia")],
+    name: Annotated[str, typer.Option(help="The partner's name, as officers see it")],
+    topics: Annotated[list[str], typer.Option(help="Public topics it may read (repeat the option), or public.* for "
+                                                   "all of them, including those published later")] = ["public.*"],  # noqa: B006
+    properties: Properties = None,
+) -> None:
+    """Admit a partner: its referral and outcomes topics, a Kafka user, its grants, and the registry's record, so
+    owners may consent to referrals to it."""
+    _, admin, _ = _context()
+    register = _registry_call("PUT", lambda p: f"/partners/{p}", lambda p: {"id": p, "name": name})
+    try:
+        access = asyncio.run(partners.add(admin, partner_id, register=register, topics=topics))
+    except PartnerRefused as exc:
+        _fail(str(exc))
+    _show(access, properties)
+
+
+@partner.command("rotate")
+def rotate(partner_id: Annotated[str, typer.Argument()], properties: Properties = None) -> None:
+    """A new password for the partner's Kafka user; the old one stops working for new connections."""
+    _, admin, _ = _context()
+    try:
+        _show(partners.rotate(admin, partner_id), properties)
+    except PartnerRefused as exc:
+        _fail(str(exc))
+
+
+@partner.command("revoke")
+def revoke(
+    partner_id: Annotated[str, typer.Argument()],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Cut a partner off: its grants and user go, no more referrals are sent to it. Its topics are kept."""
+    _, admin, _ = _context()
+    if not yes and not typer.confirm(f"Revoke partner {partner_id}? Its systems lose access at once."):
+        raise typer.Exit(1)
+    try:
+        removed = partners.revoke(admin, partner_id, unregister=_registry_call("POST", lambda p: f"/partners/{p}/revoke"))
+    except PartnerRefused as exc:
+        _fail(str(exc))
+    console.print(f"Partner {partner_id} revoked: {removed} grant(s) removed, its Kafka user deleted.")
+
+
+@partner.command("list")
+def list_() -> None:
+    """Every partner with a Kafka user, and what it may touch."""
+    _, admin, _ = _context()
+    table = Table(title="Partners on the cluster")
+    for column in ("partner", "grants"):
+        table.add_column(column, overflow="fold")
+    for partner_id, grants in partners.listing(admin).items():
+        table.add_row(partner_id, "\n".join(map(str, grants)) or "[red]none[/red]")
+    console.print(table)
