@@ -17,8 +17,10 @@ from services.notifier.channels.local import LocalOutboxFiles
 from services.notifier.channels.sms import SmsGateway, Zenziva
 from services.notifier.channels.whatsapp import WhatsAppCloud
 from services.notifier.delivery import DeliveryWorker, WorkerSettings, holder_name
+from services.notifier.domain.alerts import CONTACT_SETTINGS
 from services.notifier.domain.channels import AT_LEAST_ONCE, EMAIL, LOCAL, SMS, WHATSAPP, Available
 from services.notifier.domain.delivery import RetryPolicy
+from services.notifier.domain.messages import OFFICERS, OPERATORS
 from services.notifier.domain.planning import DeliveryRules
 from services.notifier.domain.ratelimit import RateLimit
 from services.notifier.domain.schedule import QuietHours
@@ -150,6 +152,8 @@ def build(runtime: Runtime) -> Parts:
         whatsapp_app_secret=settings.whatsapp_app_secret.get_secret_value().encode() if settings.whatsapp_app_secret else None,
         whatsapp_verify_token=settings.whatsapp_verify_token.get_secret_value() if settings.whatsapp_verify_token else None,
         sms_inbound_token=settings.sms_inbound_token.get_secret_value() if settings.sms_inbound_token else None,
+        alertmanager_token=settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None,
+        alert_recipients=settings.alert_recipients,
     )  # fmt: skip
     return Parts(
         context=context,
@@ -174,6 +178,22 @@ def _announce(settings: NotifierSettings, gateways: dict[str, Gateway], files: L
         log.info("not configured: %s; their messages go to the %s", ", ".join(missing), files.describe())
     quiet = "none" if rules.quiet.disabled else f"{rules.quiet.start:%H.%M} to {rules.quiet.end:%H.%M} WITA"
     log.info("quiet hours: %s; delivery worker %s", quiet, holder)
+    _announce_alerts(settings)
+
+
+def _announce_alerts(settings: NotifierSettings) -> None:
+    """Say at start whether Alertmanager's webhook takes alerts, and who hears of them."""
+    if settings.alertmanager_token is None:
+        log.warning("NOTIFIER_ALERTMANAGER_TOKEN is not set: POST /webhooks/alertmanager answers 503 (Alertmanager "
+                    "keeps retrying) until it is")  # fmt: skip
+    recipients = settings.alert_recipients
+    for audience, contacts in ((OPERATORS, recipients.operators), (OFFICERS, recipients.officers)):
+        if contacts:
+            emails = sum(1 for c in contacts if "@" in c)
+            log.info("alerts for %s go to %d email address(es) and %d phone(s)", audience, emails, len(contacts) - emails)
+        else:
+            log.warning("no %s: alerts for %s are kept in the local outbox (addressed alerts:%s)",
+                        CONTACT_SETTINGS[audience], audience, audience)  # fmt: skip
 
 
 SERVICE = ServiceDefinition(
@@ -181,7 +201,8 @@ SERVICE = ServiceDefinition(
     title="Berdaya notifier",
     description="Tells owners (WhatsApp, SMS), officers and sponsors (email) what they should hear of, in Bahasa "
     "Indonesia with times in WITA: one message per event, one delivery per recipient and channel, with its status "
-    "from the gateways; owners' consent and quiet hours respected. Without gateway credentials, every message goes to "
+    "from the gateways; owners' consent and quiet hours respected. Alertmanager's alerts reach the operators and the "
+    "programme office the same way (POST /webhooks/alertmanager). Without gateway credentials, every message goes to "
     "a local outbox.",
     package="services.notifier",
     produces=(),

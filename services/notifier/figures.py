@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.notifier.domain.channels import CHANNELS
 from services.notifier.domain.delivery import DELIVERY_STATUSES, MESSAGE_STATUSES
-from services.notifier.domain.messages import OFFICERS, OWNER, SPONSOR
+from services.notifier.domain.messages import OFFICERS, OPERATORS, OWNER, SPONSOR
 from shared.db import Database
 
 
@@ -31,7 +31,11 @@ class NotifierFigures:
         self.status_reports = Counter("berdaya_notifier_status_reports", "Gateway status reports, matched to a "
                                       "delivery or not.", ["channel", "matched"], registry=registry)  # fmt: skip
         self.webhooks_refused = Counter("berdaya_notifier_webhooks_refused", "Webhook calls refused (bad signature or "
-                                        "token).", ["source"], registry=registry)  # fmt: skip
+                                        "token, or Alertmanager's webhook without NOTIFIER_ALERTMANAGER_TOKEN).",
+                                        ["source"], registry=registry)  # fmt: skip
+        self.alerts = Counter("berdaya_notifier_alerts", "Alerts from Alertmanager by audience, status (firing, "
+                              "resolved) and outcome (recorded: a new message; repeated: already told).",
+                              ["audience", "status", "outcome"], registry=registry)  # fmt: skip
         self.replies = Counter("berdaya_notifier_replies", "Owners' replies by what they asked (stop, start, other).",
                                ["channel", "intent"], registry=registry)  # fmt: skip
 
@@ -42,7 +46,7 @@ class NotifierFigures:
             for status in DELIVERY_STATUSES:
                 self.deliveries.labels(channel, status).set(0)
             self.oldest_due.labels(channel).set(0)
-        for audience in (OWNER, OFFICERS, SPONSOR):
+        for audience in (OWNER, OFFICERS, SPONSOR, OPERATORS):
             for status in MESSAGE_STATUSES:
                 self.messages.labels(audience, status).set(0)
         for row in await self._db.fetch("SELECT channel, status, count(*) AS n FROM delivery GROUP BY 1, 2"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifier import delivery_outcomes, directory
+from services.notifier.domain.alerts import AlertRecipients
 from services.notifier.domain.channels import CHANNELS
 from services.notifier.domain.consent import Preference
 from services.notifier.domain.delivery import DELIVERY_STATUSES, MESSAGE_STATUSES
@@ -34,7 +35,7 @@ Template = Literal[TEMPLATE_NAMES]  # type: ignore[valid-type]
 MessageStatus = Literal[MESSAGE_STATUSES]  # type: ignore[valid-type]
 DeliveryStatus = Literal[DELIVERY_STATUSES]  # type: ignore[valid-type]
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
-Audience = Literal["owner", "officers", "sponsor"]
+Audience = Literal["owner", "officers", "sponsor", "operators"]
 EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,63}$"
 KECAMATAN_PATTERN = r"^\d{2}\.\d{2}\.\d{2}$"
 
@@ -59,6 +60,8 @@ class NotifierContext:
     whatsapp_app_secret: bytes | None = None
     whatsapp_verify_token: str | None = None
     sms_inbound_token: str | None = None
+    alertmanager_token: str | None = None  # unset: POST /webhooks/alertmanager answers 503
+    alert_recipients: AlertRecipients = field(default_factory=AlertRecipients)
 
     @property
     def local_only(self) -> bool:
@@ -114,14 +117,15 @@ class DeliveryOut(BaseModel):
 class MessageOut(BaseModel):
     id: uuid.UUID
     event_id: uuid.UUID
-    business_id: uuid.UUID | None = Field(description="None for a sponsor's digest and for answers to an owner's reply")
+    business_id: uuid.UUID | None = Field(description="None for a sponsor's digest, answers to an owner's reply and alerts")
     template: str
     channel: str = Field(description="The channel of its current delivery; none while it waits for the owner's contact")
     recipient_phone: str | None = Field(
         description="In full for officers; others see only its last three digits. None while the owner's contact "
-        "has not reached the notifier yet, and for messages to officers and sponsors"
+        "has not reached the notifier yet, and for messages to officers, sponsors and operators"
     )
-    audience: str = Field(description="owner, officers (of kecamatan_code), or sponsor (sponsor_id)")
+    audience: str = Field(description="owner, officers (of kecamatan_code; none for the programme office's alerts), "
+                          "sponsor (sponsor_id), or operators (alerts)")
     kecamatan_code: str | None
     sponsor_id: uuid.UUID | None
     offer_id: uuid.UUID | None

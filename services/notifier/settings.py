@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import time
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.notifier.channels.email import Security
+from services.notifier.domain.alerts import AlertRecipients, parse_contacts
 from services.notifier.domain.channels import AT_LEAST_ONCE, AT_MOST_ONCE, Guarantee
 from shared.settings import PlatformSettings
 
@@ -80,6 +81,36 @@ class NotifierSettings(PlatformSettings):
     sweep_interval_seconds: float = Field(60.0, gt=0, description="How often reminders and digests are looked for")
     status_report_retention_days: float = Field(30.0, gt=0)
 
+    # --- Alertmanager's webhook (POST /webhooks/alertmanager) ------------------------------------------------
+    alertmanager_token: SecretStr | None = Field(
+        None, description="The bearer token Alertmanager sends (its credentials_file), at least 16 characters; "
+        "unset: the webhook answers 503 and accepts nothing")
+    operator_contacts: str = Field("", description="Who hears of operators' alerts: email addresses and phone "
+                                   "numbers, separated by commas; none: the local outbox, addressed alerts:operators")
+    officer_contacts: str = Field("", description="Who hears of the programme office's alerts (audience=officers), "
+                                  "the same way; none: the local outbox, addressed alerts:officers")
+
+    @field_validator("alertmanager_token", mode="before")
+    @classmethod
+    def _token_or_nothing(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    @field_validator("alertmanager_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("NOTIFIER_ALERTMANAGER_TOKEN is shorter than 16 characters: anyone could guess it; make "
+                             "one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")  # fmt: skip
+        return value
+
+    @field_validator("operator_contacts", "officer_contacts")
+    @classmethod
+    def _contacts(cls, value: str, info: ValidationInfo) -> str:
+        return ",".join(parse_contacts(value, f"NOTIFIER_{(info.field_name or '').upper()}"))
+
     @model_validator(mode="after")
     def _whole_channels(self) -> NotifierSettings:
         groups = {
@@ -105,3 +136,8 @@ class NotifierSettings(PlatformSettings):
     @property
     def email_on(self) -> bool:
         return bool(self.smtp_host and self.email_from)
+
+    @property
+    def alert_recipients(self) -> AlertRecipients:
+        return AlertRecipients(operators=parse_contacts(self.operator_contacts, "NOTIFIER_OPERATOR_CONTACTS"),
+                               officers=parse_contacts(self.officer_contacts, "NOTIFIER_OFFICER_CONTACTS"))

@@ -1,27 +1,36 @@
-"""What gateways call: WhatsApp's verification handshake and its signed webhooks (statuses of our messages, owners'
-replies), and the SMS gateway's inbound callback (owners' replies). No bearer token here: a WhatsApp call proves
-itself with `X-Hub-Signature-256`, an SMS callback with the token in its URL. Anything that does not is refused
-with 403 and counted; a well-proven call always gets 200 (a gateway retries anything else for days), whatever is
-in it: a status for a message we do not know is recorded and ignored.
+"""What gateways and Alertmanager call: WhatsApp's verification handshake and its signed webhooks (statuses of our
+messages, owners' replies), the SMS gateway's inbound callback (owners' replies), and Alertmanager's webhook (alerts
+for the operators and the programme office). No user's JWT here: a WhatsApp call proves itself with
+`X-Hub-Signature-256`, an SMS callback with the token in its URL, Alertmanager with its own bearer token
+(`NOTIFIER_ALERTMANAGER_TOKEN`, compared in constant time). Anything that does not is refused (403; 401 when
+Alertmanager's call has no bearer token at all) and counted in `berdaya_notifier_webhooks_refused_total{source}`;
+a well-proven gateway call always gets 200 (a gateway retries anything else for days), whatever is in it: a status
+for a message we do not know is recorded and ignored. Alertmanager's body is checked (422 naming the field) because
+it is ours to get right: its alerts are recorded in one transaction (a database outage answers 503, which
+Alertmanager retries).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import uuid
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from services.notifier import delivery_outcomes
+from services.notifier import alerts, delivery_outcomes
 from services.notifier.channels import sms as sms_channel
 from services.notifier.channels import whatsapp
+from services.notifier.domain.alerts import MAX_ALERTS, MAX_BODY_BYTES, Alert
 from services.notifier.domain.channels import SMS, WHATSAPP
 from services.notifier.routes import Ctx, NotifierContext
+from shared.errors import FieldError, InvalidInput
 from shared.unit_of_work import Cause
 from shared.web import PROBLEM_RESPONSES, problem
 
@@ -43,10 +52,10 @@ def _uow(ctx: NotifierContext, source: str):  # noqa: ANN202 - the context's uni
     return ctx.unit_of_work(Cause.request(uuid.uuid4(), source))
 
 
-def _refuse(ctx: NotifierContext, source: str, why: str) -> Any:
+def _refuse(ctx: NotifierContext, source: str, why: str, status: int = 403) -> Any:
     ctx.figures.webhooks_refused.labels(source).inc()
     log.warning("refused a %s webhook call: %s", source, why)
-    return problem(403, "webhook.refused", why)
+    return problem(status, "webhook.refused" if status == 403 else "webhook.unauthenticated", why)
 
 
 @router.get("/webhooks/whatsapp", response_class=PlainTextResponse, responses=_403,
@@ -136,3 +145,148 @@ async def _reply(ctx: NotifierContext, reply: delivery_outcomes.Reply) -> None:
     if intent is None:
         log.info("an owner's %s reply that is not STOP or MULAI (or not from an Indonesian mobile) was not acted on",
                  reply.channel)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Alertmanager: alerts for the operators and the programme office (deploy/prometheus/alertmanager.yml)
+# ---------------------------------------------------------------------------------------------------------------
+
+ALERTMANAGER = "alertmanager"
+LabelName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+LabelValue = Annotated[str, StringConstraints(max_length=4096)]
+AnnotationValue = Annotated[str, StringConstraints(max_length=16384)]
+Labels = Annotated[dict[LabelName, LabelValue], Field(max_length=100)]
+Annotations = Annotated[dict[LabelName, AnnotationValue], Field(max_length=100)]
+AlertStatus = Literal["firing", "resolved"]
+
+
+class AlertIn(BaseModel):
+    """One alert as Alertmanager's webhook sends it. Fields Alertmanager may add later are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    status: AlertStatus
+    labels: Labels = Field(description="alertname, severity, audience and the alert's own (job, consumer, ...)")
+    annotations: Annotations = Field({}, description="summary, description, runbook (or runbook_url)")
+    starts_at: AwareDatetime = Field(alias="startsAt")
+    ends_at: AwareDatetime | None = Field(None, alias="endsAt", description="Year 1 while it fires")
+    generator_url: str = Field("", alias="generatorURL", max_length=16384)
+    fingerprint: str | None = Field(None, pattern=r"^[0-9A-Za-z]{1,64}$",
+                                    description="Alertmanager's hash of the labels; derived from them when absent")  # fmt: skip
+
+    # Times far from now are refused (or, for endsAt, read as Alertmanager's zero time): every instant kept can then
+    # be shown in WITA and compared, whatever offset it was written with.
+    @field_validator("starts_at")
+    @classmethod
+    def _plausible_start(cls, value: datetime) -> datetime:
+        if not 2000 <= value.year <= 9000:
+            raise ValueError("startsAt must be a time between the years 2000 and 9000")
+        return value
+
+    @field_validator("ends_at")
+    @classmethod
+    def _zero_or_plausible_end(cls, value: datetime | None) -> datetime | None:
+        if value is None or value.year < 2000:
+            return None  # "0001-01-01T00:00:00Z": Alertmanager's way of saying it has not ended
+        if value.year > 9000:
+            raise ValueError("endsAt must be a time before the year 9000, or Alertmanager's zero time")
+        return value
+
+
+class AlertmanagerPayload(BaseModel):
+    """Alertmanager's webhook JSON, version 4: one call per alert group and receiver, at most max_alerts alerts."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    version: Literal["4"]
+    group_key: str = Field("", alias="groupKey", max_length=16384)
+    truncated_alerts: int = Field(0, alias="truncatedAlerts", ge=0, le=10**9)
+    status: AlertStatus
+    receiver: str = Field(min_length=1, max_length=200, description="operators or officers")
+    group_labels: Labels = Field({}, alias="groupLabels")
+    common_labels: Labels = Field({}, alias="commonLabels")
+    common_annotations: Annotations = Field({}, alias="commonAnnotations")
+    external_url: str = Field("", alias="externalURL", max_length=2048)
+    alerts: list[AlertIn] = Field(max_length=MAX_ALERTS)
+
+    def command(self) -> alerts.AlertsReceived:
+        found = tuple(Alert(a.status, a.labels, a.annotations, a.starts_at, a.ends_at, a.fingerprint) for a in self.alerts)
+        return alerts.AlertsReceived(self.receiver, found, self.truncated_alerts)
+
+
+class AlertsOut(BaseModel):
+    audience: str = Field(description="operators or officers (the programme office), from the receiver")
+    alerts: int = Field(description="Alerts in the call")
+    recorded: int = Field(description="New messages: one per alert not told before")
+    repeated: int = Field(description="Alerts already told in that state since that start (Alertmanager's retries and "
+                          "repeat notifications): nothing new recorded")  # fmt: skip
+    deliveries: int = Field(description="Deliveries planned: one per recipient of each new message")
+    recipients: int = Field(description="The audience's contacts; 0: kept in the local outbox (set NOTIFIER_OPERATOR_"
+                            "CONTACTS or NOTIFIER_OFFICER_CONTACTS)")  # fmt: skip
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON Schema with its $defs written in place, for the operation's requestBody."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(dict(defs[ref.removeprefix("#/$defs/")]))
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+_ALERTMANAGER_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": _inline(AlertmanagerPayload.model_json_schema(by_alias=True))}}}}  # fmt: skip
+_ALERTMANAGER_ANSWERS = {status: PROBLEM_RESPONSES[status] for status in (401, 403, 413, 422, 503)}
+
+
+def _bearer(header: str | None) -> str | None:
+    scheme, _, token = (header or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _field_errors(invalid: ValidationError) -> list[FieldError]:
+    errors = []
+    for error in invalid.errors(include_url=False, include_input=False, include_context=False)[:50]:
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        errors.append(FieldError(where if len(where) <= 200 else where[:199] + "…", error["type"], error["msg"]))
+    return errors
+
+
+@router.post("/webhooks/alertmanager", response_model=AlertsOut, responses=_ALERTMANAGER_ANSWERS,
+             openapi_extra=_ALERTMANAGER_BODY,
+             summary="Alertmanager's alerts (webhook JSON version 4), with Alertmanager's bearer token: one message "
+             "per alert to the receiver's audience, once")  # fmt: skip
+async def alertmanager_webhook(request: Request, ctx: Ctx) -> Any:
+    expected = ctx.alertmanager_token
+    if not expected:  # never accepted without a token: 503, and Alertmanager keeps them until one is set
+        ctx.figures.webhooks_refused.labels(ALERTMANAGER).inc()
+        log.warning("refused an Alertmanager webhook call: NOTIFIER_ALERTMANAGER_TOKEN is not set")
+        return problem(503, "webhook.not_configured",
+                       "alertmanager webhook not configured: set NOTIFIER_ALERTMANAGER_TOKEN")  # fmt: skip
+    token = _bearer(request.headers.get("authorization"))
+    if token is None:
+        return _refuse(ctx, ALERTMANAGER, "missing bearer token: Alertmanager sends 'Authorization: Bearer <token>' "
+                       "from its credentials_file (deploy/prometheus/alertmanager.yml)", status=401)  # fmt: skip
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        return _refuse(ctx, ALERTMANAGER, "the bearer token is not the one set in NOTIFIER_ALERTMANAGER_TOKEN")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return problem(413, "body_too_large", f"the body is over {MAX_BODY_BYTES:,} bytes; Alertmanager sends at most "
+                       "max_alerts (50) alerts a call: check its webhook_config")  # fmt: skip
+    try:
+        payload = await asyncio.to_thread(AlertmanagerPayload.model_validate_json, body)
+    except ValidationError as invalid:
+        raise InvalidInput(_field_errors(invalid)) from None
+    recorded = await alerts.record_alerts(payload.command(), _uow(ctx, ALERTMANAGER), ctx.deps, ctx.alert_recipients)
+    for (status, outcome), count in recorded.counts.items():
+        ctx.figures.alerts.labels(recorded.audience, status, outcome).inc(count)
+    return AlertsOut(audience=recorded.audience, alerts=recorded.alerts, recorded=recorded.recorded,
+                     repeated=recorded.repeated, deliveries=recorded.deliveries, recipients=recorded.recipients)  # fmt: skip

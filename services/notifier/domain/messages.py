@@ -1,7 +1,8 @@
 """Who the notifier writes to and what it recorded: contacts kept from registry events, and messages.
 
 A message is what one event (or a sweep, for reminders and digests) says to one audience: an owner, the officers of
-a kecamatan, or a sponsor. It is recorded once per (event, template), in the transaction that consumes the event;
+a kecamatan, or a sponsor; or what one of Alertmanager's alerts says to the operators or the programme office's
+officers (domain/alerts.py). It is recorded once per (event, template), in the transaction that consumes the event;
 each of its deliveries (domain/delivery.py) is one recipient on one channel.
 """
 
@@ -11,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-OWNER, OFFICERS, SPONSOR = "owner", "officers", "sponsor"
+OWNER, OFFICERS, SPONSOR, OPERATORS = "owner", "officers", "sponsor", "operators"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,7 @@ class Message:
     recipient_phone: str | None  # None while an owner's contact has not reached the notifier yet
     body: str
     created_at: datetime
-    audience: str = OWNER  # owner | officers | sponsor
+    audience: str = OWNER  # owner | officers | sponsor | operators
     kecamatan_code: str | None = None  # the officers' kecamatan
     sponsor_id: uuid.UUID | None = None  # the sponsor a digest goes to
     offer_id: uuid.UUID | None = None  # the funding offer it is about: its reminders stop once it is answered

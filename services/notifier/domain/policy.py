@@ -11,13 +11,18 @@ delivery `withheld`, so officers see what the owner did not hear). This is the p
 
 **Urgent** (not held back by quiet hours): only the STOP/MULAI confirmations, which answer the owner's own message.
 Quiet hours concern owners' phones; email to officers and sponsors is sent at any hour.
+
+**Alerts** (from Alertmanager, domain/alerts.py) are for the people who run Berdaya, not for owners: an owner's STOP
+has nothing to do with them (required), operators' alerts go at any hour to any channel (urgent: a critical alert at
+03.00 must wake someone), and the programme office's alerts wait for the end of quiet hours on a phone unless the
+alert is critical (email goes at any hour).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.notifier.domain.messages import OFFICERS, OWNER, SPONSOR
+from services.notifier.domain.messages import OFFICERS, OPERATORS, OWNER, SPONSOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,10 @@ TEMPLATES: dict[str, TemplatePolicy] = {
     "halal_stalled_officer": TemplatePolicy(OFFICERS),
     "offer_at_risk_officer": TemplatePolicy(OFFICERS),
     "sponsor_digest": TemplatePolicy(SPONSOR),
+    "alert_firing": TemplatePolicy(OPERATORS, required=True, urgent=True),
+    "alert_resolved": TemplatePolicy(OPERATORS, required=True, urgent=True),
+    "alert_firing_officer": TemplatePolicy(OFFICERS, required=True),
+    "alert_resolved_officer": TemplatePolicy(OFFICERS, required=True),
 }
 
 TEMPLATE_NAMES = tuple(TEMPLATES)

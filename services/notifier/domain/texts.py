@@ -6,6 +6,7 @@ approved template (a parameter may hold no line break), and SMS splits it into p
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -288,3 +289,83 @@ def offer_at_risk_officer_subject(business_name: str) -> str:
 
 def sponsor_digest_subject(sponsor_name: str, monday: date) -> str:
     return f"Ringkasan mingguan Berdaya untuk {sponsor_name}, pekan {tanggal(monday)}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Alerts from Alertmanager (domain/alerts.py): for operators, plain and in English like the alert rules' own
+# annotations; for the programme office's officers, in Bahasa Indonesia around them. Each is one line of under 1,000
+# characters (a WhatsApp template parameter, a few SMS parts), whatever an alert's annotations hold.
+# ---------------------------------------------------------------------------------------------------------------
+
+ALERT_BODY_LIMIT = 990
+ALERT_SUBJECT_LIMIT = 200
+_SPACES = re.compile(r"\s+")
+
+
+def _clip(text: str, limit: int) -> str:
+    """One line (every run of whitespace, newlines included, becomes one space), at most `limit` characters."""
+    line = _SPACES.sub(" ", text).strip()
+    return line if len(line) <= limit else line[: max(0, limit - 1)].rstrip() + "…"
+
+
+def _sentence(text: str) -> str:
+    return text if not text or text[-1] in ".!?…" else text + "."
+
+
+def _waktu_singkat(moment: datetime) -> str:
+    """2026-11-23 10:00 WITA: for operators, sortable and unambiguous."""
+    return f"{moment.astimezone(WITA):%Y-%m-%d %H:%M} WITA"
+
+
+def _lama(start: datetime, end: datetime) -> str:
+    minutes = max(0, int((end - start).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
+
+
+def alert_subject(*, officers: bool, firing: bool, name: str, severity: str | None, summary: str) -> str:
+    if officers:
+        head = "[PERINGATAN]" if firing else "[SELESAI]"
+    else:
+        head = "[FIRING]" if firing else "[RESOLVED]"
+    level = f" ({severity})" if severity else ""
+    return _clip(f"{head} {name}{level}: {summary}" if summary else f"{head} {name}{level}", ALERT_SUBJECT_LIMIT)
+
+
+def alert_text(*, officers: bool, firing: bool, name: str, severity: str | None, summary: str, description: str,
+               starts_at: datetime, ends_at: datetime | None, labels: Sequence[tuple[str, str]], runbook: str) -> str:  # fmt: skip
+    """[FIRING] BerdayaConsumerLagging (warning): <summary>. <description>. Since <WITA>. <labels>. Runbook: <link>;
+    [RESOLVED] with how long it fired; for officers [PERINGATAN] / [SELESAI] in Bahasa Indonesia."""
+    head = alert_subject(officers=officers, firing=firing, name=name, severity=severity, summary="")
+    shown = ", ".join(f"{key}={value}" for key, value in labels)
+    if officers:
+        if firing:
+            when = f"Sejak {waktu_wita(starts_at)}."
+        elif ends_at is None:
+            when = f"Berlangsung sejak {waktu_wita(starts_at)}."
+        else:
+            when = f"Berlangsung dari {waktu_wita(starts_at)} sampai {waktu_wita(ends_at)}."
+        guide = f"Panduan: {runbook}"
+        labelled = f"Label: {shown}." if shown else ""
+    else:
+        if firing:
+            when = f"Since {_waktu_singkat(starts_at)}."
+        elif ends_at is None:
+            when = f"Fired from {_waktu_singkat(starts_at)}."
+        else:
+            when = f"Fired from {_waktu_singkat(starts_at)} to {_waktu_singkat(ends_at)} ({_lama(starts_at, ends_at)})."
+        guide = f"Runbook: {runbook}"
+        labelled = f"Labels: {shown}." if shown else ""
+    # What must always be there (what, when, where to look) gets its room first; the alert's own words share the rest.
+    guide = _clip(guide, 300)
+    fixed = len(head) + len(when) + len(guide) + 6
+    room = max(0, ALERT_BODY_LIMIT - fixed)
+    summary_part = _sentence(_clip(summary, min(room, 400))) if summary else ""
+    room -= len(summary_part)
+    description_part = _sentence(_clip(description, min(max(room - 150, 0), 400))) if description and room > 160 else ""
+    room -= len(description_part)
+    labels_part = _clip(labelled, room) if labelled and room > 20 else ""
+    parts = [f"{head}:" if summary_part else f"{head}.", summary_part, description_part, when, labels_part, guide]
+    return _clip(" ".join(p for p in parts if p), ALERT_BODY_LIMIT)
