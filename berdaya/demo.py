@@ -13,15 +13,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from berdaya.demo_partners import run_partners
+from berdaya.demo_training import run_training
 from berdaya.stack.local import SERVICES, LocalStack
 from berdaya.views import print_coverage
 from shared.auth import TokenService
 from shared.contracts.topics import REGISTRY_BUSINESS, dlq
+from shared.messaging.kafka import KafkaAccess
 
 
-async def topic_size(bootstrap: str, topic: str) -> int:
+async def topic_size(bootstrap: KafkaAccess | str, topic: str) -> int:
     """Events on a topic: the sum of its partitions' end offsets (the topics are never compacted)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**KafkaAccess.of(bootstrap).aiokafka(), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
@@ -43,7 +46,7 @@ def metric_sum(text: str, name: str, **labels: str) -> float:
     return total
 
 
-async def _wait_for_funding_view(http: httpx.AsyncClient, funding: str, bootstrap: str, console: Console) -> None:
+async def _wait_for_funding_view(http: httpx.AsyncClient, funding: str, bootstrap: KafkaAccess | str, console: Console) -> None:
     """Funding learns of businesses from registry events; pledging before it has caught up would match fewer."""
     events = await topic_size(bootstrap, REGISTRY_BUSINESS)
     with console.status(f"funding is reading the {events:,} registry events into its view of businesses"):
@@ -95,8 +98,10 @@ async def run_demo(stack: LocalStack, console: Console, tokens: TokenService) ->
             console.print(f"  Registering {again['business_name']!r} again answers {duplicate.status_code}: "
                           f"{duplicate.json()['detail'][:110]}...")  # fmt: skip
 
-        await _wait_for_funding_view(http, urls["funding"], stack.bootstrap_servers, console)
+        await _wait_for_funding_view(http, urls["funding"], stack.kafka_admin, console)
         pledges = await _funding(http, urls, console, tokens)
+        await run_training(http, urls, console, tokens)
+        await run_partners(http, urls, stack, console, tokens)
 
         coverage = (await http.get(f"{urls['registry']}/stats/nib-coverage")).json()
         expected = coverage["registered"]
@@ -114,8 +119,8 @@ async def run_demo(stack: LocalStack, console: Console, tokens: TokenService) ->
 
     console.rule("[bold]What happened")
     print_coverage(console, coverage)
-    events = await topic_size(stack.bootstrap_servers, REGISTRY_BUSINESS)
-    dead = await topic_size(stack.bootstrap_servers, dlq(REGISTRY_BUSINESS))
+    events = await topic_size(stack.kafka_admin, REGISTRY_BUSINESS)
+    dead = await topic_size(stack.kafka_admin, dlq(REGISTRY_BUSINESS))
     table = Table(title="Events and messages", show_header=False)
     table.add_row("events on registry.business.v1", f"{events:,}")
     table.add_row("outbox rows waiting to be published", f"{metric(registry_metrics, 'berdaya_outbox_backlog'):,.0f}")
