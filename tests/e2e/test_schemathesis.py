@@ -99,6 +99,33 @@ async def _seed_funding(http: httpx.AsyncClient, system, seeded: Seeded) -> None
         seeded.add("offer_id", offer["id"])
 
 
+async def _seed_training(http: httpx.AsyncClient, system, seeded: Seeded) -> None:  # noqa: ANN001
+    """A programme, an open cohort with the seeded businesses known to training, and their ids."""
+    trainer = {"Authorization": f"Bearer {seeded.officer}"}
+    training = system.training.url
+
+    async def training_knows_them() -> bool:
+        for business_id in seeded.ids["business_id"]:
+            if (await http.get(f"{training}/businesses/{business_id}", headers=trainer)).status_code != 200:
+                return False
+        return True
+
+    assert await eventually(training_knows_them, timeout=60), "training never read the registry's businesses"
+    programme = await http.post(f"{training}/programmes", headers=trainer, json={
+        "topic": "digital_marketing", "title": "Jualan Online lewat Instagram", "needs": ["youth_digital"],
+        "requires_nib": False, "sessions": 1, "hours": 4})  # fmt: skip
+    assert programme.status_code == 201, programme.text
+    day = (date.today() + timedelta(days=7)).isoformat()
+    cohort = await http.post(f"{training}/cohorts", headers=trainer, json={
+        "programme_id": programme.json()["id"], "starts_on": day, "ends_on": day, "capacity": 10,
+        "sessions": [{"starts_at": f"{day}T09:00:00+08:00", "ends_at": f"{day}T12:00:00+08:00"}],
+        "venue": "Taman Nostalgia", "kecamatan": "Oebobo"})  # fmt: skip
+    assert cohort.status_code == 201, cohort.text
+    assert (await http.post(f"{training}/cohorts/{cohort.json()['id']}/open", headers=trainer)).status_code == 200
+    seeded.add("programme_id", programme.json()["id"])
+    seeded.add("cohort_id", cohort.json()["id"])
+
+
 async def _seed_notifier(http: httpx.AsyncClient, system, seeded: Seeded) -> None:  # noqa: ANN001
     officer = {"Authorization": f"Bearer {seeded.officer}"}
 
@@ -200,3 +227,12 @@ async def test_every_generated_request_to_the_notifier_gets_a_documented_answer_
         await _seed_registry(http, system, seeded)
         await _seed_notifier(http, system, seeded)
     await _check(system, seeded, "notifier", tmp_path)
+
+
+async def test_every_generated_request_to_training_gets_a_documented_answer_and_never_a_5xx(system, tmp_path):
+    # A trainer who is also an officer may call every operation, so generated requests reach the code behind them.
+    seeded = Seeded(officer=system.tokens.mint("e2e-trainer", ["officer", "trainer"]))
+    async with httpx.AsyncClient(timeout=30) as http:
+        await _seed_registry(http, system, seeded)
+        await _seed_training(http, system, seeded)
+    await _check(system, seeded, "training", tmp_path)
