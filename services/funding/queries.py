@@ -106,11 +106,16 @@ class FundingQueries:
         )
         groups = [reports.OfferGroup(r["status"], r["kecamatan_code"], r["scale"], r["businesses"], int(r["amount"]))
                   for r in rows]  # fmt: skip
+        # A partner may report one referral's outcome more than once (sent again as a new event, or corrected): its
+        # latest report of each kind counts, once, so the amount agrees with the count of businesses.
         outcomes = await self._db.fetch(
-            """SELECT po.partner_id, po.kind, count(DISTINCT po.consent_id) AS businesses,
-                      coalesce(sum(po.amount_rupiah), 0) AS amount
-                 FROM partner_outcome po JOIN offer o ON o.id = po.offer_id
-                WHERE o.pledge_id = ANY($1::uuid[])
+            """SELECT partner_id, kind, count(*) AS businesses, coalesce(sum(amount_rupiah), 0) AS amount
+                 FROM (SELECT DISTINCT ON (po.partner_id, po.consent_id, po.kind)
+                              po.partner_id, po.kind, po.amount_rupiah
+                         FROM partner_outcome po JOIN offer o ON o.id = po.offer_id
+                        WHERE o.pledge_id = ANY($1::uuid[])
+                        ORDER BY po.partner_id, po.consent_id, po.kind, po.happened_on DESC, po.recorded_at DESC,
+                                 po.event_id) latest
                 GROUP BY 1, 2""",
             [p.id for p in pledges],
         )

@@ -20,8 +20,9 @@ VIEW = "funding-view"
 TRAINING = "funding-training"
 MATCHER = "funding-matcher"
 PARTNERS = "funding-partners"
-# Every partner's outcomes topic, those added later included.
-PARTNER_OUTCOMES = r"partner\.[a-z][a-z0-9-]*\.outcomes\.v1"
+# Every partner's outcomes topic, those added later included. Anchored at the end: the consumer matches a pattern
+# from the start of a topic's name only, and without the `$` it took the `.dlq` topics too (which funding may not read).
+PARTNER_OUTCOMES = r"partner\.[a-z][a-z0-9-]*\.outcomes\.v1$"
 
 MATCHER_HANDLERS = {CSRPledged: handlers.match_pledge}
 
