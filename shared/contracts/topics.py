@@ -7,6 +7,7 @@ TRAINING_COHORT = "training.cohort.v1"
 TRAINING_PARTICIPANT = "training.participant.v1"
 
 # What partners read: redacted copies of the internal events.
+PUBLIC_PREFIX = "public."  # every partner may read these
 PUBLIC_BUSINESS = "public.registry.business.v1"
 PUBLIC_PLEDGE = "public.funding.pledge.v1"
 PUBLIC_TRAINING = "public.training.v1"

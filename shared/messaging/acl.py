@@ -13,11 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from shared.contracts.topics import dlq, namespaced, partner_topic
+from shared.contracts.topics import PUBLIC_PREFIX, dlq, namespaced, partner_topic
 from shared.messaging.kafka import KafkaAccess, confluent_admin
 
 Operation = Literal["READ", "WRITE", "CREATE", "DESCRIBE"]
-PUBLIC_PREFIX = "public."
 
 
 class Subscribing(Protocol):

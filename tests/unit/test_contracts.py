@@ -20,7 +20,8 @@ from shared.contracts.registry import (
     BusinessUpdated,
     NIBRejected,
 )
-from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, TRAINING_PARTICIPANT, dlq, topic_for
+from shared.contracts.public import BusinessListed
+from shared.contracts.topics import FUNDING_PLEDGE, PUBLIC_BUSINESS, REGISTRY_BUSINESS, TRAINING_PARTICIPANT, dlq, topic_for
 from shared.contracts.training import Assessment, TrainingCompleted
 from shared.unit_of_work import Cause, Publisher
 
@@ -440,6 +441,23 @@ def test_one_domain_event_may_become_several_envelopes_each_with_its_cause() -> 
     envelopes = twice.envelopes([registered()], [cause])
 
     assert [e.actor for e in envelopes] == ["officer-7", "officer-7"]
+
+
+def test_an_event_on_a_public_topic_never_says_who_made_the_change_but_the_internal_one_does() -> None:
+    cause = Cause.request(uuid.uuid4(), "petugas.oebobo@kupangkota.go.id")
+    both: Publisher[BusinessRegistered] = Publisher("registry", lambda e: [e, listed(e)], lambda e: REGISTRY_BUSINESS)
+
+    internal, public = both.envelopes([registered()], [cause])
+
+    assert (internal.actor, public.actor) == ("petugas.oebobo@kupangkota.go.id", None)
+    assert topic_for(public.aggregate_type) == PUBLIC_BUSINESS
+
+
+def listed(event: BusinessRegistered) -> BusinessListed:
+    return BusinessListed(business_ref=uuid.uuid4(), version=1, change="registered", kecamatan_code="53.71.05",
+                          kecamatan="Oebobo", kelurahan_code="53.71.05.1001", kelurahan="Oebobo", kbli_code=event.kbli_code,
+                          kbli_version=2020, scale="micro", youth_owned=False, women_owned=True, nib_status="none",
+                          status="active", registered_on=date(2026, 12, 2))  # fmt: skip
 
 
 def test_the_publisher_refuses_events_and_causes_out_of_step() -> None:
