@@ -135,6 +135,9 @@ def new_broker(service: ServiceDefinition, settings: PlatformSettings, registry:
         settings.kafka_bootstrap_servers,
         security=settings.kafka_access().faststream(),
         client_id=f"berdaya-{service.name}",
+        # A pattern subscription (funding's partner outcomes) sees a partner admitted while it runs at the next
+        # metadata refresh: 30 s rather than aiokafka's 5 minutes.
+        metadata_max_age_ms=30_000,
         acks="all",
         enable_idempotence=True,
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service.name)],

@@ -37,7 +37,7 @@ def _docker() -> Iterator[Infra]:
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
-    postgres_url, kafka = os.environ.get("BERDAYA_TEST_POSTGRES_URL"), os.environ.get("BERDAYA_TEST_KAFKA (with BERDAYA_TEST_KAFKA_USERNAME/PASSWORD for an admin on a secured one)")
+    postgres_url, kafka = os.environ.get("BERDAYA_TEST_POSTGRES_URL"), os.environ.get("BERDAYA_TEST_KAFKA")
     if postgres_url and kafka:
         base = Path(tempfile.mkdtemp(prefix="berdaya-test-"))
         yield Infra(postgres_url, KafkaAccess(kafka, os.environ.get("BERDAYA_TEST_KAFKA_USERNAME"),
