@@ -29,7 +29,7 @@ from chaos.load import Acknowledged
 from chaos.system import System
 from services.funding import subscribers as funding_subscribers
 from services.funding.domain.earmarks import eligible
-from services.funding.store import PLEDGE_SELECT, VIEW_SELECT, pledge_from_row, view_from_row
+from services.funding.store_pg import PLEDGE_SELECT, VIEW_SELECT, pledge_from_row, view_from_row
 from services.notifier import subscribers as notifier_subscribers
 from shared.contracts.registry import REGISTRY_EVENTS
 from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, TRAINING_PARTICIPANT, dlq, namespaced

@@ -13,7 +13,7 @@ from services.funding.matching import Deps
 from services.funding.queries import FundingQueries
 from services.funding.routes import FundingContext, router
 from services.funding.settings import FundingSettings
-from services.funding.store import PgFundingUnitOfWork
+from services.funding.store_pg import PgFundingUnitOfWork
 from shared.contracts.topics import FUNDING_PLEDGE, PUBLIC_PLEDGE
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang

@@ -87,18 +87,24 @@ def require_sponsor(by: Principal, sponsor_id: uuid.UUID) -> None:
 
 async def apply_registry_events(batch: Sequence[Delivery], uow: FundingUnitOfWork, deps: Deps) -> None:
     """A batch of registry events: the view rows locked in id order, each event applied in turn (older versions
-    change nothing), then one settlement for the businesses whose facts changed."""
+    change nothing), the views written at once, then one settlement for the businesses whose facts changed."""
     async with uow:
         views = await uow.store.lock_views([d.payload.business_id for d in batch])  # type: ignore[attr-defined]
+        read_whole = set(views)  # read under the lock with their trainings and offers taken up
         changed: dict[uuid.UUID, Cause] = {}
+        written: list[BusinessView] = []
         for delivery in batch:
             event: BusinessEvent = delivery.payload  # type: ignore[assignment]
             view = updated_view(views.get(event.business_id), event, delivery.envelope.occurred_at)
             if view is not None:
                 views[event.business_id] = view
-                await uow.store.save_view(view)
+                written.append(view)
                 changed[event.business_id] = Cause.delivery(delivery)
-        await _settle(changed, uow, deps)
+        # Every version, in order, in one round trip: a write the database refuses still fails its own event.
+        await uow.store.save_views(written)
+        # The views read under the lock need no second read (the lock keeps training's consumer out, and a registry
+        # event changes neither trainings nor offers); a business new to funding is read back whole.
+        await _settle(changed, uow, deps, {i: views[i] for i in changed if i in read_whole})
         await uow.commit()
 
 
@@ -119,11 +125,16 @@ async def apply_training_events(batch: Sequence[Delivery], uow: FundingUnitOfWor
         await uow.commit()
 
 
-async def _settle(changed: dict[uuid.UUID, Cause], uow: FundingUnitOfWork, deps: Deps) -> None:
+async def _settle(changed: dict[uuid.UUID, Cause], uow: FundingUnitOfWork, deps: Deps,
+                  known: dict[uuid.UUID, BusinessView] | None = None) -> None:  # fmt: skip
+    """`known`: views already whole and locked; the others are read back (trainings and offers taken up come from
+    their own tables)."""
     if not changed:
         return
-    # Read back whole: trainings and offers taken up come from their own tables.
-    views = await uow.store.lock_views(list(changed))
+    views = dict(known or {})
+    missing = [i for i in changed if i not in views]
+    if missing:
+        views.update(await uow.store.lock_views(missing))
     await matching.settle([(views[i], cause) for i, cause in changed.items() if i in views], uow, deps)
 
 

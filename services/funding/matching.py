@@ -36,9 +36,17 @@ async def offer(pledge: Pledge, candidates: Sequence[Candidate], uow: FundingUni
                 was: str | None = None) -> Pledge:  # fmt: skip
     """Offer to the candidates in order while the pledge can afford it. `was`: the pledge's status when the unit of
     work began, so a decline refilled at once is not a new exhaustion."""
+    pledge, made = _allocate(pledge, candidates, uow, deps, now, was)
+    await uow.store.add_offers(made)
+    await uow.store.save_pledge(pledge)
+    return pledge
+
+
+def _allocate(pledge: Pledge, candidates: Sequence[Candidate], uow: FundingUnitOfWork, deps: Deps, now: datetime,
+              was: str | None) -> tuple[Pledge, list[Offer]]:  # fmt: skip
+    """`offer` without the writes: the offers and their events, for the caller to write (with others, at once)."""
     before = was or pledge.status
     pledge, made = offers.allocate(pledge, candidates, now, deps.offer_days, deps.new_id)
-    await uow.store.add_offers(made)
     by_id = {c.business.business_id: c.business for c in candidates}
     for o in made:
         uow.emit(events.OfferMade(o, by_id[o.business_id], pledge))
@@ -47,8 +55,7 @@ async def offer(pledge: Pledge, candidates: Sequence[Candidate], uow: FundingUni
         uow.after_commit(lambda o=o, p=pledge, since=since: deps.matched(o, p, since))
     if pledge.status == "exhausted" and before != "exhausted":
         uow.emit(events.PledgeRanOut(pledge, now))
-    await uow.store.save_pledge(pledge)
-    return pledge
+    return pledge, made
 
 
 async def refill(pledge: Pledge, uow: FundingUnitOfWork, deps: Deps, now: datetime, was: str | None = None) -> Pledge:
@@ -72,11 +79,13 @@ def wanted_by(business: BusinessView, pledges: Sequence[Pledge], day: date) -> l
     one (pledges fill greedily in rank order), so a newly eligible business is the next in line and needs no
     re-ranking. A pledge not matched yet is left to its own ranked matching, so no one jumps the queue.
     """
-    return [
-        p.id for p in pledges
-        if p.open_on(day) and p.matched_in_window and p.next_offer_amount() is not None
-        and eligible(p.earmarks, business, day)
-    ]  # fmt: skip
+    return [p.id for p in _offering(pledges, day) if eligible(p.earmarks, business, day)]
+
+
+def _offering(pledges: Sequence[Pledge], day: date) -> list[Pledge]:
+    """The pledges that can offer now (open, ranked in their window, able to afford an offer): looked at once per
+    batch, not once per business."""
+    return [p for p in pledges if p.open_on(day) and p.matched_in_window and p.next_offer_amount() is not None]
 
 
 async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnitOfWork, deps: Deps) -> None:
@@ -91,7 +100,8 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
     withdrawable = await uow.store.open_offers_of([b.business_id for b, _ in closed]) if closed else []
     pledges = await uow.store.unclosed_pledges() if active else []
     today = today_in_kupang(now)
-    wanted = {b.business_id: wanted_by(b, pledges, today) for b, _ in active}
+    offering = _offering(pledges, today)  # what wanted_by does, with the pledges' part done once for the batch
+    wanted = {b.business_id: [p.id for p in offering if eligible(p.earmarks, b, today)] for b, _ in active}
     locked = {p.id: p for p in await uow.store.lock_pledges(
         sorted({o.pledge_id for o in withdrawable} | {i for ids in wanted.values() for i in ids}))}  # fmt: skip
     was = {i: p.status for i, p in locked.items()}
@@ -102,15 +112,25 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
                                       locked, uow, now)  # fmt: skip
             for pledge_id in touched:
                 locked[pledge_id] = await refill(locked[pledge_id], uow, deps, now, was[pledge_id])
+    # Those that became eligible: one look (under the pledge locks, after any refill above) for the offers they
+    # already have, then the offers made in memory, pledge by pledge as before, and written together at the end.
+    pairs = [(pledge_id, b.business_id) for b, _ in active for pledge_id in wanted[b.business_id]]
+    offered = await uow.store.offered_pairs(pairs) if pairs else set()
+    made: list[Offer] = []
+    moved: dict[uuid.UUID, None] = {}  # pledges whose counters changed, in the order they first did
     for business, cause in active:
         with uow.caused_by(cause):
             for pledge_id in wanted[business.business_id]:
                 pledge = locked[pledge_id]  # as it is now, under the lock: another process may have moved first
                 if (not pledge.matched_in_window or pledge.next_offer_amount() is None
-                        or await uow.store.has_offer(pledge_id, business.business_id)):  # fmt: skip
+                        or (pledge_id, business.business_id) in offered):  # fmt: skip
                     continue
                 candidate = Candidate(business, readiness(business, today), 1)
-                locked[pledge_id] = await offer(pledge, [candidate], uow, deps, now, was[pledge_id])
+                locked[pledge_id], new = _allocate(pledge, [candidate], uow, deps, now, was[pledge_id])
+                made += new
+                moved[pledge_id] = None
+    await uow.store.add_offers(made)
+    await uow.store.save_pledges([locked[i] for i in moved])
 
 
 async def _withdraw(business: BusinessView, seen: Sequence[Offer], locked: dict[uuid.UUID, Pledge],

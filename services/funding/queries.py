@@ -14,7 +14,7 @@ from services.funding.domain.earmarks import Check, evaluate
 from services.funding.domain.offers import Offer
 from services.funding.domain.pledges import Pledge, PledgeForm, new_pledge
 from services.funding.domain.view import READINESS_RULES, BusinessView, readiness
-from services.funding.store import PLEDGE_SELECT, PgFundingStore, offer_from_row, pledge_from_row
+from services.funding.store_pg import PLEDGE_SELECT, PgFundingStore, offer_from_row, pledge_from_row
 from shared.db import Database, Where
 from shared.errors import NotFound
 from shared.reference.wilayah import Wilayah

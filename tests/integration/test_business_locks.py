@@ -11,7 +11,7 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
-from services.funding.store import PgFundingStore
+from services.funding.store_pg import PgFundingStore
 from services.training.store_pg import PgTrainingStore
 from shared.db import load_migrations, migrate
 from tests.support import drop_database, fresh_database

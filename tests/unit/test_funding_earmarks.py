@@ -279,3 +279,27 @@ def test_ranking_candidates_gives_the_same_order_whatever_order_they_come_in() -
     assert list(order[2:7]) == sorted((b.business_id for b in businesses[1:6]), key=str)
     assert order[7] == businesses[0].business_id
     assert businesses[8].business_id not in order
+
+
+def test_eligible_agrees_with_every_check_passing():
+    """`eligible` short-circuits for speed; it must give the answer of `evaluate` for every kind of earmark."""
+    import itertools
+
+    earmark_sets = [
+        Earmarks(), Earmarks(kecamatan_codes=("53.71.04",)), Earmarks(kbli_prefixes=("10", "56")), Earmarks(scales=("small",)),
+        Earmarks(youth_owned_only=True), Earmarks(women_owned_only=True), Earmarks(nib_required=True),
+        Earmarks(trainings_completed=("packaging",)), Earmarks(min_readiness=40),
+        Earmarks(kecamatan_codes=("53.71.04",), kbli_prefixes=("10",), nib_required=True, women_owned_only=True,
+                 youth_owned_only=True, trainings_completed=("packaging",), min_readiness=30),
+    ]  # fmt: skip
+    businesses = [
+        view(status=status, kecamatan_code=kec, kbli_code=kbli, nib_status=nib, youth_owned=youth, women_owned=women,
+             trainings=frozenset(trainings))
+        for status, kec, kbli, nib, youth, women, trainings in itertools.product(
+            ("active", "closed"), ("53.71.04", "53.71.01"), ("10130", "47112"), ("issued", "none"), (True, False),
+            (True, False), ((), ("packaging",)))
+    ]  # fmt: skip
+    for earmarks in earmark_sets:
+        for business in businesses:
+            expected = all(c.passed for c in evaluate(earmarks, business, TODAY))
+            assert eligible(earmarks, business, TODAY) is expected, (earmarks, business)

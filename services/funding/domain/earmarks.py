@@ -45,4 +45,20 @@ def evaluate(earmarks: Earmarks, business: BusinessView, today: date) -> list[Ch
 
 
 def eligible(earmarks: Earmarks, business: BusinessView, today: date) -> bool:
-    return all(c.passed for c in evaluate(earmarks, business, today))
+    """The answer of `evaluate` (every check passed) without building the explanation: it runs for every open pledge
+    on every change of a business, so it stops at the first earmark not met. The two must agree (a unit test checks)."""
+    if business.status != "active":
+        return False
+    if earmarks.kecamatan_codes and business.kecamatan_code not in earmarks.kecamatan_codes:
+        return False
+    if earmarks.kbli_prefixes and not business.kbli_code.startswith(tuple(earmarks.kbli_prefixes)):
+        return False
+    if earmarks.scales and business.scale not in earmarks.scales:
+        return False
+    if (earmarks.youth_owned_only and not business.youth_owned) or (earmarks.women_owned_only and not business.women_owned):
+        return False
+    if earmarks.nib_required and business.nib_status != "issued":
+        return False
+    if any(programme not in business.trainings for programme in earmarks.trainings_completed):
+        return False
+    return not earmarks.min_readiness or readiness(business, today).score >= earmarks.min_readiness

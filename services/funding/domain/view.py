@@ -48,6 +48,7 @@ def updated_view(current: BusinessView | None, event: EventPayload, occurred_at:
             nib_status=event.nib_status, status=event.status, annual_sales_rupiah=event.annual_sales_rupiah,
             registered_at=event.registered_at, eligible_since=occurred_at,
             trainings=current.trainings if current else frozenset(),
+            assessment=current.assessment if current else None,
             funded_count=current.funded_count if current else 0,
         )  # fmt: skip
     version = getattr(event, "business_version", 0)
