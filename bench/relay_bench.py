@@ -15,9 +15,10 @@ from berdaya.stack.postgres import ensure_database
 from shared.contracts import new_envelope
 from shared.contracts.envelope import event_headers
 from shared.contracts.registry import NIBApplied
-from shared.db import load_migrations, migrate
+from shared.db import Database, load_migrations, migrate
 from shared.messaging.kafka import TopicSpec, ensure_topics, safe_producer
-from shared.messaging.outbox import OutboxRelay, add_to_outbox
+from shared.messaging.outbox import add_to_outbox
+from shared.messaging.relay import OutboxRelay
 from shared.observability import MessagingMetrics
 
 
@@ -41,7 +42,7 @@ async def _relay(infra: Throwaway, envelopes: list, topic: str, batch_size: int)
         for start in range(0, len(envelopes), 10_000):
             async with conn.transaction():
                 await add_to_outbox(conn, envelopes[start:start + 10_000], route=lambda _: topic)
-    relay = OutboxRelay(pool=pool, dsn=url, producer_factory=lambda: safe_producer(infra.kafka, "bench"),
+    relay = OutboxRelay(db=Database(pool), dsn=url, producer_factory=lambda: safe_producer(infra.kafka, "bench"),
                         metrics=MessagingMetrics(CollectorRegistry()), batch_size=batch_size, idle_wait=0.05)  # fmt: skip
     stop = asyncio.Event()
     started = time.perf_counter()

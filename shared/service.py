@@ -37,7 +37,8 @@ from shared.messaging.consumer import Apply, EventConsumer, RetryPolicy
 from shared.messaging.dead_letters import KafkaDeadLetters
 from shared.messaging.kafka import ensure_topics, kafka_reachable, safe_producer, with_dead_letters
 from shared.messaging.lag import KafkaLagProbe, LagMonitor, LagSettings, Watched, lag_job
-from shared.messaging.outbox import OutboxRelay, prune_published
+from shared.messaging.outbox import prune_published
+from shared.messaging.relay import OutboxRelay
 from shared.messaging.subscriptions import Consumers, Subscription, declare_all
 from shared.observability import (HttpMetrics, HttpMetricsMiddleware, LagMetrics, MessagingMetrics, configure_logging,
                                   scrub)  # fmt: skip

@@ -19,7 +19,6 @@ from typing import Any, Generic, Self, TypeVar
 import asyncpg
 
 from shared.contracts.envelope import Envelope, EventPayload, new_envelope
-from shared.contracts.topics import PARTNER_AGGREGATES, PUBLIC_PREFIX, topic_for
 from shared.db import Database
 from shared.messaging import audit
 from shared.messaging.audit import AuditEntry
@@ -69,17 +68,11 @@ class Publisher(Generic[E]):
     def envelopes(self, events: Sequence[E], causes: Sequence[Cause]) -> list[Envelope]:
         return [
             new_envelope(payload, producer=self.producer, correlation_id=cause.correlation_id,
-                         causation_id=cause.causation_id,
-                         actor=None if is_public(payload.aggregate_type) else cause.actor)  # fmt: skip
+                         causation_id=cause.causation_id, actor=cause.actor)  # fmt: skip
             for event, cause in zip(events, causes, strict=True)
             for payload in self.translate(event)
         ]
 
-
-def is_public(aggregate_type: str) -> bool:
-    """Events on a topic every partner may read: who made the change (a token's subject, often a person's e-mail)
-    stays inside; the audit trail keeps it."""
-    return aggregate_type not in PARTNER_AGGREGATES and topic_for(aggregate_type).startswith(PUBLIC_PREFIX)
 
 
 class UnitOfWork(abc.ABC, Generic[E]):

@@ -81,10 +81,11 @@ class _Row:
     line: int
     new: NewBusiness
     digest: bytes
+    # Computed once, with the validation (off the event loop): the import looks it up several times per row.
+    identity: tuple[bytes, str] = field(init=False)
 
-    @property
-    def identity(self) -> tuple[bytes, str]:
-        return self.digest, business_name_key(self.new.form.business_name)
+    def __post_init__(self) -> None:
+        self.identity = (self.digest, business_name_key(self.new.form.business_name))
 
 
 def _validate_rows(rows: Sequence[tuple[int, dict[str, str]]], deps: Deps, by: Principal, today: date) -> tuple[list[_Row], list[RowError]]:

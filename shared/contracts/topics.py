@@ -55,3 +55,8 @@ def topic_for(aggregate_type: str) -> str:
 def namespaced(topic: str, namespace: str = "") -> str:
     """Topics of one deployment on a shared cluster (a city, or one test) carry its namespace as a prefix."""
     return f"{namespace}.{topic}" if namespace else topic
+
+
+def is_public(aggregate_type: str) -> bool:
+    """Events every partner may read."""
+    return aggregate_type not in PARTNER_AGGREGATES and topic_for(aggregate_type).startswith(PUBLIC_PREFIX)

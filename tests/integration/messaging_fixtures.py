@@ -16,7 +16,7 @@ from shared.db import Database, load_migrations, migrate, open_database
 from shared.messaging.consumer import Apply, BatchTransaction, Delivery, EventConsumer, RetryPolicy
 from shared.messaging.dead_letters import DeadLetters
 from shared.messaging.kafka import KafkaAccess, safe_producer
-from shared.messaging.outbox import OutboxRelay
+from shared.messaging.relay import OutboxRelay
 from shared.messaging.subscriptions import Consumers, Subscription, declare
 from shared.observability import MessagingMetrics
 

@@ -9,7 +9,7 @@ import sys
 from berdaya.stack.access import access_from_env
 from shared.db import open_database
 from shared.messaging.kafka import KafkaAccess
-from shared.messaging.outbox import OutboxRelay
+from shared.messaging.relay import OutboxRelay
 from tests.integration.messaging_fixtures import relay
 
 EXIT_CODE = 17

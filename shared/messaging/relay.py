@@ -1,0 +1,389 @@
+"""The outbox relay: publishes the outbox's rows to Kafka, in order per aggregate, one relay per database.
+
+The relay claims unpublished rows (`FOR UPDATE SKIP LOCKED`) instead of polling `id > last_seen`, so a row
+whose transaction commits late is still published. LISTEN/NOTIFY only wakes it up early; it also polls.
+If it dies between publishing and marking, the rows are published again: consumers' inboxes absorb that.
+
+One relay per database publishes at a time, so one aggregate's events never race each other to Kafka. It holds a
+lease (a row with a holder, an epoch and a deadline) that it renews inside every batch's transaction; a relay that
+lost the lease (its connection died, it was paused past the deadline) finds out at its next batch and stops, and
+a standby takes over within a lease period of a holder dying. A row that fails to publish holds back only the
+later rows of its own aggregate, until its next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from shared.contracts.envelope import event_headers
+from shared.db import Database
+from shared.observability import MessagingMetrics, scrub
+
+from shared.messaging.outbox import OutboxRow, RelayError, split_by_first_failure
+
+log = logging.getLogger(__name__)
+
+# Rows due now whose aggregate has no earlier row waiting for a retry: a failing row holds back its own aggregate
+# only, and the rest of the outbox flows past it.
+_CLAIM = """
+SELECT o.id, o.event_id, o.aggregateid, o.type, o.event_version, o.topic, o.payload::text AS payload,
+       extract(epoch FROM o.created_at)::float8 AS created_at, o.attempts
+  FROM outbox o
+ WHERE o.published_at IS NULL
+   AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
+   AND NOT EXISTS (SELECT 1 FROM outbox h
+                    WHERE h.published_at IS NULL AND h.aggregatetype = o.aggregatetype
+                      AND h.aggregateid = o.aggregateid AND h.id < o.id AND h.next_attempt_at > now())
+   AND o.id <> ALL($2::bigint[])
+ ORDER BY o.id
+ LIMIT $1
+   FOR UPDATE OF o SKIP LOCKED
+"""
+# The claim must walk `outbox_unpublished` in id order and stop at the limit. With a fresh or churning outbox the
+# planner's estimates are off and it picks a bitmap scan of every unpublished row, an anti-join for each and a sort
+# (200 ms at a 15,000-row backlog, growing with it); forbidding bitmap and sequential scans for the batch's
+# transaction keeps it at a few milliseconds whatever the backlog.
+_BATCH_SETTINGS = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; "
+# A transaction claims further batches while earlier ones are in flight, up to this many batches or this long
+# (a small part of the lease, so a round never runs into the lease's deadline).
+_ROUND_BATCHES = 16
+_IN_FLIGHT = 4  # batches handed to the producer and not yet marked
+_ROUND_SECONDS = 1.0
+
+_MARK_PUBLISHED = (
+    "UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL"
+    " WHERE id = ANY($1::bigint[])"
+)
+# Backoff doubles per attempt up to five minutes.
+_MARK_FAILED = (
+    "UPDATE outbox SET attempts = attempts + 1, last_error = $2,"
+    " next_attempt_at = now() + make_interval(secs => least(300, power(2, least(attempts, 9)))::float8)"
+    " WHERE id = ANY($1::bigint[])"
+)
+_BACKLOG = """
+SELECT count(*) AS backlog,
+       count(*) FILTER (WHERE last_error IS NOT NULL) AS failing,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest
+  FROM outbox WHERE published_at IS NULL
+"""
+_LEASE_NAME = "outbox"
+_TAKE_LEASE = """
+UPDATE relay_lease SET holder = $2, epoch = epoch + 1, expires_at = now() + make_interval(secs => $3::float8)
+ WHERE name = $1 AND (expires_at < now() OR holder = $2)
+RETURNING epoch
+"""
+_RENEW_LEASE = """
+UPDATE relay_lease SET expires_at = now() + make_interval(secs => $4::float8)
+ WHERE name = $1 AND holder = $2 AND epoch = $3
+RETURNING epoch
+"""
+
+
+class LeaseLost(RelayError):
+    """Another relay holds the lease now: this one must stop publishing at once."""
+
+
+def new_holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to Kafka with acks=all and idempotence, then marks them published."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        dsn: str,
+        producer_factory: Callable[[], AIOKafkaProducer],
+        metrics: MessagingMetrics,
+        batch_size: int = 500,
+        idle_wait: float = 1.0,
+        lease_seconds: float = 15.0,
+        max_backoff: float = 30.0,
+        holder: str | None = None,
+    ) -> None:
+        self._db = db
+        self._dsn = dsn
+        self._producer_factory = producer_factory
+        self._producer: AIOKafkaProducer | None = None
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._idle_wait = idle_wait
+        self._lease_seconds = lease_seconds
+        self._max_backoff = max_backoff
+        self._wake = asyncio.Event()
+        self.holder = holder or new_holder_id()
+        self.epoch: int | None = None
+        self.last_error: str | None = None
+        self._published_batches = 0
+
+    # -- the lease ----------------------------------------------------------------------------------------------
+
+    async def try_take_lease(self) -> bool:
+        """Take the lease if it is free or expired (or already ours); False while another holder keeps it."""
+        async with self._db.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    # A takeover waits for the holder's batch to end, but never long: a standby just tries again.
+                    await conn.execute("SET LOCAL lock_timeout = '2s'")
+                    await conn.execute(
+                        "INSERT INTO relay_lease (name, holder, epoch, expires_at) VALUES ($1, '', 0, '-infinity')"
+                        " ON CONFLICT DO NOTHING",
+                        _LEASE_NAME,
+                    )
+                    self.epoch = await conn.fetchval(_TAKE_LEASE, _LEASE_NAME, self.holder, self._lease_seconds)
+            except asyncpg.LockNotAvailableError:
+                self.epoch = None
+        return self.epoch is not None
+
+    async def _renew(self, conn: asyncpg.Connection) -> None:
+        """Inside a batch's transaction: the row lock it takes keeps a standby out until the batch is done."""
+        if self.epoch is None or await conn.fetchval(
+            _RENEW_LEASE, _LEASE_NAME, self.holder, self.epoch, self._lease_seconds
+        ) is None:  # fmt: skip
+            self.epoch = None
+            raise LeaseLost(f"relay {self.holder} lost the outbox lease to another relay")
+
+    async def release_lease(self) -> None:
+        if self.epoch is None:
+            return
+        try:
+            await self._db.execute(
+                "UPDATE relay_lease SET expires_at = '-infinity' WHERE name = $1 AND holder = $2 AND epoch = $3",
+                _LEASE_NAME, self.holder, self.epoch,
+            )  # fmt: skip
+        finally:
+            self.epoch = None
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Hold the lease and publish until `stop` is set; stand by while another relay holds it; survive outages."""
+        backoff = 0.5
+        while not stop.is_set():
+            listener: asyncpg.Connection | None = None
+            batches_before = self._published_batches
+            try:
+                if not await self.try_take_lease():
+                    await _wait(stop, min(2.0, self._lease_seconds / 3))
+                    continue
+                self._metrics.relay_leader.set(1)
+                listener = await self._listen()
+                await self._publish_until(stop, listener)
+                backoff = 0.5
+            except LeaseLost as exc:
+                log.warning("outbox relay: %s; standing by", exc)
+                await self._drop_producer()
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive any outage; it logs and backs off
+                self.last_error = scrub(f"{type(exc).__name__}: {exc}")
+                self._metrics.relay_errors.inc()
+                if self._published_batches > batches_before:
+                    backoff = 0.5  # it was working until now: a fresh failure, not a lasting outage
+                log.warning("outbox relay: %s; retrying in %.1fs", self.last_error, backoff)
+                await self._drop_producer()
+                await _wait(stop, backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+            finally:
+                self._metrics.relay_leader.set(0)
+                if listener is not None and not listener.is_closed():
+                    await listener.close(timeout=2)
+        try:
+            await self.release_lease()
+        except Exception:  # noqa: BLE001 - the lease simply expires
+            log.debug("could not release the relay lease", exc_info=True)
+        await self._drop_producer()
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        """A wake-up line only: delivery never depends on it, so failing to listen just means polling."""
+        try:
+            listener = await asyncpg.connect(self._dsn, timeout=5)
+            await listener.add_listener("outbox", self._on_notify)
+            return listener
+        except Exception as exc:  # noqa: BLE001
+            log.info("outbox relay: no LISTEN connection (%s); polling only", scrub(str(exc)))
+            return None
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _publish_until(self, stop: asyncio.Event, listener: asyncpg.Connection | None) -> None:
+        while not stop.is_set():
+            self._wake.clear()
+            published = await self.publish_batch()
+            if published < self._batch_size:
+                await self.refresh_backlog()
+                # A dead LISTEN connection costs only latency; polling goes on.
+                await _wait_any(stop, self._wake, self._idle_wait if listener and not listener.is_closed() else
+                                min(self._idle_wait, 0.5))  # fmt: skip
+
+    async def publish_batch(self) -> int:
+        """Renew the lease, then claim, publish and mark batches in one transaction. Returns the rows claimed.
+
+        The batches are pipelined: the next batch is claimed and handed to the producer while up to `_IN_FLIGHT`
+        earlier ones' acknowledgements are in flight, and the oldest is marked once its acknowledgements are in. Per-aggregate order
+        holds as within one batch: the producer keeps send order per partition, a key refused or failed in one batch
+        is neither sent nor marked published in a later one, and the claim skips the rows still in flight. The lease
+        row stays locked by this transaction throughout, the round ends well inside the lease, and no batch is sent
+        once the lease's local deadline has passed (a relay frozen mid-round wakes up and stops).
+        """
+        producer = await self._ensure_producer()
+        claimed = published_count = 0
+        marked: list[tuple[list[OutboxRow], list[tuple[OutboxRow, BaseException]]]] = []
+        async with self._db.acquire() as conn, conn.transaction():
+            # A relay frozen mid-batch must not keep the lease row locked forever: the server ends its session.
+            await conn.execute(_BATCH_SETTINGS + "SET LOCAL idle_in_transaction_session_timeout = "
+                               f"{int(self._lease_seconds * 1000)}")  # fmt: skip
+            started = time.monotonic()
+            await self._renew(conn)
+            lease_deadline = started + self._lease_seconds / 2
+            round_deadline = started + min(_ROUND_SECONDS, self._lease_seconds / 4)
+            refused: set[str] = set()  # keys not to send any more in this round
+            failed: set[str] = set()  # keys with a row that failed in this round: their later rows are retried
+            in_flight: collections.deque[tuple[list[OutboxRow], asyncio.Future]] = collections.deque()
+            batches = 0
+            more = True
+            acks: list[asyncio.Future] = []
+            try:
+                while True:
+                    rows: list[OutboxRow] = []
+                    if more and batches < _ROUND_BATCHES and time.monotonic() < round_deadline:
+                        exclude = [r.id for batch, _ in in_flight for r in batch]
+                        rows = [OutboxRow(*r) for r in await conn.fetch(_CLAIM, self._batch_size, exclude)]
+                        more = len(rows) >= self._batch_size
+                        batches += 1 if rows else 0
+                        claimed += len(rows)
+                    if rows:
+                        # Every send of this batch is handed to the producer, in order, before anything else is sent:
+                        # per key, the producer keeps that order on the partition.
+                        results, pending = await self._enqueue(producer, rows, refused, lease_deadline)
+                        acks.append(asyncio.ensure_future(self._acks(results, pending)))
+                        in_flight.append((rows, acks[-1]))
+                        if len(in_flight) < _IN_FLIGHT:
+                            continue  # claim the next batch before waiting for this one
+                    if not in_flight:
+                        break
+                    # The oldest batch in flight is marked first, so a key's failure is known before its later rows.
+                    previous, waiting = in_flight.popleft()
+                    published, retry = split_by_first_failure(previous, await waiting, failed)
+                    await self._mark(conn, published, retry)
+                    published_count += len(published)
+                    refused |= failed
+                    marked.append((published, retry))
+            finally:
+                for waiting in acks:
+                    waiting.cancel()  # only if the round failed: its rows stay unpublished, to be published again
+        self._published_batches += 1
+        now = time.time()
+        observe = self._metrics.outbox_commit_to_publish.observe
+        for published, _ in marked:
+            for row in published:
+                observe(max(0.0, now - row.created_at))
+        self._metrics.outbox_published.inc(published_count)
+        retry = [r for _, rs in marked for r in rs]
+        if retry:
+            self._metrics.outbox_publish_failures.inc(len(retry))
+            self.last_error = scrub(f"{retry[0][1]!r}")
+            log.warning("outbox relay: %d of %d events not published, retried later (their aggregates wait): %s",
+                        len(retry), claimed, self.last_error)  # fmt: skip
+        return claimed
+
+    async def _send_all(self, producer: AIOKafkaProducer, rows: list[OutboxRow]) -> list[object]:
+        """One result per row: its acknowledgement, or why it failed."""
+        return await self._acks(*await self._enqueue(producer, rows, set()))
+
+    async def _enqueue(
+        self, producer: AIOKafkaProducer, rows: list[OutboxRow], refused: set[str], deadline: float = float("inf")
+    ) -> tuple[list[object], list[tuple[int, asyncio.Future]]]:
+        """Hand each row to the producer, in order. A row refused at once (too large, say) is not followed by its
+        aggregate's later rows, which would otherwise overtake it; `refused` carries those keys from one batch of a
+        round to the next. Past `deadline` (the process was frozen, say) it sends nothing more: the lease may be gone."""
+        results: list[object] = [None] * len(rows)
+        pending: list[tuple[int, asyncio.Future]] = []
+        for i, row in enumerate(rows):
+            if time.monotonic() >= deadline:
+                raise LeaseLost(f"relay {self.holder} ran past its lease's deadline; publishing nothing more")
+            if row.aggregateid in refused:
+                results[i] = RelayError("an earlier event of the same aggregate failed")
+                continue
+            try:
+                future = await producer.send(
+                    row.topic,
+                    value=row.payload.encode(),
+                    key=row.aggregateid.encode(),
+                    headers=event_headers(row.type, row.event_version, row.event_id),
+                )
+            except Exception as exc:  # noqa: BLE001 - this row's failure, kept with it
+                results[i] = exc
+                refused.add(row.aggregateid)
+                continue
+            pending.append((i, future))
+        return results, pending
+
+    @staticmethod
+    async def _acks(results: list[object], pending: list[tuple[int, asyncio.Future]]) -> list[object]:
+        acks = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        for (i, _), ack in zip(pending, acks, strict=True):
+            results[i] = ack
+        return results
+
+    async def _mark(
+        self, conn: asyncpg.Connection, published: list[OutboxRow], retry: list[tuple[OutboxRow, BaseException]]
+    ) -> None:
+        if published:
+            await conn.execute(_MARK_PUBLISHED, [r.id for r in published])
+        if retry:
+            await conn.execute(_MARK_FAILED, [r.id for r, _ in retry], scrub(repr(retry[0][1]))[:1000])
+
+    async def refresh_backlog(self) -> tuple[int, float]:
+        row = await self._db.fetchrow(_BACKLOG)
+        self._metrics.outbox_backlog.set(row["backlog"])
+        self._metrics.outbox_failing.set(row["failing"])
+        self._metrics.outbox_oldest_age.set(float(row["oldest"]))
+        return row["backlog"], float(row["oldest"])
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = self._producer_factory()
+            try:
+                await producer.start()
+            except Exception as exc:
+                await producer.stop()
+                raise RelayError(f"Kafka unreachable: {exc}") from exc
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        # A fresh producer gets a new producer id, so anything it re-sends is a duplicate for the inbox to absorb.
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            try:
+                await producer.stop()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                log.debug("error stopping producer", exc_info=True)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
