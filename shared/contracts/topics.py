@@ -59,4 +59,4 @@ def namespaced(topic: str, namespace: str = "") -> str:
 
 def is_public(aggregate_type: str) -> bool:
     """Events every partner may read."""
-    return aggregate_type not in PARTNER_AGGREGATES and topic_for(aggregate_type).startswith(PUBLIC_PREFIX)
+    return TOPIC_BY_AGGREGATE.get(aggregate_type, "").startswith(PUBLIC_PREFIX)
