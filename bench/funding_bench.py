@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench import table
 from berdaya.stack.local import run_service, throwaway_env
 from berdaya.stack.postgres import ensure_database
 from berdaya.stack.process import stop_pid
@@ -164,7 +165,7 @@ async def bench_new_pledge(infra: Throwaway, businesses: int = 100_000) -> dict[
 NO_MATCH_KBLI = ("13122", "96112", "45405")  # no bench pledge wants these: the view consumer's work without matching
 
 
-def _stream(rng: random.Random, events: int, kbli: tuple[str, ...], first: int) -> tuple[list, list]:
+def business_stream(rng: random.Random, events: int, kbli: tuple[str, ...], first: int) -> tuple[list, list]:
     kecamatan_codes = [k.code for k in kota_kupang().kecamatan]
     registered, issued = [], []
     for n in range(events):
@@ -186,7 +187,7 @@ def _stream(rng: random.Random, events: int, kbli: tuple[str, ...], first: int) 
 async def _issued_through_view(conn: asyncpg.Connection, bootstrap: str, topic: str, issued: list, expect_total: int) -> float:
     """Produce the NIBIssued events; seconds until funding's view holds all of them as issued."""
     started = time.perf_counter()
-    await _produce(bootstrap, topic, issued)
+    await produce(bootstrap, topic, issued)
     while await conn.fetchval("SELECT count(*) FROM business_view WHERE nib_status = 'issued'") < expect_total:
         await asyncio.sleep(0.05)
     return time.perf_counter() - started
@@ -206,11 +207,11 @@ async def bench_nib_stream(infra: Throwaway, events: int = 5_000, pledges: int =
                 await funding.pledge(http, total=1_000_000_000, amount=1_000_000, kecamatan=[rng.choice(kecamatan)],
                                      kbli=[rng.choice(["10", "56", "47"])], nib_required=True)  # fmt: skip
         topic = funding.topic(REGISTRY_BUSINESS)
-        registered_a, issued_a = _stream(rng, events, NO_MATCH_KBLI, 0)
-        registered_b, issued_b = _stream(rng, events, KBLI, events)
+        registered_a, issued_a = business_stream(rng, events, NO_MATCH_KBLI, 0)
+        registered_b, issued_b = business_stream(rng, events, KBLI, events)
         conn = await asyncpg.connect(funding.database)
         try:
-            await _produce(infra.kafka, topic, registered_a + registered_b)
+            await produce(infra.kafka, topic, registered_a + registered_b)
             while await conn.fetchval("SELECT count(*) FROM business_view") < 2 * events:
                 await asyncio.sleep(0.2)
             # The pledges must have been matched (CSRPledged back from Kafka) before the stream, else nothing matches.
@@ -223,7 +224,7 @@ async def bench_nib_stream(infra: Throwaway, events: int = 5_000, pledges: int =
             offers = await conn.fetchval("SELECT count(*) FROM offer") - offers_before
         finally:
             await conn.close()
-        raw_events, raw_consumer_seconds = await _raw_consumer(infra, topic, phase_b_ms)
+        raw_events, raw_consumer_seconds = await raw_consumer(infra, topic, phase_b_ms)
         raw_seconds = await _raw_read(infra.kafka, topic, 4 * events)
         return {"events": events, "pledges": pledges, "offers": offers, "stream_s": stream_seconds,
                 "no_match_s": no_match_seconds, "raw_consumer_s": raw_consumer_seconds * events / raw_events,
@@ -239,7 +240,7 @@ CREATE TABLE IF NOT EXISTS effect (event_id uuid PRIMARY KEY, business_id uuid N
 """
 
 
-async def _raw_consumer(infra: Throwaway, topic: str, since_ms: int) -> tuple[int, float]:
+async def raw_consumer(infra: Throwaway, topic: str, since_ms: int) -> tuple[int, float]:
     """The least work any correct consumer must do, on the same broker and database server: aiokafka reading the
     same records (a consumer group, batches of up to 200 like the services'), one PostgreSQL transaction per batch
     writing the inbox rows and one row of effect per event with executemany, then committing the offsets."""
@@ -291,7 +292,7 @@ async def _raw_consumer(infra: Throwaway, topic: str, since_ms: int) -> tuple[in
         await conn.close()
 
 
-async def _produce(bootstrap: KafkaAccess | str, topic: str, payloads: list) -> None:  # noqa: ANN001
+async def produce(bootstrap: KafkaAccess | str, topic: str, payloads: list) -> None:  # noqa: ANN001
     producer = AIOKafkaProducer(**KafkaAccess.of(bootstrap).aiokafka(), acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
@@ -320,26 +321,21 @@ async def _raw_read(bootstrap: KafkaAccess | str, topic: str, expect: int) -> fl
         await consumer.stop()
 
 
-def _row(what: str, figure: str, baseline: str, ratio: str, target: str, met: bool | None) -> None:
-    verdict = "" if met is None else ("met" if met else "NOT met")
-    print(f"  {what:<44} {figure:>14} {baseline:>18} {ratio:>9} {target:>10} {verdict:>8}")
-
-
 def report(pledge: dict[str, float], stream: dict[str, float]) -> None:
     print()
     print(f"Funding: new pledge against {pledge['businesses']:,.0f} businesses ({pledge['eligible']:,.0f} eligible, one "
           f"offer each); NIBIssued stream of {stream['events']:,.0f} against {stream['pledges']:.0f} open pledges "
           f"({stream['offers']:,.0f} offers made)")  # fmt: skip
-    _row("", "figure", "baseline", "ratio", "target", None)
-    _row("new pledge -> last FundingMatched on Kafka", f"{pledge['match_s']:.2f} s", f"SQL {pledge['sql_s']:.3f} s",
+    table.header()
+    table.row("new pledge -> last FundingMatched on Kafka", f"{pledge['match_s']:.2f} s", f"SQL {pledge['sql_s']:.3f} s",
          f"{pledge['match_s'] / pledge['sql_s']:.0f}x", "<= 2 s", pledge["match_s"] <= 2.0)  # fmt: skip
     print(f"  (the offers and their outbox rows committed after {pledge['committed_s']:.2f} s; the rest is the relay)")
     view = stream["events"] / stream["stream_s"]
     raw = stream["events"] / stream["raw_consumer_s"]
-    _row("view consumer, NIBIssued (issue's mix)", f"{view:,.0f} ev/s", f"raw cons. {raw:,.0f}/s",
+    table.row("view consumer, NIBIssued (issue's mix)", f"{view:,.0f} ev/s", f"raw cons. {raw:,.0f}/s",
          f"{view / raw:.1%}", ">= 25%", view / raw >= 0.25)  # fmt: skip
     no_match = stream["events"] / stream["no_match_s"]
-    _row("view consumer, NIBIssued no pledge wants", f"{no_match:,.0f} ev/s", f"raw cons. {raw:,.0f}/s",
+    table.row("view consumer, NIBIssued no pledge wants", f"{no_match:,.0f} ev/s", f"raw cons. {raw:,.0f}/s",
          f"{no_match / raw:.1%}", "", None)  # fmt: skip
     share = max(0.0, stream["stream_s"] - stream["no_match_s"]) / stream["stream_s"]
     print(f"  matching (offers made, {stream['offers'] / stream['events']:.2f} per event) takes {share:.0%} of the "
