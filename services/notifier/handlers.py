@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -26,8 +27,17 @@ from services.notifier.domain.digest import (
     PledgeFact,
     moved_on,
 )
-from services.notifier.domain.messages import Contact, to_officers
-from services.notifier.recording import Deps, record, refresh_message, save_contact, to_owner, to_owner_at
+from services.notifier.domain.messages import Contact, compose, to_officers
+from services.notifier.recording import (
+    Deps,
+    plan_deliveries,
+    record,
+    record_all,
+    refresh_message,
+    save_contact,
+    to_owner,
+    to_owner_at,
+)
 from services.notifier.store import NotifierUnitOfWork
 from shared.contracts.funding import (
     CSRPledged,
@@ -72,6 +82,23 @@ async def welcome(event: BusinessSnapshot, uow: NotifierUnitOfWork, deps: Deps) 
         await save_contact(uow, deps, contact)
         body = texts.welcome_text(contact, event.registered_at, event.nib_status, event.nib)
         await to_owner_at(uow, deps, contact.business_id, contact.phone, "welcome", body)
+        await uow.commit()
+
+
+async def welcome_all(events: Sequence[tuple[BusinessSnapshot, uuid.UUID]], uow: NotifierUnitOfWork, deps: Deps) -> None:
+    """`welcome` for a run of registrations (event, its id) at once: the same contacts, messages and deliveries, in a
+    few round trips instead of a few per registration."""
+    contacts = [_contact(event) for event, _ in events]
+    async with uow:
+        await uow.store.save_contacts(contacts)
+        for waiting in await uow.store.address_waiting_for(contacts):
+            await plan_deliveries(uow, deps, waiting)
+        now = deps.clock()
+        await record_all(uow, deps, [
+            compose("welcome", texts.welcome_text(contact, event.registered_at, event.nib_status, event.nib),
+                    contact.business_id, contact.phone, event_id, deps.new_id(), now)
+            for (event, event_id), contact in zip(events, contacts, strict=True)
+        ])  # fmt: skip
         await uow.commit()
 
 

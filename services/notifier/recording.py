@@ -8,7 +8,7 @@ notifier is given, is here too.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -73,6 +73,29 @@ async def record(uow: NotifierUnitOfWork, deps: Deps, message: Message, preferen
         return False
     await plan_deliveries(uow, deps, message, preference_channel)
     return True
+
+
+async def record_all(uow: NotifierUnitOfWork, deps: Deps, messages: Sequence[Message]) -> None:
+    """`record` for many messages at once (a wave of registrations), in a few round trips rather than a few per
+    message: the same rows, plans and statuses as recording them one by one."""
+    new = await uow.store.add_messages(messages)
+    owners = [m for m in new if m.audience == OWNER and m.recipient_phone is not None]
+    for message in new:
+        if message not in owners:
+            await plan_deliveries(uow, deps, message)
+    if not owners:
+        return
+    preferences = await uow.store.preferences_of({m.recipient_phone for m in owners if m.recipient_phone})
+    now = deps.clock()
+    plans = [plan_owner(m, preferences.get(m.recipient_phone or ""), deps.rules, now, deps.new_id) for m in owners]
+    await uow.store.add_deliveries([d for plan in plans for d in plan.deliveries])
+    # Each message's deliveries are exactly the ones just planned: its status needs no reading back.
+    await uow.store.set_message_statuses([(m.id, *summarise(plan.deliveries)) for m, plan in zip(owners, plans)], now)
+    if any(d.status == QUEUED for plan in plans for d in plan.deliveries):
+        uow.after_commit(deps.wake)
+    for message, plan in zip(owners, plans):
+        if plan.flag_officers:
+            await _offer_at_risk(uow, deps, message, plan)
 
 
 async def _offer_at_risk(uow: NotifierUnitOfWork, deps: Deps, message: Message, plan: Plan) -> None:

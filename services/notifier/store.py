@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,6 +60,34 @@ class NotifierStore(abc.ABC):
     @abc.abstractmethod
     async def address_waiting(self, contact: Contact) -> list[Message]:
         """Give the owner's phone to messages that were waiting for it; returns them, addressed."""
+
+    # A wave of registrations (an import) reaches the notifier as batches of hundreds: these do for many what the
+    # methods above do for one. The PostgreSQL store does each in one round trip; a store may keep these defaults.
+
+    async def save_contacts(self, contacts: Sequence[Contact]) -> None:
+        for contact in contacts:
+            await self.save_contact(contact)
+
+    async def address_waiting_for(self, contacts: Sequence[Contact]) -> list[Message]:
+        return [message for contact in contacts for message in await self.address_waiting(contact)]
+
+    async def add_messages(self, messages: Sequence[Message]) -> list[Message]:
+        """The messages that were new, in order (an event applied again makes none)."""
+        return [message for message in messages if await self.add_message(message)]
+
+    async def preferences_of(self, phones: Collection[str]) -> dict[str, Preference]:
+        """The owners' preferences that are recorded, locked like `preference` (in phone order, so that two
+        batches never wait on each other)."""
+        found = {}
+        for phone in sorted(set(phones)):
+            if (preference := await self.preference(phone)) is not None:
+                found[phone] = preference
+        return found
+
+    async def set_message_statuses(self, statuses: Sequence[tuple[uuid.UUID, str, str]], now: datetime) -> None:
+        """(message id, status, channel) for each."""
+        for message_id, status, channel in statuses:
+            await self.set_message_status(message_id, status, channel, now)
 
     @abc.abstractmethod
     async def message(self, message_id: uuid.UUID) -> Message | None: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import asyncpg
@@ -26,6 +26,30 @@ _PLEDGE = "pledge_id, sponsor_id, sponsor_name, title, instrument, total_rupiah,
 
 def _message(row: asyncpg.Record) -> Message:
     return Message(**{k: row[k] for k in _MESSAGE.replace(" ", "").split(",")})
+
+
+def _message_row(m: Message) -> tuple:
+    return (m.id, m.event_id, m.business_id, m.template, m.channel, m.recipient_phone, m.body, m.created_at, m.audience,
+            m.kecamatan_code, m.sponsor_id, m.offer_id, m.deadline, m.subject)  # fmt: skip
+
+
+def _contact_row(c: Contact) -> tuple:
+    return (c.business_id, c.business_version, c.business_name, c.phone, c.kecamatan, c.kelurahan, c.status,
+            c.kecamatan_code)  # fmt: skip
+
+
+# Keep the newest version only: an older snapshot arriving late never overwrites a newer one.
+_SAVE_CONTACT = """INSERT INTO contact (business_id, business_version, business_name, phone, kecamatan, kelurahan,
+                       status, kecamatan_code)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                   ON CONFLICT (business_id) DO UPDATE SET
+                       business_version = excluded.business_version, business_name = excluded.business_name,
+                       phone = excluded.phone, kecamatan = excluded.kecamatan, kelurahan = excluded.kelurahan,
+                       status = excluded.status,
+                       kecamatan_code = COALESCE(excluded.kecamatan_code, contact.kecamatan_code), updated_at = now()
+                   WHERE contact.business_version < excluded.business_version"""
+_SET_STATUS = ("UPDATE message SET status = $2, channel = $3, updated_at = $4 WHERE id = $1"
+               " AND (status IS DISTINCT FROM $2 OR channel IS DISTINCT FROM $3)")  # fmt: skip
 
 
 def _delivery(row: asyncpg.Record) -> Delivery:
@@ -54,19 +78,10 @@ class PgNotifierStore(NotifierStore):
         return Contact(**dict(row)) if row else None
 
     async def save_contact(self, contact: Contact) -> None:
-        await self._conn.execute(
-            """INSERT INTO contact (business_id, business_version, business_name, phone, kecamatan, kelurahan, status,
-                   kecamatan_code)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-               ON CONFLICT (business_id) DO UPDATE SET
-                   business_version = excluded.business_version, business_name = excluded.business_name,
-                   phone = excluded.phone, kecamatan = excluded.kecamatan, kelurahan = excluded.kelurahan,
-                   status = excluded.status, kecamatan_code = COALESCE(excluded.kecamatan_code, contact.kecamatan_code),
-                   updated_at = now()
-               WHERE contact.business_version < excluded.business_version""",
-            contact.business_id, contact.business_version, contact.business_name, contact.phone, contact.kecamatan,
-            contact.kelurahan, contact.status, contact.kecamatan_code,
-        )  # fmt: skip
+        await self._conn.execute(_SAVE_CONTACT, *_contact_row(contact))
+
+    async def save_contacts(self, contacts: Sequence[Contact]) -> None:
+        await self._conn.executemany(_SAVE_CONTACT, [_contact_row(c) for c in contacts])
 
     async def add_message(self, message: Message) -> bool:
         status = await self._conn.execute(
@@ -88,16 +103,39 @@ class PgNotifierStore(NotifierStore):
         )  # fmt: skip
         return sorted((_message(r) for r in rows), key=lambda m: (m.created_at, m.id))
 
+    async def address_waiting_for(self, contacts: Sequence[Contact]) -> list[Message]:
+        # One business named twice would join twice; its newest snapshot has the phone to use.
+        newest = {c.business_id: c for c in sorted(contacts, key=lambda c: c.business_version)}
+        rows = await self._conn.fetch(
+            f"UPDATE message SET recipient_phone = c.phone_now, updated_at = now()"
+            f" FROM unnest($1::uuid[], $2::text[]) AS c(id_now, phone_now)"
+            f" WHERE business_id = c.id_now AND recipient_phone IS NULL AND audience = 'owner' RETURNING {_MESSAGE}",
+            list(newest), [c.phone for c in newest.values()],
+        )  # fmt: skip
+        return sorted((_message(r) for r in rows), key=lambda m: (m.created_at, m.id))
+
+    async def add_messages(self, messages: Sequence[Message]) -> list[Message]:
+        columns = list(zip(*(_message_row(m) for m in messages), strict=True)) if messages else [[]] * 14
+        rows = await self._conn.fetch(
+            f"""INSERT INTO message ({_MESSAGE}, status)
+                SELECT *, 'waiting' FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                    $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::uuid[], $12::uuid[],
+                    $13::timestamptz[], $14::text[])
+                ON CONFLICT (event_id, template) DO NOTHING RETURNING id""",
+            *(list(c) for c in columns),
+        )  # fmt: skip
+        added = {r["id"] for r in rows}
+        return [m for m in messages if m.id in added]
+
     async def message(self, message_id: uuid.UUID) -> Message | None:
         row = await self._conn.fetchrow(f"SELECT {_MESSAGE} FROM message WHERE id = $1", message_id)
         return _message(row) if row else None
 
     async def set_message_status(self, message_id: uuid.UUID, status: str, channel: str, now: datetime) -> None:
-        await self._conn.execute(
-            "UPDATE message SET status = $2, channel = $3, updated_at = $4 WHERE id = $1"
-            " AND (status IS DISTINCT FROM $2 OR channel IS DISTINCT FROM $3)",
-            message_id, status, channel, now,
-        )  # fmt: skip
+        await self._conn.execute(_SET_STATUS, message_id, status, channel, now)
+
+    async def set_message_statuses(self, statuses: Sequence[tuple[uuid.UUID, str, str]], now: datetime) -> None:
+        await self._conn.executemany(_SET_STATUS, [(i, status, channel, now) for i, status, channel in statuses])
 
     # --- deliveries ------------------------------------------------------------------------------------------
 
@@ -244,6 +282,14 @@ class PgNotifierStore(NotifierStore):
             phone,
         )  # fmt: skip
         return _preference(row) if row else None
+
+    async def preferences_of(self, phones: Collection[str]) -> dict[str, Preference]:
+        rows = await self._conn.fetch(
+            "SELECT phone, channel AS pref_channel, language, opted_out_at, no_whatsapp_since FROM recipient"
+            " WHERE phone = ANY($1::text[]) ORDER BY phone FOR UPDATE",
+            sorted(set(phones)),
+        )  # fmt: skip
+        return {r["phone"]: _preference(r) for r in rows}
 
     async def save_preference(self, preference: Preference) -> None:
         await self._conn.execute(

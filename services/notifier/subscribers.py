@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import groupby
 
 from services.notifier import handlers
 from services.notifier.recording import Deps
@@ -28,7 +29,7 @@ from shared.contracts.training import (
     TraineeWithdrew,
     TrainingCompleted,
 )
-from shared.messaging.consumer import Apply, BatchTransaction
+from shared.messaging.consumer import Apply, BatchTransaction, Delivery
 from shared.messaging.subscriptions import Subscription
 from shared.unit_of_work import Cause, one_by_one
 
@@ -73,9 +74,26 @@ SUBSCRIPTIONS = (
 )
 
 
+def registry_consumer(unit_of_work: Callable[[BatchTransaction, Cause], NotifierUnitOfWork], deps: Deps) -> Apply:
+    """Registrations come in waves (an import): each run of them in a batch is welcomed at once; every other event
+    one by one, in the batch's order."""
+    one_at_a_time = one_by_one(REGISTRY_HANDLERS, unit_of_work, deps)
+
+    async def apply(tx: BatchTransaction, batch: Sequence[Delivery]) -> None:
+        for registrations, run in groupby(batch, key=lambda d: type(d.payload) is BusinessRegistered):
+            deliveries = list(run)
+            if registrations and len(deliveries) > 1:
+                events = [(d.payload, d.envelope.event_id) for d in deliveries]
+                await handlers.welcome_all(events, unit_of_work(tx, Cause.delivery(deliveries[0])), deps)  # type: ignore[arg-type]
+            else:
+                await one_at_a_time(tx, deliveries)
+
+    return apply
+
+
 def consumers(unit_of_work: Callable[[BatchTransaction, Cause], NotifierUnitOfWork], deps: Deps) -> dict[str, Apply]:
     return {
-        CONSUMER: one_by_one(REGISTRY_HANDLERS, unit_of_work, deps),
+        CONSUMER: registry_consumer(unit_of_work, deps),
         FUNDING_CONSUMER: one_by_one(FUNDING_HANDLERS, unit_of_work, deps),
         TRAINING_CONSUMER: one_by_one(TRAINING_HANDLERS, unit_of_work, deps),
     }

@@ -486,6 +486,33 @@ async def test_a_batch_is_handed_event_by_event_to_its_handlers_each_in_a_unit_o
     ]  # fmt: skip
 
 
+async def test_a_run_of_registrations_in_a_batch_is_welcomed_in_one_unit_of_work_and_other_events_keep_their_order() -> None:
+    store = FakeNotifierStore()
+    units: list[FakeNotifierUnitOfWork] = []
+
+    def unit_of_work(tx: BatchTransaction, cause: Cause) -> FakeNotifierUnitOfWork:
+        units.append(FakeNotifierUnitOfWork(store, cause))
+        return units[-1]
+
+    apply = subscribers.consumers(unit_of_work, new_deps())
+    others = [uuid.UUID(int=n) for n in (11, 12, 13)]
+    envelopes = [envelope_of(snapshot()), envelope_of(snapshot(business_id=others[0], contact_phone="+6281234567811")),
+                 envelope_of(nib_issued_event()),
+                 envelope_of(snapshot(business_id=others[1], contact_phone="+6281234567812")),
+                 envelope_of(snapshot(business_id=others[2], contact_phone="+6281234567813"))]  # fmt: skip
+    batch = [Delivery(e, (NIBIssued if e.event_type == "NIBIssued" else BusinessRegistered).model_validate(e.payload))
+             for e in envelopes]  # fmt: skip
+
+    await apply[subscribers.CONSUMER](BatchTransaction(conn=None), batch)  # type: ignore[arg-type]
+
+    assert [u.cause.causation_id for u in units] == [envelopes[0].event_id, envelopes[2].event_id, envelopes[3].event_id]
+    assert [(m.template, m.event_id) for m in store.messages] == [
+        ("welcome", envelopes[0].event_id), ("welcome", envelopes[1].event_id), ("nib_issued", envelopes[2].event_id),
+        ("welcome", envelopes[3].event_id), ("welcome", envelopes[4].event_id),
+    ]  # fmt: skip
+    assert all(status != "waiting" for status, _ in store.message_status.values())  # every welcome was planned
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # What operators see
 # ---------------------------------------------------------------------------------------------------------------

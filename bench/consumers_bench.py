@@ -1,0 +1,77 @@
+"""The notifier's and training's consumers against the raw consumer baseline: the same BusinessRegistered records
+read from the same broker by the least work any correct consumer must do, in the same run.
+
+The notifier records a welcome message in Bahasa Indonesia per registration (contact, message row, outbox);
+training keeps the business in its view for cohorts and pathways. Funding's consumer has its own, richer
+benchmark (funding_bench), because matching work depends on the pledges open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+
+import asyncpg
+
+from bench import table
+from bench.cpu import CpuMeter, postgres_pids
+from bench.funding_bench import KBLI, SECRET, business_stream, produce, raw_consumer
+from berdaya.stack.local import run_service, throwaway_env
+from berdaya.stack.postgres import ensure_database
+from berdaya.stack.process import stop_pid
+from berdaya.stack.throwaway import Throwaway
+from shared.contracts.topics import REGISTRY_BUSINESS, namespaced
+
+SERVICES = ("notifier", "training")
+
+
+async def bench_consumer(infra: Throwaway, service: str, events: int) -> dict[str, object]:
+    """Seconds from producing `events` BusinessRegistered to the service's inbox holding all of them; then the raw
+    consumer on the same records."""
+    namespace = f"bench-{service}-{uuid.uuid4().hex[:6]}"
+    database = await ensure_database(infra.postgres_url, f"bench_{service}_{uuid.uuid4().hex[:6]}")
+    process = run_service(service, throwaway_env(infra.kafka, namespace, SECRET), database,
+                          infra.base / f"{namespace}.log")  # fmt: skip
+    topic = namespaced(REGISTRY_BUSINESS, namespace)
+    warm_up, _ = business_stream(random.Random(2), 1, KBLI, events)
+    registered, _ = business_stream(random.Random(3), events, KBLI, 0)
+    conn = await asyncpg.connect(database)
+    meter = CpuMeter({service: [process.pid], "PostgreSQL": lambda: postgres_pids(infra)})
+    try:
+        # One event first, so that joining the consumer group is not counted (the raw consumer's is not either).
+        await produce(infra.kafka, topic, warm_up)
+        while not await conn.fetchval("SELECT count(*) FROM inbox"):
+            await asyncio.sleep(0.05)
+        since_ms = int(time.time() * 1000) - 1
+        meter.start()
+        started = time.perf_counter()
+        await produce(infra.kafka, topic, registered)
+        last_report = started
+        while (done := await conn.fetchval("SELECT count(*) FROM inbox") - 1) < events:
+            if time.perf_counter() - last_report > 10:
+                print(f"  {service}: {done:,} of {events:,} applied", flush=True)
+                last_report = time.perf_counter()
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - started
+        meter.stop()
+    finally:
+        await conn.close()
+        stop_pid(process.pid)
+    raw_events, raw_seconds = await raw_consumer(infra, topic, since_ms)
+    return {"service": service, "events": events, "seconds": seconds, "raw_s": raw_seconds * events / raw_events,
+            "cpu": meter.summary(seconds)}  # fmt: skip
+
+
+def report(results: list[dict[str, object]]) -> None:
+    print()
+    table.header()
+    for r in results:
+        events, seconds, raw = int(r["events"]), float(r["seconds"]), float(r["raw_s"])  # type: ignore[arg-type]
+        ratio = raw / seconds
+        table.row(f"{r['service']} consumer, BusinessRegistered", f"{events / seconds:,.0f} ev/s",
+                  f"raw cons. {events / raw:,.0f}/s", f"{ratio:.1%}", ">= 25%", ratio >= 0.25)  # fmt: skip
+        print(f"    {r['cpu']}")
+    print("raw consumer: aiokafka group reading the same records, one transaction per batch of 200 writing the inbox")
+    print("rows and one effect row per event with executemany, then committing the offsets")

@@ -1,0 +1,134 @@
+"""A wave of registrations (an import) through the notifier's registry consumer on a real PostgreSQL: a run of them
+in one batch is welcomed in a few round trips, and leaves exactly the rows that welcoming them one by one leaves."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from services.notifier import handlers, subscribers
+from services.notifier.domain.consent import Preference
+from services.notifier.store_pg import PgNotifierUnitOfWork
+from shared.contracts import new_envelope
+from shared.contracts.registry import BusinessRegistered, NIBIssued
+from shared.contracts.training import TraineeInvited
+from shared.messaging.consumer import BatchTransaction, Delivery
+from shared.unit_of_work import Cause, Publisher
+from tests.gateways.notifier import Notifier, notifier
+from tests.support import drop_database, fresh_database
+
+pytestmark = pytest.mark.integration
+
+REGISTERED_AT = datetime(2026, 11, 23, 1, 30, tzinfo=UTC)
+OPTED_OUT, SMS_ONLY, WAITING = "+6281300000002", "+6281300000003", "+6281300000004"
+
+
+def registered(n: int, phone: str) -> BusinessRegistered:
+    return BusinessRegistered(
+        business_id=uuid.UUID(int=n), business_version=1, business_name=f"Usaha Kupang {n}", kbli_code="10130",
+        kbli_version=2020, kecamatan="Oebobo", kecamatan_code="53.71.04", kecamatan_bps="5371030",
+        kelurahan="Fatululi", kelurahan_code="53.71.04.1011", scale="micro", scale_basis="annual_sales",
+        annual_sales_rupiah=50_000_000, youth_owned=False, women_owned=True, nib_status="none", nib=None,
+        contact_phone=phone, status="active", registered_at=REGISTERED_AT, source="import",
+    )  # fmt: skip
+
+
+def wave() -> list[Any]:
+    """Five registrations (one owner with two businesses, one opted out, one who asked for SMS, one whose training
+    invitation came before the registry told the notifier the phone), a NIB issued in the middle of the run."""
+    return [
+        registered(1, "+6281300000001"),
+        registered(2, OPTED_OUT),
+        registered(3, SMS_ONLY),
+        NIBIssued(business_id=uuid.UUID(int=1), business_version=2, application_id=None, nib="9120001234567",
+                  issued_on=REGISTERED_AT.date(), kecamatan_code="53.71.04"),  # fmt: skip
+        registered(4, WAITING),
+        registered(5, "+6281300000001"),
+    ]
+
+
+async def prepare(n: Notifier) -> None:
+    async with n.uow() as uow:
+        await uow.store.save_preference(Preference(OPTED_OUT, opted_out_at=REGISTERED_AT))
+        await uow.store.save_preference(Preference(SMS_ONLY, channel="sms"))
+        await uow.commit()
+    invitation = TraineeInvited(
+        business_id=uuid.UUID(int=4), participant_version=1, cohort_id=uuid.UUID(int=99), programme_id=uuid.UUID(int=98),
+        topic="halal_certification", title="Sertifikasi Halal Gratis (SEHATI)", starts_at=REGISTERED_AT,
+        venue="Taman Nostalgia", need="halal_uncertified",
+    )  # fmt: skip
+    envelope = new_envelope(invitation, producer="training", correlation_id=uuid.UUID(int=97), event_id=uuid.UUID(int=96))
+    await handlers.training_invitation(invitation, n.uow(Cause.event(envelope)), n.deps)
+
+
+def deliveries_of(events: list[Any]) -> list[Delivery]:
+    envelopes = [new_envelope(e, producer="registry", correlation_id=uuid.uuid4(), event_id=uuid.UUID(int=1000 + i),
+                              occurred_at=REGISTERED_AT) for i, e in enumerate(events)]  # fmt: skip
+    return [Delivery(envelope, event) for envelope, event in zip(envelopes, events, strict=True)]
+
+
+async def apply_batch(n: Notifier, batch: list[Delivery]) -> None:
+    publisher: Publisher[object] = Publisher("notifier", lambda _: [], lambda _: "none")
+    apply = subscribers.consumers(lambda tx, cause: PgNotifierUnitOfWork(tx, publisher, cause), n.deps)
+    async with n.db.acquire() as conn, conn.transaction():
+        await apply[subscribers.CONSUMER](BatchTransaction(conn), batch)
+
+
+async def apply_one_by_one(n: Notifier, batch: list[Delivery]) -> None:
+    for delivery in batch:
+        handler = subscribers.REGISTRY_HANDLERS[type(delivery.payload)]
+        await handler(delivery.payload, n.uow(Cause.delivery(delivery)), n.deps)
+
+
+async def what_was_recorded(n: Notifier) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """Every row the notifier keeps of contacts, messages and deliveries, without the ids it made up."""
+    contacts = await n.fetch("SELECT business_id, business_version, phone, status FROM contact ORDER BY business_id")
+    messages = await n.fetch(
+        "SELECT event_id, template, business_id, recipient_phone, body, status, channel, audience FROM message"
+        " ORDER BY business_id, template"
+    )  # fmt: skip
+    deliveries = await n.fetch(
+        "SELECT m.event_id, m.template, d.channel, d.recipient, d.status, d.not_before, d.reason FROM delivery d"
+        " JOIN message m ON m.id = d.message_id ORDER BY m.business_id, m.template, d.channel"
+    )  # fmt: skip
+    return [tuple(r) for r in contacts], [tuple(r) for r in messages], [tuple(r) for r in deliveries]
+
+
+async def test_a_wave_of_registrations_in_one_batch_leaves_the_rows_that_welcoming_them_one_by_one_leaves(
+    database_url: str, infra: Any
+) -> None:
+    second_url = await fresh_database(infra.postgres_url)
+    try:
+        async with notifier(database_url) as at_once, notifier(second_url) as one_by_one:
+            for n in (at_once, one_by_one):
+                await prepare(n)
+            batch = deliveries_of(wave())
+            await apply_batch(at_once, batch)
+            await apply_one_by_one(one_by_one, batch)
+
+            recorded = await what_was_recorded(at_once)
+            assert recorded == await what_was_recorded(one_by_one)
+            contacts, messages, deliveries = recorded
+            assert len(contacts) == 5
+            assert [m[1] for m in messages].count("welcome") == 5
+            # The invitation that waited for the owner's phone got it, and its deliveries were planned.
+            [invitation] = [m for m in messages if m[1] == "training_invitation"]
+            assert invitation[3] == WAITING and invitation[5] != "waiting"
+            assert {d[4] for d in deliveries if d[3] == OPTED_OUT} == {"withheld"}
+    finally:
+        await drop_database(infra.postgres_url, second_url)
+
+
+async def test_a_wave_applied_again_records_nothing_more(database_url: str) -> None:
+    async with notifier(database_url) as n:
+        batch = deliveries_of([registered(i, f"+62813000001{i:02d}") for i in range(1, 41)])
+        await apply_batch(n, batch)
+        before = await what_was_recorded(n)
+
+        await apply_batch(n, batch)  # a re-driven batch: the inbox would skip it; the messages' key does too
+
+        assert await what_was_recorded(n) == before
+        assert len(before[1]) == 40
