@@ -1,4 +1,4 @@
-"""python -m bench [import|relay|funding|metrics|all] [--rows N ...] [--events N]: prints figures against same-run
+"""python -m bench [import|relay|funding|metrics|system|all] [--rows N ...] [--events N]: prints figures against same-run
 baselines."""
 
 from __future__ import annotations
@@ -6,18 +6,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bench import funding_bench, import_bench, metrics_bench, relay_bench
+from bench import funding_bench, import_bench, metrics_bench, relay_bench, system_bench
 from bench.infra import bench_infra
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("which", choices=["import", "relay", "funding", "metrics", "all"], nargs="?", default="all")
+    parser.add_argument("which", choices=["import", "relay", "funding", "metrics", "system", "all"], nargs="?", default="all")
     parser.add_argument("--rows", type=int, action="append", help="import sizes (default 17000 and 1000000)")
     parser.add_argument("--events", type=int, default=100_000, help="events for the relay benchmark")
     parser.add_argument("--businesses", type=int, default=100_000, help="known businesses for the new-pledge benchmark")
     parser.add_argument("--nib-events", type=int, default=5_000, help="NIBIssued events for the stream benchmark")
     parser.add_argument("--metrics-businesses", type=int, default=17_000, help="businesses loaded for the scrape benchmark")
+    # The system benchmark runs only when named: with its defaults it takes most of an hour.
+    parser.add_argument("--rate", type=float, default=200, help="system: registrations per second")
+    parser.add_argument("--seconds", type=float, default=60, help="system: seconds of steady registrations")
+    parser.add_argument("--backlog", type=int, default=20_000, help="system: registrations read by 1 then 2 replicas")
+    parser.add_argument("--memory-rows", type=int, default=1_000_000, help="system: import size before memory is read")
+    parser.add_argument("--parts", default="latency,scale,memory", help="system: which of latency,scale,memory")
     args = parser.parse_args()
     with bench_infra() as infra:
         if args.which in ("relay", "all"):
@@ -32,6 +38,9 @@ def main() -> None:
         if args.which in ("metrics", "all"):
             print(f"Prometheus scrapes: GET /metrics of each service with {args.metrics_businesses:,} businesses", flush=True)
             metrics_bench.report(metrics_bench.bench_metrics(infra, args.metrics_businesses))
+        if args.which == "system":
+            system_bench.run(infra, rate=args.rate, seconds=args.seconds, backlog=args.backlog,
+                             memory_rows=args.memory_rows, parts=args.parts.split(","))  # fmt: skip
         if args.which in ("import", "all"):
             results = []
             for rows in args.rows or [17_000, 1_000_000]:
