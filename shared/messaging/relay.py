@@ -44,7 +44,7 @@ SELECT o.id, o.event_id, o.aggregateid, o.type, o.event_version, o.topic, o.payl
    AND NOT EXISTS (SELECT 1 FROM outbox h
                     WHERE h.published_at IS NULL AND h.aggregatetype = o.aggregatetype
                       AND h.aggregateid = o.aggregateid AND h.id < o.id AND h.next_attempt_at > now())
-   AND o.id <> ALL($2::bigint[])
+   AND o.id > $2
  ORDER BY o.id
  LIMIT $1
    FOR UPDATE OF o SKIP LOCKED
@@ -233,7 +233,7 @@ class OutboxRelay:
         The batches are pipelined: the next batch is claimed and handed to the producer while up to `_IN_FLIGHT`
         earlier ones' acknowledgements are in flight, and the oldest is marked once its acknowledgements are in. Per-aggregate order
         holds as within one batch: the producer keeps send order per partition, a key refused or failed in one batch
-        is neither sent nor marked published in a later one, and the claim skips the rows still in flight. The lease
+        is neither sent nor marked published in a later one, and each claim starts above the rows already claimed. The lease
         row stays locked by this transaction throughout, the round ends well inside the lease, and no batch is sent
         once the lease's local deadline has passed (a relay frozen mid-round wakes up and stops).
         """
@@ -253,13 +253,17 @@ class OutboxRelay:
             in_flight: collections.deque[tuple[list[OutboxRow], asyncio.Future]] = collections.deque()
             batches = 0
             more = True
+            # Claims walk the outbox in id order, so every row below the last one claimed was claimed in this round
+            # or skipped for a reason that holds until the next round: the next claim starts above it (skipping the
+            # rows in flight, locked by this transaction, without walking past them again).
+            after = 0
             acks: list[asyncio.Future] = []
             try:
                 while True:
                     rows: list[OutboxRow] = []
                     if more and batches < _ROUND_BATCHES and time.monotonic() < round_deadline:
-                        exclude = [r.id for batch, _ in in_flight for r in batch]
-                        rows = [OutboxRow(*r) for r in await conn.fetch(_CLAIM, self._batch_size, exclude)]
+                        rows = [OutboxRow(*r) for r in await conn.fetch(_CLAIM, self._batch_size, after)]
+                        after = rows[-1].id if rows else after
                         more = len(rows) >= self._batch_size
                         batches += 1 if rows else 0
                         claimed += len(rows)
