@@ -12,6 +12,8 @@ from aiokafka import AIOKafkaClient, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.messaging.partitioner import partition_for
+
 log = logging.getLogger(__name__)
 
 
@@ -88,6 +90,7 @@ def safe_producer(kafka: KafkaAccess | str, client_id: str) -> AIOKafkaProducer:
         linger_ms=5,
         max_batch_size=256 * 1024,
         request_timeout_ms=30_000,
+        partitioner=partition_for,
     )
 
 
