@@ -20,12 +20,14 @@ class EventCatalog:
     def __init__(self) -> None:
         self._models: dict[tuple[str, int], type[EventPayload]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._latest: dict[str, int] = {}  # asked for every record a consumer reads
 
     def register(self, model: type[EventPayload]) -> type[EventPayload]:
         key = (model.event_type, model.event_version)
         if key in self._models:
             raise ValueError(f"{key} is registered twice")
         self._models[key] = model
+        self._latest[model.event_type] = max(model.event_version, self._latest.get(model.event_type, 0))
         return model
 
     def upcaster(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
@@ -38,10 +40,10 @@ class EventCatalog:
         return decorate
 
     def latest_version(self, event_type: str) -> int:
-        versions = [v for (t, v) in self._models if t == event_type]
-        if not versions:
+        latest = self._latest.get(event_type)
+        if latest is None:
             raise UnknownEvent(f"unknown event type {event_type!r}")
-        return max(versions)
+        return latest
 
     def upcasted_versions(self) -> list[tuple[str, int]]:
         """(event type, version) of every older version that is still read, through its upcaster."""
