@@ -1,4 +1,4 @@
-"""python -m bench [import|relay|funding|metrics|system|all] [--rows N ...] [--events N]: prints figures against same-run
+"""python -m bench [import|relay|funding|consumers|metrics|system|all] [--rows N ...] [--events N]: prints figures against same-run
 baselines."""
 
 from __future__ import annotations
@@ -6,17 +6,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bench import funding_bench, import_bench, metrics_bench, relay_bench, system_bench
+from bench import consumers_bench, funding_bench, import_bench, metrics_bench, relay_bench, system_bench
 from bench.infra import bench_infra
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("which", choices=["import", "relay", "funding", "metrics", "system", "all"], nargs="?", default="all")
+    parser.add_argument("which", choices=["import", "relay", "funding", "consumers", "metrics", "system", "all"], nargs="?", default="all")
     parser.add_argument("--rows", type=int, action="append", help="import sizes (default 17000 and 1000000)")
     parser.add_argument("--events", type=int, default=100_000, help="events for the relay benchmark")
     parser.add_argument("--businesses", type=int, default=100_000, help="known businesses for the new-pledge benchmark")
     parser.add_argument("--nib-events", type=int, default=5_000, help="NIBIssued events for the stream benchmark")
+    parser.add_argument("--consumer-events", type=int, default=5_000, help="registrations for the consumers benchmark")
     parser.add_argument("--metrics-businesses", type=int, default=17_000, help="businesses loaded for the scrape benchmark")
     # The system benchmark runs only when named: with its defaults it takes most of an hour.
     parser.add_argument("--rate", type=float, default=200, help="system: registrations per second")
@@ -35,6 +36,11 @@ def main() -> None:
             pledge = asyncio.run(funding_bench.bench_new_pledge(infra, args.businesses))
             stream = asyncio.run(funding_bench.bench_nib_stream(infra, args.nib_events))
             funding_bench.report(pledge, stream)
+        if args.which in ("consumers", "all"):
+            print(f"Consumers: {args.consumer_events:,} BusinessRegistered into the notifier and training", flush=True)
+            consumers = [asyncio.run(consumers_bench.bench_consumer(infra, service, args.consumer_events))
+                         for service in consumers_bench.SERVICES]  # fmt: skip
+            consumers_bench.report(consumers)
         if args.which in ("metrics", "all"):
             print(f"Prometheus scrapes: GET /metrics of each service with {args.metrics_businesses:,} businesses", flush=True)
             metrics_bench.report(metrics_bench.bench_metrics(infra, args.metrics_businesses))

@@ -47,21 +47,29 @@ async def bench_consumer(infra: Throwaway, service: str, events: int) -> dict[st
         since_ms = int(time.time() * 1000) - 1
         meter.start()
         started = time.perf_counter()
-        await produce(infra.kafka, topic, registered)
+        producing = asyncio.create_task(produce(infra.kafka, topic, registered))
+        # From the first batch applied to the last: the consumer's own pace, not the producer's (the raw consumer
+        # reads records already there, so its figure holds no producing either).
+        first: tuple[float, int] | None = None
         last_report = started
         while (done := await conn.fetchval("SELECT count(*) FROM inbox") - 1) < events:
+            if done and first is None:
+                first = (time.perf_counter(), done)
             if time.perf_counter() - last_report > 10:
                 print(f"  {service}: {done:,} of {events:,} applied", flush=True)
                 last_report = time.perf_counter()
-            await asyncio.sleep(0.05)
-        seconds = time.perf_counter() - started
+            await asyncio.sleep(0.01)
+        finished = time.perf_counter()
+        await producing
         meter.stop()
+        first = first or (started, 0)
+        seconds = (finished - first[0]) * events / max(1, events - first[1])
     finally:
         await conn.close()
         stop_pid(process.pid)
     raw_events, raw_seconds = await raw_consumer(infra, topic, since_ms)
     return {"service": service, "events": events, "seconds": seconds, "raw_s": raw_seconds * events / raw_events,
-            "cpu": meter.summary(seconds)}  # fmt: skip
+            "cpu": meter.summary(finished - started)}  # fmt: skip
 
 
 def report(results: list[dict[str, object]]) -> None:
