@@ -63,7 +63,7 @@ async def bench_consumer(infra: Throwaway, service: str, events: int) -> dict[st
         await producing
         meter.stop()
         first = first or (started, 0)
-        seconds = (finished - first[0]) * events / max(1, events - first[1])
+        seconds = max(1e-3, (finished - first[0]) * events / max(1, events - first[1]))
     finally:
         await conn.close()
         stop_pid(process.pid)

@@ -198,7 +198,7 @@ async def _issued_through_view(conn: asyncpg.Connection, bootstrap: str, topic: 
     finished = time.perf_counter()
     await producing
     started, applied_first = first or (finished, 0)
-    return (finished - started) * len(issued) / max(1, len(issued) - applied_first)
+    return max(1e-3, (finished - started) * len(issued) / max(1, len(issued) - applied_first))
 
 
 async def bench_nib_stream(infra: Throwaway, events: int = 5_000, pledges: int = 50) -> dict[str, float]:
