@@ -214,3 +214,16 @@ def one_by_one(
             await handlers[type(delivery.payload)](delivery.payload, unit_of_work(tx, Cause.delivery(delivery)), deps)
 
     return apply
+
+
+BatchHandler = Callable[[Sequence[Delivery], UoW, Any], Awaitable[object]]
+
+
+def whole_batch(handle: BatchHandler, unit_of_work: Callable[[BatchTransaction, Cause], UoW], deps: Any) -> Apply:
+    """A consumer that hands the batch's new events to one handler at once (it sorts out what each event means), in
+    a unit of work joined to the consumer's transaction and caused by the batch's first event."""
+
+    async def apply(tx: BatchTransaction, batch: Sequence[Delivery]) -> None:
+        await handle(batch, unit_of_work(tx, Cause.delivery(batch[0])), deps)
+
+    return apply

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from services.funding import handlers
 from services.funding.matching import Deps
@@ -12,9 +12,9 @@ from shared.contracts.public import FinancingApproved, FinancingDeclined, Financ
 from shared.contracts.registry import REGISTRY_EVENTS
 from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, TRAINING_PARTICIPANT
 from shared.contracts.training import TrainingCompleted
-from shared.messaging.consumer import Apply, BatchTransaction, Delivery
+from shared.messaging.consumer import Apply, BatchTransaction
 from shared.messaging.subscriptions import Subscription
-from shared.unit_of_work import Cause, one_by_one
+from shared.unit_of_work import Cause, one_by_one, whole_batch
 
 VIEW = "funding-view"
 TRAINING = "funding-training"
@@ -39,15 +39,9 @@ UnitOfWorkIn = Callable[[BatchTransaction, Cause], FundingUnitOfWork]
 def consumers(unit_of_work: UnitOfWorkIn, deps: Deps) -> dict[str, Apply]:
     """What each consumer does with its new events; the unit of work joins the consumer's transaction."""
 
-    def whole_batch(handle: Callable[..., object]) -> Apply:
-        async def apply(tx: BatchTransaction, batch: Sequence[Delivery]) -> None:
-            await handle(batch, unit_of_work(tx, Cause.delivery(batch[0])), deps)  # type: ignore[misc]
-
-        return apply
-
     return {
-        VIEW: whole_batch(handlers.apply_registry_events),
-        TRAINING: whole_batch(handlers.apply_training_events),
+        VIEW: whole_batch(handlers.apply_registry_events, unit_of_work, deps),
+        TRAINING: whole_batch(handlers.apply_training_events, unit_of_work, deps),
         MATCHER: one_by_one(MATCHER_HANDLERS, unit_of_work, deps),
-        PARTNERS: whole_batch(handlers.record_partner_outcomes),
+        PARTNERS: whole_batch(handlers.record_partner_outcomes, unit_of_work, deps),
     }

@@ -3,7 +3,7 @@ writes only the table it owns (and, with the cohort locked, the seats it fills).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from services.training import business_changes
 from services.training.seating import Deps
@@ -11,9 +11,9 @@ from services.training.store import TrainingUnitOfWork
 from shared.contracts.funding import FundingAccepted
 from shared.contracts.registry import REGISTRY_EVENTS
 from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS
-from shared.messaging.consumer import Apply, BatchTransaction, Delivery
+from shared.messaging.consumer import Apply, BatchTransaction
 from shared.messaging.subscriptions import Subscription
-from shared.unit_of_work import Cause
+from shared.unit_of_work import Cause, whole_batch
 
 VIEW = "training-view"
 FUNDING = "training-funding"
@@ -29,13 +29,7 @@ UnitOfWorkIn = Callable[[BatchTransaction, Cause], TrainingUnitOfWork]
 def consumers(unit_of_work: UnitOfWorkIn, deps: Deps) -> dict[str, Apply]:
     """What each consumer does with its new events; the unit of work joins the consumer's transaction."""
 
-    def whole_batch(handle: Callable[..., object]) -> Apply:
-        async def apply(tx: BatchTransaction, batch: Sequence[Delivery]) -> None:
-            await handle(batch, unit_of_work(tx, Cause.delivery(batch[0])), deps)  # type: ignore[misc]
-
-        return apply
-
     return {
-        VIEW: whole_batch(business_changes.apply_registry_events),
-        FUNDING: whole_batch(business_changes.apply_funding_events),
+        VIEW: whole_batch(business_changes.apply_registry_events, unit_of_work, deps),
+        FUNDING: whole_batch(business_changes.apply_funding_events, unit_of_work, deps),
     }
