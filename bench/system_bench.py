@@ -200,14 +200,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def row(what: str, figure: str, baseline: str, ratio: str, target: str, met: bool | None) -> None:
-    verdict = "" if met is None else ("yes" if met else "NO")
+def row(what: str, figure: str, baseline: str, ratio: str, target: str, met: bool | str) -> None:
+    verdict = met if isinstance(met, str) else ("yes" if met else "NO")
     print(f"  {what:<46} {figure:>15} {baseline:>22} {ratio:>8} {target:>16} {verdict:>4}", flush=True)
 
 
 def header() -> None:
-    row("", "figure", "baseline", "ratio", "target", None)
-    print(f"  {'met':>115}", flush=True)
+    row("", "figure", "baseline", "ratio", "target", "met")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -255,7 +254,8 @@ class Watch:
                     event_type = dict(record.headers).get("event_type", b"").decode()
                     payload = json.loads(record.value)["payload"]
                     if "business_id" in payload:
-                        self.seen.setdefault(event_type, {}).setdefault(payload["business_id"], (record.timestamp / 1000, now))
+                        first = (record.timestamp / 1000, now)
+                        self.seen.setdefault(event_type, {}).setdefault(payload["business_id"], first)
             if batch:
                 self.arrived.set()
 
@@ -318,7 +318,8 @@ async def notifier_messages(database: str, template: str, business_ids: list[str
     conn = await asyncpg.connect(database)
     try:
         rows = await conn.fetch("SELECT business_id, min(created_at) AS at FROM message WHERE template = $1"
-                                " AND business_id = ANY($2::uuid[]) GROUP BY business_id", template, business_ids)  # fmt: skip
+                                " AND business_id = ANY($2::uuid[]) GROUP BY business_id",
+                                template, business_ids)  # fmt: skip
         return {str(r["business_id"]): r["at"].timestamp() for r in rows}
     finally:
         await conn.close()
@@ -467,7 +468,8 @@ def report_latency(result: dict) -> None:
         print(f"  {what:<46} {len(values):>7,} {percentile(values, .5):>8.1f} {percentile(values, .95):>8.1f}"
               f" {percentile(values, .99):>8.1f} {max(values, default=float('nan')):>8.1f}")  # fmt: skip
     print(f"  {'raw Kafka round trip (acks=all -> consumer)':<46} {len(raw):>7,} {percentile(raw, .5):>8.1f}"
-          f" {percentile(raw, .95):>8.1f} {percentile(raw, .99):>8.1f} {max(raw, default=float('nan')):>8.1f}")  # fmt: skip
+          f" {percentile(raw, .95):>8.1f} {percentile(raw, .99):>8.1f}"
+          f" {max(raw, default=float('nan')):>8.1f}")  # fmt: skip
     print()
     header()
     raw99 = percentile(raw, 0.99)
@@ -486,11 +488,12 @@ def report_latency(result: dict) -> None:
         # Open loop: if the registry answers slower than the offered rate, requests queue and the latency is mostly
         # that queue; the answered rate tells whether the offered one was carried.
         span = max(s.answered for s in ok) - min(s.started for s in ok)
-        print(f"  offered {result['rate']:g}/s; answered {len(ok) / span:,.1f}/s over {span:.1f} s (first request to last"
-              f" answer)", flush=True)  # fmt: skip
+        print(f"  offered {result['rate']:g}/s; answered {len(ok) / span:,.1f}/s over {span:.1f} s"
+              " (first request to last answer)", flush=True)  # fmt: skip
     busy = result["machine_busy_s"]
     cpu = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["cpu_s"].items())
-    print(f"  CPU from the first request to the last answer: machine busy {busy:.0f} s of {result['machine_total_s']:.0f} s; {cpu}", flush=True)
+    print(f"  CPU from the first request to the last answer: machine busy {busy:.0f} s of "
+          f"{result['machine_total_s']:.0f} s; {cpu}", flush=True)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -553,12 +556,14 @@ def group_members(kafka: KafkaAccess, group: str) -> list[tuple[str, list[int]]]
     """(member id, partitions) of each member of the group, as the group coordinator has them now."""
     admin = confluent_admin(kafka)  # kept referenced until the answer arrives
     description = admin.describe_consumer_groups([group], request_timeout=15)[group].result(timeout=30)
-    return sorted((m.member_id, sorted(tp.partition for tp in m.assignment.topic_partitions)) for m in description.members)
+    return sorted((m.member_id, sorted(tp.partition for tp in m.assignment.topic_partitions))
+                  for m in description.members)  # fmt: skip
 
 
 async def read_topic(kafka: KafkaAccess, topic: str) -> list:
     """Every record of the topic, in partition order."""
-    consumer = AIOKafkaConsumer(**kafka.aiokafka(), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(**kafka.aiokafka(), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")  # fmt: skip
     await consumer.start()
     try:
         partitions = await partitions_of(kafka, [topic])
@@ -707,7 +712,7 @@ def report_scale(result: dict) -> None:
     print(f"Scale-out: {result['events']:,} registry records (BusinessRegistered from a bulk import) published at once "
           f"to a topic of 6 partitions, read by funding's view consumer and the notifier's registry consumer, 1 vs 2 "
           f"replicas each (replicas share their service's database), both services at once on {os.cpu_count()} "
-          f"cores; no open pledge (no offers); timed from all replicas resuming on the whole backlog to lag 0")  # fmt: skip
+          f"cores; no open pledge (no offers); timed from all replicas resuming on the whole backlog to lag 0")
     header()
     for i, service in enumerate(("funding", "notifier")):
         a, b = one["drains"][i], two["drains"][i]
@@ -717,9 +722,11 @@ def report_scale(result: dict) -> None:
     for run in (one, two):
         window = max(d.seconds for d in run["drains"])
         busy = run["machine_busy_s"]
-        print(f"  {run['replicas']} replica(s): backlog published in {run['publish_s']:.1f} s while the replicas were frozen (SIGSTOP), then timed from SIGCONT; both groups at lag 0 "
+        print(f"  {run['replicas']} replica(s): backlog published in {run['publish_s']:.1f} s while the replicas "
+              f"were frozen (SIGSTOP), then timed from SIGCONT; both groups at lag 0 "
               f"after {window:.1f} s; machine CPU busy {busy:.1f} s of {run['machine_total_s']:.1f} s "
-              f"({busy / max(run['machine_total_s'], 1e-9):.0%}); of it PostgreSQL {run['infra_cpu_s'].get('postgres', 0):.1f} s,"
+              f"({busy / max(run['machine_total_s'], 1e-9):.0%}); of it "
+              f"PostgreSQL {run['infra_cpu_s'].get('postgres', 0):.1f} s,"
               f" Kafka {run['infra_cpu_s'].get('kafka', 0):.1f} s")  # fmt: skip
         for d in run["drains"]:
             cpu = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in d.cpu.items())
@@ -769,12 +776,11 @@ async def bench_memory(infra: Throwaway, rows: int, offers: int = 20_000, timeou
         try:
             events = await import_backlog(deployment, rows, seed=rows + 1)
             registry_topic, funding_topic = deployment.topic(REGISTRY_BUSINESS), deployment.topic(FUNDING_PLEDGE)
-            groups = [(deployment.group("funding-view"), registry_topic), (deployment.group("notifier"), registry_topic),
-                      (deployment.group("training-view"), registry_topic)]  # fmt: skip
+            groups = [(deployment.group(g), registry_topic) for g in ("funding-view", "notifier", "training-view")]
             await wait_lag_zero(infra.kafka, groups, timeout)
             await outbox_published(deployment.databases["funding"], timeout=timeout, what="funding's outbox relay")
-            await wait_lag_zero(infra.kafka, [(deployment.group("notifier-funding"), funding_topic),
-                                              (deployment.group("training-funding"), funding_topic)], timeout)  # fmt: skip
+            offer_groups = [(deployment.group(g), funding_topic) for g in ("notifier-funding", "training-funding")]
+            await wait_lag_zero(infra.kafka, offer_groups, timeout)
         finally:
             watching.cancel()
         say("every consumer has caught up")
