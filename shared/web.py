@@ -270,8 +270,11 @@ class BoundedInput:
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT minted with `berdaya token --role officer`.")
 
+# Dependencies that never block are `async def`: FastAPI runs a plain `def` one in a worker thread, and those hops
+# (four per request) cost the registry more CPU than checking the token itself.
 
-def principal(
+
+async def principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if credentials is None:
@@ -283,10 +286,10 @@ def principal(
         raise Unauthorized(str(exc)) from exc
 
 
-def require_role(*roles: str) -> Callable[..., Principal]:
+def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
     wanted = frozenset(roles)
 
-    def dependency(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def dependency(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if not who.has_any(wanted):
             raise Unauthorized(f"this needs one of the roles {sorted(wanted)}; the token has {sorted(who.roles)}", 403)
         return who
@@ -294,7 +297,7 @@ def require_role(*roles: str) -> Callable[..., Principal]:
     return dependency
 
 
-def correlation_id(x_correlation_id: Annotated[str | None, Header(max_length=100)] = None) -> uuid.UUID:
+async def correlation_id(x_correlation_id: Annotated[str | None, Header(max_length=100)] = None) -> uuid.UUID:
     """Callers may pass X-Correlation-ID to tie our events to their request; otherwise each request gets one."""
     try:
         return uuid.UUID(x_correlation_id) if x_correlation_id else uuid.uuid4()

@@ -33,7 +33,7 @@ class FundingContext:
     unit_of_work: Callable[[Cause], FundingUnitOfWork]
 
 
-def context(request: Request) -> FundingContext:
+async def context(request: Request) -> FundingContext:
     return request.app.state.service
 
 

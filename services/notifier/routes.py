@@ -68,7 +68,7 @@ class NotifierContext:
         return not any(c.configured for c in self.channels if c.name != "local")
 
 
-def context(request: Request) -> NotifierContext:
+async def context(request: Request) -> NotifierContext:
     return request.app.state.service
 
 

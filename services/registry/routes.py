@@ -38,7 +38,7 @@ class RegistryContext:
     import_max_rows: int
 
 
-def context(request: Request) -> RegistryContext:
+async def context(request: Request) -> RegistryContext:
     return request.app.state.service
 
 

@@ -40,7 +40,7 @@ class TrainingContext:
     unit_of_work: Callable[[Cause], TrainingUnitOfWork]
 
 
-def context(request: Request) -> TrainingContext:
+async def context(request: Request) -> TrainingContext:
     return request.app.state.service
 
 
