@@ -129,7 +129,8 @@ async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> I
         report.errors.append(RowError(row.line, field_name, code, message))
 
     async with uow:
-        await uow.businesses.lock_identities()
+        await uow.businesses.lock_identities([r.digest for r in valid], [r.new.phone for r in valid],
+                                             [r.new.nib for r in valid if r.new.nib])
         existing = await uow.businesses.get_many_by_identity([r.identity for r in valid])
         found = await uow.businesses.duplicate_candidates([r.digest for r in valid], [r.new.phone for r in valid])
         by_digest: dict[bytes, list[DuplicateCandidate]] = {}

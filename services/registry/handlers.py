@@ -160,7 +160,7 @@ async def register_business(cmd: RegisterBusiness, uow: RegistryUnitOfWork, deps
         raise Forbidden(f"{new.kecamatan.name} is outside the kecamatan your token allows; ask an officer there")
     digest = deps.vault.digest(new.nik.digits)
     async with uow:
-        await uow.businesses.lock_identities()
+        await uow.businesses.lock_identities([digest], [new.phone], [new.nib] if new.nib else [])
         if not form.confirm_distinct:
             found = await uow.businesses.duplicate_candidates([digest], [new.phone])
             duplicate = probable_duplicate(form.business_name, [c for _, _, c in found], deps.rules.duplicate_similarity)

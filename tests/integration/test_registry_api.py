@@ -107,6 +107,26 @@ async def test_two_simultaneous_registrations_of_one_business_make_one_business_
     assert sorted(r.status_code for r in responses) == [201, 409]
 
 
+async def test_two_owners_registering_at_once_with_one_phone_or_one_nib_make_one_business_and_one_conflict(registry):
+    for round_ in range(4):
+        first = registration(name=f"Se'i Sapi Bu Ana {round_}")
+        same_phone = registration(name=f"SE'I SAPI BU ANA {round_}", phone=first["phone"])
+        responses = await asyncio.gather(registry.register(first), registry.register(same_phone))
+        assert sorted(r.status_code for r in responses) == [201, 409], [r.text for r in responses]
+
+        nib = f"91200000001{round_:02d}"
+        responses = await asyncio.gather(registry.register(registration(nib=nib)),
+                                         registry.register(registration(nib=nib)))  # fmt: skip
+        assert sorted(r.status_code for r in responses) == [201, 409], [r.text for r in responses]
+        assert next(r for r in responses if r.status_code == 409).json()["code"] == "nib_taken"
+
+
+async def test_officers_registering_different_owners_at_once_all_succeed(registry):
+    responses = await asyncio.gather(*(registry.register(registration()) for _ in range(40)))
+
+    assert [r.status_code for r in responses] == [201] * 40
+
+
 async def test_an_nib_application_and_its_issuance_are_events_in_order_and_raise_coverage(registry):
     business = (await registry.register(registration())).json()
     applications = f"/businesses/{business['id']}/nib-applications"

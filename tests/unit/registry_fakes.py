@@ -52,7 +52,7 @@ class FakeBusinessStore(BusinessStore):
         (self.businesses, self.identities, self.sources, self.applications, self.coverage_published, self.partners,
          self.consents) = (dict(s) for s in state)  # fmt: skip
 
-    async def lock_identities(self) -> None:
+    async def lock_identities(self, nik_digests: Sequence[bytes], phones: Sequence[str], nibs: Sequence[str]) -> None:
         self.identity_locks += 1
 
     async def duplicate_candidates(
