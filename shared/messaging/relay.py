@@ -43,7 +43,8 @@ SELECT o.id, o.event_id, o.aggregateid, o.type, o.event_version, o.topic, o.payl
    AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
    AND NOT EXISTS (SELECT 1 FROM outbox h
                     WHERE h.published_at IS NULL AND h.aggregatetype = o.aggregatetype
-                      AND h.aggregateid = o.aggregateid AND h.id < o.id AND h.next_attempt_at > now())
+                      AND h.aggregateid = o.aggregateid AND h.id < o.id
+                      AND h.next_attempt_at IS NOT NULL AND h.next_attempt_at > now())
    AND o.id > $2
  ORDER BY o.id
  LIMIT $1
