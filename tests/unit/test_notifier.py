@@ -465,14 +465,22 @@ def test_the_notifier_consumes_the_registry_events_the_funding_story_of_each_ple
     }
 
 
-async def test_a_batch_is_handed_event_by_event_to_its_handlers_each_in_a_unit_of_work_caused_by_that_event() -> None:
-    store = FakeNotifierStore()
+def units_kept(
+    store: FakeNotifierStore,
+) -> tuple[list[FakeNotifierUnitOfWork], Callable[[BatchTransaction, Cause], FakeNotifierUnitOfWork]]:
+    """A unit-of-work factory over `store` that keeps every unit it makes, in order."""
     units: list[FakeNotifierUnitOfWork] = []
 
     def unit_of_work(tx: BatchTransaction, cause: Cause) -> FakeNotifierUnitOfWork:
         units.append(FakeNotifierUnitOfWork(store, cause))
         return units[-1]
 
+    return units, unit_of_work
+
+
+async def test_a_batch_is_handed_event_by_event_to_its_handlers_each_in_a_unit_of_work_caused_by_that_event() -> None:
+    store = FakeNotifierStore()
+    units, unit_of_work = units_kept(store)
     apply = subscribers.consumers(unit_of_work, new_deps())
     welcome, issued = envelope_of(snapshot()), envelope_of(nib_issued_event())
     batch = [Delivery(welcome, BusinessRegistered.model_validate(welcome.payload)),
@@ -488,12 +496,7 @@ async def test_a_batch_is_handed_event_by_event_to_its_handlers_each_in_a_unit_o
 
 async def test_a_run_of_registrations_in_a_batch_is_welcomed_in_one_unit_of_work_and_other_events_keep_their_order() -> None:
     store = FakeNotifierStore()
-    units: list[FakeNotifierUnitOfWork] = []
-
-    def unit_of_work(tx: BatchTransaction, cause: Cause) -> FakeNotifierUnitOfWork:
-        units.append(FakeNotifierUnitOfWork(store, cause))
-        return units[-1]
-
+    units, unit_of_work = units_kept(store)
     apply = subscribers.consumers(unit_of_work, new_deps())
     others = [uuid.UUID(int=n) for n in (11, 12, 13)]
     envelopes = [envelope_of(snapshot()), envelope_of(snapshot(business_id=others[0], contact_phone="+6281234567811")),
