@@ -174,7 +174,7 @@ async def make_pledge(cmd: MakePledge, uow: FundingUnitOfWork, deps: Deps) -> Pl
 async def match_pledge(event: CSRPledged, uow: FundingUnitOfWork, deps: Deps) -> None:
     """A new pledge is matched against every eligible business already known when its CSRPledged comes back."""
     async with uow:
-        await matching.refill(await _locked_pledge(uow.store, event.pledge_id), uow, deps, deps.clock())
+        await matching.refill(await _pledge_to_rank(uow.store, event.pledge_id), uow, deps, deps.clock())
         await uow.commit()
 
 
@@ -198,6 +198,13 @@ async def _close(pledge: Pledge, reason: str, uow: FundingUnitOfWork, deps: Deps
     await uow.store.save_pledge(pledge)
     uow.emit(events.PledgeEnded(pledge))
     return pledge
+
+
+async def _pledge_to_rank(store: FundingStore, pledge_id: uuid.UUID) -> Pledge:
+    """The pledge locked for its first ranked matching: the ranking lock first, alone, so every batch that made a
+    business eligible has committed (and the ranking sees it) and every later batch sees the pledge ranked."""
+    await store.hold_ranking(alone=True)
+    return await _locked_pledge(store, pledge_id)
 
 
 async def _locked_pledge(store: FundingStore, pledge_id: uuid.UUID) -> Pledge:
@@ -307,7 +314,7 @@ async def follow_pledge_windows(uow_factory: Callable[[], FundingUnitOfWork], de
         ending = await uow.store.pledges_past_window(today)
     for pledge_id in starting:
         async with uow_factory() as uow:
-            await matching.refill(await _locked_pledge(uow.store, pledge_id), uow, deps, now)
+            await matching.refill(await _pledge_to_rank(uow.store, pledge_id), uow, deps, now)
             await uow.commit()
     for pledge_id in ending:
         async with uow_factory() as uow:

@@ -1,7 +1,7 @@
 """Matching: offering a pledge's money to eligible businesses in rank order, and giving it back when offers end.
 
 Everything here runs inside a unit of work whose pledges are already locked; the callers take the locks, always
-business view rows first and pledges after, each in id order.
+business view rows first, then the ranking lock (see `FundingStore.hold_ranking`), then pledges in id order.
 """
 
 from __future__ import annotations
@@ -72,20 +72,18 @@ async def refill(pledge: Pledge, uow: FundingUnitOfWork, deps: Deps, now: dateti
     return await offer(pledge, ranked, uow, deps, now, was)
 
 
-def wanted_by(business: BusinessView, pledges: Sequence[Pledge], day: date) -> list[uuid.UUID]:
-    """Open pledges, already ranked in their window and able to afford an offer, that the business qualifies for.
+def _may_offer(pledges: Sequence[Pledge], day: date) -> list[Pledge]:
+    """From a first look without pledge locks (held under the ranking lock, shared), the pledges that may offer to a
+    newly eligible business: open and ranked in their window.
 
     Once a pledge has been matched in its window, while it can afford an offer every eligible business already has
     one (pledges fill greedily in rank order), so a newly eligible business is the next in line and needs no
-    re-ranking. A pledge not matched yet is left to its own ranked matching, so no one jumps the queue.
+    re-ranking. A pledge not ranked yet is left to its own ranked matching, so no one jumps the queue; the ranking
+    lock makes sure that ranking sees this business. Whether the pledge can still afford an offer is left to the
+    look under its lock: a decline may give money back meanwhile, refilled by a transaction that could not see this
+    business yet.
     """
-    return [p.id for p in _offering(pledges, day) if eligible(p.earmarks, business, day)]
-
-
-def _offering(pledges: Sequence[Pledge], day: date) -> list[Pledge]:
-    """The pledges that can offer now (open, ranked in their window, able to afford an offer): looked at once per
-    batch, not once per business."""
-    return [p for p in pledges if p.open_on(day) and p.matched_in_window and p.next_offer_amount() is not None]
+    return [p for p in pledges if p.open_on(day) and p.matched_in_window]
 
 
 async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnitOfWork, deps: Deps) -> None:
@@ -98,9 +96,11 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
     closed = [(b, c) for b, c in changed if b.status == "closed"]
     active = [(b, c) for b, c in changed if b.status == "active"]
     withdrawable = await uow.store.open_offers_of([b.business_id for b, _ in closed]) if closed else []
+    if active:
+        await uow.store.hold_ranking(alone=False)
     pledges = await uow.store.unclosed_pledges() if active else []
     today = today_in_kupang(now)
-    offering = _offering(pledges, today)  # what wanted_by does, with the pledges' part done once for the batch
+    offering = _may_offer(pledges, today)  # the pledges' part done once for the batch
     wanted = {b.business_id: [p.id for p in offering if eligible(p.earmarks, b, today)] for b, _ in active}
     locked = {p.id: p for p in await uow.store.lock_pledges(
         sorted({o.pledge_id for o in withdrawable} | {i for ids in wanted.values() for i in ids}))}  # fmt: skip
@@ -122,7 +122,7 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
         with uow.caused_by(cause):
             for pledge_id in wanted[business.business_id]:
                 pledge = locked[pledge_id]  # as it is now, under the lock: another process may have moved first
-                if (not pledge.matched_in_window or pledge.next_offer_amount() is None
+                if (not pledge.open_on(today) or not pledge.matched_in_window or pledge.next_offer_amount() is None
                         or (pledge_id, business.business_id) in offered):  # fmt: skip
                     continue
                 candidate = Candidate(business, readiness(business, today), 1)

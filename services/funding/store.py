@@ -76,6 +76,13 @@ class FundingStore(abc.ABC):
         """Without a lock: to find the pledge's sponsor, or its offers' pledge, before locking."""
 
     @abc.abstractmethod
+    async def hold_ranking(self, alone: bool) -> None:
+        """Until the unit of work ends. A pledge's ranked matching holds it alone; a change that may make businesses
+        eligible holds it shared before it reads the pledges. Otherwise a ranking reading the businesses while a
+        batch makes one eligible misses it, and the batch, having read the pledge not yet ranked, leaves it to the
+        ranking: the business gets no offer from either."""
+
+    @abc.abstractmethod
     async def lock_pledges(self, pledge_ids: Sequence[uuid.UUID]) -> list[Pledge]:
         """Lock in id order (the one order every path uses) and return them in that order."""
 

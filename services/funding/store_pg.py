@@ -20,6 +20,7 @@ from shared.unit_of_work import PgUnitOfWork
 from services.funding.store import FundingStore, FundingUnitOfWork, PartnerOutcome, TrainingFact
 
 _BUSINESS_LOCK = 0x66_75_6E_64  # "fund"
+_RANKING_LOCK = (0x72_61_6E_6B, 0)  # "rank"
 _VIEW_COLUMNS = (
     "business_id", "version", "business_name", "contact_phone", "kecamatan_code", "kbli_code", "scale", "youth_owned",
     "women_owned", "nib_status", "status", "annual_sales_rupiah", "registered_at", "eligible_since",
@@ -163,6 +164,10 @@ class PgFundingStore(FundingStore):
     async def pledge(self, pledge_id: uuid.UUID) -> Pledge | None:
         row = await self._conn.fetchrow(PLEDGE_SELECT + " WHERE p.id = $1", pledge_id)
         return pledge_from_row(row) if row else None
+
+    async def hold_ranking(self, alone: bool) -> None:
+        how = "pg_advisory_xact_lock" if alone else "pg_advisory_xact_lock_shared"
+        await self._conn.execute(f"SELECT {how}($1, $2)", *_RANKING_LOCK)
 
     async def lock_pledges(self, pledge_ids: Sequence[uuid.UUID]) -> list[Pledge]:
         if not pledge_ids:

@@ -174,6 +174,7 @@ class FakeFundingStore(FundingStore):
         self.offers: dict[uuid.UUID, Offer] = {}
         self.locked: list[list[uuid.UUID]] = []  # the ids each lock_pledges call was given, in the order given
         self.view_locks: list[list[uuid.UUID]] = []  # the ids each lock_views call locked, in lock order
+        self.steps: list[str] = []  # "ranking alone", "ranking shared", "pledges read", "pledges locked", in order
 
     # State snapshots, used by FakeFundingUnitOfWork to roll back.
     def snapshot(self) -> tuple[dict[Any, Any], ...]:
@@ -262,11 +263,16 @@ class FakeFundingStore(FundingStore):
     async def pledge(self, pledge_id: uuid.UUID) -> Pledge | None:
         return self.pledges.get(pledge_id)
 
+    async def hold_ranking(self, alone: bool) -> None:
+        self.steps.append("ranking alone" if alone else "ranking shared")
+
     async def lock_pledges(self, pledge_ids: Sequence[uuid.UUID]) -> list[Pledge]:
         self.locked.append(list(pledge_ids))
+        self.steps.append("pledges locked")
         return sorted((self.pledges[i] for i in set(pledge_ids) if i in self.pledges), key=lambda p: p.id)
 
     async def unclosed_pledges(self) -> list[Pledge]:
+        self.steps.append("pledges read")
         return sorted((p for p in self.pledges.values() if p.status != "closed"), key=lambda p: p.id)
 
     async def add_pledge(self, pledge: Pledge) -> None:

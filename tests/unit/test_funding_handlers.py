@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.funding import handlers
-from services.funding.domain.pledges import PledgeForm, SponsorForm
+from services.funding.domain.pledges import Pledge, PledgeForm, SponsorForm
 from services.funding.domain.view import readiness
 from services.funding.store import FundingStore
 from shared.auth import Principal
@@ -783,6 +783,57 @@ async def test_every_pledge_lock_of_a_story_is_taken_in_ascending_id_order(world
     assert world.store.locked  # the story did lock pledges
     for ids in world.store.locked:
         assert ids == sorted(set(ids)), "pledges locked out of id order (or twice): two paths could deadlock"
+
+
+async def test_a_ranking_holds_the_ranking_lock_alone_before_its_pledge_a_batch_shared_before_its_first_look(
+    world,
+) -> None:  # fmt: skip
+    # Without it, a ranking reading the businesses while a batch makes one eligible misses it, and the batch, having
+    # read the pledge as not ranked yet, leaves it to the ranking: tested with two transactions on real PostgreSQL.
+    p = await world.add_pledge()
+    opening = await world.add_pledge(valid_from=date(2026, 3, 11))
+    world.store.steps.clear()
+    await world.match(p.id)
+    assert world.store.steps[:2] == ["ranking alone", "pledges locked"]
+
+    world.store.steps.clear()
+    await world.register()
+    assert world.store.steps[:2] == ["ranking shared", "pledges read"]
+
+    world.store.steps.clear()
+    world.clock.set(NOW + timedelta(days=1))
+    await handlers.follow_pledge_windows(world, world.deps)
+    assert world.store.steps[:2] == ["ranking alone", "pledges locked"]
+    assert world.store.pledges[opening.id].matched_at == NOW + timedelta(days=1)
+
+
+class FirstLookBefore(FakeFundingStore):
+    """A store whose first look at the pledges, without their locks, returns `seen` once it is set: the pledges as
+    they were before another transaction committed in between."""
+
+    seen: list[Pledge] | None = None
+
+    async def unclosed_pledges(self) -> list[Pledge]:
+        return self.seen if self.seen is not None else await super().unclosed_pledges()
+
+
+async def test_money_a_decline_gave_back_after_a_batch_first_looked_at_the_pledge_goes_to_the_business_it_made_eligible(
+) -> None:  # fmt: skip
+    world = FundingWorld(store=FirstLookBefore())
+    await world.add_sponsor()
+    first = await world.register(registered_at=START)
+    waiting = await world.register(nib_status="applied", registered_at=START + timedelta(days=1))
+    p = await world.add_pledge(total_rupiah=5_000_000, earmarks=Earmarks(nib_required=True))
+    await world.match(p.id)
+    world.store.seen = await FakeFundingStore.unclosed_pledges(world.store)
+    assert world.store.seen[0].status == "exhausted"
+    decline = handlers.DeclineOffer(world.store.offer_to(p.id, first).id, "", OFFICER)
+    await handlers.decline_offer(decline, world.uow(), world.deps)  # nobody else eligible yet: the money waits
+    assert world.store.pledges[p.id].status == "open"
+
+    uow = await world.consume(nib_issued(waiting, 2))
+
+    assert summary(uow.committed) == [("FundingMatched", waiting), ("PledgeExhausted", None)]
 
 
 async def test_events_emitted_while_handling_a_batch_carry_the_cause_of_the_event_that_led_to_them(world) -> None:
