@@ -95,9 +95,11 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
     now = deps.clock()
     closed = [(b, c) for b, c in changed if b.status == "closed"]
     active = [(b, c) for b, c in changed if b.status == "active"]
-    withdrawable = await uow.store.open_offers_of([b.business_id for b, _ in closed]) if closed else []
-    if active:
+    if closed or active:
+        # Before the first look at offers and pledges: a ranking that read a business as active while this batch
+        # closes it must have committed its offer before the look, or else see the business closed.
         await uow.store.hold_ranking(alone=False)
+    withdrawable = await uow.store.open_offers_of([b.business_id for b, _ in closed]) if closed else []
     pledges = await uow.store.unclosed_pledges() if active else []
     today = today_in_kupang(now)
     offering = _may_offer(pledges, today)  # the pledges' part done once for the batch
