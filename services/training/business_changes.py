@@ -72,6 +72,7 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
     needs = {n for b, v in views.items() for n in needs_of(v, facts[b])}
     to_mark = sorted((b for b, v in views.items() if v.active and cannot_self_declare(v)
                       and facts[b].halal_not_eligible is None), key=str)  # fmt: skip
+    await uow.store.hold_opening(alone=False)  # before the first look at cohorts (see TrainingStore.hold_opening)
     # A first look: cohorts with no room gain it only by a withdrawal or more seats, which refill them themselves.
     holding = await uow.store.cohorts_holding(closed) if closed else []
     wanting = []

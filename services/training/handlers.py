@@ -166,6 +166,9 @@ async def _open(cmd: MoveCohort, uow: TrainingUnitOfWork, deps: Deps) -> Cohort:
     now = deps.clock()
     async with uow:
         seating = Seating(uow, deps, now)
+        # Alone, before the cohort: every batch that made a business a prospect has committed (and is gathered),
+        # and every later batch sees the cohort open.
+        await uow.store.hold_opening(alone=True)
         cohort = cohort_rules.transition(await seating.lock_one(cmd.cohort_id), "open", now)
         seating.set_cohort(cohort)
         uow.emit(events.CohortOpened(cohort))

@@ -85,6 +85,12 @@ class TrainingStore(abc.ABC):
         """Without a lock: a first look."""
 
     @abc.abstractmethod
+    async def hold_opening(self, alone: bool) -> None:
+        """Until the unit of work ends. Opening a cohort holds it alone; a batch that changes businesses holds it
+        shared before its first look at cohorts. Otherwise an opening gathering prospects while a batch makes a
+        business one misses it, and the batch, having read the cohort as not open yet, leaves it to the opening."""
+
+    @abc.abstractmethod
     async def lock_cohorts(self, cohort_ids: Iterable[uuid.UUID]) -> list[Cohort]:
         """Locked in id order, returned in that order."""
 

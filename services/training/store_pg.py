@@ -36,6 +36,7 @@ from shared.unit_of_work import PgUnitOfWork
 
 _FOOD = [p + "%" for p in FOOD_AND_DRINK_PREFIXES]
 _BUSINESS_LOCK = 0x74_72_61_69  # "trai"
+_OPENING_LOCK = (0x6F_70_65_6E, 0)  # "open"
 _ACTIVE_TOPIC = """
 SELECT s.business_id, p.topic
   FROM seat s JOIN cohort c ON c.id = s.cohort_id JOIN programme p ON p.id = c.programme_id
@@ -118,6 +119,10 @@ class PgTrainingStore(TrainingStore):
     async def cohort(self, cohort_id: uuid.UUID) -> Cohort | None:
         row = await self._conn.fetchrow(COHORT_SELECT + " WHERE c.id = $1", cohort_id)
         return cohort_from_row(row) if row else None
+
+    async def hold_opening(self, alone: bool) -> None:
+        how = "pg_advisory_xact_lock" if alone else "pg_advisory_xact_lock_shared"
+        await self._conn.execute(f"SELECT {how}($1, $2)", *_OPENING_LOCK)
 
     async def lock_cohorts(self, cohort_ids: Iterable[uuid.UUID]) -> list[Cohort]:
         ids = sorted(set(cohort_ids))

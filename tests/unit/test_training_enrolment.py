@@ -168,6 +168,24 @@ async def test_a_business_that_gains_a_need_later_is_invited_to_an_open_cohort_s
     assert world.types_of(business) == ["TraineeInvited", "TraineeEnrolled"]
 
 
+async def test_opening_holds_the_opening_lock_alone_before_its_cohort_a_batch_shared_before_its_first_look():
+    # Without it, an opening gathering prospects while a batch makes a business one misses it, and the batch, having
+    # read the cohort as not open yet, leaves it to the opening: tested with two transactions on real PostgreSQL.
+    world = TrainingWorld()
+    programme = await world.programme()
+    cohort = await world.cohort(programme, capacity=2)
+    world.store.opening_log.clear()
+
+    await world.move(cohort.id, "open")
+    assert world.store.opening_log == ["alone"]
+    assert world.store.lock_log[:2] == ["opening", "cohorts"]
+
+    business = await world.register()
+    assert world.store.opening_log == ["alone", "shared"]
+    assert world.store.lock_log[:2] == ["views", "opening"]
+    assert world.seated(cohort.id) == {business}
+
+
 async def test_a_business_that_accepted_funding_is_invited_to_bookkeeping():
     world = TrainingWorld()
     _, cohort = await world.open_cohort(capacity=5, topic="financial_bookkeeping", title="Pembukuan dengan Lamikro",

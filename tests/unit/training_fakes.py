@@ -53,7 +53,7 @@ OEBOBO_OFFICER = Principal("petugas.oebobo", frozenset({"officer"}), kecamatan_c
 ALAK_OFFICER = Principal("petugas.alak", frozenset({"officer"}), kecamatan_codes=frozenset({ALAK}))
 
 # The one lock order, and which of them a unit of work may take more than once.
-LOCK_ORDER = ("views", "cohorts", "pathways", "mentors", "participants")
+LOCK_ORDER = ("views", "opening", "cohorts", "pathways", "mentors", "participants")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -161,6 +161,7 @@ class FakeTrainingStore(TrainingStore):
         self.assignments: list[Assignment] = []
         self.visits: list[tuple[uuid.UUID, uuid.UUID, date, str | None]] = []
         self.lock_log: list[str] = []  # the kinds of lock taken in the current unit of work, in order
+        self.opening_log: list[str] = []  # how each hold_opening held it, "alone" or "shared"
 
     _STATE = ("views", "accepted", "programmes", "cohorts", "seat_rows", "participants", "mark_rows",
               "assessment_rows", "pathways", "mentors", "assignments", "visits")  # fmt: skip
@@ -238,6 +239,10 @@ class FakeTrainingStore(TrainingStore):
 
     async def cohort(self, cohort_id: uuid.UUID) -> Cohort | None:
         return self.cohorts.get(cohort_id)
+
+    async def hold_opening(self, alone: bool) -> None:
+        self._lock("opening")
+        self.opening_log.append("alone" if alone else "shared")
 
     async def lock_cohorts(self, cohort_ids: Iterable[uuid.UUID]) -> list[Cohort]:
         ids = sorted(set(cohort_ids))
