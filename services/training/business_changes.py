@@ -12,7 +12,6 @@ from datetime import datetime
 
 from services.training.domain import cohorts as cohort_rules
 from services.training.domain import enrolment, events, pathway as halal
-from services.training.domain.cohorts import Cohort
 from services.training.domain.needs import cannot_self_declare, needs_of
 from services.training.domain.view import BusinessView, updated_view
 from services.training.seating import Deps, Seating
@@ -73,13 +72,10 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
     to_mark = sorted((b for b, v in views.items() if v.active and cannot_self_declare(v)
                       and facts[b].halal_not_eligible is None), key=str)  # fmt: skip
     await uow.store.hold_opening(alone=False)  # before the first look at cohorts (see TrainingStore.hold_opening)
-    # A first look: cohorts with no room gain it only by a withdrawal or more seats, which refill them themselves.
     holding = await uow.store.cohorts_holding(closed) if closed else []
-    wanting = []
-    for cohort_id in await uow.store.open_cohorts_for(needs) if needs else []:
-        cohort = await uow.store.cohort(cohort_id)
-        if cohort is not None and cohort.free_seats + max(0, _bound(cohort, deps) - cohort.waitlisted) > 0:
-            wanting.append(cohort_id)
+    # Every open cohort serving the needs, full ones too: whether one has room is read under its lock (gather), since
+    # a withdrawal committing meanwhile refills from prospects that can't include this batch's businesses yet.
+    wanting = await uow.store.open_cohorts_for(needs) if needs else []
     seating = Seating(uow, deps, now)
     await seating.lock({*holding, *wanting})
     trigger: dict[uuid.UUID, Cause] = {}
@@ -107,7 +103,3 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
         with uow.caused_by(trigger.get(cohort_id, first)):
             await seating.refill(cohort_id)
     await seating.save()
-
-
-def _bound(cohort: Cohort, deps: Deps) -> int:
-    return enrolment.waitlist_bound(cohort.capacity, deps.waitlist_per_seat)
