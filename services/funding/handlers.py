@@ -90,7 +90,7 @@ async def apply_registry_events(batch: Sequence[Delivery], uow: FundingUnitOfWor
     change nothing), the views written at once, then one settlement for the businesses whose facts changed."""
     async with uow:
         views = await uow.store.lock_views([d.payload.business_id for d in batch])  # type: ignore[attr-defined]
-        read_whole = set(views)  # read under the lock with their trainings and offers taken up
+        before = dict(views)  # read under the lock with their trainings and offers taken up
         changed: dict[uuid.UUID, Cause] = {}
         written: list[BusinessView] = []
         for delivery in batch:
@@ -104,7 +104,7 @@ async def apply_registry_events(batch: Sequence[Delivery], uow: FundingUnitOfWor
         await uow.store.save_views(written)
         # The views read under the lock need no second read (the lock keeps training's consumer out, and a registry
         # event changes neither trainings nor offers); a business new to funding is read back whole.
-        await _settle(changed, uow, deps, {i: views[i] for i in changed if i in read_whole})
+        await _settle(changed, uow, deps, {i: views[i] for i in changed if i in before}, before)
         await uow.commit()
 
 
@@ -126,16 +126,17 @@ async def apply_training_events(batch: Sequence[Delivery], uow: FundingUnitOfWor
 
 
 async def _settle(changed: dict[uuid.UUID, Cause], uow: FundingUnitOfWork, deps: Deps,
-                  known: dict[uuid.UUID, BusinessView] | None = None) -> None:  # fmt: skip
+                  known: dict[uuid.UUID, BusinessView] | None = None,
+                  before: dict[uuid.UUID, BusinessView] | None = None) -> None:  # fmt: skip
     """`known`: views already whole and locked; the others are read back (trainings and offers taken up come from
-    their own tables)."""
+    their own tables). `before`: the views as the batch found them."""
     if not changed:
         return
     views = dict(known or {})
     missing = [i for i in changed if i not in views]
     if missing:
         views.update(await uow.store.lock_views(missing))
-    await matching.settle([(views[i], cause) for i, cause in changed.items() if i in views], uow, deps)
+    await matching.settle([(views[i], cause) for i, cause in changed.items() if i in views], uow, deps, before or {})
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ business view rows first, then the ranking lock (see `FundingStore.hold_ranking`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
@@ -86,9 +86,14 @@ def _may_offer(pledges: Sequence[Pledge], day: date) -> list[Pledge]:
     return [p for p in pledges if p.open_on(day) and p.matched_in_window]
 
 
-async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnitOfWork, deps: Deps) -> None:
+async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnitOfWork, deps: Deps,
+                 before: Mapping[uuid.UUID, BusinessView] | None = None) -> None:  # fmt: skip
     """After what funding knows of these businesses changed: withdraw the offers of those that closed (and offer the
     money to the next in line), and offer open pledges to those that became eligible.
+
+    `before`: the views as they were before the change. A pledge a closing business qualified for may be refilling
+    right now (a decline, an expiry) from views that still show it active, so it is locked too and the business's
+    offers read again under the lock.
 
     All the pledges this may touch are locked first, in id order, so two batches never deadlock.
     """
@@ -100,12 +105,18 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
         # closes it must have committed its offer before the look, or else see the business closed.
         await uow.store.hold_ranking(alone=False)
     withdrawable = await uow.store.open_offers_of([b.business_id for b, _ in closed]) if closed else []
-    pledges = await uow.store.unclosed_pledges() if active else []
+    pledges = await uow.store.unclosed_pledges() if changed else []
     today = today_in_kupang(now)
     offering = _may_offer(pledges, today)  # the pledges' part done once for the batch
     wanted = {b.business_id: [p.id for p in offering if eligible(p.earmarks, b, today)] for b, _ in active}
-    locked = {p.id: p for p in await uow.store.lock_pledges(
-        sorted({o.pledge_id for o in withdrawable} | {i for ids in wanted.values() for i in ids}))}  # fmt: skip
+    was_eligible = {p.id for b, _ in closed if (old := (before or {}).get(b.business_id)) is not None
+                    for p in offering if eligible(p.earmarks, old, today)}  # fmt: skip
+    locked = {p.id: p for p in await uow.store.lock_pledges(sorted(
+        {o.pledge_id for o in withdrawable} | {i for ids in wanted.values() for i in ids} | was_eligible))}  # fmt: skip
+    if was_eligible - {o.pledge_id for o in withdrawable}:
+        # Only a pledge locked here can have offered meanwhile: ranking waits for the ranking lock this batch holds.
+        again = await uow.store.open_offers_of([b.business_id for b, _ in closed])
+        withdrawable = [o for o in again if o.pledge_id in locked]
     was = {i: p.status for i, p in locked.items()}
 
     for business, cause in closed:

@@ -807,6 +807,22 @@ async def test_a_ranking_holds_the_ranking_lock_alone_before_its_pledge_a_batch_
     assert world.store.pledges[opening.id].matched_at == NOW + timedelta(days=1)
 
 
+async def test_a_closing_business_locks_the_pledges_it_qualified_for_even_those_it_has_no_offer_from(world) -> None:
+    # One may be refilling right now (a decline, an expiry) from a view that still shows the business active: its
+    # offer must be committed, and then withdrawn, before the batch looks. Tested with two transactions on PostgreSQL.
+    first, second = await register_ranked(world, 2)
+    spent = await world.add_pledge(total_rupiah=5_000_000, earmarks=Earmarks(nib_required=True))
+    elsewhere = await world.add_pledge(earmarks=Earmarks(kecamatan_codes=(MAULAFA,)))
+    for p in (spent, elsewhere):
+        await world.match(p.id)
+    assert world.store.offer_to(spent.id, second) is None
+    world.store.locked.clear()
+
+    await world.consume(business_closed(second, 2))
+
+    assert world.store.locked == [[spent.id]]
+
+
 class FirstLookBefore(FakeFundingStore):
     """A store whose first look at the pledges, without their locks, returns `seen` once it is set: the pledges as
     they were before another transaction committed in between."""
