@@ -6,10 +6,8 @@ could not see the other's offer."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
@@ -24,12 +22,11 @@ from services.funding.store_pg import PgFundingUnitOfWork
 from shared.auth import Principal
 from shared.contracts import EventPayload, new_envelope
 from shared.contracts.funding import CSRPledged
-from shared.db import load_migrations, migrate
 from shared.messaging.consumer import BatchTransaction, Delivery
 from shared.reference.wilayah import kota_kupang
 from shared.unit_of_work import Cause, Publisher
 from tests.integration.funding_events import closed, nib_issued, registered
-from tests.support import drop_database, fresh_database
+from tests.integration.races import race, two_connections
 
 pytestmark = pytest.mark.integration
 
@@ -68,41 +65,6 @@ async def offers_to(conn: asyncpg.Connection, business_id: uuid.UUID) -> int:
     return await conn.fetchval("SELECT count(*) FROM offer WHERE business_id = $1 AND status = 'offered'", business_id)
 
 
-@contextlib.asynccontextmanager
-async def two_connections(infra) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Connection]]:  # noqa: ANN001
-    """One for the ranking or the officer, one for the batch, on a fresh migrated database."""
-    database = await fresh_database(infra.postgres_url)
-    ranking, batch = await asyncpg.connect(database), await asyncpg.connect(database)
-    try:
-        await migrate(ranking, load_migrations("shared.messaging.migrations", "messaging")
-                      + load_migrations("services.funding.migrations", "funding"))  # fmt: skip
-        yield ranking, batch
-    finally:
-        await ranking.close()
-        await batch.close()
-        await drop_database(infra.postgres_url, database)
-
-
-async def race(batch_first: bool, request: Callable[[], Awaitable[None]], on: asyncpg.Connection,
-               batch: Callable[[], Awaitable[None]], batch_on: asyncpg.Connection) -> None:  # fmt: skip
-    """The first (the batch, or the other) does all its work and has not committed yet when the other starts; the
-    other must wait for it."""
-
-    async def committed(conn: asyncpg.Connection, work: Callable[[], Awaitable[None]]) -> None:
-        async with conn.transaction():
-            await work()
-
-    (opener, work), (other, later) = (((batch_on, batch), (on, request)) if batch_first
-                                      else ((on, request), (batch_on, batch)))  # fmt: skip
-    async with opener.transaction():
-        await work()
-        waiting = asyncio.create_task(committed(other, later))
-        await asyncio.sleep(0.5)
-        first = "the batch" if batch_first else "the other"
-        assert not waiting.done(), f"{first} had not committed, yet the other went ahead"
-    await asyncio.wait_for(waiting, timeout=10)
-
-
 def ranking(conn: asyncpg.Connection, pledged: CSRPledged) -> Callable[[], Awaitable[None]]:
     async def rank() -> None:
         await handlers.match_pledge(pledged, joined(conn), DEPS)
@@ -119,7 +81,7 @@ def applying(conn: asyncpg.Connection, events: list[Delivery]) -> Callable[[], A
 
 @pytest.mark.parametrize("first", ["the batch", "the ranking"])
 async def test_a_business_made_eligible_while_a_pledge_is_ranked_gets_its_offer_whichever_starts_first(infra, first):
-    async with two_connections(infra) as (rank_on, batch):
+    async with two_connections(infra, "funding") as (rank_on, batch):
         pledged = await a_pledge_not_ranked_yet(rank_on)
         business = registered(1)
         making_eligible = applying(batch, deliveries(business, nib_issued(business)))
@@ -132,7 +94,7 @@ async def test_a_business_made_eligible_while_a_pledge_is_ranked_gets_its_offer_
 
 @pytest.mark.parametrize("first", ["the batch", "the ranking"])
 async def test_a_business_closed_while_a_pledge_is_ranked_keeps_no_offer_whichever_starts_first(infra, first):
-    async with two_connections(infra) as (rank_on, batch):
+    async with two_connections(infra, "funding") as (rank_on, batch):
         pledged = await a_pledge_not_ranked_yet(rank_on)
         business = registered(1)
         async with batch.transaction():
@@ -150,7 +112,7 @@ async def test_a_business_closed_while_a_pledge_is_ranked_keeps_no_offer_whichev
 async def test_a_business_closed_while_a_decline_offers_its_money_again_keeps_no_offer_whichever_starts_first(
     infra, first
 ):
-    async with two_connections(infra) as (officer, batch):
+    async with two_connections(infra, "funding") as (officer, batch):
         pledged = await a_pledge_not_ranked_yet(officer, total_rupiah=1_000_000)  # one offer's worth
         declining, closing = registered(1), registered(2)  # registered first, so ranked first
         async with batch.transaction():

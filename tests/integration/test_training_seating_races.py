@@ -5,10 +5,7 @@ could not see the batch's business (not committed yet) and the batch had read th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -16,11 +13,10 @@ import pytest
 from services.training import business_changes, handlers
 from services.training.seating import Deps
 from services.training.store_pg import PgTrainingUnitOfWork
-from shared.db import load_migrations, migrate
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
 from shared.unit_of_work import Cause, Publisher
-from tests.support import drop_database, fresh_database
+from tests.integration.races import race, two_connections
 from tests.unit.training_fakes import (
     NOW, OFFICER, TRAINER, FixedClock, cohort_form, delivery, programme_form, registered,
 )  # fmt: skip
@@ -46,41 +42,6 @@ async def a_planned_cohort(conn: asyncpg.Connection, capacity: int = 3) -> uuid.
     return cohort.id
 
 
-@contextlib.asynccontextmanager
-async def two_connections(infra) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Connection]]:  # noqa: ANN001
-    """One for the officer's or trainer's request, one for the batch, on a fresh migrated database."""
-    database = await fresh_database(infra.postgres_url)
-    request, batch = await asyncpg.connect(database), await asyncpg.connect(database)
-    try:
-        await migrate(request, load_migrations("shared.messaging.migrations", "messaging")
-                      + load_migrations("services.training.migrations", "training"))  # fmt: skip
-        yield request, batch
-    finally:
-        await request.close()
-        await batch.close()
-        await drop_database(infra.postgres_url, database)
-
-
-async def race(batch_first: bool, request: Callable[[], Awaitable[None]], on: asyncpg.Connection,
-               batch: Callable[[], Awaitable[None]], batch_on: asyncpg.Connection) -> None:  # fmt: skip
-    """The first (the batch, or the request) does all its work and has not committed yet when the other starts; the
-    other must wait for it."""
-
-    async def committed(conn: asyncpg.Connection, work: Callable[[], Awaitable[None]]) -> None:
-        async with conn.transaction():
-            await work()
-
-    (opener, work), (other, later) = (((batch_on, batch), (on, request)) if batch_first
-                                      else ((on, request), (batch_on, batch)))  # fmt: skip
-    async with opener.transaction():
-        await work()
-        waiting = asyncio.create_task(committed(other, later))
-        await asyncio.sleep(0.5)
-        first = "the batch" if batch_first else "the request"
-        assert not waiting.done(), f"{first} had not committed, yet the other went ahead"
-    await asyncio.wait_for(waiting, timeout=10)
-
-
 async def seats(conn: asyncpg.Connection, cohort_id: uuid.UUID) -> dict[uuid.UUID, str]:
     rows = await conn.fetch("SELECT business_id, status FROM seat WHERE cohort_id = $1", cohort_id)
     return {r["business_id"]: r["status"] for r in rows}
@@ -88,7 +49,7 @@ async def seats(conn: asyncpg.Connection, cohort_id: uuid.UUID) -> dict[uuid.UUI
 
 @pytest.mark.parametrize("first", ["the batch", "the opening"])
 async def test_a_business_made_a_prospect_while_its_cohort_opens_is_invited_whichever_starts_first(infra, first):
-    async with two_connections(infra) as (trainer, batch):
+    async with two_connections(infra, "training") as (trainer, batch):
         cohort_id = await a_planned_cohort(trainer)
         business = registered()
 
@@ -105,7 +66,7 @@ async def test_a_business_made_a_prospect_while_its_cohort_opens_is_invited_whic
 
 @pytest.mark.parametrize("first", ["the batch", "the withdrawal"])
 async def test_a_business_made_a_prospect_while_a_full_cohort_frees_room_gets_it_whichever_starts_first(infra, first):
-    async with two_connections(infra) as (officer, batch):
+    async with two_connections(infra, "training") as (officer, batch):
         cohort_id = await a_planned_cohort(officer, capacity=1)
         async with officer.transaction():
             await handlers.move_cohort(handlers.MoveCohort(cohort_id, "open", TRAINER), joined(officer), DEPS)

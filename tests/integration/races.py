@@ -1,0 +1,50 @@
+"""Two transactions of one service raced on real PostgreSQL in a chosen order: the first does all its work and has
+not committed when the second starts, which must then wait for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from shared.db import load_migrations, migrate
+from tests.support import drop_database, fresh_database
+
+Work = Callable[[], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def two_connections(infra: Any, service: str) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Connection]]:
+    """One for the request (or the matcher), one for the consumer's batch, on a fresh database of `service`."""
+    database = await fresh_database(infra.postgres_url)
+    request, batch = await asyncpg.connect(database), await asyncpg.connect(database)
+    try:
+        await migrate(request, load_migrations("shared.messaging.migrations", "messaging")
+                      + load_migrations(f"services.{service}.migrations", service))  # fmt: skip
+        yield request, batch
+    finally:
+        await request.close()
+        await batch.close()
+        await drop_database(infra.postgres_url, database)
+
+
+async def race(batch_first: bool, request: Work, on: asyncpg.Connection, batch: Work,
+               batch_on: asyncpg.Connection) -> None:  # fmt: skip
+    """Each work runs in a transaction of its connection; the first must hold the second back until it commits."""
+
+    async def committed(conn: asyncpg.Connection, work: Work) -> None:
+        async with conn.transaction():
+            await work()
+
+    (opener, work), (other, later) = (((batch_on, batch), (on, request)) if batch_first
+                                      else ((on, request), (batch_on, batch)))  # fmt: skip
+    async with opener.transaction():
+        await work()
+        waiting = asyncio.create_task(committed(other, later))
+        await asyncio.sleep(0.5)
+        first = "the batch" if batch_first else "the request"
+        assert not waiting.done(), f"{first} had not committed, yet the other went ahead"
+    await asyncio.wait_for(waiting, timeout=10)
