@@ -149,13 +149,21 @@ async def test_rebuilding_the_view_as_the_readme_says_gives_the_same_view_and_ke
         await produce(infra.kafka, namespaced(TRAINING_PARTICIPANT, namespace),
                       [completed(b, "packaging", 1) for b in businesses[:10]])  # fmt: skip
 
-        async def settled() -> bool:
+        async def unsettled() -> str:
+            """What still differs from the settled view; empty once it is settled."""
             state = await _snapshot(database)
             offered = {o["business_id"] for o in state["offers"] if o["status"] == "offered"}
             active = {v["business_id"] for v in state["view"] if v["status"] == "active"}
-            return len(state["view"]) == 30 and len(state["trainings"]) == 10 and active == offered and len(active) == 29
+            differences = {"views": (len(state["view"]), 30), "trainings": (len(state["trainings"]), 10),
+                           "active": (len(active), 29), "active without an offer": (len(active - offered), 0),
+                           "offers to businesses not active": (len(offered - active), 0)}  # fmt: skip
+            return ", ".join(f"{what} {got} (expected {want})"
+                             for what, (got, want) in differences.items() if got != want)  # fmt: skip
 
-        assert await eventually(settled, timeout=90)
+        async def settled() -> bool:
+            return not await unsettled()
+
+        assert await eventually(settled, timeout=90), await unsettled()
         before = await _snapshot(database)
         # The README: stop funding, `berdaya replay funding-view --no-restart ...` against its database, start it.
         stop_pid(funding.pid)
