@@ -259,3 +259,11 @@ async def lock_ids(conn: asyncpg.Connection, kind: int, ids: Iterable[uuid.UUID]
              FROM (SELECT DISTINCT hashtext(i::text) AS k FROM unnest($2::uuid[]) AS i) AS keys ORDER BY k""",
         kind, list(set(ids)),
     )
+
+
+async def hold_gate(conn: asyncpg.Connection, gate: tuple[int, int], alone: bool) -> None:
+    """Hold `gate` until the transaction ends: alone (waits for every holder, and holds every other back) or shared
+    with others holding it shared. The work that must see every change holds it alone; the changes hold it shared, so
+    they never wait for each other."""
+    how = "pg_advisory_xact_lock" if alone else "pg_advisory_xact_lock_shared"
+    await conn.execute(f"SELECT {how}($1, $2)", *gate)

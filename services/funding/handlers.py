@@ -136,7 +136,7 @@ async def _settle(changed: dict[uuid.UUID, Cause], uow: FundingUnitOfWork, deps:
     missing = [i for i in changed if i not in views]
     if missing:
         views.update(await uow.store.lock_views(missing))
-    await matching.settle([(views[i], cause) for i, cause in changed.items() if i in views], uow, deps, before or {})
+    await matching.settle([(views[i], cause) for i, cause in changed.items() if i in views], uow, deps, before)
 
 
 # ---------------------------------------------------------------------------------------------------------------

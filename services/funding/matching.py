@@ -98,18 +98,20 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
     All the pledges this may touch are locked first, in id order, so two batches never deadlock.
     """
     now = deps.clock()
+    before = before or {}
     closed = [(b, c) for b, c in changed if b.status == "closed"]
     active = [(b, c) for b, c in changed if b.status == "active"]
-    if closed or active:
-        # Before the first look at offers and pledges: a ranking that read a business as active while this batch
-        # closes it must have committed its offer before the look, or else see the business closed.
-        await uow.store.hold_ranking(alone=False)
+    if not closed and not active:
+        return
+    # Before the first look at offers and pledges: a ranking that read a business as active while this batch closes
+    # it must have committed its offer before the look, or else see the business closed.
+    await uow.store.hold_ranking(alone=False)
     withdrawable = await uow.store.open_offers_of([b.business_id for b, _ in closed]) if closed else []
-    pledges = await uow.store.unclosed_pledges() if changed else []
+    pledges = await uow.store.unclosed_pledges()
     today = today_in_kupang(now)
     offering = _may_offer(pledges, today)  # the pledges' part done once for the batch
     wanted = {b.business_id: [p.id for p in offering if eligible(p.earmarks, b, today)] for b, _ in active}
-    was_eligible = {p.id for b, _ in closed if (old := (before or {}).get(b.business_id)) is not None
+    was_eligible = {p.id for b, _ in closed if (old := before.get(b.business_id)) is not None
                     for p in offering if eligible(p.earmarks, old, today)}  # fmt: skip
     locked = {p.id: p for p in await uow.store.lock_pledges(sorted(
         {o.pledge_id for o in withdrawable} | {i for ids in wanted.values() for i in ids} | was_eligible))}  # fmt: skip

@@ -15,7 +15,7 @@ from services.funding.domain.offers import Offer
 from services.funding.domain.pledges import Pledge
 from services.funding.domain.view import BusinessView
 from shared.contracts.funding import Earmarks
-from shared.db import Where, lock_ids
+from shared.db import Where, hold_gate, lock_ids
 from shared.unit_of_work import PgUnitOfWork
 from services.funding.store import FundingStore, FundingUnitOfWork, PartnerOutcome, TrainingFact
 
@@ -166,8 +166,7 @@ class PgFundingStore(FundingStore):
         return pledge_from_row(row) if row else None
 
     async def hold_ranking(self, alone: bool) -> None:
-        how = "pg_advisory_xact_lock" if alone else "pg_advisory_xact_lock_shared"
-        await self._conn.execute(f"SELECT {how}($1, $2)", *_RANKING_LOCK)
+        await hold_gate(self._conn, _RANKING_LOCK, alone)
 
     async def lock_pledges(self, pledge_ids: Sequence[uuid.UUID]) -> list[Pledge]:
         if not pledge_ids:

@@ -81,10 +81,6 @@ class TrainingStore(abc.ABC):
     async def add_cohort(self, cohort: Cohort) -> None: ...
 
     @abc.abstractmethod
-    async def cohort(self, cohort_id: uuid.UUID) -> Cohort | None:
-        """Without a lock: a first look."""
-
-    @abc.abstractmethod
     async def hold_opening(self, alone: bool) -> None:
         """Until the unit of work ends. Opening a cohort holds it alone; a batch that changes businesses holds it
         shared before its first look at cohorts. Otherwise an opening gathering prospects while a batch makes a

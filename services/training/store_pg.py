@@ -30,7 +30,7 @@ from services.training.rows import (
 )
 from services.training.store import Mark, Prospect, TrainingStore, TrainingUnitOfWork
 from shared.contracts.training import Assessment
-from shared.db import Where, lock_ids
+from shared.db import Where, hold_gate, lock_ids
 from shared.reference.kbli import FOOD_AND_DRINK_PREFIXES
 from shared.unit_of_work import PgUnitOfWork
 
@@ -116,13 +116,8 @@ class PgTrainingStore(TrainingStore):
             [(c.id, s.number, s.starts_at, s.ends_at) for s in c.sessions],
         )
 
-    async def cohort(self, cohort_id: uuid.UUID) -> Cohort | None:
-        row = await self._conn.fetchrow(COHORT_SELECT + " WHERE c.id = $1", cohort_id)
-        return cohort_from_row(row) if row else None
-
     async def hold_opening(self, alone: bool) -> None:
-        how = "pg_advisory_xact_lock" if alone else "pg_advisory_xact_lock_shared"
-        await self._conn.execute(f"SELECT {how}($1, $2)", *_OPENING_LOCK)
+        await hold_gate(self._conn, _OPENING_LOCK, alone)
 
     async def lock_cohorts(self, cohort_ids: Iterable[uuid.UUID]) -> list[Cohort]:
         ids = sorted(set(cohort_ids))

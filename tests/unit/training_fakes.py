@@ -237,9 +237,6 @@ class FakeTrainingStore(TrainingStore):
             raise AssertionError("a cohort refers to no programme (foreign key)")
         self.cohorts[cohort.id] = cohort
 
-    async def cohort(self, cohort_id: uuid.UUID) -> Cohort | None:
-        return self.cohorts.get(cohort_id)
-
     async def hold_opening(self, alone: bool) -> None:
         self._lock("opening")
         self.opening_log.append("alone" if alone else "shared")
