@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from shared.db import load_migrations, migrate
-from tests.support import drop_database, fresh_database
+from tests.support import drop_database, eventually, fresh_database
 
 Work = Callable[[], Awaitable[None]]
 
@@ -44,7 +44,13 @@ async def race(batch_first: bool, request: Work, on: asyncpg.Connection, batch: 
     async with opener.transaction():
         await work()
         waiting = asyncio.create_task(committed(other, later))
-        await asyncio.sleep(0.5)
+
+        async def settled() -> bool:
+            # Done, or waiting for a lock the first holds: which one, PostgreSQL says, not a clock.
+            return waiting.done() or await opener.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", other.get_server_pid())
+
+        assert await eventually(settled, timeout=30)
         first = "the batch" if batch_first else "the request"
         assert not waiting.done(), f"{first} had not committed, yet the other went ahead"
-    await asyncio.wait_for(waiting, timeout=10)
+    await asyncio.wait_for(waiting, timeout=30)
