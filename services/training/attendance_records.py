@@ -62,6 +62,7 @@ async def record_attendance(cmd: RecordAttendance, uow: TrainingUnitOfWork, deps
     without excuse from the first session is a no-show, withdrawn, and the waitlist promoted."""
     now = deps.clock()
     async with uow:
+        await uow.store.hold_seating(alone=False)  # a no-show's seat goes to the waitlist
         seating = Seating(uow, deps, now)
         cohort = await seating.lock_one(cmd.cohort_id)
         cohort_rules.require_state(cohort, "running", "attendance is recorded")

@@ -71,7 +71,8 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
     needs = {n for b, v in views.items() for n in needs_of(v, facts[b])}
     to_mark = sorted((b for b, v in views.items() if v.active and cannot_self_declare(v)
                       and facts[b].halal_not_eligible is None), key=str)  # fmt: skip
-    await uow.store.hold_opening(alone=False)  # before the first look at cohorts (see TrainingStore.hold_opening)
+    # Before the first look at seats and cohorts; alone when closing a business (see TrainingStore.hold_seating).
+    await uow.store.hold_seating(alone=bool(closed))
     holding = await uow.store.cohorts_holding(closed) if closed else []
     # Every open cohort serving the needs, full ones too: whether one has room is read under its lock (gather), since
     # a withdrawal committing meanwhile refills from prospects that can't include this batch's businesses yet.

@@ -66,6 +66,7 @@ async def record_not_eligible(cmd: RecordNotEligible, uow: TrainingUnitOfWork, d
     PathwayNotEligible says whether the regular route is open, and it leaves the halal cohorts that have not begun."""
     now = deps.clock()
     async with uow:
+        await uow.store.hold_seating(alone=False)  # the seats it frees are refilled
         business = await _known(uow, cmd.business_id)
         require_scope(cmd.by, business)
         seating = Seating(uow, deps, now)

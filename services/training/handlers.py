@@ -134,6 +134,7 @@ async def plan_cohort(cmd: PlanCohort, uow: TrainingUnitOfWork, deps: Deps) -> C
 async def change_cohort(cmd: ChangeCohort, uow: TrainingUnitOfWork, deps: Deps) -> Cohort:
     """Seats, venue, mentor; more seats are offered to the waitlist (and, while open, to new prospects) at once."""
     async with uow:
+        await uow.store.hold_seating(alone=False)
         seating = Seating(uow, deps, deps.clock())
         cohort = await seating.lock_one(cmd.cohort_id)
         await _mentor_exists(uow, cmd.changes.mentor_id)
@@ -168,7 +169,7 @@ async def _open(cmd: MoveCohort, uow: TrainingUnitOfWork, deps: Deps) -> Cohort:
         seating = Seating(uow, deps, now)
         # Alone, before the cohort: every batch that made a business a prospect has committed (and is gathered),
         # and every later batch sees the cohort open.
-        await uow.store.hold_opening(alone=True)
+        await uow.store.hold_seating(alone=True)
         cohort = cohort_rules.transition(await seating.lock_one(cmd.cohort_id), "open", now)
         seating.set_cohort(cohort)
         uow.emit(events.CohortOpened(cohort))
@@ -269,6 +270,7 @@ async def enrol_by_hand(cmd: EnrolByHand, uow: TrainingUnitOfWork, deps: Deps) -
     waitlist is promoted; the programme's prerequisites hold; never a second cohort of one topic at a time."""
     now = deps.clock()
     async with uow:
+        await uow.store.hold_seating(alone=False)  # before the business is read (see TrainingStore.hold_seating)
         prospect = await uow.store.prospect(cmd.business_id)
         if prospect is None:
             raise InvalidInput.one("business_id", "business.unknown", _unknown(cmd.business_id))
@@ -306,6 +308,7 @@ async def withdraw(cmd: Withdraw, uow: TrainingUnitOfWork, deps: Deps) -> Seat:
     waitlist (and, while the cohort is open, the waitlist's room to the next prospect)."""
     now = deps.clock()
     async with uow:
+        await uow.store.hold_seating(alone=False)
         business = (await uow.store.businesses([cmd.business_id])).get(cmd.business_id)
         if business is not None:
             require_scope(cmd.by, business)

@@ -2,6 +2,7 @@
 
 A `Seating` takes its locks in steps that every caller goes through in the same order:
 
+0. (the caller) the seating lock, `TrainingStore.hold_seating`, before its first look at businesses or cohorts;
 1. `lock(cohort_ids)`: the cohorts, in id order (with their programmes and seats);
 2. changes that need no version yet (`withdraw`, `release`, `later`), kept in memory;
 3. `gather()`: for each open cohort with room, the best prospects by need (a first look, no lock);
@@ -11,7 +12,7 @@ A `Seating` takes its locks in steps that every caller goes through in the same 
 6. `save()`: seats, seat counts, participant versions.
 
 Pathways and mentors, where a unit of work needs them, are locked between 1 and 4, so the order is always view rows,
-cohorts, pathways, mentors, participants.
+the seating lock, cohorts, pathways, mentors, participants.
 """
 
 from __future__ import annotations

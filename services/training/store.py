@@ -81,10 +81,15 @@ class TrainingStore(abc.ABC):
     async def add_cohort(self, cohort: Cohort) -> None: ...
 
     @abc.abstractmethod
-    async def hold_opening(self, alone: bool) -> None:
-        """Until the unit of work ends. Opening a cohort holds it alone; a batch that changes businesses holds it
-        shared before its first look at cohorts. Otherwise an opening gathering prospects while a batch makes a
-        business one misses it, and the batch, having read the cohort as not open yet, leaves it to the opening."""
+    async def hold_seating(self, alone: bool) -> None:
+        """Until the unit of work ends. Held alone by a cohort opening and by a batch that closes businesses; shared,
+        before the first look at businesses or cohorts, by every other unit of work that seats businesses (batches,
+        withdrawals, enrolment by hand, more seats, attendance, a business found unable to self-declare).
+
+        Otherwise each side misses what the other has not committed. An opening gathering prospects misses a business
+        a batch is making one, and the batch, having read the cohort as not open yet, leaves it to the opening. A
+        withdrawal's refill or an officer seats a business a batch is closing (read as still active), and the batch,
+        having looked for its seats before that seat was committed, leaves it seated."""
 
     @abc.abstractmethod
     async def lock_cohorts(self, cohort_ids: Iterable[uuid.UUID]) -> list[Cohort]:

@@ -36,7 +36,7 @@ from shared.unit_of_work import PgUnitOfWork
 
 _FOOD = [p + "%" for p in FOOD_AND_DRINK_PREFIXES]
 _BUSINESS_LOCK = 0x74_72_61_69  # "trai"
-_OPENING_LOCK = (0x6F_70_65_6E, 0)  # "open"
+_SEATING_LOCK = (0x73_65_61_74, 0)  # "seat"
 _ACTIVE_TOPIC = """
 SELECT s.business_id, p.topic
   FROM seat s JOIN cohort c ON c.id = s.cohort_id JOIN programme p ON p.id = c.programme_id
@@ -116,8 +116,8 @@ class PgTrainingStore(TrainingStore):
             [(c.id, s.number, s.starts_at, s.ends_at) for s in c.sessions],
         )
 
-    async def hold_opening(self, alone: bool) -> None:
-        await hold_gate(self._conn, _OPENING_LOCK, alone)
+    async def hold_seating(self, alone: bool) -> None:
+        await hold_gate(self._conn, _SEATING_LOCK, alone)
 
     async def lock_cohorts(self, cohort_ids: Iterable[uuid.UUID]) -> list[Cohort]:
         ids = sorted(set(cohort_ids))

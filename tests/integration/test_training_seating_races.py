@@ -1,7 +1,13 @@
-"""Seats offered while a batch makes a business a prospect, on real PostgreSQL: a cohort opening, or a withdrawal
-freeing room in a full cohort. Whichever transaction starts first, the business gets what is left. Without the
-opening lock, and without the batch deciding under the cohort's lock whether it has room, the other transaction
-could not see the batch's business (not committed yet) and the batch had read the cohort as closed or full."""
+"""Seats offered while a batch changes a business, on real PostgreSQL, whichever transaction starts first.
+
+A batch making a business a prospect while a cohort opens, or while a withdrawal frees room in a full cohort: the
+business gets what is left. Without the seating lock, and without the batch deciding under the cohort's lock whether
+it has room, the other transaction could not see the batch's business (not committed yet) and the batch had read the
+cohort as closed or full.
+
+A batch closing a business while a withdrawal refills, or an officer enrols it by hand: the closed business keeps no
+seat. Without the closing batch holding the seating lock alone, the placement read the business as active (the batch
+not committed yet) and the batch had looked for its seats before the placement committed one."""
 
 from __future__ import annotations
 
@@ -11,14 +17,16 @@ import asyncpg
 import pytest
 
 from services.training import business_changes, handlers
+from services.training.domain.enrolment import ACTIVE
 from services.training.seating import Deps
 from services.training.store_pg import PgTrainingUnitOfWork
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
 from shared.unit_of_work import Cause, Publisher
 from tests.integration.races import race, two_connections
+from shared.errors import Conflict
 from tests.unit.training_fakes import (
-    NOW, OFFICER, TRAINER, FixedClock, cohort_form, delivery, programme_form, registered,
+    NOW, OFFICER, TRAINER, FixedClock, business_closed, cohort_form, delivery, programme_form, registered,
 )  # fmt: skip
 
 pytestmark = pytest.mark.integration
@@ -32,14 +40,26 @@ def joined(conn: asyncpg.Connection) -> PgTrainingUnitOfWork:
     return PgTrainingUnitOfWork(BatchTransaction(conn), PUBLISHER, Cause.timer("test"))
 
 
-async def a_planned_cohort(conn: asyncpg.Connection, capacity: int = 3) -> uuid.UUID:
+async def a_planned_cohort(conn: asyncpg.Connection, capacity: int = 3, **programme: object) -> uuid.UUID:
     async with conn.transaction():
-        programme = await handlers.define_programme(handlers.DefineProgramme(programme_form(), TRAINER), joined(conn),
-                                                    DEPS)  # fmt: skip
-    form = cohort_form(programme.id, programme.sessions, capacity=capacity)
+        defined = await handlers.define_programme(handlers.DefineProgramme(programme_form(**programme), TRAINER),
+                                                  joined(conn), DEPS)  # fmt: skip
+    form = cohort_form(defined.id, defined.sessions, capacity=capacity)
     async with conn.transaction():
         cohort = await handlers.plan_cohort(handlers.PlanCohort(form, TRAINER), joined(conn), DEPS)
     return cohort.id
+
+
+async def an_open_cohort(conn: asyncpg.Connection, capacity: int = 3, **programme: object) -> uuid.UUID:
+    cohort_id = await a_planned_cohort(conn, capacity, **programme)
+    async with conn.transaction():
+        await handlers.move_cohort(handlers.MoveCohort(cohort_id, "open", TRAINER), joined(conn), DEPS)
+    return cohort_id
+
+
+async def applied(conn: asyncpg.Connection, *events: object) -> None:
+    async with conn.transaction():
+        await business_changes.apply_registry_events([delivery(e) for e in events], joined(conn), DEPS)  # type: ignore[arg-type]
 
 
 async def seats(conn: asyncpg.Connection, cohort_id: uuid.UUID) -> dict[uuid.UUID, str]:
@@ -87,3 +107,59 @@ async def test_a_business_made_a_prospect_while_a_full_cohort_frees_room_gets_it
 
         assert await seats(officer, cohort_id) == {leaving.business_id: "withdrawn", waiting.business_id: "enrolled",
                                                    newcomer.business_id: "waitlisted"}  # fmt: skip
+
+
+@pytest.mark.parametrize("first", ["the batch", "the withdrawal"])
+async def test_a_business_closed_while_a_withdrawal_refills_its_cohort_keeps_no_seat_whichever_starts_first(infra,
+                                                                                                           first):
+    async with two_connections(infra, "training") as (officer, batch):
+        cohort_id = await an_open_cohort(officer, capacity=1)
+        leaving, waiting, closing = registered(), registered(), registered()
+        for b in (leaving, waiting, closing):  # one seat and one place on the waitlist: the third is left out
+            await applied(batch, b)
+        assert await seats(officer, cohort_id) == {leaving.business_id: "enrolled", waiting.business_id: "waitlisted"}
+
+        async def withdraw() -> None:
+            await handlers.withdraw(handlers.Withdraw(cohort_id, leaving.business_id, "withdrew", OFFICER),
+                                    joined(officer), DEPS)  # fmt: skip
+
+        async def close() -> None:
+            await business_changes.apply_registry_events([delivery(business_closed(closing.business_id, 2))],
+                                                         joined(batch), DEPS)  # fmt: skip
+
+        await race(first == "the batch", withdraw, officer, close, batch)
+
+        now = await seats(officer, cohort_id)
+        assert now.get(closing.business_id) not in ACTIVE, f"the closed business holds a seat: {now}"
+        assert (now[leaving.business_id], now[waiting.business_id]) == ("withdrawn", "enrolled")
+
+
+@pytest.mark.parametrize("first", ["the batch", "the enrolment"])
+async def test_a_business_closed_while_an_officer_enrols_it_by_hand_keeps_no_seat_whichever_starts_first(infra, first):
+    async with two_connections(infra, "training") as (officer, batch):
+        # A youth programme: the business (not youth-owned) is no prospect, so only the officer seats it.
+        cohort_id = await an_open_cohort(officer, topic="digital_marketing", title="Pemasaran Digital",
+                                         needs=["youth_digital"], requires_nib=False)  # fmt: skip
+        closing = registered()
+        await applied(batch, closing)
+        refused: list[Conflict] = []
+
+        async def enrol() -> None:
+            try:
+                await handlers.enrol_by_hand(handlers.EnrolByHand(cohort_id, closing.business_id, OFFICER),
+                                             joined(officer), DEPS)  # fmt: skip
+            except Conflict as e:
+                refused.append(e)
+
+        async def close() -> None:
+            await business_changes.apply_registry_events([delivery(business_closed(closing.business_id, 2))],
+                                                         joined(batch), DEPS)  # fmt: skip
+
+        await race(first == "the batch", enrol, officer, close, batch)
+
+        now = await seats(officer, cohort_id)
+        assert now.get(closing.business_id) not in ACTIVE, f"the closed business holds a seat: {now}"
+        if first == "the batch":
+            assert [e.code for e in refused] == ["business_closed"]
+        else:
+            assert not refused and now == {closing.business_id: "withdrawn"}

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.training.domain.cohorts import Cohort, Session
+from services.training.domain.cohorts import Cohort, CohortChanges, Session
 from services.training.domain.enrolment import (
     Candidate,
     Place,
@@ -20,6 +20,8 @@ from services.training.domain.enrolment import (
     waitlist_bound,
     waitlist_key,
 )
+from services.training import halal_pathway, handlers
+from services.training.domain.pathway import NotEligibleForm
 from shared.errors import Conflict, Forbidden, InvalidInput
 
 from .training_fakes import (
@@ -27,6 +29,8 @@ from .training_fakes import (
     ALAK_OFFICER,
     NOW,
     OEBOBO_OFFICER,
+    OFFICER,
+    TRAINER,
     TrainingWorld,
     business_closed,
     funding_accepted,
@@ -168,22 +172,41 @@ async def test_a_business_that_gains_a_need_later_is_invited_to_an_open_cohort_s
     assert world.types_of(business) == ["TraineeInvited", "TraineeEnrolled"]
 
 
-async def test_opening_holds_the_opening_lock_alone_before_its_cohort_a_batch_shared_before_its_first_look():
-    # Without it, an opening gathering prospects while a batch makes a business one misses it, and the batch, having
-    # read the cohort as not open yet, leaves it to the opening: tested with two transactions on real PostgreSQL.
+async def test_opening_a_cohort_or_closing_a_business_holds_the_seating_lock_alone_every_other_seating_shared_first():
+    # Without it, each side misses what the other has not committed: an opening misses the prospect a batch is making
+    # (and the batch reads the cohort as not open yet); a withdrawal's refill or an officer seats a business a batch is
+    # closing (and the batch found no seat to free). Tested with two transactions on real PostgreSQL.
     world = TrainingWorld()
-    programme = await world.programme()
-    cohort = await world.cohort(programme, capacity=2)
-    world.store.opening_log.clear()
+    _, cohort = await world.open_cohort(capacity=1)
+    _, youth = await world.open_cohort(topic="digital_marketing", title="Pemasaran Digital", needs=["youth_digital"],
+                                       requires_nib=False)  # fmt: skip
+    assert world.store.seating_log == ["alone", "alone"]
+    assert world.store.lock_log[:2] == ["seating", "cohorts"]
 
-    await world.move(cohort.id, "open")
-    assert world.store.opening_log == ["alone"]
-    assert world.store.lock_log[:2] == ["opening", "cohorts"]
+    def held(how: str, after: tuple[str, ...] = ()) -> None:
+        assert world.store.seating_log == [how]
+        assert world.store.lock_log[: len(after) + 1] == [*after, "seating"]
+        world.store.seating_log.clear()
 
-    business = await world.register()
-    assert world.store.opening_log == ["alone", "shared"]
-    assert world.store.lock_log[:2] == ["views", "opening"]
-    assert world.seated(cohort.id) == {business}
+    world.store.seating_log.clear()
+    first = await world.register()
+    held("shared", after=("views",))
+    second, closing = await world.register(), await world.register()
+    world.store.seating_log.clear()
+
+    await world.withdraw(cohort.id, first)
+    held("shared")
+    await world.enrol(youth.id, closing)
+    held("shared")
+    await handlers.change_cohort(handlers.ChangeCohort(cohort.id, CohortChanges(capacity=2), TRAINER),
+                                 world.by(TRAINER), world.deps)  # fmt: skip
+    held("shared")
+    await halal_pathway.record_not_eligible(halal_pathway.RecordNotEligible(
+        second, NotEligibleForm(reason="pork"), OFFICER), world.by(OFFICER), world.deps)  # fmt: skip
+    held("shared")
+    await world.consume(business_closed(closing, 2))
+    held("alone", after=("views",))
+    assert world.store.status_of(youth.id, closing) == "withdrawn"
 
 
 async def test_a_business_that_accepted_funding_is_invited_to_bookkeeping():

@@ -53,7 +53,7 @@ OEBOBO_OFFICER = Principal("petugas.oebobo", frozenset({"officer"}), kecamatan_c
 ALAK_OFFICER = Principal("petugas.alak", frozenset({"officer"}), kecamatan_codes=frozenset({ALAK}))
 
 # The one lock order, and which of them a unit of work may take more than once.
-LOCK_ORDER = ("views", "opening", "cohorts", "pathways", "mentors", "participants")
+LOCK_ORDER = ("views", "seating", "cohorts", "pathways", "mentors", "participants")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ class FakeTrainingStore(TrainingStore):
         self.assignments: list[Assignment] = []
         self.visits: list[tuple[uuid.UUID, uuid.UUID, date, str | None]] = []
         self.lock_log: list[str] = []  # the kinds of lock taken in the current unit of work, in order
-        self.opening_log: list[str] = []  # how each hold_opening held it, "alone" or "shared"
+        self.seating_log: list[str] = []  # how each hold_seating held it, "alone" or "shared"
 
     _STATE = ("views", "accepted", "programmes", "cohorts", "seat_rows", "participants", "mark_rows",
               "assessment_rows", "pathways", "mentors", "assignments", "visits")  # fmt: skip
@@ -237,9 +237,9 @@ class FakeTrainingStore(TrainingStore):
             raise AssertionError("a cohort refers to no programme (foreign key)")
         self.cohorts[cohort.id] = cohort
 
-    async def hold_opening(self, alone: bool) -> None:
-        self._lock("opening")
-        self.opening_log.append("alone" if alone else "shared")
+    async def hold_seating(self, alone: bool) -> None:
+        self._lock("seating")
+        self.seating_log.append("alone" if alone else "shared")
 
     async def lock_cohorts(self, cohort_ids: Iterable[uuid.UUID]) -> list[Cohort]:
         ids = sorted(set(cohort_ids))
