@@ -77,6 +77,11 @@ class KafkaAccess:
         return BaseSecurity(ssl_context=ssl.create_default_context(), use_ssl=True) if self.tls else None
 
 
+# The largest request a producer sends, and so the largest event (aiokafka's default): the relay refuses a bigger one
+# itself, since it hands the producer whole batches, which aiokafka does not measure record by record.
+MAX_REQUEST_BYTES = 1_048_576
+
+
 def safe_producer(kafka: KafkaAccess | str, client_id: str) -> AIOKafkaProducer:
     """acks=all with idempotence: a broker retry never duplicates or reorders within one producer session.
 
@@ -89,6 +94,7 @@ def safe_producer(kafka: KafkaAccess | str, client_id: str) -> AIOKafkaProducer:
         enable_idempotence=True,
         linger_ms=5,
         max_batch_size=256 * 1024,
+        max_request_size=MAX_REQUEST_BYTES,
         request_timeout_ms=30_000,
         partitioner=partition_for,
     )
