@@ -52,7 +52,7 @@ async def add_to_outbox(
     else:
         await conn.executemany(
             "INSERT INTO outbox (event_id, aggregatetype, aggregateid, type, event_version, topic, payload,"
-            " aggregate_version) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
+            " aggregate_version) VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8)",
             rows,
         )
 
