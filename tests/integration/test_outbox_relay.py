@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from berdaya.stack.access import access_env
 from prometheus_client import CollectorRegistry
 
@@ -79,6 +80,37 @@ async def test_every_committed_row_is_published_exactly_once_in_per_key_order_un
 
 async def _backlog_is_empty(db) -> bool:  # noqa: ANN001
     return await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def test_a_backlog_is_published_in_batches_each_key_on_kafka_s_own_partition_in_order_with_its_headers(
+        infra, database_url):  # fmt: skip
+    # The relay builds one record batch per partition itself, so it also picks the partition: it must be the one
+    # Kafka's default partitioner gives the key, or a partner's own producer would split an aggregate over two.
+    topic = await new_topic(infra.kafka, partitions=5)
+    db = await prepare(database_url)
+    keys = [f"usaha-{i}" for i in range(40)]
+    envelopes = [ticked(key, seq) for seq in range(1, 31) for key in keys]
+    async with db.transaction() as conn:
+        await add_to_outbox(conn, envelopes, route=lambda _: topic)
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay(db, database_url, infra.kafka, batch_size=170).run(stop))
+    try:
+        records = await read_topic(infra.kafka, topic, expect=len(envelopes))
+    finally:
+        stop.set()
+        await running
+        await db.close()
+
+    assert len(records) == len(envelopes)
+    kafka_rule = DefaultPartitioner()
+    by_key: dict[str, list[int]] = collections.defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        envelope = json.loads(record.value)
+        headers = dict(record.headers)
+        assert record.partition == kafka_rule(record.key, list(range(5)), list(range(5)))
+        assert (headers["event_type"], headers["event_id"]) == (b"Ticked", envelope["event_id"].encode())
+        by_key[record.key.decode()].append(envelope["payload"]["seq"])
+    assert by_key == {key: list(range(1, 31)) for key in keys}
 
 
 async def test_a_row_that_commits_after_later_rows_were_published_is_still_published(infra, database_url):
