@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Union
 
+import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -186,6 +188,26 @@ def asyncapi_routes(name: str, broker: KafkaBroker) -> APIRouter:
 # ---------------------------------------------------------------------------------------------------------------
 # The app
 # ---------------------------------------------------------------------------------------------------------------
+
+
+# A batch (a pledge's 35,000 offers, an import's chunk) makes hundreds of thousands of objects that live until it
+# commits. At CPython's default thresholds (700, 10, 10) the cyclic collector walks them again and again: a quarter
+# of matching's Python time. Reference counting frees almost everything anyway; the collector is for the rare cycle.
+GC_THRESHOLDS = (20_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """What start-up made (modules, models, schemas) is frozen out of the collector's walks, and the collector runs
+    less often. For a service's own process only: a test process starting apps would keep its cyclic garbage."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def serve(app: FastAPI, settings: PlatformSettings) -> None:
+    """Run a service as its own process (`python -m services.<name>`)."""
+    tune_gc()
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
 
 
 def create_service_app(service: ServiceDefinition, settings: PlatformSettings) -> FastAPI:

@@ -1,9 +1,8 @@
 """Runs funding: python -m services.funding."""
 
-import uvicorn
-
 from services.funding.bootstrap import create_app
 from services.funding.settings import FundingSettings
+from shared.service import serve
 
 settings = FundingSettings()  # type: ignore[call-arg]
-uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+serve(create_app(settings), settings)

@@ -1,9 +1,8 @@
 """Runs the registry: python -m services.registry."""
 
-import uvicorn
-
 from services.registry.bootstrap import create_app
 from services.registry.settings import RegistrySettings
+from shared.service import serve
 
 settings = RegistrySettings()  # type: ignore[call-arg]
-uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+serve(create_app(settings), settings)
