@@ -67,15 +67,17 @@ def allocate(
     """Offer to candidates in rank order while the pledge can afford the next offer. Never over-allocates."""
     offers = []
     today = today_in_kupang(now)
+    expires_at = now + timedelta(days=offer_days)
+    reserving = 0  # the pledge is copied once at the end, not once per offer (a pledge may make tens of thousands)
     for candidate in candidates:
-        amount = pledge.next_offer_amount()
+        amount = pledge.next_offer_amount(reserving)
         if amount is None or not pledge.open_on(today):
             break
-        offers.append(Offer(new_id(), pledge.id, candidate.business.business_id, amount, "offered", now,
-                            now + timedelta(days=offer_days), candidate.readiness.score,
-                            candidate.rank if len(candidates) > 1 else None, ranking_inputs(candidate, today)))  # fmt: skip
-        pledge = replace(pledge, reserved_rupiah=pledge.reserved_rupiah + amount)
-    return settle_status(pledge), offers
+        offers.append(Offer(new_id(), pledge.id, candidate.business.business_id, amount, "offered", now, expires_at,
+                            candidate.readiness.score, candidate.rank if len(candidates) > 1 else None,
+                            ranking_inputs(candidate, today)))  # fmt: skip
+        reserving += amount
+    return settle_status(replace(pledge, reserved_rupiah=pledge.reserved_rupiah + reserving)), offers
 
 
 def settle_status(pledge: Pledge) -> Pledge:

@@ -121,9 +121,10 @@ class Pledge:
     def open_on(self, day: date) -> bool:
         return self.status != "closed" and self.valid_from <= day <= self.valid_until
 
-    def next_offer_amount(self) -> int | None:
-        """What the next offer would be, or None if what remains is too little to offer."""
-        remaining = self.remaining_rupiah
+    def next_offer_amount(self, reserving: int = 0) -> int | None:
+        """What the next offer would be, or None if what remains is too little to offer; `reserving`: what offers
+        being made now will reserve on top of what is reserved already."""
+        remaining = self.remaining_rupiah - reserving
         if self.amount_mode == "fixed":
             return self.amount_per_business_rupiah if remaining >= self.amount_per_business_rupiah else None
         amount = min(self.amount_per_business_rupiah, remaining)
