@@ -23,7 +23,7 @@ from services.training.store_pg import PgTrainingUnitOfWork
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
 from shared.unit_of_work import Cause, Publisher
-from tests.integration.races import race, two_connections
+from tests.integration.races import Work, race, two_connections
 from shared.errors import Conflict
 from tests.unit.training_fakes import (
     NOW, OFFICER, TRAINER, FixedClock, business_closed, cohort_form, delivery, programme_form, registered,
@@ -60,6 +60,13 @@ async def an_open_cohort(conn: asyncpg.Connection, capacity: int = 3, **programm
 async def applied(conn: asyncpg.Connection, *events: object) -> None:
     async with conn.transaction():
         await business_changes.apply_registry_events([delivery(e) for e in events], joined(conn), DEPS)  # type: ignore[arg-type]
+
+
+def closed_by_a_batch(conn: asyncpg.Connection, business_id: uuid.UUID) -> Work:
+    async def close() -> None:
+        await business_changes.apply_registry_events([delivery(business_closed(business_id, 2))], joined(conn), DEPS)
+
+    return close
 
 
 async def seats(conn: asyncpg.Connection, cohort_id: uuid.UUID) -> dict[uuid.UUID, str]:
@@ -123,11 +130,7 @@ async def test_a_business_closed_while_a_withdrawal_refills_its_cohort_keeps_no_
             await handlers.withdraw(handlers.Withdraw(cohort_id, leaving.business_id, "withdrew", OFFICER),
                                     joined(officer), DEPS)  # fmt: skip
 
-        async def close() -> None:
-            await business_changes.apply_registry_events([delivery(business_closed(closing.business_id, 2))],
-                                                         joined(batch), DEPS)  # fmt: skip
-
-        await race(first == "the batch", withdraw, officer, close, batch)
+        await race(first == "the batch", withdraw, officer, closed_by_a_batch(batch, closing.business_id), batch)
 
         now = await seats(officer, cohort_id)
         assert now.get(closing.business_id) not in ACTIVE, f"the closed business holds a seat: {now}"
@@ -151,11 +154,7 @@ async def test_a_business_closed_while_an_officer_enrols_it_by_hand_keeps_no_sea
             except Conflict as e:
                 refused.append(e)
 
-        async def close() -> None:
-            await business_changes.apply_registry_events([delivery(business_closed(closing.business_id, 2))],
-                                                         joined(batch), DEPS)  # fmt: skip
-
-        await race(first == "the batch", enrol, officer, close, batch)
+        await race(first == "the batch", enrol, officer, closed_by_a_batch(batch, closing.business_id), batch)
 
         now = await seats(officer, cohort_id)
         assert now.get(closing.business_id) not in ACTIVE, f"the closed business holds a seat: {now}"
