@@ -320,7 +320,7 @@ class OutboxRelay:
         results: list[object] = [None] * len(rows)
         pending: list[tuple[list[int], asyncio.Future]] = []
         filling: dict[tuple[str, int], tuple[BatchBuilder, list[int]]] = {}
-        partitions: dict[str, list[int]] = {}
+        partitions: dict[str, list[int] | BaseException] = {}  # each topic's, looked up once per batch
 
         async def submit(tp: tuple[str, int]) -> None:
             builder, indexes = filling.pop(tp)
@@ -347,8 +347,16 @@ class OutboxRelay:
                 refused.add(row.aggregateid)
                 continue
             if row.topic not in partitions:
-                partitions[row.topic] = sorted(await producer.partitions_for(row.topic))
-            tp = (row.topic, partition_for(key, partitions[row.topic], ()))
+                try:
+                    partitions[row.topic] = sorted(await producer.partitions_for(row.topic))
+                except Exception as exc:  # noqa: BLE001 - a topic Kafka doesn't know fails its rows only
+                    partitions[row.topic] = exc
+            known = partitions[row.topic]
+            if isinstance(known, BaseException):
+                results[i] = known
+                refused.add(row.aggregateid)
+                continue
+            tp = (row.topic, partition_for(key, known, ()))
             if tp not in filling:
                 filling[tp] = (producer.create_batch(), [])
             if filling[tp][0].append(key=key, value=value, timestamp=None, headers=headers) is None:
