@@ -39,8 +39,9 @@ async def apply_registry_events(batch: Sequence[Delivery], uow: TrainingUnitOfWo
             view = updated_view(views.get(event.business_id), event)
             if view is not None:
                 views[event.business_id] = view
-                await uow.store.save_view(view)
                 changed[event.business_id] = Cause.delivery(delivery)
+        # Once for the batch, each business as its last event left it: one round trip, not one per event.
+        await uow.store.save_views([views[b] for b in changed])
         await _business_changed({b: views[b] for b in changed}, changed, uow, deps, now)
         await uow.commit()
 

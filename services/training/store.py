@@ -56,8 +56,9 @@ class TrainingStore(abc.ABC):
     async def businesses(self, business_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, BusinessView]: ...
 
     @abc.abstractmethod
-    async def save_view(self, view: BusinessView) -> None:
-        """Write the registry's facts; a version not newer than the one stored changes nothing."""
+    async def save_views(self, views: Sequence[BusinessView]) -> None:
+        """Write the registry's facts, one view per business; a version not newer than the one stored changes
+        nothing."""
 
     @abc.abstractmethod
     async def add_funding_accepted(self, business_id: uuid.UUID, offer_id: uuid.UUID, pledge_id: uuid.UUID,

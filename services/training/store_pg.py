@@ -35,6 +35,13 @@ from shared.reference.kbli import FOOD_AND_DRINK_PREFIXES
 from shared.unit_of_work import PgUnitOfWork
 
 _FOOD = [p + "%" for p in FOOD_AND_DRINK_PREFIXES]
+# A version not newer than the one stored changes nothing: a replayed or late event never rolls a view back.
+_SAVE_VIEW = (
+    f"INSERT INTO business_view ({', '.join(_VIEW_COLUMNS)})"
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(_VIEW_COLUMNS) + 1))})"
+    f" ON CONFLICT (business_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _VIEW_COLUMNS[1:])}"
+    " WHERE business_view.version < excluded.version"
+)
 _BUSINESS_LOCK = 0x74_72_61_69  # "trai"
 _SEATING_LOCK = (0x73_65_61_74, 0)  # "seat"
 _ACTIVE_TOPIC = """
@@ -65,14 +72,9 @@ class PgTrainingStore(TrainingStore):
         rows = await self._conn.fetch("SELECT * FROM business_view WHERE business_id = ANY($1::uuid[])", list(set(business_ids)))
         return {r["business_id"]: view_from_row(r) for r in rows}
 
-    async def save_view(self, view: BusinessView) -> None:
-        placeholders = ", ".join(f"${i}" for i in range(1, len(_VIEW_COLUMNS) + 1))
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _VIEW_COLUMNS[1:])
-        await self._conn.execute(
-            f"INSERT INTO business_view ({', '.join(_VIEW_COLUMNS)}) VALUES ({placeholders})"
-            f" ON CONFLICT (business_id) DO UPDATE SET {updates} WHERE business_view.version < excluded.version",
-            *(getattr(view, c) for c in _VIEW_COLUMNS),
-        )
+    async def save_views(self, views: Sequence[BusinessView]) -> None:
+        if views:
+            await self._conn.executemany(_SAVE_VIEW, [tuple(getattr(v, c) for c in _VIEW_COLUMNS) for v in views])
 
     async def add_funding_accepted(self, business_id: uuid.UUID, offer_id: uuid.UUID, pledge_id: uuid.UUID,
                                    accepted_at: datetime) -> bool:  # fmt: skip

@@ -162,6 +162,16 @@ async def test_businesses_that_never_trained_come_before_those_that_did():
     assert world.seated(cohort.id, "waitlisted") == {veteran}
 
 
+async def test_a_batch_holding_a_registration_and_the_nib_that_followed_keeps_the_view_the_last_left_and_invites():
+    world = TrainingWorld()
+    _, cohort = await world.open_cohort(capacity=2)
+    first = registered(nib_status="none")
+    await world.consume(first, nib_issued(first.business_id, 2))
+    assert world.store.views[first.business_id].version == 2
+    assert world.store.views[first.business_id].nib_status == "issued"
+    assert world.seated(cohort.id) == {first.business_id}
+
+
 async def test_a_business_that_gains_a_need_later_is_invited_to_an_open_cohort_serving_it():
     world = TrainingWorld()
     _, cohort = await world.open_cohort(capacity=2)

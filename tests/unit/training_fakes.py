@@ -200,10 +200,12 @@ class FakeTrainingStore(TrainingStore):
     async def businesses(self, business_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, BusinessView]:
         return {i: self.views[i] for i in set(business_ids) if i in self.views}
 
-    async def save_view(self, view: BusinessView) -> None:
-        current = self.views.get(view.business_id)
-        if current is None or current.version < view.version:
-            self.views[view.business_id] = view
+    async def save_views(self, views: Sequence[BusinessView]) -> None:
+        assert len({v.business_id for v in views}) == len(views), "one view per business"
+        for view in views:
+            current = self.views.get(view.business_id)
+            if current is None or current.version < view.version:
+                self.views[view.business_id] = view
 
     async def add_funding_accepted(self, business_id: uuid.UUID, offer_id: uuid.UUID, pledge_id: uuid.UUID,
                                    accepted_at: datetime) -> bool:  # fmt: skip
