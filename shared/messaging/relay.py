@@ -357,13 +357,14 @@ class OutboxRelay:
                 refused.add(row.aggregateid)
                 continue
             tp = (row.topic, partition_for(key, known, ()))
-            if tp not in filling:
-                filling[tp] = (producer.create_batch(), [])
-            if filling[tp][0].append(key=key, value=value, timestamp=None, headers=headers) is None:
-                await submit(tp)  # full: a new batch takes the record (the first record always fits)
-                filling[tp] = (producer.create_batch(), [])
-                filling[tp][0].append(key=key, value=value, timestamp=None, headers=headers)
-            filling[tp][1].append(i)
+            batch = filling.get(tp)
+            if batch is not None and batch[0].append(key=key, value=value, timestamp=None, headers=headers) is None:
+                await submit(tp)  # full: a new batch takes the record
+                batch = None
+            if batch is None:  # the first record of a batch always fits
+                batch = filling[tp] = (producer.create_batch(), [])
+                batch[0].append(key=key, value=value, timestamp=None, headers=headers)
+            batch[1].append(i)
         for tp in list(filling):
             await submit(tp)
         return results, pending
