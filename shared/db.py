@@ -167,6 +167,18 @@ async def delete_in_batches(db: Database, select_keys: str, *args: Any, table: s
             return deleted
 
 
+def newer_version_upsert(table: str, columns: tuple[str, ...], key: str, version: str = "version") -> str:
+    """An upsert of one row by `key` that only a newer `version` may overwrite, so an event read late (a redelivery,
+    another partition's replay) never rolls a view back. Parameters are the columns in order."""
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
+        f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        f" WHERE {table}.{version} < excluded.{version}"
+    )
+
+
 def like_pattern(text: str) -> str:
     """`text` as a literal inside a LIKE pattern: its % and _ match only themselves."""
     return text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")

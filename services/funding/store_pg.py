@@ -15,7 +15,7 @@ from services.funding.domain.offers import Offer
 from services.funding.domain.pledges import Pledge
 from services.funding.domain.view import BusinessView
 from shared.contracts.funding import Earmarks
-from shared.db import Where, hold_gate, lock_ids
+from shared.db import Where, hold_gate, lock_ids, newer_version_upsert
 from shared.unit_of_work import PgUnitOfWork
 from services.funding.store import FundingStore, FundingUnitOfWork, PartnerOutcome, TrainingFact
 
@@ -36,11 +36,7 @@ SELECT b.*, coalesce(t.topics, '{}') AS trainings, t.assessment, coalesce(f.fund
   LEFT JOIN LATERAL (SELECT count(*) AS funded FROM offer o
                       WHERE o.business_id = b.business_id AND o.status IN ('accepted', 'disbursed')) f ON true
 """
-_SAVE_VIEW = (
-    f"INSERT INTO business_view ({', '.join(_VIEW_COLUMNS)}) VALUES ({', '.join(f'${i}' for i in range(1, len(_VIEW_COLUMNS) + 1))})"
-    f" ON CONFLICT (business_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _VIEW_COLUMNS[1:])}"
-    " WHERE business_view.version < excluded.version"
-)
+_SAVE_VIEW = newer_version_upsert("business_view", _VIEW_COLUMNS, key="business_id")
 _OFFER_COLUMNS = (
     "id", "pledge_id", "business_id", "amount_rupiah", "status", "offered_at", "expires_at", "readiness", "rank",
     "ranking", "decided_at", "reason", "disbursed_at", "reference",

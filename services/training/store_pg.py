@@ -30,18 +30,13 @@ from services.training.rows import (
 )
 from services.training.store import Mark, Prospect, TrainingStore, TrainingUnitOfWork
 from shared.contracts.training import Assessment
-from shared.db import Where, hold_gate, lock_ids
+from shared.db import Where, hold_gate, lock_ids, newer_version_upsert
 from shared.reference.kbli import FOOD_AND_DRINK_PREFIXES
 from shared.unit_of_work import PgUnitOfWork
 
 _FOOD = [p + "%" for p in FOOD_AND_DRINK_PREFIXES]
 # A version not newer than the one stored changes nothing: a replayed or late event never rolls a view back.
-_SAVE_VIEW = (
-    f"INSERT INTO business_view ({', '.join(_VIEW_COLUMNS)})"
-    f" VALUES ({', '.join(f'${i}' for i in range(1, len(_VIEW_COLUMNS) + 1))})"
-    f" ON CONFLICT (business_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _VIEW_COLUMNS[1:])}"
-    " WHERE business_view.version < excluded.version"
-)
+_SAVE_VIEW = newer_version_upsert("business_view", _VIEW_COLUMNS, key="business_id")
 _BUSINESS_LOCK = 0x74_72_61_69  # "trai"
 _SEATING_LOCK = (0x73_65_61_74, 0)  # "seat"
 _ACTIVE_TOPIC = """
