@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
+from pydantic_core import to_json
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.topics import is_public, topic_for
@@ -22,6 +23,10 @@ _COPY_THRESHOLD = 32
 
 
 def _row(envelope: Envelope, topic: str) -> tuple:
+    # Who made a change (a token's subject, often a person's e-mail) is kept in the audit trail, never sent to the
+    # topics every partner may read. The fields serialised as they are give the same bytes as model_dump_json(),
+    # without copying the envelope to blank one field.
+    fields = envelope.__dict__
     return (
         envelope.event_id,
         envelope.aggregate_type,
@@ -29,9 +34,7 @@ def _row(envelope: Envelope, topic: str) -> tuple:
         envelope.event_type,
         envelope.event_version,
         topic,
-        # Who made a change (a token's subject, often a person's e-mail) is kept in the audit trail, never sent to
-        # the topics every partner may read.
-        (envelope.model_copy(update={"actor": None}) if is_public(envelope.aggregate_type) else envelope).model_dump_json(),
+        to_json({**fields, "actor": None} if is_public(envelope.aggregate_type) else fields).decode(),
         envelope.aggregate_version,
     )
 

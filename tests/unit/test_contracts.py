@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import pytest
+from pydantic import ValidationError
 
 from shared.contracts import CATALOG, ContractError, Envelope, EventCatalog, EventPayload, UnknownEvent, new_envelope
 from shared.contracts.envelope import MAX_RUPIAH
@@ -141,6 +142,58 @@ def test_new_envelope_takes_the_aggregate_version_from_the_payload_and_the_actor
     assert envelope.actor == "officer-7"
     assert (envelope.aggregate_type, envelope.aggregate_id) == ("business", str(BUSINESS_ID))
     assert (envelope.event_type, envelope.event_version) == ("BusinessRegistered", 2)
+
+
+def test_an_envelope_built_for_a_payload_is_the_envelope_validation_would_give_and_serialises_the_same() -> None:
+    envelope = new_envelope(registered(business_version=3), producer="registry", correlation_id=uuid.uuid4(),
+                            causation_id=uuid.uuid4(), actor="officer-7",
+                            occurred_at=datetime(2026, 3, 10, 10, 0, tzinfo=timezone(timedelta(hours=8))))  # fmt: skip
+    validated = Envelope.model_validate(envelope.model_dump())
+
+    assert envelope == validated
+    assert envelope.model_fields_set == validated.model_fields_set
+    assert envelope.to_json_bytes() == validated.to_json_bytes()
+    assert envelope.occurred_at == datetime(2026, 3, 10, 2, 0, tzinfo=UTC) and envelope.occurred_at.tzinfo is UTC
+    assert envelope.model_copy(update={"actor": None}).actor is None and envelope.actor == "officer-7"
+    with pytest.raises(ValidationError):
+        envelope.actor = "someone else"  # type: ignore[misc]
+
+
+def test_the_outbox_row_of_an_envelope_carries_the_same_bytes_model_dump_json_gives() -> None:
+    envelope = new_envelope(registered(), producer="registry", correlation_id=uuid.uuid4(), actor="officer-7")
+    assert _row(envelope, REGISTRY_BUSINESS)[6] == envelope.model_dump_json()
+
+
+class _Unchecked(EventPayload):
+    """A payload whose key and version nothing validated, as a producer's bug would make them."""
+
+    event_type: ClassVar[str] = "Unchecked"
+    event_version: ClassVar[int] = 1
+    aggregate_type: ClassVar[str] = "business"
+    key: str = "b-1"
+    version: int = 1
+
+    def aggregate_key(self) -> str:
+        return self.key
+
+    def aggregate_version(self) -> int | None:
+        return self.version
+
+
+@pytest.mark.parametrize(
+    ("payload", "options", "refusal"),
+    [
+        (_Unchecked(key=""), {}, "empty aggregate key"),
+        (_Unchecked(version=0), {}, "versions start at 1"),
+        (_Unchecked(), {"occurred_at": datetime(2026, 3, 10, 2, 0)}, "time zone"),
+        (_Unchecked(), {"producer": ""}, "producer"),
+    ],
+    ids=["empty key", "version 0", "naive time", "no producer"],
+)
+def test_an_envelope_that_validation_would_refuse_is_never_built(payload: EventPayload, options: dict[str, Any],
+                                                                  refusal: str) -> None:  # fmt: skip
+    with pytest.raises(ValueError, match=refusal):
+        new_envelope(payload, **{"producer": "registry", "correlation_id": uuid.uuid4(), **options})
 
 
 def test_a_training_event_s_aggregate_version_is_the_participant_version() -> None:
