@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 
@@ -20,11 +19,11 @@ class NikVault:
 
     def digest(self, nik: str) -> bytes:
         # Keyed, because a plain hash of a NIK is reversible: 12 of its 16 digits are region and birth date.
-        return hmac.new(self._digest_key, nik.encode(), hashlib.sha256).digest()
+        return hmac.digest(self._digest_key, nik.encode(), "sha256")
 
     def partner_key(self, partner_id: str) -> bytes:
         """Each partner's own key for linking NIKs, derived so that no two partners' links can be joined."""
-        return hmac.new(self._digest_key, b"partner-link:" + partner_id.encode(), hashlib.sha256).digest()
+        return hmac.digest(self._digest_key, b"partner-link:" + partner_id.encode(), "sha256")
 
     def encrypt(self, nik: str) -> bytes:
         nonce = os.urandom(12)

@@ -8,7 +8,6 @@ learning who it is. A referral reaches a partner only with the owner's recorded 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import uuid
 from datetime import date
@@ -29,13 +28,13 @@ PARTNER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,39}$"
 
 def pseudonym(business_id: uuid.UUID, key: bytes) -> uuid.UUID:
     """The business's stable public name: the same for every event and topic, and not reversible without the key."""
-    return uuid.UUID(bytes=hmac.new(key, b"business:" + business_id.bytes, hashlib.sha256).digest()[:16], version=4)
+    return uuid.UUID(bytes=hmac.digest(key, b"business:" + business_id.bytes, "sha256")[:16], version=4)
 
 
 def nik_link(nik: str, partner_key: bytes) -> str:
     """A keyed HMAC of the NIK with the partner's own key: lets one partner link its records, and no one else
     (a plain hash of a NIK is reversible in minutes, 12 of its 16 digits being region and birth date)."""
-    return hmac.new(partner_key, b"nik:" + nik.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(partner_key, b"nik:" + nik.encode(), "sha256").hex()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -93,6 +93,12 @@ def test_a_partners_link_to_a_nik_is_keyed_by_that_partners_key_and_never_the_ni
     assert bank != post and MARIA_NIK not in bank and len(bank) == 64
 
 
+def test_pseudonyms_and_nik_links_never_change_for_a_given_key_partners_have_stored_them() -> None:
+    # Partners key their records on these values: any change to how they are computed breaks every partner.
+    assert str(pseudonym(uuid.UUID(int=1), b"k" * 32)) == "1d7996f0-d457-48eb-8c8d-3fc0738a913a"
+    assert nik_link("5371041203900001", b"p" * 32) == "205cdf863910ad5bad685486164a17569cbaaa8f079f9457977b3c736619cc17"
+
+
 def test_a_referral_goes_to_its_own_partners_topic() -> None:
     assert topic_of("referral", {"partner_id": "bri"}) == "partner.bri.referral.v1"
     assert topic_of("partner_outcome", {"partner_id": "bri"}) == "partner.bri.outcomes.v1"
