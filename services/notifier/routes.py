@@ -37,7 +37,7 @@ DeliveryStatus = Literal[DELIVERY_STATUSES]  # type: ignore[valid-type]
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 Audience = Literal["owner", "officers", "sponsor", "operators"]
 EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,63}$"
-KECAMATAN_PATTERN = r"^\d{2}\.\d{2}\.\d{2}$"
+KECAMATAN_PATTERN = r"^[0-9]{2}\.[0-9]{2}\.[0-9]{2}$"
 
 
 @dataclass

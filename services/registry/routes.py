@@ -235,7 +235,7 @@ async def search(
     ctx: Ctx,
     kecamatan: str | None = Query(None, max_length=100, description="Name or Kemendagri code, e.g. Oebobo or 53.71.04"),
     kelurahan: str | None = Query(None, max_length=100, description="Name (within kecamatan) or Kemendagri code"),
-    kbli: str | None = Query(None, pattern=r"^\d{1,5}$", description="KBLI code or prefix"),
+    kbli: str | None = Query(None, pattern=r"^[0-9]{1,5}$", description="KBLI code or prefix"),
     scale: Literal["micro", "small", "medium"] | None = None,
     nib_status: Literal["none", "applied", "issued", "rejected"] | None = None,
     status: Literal["active", "closed"] | None = None,

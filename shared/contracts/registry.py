@@ -20,9 +20,9 @@ ScaleBasis = Literal["capital", "annual_sales"]
 NibStatus = Literal["none", "applied", "issued", "rejected"]
 BusinessStatus = Literal["active", "closed"]
 
-NIB_PATTERN = r"^\d{13}$"
-KBLI_PATTERN = r"^\d{5}$"
-E164_ID_MOBILE = r"^\+628\d{8,11}$"
+NIB_PATTERN = r"^[0-9]{13}$"
+KBLI_PATTERN = r"^[0-9]{5}$"
+E164_ID_MOBILE = r"^\+628[0-9]{8,11}$"
 
 
 class BusinessEvent(EventPayload):

@@ -31,11 +31,14 @@ class KbliProblem:
     message: str
 
 
+_CODE = re.compile(r"[0-9]{5}")
+
+
 def check_kbli(code: str, edition: int) -> KbliProblem | None:
     """None when the code is plausible for its edition, else what is wrong with it."""
     if edition not in EDITIONS:
         return KbliProblem("kbli.unknown_edition", f"KBLI edition must be one of {EDITIONS}, not {edition}")
-    if not re.fullmatch(r"\d{5}", code):
+    if not _CODE.fullmatch(code):
         return KbliProblem("kbli.format", f"KBLI code must be exactly 5 digits (e.g. 56102), not {code!r}")
     if code[:2] not in DIVISIONS[edition]:
         return KbliProblem("kbli.unknown_division", f"{code[:2]} is not a KBLI {edition} division; check the code")

@@ -247,6 +247,20 @@ async def test_a_nul_in_a_registration_text_field_is_a_422_naming_it_and_registe
     assert await registry.count(*REGISTRY_TABLES) == before
 
 
+async def test_a_registration_whose_nik_is_written_in_arabic_indic_digits_is_a_422_naming_the_nik(registry_only):
+    # The same NIK in another script's digits would get another digest and pass the duplicate check.
+    registry = registry_only.registry
+    first = registration()
+    assert (await registry.http.post("/businesses", json=first, headers=registry_only.auth())).status_code == 201
+    before = await registry.count(*REGISTRY_TABLES)
+    nik = first["owner_nik"]
+    disguised = nik[:6] + nik[6:12].translate(str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669")) + nik[12:]
+    response = await registry.http.post("/businesses", json=registration(owner_nik=disguised, business_name="Usaha Lain"),
+                                        headers=registry_only.auth())  # fmt: skip
+    assert_problem(response, 422, "owner_nik")
+    assert await registry.count(*REGISTRY_TABLES) == before
+
+
 async def test_a_nul_in_a_correction_or_a_close_reason_is_a_422_naming_it_and_changes_nothing(registry_only):
     registry = registry_only.registry
     business = await _register(registry_only)

@@ -280,6 +280,14 @@ def test_a_payload_with_a_landline_as_contact_phone_breaks_the_contract() -> Non
         CATALOG.decode(broken)
 
 
+def test_a_payload_with_a_phone_in_another_script_s_digits_breaks_the_contract() -> None:
+    envelope = registered_envelope()
+    broken = envelope.model_copy(update={"payload": {**envelope.payload, "contact_phone": "+62812\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660"}})
+
+    with pytest.raises(ContractError, match="contact_phone"):
+        CATALOG.decode(broken)
+
+
 def test_a_payload_field_added_by_a_newer_producer_is_ignored() -> None:
     envelope = registered_envelope()
     extended = envelope.model_copy(update={"payload": {**envelope.payload, "halal_certified": True}})

@@ -95,7 +95,7 @@ def test_every_bad_field_is_named_at_once() -> None:
     bad = form(
         instrument="financing_referral", total_rupiah=4_000_000, amount_per_business_rupiah=5_000_000,
         valid_from="2026-01-01", valid_until="2026-03-09",
-        earmarks={"kecamatan": ["Oebobo", "Atlantis"], "kbli": ["10", "00", "1a", "04", "1"]},
+        earmarks={"kecamatan": ["Oebobo", "Atlantis"], "kbli": ["10", "00", "1a", "04", "1", "\u0665"]},
     )  # fmt: skip
 
     with pytest.raises(InvalidInput) as exc:
@@ -106,6 +106,7 @@ def test_every_bad_field_is_named_at_once() -> None:
         "earmarks.kbli.1": "kbli.unknown",
         "earmarks.kbli.2": "kbli.unknown",
         "earmarks.kbli.3": "kbli.unknown",  # KBLI has no division 04
+        "earmarks.kbli.5": "kbli.unknown",  # an Arabic-Indic 5 no KBLI code starts with
         "amount_per_business_rupiah": "pledge.amount_above_total",
         "valid_until": "pledge.window_past",
         "financing_programme": "pledge.programme_missing",

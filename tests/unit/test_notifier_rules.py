@@ -436,7 +436,7 @@ def test_a_mobile_number_written_any_way_a_gateway_writes_it_is_normalised_to_pl
     assert phones.normalise(raw) == "+6281234567890"
 
 
-@pytest.mark.parametrize("raw", ["0211234567", "12345", "", "+6591234567", "0812345"])
+@pytest.mark.parametrize("raw", ["0211234567", "12345", "", "+6591234567", "0812345", "08\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19"])
 def test_what_is_not_an_indonesian_mobile_is_not_normalised(raw: str) -> None:
     assert phones.normalise(raw) is None
 

@@ -127,6 +127,7 @@ def test_a_five_digit_code_of_a_real_division_is_a_plausible_kbli() -> None:
     [
         ("1013", 2020, "kbli.format"),
         ("10130a", 2020, "kbli.format"),
+        ("1013\u0660", 2020, "kbli.format"),
         ("04100", 2020, "kbli.unknown_division"),
         ("45201", 2025, "kbli.unknown_division"),
         ("10130", 2017, "kbli.unknown_edition"),

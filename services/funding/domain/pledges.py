@@ -149,7 +149,7 @@ def validate_pledge(form: PledgeForm, wilayah: Wilayah, today: date) -> tuple[Ea
             codes.append(kec.code)
     for i, prefix in enumerate(form.earmarks.kbli):
         known = DIVISIONS[2020] | DIVISIONS[2025]
-        if not (prefix.isdigit() and 1 <= len(prefix) <= 5) or (len(prefix) >= 2 and prefix[:2] not in known):
+        if not (prefix.isascii() and prefix.isdigit() and 1 <= len(prefix) <= 5) or (len(prefix) >= 2 and prefix[:2] not in known):
             errors.append(FieldError(f"earmarks.kbli.{i}", "kbli.unknown",
                                      f"{prefix!r} is not a KBLI code or prefix (1-5 digits, a known division)"))  # fmt: skip
     if form.amount_per_business_rupiah > form.total_rupiah:

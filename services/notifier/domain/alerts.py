@@ -58,7 +58,7 @@ MAX_CONTACTS = 50
 
 _NAMESPACE = uuid.UUID("0b6f3c2e-8a41-4d0e-9c57-2f6e1a9d4b83")  # notice ids: uuid5 in this namespace
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,63}$")
-_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 
 NewId = Callable[[], uuid.UUID]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-_DIGITS = re.compile(r"\D")
+_DIGITS = re.compile(r"[^0-9]")
+_MOBILE = re.compile(r"08[0-9]{8,11}")
 _EMAIL = re.compile(r"^([^@\s]{1,64})@([^@\s]{1,255})$")
 
 
@@ -16,7 +17,7 @@ def normalise(raw: str) -> str | None:
         digits = "0" + digits[2:]
     elif digits.startswith("8"):
         digits = "0" + digits
-    if not re.fullmatch(r"08\d{8,11}", digits):
+    if not _MOBILE.fullmatch(digits):
         return None
     return "+62" + digits[1:]
 

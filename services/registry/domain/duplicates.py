@@ -15,9 +15,12 @@ _GENERIC_WORDS = frozenset(
 )
 
 
+_NOT_NAME = re.compile(r"[^a-z0-9 ]")
+
+
 def business_name_key(name: str) -> str:
     """A business name reduced to what identifies it: no case, punctuation or generic words like 'UD' or 'Warung'."""
-    words = re.sub(r"[^a-z0-9 ]", " ", name.lower()).split()
+    words = _NOT_NAME.sub(" ", name.lower()).split()
     kept = [w for w in words if w not in _GENERIC_WORDS]
     return " ".join(kept or words)
 

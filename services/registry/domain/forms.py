@@ -12,6 +12,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from shared.contracts.envelope import MAX_RUPIAH
 from shared.errors import FieldError
 
+_RP = re.compile(r"^rp\.?\s*")
+_PLAIN_RUPIAH = re.compile(r"[0-9]+")
+_DOTTED_RUPIAH = re.compile(r"[0-9]{1,3}(\.[0-9]{3})+")
+_DAY_FIRST_DATE = re.compile(r"([0-9]{1,2})[-/.]([0-9]{1,2})[-/.]([0-9]{4})")
+
+
 def _rupiah(value: Any) -> Any:
     """Integer rupiah. Accepts 50000000, "50000000", "50.000.000" or "Rp 50.000.000"; refuses fractions and floats."""
     if value is None or value == "":
@@ -23,10 +29,10 @@ def _rupiah(value: Any) -> Any:
     if isinstance(value, float):
         raise ValueError("money is whole rupiah: send an integer, not a decimal number")
     if isinstance(value, str):
-        text = re.sub(r"^rp\.?\s*", "", value.strip().lower())
-        if re.fullmatch(r"\d+", text):
+        text = _RP.sub("", value.strip().lower())
+        if _PLAIN_RUPIAH.fullmatch(text):
             return int(text)
-        if re.fullmatch(r"\d{1,3}(\.\d{3})+", text):
+        if _DOTTED_RUPIAH.fullmatch(text):
             return int(text.replace(".", ""))
         raise ValueError("must be whole rupiah, digits only (e.g. 50000000 or 50.000.000)")
     raise ValueError("must be whole rupiah")
@@ -46,7 +52,7 @@ def _date(value: Any) -> Any:
     """ISO dates, or the DD-MM-YYYY / DD/MM/YYYY that Indonesian spreadsheets use."""
     if isinstance(value, str):
         text = value.strip()
-        match = re.fullmatch(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})", text)
+        match = _DAY_FIRST_DATE.fullmatch(text)
         if match:
             try:
                 return date(int(match[3]), int(match[2]), int(match[1]))
@@ -66,7 +72,7 @@ def _flag(value: Any) -> Any:
 
 
 def _whole_number(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     return value
 

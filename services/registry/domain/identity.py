@@ -14,6 +14,14 @@ PROVINCES = frozenset(
 )
 
 
+# Digits are 0-9 only: Python's \d also matches other scripts' digits (Arabic-Indic, full-width), and a NIK written
+# in them would be a different string, so its digest would miss the same NIK already registered.
+_SEPARATORS = re.compile(r"[\s.-]")
+_PHONE_SEPARATORS = re.compile(r"[\s().-]")
+_NIK = re.compile(r"[0-9]{16}")
+_NIB = re.compile(r"[0-9]{13}")
+
+
 @dataclass(frozen=True, slots=True)
 class Nik:
     digits: str
@@ -30,12 +38,12 @@ class Nik:
 
 def check_nik(raw: str, birth_date: date, gender: str) -> Nik:
     """Structure per Permendagri: PPKKCC DDMMYY SSSS, women's day of birth + 40; cross-checked with the form."""
-    nik = re.sub(r"[\s.-]", "", raw)
+    nik = _SEPARATORS.sub("", raw)
 
     def bad(code: str, message: str) -> InvalidInput:
         return InvalidInput.one("owner_nik", code, message)
 
-    if not re.fullmatch(r"\d{16}", nik):
+    if not _NIK.fullmatch(nik):
         raise bad("nik.format", "NIK must be exactly 16 digits; copy it from the owner's KTP")
     if nik[:2] not in PROVINCES:
         raise bad("nik.province", f"NIK starts with {nik[:2]}, which is not an Indonesian province code")
@@ -63,7 +71,7 @@ def check_nik(raw: str, birth_date: date, gender: str) -> Nik:
 
 def normalise_phone(raw: str) -> str:
     """An Indonesian mobile number in E.164 (+628...): 08..., 628..., +62 8..., with any spacing or dashes."""
-    digits = re.sub(r"[\s().-]", "", raw)
+    digits = _PHONE_SEPARATORS.sub("", raw)
     if digits.startswith("+"):
         digits = digits[1:]
     if digits.startswith("62"):
@@ -72,7 +80,7 @@ def normalise_phone(raw: str) -> str:
         national = digits[1:]
     else:
         national = digits
-    if not national.isdigit():
+    if not (national.isascii() and national.isdigit()):
         raise InvalidInput.one("phone", "phone.format", "phone may contain only digits, spaces, dashes and a leading +")
     if not national.startswith("8") or national[:2] == "84":
         raise InvalidInput.one(
@@ -84,7 +92,7 @@ def normalise_phone(raw: str) -> str:
 
 
 def check_nib(raw: str, field_name: str = "nib") -> str:
-    nib = re.sub(r"[\s.-]", "", raw)
-    if not re.fullmatch(r"\d{13}", nib):
+    nib = _SEPARATORS.sub("", raw)
+    if not _NIB.fullmatch(nib):
         raise InvalidInput.one(field_name, "nib.format", "NIB must be exactly 13 digits, as printed by OSS")
     return nib

@@ -34,7 +34,7 @@ class MentorForm(BaseModel):
 
     name: str = Field(min_length=2, max_length=150, examples=["Dr. Yohanes Bria (Undana)"])
     organisation: str | None = Field(None, max_length=150, examples=["Universitas Nusa Cendana"])
-    kbli_prefixes: list[Annotated[str, Field(pattern=r"^\d{1,5}$")]] = Field(
+    kbli_prefixes: list[Annotated[str, Field(pattern=r"^[0-9]{1,5}$")]] = Field(
         default=[], max_length=50, examples=[["10", "56"]], description="Sectors of expertise: KBLI codes or prefixes"
     )
     kecamatan: list[Annotated[str, Field(max_length=100)]] = Field(
