@@ -23,7 +23,7 @@ from shared.db import Database
 from shared.messaging import audit
 from shared.messaging.audit import AuditEntry
 from shared.messaging.consumer import Apply, BatchTransaction, Delivery
-from shared.messaging.outbox import add_to_outbox
+from shared.messaging.outbox import COPY_FROM, add_to_outbox
 
 E = TypeVar("E")
 
@@ -66,12 +66,14 @@ class Publisher(Generic[E]):
     route: Callable[[Envelope], str]
 
     def envelopes(self, events: Sequence[E], causes: Sequence[Cause]) -> list[Envelope]:
-        return [
-            new_envelope(payload, producer=self.producer, correlation_id=cause.correlation_id,
-                         causation_id=cause.causation_id, actor=cause.actor)  # fmt: skip
-            for event, cause in zip(events, causes, strict=True)
-            for payload in self.translate(event)
-        ]
+        return list(self.each_envelope(events, causes))
+
+    def each_envelope(self, events: Sequence[E], causes: Sequence[Cause]) -> Iterator[Envelope]:
+        """The envelopes one at a time, so the outbox can take the first while the rest are being made."""
+        for event, cause in zip(events, causes, strict=True):
+            for payload in self.translate(event):
+                yield new_envelope(payload, producer=self.producer, correlation_id=cause.correlation_id,
+                                   causation_id=cause.causation_id, actor=cause.actor)  # fmt: skip
 
 
 
@@ -167,8 +169,14 @@ class PgUnitOfWork(UnitOfWork[E]):
         self, events: list[E], causes: list[Cause], audited: list[AuditEntry], callbacks: list[Callable[[], None]]
     ) -> None:
         assert self._conn is not None, "enter the unit of work first"
-        envelopes = self._publisher.envelopes(events, causes)
-        await add_to_outbox(self._conn, envelopes, self._publisher.route)
+        envelopes: list[Envelope] = []
+        if len(events) < COPY_FROM:
+            envelopes = self._publisher.envelopes(events, causes)
+            await add_to_outbox(self._conn, envelopes, self._publisher.route)
+        else:
+            # Many events: the database writes the first outbox rows while the rest are still being made.
+            await add_to_outbox(self._conn, _keeping(self._publisher.each_envelope(events, causes), envelopes),
+                                self._publisher.route)  # fmt: skip
         await audit.record(self._conn, envelopes, audited)
         if self._joined is not None:
             self._joined.after_commit.extend(callbacks)
@@ -197,6 +205,12 @@ class PgUnitOfWork(UnitOfWork[E]):
         conn, self._conn = self._conn, None
         if conn is not None and self._db is not None:
             await self._db.release(conn)
+
+
+def _keeping(envelopes: Iterator[Envelope], kept: list[Envelope]) -> Iterator[Envelope]:
+    for envelope in envelopes:
+        kept.append(envelope)
+        yield envelope
 
 
 UoW = TypeVar("UoW", bound=UnitOfWork)

@@ -4,7 +4,7 @@ publishes them, and published rows are pruned after their retention."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,8 +18,8 @@ from shared.db import Database, delete_in_batches
 log = logging.getLogger(__name__)
 
 _COLUMNS = ("event_id", "aggregatetype", "aggregateid", "type", "event_version", "topic", "payload", "aggregate_version")
-# Above this many rows a COPY beats a multi-row INSERT.
-_COPY_THRESHOLD = 32
+# From this many rows a COPY beats a multi-row INSERT.
+COPY_FROM = 32
 
 
 def _row(envelope: Envelope, topic: str) -> tuple:
@@ -40,17 +40,23 @@ def _row(envelope: Envelope, topic: str) -> tuple:
 
 
 async def add_to_outbox(
-    conn: asyncpg.Connection, envelopes: Sequence[Envelope], route: Callable[[Envelope], str] | None = None
+    conn: asyncpg.Connection, envelopes: Iterable[Envelope], route: Callable[[Envelope], str] | None = None
 ) -> None:
     """Write events in the caller's transaction; they are published only if that transaction commits.
 
-    Each goes to its aggregate's topic unless `route` says otherwise.
+    Each goes to its aggregate's topic unless `route` says otherwise. `envelopes` may be an iterator that makes
+    them as it goes: they are then copied as they come, and asyncpg sends each 512 kB of rows as it fills, so the
+    database stores the first while the rest are made. Should making one fail, asyncpg aborts the COPY and the
+    error reaches the caller, whose transaction then keeps none of them.
     """
     route = route or (lambda e: topic_for(e.aggregate_type))
+    if not isinstance(envelopes, Sized):
+        await conn.copy_records_to_table("outbox", records=(_row(e, route(e)) for e in envelopes), columns=_COLUMNS)
+        return
     rows = [_row(e, route(e)) for e in envelopes]
     if not rows:
         return
-    if len(rows) >= _COPY_THRESHOLD:
+    if len(rows) >= COPY_FROM:
         await conn.copy_records_to_table("outbox", records=rows, columns=_COLUMNS)
     else:
         await conn.executemany(

@@ -24,7 +24,7 @@ from shared.messaging.outbox import add_to_outbox, prune_published
 from shared.messaging.relay import OutboxRelay
 from shared.observability import MessagingMetrics
 from shared.unit_of_work import Cause, PgUnitOfWork, Publisher
-from tests.integration.messaging_fixtures import consume, prepare, relay, ticked
+from tests.integration.messaging_fixtures import Ticked, consume, prepare, relay, ticked
 from tests.support import eventually, new_topic, read_topic
 
 pytestmark = pytest.mark.integration
@@ -49,6 +49,42 @@ async def test_a_failed_commit_gives_its_connection_back_so_the_pool_never_runs_
                 await uow.conn.execute("INSERT INTO once VALUES (1), (1)")
                 await uow.commit()
     assert await db.fetchval("SELECT 1") == 1
+    await db.close()
+
+
+async def test_an_event_that_cannot_be_made_midway_through_a_large_commit_leaves_nothing_and_the_connection_works(
+    database_url,
+):
+    # A large commit copies its envelopes into the outbox while making them: a failure on the 2,500th must abort the
+    # COPY already under way (over 512 kB of rows sent by then), keep none of the commit, and leave the pooled
+    # connection fit for the next one.
+    db = await prepare(database_url)
+
+    def translate(n: int) -> list[Ticked]:
+        if n == 2500:
+            raise TypeError("no contract for this event")
+        return [Ticked(key=f"k{n % 7}", seq=n + 1)]
+
+    publisher = Publisher("test", translate, lambda _: "counter.v1")
+    pool_size = db.pool.get_max_size()
+    for _ in range(pool_size + 1):  # a connection left broken would run the pool dry
+        uow = InsertsTwice(db, publisher, Cause.timer("test"))
+        with pytest.raises(TypeError, match="no contract"):
+            async with uow:
+                await uow.conn.execute("INSERT INTO counter (id, version) VALUES ('made', 1)")
+                uow.emit(*range(3000))
+                await uow.commit()
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+    assert await db.fetchval("SELECT count(*) FROM counter") == 0
+    assert await db.fetchval("SELECT count(*) FROM audit") == 0
+
+    fine = Publisher("test", lambda n: [Ticked(key=f"k{n % 7}", seq=n + 1)], lambda _: "counter.v1")
+    uow = InsertsTwice(db, fine, Cause.timer("test"))
+    async with uow:
+        uow.emit(*range(400))
+        await uow.commit()
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 400
+    assert await db.fetchval("SELECT count(*) FROM audit") == 400
     await db.close()
 
 
