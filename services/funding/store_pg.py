@@ -237,7 +237,7 @@ class PgFundingStore(FundingStore):
             return
         records = [tuple(json.dumps(o.ranking) if c == "ranking" else getattr(o, c) for c in _OFFER_COLUMNS) for o in offers]
         if len(records) < 32:
-            placeholders = ", ".join(f"${i}" + ("::jsonb" if c == "ranking" else "") for i, c in enumerate(_OFFER_COLUMNS, 1))
+            placeholders = ", ".join(f"${i}" + ("::json" if c == "ranking" else "") for i, c in enumerate(_OFFER_COLUMNS, 1))
             await self._conn.executemany(f"INSERT INTO offer ({', '.join(_OFFER_COLUMNS)}) VALUES ({placeholders})", records)
         else:
             await self._conn.copy_records_to_table("offer", records=records, columns=_OFFER_COLUMNS)
