@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.contracts.catalog import CATALOG
 from shared.contracts.envelope import EventPayload, Rupiah
-from shared.contracts.registry import E164_ID_MOBILE, Scale
+from shared.contracts.registry import E164_ID_MOBILE, Digits0To9, Scale
 from shared.contracts.training import TrainingTopic
 
 Instrument = Literal["grant", "equipment", "soft_loan", "financing_referral"]
@@ -88,7 +88,7 @@ class FundingMatched(OfferEvent):
     event_version: ClassVar[int] = 1
 
     business_name: str
-    contact_phone: str = Field(pattern=E164_ID_MOBILE, description="Owner's mobile, for the notifier only.")
+    contact_phone: Annotated[str, Digits0To9] = Field(pattern=E164_ID_MOBILE, description="Owner's mobile, for the notifier only.")
     kecamatan_code: str
     sponsor_name: str
     instrument: Instrument
@@ -143,7 +143,7 @@ class FundsDisbursed(OfferEvent):
     reference: str
     disbursed_at: AwareDatetime
     business_name: str
-    contact_phone: str = Field(pattern=E164_ID_MOBILE)
+    contact_phone: Annotated[str, Digits0To9] = Field(pattern=E164_ID_MOBILE)
     sponsor_name: str
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hmac
 import uuid
 from datetime import date
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field
 
 from shared.contracts.catalog import CATALOG
 from shared.contracts.envelope import EventPayload, Rupiah
 from shared.contracts.funding import AmountMode, Earmarks, Instrument, PledgeTotals, SponsorKind
-from shared.contracts.registry import E164_ID_MOBILE, NIB_PATTERN, BusinessStatus, NibStatus, Scale
+from shared.contracts.registry import E164_ID_MOBILE, NIB_PATTERN, BusinessStatus, Digits0To9, NibStatus, Scale
 from shared.contracts.topics import PUBLIC_BUSINESS, PUBLIC_FIGURES, PUBLIC_PLEDGE, PUBLIC_TRAINING
 from shared.contracts.training import TrainingTopic
 
@@ -212,10 +212,10 @@ class ReferralConsented(ReferralEvent):
 
     purpose: str
     owner_name: str
-    owner_phone: str = Field(pattern=E164_ID_MOBILE)
+    owner_phone: Annotated[str, Digits0To9] = Field(pattern=E164_ID_MOBILE)
     owner_nik_link: str = Field(description="Keyed HMAC of the owner's identity number with this partner's own key, to link its own records")
     business_name: str
-    nib: str | None = Field(default=None, pattern=NIB_PATTERN)
+    nib: Annotated[str, Field(pattern=NIB_PATTERN), Digits0To9] | None = None
     kecamatan_code: str
     financing_programme: str | None = None
     amount_sought_rupiah: Rupiah | None = None

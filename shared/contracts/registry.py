@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 from shared.contracts.catalog import CATALOG
 from shared.contracts.envelope import EventPayload, Rupiah
@@ -20,9 +20,20 @@ ScaleBasis = Literal["capital", "annual_sales"]
 NibStatus = Literal["none", "applied", "issued", "rejected"]
 BusinessStatus = Literal["active", "closed"]
 
-NIB_PATTERN = r"^[0-9]{13}$"
-KBLI_PATTERN = r"^[0-9]{5}$"
-E164_ID_MOBILE = r"^\+628[0-9]{8,11}$"
+NIB_PATTERN = r"^\d{13}$"
+KBLI_PATTERN = r"^\d{5}$"
+E164_ID_MOBILE = r"^\+628\d{8,11}$"
+
+
+def _digits_0_to_9(value: str) -> str:
+    # The published schemas' \d means 0-9 to JSON Schema, but any script's digits to pydantic's regex: this holds
+    # every reader here to what the schema says, without changing the schema partners have.
+    if not value.isascii():
+        raise ValueError("digits must be 0-9")
+    return value
+
+
+Digits0To9 = AfterValidator(_digits_0_to_9)
 
 
 class BusinessEvent(EventPayload):
@@ -42,7 +53,7 @@ class BusinessSnapshot(BusinessEvent):
     """The whole public state of a business, so a consumer's view can be rebuilt from any one event."""
 
     business_name: str
-    kbli_code: str = Field(pattern=KBLI_PATTERN)
+    kbli_code: Annotated[str, Digits0To9] = Field(pattern=KBLI_PATTERN)
     kbli_version: Literal[2020, 2025]
     kecamatan: str
     kecamatan_code: str = Field(description="Kemendagri code, e.g. 53.71.04 (Oebobo)")
@@ -60,8 +71,8 @@ class BusinessSnapshot(BusinessEvent):
     )
     women_owned: bool
     nib_status: NibStatus
-    nib: str | None = Field(default=None, pattern=NIB_PATTERN)
-    contact_phone: str = Field(pattern=E164_ID_MOBILE, description="Owner's mobile, for the notifier only.")
+    nib: Annotated[str, Field(pattern=NIB_PATTERN), Digits0To9] | None = None
+    contact_phone: Annotated[str, Digits0To9] = Field(pattern=E164_ID_MOBILE, description="Owner's mobile, for the notifier only.")
     status: BusinessStatus
     registered_at: AwareDatetime
 
@@ -98,7 +109,7 @@ class NIBIssued(BusinessEvent):
     event_version: ClassVar[int] = 1
 
     application_id: uuid.UUID | None
-    nib: str = Field(pattern=NIB_PATTERN)
+    nib: Annotated[str, Digits0To9] = Field(pattern=NIB_PATTERN)
     issued_on: date
     kecamatan_code: str
 
