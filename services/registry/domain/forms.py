@@ -72,8 +72,9 @@ def _flag(value: Any) -> Any:
 
 
 def _whole_number(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and text.isascii() and text.isdigit():
+        return int(text)
     return value
 
 
