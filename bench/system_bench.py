@@ -133,7 +133,7 @@ async def wait_for_sql(database: str, query: str, *, timeout: float, what: str, 
 
 
 async def outbox_published(database: str, timeout: float, what: str) -> None:
-    await wait_for_sql(database, "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL", timeout=timeout,
+    await wait_for_sql(database, "SELECT NOT EXISTS (SELECT 1 FROM outbox_pending)", timeout=timeout,
                        what=what, interval=0.5)  # fmt: skip
 
 

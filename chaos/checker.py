@@ -120,7 +120,7 @@ async def pending_work(system: System) -> tuple[dict[str, int], dict[str, int]]:
         try:
             conn = await asyncpg.connect(url, timeout=10)
             try:
-                unpublished[service] = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                unpublished[service] = await conn.fetchval("SELECT count(*) FROM outbox_pending")
             finally:
                 await conn.close()
         except (OSError, asyncpg.PostgresError):
@@ -190,7 +190,7 @@ _QUERIES = {
         "business": "SELECT id::text, version, status, nib_status, nik_digest FROM business",
         "nib_application": "SELECT id::text, business_id::text, status FROM nib_application",
         "outbox": "SELECT event_id::text, type, aggregateid, aggregate_version, topic,"
-        " published_at IS NOT NULL AS published FROM outbox",
+        " NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = outbox.id) AS published FROM outbox",
         "inbox": "SELECT consumer, event_id::text FROM inbox",
     },
     "funding": {
@@ -200,7 +200,7 @@ _QUERIES = {
         " matched_at FROM pledge",
         "offer": "SELECT id::text, pledge_id::text, business_id::text, amount_rupiah, status FROM offer",
         "outbox": "SELECT event_id::text, type, aggregateid, aggregate_version, topic,"
-        " published_at IS NOT NULL AS published FROM outbox",
+        " NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = outbox.id) AS published FROM outbox",
         "inbox": "SELECT consumer, event_id::text FROM inbox",
     },
     "notifier": {
@@ -208,7 +208,7 @@ _QUERIES = {
         # The audience column came with deliveries to officers and sponsors; before it every message was the owner's.
         "message": "SELECT event_id::text, template, business_id::text, {audience} AS audience FROM message",
         "outbox": "SELECT event_id::text, type, aggregateid, aggregate_version, topic,"
-        " published_at IS NOT NULL AS published FROM outbox",
+        " NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = outbox.id) AS published FROM outbox",
         "inbox": "SELECT consumer, event_id::text FROM inbox",
     },
 }

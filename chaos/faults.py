@@ -7,7 +7,7 @@
 - when the run owns its infrastructure: PostgreSQL restarts (pg_ctl stop -m fast and -m immediate) and Kafka broker
   restarts (SIGTERM, and kill -9).
 
-"Mid-batch" is observed, not assumed: the relay claims its rows with a `FOR UPDATE OF o SKIP LOCKED` query and keeps
+"Mid-batch" is observed, not assumed: the relay claims its rows with a `FOR UPDATE OF p SKIP LOCKED` query and keeps
 that transaction open while Kafka acknowledges the batch, so a session of the service's database idle in a
 transaction whose last statement is that claim, with rows still unpublished, is a relay mid-batch.
 """
@@ -234,8 +234,8 @@ class Injector:
                             """SELECT (SELECT count(*) FROM pg_stat_activity
                                         WHERE datname = current_database() AND pid <> pg_backend_pid()
                                           AND state = 'idle in transaction'
-                                          AND query LIKE '%FOR UPDATE OF o SKIP LOCKED%') AS claims,
-                                      (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS backlog"""
+                                          AND query LIKE '%FOR UPDATE OF p SKIP LOCKED%') AS claims,
+                                      (SELECT count(*) FROM outbox_pending) AS backlog"""
                         )  # fmt: skip
                         if row["claims"] and row["backlog"] >= min_backlog:
                             return row["backlog"]

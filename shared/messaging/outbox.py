@@ -80,9 +80,11 @@ class OutboxRow:
 
 
 async def prune_published(db: Database, older_than: timedelta, batch: int = 5000) -> int:
-    """Delete published rows older than the retention; unpublished rows are never touched."""
+    """Delete published rows committed longer ago than the retention; rows still waiting for Kafka are never
+    touched, however old."""
     return await delete_in_batches(
-        db, "SELECT id FROM outbox WHERE published_at < now() - $1::interval ORDER BY id LIMIT $2", older_than,
+        db, "SELECT o.id FROM outbox o WHERE o.created_at < now() - $1::interval"
+            " AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id) LIMIT $2", older_than,
         table="outbox", key="id", batch=batch,
     )  # fmt: skip
 

@@ -42,20 +42,19 @@ log = logging.getLogger(__name__)
 # only, and the rest of the outbox flows past it.
 _CLAIM = """
 SELECT o.id, o.event_id, o.aggregateid, o.type, o.event_version, o.topic, o.payload::text AS payload,
-       extract(epoch FROM o.created_at)::float8 AS created_at, o.attempts
-  FROM outbox o
- WHERE o.published_at IS NULL
-   AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
-   AND NOT EXISTS (SELECT 1 FROM outbox h
-                    WHERE h.published_at IS NULL AND h.aggregatetype = o.aggregatetype
-                      AND h.aggregateid = o.aggregateid AND h.id < o.id
+       extract(epoch FROM o.created_at)::float8 AS created_at, p.attempts
+  FROM outbox_pending p JOIN outbox o ON o.id = p.id
+ WHERE (p.next_attempt_at IS NULL OR p.next_attempt_at <= now())
+   AND NOT EXISTS (SELECT 1 FROM outbox_pending h
+                    WHERE h.aggregatetype = p.aggregatetype AND h.aggregateid = p.aggregateid AND h.id < p.id
                       AND h.next_attempt_at IS NOT NULL AND h.next_attempt_at > now())
-   AND o.id > $2
- ORDER BY o.id
+   AND p.id > $2 AND o.id > $2
+ ORDER BY p.id
  LIMIT $1
-   FOR UPDATE OF o SKIP LOCKED
+   FOR UPDATE OF p SKIP LOCKED
 """
-# The claim must walk `outbox_unpublished` in id order and stop at the limit. With a fresh or churning outbox the
+# The claim must walk the waiting rows in id order and stop at the limit (`o.id > $2` lets it join the outbox
+# from there rather than from its first row). With a fresh or churning outbox the
 # planner's estimates are off and it picks a bitmap scan of every unpublished row, an anti-join for each and a sort
 # (200 ms at a 15,000-row backlog, growing with it); forbidding bitmap and sequential scans for the batch's
 # transaction keeps it at a few milliseconds whatever the backlog.
@@ -66,21 +65,19 @@ _ROUND_BATCHES = 16
 _IN_FLIGHT = 4  # batches handed to the producer and not yet marked
 _ROUND_SECONDS = 1.0
 
-_MARK_PUBLISHED = (
-    "UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL"
-    " WHERE id = ANY($1::bigint[])"
-)
+# Published: the row stays in the outbox for its retention, and waits no more.
+_MARK_PUBLISHED = "DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])"
 # Backoff doubles per attempt up to five minutes.
 _MARK_FAILED = (
-    "UPDATE outbox SET attempts = attempts + 1, last_error = $2,"
+    "UPDATE outbox_pending SET attempts = attempts + 1, last_error = $2,"
     " next_attempt_at = now() + make_interval(secs => least(300, power(2, least(attempts, 9)))::float8)"
     " WHERE id = ANY($1::bigint[])"
 )
 _BACKLOG = """
 SELECT count(*) AS backlog,
-       count(*) FILTER (WHERE last_error IS NOT NULL) AS failing,
-       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest
-  FROM outbox WHERE published_at IS NULL
+       count(*) FILTER (WHERE p.last_error IS NOT NULL) AS failing,
+       coalesce(extract(epoch FROM now() - min(o.created_at)), 0)::float8 AS oldest
+  FROM outbox_pending p JOIN outbox o ON o.id = p.id
 """
 _LEASE_NAME = "outbox"
 _TAKE_LEASE = """

@@ -191,7 +191,7 @@ async def test_an_oversized_event_holds_back_only_its_own_aggregate_and_operator
         assert await eventually(lambda: _stuck(db), timeout=30)
         await running.refresh_backlog()
         assert running._metrics.outbox_failing._value.get() == 2  # the big one and the one waiting behind it
-        assert "MessageSizeTooLarge" in (await db.fetchval("SELECT last_error FROM outbox WHERE aggregateid = 'big' ORDER BY id LIMIT 1"))
+        assert "MessageSizeTooLarge" in (await db.fetchval("SELECT last_error FROM outbox_pending WHERE aggregateid = 'big' ORDER BY id LIMIT 1"))
     finally:
         stop.set()
         await relaying
@@ -229,21 +229,25 @@ def _quick_producer(kafka: KafkaAccess | str) -> AIOKafkaProducer:
 
 
 async def _stuck(db: Database) -> bool:
-    return await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL AND last_error IS NOT NULL") == 2
+    return await db.fetchval("SELECT count(*) FROM outbox_pending WHERE last_error IS NOT NULL") == 2
 
 
 async def test_inbox_and_published_outbox_rows_are_pruned_after_their_retention_and_the_rest_kept(database_url):
     db = await prepare(database_url)
-    old, new = ticked("k", 1), ticked("k", 2)
+    old, new, waiting, stuck = ticked("k", 1), ticked("k", 2), ticked("k", 3), ticked("j", 1)
     async with db.transaction() as conn:
-        await add_to_outbox(conn, [old, new, ticked("k", 3)], route=lambda _: "t")
-        await conn.execute("UPDATE outbox SET published_at = now() - interval '10 days' WHERE event_id = $1", old.event_id)
-        await conn.execute("UPDATE outbox SET published_at = now() WHERE event_id = $1", new.event_id)
+        await add_to_outbox(conn, [old, new, waiting, stuck], route=lambda _: "t")
+        await conn.execute("UPDATE outbox SET created_at = now() - interval '10 days' WHERE event_id = ANY($1::uuid[])",
+                           [old.event_id, stuck.event_id])  # fmt: skip
+        await conn.execute("DELETE FROM outbox_pending WHERE id IN (SELECT id FROM outbox WHERE event_id = ANY($1::uuid[]))",
+                           [old.event_id, new.event_id])  # published  # fmt: skip
         await inbox.first_deliveries(conn, "c", [old, new])
         await conn.execute("UPDATE inbox SET processed_at = now() - interval '40 days' WHERE event_id = $1", old.event_id)
     assert await prune_published(db, timedelta(days=7), batch=1) == 1
     assert await inbox.prune(db, timedelta(days=30), batch=1) == 1
     remaining = {r["event_id"] for r in await db.fetch("SELECT event_id FROM outbox")}
-    assert old.event_id not in remaining and new.event_id in remaining and len(remaining) == 2  # unpublished stays
+    # The published old row goes; the published new one stays, and so do unpublished rows, however old.
+    assert remaining == {new.event_id, waiting.event_id, stuck.event_id}
+    assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 2
     assert [r["event_id"] for r in await db.fetch("SELECT event_id FROM inbox")] == [new.event_id]
     await db.close()

@@ -79,7 +79,7 @@ async def test_every_committed_row_is_published_exactly_once_in_per_key_order_un
 
 
 async def _backlog_is_empty(db) -> bool:  # noqa: ANN001
-    return await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    return await db.fetchval("SELECT count(*) FROM outbox_pending") == 0
 
 
 async def test_a_backlog_is_published_in_batches_each_key_on_kafka_s_own_partition_in_order_with_its_headers(
@@ -151,7 +151,7 @@ async def test_a_relay_killed_between_publish_and_mark_republishes_and_the_consu
         timeout=120,
     )
     assert died.returncode == relay_killed_after_publish.EXIT_CODE
-    assert await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 9
+    assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 9
     assert len(await read_topic(infra.kafka, topic, expect=9)) == 9  # on Kafka, but not marked
 
     stop = asyncio.Event()

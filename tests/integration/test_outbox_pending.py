@@ -1,0 +1,79 @@
+"""Which outbox rows wait for Kafka, on real PostgreSQL: every insert path gives each row its entry, and the
+migration that introduced the entries carried over exactly the rows that were unpublished, with their retries."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.db import load_migrations, migrate, open_database
+from shared.messaging.outbox import COPY_FROM, add_to_outbox
+
+from tests.integration.messaging_fixtures import prepare, ticked
+
+pytestmark = pytest.mark.integration
+
+
+async def test_every_outbox_row_waits_for_kafka_whether_it_was_inserted_or_copied(database_url):
+    db = await prepare(database_url)
+    try:
+        async with db.transaction() as conn:
+            await add_to_outbox(conn, [ticked("few", i) for i in range(1, 4)], route=lambda _: "t")
+            await add_to_outbox(conn, [ticked("many", i) for i in range(1, COPY_FROM + 2)], route=lambda _: "t")
+            await add_to_outbox(conn, (ticked("streamed", i) for i in range(1, 41)), route=lambda _: "t")
+        waiting = await db.fetch("SELECT p.aggregatetype, p.aggregateid, p.attempts, p.next_attempt_at, p.last_error,"
+                                 " o.aggregateid AS row_key FROM outbox_pending p JOIN outbox o ON o.id = p.id")  # fmt: skip
+        assert await db.fetchval("SELECT count(*) FROM outbox") == len(waiting) == 3 + COPY_FROM + 1 + 40
+        assert {(r["aggregatetype"], r["aggregateid"] == r["row_key"], r["attempts"], r["next_attempt_at"],
+                 r["last_error"]) for r in waiting} == {("counter", True, 0, None, None)}  # fmt: skip
+    finally:
+        await db.close()
+
+
+async def test_a_rolled_back_commit_leaves_no_row_waiting(database_url):
+    db = await prepare(database_url)
+    try:
+        with pytest.raises(RuntimeError, match="changed my mind"):
+            async with db.transaction() as conn:
+                await add_to_outbox(conn, [ticked("k", i) for i in range(1, 50)], route=lambda _: "t")
+                raise RuntimeError("changed my mind")
+        assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 0
+    finally:
+        await db.close()
+
+
+async def test_the_migration_keeps_waiting_exactly_the_rows_that_were_unpublished_with_their_retries(database_url):
+    migrations = load_migrations("shared.messaging.migrations", "messaging")
+    before = [m for m in migrations if m.version < 5]
+    assert [m.version for m in migrations if m.version >= 5][:1] == [5]
+    db = await open_database(database_url, max_size=2)
+    try:
+        async with db.acquire() as conn:
+            await migrate(conn, before)
+            await conn.executemany(
+                "INSERT INTO outbox (event_id, aggregatetype, aggregateid, type, event_version, topic, payload,"
+                " aggregate_version, published_at, attempts, last_error, next_attempt_at)"
+                " VALUES (gen_random_uuid(), 'counter', $1, 'Ticked', 1, 't', '{}', $2, $3::text::timestamptz, $4, $5,"
+                " $6::text::timestamptz)",
+                [
+                    ("published", 1, "2026-11-30T00:00:00Z", 1, None, None),
+                    ("failing", 1, None, 3, "MessageSizeTooLargeError", "2026-12-31T00:00:00Z"),
+                    ("failing", 2, None, 0, None, None),
+                    ("fresh", 1, None, 0, None, None),
+                ],
+            )
+            await migrate(conn, migrations)
+            waiting = await conn.fetch(
+                "SELECT p.aggregateid, o.aggregate_version, p.attempts, p.last_error, p.next_attempt_at IS NOT NULL AS"
+                " held FROM outbox_pending p JOIN outbox o ON o.id = p.id ORDER BY p.id"
+            )
+            assert [tuple(r) for r in waiting] == [
+                ("failing", 1, 3, "MessageSizeTooLargeError", True),
+                ("failing", 2, 0, None, False),
+                ("fresh", 1, 0, None, False),
+            ]
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 4  # the published row is kept for its retention
+            columns = {r["column_name"] for r in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'outbox'")}  # fmt: skip
+            assert not columns & {"published_at", "attempts", "last_error", "next_attempt_at"}
+    finally:
+        await db.close()
