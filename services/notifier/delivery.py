@@ -11,9 +11,9 @@ One pass, per channel:
    queued with backoff, never into quiet hours.
 
 Local deliveries need no gateway: claimed, written to `local_outbox` and marked delivered in one transaction, so
-exactly once. Each pass also looks for `sending` rows whose lease ran out (their process stopped) and applies the
-channel's guarantee (domain/delivery.py): at-most-once marks them `unknown` for an operator, at-least-once queues
-them again.
+exactly once. A pass also looks, at most every quarter of a lease, for `sending` rows whose lease ran out (their
+process stopped) and applies the channel's guarantee (domain/delivery.py): at-most-once marks them `unknown` for an
+operator, at-least-once queues them again.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ class DeliveryWorker:
         self._jitter = jitter
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.concurrency)
+        self._next_recovery: datetime | None = None
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next poll."""
@@ -99,24 +100,37 @@ class DeliveryWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            busy = 0
+            # Cleared before the pass, so a wake-up that comes during it is kept: the wait below then returns at once.
+            self._wake.clear()
+            more = False
             try:
-                busy = await self.pass_once()
+                _, more = await self._pass()
             except Exception as exc:  # noqa: BLE001 - the worker outlives any outage; rows stay queued or sending
                 log.warning("delivery worker: %s", scrub(f"{type(exc).__name__}: {exc}"))
-            if busy:
+            if more:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(_first(stop, self._wake), timeout=self._settings.poll_seconds)
 
     async def pass_once(self) -> int:
-        """Recover stranded rows, deliver what is due; returns how many deliveries were claimed."""
-        await self.recover()
-        claimed = await self._local()
-        for gateway in self._gateways.values():
-            claimed += await self._gateway(gateway)
+        """Recover stranded rows (if it is time to look), deliver what is due; returns how many deliveries were
+        claimed."""
+        claimed, _ = await self._pass()
         return claimed
+
+    async def _pass(self) -> tuple[int, bool]:
+        """How many deliveries were claimed, and whether a claim was full (more may be due at once)."""
+        now = self._deps.clock()
+        # A row is stranded only once its lease has run out, so looking more often than a part of the lease finds
+        # nothing new; at a message a second, looking every pass was most of the worker's transactions.
+        if self._next_recovery is None or now >= self._next_recovery:
+            await self.recover()
+            self._next_recovery = now + self._settings.lease / 4
+        claimed, more = await self._local()
+        for gateway in self._gateways.values():
+            sent, full = await self._gateway(gateway)
+            claimed, more = claimed + sent, more or full
+        return claimed, more
 
     # --- recovering what a stopped process left ------------------------------------------------------------
 
@@ -141,7 +155,7 @@ class DeliveryWorker:
 
     # --- the local outbox ----------------------------------------------------------------------------------
 
-    async def _local(self) -> int:
+    async def _local(self) -> tuple[int, bool]:
         now = self._deps.clock()
         letters: list[LocalLetter] = []
         async with self._uow() as uow:
@@ -162,7 +176,7 @@ class DeliveryWorker:
             await asyncio.to_thread(lambda: [self._files.write(letter) for letter in letters])
         if letters:
             self._figures.attempts.labels(LOCAL, "accepted").inc(len(letters))
-        return len(claimed)
+        return len(claimed), len(claimed) >= self._settings.batch
 
     async def _withheld(self, uow: NotifierUnitOfWork, item: Outgoing, now: datetime) -> bool:
         reason = last_look(item.template, item.audience, item.preference, item.offer_state)
@@ -176,7 +190,7 @@ class DeliveryWorker:
 
     # --- a gateway -----------------------------------------------------------------------------------------
 
-    async def _gateway(self, gateway: Gateway) -> int:
+    async def _gateway(self, gateway: Gateway) -> tuple[int, bool]:
         now = self._deps.clock()
         channel = gateway.channel
         async with self._uow() as uow:
@@ -193,7 +207,7 @@ class DeliveryWorker:
             await uow.store.save_bucket(channel, gateway.rate.spend(bucket, now, len(going)))
             await uow.commit()
         await asyncio.gather(*(self._send(gateway, item) for item in going))
-        return len(claimed)
+        return len(claimed), 0 < allowance <= len(claimed)
 
     async def _send(self, gateway: Gateway, item: Outgoing) -> None:
         delivery = item.delivery

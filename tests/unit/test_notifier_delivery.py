@@ -5,6 +5,7 @@ retries, stranded sends, the last look, the rate limit, the local outbox)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -563,6 +564,107 @@ async def test_a_send_claimed_and_never_answered_is_sent_again_after_its_lease_u
     [delivery] = deliveries(store, "funding_offer")
     assert (delivery.status, delivery.attempts, len(gateway.calls)) == ("sent", 2, 2)
     assert [c.delivery_id for c in gateway.calls] == [delivery.id, delivery.id]
+
+
+class CountingStore(FakeNotifierStore):
+    """Remembers when it was asked for stranded rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks: list[datetime] = []
+
+    async def stranded(self, now: datetime, limit: int) -> list[Any]:
+        self.looks.append(now)
+        return await super().stranded(now, limit)
+
+
+async def test_a_worker_looks_for_stranded_rows_once_a_quarter_of_its_lease_not_at_every_pass() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = CountingStore(), new_deps(clock)
+    survivor = worker(store, deps, [ScriptedGateway(WHATSAPP, AT_LEAST_ONCE)], "host-b:2")
+    for _ in range(3):
+        await survivor.pass_once()
+    assert store.looks == [MORNING]
+
+    clock.set(MORNING + timedelta(seconds=14))  # the lease is 60 s: nothing can have stranded since the last look
+    await survivor.pass_once()
+    assert store.looks == [MORNING]
+    clock.set(MORNING + timedelta(seconds=15))
+    await survivor.pass_once()
+    assert store.looks == [MORNING, MORNING + timedelta(seconds=15)]
+
+
+async def test_a_row_stranded_while_a_worker_runs_is_recovered_by_it_within_a_quarter_of_a_lease_of_expiring() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    gateway = ScriptedGateway(WHATSAPP, AT_LEAST_ONCE)
+    survivor = worker(store, deps, [gateway], "host-b:2")
+    await survivor.pass_once()  # looked at MORNING: nothing stranded yet
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    await worker(store, deps, [gateway], "host-a:1", Forgetful).pass_once()
+
+    clock.set(MORNING + timedelta(seconds=61))  # host-a's lease has run out
+    await survivor.pass_once()
+
+    [delivery] = deliveries(store, "funding_offer")
+    assert (delivery.status, delivery.attempts, len(gateway.calls)) == ("sent", 2, 2)
+
+
+class ScriptedPasses(DeliveryWorker):
+    """A worker whose passes do what the test says: wake it, stop it, report a full claim."""
+
+    def __init__(self, *args: Any, steps: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.steps, self.passes = steps, 0
+
+    async def _pass(self) -> tuple[int, bool]:
+        self.passes += 1
+        return self.steps.pop(0)()
+
+
+def scripted_worker(steps: list[Any]) -> ScriptedPasses:
+    settings = WorkerSettings(holder="host:1", poll_seconds=3600)
+    return ScriptedPasses(by_time(FakeNotifierStore()), {}, LocalOutboxFiles(None), new_deps(FixedClock(MORNING)),
+                          settings, NotifierFigures(CollectorRegistry()), steps=steps)  # fmt: skip
+
+
+async def test_a_wake_up_that_comes_during_a_pass_starts_the_next_pass_at_once() -> None:
+    stop = asyncio.Event()
+    run: ScriptedPasses
+
+    def queued_meanwhile() -> tuple[int, bool]:
+        run.wake()
+        return 1, False
+
+    def last() -> tuple[int, bool]:
+        stop.set()
+        return 1, False
+
+    run = scripted_worker([queued_meanwhile, last])
+    # Polling is an hour away: only the kept wake-up can start the second pass.
+    await asyncio.wait_for(run.run(stop), timeout=10)
+    assert run.passes == 2
+
+
+async def test_a_full_claim_starts_the_next_pass_at_once_and_a_partial_one_waits() -> None:
+    stop = asyncio.Event()
+
+    def last() -> tuple[int, bool]:
+        stop.set()
+        return 0, False
+
+    full = scripted_worker([lambda: (10, True), last])
+    await asyncio.wait_for(full.run(stop), timeout=10)
+    assert full.passes == 2
+
+    stop.clear()
+    partial = scripted_worker([lambda: (3, False), last])
+    running = asyncio.create_task(partial.run(stop))
+    await asyncio.sleep(0.05)
+    assert partial.passes == 1  # waiting for a wake-up or the next poll
+    partial.wake()
+    await asyncio.wait_for(running, timeout=10)
+    assert partial.passes == 2
 
 
 async def test_a_late_answer_to_an_old_attempt_never_overwrites_the_newer_attempt() -> None:
