@@ -185,12 +185,16 @@ class Facts:
     subscribed: dict[str, list[str]] = field(default_factory=dict)  # consumer -> the un-namespaced topics it reads
 
 
+# Every service's outbox is read the same way: a row is published once it no longer waits in outbox_pending.
+_OUTBOX = (
+    "SELECT event_id::text, type, aggregateid, aggregate_version, topic,"
+    " NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = outbox.id) AS published FROM outbox"
+)
 _QUERIES = {
     "registry": {
         "business": "SELECT id::text, version, status, nib_status, nik_digest FROM business",
         "nib_application": "SELECT id::text, business_id::text, status FROM nib_application",
-        "outbox": "SELECT event_id::text, type, aggregateid, aggregate_version, topic,"
-        " NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = outbox.id) AS published FROM outbox",
+        "outbox": _OUTBOX,
         "inbox": "SELECT consumer, event_id::text FROM inbox",
     },
     "funding": {
@@ -199,16 +203,14 @@ _QUERIES = {
         "pledge": "SELECT id::text, total_rupiah, reserved_rupiah, accepted_rupiah, disbursed_rupiah, status,"
         " matched_at FROM pledge",
         "offer": "SELECT id::text, pledge_id::text, business_id::text, amount_rupiah, status FROM offer",
-        "outbox": "SELECT event_id::text, type, aggregateid, aggregate_version, topic,"
-        " NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = outbox.id) AS published FROM outbox",
+        "outbox": _OUTBOX,
         "inbox": "SELECT consumer, event_id::text FROM inbox",
     },
     "notifier": {
         "contact": "SELECT business_id::text, business_version, status FROM contact",
         # The audience column came with deliveries to officers and sponsors; before it every message was the owner's.
         "message": "SELECT event_id::text, template, business_id::text, {audience} AS audience FROM message",
-        "outbox": "SELECT event_id::text, type, aggregateid, aggregate_version, topic,"
-        " NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = outbox.id) AS published FROM outbox",
+        "outbox": _OUTBOX,
         "inbox": "SELECT consumer, event_id::text FROM inbox",
     },
 }

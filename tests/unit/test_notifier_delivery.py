@@ -660,7 +660,8 @@ async def test_a_full_claim_starts_the_next_pass_at_once_and_a_partial_one_waits
     stop.clear()
     partial = scripted_worker([lambda: (3, False), last])
     running = asyncio.create_task(partial.run(stop))
-    await asyncio.sleep(0.05)
+    for _ in range(20):  # let it run as far as it will go without a wake-up
+        await asyncio.sleep(0)
     assert partial.passes == 1  # waiting for a wake-up or the next poll
     partial.wake()
     await asyncio.wait_for(running, timeout=10)
