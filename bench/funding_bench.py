@@ -1,7 +1,8 @@
 """Funding's matching speed, on a real funding process, PostgreSQL and Kafka.
 
 1. A new pledge against 100,000 known businesses: seconds from POST /pledges to the last FundingMatched on Kafka,
-   against a plain SQL query selecting the same eligible set, in the same run.
+   against the floor the issue names, measured in the same run: a plain SQL query selecting the same eligible set,
+   plus raw aiokafka publishing the pledge's events again (the same records, with the relay's producer settings).
 2. A stream of NIBIssued events against 50 open pledges: events per second through funding's view consumer (inbox,
    view update, matching, outbox), against raw aiokafka reading the same records from the same broker.
 """
@@ -21,6 +22,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import table
+from bench.system_bench import partitions_of, read_topic
 from berdaya.stack.local import run_service, throwaway_env
 from berdaya.stack.postgres import ensure_database
 from berdaya.stack.process import stop_pid
@@ -30,7 +32,7 @@ from shared.contracts import new_envelope
 from shared.contracts.registry import BusinessRegistered, NIBIssued
 from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, namespaced
 from shared.reference.wilayah import kota_kupang
-from shared.messaging.kafka import KafkaAccess
+from shared.messaging.kafka import KafkaAccess, TopicSpec, ensure_topics, safe_producer
 
 SECRET = "benchmark-secret-benchmark-secret-benchmark"
 KBLI = ("10130", "10792", "56102", "56103", "47112", "13122", "96112", "45405")
@@ -123,6 +125,48 @@ async def _offers_committed(database: str, expect: int) -> float:
         await conn.close()
 
 
+async def _outbox_drained(database: str) -> None:
+    """Until funding's relay has published every event the pledge caused (PledgeProgressed trails the offers)."""
+    conn = await asyncpg.connect(database)
+    try:
+        while await conn.fetchval("SELECT count(*) FROM outbox_pending"):
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+async def _outbox_topics(database: str) -> list[str]:
+    conn = await asyncpg.connect(database)
+    try:
+        return [r["topic"] for r in await conn.fetch("SELECT DISTINCT topic FROM outbox ORDER BY topic")]
+    finally:
+        await conn.close()
+
+
+async def _raw_publish(kafka: KafkaAccess, topics: list[str]) -> tuple[int, float]:
+    """Every record funding's relay put on these topics, produced again byte for byte and to the same partitions onto
+    fresh topics, with the relay's own producer settings and a warm producer: the least time publishing them takes."""
+    copies: list[tuple[str, object]] = []
+    for topic in topics:
+        partitions = len(await partitions_of(kafka, [topic]))
+        await ensure_topics(kafka, [TopicSpec(f"{topic}.raw-copy", partitions, 1)])
+        copies += [(f"{topic}.raw-copy", r) for r in await read_topic(kafka, topic)]
+    producer = safe_producer(kafka, "bench-raw")
+    await producer.start()
+    try:
+        # One record to every partition first: a new topic's leaders are elected meanwhile, not on the clock.
+        for copy in dict.fromkeys(c for c, _ in copies):
+            await asyncio.gather(*[await producer.send(copy, b"warm-up", partition=p)
+                                   for p in await producer.partitions_for(copy)])  # fmt: skip
+        started = time.perf_counter()
+        sent = [await producer.send(copy, r.value, key=r.key, partition=r.partition, headers=list(r.headers))
+                for copy, r in copies]  # fmt: skip
+        await asyncio.gather(*sent)
+        return len(copies), time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
 async def bench_new_pledge(infra: Throwaway, businesses: int = 100_000) -> dict[str, float]:
     funding = Funding(infra, "pledge")
     await funding.start()
@@ -156,8 +200,11 @@ async def bench_new_pledge(infra: Throwaway, businesses: int = 100_000) -> dict[
             await funding.pledge(http, total=offers * 1_000_000, amount=1_000_000, kbli=["10", "11", "56"], nib_required=True)
         committed = asyncio.create_task(_offers_committed(funding.database, offers))
         last = await _count_matched(infra.kafka, funding.topic(FUNDING_PLEDGE), offers)
+        committed_at = await committed
+        await _outbox_drained(funding.database)
+        events, publish_seconds = await _raw_publish(infra.kafka, await _outbox_topics(funding.database))
         return {"businesses": businesses, "eligible": offers, "match_s": last - started, "sql_s": sql_seconds,
-                "committed_s": await committed - started}  # fmt: skip
+                "committed_s": committed_at - started, "events": events, "raw_publish_s": publish_seconds}  # fmt: skip
     finally:
         funding.stop()
 
@@ -335,8 +382,12 @@ def report(pledge: dict[str, float], stream: dict[str, float]) -> None:
           f"offer each); NIBIssued stream of {stream['events']:,.0f} against {stream['pledges']:.0f} open pledges "
           f"({stream['offers']:,.0f} offers made)")  # fmt: skip
     table.header()
-    table.row("new pledge -> last FundingMatched on Kafka", f"{pledge['match_s']:.2f} s", f"SQL {pledge['sql_s']:.3f} s",
-         f"{pledge['match_s'] / pledge['sql_s']:.0f}x", "<= 2 s", pledge["match_s"] <= 2.0)  # fmt: skip
+    floor = pledge["sql_s"] + pledge["raw_publish_s"]
+    table.row("new pledge -> last FundingMatched on Kafka", f"{pledge['match_s']:.2f} s", f"floor {floor:.2f} s",
+         f"{pledge['match_s'] / floor:.1f}x", "<= 3x", pledge["match_s"] <= 3 * floor)  # fmt: skip
+    table.row("  the same, in seconds", f"{pledge['match_s']:.2f} s", "", "", "<= 2 s", pledge["match_s"] <= 2.0)
+    print(f"  (floor: the SQL selecting the eligible set, {pledge['sql_s']:.3f} s, plus raw aiokafka publishing the "
+          f"pledge's {pledge['events']:,.0f} events with the relay's settings, {pledge['raw_publish_s']:.2f} s)")
     print(f"  (the offers and their outbox rows committed after {pledge['committed_s']:.2f} s; the rest is the relay)")
     view = stream["events"] / stream["stream_s"]
     raw = stream["events"] / stream["raw_consumer_s"]
