@@ -387,7 +387,7 @@ def report(pledge: dict[str, float], stream: dict[str, float]) -> None:
          f"{pledge['match_s'] / floor:.1f}x", "<= 3x", pledge["match_s"] <= 3 * floor)  # fmt: skip
     table.row("  the same, in seconds", f"{pledge['match_s']:.2f} s", "", "", "<= 2 s", pledge["match_s"] <= 2.0)
     print(f"  (floor: the SQL selecting the eligible set, {pledge['sql_s']:.3f} s, plus raw aiokafka publishing the "
-          f"pledge's {pledge['events']:,.0f} events with the relay's settings, {pledge['raw_publish_s']:.2f} s)")
+          f"{pledge['events']:,.0f} events funding published with the relay's settings, {pledge['raw_publish_s']:.2f} s)")
     print(f"  (the offers and their outbox rows committed after {pledge['committed_s']:.2f} s; the rest is the relay)")
     view = stream["events"] / stream["stream_s"]
     raw = stream["events"] / stream["raw_consumer_s"]
