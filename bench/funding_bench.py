@@ -22,7 +22,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import table
-from bench.system_bench import partitions_of, read_topic
+from bench.system_bench import outbox_published, partitions_of, read_topic
 from berdaya.stack.local import run_service, throwaway_env
 from berdaya.stack.postgres import ensure_database
 from berdaya.stack.process import stop_pid
@@ -125,16 +125,6 @@ async def _offers_committed(database: str, expect: int) -> float:
         await conn.close()
 
 
-async def _outbox_drained(database: str) -> None:
-    """Until funding's relay has published every event the pledge caused (PledgeProgressed trails the offers)."""
-    conn = await asyncpg.connect(database)
-    try:
-        while await conn.fetchval("SELECT count(*) FROM outbox_pending"):
-            await asyncio.sleep(0.05)
-    finally:
-        await conn.close()
-
-
 async def _outbox_topics(database: str) -> list[str]:
     conn = await asyncpg.connect(database)
     try:
@@ -201,7 +191,8 @@ async def bench_new_pledge(infra: Throwaway, businesses: int = 100_000) -> dict[
         committed = asyncio.create_task(_offers_committed(funding.database, offers))
         last = await _count_matched(infra.kafka, funding.topic(FUNDING_PLEDGE), offers)
         committed_at = await committed
-        await _outbox_drained(funding.database)
+        # PledgeProgressed trails the offers: the floor counts every event the pledge caused.
+        await outbox_published(funding.database, timeout=600, what="funding's outbox relay")
         events, publish_seconds = await _raw_publish(infra.kafka, await _outbox_topics(funding.database))
         return {"businesses": businesses, "eligible": offers, "match_s": last - started, "sql_s": sql_seconds,
                 "committed_s": committed_at - started, "events": events, "raw_publish_s": publish_seconds}  # fmt: skip
