@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 
 from bench import table
 from bench.system_bench import outbox_published, partitions_of, read_topic
@@ -136,7 +137,7 @@ async def _outbox_topics(database: str) -> list[str]:
 async def _raw_publish(kafka: KafkaAccess, topics: list[str]) -> tuple[int, float]:
     """Every record funding's relay put on these topics, produced again byte for byte and to the same partitions onto
     fresh topics, with the relay's own producer settings and a warm producer: the least time publishing them takes."""
-    copies: list[tuple[str, object]] = []
+    copies: list[tuple[str, ConsumerRecord]] = []
     for topic in topics:
         partitions = len(await partitions_of(kafka, [topic]))
         await ensure_topics(kafka, [TopicSpec(f"{topic}.raw-copy", partitions, 1)])
