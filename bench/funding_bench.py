@@ -137,16 +137,16 @@ async def _outbox_topics(database: str) -> list[str]:
 async def _raw_publish(kafka: KafkaAccess, topics: list[str]) -> tuple[int, float]:
     """Every record funding's relay put on these topics, produced again byte for byte and to the same partitions onto
     fresh topics, with the relay's own producer settings and a warm producer: the least time publishing them takes."""
+    copy_of = {topic: f"{topic}.raw-copy" for topic in topics}
     copies: list[tuple[str, ConsumerRecord]] = []
-    for topic in topics:
-        partitions = len(await partitions_of(kafka, [topic]))
-        await ensure_topics(kafka, [TopicSpec(f"{topic}.raw-copy", partitions, 1)])
-        copies += [(f"{topic}.raw-copy", r) for r in await read_topic(kafka, topic)]
+    for topic, copy in copy_of.items():
+        await ensure_topics(kafka, [TopicSpec(copy, len(await partitions_of(kafka, [topic])), 1)])
+        copies += [(copy, r) for r in await read_topic(kafka, topic)]
     producer = safe_producer(kafka, "bench-raw")
     await producer.start()
     try:
         # One record to every partition first: a new topic's leaders are elected meanwhile, not on the clock.
-        for copy in dict.fromkeys(c for c, _ in copies):
+        for copy in copy_of.values():
             await asyncio.gather(*[await producer.send(copy, b"warm-up", partition=p)
                                    for p in await producer.partitions_for(copy)])  # fmt: skip
         started = time.perf_counter()

@@ -57,9 +57,9 @@ SELECT o.id, o.event_id, o.aggregateid, o.type, o.event_version, o.topic, o.payl
 # from there rather than from its first row). With a fresh or churning outbox the planner's estimates are off and
 # it picks a bitmap scan of every unpublished row, an anti-join for each and a sort (200 ms at a 15,000-row
 # backlog, growing with it); forbidding bitmap and sequential scans for the batch's transaction keeps it at a few
-# milliseconds whatever the backlog. With rows waiting for a retry, the planner
-# expects a handful and materialises all of them for every claimed row to compare aggregates (1,000 of them made a
-# claim of 500 take 80-120 ms); without materialising it looks each aggregate up in their index (4-10 ms).
+# milliseconds whatever the backlog. With rows waiting for a retry, the planner expects a handful and materialises
+# all of them for every claimed row to compare aggregates (1,000 of them made a claim of 500 take 80-120 ms);
+# without materialising it looks each aggregate up in their index (4-10 ms).
 _BATCH_SETTINGS = (
     "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_material = off; "
 )
