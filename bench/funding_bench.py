@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import time
 import uuid
@@ -58,8 +57,6 @@ class Funding:
     def __init__(self, infra: Throwaway, label: str) -> None:
         self.infra, self.namespace = infra, f"bench-{label}-{uuid.uuid4().hex[:6]}"
         self.env = throwaway_env(infra.kafka, self.namespace, SECRET)
-        if os.environ.get("FUNDING_PROFILE"):  # cProfile the service process (services/funding/__main__.py)
-            self.env["FUNDING_PROFILE"] = f"{os.environ['FUNDING_PROFILE']}-{label}"
         self.officer = {"Authorization": f"Bearer {TokenService(SECRET).mint('bench', ['officer'])}"}
 
     async def start(self) -> None:
@@ -74,11 +71,6 @@ class Funding:
         self.auth = {"Authorization": f"Bearer {token}"}
 
     def stop(self) -> None:
-        if self.env.get("FUNDING_PROFILE"):
-            import signal
-
-            os.kill(self.process.pid, signal.SIGUSR2)  # writes the profile (services/funding/__main__.py)
-            time.sleep(3)
         stop_pid(self.process.pid)
 
     def topic(self, name: str) -> str:
