@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from shared.db import Database, DatabaseBusy, DatabaseMetrics
+from shared.db import Database, DatabaseBusy, DatabaseMetrics, open_database
 from shared.messaging import inbox
 from shared.messaging.consumer import RetryPolicy
 from shared.messaging.dead_letters import KafkaDeadLetters
@@ -35,6 +35,17 @@ class InsertsTwice(PgUnitOfWork):
 
     def bind(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+
+
+async def test_every_pooled_connection_ends_runaway_statements_and_idle_transactions_and_compiles_no_query(database_url):
+    db = await open_database(database_url, statement_timeout_ms=1234)
+    try:
+        async with db.acquire() as conn:
+            assert await conn.fetchval("SHOW statement_timeout") == "1234ms"
+            assert await conn.fetchval("SHOW idle_in_transaction_session_timeout") == "1234ms"
+            assert await conn.fetchval("SHOW jit") == "off"
+    finally:
+        await db.close()
 
 
 async def test_a_failed_commit_gives_its_connection_back_so_the_pool_never_runs_dry(database_url):
