@@ -193,22 +193,39 @@ def forget_consumer_group(kafka: KafkaAccess | str, group: str) -> None:
             raise  # a group that never committed anything already reads from the beginning
 
 
-def consumer_lag(kafka: KafkaAccess | str, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
+def consumer_lag(
+    kafka: KafkaAccess | str, group: str, topics: list[str], timeout: float = 30
+) -> dict[tuple[str, int], int]:
     """Records on each partition of `topics` that `group` has not committed yet (all of them if it never committed)."""
-    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
 
-    admin = confluent_admin(kafka)  # kept referenced until the answer arrives
-    answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=30)
-    committed = {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions or []}
-    probe = Consumer({**KafkaAccess.of(kafka).confluent(), "group.id": f"{group}.lag-probe", "enable.auto.commit": False})
-    try:
-        metadata = probe.list_topics(timeout=10)
-        lag = {}
-        for topic in topics:
-            for partition in metadata.topics[topic].partitions if topic in metadata.topics else {}:
-                low, high = probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                done = committed.get((topic, partition), -1)
-                lag[(topic, partition)] = high - max(done, low)
-        return lag
-    finally:
-        probe.close()
+    # Only an admin client, and a quiet one: a consumer made just to read offsets looks up its group's coordinator
+    # as it starts, and closing it mid-handshake printed authentication errors on most calls. What the client met on
+    # the way (a refused login) is told in the error raised instead.
+    met: list[KafkaError] = []
+    admin = AdminClient({**KafkaAccess.of(kafka).confluent(), "log_level": 0, "error_cb": met.append})
+
+    def answer(future):  # noqa: ANN001, ANN202 - a confluent future and its result
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            admin.poll(0)  # serves error_cb
+            why = f"; the client met: {met[-1].str()}" if met else ""
+            raise TimeoutError(f"Kafka did not say within {timeout:.0f} s how far consumer group {group} has read"
+                               f"{why}") from None
+
+    found = answer(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group])
+    committed = {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions or []}
+    metadata = admin.list_topics(timeout=timeout)
+    partitions = [TopicPartition(topic, p) for topic in topics if topic in metadata.topics
+                  for p in metadata.topics[topic].partitions]  # fmt: skip
+    if not partitions:
+        return {}
+
+    def offsets(spec: OffsetSpec) -> dict[tuple[str, int], int]:
+        futures = admin.list_offsets({tp: spec for tp in partitions}, request_timeout=timeout)
+        return {(tp.topic, tp.partition): answer(future).offset for tp, future in futures.items()}
+
+    low, high = offsets(OffsetSpec.earliest()), offsets(OffsetSpec.latest())
+    return {tp: high[tp] - max(committed.get(tp, -1), low[tp]) for tp in sorted(high)}

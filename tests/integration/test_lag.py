@@ -5,6 +5,7 @@ our choosing and the monitor reads a clock of ours, so ages are exact without wa
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -13,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 
-from shared.messaging.kafka import TopicSpec, ensure_topics, forget_consumer_group
+from shared.messaging.kafka import TopicSpec, consumer_lag, ensure_topics, forget_consumer_group
 from shared.messaging.lag import KafkaLagProbe, LagMonitor, Watched
 from shared.observability import LagMetrics
 from shared.messaging.kafka import KafkaAccess
@@ -156,3 +157,29 @@ async def test_a_group_that_catches_up_shows_no_lag(infra, namespace, topic, pro
 
     assert sample(registry, "berdaya_consumer_group_lag_records", "notifier", topic, 0) == 0
     assert sample(registry, "berdaya_consumer_group_lag_seconds", "notifier", topic, 0) == 0
+
+
+async def test_the_lag_an_operator_or_checker_asks_for_counts_from_the_committed_offset_and_prints_no_client_noise(
+    infra, namespace, topic, producer, capfd  # noqa: ANN001
+):
+    await produce(producer, topic, 0, [T0, T0 + 1, T0 + 2])
+    await produce(producer, topic, 1, [T0, T0 + 1])
+    group = f"{namespace}.notifier"
+    await commit(infra.kafka, group, {TopicPartition(topic, 0): 1})
+
+    # Asked again and again, as `berdaya replay` and the chaos checker do while they wait for lag 0.
+    answers = [await asyncio.to_thread(consumer_lag, infra.kafka, group, [topic]) for _ in range(10)]
+
+    assert answers == [{(topic, 0): 2, (topic, 1): 2}] * 10
+    assert capfd.readouterr().err == ""
+
+
+async def test_the_lag_asked_with_a_refused_login_ends_with_an_error_that_says_the_login_was_refused(
+    infra, topic  # noqa: ANN001
+):
+    wrong = infra.kafka.as_user(infra.kafka.username, "not-the-password")
+
+    with pytest.raises(TimeoutError, match="SASL authentication error") as refused:
+        await asyncio.to_thread(consumer_lag, wrong, "lag-any.notifier", [topic], 3)
+
+    assert "lag-any.notifier" in str(refused.value)
