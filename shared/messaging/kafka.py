@@ -162,7 +162,9 @@ async def kafka_reachable(kafka: KafkaAccess | str, timeout: float = 3.0) -> str
 def confluent_admin(kafka: KafkaAccess | str):  # noqa: ANN201 - confluent's AdminClient
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient(KafkaAccess.of(kafka).confluent())
+    # Warnings and errors only: librdkafka's notices (such as a handle destroyed with an event it was never asked to
+    # serve) printed on about one call in ten, in front of operators who could do nothing about them.
+    return AdminClient({**KafkaAccess.of(kafka).confluent(), "log_level": 4})
 
 
 def active_group_members(kafka: KafkaAccess | str, group: str) -> int:

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 
-from shared.messaging.kafka import TopicSpec, consumer_lag, ensure_topics, forget_consumer_group
+from shared.messaging.kafka import TopicSpec, active_group_members, consumer_lag, ensure_topics, forget_consumer_group
 from shared.messaging.lag import KafkaLagProbe, LagMonitor, Watched
 from shared.observability import LagMetrics
 from shared.messaging.kafka import KafkaAccess
@@ -183,3 +183,12 @@ async def test_the_lag_asked_with_a_refused_login_ends_with_an_error_that_says_t
         await asyncio.to_thread(consumer_lag, wrong, "lag-any.notifier", [topic], 3)
 
     assert "lag-any.notifier" in str(refused.value)
+
+
+async def test_asking_kafka_about_groups_again_and_again_prints_no_notice_an_operator_could_take_for_a_fault(
+    infra, namespace, capfd  # noqa: ANN001
+):
+    for n in range(30):  # about one admin client in ten used to print a notice as it was destroyed
+        assert await asyncio.to_thread(active_group_members, infra.kafka, f"{namespace}.nobody-{n}") == 0
+
+    assert capfd.readouterr().err == ""
