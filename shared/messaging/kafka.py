@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,12 +160,13 @@ async def kafka_reachable(kafka: KafkaAccess | str, timeout: float = 3.0) -> str
         await client.close()
 
 
-def confluent_admin(kafka: KafkaAccess | str):  # noqa: ANN201 - confluent's AdminClient
+def confluent_admin(kafka: KafkaAccess | str, settings: Mapping[str, Any] | None = None):  # noqa: ANN201
+    """Confluent's AdminClient; `settings`: librdkafka settings of the caller's own, over the defaults here."""
     from confluent_kafka.admin import AdminClient
 
     # Warnings and errors only: librdkafka's notices (such as a handle destroyed with an event it was never asked to
     # serve) printed on about one call in ten, in front of operators who could do nothing about them.
-    return AdminClient({**KafkaAccess.of(kafka).confluent(), "log_level": 4})
+    return AdminClient({**KafkaAccess.of(kafka).confluent(), "log_level": 4, **(settings or {})})
 
 
 def active_group_members(kafka: KafkaAccess | str, group: str) -> int:
@@ -200,13 +202,13 @@ def consumer_lag(
 ) -> dict[tuple[str, int], int]:
     """Records on each partition of `topics` that `group` has not committed yet (all of them if it never committed)."""
     from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, TopicPartition
-    from confluent_kafka.admin import AdminClient, OffsetSpec
+    from confluent_kafka.admin import OffsetSpec
 
     # Only an admin client, and a quiet one: a consumer made just to read offsets looks up its group's coordinator
     # as it starts, and closing it mid-handshake printed authentication errors on most calls. What the client met on
     # the way (a refused login) is told in the error raised instead.
     met: list[KafkaError] = []
-    admin = AdminClient({**KafkaAccess.of(kafka).confluent(), "log_level": 0, "error_cb": met.append})
+    admin = confluent_admin(kafka, {"log_level": 0, "error_cb": met.append})
 
     def answer(future):  # noqa: ANN001, ANN202 - a confluent future and its result
         try:
