@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaClient, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -169,16 +170,48 @@ def confluent_admin(kafka: KafkaAccess | str, settings: Mapping[str, Any] | None
     return AdminClient({**KafkaAccess.of(kafka).confluent(), "log_level": 4, **(settings or {})})
 
 
+T = TypeVar("T")
+
+
+def until_coordinator_settles(ask: Callable[[], T], patience: float = 30, pause: float = 0.5,
+                              sleep: Callable[[float], None] = time.sleep) -> T:  # fmt: skip
+    """`ask()`, and again while the consumer group's coordinator is moving or loading, for up to `patience` seconds.
+
+    Right after a broker starts, or while leadership moves, Kafka answers a group request with "not the coordinator"
+    or "loading"; its own clients ask again, and so does an operator's command rather than stop half-way.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+
+    settling = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                KafkaError.COORDINATOR_LOAD_IN_PROGRESS)  # fmt: skip
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return ask()
+        except KafkaException as exc:
+            if exc.args[0].code() not in settling or time.monotonic() >= deadline:
+                raise
+        sleep(pause)
+
+
 def active_group_members(kafka: KafkaAccess | str, group: str) -> int:
-    """How many members a consumer group has now (0 when no process is consuming with it)."""
-    from confluent_kafka import KafkaException
+    """How many members a consumer group has now (0 when no process is consuming with it).
+
+    Any other failure is raised: a caller that goes on to empty a view must not take "could not ask" for "nobody".
+    """
+    from confluent_kafka import KafkaError, KafkaException
 
     admin = confluent_admin(kafka)  # kept referenced until the answer arrives
-    futures = admin.describe_consumer_groups([group], request_timeout=15)
-    try:
-        return len(futures[group].result(timeout=30).members)
-    except KafkaException:
-        return 0
+
+    def ask() -> int:
+        try:
+            return len(admin.describe_consumer_groups([group], request_timeout=15)[group].result(timeout=30).members)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+                return 0  # a group nobody has used, or one already forgotten
+            raise
+
+    return until_coordinator_settles(ask)
 
 
 def forget_consumer_group(kafka: KafkaAccess | str, group: str) -> None:
@@ -189,12 +222,15 @@ def forget_consumer_group(kafka: KafkaAccess | str, group: str) -> None:
     from confluent_kafka import KafkaError, KafkaException
 
     admin = confluent_admin(kafka)  # kept referenced until the answer arrives
-    futures = admin.delete_consumer_groups([group], request_timeout=15)
-    try:
-        futures[group].result(timeout=30)
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
-            raise  # a group that never committed anything already reads from the beginning
+
+    def ask() -> None:
+        try:
+            admin.delete_consumer_groups([group], request_timeout=15)[group].result(timeout=30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
+                raise  # a group that never committed anything already reads from the beginning
+
+    until_coordinator_settles(ask)
 
 
 def consumer_lag(

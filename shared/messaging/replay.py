@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+from confluent_kafka import KafkaException
 
 from shared.contracts.topics import namespaced
 from shared.messaging import inbox
@@ -32,6 +33,11 @@ class RebuildableView:
 
 class StillRunning(RuntimeError):
     pass
+
+
+class OffsetsKept(RuntimeError):
+    """The view was emptied but Kafka kept a consumer group's offsets: started now, the service would read only what
+    comes next and the view would stay empty of everything before. Running the rebuild again finishes it."""
 
 
 async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAccess | str,
@@ -55,7 +61,13 @@ async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAcces
     finally:
         await conn.close()
     for group in groups:
-        forget_consumer_group(kafka, group)
+        try:
+            forget_consumer_group(kafka, group)
+        except (KafkaException, TimeoutError) as exc:
+            why = exc.args[0].str() if isinstance(exc, KafkaException) else "no answer in time"
+            raise OffsetsKept(
+                f"{view.name} was emptied, but Kafka did not forget where {group} had read to ({why})"
+            ) from exc
     return removed
 
 

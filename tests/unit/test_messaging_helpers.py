@@ -1,5 +1,6 @@
 """Tests the messaging and database helpers with no I/O: dead-letter headers and dead letters as operators read them,
-NIK scrubbing, the outbox relay's retry split, and the WHERE builder."""
+NIK scrubbing, the outbox relay's retry split, the WHERE builder, and group requests asked again while Kafka's
+coordinator settles."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import uuid
 from datetime import date, datetime
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from shared.contracts import new_envelope
 from shared.contracts.registry import NIBIssued
 from shared.contracts.topics import REGISTRY_BUSINESS
 from shared.db import Where, like_pattern
 from shared.messaging.dead_letters import DeadLetter, Record, dead_letter_headers
+from shared.messaging.kafka import until_coordinator_settles
 from shared.messaging.outbox import OutboxRow, RelayError, split_by_first_failure
 from shared.observability import _ScrubFilter, scrub
 
@@ -239,3 +242,48 @@ def test_a_like_pattern_matches_percent_and_underscore_only_literally() -> None:
 def test_a_like_pattern_is_used_inside_wildcards_that_still_work() -> None:
     where = Where().add_if("%" + like_pattern("50%") + "%", "business_name ILIKE {}")
     assert where.args == [r"%50\%%"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Asking about a consumer group while its coordinator settles
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Answers:
+    """A group request that fails with the given Kafka errors first, then answers."""
+
+    def __init__(self, *errors: int) -> None:
+        self.errors, self.asked = list(errors), 0
+
+    def __call__(self) -> str:
+        self.asked += 1
+        if self.errors:
+            raise KafkaException(KafkaError(self.errors.pop(0)))
+        return "answer"
+
+
+def test_a_group_request_is_asked_again_while_the_coordinator_moves_or_loads():
+    ask = Answers(KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                  KafkaError.COORDINATOR_NOT_AVAILABLE)  # fmt: skip
+
+    assert until_coordinator_settles(ask, sleep=lambda _: None) == "answer"
+    assert ask.asked == 4
+
+
+def test_a_group_request_refused_for_any_other_reason_fails_at_once():
+    ask = Answers(KafkaError.GROUP_AUTHORIZATION_FAILED)
+
+    with pytest.raises(KafkaException) as refused:
+        until_coordinator_settles(ask, sleep=lambda _: None)
+
+    assert refused.value.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED
+    assert ask.asked == 1
+
+
+def test_a_coordinator_that_never_settles_fails_once_patience_runs_out():
+    ask = Answers(*[KafkaError.NOT_COORDINATOR] * 1000)
+
+    with pytest.raises(KafkaException):
+        until_coordinator_settles(ask, patience=0.05, pause=0.01)
+
+    assert 2 <= ask.asked < 1000

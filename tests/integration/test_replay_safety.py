@@ -1,0 +1,150 @@
+"""Rebuilding a view when Kafka will not do its part, on a real secured broker and PostgreSQL: a rebuild that cannot
+learn whether the service is still consuming empties nothing; one whose offsets Kafka keeps says the view was
+emptied; and the wait for a rebuilt view reports its progress and ends with an error that names the group, never a
+traceback or a silent "rebuilt"."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException
+
+from berdaya import partners
+from berdaya.views import wait_for_catch_up
+from shared.contracts.topics import namespaced
+from shared.db import load_migrations, migrate
+from shared.messaging.kafka import KafkaAccess, TopicSpec, active_group_members, ensure_topics
+from shared.messaging.replay import OffsetsKept, RebuildableView, rebuild
+from tests.integration.test_lag import commit, produce
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_750_000_000.0
+
+
+@pytest.fixture
+async def namespace() -> str:
+    return f"rs-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def partner(infra, namespace) -> KafkaAccess:  # noqa: ANN001
+    """A partner's login: it may use consumer groups of its own (read, so describe), and delete none."""
+    access = await partners.add(infra.kafka, "bri", namespace=namespace, partitions=1)
+    return infra.kafka.as_user(access.user, access.password)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[str]:
+    """A view table of 3 rows and 2 inbox rows of its consumer, in a database with the messaging schema."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await migrate(conn, load_migrations("shared.messaging.migrations", "messaging"))
+        await conn.execute("CREATE TABLE tally (id integer PRIMARY KEY)")
+        await conn.execute("INSERT INTO tally SELECT generate_series(1, 3)")
+        await conn.execute("INSERT INTO inbox (consumer, event_id, event_type, aggregate_id)"
+                           " SELECT 'bri.reader', gen_random_uuid(), 'Ticked', 'k' FROM generate_series(1, 2)")
+    finally:
+        await conn.close()
+    yield database_url
+
+
+def view(topic: str = "public.business.v1") -> RebuildableView:
+    # The consumer is named inside the partner's own group prefix, so its login may describe the group.
+    return RebuildableView(name="tally-view", service="tally", consumers=("bri.reader",), topics=(topic,),
+                           tables=("tally",), kept="nothing else")  # fmt: skip
+
+
+async def rows(database: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(database)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM tally"), await conn.fetchval("SELECT count(*) FROM inbox")
+    finally:
+        await conn.close()
+
+
+async def test_a_login_that_may_not_ask_about_a_group_is_refused_rather_than_told_nobody_is_consuming(
+    infra, namespace, partner  # noqa: ANN001
+):
+    with pytest.raises(KafkaException) as refused:
+        await asyncio.to_thread(active_group_members, partner, f"{namespace}.funding-view")
+
+    assert refused.value.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED
+
+
+async def test_a_rebuild_that_cannot_learn_whether_the_service_still_consumes_empties_nothing(
+    infra, namespace, partner, database  # noqa: ANN001
+):
+    elsewhere = RebuildableView(name="tally-view", service="tally", consumers=("funding-view",),
+                                topics=("public.business.v1",), tables=("tally",), kept="nothing else")  # fmt: skip
+
+    with pytest.raises(KafkaException):
+        await rebuild(elsewhere, database_url=database, kafka=partner, namespace=namespace)
+
+    assert await rows(database) == (3, 2)
+
+
+async def test_a_rebuild_whose_offsets_kafka_keeps_says_the_view_was_emptied_and_which_group_kept_them(
+    infra, namespace, partner, database, topic  # noqa: ANN001
+):
+    group = namespaced("bri.reader", namespace)
+    # The group exists, and the partner may describe it but not delete it.
+    await commit(infra.kafka, group, {TopicPartition(topic, 0): 0})
+
+    with pytest.raises(OffsetsKept) as kept:
+        await rebuild(view(), database_url=database, kafka=partner, namespace=namespace)
+
+    assert await rows(database) == (0, 0)
+    assert f"tally-view was emptied, but Kafka did not forget where {group} had read to" in str(kept.value)
+    assert "authoriz" in str(kept.value).lower()
+
+
+@pytest.fixture
+async def topic(infra, namespace) -> str:  # noqa: ANN001
+    name = namespaced("registry.business.v1", namespace)
+    await ensure_topics(infra.kafka, [TopicSpec(name, 2, 1)])
+    producer = AIOKafkaProducer(**KafkaAccess.of(infra.kafka).aiokafka(), acks="all")
+    await producer.start()
+    try:
+        await produce(producer, name, 0, [T0, T0 + 1, T0 + 2])
+        await produce(producer, name, 1, [T0])
+    finally:
+        await producer.stop()
+    return name
+
+
+async def test_the_wait_for_a_rebuilt_view_reports_the_records_left_and_ends_when_none_are(
+    infra, namespace, topic  # noqa: ANN001
+):
+    group = namespaced("reader", namespace)
+    replayed = RebuildableView(name="v", service="s", consumers=("reader",), topics=("registry.business.v1",),
+                               tables=(), kept="")  # fmt: skip
+    heard: list[int] = []
+    await commit(infra.kafka, group, {TopicPartition(topic, 0): 1, TopicPartition(topic, 1): 1})
+
+    left = await asyncio.to_thread(wait_for_catch_up, infra.kafka, replayed, namespace, timeout=0,
+                                   progress=heard.append)  # fmt: skip
+    assert (left, heard) == (2, [2])
+
+    await commit(infra.kafka, group, {TopicPartition(topic, 0): 3})
+    left = await asyncio.to_thread(wait_for_catch_up, infra.kafka, replayed, namespace, progress=heard.append)
+    assert (left, heard) == (0, [2, 0])
+
+
+async def test_the_wait_for_a_rebuilt_view_with_kafka_refusing_ends_in_an_error_that_names_the_group_and_the_cause(
+    infra, namespace, topic  # noqa: ANN001
+):
+    wrong = infra.kafka.as_user(infra.kafka.username, "not-the-password")
+    replayed = RebuildableView(name="v", service="s", consumers=("reader",), topics=("registry.business.v1",),
+                               tables=(), kept="")  # fmt: skip
+
+    with pytest.raises(TimeoutError) as refused:
+        await asyncio.to_thread(wait_for_catch_up, wrong, replayed, namespace, patience=0, ask_timeout=3)
+
+    assert namespaced("reader", namespace) in str(refused.value)
+    assert "SASL authentication error" in str(refused.value)
