@@ -26,7 +26,7 @@ from berdaya.stack.local import SERVICES, LocalStack, service
 from berdaya.stack.postgres import database_url as database_url_of
 from berdaya.views import VIEWS, print_coverage, wait_for_catch_up
 from shared.auth import TokenService
-from shared.messaging.replay import StillRunning, rebuild
+from shared.messaging.replay import OffsetsKept, StillRunning, rebuild
 
 app = typer.Typer(help="Berdaya: the event backbone of Kota Kupang's UMKM programme.", no_args_is_help=True)
 console = Console()
@@ -159,16 +159,22 @@ def replay(
     stack = _stack()
     spec = service(rebuildable.service)
     url = database_url or database_url_of(stack.postgres_url, spec.database)
-    if restart and stack.stop_service(spec):
+    stopped = restart and stack.stop_service(spec)
+    if stopped:
         console.print(f"  {spec.name}: stopped")
+    left_stopped = f"; {spec.name} was stopped for this and is left stopped" if stopped else ""
     try:
         removed = asyncio.run(rebuild(rebuildable, database_url=url, kafka=stack.kafka_admin,
                                       namespace=namespace))  # fmt: skip
     except StillRunning as exc:
         _fail(f"{exc} (`berdaya replay {view}` stops the local one itself; elsewhere stop it, then use --no-restart)")
+    except OffsetsKept as exc:
+        _fail(f"{exc}{left_stopped}. Run `berdaya replay {view}` again once Kafka ({stack.bootstrap_servers}) "
+              f"answers, before {spec.name} starts: started now it would never read back what the view lost")
     except (OSError, TimeoutError, asyncpg.PostgresError, KafkaException) as exc:
-        _fail(f"could not rebuild {view}: {type(exc).__name__}: {exc or 'no answer in time'}. Check that Kafka "
-              f"({stack.bootstrap_servers}) and the database are reachable; nothing was emptied unless this says so")
+        _fail(f"could not rebuild {view}: {type(exc).__name__}: {_why(exc)}. Check that Kafka "
+              f"({stack.bootstrap_servers}) and the database are reachable; nothing was emptied"
+              + (f"{left_stopped} (`berdaya up` starts it again)" if stopped else ""))
     console.print("  emptied " + ", ".join(f"{table} ({rows:,} rows)" for table, rows in removed.items()))
     console.print(f"  kept {rebuildable.kept}")
     if not restart:
@@ -176,9 +182,27 @@ def replay(
         return
     stack.start_service(spec)
     stack.wait_ready(spec)
-    with console.status(f"{spec.name} is replaying its topics"):
-        lag = wait_for_catch_up(stack.kafka_admin, rebuildable, namespace)
-    console.print(f"{view} rebuilt: {spec.name} has read its topics to the end (lag {lag:,.0f}).")
+    replaying = f"{spec.name} is replaying its topics"
+    with console.status(replaying) as status:
+        try:
+            lag = wait_for_catch_up(stack.kafka_admin, rebuildable, namespace,
+                                    progress=lambda left: status.update(f"{replaying}: {left:,} records to go"))
+        except (TimeoutError, KafkaException) as exc:
+            _fail(f"{spec.name} is running and rebuilding {view}, but how far it has read could not be learnt: "
+                  f"{_why(exc)}. The rebuild goes on without this command and need not be started again; check that "
+                  f"Kafka ({stack.bootstrap_servers}) is reachable")
+    if lag:
+        console.print(f"{spec.name} is still replaying its topics after an hour ({lag:,} records to go); it carries "
+                      f"on without this command, and {view} is complete once that reaches 0.")
+        return
+    console.print(f"{view} rebuilt: {spec.name} has read its topics to the end.")
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong, in words: a confluent error's own text rather than its repr."""
+    if isinstance(exc, KafkaException) and exc.args and hasattr(exc.args[0], "str"):
+        return exc.args[0].str()
+    return str(exc) or "no answer in time"
 
 
 dlq = typer.Typer(help="Dead-letter topics: what failed, why, and sending it again once the cause is fixed.")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.table import Table
 
@@ -16,14 +18,30 @@ from shared.messaging.replay import RebuildableView
 VIEWS = {v.name: v for v in (FUNDING_VIEW, TRAINING_VIEW)}
 
 
-def wait_for_catch_up(bootstrap: KafkaAccess | str, view: RebuildableView, namespace: str = "", timeout: float = 3600) -> int:
-    """Wait until the view's consumers have committed every record of their topics; returns the lag left."""
+def wait_for_catch_up(
+    kafka: KafkaAccess | str, view: RebuildableView, namespace: str = "", *, timeout: float = 3600,
+    patience: float = 60, progress: Callable[[int], None] = lambda lag: None, ask_timeout: float = 30,
+) -> int:  # fmt: skip
+    """Wait until the view's consumers have committed every record of their topics; returns the lag left (0, or what
+    was left when `timeout` ran out). `progress` hears the lag each time it is read.
+
+    Kafka not answering is waited out for `patience` seconds, as a broker restarting would need; after that the last
+    error is raised, naming what the client met.
+    """
     topics = [namespaced(t, namespace) for t in view.topics]
-    deadline = time.monotonic() + timeout
+    start = answered = time.monotonic()
     while True:
-        lag = sum(sum(consumer_lag(bootstrap, namespaced(c, namespace), topics).values()) for c in view.consumers)
-        if lag == 0 or time.monotonic() > deadline:
-            return lag
+        try:
+            lag = sum(sum(consumer_lag(kafka, namespaced(c, namespace), topics, ask_timeout).values())
+                      for c in view.consumers)  # fmt: skip
+        except (TimeoutError, KafkaException):
+            if time.monotonic() - answered > patience:
+                raise
+        else:
+            answered = time.monotonic()
+            progress(lag)
+            if lag == 0 or answered - start > timeout:
+                return lag
         time.sleep(1)
 
 
