@@ -11,7 +11,6 @@ from rich.table import Table
 
 from services.funding.replay import FUNDING_VIEW
 from services.training.replay import TRAINING_VIEW
-from shared.contracts.topics import namespaced
 from shared.messaging.kafka import KafkaAccess, consumer_lag
 from shared.messaging.replay import RebuildableView
 
@@ -28,12 +27,11 @@ def wait_for_catch_up(
     Kafka not answering is waited out for `patience` seconds, as a broker restarting would need; after that the last
     error is raised, naming what the client met.
     """
-    topics = [namespaced(t, namespace) for t in view.topics]
+    replayed = [s.in_namespace(namespace) for s in view.replayed]
     start = answered = time.monotonic()
     while True:
         try:
-            lag = sum(sum(consumer_lag(kafka, namespaced(c, namespace), topics, ask_timeout).values())
-                      for c in view.consumers)  # fmt: skip
+            lag = sum(sum(consumer_lag(kafka, s.group_id, [s.topic], ask_timeout).values()) for s in replayed)
         except (TimeoutError, KafkaException):
             if time.monotonic() - answered > patience:
                 raise

@@ -17,6 +17,7 @@ from confluent_kafka import KafkaException
 from shared.contracts.topics import namespaced
 from shared.messaging import inbox
 from shared.messaging.kafka import KafkaAccess, active_group_members, forget_consumer_group
+from shared.messaging.subscriptions import Subscription
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,15 @@ class RebuildableView:
 
     name: str
     service: str
-    consumers: tuple[str, ...]  # whose inbox rows go and whose groups read from the beginning again
-    topics: tuple[str, ...]  # what is replayed
+    # The consumers whose inbox rows go and whose groups read from the beginning again, each with its own topic:
+    # a consumer has caught up when it has read its own topic to the end, whatever is on the others'.
+    replayed: tuple[Subscription, ...]
     tables: tuple[str, ...]  # emptied
     kept: str  # what stays, said for the operator
+
+    @property
+    def consumers(self) -> tuple[str, ...]:
+        return tuple(s.consumer for s in self.replayed)
 
 
 class StillRunning(RuntimeError):

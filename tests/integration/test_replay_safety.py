@@ -20,6 +20,7 @@ from shared.contracts.topics import namespaced
 from shared.db import load_migrations, migrate
 from shared.messaging.kafka import KafkaAccess, TopicSpec, active_group_members, ensure_topics
 from shared.messaging.replay import OffsetsKept, RebuildableView, rebuild
+from shared.messaging.subscriptions import Subscription
 from tests.integration.test_lag import commit, produce
 
 pytestmark = pytest.mark.integration
@@ -54,10 +55,10 @@ async def database(database_url: str) -> AsyncIterator[str]:
     yield database_url
 
 
-def view(topic: str = "public.business.v1") -> RebuildableView:
-    # The consumer is named inside the partner's own group prefix, so its login may describe the group.
-    return RebuildableView(name="tally-view", service="tally", consumers=("bri.reader",), topics=(topic,),
-                           tables=("tally",), kept="nothing else")  # fmt: skip
+def view(consumer: str = "bri.reader") -> RebuildableView:
+    # By default the consumer is named inside the partner's own group prefix, so its login may describe the group.
+    return RebuildableView(name="tally-view", service="tally", tables=("tally",), kept="nothing else",
+                           replayed=(Subscription("public.business.v1", consumer, ()),))  # fmt: skip
 
 
 async def rows(database: str) -> tuple[int, int]:
@@ -80,11 +81,8 @@ async def test_a_login_that_may_not_ask_about_a_group_is_refused_rather_than_tol
 async def test_a_rebuild_that_cannot_learn_whether_the_service_still_consumes_empties_nothing(
     infra, namespace, partner, database  # noqa: ANN001
 ):
-    elsewhere = RebuildableView(name="tally-view", service="tally", consumers=("funding-view",),
-                                topics=("public.business.v1",), tables=("tally",), kept="nothing else")  # fmt: skip
-
     with pytest.raises(KafkaException):
-        await rebuild(elsewhere, database_url=database, kafka=partner, namespace=namespace)
+        await rebuild(view("funding-view"), database_url=database, kafka=partner, namespace=namespace)
 
     assert await rows(database) == (3, 2)
 
@@ -105,46 +103,56 @@ async def test_a_rebuild_whose_offsets_kafka_keeps_says_the_view_was_emptied_and
 
 
 @pytest.fixture
-async def topic(infra, namespace) -> str:  # noqa: ANN001
-    name = namespaced("registry.business.v1", namespace)
-    await ensure_topics(infra.kafka, [TopicSpec(name, 2, 1)])
+async def topics(infra, namespace) -> tuple[str, str]:  # noqa: ANN001
+    """Two topics: 3 + 1 records on the first's two partitions, 2 on the second's."""
+    first, second = namespaced("registry.business.v1", namespace), namespaced("training.participant.v1", namespace)
+    await ensure_topics(infra.kafka, [TopicSpec(first, 2, 1), TopicSpec(second, 1, 1)])
     producer = AIOKafkaProducer(**KafkaAccess.of(infra.kafka).aiokafka(), acks="all")
     await producer.start()
     try:
-        await produce(producer, name, 0, [T0, T0 + 1, T0 + 2])
-        await produce(producer, name, 1, [T0])
+        await produce(producer, first, 0, [T0, T0 + 1, T0 + 2])
+        await produce(producer, first, 1, [T0])
+        await produce(producer, second, 0, [T0, T0 + 1])
     finally:
         await producer.stop()
-    return name
+    return first, second
 
 
-async def test_the_wait_for_a_rebuilt_view_reports_the_records_left_and_ends_when_none_are(
-    infra, namespace, topic  # noqa: ANN001
+@pytest.fixture
+def topic(topics: tuple[str, str]) -> str:
+    return topics[0]
+
+
+# Two consumers, each on a topic of its own, as funding's view is rebuilt from registry and training events.
+REPLAYED = RebuildableView(name="v", service="s", replayed=(Subscription("registry.business.v1", "reader", ()),
+                           Subscription("training.participant.v1", "trainings", ())), tables=(), kept="")  # fmt: skip
+
+
+async def test_the_wait_for_a_rebuilt_view_counts_each_consumer_on_its_own_topic_reports_progress_and_ends_at_zero(
+    infra, namespace, topics  # noqa: ANN001
 ):
-    group = namespaced("reader", namespace)
-    replayed = RebuildableView(name="v", service="s", consumers=("reader",), topics=("registry.business.v1",),
-                               tables=(), kept="")  # fmt: skip
+    first, second = topics
     heard: list[int] = []
-    await commit(infra.kafka, group, {TopicPartition(topic, 0): 1, TopicPartition(topic, 1): 1})
+    await commit(infra.kafka, namespaced("trainings", namespace), {TopicPartition(second, 0): 2})
+    reader = namespaced("reader", namespace)
+    await commit(infra.kafka, reader, {TopicPartition(first, 0): 1, TopicPartition(first, 1): 1})
 
-    left = await asyncio.to_thread(wait_for_catch_up, infra.kafka, replayed, namespace, timeout=0,
+    left = await asyncio.to_thread(wait_for_catch_up, infra.kafka, REPLAYED, namespace, timeout=0,
                                    progress=heard.append)  # fmt: skip
     assert (left, heard) == (2, [2])
 
-    await commit(infra.kafka, group, {TopicPartition(topic, 0): 3})
-    left = await asyncio.to_thread(wait_for_catch_up, infra.kafka, replayed, namespace, progress=heard.append)
+    await commit(infra.kafka, reader, {TopicPartition(first, 0): 3})
+    left = await asyncio.to_thread(wait_for_catch_up, infra.kafka, REPLAYED, namespace, progress=heard.append)
     assert (left, heard) == (0, [2, 0])
 
 
 async def test_the_wait_for_a_rebuilt_view_with_kafka_refusing_ends_in_an_error_that_names_the_group_and_the_cause(
-    infra, namespace, topic  # noqa: ANN001
+    infra, namespace, topics  # noqa: ANN001
 ):
     wrong = infra.kafka.as_user(infra.kafka.username, "not-the-password")
-    replayed = RebuildableView(name="v", service="s", consumers=("reader",), topics=("registry.business.v1",),
-                               tables=(), kept="")  # fmt: skip
 
     with pytest.raises(TimeoutError) as refused:
-        await asyncio.to_thread(wait_for_catch_up, wrong, replayed, namespace, patience=0, ask_timeout=3)
+        await asyncio.to_thread(wait_for_catch_up, wrong, REPLAYED, namespace, patience=0, ask_timeout=3)
 
     assert namespaced("reader", namespace) in str(refused.value)
     assert "SASL authentication error" in str(refused.value)
