@@ -9,7 +9,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import asyncpg
 import httpx
@@ -53,7 +53,7 @@ def _progress() -> Progress:
     )  # fmt: skip
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     # One line, whatever the terminal's width: a script reading this or a person copying it gets it whole.
     console.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(1)
@@ -211,9 +211,16 @@ app.add_typer(partner, name="partner")
 
 
 def _dead_letters(topic: str) -> list:  # noqa: ANN202
-    from shared.messaging.dead_letters import read_dead_letters
+    from shared.messaging.dead_letters import UnknownTopic, read_dead_letters
 
-    return asyncio.run(read_dead_letters(_stack().kafka_admin, topic))
+    stack = _stack()
+    try:
+        return asyncio.run(read_dead_letters(stack.kafka_admin, topic))
+    except UnknownTopic as exc:
+        _fail(f"{exc}. Give a topic as it is named, e.g. registry.business.v1 or registry.business.v1.dlq")
+    except TimeoutError as exc:
+        _fail(f"{exc}. Nothing was listed or re-driven; check that Kafka ({stack.bootstrap_servers}) is reachable and "
+              f"run the command again")
 
 
 @dlq.command("list")

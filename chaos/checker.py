@@ -241,7 +241,7 @@ async def gather_facts(system: System) -> Facts:
         facts.topics[topic], facts.unreadable[topic] = await read_events(system.target.kafka,
                                                                          namespaced(topic, ns))  # fmt: skip
         facts.dead_letters[dlq(topic)] = await read_dead_letters(system.target.kafka, namespaced(topic, ns),
-                                                                 timeout=30)  # fmt: skip
+                                                                 patience=30)  # fmt: skip
     await _reports(system, facts)
     facts.replicas_not_ready = [r.name for r in system.replicas.values() if not await system.ready(r)]
     return facts

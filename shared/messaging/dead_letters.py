@@ -115,8 +115,17 @@ class DeadLetter:
             return None
 
 
-async def read_dead_letters(kafka: KafkaAccess | str, topic: str, *, timeout: float = 5.0) -> list[DeadLetter]:
-    """Everything on `topic`'s dead-letter topic (give the topic or its .dlq), oldest first."""
+class UnknownTopic(LookupError):
+    pass
+
+
+async def read_dead_letters(kafka: KafkaAccess | str, topic: str, *, patience: float = 10.0) -> list[DeadLetter]:
+    """Everything on `topic`'s dead-letter topic (give the topic or its .dlq), oldest first: all of it, or an error.
+
+    It reads up to the end offsets found as it starts. `patience` is how long it waits for records that do not come
+    (Kafka slow or gone); it then raises rather than return part of the list, since re-driving part of it, or a
+    checker counting part of it, would look like the whole.
+    """
     dlq_topic = topic if topic.endswith(".dlq") else dlq(topic)
     consumer = AIOKafkaConsumer(**KafkaAccess.of(kafka).aiokafka(), enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest")  # fmt: skip
@@ -128,15 +137,24 @@ async def read_dead_letters(kafka: KafkaAccess | str, topic: str, *, timeout: fl
             partitions = consumer.partitions_for_topic(dlq_topic) or set()
         tps = [TopicPartition(dlq_topic, p) for p in sorted(partitions)]
         if not tps:
-            return []
+            known = sorted(t for t in await consumer.topics() if t.endswith(".dlq"))
+            raise UnknownTopic(f"there is no topic {dlq_topic}; the dead-letter topics are "
+                               f"{', '.join(known) or 'none yet'}")  # fmt: skip
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
         found: list[DeadLetter] = []
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]] and loop.time() < deadline:
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+        heard = loop.time()
+        while behind := [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            fetched = await consumer.getmany(*behind, timeout_ms=500)
+            if any(fetched.values()):
+                heard = loop.time()
+            elif loop.time() - heard > patience:
+                left = sum(ends[tp] - await consumer.position(tp) for tp in behind)
+                raise TimeoutError(f"read {len(found):,} dead letters of {dlq_topic}, then Kafka sent none of the "
+                                   f"{left:,} left for {patience:.0f} s")  # fmt: skip
+            for tp, records in fetched.items():
                 for r in records:
                     if r.offset < ends[tp]:
                         headers = {k: v.decode("utf-8", "replace") for k, v in (r.headers or ())}

@@ -1,0 +1,67 @@
+"""Reading a dead-letter topic on a real secured broker, as `berdaya dlq list|redrive` and the chaos checker do: every
+dead letter or an error, never part of them presented as all; and a topic named wrong is said to be wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import TopicAuthorizationFailedError
+
+from berdaya import partners
+from berdaya.stack.access import service_access
+from shared.contracts.topics import dlq, namespaced, partner_topic
+from shared.messaging.dead_letters import UnknownTopic, read_dead_letters
+from shared.messaging.kafka import KafkaAccess, TopicSpec, ensure_topics, with_dead_letters
+
+pytestmark = pytest.mark.integration
+
+
+async def put_dead_letters(kafka: KafkaAccess, topic: str, count: int, partitions: int) -> None:
+    producer = AIOKafkaProducer(**kafka.aiokafka(), acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, f"letter {n}".encode(), key=f"k{n}".encode(), partition=n % partitions,
+                                    headers=[("dlq.consumer", b"funding-view"), ("dlq.error", f"failed {n}".encode())])
+                for n in range(count)]  # fmt: skip
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def test_every_dead_letter_of_a_large_topic_is_read_in_partition_and_offset_order(infra):  # noqa: ANN001
+    topic = f"dl-{uuid.uuid4().hex[:8]}.registry.business.v1"
+    await ensure_topics(infra.kafka, [TopicSpec(topic, 3, 1), TopicSpec(dlq(topic), 3, 1)])
+    await put_dead_letters(infra.kafka, dlq(topic), 30_000, 3)
+
+    letters = await read_dead_letters(infra.kafka, topic)
+
+    assert len(letters) == 30_000
+    assert [(d.partition, d.offset) for d in letters] == [(p, o) for p in range(3) for o in range(10_000)]
+    assert {d.consumer for d in letters} == {"funding-view"} and letters[0].value == b"letter 0"
+
+
+async def test_a_topic_named_wrong_is_refused_with_the_dead_letter_topics_there_are(infra):  # noqa: ANN001
+    topic = f"dl-{uuid.uuid4().hex[:8]}.registry.business.v1"
+    await ensure_topics(infra.kafka, with_dead_letters([topic], 1, 1))
+
+    with pytest.raises(UnknownTopic) as wrong:
+        await read_dead_letters(infra.kafka, topic.replace("business", "bisnis"))
+
+    assert "there is no topic" in str(wrong.value) and dlq(topic) in str(wrong.value)
+
+
+async def test_a_reader_kafka_lets_see_a_dead_letter_topic_but_not_read_it_gets_the_refusal_not_an_empty_list(
+    infra,  # noqa: ANN001
+):
+    namespace = f"dl-{uuid.uuid4().hex[:8]}"
+    await partners.add(infra.kafka, "bri", namespace=namespace, partitions=1)
+    outcomes_dlq = dlq(namespaced(partner_topic("bri", "outcomes"), namespace))
+    await put_dead_letters(infra.kafka, outcomes_dlq, 3, 1)
+    # Funding writes dead letters of a partner's outcomes and may describe that topic, but never read it.
+    funding = await asyncio.to_thread(service_access, infra.kafka, "funding", namespace)
+
+    with pytest.raises(TopicAuthorizationFailedError):
+        await read_dead_letters(funding, outcomes_dlq, patience=3)
