@@ -45,9 +45,17 @@ def _registry_call(method: str, path: Callable[[str], str], body: Callable[[str]
             raise PartnerRefused(f"the registry at {url} did not answer ({exc}); start it (`berdaya up`) and run this "
                                  "command again: every step before was kept and is not repeated") from exc  # fmt: skip
         if response.status_code >= 400:
-            raise PartnerRefused(f"the registry refused ({response.status_code}): {response.text[:300]}")
+            raise PartnerRefused(f"the registry refused ({response.status_code}): {problem_detail(response)}")
 
     return call
+
+
+def problem_detail(response: httpx.Response) -> str:
+    """What the registry's problem document says, in its words (its detail names the wrong fields), not its JSON."""
+    try:
+        return str(response.json()["detail"])[:600]
+    except (ValueError, KeyError, TypeError):
+        return response.text[:300]
 
 
 def _show(access: PartnerAccess, properties: Path | None) -> None:
