@@ -1,5 +1,5 @@
 """python -m berdaya: the same as the `berdaya` command."""
 
-from berdaya.cli import app
+from berdaya.cli import main
 
-app()
+main()

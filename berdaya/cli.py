@@ -339,5 +339,22 @@ def _print_urls(stack: LocalStack) -> None:
     console.print(Panel("\n".join(lines), title="Berdaya is running"))
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
+def main() -> None:
+    """The console entry point: Kafka or the database not answering ends any command in a line saying what to do
+    next, where it ended in a traceback (each command's own messages say more where they can)."""
+    from aiokafka.errors import KafkaError as AIOKafkaError
+
+    try:
+        app()
+    except (KafkaException, AIOKafkaError) as exc:
+        console.print(f"[red]error:[/red] Kafka ({_stack().bootstrap_servers}) did not answer: {_why(exc)}. Check that "
+                      "it is running (`berdaya status`; `berdaya up` starts the local one) and run the command again",
+                      soft_wrap=True)  # fmt: skip
+        sys.exit(1)
+    except (TimeoutError, ConnectionError, asyncpg.CannotConnectNowError) as exc:
+        stack = _stack()
+        console.print(f"[red]error:[/red] no answer from Kafka ({stack.bootstrap_servers}) or the database "
+                      f"({stack.postgres_url}): {type(exc).__name__}: {_why(exc)}. Check that they are running "
+                      "(`berdaya status`; `berdaya up` starts the local ones) and run the command again",
+                      soft_wrap=True)  # fmt: skip
+        sys.exit(1)

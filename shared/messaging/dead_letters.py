@@ -129,8 +129,8 @@ async def read_dead_letters(kafka: KafkaAccess | str, topic: str, *, patience: f
     dlq_topic = topic if topic.endswith(".dlq") else dlq(topic)
     consumer = AIOKafkaConsumer(**KafkaAccess.of(kafka).aiokafka(), enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest")  # fmt: skip
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = consumer.partitions_for_topic(dlq_topic)
         if not partitions:
             await consumer._client.force_metadata_update()  # noqa: SLF001 - a fresh consumer knows no topics yet

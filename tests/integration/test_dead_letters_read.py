@@ -1,5 +1,6 @@
 """Reading a dead-letter topic on a real secured broker, as `berdaya dlq list|redrive` and the chaos checker do: every
-dead letter or an error, never part of them presented as all; and a topic named wrong is said to be wrong."""
+dead letter or an error, never part of them presented as all; a topic named wrong is said to be wrong; and with
+Kafka unreachable the command says so in a line instead of a traceback."""
 
 from __future__ import annotations
 
@@ -12,11 +13,18 @@ from aiokafka.errors import TopicAuthorizationFailedError
 
 from berdaya import partners
 from berdaya.stack.access import service_access
+from berdaya.stack.process import free_ports
 from shared.contracts.topics import dlq, namespaced, partner_topic
 from shared.messaging.dead_letters import UnknownTopic, read_dead_letters
 from shared.messaging.kafka import KafkaAccess, TopicSpec, ensure_topics, with_dead_letters
+from tests.integration.test_funding_view import berdaya
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 async def put_dead_letters(kafka: KafkaAccess, topic: str, count: int, partitions: int) -> None:
@@ -65,3 +73,12 @@ async def test_a_reader_kafka_lets_see_a_dead_letter_topic_but_not_read_it_gets_
 
     with pytest.raises(TopicAuthorizationFailedError):
         await read_dead_letters(funding, outcomes_dlq, patience=3)
+
+
+def test_listing_dead_letters_with_kafka_unreachable_ends_in_one_line_saying_what_to_do(free_port: int):
+    listed = berdaya("dlq", "list", "registry.business.v1", bootstrap=f"127.0.0.1:{free_port}")
+
+    assert listed.returncode == 1
+    assert "Traceback" not in listed.stdout + listed.stderr
+    assert f"error: Kafka (127.0.0.1:{free_port}) did not answer" in listed.stdout
+    assert "run the command again" in listed.stdout
