@@ -352,9 +352,8 @@ def main() -> None:
                       soft_wrap=True)  # fmt: skip
         sys.exit(1)
     except (TimeoutError, ConnectionError, asyncpg.CannotConnectNowError) as exc:
-        stack = _stack()
-        console.print(f"[red]error:[/red] no answer from Kafka ({stack.bootstrap_servers}) or the database "
-                      f"({stack.postgres_url}): {type(exc).__name__}: {_why(exc)}. Check that they are running "
-                      "(`berdaya status`; `berdaya up` starts the local ones) and run the command again",
-                      soft_wrap=True)  # fmt: skip
+        # The database is not named by its URL, which may hold a password.
+        console.print(f"[red]error:[/red] no answer from Kafka ({_stack().bootstrap_servers}) or the database: "
+                      f"{type(exc).__name__}: {_why(exc)}. Check that they are running (`berdaya status`; `berdaya up` "
+                      "starts the local ones) and run the command again", soft_wrap=True)  # fmt: skip
         sys.exit(1)
