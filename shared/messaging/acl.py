@@ -129,22 +129,43 @@ class KafkaSecurity:
 
     def __init__(self, admin: KafkaAccess) -> None:
         self._client = confluent_admin(admin)
+        self._cluster_operations: set[str] | None = None
+
+    def _may(self, operation: Literal["DESCRIBE", "ALTER"]) -> None:
+        """Refuse, as Kafka would, a SCRAM request this login may not make: confluent-kafka 2.16 aborts the whole
+        process (munmap_chunk(): invalid pointer) when the cluster refuses one, where it should raise."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        if self._cluster_operations is None:
+            future = self._client.describe_cluster(include_authorized_operations=True, request_timeout=self.TIMEOUT)
+            allowed = future.result(timeout=self.TIMEOUT).authorized_operations or ()
+            self._cluster_operations = {op.name for op in allowed}
+        if operation not in self._cluster_operations:
+            raise KafkaException(KafkaError(KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                                            f"this Kafka login may not {operation.lower()} the cluster's users; "
+                                            "use the cluster's admin login"))  # fmt: skip
 
     def set_password(self, user: str, password: str) -> None:
         """Create the user, or change its password (old sessions stay until they reconnect)."""
         from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
+        self._may("ALTER")
         info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
         futures = self._client.alter_user_scram_credentials([UserScramCredentialUpsertion(user, info, password.encode())])
         futures[user].result(timeout=self.TIMEOUT)
 
     def users(self) -> list[str]:
-        from confluent_kafka import KafkaException
+        """Every SCRAM user. Only "none at all" is an empty list: a partner's add taking a refusal for "no such
+        user" would give an existing partner a new password and cut its systems off."""
+        from confluent_kafka import KafkaError, KafkaException
 
+        self._may("DESCRIBE")
         try:
             described = self._client.describe_user_scram_credentials().result(timeout=self.TIMEOUT)
-        except KafkaException:
-            return []
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.RESOURCE_NOT_FOUND:
+                return []
+            raise
         return sorted(described)
 
     def remove_user(self, user: str) -> bool:
@@ -152,6 +173,7 @@ class KafkaSecurity:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import ScramMechanism, UserScramCredentialDeletion
 
+        self._may("ALTER")
         futures = self._client.alter_user_scram_credentials([UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)])
         try:
             futures[user].result(timeout=self.TIMEOUT)

@@ -10,7 +10,7 @@ import asyncio
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from berdaya import partners
 from berdaya.stack.access import service_access
@@ -173,3 +173,18 @@ def test_a_partner_may_be_given_fewer_public_topics(infra):
     assert partners.public_topics([PUBLIC_PLEDGE]) == (PUBLIC_PLEDGE,)
     assert partners.public_topics(["public.*"]) is None
 
+
+
+async def test_a_login_kafka_will_not_tell_the_users_to_is_refused_and_no_partner_is_re_keyed_or_hidden(cluster):
+    # A partner's own login may not describe the cluster's users: the answer is a refusal, never "there are none",
+    # which would have made `partner add` re-key an existing partner and `partner list` show nobody.
+    # (confluent-kafka 2.16 aborts the process when the cluster itself refuses a SCRAM request; a crash fails here.)
+    with pytest.raises(KafkaException) as refused:
+        partners.listing(cluster["bri"], namespace=cluster["namespace"])
+    assert refused.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+    assert "may not describe the cluster's users" in refused.value.args[0].str()
+
+    with pytest.raises(KafkaException):
+        partners.rotate(cluster["bri"], "bank-ntt", namespace=cluster["namespace"])
+    assert read(cluster["ntt"], namespaced(PUBLIC_BUSINESS, cluster["namespace"]),
+                f"{cluster['namespace']}.bank-ntt.reader") == b"{}"  # its password is unchanged  # fmt: skip
