@@ -347,9 +347,9 @@ def main() -> None:
     try:
         app()
     except (KafkaException, AIOKafkaError) as exc:
-        console.print(f"[red]error:[/red] Kafka ({_stack().bootstrap_servers}) did not answer: {_why(exc)}. Check that "
-                      "it is running (`berdaya status`; `berdaya up` starts the local one) and run the command again",
-                      soft_wrap=True)  # fmt: skip
+        console.print(f"[red]error:[/red] Kafka ({_stack().bootstrap_servers}): {_why(exc)}. Check that it is running "
+                      "(`berdaya status`; `berdaya up` starts the local one) and that this login may do this, then run "
+                      "the command again", soft_wrap=True)  # fmt: skip
         sys.exit(1)
     except (TimeoutError, ConnectionError, asyncpg.CannotConnectNowError) as exc:
         # The database is not named by its URL, which may hold a password.

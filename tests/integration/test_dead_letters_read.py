@@ -80,5 +80,5 @@ def test_listing_dead_letters_with_kafka_unreachable_ends_in_one_line_saying_wha
 
     assert listed.returncode == 1
     assert "Traceback" not in listed.stdout + listed.stderr
-    assert f"error: Kafka (127.0.0.1:{free_port}) did not answer" in listed.stdout
+    assert f"error: Kafka (127.0.0.1:{free_port}): KafkaConnectionError" in listed.stdout
     assert "run the command again" in listed.stdout
