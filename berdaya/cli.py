@@ -26,6 +26,7 @@ from berdaya.stack.local import SERVICES, LocalStack, service
 from berdaya.stack.postgres import database_url as database_url_of
 from berdaya.views import VIEWS, print_coverage, wait_for_catch_up
 from shared.auth import TokenService
+from shared.messaging.kafka import kafka_said
 from shared.messaging.replay import OffsetsKept, StillRunning, rebuild
 
 app = typer.Typer(help="Berdaya: the event backbone of Kota Kupang's UMKM programme.", no_args_is_help=True)
@@ -172,7 +173,7 @@ def replay(
         _fail(f"{exc}{left_stopped}. Run `berdaya replay {view}` again once Kafka ({stack.bootstrap_servers}) "
               f"answers, before {spec.name} starts: started now it would never read back what the view lost")
     except (OSError, TimeoutError, asyncpg.PostgresError, KafkaException) as exc:
-        _fail(f"could not rebuild {view}: {type(exc).__name__}: {_why(exc)}. Check that Kafka "
+        _fail(f"could not rebuild {view}: {type(exc).__name__}: {kafka_said(exc)}. Check that Kafka "
               f"({stack.bootstrap_servers}) and the database are reachable; nothing was emptied"
               + (f"{left_stopped} (`berdaya up` starts it again)" if stopped else ""))
     console.print("  emptied " + ", ".join(f"{table} ({rows:,} rows)" for table, rows in removed.items()))
@@ -189,20 +190,13 @@ def replay(
                                     progress=lambda left: status.update(f"{replaying}: {left:,} records to go"))
         except (TimeoutError, KafkaException) as exc:
             _fail(f"{spec.name} is running and rebuilding {view}, but how far it has read could not be learnt: "
-                  f"{_why(exc)}. The rebuild goes on without this command and need not be started again; check that "
-                  f"Kafka ({stack.bootstrap_servers}) is reachable")
+                  f"{kafka_said(exc)}. The rebuild goes on without this command and need not be started again; "
+                  f"check that Kafka ({stack.bootstrap_servers}) is reachable")
     if lag:
         console.print(f"{spec.name} is still replaying its topics after an hour ({lag:,} records to go); it carries "
                       f"on without this command, and {view} is complete once that reaches 0.")
         return
     console.print(f"{view} rebuilt: {spec.name} has read its topics to the end.")
-
-
-def _why(exc: BaseException) -> str:
-    """What went wrong, in words: a confluent error's own text rather than its repr."""
-    if isinstance(exc, KafkaException) and exc.args and hasattr(exc.args[0], "str"):
-        return exc.args[0].str()
-    return str(exc) or "no answer in time"
 
 
 dlq = typer.Typer(help="Dead-letter topics: what failed, why, and sending it again once the cause is fixed.")
@@ -347,13 +341,13 @@ def main() -> None:
     try:
         app()
     except (KafkaException, AIOKafkaError) as exc:
-        console.print(f"[red]error:[/red] Kafka ({_stack().bootstrap_servers}): {_why(exc)}. Check that it is running "
-                      "(`berdaya status`; `berdaya up` starts the local one) and that this login may do this, then run "
-                      "the command again", soft_wrap=True)  # fmt: skip
+        console.print(f"[red]error:[/red] Kafka ({_stack().bootstrap_servers}): {kafka_said(exc)}. Check that it is "
+                      "running (`berdaya status`; `berdaya up` starts the local one) and that this login may do this, "
+                      "then run the command again", soft_wrap=True)  # fmt: skip
         sys.exit(1)
     except (TimeoutError, ConnectionError, asyncpg.CannotConnectNowError) as exc:
         # The database is not named by its URL, which may hold a password.
         console.print(f"[red]error:[/red] no answer from Kafka ({_stack().bootstrap_servers}) or the database: "
-                      f"{type(exc).__name__}: {_why(exc)}. Check that they are running (`berdaya status`; `berdaya up` "
-                      "starts the local ones) and run the command again", soft_wrap=True)  # fmt: skip
+                      f"{type(exc).__name__}: {kafka_said(exc)}. Check that they are running (`berdaya status`; "
+                      "`berdaya up` starts the local ones) and run the command again", soft_wrap=True)  # fmt: skip
         sys.exit(1)

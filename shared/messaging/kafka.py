@@ -170,6 +170,15 @@ def confluent_admin(kafka: KafkaAccess | str, settings: Mapping[str, Any] | None
     return AdminClient({**KafkaAccess.of(kafka).confluent(), "log_level": 4, **(settings or {})})
 
 
+def kafka_said(exc: BaseException) -> str:
+    """What went wrong, in words: a confluent error's own text rather than its repr, and a bare timeout said so."""
+    from confluent_kafka import KafkaException
+
+    if isinstance(exc, KafkaException) and exc.args and hasattr(exc.args[0], "str"):
+        return exc.args[0].str()
+    return str(exc) or "no answer in time"
+
+
 T = TypeVar("T")
 
 

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaException
 
 from shared.contracts.topics import namespaced
 from shared.messaging import inbox
-from shared.messaging.kafka import KafkaAccess, active_group_members, forget_consumer_group
+from shared.messaging.kafka import KafkaAccess, active_group_members, forget_consumer_group, kafka_said
 from shared.messaging.subscriptions import Subscription
 
 
@@ -70,9 +70,8 @@ async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAcces
         try:
             forget_consumer_group(kafka, group)
         except (KafkaException, TimeoutError) as exc:
-            why = exc.args[0].str() if isinstance(exc, KafkaException) else "no answer in time"
             raise OffsetsKept(
-                f"{view.name} was emptied, but Kafka did not forget where {group} had read to ({why})"
+                f"{view.name} was emptied, but Kafka did not forget where {group} had read to ({kafka_said(exc)})"
             ) from exc
     return removed
 
