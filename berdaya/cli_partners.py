@@ -117,7 +117,16 @@ def revoke(
 ) -> None:
     """Cut a partner off: its grants and user go, no more referrals are sent to it. Its topics are kept."""
     _, admin, _ = _context()
-    if not yes and not typer.confirm(f"Revoke partner {partner_id}? Its systems lose access at once."):
+    try:
+        has_user, grants = partners.on_cluster(admin, partner_id)
+    except PartnerRefused as exc:
+        _fail(str(exc))
+    if not has_user and not grants:
+        # Nothing on Kafka to lose, so nothing to confirm: an unknown id, or a revoke the registry missed last time.
+        console.print(f"Partner {partner_id} has no Kafka user or grants here; asking the registry to stop referrals "
+                      "to it.", soft_wrap=True)  # fmt: skip
+    elif not yes and not typer.confirm(f"Revoke partner {partner_id}? Its Kafka user and {grants} grant(s) go, and "
+                                       "its systems lose access at once."):  # fmt: skip
         raise typer.Exit(1)
     try:
         removed = partners.revoke(admin, partner_id, unregister=_registry_call("POST", lambda p: f"/partners/{p}/revoke"))

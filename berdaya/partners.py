@@ -106,6 +106,14 @@ def rotate(admin: KafkaAccess, partner_id: str, *, namespace: str = "") -> Partn
     return access_of(admin, partner_id, namespace, password, partner_grants(partner_id, namespace))
 
 
+def on_cluster(admin: KafkaAccess, partner_id: str, *, namespace: str = "") -> tuple[bool, int]:
+    """Whether the partner has a Kafka user here, and how many grants it holds: what a revoke would take away."""
+    check_id(partner_id)
+    security = KafkaSecurity(admin)
+    user = partner_user(partner_id, namespace)
+    return user in security.users(), len(security.grants(user).get(user, []))
+
+
 def revoke(admin: KafkaAccess, partner_id: str, *, namespace: str = "",
            unregister: Callable[[str], None] | None = None) -> int:  # fmt: skip
     """No more reading or writing for the partner, no more referrals to it; its topics stay for the record.

@@ -7,13 +7,16 @@ repeats the client nonce and is refused by every Kafka 4 broker (fixed in librdk
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from berdaya import partners
-from berdaya.stack.access import service_access
+from berdaya.stack.access import access_env, service_access
 from shared.contracts.topics import (
     FUNDING_PLEDGE,
     PUBLIC_BUSINESS,
@@ -188,3 +191,38 @@ async def test_a_login_kafka_will_not_tell_the_users_to_is_refused_and_no_partne
         partners.rotate(cluster["bri"], "bank-ntt", namespace=cluster["namespace"])
     assert read(cluster["ntt"], namespaced(PUBLIC_BUSINESS, cluster["namespace"]),
                 f"{cluster['namespace']}.bank-ntt.reader") == b"{}"  # its password is unchanged  # fmt: skip
+
+
+def _revoke_by_hand(infra, partner_id: str, answer: str) -> subprocess.CompletedProcess:  # noqa: ANN001
+    """`berdaya partner revoke ID` as an officer types it, answering the prompt (if any) with `answer`."""
+    env = {**os.environ, **access_env(KafkaAccess.of(infra.kafka)), "COLUMNS": "250",
+           "BERDAYA_JWT_SECRET": "acl-test-secret-acl-test-secret-acl-test"}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "berdaya", "partner", "revoke", partner_id], env=env, input=answer,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+async def test_revoking_a_partner_asks_first_naming_what_goes_and_a_no_keeps_its_access(infra):
+    partner_id = f"cli-{uuid.uuid4().hex[:8]}"
+    access = await partners.add(infra.kafka, partner_id, partitions=1)
+    try:
+        declined = _revoke_by_hand(infra, partner_id, "n\n")
+        assert declined.returncode == 1
+        assert f"Revoke partner {partner_id}? Its Kafka user and {len(access.grants)} grant(s) go" in declined.stdout
+        assert partners.on_cluster(infra.kafka, partner_id) == (True, len(access.grants))
+    finally:
+        partners.revoke(infra.kafka, partner_id)
+
+
+def test_revoking_a_partner_kafka_does_not_know_asks_nothing_and_leaves_it_to_the_registry(infra):
+    revoked = _revoke_by_hand(infra, f"cli-{uuid.uuid4().hex[:8]}", "")
+    assert revoked.returncode == 1  # no registry here (or, beside a running stack, one that knows no such partner)
+    assert "has no Kafka user or grants here; asking the registry" in revoked.stdout
+    assert "Revoke partner" not in revoked.stdout and "Aborted" not in revoked.stdout + revoked.stderr
+    assert "registry" in revoked.stdout.split("asking the registry", 1)[1]
+    assert "Traceback" not in revoked.stderr
+
+
+def test_revoking_a_partner_by_a_malformed_id_is_refused_before_anything_is_asked(infra):
+    revoked = _revoke_by_hand(infra, "BRI; DROP", "y\n")
+    assert revoked.returncode == 1
+    assert "must be 2 to 40 lower-case letters" in revoked.stdout and "Revoke partner" not in revoked.stdout
