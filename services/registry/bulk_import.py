@@ -108,12 +108,14 @@ def _validate_rows(rows: Sequence[tuple[int, dict[str, str]]], deps: Deps, by: P
     return valid, errors
 
 
+_CHANGEABLE = tuple(BusinessChanges.model_fields)
+
+
 def _changes_from(form: RegistrationForm) -> BusinessChanges:
-    return BusinessChanges(
-        business_name=form.business_name, owner_name=form.owner_name, phone=form.phone, kbli_code=form.kbli_code,
-        kbli_version=form.kbli_version, kecamatan=form.kecamatan, kelurahan=form.kelurahan, address=form.address,
-        capital_rupiah=form.capital_rupiah, annual_sales_rupiah=form.annual_sales_rupiah,
-    )  # fmt: skip
+    """What the row says about the business. An empty cell or a missing column says nothing, as for the NIB: the
+    address, capital or sales an officer recorded are kept, never cleared by a list that lacks them."""
+    said = {name: getattr(form, name) for name in _CHANGEABLE}
+    return BusinessChanges(**{name: value for name, value in said.items() if value is not None})
 
 
 async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> ImportReport:

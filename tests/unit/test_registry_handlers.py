@@ -591,6 +591,32 @@ async def test_importing_again_a_row_that_gives_only_annual_sales_changes_nothin
     assert uow.committed == []
 
 
+async def test_a_list_without_the_address_or_capital_an_officer_recorded_keeps_them(store, deps) -> None:
+    b = await register(store, deps, address="Jl. Frans Seda 12")
+    row = {k: v for k, v in csv_row(MARIA, address="").items() if k != "capital_rupiah"}
+    uow = new_uow(store)
+
+    report = await import_rows([(2, row)], uow, deps)
+
+    assert (report.updated, report.unchanged, report.errors) == (0, 1, [])
+    assert uow.committed == []
+    kept = store.businesses[b.id]
+    assert (kept.address, kept.capital_rupiah, kept.annual_sales_rupiah, kept.scale, kept.version) == (
+        "Jl. Frans Seda 12", b.capital_rupiah, b.annual_sales_rupiah, b.scale, b.version)  # fmt: skip
+
+
+async def test_a_list_that_gives_only_a_new_capital_changes_the_capital_and_keeps_the_sales(store, deps) -> None:
+    b = await register(store, deps)
+    uow = new_uow(store)
+
+    report = await import_rows([(2, csv_row(MARIA, capital_rupiah="20.000.000", annual_sales_rupiah=""))], uow, deps)
+
+    assert (report.updated, report.errors) == (1, [])
+    assert [e.changed_fields for e in uow.committed] == [("capital_rupiah",)]
+    assert (store.businesses[b.id].capital_rupiah, store.businesses[b.id].annual_sales_rupiah) == (
+        20_000_000, b.annual_sales_rupiah)  # fmt: skip
+
+
 async def test_a_row_repeated_within_one_import_is_reported_as_repeated(store, deps) -> None:
     report = await import_rows([(2, csv_row(MARIA)), (7, csv_row(MARIA, owner_name="Maria G. Ndun"))],
                                new_uow(store), deps)  # fmt: skip
