@@ -237,16 +237,22 @@ class BoundedInput:
 
     @staticmethod
     def _check_body(body: bytes) -> JSONResponse | None:
-        if body.lstrip()[:1] not in (b"{", b"["):
+        # Decoded as the route's JSON parsing decodes bytes (a UTF-8 byte-order mark, UTF-16 and UTF-32 included), so
+        # no encoding carries a NUL past this check.
+        try:
+            text = body.decode(json.detect_encoding(body), "surrogatepass")
+        except (UnicodeDecodeError, LookupError):
+            return None  # the route's own parsing refuses it
+        if text.lstrip()[:1] not in ("{", "["):
             return None
         try:
-            value = json.loads(body)
+            value = json.loads(text)
         except RecursionError:
             return problem(422, "invalid_input", "the JSON body is nested too deeply",
                            [FieldError("body", "json.depth", "nest objects and lists less deeply")])  # fmt: skip
         except ValueError:
             return None  # the route's own parsing reports malformed JSON with its position
-        if b"\\u0000" in body or b"\x00" in body:
+        if "\\u0000" in text or "\x00" in text:
             where = _first_nul(value)
             if where:
                 return problem(422, "invalid_input", f"{where} holds a NUL character",

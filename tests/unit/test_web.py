@@ -199,6 +199,30 @@ async def test_a_nul_in_json_that_starts_with_whitespace_is_refused_too(client: 
     assert nul_error(response)["field"] == "name"
 
 
+@pytest.mark.parametrize("encode", [
+    lambda text: b"\xef\xbb\xbf" + text.encode(),  # UTF-8 with a byte-order mark
+    lambda text: text.encode("utf-16-be"),
+    lambda text: text.encode("utf-16"),  # with its byte-order mark
+    lambda text: text.encode("utf-32-le"),
+], ids=["utf-8-bom", "utf-16-be", "utf-16-bom", "utf-32-le"])  # fmt: skip
+async def test_a_nul_in_json_sent_in_another_encoding_json_accepts_is_refused_too(client: httpx.AsyncClient,
+                                                                                  encode) -> None:  # fmt: skip
+    # The route would parse these bodies: a check that looked only at UTF-8 let the NUL through to PostgreSQL (a 500).
+    raw = encode('{"name": "Sei Sapi\\u0000Ibu Maria"}')
+
+    response = await client.post("/items", content=raw, headers={"content-type": "application/json"})
+
+    assert nul_error(response)["field"] == "name"
+
+
+async def test_json_sent_with_a_byte_order_mark_and_no_nul_still_reaches_the_route(client: httpx.AsyncClient) -> None:
+    response = await client.post("/items", content=b"\xef\xbb\xbf" + b'{"name": "Sei Sapi"}',
+                                 headers={"content-type": "application/json"})  # fmt: skip
+
+    assert response.status_code == 200
+    assert response.json()["name"] == "Sei Sapi"
+
+
 async def test_a_nul_in_a_query_parameter_is_refused_naming_the_parameter(client: httpx.AsyncClient) -> None:
     response = await client.get("/search?kecamatan=Oebobo&q=Sei%00Sapi")
 
