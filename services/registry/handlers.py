@@ -241,8 +241,16 @@ async def close_business(cmd: CloseBusiness, uow: RegistryUnitOfWork, deps: Deps
     return business
 
 
+def _must_see_personal_data(by: Principal, what: str) -> None:
+    # An admin token passes every role check, but admins run the system and have no need to know an owner's data.
+    if not by.may_see_personal_data:
+        raise Forbidden(f"only an officer may {what}; your token has the roles {sorted(by.roles)}: ask an officer who "
+                        "works with the owner")  # fmt: skip
+
+
 async def reveal_nik(cmd: RevealNik, uow: RegistryUnitOfWork, deps: Deps) -> str:
     """The full NIK, for an officer who must see it; the reveal itself goes into the audit trail."""
+    _must_see_personal_data(cmd.by, "see an owner's full NIK")
     async with uow:
         await _load(uow, cmd.business_id, cmd.by)
         blob = await uow.businesses.nik_ciphertext(cmd.business_id)
@@ -301,6 +309,7 @@ async def set_up_partner(cmd: SetUpPartner, uow: RegistryUnitOfWork, deps: Deps)
 
 async def give_consent(cmd: GiveConsent, uow: RegistryUnitOfWork, deps: Deps) -> Consent:
     """Record the owner's consent and send the partner exactly what the referral needs, on its own topic."""
+    _must_see_personal_data(cmd.by, "send an owner's name, phone and NIK link to a partner")
     async with uow:
         business = await _load(uow, cmd.business_id, cmd.by)
         partner = await uow.businesses.partner(cmd.form.partner_id)

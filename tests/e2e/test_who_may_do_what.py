@@ -39,6 +39,7 @@ async def _business_with_nib(http: httpx.AsyncClient, system, officer: dict, **f
 async def test_sponsors_and_officers_act_only_for_what_their_token_names_and_every_change_names_its_actor(system):
     officer = _bearer(system, "petugas@kupang", ["officer"])
     alak_officer = _bearer(system, "petugas@alak", ["officer"], kecamatan=[ALAK])
+    admin = _bearer(system, "admin@berdaya", ["admin"])
     today = date.today()
     async with httpx.AsyncClient(timeout=30) as http:
         funding, registry = system.funding.url, system.registry.url
@@ -82,6 +83,12 @@ async def test_sponsors_and_officers_act_only_for_what_their_token_names_and_eve
                 f"{registry}/businesses/{oebobo_business}/close", json={"reason": "tutup"}, headers=alak_officer),
             "an Alak officer reveals an Oebobo owner's NIK": await http.get(
                 f"{registry}/businesses/{oebobo_business}/nik", headers=alak_officer),
+            # An admin passes every role check, but runs the system and has no need to know an owner's data.
+            "an admin reveals an owner's NIK": await http.get(f"{registry}/businesses/{oebobo_business}/nik",
+                                                              headers=admin),
+            "an admin sends an owner's contact to a partner": await http.post(
+                f"{registry}/businesses/{oebobo_business}/consents", headers=admin,
+                json={"partner_id": "bri", "purpose": "Rujukan KUR Mikro BRI untuk modal kerja"}),
         }  # fmt: skip
         assert {what: r.status_code for what, r in refused.items()} == dict.fromkeys(refused, 403)
         assert all(r.headers["content-type"] == "application/problem+json" for r in refused.values())

@@ -153,6 +153,16 @@ async def test_a_nik_that_could_not_be_revealed_leaves_no_audit_entry(store, dep
     assert (uow.audit_trail, uow.commits) == ([], 0)
 
 
+async def test_an_admin_passes_the_officer_role_check_but_may_not_reveal_a_nik_and_nothing_is_audited(store, deps):
+    b = await register(store, deps)
+    uow = new_uow(store)
+
+    with pytest.raises(Forbidden, match="only an officer may see an owner's full NIK"):
+        await handlers.reveal_nik(RevealNik(b.id, Principal("admin@berdaya", frozenset({"admin"}))), uow, deps)
+
+    assert (uow.audit_trail, uow.commits) == ([], 0)
+
+
 async def test_a_probable_duplicate_registration_raises_conflict_and_commits_nothing(store, deps) -> None:
     first = await register(store, deps)
     uow = new_uow(store)
@@ -923,3 +933,14 @@ async def test_an_officer_of_another_kecamatan_cannot_record_an_owners_consent(s
     with pytest.raises(Forbidden):
         await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OEBOBO_OFFICER), FakeUnitOfWork(store), deps)
     assert store.consents == {}
+
+
+async def test_an_admin_may_not_send_an_owners_contact_to_a_partner(store, deps) -> None:
+    store.partners["bri"] = BRI
+    b = await register(store, deps)
+    uow, admin = FakeUnitOfWork(store), Principal("admin@berdaya", frozenset({"admin"}))
+
+    with pytest.raises(Forbidden, match="only an officer may send an owner's name, phone and NIK link"):
+        await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), admin), uow, deps)
+
+    assert (store.consents, uow.public) == ({}, [])
