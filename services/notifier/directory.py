@@ -87,8 +87,13 @@ def _may_keep(by: Principal, codes: Sequence[str]) -> None:
 
 
 async def save_officer(cmd: SaveOfficer, uow: NotifierUnitOfWork, deps: Deps) -> uuid.UUID:
+    """Add an officer, or change the entry with that email: an officer limited to some kecamatan may change only an
+    entry that is theirs to keep, as for removing one."""
     _may_keep(cmd.by, cmd.kecamatan_codes)
     async with uow:
+        existing = await uow.store.officer_by_email(cmd.email)
+        if existing is not None:
+            _may_keep(cmd.by, existing[1])
         officer_id = await uow.store.save_officer(deps.new_id(), cmd.email, cmd.name, cmd.kecamatan_codes)
         uow.audit("officer_saved", "officer", officer_id)
         await uow.commit()

@@ -178,6 +178,10 @@ class NotifierStore(abc.ABC):
         """Add or change the officer with this email; returns the officer's id."""
 
     @abc.abstractmethod
+    async def officer_by_email(self, email: str) -> tuple[uuid.UUID, tuple[str, ...]] | None:
+        """(id, kecamatan codes) of the entry with this email, held until the transaction ends (even while absent)."""
+
+    @abc.abstractmethod
     async def officer(self, officer_id: uuid.UUID) -> tuple[str, tuple[str, ...]] | None:
         """(email, kecamatan codes) of the officer."""
 

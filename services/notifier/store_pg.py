@@ -16,6 +16,8 @@ from services.notifier.domain.ratelimit import Bucket
 from services.notifier.store import NotifierStore, NotifierUnitOfWork, Outgoing, Stranded
 from shared.unit_of_work import PgUnitOfWork
 
+_OFFICER_EMAIL_LOCK = 0x6E_6F_65_6D  # "noem": one officer's directory entry, by email
+
 _MESSAGE = ("id, event_id, business_id, template, channel, recipient_phone, body, created_at, audience, kecamatan_code,"
             " sponsor_id, offer_id, deadline, subject")  # fmt: skip
 _DELIVERY = "id, message_id, channel, recipient, status, not_before, attempts, provider_id, reason, fallback_of"
@@ -328,6 +330,13 @@ class PgNotifierStore(NotifierStore):
                RETURNING id""",
             officer_id, email, name, list(kecamatan_codes),
         )  # fmt: skip
+
+    async def officer_by_email(self, email: str) -> tuple[uuid.UUID, tuple[str, ...]] | None:
+        # Held whether or not the entry exists yet: two saves of one email run one after the other, the second
+        # judged on the entry the first made.
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _OFFICER_EMAIL_LOCK, email)
+        row = await self._conn.fetchrow("SELECT id, kecamatan_codes FROM officer WHERE email = $1 FOR UPDATE", email)
+        return (row["id"], tuple(row["kecamatan_codes"])) if row else None
 
     async def officer(self, officer_id: uuid.UUID) -> tuple[str, tuple[str, ...]] | None:
         row = await self._conn.fetchrow("SELECT email, kecamatan_codes FROM officer WHERE id = $1 FOR UPDATE", officer_id)

@@ -239,6 +239,9 @@ class FakeNotifierStore(NotifierStore):
         self.officers[existing] = (email, name, tuple(kecamatan_codes))
         return existing
 
+    async def officer_by_email(self, email: str) -> tuple[uuid.UUID, tuple[str, ...]] | None:
+        return next(((i, codes) for i, (e, _, codes) in self.officers.items() if e == email), None)
+
     async def officer(self, officer_id: uuid.UUID) -> tuple[str, tuple[str, ...]] | None:
         found = self.officers.get(officer_id)
         return (found[0], found[2]) if found else None

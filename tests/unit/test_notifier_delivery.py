@@ -362,6 +362,18 @@ async def test_officers_in_a_kecamatan_keep_its_part_of_the_directory_only() -> 
     assert store.officers == {}
 
 
+async def test_an_officer_of_one_kecamatan_cannot_move_another_kecamatans_entry_by_saving_its_email() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    oebobo = SaveOfficer("a@kota.go.id", "A", ("53.71.04",), OFFICER_OEBOBO)
+    await save_officer(oebobo, FakeNotifierUnitOfWork(store), deps)
+
+    taken_over = replace(oebobo, kecamatan_codes=("53.71.01",), by=OFFICER_ALAK)
+    with pytest.raises(Forbidden):
+        await save_officer(taken_over, FakeNotifierUnitOfWork(store), deps)
+
+    assert [codes for _, _, codes in store.officers.values()] == [("53.71.04",)]
+
+
 async def test_a_sponsor_sets_its_own_digest_address_and_no_other_sponsors() -> None:
     store = FakeNotifierStore()
     mine, other = uuid.uuid4(), uuid.uuid4()

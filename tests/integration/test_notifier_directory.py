@@ -1,0 +1,58 @@
+"""The officers' directory on a real PostgreSQL: an officer limited to some kecamatan keeps their part of it only,
+whether they add, change or take over an entry by its email, and two saves of one email at once are judged in turn."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.notifier.directory import SaveOfficer, save_officer
+from shared.auth import Principal
+from shared.errors import Forbidden
+from tests.gateways.notifier import notifier
+
+pytestmark = pytest.mark.integration
+
+OEBOBO, ALAK = "53.71.04", "53.71.01"
+CITY_WIDE = Principal("petugas-kota", frozenset({"officer"}))
+IN_OEBOBO = Principal("petugas-oebobo", frozenset({"officer"}), kecamatan_codes=frozenset({OEBOBO}))
+IN_ALAK = Principal("petugas-alak", frozenset({"officer"}), kecamatan_codes=frozenset({ALAK}))
+
+
+async def _entries(n) -> dict[str, tuple[str, ...]]:  # noqa: ANN001
+    rows = await n.fetch("SELECT email, kecamatan_codes FROM officer")
+    return {r["email"]: tuple(r["kecamatan_codes"]) for r in rows}
+
+
+async def test_an_officer_of_one_kecamatan_cannot_take_over_another_kecamatans_or_a_city_wide_entry(database_url):
+    async with notifier(database_url) as n:
+        await save_officer(SaveOfficer("yohana@kupangkota.go.id", "Yohana", (OEBOBO,), IN_OEBOBO), n.uow(), n.deps)
+        await save_officer(SaveOfficer("kota@kupangkota.go.id", "Kota", (), CITY_WIDE), n.uow(), n.deps)
+        before = await _entries(n)
+
+        for email in ("yohana@kupangkota.go.id", "kota@kupangkota.go.id"):
+            with pytest.raises(Forbidden, match="kecamatan 53.71.01 only"):
+                await save_officer(SaveOfficer(email, "Diambil", (ALAK,), IN_ALAK), n.uow(), n.deps)
+
+        assert await _entries(n) == before
+        # Their own entry they still change, and a new one in their kecamatan they still add.
+        await save_officer(SaveOfficer("yohana@kupangkota.go.id", "Yohana B.", (OEBOBO,), IN_OEBOBO), n.uow(), n.deps)
+        await save_officer(SaveOfficer("maria@kupangkota.go.id", "Maria", (ALAK,), IN_ALAK), n.uow(), n.deps)
+        assert await _entries(n) == {**before, "maria@kupangkota.go.id": (ALAK,)}
+
+
+async def test_a_save_of_an_email_another_officer_is_adding_waits_and_is_judged_on_that_entry(database_url):
+    async with notifier(database_url) as n:
+        email = "baru@kupangkota.go.id"
+        async with n.uow() as first:
+            assert await first.store.officer_by_email(email) is None
+            await first.store.save_officer(n.deps.new_id(), email, "Kota", ())
+            second = asyncio.create_task(save_officer(SaveOfficer(email, "Alak", (ALAK,), IN_ALAK), n.uow(), n.deps))
+            await asyncio.sleep(0.5)
+            assert not second.done()  # held until the first save ends, although the entry did not exist when it began
+            await first.commit()
+
+        with pytest.raises(Forbidden):
+            await second
+        assert await _entries(n) == {email: ()}
