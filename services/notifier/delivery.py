@@ -40,7 +40,15 @@ from services.notifier.domain.channels import (
     SendResult,
     Transient,
 )
-from services.notifier.domain.delivery import DELIVERED, QUEUED, WITHHELD, RetryPolicy, after_lease_expired, after_send
+from services.notifier.domain.delivery import (
+    DELIVERED,
+    QUEUED,
+    WITHHELD,
+    RetryPolicy,
+    after_lease_expired,
+    after_send,
+    reported_first,
+)
 from services.notifier.domain.messages import OWNER
 from services.notifier.domain.planning import last_look
 from services.notifier.domain.policy import policy_of
@@ -234,8 +242,8 @@ class DeliveryWorker:
             now = self._deps.clock()
             await uow.store.end_attempt(item.delivery.id, attempt, _outcome(result), _detail(result), now)
             current = await uow.store.delivery(item.delivery.id)
-            if current is None or current.attempts != attempt:
-                await uow.commit()  # a newer attempt owns it now; this answer is history only
+            if current is None or current.attempts != attempt or reported_first(current.status, result):
+                await uow.commit()  # a newer attempt or a status report owns it now; this answer is history only
                 return
             change = after_send(current.status, attempt, result, now, self._settings.retry, self._jitter())
             not_before = current.not_before

@@ -64,6 +64,8 @@ class CloudApi:
     refused: set[str] = field(default_factory=set)
     failing: dict[str, int] = field(default_factory=dict)
     slow: dict[str, float] = field(default_factory=dict)
+    # Numbers whose send the API takes and reports at once, then answers only this many seconds later.
+    answers_late: dict[str, float] = field(default_factory=dict)
     sent: list[SentMessage] = field(default_factory=list)
     requests: int = 0
     webhook_answers: list[int] = field(default_factory=list)
@@ -108,7 +110,10 @@ class CloudApi:
                                  "message": "Message undeliverable",
                                  "error_data": {"details": "Message Undeliverable."}}])] if to in self.no_whatsapp \
             else [(s, None) for s in self.auto_statuses]  # fmt: skip
-        if statuses and self.webhook_url:
+        if statuses and self.webhook_url and to in self.answers_late:
+            await self._report(wamid, to, body.get("biz_opaque_callback_data"), statuses)
+            await asyncio.sleep(self.answers_late[to])
+        elif statuses and self.webhook_url:
             task = asyncio.create_task(self._report(wamid, to, body.get("biz_opaque_callback_data"), statuses))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -243,6 +243,29 @@ async def test_a_send_the_cloud_api_does_not_answer_in_time_is_retried_unless_it
         assert "not sent again" in row["reason"]
 
 
+async def test_a_send_whose_status_reports_come_before_its_answer_times_out_is_not_sent_again(database_url, cloud):
+    api, server = cloud
+    phone, wa_id = _phone(8)
+    api.answers_late[wa_id] = 3.0  # reported sent and delivered at once; the answer comes after the client gave up
+    clock = Clock()
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url, timeout=2.0)}, clock=clock) as n:
+        api.webhook_url, api.auto_statuses = n.webhook_url, ["sent", "delivered"]
+        await n.handle(handlers.funding_offer, matched(phone))
+
+        await n.worker().pass_once()
+        assert api.webhook_answers == [200, 200]
+        [row] = await n.deliveries(template="funding_offer")
+        assert (row["status"], row["attempts"]) == ("delivered", 1)
+        [attempt] = await n.fetch("SELECT outcome FROM send_attempt WHERE delivery_id = $1", row["id"])
+        assert attempt["outcome"] == "ambiguous"  # the timeout is kept as the attempt's history
+
+        clock.advance(minutes=5)
+        await n.worker().pass_once()
+        assert len(api.to(wa_id)) == 1  # the owner has it once
+        [row] = await n.deliveries(template="funding_offer")
+        assert (row["status"], row["message_status"]) == ("delivered", "delivered")
+
+
 async def test_a_4xx_for_a_number_fails_that_message_with_whatsapps_reason_and_no_phone_in_it(database_url, cloud) -> None:
     api, server = cloud
     phone, wa_id = _phone(7)

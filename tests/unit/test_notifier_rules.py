@@ -45,6 +45,7 @@ from services.notifier.domain.delivery import (
     advance,
     after_lease_expired,
     after_send,
+    reported_first,
     summarise,
 )
 from services.notifier.domain.digest import (
@@ -294,6 +295,15 @@ def test_an_accepted_send_is_sent_with_the_gateways_id() -> None:
 def test_an_acceptance_recorded_after_the_status_webhook_came_keeps_the_reported_status() -> None:
     assert after_send(DELIVERED, 1, Accepted("wamid.X"), NOW, RETRY, 0.0).status == DELIVERED
     assert after_send(UNKNOWN, 1, Accepted("wamid.X"), NOW, RETRY, 0.0).status == SENT  # a late answer settles it
+
+
+def test_a_timeout_or_refusal_after_a_status_report_is_history_and_only_an_acceptance_is_recorded_over_one() -> None:
+    timeout, refusal = Transient("read timeout", ambiguous=True), Rejected("WhatsApp: 131000 - Something went wrong")
+    for reported in (SENT, DELIVERED, READ, FAILED):
+        assert reported_first(reported, timeout) and reported_first(reported, refusal)
+        assert not reported_first(reported, Accepted("wamid.X"))
+    for waiting in (SENDING, UNKNOWN, QUEUED):
+        assert not reported_first(waiting, timeout)
 
 
 def test_a_rejection_fails_the_delivery_with_the_reason_and_asks_for_a_fallback_only_for_a_number_without_whatsapp() -> None:

@@ -127,6 +127,13 @@ def after_send(current: str, attempt: int, result: SendResult, now: datetime, re
                   not_before=now + retry.delay(attempt, jitter, result.retry_after))  # fmt: skip
 
 
+def reported_first(current: str, result: SendResult) -> bool:
+    """Whether a status report (sent, delivered, read, failed) moved the delivery on before the gateway's answer to
+    the send came back as a timeout or a refusal: the report knows more, so that answer is history only. Queued
+    again, a message the owner already has would go twice."""
+    return not isinstance(result, Accepted) and current in REPORTED
+
+
 def after_lease_expired(guarantee: Guarantee, holder: str | None, attempt: int, now: datetime) -> Change:
     """A delivery left `sending` by a process that stopped before it recorded the gateway's answer."""
     who = f"process {holder}" if holder else "a process"
