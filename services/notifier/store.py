@@ -12,7 +12,7 @@ import abc
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.notifier.domain.consent import Preference
 from services.notifier.domain.delivery import Delivery
@@ -206,8 +206,9 @@ class NotifierStore(abc.ABC):
     async def offer(self, offer_id: uuid.UUID) -> OfferFact | None: ...
 
     @abc.abstractmethod
-    async def offers_to_remind(self, now: datetime, until: datetime, limit: int) -> list[OfferFact]:
-        """Open offers expiring after `now` and by `until`."""
+    async def offers_to_remind(self, now: datetime, lead: timedelta, limit: int) -> list[OfferFact]:
+        """Open offers expiring after `now` and within `lead`, made at least `lead` before they expire (one made with
+        less time left has a fresh message of its own), whose owner has no reminder of them yet."""
 
     @abc.abstractmethod
     async def sponsors(self) -> list[uuid.UUID]: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -382,11 +382,17 @@ class PgNotifierStore(NotifierStore):
         row = await self._conn.fetchrow(f"SELECT {_OFFER} FROM offer_fact WHERE offer_id = $1 FOR UPDATE", offer_id)
         return OfferFact(**dict(row)) if row else None
 
-    async def offers_to_remind(self, now: datetime, until: datetime, limit: int) -> list[OfferFact]:
+    async def offers_to_remind(self, now: datetime, lead: timedelta, limit: int) -> list[OfferFact]:
+        # Those reminded or too recent are left out here, not after the LIMIT: an allocation gives all its offers
+        # one expiry, and a page of them already reminded would hide every other for good.
         rows = await self._conn.fetch(
-            f"SELECT {_OFFER} FROM offer_fact WHERE state = 'open' AND expires_at > $1 AND expires_at <= $2"
-            " ORDER BY expires_at, offer_id LIMIT $3",
-            now, until, limit,
+            f"""SELECT {_OFFER} FROM offer_fact o
+                 WHERE state = 'open' AND expires_at > $1 AND expires_at <= $1 + $2::interval
+                   AND offered_at <= expires_at - $2::interval
+                   AND NOT EXISTS (SELECT 1 FROM message m
+                                    WHERE m.offer_id = o.offer_id AND m.template = 'offer_reminder')
+                 ORDER BY expires_at, offer_id LIMIT $3""",
+            now, lead, limit,
         )  # fmt: skip
         return [OfferFact(**dict(r)) for r in rows]
 

@@ -17,22 +17,25 @@ from services.notifier.recording import Deps, UnitOfWorkFactory, record
 
 async def remind_offers(unit_of_work: UnitOfWorkFactory, deps: Deps, batch: int = 200) -> int:
     """Owners whose offer is still open `reminder_lead` before it expires get one reminder (an offer made with less
-    time than that left gets none: its own message is fresh). Every process may sweep: the reminder's event id is
-    derived from the offer, so two sweeps record one."""
+    time than that left gets none: its own message is fresh), `batch` offers a transaction until none is left. Every
+    process may sweep: the reminder's event id is derived from the offer, so two sweeps record one."""
     now = deps.clock()
     reminded = 0
-    async with unit_of_work() as uow:
-        for offer in await uow.store.offers_to_remind(now, now + deps.rules.reminder_lead, batch):
-            if offer.offered_at > offer.expires_at - deps.rules.reminder_lead:
-                continue
-            body = texts.offer_reminder_text(offer.business_name, offer.amount_rupiah, offer.instrument,
-                                             offer.financing_programme, offer.sponsor_name, offer.expires_at)  # fmt: skip
-            message = compose("offer_reminder", body, offer.business_id, offer.contact_phone,
-                              reminder_event_id(offer.offer_id), deps.new_id(), now, offer_id=offer.offer_id,
-                              deadline=offer.expires_at)  # fmt: skip
-            reminded += await record(uow, deps, message)
-        await uow.commit()
-    return reminded
+    while True:
+        before = reminded
+        async with unit_of_work() as uow:
+            offers = await uow.store.offers_to_remind(now, deps.rules.reminder_lead, batch)
+            for offer in offers:
+                body = texts.offer_reminder_text(offer.business_name, offer.amount_rupiah, offer.instrument,
+                                                 offer.financing_programme, offer.sponsor_name,
+                                                 offer.expires_at)  # fmt: skip
+                message = compose("offer_reminder", body, offer.business_id, offer.contact_phone,
+                                  reminder_event_id(offer.offer_id), deps.new_id(), now, offer_id=offer.offer_id,
+                                  deadline=offer.expires_at)  # fmt: skip
+                reminded += await record(uow, deps, message)
+            await uow.commit()
+        if len(offers) < batch or reminded == before:  # the last page, or one another sweep recorded first
+            return reminded
 
 
 async def send_digests(unit_of_work: UnitOfWorkFactory, deps: Deps) -> int:

@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -267,8 +267,10 @@ class FakeNotifierStore(NotifierStore):
     async def offer(self, offer_id: uuid.UUID) -> OfferFact | None:
         return self.offers.get(offer_id)
 
-    async def offers_to_remind(self, now: datetime, until: datetime, limit: int) -> list[OfferFact]:
-        due = [o for o in self.offers.values() if o.state == "open" and now < o.expires_at <= until]
+    async def offers_to_remind(self, now: datetime, lead: timedelta, limit: int) -> list[OfferFact]:
+        reminded = {m.offer_id for m in self.messages if m.template == "offer_reminder"}
+        due = [o for o in self.offers.values() if o.state == "open" and now < o.expires_at <= now + lead
+               and o.offered_at <= o.expires_at - lead and o.offer_id not in reminded]  # fmt: skip
         return sorted(due, key=lambda o: (o.expires_at, o.offer_id))[:limit]
 
     async def sponsors(self) -> list[uuid.UUID]:
