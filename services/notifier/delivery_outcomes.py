@@ -18,7 +18,7 @@ from services.notifier.domain.consent import Intent, Preference, reply_intent
 from services.notifier.domain.delivery import FAILED, QUEUED, SENT, UNKNOWN, Delivery, advance
 from services.notifier.domain.messages import Message
 from services.notifier.domain.planning import plan_fallback
-from services.notifier.recording import Deps, record, refresh_message
+from services.notifier.recording import Deps, plan_deliveries, refresh_message
 from services.notifier.store import NotifierUnitOfWork
 from shared.auth import Principal
 from shared.errors import Conflict, NotFound
@@ -95,6 +95,9 @@ class Reply:
     phone: str | None  # +62..., None when not an Indonesian mobile
     text: str
     reply_id: uuid.UUID  # the same for a gateway's retry of the same reply
+    # Whether reply_id comes from the gateway's own id for the reply. Without it, the same words from one number
+    # within the hour share an id, so a seen id may be the owner saying it again, not a retry.
+    identified: bool = True
 
 
 async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> Intent | None:
@@ -105,13 +108,20 @@ async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> In
         return None
     async with uow:
         now = deps.clock()
+        template, body = (("opted_out", texts.opted_out_text()) if intent == "stop"
+                          else ("opted_in", texts.opted_in_text()))  # fmt: skip
+        message = Message(deps.new_id(), reply.reply_id, None, template, "none", reply.phone, body, now)
+        # The confirmation first: it is unique to this reply, so a gateway's retry or a replayed webhook of an old
+        # STOP (or MULAI) finds it and changes nothing, where it would have undone the owner's later answer.
+        first_time = await uow.store.add_message(message)
+        if not first_time and reply.identified:
+            return intent
         preference = await uow.store.preference(reply.phone) or Preference(reply.phone)
         await uow.store.save_preference(replace(preference, opted_out_at=(preference.opted_out_at or now)
                                                 if intent == "stop" else None))  # fmt: skip
         await uow.store.record_consent(reply.phone, intent, reply.channel, now)
-        template, body = ("opted_out", texts.opted_out_text()) if intent == "stop" else ("opted_in", texts.opted_in_text())
-        message = Message(deps.new_id(), reply.reply_id, None, template, "none", reply.phone, body, now)
-        await record(uow, deps, message, preference_channel=reply.channel if reply.channel in (WHATSAPP, SMS) else None)
+        if first_time:
+            await plan_deliveries(uow, deps, message, reply.channel if reply.channel in (WHATSAPP, SMS) else None)
         await uow.commit()
     return intent
 

@@ -103,7 +103,8 @@ async def whatsapp_webhook(request: Request, ctx: Ctx) -> Any:
                      report.status)  # fmt: skip
     for reply in replies:
         reply_id = uuid.uuid5(_NAMESPACE, f"whatsapp:{reply.provider_id or (reply.phone, reply.text)}")
-        await _reply(ctx, delivery_outcomes.Reply(WHATSAPP, reply.phone, reply.text, reply_id))
+        identified = reply.provider_id is not None
+        await _reply(ctx, delivery_outcomes.Reply(WHATSAPP, reply.phone, reply.text, reply_id, identified))
     return received
 
 
@@ -134,8 +135,9 @@ async def sms_webhook(request: Request, ctx: Ctx, token: Annotated[str | None, Q
     # A gateway retrying its callback sends the same reply again: one confirmation. Without the gateway's id, the
     # same words from the same number within the hour are taken as that retry.
     hour = ctx.deps.clock().strftime("%Y-%m-%dT%H")
-    reply_id = uuid.uuid5(_NAMESPACE, f"sms:{fields.get('id') or fields.get('messageId') or (reply.phone, reply.text, hour)}")
-    await _reply(ctx, delivery_outcomes.Reply(SMS, reply.phone, reply.text, reply_id))
+    gateway_id = fields.get("id") or fields.get("messageId")
+    reply_id = uuid.uuid5(_NAMESPACE, f"sms:{gateway_id or (reply.phone, reply.text, hour)}")
+    await _reply(ctx, delivery_outcomes.Reply(SMS, reply.phone, reply.text, reply_id, bool(gateway_id)))
     return Received(replies=1)
 
 

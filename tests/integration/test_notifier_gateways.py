@@ -443,6 +443,26 @@ async def test_an_owner_replying_stop_on_whatsapp_gets_a_confirmation_and_then_o
         assert [m.text.startswith("Dana sebesar") for m in api.sent[2:]] == [True]
 
 
+async def test_a_replayed_webhook_of_an_owners_earlier_mulai_does_not_undo_their_later_stop(database_url, cloud):
+    api, server = cloud
+    phone, wa_id = _phone(14)
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}) as n:
+        api.webhook_url = n.webhook_url
+        mulai = api.reply_payload(wa_id, "MULAI", message_id="wamid.MULAI")
+        assert (await api.post(mulai)).status_code == 200
+        assert (await api.post(api.reply_payload(wa_id, "STOP", message_id="wamid.STOP"))).status_code == 200
+        # Our 200 for the first was lost: WhatsApp delivers it again, after the second.
+        assert (await api.post(mulai)).status_code == 200
+
+        [row] = await n.fetch("SELECT opted_out_at FROM recipient WHERE phone = $1", phone)
+        assert row["opted_out_at"] is not None  # the owner's last word stands
+        changes = await n.fetch("SELECT intent FROM consent_change WHERE phone = $1 ORDER BY id", phone)
+        assert [c["intent"] for c in changes] == ["start", "stop"]
+        confirmations = await n.fetch("SELECT template FROM message WHERE recipient_phone = $1 ORDER BY created_at",
+                                      phone)  # fmt: skip
+        assert sorted(c["template"] for c in confirmations) == ["opted_in", "opted_out"]
+
+
 async def test_an_owner_replying_mulai_by_sms_is_opted_in_again_and_a_callback_without_the_token_is_refused(
         database_url, sms) -> None:  # fmt: skip
     api, server = sms
@@ -462,6 +482,13 @@ async def test_an_owner_replying_mulai_by_sms_is_opted_in_again_and_a_callback_w
         history = await n.fetch("SELECT intent, via FROM consent_change WHERE phone = $1 ORDER BY id", phone)
         assert [tuple(h) for h in history] == [("stop", "sms"), ("start", "sms")]
         assert sorted(s.message for s in api.sent) == sorted([texts.opted_out_text(), texts.opted_in_text()])
+
+        # STOP again within the hour: without the gateway's id it reads like a retry of the first, yet the owner
+        # means it, and their last word is what counts.
+        again = await api.forward_reply(f"{inbound}?token={SMS_TOKEN}", "0" + wa_id[2:], "STOP")
+        assert again.status_code == 200
+        [row] = await n.fetch("SELECT opted_out_at FROM recipient WHERE phone = $1", phone)
+        assert row["opted_out_at"] is not None
 
 
 # ---------------------------------------------------------------------------------------------------------------
