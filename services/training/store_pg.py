@@ -336,7 +336,10 @@ class PgTrainingStore(TrainingStore):
         return mentor_from_row(row) if row else None
 
     async def lock_mentors(self) -> list[Mentor]:
-        rows = await self._conn.fetch(MENTOR_SELECT + " WHERE m.active ORDER BY m.id FOR UPDATE OF m")
+        # Locked first, counted after: a count made in the locking statement is read from before its wait, so the
+        # businesses another completion assigned meanwhile were not in it and a mentor got past their maximum.
+        await self._conn.execute("SELECT id FROM mentor WHERE active ORDER BY id FOR UPDATE")
+        rows = await self._conn.fetch(MENTOR_SELECT + " WHERE m.active ORDER BY m.id")
         return [mentor_from_row(r) for r in rows]
 
     async def assignment(self, business_id: uuid.UUID) -> Assignment | None:

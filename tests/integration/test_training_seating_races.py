@@ -7,10 +7,14 @@ cohort as closed or full.
 
 A batch closing a business while a withdrawal refills, or an officer enrols it by hand: the closed business keeps no
 seat. Without the closing batch holding the seating lock alone, the placement read the business as active (the batch
-not committed yet) and the batch had looked for its seats before the placement committed one."""
+not committed yet) and the batch had looked for its seats before the placement committed one.
+
+Two cohorts completing at once: a mentor's load is counted after the mentor's lock is held, so the graduates the first
+assigned count for the second."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -18,8 +22,9 @@ import pytest
 
 from services.training import business_changes, handlers
 from services.training.domain.enrolment import ACTIVE
+from services.training.domain.mentors import Assignment, Mentor
 from services.training.seating import Deps
-from services.training.store_pg import PgTrainingUnitOfWork
+from services.training.store_pg import PgTrainingStore, PgTrainingUnitOfWork
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
 from shared.unit_of_work import Cause, Publisher
@@ -162,3 +167,24 @@ async def test_a_business_closed_while_an_officer_enrols_it_by_hand_keeps_no_sea
             assert [e.code for e in refused] == ["business_closed"]
         else:
             assert not refused and now == {closing.business_id: "withdrawn"}
+
+
+async def test_a_mentors_load_is_read_after_waiting_for_another_assignment_so_no_mentor_passes_their_maximum(infra):
+    async with two_connections(infra, "training") as (completing, other):
+        mentor = Mentor(uuid.uuid4(), "Ibu Yuliana", None, ("10",), (), max_load=3, active=True)
+        await PgTrainingStore(completing).add_mentor(mentor, "petugas", NOW)
+        async with completing.transaction():
+            [locked] = await PgTrainingStore(completing).lock_mentors()
+            assert locked.load == 0
+            await PgTrainingStore(completing).add_assignments([Assignment(uuid.uuid4(), mentor.id, None, NOW)
+                                                               for _ in range(3)])  # fmt: skip
+
+            async def second_completion() -> list[Mentor]:
+                async with other.transaction():
+                    return await PgTrainingStore(other).lock_mentors()
+
+            waiting = asyncio.create_task(second_completion())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()  # held by the first completion's lock
+        [seen] = await waiting
+        assert (seen.load, seen.has_room) == (3, False)  # the three assigned while it waited count
