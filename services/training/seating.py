@@ -25,6 +25,7 @@ from datetime import datetime
 from services.training.domain import events
 from services.training.domain.cohorts import Cohort
 from services.training.domain.enrolment import (
+    ACTIVE,
     Candidate,
     Decision,
     Place,
@@ -165,6 +166,11 @@ class Seating:
         cohort, programme = self.cohorts[cohort_id], self.programme(cohort_id)
         prospects = self.prospects.get(cohort_id, [])
         taken = await self.uow.store.topics_taken([p.business.business_id for p in prospects]) if prospects else {}
+        # The seats this unit of work placed are not stored yet: a batch refilling two open cohorts of one topic
+        # would otherwise seat the same business in both.
+        for (placed_in, business_id), seat in self._changed.items():
+            if seat.status in ACTIVE and placed_in in self.cohorts:
+                taken.setdefault(business_id, set()).add(self.cohorts[placed_in].topic)
         found = []
         for p in prospects:
             need = need_served(programme, p.business, p.facts)

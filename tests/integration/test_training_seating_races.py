@@ -10,7 +10,7 @@ seat. Without the closing batch holding the seating lock alone, the placement re
 not committed yet) and the batch had looked for its seats before the placement committed one.
 
 Two cohorts completing at once: a mentor's load is counted after the mentor's lock is held, so the graduates the first
-assigned count for the second."""
+assigned count for the second. One batch refilling two open cohorts of one topic: a business is seated in one."""
 
 from __future__ import annotations
 
@@ -188,3 +188,15 @@ async def test_a_mentors_load_is_read_after_waiting_for_another_assignment_so_no
             assert not waiting.done()  # held by the first completion's lock
         [seen] = await waiting
         assert (seen.load, seen.has_room) == (3, False)  # the three assigned while it waited count
+
+
+async def test_a_business_one_batch_makes_a_prospect_of_two_open_cohorts_of_one_topic_is_seated_in_one(infra):
+    async with two_connections(infra, "training") as (trainer, batch):
+        first = await an_open_cohort(trainer, title="Pendampingan Halal Oebobo")
+        second = await an_open_cohort(trainer, title="Pendampingan Halal Alak")
+        business = registered()
+
+        await applied(batch, business)
+
+        held = [(await seats(trainer, c)).get(business.business_id) for c in (first, second)]
+        assert held.count("enrolled") == 1 and held.count(None) == 1
