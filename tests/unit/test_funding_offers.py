@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -73,7 +73,15 @@ def test_an_offer_cannot_be_accepted_after_the_pledge_window_ended() -> None:
     with pytest.raises(Conflict) as exc:
         accept(p, offer, business, NOW + timedelta(days=2))
 
-    assert problems_of(exc) == ["the pledge is exhausted or outside its window 2026-03-01 to 2026-03-11"]
+    assert problems_of(exc)[0] == "the pledge is exhausted or outside its window 2026-03-01 to 2026-03-11"
+
+
+def test_an_offer_made_near_the_end_of_its_pledges_window_expires_when_the_window_ends_not_days_later() -> None:
+    _, offer, business = offered(pledge(total_rupiah=10_000_000, valid_until=date(2026, 3, 11)))
+
+    assert offer.expires_at == datetime(2026, 3, 11, 16, 0, tzinfo=UTC)  # midnight in Kupang after 11 March
+    _, plenty, _ = offered()
+    assert plenty.expires_at == NOW + timedelta(days=14)  # a window that outlasts the offer days changes nothing
 
 
 def test_an_offer_of_a_closed_pledge_cannot_be_accepted() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from services.funding.domain.earmarks import eligible, evaluate
@@ -14,7 +14,7 @@ from services.funding.domain.pledges import Pledge
 from services.funding.domain.view import BusinessView, Readiness, rank_key, readiness
 from shared.contracts.funding import Earmarks
 from shared.errors import Conflict, InvalidInput
-from shared.reference.wita import today_in_kupang
+from shared.reference.wita import WITA, today_in_kupang
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +61,20 @@ def ranking_inputs(candidate: Candidate, today: date) -> dict[str, Any]:
     }
 
 
+def offer_deadline(pledge: Pledge, now: datetime, offer_days: int) -> datetime:
+    """`offer_days` from now, but never past the end (midnight, Kupang time) of the pledge's last valid day: an offer
+    can't be accepted after it, and the owner is told the deadline."""
+    window_ends = datetime.combine(pledge.valid_until + timedelta(days=1), time(0), tzinfo=WITA).astimezone(UTC)
+    return min(now + timedelta(days=offer_days), window_ends)
+
+
 def allocate(
     pledge: Pledge, candidates: Sequence[Candidate], now: datetime, offer_days: int, new_id: Any = uuid.uuid4
 ) -> tuple[Pledge, list[Offer]]:
     """Offer to candidates in rank order while the pledge can afford the next offer. Never over-allocates."""
     offers = []
     today = today_in_kupang(now)
-    expires_at = now + timedelta(days=offer_days)
+    expires_at = offer_deadline(pledge, now, offer_days)
     reserving = 0  # the pledge is copied once at the end, not once per offer (a pledge may make tens of thousands)
     for candidate in candidates:
         amount = pledge.next_offer_amount(reserving)
