@@ -689,6 +689,26 @@ async def test_reimporting_a_business_with_a_new_nib_records_the_nib_and_emits_n
     assert uow.outbox[0].payload["application_id"] is None
 
 
+@pytest.mark.parametrize("outcome", ["rejected", "issued with another NIB", "issued with the same NIB"])
+async def test_an_oss_outcome_for_an_application_an_import_overtook_with_the_nib_changes_nothing(store, deps, outcome):
+    b = await register(store, deps)
+    application = await apply(store, deps, b.id)
+    await import_rows([(2, csv_row(MARIA, nib="1234567890123"))], new_uow(store), deps)
+    before, uow = store.businesses[b.id], new_uow(store)
+
+    with pytest.raises(Conflict, match="already has NIB 1234567890123") as exc:
+        if outcome == "rejected":
+            await handlers.record_nib_rejected(handlers.RecordNibRejected(b.id, application.id, "data tidak lengkap",
+                                                                          OFFICER), uow, deps)  # fmt: skip
+        else:
+            nib = "1234567890123" if outcome.endswith("same NIB") else "9999999999999"
+            await handlers.record_nib_issued(RecordNibIssued(b.id, application.id, nib, None, OFFICER), uow, deps)
+
+    assert exc.value.code == "nib_already_recorded"
+    assert (store.businesses[b.id], uow.committed) == (before, [])
+    assert (before.nib_status, before.nib) == ("issued", "1234567890123")
+
+
 async def test_reimporting_a_business_with_a_new_phone_updates_it(store, deps) -> None:
     await import_rows([(2, csv_row(MARIA))], new_uow(store), deps)
     uow = new_uow(store)

@@ -170,6 +170,12 @@ def _decidable(business: Business, application: NibApplication) -> None:
         raise Conflict(
             f"NIB application {application.id} was already decided ({application.status})", "nib_application_decided"
         )
+    if business.nib is not None:
+        # The city's list may bring the NIB while the application waits: OSS's answer must neither reject the
+        # business nor replace its NIB.
+        raise Conflict(f"the business already has NIB {business.nib}, recorded after application {application.id} was "
+                       "made (by an import of the city's list); OSS's outcome changes nothing. Check that NIB on the "
+                       "business", "nib_already_recorded")  # fmt: skip
 
 
 # NIBs exist since OSS began issuing them (PP 24/2018).
