@@ -44,7 +44,9 @@ class RegisterQueries:
         if f.women_owned is not None:
             where.add("owner_gender = {}", "P" if f.women_owned else "L")
         if f.youth_owned is not None:
-            after, up_to = self._youth.birth_dates(today)
+            # As of the month's first day, like the flag every answer and event carries: a flag that turned on the
+            # day itself would let any caller find an owner's birthday by asking daily.
+            after, up_to = self._youth.birth_dates(today.replace(day=1))
             where.add(("" if f.youth_owned else "NOT ") + "(owner_birth_date > {} AND owner_birth_date <= {})", after, up_to)
         where.add_if(f.name and "%" + like_pattern(f.name) + "%", "business_name ILIKE {}")
         return where

@@ -116,7 +116,7 @@ def business_out(b: Business, ctx: RegistryContext, who: Principal, now: datetim
         kecamatan=KecamatanOut(name=b.kecamatan.name, code=b.kecamatan.code, bps_code=b.kecamatan.bps_code),
         kelurahan=KelurahanOut(name=b.kelurahan.name, code=b.kelurahan.code), scale=b.scale, scale_basis=b.scale_basis,
         capital_rupiah=b.capital_rupiah, annual_sales_rupiah=b.annual_sales_rupiah,
-        youth_owned=ctx.deps.rules.youth.is_youth(b.owner_birth_date, today), women_owned=b.women_owned,
+        youth_owned=ctx.deps.rules.youth.youth_flag(b.owner_birth_date, today), women_owned=b.women_owned,
         nib_status=b.nib_status, nib=b.nib, status=b.status, closed_reason=b.closed_reason,
         registered_at=b.registered_at.astimezone(WITA), updated_at=b.updated_at.astimezone(WITA), owner=owner,
     )  # fmt: skip

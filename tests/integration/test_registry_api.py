@@ -7,11 +7,12 @@ import base64
 import json
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from services.registry.bootstrap import create_app
 from services.registry.settings import RegistrySettings
@@ -30,6 +31,7 @@ class Registry:
     http: httpx.AsyncClient
     tokens: TokenService
     bootstrap: KafkaAccess | str
+    app: FastAPI
 
     def auth(self, role: str = "officer") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.mint('tester', [role])}"}
@@ -64,7 +66,7 @@ async def registry(infra, database_url) -> AsyncIterator[Registry]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://registry") as http:
-            yield Registry(http, TokenService(SECRET), infra.kafka)
+            yield Registry(http, TokenService(SECRET), infra.kafka, app)
 
 
 async def test_a_registered_business_is_published_as_business_registered_keyed_by_its_id_without_the_nik(registry):
@@ -170,6 +172,22 @@ async def test_the_register_can_be_searched_by_region_kbli_scale_nib_youth_and_w
     assert page["total"] == 3 and len(page["items"]) == 1
     unknown = await registry.http.get("/businesses", params={"kecamatan": "Atambua"}, headers=registry.auth())
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "kecamatan"
+
+
+async def test_the_youth_flag_shown_and_searched_changes_on_the_first_of_a_month_never_on_an_owners_birthday(registry):
+    # 31 on 10 December 2026: a youth owner for all of December, as the events say. A flag that changed on the day
+    # would tell anyone asking daily the owner's birth date.
+    created = await registry.register(registration(birth=date(1995, 12, 10), gender="P"))
+    assert created.status_code == 201, created.text
+    business_id, ctx = created.json()["id"], registry.app.state.service
+    for day in (9, 10, 11):
+        ctx.deps = replace(ctx.deps, clock=lambda day=day: datetime(2026, 12, day, 2, tzinfo=UTC))
+        shown = await registry.http.get(f"/businesses/{business_id}", headers=registry.auth("viewer"))
+        found = await registry.http.get("/businesses", params={"youth_owned": "true"}, headers=registry.auth("viewer"))
+        assert (shown.json()["youth_owned"], found.json()["total"]) == (True, 1), day
+    ctx.deps = replace(ctx.deps, clock=lambda: datetime(2027, 1, 2, 2, tzinfo=UTC))
+    found = await registry.http.get("/businesses", params={"youth_owned": "false"}, headers=registry.auth("viewer"))
+    assert found.json()["total"] == 1  # from January, as the monthly sweep publishes
 
 
 async def test_personal_data_is_shown_only_to_roles_that_may_see_it_and_writes_need_an_officer(registry):
