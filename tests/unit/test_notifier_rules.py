@@ -286,6 +286,17 @@ def test_a_retry_never_comes_sooner_than_the_gateway_asked() -> None:
     assert RETRY.delay(1, jitter=0.0, retry_after=120).total_seconds() == 120
 
 
+@pytest.mark.parametrize("asked", [1e12, float("inf"), float("nan"), -5.0])
+def test_a_gateways_absurd_retry_after_is_bounded_to_a_day_and_never_overflows(asked: float) -> None:
+    seconds = RETRY.delay(1, jitter=0.0, retry_after=asked).total_seconds()
+
+    assert 7.5 <= seconds <= 86_400
+
+
+def test_a_delivery_resent_after_thousands_of_attempts_waits_the_cap_rather_than_overflowing() -> None:
+    assert RETRY.delay(5_000, jitter=1.0).total_seconds() == 3600
+
+
 def test_an_accepted_send_is_sent_with_the_gateways_id() -> None:
     assert after_send(SENDING, 1, Accepted("wamid.X"), NOW, RETRY, 0.0) == after_send(SENDING, 1, Accepted("wamid.X"), NOW, RETRY, 0.5)
     change = after_send(SENDING, 1, Accepted("wamid.X"), NOW, RETRY, 0.0)

@@ -15,6 +15,7 @@ delivered), and a 'failed' after a delivery (another of the owner's devices) doe
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,6 +81,9 @@ def summarise(deliveries: Sequence[Delivery]) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+MAX_RETRY_AFTER_SECONDS = 86_400.0  # a gateway asking to wait longer than a day is waited a day
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Exponential backoff with jitter: attempt n waits base * 2**(n-1), capped, times a factor between 0.5 and 1
@@ -90,9 +94,12 @@ class RetryPolicy:
     max_attempts: int = 10
 
     def delay(self, attempt: int, jitter: float, retry_after: float | None = None) -> timedelta:
-        exponential = min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempt - 1))
+        # The exponent and the gateway's ask are bounded: a Retry-After of 1e12, inf or nan (or a resend after
+        # thousands of attempts) overflowed, and the row was left sending until its lease ran out.
+        exponential = min(self.cap_seconds, self.base_seconds * 2 ** min(max(0, attempt - 1), 64))
         seconds = exponential * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0))
-        return timedelta(seconds=max(seconds, retry_after or 0.0))
+        asked = retry_after if retry_after is not None and math.isfinite(retry_after) else 0.0
+        return timedelta(seconds=max(seconds, min(asked, MAX_RETRY_AFTER_SECONDS)))
 
 
 @dataclass(frozen=True, slots=True)
