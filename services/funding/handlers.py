@@ -231,9 +231,16 @@ async def _offer_and_pledge(uow: FundingUnitOfWork, offer_id: uuid.UUID) -> tupl
     return offer, pledge
 
 
+_REBUILDING = ("funding does not know business {business} at the moment (its view is being rebuilt, `berdaya replay "
+               "funding-view`); try again in a few minutes")
+
+
 async def _business_in_scope(uow: FundingUnitOfWork, offer: Offer, by: Principal) -> BusinessView | None:
     """An officer answers for businesses of the kecamatan its token allows."""
     business = await uow.store.business(offer.business_id)
+    if business is None and by.kecamatan_codes and "admin" not in by.roles:
+        # Its kecamatan can't be checked: an officer limited to one must not answer for any business meanwhile.
+        raise Conflict(_REBUILDING.format(business=offer.business_id), "business_unknown")
     if business is not None and not by.acts_in_kecamatan(business.kecamatan_code):
         raise Forbidden(f"the business of offer {offer.id} is outside the kecamatan your token allows")
     return business
@@ -273,7 +280,8 @@ async def disburse_offer(cmd: DisburseOffer, uow: FundingUnitOfWork, deps: Deps)
         require_sponsor(cmd.by, pledge.sponsor_id)
         pledge, offer = offers.disburse(pledge, offer, cmd.reference, now)
         business = await uow.store.business(offer.business_id)
-        assert business is not None, "an offer is only ever made to a business in the view"
+        if business is None:  # offers are made to businesses of the view, which a rebuild empties for a while
+            raise Conflict(_REBUILDING.format(business=offer.business_id), "business_unknown")
         await uow.store.save_offer(offer)
         await uow.store.save_pledge(pledge)
         uow.emit(events.OfferPaid(offer, business, pledge))

@@ -1034,3 +1034,22 @@ async def test_an_outcome_claiming_another_partner_than_its_topic_is_refused_as_
         async with world.uow() as uow:
             await handlers.record_partner_outcomes([outcome_delivery(forged, "partner.bri.outcomes.v1")], uow, world.deps)
     assert world.store.partner_outcomes == {}
+
+
+async def test_while_the_view_is_rebuilt_an_officer_of_one_kecamatan_may_not_decline_and_nothing_is_disbursed(world):
+    accepting, answering = await world.register(), await world.register()
+    p = await world.add_pledge()
+    await world.match(p.id)
+    offer, other = world.store.offer_to(p.id, accepting), world.store.offer_to(p.id, answering)
+    await handlers.accept_offer(handlers.AcceptOffer(offer.id, OFFICER), world.uow(), world.deps)
+    world.store.rows.clear()  # `berdaya replay funding-view` emptied the view; it is not back yet
+    before = world.store.snapshot()
+
+    with pytest.raises(Conflict, match="view is being rebuilt") as refused:
+        await handlers.decline_offer(handlers.DeclineOffer(other.id, "tidak jadi", ALAK_OFFICER), world.uow(),
+                                     world.deps)  # fmt: skip
+    with pytest.raises(Conflict, match="try again in a few minutes") as not_paid:
+        await handlers.disburse_offer(handlers.DisburseOffer(offer.id, "TRF-1", SPONSOR), world.uow(), world.deps)
+
+    assert (refused.value.code, not_paid.value.code) == ("business_unknown", "business_unknown")
+    assert world.store.snapshot() == before
