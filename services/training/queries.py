@@ -325,6 +325,9 @@ class TrainingQueries:
 
     async def stalled_by_step(self) -> list[asyncpg.Record]:
         return await self._db.fetch(
-            """SELECT stalled_for AS step, count(*)::int AS stalled FROM pathway
-                WHERE stalled_for IS NOT NULL AND not_eligible IS NULL AND steps_done < 7 GROUP BY 1"""
+            """SELECT stalled_for AS step, count(*)::int AS stalled FROM pathway p
+                WHERE stalled_for IS NOT NULL AND not_eligible IS NULL AND steps_done < 7
+                  AND NOT EXISTS (SELECT 1 FROM business_view v WHERE v.business_id = p.business_id
+                                                                  AND v.status = 'closed')
+                GROUP BY 1"""
         )

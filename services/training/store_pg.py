@@ -318,6 +318,8 @@ class PgTrainingStore(TrainingStore):
                 WHERE not_eligible IS NULL AND steps_done BETWEEN 1 AND 6
                   AND last_done_on + ($1::int[])[steps_done] < $2
                   AND stalled_for IS DISTINCT FROM ($3::text[])[steps_done]
+                  AND NOT EXISTS (SELECT 1 FROM business_view v  -- a closed business's owner needs no chasing
+                                   WHERE v.business_id = pathway.business_id AND v.status = 'closed')
                 ORDER BY business_id LIMIT $4 FOR UPDATE SKIP LOCKED""",
             [limits[s] for s in STEPS[1:]], today, list(STEPS[1:]), limit,
         )  # fmt: skip

@@ -23,7 +23,7 @@ from services.training.domain.pathway import (
 from services.training.settings import TrainingSettings
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 
-from .training_fakes import ALAK_OFFICER, OFFICER, TrainingWorld, updated
+from .training_fakes import ALAK_OFFICER, OFFICER, TrainingWorld, business_closed, updated
 
 TODAY = date(2026, 4, 1)
 LIMITS = dict(DEFAULT_STALL_DAYS)
@@ -164,6 +164,18 @@ async def test_the_sweeper_reports_a_stalled_pathway_once_and_again_only_for_a_n
     assert await halal_pathway.flag_stalled_pathways(world.by_time, world.deps) == 1
     assert [e.waiting_for for e in world.of_type("PathwayStalled", business)] == ["sihalal_account", "companion_verified"]
     assert world.uows[-1].envelopes[0].actor == "training"
+
+
+async def test_the_sweeper_chases_no_business_that_closed_while_its_pathway_waited():
+    world = TrainingWorld(now=datetime(2026, 3, 10, 2, tzinfo=UTC))
+    open_, closing = await world.register(), await world.register()
+    for business in (open_, closing):
+        await step(world, business, "nib", date(2026, 3, 1))
+    await world.consume(business_closed(closing, 2))
+    world.clock.set(datetime(2026, 3, 16, 2, tzinfo=UTC))
+
+    assert await halal_pathway.flag_stalled_pathways(world.by_time, world.deps) == 1
+    assert [e.business_id for e in world.of_type("PathwayStalled")] == [open_]
 
 
 async def test_the_sweeper_works_in_batches_until_nothing_is_due():

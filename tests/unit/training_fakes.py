@@ -352,7 +352,8 @@ class FakeTrainingStore(TrainingStore):
         self._lock("pathways")
         due = [p for p in self.pathways.values()
                if p.not_eligible is None and 1 <= len(p.steps) <= 6 and p.next_step is not None and p.last is not None
-               and (today - p.last[1]).days > limits[p.next_step] and p.stalled_for != p.next_step]  # fmt: skip
+               and (today - p.last[1]).days > limits[p.next_step] and p.stalled_for != p.next_step
+               and ((v := self.views.get(p.business_id)) is None or v.status != "closed")]  # fmt: skip
         return sorted(due, key=lambda p: p.business_id)[:limit]
 
     # mentors
