@@ -100,9 +100,24 @@ class LocalPostgres:
         if port_open(self.port):
             return
         self.init()
-        self._run(str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t",
-                  str(int(timeout)), "start")  # fmt: skip
+        try:
+            self._run(str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t",
+                      str(int(timeout)), "start")  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(self._why_not_started()) from exc
         wait_until(lambda: port_open(self.port), timeout, f"PostgreSQL on port {self.port}", self.log_file)
+
+    def _why_not_started(self) -> str:
+        """What the server's log says went wrong, in a line an operator can act on."""
+        tail = self.log_file.read_text(errors="replace").splitlines()[-20:] if self.log_file.exists() else []
+        if any("Address already in use" in line for line in tail):
+            # The port may be held without anyone listening on it: inside Linux's ephemeral range, an outgoing
+            # connection can take it for a moment.
+            return (f"PostgreSQL could not listen on 127.0.0.1:{self.port}: another program holds that port. Stop it "
+                    "or wait a moment, or choose another port (BERDAYA_PG_PORT for `berdaya up`), and run the command "
+                    f"again; the server's log is {self.log_file}")  # fmt: skip
+        fatal = next((line.split("FATAL:", 1)[1].strip() for line in reversed(tail) if "FATAL:" in line), None)
+        return f"PostgreSQL did not start on port {self.port}: {fatal or 'no reason in its log'}; see {self.log_file}"
 
     def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast") -> None:
         """pg_ctl stop: "fast" rolls back open transactions and disconnects clients; "immediate" aborts every server
