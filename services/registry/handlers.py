@@ -17,6 +17,7 @@ from services.registry.domain.consent import Consent, ConsentForm, Partner
 from services.registry.domain.coverage import NibCoverage
 from services.registry.domain.duplicates import duplicate_conflict, probable_duplicate
 from services.registry.domain.forms import BusinessChanges, RegistrationForm
+from services.registry.domain.identity import check_nib
 from services.registry.domain.registration import RegistrationRules, validate_registration
 from services.registry.nik_vault import NikVault
 from services.registry.store import RegistryUnitOfWork, StoredIdentity
@@ -204,7 +205,11 @@ async def apply_for_nib(cmd: ApplyForNib, uow: RegistryUnitOfWork, deps: Deps) -
 
 async def record_nib_issued(cmd: RecordNibIssued, uow: RegistryUnitOfWork, deps: Deps) -> NibApplication:
     now = deps.clock()
+    nib = check_nib(cmd.nib)
     async with uow:
+        # The NIB's lock before any row's, as an import takes them: an import of a row with this NIB then either
+        # finds it taken or is waited for, where its COPY failed on the unique NIB (a 500 for the whole chunk).
+        await uow.businesses.lock_identities([], [], [nib])
         business = await _load(uow, cmd.business_id, cmd.by)
         application = await _load_application(uow, cmd.business_id, cmd.application_id)
         business, application = aggregate.issue_nib(business, application, cmd.nib, cmd.issued_on or today_in_kupang(now), now)

@@ -123,6 +123,28 @@ async def test_two_owners_registering_at_once_with_one_phone_or_one_nib_make_one
         assert next(r for r in responses if r.status_code == 409).json()["code"] == "nib_taken"
 
 
+async def test_an_nib_recorded_while_an_import_brings_it_for_another_business_goes_to_one_and_nothing_fails(registry):
+    for round_ in range(6):
+        holder = (await registry.register(registration())).json()
+        applications = f"/businesses/{holder['id']}/nib-applications"
+        application = (await registry.http.post(applications, headers=registry.auth())).json()
+        nib = f"91300000001{round_:02d}"
+        newcomer = registration(nib=nib)
+        chunk = {"columns": list(newcomer), "rows": [{"line": 2, "values": [str(v) for v in newcomer.values()]}]}
+
+        recorded, imported = await asyncio.gather(
+            registry.http.post(f"{applications}/{application['id']}/outcome", json={"outcome": "issued", "nib": nib},
+                               headers=registry.auth()),
+            registry.http.post("/imports/businesses", json=chunk, headers=registry.auth()))  # fmt: skip
+
+        assert imported.status_code == 200, imported.text  # a row error at worst, never the whole chunk
+        report = imported.json()
+        if recorded.status_code == 200:
+            assert (report["registered"], [e["code"] for e in report["errors"]]) == (0, ["nib_taken"])
+        else:
+            assert (recorded.status_code, recorded.json()["code"], report["registered"]) == (409, "nib_taken", 1)
+
+
 async def test_officers_registering_different_owners_at_once_all_succeed(registry):
     responses = await asyncio.gather(*(registry.register(registration()) for _ in range(40)))
 
