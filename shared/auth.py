@@ -35,8 +35,13 @@ class Principal:
     def acts_for_sponsor(self, sponsor_id: uuid.UUID) -> bool:
         return "admin" in self.roles or (self.sponsor_id is not None and self.sponsor_id == sponsor_id)
 
+    @property
+    def limited_to_kecamatan(self) -> bool:
+        """The token names the kecamatan it acts in (an admin's never limits it)."""
+        return bool(self.kecamatan_codes) and "admin" not in self.roles
+
     def acts_in_kecamatan(self, code: str) -> bool:
-        return "admin" in self.roles or not self.kecamatan_codes or code in self.kecamatan_codes
+        return not self.limited_to_kecamatan or code in self.kecamatan_codes
 
     @property
     def actor(self) -> str:

@@ -238,7 +238,7 @@ _REBUILDING = ("funding does not know business {business} at the moment (its vie
 async def _business_in_scope(uow: FundingUnitOfWork, offer: Offer, by: Principal) -> BusinessView | None:
     """An officer answers for businesses of the kecamatan its token allows."""
     business = await uow.store.business(offer.business_id)
-    if business is None and by.kecamatan_codes and "admin" not in by.roles:
+    if business is None and by.limited_to_kecamatan:
         # Its kecamatan can't be checked: an officer limited to one must not answer for any business meanwhile.
         raise Conflict(_REBUILDING.format(business=offer.business_id), "business_unknown")
     if business is not None and not by.acts_in_kecamatan(business.kecamatan_code):

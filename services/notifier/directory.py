@@ -80,7 +80,7 @@ class SaveOfficer:
 def _may_keep(by: Principal, codes: Sequence[str]) -> None:
     """An officer whose token names kecamatan keeps the directory of those only; city-wide entries need a city-wide
     officer or an admin."""
-    if "admin" in by.roles or not by.kecamatan_codes:
+    if not by.limited_to_kecamatan:
         return
     if not codes or any(not by.acts_in_kecamatan(c) for c in codes):
         raise Forbidden("your token acts in kecamatan " + ", ".join(sorted(by.kecamatan_codes)) + " only")

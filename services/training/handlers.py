@@ -312,7 +312,7 @@ async def withdraw(cmd: Withdraw, uow: TrainingUnitOfWork, deps: Deps) -> Seat:
         business = (await uow.store.businesses([cmd.business_id])).get(cmd.business_id)
         if business is not None:
             require_scope(cmd.by, business)
-        elif cmd.by.kecamatan_codes and "admin" not in cmd.by.roles:
+        elif cmd.by.limited_to_kecamatan:
             raise Forbidden(f"training doesn't know where business {cmd.business_id} is; ask a city-wide officer")
         seating = Seating(uow, deps, now)
         cohort = await seating.lock_one(cmd.cohort_id)
