@@ -117,10 +117,13 @@ async def test_racing_registry_and_training_events_across_two_processes_leave_th
         await drop_database(infra.postgres_url, database)
 
 
-def berdaya(*args: str, bootstrap: KafkaAccess | str) -> subprocess.CompletedProcess:
-    """The command line as an operator runs it, against the test's broker; wide, so its tables don't wrap."""
-    env = {**os.environ, **access_env(KafkaAccess.of(bootstrap)), "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-m", "berdaya", *args], env=env, capture_output=True, text=True, timeout=120)
+def berdaya(*args: str, bootstrap: KafkaAccess | str, input: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    """The command line as an operator runs it, against the test's broker; wide, so its tables don't wrap. `input` is
+    what the operator types at its prompts."""
+    env = {**os.environ, **access_env(KafkaAccess.of(bootstrap)), "COLUMNS": "250", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "berdaya", *args], env=env, input=input, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
 
 
 async def _snapshot(database: str) -> dict[str, list]:

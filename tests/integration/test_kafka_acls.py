@@ -7,16 +7,14 @@ repeats the client nonce and is refused by every Kafka 4 broker (fixed in librdk
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from berdaya import partners
-from berdaya.stack.access import access_env, service_access
+from berdaya.stack.access import service_access
 from shared.contracts.topics import (
     FUNDING_PLEDGE,
     PUBLIC_BUSINESS,
@@ -30,6 +28,7 @@ from shared.contracts.topics import (
     partner_topic,
 )
 from shared.messaging.kafka import KafkaAccess, TopicSpec, ensure_topics
+from tests.integration.test_funding_view import berdaya
 
 pytestmark = pytest.mark.integration
 
@@ -195,10 +194,8 @@ async def test_a_login_kafka_will_not_tell_the_users_to_is_refused_and_no_partne
 
 def _revoke_by_hand(infra, partner_id: str, answer: str) -> subprocess.CompletedProcess:  # noqa: ANN001
     """`berdaya partner revoke ID` as an officer types it, answering the prompt (if any) with `answer`."""
-    env = {**os.environ, **access_env(KafkaAccess.of(infra.kafka)), "COLUMNS": "250",
-           "BERDAYA_JWT_SECRET": "acl-test-secret-acl-test-secret-acl-test"}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "berdaya", "partner", "revoke", partner_id], env=env, input=answer,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return berdaya("partner", "revoke", partner_id, bootstrap=infra.kafka, input=answer,
+                   env={"BERDAYA_JWT_SECRET": "acl-test-secret-acl-test-secret-acl-test"})
 
 
 async def test_revoking_a_partner_asks_first_naming_what_goes_and_a_no_keeps_its_access(infra):
