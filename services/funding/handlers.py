@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time
 
 from services.funding import matching
 from services.funding.domain import events, offers, pledges
@@ -28,7 +28,7 @@ from shared.contracts.registry import BusinessEvent
 from shared.contracts.training import TrainingCompleted
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.messaging.consumer import Delivery
-from shared.reference.wita import today_in_kupang
+from shared.reference.wita import WITA, today_in_kupang
 from shared.unit_of_work import Cause
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -315,15 +315,29 @@ async def expire_due_offers(uow_factory: Callable[[], FundingUnitOfWork], deps: 
 
 
 async def follow_pledge_windows(uow_factory: Callable[[], FundingUnitOfWork], deps: Deps) -> None:
-    """Match pledges whose window has just opened; close those whose window has ended."""
+    """Match pledges whose window has just opened, and once a day those with money left; close those whose window
+    has ended."""
     now = deps.clock()
     today = today_in_kupang(now)
     async with uow_factory() as uow:
         starting = await uow.store.pledges_to_start(today)
+        rematching = await uow.store.pledges_to_rematch(today)
         ending = await uow.store.pledges_past_window(today)
     for pledge_id in starting:
         async with uow_factory() as uow:
             await matching.refill(await _pledge_to_rank(uow.store, pledge_id), uow, deps, now)
+            await uow.commit()
+    # A pledge ranked in its window offers to each business the moment an event makes it eligible (`settle`), but a
+    # business can become eligible with no event: on its first anniversary readiness gains its track-record points.
+    # Ranked already, so the pledge lock is enough, as for the money an expiry gives back.
+    midnight = datetime.combine(today, time(0), tzinfo=WITA)
+    for pledge_id in rematching:
+        async with uow_factory() as uow:
+            pledge = await _locked_pledge(uow.store, pledge_id)
+            # Another instance's sweep, or a decline, may have ranked it today meanwhile.
+            if pledge.matched_at is not None and today_in_kupang(pledge.matched_at) < today:
+                with uow.caused_by(replace(uow.cause, occurred_at=midnight)):  # when time made anyone eligible
+                    await matching.refill(pledge, uow, deps, now)
             await uow.commit()
     for pledge_id in ending:
         async with uow_factory() as uow:

@@ -105,6 +105,11 @@ class FundingStore(abc.ABC):
         """Pledges whose window has opened since they were last matched."""
 
     @abc.abstractmethod
+    async def pledges_to_rematch(self, today: date) -> list[uuid.UUID]:
+        """Open pledges ranked in their window, but not on `today` (Kupang): time alone can make a business eligible
+        (a year since registration counts toward readiness), and no event says so."""
+
+    @abc.abstractmethod
     async def pledges_past_window(self, today: date) -> list[uuid.UUID]: ...
 
     @abc.abstractmethod

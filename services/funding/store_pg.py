@@ -202,6 +202,15 @@ class PgFundingStore(FundingStore):
         )
         return [r["id"] for r in rows]
 
+    async def pledges_to_rematch(self, today: date) -> list[uuid.UUID]:
+        rows = await self._conn.fetch(
+            """SELECT id FROM pledge WHERE status = 'open' AND valid_from <= $1 AND valid_until >= $1
+                 AND (matched_at AT TIME ZONE 'Asia/Makassar')::date >= valid_from
+                 AND (matched_at AT TIME ZONE 'Asia/Makassar')::date < $1 ORDER BY id""",
+            today,
+        )
+        return [r["id"] for r in rows]
+
     async def pledges_past_window(self, today: date) -> list[uuid.UUID]:
         rows = await self._conn.fetch("SELECT id FROM pledge WHERE status <> 'closed' AND valid_until < $1 ORDER BY id", today)
         return [r["id"] for r in rows]

@@ -302,6 +302,12 @@ class FakeFundingStore(FundingStore):
             and (p.matched_at is None or today_in_kupang(p.matched_at) < p.valid_from)
         )  # fmt: skip
 
+    async def pledges_to_rematch(self, today: date) -> list[uuid.UUID]:
+        return sorted(
+            p.id for p in self.pledges.values()
+            if p.status == "open" and p.open_on(today) and p.matched_in_window and today_in_kupang(p.matched_at) < today
+        )  # fmt: skip
+
     async def pledges_past_window(self, today: date) -> list[uuid.UUID]:
         return sorted(p.id for p in self.pledges.values() if p.status != "closed" and p.valid_until < today)
 

@@ -720,6 +720,35 @@ async def test_following_pledge_windows_matches_a_pledge_that_opened_and_closes_
     assert len(world.published) == again
 
 
+async def test_a_business_that_time_alone_makes_eligible_is_offered_on_the_first_sweep_of_that_day_in_kupang(
+    world,
+) -> None:
+    # Readiness 45 without the track record's 10 (NIB 25, sales 10, youth 10); the pledge asks 50.
+    veteran = await world.register(registered_at=datetime(2024, 1, 15, 1, 0, tzinfo=UTC))
+    newcomer = await world.register(registered_at=datetime(2025, 3, 12, 1, 0, tzinfo=UTC))  # a year old on 12 March
+    p = await world.add_pledge(earmarks=Earmarks(min_readiness=50))
+    await world.match(p.id)
+    assert {o.business_id for o in world.store.offers.values()} == {veteran}
+
+    world.clock.set(NOW + timedelta(days=1))  # 11 March: not a year yet
+    await handlers.follow_pledge_windows(world, world.deps)
+    assert {o.business_id for o in world.store.offers.values()} == {veteran}
+
+    world.clock.set(datetime(2026, 3, 11, 16, 5, tzinfo=UTC))  # 12 March 00.05 WITA
+    published_before = len(world.published)
+    await handlers.follow_pledge_windows(world, world.deps)
+
+    assert summary(world.published[published_before:]) == [("FundingMatched", newcomer)]
+    offer, _, eligible_since = world.matches[-1]
+    assert eligible_since == datetime(2026, 3, 11, 16, 0, tzinfo=UTC)  # midnight in Kupang, when it became eligible
+    assert world.store.pledges[p.id].matched_at == datetime(2026, 3, 11, 16, 5, tzinfo=UTC)
+
+    uows_before = len(world.uows)
+    world.clock.set(datetime(2026, 3, 11, 16, 10, tzinfo=UTC))
+    await handlers.follow_pledge_windows(world, world.deps)
+    assert len(world.uows) == uows_before + 1  # one look, no pledge ranked twice in a day
+
+
 async def test_a_pledge_opening_at_midnight_in_kupang_is_matched_though_it_is_still_the_day_before_in_utc(
     world,
 ) -> None:

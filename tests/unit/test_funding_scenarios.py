@@ -81,6 +81,9 @@ def random_form(rng: random.Random, today: date) -> PledgeForm:
         earmarks["trainings_completed"] = [rng.choice(PROGRAMMES)]
     if rng.random() < 0.2:
         earmarks["kbli"] = ["10"]
+    if rng.random() < 0.3:
+        # Around the track record's 10 points, so passing time alone makes some businesses eligible.
+        earmarks["min_readiness"] = rng.choice([30, 55])
     start = today + timedelta(days=rng.choice([-5, 0, 0, 0, 2]))
     return PledgeForm.model_validate({
         "sponsor_id": str(SPONSOR_ID), "title": "Pledge acak", "instrument": "grant",
@@ -117,7 +120,9 @@ async def test_random_walks_through_the_use_cases_keep_the_money_and_the_offers_
                     business_id = await world.register(
                         kecamatan_code=rng.choice([OEBOBO, ALAK]), kbli_code=rng.choice(["10130", "95210"]),
                         nib_status=rng.choice(["issued", "applied", "none"]),
-                        registered_at=START + timedelta(days=rng.randrange(0, 900)),
+                        # Some a year old within the walk's days, so their readiness grows as time passes.
+                        registered_at=rng.choice([START + timedelta(days=rng.randrange(0, 900)),
+                                                  NOW - timedelta(days=rng.randrange(340, 366))]),
                     )  # fmt: skip
                     versions[business_id] = 1
                 elif action == "nib" and businesses:
