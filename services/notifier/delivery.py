@@ -245,7 +245,8 @@ class DeliveryWorker:
             if current is None or current.attempts != attempt or reported_first(current.status, result):
                 await uow.commit()  # a newer attempt or a status report owns it now; this answer is history only
                 return
-            change = after_send(current.status, attempt, result, now, self._settings.retry, self._jitter())
+            change = after_send(current.status, attempt, result, now, self._settings.retry, self._jitter(),
+                                current.retries_from)
             not_before = current.not_before
             if change.status == QUEUED and change.not_before is not None:
                 urgent = item.audience != OWNER or current.channel not in PHONE_CHANNELS or policy_of(item.template).urgent

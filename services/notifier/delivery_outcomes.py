@@ -157,7 +157,9 @@ async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: 
         if cmd.outcome == "sent":
             updated = replace(delivery, status=SENT, reason=f"resolved as sent by hand ({note})")
         elif cmd.outcome == "resend":
-            updated = replace(delivery, status=QUEUED, not_before=now, reason=f"queued again by hand ({note})")
+            # With its full share of retries again: one that used them up in an outage would fail at the first.
+            updated = replace(delivery, status=QUEUED, not_before=now, retries_from=delivery.attempts,
+                              reason=f"queued again by hand ({note})")
             uow.after_commit(deps.wake)
         else:
             updated = replace(delivery, status=FAILED, reason=f"resolved as failed by hand ({note})")

@@ -20,7 +20,8 @@ _OFFICER_EMAIL_LOCK = 0x6E_6F_65_6D  # "noem": one officer's directory entry, by
 
 _MESSAGE = ("id, event_id, business_id, template, channel, recipient_phone, body, created_at, audience, kecamatan_code,"
             " sponsor_id, offer_id, deadline, subject")  # fmt: skip
-_DELIVERY = "id, message_id, channel, recipient, status, not_before, attempts, provider_id, reason, fallback_of"
+_DELIVERY = ("id, message_id, channel, recipient, status, not_before, attempts, provider_id, reason, fallback_of,"
+             " retries_from")
 _OFFER = ("offer_id, pledge_id, business_id, business_name, contact_phone, kecamatan_code, sponsor_name, instrument,"
           " financing_programme, amount_rupiah, offered_at, expires_at, state, decided_at, disbursed_at")  # fmt: skip
 _PLEDGE = "pledge_id, sponsor_id, sponsor_name, title, instrument, total_rupiah, pledged_at, closed_at"
@@ -57,7 +58,8 @@ _SET_STATUS = ("UPDATE message SET status = $2, channel = $3, updated_at = $4 WH
 def _delivery(row: asyncpg.Record) -> Delivery:
     return Delivery(id=row["id"], message_id=row["message_id"], channel=row["channel"], recipient=row["recipient"],
                     status=row["status"], not_before=row["not_before"], attempts=row["attempts"],
-                    provider_id=row["provider_id"], reason=row["reason"], fallback_of=row["fallback_of"])  # fmt: skip
+                    provider_id=row["provider_id"], reason=row["reason"], fallback_of=row["fallback_of"],
+                    retries_from=row["retries_from"])  # fmt: skip
 
 
 def _preference(row: asyncpg.Record) -> Preference:
@@ -143,10 +145,10 @@ class PgNotifierStore(NotifierStore):
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         await self._conn.executemany(
-            f"INSERT INTO delivery ({_DELIVERY}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            f"INSERT INTO delivery ({_DELIVERY}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
             " ON CONFLICT (message_id, channel, recipient) DO NOTHING",
             [(d.id, d.message_id, d.channel, d.recipient, d.status, d.not_before, d.attempts, d.provider_id, d.reason,
-              d.fallback_of) for d in deliveries],
+              d.fallback_of, d.retries_from) for d in deliveries],
         )  # fmt: skip
 
     async def deliveries_of(self, message_id: uuid.UUID) -> list[Delivery]:
@@ -169,7 +171,7 @@ class PgNotifierStore(NotifierStore):
     async def save_delivery(self, delivery: Delivery, now: datetime) -> None:
         await self._conn.execute(
             """UPDATE delivery SET status = $2, reason = $3, provider_id = COALESCE($4, provider_id), not_before = $5,
-                   attempts = $6, updated_at = $7,
+                   attempts = $6, updated_at = $7, retries_from = $8,
                    holder = CASE WHEN $2 = 'sending' THEN holder END,
                    lease_until = CASE WHEN $2 = 'sending' THEN lease_until END,
                    sent_at = CASE WHEN $2 IN ('sent', 'delivered', 'read') THEN COALESCE(sent_at, $7) ELSE sent_at END,
@@ -178,7 +180,7 @@ class PgNotifierStore(NotifierStore):
                    read_at = CASE WHEN $2 = 'read' THEN COALESCE(read_at, $7) ELSE read_at END
                WHERE id = $1""",
             delivery.id, delivery.status, delivery.reason, delivery.provider_id, delivery.not_before,
-            delivery.attempts, now,
+            delivery.attempts, now, delivery.retries_from,
         )  # fmt: skip
 
     async def queued_about_offer(self, offer_id: uuid.UUID) -> list[Delivery]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -126,6 +126,36 @@ async def test_an_sms_left_unknown_by_a_crash_is_resolved_by_an_operator_who_che
         assert row["message_status"] == "sent" and "operator-ana" in row["reason"]
         [audit] = await n.fetch("SELECT actor, action, aggregate_id FROM audit")
         assert tuple(audit) == ("operator-ana", "delivery_resolved_sent", str(row["id"]))
+
+
+async def test_a_delivery_an_operator_sends_again_after_it_used_up_its_attempts_gets_all_its_retries_again(
+    database_url,
+) -> None:
+    api = ZenzivaApi()
+    clock = Clock()
+    api.failing["081311110003"] = 4  # the retry policy here allows 4 attempts
+    async with LocalServer(api.app) as server, notifier(database_url, {"sms": zenziva_client(api, server.url)},
+                                                        clock=clock) as n:  # fmt: skip
+        await n.handle(handlers.funding_offer, matched("+6281311110003"))
+        worker = n.worker("host-a:101")
+        for _ in range(4):
+            await worker.pass_once()
+            clock.advance(minutes=11)  # past any backoff (capped at 10 minutes)
+        [row] = await n.deliveries()
+        assert (row["status"], row["attempts"]) == ("failed", 4) and "gave up after 4 attempts" in row["reason"]
+
+        api.failing["081311110003"] = 1  # the gateway is back, but one more answer is lost
+        await resolve_delivery(ResolveDelivery(row["id"], "resend", "Zenziva is back", OPERATOR),
+                               n.uow(Cause.request(uuid.uuid4(), OPERATOR.actor)), n.deps)  # fmt: skip
+        await worker.pass_once()
+        [row] = await n.deliveries()
+        assert (row["status"], row["attempts"], row["retries_from"]) == ("queued", 5, 4)
+        assert row["not_before"] - clock.now <= timedelta(seconds=10)  # the first retry's wait, not the fourth's
+
+        clock.advance(minutes=1)
+        await worker.pass_once()
+        [row] = await n.deliveries()
+        assert (row["status"], row["attempts"]) == ("sent", 6) and len(api.to("081311110003")) == 1
 
 
 async def test_an_email_whose_answer_was_lost_is_sent_again_with_the_same_message_id_under_at_least_once(database_url) -> None:

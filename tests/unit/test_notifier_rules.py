@@ -331,6 +331,14 @@ def test_a_transient_failure_is_queued_again_after_its_backoff_until_the_last_at
     assert (last.status, last.reason) == (FAILED, "gave up after 10 attempts; the last: HTTP 503")
 
 
+def test_a_delivery_sent_again_by_hand_counts_its_retries_from_then() -> None:
+    again = after_send(SENDING, 11, Transient("HTTP 503"), NOW, RETRY, 1.0, retries_from=10)
+    assert (again.status, again.not_before) == (QUEUED, NOW + timedelta(seconds=15))  # the first retry's wait
+    last = after_send(SENDING, 20, Transient("HTTP 503"), NOW, RETRY, 1.0, retries_from=10)
+    assert (last.status, last.reason) == (
+        FAILED, "gave up after 10 attempts since it was sent again by hand; the last: HTTP 503")
+
+
 def test_a_send_that_got_no_answer_is_retried_and_says_the_gateway_may_have_taken_it() -> None:
     change = after_send(SENDING, 1, Transient("read timeout", ambiguous=True), NOW, RETRY, 1.0)
     assert change.status == QUEUED and "may have taken it" in (change.reason or "")

@@ -45,6 +45,7 @@ class Delivery:
     provider_id: str | None = None
     reason: str | None = None
     fallback_of: uuid.UUID | None = None  # the delivery on another channel this one replaces
+    retries_from: int = 0  # the attempts made when an operator last sent it again: the retries count from there
 
 
 def advance(current: str, reported: str) -> str:
@@ -113,25 +114,29 @@ class Change:
     fallback: bool = False  # open a delivery on the fallback channel
 
 
-def after_send(current: str, attempt: int, result: SendResult, now: datetime, retry: RetryPolicy, jitter: float) -> Change:
+def after_send(current: str, attempt: int, result: SendResult, now: datetime, retry: RetryPolicy, jitter: float,
+               retries_from: int = 0) -> Change:  # fmt: skip
     """The delivery's next state once the gateway answered attempt `attempt` (a status webhook may have moved it on
-    already: the answer never moves it back)."""
+    already: the answer never moves it back). `retries_from`: the attempts made before an operator last sent it
+    again, which the retries do not count."""
     if isinstance(result, Accepted):
         # A status webhook may have come first (delivered, read, or failed): it stays.
         return Change(SENT if current in (QUEUED, SENDING, UNKNOWN) else current, provider_id=result.provider_id)
     if isinstance(result, Rejected):
         return Change(FAILED, reason=result.reason, fallback=result.no_whatsapp)
     assert isinstance(result, Transient)
-    if attempt >= retry.max_attempts:
-        return Change(FAILED, reason=f"gave up after {attempt} attempts; the last: {result.reason}")
+    tries = attempt - retries_from
+    if tries >= retry.max_attempts:
+        since = " since it was sent again by hand" if retries_from else ""
+        return Change(FAILED, reason=f"gave up after {tries} attempts{since}; the last: {result.reason}")
     if result.ambiguous:
         # The request went out and no answer came back: the gateway may have taken it. Retried as the issue asks
         # (a timeout is transient); the attempt's row says so, and a WhatsApp status report for this attempt
         # (matched by our delivery id) cancels the retry if it comes first.
         return Change(QUEUED, reason=f"attempt {attempt} got no answer (the gateway may have taken it), will retry: "
-                      f"{result.reason}", not_before=now + retry.delay(attempt, jitter, result.retry_after))  # fmt: skip
+                      f"{result.reason}", not_before=now + retry.delay(tries, jitter, result.retry_after))  # fmt: skip
     return Change(QUEUED, reason=f"attempt {attempt} failed, will retry: {result.reason}",
-                  not_before=now + retry.delay(attempt, jitter, result.retry_after))  # fmt: skip
+                  not_before=now + retry.delay(tries, jitter, result.retry_after))  # fmt: skip
 
 
 def reported_first(current: str, result: SendResult) -> bool:
