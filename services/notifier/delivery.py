@@ -49,9 +49,8 @@ from services.notifier.domain.delivery import (
     after_send,
     reported_first,
 )
-from services.notifier.domain.messages import OWNER
 from services.notifier.domain.planning import last_look
-from services.notifier.domain.policy import policy_of
+from services.notifier.domain.policy import any_hour
 from services.notifier.domain.schedule import next_send_time
 from services.notifier.figures import NotifierFigures
 from services.notifier.recording import Deps, refresh_message
@@ -249,7 +248,9 @@ class DeliveryWorker:
                                 current.retries_from)
             not_before = current.not_before
             if change.status == QUEUED and change.not_before is not None:
-                urgent = item.audience != OWNER or current.channel not in PHONE_CHANNELS or policy_of(item.template).urgent
+                # As when it was first queued: an owner's message, or the programme office's alert, waits out quiet
+                # hours on a phone unless urgent or critical.
+                urgent = current.channel not in PHONE_CHANNELS or any_hour(item.template, current.critical)
                 not_before = next_send_time(change.not_before, self._deps.rules.quiet, urgent=urgent)
             updated = replace(current, status=change.status, reason=change.reason, not_before=not_before,
                               provider_id=change.provider_id or current.provider_id)  # fmt: skip

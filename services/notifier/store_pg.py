@@ -21,7 +21,7 @@ _OFFICER_EMAIL_LOCK = 0x6E_6F_65_6D  # "noem": one officer's directory entry, by
 _MESSAGE = ("id, event_id, business_id, template, channel, recipient_phone, body, created_at, audience, kecamatan_code,"
             " sponsor_id, offer_id, deadline, subject")  # fmt: skip
 _DELIVERY = ("id, message_id, channel, recipient, status, not_before, attempts, provider_id, reason, fallback_of,"
-             " retries_from")
+             " retries_from, critical")
 _OFFER = ("offer_id, pledge_id, business_id, business_name, contact_phone, kecamatan_code, sponsor_name, instrument,"
           " financing_programme, amount_rupiah, offered_at, expires_at, state, decided_at, disbursed_at")  # fmt: skip
 _PLEDGE = "pledge_id, sponsor_id, sponsor_name, title, instrument, total_rupiah, pledged_at, closed_at"
@@ -59,7 +59,7 @@ def _delivery(row: asyncpg.Record) -> Delivery:
     return Delivery(id=row["id"], message_id=row["message_id"], channel=row["channel"], recipient=row["recipient"],
                     status=row["status"], not_before=row["not_before"], attempts=row["attempts"],
                     provider_id=row["provider_id"], reason=row["reason"], fallback_of=row["fallback_of"],
-                    retries_from=row["retries_from"])  # fmt: skip
+                    retries_from=row["retries_from"], critical=row["critical"])  # fmt: skip
 
 
 def _preference(row: asyncpg.Record) -> Preference:
@@ -145,10 +145,10 @@ class PgNotifierStore(NotifierStore):
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         await self._conn.executemany(
-            f"INSERT INTO delivery ({_DELIVERY}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            f"INSERT INTO delivery ({_DELIVERY}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             " ON CONFLICT (message_id, channel, recipient) DO NOTHING",
             [(d.id, d.message_id, d.channel, d.recipient, d.status, d.not_before, d.attempts, d.provider_id, d.reason,
-              d.fallback_of, d.retries_from) for d in deliveries],
+              d.fallback_of, d.retries_from, d.critical) for d in deliveries],
         )  # fmt: skip
 
     async def deliveries_of(self, message_id: uuid.UUID) -> list[Delivery]:

@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.notifier import handlers
+from services.notifier.alerts import AlertsReceived, record_alerts
 from services.notifier.channels import SendResult
 from services.notifier.delivery import DeliveryWorker
 from services.notifier.delivery_outcomes import ResolveDelivery, resolve_delivery
+from services.notifier.domain.alerts import Alert, AlertRecipients
 from services.notifier.domain.ratelimit import RateLimit
 from services.notifier.store import Outgoing
 from shared.auth import Principal
@@ -156,6 +158,29 @@ async def test_a_delivery_an_operator_sends_again_after_it_used_up_its_attempts_
         await worker.pass_once()
         [row] = await n.deliveries()
         assert (row["status"], row["attempts"]) == ("sent", 6) and len(api.to("081311110003")) == 1
+
+
+@pytest.mark.parametrize(("severity", "retried_at"), [
+    ("warning", datetime(2026, 11, 23, 23, 0, tzinfo=UTC)),  # 07.00 WITA the next morning
+    ("critical", datetime(2026, 11, 23, 13, 0, tzinfo=UTC)),  # 21.00 WITA, in quiet hours: the first retry's 5 s
+])  # fmt: skip
+async def test_a_programme_office_alert_retried_by_sms_after_nine_at_night_waits_for_morning_unless_critical(
+    database_url, severity, retried_at,
+) -> None:
+    api = ZenzivaApi()
+    clock = Clock(datetime(2026, 11, 23, 12, 59, 55, tzinfo=UTC))  # 20.59.55 WITA
+    api.failing["081311110004"] = 1
+    alert = Alert("firing", {"alertname": "BerdayaNibCoverageStalled", "severity": severity, "audience": "officers"},
+                  {"summary": "Tidak ada NIB baru di Oebobo selama 31 hari"}, clock.now, None, "0f0e0d0c0b0a0908")  # fmt: skip
+    async with LocalServer(api.app) as server, notifier(database_url, {"sms": zenziva_client(api, server.url)},
+                                                        clock=clock) as n:  # fmt: skip
+        await record_alerts(AlertsReceived("officers", (alert,)), n.uow(), n.deps,
+                            AlertRecipients(officers=("+6281311110004",)))  # fmt: skip
+        await n.worker("host-a:101").pass_once()
+
+        [row] = await n.deliveries()
+        assert (row["status"], row["critical"]) == ("queued", severity == "critical")
+        assert row["not_before"] == retried_at and api.to("081311110004") == []
 
 
 async def test_an_email_whose_answer_was_lost_is_sent_again_with_the_same_message_id_under_at_least_once(database_url) -> None:

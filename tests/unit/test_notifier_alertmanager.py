@@ -34,7 +34,17 @@ from services.notifier.domain.alerts import (
     plan_alert,
     runbook_of,
 )
-from services.notifier.domain.channels import EMAIL, LOCAL, SMS, WHATSAPP, Accepted, Available, SendResult
+from services.notifier.domain.channels import (
+    EMAIL,
+    LOCAL,
+    SMS,
+    WHATSAPP,
+    Accepted,
+    Available,
+    Rejected,
+    SendResult,
+    Transient,
+)
 from services.notifier.domain.consent import Preference
 from services.notifier.domain.planning import DeliveryRules
 from services.notifier.domain.schedule import QuietHours
@@ -366,6 +376,54 @@ async def test_the_delivery_worker_sends_alert_messages_by_email_and_to_the_loca
     assert store.local_outbox[local.id][0] == "alerts:officers" and "NOTIFIER_OFFICER_CONTACTS" in (local.reason or "")
     [file] = list(tmp_path.glob("*/*.txt"))
     assert "Kepada: alerts:officers" in file.read_text() and "[PERINGATAN] BerdayaNibCoverageStalled" in file.read_text()
+
+
+@dataclass
+class AnsweringGateway(Gateway):
+    """A gateway that gives the answers it is told, in turn, then takes every message."""
+
+    channel: str
+    answers: list[SendResult]
+    sent: list[OutgoingMessage] = field(default_factory=list)
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        self.sent.append(message)
+        return self.answers.pop(0) if self.answers else Accepted(f"{self.channel}-{len(self.sent)}")
+
+    def describe(self) -> str:
+        return f"answering {self.channel}"
+
+
+@pytest.mark.parametrize(("severity", "retried_at"), [
+    ("info", wita(2026, 11, 24, 7)),  # the end of quiet hours
+    ("critical", wita(2026, 11, 23, 21, 0) + timedelta(seconds=5)),  # the first retry's 15 s
+])  # fmt: skip
+async def test_a_programme_office_alert_retried_by_phone_waits_out_quiet_hours_unless_it_is_critical(
+    severity: str, retried_at: datetime,
+) -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(wita(2026, 11, 23, 20, 59) + timedelta(seconds=50)),
+                                                Available(sms=True))  # fmt: skip
+    sms = AnsweringGateway(SMS, [Transient("HTTP 503")])
+    await alerts.record_alerts(received("officers", stalled(severity=severity)), uow(store), deps,
+                               AlertRecipients(officers=(OPS_PHONE,)))  # fmt: skip
+
+    await worker(store, deps, {SMS: sms}).pass_once()
+
+    [delivery] = store.deliveries.values()
+    assert (delivery.status, delivery.not_before, delivery.critical) == ("queued", retried_at, severity == "critical")
+
+
+async def test_a_critical_programme_office_alert_to_a_number_without_whatsapp_goes_by_sms_at_once_at_night() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT), Available(whatsapp=True, sms=True))
+    whatsapp = AnsweringGateway(WHATSAPP, [Rejected("131026 Message undeliverable", no_whatsapp=True)])
+    await alerts.record_alerts(received("officers", stalled(severity="critical")), uow(store), deps,
+                               AlertRecipients(officers=(OPS_PHONE,)))  # fmt: skip
+
+    await worker(store, deps, {WHATSAPP: whatsapp, SMS: AnsweringGateway(SMS, [])}).pass_once()
+
+    by_channel = {d.channel: d for d in store.deliveries.values()}
+    assert by_channel[WHATSAPP].status == "failed"
+    assert (by_channel[SMS].not_before, by_channel[SMS].critical) == (NIGHT, True)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from services.notifier.domain.delivery import FAILED, QUEUED, Delivery
 from services.notifier.domain.messages import OFFICERS, OPERATORS, Message
 from services.notifier.domain.phones import mask, normalise
 from services.notifier.domain.planning import DeliveryRules, Plan
-from services.notifier.domain.policy import policy_of
+from services.notifier.domain.policy import any_hour
 from services.notifier.domain.schedule import QuietHours
 from shared.errors import InvalidInput
 
@@ -212,7 +212,7 @@ def alert_message(audience: str, alert: Alert, message_id: uuid.UUID, now: datet
 def alert_not_before(template: str, severity: str | None, channel: str, now: datetime, quiet: QuietHours) -> datetime:
     """Operators' alerts (urgent templates) and critical ones go at once; the programme office's others wait for the
     end of quiet hours on a phone. Email and the local outbox: any hour."""
-    if channel not in PHONE_CHANNELS or policy_of(template).urgent or severity == "critical":
+    if channel not in PHONE_CHANNELS or any_hour(template, severity == "critical"):
         return now
     return quiet.next_allowed(now)
 
@@ -244,5 +244,6 @@ def plan_alert(message: Message, severity: str | None, recipients: Sequence[str]
             deliveries.append(Delivery(new_id(), message.id, WHATSAPP, address, FAILED, now, reason=str(no_channel)))
             continue
         deliveries.append(Delivery(new_id(), message.id, channel, address, QUEUED,
-                                   alert_not_before(message.template, severity, channel, now, rules.quiet)))  # fmt: skip
+                                   alert_not_before(message.template, severity, channel, now, rules.quiet),
+                                   critical=severity == "critical"))  # fmt: skip
     return Plan(tuple(deliveries))

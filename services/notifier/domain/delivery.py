@@ -46,6 +46,7 @@ class Delivery:
     reason: str | None = None
     fallback_of: uuid.UUID | None = None  # the delivery on another channel this one replaces
     retries_from: int = 0  # the attempts made when an operator last sent it again: the retries count from there
+    critical: bool = False  # an alert marked critical: it goes at any hour
 
 
 def advance(current: str, reported: str) -> str:

@@ -20,7 +20,7 @@ from services.notifier.domain.consent import Preference, withhold_reason
 from services.notifier.domain.delivery import FAILED, QUEUED, WITHHELD, Delivery
 from services.notifier.domain.digest import ANSWERED
 from services.notifier.domain.messages import OFFICERS, Message
-from services.notifier.domain.policy import policy_of
+from services.notifier.domain.policy import any_hour, policy_of
 from services.notifier.domain.schedule import QuietHours, next_send_time, timing
 
 NewId = Callable[[], uuid.UUID]
@@ -87,8 +87,9 @@ def plan_fallback(failed: Delivery, template: str, rules: DeliveryRules, now: da
     channel = fallback(failed.channel, rules.available)
     if channel is None:
         return None
-    when = next_send_time(now, rules.quiet, urgent=policy_of(template).urgent)
-    return Delivery(new_id(), failed.message_id, channel, failed.recipient, QUEUED, when, fallback_of=failed.id)
+    when = next_send_time(now, rules.quiet, urgent=any_hour(template, failed.critical))
+    return Delivery(new_id(), failed.message_id, channel, failed.recipient, QUEUED, when, fallback_of=failed.id,
+                    critical=failed.critical)
 
 
 def last_look(template: str, audience: str, preference: Preference | None, offer_state: str | None) -> str | None:

@@ -62,3 +62,9 @@ TEMPLATE_NAMES = tuple(TEMPLATES)
 
 def policy_of(template: str) -> TemplatePolicy:
     return TEMPLATES[template]
+
+
+def any_hour(template: str, critical: bool = False) -> bool:
+    """Whether a phone message of this template goes in quiet hours too: when first queued, when retried and when
+    sent by SMS in place of WhatsApp alike."""
+    return policy_of(template).urgent or critical
