@@ -12,7 +12,7 @@ from datetime import datetime
 
 from services.training.domain import cohorts as cohort_rules
 from services.training.domain import enrolment, events, pathway as halal
-from services.training.domain.needs import cannot_self_declare, needs_of
+from services.training.domain.needs import cannot_self_declare, halal_programme, needs_of
 from services.training.domain.view import BusinessView, updated_view
 from services.training.seating import Deps, Seating
 from services.training.store import TrainingUnitOfWork
@@ -72,9 +72,11 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
     needs = {n for b, v in views.items() for n in needs_of(v, facts[b])}
     to_mark = sorted((b for b, v in views.items() if v.active and cannot_self_declare(v)
                       and facts[b].halal_not_eligible is None), key=str)  # fmt: skip
-    # Before the first look at seats and cohorts; alone when closing a business (see TrainingStore.hold_seating).
-    await uow.store.hold_seating(alone=bool(closed))
-    holding = await uow.store.cohorts_holding(closed) if closed else []
+    # Before the first look at seats and cohorts; alone when closing a business or finding one unable to self-declare,
+    # which both take it out of cohorts (see TrainingStore.hold_seating).
+    await uow.store.hold_seating(alone=bool(closed or to_mark))
+    leaving = [*closed, *to_mark]
+    holding = await uow.store.cohorts_holding(leaving) if leaving else []
     # Every open cohort serving the needs, full ones too: whether one has room is read under its lock (gather), since
     # a withdrawal committing meanwhile refills from prospects that can't include this batch's businesses yet.
     wanting = await uow.store.open_cohorts_for(needs) if needs else []
@@ -89,6 +91,14 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
                 trigger.setdefault(cohort_id, causes[business_id])
     pathways = [await uow.store.lock_pathway(b, views[b].kecamatan_code) for b in to_mark]
     marked = [p for p in pathways if p.not_eligible is None and not p.certified]
+    for p in marked:
+        # As when an officer records it (halal_pathway.record_not_eligible): out of the halal cohorts not begun.
+        for cohort_id, cohort in seating.cohorts.items():
+            seat = seating.seat(cohort_id, p.business_id)
+            if (cohort.state == "open" and halal_programme(seating.programme(cohort_id)) and seat is not None
+                    and seat.status in enrolment.ACTIVE):  # fmt: skip
+                seating.withdraw(seat, "officer", causes[p.business_id])
+                trigger.setdefault(cohort_id, causes[p.business_id])
     await seating.gather()
     await seating.lock_participants(also=[p.business_id for p in marked])
     for p in marked:

@@ -66,7 +66,9 @@ async def record_not_eligible(cmd: RecordNotEligible, uow: TrainingUnitOfWork, d
     PathwayNotEligible says whether the regular route is open, and it leaves the halal cohorts that have not begun."""
     now = deps.clock()
     async with uow:
-        await uow.store.hold_seating(alone=False)  # the seats it frees are refilled
+        # Alone: a refill running meanwhile read the business as eligible, and would seat it after this looked for
+        # its seats (see TrainingStore.hold_seating).
+        await uow.store.hold_seating(alone=True)
         business = await _known(uow, cmd.business_id)
         require_scope(cmd.by, business)
         seating = Seating(uow, deps, now)

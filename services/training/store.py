@@ -83,9 +83,10 @@ class TrainingStore(abc.ABC):
 
     @abc.abstractmethod
     async def hold_seating(self, alone: bool) -> None:
-        """Until the unit of work ends. Held alone by a cohort opening and by a batch that closes businesses; shared,
-        before the first look at businesses or cohorts, by every other unit of work that seats businesses (batches,
-        withdrawals, enrolment by hand, more seats, attendance, a business found unable to self-declare).
+        """Until the unit of work ends. Held alone by a cohort opening, by a batch that closes businesses or finds
+        some unable to self-declare, and by an officer recording one so; shared, before the first look at businesses
+        or cohorts, by every other unit of work that seats businesses (batches, withdrawals, enrolment by hand, more
+        seats, attendance).
 
         Otherwise each side misses what the other has not committed. An opening gathering prospects misses a business
         a batch is making one, and the batch, having read the cohort as not open yet, leaves it to the opening. A

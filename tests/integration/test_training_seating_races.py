@@ -9,6 +9,10 @@ A batch closing a business while a withdrawal refills, or an officer enrols it b
 seat. Without the closing batch holding the seating lock alone, the placement read the business as active (the batch
 not committed yet) and the batch had looked for its seats before the placement committed one.
 
+A business found unable to self-declare halal (by an officer, or from the registry's facts: grown medium) while a
+withdrawal refills its halal cohort: it keeps no seat there, for the same reason, so finding it so holds the seating
+lock alone too; and a batch that finds it so takes it out of the halal cohorts not begun, as an officer's record does.
+
 Two cohorts completing at once: a mentor's load is counted after the mentor's lock is held, so the graduates the first
 assigned count for the second. One batch refilling two open cohorts of one topic: a business is seated in one."""
 
@@ -20,9 +24,10 @@ import uuid
 import asyncpg
 import pytest
 
-from services.training import business_changes, handlers
+from services.training import business_changes, halal_pathway, handlers
 from services.training.domain.enrolment import ACTIVE
 from services.training.domain.mentors import Assignment, Mentor
+from services.training.domain.pathway import NotEligibleForm
 from services.training.seating import Deps
 from services.training.store_pg import PgTrainingStore, PgTrainingUnitOfWork
 from shared.messaging.consumer import BatchTransaction
@@ -31,7 +36,7 @@ from shared.unit_of_work import Cause, Publisher
 from tests.integration.races import Work, race, two_connections
 from shared.errors import Conflict
 from tests.unit.training_fakes import (
-    NOW, OFFICER, TRAINER, FixedClock, business_closed, cohort_form, delivery, programme_form, registered,
+    NOW, OFFICER, TRAINER, FixedClock, business_closed, cohort_form, delivery, programme_form, registered, updated,
 )  # fmt: skip
 
 pytestmark = pytest.mark.integration
@@ -167,6 +172,63 @@ async def test_a_business_closed_while_an_officer_enrols_it_by_hand_keeps_no_sea
             assert [e.code for e in refused] == ["business_closed"]
         else:
             assert not refused and now == {closing.business_id: "withdrawn"}
+
+
+def marking(conn: asyncpg.Connection, business_id: uuid.UUID) -> Work:
+    async def mark() -> None:
+        await halal_pathway.record_not_eligible(halal_pathway.RecordNotEligible(
+            business_id, NotEligibleForm(reason="pork"), OFFICER), joined(conn), DEPS)  # fmt: skip
+
+    return mark
+
+
+def grown_medium_by_a_batch(conn: asyncpg.Connection, business_id: uuid.UUID) -> Work:
+    async def grow() -> None:
+        await business_changes.apply_registry_events([delivery(updated(business_id, 2, scale="medium"))], joined(conn),
+                                                     DEPS)  # fmt: skip
+
+    return grow
+
+
+@pytest.mark.parametrize("by", ["an officer", "the registry's facts"])
+@pytest.mark.parametrize("first", ["the marking", "the withdrawal"])
+async def test_a_business_found_unable_to_self_declare_while_a_withdrawal_refills_its_halal_cohort_keeps_no_seat(
+    infra, first, by,
+):
+    async with two_connections(infra, "training") as (officer, batch):
+        cohort_id = await an_open_cohort(officer, capacity=1)  # the halal programme
+        leaving, waiting, unable = registered(), registered(), registered()
+        for b in (leaving, waiting, unable):  # one seat and one place on the waitlist: the third is left out
+            await applied(batch, b)
+        assert await seats(officer, cohort_id) == {leaving.business_id: "enrolled", waiting.business_id: "waitlisted"}
+
+        async def withdraw() -> None:
+            await handlers.withdraw(handlers.Withdraw(cohort_id, leaving.business_id, "withdrew", OFFICER),
+                                    joined(officer), DEPS)  # fmt: skip
+
+        mark = marking if by == "an officer" else grown_medium_by_a_batch
+        await race(first == "the marking", withdraw, officer, mark(batch, unable.business_id), batch)
+
+        now = await seats(officer, cohort_id)
+        assert now.get(unable.business_id) not in ACTIVE, f"the business that can't self-declare holds a seat: {now}"
+        assert (now[leaving.business_id], now[waiting.business_id]) == ("withdrawn", "enrolled")
+        reason = await officer.fetchval("SELECT not_eligible FROM pathway WHERE business_id = $1", unable.business_id)
+        assert reason == ("pork" if by == "an officer" else "not_micro_or_small")
+
+
+async def test_a_business_the_registry_shows_grown_medium_leaves_the_halal_cohort_it_was_seated_in(infra):
+    async with two_connections(infra, "training") as (officer, batch):
+        cohort_id = await an_open_cohort(officer)
+        growing = registered()
+        await applied(batch, growing)
+        assert await seats(officer, cohort_id) == {growing.business_id: "enrolled"}
+
+        async with batch.transaction():
+            await grown_medium_by_a_batch(batch, growing.business_id)()
+
+        assert await seats(officer, cohort_id) == {growing.business_id: "withdrawn"}
+        reason = await officer.fetchval("SELECT withdraw_reason FROM seat WHERE business_id = $1", growing.business_id)
+        assert reason == "officer"
 
 
 async def test_a_mentors_load_is_read_after_waiting_for_another_assignment_so_no_mentor_passes_their_maximum(infra):
