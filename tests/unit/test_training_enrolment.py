@@ -182,10 +182,11 @@ async def test_a_business_that_gains_a_need_later_is_invited_to_an_open_cohort_s
     assert world.types_of(business) == ["TraineeInvited", "TraineeEnrolled"]
 
 
-async def test_opening_a_cohort_or_closing_a_business_holds_the_seating_lock_alone_every_other_seating_shared_first():
+async def test_opening_a_cohort_or_taking_a_business_out_of_cohorts_holds_the_seating_lock_alone_others_shared_first():
     # Without it, each side misses what the other has not committed: an opening misses the prospect a batch is making
     # (and the batch reads the cohort as not open yet); a withdrawal's refill or an officer seats a business a batch is
-    # closing (and the batch found no seat to free). Tested with two transactions on real PostgreSQL.
+    # closing, or that is being found unable to self-declare (and the closing or the finding found no seat to free).
+    # Tested with two transactions on real PostgreSQL.
     world = TrainingWorld()
     _, cohort = await world.open_cohort(capacity=1)
     _, youth = await world.open_cohort(topic="digital_marketing", title="Pemasaran Digital", needs=["youth_digital"],
@@ -213,10 +214,12 @@ async def test_opening_a_cohort_or_closing_a_business_holds_the_seating_lock_alo
     held("shared")
     await halal_pathway.record_not_eligible(halal_pathway.RecordNotEligible(
         second, NotEligibleForm(reason="pork"), OFFICER), world.by(OFFICER), world.deps)  # fmt: skip
-    held("shared")
+    held("alone")
     await world.consume(business_closed(closing, 2))
     held("alone", after=("views",))
     assert world.store.status_of(youth.id, closing) == "withdrawn"
+    await world.consume(updated(first, 2, scale="medium"))  # a food business: it can't self-declare now
+    held("alone", after=("views",))
 
 
 async def test_a_business_that_accepted_funding_is_invited_to_bookkeeping():

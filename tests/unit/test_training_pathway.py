@@ -226,6 +226,19 @@ async def test_a_medium_food_business_is_recorded_not_eligible_once_from_the_reg
     assert world.store.seats_of_cohort(cohort.id) == []
 
 
+async def test_a_food_business_the_registry_shows_grown_medium_leaves_the_halal_cohort_not_begun_it_was_seated_in():
+    world = TrainingWorld()
+    _, cohort = await world.open_cohort(capacity=1)
+    growing, waiting = await world.register(), await world.register()
+    assert world.seated(cohort.id) == {growing}
+
+    await world.consume(updated(growing, 2, scale="medium"))
+
+    assert [e.reason for e in world.of_type("PathwayNotEligible", growing)] == ["not_micro_or_small"]
+    assert [e.reason for e in world.of_type("TraineeWithdrew", growing)] == ["officer"]
+    assert world.seated(cohort.id) == {waiting}  # the seat it left went to the next in line
+
+
 async def test_a_certificate_ends_the_halal_need():
     world = TrainingWorld()
     business = await world.register()
