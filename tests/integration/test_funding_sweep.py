@@ -27,18 +27,11 @@ from shared.reference.wita import today_in_kupang
 from shared.unit_of_work import Cause, Publisher
 from tests.integration.funding_events import registered
 from tests.support import drop_database, fresh_database
+from tests.unit.fakes import FixedClock
 
 pytestmark = pytest.mark.integration
 
 PUBLISHER: Publisher[object] = Publisher("funding", lambda _: [], lambda _: "none")
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -79,7 +72,7 @@ async def offered(db: Database) -> set[uuid.UUID]:
 
 
 async def test_a_business_a_year_old_since_yesterday_is_offered_money_on_the_next_sweep_and_once(db) -> None:
-    clock = Clock(datetime.now(UTC))
+    clock = FixedClock(datetime.now(UTC))
     deps = Deps(wilayah=kota_kupang(), clock=clock)
     # Readiness 20 (sales reported, youth-owned), 30 with the track record of a year; the pledge asks 30.
     veteran = registered(1).model_copy(update={"registered_at": clock.now - timedelta(days=800)})
@@ -108,7 +101,7 @@ async def test_a_business_a_year_old_since_yesterday_is_offered_money_on_the_nex
 
 async def test_the_day_a_pledge_was_last_ranked_is_the_day_in_kupang_not_in_utc(db) -> None:
     day = datetime.now(UTC).date()
-    clock = Clock(datetime.combine(day, time(3), tzinfo=UTC))  # 11.00 WITA, the same day in Kupang
+    clock = FixedClock(datetime.combine(day, time(3), tzinfo=UTC))  # 11.00 WITA, the same day in Kupang
     deps = Deps(wilayah=kota_kupang(), clock=clock)
     pledged = await a_pledge_asking_readiness(db, deps, min_readiness=30)  # valid from `day`
     await handlers.match_pledge(pledged, unit_of_work(db)(), deps)

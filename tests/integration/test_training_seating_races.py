@@ -30,6 +30,7 @@ from services.training.domain.mentors import Assignment, Mentor
 from services.training.domain.pathway import NotEligibleForm
 from services.training.seating import Deps
 from services.training.store_pg import PgTrainingStore, PgTrainingUnitOfWork
+from shared.contracts.registry import BusinessRegistered
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
 from shared.unit_of_work import Cause, Publisher
@@ -79,6 +80,24 @@ def closed_by_a_batch(conn: asyncpg.Connection, business_id: uuid.UUID) -> Work:
     return close
 
 
+async def a_full_cohort_and_one_left_out(officer: asyncpg.Connection, batch: asyncpg.Connection,
+                                         ) -> tuple[uuid.UUID, BusinessRegistered, BusinessRegistered, BusinessRegistered]:
+    """An open cohort of one seat and one place on the waitlist, both taken, and a third prospect left out."""
+    cohort_id = await an_open_cohort(officer, capacity=1)
+    leaving, waiting, third = registered(), registered(), registered()
+    for b in (leaving, waiting, third):
+        await applied(batch, b)
+    assert await seats(officer, cohort_id) == {leaving.business_id: "enrolled", waiting.business_id: "waitlisted"}
+    return cohort_id, leaving, waiting, third
+
+
+def withdrawing(conn: asyncpg.Connection, cohort_id: uuid.UUID, business_id: uuid.UUID) -> Work:
+    async def withdraw() -> None:
+        await handlers.withdraw(handlers.Withdraw(cohort_id, business_id, "withdrew", OFFICER), joined(conn), DEPS)
+
+    return withdraw
+
+
 async def seats(conn: asyncpg.Connection, cohort_id: uuid.UUID) -> dict[uuid.UUID, str]:
     rows = await conn.fetch("SELECT business_id, status FROM seat WHERE cohort_id = $1", cohort_id)
     return {r["business_id"]: r["status"] for r in rows}
@@ -113,14 +132,11 @@ async def test_a_business_made_a_prospect_while_a_full_cohort_frees_room_gets_it
                 await business_changes.apply_registry_events([delivery(b)], joined(batch), DEPS)
         assert await seats(officer, cohort_id) == {leaving.business_id: "enrolled", waiting.business_id: "waitlisted"}
 
-        async def withdraw() -> None:
-            await handlers.withdraw(handlers.Withdraw(cohort_id, leaving.business_id, "withdrew", OFFICER),
-                                    joined(officer), DEPS)  # fmt: skip
-
         async def apply_batch() -> None:
             await business_changes.apply_registry_events([delivery(newcomer)], joined(batch), DEPS)
 
-        await race(first == "the batch", withdraw, officer, apply_batch, batch)
+        await race(first == "the batch", withdrawing(officer, cohort_id, leaving.business_id), officer, apply_batch,
+                   batch)  # fmt: skip
 
         assert await seats(officer, cohort_id) == {leaving.business_id: "withdrawn", waiting.business_id: "enrolled",
                                                    newcomer.business_id: "waitlisted"}  # fmt: skip
@@ -130,17 +146,10 @@ async def test_a_business_made_a_prospect_while_a_full_cohort_frees_room_gets_it
 async def test_a_business_closed_while_a_withdrawal_refills_its_cohort_keeps_no_seat_whichever_starts_first(infra,
                                                                                                            first):
     async with two_connections(infra, "training") as (officer, batch):
-        cohort_id = await an_open_cohort(officer, capacity=1)
-        leaving, waiting, closing = registered(), registered(), registered()
-        for b in (leaving, waiting, closing):  # one seat and one place on the waitlist: the third is left out
-            await applied(batch, b)
-        assert await seats(officer, cohort_id) == {leaving.business_id: "enrolled", waiting.business_id: "waitlisted"}
+        cohort_id, leaving, waiting, closing = await a_full_cohort_and_one_left_out(officer, batch)
 
-        async def withdraw() -> None:
-            await handlers.withdraw(handlers.Withdraw(cohort_id, leaving.business_id, "withdrew", OFFICER),
-                                    joined(officer), DEPS)  # fmt: skip
-
-        await race(first == "the batch", withdraw, officer, closed_by_a_batch(batch, closing.business_id), batch)
+        await race(first == "the batch", withdrawing(officer, cohort_id, leaving.business_id), officer,
+                   closed_by_a_batch(batch, closing.business_id), batch)  # fmt: skip
 
         now = await seats(officer, cohort_id)
         assert now.get(closing.business_id) not in ACTIVE, f"the closed business holds a seat: {now}"
@@ -196,18 +205,11 @@ async def test_a_business_found_unable_to_self_declare_while_a_withdrawal_refill
     infra, first, by,
 ):
     async with two_connections(infra, "training") as (officer, batch):
-        cohort_id = await an_open_cohort(officer, capacity=1)  # the halal programme
-        leaving, waiting, unable = registered(), registered(), registered()
-        for b in (leaving, waiting, unable):  # one seat and one place on the waitlist: the third is left out
-            await applied(batch, b)
-        assert await seats(officer, cohort_id) == {leaving.business_id: "enrolled", waiting.business_id: "waitlisted"}
-
-        async def withdraw() -> None:
-            await handlers.withdraw(handlers.Withdraw(cohort_id, leaving.business_id, "withdrew", OFFICER),
-                                    joined(officer), DEPS)  # fmt: skip
+        cohort_id, leaving, waiting, unable = await a_full_cohort_and_one_left_out(officer, batch)  # halal programme
 
         mark = marking if by == "an officer" else grown_medium_by_a_batch
-        await race(first == "the marking", withdraw, officer, mark(batch, unable.business_id), batch)
+        await race(first == "the marking", withdrawing(officer, cohort_id, leaving.business_id), officer,
+                   mark(batch, unable.business_id), batch)  # fmt: skip
 
         now = await seats(officer, cohort_id)
         assert now.get(unable.business_id) not in ACTIVE, f"the business that can't self-declare holds a seat: {now}"
