@@ -255,6 +255,17 @@ def test_each_recipient_gets_one_delivery_on_its_own_channel() -> None:
         (SMS, no_whatsapp, "queued", MORNING)]  # fmt: skip
 
 
+def test_every_delivery_of_a_critical_alert_says_so_even_one_that_found_no_channel_and_may_be_resent() -> None:
+    rules = DeliveryRules(available=Available(whatsapp=True, email=True))  # no SMS for a number without WhatsApp
+    message = alert_message("officers", stalled(severity="critical"), uuid.UUID(int=1), NIGHT)
+    plan = plan_alert(message, "critical", (OPS_EMAIL, OPS_PHONE),
+                      {OPS_PHONE: Preference(OPS_PHONE, no_whatsapp_since=NIGHT - timedelta(days=1))}, rules, NIGHT,
+                      uuid.uuid4)  # fmt: skip
+
+    assert [(d.channel, d.status, d.critical) for d in plan.deliveries] == [(EMAIL, "queued", True),
+                                                                         (WHATSAPP, "failed", True)]  # fmt: skip
+
+
 def test_without_gateways_every_recipient_is_served_by_the_local_outbox_under_their_own_address() -> None:
     message = alert_message("operators", lagging(), uuid.UUID(int=1), MORNING)
     plan = plan_alert(message, "warning", (OPS_EMAIL, OPS_PHONE), {}, DeliveryRules(), MORNING, uuid.uuid4)

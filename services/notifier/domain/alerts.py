@@ -241,7 +241,9 @@ def plan_alert(message: Message, severity: str | None, recipients: Sequence[str]
         try:
             channel = alert_channel(address, preferences.get(address), rules, now)
         except NoChannel as no_channel:
-            deliveries.append(Delivery(new_id(), message.id, WHATSAPP, address, FAILED, now, reason=str(no_channel)))
+            # Critical, too: an operator may resend it once a gateway is configured.
+            deliveries.append(Delivery(new_id(), message.id, WHATSAPP, address, FAILED, now, reason=str(no_channel),
+                                       critical=severity == "critical"))  # fmt: skip
             continue
         deliveries.append(Delivery(new_id(), message.id, channel, address, QUEUED,
                                    alert_not_before(message.template, severity, channel, now, rules.quiet),
