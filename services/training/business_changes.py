@@ -70,8 +70,9 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
     closed = [b for b, v in views.items() if not v.active]
     facts = await uow.store.facts(views)
     needs = {n for b, v in views.items() for n in needs_of(v, facts[b])}
+    # Not the certified: they are never marked (below), and need not hold the seating lock alone at every event.
     to_mark = sorted((b for b, v in views.items() if v.active and cannot_self_declare(v)
-                      and facts[b].halal_not_eligible is None), key=str)  # fmt: skip
+                      and facts[b].halal_not_eligible is None and not facts[b].halal_certified), key=str)  # fmt: skip
     # Before the first look at seats and cohorts; alone when closing a business or finding one unable to self-declare,
     # which both take it out of cohorts (see TrainingStore.hold_seating).
     await uow.store.hold_seating(alone=bool(closed or to_mark))

@@ -21,13 +21,14 @@ from services.training.domain.enrolment import (
     waitlist_key,
 )
 from services.training import halal_pathway, handlers
-from services.training.domain.pathway import NotEligibleForm
+from services.training.domain.pathway import STEPS, NotEligibleForm, Pathway
 from shared.errors import Conflict, Forbidden, InvalidInput
 
 from .training_fakes import (
     ALAK,
     ALAK_OFFICER,
     NOW,
+    OEBOBO,
     OEBOBO_OFFICER,
     OFFICER,
     TRAINER,
@@ -220,6 +221,11 @@ async def test_opening_a_cohort_or_taking_a_business_out_of_cohorts_holds_the_se
     assert world.store.status_of(youth.id, closing) == "withdrawn"
     await world.consume(updated(first, 2, scale="medium"))  # a food business: it can't self-declare now
     held("alone", after=("views",))
+    certified = await world.register()
+    world.store.pathways[certified] = Pathway(certified, OEBOBO, steps=tuple((s, NOW.date()) for s in STEPS))
+    world.store.seating_log.clear()
+    await world.consume(updated(certified, 2, scale="medium"))  # certified already: never marked, nothing to leave
+    held("shared", after=("views",))
 
 
 async def test_a_business_that_accepted_funding_is_invited_to_bookkeeping():
