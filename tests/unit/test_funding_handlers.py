@@ -749,6 +749,36 @@ async def test_a_business_that_time_alone_makes_eligible_is_offered_on_the_first
     assert len(world.uows) == uows_before + 1  # one look, no pledge ranked twice in a day
 
 
+class ListsBeforeAnotherSweepRanks(FakeFundingStore):
+    """A store whose list of pledges to rank again was read before another instance's sweep ranked them today."""
+
+    def __init__(self, stale: list[uuid.UUID]) -> None:
+        super().__init__()
+        self.stale = stale
+
+    async def pledges_to_rematch(self, today: date) -> list[uuid.UUID]:
+        return self.stale
+
+
+async def test_a_pledge_another_instance_ranked_today_is_not_ranked_again_though_listed_before_it_did() -> None:
+    store = ListsBeforeAnotherSweepRanks([])
+    world = FundingWorld(store=store)
+    await world.add_sponsor()
+    await world.register()
+    p = await world.add_pledge()
+    await world.match(p.id)
+    store.stale.append(p.id)
+    world.clock.set(NOW + timedelta(days=1))
+    await handlers.follow_pledge_windows(world, world.deps)  # the other instance's sweep
+    ranked_at = store.pledges[p.id].matched_at
+    assert ranked_at == NOW + timedelta(days=1)
+
+    world.clock.set(NOW + timedelta(days=1, minutes=1))
+    await handlers.follow_pledge_windows(world, world.deps)
+
+    assert store.pledges[p.id].matched_at == ranked_at
+
+
 async def test_a_pledge_opening_at_midnight_in_kupang_is_matched_though_it_is_still_the_day_before_in_utc(
     world,
 ) -> None:
