@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from services.training.domain import cohorts as cohort_rules
@@ -69,6 +70,11 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
         return
     closed = [b for b, v in views.items() if not v.active]
     facts = await uow.store.facts(views)
+    # A mark the registry's facts made goes once they no longer say so (a scale corrected back to micro or small), so
+    # a mistaken update does not shut a business out of halal help for good.
+    to_lift = {b for b, v in views.items() if v.active and facts[b].halal_not_eligible == halal.REGISTRY_MARK
+               and cannot_self_declare(v) is None}  # fmt: skip
+    facts = {b: replace(f, halal_not_eligible=None) if b in to_lift else f for b, f in facts.items()}
     needs = {n for b, v in views.items() for n in needs_of(v, facts[b])}
     # Not the certified: they are never marked (below), and need not hold the seating lock alone at every event.
     to_mark = sorted((b for b, v in views.items() if v.active and cannot_self_declare(v)
@@ -90,8 +96,12 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
             if seat is not None and seat.status in enrolment.ACTIVE and cohort.state in cohort_rules.TAKING_TRAINEES:
                 seating.withdraw(seat, "withdrew", causes[business_id])
                 trigger.setdefault(cohort_id, causes[business_id])
-    pathways = [await uow.store.lock_pathway(b, views[b].kecamatan_code) for b in to_mark]
-    marked = [p for p in pathways if p.not_eligible is None and not p.certified]
+    pathways = [await uow.store.lock_pathway(b, views[b].kecamatan_code) for b in sorted({*to_mark, *to_lift}, key=str)]
+    for p in pathways:
+        if p.business_id in to_lift and (lifted := halal.lift_registry_mark(p)) != p:
+            # Before the prospects are gathered, which read the mark in SQL. An officer's record since stays.
+            await uow.store.save_pathway(lifted, causes[p.business_id].actor, now)
+    marked = [p for p in pathways if p.business_id not in to_lift and p.not_eligible is None and not p.certified]
     for p in marked:
         # As when an officer records it (halal_pathway.record_not_eligible): out of the halal cohorts not begun.
         for cohort_id, cohort in seating.cohorts.items():

@@ -12,6 +12,7 @@ not committed yet) and the batch had looked for its seats before the placement c
 A business found unable to self-declare halal (by an officer, or from the registry's facts: grown medium) while a
 withdrawal refills its halal cohort: it keeps no seat there, for the same reason, so finding it so holds the seating
 lock alone too; and a batch that finds it so takes it out of the halal cohorts not begun, as an officer's record does.
+A scale corrected back to small lifts the registry's mark before the same batch looks for prospects.
 
 Two cohorts completing at once: a mentor's load is counted after the mentor's lock is held, so the graduates the first
 assigned count for the second. One batch refilling two open cohorts of one topic: a business is seated in one."""
@@ -231,6 +232,20 @@ async def test_a_business_the_registry_shows_grown_medium_leaves_the_halal_cohor
         assert await seats(officer, cohort_id) == {growing.business_id: "withdrawn"}
         reason = await officer.fetchval("SELECT withdraw_reason FROM seat WHERE business_id = $1", growing.business_id)
         assert reason == "officer"
+
+
+async def test_a_scale_corrected_back_to_small_lifts_the_registrys_mark_in_time_for_the_same_batch_to_seat_it(infra):
+    async with two_connections(infra, "training") as (officer, batch):
+        cohort_id = await an_open_cohort(officer)
+        mistaken = registered(scale="medium")
+        await applied(batch, mistaken)
+        assert await seats(officer, cohort_id) == {}
+
+        await applied(batch, updated(mistaken.business_id, 2, scale="small"))
+
+        assert await seats(officer, cohort_id) == {mistaken.business_id: "enrolled"}
+        assert await officer.fetchval("SELECT not_eligible FROM pathway WHERE business_id = $1",
+                                      mistaken.business_id) is None  # fmt: skip
 
 
 async def test_a_mentors_load_is_read_after_waiting_for_another_assignment_so_no_mentor_passes_their_maximum(infra):

@@ -239,6 +239,31 @@ async def test_a_food_business_the_registry_shows_grown_medium_leaves_the_halal_
     assert world.seated(cohort.id) == {waiting}  # the seat it left went to the next in line
 
 
+async def test_a_scale_corrected_back_to_small_lifts_the_registrys_mark_and_the_business_is_invited_again():
+    world = TrainingWorld()
+    _, cohort = await world.open_cohort(capacity=5)
+    business = await world.register(scale="medium")
+    assert world.store.pathways[business].not_eligible == "not_micro_or_small"
+
+    await world.consume(updated(business, 2, scale="small"))  # the officer had typed the wrong scale
+
+    assert world.store.pathways[business].not_eligible is None
+    assert world.seated(cohort.id) == {business}
+
+
+async def test_an_officers_record_that_a_business_cannot_self_declare_stays_whatever_the_registry_says_later():
+    world = TrainingWorld()
+    _, cohort = await world.open_cohort(capacity=5)
+    meat = await world.register()
+    await not_eligible(world, meat, "slaughtered_meat_uncertified_abattoir")
+
+    await world.consume(updated(meat, 2, scale="medium"))
+    await world.consume(updated(meat, 3, scale="small"))
+
+    assert world.store.pathways[meat].not_eligible == "slaughtered_meat_uncertified_abattoir"
+    assert meat not in world.seated(cohort.id)
+
+
 async def test_a_certificate_ends_the_halal_need():
     world = TrainingWorld()
     business = await world.register()

@@ -37,6 +37,7 @@ DEFAULT_STALL_DAYS: dict[str, int] = {
     "certificate": 14,
 }
 NotEligibleReason = Literal["pork", "slaughtered_meat_uncertified_abattoir", "not_micro_or_small", "other"]
+REGISTRY_MARK = "not_micro_or_small"  # the one reason the registry's facts give, not an officer
 # Whether the paid regular route (an LPH audit) remains open for each reason.
 REGULAR_ROUTE: dict[str, bool] = {
     "pork": False,  # can't be certified halal at all
@@ -131,6 +132,14 @@ def mark_not_eligible(pathway: Pathway, reason: str, note: str | None = None) ->
                        f"({pathway.not_eligible})", "pathway_not_eligible", {"reason": pathway.not_eligible})  # fmt: skip
     return replace(pathway, not_eligible=reason, regular_route_possible=REGULAR_ROUTE[reason], note=note,
                    stalled_for=None)  # fmt: skip
+
+
+def lift_registry_mark(pathway: Pathway) -> Pathway:
+    """The registry's facts no longer say the business can't self-declare (its scale corrected back to micro or
+    small): the mark they made goes. One an officer recorded (pork, ...) stays: only the officer knows it."""
+    if pathway.not_eligible != REGISTRY_MARK:
+        return pathway
+    return replace(pathway, not_eligible=None, regular_route_possible=None)
 
 
 @dataclass(frozen=True, slots=True)
