@@ -77,7 +77,7 @@ async def fall_back(uow: NotifierUnitOfWork, deps: Deps, failed: Delivery, now: 
     """The number has no WhatsApp: remember it (the next messages go by SMS straight away) and send this one by SMS."""
     if failed.channel != WHATSAPP:
         return
-    preference = await uow.store.preference(failed.recipient) or Preference(failed.recipient)
+    preference = await uow.store.preference_to_change(failed.recipient) or Preference(failed.recipient)
     await uow.store.save_preference(replace(preference, no_whatsapp_since=now))
     message = await uow.store.message(failed.message_id)
     assert message is not None
@@ -116,7 +116,7 @@ async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> In
         first_time = await uow.store.add_message(message)
         if not first_time and reply.identified:
             return intent
-        preference = await uow.store.preference(reply.phone) or Preference(reply.phone)
+        preference = await uow.store.preference_to_change(reply.phone) or Preference(reply.phone)
         await uow.store.save_preference(replace(preference, opted_out_at=(preference.opted_out_at or now)
                                                 if intent == "stop" else None))  # fmt: skip
         await uow.store.record_consent(reply.phone, intent, reply.channel, now)

@@ -32,13 +32,15 @@ class SetPreference:
     opted_out: bool | None = None
 
 
-async def owner_preference(business_id: uuid.UUID, by: Principal, uow: NotifierUnitOfWork) -> tuple[Contact, Preference]:
+async def owner_preference(business_id: uuid.UUID, by: Principal, uow: NotifierUnitOfWork,
+                           to_change: bool = False) -> tuple[Contact, Preference]:  # fmt: skip
     contact = await uow.store.contact(business_id)
     if contact is None:
         raise NotFound(f"the notifier knows no business {business_id} (it learns of them from the registry's events)")
     if not by.acts_in_kecamatan(contact.kecamatan_code or ""):
         raise Forbidden("this business is outside the kecamatan your token acts in")
-    return contact, await uow.store.preference(contact.phone) or Preference(contact.phone)
+    read = uow.store.preference_to_change if to_change else uow.store.preference
+    return contact, await read(contact.phone) or Preference(contact.phone)
 
 
 async def set_preference(cmd: SetPreference, uow: NotifierUnitOfWork, deps: Deps) -> Preference:
@@ -49,7 +51,7 @@ async def set_preference(cmd: SetPreference, uow: NotifierUnitOfWork, deps: Deps
                                f"messages are written in {', '.join(LANGUAGES)} only (Bahasa Indonesia: 'id')")  # fmt: skip
     async with uow:
         now = deps.clock()
-        contact, preference = await owner_preference(cmd.business_id, cmd.by, uow)
+        contact, preference = await owner_preference(cmd.business_id, cmd.by, uow, to_change=True)
         updated = preference
         if cmd.channel is not None or cmd.clear_channel:
             updated = replace(updated, channel=None if cmd.clear_channel else cmd.channel)

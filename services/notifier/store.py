@@ -158,6 +158,12 @@ class NotifierStore(abc.ABC):
     @abc.abstractmethod
     async def preference(self, phone: str) -> Preference | None: ...
 
+    async def preference_to_change(self, phone: str) -> Preference | None:
+        """The number's preferences, for a unit of work that will save them: two such (an owner's STOP, an officer's
+        change, WhatsApp saying the number has none) run one after the other even while the number has no row yet,
+        so the second never writes back what the first changed."""
+        return await self.preference(phone)
+
     @abc.abstractmethod
     async def save_preference(self, preference: Preference) -> None: ...
 

@@ -17,6 +17,7 @@ from services.notifier.store import NotifierStore, NotifierUnitOfWork, Outgoing,
 from shared.unit_of_work import PgUnitOfWork
 
 _OFFICER_EMAIL_LOCK = 0x6E_6F_65_6D  # "noem": one officer's directory entry, by email
+_RECIPIENT_LOCK = 0x6E_6F_72_70  # "norp": one number's preferences, while they are read to be changed
 
 _MESSAGE = ("id, event_id, business_id, template, channel, recipient_phone, body, created_at, audience, kecamatan_code,"
             " sponsor_id, offer_id, deadline, subject")  # fmt: skip
@@ -286,6 +287,10 @@ class PgNotifierStore(NotifierStore):
             phone,
         )  # fmt: skip
         return _preference(row) if row else None
+
+    async def preference_to_change(self, phone: str) -> Preference | None:
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _RECIPIENT_LOCK, phone)
+        return await self.preference(phone)
 
     async def preferences_of(self, phones: Collection[str]) -> dict[str, Preference]:
         rows = await self._conn.fetch(

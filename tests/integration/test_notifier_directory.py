@@ -1,13 +1,18 @@
 """The officers' directory on a real PostgreSQL: an officer limited to some kecamatan keeps their part of it only,
-whether they add, change or take over an entry by its email, and two saves of one email at once are judged in turn."""
+whether they add, change or take over an entry by its email, and two saves of one email at once are judged in turn.
+An owner's STOP and an officer's change of the owner's preferences at once: neither undoes the other."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
-from services.notifier.directory import SaveOfficer, save_officer
+from services.notifier.delivery_outcomes import Reply, owner_replied
+from services.notifier.directory import SaveOfficer, SetPreference, save_officer, set_preference
+from services.notifier.domain.consent import Preference
+from services.notifier.domain.messages import Contact
 from shared.auth import Principal
 from shared.errors import Forbidden
 from tests.gateways.notifier import notifier
@@ -56,3 +61,42 @@ async def test_a_save_of_an_email_another_officer_is_adding_waits_and_is_judged_
         with pytest.raises(Forbidden):
             await second
         assert await _entries(n) == {email: ()}
+
+
+async def test_an_owners_stop_while_an_officer_changes_their_channel_stands_though_the_number_had_no_preferences(
+    database_url,
+):
+    async with notifier(database_url) as n:
+        business_id, phone = uuid.uuid4(), "+6281311110005"
+        async with n.uow() as uow:
+            await uow.store.save_contact(Contact(business_id, 1, "Sei Sapi Ibu Maria", phone, "Oebobo", "Fatululi",
+                                                 "active", OEBOBO))  # fmt: skip
+            await uow.commit()
+        assert await n.fetch("SELECT * FROM recipient WHERE phone = $1", phone) == []
+
+        async with n.uow() as officers:  # what set_preference does, held open between its read and its write
+            assert await officers.store.preference_to_change(phone) is None
+            stop = asyncio.create_task(owner_replied(Reply("sms", phone, "STOP", uuid.uuid4()), n.uow(), n.deps))
+            await asyncio.sleep(0.5)
+            assert not stop.done()  # held until the officer's change ends, although the number had no row
+            await officers.store.save_preference(Preference(phone, channel="sms"))
+            await officers.commit()
+
+        assert await stop == "stop"
+        [row] = await n.fetch("SELECT channel, opted_out_at FROM recipient WHERE phone = $1", phone)
+        assert row["channel"] == "sms" and row["opted_out_at"] is not None
+
+
+async def test_an_officers_change_of_channel_after_an_owners_stop_keeps_the_stop(database_url):
+    async with notifier(database_url) as n:
+        business_id, phone = uuid.uuid4(), "+6281311110006"
+        async with n.uow() as uow:
+            await uow.store.save_contact(Contact(business_id, 1, "Se'i Babi Om Yos", phone, "Oebobo", "Fatululi",
+                                                 "active", OEBOBO))  # fmt: skip
+            await uow.commit()
+        await owner_replied(Reply("sms", phone, "STOP", uuid.uuid4()), n.uow(), n.deps)
+
+        await set_preference(SetPreference(business_id, CITY_WIDE, channel="sms"), n.uow(), n.deps)
+
+        [row] = await n.fetch("SELECT channel, opted_out_at FROM recipient WHERE phone = $1", phone)
+        assert row["channel"] == "sms" and row["opted_out_at"] is not None
