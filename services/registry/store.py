@@ -258,7 +258,9 @@ class PgBusinessStore(BusinessStore):
         return await self._conn.fetchval("SELECT nik_ciphertext FROM business WHERE id = $1", business_id)
 
     async def partner(self, partner_id: str) -> Partner | None:
-        row = await self._conn.fetchrow("SELECT id, name, active FROM partner WHERE id = $1", partner_id)
+        # FOR SHARE: a revoke committing meanwhile waits for this consent, or this consent sees the partner revoked;
+        # without it the consent went out to a partner revoked a moment before.
+        row = await self._conn.fetchrow("SELECT id, name, active FROM partner WHERE id = $1 FOR SHARE", partner_id)
         return Partner(**dict(row)) if row else None
 
     async def save_partner(self, partner: Partner) -> None:

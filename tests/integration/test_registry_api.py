@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -255,3 +256,24 @@ async def test_metrics_show_programme_figures_and_an_empty_outbox_once_published
     assert 'berdaya_businesses_registered{kecamatan="Kelapa Lima"} 1.0' in text
     assert 'berdaya_nib_coverage_ratio{kecamatan="all"} 0.0' in text
     assert (await registry.http.get("/ready")).json() == {"status": "ready", "checks": {"database": "ok", "kafka": "ok"}}
+
+
+async def test_a_consent_given_while_its_partner_is_revoked_waits_for_the_revoke_and_is_refused(registry,
+                                                                                                database_url):
+    admin = {"Authorization": f"Bearer {registry.tokens.mint('admin', ['admin'])}"}
+    assert (await registry.http.put("/partners/bri", json={"id": "bri", "name": "BRI"}, headers=admin)).status_code == 200
+    business = (await registry.register(registration())).json()
+    revoking = await asyncpg.connect(database_url)
+    try:
+        async with revoking.transaction():  # what the revoke does, held open until the consent has started
+            await revoking.execute("UPDATE partner SET active = false WHERE id = 'bri'")
+            consent = asyncio.create_task(registry.http.post(
+                f"/businesses/{business['id']}/consents", headers=registry.auth(),
+                json={"partner_id": "bri", "purpose": "Rujukan KUR Mikro BRI"}))  # fmt: skip
+            await asyncio.sleep(0.5)
+            assert not consent.done()  # it waits for the revoke rather than read the partner as it was
+        answer = await consent
+    finally:
+        await revoking.close()
+
+    assert answer.status_code == 409 and answer.json()["code"] == "partner_revoked", answer.text
