@@ -10,7 +10,10 @@ import asyncpg
 from shared.db import Database, Where
 
 MESSAGE_COLUMNS = ("id, event_id, business_id, template, channel, recipient_phone, language, body, status, created_at,"
-                   " audience, kecamatan_code, sponsor_id, offer_id, subject, updated_at")  # fmt: skip
+                   " audience, kecamatan_code, sponsor_id, offer_id, subject, updated_at,"
+                   # Where the business is: an owner's message names no kecamatan; who may see its phone depends on it.
+                   " (SELECT c.kecamatan_code FROM contact c WHERE c.business_id = message.business_id)"
+                   " AS business_kecamatan")  # fmt: skip
 DELIVERY_COLUMNS = ("id, message_id, channel, recipient, status, not_before, attempts, provider_id, reason, fallback_of,"
                     " created_at, updated_at, sent_at, delivered_at, read_at")  # fmt: skip
 

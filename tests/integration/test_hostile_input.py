@@ -406,7 +406,9 @@ async def test_the_nib_applications_of_an_unknown_business_are_a_404(registry_on
 # ---------------------------------------------------------------------------------------------------------------
 
 
-async def test_operators_and_admins_see_owners_phones_masked_to_the_last_three_digits_and_officers_in_full(registry_and_notifier):
+async def test_operators_admins_and_officers_of_other_kecamatan_see_owners_phones_masked_officers_in_full(
+    registry_and_notifier,
+):
     system = registry_and_notifier
     business = await _register(system, phone="081234567890")
     full = business["owner"]["phone"]
@@ -418,15 +420,24 @@ async def test_operators_and_admins_see_owners_phones_masked_to_the_last_three_d
 
     assert await eventually(welcomed, timeout=60), "the welcome message was never recorded"
 
-    async def phones(role: str) -> list[str]:
+    async def phones(role: str, kecamatan: str | None = None) -> list[str]:
+        token = system.tokens.mint(f"hostile-{role}", [role], kecamatan=[kecamatan] if kecamatan else ())
         response = await system.notifier.http.get("/messages", params={"business_id": business["id"]},
-                                                  headers=system.auth(role))  # fmt: skip
+                                                  headers={"Authorization": f"Bearer {token}"})  # fmt: skip
         assert response.status_code == 200, response.text
-        return [m["recipient_phone"] for m in response.json()["items"]]
+        [message] = response.json()["items"]
+        detail = await system.notifier.http.get(f"/messages/{message['id']}", headers={"Authorization": f"Bearer {token}"})
+        assert detail.status_code == 200 and detail.json()["recipient_phone"] == message["recipient_phone"], detail.text
+        phones = [message["recipient_phone"], *(d["recipient"] for d in message["deliveries"])]
+        assert len(set(phones)) == 1, phones  # the message's and its deliveries' alike
+        return phones[:1]
 
+    masked = ["*" * (len(full) - 3) + "890"]
     assert await phones("officer") == [full]
+    assert await phones("officer", business["kecamatan"]["code"]) == [full]
+    assert await phones("officer", "53.71.01" if business["kecamatan"]["code"] != "53.71.01" else "53.71.02") == masked
     for role in ("operator", "admin"):
-        assert await phones(role) == ["*" * (len(full) - 3) + "890"], role
+        assert await phones(role) == masked, role
 
 
 # ---------------------------------------------------------------------------------------------------------------
