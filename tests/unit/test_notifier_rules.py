@@ -475,6 +475,8 @@ def test_phones_and_addresses_are_masked_for_operators_and_in_gateway_reasons() 
     assert phones.mask("yohana@kupangkota.go.id") == "y***@kupangkota.go.id"
     assert phones.redact("Recipient 6281234567890 is not valid") == "Recipient **********890 is not valid"
     assert phones.redact("(#131009) Parameter value is not valid") == "(#131009) Parameter value is not valid"
+    assert phones.redact("550 5.1.1 <budi.santoso@kupangkota.go.id>: Recipient address rejected") == (
+        "550 5.1.1 <b***@kupangkota.go.id>: Recipient address rejected")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -37,9 +37,12 @@ def mask(address: str) -> str:
 
 
 _PHONE_LIKE = re.compile(r"\+?\d[\d ()-]{6,}\d")
+_EMAIL_LIKE = re.compile(r"[^@\s<>()\[\]:;,\"']{1,64}@[A-Za-z0-9.-]{1,255}")
 
 
 def redact(text: str) -> str:
-    """Mask anything shaped like a phone number in text from a gateway (an error message may quote the number) before
-    it is stored as a reason or logged."""
+    """Mask anything shaped like a phone number or an email address in text from a gateway (an error message may
+    quote the recipient: "550 5.1.1 <budi@...>: Recipient address rejected") before it is stored as a reason or
+    logged: operators read reasons, and see addresses masked everywhere else."""
+    text = _EMAIL_LIKE.sub(lambda m: mask(m.group(0)), text)
     return _PHONE_LIKE.sub(lambda m: mask(_DIGITS.sub("", m.group(0))), text)
