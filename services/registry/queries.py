@@ -48,7 +48,8 @@ class RegisterQueries:
             # day itself would let any caller find an owner's birthday by asking daily.
             after, up_to = self._youth.birth_dates(today.replace(day=1))
             where.add(("" if f.youth_owned else "NOT ") + "(owner_birth_date > {} AND owner_birth_date <= {})", after, up_to)
-        where.add_if(f.name and "%" + like_pattern(f.name) + "%", "business_name ILIKE {}")
+        if f.name:  # an empty `?name=` is no filter, not a name that is empty
+            where.add("business_name ILIKE {}", "%" + like_pattern(f.name) + "%")
         return where
 
     async def search(self, f: SearchFilters, today: date, *, page: int, page_size: int) -> tuple[int, list[Business]]:

@@ -191,6 +191,7 @@ async def test_the_register_can_be_searched_by_region_kbli_scale_nib_youth_and_w
     assert await count(nib_status="issued") == 1
     assert await count(youth_owned="true") == 2
     assert await count(women_owned="true") == 1
+    assert await count(name="") == 3  # an empty name filters nothing
     page = (await registry.http.get("/businesses", params={"page_size": 2, "page": 2}, headers=registry.auth())).json()
     assert page["total"] == 3 and len(page["items"]) == 1
     unknown = await registry.http.get("/businesses", params={"kecamatan": "Atambua"}, headers=registry.auth())
