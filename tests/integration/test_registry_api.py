@@ -104,6 +104,15 @@ async def test_a_second_registration_of_the_same_owner_and_a_similar_name_is_a_p
     assert confirmed.status_code == 201
 
 
+async def test_a_name_typed_again_with_invisible_characters_is_the_same_name_to_duplicate_detection(registry):
+    first = (await registry.register(registration(name="Jagung Bose Mama Ina"))).json()
+    again = registration(name="Ja\u200bgung Bo\u200bse Mama Ina", phone=first["owner"]["phone"])
+    response = await registry.register(again)
+    assert response.status_code == 409 and response.json()["existing_business_id"] == first["id"], response.text
+    confirmed = (await registry.register({**again, "confirm_distinct": True})).json()
+    assert confirmed["business_name"] == "Jagung Bose Mama Ina"  # stored without what no one can see
+
+
 async def test_two_simultaneous_registrations_of_one_business_make_one_business_and_one_conflict(registry):
     body = registration(name="Kue Basah Oma Ance")
     responses = await asyncio.gather(*(registry.register(dict(body)) for _ in range(2)))

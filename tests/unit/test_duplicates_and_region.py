@@ -61,6 +61,12 @@ def test_a_second_registration_with_the_same_nik_and_a_similar_name_is_a_probabl
     assert probable_duplicate("Warung Sei Sapi Maria", [existing], SIMILARITY) == existing
 
 
+@pytest.mark.parametrize("again", ["Se\u200bi Sa\u200bpi Ibu Maria", "ＳＥＩ ＳＡＰＩ Ibu Maria", "Séi Sápi Ibu María"])
+def test_a_name_differing_only_in_invisible_characters_width_or_accents_is_a_probable_duplicate(again: str) -> None:
+    existing = candidate("Sei Sapi Ibu Maria", same_nik=True)
+    assert probable_duplicate(again, [existing], SIMILARITY) == existing
+
+
 def test_a_second_business_of_the_same_owner_with_a_different_name_is_not_a_duplicate() -> None:
     existing = candidate("Sei Sapi Ibu Maria", same_nik=True)
     assert probable_duplicate("Tenun Ikat Maria", [existing], SIMILARITY) is None

@@ -25,6 +25,29 @@ def refused_fields(**overrides: Any) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Names: as typed, less what no one can see
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ("Se\u200bi Sa\u200bpi Ibu Maria", "Sei Sapi Ibu Maria"),  # zero-width spaces
+    ("\ufeffSei Sapi\u2060", "Sei Sapi"),  # a byte-order mark, a word joiner
+    ("\u202eairaM ubI", "airaM ubI"),  # a right-to-left override: shown reversed, stored otherwise
+    ("Sei   Sapi\tIbu\nMaria", "Sei Sapi Ibu Maria"),
+    ("Kopi Tuak Oma Se\u0301ba", "Kopi Tuak Oma S\u00e9ba"),  # composed (NFC), as most keyboards type it
+])  # fmt: skip
+def test_a_name_is_kept_as_typed_less_invisible_characters_and_extra_spaces(given: str, kept: str) -> None:
+    assert form(business_name=given, owner_name=given).business_name == kept
+    assert form(owner_name=given).owner_name == kept
+
+
+@pytest.mark.parametrize("given", ["\u200b\u200b\u200b", "- -", "\u200b.\u200b"])
+def test_a_name_without_a_letter_or_a_digit_is_refused_naming_the_field(given: str) -> None:
+    assert set(refused_fields(business_name=given)) == {"business_name"}
+    assert set(refused_fields(owner_name=given)) == {"owner_name"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Money: whole rupiah
 # ---------------------------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from shared.contracts.envelope import MAX_RUPIAH
 from shared.contracts.funding import AmountMode, Earmarks, Instrument, SponsorKind
 from shared.contracts.training import TrainingTopic
 from shared.errors import Conflict, FieldError, InvalidInput
+from shared.names import Name
 from shared.reference.kbli import DIVISIONS
 from shared.reference.wilayah import Wilayah
 from shared.reference.wita import today_in_kupang
@@ -27,7 +28,7 @@ def _whole_rupiah(value: Any) -> Any:
 class SponsorForm(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=2, max_length=150, examples=["Bank NTT"])
+    name: Name = Field(min_length=2, max_length=150, examples=["Bank NTT"])
     kind: SponsorKind = Field(examples=["bank"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 
@@ -25,8 +26,14 @@ def business_name_key(name: str) -> str:
     return " ".join(kept or words)
 
 
+def _folded(name: str) -> str:
+    """Without accents, width or invisible characters: "ＳＥＩ Sapí" reads as "SEI Sapi". Only for comparing: the
+    stored key (`business_name_key`, an import's identity) stays as it was computed."""
+    return "".join(c for c in unicodedata.normalize("NFKD", name) if unicodedata.category(c) not in ("Mn", "Cf"))
+
+
 def name_similarity(a: str, b: str) -> float:
-    return fuzz.token_set_ratio(business_name_key(a), business_name_key(b))
+    return fuzz.token_set_ratio(business_name_key(_folded(a)), business_name_key(_folded(b)))
 
 
 @dataclass(frozen=True, slots=True)

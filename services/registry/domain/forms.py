@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from shared.contracts.envelope import MAX_RUPIAH
 from shared.errors import FieldError
+from shared.names import Name
 
 _RP = re.compile(r"^rp\.?\s*")
 _PLAIN_RUPIAH = re.compile(r"[0-9]+")
@@ -96,8 +97,8 @@ class RegistrationForm(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    business_name: str = Field(min_length=2, max_length=150, examples=["Sei Sapi Ibu Maria"])
-    owner_name: str = Field(min_length=2, max_length=150, examples=["Maria Goreti Ndun"])
+    business_name: Name = Field(min_length=2, max_length=150, examples=["Sei Sapi Ibu Maria"])
+    owner_name: Name = Field(min_length=2, max_length=150, examples=["Maria Goreti Ndun"])
     owner_nik: str = Field(description="16-digit NIK from the owner's KTP; stored encrypted, never published.",
                            examples=["5371045708900001"])
     owner_gender: Gender = Field(description="L (laki-laki) or P (perempuan), as on the KTP.")
@@ -136,8 +137,8 @@ class BusinessChanges(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    business_name: str | None = Field(default=None, min_length=2, max_length=150)
-    owner_name: str | None = Field(default=None, min_length=2, max_length=150)
+    business_name: Name | None = Field(default=None, min_length=2, max_length=150)
+    owner_name: Name | None = Field(default=None, min_length=2, max_length=150)
     phone: str | None = None
     kbli_code: str | None = None
     kbli_version: KbliEdition | None = None
