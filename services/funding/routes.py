@@ -347,11 +347,14 @@ class BusinessViewOut(BaseModel):
     annual_sales_rupiah: int | None
     registered_at: datetime
     trainings: list[str]
-    funded_count: int
+    funded_count: int | None = Field(description="Offers accepted or disbursed, over every sponsor's pledges; not "
+                                     "shown to a sponsor, who sees only its own offers")
 
 
 @router.get("/businesses/{business_id}", tags=["why"], summary="What funding knows of a business", responses=_404)
-async def business(business_id: uuid.UUID, _: Watcher, ctx: Ctx) -> BusinessViewOut:
+async def business(business_id: uuid.UUID, who: Watcher, ctx: Ctx) -> BusinessViewOut:
     view = await ctx.queries.business(business_id)
     data = {k: v for k, v in asdict(view).items() if k in BusinessViewOut.model_fields}
+    if not who.has_any({"officer", "operator"}):
+        data["funded_count"] = None  # it would tell a sponsor of other sponsors' money to this business
     return BusinessViewOut(**{**data, "trainings": sorted(view.trainings)})

@@ -101,6 +101,10 @@ async def test_sponsors_and_officers_act_only_for_what_their_token_names_and_eve
         paid = await http.post(f"{funding}/offers/{offer_id}/disburse", json={"reference": "TRF-NTT-1"}, headers=as_ntt)
         assert paid.status_code == 200, paid.text
         assert (await http.get(f"{registry}/businesses/{oebobo_business}/nik", headers=officer)).status_code == 200
+        # How often a business was funded counts every sponsor's money: BRI is not told of Bank NTT's.
+        funded = {who: (await http.get(f"{funding}/businesses/{oebobo_business}", headers=token)).json()["funded_count"]
+                  for who, token in (("officer", officer), ("BRI", as_bri))}  # fmt: skip
+        assert funded == {"officer": 1, "BRI": None}
 
         # Every change says who made it: in the events' metadata and in each service's audit trail.
         records = await read_topic(system.bootstrap, system.topic(FUNDING_PLEDGE), expect=4)
