@@ -177,8 +177,8 @@ class TrainingQueries:
 
     async def mentoring(self, *, followed_up: bool | None, page: int, page_size: int) -> MentoringReport:
         """Who has a mentor and whether they were visited since; per kecamatan (suppressed), and the list."""
-        visits = """(SELECT count(*) FROM mentoring_visit v WHERE v.business_id = a.business_id
-                        AND v.visited_on >= (a.assigned_at AT TIME ZONE 'Asia/Makassar')::date)"""
+        since = "v.business_id = a.business_id AND v.visited_on >= (a.assigned_at AT TIME ZONE 'Asia/Makassar')::date"
+        visits = f"(SELECT count(*) FROM mentoring_visit v WHERE {since})"
         rows = await self._db.fetch(
             f"""SELECT coalesce(b.kecamatan_code, '?') AS kecamatan_code, count(*) AS assigned,
                        count(*) FILTER (WHERE {visits} > 0) AS followed_up
@@ -206,7 +206,7 @@ class TrainingQueries:
         listed = await self._db.fetch(
             f"""SELECT a.business_id, b.business_name, b.kecamatan_code, a.mentor_id, m.name AS mentor_name, a.assigned_at,
                        {visits} AS visits,
-                       (SELECT max(v.visited_on) FROM mentoring_visit v WHERE v.business_id = a.business_id) AS last_visit
+                       (SELECT max(v.visited_on) FROM mentoring_visit v WHERE {since}) AS last_visit
                   FROM mentor_assignment a JOIN mentor m ON m.id = a.mentor_id
                   LEFT JOIN business_view b ON b.business_id = a.business_id{where.sql}
                  ORDER BY a.assigned_at, a.business_id LIMIT {page_size} OFFSET {(page - 1) * page_size}""",

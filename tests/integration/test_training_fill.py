@@ -266,7 +266,9 @@ async def test_a_cohort_run_to_completion_over_http_publishes_training_completed
                                     json={"visited_on": datetime.now(WITA).date().isoformat(), "notes": "label kemasan"})  # fmt: skip
             assert visit.status_code == 201, visit.text
             follow_up = (await http.get(f"{training.url}/reports/mentoring", headers=OFFICER)).json()
-            assert {(f["business_id"], f["visits"]) for f in follow_up["businesses"]} == {(a, 1), (c, 0)}
+            today = datetime.now(WITA).date().isoformat()
+            assert {(f["business_id"], f["visits"], f["last_visit"]) for f in follow_up["businesses"]} == {
+                (a, 1, today), (c, 0, None)}  # fmt: skip
         # a: invited, enrolled, two marks, completed, mentor, visit; b: invited, enrolled, absent, withdrawn (no-show);
         # c: invited, enrolled, two marks, completed, mentor; d: invited, waitlisted, promoted, one mark.
         events = by_business(await read_topic(infra.kafka, namespaced(TRAINING_PARTICIPANT, namespace),
