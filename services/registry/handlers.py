@@ -15,7 +15,7 @@ from services.registry.domain import consent as consents
 from services.registry.domain.business import Business, NibApplication
 from services.registry.domain.consent import Consent, ConsentForm, Partner
 from services.registry.domain.coverage import NibCoverage
-from services.registry.domain.duplicates import duplicate_conflict, probable_duplicate
+from services.registry.domain.duplicates import business_name_key, duplicate_conflict, probable_duplicate
 from services.registry.domain.forms import BusinessChanges, RegistrationForm
 from services.registry.domain.identity import check_nib
 from services.registry.domain.registration import RegistrationRules, validate_registration
@@ -142,6 +142,14 @@ async def _load(uow: RegistryUnitOfWork, business_id: uuid.UUID, by: Principal) 
     return business
 
 
+async def _same_business(uow: RegistryUnitOfWork, digest: bytes, name: str) -> Business | None:
+    """The owner's active business of this very name: the identity an import goes by. (A closed one may start again
+    under its old name.)"""
+    key = (digest, business_name_key(name))
+    existing = (await uow.businesses.get_many_by_identity([key])).get(key)
+    return existing if existing is not None and existing.status != "closed" else None
+
+
 async def _load_application(uow: RegistryUnitOfWork, business_id: uuid.UUID, application_id: uuid.UUID) -> NibApplication:
     application = await uow.businesses.get_application(application_id)
     if application is None or application.business_id != business_id:
@@ -167,6 +175,13 @@ async def register_business(cmd: RegisterBusiness, uow: RegistryUnitOfWork, deps
             duplicate = probable_duplicate(form.business_name, [c for _, _, c in found], deps.rules.duplicate_similarity)
             if duplicate:
                 raise duplicate_conflict(duplicate)
+        elif (existing := await _same_business(uow, digest, form.business_name)) is not None:
+            # confirm_distinct vouches for a similar name, not the very same one: the same owner and name is the
+            # business an import would update, and a client's retry of a confirmed registration must not make two.
+            raise Conflict(f"the owner already has {existing.business_name!r} ({existing.id}), the same name once case, "
+                           "punctuation and words like 'Warung' or 'Ibu' are left out; confirm_distinct is for a "
+                           "similar name, not the same one: update that business, or give this one a name of its own",
+                           "already_registered", {"existing_business_id": str(existing.id)})  # fmt: skip
         if new.nib:
             holder = (await uow.businesses.nib_holders([new.nib])).get(new.nib)
             if holder:

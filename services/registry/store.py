@@ -210,7 +210,9 @@ class PgBusinessStore(BusinessStore):
             return {}
         rows = await self._conn.fetch(
             SELECT_BUSINESS
-            + " WHERE (nik_digest, name_key) IN (SELECT * FROM unnest($1::bytea[], $2::text[])) ORDER BY id FOR UPDATE",
+            # An active business first: the one an import updates when the owner started again after closing one.
+            + " WHERE (nik_digest, name_key) IN (SELECT * FROM unnest($1::bytea[], $2::text[]))"
+            " ORDER BY status = 'closed', id FOR UPDATE",
             [k[0] for k in keys],
             [k[1] for k in keys],
         )

@@ -246,6 +246,31 @@ async def test_an_import_registers_good_rows_reports_bad_ones_by_line_and_change
     assert (await registry.http.get("/businesses", headers=registry.auth())).json()["total"] == 2
 
 
+async def test_a_confirmed_registration_sent_again_is_refused_and_an_import_updates_the_business_started_again(
+    registry,
+):
+    confirmed = {**registration(name="Kopi Tuak Om Nus"), "confirm_distinct": True}
+    first = await registry.register(confirmed)
+    assert first.status_code == 201, first.text
+    retried = await registry.register(confirmed)  # the client's retry after a timeout
+    assert retried.status_code == 409 and retried.json()["code"] == "already_registered", retried.text
+    assert retried.json()["existing_business_id"] == first.json()["id"]
+
+    closed = await registry.http.post(f"/businesses/{first.json()['id']}/close", json={"reason": "tutup"},
+                                      headers=registry.auth())  # fmt: skip
+    assert closed.status_code == 200, closed.text
+    again = await registry.register(confirmed)  # the owner starts again under the old name
+    assert again.status_code == 201, again.text
+
+    columns = [c for c in confirmed if c != "confirm_distinct"]
+    row = {**confirmed, "annual_sales_rupiah": 95_000_000}
+    body = {"columns": columns, "rows": [{"line": 2, "values": [str(row[c]) for c in columns]}]}
+    report = (await registry.http.post("/imports/businesses", json=body, headers=registry.auth())).json()
+    assert (report["updated"], report["errors"]) == (1, []), report
+    started_again = (await registry.http.get(f"/businesses/{again.json()['id']}", headers=registry.auth())).json()
+    assert started_again["annual_sales_rupiah"] == 95_000_000
+
+
 async def test_an_import_with_an_unknown_column_is_refused_before_any_row_is_read(registry):
     body = {"columns": ["business_name", "nama_pemilik"], "rows": [{"line": 2, "values": ["a", "b"]}]}
     response = await registry.http.post("/imports/businesses", json=body, headers=registry.auth())

@@ -85,7 +85,7 @@ class FakeBusinessStore(BusinessStore):
     async def get_many_by_identity(self, keys: Sequence[tuple[bytes, str]]) -> dict[tuple[bytes, str], Business]:
         wanted = set(keys)
         found: dict[tuple[bytes, str], Business] = {}
-        for business_id in sorted(self.businesses):
+        for business_id in sorted(self.businesses, key=lambda i: (self.businesses[i].status == "closed", i)):
             business = self.businesses[business_id]
             key = (self.identities[business_id].digest, business_name_key(business.business_name))
             if key in wanted:

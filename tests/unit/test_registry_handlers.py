@@ -184,11 +184,28 @@ async def test_confirm_distinct_registers_a_probable_duplicate_anyway(store, dep
     uow = new_uow(store)
 
     second = await handlers.register_business(
-        RegisterBusiness(form(business_name="Warung Sei Sapi Maria", confirm_distinct="ya"), OFFICER), uow, deps
+        RegisterBusiness(form(business_name="Sei Sapi Maria Oesapa", confirm_distinct="ya"), OFFICER), uow, deps
     )
 
     assert len(store.businesses) == 2
     assert uow.committed == [aggregate.Registered(second, "officer")]
+
+
+async def test_confirm_distinct_does_not_register_the_owners_same_name_again_unless_that_business_closed(
+    store, deps
+) -> None:
+    first = await register(store, deps)
+    # The same name to an import too: no case, punctuation or generic words like "Warung" or "Ibu".
+    again = RegisterBusiness(form(business_name="WARUNG Sei-Sapi Maria", confirm_distinct="ya"), OFFICER)
+
+    with pytest.raises(Conflict) as refused:
+        await handlers.register_business(again, new_uow(store), deps)
+    assert (refused.value.code, refused.value.details) == ("already_registered", {"existing_business_id": str(first.id)})
+    assert len(store.businesses) == 1
+
+    await handlers.close_business(CloseBusiness(first.id, "usaha tutup", OFFICER), new_uow(store), deps)
+    started_again = await handlers.register_business(again, new_uow(store), deps)
+    assert started_again.id != first.id and len(store.businesses) == 2
 
 
 async def test_the_same_owner_may_register_a_differently_named_second_business(store, deps) -> None:
