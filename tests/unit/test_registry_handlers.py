@@ -618,6 +618,17 @@ async def test_importing_again_a_row_that_gives_only_annual_sales_changes_nothin
     assert uow.committed == []
 
 
+async def test_importing_again_a_row_whose_address_has_extra_spaces_or_a_line_break_changes_nothing(store, deps) -> None:
+    row = csv_row(MARIA, address="Jl. Frans  Seda 12,\nOebobo")  # two spaces; Alt+Enter in a spreadsheet cell
+    await import_rows([(2, row)], new_uow(store), deps)
+    uow = new_uow(store)
+
+    report = await import_rows([(2, row)], uow, deps)
+
+    assert (report.updated, report.unchanged, report.errors) == (0, 1, [])
+    assert [b.address for b in store.businesses.values()] == ["Jl. Frans Seda 12, Oebobo"]
+
+
 async def test_a_list_without_the_address_or_capital_an_officer_recorded_keeps_them(store, deps) -> None:
     b = await register(store, deps, address="Jl. Frans Seda 12")
     row = {k: v for k, v in csv_row(MARIA, address="").items() if k != "capital_rupiah"}

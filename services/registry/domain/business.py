@@ -70,7 +70,7 @@ def register(new: NewBusiness, business_id: uuid.UUID, now: datetime, youth: You
         kbli_version=form.kbli_version,
         kecamatan=new.kecamatan,
         kelurahan=new.kelurahan,
-        address=form.address,
+        address=" ".join(form.address.split()) if form.address else form.address,  # as a change stores it
         capital_rupiah=form.capital_rupiah,
         annual_sales_rupiah=form.annual_sales_rupiah,
         scale=new.scale,
