@@ -93,7 +93,7 @@ def _validate_rows(rows: Sequence[tuple[int, dict[str, str]]], deps: Deps, by: P
     for line, values in rows:
         try:
             form = RegistrationForm.model_validate(values)
-            new = validate_registration(form, deps.rules, today)
+            new = validate_registration(form, deps.rules, today, scale_required=False)  # see the loop below
         except ValidationError as exc:
             errors.extend(RowError(line, e.field, e.code, e.message) for e in form_errors(exc))
             continue
@@ -161,6 +161,10 @@ async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> I
             if row.identity in first_line_of:
                 reject(row, "business_name", "import.repeated_row",
                        f"the same business as line {first_line_of[row.identity]} of this import")  # fmt: skip
+                continue
+            if row.new.scale is None:  # a new business needs its scale; one already registered keeps its own
+                reject(row, "annual_sales_rupiah", "scale.missing",
+                       "give annual_sales_rupiah (running business) or capital_rupiah (new business) to set the scale")
                 continue
             if not form.confirm_distinct:
                 candidates = {c.business_id: c for c in by_digest.get(row.digest, []) + by_phone.get(row.new.phone, [])}

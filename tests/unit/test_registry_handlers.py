@@ -629,6 +629,23 @@ async def test_importing_again_a_row_whose_address_has_extra_spaces_or_a_line_br
     assert [b.address for b in store.businesses.values()] == ["Jl. Frans Seda 12, Oebobo"]
 
 
+async def test_a_list_without_capital_or_sales_updates_a_registered_business_but_cannot_register_a_new_one(
+    store, deps
+) -> None:
+    b = await register(store, deps)
+    def without_money(row: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in row.items() if k not in ("capital_rupiah", "annual_sales_rupiah")}
+
+    uow = new_uow(store)
+    report = await import_rows([(2, without_money(csv_row(MARIA, phone="081298765432"))),
+                                (3, without_money(csv_row(YOHANES)))], uow, deps)  # fmt: skip
+
+    assert (report.registered, report.updated) == (0, 1)
+    assert [(e.line, e.field, e.code) for e in report.errors] == [(3, "annual_sales_rupiah", "scale.missing")]
+    kept = store.businesses[b.id]
+    assert (kept.phone, kept.scale, kept.annual_sales_rupiah) == ("+6281298765432", b.scale, b.annual_sales_rupiah)
+
+
 async def test_a_list_without_the_address_or_capital_an_officer_recorded_keeps_them(store, deps) -> None:
     b = await register(store, deps, address="Jl. Frans Seda 12")
     row = {k: v for k, v in csv_row(MARIA, address="").items() if k != "capital_rupiah"}

@@ -29,13 +29,16 @@ class NewBusiness:
     phone: str
     kecamatan: Kecamatan
     kelurahan: Kelurahan
-    scale: str
-    scale_basis: str
+    scale: str | None  # None only where the caller allowed it: an import row about a business already registered
+    scale_basis: str | None
     nib: str | None
 
 
-def validate_registration(form: RegistrationForm, rules: RegistrationRules, today: date) -> NewBusiness:
-    """Every rule at once, so an officer fixes all fields in one go."""
+def validate_registration(form: RegistrationForm, rules: RegistrationRules, today: date, *,
+                          scale_required: bool = True) -> NewBusiness:  # fmt: skip
+    """Every rule at once, so an officer fixes all fields in one go. `scale_required=False`: a form giving neither
+    capital nor sales is valid without a scale (an import's row may be about a business already registered, for
+    which a missing column says nothing); the caller then decides."""
     errors: list[FieldError] = []
 
     def attempt(check: Any, *args: Any) -> Any:
@@ -55,7 +58,9 @@ def validate_registration(form: RegistrationForm, rules: RegistrationRules, toda
     if problem:
         errors.append(FieldError("kbli_code", problem.code, problem.message))
     region = attempt(resolve_region, rules.wilayah, form.kecamatan, form.kelurahan)
-    scale = attempt(classify_scale, form.capital_rupiah, form.annual_sales_rupiah)
+    no_money = form.capital_rupiah is None and form.annual_sales_rupiah is None
+    scale = (None, None) if no_money and not scale_required else attempt(classify_scale, form.capital_rupiah,
+                                                                          form.annual_sales_rupiah)  # fmt: skip
     nib = attempt(check_nib, form.nib) if form.nib else None
     if errors:
         raise InvalidInput(errors)
