@@ -646,6 +646,21 @@ async def test_a_list_without_capital_or_sales_updates_a_registered_business_but
     assert (kept.phone, kept.scale, kept.annual_sales_rupiah) == ("+6281298765432", b.scale, b.annual_sales_rupiah)
 
 
+async def test_a_row_about_a_closed_business_says_it_was_closed_when_it_would_change_it_and_nothing_otherwise(
+    store, deps
+) -> None:
+    b = await register(store, deps)
+    await handlers.close_business(CloseBusiness(b.id, "usaha tutup", OFFICER), new_uow(store), deps)
+    closed = store.businesses[b.id]
+    uow = new_uow(store)
+
+    report = await import_rows([(2, csv_row(MARIA)), (3, csv_row(MARIA, address="Jl. Baru 1"))], uow, deps)
+
+    assert report.unchanged == 1 and [(e.line, e.code) for e in report.errors] == [(3, "business_closed")]
+    assert "address" in report.errors[0].message and "POST /businesses" in report.errors[0].message
+    assert store.businesses[b.id] == closed and uow.committed == []
+
+
 async def test_a_list_without_the_address_or_capital_an_officer_recorded_keeps_them(store, deps) -> None:
     b = await register(store, deps, address="Jl. Frans Seda 12")
     row = {k: v for k, v in csv_row(MARIA, address="").items() if k != "capital_rupiah"}
