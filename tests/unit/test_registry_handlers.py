@@ -859,19 +859,6 @@ async def test_an_import_of_only_bad_rows_opens_no_transaction(store, deps) -> N
     assert (uow.begun, uow.commits, store.identity_locks) == (0, 0, 0)
 
 
-async def test_an_imported_closed_business_is_left_unchanged(store, deps) -> None:
-    await import_rows([(2, csv_row(MARIA))], new_uow(store), deps)
-    (b,) = store.businesses.values()
-    await handlers.close_business(CloseBusiness(b.id, "usaha berhenti", OFFICER), new_uow(store), deps)
-    uow = new_uow(store)
-
-    report = await import_rows([(2, csv_row(MARIA, phone=NEW_PHONE))], uow, deps)
-
-    assert (report.updated, report.unchanged) == (0, 1)
-    assert store.businesses[b.id].phone == "+6281234567890"
-    assert uow.committed == []
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # What events never carry: a NIK, a birth date
 # ---------------------------------------------------------------------------------------------------------------
