@@ -62,7 +62,12 @@ class EventCatalog:
             step = self._upcasters.get((event_type, version))
             if step is None:
                 raise UnknownEvent(f"no upcaster from {event_type} v{version}")
-            data, version = step(dict(data)), version + 1
+            try:
+                data, version = step(dict(data)), version + 1
+            except Exception as exc:  # noqa: BLE001 - any failure is the record's, never worth a retry
+                # An old record the upcaster can't read (a field missing, of another type): a contract error, so it
+                # goes to the dead-letter topic. Escaping as a KeyError, it was redelivered forever.
+                raise ContractError(f"{event_type} v{version} could not be upcast: {type(exc).__name__}: {exc}") from exc
         model = self._models.get((event_type, version))
         if model is None:
             raise UnknownEvent(f"unknown event {event_type} v{version}")

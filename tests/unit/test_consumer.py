@@ -261,6 +261,18 @@ async def test_an_old_version_is_upcast_before_it_is_applied() -> None:
     assert delivery.payload == registered(business_id=BusinessRegistered.model_validate(current.payload).business_id)
 
 
+async def test_an_old_version_its_upcaster_cannot_read_goes_to_the_dead_letter_topic_rather_than_back_for_ever() -> None:
+    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
+    consumer = new_consumer(apply, {"TrainingCompleted"}, dead_letters=dead_letters, sleep=sleep)
+    # TrainingCompleted v1 without the fields its upcaster reads (it raised a KeyError, which was retried).
+    broken = envelope().model_copy(update={"event_type": "TrainingCompleted", "event_version": 1, "payload": {}})
+
+    assert await consumer.handle_batch([record(broken)]) == [Outcome.DEAD_LETTERED]
+    (letter,) = dead_letters.sent
+    assert isinstance(letter.error, ContractError) and "could not be upcast" in str(letter.error)
+    assert (apply.calls, sleep.delays) == ([], [])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Duplicates
 # ---------------------------------------------------------------------------------------------------------------
