@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError
 
 from shared.contracts.envelope import ContractError, Envelope
 from shared.contracts.topics import dlq
-from shared.messaging.kafka import KafkaAccess, safe_producer
+from shared.messaging.kafka import MAX_EVENT_BYTES, KafkaAccess, safe_producer
 from shared.observability import scrub
 
 
@@ -72,12 +74,16 @@ class KafkaDeadLetters(DeadLetters):
     async def send(self, record: Record, *, consumer: str, error: BaseException, attempts: int) -> None:
         # Awaiting the acknowledgement before returning means the offset is committed only once the
         # record is safe in the dead-letter topic.
-        await self._producer.send_and_wait(
-            dlq(record.topic),
-            value=record.value,
-            key=record.key,
-            headers=dead_letter_headers(record, consumer=consumer, error=error, attempts=attempts),
-        )
+        headers = dead_letter_headers(record, consumer=consumer, error=error, attempts=attempts)
+        try:
+            await self._producer.send_and_wait(dlq(record.topic), value=record.value, key=record.key, headers=headers)
+        except MessageSizeTooLargeError:
+            # A record near the size limit (another system's, on a partner topic) with our headers added: kept cut
+            # short, with its size and digest, rather than refused for ever and holding its partition.
+            value = record.value or b""
+            await self._producer.send_and_wait(dlq(record.topic), value=value[:MAX_EVENT_BYTES], key=record.key,
+                                               headers=[*headers, ("dlq.value_truncated_from", str(len(value)).encode()),
+                                                        ("dlq.value_sha256", hashlib.sha256(value).hexdigest().encode())])  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------

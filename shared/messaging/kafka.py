@@ -82,6 +82,9 @@ class KafkaAccess:
 # The largest request a producer sends, and so the largest event (aiokafka's default): the relay refuses a bigger one
 # itself, since it hands the producer whole batches, which aiokafka does not measure record by record.
 MAX_REQUEST_BYTES = 1_048_576
+# The largest event the relay publishes: a request's worth less room for what a dead-letter copy adds (the error, up
+# to 2,000 characters, and where the record came from), so any event a consumer refuses can be dead-lettered whole.
+MAX_EVENT_BYTES = MAX_REQUEST_BYTES - 16 * 1024
 
 
 def safe_producer(kafka: KafkaAccess | str, client_id: str) -> AIOKafkaProducer:

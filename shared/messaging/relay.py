@@ -32,7 +32,7 @@ from shared.contracts.envelope import event_headers
 from shared.db import Database
 from shared.observability import MessagingMetrics, scrub
 
-from shared.messaging.kafka import MAX_REQUEST_BYTES
+from shared.messaging.kafka import MAX_EVENT_BYTES
 from shared.messaging.outbox import OutboxRow, RelayError, split_by_first_failure
 from shared.messaging.partitioner import partition_for
 
@@ -342,9 +342,9 @@ class OutboxRelay:
             key, value = row.aggregateid.encode(), row.payload.encode()
             headers = event_headers(row.type, row.event_version, row.event_id)
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
-            if size > MAX_REQUEST_BYTES:
+            if size > MAX_EVENT_BYTES:
                 results[i] = MessageSizeTooLargeError(f"the event is {size} bytes serialized, more than the "
-                                                      f"{MAX_REQUEST_BYTES} bytes a request may carry")  # fmt: skip
+                                                      f"{MAX_EVENT_BYTES} bytes an event may be")  # fmt: skip
                 refused.add(row.aggregateid)
                 continue
             if row.topic not in partitions:

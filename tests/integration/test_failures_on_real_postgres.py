@@ -6,6 +6,7 @@ pruned."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import uuid
 from datetime import timedelta
@@ -19,7 +20,7 @@ from shared.db import Database, DatabaseBusy, DatabaseMetrics, open_database
 from shared.messaging import inbox
 from shared.messaging.consumer import RetryPolicy
 from shared.messaging.dead_letters import KafkaDeadLetters
-from shared.messaging.kafka import KafkaAccess, safe_producer
+from shared.messaging.kafka import MAX_EVENT_BYTES, KafkaAccess, safe_producer
 from shared.messaging.outbox import add_to_outbox, prune_published
 from shared.messaging.relay import OutboxRelay
 from shared.observability import MessagingMetrics
@@ -181,6 +182,33 @@ async def test_a_record_whose_handler_always_times_out_is_dead_lettered_and_the_
         assert json.loads(dead.value)["payload"]["seq"] == 1
         assert headers["dlq.error_type"] == "QueryCanceledError" and headers["dlq.attempts"] == "3"
         assert [r["seq"] for r in await db.fetch("SELECT seq FROM effect")] == [2]
+    finally:
+        await broker.stop()
+        await producer.stop()
+        await db.close()
+
+
+async def test_a_record_too_large_to_dead_letter_whole_is_dead_lettered_cut_short_and_the_partition_moves_on(
+    infra, database_url
+):
+    topic = await new_topic(infra.kafka, partitions=1)
+    db = await prepare(database_url)
+    metrics, producer = MessagingMetrics(CollectorRegistry()), safe_producer(infra.kafka, "t")
+    await producer.start()
+    broker = await consume(infra.kafka, topic, db, KafkaDeadLetters(producer), metrics)
+    try:
+        # Another system's record just under the request limit, and not an envelope: refused at once, and with the
+        # dead-letter headers added over the limit.
+        near_limit = b"x" * 1_048_400
+        await producer.send_and_wait(topic, near_limit, key=b"k")
+        await producer.send_and_wait(topic, ticked("k", 1).to_json_bytes(), key=b"k")
+
+        [dead] = await read_topic(infra.kafka, f"{topic}.dlq", expect=1)
+        headers = dict(dead.headers)
+        assert headers["dlq.value_truncated_from"] == b"1048400"
+        assert headers["dlq.value_sha256"] == hashlib.sha256(near_limit).hexdigest().encode()
+        assert dead.value == near_limit[:MAX_EVENT_BYTES] and headers["dlq.original_offset"] == b"0"
+        assert await eventually(lambda: _effects(db, 1), timeout=60)  # the record behind it was applied
     finally:
         await broker.stop()
         await producer.stop()
