@@ -127,6 +127,10 @@ class KafkaNode:
             # Topics are created on purpose (with their .dlq), never by a typo in a consumer.
             "auto.create.topics.enable=false",
             "log.retention.hours=168",
+            # A consumer group's offsets outlive any stop of its service (Kafka's default forgets them after 7 days
+            # idle): forgotten, the group reads its topics, kept whole, from the start, and every event older than
+            # the inbox's retention (BERDAYA_INBOX_RETENTION_DAYS, 30) would be applied again.
+            "offsets.retention.minutes=525600",
         ]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text("\n".join(lines) + "\n")
