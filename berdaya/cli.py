@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from rich.table import Table
 
 from berdaya.cli_partners import partner
-from berdaya.importer import ImportRefused, count_rows, import_file, write_error_report
+from berdaya.importer import ImportRefused, ImportSummary, count_rows, import_file, write_error_report
 from berdaya.stack.local import SERVICES, LocalStack, service
 from berdaya.stack.postgres import database_url as database_url_of
 from berdaya.views import VIEWS, print_coverage, wait_for_catch_up
@@ -108,23 +108,39 @@ def import_(
     raise typer.Exit(0 if not summary.errors else 2)
 
 
+def _kept_errors(file: Path, summary: ImportSummary) -> str:
+    """The rows already found wrong, written out before the import stopped, so the officer need not find them again."""
+    if not summary.errors:
+        return ""
+    report = file.with_suffix(".errors.csv")
+    write_error_report(sorted(summary.errors, key=lambda e: e["line"]), report)  # type: ignore[arg-type, return-value]
+    return f" The {summary.rejected_rows} row(s) found wrong so far are listed in {report}."
+
+
 def _import(file: Path, url: str, chunk: int):  # noqa: ANN202
     total = count_rows(file)
     started = time.perf_counter()
+    summary = ImportSummary()
     with _progress() as progress:
         task = progress.add_task(f"Importing {file.name}", total=total)
         try:
-            summary = import_file(file, base_url=url, token=_token(), chunk_size=chunk,
-                                  progress=lambda n: progress.advance(task, n))  # fmt: skip
+            import_file(file, base_url=url, token=_token(), chunk_size=chunk,
+                        progress=lambda n: progress.advance(task, n), summary=summary)  # fmt: skip
         except ImportRefused as exc:
             sent = progress.tasks[0].completed
             after = (f" The {sent:,.0f} rows before this point are in; importing the file again after fixing it does "
                      "not duplicate them." if sent else " Nothing was imported.")  # fmt: skip
             progress.stop()
-            _fail(f"{file.name}: {exc}.{after}")
+            _fail(f"{file.name}: {exc}.{after}{_kept_errors(file, summary)}")
+        except httpx.HTTPStatusError as exc:
+            progress.stop()
+            _fail(f"the registry at {url} answered {exc.response.status_code} ({exc.response.text[:200]}); check its "
+                  "log, then import again (rows already imported are recognised and not duplicated)."
+                  f"{_kept_errors(file, summary)}")
         except httpx.HTTPError as exc:
+            progress.stop()
             _fail(f"cannot reach the registry at {url} ({type(exc).__name__}); start it with `berdaya up`, then "
-                  "import again (rows already imported are recognised and not duplicated)")
+                  f"import again (rows already imported are recognised and not duplicated).{_kept_errors(file, summary)}")
     elapsed = time.perf_counter() - started
     table = Table(title=f"Import of {file.name}", show_header=False)
     for label, value in (("rows read", summary.received), ("registered", summary.registered),
@@ -133,8 +149,10 @@ def _import(file: Path, url: str, chunk: int):  # noqa: ANN202
         table.add_row(label, f"{value:,}")
     table.add_row("rows per second", f"{summary.received / elapsed:,.0f}" if elapsed else "-")
     console.print(table)
-    if summary.errors:
-        report = file.with_suffix(".errors.csv")
+    report = file.with_suffix(".errors.csv")
+    if not summary.errors:
+        report.unlink(missing_ok=True)  # an earlier run's list of rows to fix would mislead
+    else:
         write_error_report(summary.errors, report)
         console.print(f"[yellow]{summary.rejected_rows} row(s) need fixing[/yellow]; each is listed in {report}. "
                       "The first ones:")  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,12 +88,24 @@ def count_rows(path: Path) -> int:
         return max(0, sum(1 for _ in handle) - 1)
 
 
-def _too_long(line: int, columns: list[str], values: list[str]) -> dict[str, object] | None:
+def _unsendable(line: int, columns: list[str], values: list[str]) -> dict[str, object] | None:
+    """Why the registry would refuse the whole chunk for this row, as the row's own error: the other rows go on."""
+    if len(values) > MAX_COLUMNS:
+        return {"line": line, "field": "row", "code": "import.width",
+                "message": f"has {len(values)} values but the header has {len(columns)} columns"}  # fmt: skip
     for name, value in zip(columns, values, strict=False):
         if len(value) > MAX_CELL:
             return {"line": line, "field": name, "code": "import.cell_too_long",
                     "message": f"has {len(value):,} characters; at most {MAX_CELL} are allowed"}  # fmt: skip
+        if "\x00" in value:
+            return {"line": line, "field": name, "code": "import.nul",
+                    "message": "holds a NUL character, which no text has; retype the cell"}  # fmt: skip
     return None
+
+
+# A chunk the registry could not take (busy, restarting, a timeout) is sent again: each chunk is one transaction and
+# rows are recognised by their owner's NIK and business name, so a chunk sent twice registers nothing twice.
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
 
 
 def import_file(
@@ -102,15 +115,32 @@ def import_file(
     token: str,
     chunk_size: int = 1000,
     progress: Callable[[int], None] = lambda _: None,
+    summary: ImportSummary | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    transport: httpx.BaseTransport | None = None,
 ) -> ImportSummary:
+    """`summary`: filled as chunks are taken, so a caller whose import stops midway still has the rows' errors."""
     columns, records = read_rows(path)
-    summary = ImportSummary()
+    summary = summary if summary is not None else ImportSummary()
     headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=300) as client:
+    with httpx.Client(base_url=base_url, headers=headers, timeout=300, transport=transport) as client:
         chunk: list[dict[str, object]] = []
 
+        def post() -> httpx.Response:
+            for delay in (*RETRY_DELAYS, None):
+                try:
+                    response = client.post("/imports/businesses", json={"columns": columns, "rows": chunk})
+                except httpx.TransportError:
+                    if delay is None:
+                        raise
+                else:
+                    if response.status_code not in (429, 500, 502, 503, 504) or delay is None:
+                        return response
+                sleep(delay)
+            raise AssertionError("unreachable")
+
         def send() -> None:
-            response = client.post("/imports/businesses", json={"columns": columns, "rows": chunk})
+            response = post()
             if response.status_code in (401, 403, 413, 422):
                 problem = response.json()
                 raise ImportRefused(problem.get("detail") or problem.get("title") or response.text)
@@ -125,10 +155,10 @@ def import_file(
             chunk.clear()
 
         for line, values in records:
-            oversized = _too_long(line, columns, values)
-            if oversized:
+            unsendable = _unsendable(line, columns, values)
+            if unsendable:
                 summary.received += 1
-                summary.errors.append(oversized)
+                summary.errors.append(unsendable)
                 progress(1)
                 continue
             chunk.append({"line": line, "values": values})

@@ -588,6 +588,20 @@ async def test_berdaya_import_refuses_a_header_without_rows_with_one_clear_line(
     _assert_refused_cleanly(result, "no rows")
 
 
+async def test_berdaya_import_reports_a_nul_cell_by_line_and_imports_the_good_rows(registry_process, tmp_path):
+    rows = [registration(), registration(address="Jalan\x00Timor"), registration()]
+    file = _csv(tmp_path / "umkm.csv", rows)
+    result = await asyncio.to_thread(_cli_import, file, registry_process)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in output, output
+    with open(file.with_suffix(".errors.csv"), newline="", encoding="utf-8") as handle:
+        errors = list(csv.DictReader(handle))
+    assert [(e["line"], e["field"], e["code"]) for e in errors] == [("3", "address", "import.nul")]
+    async with httpx.AsyncClient(base_url=registry_process.url, timeout=30) as http:
+        found = await http.get("/businesses", headers={"Authorization": f"Bearer {registry_process.token}"})
+    assert found.json()["total"] == 2
+
+
 async def test_berdaya_import_reports_a_cell_over_a_thousand_characters_by_line_and_imports_the_good_rows(registry_process, tmp_path):
     rows = [registration(), registration(address="Jalan " + "x" * 1001), registration()]
     file = _csv(tmp_path / "umkm.csv", rows)
