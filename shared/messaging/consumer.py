@@ -126,6 +126,16 @@ class _Item:
     payload: EventPayload
 
 
+@dataclass(frozen=True, slots=True)
+class _Letter:
+    """A record found at fault, to dead-letter once the batch is through."""
+
+    index: int
+    record: Record
+    error: BaseException
+    attempts: int
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -157,6 +167,9 @@ class EventConsumer:
         outlasted the budget (the batch is then redelivered)."""
         outcomes: dict[int, Outcome] = {}
         work: list[_Item] = []
+        # Sent once the batch's transactions are done: a batch redelivered after a long database outage would
+        # otherwise dead-letter its bad records again, once per delivery.
+        letters: list[_Letter] = []
         for i, record in enumerate(records):
             try:
                 envelope = Envelope.from_bytes(record.value)
@@ -165,8 +178,10 @@ class EventConsumer:
                     continue
                 work.append(_Item(i, record, envelope, self._catalog.decode(envelope)))
             except ContractError as exc:
-                outcomes[i] = await self._dead_letter(record, exc, attempts=1)
-        await self._apply_all(work, outcomes)
+                letters.append(_Letter(i, record, exc, 1))
+        await self._apply_all(work, outcomes, letters)
+        for letter in sorted(letters, key=lambda letter: letter.index):
+            outcomes[letter.index] = await self._dead_letter(letter.record, letter.error, attempts=letter.attempts)
         now = time.time()
         for item in work:
             outcome = outcomes[item.index]
@@ -178,7 +193,7 @@ class EventConsumer:
             self._metrics.consumed.labels(self.name, outcome.value).inc()
         return [outcomes[i] for i in range(len(records))]
 
-    async def _apply_all(self, work: list[_Item], outcomes: dict[int, Outcome]) -> None:
+    async def _apply_all(self, work: list[_Item], outcomes: dict[int, Outcome], letters: list[_Letter]) -> None:
         if not work:
             return
         if len(work) > 1:
@@ -189,9 +204,9 @@ class EventConsumer:
                 log.info("%s: batch of %d failed (%s); applying one by one to find the record at fault",
                          self.name, len(work), scrub(repr(failure.cause)))  # fmt: skip
         for item in work:
-            await self._apply_alone(item, outcomes)
+            await self._apply_alone(item, outcomes, letters)
 
-    async def _apply_alone(self, item: _Item, outcomes: dict[int, Outcome]) -> None:
+    async def _apply_alone(self, item: _Item, outcomes: dict[int, Outcome], letters: list[_Letter]) -> None:
         attempts = self._policy.max_attempts
         for attempt in range(1, attempts + 1):
             try:
@@ -204,7 +219,7 @@ class EventConsumer:
                             item.envelope.event_id, attempt, attempts, scrub(f"{type(error).__name__}: {error}"))  # fmt: skip
                 if attempt < attempts:
                     await self._sleep(self._policy.backoff * 2 ** (attempt - 1))
-        outcomes[item.index] = await self._dead_letter(item.record, error, attempts=attempts)
+        letters.append(_Letter(item.index, item.record, error, attempts))
 
     async def _transaction(self, work: list[_Item], outcomes: dict[int, Outcome]) -> None:
         """One transaction for `work`. Transient failures are retried here; the record's own raise _RecordFailure."""

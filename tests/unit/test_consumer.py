@@ -479,6 +479,22 @@ async def test_an_outage_outlasting_the_transient_budget_raises_transient_failur
     assert consumed(metrics, "dead_lettered") == 0
 
 
+async def test_a_bad_record_in_a_batch_an_outage_sends_back_is_dead_lettered_once_when_the_batch_goes_through() -> None:
+    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
+    policy = RetryPolicy(transient_backoff=0.5, transient_max_backoff=10.0, transient_budget=1.0)
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep, policy=policy,
+                            outages=[DatabaseBusy("pool exhausted") for _ in range(4)])  # fmt: skip
+    batch = [record(b"not an envelope"), record()]
+
+    for _ in range(2):  # the outage outlasts the budget twice: the batch comes back twice
+        with pytest.raises(TransientFailure):
+            await consumer.handle_batch(batch)
+    assert dead_letters.sent == []
+    assert await consumer.handle_batch(batch) == [Outcome.DEAD_LETTERED, Outcome.PROCESSED]
+
+    assert [letter.record.offset for letter in dead_letters.sent] == [batch[0].offset]
+
+
 async def test_a_database_outage_that_ends_within_the_budget_loses_nothing() -> None:
     sleep, apply, dead_letters = RecordingSleep(), ScriptedApply(), FakeDeadLetters()
     consumer = new_consumer(apply, REGISTERED, sleep=sleep, dead_letters=dead_letters,
