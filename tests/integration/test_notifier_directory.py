@@ -63,15 +63,22 @@ async def test_a_save_of_an_email_another_officer_is_adding_waits_and_is_judged_
         assert await _entries(n) == {email: ()}
 
 
+async def an_owner(n, phone: str) -> uuid.UUID:  # noqa: ANN001
+    """A business in Oebobo the notifier knows, with the owner's phone; its id."""
+    business_id = uuid.uuid4()
+    async with n.uow() as uow:
+        await uow.store.save_contact(Contact(business_id, 1, "Sei Sapi Ibu Maria", phone, "Oebobo", "Fatululi", "active",
+                                             OEBOBO))  # fmt: skip
+        await uow.commit()
+    return business_id
+
+
 async def test_an_owners_stop_while_an_officer_changes_their_channel_stands_though_the_number_had_no_preferences(
     database_url,
 ):
     async with notifier(database_url) as n:
-        business_id, phone = uuid.uuid4(), "+6281311110005"
-        async with n.uow() as uow:
-            await uow.store.save_contact(Contact(business_id, 1, "Sei Sapi Ibu Maria", phone, "Oebobo", "Fatululi",
-                                                 "active", OEBOBO))  # fmt: skip
-            await uow.commit()
+        phone = "+6281311110005"
+        await an_owner(n, phone)
         assert await n.fetch("SELECT * FROM recipient WHERE phone = $1", phone) == []
 
         async with n.uow() as officers:  # what set_preference does, held open between its read and its write
@@ -89,11 +96,8 @@ async def test_an_owners_stop_while_an_officer_changes_their_channel_stands_thou
 
 async def test_an_officers_change_of_channel_after_an_owners_stop_keeps_the_stop(database_url):
     async with notifier(database_url) as n:
-        business_id, phone = uuid.uuid4(), "+6281311110006"
-        async with n.uow() as uow:
-            await uow.store.save_contact(Contact(business_id, 1, "Se'i Babi Om Yos", phone, "Oebobo", "Fatululi",
-                                                 "active", OEBOBO))  # fmt: skip
-            await uow.commit()
+        phone = "+6281311110006"
+        business_id = await an_owner(n, phone)
         await owner_replied(Reply("sms", phone, "STOP", uuid.uuid4()), n.uow(), n.deps)
 
         await set_preference(SetPreference(business_id, CITY_WIDE, channel="sms"), n.uow(), n.deps)
