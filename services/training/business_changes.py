@@ -13,7 +13,7 @@ from datetime import datetime
 
 from services.training.domain import cohorts as cohort_rules
 from services.training.domain import enrolment, events, pathway as halal
-from services.training.domain.needs import cannot_self_declare, halal_programme, needs_of
+from services.training.domain.needs import cannot_self_declare, needs_of
 from services.training.domain.view import BusinessView, updated_view
 from services.training.seating import Deps, Seating
 from services.training.store import TrainingUnitOfWork
@@ -103,13 +103,8 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
             await uow.store.save_pathway(lifted, causes[p.business_id].actor, now)
     marked = [p for p in pathways if p.business_id not in to_lift and p.not_eligible is None and not p.certified]
     for p in marked:
-        # As when an officer records it (halal_pathway.record_not_eligible): out of the halal cohorts not begun.
-        for cohort_id, cohort in seating.cohorts.items():
-            seat = seating.seat(cohort_id, p.business_id)
-            if (cohort.state == "open" and halal_programme(seating.programme(cohort_id)) and seat is not None
-                    and seat.status in enrolment.ACTIVE):  # fmt: skip
-                seating.withdraw(seat, "officer", causes[p.business_id])
-                trigger.setdefault(cohort_id, causes[p.business_id])
+        for cohort_id in seating.leave_halal_cohorts(p.business_id, causes[p.business_id]):
+            trigger.setdefault(cohort_id, causes[p.business_id])
     await seating.gather()
     await seating.lock_participants(also=[p.business_id for p in marked])
     for p in marked:

@@ -9,8 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from services.training.domain import enrolment, events, pathway as halal
-from services.training.domain.needs import halal_programme
+from services.training.domain import events, pathway as halal
 from services.training.domain.pathway import NotEligibleForm, Pathway, StepForm
 from services.training.handlers import _known, require_scope
 from services.training.seating import Deps, Seating
@@ -79,11 +78,7 @@ async def record_not_eligible(cmd: RecordNotEligible, uow: TrainingUnitOfWork, d
         await uow.store.save_pathway(pathway, cmd.by.actor, now)
         seating.later(business.business_id, lambda v: events.NotEligible(
             business.business_id, v, cmd.form.reason, bool(pathway.regular_route_possible), business.kecamatan_code))  # fmt: skip
-        for cohort_id, cohort in seating.cohorts.items():
-            seat = seating.seat(cohort_id, business.business_id)
-            if (cohort.state == "open" and halal_programme(seating.programme(cohort_id)) and seat is not None
-                    and seat.status in enrolment.ACTIVE):  # fmt: skip
-                seating.withdraw(seat, "officer")
+        seating.leave_halal_cohorts(business.business_id)
         await seating.gather()
         await seating.lock_participants()
         seating.flush()

@@ -36,7 +36,7 @@ from services.training.domain.enrolment import (
     waiting,
     waitlist_bound,
 )
-from services.training.domain.needs import need_served
+from services.training.domain.needs import halal_programme, need_served
 from services.training.domain.pathway import DEFAULT_STALL_DAYS
 from services.training.domain.programmes import Programme
 from services.training.store import Prospect, TrainingUnitOfWork
@@ -115,6 +115,18 @@ class Seating:
         """The seat (already checked by the domain) ends as withdrawn; TraineeWithdrew follows."""
         self._set_seat(replace(seat, status="withdrawn", withdraw_reason=reason, changed_at=self.now))
         self.later(seat.business_id, lambda v, s=seat: events.Withdrew(s.business_id, v, s.cohort_id, reason), cause)
+
+    def leave_halal_cohorts(self, business_id: uuid.UUID, cause: Cause | None = None) -> list[uuid.UUID]:
+        """A business found unable to self-declare leaves the locked halal cohorts not yet begun (withdrawn by the
+        programme, as "officer"); returns those cohorts."""
+        left = []
+        for cohort_id, cohort in self.cohorts.items():
+            seat = self.seat(cohort_id, business_id)
+            if (cohort.state == "open" and halal_programme(self.programme(cohort_id)) and seat is not None
+                    and seat.status in ACTIVE):  # fmt: skip
+                self.withdraw(seat, "officer", cause)
+                left.append(cohort_id)
+        return left
 
     def end_seat(self, seat: Seat, status: str) -> None:
         """completed, not_completed or released: the events, if any, are the caller's."""
