@@ -59,10 +59,11 @@ def envelope(payload: EventPayload | None = None) -> Envelope:
 _offsets = iter(range(1000, 1_000_000))
 
 
-def record(value: Envelope | bytes | None = None, *, offset: int | None = None) -> Record:
+def record(value: Envelope | bytes | None = None, *, offset: int | None = None,
+           headers: tuple[tuple[str, bytes], ...] = ()) -> Record:  # fmt: skip
     """A record on the registry's topic; by default of a fresh BusinessRegistered."""
     raw = (value or envelope()).to_json_bytes() if value is None or isinstance(value, Envelope) else value
-    return Record(REGISTRY_BUSINESS, 3, offset if offset is not None else next(_offsets), b"business-key", raw)
+    return Record(REGISTRY_BUSINESS, 3, offset if offset is not None else next(_offsets), b"business-key", raw, headers)
 
 
 def tombstone() -> Record:
@@ -236,6 +237,30 @@ async def test_an_ignored_type_is_not_even_decoded_so_a_version_unknown_to_the_c
 
     assert await consumer.handle_batch([record(newer)]) == [Outcome.IGNORED]
     assert dead_letters.sent == []
+
+
+async def test_a_record_whose_header_names_a_type_the_consumer_does_not_take_is_ignored_unread() -> None:
+    dead_letters = FakeDeadLetters()
+    consumer = new_consumer(ScriptedApply(), REGISTERED, dead_letters=dead_letters)
+
+    unread = record(b"{not even json", headers=(("event_type", b"NIBIssued"),))
+
+    assert await consumer.handle_batch([unread]) == [Outcome.IGNORED]
+    assert dead_letters.sent == []
+
+
+async def test_a_record_whose_header_names_a_type_the_consumer_takes_is_still_judged_by_its_value() -> None:
+    dead_letters, apply = FakeDeadLetters(), ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters)
+    named = (("event_type", b"BusinessRegistered"),)
+    garbage, good = record(b"{not even json", headers=named), record(headers=named)
+    other = record(envelope(), headers=(("event_type", "tipe-t\u00eddak-sah".encode("latin-1")),))  # not UTF-8
+
+    outcomes = await consumer.handle_batch([garbage, good, other])
+
+    assert outcomes == [Outcome.DEAD_LETTERED, Outcome.PROCESSED, Outcome.PROCESSED]
+    assert [letter.record for letter in dead_letters.sent] == [garbage]
+    assert apply.applied == [event_id(good), event_id(other)]
 
 
 async def test_an_applied_event_type_in_a_version_newer_than_known_is_dead_lettered_at_once() -> None:
