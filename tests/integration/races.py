@@ -31,6 +31,24 @@ async def two_connections(infra: Any, service: str) -> AsyncIterator[tuple[async
         await drop_database(infra.postgres_url, database)
 
 
+async def held_back(task: asyncio.Future, database: str | asyncpg.Connection) -> None:
+    """Assert that `task` is held back by a lock: once PostgreSQL shows a session of `database` waiting for one (a
+    sleep would let a slow machine pass the test without the task ever reaching the lock), the task must not be done."""
+    watcher = database if isinstance(database, asyncpg.Connection) else await asyncpg.connect(database)
+    try:
+
+        async def waiting() -> bool:
+            return task.done() or await watcher.fetchval(
+                "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")  # fmt: skip
+
+        assert await eventually(waiting, timeout=30), "nothing waited for a lock within 30 s"
+        assert not task.done(), "it went ahead without waiting for the lock"
+    finally:
+        if watcher is not database:
+            await watcher.close()
+
+
 async def race(batch_first: bool, request: Work, on: asyncpg.Connection, batch: Work,
                batch_on: asyncpg.Connection) -> None:  # fmt: skip
     """Each work runs in a transaction of its connection; the first must hold the second back until it commits."""

@@ -14,6 +14,7 @@ import pytest
 from services.funding.store_pg import PgFundingStore
 from services.training.store_pg import PgTrainingStore
 from shared.db import load_migrations, migrate
+from tests.integration.races import held_back
 from tests.support import drop_database, fresh_database
 
 pytestmark = pytest.mark.integration
@@ -38,8 +39,7 @@ async def test_a_second_batch_about_a_business_waits_for_the_first_even_before_i
                     await store(other).lock_views([uuid.uuid4(), business])  # type: ignore[attr-defined]
 
             waiting = asyncio.create_task(second_batch())
-            await asyncio.sleep(0.5)
-            assert not waiting.done(), "the second batch went ahead while the first was still being applied"
+            await held_back(waiting, registering)  # the second batch waits while the first is being applied
         await asyncio.wait_for(waiting, timeout=10)
     finally:
         await registering.close()

@@ -16,6 +16,7 @@ from services.notifier.domain.messages import Contact
 from shared.auth import Principal
 from shared.errors import Forbidden
 from tests.gateways.notifier import notifier
+from tests.integration.races import held_back
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +55,7 @@ async def test_a_save_of_an_email_another_officer_is_adding_waits_and_is_judged_
             assert await first.store.officer_by_email(email) is None
             await first.store.save_officer(n.deps.new_id(), email, "Kota", ())
             second = asyncio.create_task(save_officer(SaveOfficer(email, "Alak", (ALAK,), IN_ALAK), n.uow(), n.deps))
-            await asyncio.sleep(0.5)
-            assert not second.done()  # held until the first save ends, although the entry did not exist when it began
+            await held_back(second, database_url)  # until the first save ends, though the entry did not exist
             await first.commit()
 
         with pytest.raises(Forbidden):
@@ -84,8 +84,7 @@ async def test_an_owners_stop_while_an_officer_changes_their_channel_stands_thou
         async with n.uow() as officers:  # what set_preference does, held open between its read and its write
             assert await officers.store.preference_to_change(phone) is None
             stop = asyncio.create_task(owner_replied(Reply("sms", phone, "STOP", uuid.uuid4()), n.uow(), n.deps))
-            await asyncio.sleep(0.5)
-            assert not stop.done()  # held until the officer's change ends, although the number had no row
+            await held_back(stop, database_url)  # until the officer's change ends, though the number had no row
             await officers.store.save_preference(Preference(phone, channel="sms"))
             await officers.commit()
 

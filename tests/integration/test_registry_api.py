@@ -19,6 +19,7 @@ from services.registry.bootstrap import create_app
 from services.registry.settings import RegistrySettings
 from shared.auth import TokenService
 from shared.contracts.topics import REGISTRY_BUSINESS
+from tests.integration.races import held_back
 from tests.support import eventually, kafka_settings, read_topic, registration
 from shared.messaging.kafka import KafkaAccess
 
@@ -305,8 +306,7 @@ async def test_a_consent_given_while_its_partner_is_revoked_waits_for_the_revoke
             consent = asyncio.create_task(registry.http.post(
                 f"/businesses/{business['id']}/consents", headers=registry.auth(),
                 json={"partner_id": "bri", "purpose": "Rujukan KUR Mikro BRI"}))  # fmt: skip
-            await asyncio.sleep(0.5)
-            assert not consent.done()  # it waits for the revoke rather than read the partner as it was
+            await held_back(consent, revoking)  # it waits for the revoke rather than read the partner as it was
         answer = await consent
     finally:
         await revoking.close()

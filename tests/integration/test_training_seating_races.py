@@ -35,7 +35,7 @@ from shared.contracts.registry import BusinessRegistered
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
 from shared.unit_of_work import Cause, Publisher
-from tests.integration.races import Work, race, two_connections
+from tests.integration.races import Work, held_back, race, two_connections
 from shared.errors import Conflict
 from tests.unit.training_fakes import (
     NOW, OFFICER, TRAINER, FixedClock, business_closed, cohort_form, delivery, programme_form, registered, updated,
@@ -263,8 +263,7 @@ async def test_a_mentors_load_is_read_after_waiting_for_another_assignment_so_no
                     return await PgTrainingStore(other).lock_mentors()
 
             waiting = asyncio.create_task(second_completion())
-            await asyncio.sleep(0.5)
-            assert not waiting.done()  # held by the first completion's lock
+            await held_back(waiting, completing)  # by the first completion's lock
         [seen] = await waiting
         assert (seen.load, seen.has_room) == (3, False)  # the three assigned while it waited count
 
