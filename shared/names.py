@@ -14,6 +14,14 @@ def without_invisibles(value: Any) -> Any:
     name must read as it is stored."""
     if not isinstance(value, str):
         return value
+    if value.isascii():
+        # Most names; ASCII is its own NFC and holds no format character. Looking at each character's category
+        # cost an import of 17,000 rows a tenth of its time.
+        return " ".join(value.split())
+    return _general(value)
+
+
+def _general(value: str) -> str:
     text = "".join(c for c in unicodedata.normalize("NFC", value) if unicodedata.category(c) != "Cf")
     return " ".join(text.split())
 

@@ -13,6 +13,7 @@ from services.registry.domain.forms import BusinessChanges, RegistrationForm, fo
 from services.registry.domain.registration import validate_registration
 from shared.contracts.envelope import MAX_RUPIAH
 from shared.errors import InvalidInput
+from shared.names import _general, without_invisibles
 
 from .builders import MARIA, TODAY, form, rules
 
@@ -39,6 +40,12 @@ def refused_fields(**overrides: Any) -> dict[str, str]:
 def test_a_name_is_kept_as_typed_less_invisible_characters_and_extra_spaces(given: str, kept: str) -> None:
     assert form(business_name=given, owner_name=given).business_name == kept
     assert form(owner_name=given).owner_name == kept
+
+
+def test_a_name_in_plain_ascii_is_cleaned_as_any_other_name_is() -> None:
+    every_ascii = "".join(chr(c) for c in range(128))
+    for given in [every_ascii, every_ascii[::-1], *(f"Sei{chr(c)}{chr(c)}Sapi " for c in range(128))]:
+        assert without_invisibles(given) == _general(given), repr(given)
 
 
 @pytest.mark.parametrize("given", ["\u200b\u200b\u200b", "- -", "\u200b.\u200b"])
