@@ -106,6 +106,10 @@ class RetryPolicy:
     transient_backoff: float = 0.5
     transient_max_backoff: float = 10.0
     transient_budget: float = 60.0  # then raise: the batch is redelivered and the partition waits
+    # Seconds a batch may spend retrying its failed records alone; past it, a record that fails is dead-lettered at
+    # once. A batch must end well inside Kafka's max.poll.interval (300 s): one that ran past it was handed to
+    # another consumer, redelivered, and its bad records dead-lettered again, round after round.
+    retry_window: float = 90.0
 
 
 class TransientFailure(RuntimeError):
@@ -197,7 +201,7 @@ class EventConsumer:
                 work.append(_Item(i, record, envelope, self._catalog.decode(envelope)))
             except ContractError as exc:
                 letters.append(_Letter(i, record, exc, 1))
-        await self._apply_all(work, outcomes, letters)
+        await self._apply_all(work, outcomes, letters, self._clock() + self._policy.retry_window)
         for letter in sorted(letters, key=lambda letter: letter.index):
             outcomes[letter.index] = await self._dead_letter(letter.record, letter.error, attempts=letter.attempts)
         now = time.time()
@@ -211,7 +215,8 @@ class EventConsumer:
             self._metrics.consumed.labels(self.name, outcome.value).inc()
         return [outcomes[i] for i in range(len(records))]
 
-    async def _apply_all(self, work: list[_Item], outcomes: dict[int, Outcome], letters: list[_Letter]) -> None:
+    async def _apply_all(self, work: list[_Item], outcomes: dict[int, Outcome], letters: list[_Letter],
+                         retry_until: float) -> None:  # fmt: skip
         if not work:
             return
         if len(work) > 1:
@@ -222,9 +227,10 @@ class EventConsumer:
                 log.info("%s: batch of %d failed (%s); applying one by one to find the record at fault",
                          self.name, len(work), scrub(repr(failure.cause)))  # fmt: skip
         for item in work:
-            await self._apply_alone(item, outcomes, letters)
+            await self._apply_alone(item, outcomes, letters, retry_until)
 
-    async def _apply_alone(self, item: _Item, outcomes: dict[int, Outcome], letters: list[_Letter]) -> None:
+    async def _apply_alone(self, item: _Item, outcomes: dict[int, Outcome], letters: list[_Letter],
+                           retry_until: float) -> None:  # fmt: skip
         attempts = self._policy.max_attempts
         for attempt in range(1, attempts + 1):
             try:
@@ -233,11 +239,16 @@ class EventConsumer:
             except _RecordFailure as failure:
                 error = failure.cause
                 self._metrics.retries.labels(self.name).inc()
-                log.warning("%s: %s %s failed (attempt %d of %d): %s", self.name, item.envelope.event_type,
-                            item.envelope.event_id, attempt, attempts, scrub(f"{type(error).__name__}: {error}"))  # fmt: skip
-                if attempt < attempts:
-                    await self._sleep(self._policy.backoff * 2 ** (attempt - 1))
-        letters.append(_Letter(item.index, item.record, error, attempts))
+                delay = self._policy.backoff * 2 ** (attempt - 1)
+                window_spent = self._clock() + delay > retry_until
+                log.warning("%s: %s %s failed (attempt %d of %d%s): %s", self.name, item.envelope.event_type,
+                            item.envelope.event_id, attempt, attempts,
+                            "; the batch's retry window is spent" if window_spent and attempt < attempts else "",
+                            scrub(f"{type(error).__name__}: {error}"))  # fmt: skip
+                if attempt == attempts or window_spent:
+                    break
+                await self._sleep(delay)
+        letters.append(_Letter(item.index, item.record, error, attempt))
 
     async def _transaction(self, work: list[_Item], outcomes: dict[int, Outcome]) -> None:
         """One transaction for `work`. Transient failures are retried here; the record's own raise _RecordFailure."""

@@ -5,6 +5,7 @@ no database, no Kafka, no waiting."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
@@ -382,6 +384,29 @@ async def test_a_record_failing_every_time_is_retried_alone_then_dead_lettered_w
     assert sample(metrics, "berdaya_consumer_retries_total") == 4
     assert sample(metrics, "berdaya_dlq_records_total", topic=REGISTRY_BUSINESS) == 1
     assert sample(metrics, "berdaya_consumer_transient_failures_total") == 0
+
+
+async def test_a_batch_whose_records_all_fail_stops_retrying_them_once_its_retry_window_is_spent() -> None:
+    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep,
+                            policy=RetryPolicy(max_attempts=5, backoff=1.0, retry_window=10.0))  # fmt: skip
+    records = [record() for _ in range(6)]
+    for r in records:
+        apply.always_fails(event_id(r), lambda n: RuntimeError(f"attempt {n} failed"))
+
+    outcomes = await consumer.handle_batch(records)
+
+    assert outcomes == [Outcome.DEAD_LETTERED] * 6
+    # Waits of 1, 2 and 4 s for the first; 1 and 2 for the second; then none: the next would end past 10 s.
+    assert sleep.delays == [1.0, 2.0, 4.0, 1.0, 2.0]
+    assert [letter.attempts for letter in dead_letters.sent] == [4, 3, 1, 1, 1, 1]
+    assert [letter.record for letter in dead_letters.sent] == records
+
+
+def test_the_retry_window_and_one_last_attempt_fit_inside_kafkas_max_poll_interval() -> None:
+    max_poll_interval = inspect.signature(AIOKafkaConsumer).parameters["max_poll_interval_ms"].default / 1000
+    policy = RetryPolicy()
+    assert policy.retry_window + policy.handler_timeout < max_poll_interval / 2
 
 
 async def test_a_record_failing_twice_then_succeeding_is_processed_and_nothing_is_dead_lettered() -> None:
