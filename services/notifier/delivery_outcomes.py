@@ -21,7 +21,7 @@ from services.notifier.domain.planning import plan_fallback
 from services.notifier.recording import Deps, plan_deliveries, refresh_message
 from services.notifier.store import NotifierUnitOfWork
 from shared.auth import Principal
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, Forbidden, NotFound
 
 # ---------------------------------------------------------------------------------------------------------------
 # What gateways report, and what owners reply
@@ -142,6 +142,15 @@ class ResolveDelivery:
     by: Principal
 
 
+async def kecamatan_of(uow: NotifierUnitOfWork, message_id: uuid.UUID) -> str | None:
+    """Where a message belongs: the officers' kecamatan it was for, else its business's; None for neither."""
+    message = await uow.store.message(message_id)
+    if message is None or message.kecamatan_code:
+        return message.kecamatan_code if message else None
+    contact = await uow.store.contact(message.business_id) if message.business_id else None
+    return contact.kecamatan_code if contact else None
+
+
 async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: Deps) -> Delivery:
     """An operator settles a delivery the notifier could not: one left `unknown` by a crash mid-send (checked with the
     gateway: it was sent, or it was not and should go again), or a failed one to try again."""
@@ -150,6 +159,9 @@ async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: 
         delivery = await uow.store.delivery(cmd.delivery_id)
         if delivery is None:
             raise NotFound(f"no delivery {cmd.delivery_id}")
+        if cmd.by.limited_to_kecamatan and not cmd.by.acts_in_kecamatan(await kecamatan_of(uow, delivery.message_id) or ""):
+            raise Forbidden("this delivery is for someone outside the kecamatan your token acts in; ask an officer "
+                            "of that kecamatan or the programme office")  # fmt: skip
         if delivery.status not in (UNKNOWN, FAILED):
             raise Conflict(f"the delivery is {delivery.status}; only unknown or failed deliveries are resolved by hand",
                            "delivery.not_unresolved", {"delivery_status": delivery.status})  # fmt: skip

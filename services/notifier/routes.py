@@ -227,9 +227,9 @@ async def resolve_delivery(delivery_id: uuid.UUID, body: Resolution, who: Reader
                            correlation: Correlation) -> DeliveryOut:  # fmt: skip
     command = delivery_outcomes.ResolveDelivery(delivery_id, body.outcome, body.note, who)
     delivery = await delivery_outcomes.resolve_delivery(command, _uow(ctx, who, correlation), ctx.deps)
-    _, deliveries, _ = await ctx.queries.message(delivery.message_id)
+    message, deliveries, _ = await ctx.queries.message(delivery.message_id)
     found = next(d for d in deliveries if d["id"] == delivery_id)
-    return _delivery_out(found, who.may_see_personal_data)
+    return _delivery_out(found, message is not None and _sees_personal_data(who, message))
 
 
 @router.get("/stats/messages", tags=["figures"], summary="Messages recorded, by template")

@@ -349,6 +349,23 @@ async def test_only_an_unknown_or_failed_delivery_is_resolved_by_hand_and_a_rese
     assert again.reason == "queued again by hand (resend by operator-ana: not in Zenziva's report)"
 
 
+async def test_an_officer_resolves_deliveries_only_for_owners_in_the_kecamatan_their_token_acts_in() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    await _with_contact(store)
+    failed = replace(await _sent_offer(store, deps), status="failed")
+    store.deliveries[failed.id] = failed
+
+    for outcome in ("failed", "resend", "sent"):
+        with pytest.raises(Forbidden, match="outside the kecamatan"):
+            await resolve_delivery(ResolveDelivery(failed.id, outcome, "", OFFICER_ALAK),  # type: ignore[arg-type]
+                                   FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    assert store.deliveries[failed.id] == failed
+
+    again = await resolve_delivery(ResolveDelivery(failed.id, "resend", "", OFFICER_OEBOBO),
+                                   FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+    assert again.status == "queued"
+
+
 async def test_officers_in_a_kecamatan_keep_its_part_of_the_directory_only() -> None:
     store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
     officer_id = await save_officer(SaveOfficer("a@kota.go.id", "A", ("53.71.04",), OFFICER_OEBOBO),
