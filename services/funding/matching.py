@@ -121,12 +121,17 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
         withdrawable = [o for o in again if o.pledge_id in locked]
     was = {i: p.status for i, p in locked.items()}
 
+    # Every closure's offers are withdrawn before any pledge is refilled, each once: refilled between two closures, a
+    # pledge could run out, then have money back, and its PledgeExhausted would speak of a state never committed.
+    refilling: dict[uuid.UUID, Cause] = {}  # each pledge given money back, and the last closure that gave it
     for business, cause in closed:
         with uow.caused_by(cause):
-            touched = await _withdraw(business, [o for o in withdrawable if o.business_id == business.business_id],
-                                      locked, uow, now)  # fmt: skip
-            for pledge_id in touched:
-                locked[pledge_id] = await refill(locked[pledge_id], uow, deps, now, was[pledge_id])
+            for pledge_id in await _withdraw(business, [o for o in withdrawable if o.business_id == business.business_id],
+                                             locked, uow, now):  # fmt: skip
+                refilling[pledge_id] = cause
+    for pledge_id, cause in refilling.items():
+        with uow.caused_by(cause):
+            locked[pledge_id] = await refill(locked[pledge_id], uow, deps, now, was[pledge_id])
     # Those that became eligible: one look (under the pledge locks, after any refill above) for the offers they
     # already have, then the offers made in memory, pledge by pledge as before, and written together at the end.
     pairs = [(pledge_id, b.business_id) for b, _ in active for pledge_id in wanted[b.business_id]]

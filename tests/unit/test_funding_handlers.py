@@ -749,6 +749,48 @@ async def test_a_business_that_time_alone_makes_eligible_is_offered_on_the_first
     assert len(world.uows) == uows_before + 1  # one look, no pledge ranked twice in a day
 
 
+async def test_two_closures_in_one_batch_give_their_money_back_before_the_pledge_is_refilled_once(world) -> None:
+    x, y = await register_ranked(world, 2)
+    p = await world.add_pledge(total_rupiah=30_000_000, amount_per_business_rupiah=10_000_000,
+                               min_offer_rupiah=10_000_000)  # fmt: skip
+    await world.match(p.id)  # x and y hold 10,000,000 each; 10,000,000 is left
+    published_before = len(world.published)
+    newcomers = [registered(registered_at=START + timedelta(days=2 + i)) for i in range(2)]
+
+    await world.consume_batch([delivery(business_closed(x, 2)), delivery(business_closed(y, 2)),
+                               *(delivery(n) for n in newcomers)])  # fmt: skip
+
+    # Refilled between the two closures, the pledge ran out, then had money back: its PledgeExhausted spoke of a
+    # state never committed.
+    assert summary(world.published[published_before:]) == [
+        ("FundingWithdrawn", x), ("FundingWithdrawn", y),
+        ("FundingMatched", newcomers[0].business_id), ("FundingMatched", newcomers[1].business_id),
+    ]  # fmt: skip
+    committed = world.store.pledges[p.id]
+    assert (committed.status, committed.remaining_rupiah) == ("open", 10_000_000)
+
+
+async def test_a_sweep_that_runs_past_the_end_of_a_pledges_window_makes_no_offer_after_it(world) -> None:
+    """The sweep lists the pledges to rank again at 23.59.50 WITA on the pledge's last day, and reaches this one
+    at 00.00.10: an offer then would expire as it is made, its owner told of money they can't accept."""
+    last_day = datetime(2026, 6, 30, 15, 59, 50, tzinfo=UTC)  # 23.59.50 WITA
+    world.clock.set(last_day)
+    await world.register(registered_at=START)  # eligible, and no offer yet: ranking would offer to it
+    p = await world.add_pledge(valid_from=date(2026, 3, 1), valid_until=date(2026, 6, 30),
+                               matched_at=last_day - timedelta(days=1))  # fmt: skip
+    listing = len(world.uows) + 1
+
+    def slow_sweep(cause: Any = None) -> Any:
+        uow = world.uow(cause)
+        if len(world.uows) > listing:
+            world.clock.set(last_day + timedelta(seconds=20))
+        return uow
+
+    await handlers.follow_pledge_windows(slow_sweep, world.deps)
+
+    assert world.store.offers_of_pledge(p.id) == []
+
+
 class ListsBeforeAnotherSweepRanks(FakeFundingStore):
     """A store whose list of pledges to rank again was read before another instance's sweep ranked them today."""
 
