@@ -247,9 +247,9 @@ async def _business_in_scope(uow: FundingUnitOfWork, offer: Offer, by: Principal
 
 
 async def accept_offer(cmd: AcceptOffer, uow: FundingUnitOfWork, deps: Deps) -> Offer:
-    now = deps.clock()
     async with uow:
         offer, pledge = await _offer_and_pledge(uow, cmd.offer_id)
+        now = deps.clock()  # once the locks are held: the wait for them may cross an expiry or midnight
         business = await _business_in_scope(uow, offer, cmd.by)
         pledge, offer = offers.accept(pledge, offer, business, now)
         await uow.store.save_offer(offer)
@@ -260,9 +260,9 @@ async def accept_offer(cmd: AcceptOffer, uow: FundingUnitOfWork, deps: Deps) -> 
 
 
 async def decline_offer(cmd: DeclineOffer, uow: FundingUnitOfWork, deps: Deps) -> Offer:
-    now = deps.clock()
     async with uow:
         offer, pledge = await _offer_and_pledge(uow, cmd.offer_id)
+        now = deps.clock()  # once the locks are held: the wait for them may cross an expiry or midnight
         await _business_in_scope(uow, offer, cmd.by)
         was = pledge.status
         pledge, offer = offers.decline(pledge, offer, cmd.reason, now)
@@ -274,9 +274,9 @@ async def decline_offer(cmd: DeclineOffer, uow: FundingUnitOfWork, deps: Deps) -
 
 
 async def disburse_offer(cmd: DisburseOffer, uow: FundingUnitOfWork, deps: Deps) -> Offer:
-    now = deps.clock()
     async with uow:
         offer, pledge = await _offer_and_pledge(uow, cmd.offer_id)
+        now = deps.clock()  # once the locks are held: the wait for them may cross an expiry or midnight
         require_sponsor(cmd.by, pledge.sponsor_id)
         pledge, offer = offers.disburse(pledge, offer, cmd.reference, now)
         business = await uow.store.business(offer.business_id)
@@ -303,6 +303,7 @@ async def expire_due_offers(uow_factory: Callable[[], FundingUnitOfWork], deps: 
     for pledge_id in pledge_ids:
         async with uow_factory() as uow:
             pledge = await _locked_pledge(uow.store, pledge_id)
+            now = deps.clock()  # under the lock, for each pledge: the sweep may run long, and cross midnight
             was = pledge.status
             for offer in await uow.store.due_offers(pledge_id, now):
                 pledge, offer = offers.expire(pledge, offer, now)
@@ -323,17 +324,21 @@ async def follow_pledge_windows(uow_factory: Callable[[], FundingUnitOfWork], de
         starting = await uow.store.pledges_to_start(today)
         rematching = await uow.store.pledges_to_rematch(today)
         ending = await uow.store.pledges_past_window(today)
+    # Each pledge is ranked at the time read once its locks are held: a sweep may run long, past the end of a window.
     for pledge_id in starting:
         async with uow_factory() as uow:
-            await matching.refill(await _pledge_to_rank(uow.store, pledge_id), uow, deps, now)
+            pledge = await _pledge_to_rank(uow.store, pledge_id)
+            await matching.refill(pledge, uow, deps, deps.clock())
             await uow.commit()
     # A pledge ranked in its window offers to each business the moment an event makes it eligible (`settle`), but a
     # business can become eligible with no event: on its first anniversary readiness gains its track-record points.
     # Ranked already, so the pledge lock is enough, as for the money an expiry gives back.
-    midnight = datetime.combine(today, time(0), tzinfo=WITA)
     for pledge_id in rematching:
         async with uow_factory() as uow:
             pledge = await _locked_pledge(uow.store, pledge_id)
+            now = deps.clock()
+            today = today_in_kupang(now)
+            midnight = datetime.combine(today, time(0), tzinfo=WITA)
             # Another instance's sweep, or a decline, may have ranked it today meanwhile.
             if pledge.matched_at is not None and today_in_kupang(pledge.matched_at) < today:
                 with uow.caused_by(replace(uow.cause, occurred_at=midnight)):  # when time made anyone eligible
