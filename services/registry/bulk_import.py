@@ -200,6 +200,11 @@ def _reimport(business: Business, row: _Row, nib_holders: dict[str, uuid.UUID], 
               now: datetime, deps: Deps, by: Principal) -> Business | RowError | None:  # fmt: skip
     """What the import says about a business already registered: the business changed (its events emitted), an
     error for the row, or None when nothing is new."""
+    # First: what a row would change tells whoever sent it what the business's record holds.
+    if not by.acts_in_kecamatan(business.kecamatan.code):
+        return RowError(row.line, "kecamatan", "scope.kecamatan",
+                        f"the business is registered in {business.kecamatan.name}, outside the kecamatan your token "
+                        "allows; ask an officer there")  # fmt: skip
     if business.status == "closed":
         try:  # what the row would change, were the business still running
             _, differs = aggregate.change(replace(business, status="active"), _changes_from(row.new.form), deps.rules, now)
@@ -210,10 +215,6 @@ def _reimport(business: Business, row: _Row, nib_holders: dict[str, uuid.UUID], 
         return RowError(row.line, "business_name", "business_closed",
                         f"business {business.id} was closed, so this row changes nothing ({', '.join(differs)} "
                         "differ); if it runs again, register it with POST /businesses")  # fmt: skip
-    if not by.acts_in_kecamatan(business.kecamatan.code):
-        return RowError(row.line, "kecamatan", "scope.kecamatan",
-                        f"the business is registered in {business.kecamatan.name}, outside the kecamatan your token "
-                        "allows; ask an officer there")  # fmt: skip
     try:
         updated, changed = aggregate.change(business, _changes_from(row.new.form), deps.rules, now)
     except InvalidInput as exc:

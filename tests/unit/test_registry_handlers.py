@@ -661,6 +661,22 @@ async def test_a_row_about_a_closed_business_says_it_was_closed_when_it_would_ch
     assert store.businesses[b.id] == closed and uow.committed == []
 
 
+async def test_a_row_about_a_closed_business_of_another_kecamatan_says_only_that_it_is_outside_the_officers(
+    store, deps, alak
+) -> None:
+    yohanes, _ = alak
+    await handlers.close_business(CloseBusiness(yohanes.id, "usaha tutup", OFFICER), new_uow(store), deps)
+    # Which fields differ would confirm or refute a guess of the owner's phone, one row at a time.
+    guesses = [(2, csv_row(YOHANES, kecamatan="Oebobo", kelurahan="Fatululi", phone=phone))
+               for phone in ("+6281211112222", yohanes.phone)]  # fmt: skip
+
+    report = await import_rows(guesses, new_uow(store, OEBOBO_OFFICER), deps, by=OEBOBO_OFFICER)
+
+    assert [(e.code, e.message) for e in report.errors] == [(
+        "scope.kecamatan", "the business is registered in Alak, outside the kecamatan your token allows; ask an officer there",
+    )] * 2  # fmt: skip
+
+
 async def test_a_list_without_the_address_or_capital_an_officer_recorded_keeps_them(store, deps) -> None:
     b = await register(store, deps, address="Jl. Frans Seda 12")
     row = {k: v for k, v in csv_row(MARIA, address="").items() if k != "capital_rupiah"}
