@@ -4,6 +4,7 @@ what no route should see, and every error answered as RFC 9457 problem details."
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -163,6 +164,32 @@ async def test_a_nul_in_a_json_string_is_refused_naming_the_field(client: httpx.
     error = nul_error(response)
     assert error["field"] == "name"
     assert "name" in response.json()["detail"]
+
+
+class CheckedWhere(BoundedInput):
+    """BoundedInput noting the thread each body is checked on."""
+
+    threads: list[int] = []
+
+    @staticmethod
+    def _check_body(body: bytes) -> Any:
+        CheckedWhere.threads.append(threading.get_ident())
+        return BoundedInput._check_body(body)
+
+
+async def test_a_large_body_is_checked_off_the_event_loop_and_a_small_one_on_it() -> None:
+    """Walking 10 MB of JSON for a NUL held the loop, and the service's consumers with it, for over a second."""
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(CheckedWhere, max_body_bytes=1_000_000)
+    CheckedWhere.threads = []
+    large = {"parts": [{"name": "Sei Sapi"}] * 20_000 + [{"name": "\u0000"}]}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://berdaya.test") as client:
+        refused = await client.post("/items", **json_body(large))
+        small = await client.post("/items", **json_body({"name": "\u0000"}))
+
+    assert nul_error(refused)["field"] == "parts.20000.name" and nul_error(small)["field"] == "name"
+    assert [thread == threading.get_ident() for thread in CheckedWhere.threads] == [False, True]
 
 
 async def test_a_nul_in_a_nested_list_is_refused_naming_its_path(client: httpx.AsyncClient) -> None:
