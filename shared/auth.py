@@ -53,6 +53,11 @@ class InvalidToken(Exception):
     pass
 
 
+# How far the clock of the machine that minted a token may be from the service's: a token from a laptop a few
+# seconds ahead was refused as issued in the future.
+CLOCK_SKEW = timedelta(seconds=30)
+
+
 class TokenService:
     def __init__(self, secret: str, issuer: str = "berdaya") -> None:
         self._secret = secret
@@ -89,6 +94,7 @@ class TokenService:
                 algorithms=[_ALGORITHM],
                 issuer=self._issuer,
                 options={"require": ["exp", "iss", "sub"]},
+                leeway=CLOCK_SKEW,
             )
         except jwt.ExpiredSignatureError as exc:
             raise InvalidToken("token expired; mint a new one (berdaya token)") from exc

@@ -30,6 +30,22 @@ def test_an_expired_token_is_refused_saying_it_expired() -> None:
         tokens.verify(token)
 
 
+def test_a_token_from_a_machine_whose_clock_is_seconds_off_is_taken_and_one_minutes_off_is_not() -> None:
+    tokens = TokenService(SECRET)
+    now = datetime.now(UTC)
+
+    def issued(at: datetime, ttl: timedelta = timedelta(hours=8)) -> str:
+        claims = {"sub": "petugas-oebobo-01", "roles": ["officer"], "iss": "berdaya", "iat": at, "exp": at + ttl}
+        return jwt.encode(claims, SECRET, algorithm="HS256")
+
+    assert tokens.verify(issued(now + timedelta(seconds=20))).subject == "petugas-oebobo-01"  # minted "in the future"
+    assert tokens.verify(issued(now - timedelta(minutes=1), ttl=timedelta(seconds=40))).subject  # expired 20 s ago
+    with pytest.raises(InvalidToken, match="not yet valid"):
+        tokens.verify(issued(now + timedelta(minutes=5)))
+    with pytest.raises(InvalidToken, match="expired"):
+        tokens.verify(issued(now - timedelta(hours=8, minutes=2)))
+
+
 def test_a_token_signed_with_another_secret_is_refused() -> None:
     token = TokenService(OTHER_SECRET).mint("petugas-oebobo-01", ["admin"])
 
