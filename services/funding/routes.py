@@ -305,8 +305,14 @@ async def explain(pledge_id: uuid.UUID, business_id: uuid.UUID, who: Watcher, ct
         pledge_id=why.pledge_id, business_id=why.business_id, eligible_now=why.eligible_now,
         checks=[CheckOut(**asdict(c)) for c in why.checks], readiness=why.readiness,
         readiness_parts=why.readiness_parts, readiness_rules=why.readiness_rules,
-        offer=offer_out(why.offer) if why.offer else None, ranking_at_match=why.offer.ranking if why.offer else None,
+        offer=offer_out(why.offer) if why.offer else None,
+        ranking_at_match=_ranking_seen_by(who, why.offer.ranking) if why.offer else None,
     )  # fmt: skip
+
+
+def _ranking_seen_by(who: Principal, ranking: dict[str, Any]) -> dict[str, Any]:
+    # Whether the business was funded before counts every sponsor's offers, which a sponsor is not told of.
+    return ranking if who.has_any({"officer", "operator"}) else {**ranking, "funded_before": None}
 
 
 def report_out(report: Any) -> ReportOut:
