@@ -189,7 +189,7 @@ def replay(
         _fail(f"{exc} (`berdaya replay {view}` stops the local one itself; elsewhere stop it, then use --no-restart)")
     except OffsetsKept as exc:
         _fail(f"{exc}{left_stopped}. Run `berdaya replay {view}` again once Kafka ({stack.bootstrap_servers}) "
-              f"answers, before {spec.name} starts: started now it would never read back what the view lost")
+              "answers")
     except (OSError, TimeoutError, asyncpg.PostgresError, KafkaException) as exc:
         _fail(f"could not rebuild {view}: {type(exc).__name__}: {kafka_said(exc)}. Check that Kafka "
               f"({stack.bootstrap_servers}) and the database are reachable; nothing was emptied"

@@ -1,9 +1,11 @@
 """Rebuilding a consumer's view by replaying its topics from the beginning.
 
 The whole job in one place: refuse while the consumers are running (Kafka would refuse to forget their offsets
-anyway), empty the view's tables and the consumers' inbox rows in one transaction (without the inbox rows every
-replayed event would count as a duplicate), then forget the consumer groups' offsets so the service, once started,
-reads its topics from the first event. Everything else the service owns is kept.
+anyway), forget the consumer groups' offsets so the service, once started, reads its topics from the first event,
+then empty the view's tables and the consumers' inbox rows in one transaction (without the inbox rows every replayed
+event would count as a duplicate). In that order: a rebuild stopped between the two leaves a whole view whose events
+are read again as duplicates, where the other order left an empty view whose consumers resumed where they had been,
+never to read back what it lost. Everything else the service owns is kept.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ class StillRunning(RuntimeError):
 
 
 class OffsetsKept(RuntimeError):
-    """The view was emptied but Kafka kept a consumer group's offsets: started now, the service would read only what
-    comes next and the view would stay empty of everything before. Running the rebuild again finishes it."""
+    """Kafka kept a consumer group's offsets, so nothing was emptied (groups forgotten before it only read their
+    topics again, as duplicates). Running the rebuild again once Kafka answers does it."""
 
 
 async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAccess | str,
@@ -56,6 +58,13 @@ async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAcces
             f"{view.service} is still consuming ({', '.join(f'{g}: {n} member(s)' for g, n in running.items())}); "
             f"stop every {view.service} process first"
         )
+    for group in groups:
+        try:
+            forget_consumer_group(kafka, group)
+        except (KafkaException, TimeoutError) as exc:
+            raise OffsetsKept(
+                f"Kafka did not forget where {group} had read to ({kafka_said(exc)}), so {view.name} was not emptied"
+            ) from exc
     conn = await asyncpg.connect(database_url)
     removed: dict[str, int] = {}
     try:
@@ -64,15 +73,15 @@ async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAcces
                 removed[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608 - names from code
                 await conn.execute(f"TRUNCATE {table}")
             removed["inbox"] = await inbox.forget(conn, view.consumers)
+            # A service started since the first look would have read past what is emptied now, never to read it back.
+            if started := {g: n for g in groups if (n := active_group_members(kafka, g))}:
+                raise StillRunning(
+                    f"{view.service} started while {view.name} was being rebuilt "
+                    f"({', '.join(f'{g}: {n} member(s)' for g, n in started.items())}); nothing was emptied: stop "
+                    f"every {view.service} process and rebuild again"
+                )
     finally:
         await conn.close()
-    for group in groups:
-        try:
-            forget_consumer_group(kafka, group)
-        except (KafkaException, TimeoutError) as exc:
-            raise OffsetsKept(
-                f"{view.name} was emptied, but Kafka did not forget where {group} had read to ({kafka_said(exc)})"
-            ) from exc
     return removed
 
 

@@ -1,6 +1,6 @@
 """Rebuilding a view when Kafka will not do its part, on a real secured broker and PostgreSQL: a rebuild that cannot
-learn whether the service is still consuming empties nothing; one whose offsets Kafka keeps says the view was
-emptied; and the wait for a rebuilt view reports its progress and ends with an error that names the group, never a
+learn whether the service is still consuming empties nothing; nor does one whose offsets Kafka keeps; one stopped
+once Kafka forgot the offsets leaves the view whole; and the wait for a rebuilt view reports its progress and ends with an error that names the group, never a
 traceback or a silent "rebuilt"."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from berdaya import partners
 from berdaya.views import wait_for_catch_up
 from shared.contracts.topics import namespaced
 from shared.db import load_migrations, migrate
-from shared.messaging.kafka import KafkaAccess, TopicSpec, active_group_members, ensure_topics
+from shared.messaging.kafka import KafkaAccess, TopicSpec, active_group_members, consumer_lag, ensure_topics
 from shared.messaging.replay import OffsetsKept, RebuildableView, rebuild
 from shared.messaging.subscriptions import Subscription
 from tests.integration.test_lag import commit, produce
@@ -87,7 +87,7 @@ async def test_a_rebuild_that_cannot_learn_whether_the_service_still_consumes_em
     assert await rows(database) == (3, 2)
 
 
-async def test_a_rebuild_whose_offsets_kafka_keeps_says_the_view_was_emptied_and_which_group_kept_them(
+async def test_a_rebuild_whose_offsets_kafka_keeps_empties_nothing_and_says_which_group_kept_them(
     infra, namespace, partner, database, topic  # noqa: ANN001
 ):
     group = namespaced("bri.reader", namespace)
@@ -97,9 +97,27 @@ async def test_a_rebuild_whose_offsets_kafka_keeps_says_the_view_was_emptied_and
     with pytest.raises(OffsetsKept) as kept:
         await rebuild(view(), database_url=database, kafka=partner, namespace=namespace)
 
-    assert await rows(database) == (0, 0)
-    assert f"tally-view was emptied, but Kafka did not forget where {group} had read to" in str(kept.value)
+    # Emptied, the view would have stayed empty: its consumers would resume where they had read to.
+    assert await rows(database) == (3, 2)
+    assert f"Kafka did not forget where {group} had read to" in str(kept.value)
+    assert "so tally-view was not emptied" in str(kept.value)
     assert "authoriz" in str(kept.value).lower()
+
+
+async def test_a_rebuild_stopped_once_kafka_forgot_the_offsets_leaves_the_view_whole_to_be_read_again(
+    infra, namespace, database, topic  # noqa: ANN001
+):
+    group = namespaced("bri.reader", namespace)
+    await commit(infra.kafka, group, {TopicPartition(topic, 0): 2})
+    # The emptying fails (here a table gone), as a rebuild killed between its two steps would not do it.
+    broken = RebuildableView(name="tally-view", service="tally", tables=("tally", "no_such_table"), kept="",
+                             replayed=(Subscription("public.business.v1", "bri.reader", ()),))  # fmt: skip
+
+    with pytest.raises(asyncpg.UndefinedTableError):
+        await rebuild(broken, database_url=database, kafka=infra.kafka, namespace=namespace)
+
+    assert await rows(database) == (3, 2)  # whole: what is read again counts as duplicates
+    assert await asyncio.to_thread(consumer_lag, infra.kafka, group, [topic]) == {(topic, 0): 3, (topic, 1): 1}
 
 
 @pytest.fixture
