@@ -172,14 +172,27 @@ async def read_dead_letters(kafka: KafkaAccess | str, topic: str, *, patience: f
 
 async def redrive(kafka: KafkaAccess | str, letters: list[DeadLetter]) -> int:
     """Publish each dead letter's original record again to its original topic, with its key, value and event id,
-    plus a header saying it was re-driven. Returns how many were re-driven."""
-    producer = safe_producer(kafka, "berdaya-redrive")
-    await producer.start()
-    try:
-        for letter in letters:
-            headers = [(k, v.encode()) for k, v in letter.headers.items() if not k.startswith("dlq.")]
-            headers.append(("redriven_from", f"{letter.dlq_topic}:{letter.partition}:{letter.offset}".encode()))
-            await producer.send_and_wait(letter.original_topic, value=letter.value, key=letter.key, headers=headers)
-        return len(letters)
-    finally:
-        await producer.stop()
+    plus a header saying it was re-driven. Returns how many were re-driven.
+
+    A letter whose value was cut short when it was dead-lettered (dlq.value_truncated_from) is not sent: it would go
+    out as a broken event, and only its producer still has it whole. The others are sent all the same (a re-drive is
+    absorbed by whoever applied it already), then ValueError says which were not, and why."""
+    whole = [d for d in letters if "dlq.value_truncated_from" not in d.headers]
+    if whole:
+        producer = safe_producer(kafka, "berdaya-redrive")
+        await producer.start()
+        try:
+            for letter in whole:
+                headers = [(k, v.encode()) for k, v in letter.headers.items() if not k.startswith("dlq.")]
+                headers.append(("redriven_from", f"{letter.dlq_topic}:{letter.partition}:{letter.offset}".encode()))
+                await producer.send_and_wait(letter.original_topic, value=letter.value, key=letter.key, headers=headers)
+        finally:
+            await producer.stop()
+    cut_short = [d for d in letters if "dlq.value_truncated_from" in d.headers]
+    if cut_short:
+        said = "; ".join(f"{d.dlq_topic} {d.partition}:{d.offset} was {d.headers['dlq.value_truncated_from']} bytes "
+                         f"(sha256 {d.headers.get('dlq.value_sha256', '?')}), of which "
+                         f"{len(d.value or b''):,} were kept" for d in cut_short)  # fmt: skip
+        raise ValueError(f"{len(whole)} of {len(letters)} dead letter(s) re-driven; {len(cut_short)} not, as each was "
+                         f"cut short when it was dead-lettered: {said}. The producer must send each such event again")
+    return len(whole)

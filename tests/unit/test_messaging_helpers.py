@@ -15,6 +15,7 @@ from shared.contracts import new_envelope
 from shared.contracts.registry import NIBIssued
 from shared.contracts.topics import REGISTRY_BUSINESS
 from shared.db import Where, like_pattern
+from shared.messaging import dead_letters
 from shared.messaging.dead_letters import DeadLetter, Record, dead_letter_headers
 from shared.messaging.kafka import until_coordinator_settles
 from shared.messaging.outbox import OutboxRow, RelayError, split_by_first_failure
@@ -110,6 +111,67 @@ def test_a_dead_letter_s_envelope_is_read_when_there_is_one_and_none_when_it_was
     assert letter(envelope.to_json_bytes(), {}).envelope() == envelope
     assert letter(b"{not json", {}).envelope() is None
     assert letter(None, {}).envelope() is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Re-driving dead letters
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class FakeProducer:
+    """Keeps what it is asked to publish: (topic, key, value, header names)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, list[str]]] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send_and_wait(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                            headers: list[tuple[str, bytes]] | None = None) -> None:  # fmt: skip
+        self.sent.append((topic, key, value, [name for name, _ in headers or []]))
+
+
+@pytest.fixture
+def producer(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
+    fake = FakeProducer()
+    monkeypatch.setattr(dead_letters, "safe_producer", lambda kafka, client_id: fake)
+    return fake
+
+
+def cut_short(offset: int) -> DeadLetter:
+    """A letter as KafkaDeadLetters keeps a record too big for the dead-letter topic: its value cut short."""
+    return DeadLetter("partner.bri.outcomes.v1.dlq", 0, offset, b"k", b'{"event_id": "...", "pay',
+                      {"dlq.original_topic": "partner.bri.outcomes.v1", "dlq.value_truncated_from": "1048600",
+                       "dlq.value_sha256": "9f86d081884c7d65", "event_type": "FinancingApproved"})  # fmt: skip
+
+
+async def test_a_dead_letter_cut_short_is_not_redriven_and_the_error_says_so_with_its_size_and_digest(
+        producer: FakeProducer) -> None:  # fmt: skip
+    with pytest.raises(ValueError) as refused:
+        await dead_letters.redrive("127.0.0.1:1", [cut_short(9)])
+    assert producer.sent == []
+    said = str(refused.value)
+    assert "partner.bri.outcomes.v1.dlq 0:9" in said and "cut short" in said
+    assert "1048600 bytes" in said and "sha256 9f86d081884c7d65" in said
+    assert "producer must send each such event again" in said
+
+
+async def test_the_whole_dead_letters_beside_one_cut_short_are_redriven_all_the_same(producer: FakeProducer) -> None:
+    whole = [letter(b"first", {"dlq.consumer": "notifier", "event_id": "e1"}),
+             DeadLetter("registry.business.v1.dlq", 0, 43, b"business-key", b"second", {})]  # fmt: skip
+    with pytest.raises(ValueError, match="2 of 3 dead letter"):
+        await dead_letters.redrive("127.0.0.1:1", [whole[0], cut_short(9), whole[1]])
+    assert producer.sent == [(REGISTRY_BUSINESS, b"business-key", b"first", ["event_id", "redriven_from"]),
+                             (REGISTRY_BUSINESS, b"business-key", b"second", ["redriven_from"])]  # fmt: skip
+
+
+async def test_whole_dead_letters_are_redriven_and_counted(producer: FakeProducer) -> None:
+    assert await dead_letters.redrive("127.0.0.1:1", [letter(b"x", {"dlq.error": "boom"})]) == 1
+    assert producer.sent == [(REGISTRY_BUSINESS, b"business-key", b"x", ["redriven_from"])]
 
 
 # ---------------------------------------------------------------------------------------------------------------
