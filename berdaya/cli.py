@@ -16,14 +16,17 @@ import httpx
 import typer
 from confluent_kafka import KafkaException
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from berdaya.cli_partners import partner
 from berdaya.importer import ImportRefused, ImportSummary, count_rows, import_file, write_error_report
 from berdaya.stack.local import SERVICES, LocalStack, service
 from berdaya.stack.postgres import database_url as database_url_of
+from berdaya.stack.postgres import masked_url
 from berdaya.views import VIEWS, print_coverage, wait_for_catch_up
 from shared.auth import TokenService
 from shared.messaging.kafka import kafka_said
@@ -38,7 +41,7 @@ def _stack() -> LocalStack:
 
 
 def _tokens() -> TokenService:
-    return TokenService(os.environ.get("BERDAYA_JWT_SECRET") or _stack().secrets()["BERDAYA_JWT_SECRET"])
+    return TokenService(_stack().secret("BERDAYA_JWT_SECRET"))
 
 
 def _token(role: str = "officer", subject: str = "berdaya-cli") -> str:
@@ -56,7 +59,8 @@ def _progress() -> Progress:
 
 def _fail(message: str) -> NoReturn:
     # One line, whatever the terminal's width: a script reading this or a person copying it gets it whole.
-    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    # Escaped: a message quotes what others wrote (a file's rows, a service's answer, a dead letter), never markup.
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -245,8 +249,9 @@ def dlq_list(topic: Annotated[str, typer.Argument(help="A topic (or its .dlq), e
     for d in letters:
         envelope = d.envelope()
         event = f"{envelope.event_type} v{envelope.aggregate_version or '-'}" if envelope else "(not an event)"
-        table.add_row(f"{d.partition}:{d.offset}", d.consumer, event, d.headers.get("dlq.attempts", "?"),
-                      d.headers.get("dlq.failed_at", "?")[:19], d.error[:200])  # fmt: skip
+        # As plain text: what a partner wrote (its values, our errors quoting them) may look like markup.
+        table.add_row(*map(Text, (f"{d.partition}:{d.offset}", d.consumer, event, d.headers.get("dlq.attempts", "?"),
+                                  d.headers.get("dlq.failed_at", "?")[:19], d.error[:200])))  # fmt: skip
     console.print(table)
 
 
@@ -261,9 +266,10 @@ def dlq_show(
     if not found:
         _fail(f"no dead letter at {partition}:{offset} of {topic}; `berdaya dlq list {topic}` shows what there is")
     letter = found[0]
+    # As plain text: a partner's value (and our headers quoting it) may look like markup.
     for key, value in sorted(letter.headers.items()):
-        console.print(f"[bold]{key}[/bold]: {value}")
-    console.print((letter.value or b"").decode("utf-8", "replace"))
+        console.print(Text.assemble((key, "bold"), ": ", value))
+    console.print(Text((letter.value or b"").decode("utf-8", "replace")))
 
 
 @dlq.command("redrive")
@@ -283,7 +289,10 @@ def dlq_redrive(
         _fail("nothing to re-drive: no dead letter matches")
     if not yes and not typer.confirm(f"Re-drive {len(letters)} dead letter(s) to {letters[0].original_topic}?"):
         raise typer.Exit(1)
-    sent = asyncio.run(redrive(_stack().kafka_admin, letters))
+    try:
+        sent = asyncio.run(redrive(_stack().kafka_admin, letters))
+    except ValueError as exc:  # some were cut short when dead-lettered; the rest were re-driven
+        _fail(f"{exc}. Every dead letter stays in the dead-letter topic as a record.")
     console.print(f"{sent} dead letter(s) published again to {letters[0].original_topic}. They stay in the "
                   "dead-letter topic as a record; `berdaya dlq list` shows them still.")
 
@@ -329,8 +338,7 @@ def demo(
     console.rule("[bold]3. Importing it into the registry")
     _import(data, stack.url(service("registry")), 1000)
     console.rule("[bold]4. Officers record NIB applications and their outcomes")
-    secret = os.environ.get("BERDAYA_JWT_SECRET") or stack.secrets()["BERDAYA_JWT_SECRET"]
-    asyncio.run(run_demo(stack, console, TokenService(secret)))
+    asyncio.run(run_demo(stack, console, TokenService(stack.secret("BERDAYA_JWT_SECRET"))))
     _print_urls(stack)
 
 
@@ -339,7 +347,8 @@ def _print_urls(stack: LocalStack) -> None:
     for spec in SERVICES:
         base = stack.url(spec)
         lines.append(f"[bold]{spec.name:9}[/bold] API docs {base}/docs   events {base}/asyncapi   metrics {base}/metrics")
-    lines.append(f"Kafka {stack.bootstrap_servers}   PostgreSQL {stack.postgres_url}   logs {stack.base / 'logs'}")
+    lines.append(f"Kafka {stack.bootstrap_servers}   PostgreSQL {escape(masked_url(stack.postgres_url))}   "
+                 f"logs {stack.base / 'logs'}")
     monitoring = stack.monitoring
     if monitoring.status()["prometheus"] == "up":
         lines.append(f"[bold]Prometheus[/bold] {monitoring.prometheus_url}   consoles "

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from berdaya import partners
 from berdaya.partners import PartnerAccess, PartnerRefused
+from berdaya.stack.secret_files import write_secret
 
 console = Console()
 partner = typer.Typer(help="Partner systems: their Kafka users, what they may read and write.", no_args_is_help=True)
@@ -72,8 +73,7 @@ def _show(access: PartnerAccess, properties: Path | None) -> None:
     table.add_row("consumer groups", f"{access.group_prefix}<anything>")
     console.print(table)
     if properties and access.password:
-        properties.write_text(access.client_properties())
-        properties.chmod(0o600)
+        write_secret(properties, access.client_properties())
         console.print(f"Client settings written to {properties} (readable by you alone); e.g. "
                       f"kcat -F {properties} -G {access.group_prefix}demo {access.reads[0]} (kcat on librdkafka 2.6.1+)", soft_wrap=True)  # fmt: skip
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from berdaya.stack.process import port_open, spawn, stop_pid, wait_until
+from berdaya.stack.secret_files import write_secret
 from shared.messaging.kafka import KafkaAccess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,9 @@ def ensure_jars(quiet: bool = True) -> Path:
             raise KafkaUnavailable(f"`{tool}` not found: {hint}, or set KAFKA_BOOTSTRAP_SERVERS to use an existing broker")
     staging = libs.with_name(f"libs.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    argv = ["mvn", "-B", "-f", str(POM), "dependency:copy-dependencies", "-DincludeScope=runtime",
+    # -C (strict checksums): a jar whose checksum does not match fails the fetch; Maven 3 would only warn, and the
+    # corrupt jar would stay in its cache for every later run.
+    argv = ["mvn", "-B", "-C", "-f", str(POM), "dependency:copy-dependencies", "-DincludeScope=runtime",
             f"-DoutputDirectory={staging}", f"-Dkafka.version={KAFKA_VERSION}"]  # fmt: skip
     if quiet:
         argv.insert(1, "-q")
@@ -133,8 +136,7 @@ class KafkaNode:
             "offsets.retention.minutes=525600",
         ]
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text("\n".join(lines) + "\n")
-        self.config_file.chmod(0o600)  # it holds the admin's and the controllers' passwords
+        write_secret(self.config_file, "\n".join(lines) + "\n")  # it holds the admin's and the controllers' passwords
         (self.data_dir / "log4j2.properties").write_text(_LOG4J)
 
     def _plain_listeners(self) -> list[str]:

@@ -18,9 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from berdaya.stack.access import access_env, access_from_env, service_access
 from berdaya.stack.kafka import BrokerCredentials, LocalKafka
-from berdaya.stack.postgres import LocalPostgres, database_url, ensure_database
-from berdaya.stack.process import alive, port_open, spawn, stop_pid, wait_until
+from berdaya.stack.postgres import LocalPostgres, database_url, ensure_database, masked_url
+from berdaya.stack.process import PidFile, port_open, spawn, wait_until
 from berdaya.stack.prometheus import WEBHOOK_PATH, LocalMonitoring, MonitoringUnavailable, Target
+from berdaya.stack.secret_files import read_secret, write_secret
 from services.funding.settings import FundingSettings
 from services.notifier.settings import NotifierSettings
 from services.registry.settings import RegistrySettings
@@ -135,7 +136,7 @@ class LocalStack:
         to a service: each gets a user of its own)."""
         path = self.base / "kafka-credentials.json"
         if path.exists():
-            return BrokerCredentials(**json.loads(path.read_text()))
+            return BrokerCredentials(**json.loads(read_secret(path)))
         if (self.base / "kafka" / "cluster.id").exists():
             raise RuntimeError(
                 f"the local Kafka in {self.base / 'kafka'} was made by an older Berdaya, without authentication. "
@@ -143,10 +144,8 @@ class LocalStack:
                 "the services publish their events again from their own databases only if asked to, so replay "
                 "or re-import what you need afterwards.")
         credentials = BrokerCredentials.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"admin_password": credentials.admin_password,
-                                    "controller_password": credentials.controller_password}))  # fmt: skip
-        path.chmod(0o600)
+        write_secret(path, json.dumps({"admin_password": credentials.admin_password,
+                                       "controller_password": credentials.controller_password}))  # fmt: skip
         return credentials
 
     @property
@@ -161,35 +160,37 @@ class LocalStack:
     def bootstrap_servers(self) -> str:
         return self.external_kafka or self.kafka.bootstrap_servers
 
-    def _pid_file(self, name: str) -> Path:
-        return self.base / "run" / f"{name}.pid"
+    def _pid_file(self, name: str) -> PidFile:
+        return PidFile(self.base / "run" / f"{name}.pid")
 
     def _pid(self, name: str) -> int | None:
-        try:
-            pid = int(self._pid_file(name).read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if alive(pid) else None
+        return self._pid_file(name).pid()
 
     def log_file(self, name: str) -> Path:
         return self.base / "logs" / f"{name}.log"
 
     def secrets(self) -> dict[str, str]:
         """Local secrets, made once per machine and kept outside the repository; a secret a newer Berdaya needs is
-        added to an older machine's file, and none is ever replaced."""
+        added to an older machine's file, and none is ever replaced. What the stack uses is `secret()`: a secret set
+        in the environment comes before this file's."""
         path = self.base / "secrets.json"
-        values = json.loads(path.read_text()) if path.exists() else {}
+        values = json.loads(read_secret(path)) if path.exists() else {}
         missing = {k: make() for k, make in new_secrets().items() if k not in values}
         if missing:
             values.update(missing)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(values, indent=2))
-            path.chmod(0o600)
+            write_secret(path, json.dumps(values, indent=2))
         return values
 
+    def secret(self, name: str) -> str:
+        """The secret the stack uses: the operator's, when exported (BERDAYA_JWT_SECRET, REGISTRY_NIK_*...), else
+        the local file's. The services, `berdaya token` and `berdaya import` all go by this one rule, so that a
+        token minted by one is accepted by the others."""
+        return os.environ.get(name) or self.secrets()[name]
+
     def service_env(self, spec: ServiceSpec) -> dict[str, str]:
-        """A service's settings; on a secured cluster its own Kafka user is made (or brought up to date) first."""
-        env = {**os.environ, **self.secrets()}
+        """A service's settings; on a secured cluster its own Kafka user is made (or brought up to date) first. Each
+        secret is `secret()`'s: one exported in the environment wins over the local file's."""
+        env = {**os.environ, **{name: self.secret(name) for name in self.secrets()}}
         env.update({
             **access_env(service_access(self.kafka_admin, spec.name)),
             f"{spec.env_prefix}DATABASE_URL": database_url(self.postgres_url, spec.database),
@@ -208,7 +209,7 @@ class LocalStack:
     def up(self, say=print) -> None:  # noqa: ANN001 - any print-like callable
         self.base.mkdir(parents=True, exist_ok=True)
         if self.external_postgres:
-            say(f"PostgreSQL: using {self.external_postgres}")
+            say(f"PostgreSQL: using {masked_url(self.external_postgres)}")
         else:
             say(f"PostgreSQL: starting on 127.0.0.1:{self.pg_port} ({self.postgres.data_dir})")
             self.postgres.start()
@@ -222,8 +223,7 @@ class LocalStack:
             say(f"Kafka: starting a KRaft broker on 127.0.0.1:{self.kafka_port} (first run downloads its jars with Maven)")
             pids = self.kafka.start()
             if pids:
-                self._pid_file("kafka").parent.mkdir(parents=True, exist_ok=True)
-                self._pid_file("kafka").write_text(str(pids[0]))
+                self._pid_file("kafka").write(pids[0])
         for spec in SERVICES:
             if self._pid(spec.name):
                 say(f"{spec.name}: already running on {self.url(spec)}")
@@ -241,7 +241,7 @@ class LocalStack:
             self.monitoring.start(
                 [Target(spec.name, f"127.0.0.1:{spec.port}") for spec in SERVICES],
                 webhook_url=self.url(service("notifier")) + WEBHOOK_PATH,
-                webhook_token=self.secrets()["NOTIFIER_ALERTMANAGER_TOKEN"], say=say,
+                webhook_token=self.secret("NOTIFIER_ALERTMANAGER_TOKEN"), say=say,
             )  # fmt: skip
         except (MonitoringUnavailable, RuntimeError, OSError, httpx.HTTPError) as exc:
             say(f"Prometheus and Alertmanager: not started: {exc}")
@@ -253,16 +253,11 @@ class LocalStack:
             raise RuntimeError(f"port {spec.port} for {spec.name} is taken by another program; stop it first")
         process = spawn([sys.executable, "-m", f"services.{spec.name}"], self.log_file(spec.name),
                         env=self.service_env(spec), cwd=REPO_ROOT)  # fmt: skip
-        self._pid_file(spec.name).parent.mkdir(parents=True, exist_ok=True)
-        self._pid_file(spec.name).write_text(str(process.pid))
+        self._pid_file(spec.name).write(process.pid)
 
     def stop_service(self, spec: ServiceSpec) -> bool:
         """Stop the service if this stack started it; True if it was running."""
-        pid = self._pid(spec.name)
-        if pid:
-            stop_pid(pid)
-        self._pid_file(spec.name).unlink(missing_ok=True)
-        return pid is not None
+        return self._pid_file(spec.name).stop()
 
     def wait_ready(self, spec: ServiceSpec, timeout: float = 90) -> None:
         wait_until(lambda: self.ready(spec), timeout, f"{spec.name} /ready", self.log_file(spec.name))
@@ -279,11 +274,10 @@ class LocalStack:
             if self._pid(spec.name):
                 say(f"{spec.name}: stopping")
             self.stop_service(spec)
-        kafka_pid = self._pid("kafka")
-        if kafka_pid and not self.external_kafka:
+        if self._pid("kafka") and not self.external_kafka:
             say("Kafka: stopping")
-            stop_pid(kafka_pid, timeout=30)
-        self._pid_file("kafka").unlink(missing_ok=True)
+            self._pid_file("kafka").stop(timeout=30)
+        self._pid_file("kafka").path.unlink(missing_ok=True)
         if not self.external_postgres and (self.postgres.data_dir / "postmaster.pid").exists():
             say("PostgreSQL: stopping")
             self.postgres.stop()

@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import asyncpg
 
@@ -139,7 +140,24 @@ async def ensure_database(server_url: str, name: str) -> str:
 
 
 def database_url(server_url: str, name: str) -> str:
-    base = server_url.rstrip("/")
-    scheme, rest = base.split("://", 1)
-    host_part = rest.split("/", 1)[0]
-    return f"{scheme}://{host_part}/{name}"
+    """The server's URL naming database `name`; the rest (user, password, host, and its options such as
+    ?sslmode=verify-full&sslrootcert=...) is kept as it was."""
+    parts = urlsplit(server_url)
+    query = f"?{parts.query}" if parts.query else ""
+    # Put together by hand: urlunsplit drops the // of a URL without a host (postgresql:///db?host=/run/postgresql).
+    return f"{parts.scheme}://{parts.netloc}/{quote(name)}{query}"
+
+
+def masked_url(url: str) -> str:
+    """The URL as it may be shown on a screen or in a log: a password, in it or among its options, shown as ***."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return "***"  # not a URL: there is no telling where a password would be in it
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:***@{netloc.rsplit('@', 1)[1]}"
+    options = parse_qsl(parts.query, keep_blank_values=True)
+    query = parts.query
+    if any(key == "password" for key, _ in options):
+        query = urlencode([(k, "***" if k == "password" else v) for k, v in options], safe="*/")
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")

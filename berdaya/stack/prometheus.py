@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import yaml
 
-from berdaya.stack.process import alive, port_open, spawn, stop_pid, wait_until
+from berdaya.stack.process import PidFile, port_open, spawn, wait_until
+from berdaya.stack.secret_files import write_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy" / "prometheus"
@@ -251,15 +252,11 @@ class LocalMonitoring:
     def log_file(self, name: str) -> Path:
         return self.base / "logs" / f"{name}.log"
 
-    def _pid_file(self, name: str) -> Path:
-        return self.base / "run" / f"{name}.pid"
+    def _pid_file(self, name: str) -> PidFile:
+        return PidFile(self.base / "run" / f"{name}.pid")
 
     def pid(self, name: str) -> int | None:
-        try:
-            pid = int(self._pid_file(name).read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if alive(pid) else None
+        return self._pid_file(name).pid()
 
     def write_configs(self, targets: Sequence[Target], *, webhook_url: str, webhook_token: str,
                       rule_files: Sequence[Path] | None = None, scrape_interval: str = "15s",
@@ -267,9 +264,7 @@ class LocalMonitoring:
         """Write both configs and check them with promtool and amtool; returns the tools. `adjust` may change the
         generated configs (prometheus, alertmanager) before they are written: a test's faster timings."""
         found = tools()
-        self.webhook_token_file.parent.mkdir(parents=True, exist_ok=True)
-        self.webhook_token_file.write_text(webhook_token)
-        self.webhook_token_file.chmod(0o600)
+        self.write_webhook_token(webhook_token)
         prometheus = prometheus_config(
             targets, prometheus=f"{self.host}:{self.prometheus_port}", alertmanager=f"{self.host}:{self.alertmanager_port}",
             rule_files=rule_files or (RULES / "berdaya.rules.yml",), scrape_interval=scrape_interval,
@@ -282,6 +277,10 @@ class LocalMonitoring:
         check([found.promtool, "check", "config", self.prometheus_config_file])
         check([found.amtool, "check-config", self.alertmanager_config_file])
         return found
+
+    def write_webhook_token(self, token: str) -> None:
+        """The notifier's bearer token, in the file Alertmanager's config names (credentials_file)."""
+        write_secret(self.webhook_token_file, token)
 
     def start(self, targets: Sequence[Target], *, webhook_url: str, webhook_token: str,
               rule_files: Sequence[Path] | None = None, scrape_interval: str = "15s", evaluation_interval: str = "15s",
@@ -317,11 +316,10 @@ class LocalMonitoring:
                                         f"BERDAYA_{name.upper()}_PORT")  # fmt: skip
         say(f"{title}: starting on {url}")
         process = spawn(argv, self.log_file(name), cwd=self.base)
-        self._pid_file(name).parent.mkdir(parents=True, exist_ok=True)
-        self._pid_file(name).write_text(str(process.pid))
+        self._pid_file(name).write(process.pid)
         wait_until(lambda: self.ready(url) or process.poll() is not None, timeout, f"{name} /-/ready", self.log_file(name))
         if process.poll() is not None:
-            self._pid_file(name).unlink(missing_ok=True)
+            self._pid_file(name).path.unlink(missing_ok=True)
             tail = "\n".join(self.log_file(name).read_text(errors="replace").splitlines()[-10:])
             raise MonitoringUnavailable(
                 f"{name} exited at start (exit {process.returncode}); see {self.log_file(name)}:\n{tail}")
@@ -335,11 +333,9 @@ class LocalMonitoring:
 
     def stop(self, say: Callable[[str], None] = lambda _: None) -> None:
         for name in ("prometheus", "alertmanager"):
-            pid = self.pid(name)
-            if pid:
+            if self.pid(name):
                 say(f"{name.capitalize()}: stopping")
-                stop_pid(pid, timeout=30)
-            self._pid_file(name).unlink(missing_ok=True)
+            self._pid_file(name).stop(timeout=30)
 
     def status(self) -> dict[str, str]:
         return {

@@ -1,11 +1,32 @@
-"""The local stack's small pieces that once broke a run: cluster ids and port choice."""
+"""The local stack's small pieces that once broke a run or put an operator at risk: cluster ids, port choice, PID files,
+secret files, which secret wins, and the URLs it shows."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import os
+import resource
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from berdaya.stack.kafka import LocalKafka, new_cluster_id
-from berdaya.stack.process import free_ports
+import pytest
+from rich.console import Console
+
+from berdaya import cli_partners
+from berdaya.partners import PartnerAccess
+from berdaya.stack.kafka import BrokerCredentials, KafkaNode, KafkaUnavailable, LocalKafka, ensure_jars, new_cluster_id
+from berdaya.stack.local import LocalStack, new_secrets, service
+from berdaya.stack.postgres import database_url, masked_url
+from berdaya.stack.process import PidFile, free_ports
+from berdaya.stack.prometheus import LocalMonitoring
+from berdaya.stack.secret_files import write_secret
+from shared.auth import TokenService
 
 
 def test_a_new_cluster_id_never_starts_with_a_dash_which_the_storage_tool_would_read_as_an_option() -> None:
@@ -23,3 +44,300 @@ def test_a_cluster_given_its_nodes_ports_uses_exactly_those() -> None:
     kafka = LocalKafka(Path("/tmp/unused"), node_ports=[(41001, 41101), (41002, 41102)])
     assert [(n.port, n.controller_port) for n in kafka.nodes] == [(41001, 41101), (41002, 41102)]
     assert kafka.bootstrap_servers == "127.0.0.1:41001,127.0.0.1:41002" and kafka.size == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PID files
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalStack:
+    """A stack at home in tmp_path, using a Kafka and a PostgreSQL that nobody listens for: nothing is reached."""
+    monkeypatch.setenv("BERDAYA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("BERDAYA_POSTGRES_URL", "postgresql://berdaya:Sup3rS3cret@127.0.0.1:1/postgres")
+    for name in new_secrets():
+        monkeypatch.delenv(name, raising=False)
+    return LocalStack()
+
+
+@pytest.fixture
+def stranger() -> Iterator[subprocess.Popen]:
+    """A process in a session of its own that the stack never started: what holds a PID reused after a reboot."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _registry_pid_file(stack: LocalStack) -> Path:
+    path = stack.base / "run" / "registry.pid"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_a_pid_file_holding_a_bare_pid_is_stale_and_the_process_now_holding_it_is_left_alone(
+        stack: LocalStack, stranger: subprocess.Popen) -> None:  # fmt: skip
+    pid_file = _registry_pid_file(stack)
+    pid_file.write_text(str(stranger.pid))  # as an older Berdaya wrote it: no telling whose the PID is now
+    assert stack._pid("registry") is None
+    assert not pid_file.exists()
+    pid_file.write_text(str(stranger.pid))
+    assert stack.stop_service(service("registry")) is False
+    assert stranger.poll() is None
+
+
+def test_a_pid_file_whose_process_began_at_another_time_is_stale_and_that_process_is_left_alone(
+        stack: LocalStack, stranger: subprocess.Popen) -> None:  # fmt: skip
+    pid_file = _registry_pid_file(stack)
+    pid_file.write_text(f"{stranger.pid}\n1\n")
+    assert stack.status()["registry"] == "down"
+    assert not pid_file.exists()
+    pid_file.write_text(f"{stranger.pid}\n1\n")
+    stack.down(say=lambda _: None)
+    assert stranger.poll() is None
+
+
+def test_a_process_written_down_as_it_started_is_found_again_and_stopped(tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        pid_file = PidFile(tmp_path / "run" / "registry.pid")
+        pid_file.write(process.pid)
+        assert pid_file.pid() == process.pid
+        assert pid_file.stop(timeout=5) is True
+        assert process.wait(timeout=5) == -signal.SIGTERM
+        assert not pid_file.path.exists()
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_process_we_may_not_signal_is_not_ours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 stranger: subprocess.Popen) -> None:  # fmt: skip
+    pid_file = PidFile(tmp_path / "registry.pid")
+    pid_file.write(stranger.pid)
+    real_kill = os.kill
+
+    def kill(pid: int, sig: int) -> None:  # as the kernel answers for another user's process
+        if pid == stranger.pid:
+            raise PermissionError(1, "Operation not permitted")
+        real_kill(pid, sig)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "kill", kill)
+        assert pid_file.pid() is None
+    assert not pid_file.path.exists()
+
+
+def test_where_there_is_no_proc_ps_tells_when_a_process_began() -> None:
+    from berdaya.stack.process import _started_from_ps
+
+    began = _started_from_ps(os.getpid())
+    assert began and began == _started_from_ps(os.getpid())
+    assert _started_from_ps(2**22 + 12345) is None  # above Linux's largest PID: no such process
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Secret files
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def disk_full_after(size: int) -> Iterator[None]:
+    """Writing a file past `size` bytes fails (EFBIG), as writing on a full disk does (ENOSPC)."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # or the process would be killed rather than told
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, limit[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask: a file made without care is readable by everyone."""
+    before = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_secrets_file_whose_rewrite_fails_part_way_keeps_every_key_it_had(stack: LocalStack) -> None:
+    path = stack.base / "secrets.json"
+    older = {k: make() for k, make in new_secrets().items() if k != "NOTIFIER_ALERTMANAGER_TOKEN"}
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(older, indent=2))
+    path.chmod(0o600)
+    with disk_full_after(100), pytest.raises(OSError):
+        stack.secrets()
+    assert json.loads(path.read_text()) == older
+    assert [p.name for p in stack.base.iterdir()] == ["secrets.json"]  # nothing half-written left beside it
+
+
+def _partner_properties(home: Path) -> None:
+    access = PartnerAccess("bri", "partner-bri", "pw-secret", "127.0.0.1:9092", ["public.x"], ["partner.bri.v1"],
+                           "bri.")
+    cli_partners._show(access, home / "bri.properties")
+
+
+SECRET_WRITERS: dict[str, Callable[[Path], object]] = {
+    "secrets.json": lambda home: LocalStack().secrets(),
+    "kafka-credentials.json": lambda home: LocalStack().broker_credentials(),
+    "server.properties": lambda home: KafkaNode(1, home / "kafka-1", 9092, 9192, [(1, 9192)],
+                                                credentials=BrokerCredentials.generate()).write_config(),
+    "webhook-token": lambda home: LocalMonitoring(home).write_webhook_token("t" * 64),
+    "partner properties": _partner_properties,
+}
+
+
+@pytest.fixture
+def quiet_partner_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In memory: the partner's table is printed before its file is written, and must not meet the full disk.
+    monkeypatch.setattr(cli_partners, "console", Console(file=io.StringIO()))
+
+
+@pytest.mark.parametrize("write", SECRET_WRITERS.values(), ids=SECRET_WRITERS.keys())
+def test_a_secret_file_whose_first_write_fails_leaves_nothing_behind_that_others_could_read(
+        write: Callable[[Path], object], stack: LocalStack, umask_022: None,
+        quiet_partner_console: None) -> None:  # fmt: skip
+    stack.base.mkdir(parents=True)
+    with disk_full_after(20), pytest.raises(OSError):
+        write(stack.base)
+    assert [p for p in stack.base.rglob("*") if p.is_file() and _mode(p) & 0o077] == []
+
+
+@pytest.mark.parametrize("write", SECRET_WRITERS.values(), ids=SECRET_WRITERS.keys())
+def test_a_secret_file_is_written_whole_and_readable_by_its_owner_alone(
+        write: Callable[[Path], object], stack: LocalStack, umask_022: None,
+        quiet_partner_console: None) -> None:  # fmt: skip
+    stack.base.mkdir(parents=True)
+    write(stack.base)
+    secret_files = [p for p in stack.base.rglob("*") if p.is_file() and p.name != "log4j2.properties"]
+    assert len(secret_files) == 1 and secret_files[0].read_text()
+    assert _mode(secret_files[0]) == 0o600
+
+
+def test_a_secret_file_replaces_an_older_one_others_could_read(tmp_path: Path, umask_022: None) -> None:
+    path = tmp_path / "webhook-token"
+    path.write_text("old")
+    write_secret(path, "new")
+    assert path.read_text() == "new" and _mode(path) == 0o600
+
+
+def test_a_secrets_file_others_could_read_is_made_its_owner_s_alone_when_read(stack: LocalStack) -> None:
+    complete = {k: make() for k, make in new_secrets().items()}
+    broker = {"admin_password": "a", "controller_password": "c"}
+    for name, content in (("secrets.json", complete), ("kafka-credentials.json", broker)):
+        path = stack.base / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(content))
+        path.chmod(0o644)
+    assert stack.secrets() == complete
+    assert stack.broker_credentials().admin_password == "a"
+    assert _mode(stack.base / "secrets.json") == 0o600
+    assert _mode(stack.base / "kafka-credentials.json") == 0o600
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Which secret wins
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_a_secret_the_operator_exported_wins_over_the_local_file_for_the_services(
+        stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from_file = stack.secrets()
+    monkeypatch.setenv("BERDAYA_JWT_SECRET", "operator-chosen-jwt-secret-0123456789abcdef")
+    monkeypatch.setenv("REGISTRY_NIK_ENCRYPTION_KEY", "b3BlcmF0b3JzLXByb2R1Y3Rpb24ta2V5LTMyYnl0ZXM=")
+    env = stack.service_env(service("registry"))
+    assert env["BERDAYA_JWT_SECRET"] == "operator-chosen-jwt-secret-0123456789abcdef"
+    assert env["REGISTRY_NIK_ENCRYPTION_KEY"] == "b3BlcmF0b3JzLXByb2R1Y3Rpb24ta2V5LTMyYnl0ZXM="
+    assert env["REGISTRY_NIK_DIGEST_KEY"] == from_file["REGISTRY_NIK_DIGEST_KEY"]  # not exported: the file's
+
+
+def test_a_token_berdaya_token_mints_is_accepted_by_the_services_it_started(
+        stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from berdaya import cli
+
+    monkeypatch.setenv("BERDAYA_JWT_SECRET", "operator-chosen-jwt-secret-0123456789abcdef")
+    token = cli._tokens().mint("officer@kupang", ["officer"])
+    service_secret = stack.service_env(service("registry"))["BERDAYA_JWT_SECRET"]
+    assert TokenService(service_secret).verify(token).subject == "officer@kupang"
+
+
+def test_alertmanager_is_given_the_webhook_token_the_notifier_was_given(
+        stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("NOTIFIER_ALERTMANAGER_TOKEN", "operator-token")
+    assert stack.secret("NOTIFIER_ALERTMANAGER_TOKEN") == "operator-token"
+    assert stack.service_env(service("notifier"))["NOTIFIER_ALERTMANAGER_TOKEN"] == "operator-token"
+
+
+def test_a_secret_exported_empty_counts_as_not_exported(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BERDAYA_JWT_SECRET", "")
+    assert stack.service_env(service("registry"))["BERDAYA_JWT_SECRET"] == stack.secrets()["BERDAYA_JWT_SECRET"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PostgreSQL URLs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_a_service_s_database_url_keeps_the_server_s_options() -> None:
+    server = "postgresql://berdaya:s3cret@db.example:5432/postgres?sslmode=verify-full&sslrootcert=/etc/ca.pem"
+    assert database_url(server, "berdaya_registry") == (
+        "postgresql://berdaya:s3cret@db.example:5432/berdaya_registry?sslmode=verify-full&sslrootcert=/etc/ca.pem")
+
+
+def test_a_service_s_database_url_is_made_from_a_server_url_without_a_database() -> None:
+    assert database_url("postgresql://berdaya:s3cret@db.example:5432?sslmode=require", "berdaya_registry") == (
+        "postgresql://berdaya:s3cret@db.example:5432/berdaya_registry?sslmode=require")
+    assert database_url("postgresql://me@127.0.0.1:55432/", "berdaya_funding") == (
+        "postgresql://me@127.0.0.1:55432/berdaya_funding")
+    assert database_url("postgresql:///postgres?host=/run/postgresql", "berdaya_training") == (
+        "postgresql:///berdaya_training?host=/run/postgresql")
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://berdaya:Sup3rS3cret@db.example:5432/postgres", "postgresql://berdaya:***@db.example:5432/postgres"),
+    ("postgresql://berdaya@db.example/postgres?password=Sup3rS3cret&sslmode=require",
+     "postgresql://berdaya@db.example/postgres?password=***&sslmode=require"),
+    ("postgresql://me@127.0.0.1:55432/postgres", "postgresql://me@127.0.0.1:55432/postgres"),
+    ("host=db.example password=Sup3rS3cret", "***"),
+])  # fmt: skip
+def test_a_postgresql_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert masked_url(url) == shown
+
+
+def test_up_says_which_postgresql_it_uses_without_its_password(stack: LocalStack) -> None:
+    said: list[str] = []
+    with pytest.raises(OSError):  # nobody listens on port 1: up stops there
+        stack.up(say=said.append)
+    assert said == ["PostgreSQL: using postgresql://berdaya:***@127.0.0.1:1/postgres"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kafka's jars
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_kafka_s_jars_are_fetched_with_strict_checksums_so_a_corrupt_jar_is_never_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    bin_dir, asked = tmp_path / "bin", tmp_path / "mvn-arguments"
+    bin_dir.mkdir()
+    for tool, script in (("java", "exit 0"), ("mvn", f'printf "%s\\n" "$@" > {asked}; exit 1')):
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{script}\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("BERDAYA_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(KafkaUnavailable):
+        ensure_jars()
+    assert "-C" in asked.read_text().splitlines()
