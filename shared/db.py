@@ -208,15 +208,20 @@ class Migration:
 
 
 _FILE = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
+_NO_LIMIT = 7 * 24 * 3600.0  # seconds: asyncpg's own timeout of a call, which None would leave at the pool's
 
 
 def load_migrations(package: str, namespace: str) -> list[Migration]:
-    """Files named NNN_what.sql in a package's folder, in version order."""
+    """Files named NNN_what.sql in a package's folder, in version order. Any other .sql file there is refused: skipped,
+    the service would start without its schema change."""
     found = []
     for entry in resources.files(package).iterdir():
         match = _FILE.match(entry.name)
         if match:
             found.append(Migration(namespace, int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+        elif entry.name.lower().endswith(".sql"):
+            raise MigrationError(f"{package}: {entry.name} is not named NNN_what.sql (three or more digits, then "
+                                 "lower-case letters, digits and underscores); rename it")  # fmt: skip
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
@@ -225,8 +230,13 @@ def load_migrations(package: str, namespace: str) -> list[Migration]:
 
 
 async def migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list[Migration]:
-    """Apply what is new, each in its own transaction; refuse if an applied migration was edited since."""
-    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    """Apply what is new, each in its own transaction; refuse if an applied migration was edited since.
+
+    Free of the connection's statement timeout (a pooled one's is 60 s), for the session: a migration rewriting a
+    large table was cancelled, rolled back and tried again at every start, and a second instance waiting for the
+    first one's migrations gave up and exited."""
+    await conn.execute("SET statement_timeout = 0")
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK, timeout=_NO_LIMIT)
     try:
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -250,7 +260,7 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list
                     )
                 continue
             async with conn.transaction():
-                await conn.execute(migration.sql)
+                await conn.execute(migration.sql, timeout=_NO_LIMIT)
                 await conn.execute(
                     "INSERT INTO schema_migrations (namespace, version, name, checksum) VALUES ($1, $2, $3, $4)",
                     migration.namespace,
@@ -262,6 +272,7 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await conn.execute("RESET statement_timeout")  # to the connection's own, as it was given
 
 
 async def lock_ids(conn: asyncpg.Connection, kind: int, ids: Iterable[uuid.UUID]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -49,3 +51,27 @@ async def test_a_failing_migration_leaves_nothing_half_applied(database_url):
         assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == 1
     finally:
         await conn.close()
+
+
+async def test_a_migration_longer_than_the_connections_timeouts_is_applied_and_the_timeouts_kept(database_url):
+    # A pooled connection's timeouts (the server's 60 s, asyncpg's 65 s), scaled down.
+    conn = await asyncpg.connect(database_url, server_settings={"statement_timeout": "300"}, command_timeout=0.6)
+    slow = Migration("demo", 2, "rewrite_thing", "ALTER TABLE thing ADD COLUMN name text; SELECT pg_sleep(1)")
+    try:
+        await migrate(conn, [FIRST])
+        assert await migrate(conn, [FIRST, slow]) == [slow]
+        assert await conn.fetchval("SHOW statement_timeout") == "300ms"
+    finally:
+        await conn.close()
+
+
+async def test_a_second_migrator_waits_for_the_first_however_long_it_takes(database_url):
+    first, second = [await asyncpg.connect(database_url, server_settings={"statement_timeout": "300"},
+                                           command_timeout=0.6) for _ in range(2)]  # fmt: skip
+    slow = Migration("demo", 1, "create_thing", "CREATE TABLE thing (id integer PRIMARY KEY); SELECT pg_sleep(1)")
+    try:
+        done = await asyncio.gather(migrate(first, [slow]), migrate(second, [slow]))
+        assert sorted(len(applied) for applied in done) == [0, 1]  # one applied it, the other found it applied
+    finally:
+        await first.close()
+        await second.close()
