@@ -126,8 +126,8 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
     refilling: dict[uuid.UUID, Cause] = {}  # each pledge given money back, and the last closure that gave it
     for business, cause in closed:
         with uow.caused_by(cause):
-            for pledge_id in await _withdraw(business, [o for o in withdrawable if o.business_id == business.business_id],
-                                             locked, uow, now):  # fmt: skip
+            seen = [o for o in withdrawable if o.business_id == business.business_id]
+            for pledge_id in await _withdraw(business, seen, locked, uow, now):
                 refilling[pledge_id] = cause
     for pledge_id, cause in refilling.items():
         with uow.caused_by(cause):

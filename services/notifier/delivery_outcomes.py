@@ -159,7 +159,8 @@ async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: 
         delivery = await uow.store.delivery(cmd.delivery_id)
         if delivery is None:
             raise NotFound(f"no delivery {cmd.delivery_id}")
-        if cmd.by.limited_to_kecamatan and not cmd.by.acts_in_kecamatan(await kecamatan_of(uow, delivery.message_id) or ""):
+        where = await kecamatan_of(uow, delivery.message_id) if cmd.by.limited_to_kecamatan else None
+        if cmd.by.limited_to_kecamatan and not cmd.by.acts_in_kecamatan(where or ""):
             raise Forbidden("this delivery is for someone outside the kecamatan your token acts in; ask an officer "
                             "of that kecamatan or the programme office")  # fmt: skip
         if delivery.status not in (UNKNOWN, FAILED):
