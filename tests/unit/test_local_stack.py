@@ -108,7 +108,8 @@ def test_a_process_written_down_as_it_started_is_found_again_and_stopped(tmp_pat
         pid_file.write(process.pid)
         assert pid_file.pid() == process.pid
         assert pid_file.stop(timeout=5) is True
-        assert process.wait(timeout=5) == -signal.SIGTERM
+        # Ended well before its minute: by the SIGTERM, or 0 when stop_pid, which reaps what it stops, got there first.
+        assert process.wait(timeout=5) in (-signal.SIGTERM, 0)
         assert not pid_file.path.exists()
     finally:
         process.kill()
