@@ -185,12 +185,16 @@ class LocalStack:
         """The secret the stack uses: the operator's, when exported (BERDAYA_JWT_SECRET, REGISTRY_NIK_*...), else
         the local file's. The services, `berdaya token` and `berdaya import` all go by this one rule, so that a
         token minted by one is accepted by the others."""
-        return os.environ.get(name) or self.secrets()[name]
+        return self.secrets_in_use()[name]
+
+    def secrets_in_use(self) -> dict[str, str]:
+        """Every secret as `secret()` gives it, from one read of the file."""
+        return {name: os.environ.get(name) or value for name, value in self.secrets().items()}
 
     def service_env(self, spec: ServiceSpec) -> dict[str, str]:
         """A service's settings; on a secured cluster its own Kafka user is made (or brought up to date) first. Each
         secret is `secret()`'s: one exported in the environment wins over the local file's."""
-        env = {**os.environ, **{name: self.secret(name) for name in self.secrets()}}
+        env = {**os.environ, **self.secrets_in_use()}
         env.update({
             **access_env(service_access(self.kafka_admin, spec.name)),
             f"{spec.env_prefix}DATABASE_URL": database_url(self.postgres_url, spec.database),
