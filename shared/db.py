@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -17,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 # Held while migrating, so two instances starting together don't both apply a migration.
 _MIGRATION_LOCK = 0x42_65_72_64  # "Berd"
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseBusy(RuntimeError):
@@ -229,12 +233,27 @@ def load_migrations(package: str, namespace: str) -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list[Migration]:
+@dataclass(frozen=True, slots=True)
+class LockWaits:
+    """How long a migration may queue for a table's lock before it steps back, and for how long it keeps trying.
+
+    A waiting `ALTER TABLE` makes every later reader and writer of that table queue behind it: during a rolling start
+    the old instance's writes would stall until whatever long transaction the migration waits for ends. Waiting a
+    little at a time, and stepping back in between, lets them through."""
+
+    each: float = 2.0  # seconds one attempt queues for its locks
+    pause: float = 3.0  # seconds between attempts, while the tables' users go on
+    give_up_after: float = 900.0  # seconds; then the service stops with the sessions in the way named
+
+
+async def migrate(
+    conn: asyncpg.Connection, migrations: list[Migration], waits: LockWaits = LockWaits()
+) -> list[Migration]:
     """Apply what is new, each in its own transaction; refuse if an applied migration was edited since.
 
     Free of the connection's statement timeout (a pooled one's is 60 s), for the session: a migration rewriting a
     large table was cancelled, rolled back and tried again at every start, and a second instance waiting for the
-    first one's migrations gave up and exited."""
+    first one's migrations gave up and exited. Its lock waits are bounded instead (`LockWaits`)."""
     await conn.execute("SET statement_timeout = 0")
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK, timeout=_NO_LIMIT)
     try:
@@ -259,7 +278,22 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list
                         "after it was applied; restore it and add a new migration instead"
                     )
                 continue
+            await _apply(conn, migration, waits)
+            done.append(migration)
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await conn.execute("RESET statement_timeout")  # to the connection's own, as it was given
+
+
+async def _apply(conn: asyncpg.Connection, migration: Migration, waits: LockWaits) -> None:
+    """One migration in one transaction, tried again while other sessions hold the locks it needs."""
+    label = f"{migration.namespace}/{migration.version:03d}_{migration.name}"
+    deadline = time.monotonic() + waits.give_up_after
+    while True:
+        try:
             async with conn.transaction():
+                await conn.execute(f"SET LOCAL lock_timeout = {max(1, round(waits.each * 1000))}")
                 await conn.execute(migration.sql, timeout=_NO_LIMIT)
                 await conn.execute(
                     "INSERT INTO schema_migrations (namespace, version, name, checksum) VALUES ($1, $2, $3, $4)",
@@ -268,11 +302,30 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list
                     migration.name,
                     migration.checksum,
                 )
-            done.append(migration)
-        return done
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
-        await conn.execute("RESET statement_timeout")  # to the connection's own, as it was given
+            return
+        except asyncpg.LockNotAvailableError:
+            in_the_way = await _long_transactions(conn)
+            if time.monotonic() + waits.pause >= deadline:
+                raise MigrationError(
+                    f"migration {label} could not take its table locks in {waits.give_up_after:.0f} s: other sessions "
+                    f"hold them ({in_the_way or 'none found open now'}). End or wait for those sessions, then start "
+                    "the service again"
+                ) from None
+            log.warning("migration %s waits for table locks held by %s; trying again in %g s",
+                        label, in_the_way or "another session", waits.pause)  # fmt: skip
+            await asyncio.sleep(waits.pause)
+
+
+async def _long_transactions(conn: asyncpg.Connection) -> str:
+    """The oldest open transactions of this database but ours: what a migration's lock most likely waits for."""
+    rows = await conn.fetch(
+        """SELECT pid, coalesce(nullif(application_name, ''), usename::text, '?') AS who, state,
+                  round(extract(epoch FROM now() - xact_start)) AS seconds
+             FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+            ORDER BY xact_start LIMIT 3"""
+    )
+    return "; ".join(f"pid {r['pid']} ({r['who']}, {r['state']}, open {r['seconds']:.0f} s)" for r in rows)
 
 
 async def lock_ids(conn: asyncpg.Connection, kind: int, ids: Iterable[uuid.UUID]) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from shared.db import Migration, MigrationError, migrate
+from shared.db import LockWaits, Migration, MigrationError, migrate
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +75,44 @@ async def test_a_second_migrator_waits_for_the_first_however_long_it_takes(datab
     finally:
         await first.close()
         await second.close()
+
+
+async def _holding_thing(database_url) -> asyncpg.Connection:
+    """A session in a long transaction that has read `thing`: an ALTER of it must wait for the session to end."""
+    holder = await asyncpg.connect(database_url)
+    await holder.execute("BEGIN")
+    await holder.fetch("SELECT * FROM thing")
+    return holder
+
+
+async def test_a_migration_waiting_for_a_long_transaction_lets_the_tables_other_users_through(database_url):
+    setup = await asyncpg.connect(database_url)
+    await migrate(setup, [FIRST])
+    holder = await _holding_thing(database_url)
+    writer = await asyncpg.connect(database_url)
+    try:
+        migrating = asyncio.create_task(migrate(setup, [FIRST, SECOND], LockWaits(each=0.3, pause=0.3)))
+        await asyncio.sleep(0.5)  # the ALTER has queued for its lock at least once
+        # Without a bound on the ALTER's wait this insert queues behind it until the long transaction ends.
+        await asyncio.wait_for(writer.execute("INSERT INTO thing (id) VALUES (1)"), timeout=5)
+        assert not migrating.done()
+        await holder.execute("COMMIT")
+        assert await asyncio.wait_for(migrating, timeout=10) == [SECOND]
+        assert await writer.fetchval("SELECT count(*) FROM thing") == 1
+    finally:
+        for conn in (holder, writer, setup):
+            await conn.close()
+
+
+async def test_a_migration_that_cannot_take_its_locks_in_time_names_who_holds_them_and_applies_nothing(database_url):
+    setup = await asyncpg.connect(database_url, server_settings={"statement_timeout": "300"})
+    await migrate(setup, [FIRST])
+    holder = await _holding_thing(database_url)
+    try:
+        with pytest.raises(MigrationError, match=r"demo/002_add_name could not take its table locks.*pid \d+"):
+            await migrate(setup, [FIRST, SECOND], LockWaits(each=0.2, pause=0.2, give_up_after=1.0))
+        assert await setup.fetchval("SELECT max(version) FROM schema_migrations") == 1
+        assert await setup.fetchval("SHOW statement_timeout") == "300ms"
+    finally:
+        await holder.close()
+        await setup.close()
