@@ -265,11 +265,20 @@ async def decline_offer(cmd: DeclineOffer, uow: FundingUnitOfWork, deps: Deps) -
         now = deps.clock()  # once the locks are held: the wait for them may cross an expiry or midnight
         await _business_in_scope(uow, offer, cmd.by)
         was = pledge.status
-        pledge, offer = offers.decline(pledge, offer, cmd.reason, now)
+        if offers.lapsed(offer, now):
+            # The business did not answer in time: recorded as the sweep would, not as a decision with a reason,
+            # and the decline refused once that is committed.
+            pledge, offer = offers.expire(pledge, offer, now)
+        else:
+            pledge, offer = offers.decline(pledge, offer, cmd.reason, now)
         await uow.store.save_offer(offer)
         uow.emit(events.OfferDecided(offer))
         await matching.refill(pledge, uow, deps, now, was)
         await uow.commit()
+    if offer.status == "expired":
+        raise Conflict(f"offer {offer.id} expired at {offer.expires_at.isoformat()}, before this decline; it is now "
+                       "recorded as expired and its money is offered to the next in line", "offer_not_open",
+                       {"offer_status": "expired"})  # fmt: skip
     return offer
 
 

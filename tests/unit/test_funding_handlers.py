@@ -506,6 +506,39 @@ async def test_a_decline_with_nobody_left_reopens_the_pledge(world) -> None:
     assert (world.store.pledges[p.id].status, world.store.pledges[p.id].remaining_rupiah) == ("open", 5_000_000)
 
 
+async def test_declining_an_offer_past_its_expiry_records_it_as_expired_and_refuses_the_decline(world) -> None:
+    first, second, third = await register_ranked(world, 3)
+    p = await world.add_pledge(total_rupiah=10_000_000)
+    await world.match(p.id)
+    world.clock.set(NOW + timedelta(days=14, seconds=1))  # the sweep has not run yet
+    uow = world.uow()
+    decline = handlers.DeclineOffer(world.store.offer_to(p.id, first).id, "sudah dapat KUR", OFFICER)
+
+    with pytest.raises(Conflict) as exc:
+        await handlers.decline_offer(decline, uow, world.deps)
+
+    assert (exc.value.code, exc.value.details) == ("offer_not_open", {"offer_status": "expired"})
+    assert "expired at" in str(exc.value)
+    assert summary(uow.committed) == [("FundingExpired", first), ("FundingMatched", third)]
+    offer = world.store.offer_to(p.id, first)
+    assert (offer.status, offer.reason) == ("expired", None)
+    assert world.store.offer_to(p.id, second).status == "offered"  # its own expiry is the sweep's to record
+    assert world.store.pledges[p.id].reserved_rupiah == 10_000_000
+
+
+async def test_a_decline_in_the_offers_last_second_is_a_decline(world) -> None:
+    first, _ = await register_ranked(world, 2)
+    p = await world.add_pledge(total_rupiah=10_000_000)
+    await world.match(p.id)
+    world.clock.set(NOW + timedelta(days=14, seconds=-1))
+    uow = world.uow()
+
+    declined = await handlers.decline_offer(
+        handlers.DeclineOffer(world.store.offer_to(p.id, first).id, "", OFFICER), uow, world.deps)
+
+    assert (declined.status, summary(uow.committed)) == ("declined", [("FundingDeclined", first)])
+
+
 async def test_a_pledge_reopened_by_a_decline_is_exhausted_again_by_a_newcomer_and_says_so(world) -> None:
     first, _ = await register_ranked(world, 2)
     p = await world.add_pledge(total_rupiah=10_000_000)

@@ -145,6 +145,11 @@ def decline(pledge: Pledge, offer: Offer, reason: str, now: datetime) -> tuple[P
     return release(pledge, offer, "declined", now, reason.strip() or "declined by the business")
 
 
+def lapsed(offer: Offer, now: datetime) -> bool:
+    """Unanswered past its expiry: expired, whether or not the sweep has reached it yet."""
+    return offer.status == "offered" and now >= offer.expires_at
+
+
 def expire(pledge: Pledge, offer: Offer, now: datetime) -> tuple[Pledge, Offer]:
     _require_offered(offer, "expired")
     if now < offer.expires_at:
