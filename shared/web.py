@@ -39,6 +39,7 @@ class Platform:
     metrics: CollectorRegistry
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     scrape_hooks: list[ScrapeHook] = field(default_factory=list)
+    failing: dict[str, str] = field(default_factory=dict)  # each failing check's last reason, logged once per change
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -339,6 +340,17 @@ class AuditEntry(BaseModel):
     correlation_id: uuid.UUID | None
 
 
+def _log_change(failing: dict[str, str], name: str, reason: str | None) -> None:
+    """A failing check is logged when it starts failing or its reason changes, and once when it passes again: probes
+    ask every few seconds."""
+    if reason is None:
+        if failing.pop(name, None) is not None:
+            log.info("readiness: %s is ok again", name)
+    elif failing.get(name) != reason:
+        failing[name] = reason
+        log.warning("readiness: %s fails: %s", name, reason)
+
+
 def platform_routes() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -351,7 +363,11 @@ def platform_routes() -> APIRouter:
         platform: Platform = request.app.state.platform
         names = list(platform.readiness)
         results = await asyncio.gather(*(platform.readiness[n]() for n in names))
-        checks = {n: (r or "ok") for n, r in zip(names, results, strict=True)}
+        for name, reason in zip(names, results, strict=True):
+            _log_change(platform.failing, name, reason)
+        # Anyone may ask, without a token: the reasons name hosts and addresses, so they go to the log only.
+        checks = {name: "ok" if reason is None else "failing; the reason is in the service's log"
+                  for name, reason in zip(names, results)}  # fmt: skip
         ok = all(r is None for r in results)
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
 

@@ -4,6 +4,7 @@ what no route should see, and every error answered as RFC 9457 problem details."
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,11 +13,13 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
+from shared.auth import TokenService
 from shared.db import DatabaseBusy
 from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from shared.web import PROBLEM_JSON, BoundedInput, Unauthorized, install_error_handlers
+from shared.web import PROBLEM_JSON, BoundedInput, Platform, Unauthorized, install_error_handlers, platform_routes
 
 MAX_BODY = 1_000
 # What requests met while the chaos run restarted PostgreSQL and cut its connections.
@@ -420,3 +423,34 @@ async def test_a_database_outage_is_a_503_problem_telling_the_client_to_retry_no
     body = assert_problem(response, 503, "database_unavailable")
     assert response.headers["retry-after"] == "5"
     assert "look it up first" in body["detail"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# /ready
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_ready_tells_anyone_which_check_fails_but_only_the_log_why(caplog: pytest.LogCaptureFixture) -> None:
+    reasons: list[str | None] = ["OSError: Connect call failed ('10.20.0.7', 5432)"] * 2 + [None]
+
+    async def database() -> str | None:
+        return reasons.pop(0)
+
+    async def kafka() -> str | None:
+        return None
+
+    app = FastAPI()
+    app.state.platform = Platform(tokens=TokenService("s" * 32), metrics=CollectorRegistry(),
+                                  readiness={"database": database, "kafka": kafka})  # fmt: skip
+    app.include_router(platform_routes())
+    caplog.set_level(logging.INFO, logger="shared.web")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as http:
+        first, second, third = [await http.get("/ready") for _ in range(3)]
+
+    assert (first.status_code, second.status_code, third.status_code) == (503, 503, 200)
+    assert first.json() == {"status": "not ready",
+                            "checks": {"database": "failing; the reason is in the service's log", "kafka": "ok"}}
+    assert "10.20.0.7" not in first.text
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged == ["readiness: database fails: OSError: Connect call failed ('10.20.0.7', 5432)",
+                      "readiness: database is ok again"]  # fmt: skip
