@@ -64,7 +64,7 @@ async def record_attendance(cmd: RecordAttendance, uow: TrainingUnitOfWork, deps
     async with uow:
         await uow.store.hold_seating(alone=False)  # a no-show's seat goes to the waitlist
         seating = Seating(uow, deps, now)
-        cohort = await seating.lock_one(cmd.cohort_id)
+        cohort = cohort_rules.require_run_by(await seating.lock_one(cmd.cohort_id), cmd.by)
         cohort_rules.require_state(cohort, "running", "attendance is recorded")
         session = cohort.session(cmd.session)
         if session is None:
@@ -97,7 +97,7 @@ async def record_assessments(cmd: RecordAssessments, uow: TrainingUnitOfWork, de
     now = deps.clock()
     async with uow:
         seating = Seating(uow, deps, now)
-        cohort = await seating.lock_one(cmd.cohort_id)
+        cohort = cohort_rules.require_run_by(await seating.lock_one(cmd.cohort_id), cmd.by)
         cohort_rules.require_state(cohort, "running", "assessments are recorded")
         if not seating.programme(cohort.id).gives_assessment:
             raise Conflict(f"the programme of cohort {cohort.id} gives no assessment", "no_assessment")

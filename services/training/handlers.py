@@ -136,7 +136,7 @@ async def change_cohort(cmd: ChangeCohort, uow: TrainingUnitOfWork, deps: Deps) 
     async with uow:
         await uow.store.hold_seating(alone=False)
         seating = Seating(uow, deps, deps.clock())
-        cohort = await seating.lock_one(cmd.cohort_id)
+        cohort = cohort_rules.require_run_by(await seating.lock_one(cmd.cohort_id), cmd.by)
         await _mentor_exists(uow, cmd.changes.mentor_id)
         seating.set_cohort(cohort_rules.change(cohort, cmd.changes, deps.wilayah))
         await seating.gather()
@@ -170,7 +170,8 @@ async def _open(cmd: MoveCohort, uow: TrainingUnitOfWork, deps: Deps) -> Cohort:
         # Alone, before the cohort: every batch that made a business a prospect has committed (and is gathered),
         # and every later batch sees the cohort open.
         await uow.store.hold_seating(alone=True)
-        cohort = cohort_rules.transition(await seating.lock_one(cmd.cohort_id), "open", now)
+        cohort = cohort_rules.require_run_by(await seating.lock_one(cmd.cohort_id), cmd.by)
+        cohort = cohort_rules.transition(cohort, "open", now)
         seating.set_cohort(cohort)
         uow.emit(events.CohortOpened(cohort))
         await seating.gather()
@@ -186,7 +187,8 @@ async def _start(cmd: MoveCohort, uow: TrainingUnitOfWork, deps: Deps) -> Cohort
     now = deps.clock()
     async with uow:
         seating = Seating(uow, deps, now)
-        cohort = cohort_rules.transition(await seating.lock_one(cmd.cohort_id), "running", now)
+        cohort = cohort_rules.require_run_by(await seating.lock_one(cmd.cohort_id), cmd.by)
+        cohort = cohort_rules.transition(cohort, "running", now)
         seating.set_cohort(cohort)
         uow.audit("CohortStarted", "cohort", cohort.id)
         await seating.save()
@@ -199,7 +201,8 @@ async def _cancel(cmd: MoveCohort, uow: TrainingUnitOfWork, deps: Deps) -> Cohor
     now = deps.clock()
     async with uow:
         seating = Seating(uow, deps, now)
-        cohort = cohort_rules.transition(await seating.lock_one(cmd.cohort_id), "cancelled", now)
+        cohort = cohort_rules.require_run_by(await seating.lock_one(cmd.cohort_id), cmd.by)
+        cohort = cohort_rules.transition(cohort, "cancelled", now)
         seats = list(seating.seats[cohort.id].values())
         enrolled = sum(s.status == "enrolled" for s in seats)
         for seat in sorted(seats, key=lambda s: str(s.business_id)):
@@ -221,7 +224,8 @@ async def _complete(cmd: MoveCohort, uow: TrainingUnitOfWork, deps: Deps) -> Coh
     now = deps.clock()
     async with uow:
         seating = Seating(uow, deps, now)
-        cohort = cohort_rules.transition(await seating.lock_one(cmd.cohort_id), "completed", now)
+        cohort = cohort_rules.require_run_by(await seating.lock_one(cmd.cohort_id), cmd.by)
+        cohort = cohort_rules.transition(cohort, "completed", now)
         programme = seating.programme(cohort.id)
         seats = sorted(seating.seats[cohort.id].values(), key=lambda s: str(s.business_id))
         enrolled = [s for s in seats if s.status == "enrolled"]

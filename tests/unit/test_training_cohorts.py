@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from services.training import handlers
+from services.training import attendance_records, handlers
+from services.training.domain.attendance import AssessmentForm, AttendanceForm
 from services.training.domain.cohorts import TRANSITIONS, CohortChanges, transition
 from services.training.domain.programmes import ProgrammeForm
-from shared.errors import Conflict, InvalidInput
+from shared.auth import Principal
+from shared.errors import Conflict, Forbidden, InvalidInput
 
 from .training_fakes import TRAINER, TrainingWorld, cohort_form, programme_form, sessions
 
@@ -191,3 +194,58 @@ async def test_planning_starting_and_changing_a_cohort_are_in_the_audit_trail():
     await world.move(cohort.id, "running")
     actions = [(a.action, a.actor) for u in world.uows for a in u.audit_entries]
     assert ("CohortPlanned", "pelatih.dinas") in actions and ("CohortStarted", "pelatih.dinas") in actions
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Who runs a cohort
+# ---------------------------------------------------------------------------------------------------------------
+
+ANOTHER_TRAINER = Principal("pelatih.lain", frozenset({"trainer"}))
+ADMIN = Principal("admin.kota", frozenset({"admin"}))
+
+
+def by_another_trainer(cohort_id: uuid.UUID, trainee: uuid.UUID) -> dict[str, Any]:
+    """Every command that runs a cohort, as another trainer would send it."""
+    marks = AttendanceForm.model_validate({"records": [{"business_id": str(trainee), "attendance": "absent"}]})
+    scores = AssessmentForm.model_validate({"records": [{"business_id": str(trainee), "management": 0, "leadership": 0,
+                                                         "business_prospects": 0}]})  # fmt: skip
+    return {
+        **{f"move to {to}": handlers.MoveCohort(cohort_id, to, ANOTHER_TRAINER)
+           for to in ("open", "running", "completed", "cancelled")},
+        "change": handlers.ChangeCohort(cohort_id, CohortChanges(capacity=1), ANOTHER_TRAINER),
+        "attendance": attendance_records.RecordAttendance(cohort_id, 1, marks, ANOTHER_TRAINER),
+        "assessments": attendance_records.RecordAssessments(cohort_id, scores, ANOTHER_TRAINER),
+    }  # fmt: skip
+
+
+async def send(world: TrainingWorld, command: Any) -> Any:
+    handler = {handlers.MoveCohort: handlers.move_cohort, handlers.ChangeCohort: handlers.change_cohort,
+               attendance_records.RecordAttendance: attendance_records.record_attendance,
+               attendance_records.RecordAssessments: attendance_records.record_assessments}[type(command)]  # fmt: skip
+    return await handler(command, world.uow(), world.deps)
+
+
+@pytest.mark.parametrize("state", ["planned", "open", "running"])
+async def test_another_trainer_can_not_run_a_cohort_and_nothing_changes(state: str):
+    world = TrainingWorld()
+    trainee, _ = await world.register_many(2)
+    programme = await world.programme()
+    cohort = await world.cohort(programme, capacity=2)
+    for to in {"planned": [], "open": ["open"], "running": ["open", "running"]}[state]:
+        await world.move(cohort.id, to)
+    world.clock.set(datetime(2026, 4, 28, 8, 0, tzinfo=UTC))
+    before, published = world.store.snapshot(), len(world.published)
+
+    for doing, command in by_another_trainer(cohort.id, trainee).items():
+        with pytest.raises(Forbidden, match="run by the trainer who planned it"):
+            await send(world, command)
+        assert (world.store.snapshot(), len(world.published)) == (before, published), doing
+
+
+async def test_an_admin_may_run_a_cohort_its_trainer_can_not():
+    world = TrainingWorld()
+    _, cohort = await world.open_cohort()
+
+    cancelled = await handlers.move_cohort(handlers.MoveCohort(cohort.id, "cancelled", ADMIN), world.uow(), world.deps)
+
+    assert cancelled.state == "cancelled"

@@ -12,7 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.training.domain.programmes import Programme
-from shared.errors import Conflict, FieldError, InvalidInput
+from shared.auth import Principal
+from shared.errors import Conflict, FieldError, Forbidden, InvalidInput
 from shared.reference.wilayah import Wilayah
 from shared.reference.wita import WITA
 
@@ -220,6 +221,14 @@ def require_taking_trainees(cohort: Cohort) -> None:
     if cohort.state not in TAKING_TRAINEES:
         raise Conflict(f"cohort {cohort.id} is {cohort.state}; enrolment changes only while it is open or running",
                        "cohort_state", {"state": cohort.state})  # fmt: skip
+
+
+def require_run_by(cohort: Cohort, by: Principal) -> Cohort:
+    """A cohort is run by the trainer who planned it, or an admin (for one whose trainer cannot): any other trainer's
+    token could cancel it, withdraw its trainees as no-shows or record their assessments."""
+    if "admin" not in by.roles and by.actor != cohort.created_by:
+        raise Forbidden(f"cohort {cohort.id} is run by the trainer who planned it; ask them, or an admin, to do this")
+    return cohort
 
 
 def require_state(cohort: Cohort, state: str, doing: str) -> None:
