@@ -14,6 +14,10 @@ Local deliveries need no gateway: claimed, written to `local_outbox` and marked 
 exactly once. A pass also looks, at most every quarter of a lease, for `sending` rows whose lease ran out (their
 process stopped) and applies the channel's guarantee (domain/delivery.py): at-most-once marks them `unknown` for an
 operator, at-least-once queues them again.
+
+A lease is set and judged on PostgreSQL's clock, not the injected one (store.py says why): processes on hosts whose
+clocks differ would otherwise take one another's live leases for run-out ones. The injected clock still decides
+what is due, quiet hours, backoff and the times recorded, and when this process next looks for stranded rows.
 """
 
 from __future__ import annotations
@@ -129,7 +133,8 @@ class DeliveryWorker:
         """How many deliveries were claimed, and whether a claim was full (more may be due at once)."""
         now = self._deps.clock()
         # A row is stranded only once its lease has run out, so looking more often than a part of the lease finds
-        # nothing new; at a message a second, looking every pass was most of the worker's transactions.
+        # nothing new; at a message a second, looking every pass was most of the worker's transactions. This
+        # process's own clock is enough for that: it says how often to look, never whether a lease has run out.
         if self._next_recovery is None or now >= self._next_recovery:
             await self.recover()
             self._next_recovery = now + self._settings.lease / 4
@@ -144,7 +149,7 @@ class DeliveryWorker:
     async def recover(self) -> int:
         now = self._deps.clock()
         async with self._uow() as uow:
-            stranded = await uow.store.stranded(now, self._settings.batch)
+            stranded = await uow.store.stranded(self._settings.batch)
             for found in stranded:
                 delivery = found.delivery
                 gateway = self._gateways.get(delivery.channel)
@@ -166,7 +171,7 @@ class DeliveryWorker:
         now = self._deps.clock()
         letters: list[LocalLetter] = []
         async with self._uow() as uow:
-            claimed = await uow.store.claim_due(LOCAL, now, self._settings.holder, now + self._settings.lease,
+            claimed = await uow.store.claim_due(LOCAL, now, self._settings.holder, self._settings.lease,
                                                 self._settings.batch)  # fmt: skip
             for item in claimed:
                 delivery = item.delivery
@@ -205,7 +210,7 @@ class DeliveryWorker:
             # No more than can be sent at once: every claimed row is on its way at once, and answered (or timed out)
             # well within its lease, so no other process ever takes a slow send for a stopped one.
             allowance = min(self._settings.batch, self._settings.concurrency, gateway.rate.available(bucket, now))
-            claimed = await uow.store.claim_due(channel, now, self._settings.holder, now + self._settings.lease, allowance)
+            claimed = await uow.store.claim_due(channel, now, self._settings.holder, self._settings.lease, allowance)
             going = []
             for item in claimed:
                 if not await self._withheld(uow, item, now):

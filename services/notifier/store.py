@@ -130,14 +130,22 @@ class NotifierStore(abc.ABC):
     @abc.abstractmethod
     async def save_bucket(self, channel: str, bucket: Bucket) -> None: ...
 
-    @abc.abstractmethod
-    async def claim_due(self, channel: str, now: datetime, holder: str, lease_until: datetime, limit: int) -> list[Outgoing]:
-        """Mark up to `limit` queued deliveries due by `now` as `sending` by `holder` (one more attempt), skipping rows
-        another process has locked; returns them with their messages."""
+    # A lease is set and judged on one clock, the database's, never on a process's own: notifier processes run on
+    # hosts whose clocks differ by tens of seconds, and one whose clock runs ahead (or a holder whose clock runs
+    # behind) would take a live lease for a run-out one, and send an email twice or mark a WhatsApp unknown. So
+    # neither method below is given the caller's time for the lease. Due times stay on the caller's clock: a skew
+    # there moves when a row goes by the skew, and never lets two processes hold one row.
 
     @abc.abstractmethod
-    async def stranded(self, now: datetime, limit: int) -> list[Stranded]:
-        """Locked `sending` deliveries whose lease ran out, skipping rows another process has locked."""
+    async def claim_due(self, channel: str, now: datetime, holder: str, lease: timedelta, limit: int) -> list[Outgoing]:
+        """Mark up to `limit` queued deliveries due by `now` as `sending` by `holder` (one more attempt), held for
+        `lease` from now by the database's clock, skipping rows another process has locked; returns them with their
+        messages."""
+
+    @abc.abstractmethod
+    async def stranded(self, limit: int) -> list[Stranded]:
+        """Locked `sending` deliveries whose lease ran out by the database's clock, skipping rows another process has
+        locked."""
 
     @abc.abstractmethod
     async def start_attempt(self, delivery_id: uuid.UUID, attempt: int, holder: str, now: datetime) -> None: ...

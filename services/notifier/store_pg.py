@@ -210,18 +210,20 @@ class PgNotifierStore(NotifierStore):
             bucket.refilled_at,
         )  # fmt: skip
 
-    async def claim_due(self, channel: str, now: datetime, holder: str, lease_until: datetime, limit: int) -> list[Outgoing]:
+    async def claim_due(self, channel: str, now: datetime, holder: str, lease: timedelta, limit: int) -> list[Outgoing]:
         if limit <= 0:
             return []
+        # The lease runs from this statement on the server's clock (as `stranded` judges it), not from the
+        # transaction's start: the claim may have waited for the channel's bucket behind another process's claim.
         rows = await self._conn.fetch(
             f"""WITH due AS (
                     SELECT id FROM delivery WHERE status = 'queued' AND channel = $1 AND not_before <= $2
                     ORDER BY not_before, id LIMIT $3 FOR UPDATE SKIP LOCKED)
-                UPDATE delivery d SET status = 'sending', attempts = d.attempts + 1, holder = $4, lease_until = $5,
-                    updated_at = $2
+                UPDATE delivery d SET status = 'sending', attempts = d.attempts + 1, holder = $4,
+                    lease_until = statement_timestamp() + $5::interval, updated_at = $2
                 FROM due WHERE d.id = due.id
                 RETURNING {', '.join('d.' + c for c in _DELIVERY.replace(' ', '').split(','))}""",
-            channel, now, limit, holder, lease_until,
+            channel, now, limit, holder, lease,
         )  # fmt: skip
         if not rows:
             return []
@@ -240,11 +242,13 @@ class PgNotifierStore(NotifierStore):
                                     _preference(detail) if detail["phone"] else None))  # fmt: skip
         return claimed
 
-    async def stranded(self, now: datetime, limit: int) -> list[Stranded]:
+    async def stranded(self, limit: int) -> list[Stranded]:
+        # The server's clock, as the claim set it (statement_timestamp() is stable, so the partial index on
+        # lease_until still bounds the scan).
         rows = await self._conn.fetch(
-            f"SELECT {_DELIVERY}, holder FROM delivery WHERE status = 'sending' AND lease_until < $1"
-            " ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED",
-            now, limit,
+            f"SELECT {_DELIVERY}, holder FROM delivery WHERE status = 'sending' AND lease_until < statement_timestamp()"
+            " ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED",
+            limit,
         )  # fmt: skip
         return [Stranded(_delivery(r), r["holder"]) for r in rows]
 

@@ -81,9 +81,14 @@ class FakeNotifierStore(NotifierStore):
     """Everything the notifier keeps, in dicts and lists, with the same rules as the SQL: a contact is only replaced
     by a newer business_version; one event yields a given template's message at most once; one delivery per
     (message, channel, recipient); a claim takes queued, due rows in order and marks them sending with one more
-    attempt; a stranded row is a sending one whose lease ran out."""
+    attempt; a stranded row is a sending one whose lease ran out.
 
-    def __init__(self) -> None:
+    `clock` is the database's: leases are set and run out by it, as PostgreSQL's clock decides them for the real
+    store, whatever the clock of the worker asking. A test moves it to let a lease run out; one that shares it with
+    its workers has them agree with the database, as on one host."""
+
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self.clock: Callable[[], datetime] = clock if clock is not None else FixedClock()
         self.contacts: dict[uuid.UUID, Contact] = {}
         self.messages: list[Message] = []
         self.message_status: dict[uuid.UUID, tuple[str, str]] = {}  # message id -> (status, channel)
@@ -100,9 +105,11 @@ class FakeNotifierStore(NotifierStore):
         self.offers: dict[uuid.UUID, OfferFact] = {}
         self.buckets: dict[str, Bucket] = {}
 
-    # State snapshots, used by FakeNotifierUnitOfWork to roll back. Every value is a frozen dataclass or a tuple.
+    # State snapshots, used by FakeNotifierUnitOfWork to roll back. The state is every list and dict (their values are
+    # frozen dataclasses or tuples); the clock is not state, and a rollback leaves it alone.
     def snapshot(self) -> dict[str, Any]:
-        return {name: (list(value) if isinstance(value, list) else dict(value)) for name, value in vars(self).items()}
+        return {name: (list(value) if isinstance(value, list) else dict(value)) for name, value in vars(self).items()
+                if isinstance(value, list | dict)}  # fmt: skip
 
     def restore(self, state: dict[str, Any]) -> None:
         for name, value in state.items():
@@ -178,7 +185,8 @@ class FakeNotifierStore(NotifierStore):
     async def save_bucket(self, channel: str, bucket: Bucket) -> None:
         self.buckets[channel] = bucket
 
-    async def claim_due(self, channel: str, now: datetime, holder: str, lease_until: datetime, limit: int) -> list[Outgoing]:
+    async def claim_due(self, channel: str, now: datetime, holder: str, lease: timedelta, limit: int) -> list[Outgoing]:
+        lease_until = self.clock() + lease
         due = sorted((d for d in self.deliveries.values()
                       if d.status == "queued" and d.channel == channel and d.not_before <= now),
                      key=lambda d: (d.not_before, d.id))[:max(0, limit)]  # fmt: skip
@@ -193,7 +201,8 @@ class FakeNotifierStore(NotifierStore):
                                     offer.state if offer else None, self.preferences.get(delivery.recipient)))  # fmt: skip
         return claimed
 
-    async def stranded(self, now: datetime, limit: int) -> list[Stranded]:
+    async def stranded(self, limit: int) -> list[Stranded]:
+        now = self.clock()
         found = [Stranded(self.deliveries[i], holder) for i, (holder, until) in self.leases.items()
                  if until < now and self.deliveries[i].status == "sending"]  # fmt: skip
         return found[:limit]

@@ -563,7 +563,7 @@ async def test_a_transient_failure_is_retried_after_its_backoff_but_never_into_q
 
 async def test_a_send_claimed_and_never_answered_is_unknown_after_its_lease_under_at_most_once() -> None:
     clock = FixedClock(MORNING)
-    store, deps = FakeNotifierStore(), new_deps(clock)
+    store, deps = FakeNotifierStore(clock), new_deps(clock)  # the workers' clocks agree with the database's
     gateway = ScriptedGateway(WHATSAPP, AT_MOST_ONCE)
     await deliver(handlers.funding_offer, matched(), store, deps)
     await worker(store, deps, [gateway], "host-a:1", Forgetful).pass_once()
@@ -582,7 +582,7 @@ async def test_a_send_claimed_and_never_answered_is_unknown_after_its_lease_unde
 
 async def test_a_send_claimed_and_never_answered_is_sent_again_after_its_lease_under_at_least_once() -> None:
     clock = FixedClock(MORNING)
-    store, deps = FakeNotifierStore(), new_deps(clock)
+    store, deps = FakeNotifierStore(clock), new_deps(clock)
     gateway = ScriptedGateway(WHATSAPP, AT_LEAST_ONCE)
     await deliver(handlers.funding_offer, matched(), store, deps)
     await worker(store, deps, [gateway], "host-a:1", Forgetful).pass_once()
@@ -595,21 +595,39 @@ async def test_a_send_claimed_and_never_answered_is_sent_again_after_its_lease_u
     assert [c.delivery_id for c in gateway.calls] == [delivery.id, delivery.id]
 
 
-class CountingStore(FakeNotifierStore):
-    """Remembers when it was asked for stranded rows."""
+async def test_a_lease_runs_out_by_the_databases_clock_whatever_the_workers_own_clocks_say() -> None:
+    database = FixedClock(MORNING)
+    store, holder = FakeNotifierStore(database), new_deps(FixedClock(MORNING))
+    ahead = replace(holder, clock=FixedClock(MORNING + timedelta(minutes=5)))  # another host's clock, 5 minutes fast
+    gateway = ScriptedGateway(WHATSAPP, AT_MOST_ONCE)
+    await deliver(handlers.funding_offer, matched(), store, holder)
+    await worker(store, holder, [gateway], "host-a:1", Forgetful).pass_once()
 
-    def __init__(self) -> None:
-        super().__init__()
+    await worker(store, ahead, [gateway], "host-b:2").pass_once()
+    [delivery] = deliveries(store, "funding_offer")
+    assert (delivery.status, len(gateway.calls)) == ("sending", 1)  # host-a's lease is live: left alone
+
+    database.set(MORNING + timedelta(seconds=61))  # now it has run out, though no worker's clock moved
+    await worker(store, holder, [gateway], "host-a:3").pass_once()
+    [delivery] = deliveries(store, "funding_offer")
+    assert (delivery.status, len(gateway.calls)) == ("unknown", 1)
+
+
+class CountingStore(FakeNotifierStore):
+    """Remembers when it was asked for stranded rows (by its clock, which the test shares with the worker)."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        super().__init__(clock)
         self.looks: list[datetime] = []
 
-    async def stranded(self, now: datetime, limit: int) -> list[Any]:
-        self.looks.append(now)
-        return await super().stranded(now, limit)
+    async def stranded(self, limit: int) -> list[Any]:
+        self.looks.append(self.clock())
+        return await super().stranded(limit)
 
 
 async def test_a_worker_looks_for_stranded_rows_once_a_quarter_of_its_lease_not_at_every_pass() -> None:
     clock = FixedClock(MORNING)
-    store, deps = CountingStore(), new_deps(clock)
+    store, deps = CountingStore(clock), new_deps(clock)
     survivor = worker(store, deps, [ScriptedGateway(WHATSAPP, AT_LEAST_ONCE)], "host-b:2")
     for _ in range(3):
         await survivor.pass_once()
@@ -625,7 +643,7 @@ async def test_a_worker_looks_for_stranded_rows_once_a_quarter_of_its_lease_not_
 
 async def test_a_row_stranded_while_a_worker_runs_is_recovered_by_it_within_a_quarter_of_a_lease_of_expiring() -> None:
     clock = FixedClock(MORNING)
-    store, deps = FakeNotifierStore(), new_deps(clock)
+    store, deps = FakeNotifierStore(clock), new_deps(clock)
     gateway = ScriptedGateway(WHATSAPP, AT_LEAST_ONCE)
     survivor = worker(store, deps, [gateway], "host-b:2")
     await survivor.pass_once()  # looked at MORNING: nothing stranded yet
@@ -699,7 +717,7 @@ async def test_a_full_claim_starts_the_next_pass_at_once_and_a_partial_one_waits
 
 async def test_a_late_answer_to_an_old_attempt_never_overwrites_the_newer_attempt() -> None:
     clock = FixedClock(MORNING)
-    store, deps = FakeNotifierStore(), new_deps(clock)
+    store, deps = FakeNotifierStore(clock), new_deps(clock)
     gateway = ScriptedGateway(WHATSAPP, AT_LEAST_ONCE)
     await deliver(handlers.funding_offer, matched(), store, deps)
     first = worker(store, deps, [gateway], "host-a:1", Forgetful)
