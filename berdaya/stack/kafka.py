@@ -64,6 +64,12 @@ def new_cluster_id() -> str:
     return cluster_id
 
 
+def argfile_quoted(argument: str) -> str:
+    """One argument as the `java` launcher reads it back from an argument file: quoted, with its escapes."""
+    escapes = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}
+    return '"' + "".join(escapes.get(c, c) for c in argument) + '"'
+
+
 _LOG4J = """\
 rootLogger.level = WARN
 rootLogger.appenderRef.stdout.ref = STDOUT
@@ -185,11 +191,17 @@ class KafkaNode:
         # The first admin's SCRAM credential is written with the storage: nobody can talk to a secured broker before.
         scram = ([] if self.credentials is None else [
             "--add-scram", f"SCRAM-SHA-512=[name={self.credentials.admin_user},password={self.credentials.admin_password}]"])  # fmt: skip
-        result = subprocess.run(
-            self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file),
-                       "--ignore-formatted", *scram, heap="256m"),
-            capture_output=True, text=True,
-        )  # fmt: skip
+        # StorageTool (Kafka 4.1) takes that credential on its command line only, which any local user can read
+        # (ps, /proc/PID/cmdline). So its class and arguments go to the JVM in an argument file (`java @FILE`,
+        # expanded by the launcher itself), readable by us alone and removed as soon as the tool has run.
+        arguments = self.data_dir / "format.args"
+        write_secret(arguments, "".join(f"{argfile_quoted(a)}\n" for a in (
+            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file), "--ignore-formatted",
+            *scram)))  # fmt: skip
+        try:
+            result = subprocess.run(self._java(libs, f"@{arguments}", heap="256m"), capture_output=True, text=True)
+        finally:
+            arguments.unlink(missing_ok=True)
         if result.returncode != 0:
             raise KafkaUnavailable(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
 

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import signal
 import stat
 import subprocess
@@ -20,7 +21,15 @@ from rich.console import Console
 
 from berdaya import cli_partners
 from berdaya.partners import PartnerAccess
-from berdaya.stack.kafka import BrokerCredentials, KafkaNode, KafkaUnavailable, LocalKafka, ensure_jars, new_cluster_id
+from berdaya.stack import kafka as kafka_stack
+from berdaya.stack.kafka import (
+    BrokerCredentials,
+    KafkaNode,
+    KafkaUnavailable,
+    LocalKafka,
+    ensure_jars,
+    new_cluster_id,
+)
 from berdaya.stack.local import LocalStack, new_secrets, service
 from berdaya.stack.postgres import database_url, masked_url
 from berdaya.stack.process import PidFile, free_ports
@@ -342,3 +351,56 @@ def test_kafka_s_jars_are_fetched_with_strict_checksums_so_a_corrupt_jar_is_neve
     with pytest.raises(KafkaUnavailable):
         ensure_jars()
     assert "-C" in asked.read_text().splitlines()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Formatting the broker's storage: the admin's password never on a command line
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _format_watched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, returncode: int = 0) -> list[dict]:
+    """Format a secured node's storage, keeping what each process would have been started with: its command line
+    (which any local user can read in ps) and, while it runs, the argument files it names."""
+    started: list[dict] = []
+
+    def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        files = {a[1:]: (Path(a[1:]).read_text(), _mode(Path(a[1:]))) for a in argv if a.startswith("@")}
+        started.append({"argv": argv, "files": files})
+        return subprocess.CompletedProcess(argv, returncode, "", "refused" if returncode else "")
+
+    monkeypatch.setattr(kafka_stack.subprocess, "run", run)
+    node = KafkaNode(1, tmp_path / "kafka-1", 9092, 9192, [(1, 9192)],
+                     credentials=BrokerCredentials("s3cret-admin-pw", "s3cret-controller-pw"))  # fmt: skip
+    if returncode:
+        with pytest.raises(KafkaUnavailable):
+            node.format(tmp_path / "libs", "cluster-id")
+    else:
+        node.format(tmp_path / "libs", "cluster-id")
+    return started
+
+
+@pytest.mark.parametrize("returncode", [0, 1])
+def test_the_admin_s_password_is_given_to_the_storage_tool_in_a_file_of_ours_never_on_its_command_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask_022: None, returncode: int) -> None:  # fmt: skip
+    [storage] = _format_watched(tmp_path, monkeypatch, returncode)
+    assert not any("s3cret" in a for a in storage["argv"]), storage["argv"]
+    [(path, (text, mode))] = storage["files"].items()
+    assert "SCRAM-SHA-512=[name=admin,password=s3cret-admin-pw]" in text and "kafka.tools.StorageTool" in text
+    assert mode == 0o600
+    assert not Path(path).exists()  # gone once the tool has run, whether it worked or not
+
+
+def test_an_argument_file_gives_the_java_launcher_back_each_argument_as_it_was(tmp_path: Path) -> None:
+    from berdaya.stack.kafka import argfile_quoted
+
+    if not shutil.which("java"):
+        pytest.skip("no java here")
+    echo = tmp_path / "Echo.java"
+    echo.write_text('public class Echo { public static void main(String[] a) { for (String s : a) '
+                    'System.out.print("<" + s + ">"); } }')  # fmt: skip
+    arguments = ['pass "wo\'rd" \\ # x', "two\nlines\tand\rmore\f", "", "@not-a-file", "#not-a-comment", "-version"]
+    argfile = tmp_path / "echo.args"
+    argfile.write_text("".join(f"{argfile_quoted(a)}\n" for a in [str(echo), *arguments]))
+    echoed = subprocess.run(["java", f"@{argfile}"], capture_output=True, timeout=120)  # bytes: \r kept as it is
+    assert echoed.returncode == 0, echoed.stderr
+    assert echoed.stdout.decode() == "".join(f"<{a}>" for a in arguments)
