@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from berdaya import partners
-from berdaya.partners import PartnerAccess, PartnerRefused
+from berdaya.partners import PartnerAccess, PartnerRefused, Topics
 from berdaya.stack.secret_files import write_secret
 
 console = Console()
@@ -27,8 +28,17 @@ def _context():  # noqa: ANN202 - (LocalStack, admin KafkaAccess, token maker)
     return stack, stack.kafka_admin, _token
 
 
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+def _topics() -> Topics:
+    """The deployment's topic namespace, partitions and replication factor, from the same settings as its services'."""
+    try:
+        return partners.deployment_topics()
+    except PartnerRefused as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> NoReturn:
+    # Plain text: the message quotes others (the registry's reply, an id as typed, a setting), never markup.
+    console.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -60,22 +70,27 @@ def problem_detail(response: httpx.Response) -> str:
 
 
 def _show(access: PartnerAccess, properties: Path | None) -> None:
-    table = Table(title=f"Partner {access.partner_id}", show_header=False)
-    table.add_row("Kafka user", access.user)
+    # Every value is shown as plain text: ACLs and user names on a cluster are anyone's strings, never markup.
+    table = Table(title=Text(f"Partner {access.partner_id}"), show_header=False)
+    table.add_row("Kafka user", Text(access.user))
     if access.password:
-        table.add_row("password", f"[bold]{access.password}[/bold]  (shown once; Berdaya keeps only its hash)")
+        shown_once = Text.assemble((access.password, "bold"), "  (shown once; Berdaya keeps only its hash)")
+        table.add_row("password", shown_once)
     else:
         table.add_row("password", "unchanged (`berdaya partner rotate` makes a new one)")
-    table.add_row("bootstrap servers", access.bootstrap_servers)
+    table.add_row("bootstrap servers", Text(access.bootstrap_servers))
     table.add_row("mechanism", "SASL_PLAINTEXT, SCRAM-SHA-512")
-    table.add_row("may read", "\n".join(access.reads))
-    table.add_row("may write", "\n".join(access.writes))
-    table.add_row("consumer groups", f"{access.group_prefix}<anything>")
+    # What its grants allow now (a pattern ending in * takes topics or groups made later too), not what it asked for.
+    table.add_row("may read", Text("\n".join(access.reads) or "nothing"))
+    table.add_row("may write", Text("\n".join(access.writes) or "nothing"))
+    table.add_row("consumer groups", Text("\n".join(access.groups) or "none"))
     console.print(table)
     if properties and access.password:
         write_secret(properties, access.client_properties())
-        console.print(f"Client settings written to {properties} (readable by you alone); e.g. "
-                      f"kcat -F {properties} -G {access.group_prefix}demo {access.reads[0]} (kcat on librdkafka 2.6.1+)", soft_wrap=True)  # fmt: skip
+        readable = next((t for t in access.reads if "*" not in t), None)
+        example = (f"; e.g. kcat -F {properties} -G {access.group_prefix}demo {readable} (kcat on librdkafka 2.6.1+)"
+                   if readable else "")  # fmt: skip
+        console.print(Text(f"Client settings written to {properties} (readable by you alone){example}"), soft_wrap=True)
 
 
 Properties = Annotated[Path | None, typer.Option(help="Also write the client settings (with the password) to this file")]
@@ -91,10 +106,14 @@ def add(
 ) -> None:
     """Admit a partner: its referral and outcomes topics, a Kafka user, its grants, and the registry's record, so
     owners may consent to referrals to it."""
+    deployment = _topics()
     _, admin, _ = _context()
     register = _registry_call("PUT", lambda p: f"/partners/{p}", lambda p: {"id": p, "name": name})
     try:
-        access = asyncio.run(partners.add(admin, partner_id, register=register, topics=topics))
+        access = asyncio.run(partners.add(admin, partner_id, namespace=deployment.namespace,
+                                          partitions=deployment.partitions,
+                                          replication_factor=deployment.replication_factor,
+                                          register=register, topics=topics))  # fmt: skip
     except PartnerRefused as exc:
         _fail(str(exc))
     _show(access, properties)
@@ -103,11 +122,13 @@ def add(
 @partner.command("rotate")
 def rotate(partner_id: Annotated[str, typer.Argument()], properties: Properties = None) -> None:
     """A new password for the partner's Kafka user; the old one stops working for new connections."""
+    namespace = _topics().namespace
     _, admin, _ = _context()
     try:
-        _show(partners.rotate(admin, partner_id), properties)
+        access = partners.rotate(admin, partner_id, namespace=namespace)
     except PartnerRefused as exc:
         _fail(str(exc))
+    _show(access, properties)
 
 
 @partner.command("revoke")
@@ -116,9 +137,10 @@ def revoke(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
 ) -> None:
     """Cut a partner off: its grants and user go, no more referrals are sent to it. Its topics are kept."""
+    namespace = _topics().namespace
     _, admin, _ = _context()
     try:
-        has_user, grants = partners.on_cluster(admin, partner_id)
+        has_user, grants = partners.on_cluster(admin, partner_id, namespace=namespace)
     except PartnerRefused as exc:
         _fail(str(exc))
     if not has_user and not grants:
@@ -129,7 +151,8 @@ def revoke(
                                        "its systems lose access at once."):  # fmt: skip
         raise typer.Exit(1)
     try:
-        removed = partners.revoke(admin, partner_id, unregister=_registry_call("POST", lambda p: f"/partners/{p}/revoke"))
+        removed = partners.revoke(admin, partner_id, namespace=namespace,
+                                  unregister=_registry_call("POST", lambda p: f"/partners/{p}/revoke"))  # fmt: skip
     except PartnerRefused as exc:
         _fail(str(exc))
     console.print(f"Partner {partner_id} revoked: {removed} grant(s) removed, its Kafka user deleted.")
@@ -138,10 +161,16 @@ def revoke(
 @partner.command("list")
 def list_() -> None:
     """Every partner with a Kafka user, and what it may touch."""
+    namespace = _topics().namespace
     _, admin, _ = _context()
+    try:
+        found = partners.listing(admin, namespace=namespace)
+    except PartnerRefused as exc:
+        _fail(str(exc))
     table = Table(title="Partners on the cluster")
     for column in ("partner", "grants"):
         table.add_column(column, overflow="fold")
-    for partner_id, grants in partners.listing(admin).items():
-        table.add_row(partner_id, "\n".join(map(str, grants)) or "[red]none[/red]")
+    for partner_id, grants in found.items():
+        # A user's name and its ACLs' names are whatever was made on the cluster: shown as text, never as markup.
+        table.add_row(Text(partner_id), Text("\n".join(map(str, grants))) if grants else Text("none", style="red"))
     console.print(table)

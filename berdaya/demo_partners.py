@@ -16,7 +16,7 @@ from berdaya import partners
 from berdaya.partners import PartnerAccess
 from berdaya.stack.local import LocalStack
 from shared.auth import TokenService
-from shared.contracts.topics import PUBLIC_BUSINESS, REGISTRY_BUSINESS, partner_topic
+from shared.contracts.topics import PUBLIC_BUSINESS, REGISTRY_BUSINESS, namespaced, partner_topic
 from shared.messaging.kafka import KafkaAccess
 
 PARTNERS = (("bri", "Bank Rakyat Indonesia"), ("bank-ntt", "Bank NTT"))
@@ -66,32 +66,37 @@ async def run_partners(http: httpx.AsyncClient, urls: dict[str, str], stack: Loc
         httpx.put(f"{urls['registry']}/partners/{partner_id}", json={"id": partner_id, "name": name},
                   headers=as_admin, timeout=30).raise_for_status()  # fmt: skip
 
+    # Named and made as the services name and make theirs (BERDAYA_TOPIC_NAMESPACE, _PARTITIONS, _REPLICATION_FACTOR).
+    deployment = partners.deployment_topics()
+    ns = deployment.namespace
     admitted: dict[str, PartnerAccess] = {}
     for partner_id, _ in PARTNERS:
-        access = await partners.add(admin, partner_id, register=register)
+        access = await partners.add(admin, partner_id, namespace=ns, partitions=deployment.partitions,
+                                    replication_factor=deployment.replication_factor, register=register)  # fmt: skip
         if access.password is None:  # admitted by an earlier demo run; its password was shown then
-            access = partners.rotate(admin, partner_id)
+            access = partners.rotate(admin, partner_id, namespace=ns)
         admitted[partner_id] = access
         console.print(f"  berdaya partner add {partner_id}: Kafka user [bold]{access.user}[/bold], SCRAM-SHA-512, "
                       f"reads {', '.join(access.reads)}; writes {', '.join(access.writes)}")  # fmt: skip
     ntt = admitted["bank-ntt"]
     ntt_access = admin.as_user(ntt.user, ntt.password or "")
-    events = await asyncio.to_thread(read_as, ntt_access, PUBLIC_BUSINESS, f"{ntt.group_prefix}demo", 3)
+    public, internal = namespaced(PUBLIC_BUSINESS, ns), namespaced(REGISTRY_BUSINESS, ns)
+    events = await asyncio.to_thread(read_as, ntt_access, public, f"{ntt.group_prefix}demo", 3)
     if isinstance(events, str):
-        console.print(f"  [red]Bank NTT could not read {PUBLIC_BUSINESS}: {events}[/red]")
+        console.print(f"  [red]Bank NTT could not read {public}: {events}[/red]")
     else:
-        console.print(f"  Bank NTT's client reads {PUBLIC_BUSINESS}; a redacted event, as it sees it:")
+        console.print(f"  Bank NTT's client reads {public}; a redacted event, as it sees it:")
         if events:
             payload = events[0].get("payload", events[0])
             console.print("    " + json.dumps(payload, ensure_ascii=False)[:400])
-    refused = await asyncio.to_thread(read_as, ntt_access, REGISTRY_BUSINESS, f"{ntt.group_prefix}demo", 1, 15)
-    console.print(f"  Bank NTT asks for the internal {REGISTRY_BUSINESS}: "
+    refused = await asyncio.to_thread(read_as, ntt_access, internal, f"{ntt.group_prefix}demo", 1, 15)
+    console.print(f"  Bank NTT asks for the internal {internal}: "
                   f"{'refused: ' + refused if isinstance(refused, str) else '[red]NOT refused[/red]'}")  # fmt: skip
-    await _consented_referral(http, urls, admin, admitted["bri"], ntt_access, console)
+    await _consented_referral(http, urls, admin, admitted["bri"], ntt_access, f"{ntt.group_prefix}demo", ns, console)
 
 
-async def _consented_referral(http: httpx.AsyncClient, urls: dict[str, str], admin: KafkaAccess,
-                              bri: PartnerAccess, other: KafkaAccess, console: Console) -> None:  # fmt: skip
+async def _consented_referral(http: httpx.AsyncClient, urls: dict[str, str], admin: KafkaAccess, bri: PartnerAccess,
+                              other: KafkaAccess, other_group: str, ns: str, console: Console) -> None:  # fmt: skip
     """A business offered BRI's KUR referral accepts and consents; BRI's topic carries exactly what BRI needs."""
     pledges = (await http.get(f"{urls['funding']}/pledges")).json()
     kur = next((p for p in pledges if p.get("instrument") == "financing_referral"), None)
@@ -110,7 +115,7 @@ async def _consented_referral(http: httpx.AsyncClient, urls: dict[str, str], adm
     console.print(f"  The owner accepts BRI's KUR referral ({accepted.status_code}) and consents to share their contact "
                   "with BRI, for that purpose (UU PDP 27/2022)")  # fmt: skip
     bri_access = admin.as_user(bri.user, bri.password or "")
-    topic = partner_topic("bri", "referral")
+    topic = namespaced(partner_topic("bri", "referral"), ns)
     wanted = consent.json()["id"]
     referrals = await asyncio.to_thread(read_as, bri_access, topic, f"{bri.group_prefix}demo-{wanted[:8]}", 1000, 30)
     mine = [r for r in referrals if isinstance(r, dict) and r.get("payload", {}).get("consent_id") == wanted] \
@@ -125,6 +130,6 @@ async def _consented_referral(http: httpx.AsyncClient, urls: dict[str, str], adm
             shown = shown[:5] + "•" * (len(shown) - 8) + shown[-3:]  # the demo's screen is not BRI's
         table.add_row(key, shown)
     console.print(table)
-    refused = await asyncio.to_thread(read_as, other, topic, "bank-ntt.demo", 1, 15)
+    refused = await asyncio.to_thread(read_as, other, topic, other_group, 1, 15)
     console.print(f"  Bank NTT asks for BRI's {topic}: "
                   f"{'refused: ' + refused if isinstance(refused, str) else '[red]NOT refused[/red]'}")  # fmt: skip

@@ -6,8 +6,12 @@ when the user is new (or on `rotate`) and shown once; the cluster keeps only its
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from pydantic import ValidationError, create_model
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.public import PARTNER_ID_PATTERN, PUBLIC_TOPICS
 from shared.contracts.topics import namespaced
@@ -22,6 +26,8 @@ from shared.messaging.acl import (
     partner_user,
 )
 from shared.messaging.kafka import KafkaAccess, ensure_topics, with_dead_letters
+from shared.settings import PlatformSettings
+
 
 class PartnerRefused(ValueError):
     """The request can't be done as asked; the message says what to do instead."""
@@ -39,6 +45,7 @@ class PartnerAccess:
     writes: list[str]
     group_prefix: str
     grants: list[Grant] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)  # the consumer groups its grants allow, e.g. `bri.*`
 
     def client_properties(self) -> str:
         """librdkafka / Java client settings (kcat -F, kafka-console-consumer --consumer.config)."""
@@ -51,12 +58,56 @@ class PartnerAccess:
         ]) + "\n"  # fmt: skip
 
 
-def check_id(partner_id: str) -> None:
-    import re
+@dataclass(frozen=True)
+class Topics:
+    """How a deployment names and makes its topics: what its services read from the environment."""
 
+    namespace: str = ""
+    partitions: int = 6
+    replication_factor: int = 1
+
+
+class _TopicSettingsBase(BaseSettings):
+    # The variables' names only (BERDAYA_TOPIC_*), as the services read them: not TOPIC_NAMESPACE, say.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=False, hide_input_in_errors=True)
+
+
+# The services' own fields (shared/settings.py), variable names, defaults and checks alike, and nothing else: a
+# partner's topics are named and made as the services' are, and a setting the command does not use can't stop it.
+_TOPIC_FIELDS = {"topic_namespace": "namespace", "topic_partitions": "partitions",
+                 "topic_replication_factor": "replication_factor"}  # fmt: skip
+_TopicSettings = create_model("_TopicSettings", __base__=_TopicSettingsBase, **{
+    name: (info.annotation, info) for name, info in PlatformSettings.model_fields.items() if name in _TOPIC_FIELDS})
+
+
+def deployment_topics() -> Topics:
+    """BERDAYA_TOPIC_NAMESPACE, BERDAYA_TOPIC_PARTITIONS and BERDAYA_TOPIC_REPLICATION_FACTOR, read from the
+    environment and checked as the services read them; a bad one is refused naming the variable."""
+    try:
+        settings = _TopicSettings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}={e.get('input')!r:.80}: {e['msg']}" for e in exc.errors())
+        raise PartnerRefused(f"{problems}. The services read the same setting; fix it in the environment and run "
+                             "this command again") from None  # fmt: skip
+    return Topics(**{ours: getattr(settings, name) for name, ours in _TOPIC_FIELDS.items()})
+
+
+# The services' own rule for a namespace: no dots, so no namespace's names can pass for another's.
+NAMESPACE_PATTERN = next(m.pattern for m in PlatformSettings.model_fields["topic_namespace"].metadata
+                         if getattr(m, "pattern", None))  # fmt: skip
+
+
+def check_id(partner_id: str, namespace: str = "") -> None:
     if not re.fullmatch(PARTNER_ID_PATTERN, partner_id):
         raise PartnerRefused(f"partner id {partner_id!r} must be 2 to 40 lower-case letters, digits or '-', starting "
                              "with a letter (e.g. bri, pos-indonesia)")  # fmt: skip
+    check_namespace(namespace)
+
+
+def check_namespace(namespace: str) -> None:
+    if not re.fullmatch(NAMESPACE_PATTERN, namespace):
+        raise PartnerRefused(f"topic namespace {namespace!r} may hold lower-case letters, digits and '-' only "
+                             "(BERDAYA_TOPIC_NAMESPACE)")  # fmt: skip
 
 
 def public_topics(patterns: Sequence[str]) -> tuple[str, ...] | None:
@@ -74,41 +125,51 @@ async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", parti
               replication_factor: int = 1, register: Callable[[str], None] | None = None,
               topics: Sequence[str] = ("public.*",)) -> PartnerAccess:  # fmt: skip
     """Topics, user, grants (the partner's and the services' for it), then the registry's record via `register`."""
-    check_id(partner_id)
+    check_id(partner_id, namespace)
     reads = public_topics(topics)
     security = KafkaSecurity(admin)
-    await ensure_topics(admin, with_dead_letters(partner_topics(partner_id, namespace), partitions, replication_factor))
+    specs = with_dead_letters(partner_topics(partner_id, namespace), partitions, replication_factor)
+    try:
+        await ensure_topics(admin, specs)
+    except RuntimeError as exc:  # the cluster refused to make a topic as asked (more replicas than brokers, say)
+        raise PartnerRefused(f"{exc} (asked for {partitions} partition(s), replication factor {replication_factor}: "
+                             "BERDAYA_TOPIC_PARTITIONS and BERDAYA_TOPIC_REPLICATION_FACTOR, as for the services' "
+                             "topics); nothing else was done") from exc  # fmt: skip
     user = partner_user(partner_id, namespace)
     password = None
     if user not in security.users():
         password = new_password()
         security.set_password(user, password)
     grants = partner_grants(partner_id, namespace, reads)
+    granted = security.grants()
     # A narrower --topics on a second add takes effect: grants beyond it go.
-    security.revoke(user, sorted(set(security.grants(user).get(user, [])) - set(grants)))
+    security.revoke(user, sorted(set(granted.get(user, [])) - set(grants)))
     security.grant(user, grants)
     for service_user, links in partner_links(partner_id, namespace).items():
         security.grant(service_user, links)
     if register is not None:
         register(partner_id)
-    return access_of(admin, partner_id, namespace, password, grants)
+    return access_of(admin, partner_id, namespace, password, grants, to_anyone=granted.get("*", []))
 
 
 def rotate(admin: KafkaAccess, partner_id: str, *, namespace: str = "") -> PartnerAccess:
     """A new password; the old one stops working for new connections at once."""
-    check_id(partner_id)
+    check_id(partner_id, namespace)
     security = KafkaSecurity(admin)
     user = partner_user(partner_id, namespace)
     if user not in security.users():
         raise PartnerRefused(f"partner {partner_id} has no Kafka user; add it first with `berdaya partner add {partner_id}`")
     password = new_password()
     security.set_password(user, password)
-    return access_of(admin, partner_id, namespace, password, partner_grants(partner_id, namespace))
+    # What it may do is what the cluster grants it now (a narrower --topics, a grant removed or added by hand), not
+    # what a new partner would get; grants to every user (`User:*`) count too.
+    granted = security.grants()
+    return access_of(admin, partner_id, namespace, password, granted.get(user, []), to_anyone=granted.get("*", []))
 
 
 def on_cluster(admin: KafkaAccess, partner_id: str, *, namespace: str = "") -> tuple[bool, int]:
     """Whether the partner has a Kafka user here, and how many grants it holds: what a revoke would take away."""
-    check_id(partner_id)
+    check_id(partner_id, namespace)
     security = KafkaSecurity(admin)
     user = partner_user(partner_id, namespace)
     return user in security.users(), len(security.grants(user).get(user, []))
@@ -118,7 +179,7 @@ def revoke(admin: KafkaAccess, partner_id: str, *, namespace: str = "",
            unregister: Callable[[str], None] | None = None) -> int:  # fmt: skip
     """No more reading or writing for the partner, no more referrals to it; its topics stay for the record.
     Returns how many grants went."""
-    check_id(partner_id)
+    check_id(partner_id, namespace)
     security = KafkaSecurity(admin)
     user = partner_user(partner_id, namespace)
     removed = security.revoke(user)
@@ -132,20 +193,39 @@ def revoke(admin: KafkaAccess, partner_id: str, *, namespace: str = "",
 
 def listing(admin: KafkaAccess, *, namespace: str = "") -> dict[str, list[Grant]]:
     """Every partner user of this deployment and its grants."""
+    check_namespace(namespace)
     security = KafkaSecurity(admin)
     prefix = partner_user("", namespace)
     grants = security.grants()
     return {user.removeprefix(prefix): grants.get(user, []) for user in security.users() if user.startswith(prefix)}
 
 
-def access_of(admin: KafkaAccess, partner_id: str, namespace: str, password: str | None,
-              grants: list[Grant]) -> PartnerAccess:  # fmt: skip
+def access_of(admin: KafkaAccess, partner_id: str, namespace: str, password: str | None, grants: list[Grant], *,
+              to_anyone: Sequence[Grant] = ()) -> PartnerAccess:  # fmt: skip
+    """The partner's access as its grants (and those given to every user) make it, whatever they are."""
     referral, outcomes = partner_topics(partner_id, namespace)
+    held = [*grants, *to_anyone]
     return PartnerAccess(
         partner_id=partner_id, user=partner_user(partner_id, namespace), password=password,
         bootstrap_servers=admin.bootstrap_servers,
-        reads=[namespaced(t, namespace) for t in PUBLIC_TOPICS if any(g.operation == "READ" and g.resource == "topic"
-               and (namespaced(t, namespace).startswith(g.name) if g.prefixed else namespaced(t, namespace) == g.name)
-               for g in grants)] + [referral], writes=[outcomes],
+        reads=granted_names(held, "topic", "READ", [*(namespaced(t, namespace) for t in PUBLIC_TOPICS), referral]),
+        writes=granted_names(held, "topic", "WRITE", [outcomes]),
         group_prefix=partner_group_prefix(partner_id, namespace), grants=grants,
+        groups=granted_names(held, "group", "READ", []),
     )  # fmt: skip
+
+
+def covers(grant: Grant, name: str) -> bool:
+    """Whether the grant reaches a topic or group of that name, as Kafka's authorizer matches it."""
+    if grant.prefixed:
+        return name.startswith(grant.name)
+    return grant.name in ("*", name)  # a literal `*` is every name
+
+
+def granted_names(grants: Sequence[Grant], resource: str, operation: str, known: Sequence[str]) -> list[str]:
+    """What `operation` is allowed on: each of the `known` names a grant reaches, then every grant that reaches
+    beyond them, as a pattern (`public.*` takes topics made later too; `*` is everything)."""
+    allowing = [g for g in grants if g.resource == resource and g.operation in (operation, "ALL")]
+    names = [name for name in known if any(covers(g, name) for g in allowing)]
+    beyond = sorted({f"{g.name}*" if g.prefixed else g.name for g in allowing if g.prefixed or g.name not in known})
+    return names + beyond
