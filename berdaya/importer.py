@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import time
@@ -30,7 +31,15 @@ class ImportSummary:
 
 
 class ImportRefused(RuntimeError):
-    """The file as a whole can't be imported (its encoding, its header, no rows): no row was sent."""
+    """The file as a whole can't be imported (its encoding, its header, no rows). Found in the header, no row was
+    sent; found further on (a byte that is not UTF-8), the rows before it were."""
+
+
+# A row the registry takes is at most MAX_COLUMNS cells of MAX_CELL characters; written as CSV, each cell quoted and
+# every character a doubled quote, that is about 60,000 characters. A record (one row, over one line or many) longer
+# than this is reported as its row's error and read past, never held whole: memory stays bounded whatever the file,
+# and csv's field_size_limit (131,072 characters), whose error would stop the whole import, is never reached.
+MAX_RECORD = 65_536
 
 
 def _open(path: Path) -> io.TextIOWrapper:
@@ -38,33 +47,167 @@ def _open(path: Path) -> io.TextIOWrapper:
     return open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115
 
 
-def _not_utf8(line: int) -> ImportRefused:
+def _first_bad_byte(path: Path) -> tuple[int, int, int, int] | None:
+    """Where the file stops being UTF-8: (line, character in the line, byte offset in the file, the byte), lines
+    counted as the CSV reader counts them (CR, LF or CRLF), or None. Read in blocks: the decoder reports an error
+    when it decodes the block holding it, which may be lines after the last row read, so the line is found here."""
+    line, column, offset, after_cr, carry = 1, 1, 0, False, b""
+    with open(path, "rb") as handle:
+        if handle.read(3) != codecs.BOM_UTF8:
+            handle.seek(0)
+        else:
+            offset = 3
+        while True:
+            block = handle.read(1 << 20)
+            data, carry = carry + block, b""
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if block and exc.reason == "unexpected end of data":  # a character cut by the block's end
+                    text, carry = data[: exc.start].decode("utf-8"), data[exc.start :]
+                else:
+                    text = data[: exc.start].decode("utf-8")
+                    line, column, _ = _advance(text, line, column, after_cr)
+                    return line, column, offset + exc.start, data[exc.start]
+            line, column, after_cr = _advance(text, line, column, after_cr)
+            offset += len(data) - len(carry)
+            if not block:
+                return None
+
+
+def _advance(text: str, line: int, column: int, after_cr: bool) -> tuple[int, int, bool]:
+    if not text:
+        return line, column, after_cr
+    ends = _line_ends(text) - (after_cr and text[0] == "\n")
+    last = max(text.rfind("\n"), text.rfind("\r"))
+    return line + ends, column + len(text) if last < 0 else len(text) - last, text[-1] == "\r"
+
+
+def _line_ends(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _not_utf8(path: Path) -> ImportRefused:
+    save_as = ("Save the file as 'CSV UTF-8 (Comma delimited)' in Excel (or 'Text CSV' with character set UTF-8 in "
+               "LibreOffice) and import it again")  # fmt: skip
+    with open(path, "rb") as handle:
+        if handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            return ImportRefused(f"the file is UTF-16 text ('Unicode Text'), not UTF-8. {save_as}")
+    where = _first_bad_byte(path)
+    if where is None:  # the file changed while it was read
+        return ImportRefused(f"the file is not UTF-8 text. {save_as}")
+    line, column, offset, byte = where
     return ImportRefused(
-        f"line {line} is not UTF-8 text. Save the file as 'CSV UTF-8 (Comma delimited)' in Excel "
-        "(or 'Text CSV' with character set UTF-8 in LibreOffice) and import it again"
+        f"line {line} is not UTF-8 text: its character {column:,} is the byte 0x{byte:02X} (byte {offset + 1:,} of "
+        f"the file). {save_as}"
     )
 
 
-def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-    """The header, and each record with the file line it starts on. Excel in Indonesia often saves ';'."""
+class _RecordTooLong(Exception):
+    """Raised by the lines given to the csv reader when a record grows past MAX_RECORD characters."""
+
+
+def _lines(handle: io.TextIOWrapper, held: list[str], first: str = "") -> Iterator[str]:
+    """The file's lines for the csv reader, those of the record being read kept in `held` (which the reader of
+    records empties at each record), until the record would pass MAX_RECORD characters."""
+    readline = handle.readline
+    size = 0
+    line = first
+    while True:
+        if not held:
+            size = 0
+        if not line:
+            line = readline(MAX_RECORD + 1 - size)  # a line cut here makes the record too long
+            if not line:
+                return
+        held.append(line)
+        size += len(line)
+        if size > MAX_RECORD:
+            raise _RecordTooLong
+        yield line
+        line = ""
+
+
+def _skip_record(handle: io.TextIOWrapper, text: str) -> tuple[int, int, bool, bool, str]:
+    """Read past the rest of a record that began with `text` (more than MAX_RECORD characters, its last line maybe
+    cut), in bounded pieces: to the end of its line, or of the quoted cell it is in (an even count of quotes, as
+    CSV writes them), or of the file. Returns the line ends in the record, its characters, whether it runs to the
+    end of the file with no line end, whether a quote is then still open, and what was read of the next record."""
+    quotes, ends, size, piece = text.count('"'), _line_ends(text), len(text), text
+    while True:
+        if piece.endswith(("\n", "\r")) and quotes % 2 == 0:
+            if not piece.endswith("\r"):
+                return ends, size, False, False, ""
+            following = handle.readline(MAX_RECORD + 1)  # the LF of a CRLF the cut split, or the next line
+            if following == "\n":
+                return ends, size + 1, False, False, ""
+            return ends, size, False, False, following
+        following = handle.readline(MAX_RECORD + 1)
+        if not following:
+            return ends, size, not piece.endswith(("\n", "\r")), quotes % 2 == 1, ""
+        ends += _line_ends(following) - (piece.endswith("\r") and following.startswith("\n"))
+        quotes += following.count('"')
+        size += len(following)
+        piece = following
+
+
+def _too_long(line: int, last_line: int, open_quote: bool, columns: list[str], text: str, delimiter: str,
+              size: int) -> dict[str, object]:  # fmt: skip
+    """The error of a row longer than MAX_RECORD characters, from its first MAX_RECORD (and a bit) characters."""
+    values = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [""])
+    spans = ""
+    if last_line > line:
+        spans = (f"; the row runs from line {line} to line {last_line}, the end of the file: a quote (\") that "
+                 "opens a cell in it is never closed" if open_quote else
+                 f"; the row runs from line {line} to line {last_line}: check that each quote (\") that opens a "
+                 "cell closes it")  # fmt: skip
+    if len(values) > MAX_COLUMNS:
+        return {"line": line, "field": "row", "code": "import.width",
+                "message": f"has at least {len(values):,} values but the header has {len(columns)} columns"
+                           + spans}  # fmt: skip
+    index = next((i for i, v in enumerate(values) if len(v) > MAX_CELL), len(values) - 1)
+    return {"line": line, "field": _column_name(columns, index), "code": "import.cell_too_long",
+            "message": f"has at least {len(values[index]):,} characters (the row has {size:,}); at most {MAX_CELL:,} "
+                       f"are allowed{spans}"}  # fmt: skip
+
+
+def _column_name(columns: list[str], index: int) -> str:
+    return columns[index] if index < len(columns) else f"column {index + 1}"
+
+
+Record = tuple[int, list[str], dict[str, object] | None]
+
+
+def read_records(path: Path) -> tuple[list[str], Iterator[Record]]:
+    """The header, and each record with the file line it starts on and, for a record too long to read, its row's
+    error (and no values). Excel in Indonesia often saves ';'."""
     handle = _open(path)
     try:
-        header_line = handle.readline()
+        header_line = handle.readline(MAX_RECORD + 1)
     except UnicodeDecodeError:
         handle.close()
-        raise _not_utf8(1) from None
+        raise _not_utf8(path) from None
     if not header_line.strip():
         handle.close()
         raise ImportRefused("the file is empty: its first line should be the header (business_name,owner_name,...)")
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
+    if len(header_line) > MAX_RECORD:
+        handle.close()
+        at_least = header_line.count(delimiter) + 1
+        if at_least > MAX_COLUMNS:
+            raise ImportRefused(f"the header has at least {at_least:,} columns; the registry's list has at most "
+                                f"{MAX_COLUMNS}")  # fmt: skip
+        raise ImportRefused(f"the first line has more than {MAX_RECORD:,} characters; it should be the header "
+                            "(business_name,owner_name,...)")  # fmt: skip
     columns = [c.strip().lower() for c in next(csv.reader([header_line], delimiter=delimiter))]
     if len(columns) > MAX_COLUMNS:
         handle.close()
         raise ImportRefused(f"the header has {len(columns):,} columns; the registry's list has at most {MAX_COLUMNS}")
 
-    def records() -> Iterator[tuple[int, list[str]]]:
+    def records() -> Iterator[Record]:
         with handle:
-            reader = csv.reader(handle, delimiter=delimiter)
+            held: list[str] = []  # the lines of the record being read
+            reader = csv.reader(_lines(handle, held), delimiter=delimiter)
             last_line = 1
             while True:
                 try:
@@ -72,15 +215,41 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
                 except StopIteration:
                     return
                 except UnicodeDecodeError:
-                    raise _not_utf8(last_line + 1) from None
+                    raise _not_utf8(path) from None
+                except _RecordTooLong:
+                    text = "".join(held)
+                    held.clear()
+                    try:
+                        ends, size, unended, open_quote, following = _skip_record(handle, text)
+                    except UnicodeDecodeError:
+                        raise _not_utf8(path) from None
+                    start, last_line = last_line + 1, last_line + ends
+                    yield start, [], _too_long(start, last_line + unended, open_quote, columns, text, delimiter, size)
+                    reader = csv.reader(_lines(handle, held, following), delimiter=delimiter)
+                    continue
                 except csv.Error as exc:
-                    raise ImportRefused(f"line {last_line + 1} can't be read as CSV ({exc}); fix it and import again") from None
-                start, last_line = last_line + 1, reader.line_num + 1
+                    raise ImportRefused(f"line {last_line + 1} can't be read as CSV ({exc}); fix it and import "
+                                        "again") from None  # fmt: skip
+                start, last_line = last_line + 1, last_line + len(held)
+                held.clear()
                 if not any(v.strip() for v in values):
                     continue  # blank lines are not rows
-                yield start, values
+                yield start, values, None
 
     return columns, records()
+
+
+def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The header, and each record with the file line it starts on; a record too long to read refuses the file."""
+    columns, records = read_records(path)
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        for line, values, problem in records:
+            if problem:
+                raise ImportRefused(f"line {line}, {problem['field']}: {problem['message']}")
+            yield line, values
+
+    return columns, rows()
 
 
 def count_rows(path: Path) -> int:
@@ -89,16 +258,20 @@ def count_rows(path: Path) -> int:
 
 
 def _unsendable(line: int, columns: list[str], values: list[str]) -> dict[str, object] | None:
-    """Why the registry would refuse the whole chunk for this row, as the row's own error: the other rows go on."""
+    """Why the registry would refuse the whole chunk for this row, as the row's own error: the other rows go on.
+    Every value counts, those beyond the header's columns too: the registry bounds them all."""
     if len(values) > MAX_COLUMNS:
         return {"line": line, "field": "row", "code": "import.width",
                 "message": f"has {len(values)} values but the header has {len(columns)} columns"}  # fmt: skip
-    for name, value in zip(columns, values, strict=False):
+    for index, value in enumerate(values):
         if len(value) > MAX_CELL:
-            return {"line": line, "field": name, "code": "import.cell_too_long",
-                    "message": f"has {len(value):,} characters; at most {MAX_CELL} are allowed"}  # fmt: skip
+            lines = _line_ends(value) + 1
+            return {"line": line, "field": _column_name(columns, index), "code": "import.cell_too_long",
+                    "message": f"has {len(value):,} characters; at most {MAX_CELL:,} are allowed"
+                               + (f"; it runs over {lines:,} lines: check that the quote (\") opening it closes it"
+                                  if lines > 1 else "")}  # fmt: skip
         if "\x00" in value:
-            return {"line": line, "field": name, "code": "import.nul",
+            return {"line": line, "field": _column_name(columns, index), "code": "import.nul",
                     "message": "holds a NUL character, which no text has; retype the cell"}  # fmt: skip
     return None
 
@@ -120,7 +293,7 @@ def import_file(
     transport: httpx.BaseTransport | None = None,
 ) -> ImportSummary:
     """`summary`: filled as chunks are taken, so a caller whose import stops midway still has the rows' errors."""
-    columns, records = read_rows(path)
+    columns, records = read_records(path)
     summary = summary if summary is not None else ImportSummary()
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=300, transport=transport) as client:
@@ -152,8 +325,8 @@ def import_file(
             progress(len(chunk))
             chunk.clear()
 
-        for line, values in records:
-            unsendable = _unsendable(line, columns, values)
+        for line, values, unreadable in records:
+            unsendable = unreadable or _unsendable(line, columns, values)
             if unsendable:
                 summary.received += 1
                 summary.errors.append(unsendable)

@@ -5,12 +5,13 @@ found wrong before an import stopped are kept."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import httpx
 import pytest
 
-from berdaya.importer import ImportSummary, import_file
+from berdaya.importer import ImportRefused, ImportSummary, import_file
 
 COLUMNS = ["business_name", "owner_name", "address"]
 
@@ -80,3 +81,182 @@ def test_an_import_that_stops_keeps_the_rows_found_wrong_before_it_stopped(tmp_p
 
     assert [(e["line"], e["code"]) for e in summary.errors] == [(2, "nik.format")]
     assert sleeps == [1.0, 2.0, 4.0, 8.0]  # the second chunk was sent five times before giving up
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hostile files: the line named is the line to fix, a row too long to read is its own error, memory stays bounded
+# ---------------------------------------------------------------------------------------------------------------
+
+def numbered_rows(count: int) -> list[str]:
+    return [f"Usaha {n},Pemilik {n},Jl. Timor Raya {n}" for n in range(2, count + 2)]
+
+
+def write(tmp_path: Path, lines: list[str], newline: str = "\n", *, end: str | None = None) -> Path:
+    path = tmp_path / "umkm.csv"
+    path.write_bytes((newline.join([",".join(COLUMNS), *lines]) + (newline if end is None else end)).encode())
+    return path
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(ImportRefused) as refused:
+        run(path, Registry(), [])
+    return str(refused.value)
+
+
+def with_bad_byte(path: Path, offset: int) -> tuple[int, int]:
+    """Puts the Windows-1252 'é' (0xE9) at `offset` in place of the byte there; its line and character there."""
+    data = path.read_bytes()
+    assert data[offset:offset + 1] not in (b"\n", b"\r", b"")
+    path.write_bytes(data[:offset] + b"\xe9" + data[offset + 1:])
+    line_start = max(data.rfind(b"\n", 0, offset), data.rfind(b"\r", 0, offset)) + 1
+    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("side", [-2, 1], ids=["in the first block", "in the second block"])
+def test_a_byte_that_is_not_utf8_on_a_line_across_two_8_kb_blocks_is_named_by_its_own_line(tmp_path, newline, side):
+    path = write(tmp_path, numbered_rows(3000), newline)
+    data = path.read_bytes()
+    # A line that starts a few bytes before the end of a block, deep in the file, and ends in the next block.
+    boundary = next(b for b in range(5 * 8192, len(data), 8192)
+                    if data.rfind(b"\n", 0, b) < b - 4 and data.find(newline.encode(), b - 2) > b + 2)  # fmt: skip
+    line, character = with_bad_byte(path, boundary + side)
+
+    assert f"line {line} is not UTF-8 text: its character {character} is the byte 0xE9" in refusal(path)
+
+
+def test_a_byte_that_is_not_utf8_near_the_start_is_named_by_its_line_not_the_header(tmp_path):
+    path = write(tmp_path, numbered_rows(50))
+    line, character = with_bad_byte(path, len(",".join(COLUMNS)) + 1 + len("Usaha 2,Pemilik 2,") + 3)
+
+    assert (line, character) == (2, 22)
+    assert "line 2 is not UTF-8 text: its character 22 is the byte 0xE9" in refusal(path)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_byte_that_is_not_utf8_at_the_very_end_of_the_file_is_named_by_the_last_line(tmp_path, newline):
+    path = write(tmp_path, numbered_rows(1000), newline, end="")
+    with_bad_byte(path, len(path.read_bytes()) - 1)
+    path.write_bytes(path.read_bytes() + b"\xc3")  # and a character cut short by the end of the file
+
+    last = len(numbered_rows(1000)[-1])
+    assert f"line 1001 is not UTF-8 text: its character {last} is the byte 0xE9" in refusal(path)
+
+
+def test_a_file_saved_as_utf16_is_refused_naming_that_encoding(tmp_path):
+    path = tmp_path / "umkm.csv"
+    path.write_bytes(("\n".join([",".join(COLUMNS), "Sei Sapi,Maria,Jl. A"]) + "\n").encode("utf-16"))
+
+    assert "the file is UTF-16 text" in refusal(path)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_a_cell_of_140_000_characters_is_its_rows_error_naming_line_field_and_limit_and_the_other_rows_go_in(
+        tmp_path, newline):  # fmt: skip
+    path = write(tmp_path, ["Sei Sapi,Maria,Jl. A", "Kue,Ina," + "x" * 140_000, "Kopi,Nus,Jl. C",
+                            'Tenun,"' + "y" * 140_000 + '",Jl. D', "Jagung,Yuli,Jl. E"], newline)  # fmt: skip
+    registry = Registry()
+
+    summary = run(path, registry, [])
+
+    assert registry.chunks == [[2, 4, 6]]
+    assert [(e["line"], e["field"], e["code"]) for e in summary.errors] == [
+        (3, "address", "import.cell_too_long"), (5, "owner_name", "import.cell_too_long")]  # fmt: skip
+    assert "at most 1,000 are allowed" in summary.errors[0]["message"]
+    assert (summary.received, summary.registered) == (5, 3)
+
+
+def test_a_quoted_cell_over_many_lines_too_long_to_read_is_one_rows_error_and_the_lines_after_it_keep_their_numbers(
+        tmp_path):  # fmt: skip
+    cell = "\n".join(f"baris {n}" for n in range(20_000))
+    path = write(tmp_path, ["Sei Sapi,Maria,Jl. A", f'Kue,Ina,"{cell}"', "Kopi,Nus,Jl. C"], "\r\n")
+    registry = Registry()
+
+    summary = run(path, registry, [])
+
+    assert registry.chunks == [[2, 20_003]]
+    assert [(e["line"], e["field"], e["code"]) for e in summary.errors] == [(3, "address", "import.cell_too_long")]
+    assert "runs from line 3 to line 20002" in summary.errors[0]["message"]
+
+
+@pytest.mark.parametrize("rows", [1_000, 20_000])
+def test_a_file_ending_inside_a_quote_is_one_rows_error_naming_the_quote_and_the_rows_before_it_go_in(tmp_path, rows):
+    path = write(tmp_path, ["Sei Sapi,Maria,Jl. A", 'Kue,Ina,"Jl. B', *numbered_rows(rows)])
+    registry = Registry()
+
+    summary = run(path, registry, [])
+
+    assert registry.chunks == [[2]]
+    assert [(e["line"], e["field"], e["code"]) for e in summary.errors] == [(3, "address", "import.cell_too_long")]
+    assert "quote" in summary.errors[0]["message"]
+
+
+def test_a_line_of_millions_of_characters_with_no_line_end_is_read_in_bounded_memory_as_its_rows_error(tmp_path):
+    path = write(tmp_path, ["Sei Sapi,Maria,Jl. A", "Kue,Ina," + "x" * 30_000_000], end="")
+    registry = Registry()
+
+    tracemalloc.start()
+    try:
+        summary = run(path, registry, [])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert registry.chunks == [[2]]
+    assert [(e["line"], e["field"], e["code"]) for e in summary.errors] == [(3, "address", "import.cell_too_long")]
+    assert peak < 5_000_000, f"{peak:,} bytes held for a 30,000,000-character line"
+
+
+def test_a_line_of_millions_of_delimiters_is_its_rows_error(tmp_path):
+    path = write(tmp_path, ["," * 3_000_000, "Sei Sapi,Maria,Jl. A"])
+    registry = Registry()
+
+    summary = run(path, registry, [])
+
+    assert registry.chunks == [[3]]
+    assert [(e["line"], e["field"], e["code"]) for e in summary.errors] == [(2, "row", "import.width")]
+
+
+def test_a_cell_over_the_limit_beyond_the_headers_columns_is_its_rows_error_not_the_chunks(tmp_path):
+    path = write(tmp_path, ["Sei Sapi,Maria,Jl. A", "Kue,Ina,Jl. B," + "x" * 1001, "Kopi,Nus,Jl. C"])
+    registry = Registry()
+
+    summary = run(path, registry, [])
+
+    assert registry.chunks == [[2, 4]]
+    assert [(e["line"], e["field"], e["code"]) for e in summary.errors] == [(3, "column 4", "import.cell_too_long")]
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [(",".join(f"kolom_{n}" for n in range(100_000)), "columns; the registry's list has at most 30"),
+     ("x" * 140_000, "the first line has more than 65,536 characters"),
+     ("y" * 30_000_000, "the first line has more than 65,536 characters")],  # fmt: skip
+    ids=["100,000 columns", "a cell of 140,000 characters", "30,000,000 characters and no line end"],
+)
+def test_a_header_too_long_to_be_the_registrys_is_refused_at_once_in_bounded_memory(tmp_path, header, reason):
+    path = tmp_path / "umkm.csv"
+    path.write_text(header + "\nSei Sapi,Maria,Jl. A\n", encoding="utf-8")
+
+    tracemalloc.start()
+    try:
+        message = refusal(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert reason in message
+    assert peak < 5_000_000, f"{peak:,} bytes held for a header of {len(header):,} characters"
+
+
+def test_a_bom_crlf_file_with_a_nul_and_a_quoted_cell_over_lines_keeps_every_rows_line(tmp_path):
+    path = tmp_path / "umkm.csv"
+    lines = [",".join(COLUMNS), "Sei Sapi,Maria,Jl. A", "Kue\x00,Ina,Jl. B", 'Kopi,Nus,"Jl. C\r\nRT 3\r\nRW 1"', "",
+             "Tenun,Yuli,Jl. D"]  # fmt: skip
+    path.write_bytes("\ufeff".encode() + "\r\n".join(lines).encode())
+    registry = Registry()
+
+    summary = run(path, registry, [])
+
+    assert registry.chunks == [[2, 4, 8]]
+    assert [(e["line"], e["field"], e["code"]) for e in summary.errors] == [(3, "business_name", "import.nul")]
