@@ -35,6 +35,7 @@ from shared.contracts.envelope import Envelope, EventPayload
 from shared.contracts.topics import TOPIC_BY_AGGREGATE, namespaced, topic_for, topic_of
 from shared.db import Database, DatabaseMetrics, Migration, load_migrations, migrate, open_database
 from shared.messaging import inbox
+from shared.messaging.catch_up import PgCatchUp
 from shared.messaging.consumer import Apply, EventConsumer, RetryPolicy
 from shared.messaging.dead_letters import KafkaDeadLetters
 from shared.messaging.kafka import ensure_topics, kafka_reachable, safe_producer, with_dead_letters
@@ -275,6 +276,7 @@ def create_service_app(service: ServiceDefinition, settings: PlatformSettings) -
                     consumers.by_name[sub.consumer] = EventConsumer(
                         name=sub.consumer, db=db, apply=parts.consumers[sub.consumer], event_types=sub.event_types,
                         dead_letters=KafkaDeadLetters(dlq_producer), metrics=metrics, policy=policy,
+                        catch_up=PgCatchUp(db),
                     )  # fmt: skip
                 await broker.start()
             log.info("%s ready on http://%s:%d", service.name, settings.http_host, settings.http_port)

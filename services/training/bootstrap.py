@@ -3,11 +3,13 @@ infrastructure (units of work, consumers, the sweeper that finds stalled pathway
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
 from services.training import (
+    business_changes,
     halal_pathway,
     integration,
     routes,
@@ -23,6 +25,7 @@ from services.training.seating import Deps
 from services.training.settings import TrainingSettings
 from services.training.store_pg import PgTrainingUnitOfWork
 from shared.contracts.topics import PUBLIC_TRAINING, TRAINING_COHORT, TRAINING_PARTICIPANT, TRAINING_PROGRAMME
+from shared.messaging.catch_up import settle_all_held
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
 from shared.service import Parts, Runtime, ServiceDefinition, asyncapi_app, create_service_app, periodic
@@ -52,10 +55,19 @@ def build(runtime: Runtime) -> Parts:
         # Every instance sweeps; the pathway rows are claimed with SKIP LOCKED, so a stall is reported once.
         await halal_pathway.flag_stalled_pathways(by_time, deps)
 
+    async def settle(tx: BatchTransaction, business_ids: list[str]) -> None:
+        await business_changes.settle_caught_up([uuid.UUID(b) for b in business_ids],
+                                                joined(tx, Cause.timer("training")), deps)  # fmt: skip
+
+    async def catch_up() -> None:
+        # After `berdaya replay training-view`: every instance looks; the held rows are taken with SKIP LOCKED.
+        await settle_all_held(runtime.db, subscribers.VIEW, settle)
+
     return Parts(
         context=TrainingContext(deps, queries, unit_of_work),
         consumers=subscribers.consumers(joined, deps),
-        jobs=[periodic("training pathway sweeper", settings.sweep_interval_seconds, sweep)],
+        jobs=[periodic("training pathway sweeper", settings.sweep_interval_seconds, sweep),
+              periodic("training catch-up after a rebuild", 2.0, catch_up)],
         scrape_hooks=[figures.refresh],
     )
 

@@ -30,20 +30,37 @@ from shared.unit_of_work import Cause
 async def apply_registry_events(batch: Sequence[Delivery], uow: TrainingUnitOfWork, deps: Deps) -> None:
     """A batch of registry events: the businesses locked in id order and each event applied in turn (older versions
     change nothing); then, for the businesses whose facts changed, a closed business gives up its seats, a medium
-    food business is recorded as unable to self-declare, and open cohorts serving their needs are filled."""
+    food business is recorded as unable to self-declare, and open cohorts serving their needs are filled.
+
+    A business whose last event here is history read again after a rebuild only has its view rebuilt: read in
+    batches, that history shows it as it was (medium, then corrected to small three batches on), and acting on it
+    would withdraw it from its cohort and tell its owner again. It is settled once the view has caught up."""
     now = deps.clock()
     async with uow:
         views = await uow.store.lock_views([d.payload.business_id for d in batch])  # type: ignore[attr-defined]
         changed: dict[uuid.UUID, Cause] = {}
+        replayed: dict[uuid.UUID, bool] = {}
         for delivery in batch:
             event: BusinessEvent = delivery.payload  # type: ignore[assignment]
             view = updated_view(views.get(event.business_id), event)
             if view is not None:
                 views[event.business_id] = view
                 changed[event.business_id] = Cause.delivery(delivery)
+            replayed[event.business_id] = delivery.replayed
         # Once for the batch, each business as its last event left it: one round trip, not one per event.
         await uow.store.save_views([views[b] for b in changed])
-        await _business_changed({b: views[b] for b in changed}, changed, uow, deps, now)
+        live = {b: c for b, c in changed.items() if not replayed[b]}
+        await _business_changed({b: views[b] for b in live}, live, uow, deps, now)
+        await uow.commit()
+
+
+async def settle_caught_up(business_ids: Sequence[uuid.UUID], uow: TrainingUnitOfWork, deps: Deps) -> None:
+    """Once a rebuilt view has caught up: what its history would have set off for these businesses, done once, on
+    the view as it now stands (a closed one leaves its cohorts, a medium food one is marked, cohorts are filled)."""
+    now = deps.clock()
+    async with uow:
+        views = await uow.store.lock_views(sorted(business_ids))
+        await _business_changed(views, {b: uow.cause for b in views}, uow, deps, now)
         await uow.commit()
 
 

@@ -10,4 +10,5 @@ TRAINING_VIEW = RebuildableView(
     tables=("business_view",),
     kept="programmes, cohorts and their seats, attendance, assessments, the halal pathways, mentors, who accepted "
     "funding, the outbox and the audit trail (so nobody is invited twice when the registry's events come again)",
+    holds_back=True,
 )

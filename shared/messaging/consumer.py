@@ -10,6 +10,9 @@ Failures are classified on purpose:
 - the record's own (it can't be parsed, its handler raises or runs past the handler timeout): the batch is split
   and the record retried a bounded number of times alone, then it goes to `<topic>.dlq` with the error, and the
   partition moves on.
+
+After a rebuild of the view a consumer keeps (replay.py), a delivery of history read again is marked `replayed`
+until the consumer has read each partition as far as the rebuild found it (catch_up.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -30,6 +34,9 @@ from shared.db import Database, DatabaseBusy
 from shared.messaging.dead_letters import DeadLetters, Record
 from shared.messaging.inbox import first_deliveries
 from shared.observability import MessagingMetrics, scrub
+
+if TYPE_CHECKING:
+    from shared.messaging.catch_up import CatchUp, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,8 @@ class Delivery:
     envelope: Envelope
     payload: EventPayload
     topic: str = ""
+    # History read again after a rebuild: rebuild the view from it, set nothing off (catch_up.py).
+    replayed: bool = False
 
 
 @dataclass
@@ -128,6 +137,7 @@ class _Item:
     record: Record
     envelope: Envelope
     payload: EventPayload
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +177,7 @@ class EventConsumer:
         catalog: EventCatalog = CATALOG,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        catch_up: CatchUp | None = None,
     ) -> None:
         self.name = name
         self._db = db
@@ -178,6 +189,9 @@ class EventConsumer:
         self._catalog = catalog
         self._sleep = sleep
         self._clock = clock
+        self._catch_up = catch_up
+        # Read once, at the first batch: a rebuild writes them while every process of the service is stopped.
+        self._ends: dict[TopicPartition, int] | None = None if catch_up is not None else {}
 
     async def handle_batch(self, records: Sequence[Record]) -> list[Outcome]:
         """Apply the records in order; returns each one's outcome. Raises only for a transient failure that
@@ -187,6 +201,9 @@ class EventConsumer:
         # Sent once the batch's transactions are done: a batch redelivered after a long database outage would
         # otherwise dead-letter its bad records again, once per delivery.
         letters: list[_Letter] = []
+        if self._ends is None:
+            self._ends = await self._catch_up.ends(self.name)  # type: ignore[union-attr]
+        ends = self._ends
         for i, record in enumerate(records):
             if (named := _named_type(record)) is not None and named not in self.event_types:
                 # Not read at all: funding's matcher, say, takes one type of the dozens on its topic, and parsing
@@ -198,12 +215,15 @@ class EventConsumer:
                 if envelope.event_type not in self.event_types:
                     outcomes[i] = Outcome.IGNORED  # an aggregate's topic carries types this consumer has no use for
                     continue
-                work.append(_Item(i, record, envelope, self._catalog.decode(envelope)))
+                replayed = bool(ends) and record.offset < ends.get((record.topic, record.partition), -1)
+                work.append(_Item(i, record, envelope, self._catalog.decode(envelope), replayed))
             except ContractError as exc:
                 letters.append(_Letter(i, record, exc, 1))
         await self._apply_all(work, outcomes, letters, self._clock() + self._policy.retry_window)
         for letter in sorted(letters, key=lambda letter: letter.index):
             outcomes[letter.index] = await self._dead_letter(letter.record, letter.error, attempts=letter.attempts)
+        if ends:
+            await self._note_caught_up(records, ends)
         now = time.time()
         for item in work:
             outcome = outcomes[item.index]
@@ -214,6 +234,18 @@ class EventConsumer:
         for outcome in outcomes.values():
             self._metrics.consumed.labels(self.name, outcome.value).inc()
         return [outcomes[i] for i in range(len(records))]
+
+    async def _note_caught_up(self, records: Sequence[Record], ends: dict[TopicPartition, int]) -> None:
+        """Partitions this batch read to where the rebuild found them (ignored and dead-lettered records count: the
+        last one before that offset may be either). Should this fail, the batch is redelivered, and asks again."""
+        reached = {(r.topic, r.partition) for r in records if r.offset >= ends.get((r.topic, r.partition), 1 << 63) - 1}
+        if not reached:
+            return
+        await self._catch_up.reached(self.name, reached)  # type: ignore[union-attr]
+        for partition in reached:
+            del ends[partition]
+        log.info("%s: caught up on %s%s", self.name, ", ".join(f"{t}[{p}]" for t, p in sorted(reached)),
+                 "" if ends else "; what the replay held back is settled next")  # fmt: skip
 
     async def _apply_all(self, work: list[_Item], outcomes: dict[int, Outcome], letters: list[_Letter],
                          retry_until: float) -> None:  # fmt: skip
@@ -284,7 +316,7 @@ class EventConsumer:
                     event_id = item.envelope.event_id
                     if event_id in fresh:
                         fresh.discard(event_id)  # the same event twice in one batch applies once
-                        deliveries.append(Delivery(item.envelope, item.payload, item.record.topic))
+                        deliveries.append(Delivery(item.envelope, item.payload, item.record.topic, item.replayed))
                         applied[item.index] = Outcome.PROCESSED
                     else:
                         applied[item.index] = Outcome.DUPLICATE
@@ -292,6 +324,8 @@ class EventConsumer:
                 if deliveries:
                     async with asyncio.timeout(self._policy.handler_timeout):
                         await self._apply(tx, deliveries)
+                    if held := {d.envelope.aggregate_id for d in deliveries if d.replayed}:
+                        await self._catch_up.hold(conn, self.name, held)  # type: ignore[union-attr]
         for callback in tx.after_commit:
             callback()
         return applied

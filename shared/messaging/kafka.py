@@ -249,8 +249,7 @@ def consumer_lag(
     kafka: KafkaAccess | str, group: str, topics: list[str], timeout: float = 30
 ) -> dict[tuple[str, int], int]:
     """Records on each partition of `topics` that `group` has not committed yet (all of them if it never committed)."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, TopicPartition
-    from confluent_kafka.admin import OffsetSpec
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError
 
     # Only an admin client, and a quiet one: a consumer made just to read offsets looks up its group's coordinator
     # as it starts, and closing it mid-handshake printed authentication errors on most calls. What the client met on
@@ -269,6 +268,26 @@ def consumer_lag(
 
     found = answer(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group])
     committed = {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions or []}
+    extent = _extent(admin, topics, answer, timeout)
+    return {tp: high - max(committed.get(tp, -1), low) for tp, (low, high) in sorted(extent.items())}
+
+
+def topic_extent(
+    kafka: KafkaAccess | str, topics: list[str], timeout: float = 30
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """Each partition of `topics` (those that exist): the offset of its first record kept and its end offset."""
+    admin = confluent_admin(kafka)
+
+    def answer(future):  # noqa: ANN001, ANN202 - a confluent future and its result
+        return future.result(timeout=timeout)
+
+    return _extent(admin, topics, answer, timeout)
+
+
+def _extent(admin, topics: list[str], answer, timeout: float) -> dict[tuple[str, int], tuple[int, int]]:  # noqa: ANN001
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
     metadata = admin.list_topics(timeout=timeout)
     partitions = [TopicPartition(topic, p) for topic in topics if topic in metadata.topics
                   for p in metadata.topics[topic].partitions]  # fmt: skip
@@ -280,4 +299,4 @@ def consumer_lag(
         return {(tp.topic, tp.partition): answer(future).offset for tp, future in futures.items()}
 
     low, high = offsets(OffsetSpec.earliest()), offsets(OffsetSpec.latest())
-    return {tp: high[tp] - max(committed.get(tp, -1), low[tp]) for tp in sorted(high)}
+    return {tp: (low[tp], high[tp]) for tp in high}

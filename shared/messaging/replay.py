@@ -6,6 +6,9 @@ then empty the view's tables and the consumers' inbox rows in one transaction (w
 event would count as a duplicate). In that order: a rebuild stopped between the two leaves a whole view whose events
 are read again as duplicates, where the other order left an empty view whose consumers resumed where they had been,
 never to read back what it lost. Everything else the service owns is kept.
+
+A view that `holds_back` also gets, in that transaction, how far each of its topics' partitions reached (taken before
+anything changes): the history below it is read again without setting anything off (catch_up.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from confluent_kafka import KafkaException
 
 from shared.contracts.topics import namespaced
 from shared.messaging import inbox
-from shared.messaging.kafka import KafkaAccess, active_group_members, forget_consumer_group, kafka_said
+from shared.messaging.kafka import KafkaAccess, active_group_members, forget_consumer_group, kafka_said, topic_extent
 from shared.messaging.subscriptions import Subscription
 
 
@@ -33,6 +36,8 @@ class RebuildableView:
     replayed: tuple[Subscription, ...]
     tables: tuple[str, ...]  # emptied
     kept: str  # what stays, said for the operator
+    # Its service acts on its consumers' deliveries only once they have caught up, and settles what they held back.
+    holds_back: bool = False
 
     @property
     def consumers(self) -> tuple[str, ...]:
@@ -58,6 +63,7 @@ async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAcces
             f"{view.service} is still consuming ({', '.join(f'{g}: {n} member(s)' for g, n in running.items())}); "
             f"stop every {view.service} process first"
         )
+    ends = _catch_up_rows(view, kafka, namespace) if view.holds_back else []
     for group in groups:
         try:
             forget_consumer_group(kafka, group)
@@ -73,6 +79,10 @@ async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAcces
                 removed[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608 - names from code
                 await conn.execute(f"TRUNCATE {table}")
             removed["inbox"] = await inbox.forget(conn, view.consumers)
+            if view.holds_back:
+                await conn.execute("DELETE FROM catch_up WHERE consumer = ANY($1::text[])", list(view.consumers))
+                await conn.executemany("INSERT INTO catch_up (consumer, topic, partition, end_offset)"
+                                       " VALUES ($1, $2, $3, $4)", ends)  # fmt: skip
             # A service started since the first look would have read past what is emptied now, never to read it back.
             if started := {g: n for g in groups if (n := active_group_members(kafka, g))}:
                 raise StillRunning(
@@ -83,6 +93,21 @@ async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAcces
     finally:
         await conn.close()
     return removed
+
+
+def _catch_up_rows(view: RebuildableView, kafka: KafkaAccess | str, namespace: str) -> list[tuple[str, str, int, int]]:
+    """(consumer, topic, partition, end offset) for each partition holding events: one without any would never
+    be read to its end, and its consumer never caught up."""
+    rows = []
+    for sub in view.replayed:
+        topic = namespaced(sub.topic, namespace)
+        try:
+            extent = topic_extent(kafka, [topic])
+        except (KafkaException, TimeoutError) as exc:
+            raise OffsetsKept(f"Kafka did not say how far {topic} reaches ({kafka_said(exc)}), so nothing was "
+                              f"changed; run the rebuild again once it answers") from exc  # fmt: skip
+        rows += [(sub.consumer, t, p, high) for (t, p), (low, high) in sorted(extent.items()) if high > low]
+    return rows
 
 
 def describe(views: Sequence[RebuildableView]) -> str:

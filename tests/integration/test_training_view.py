@@ -18,7 +18,7 @@ from berdaya.stack.process import stop_pid
 from services.training.replay import TRAINING_VIEW
 from shared.contracts import Envelope
 from shared.contracts.funding import FundingAccepted
-from shared.contracts.registry import BusinessUpdated
+from shared.contracts.registry import BusinessRegistered, BusinessUpdated
 from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, namespaced
 from shared.messaging.replay import StillRunning, rebuild
 from tests.integration.funding_events import closed, envelopes, nib_issued, produce, registered
@@ -102,6 +102,78 @@ async def test_replaying_the_registry_topic_rebuilds_the_same_view_and_invites_n
         training = start_service("training", env, database, tmp_path / "training-again.log")
         assert await eventually(consumed, timeout=60)
         await asyncio.sleep(1.5)  # had the replay invited anyone, it would be in the outbox by now
+        assert await snapshot(database) == before
+    finally:
+        stop_pid(training.pid)
+        await drop_database(infra.postgres_url, database)
+
+
+def corrected_history(filler: int) -> tuple[BusinessRegistered, list[Envelope]]:
+    """A food business given an NIB, typed in as medium, then corrected to small; `filler` other businesses'
+    registrations between each step, so that read again the steps come in different batches."""
+    b = food(900)
+    fields = {k: v for k, v in b.model_dump().items() if k not in ("source", "business_version")}
+    fields |= {"nib_status": "issued", "nib": "8120000000900"}
+
+    def others(start: int) -> list:
+        return [registered(start + i, kbli="47111") for i in range(filler)]  # retail: no need a halal cohort serves
+
+    events = [b, nib_issued(b), *others(1000),
+              BusinessUpdated(**{**fields, "scale": "medium"}, business_version=3, changed_fields=("scale",)),
+              *others(5000),
+              BusinessUpdated(**{**fields, "scale": "small"}, business_version=4, changed_fields=("scale",))]
+    return b, envelopes(events)
+
+
+async def test_history_read_again_neither_withdraws_nor_tells_anyone_again_and_the_catch_up_is_settled(
+    infra, tmp_path: Path
+):
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    env = service_env(infra.kafka, namespace)
+    database = await fresh_database(infra.postgres_url)
+    training = start_service("training", env, database, tmp_path / "training.log")
+    business, history = corrected_history(filler=1300)
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            programme = await define_programme(http, training.url)
+            cohort = await plan_cohort(http, training.url, programme["id"], capacity=3)
+            assert (await http.post(f"{training.url}/cohorts/{cohort['id']}/open", headers=TRAINER)).status_code == 200
+        await produce(infra.kafka, namespaced(REGISTRY_BUSINESS, namespace), history)
+
+        async def consumed() -> bool:
+            return await inbox_count(database, "training-view") == len(history)
+
+        assert await eventually(consumed, timeout=120)
+        await asyncio.sleep(1)
+        before = await snapshot(database)
+        told = [r["type"] for r in before["outbox"] if r["aggregateid"] == str(business.business_id)]
+        assert told.count("PathwayNotEligible") == 1 and "TraineeWithdrew" in told  # live, once, when marked medium
+
+        stop_pid(training.pid)
+        await rebuild(TRAINING_VIEW, database_url=database, kafka=infra.kafka, namespace=namespace)
+        conn = await asyncpg.connect(database)
+        try:
+            ends = await conn.fetch("SELECT consumer, topic, end_offset FROM catch_up")
+        finally:
+            await conn.close()
+        # Where each partition's end was when the rebuild looked: a fresh topic's ends add up to its records.
+        registry_topic = namespaced(REGISTRY_BUSINESS, namespace)
+        assert {(r["consumer"], r["topic"]) for r in ends} == {("training-view", registry_topic)}
+        assert sum(r["end_offset"] for r in ends) == len(history)
+
+        training = start_service("training", env, database, tmp_path / "training-again.log")
+        assert await eventually(consumed, timeout=120)
+
+        async def settled() -> bool:
+            conn = await asyncpg.connect(database)
+            try:
+                return await conn.fetchval(
+                    "SELECT (SELECT count(*) FROM catch_up) + (SELECT count(*) FROM catch_up_held)") == 0
+            finally:
+                await conn.close()
+
+        assert await eventually(settled, timeout=60)
+        await asyncio.sleep(1.5)  # had the replay or its settling set anything off, it would be in the outbox by now
         assert await snapshot(database) == before
     finally:
         stop_pid(training.pid)

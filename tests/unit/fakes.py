@@ -21,6 +21,7 @@ from services.notifier.domain.ratelimit import Bucket
 from services.notifier.store import NotifierStore, NotifierUnitOfWork, Outgoing, Stranded
 from shared.contracts import CATALOG, EventCatalog
 from shared.messaging.audit import AuditEntry
+from shared.messaging.catch_up import CatchUp, TopicPartition
 from shared.messaging.consumer import Apply, BatchTransaction, Delivery, EventConsumer, Outcome, RetryPolicy
 from shared.messaging.dead_letters import DeadLetters, Record
 from shared.observability import MessagingMetrics
@@ -405,7 +406,7 @@ class InMemoryInboxConsumer(EventConsumer):
             event_id = item.envelope.event_id
             if event_id in fresh:
                 fresh.discard(event_id)  # the same event twice in one batch applies once
-                deliveries.append(Delivery(item.envelope, item.payload))
+                deliveries.append(Delivery(item.envelope, item.payload, item.record.topic, item.replayed))
                 applied[item.index] = Outcome.PROCESSED
             else:
                 applied[item.index] = Outcome.DUPLICATE
@@ -413,6 +414,8 @@ class InMemoryInboxConsumer(EventConsumer):
         if deliveries:
             async with asyncio.timeout(self._policy.handler_timeout):
                 await self._apply(tx, deliveries)
+            if held := {d.envelope.aggregate_id for d in deliveries if d.replayed}:
+                await self._catch_up.hold(None, self.name, held)  # type: ignore[arg-type, union-attr]
         # Committed: the inbox rows are kept, then the callbacks run.
         self.inbox.update(d.envelope.event_id for d in deliveries)
         self.commits += 1
@@ -432,6 +435,7 @@ def new_consumer(
     metrics: MessagingMetrics | None = None,
     outages: Sequence[BaseException] = (),
     name: str = "unit-test",
+    catch_up: FakeCatchUp | None = None,
 ) -> InMemoryInboxConsumer:
     """A consumer with an in-memory inbox; its `sleep` and `clock` are the given RecordingSleep and its clock."""
     sleep = sleep if sleep is not None else RecordingSleep()
@@ -446,4 +450,31 @@ def new_consumer(
         sleep=sleep,
         clock=sleep.clock,
         outages=outages,
+        catch_up=catch_up,
     )
+
+
+class FakeCatchUp(CatchUp):
+    """Where a consumer stands in catching up after a rebuild, in memory: `ends` as the rebuild wrote them, and
+    what the consumer held back and told of reaching. `down` makes the next call to `reached` fail, as a database
+    that went away would."""
+
+    def __init__(self, ends: dict[TopicPartition, int] | None = None) -> None:
+        self.table = dict(ends or {})
+        self.held: set[str] = set()
+        self.reports: list[set[TopicPartition]] = []
+        self.down: BaseException | None = None
+
+    async def ends(self, consumer: str) -> dict[TopicPartition, int]:
+        return dict(self.table)
+
+    async def hold(self, conn: Any, consumer: str, aggregate_ids: Collection[str]) -> None:
+        self.held.update(aggregate_ids)
+
+    async def reached(self, consumer: str, partitions: Collection[TopicPartition]) -> None:
+        if self.down is not None:
+            down, self.down = self.down, None
+            raise down
+        self.reports.append(set(partitions))
+        for partition in partitions:
+            self.table.pop(partition, None)

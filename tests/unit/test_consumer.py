@@ -36,7 +36,7 @@ from shared.messaging.subscriptions import Subscription
 from shared.observability import MessagingMetrics
 from shared.unit_of_work import Cause, Publisher
 
-from .fakes import FakeDeadLetters, InMemoryInboxConsumer, RecordingSleep, new_consumer
+from .fakes import FakeCatchUp, FakeDeadLetters, InMemoryInboxConsumer, RecordingSleep, new_consumer
 
 BUSINESS_ID = uuid.UUID("3f2a9c1e-7b4d-4e8a-9c0f-1a2b3c4d5e6f")
 REGISTERED = {"BusinessRegistered"}
@@ -685,3 +685,65 @@ def test_a_subscription_lists_the_event_types_of_its_contracts_in_order() -> Non
     assert subscription.event_types == ("NIBIssued", "BusinessRegistered")
     assert subscription.in_namespace("kupang").topic == "kupang.registry.business.v1"
     assert subscription.in_namespace("kupang").group_id == "kupang.notifier"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Catching up after a rebuild
+# ---------------------------------------------------------------------------------------------------------------
+
+PARTITION = (REGISTRY_BUSINESS, 3)
+
+
+async def test_after_a_rebuild_history_below_where_the_topic_reached_is_replayed_and_held_until_read_that_far():
+    catch_up = FakeCatchUp({PARTITION: 5002})
+    apply = ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, catch_up=catch_up)
+    old, older, new, newer = (registered() for _ in range(4))
+
+    await consumer.handle_batch([record(envelope(old), offset=5000)])
+    assert catch_up.reports == []
+    await consumer.handle_batch([record(envelope(older), offset=5001), record(envelope(new), offset=5002)])
+    await consumer.handle_batch([record(envelope(newer), offset=5003)])
+
+    assert [d.replayed for d in apply.deliveries] == [True, True, False, False]
+    assert catch_up.held == {str(old.business_id), str(older.business_id)}
+    assert catch_up.reports == [{PARTITION}]  # told once, in the batch that read offset 5001
+
+
+async def test_the_last_record_before_the_end_counts_even_when_it_is_of_a_type_the_consumer_ignores():
+    catch_up = FakeCatchUp({PARTITION: 5001})
+    consumer = new_consumer(ScriptedApply(), REGISTERED, catch_up=catch_up)
+    issued = NIBIssued(business_id=BUSINESS_ID, business_version=2, application_id=uuid.uuid4(), nib="8120000000001",
+                       issued_on=datetime(2026, 3, 11).date(), kecamatan_code="53.71.04")  # fmt: skip
+
+    outcomes = await consumer.handle_batch([record(envelope(issued), offset=5000,
+                                                   headers=(("event_type", b"NIBIssued"),))])  # fmt: skip
+
+    assert outcomes == [Outcome.IGNORED]
+    assert catch_up.reports == [{PARTITION}] and catch_up.table == {}
+
+
+async def test_a_catch_up_that_could_not_be_recorded_fails_the_batch_which_comes_again_and_records_it():
+    catch_up = FakeCatchUp({PARTITION: 5001})
+    apply = ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, catch_up=catch_up)
+    batch = [record(offset=5000)]
+    catch_up.down = ConnectionRefusedError(111, "Connect call failed")
+
+    with pytest.raises(ConnectionRefusedError):
+        await consumer.handle_batch(batch)
+    redelivered = await consumer.handle_batch(batch)
+
+    assert redelivered == [Outcome.DUPLICATE]
+    assert catch_up.reports == [{PARTITION}] and len(apply.applied) == 1
+
+
+async def test_a_consumer_with_nothing_to_catch_up_on_replays_nothing_and_reports_nothing():
+    catch_up = FakeCatchUp()
+    apply = ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, catch_up=catch_up)
+
+    await consumer.handle_batch([record(offset=0), record(offset=1)])
+
+    assert [d.replayed for d in apply.deliveries] == [False, False]
+    assert (catch_up.held, catch_up.reports) == (set(), [])
