@@ -16,7 +16,6 @@ import httpx
 import typer
 from confluent_kafka import KafkaException
 from rich.console import Console
-from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -52,16 +51,28 @@ def _token(role: str = "officer", subject: str = "berdaya-cli") -> str:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+        # A task is named for a file, whatever its name: plain text, never markup.
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+        TimeRemainingColumn(),
         console=console, transient=False,
     )  # fmt: skip
 
 
-def _fail(message: str) -> NoReturn:
+def _error(message: str) -> None:
     # One line, whatever the terminal's width: a script reading this or a person copying it gets it whole.
-    # Escaped: a message quotes what others wrote (a file's rows, a service's answer, a dead letter), never markup.
-    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    # Plain text: a message quotes what others wrote (a file's rows, a service's answer, Kafka, a dead letter), never
+    # markup or emoji codes; escaping markup would still turn `:warning:` into an emoji and double a final backslash.
+    console.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
+
+
+def _fail(message: str) -> NoReturn:
+    _error(message)
     raise typer.Exit(1)
+
+
+def _say(message: str) -> None:
+    """What the stack says as it starts or stops: it names addresses, paths and errors others chose, as plain text."""
+    console.print(Text(f"  {message}"))
 
 
 @app.command()
@@ -73,7 +84,7 @@ def up() -> None:
 def _up() -> LocalStack:
     stack = _stack()
     try:
-        stack.up(say=lambda m: console.print(f"  {m}"))
+        stack.up(say=_say)
     except RuntimeError as exc:
         _fail(f"{exc}\nLogs are in {stack.base / 'logs'}; `berdaya down` stops what did start.")
     return stack
@@ -82,7 +93,7 @@ def _up() -> LocalStack:
 @app.command()
 def down() -> None:
     """Stop the services, Kafka and PostgreSQL started by `berdaya up`."""
-    _stack().down(say=lambda m: console.print(f"  {m}"))
+    _stack().down(say=_say)
 
 
 @app.command()
@@ -146,7 +157,7 @@ def _import(file: Path, url: str, chunk: int):  # noqa: ANN202
             _fail(f"cannot reach the registry at {url} ({type(exc).__name__}); start it with `berdaya up`, then "
                   f"import again (rows already imported are recognised and not duplicated).{_kept_errors(file, summary)}")
     elapsed = time.perf_counter() - started
-    table = Table(title=f"Import of {file.name}", show_header=False)
+    table = Table(title=Text(f"Import of {file.name}", style="table.title"), show_header=False)
     for label, value in (("rows read", summary.received), ("registered", summary.registered),
                          ("updated", summary.updated), ("already registered, unchanged", summary.unchanged),
                          ("rows with errors", summary.rejected_rows)):  # fmt: skip
@@ -158,10 +169,11 @@ def _import(file: Path, url: str, chunk: int):  # noqa: ANN202
         report.unlink(missing_ok=True)  # an earlier run's list of rows to fix would mislead
     else:
         write_error_report(summary.errors, report)
-        console.print(f"[yellow]{summary.rejected_rows} row(s) need fixing[/yellow]; each is listed in {report}. "
-                      "The first ones:")  # fmt: skip
+        # The file's name and the registry's reasons (which quote the rows) are plain text, never markup.
+        console.print(Text.assemble((f"{summary.rejected_rows} row(s) need fixing", "yellow"),
+                                    f"; each is listed in {report}. The first ones:"))  # fmt: skip
         for error in summary.errors[:5]:
-            console.print(f"  line {error['line']}, {error['field']}: {error['message']}")
+            console.print(Text(f"  line {error['line']}, {error['field']}: {error['message']}"))
         console.print("Fix those rows in the file and import it again; rows already in are left as they are.")
     return summary
 
@@ -171,7 +183,8 @@ def replay(
     view: Annotated[str, typer.Argument(help="The view to rebuild: " + ", ".join(VIEWS))],
     restart: Annotated[bool, typer.Option(help="Stop and start the local service around the rebuild")] = True,
     database_url: Annotated[str | None, typer.Option(help="The service's database (default: the local stack's)")] = None,
-    namespace: Annotated[str, typer.Option(help="Topic namespace (BERDAYA_TOPIC_NAMESPACE) of the deployment")] = "",
+    namespace: Annotated[str, typer.Option(help="Topic namespace of the deployment",
+                                           envvar="BERDAYA_TOPIC_NAMESPACE")] = "",
 ) -> None:
     """Rebuild a service's view of other services' businesses by replaying their topics from the beginning: the
     service is stopped, the view and its consumers' inbox rows are emptied, their offsets forgotten, the service
@@ -203,8 +216,12 @@ def replay(
     if not restart:
         console.print(f"{view} will be rebuilt from the beginning of its topics when {spec.name} next starts.")
         return
-    stack.start_service(spec)
-    stack.wait_ready(spec)
+    try:
+        stack.start_service(spec)
+        stack.wait_ready(spec)
+    except RuntimeError as exc:
+        _fail(f"{view} was emptied and is rebuilt from the beginning of its topics when {spec.name} next starts, but "
+              f"it did not start: {exc}")
     replaying = f"{spec.name} is replaying its topics"
     with console.status(replaying) as status:
         try:
@@ -243,7 +260,7 @@ def _dead_letters(topic: str) -> list:  # noqa: ANN202
 def dlq_list(topic: Annotated[str, typer.Argument(help="A topic (or its .dlq), e.g. registry.business.v1")]) -> None:
     """Every dead letter of a topic: where it came from, which consumer failed and why."""
     letters = _dead_letters(topic)
-    table = Table(title=f"{len(letters)} dead letter(s) of {topic.removesuffix('.dlq')}")
+    table = Table(title=Text(f"{len(letters)} dead letter(s) of {topic.removesuffix('.dlq')}", style="table.title"))
     for column in ("partition:offset", "consumer", "event", "attempts", "failed at", "error"):
         table.add_column(column, overflow="fold")
     for d in letters:
@@ -293,8 +310,9 @@ def dlq_redrive(
         sent = asyncio.run(redrive(_stack().kafka_admin, letters))
     except ValueError as exc:  # some were cut short when dead-lettered; the rest were re-driven
         _fail(f"{exc}. Every dead letter stays in the dead-letter topic as a record.")
-    console.print(f"{sent} dead letter(s) published again to {letters[0].original_topic}. They stay in the "
-                  "dead-letter topic as a record; `berdaya dlq list` shows them still.")
+    # The original topic is what a dead letter's header says: plain text.
+    console.print(Text(f"{sent} dead letter(s) published again to {letters[0].original_topic}. They stay in the "
+                       "dead-letter topic as a record; `berdaya dlq list` shows them still."))
 
 
 @app.command()
@@ -305,7 +323,7 @@ def status() -> None:
     table.add_column("part")
     table.add_column("state")
     for part, state in stack.status().items():
-        table.add_row(part, f"[green]{state}[/green]" if state in ("up", "ready", "external") else f"[red]{state}[/red]")
+        table.add_row(part, Text(state, style="green" if state in ("up", "ready", "external") else "red"))
     console.print(table)
     registry = service("registry")
     if stack.ready(registry):
@@ -334,7 +352,7 @@ def demo(
                                 progress=lambda n: progress.update(task, completed=n))  # fmt: skip
             progress.update(task, completed=written)
         data.with_suffix(".tmp").rename(data)
-    console.print(f"  {data}")
+    console.print(Text(f"  {data}"))
     console.rule("[bold]3. Importing it into the registry")
     _import(data, stack.url(service("registry")), 1000)
     console.rule("[bold]4. Officers record NIB applications and their outcomes")
@@ -343,21 +361,25 @@ def demo(
 
 
 def _print_urls(stack: LocalStack) -> None:
+    # Addresses and paths come from the environment (KAFKA_BOOTSTRAP_SERVERS, BERDAYA_HOME...): plain text.
     lines = []
     for spec in SERVICES:
         base = stack.url(spec)
-        lines.append(f"[bold]{spec.name:9}[/bold] API docs {base}/docs   events {base}/asyncapi   metrics {base}/metrics")
-    lines.append(f"Kafka {stack.bootstrap_servers}   PostgreSQL {escape(masked_url(stack.postgres_url))}   "
-                 f"logs {stack.base / 'logs'}")
+        lines.append(Text.assemble((f"{spec.name:9}", "bold"), f" API docs {base}/docs   events {base}/asyncapi   "
+                                   f"metrics {base}/metrics"))  # fmt: skip
+    lines.append(Text(f"Kafka {stack.bootstrap_servers}   PostgreSQL {masked_url(stack.postgres_url)}   "
+                      f"logs {stack.base / 'logs'}"))  # fmt: skip
     monitoring = stack.monitoring
     if monitoring.status()["prometheus"] == "up":
-        lines.append(f"[bold]Prometheus[/bold] {monitoring.prometheus_url}   consoles "
-                     f"{monitoring.prometheus_url}/consoles/index.html   alerts {monitoring.prometheus_url}/alerts   "
-                     f"[bold]Alertmanager[/bold] {monitoring.alertmanager_url}")  # fmt: skip
+        lines.append(Text.assemble(("Prometheus", "bold"), f" {monitoring.prometheus_url}   consoles "
+                                   f"{monitoring.prometheus_url}/consoles/index.html   alerts "
+                                   f"{monitoring.prometheus_url}/alerts   ", ("Alertmanager", "bold"),
+                                   f" {monitoring.alertmanager_url}"))  # fmt: skip
     else:
-        lines.append("Prometheus and Alertmanager are not running (`berdaya up` says why)")
-    lines.append("A token for the API: [bold]berdaya token --role officer[/bold]   Stop everything: [bold]berdaya down[/bold]")
-    console.print(Panel("\n".join(lines), title="Berdaya is running"))
+        lines.append(Text("Prometheus and Alertmanager are not running (`berdaya up` says why)"))
+    lines.append(Text.assemble("A token for the API: ", ("berdaya token --role officer", "bold"),
+                               "   Stop everything: ", ("berdaya down", "bold")))  # fmt: skip
+    console.print(Panel(Text("\n").join(lines), title="Berdaya is running"))
 
 
 def main() -> None:
@@ -368,13 +390,21 @@ def main() -> None:
     try:
         app()
     except (KafkaException, AIOKafkaError) as exc:
-        console.print(f"[red]error:[/red] Kafka ({_stack().bootstrap_servers}): {kafka_said(exc)}. Check that it is "
-                      "running (`berdaya status`; `berdaya up` starts the local one) and that this login may do this, "
-                      "then run the command again", soft_wrap=True)  # fmt: skip
+        # What Kafka said is plain text: it quotes topic, group and user names others chose.
+        _error(f"Kafka ({_kafka_named()}): {kafka_said(exc)}. Check that it is running (`berdaya status`; "
+               "`berdaya up` starts the local one) and that this login may do this, then run the command again")
         sys.exit(1)
     except (TimeoutError, ConnectionError, asyncpg.CannotConnectNowError) as exc:
         # The database is not named by its URL, which may hold a password.
-        console.print(f"[red]error:[/red] no answer from Kafka ({_stack().bootstrap_servers}) or the database: "
-                      f"{type(exc).__name__}: {kafka_said(exc)}. Check that they are running (`berdaya status`; "
-                      "`berdaya up` starts the local ones) and run the command again", soft_wrap=True)  # fmt: skip
+        _error(f"no answer from Kafka ({_kafka_named()}) or the database: {type(exc).__name__}: {kafka_said(exc)}. "
+               "Check that they are running (`berdaya status`; `berdaya up` starts the local ones) and run the "
+               "command again")
         sys.exit(1)
+
+
+def _kafka_named() -> str:
+    """Which Kafka, for an error message: a stack whose settings can't be read must not turn it into a traceback."""
+    try:
+        return _stack().bootstrap_servers
+    except (ValueError, RuntimeError, OSError):
+        return "KAFKA_BOOTSTRAP_SERVERS, or the local one"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from services.funding.replay import FUNDING_VIEW
 from services.training.replay import TRAINING_VIEW
@@ -48,8 +49,9 @@ def print_coverage(console: Console, coverage: dict) -> None:
     for column in ("kecamatan", "Kemendagri", "BPS", "registered", "with NIB", "coverage"):
         table.add_column(column, justify="right" if column in ("registered", "with NIB", "coverage") else "left")
     for k in coverage["by_kecamatan"]:
-        table.add_row(k["kecamatan"], k["code"], k["bps_code"], f"{k['registered']:,}", f"{k['with_nib']:,}",
-                      f"{k['coverage']:.1%}")  # fmt: skip
+        # The registry's answer is shown as plain text, never read as markup.
+        table.add_row(*(Text(str(k[f])) for f in ("kecamatan", "code", "bps_code")), f"{k['registered']:,}",
+                      f"{k['with_nib']:,}", f"{k['coverage']:.1%}")  # fmt: skip
     table.add_row("[bold]Kota Kupang", "53.71", "5371", f"[bold]{coverage['registered']:,}",
                   f"[bold]{coverage['with_nib']:,}", f"[bold]{coverage['coverage']:.1%}")  # fmt: skip
     console.print(table)

@@ -16,6 +16,7 @@ import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from berdaya.partners import PartnerRefused, deployment_topics
 from berdaya.stack.access import access_env, access_from_env, service_access
 from berdaya.stack.kafka import BrokerCredentials, LocalKafka
 from berdaya.stack.postgres import LocalPostgres, database_url, ensure_database, masked_url
@@ -191,12 +192,27 @@ class LocalStack:
         """Every secret as `secret()` gives it, from one read of the file."""
         return {name: os.environ.get(name) or value for name, value in self.secrets().items()}
 
+    def topic_namespace(self) -> str:
+        """The deployment's topic namespace (BERDAYA_TOPIC_NAMESPACE), read and checked as the services and
+        `berdaya partner` read it; a bad one stops the stack before anything is made with it."""
+        try:
+            return deployment_topics().namespace
+        except PartnerRefused as exc:
+            raise RuntimeError(str(exc)) from None
+
     def service_env(self, spec: ServiceSpec) -> dict[str, str]:
         """A service's settings; on a secured cluster its own Kafka user is made (or brought up to date) first. Each
-        secret is `secret()`'s: one exported in the environment wins over the local file's."""
+        secret is `secret()`'s: one exported in the environment wins over the local file's.
+
+        The user is the namespace's (`<namespace>.service-<name>`, shared/messaging/acl.py), granted the namespace's
+        topics and groups: the one `berdaya partner add` grants a partner's topics to, and the one the service's own
+        BERDAYA_TOPIC_NAMESPACE needs. The service's password is derived from the admin's and the user's name, so a
+        stack made before namespaced users existed gets the new user made at its next start; no file changes."""
+        namespace = self.topic_namespace()
         env = {**os.environ, **self.secrets_in_use()}
         env.update({
-            **access_env(service_access(self.kafka_admin, spec.name)),
+            **access_env(service_access(self.kafka_admin, spec.name, namespace)),
+            "BERDAYA_TOPIC_NAMESPACE": namespace,
             f"{spec.env_prefix}DATABASE_URL": database_url(self.postgres_url, spec.database),
             f"{spec.env_prefix}HTTP_PORT": str(spec.port),
             "PYTHONUNBUFFERED": "1",
@@ -212,6 +228,11 @@ class LocalStack:
 
     def up(self, say=print) -> None:  # noqa: ANN001 - any print-like callable
         self.base.mkdir(parents=True, exist_ok=True)
+        namespace = self.topic_namespace()
+        # Before anything starts: a stack half in one namespace and half in another works in neither.
+        for spec in SERVICES:
+            if self._pid(spec.name):
+                self._check_namespace(spec, namespace)
         if self.external_postgres:
             say(f"PostgreSQL: using {masked_url(self.external_postgres)}")
         else:
@@ -250,18 +271,41 @@ class LocalStack:
         except (MonitoringUnavailable, RuntimeError, OSError, httpx.HTTPError) as exc:
             say(f"Prometheus and Alertmanager: not started: {exc}")
 
+    def _namespace_file(self, name: str) -> Path:
+        return self.base / "run" / f"{name}.namespace"
+
+    def running_namespace(self, spec: ServiceSpec) -> str:
+        """The topic namespace the running service was started in. A service started by an older Berdaya left no
+        record: its Kafka user was made outside any namespace, so only outside one could it work."""
+        path = self._namespace_file(spec.name)
+        return path.read_text(encoding="utf-8").strip() if path.exists() else ""
+
+    def _check_namespace(self, spec: ServiceSpec, namespace: str) -> None:
+        running = self.running_namespace(spec)
+        if running != namespace:
+            raise RuntimeError(
+                f"{spec.name} is running in topic namespace {running or '(none)'}, but BERDAYA_TOPIC_NAMESPACE is "
+                f"{namespace or '(none)'} now: its topics, Kafka user and grants are the other namespace's. Stop the "
+                f"stack (`berdaya down`) and run `berdaya up` again to run every service in "
+                f"{namespace or 'no namespace'}, or " + (f"set BERDAYA_TOPIC_NAMESPACE={running}" if running else
+                                                          "unset BERDAYA_TOPIC_NAMESPACE") + " as before")
+
     def start_service(self, spec: ServiceSpec) -> None:
         if self._pid(spec.name):
             return
         if port_open(spec.port):
             raise RuntimeError(f"port {spec.port} for {spec.name} is taken by another program; stop it first")
+        env = self.service_env(spec)
         process = spawn([sys.executable, "-m", f"services.{spec.name}"], self.log_file(spec.name),
-                        env=self.service_env(spec), cwd=REPO_ROOT)  # fmt: skip
+                        env=env, cwd=REPO_ROOT)  # fmt: skip
         self._pid_file(spec.name).write(process.pid)
+        self._namespace_file(spec.name).write_text(env["BERDAYA_TOPIC_NAMESPACE"], encoding="utf-8")
 
     def stop_service(self, spec: ServiceSpec) -> bool:
         """Stop the service if this stack started it; True if it was running."""
-        return self._pid_file(spec.name).stop()
+        stopped = self._pid_file(spec.name).stop()
+        self._namespace_file(spec.name).unlink(missing_ok=True)  # it went with its PID file
+        return stopped
 
     def wait_ready(self, spec: ServiceSpec, timeout: float = 90) -> None:
         wait_until(lambda: self.ready(spec), timeout, f"{spec.name} /ready", self.log_file(spec.name))

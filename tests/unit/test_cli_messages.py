@@ -117,3 +117,155 @@ def test_an_error_quoting_what_looks_like_markup_is_printed_as_it_is(screen: io.
     with pytest.raises(typer.Exit):
         cli._fail("row 3: [/x] is not a name")
     assert screen.getvalue() == "error: row 3: [/x] is not a name\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Text from outside (Kafka, the services, file names, the environment, what was typed) is printed as it is
+# ---------------------------------------------------------------------------------------------------------------
+
+# A closing tag with no opening one, a style, an emoji code, a final backslash.
+HOSTILE = "[/x] [bold]loud :thumbs_up: C:\\dir\\"
+
+
+def test_an_error_quoting_emoji_codes_and_a_final_backslash_is_printed_as_it_is(screen: io.StringIO) -> None:
+    with pytest.raises(typer.Exit):
+        cli._fail(HOSTILE)
+    assert screen.getvalue() == f"error: {HOSTILE}\n"
+
+
+@pytest.mark.parametrize("raised", [
+    lambda: __import__("confluent_kafka").KafkaException(
+        __import__("confluent_kafka").KafkaError(__import__("confluent_kafka").KafkaError._TRANSPORT, HOSTILE)),
+    lambda: TimeoutError(HOSTILE),
+], ids=["kafka", "timeout"])  # fmt: skip
+def test_what_kafka_said_when_a_command_fails_is_printed_as_it_is(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch, raised) -> None:  # noqa: ANN001  # fmt: skip
+    def app() -> None:
+        raise raised()
+
+    monkeypatch.setattr(cli, "app", app)
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    assert ended.value.code == 1
+    said = screen.getvalue()
+    assert said.startswith("error: ") and HOSTILE in said and "127.0.0.1:1" in said
+
+
+def test_an_import_names_a_file_and_quotes_the_registry_s_reasons_as_they_are(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # fmt: skip
+    monkeypatch.setenv("BERDAYA_TOKEN", "t")
+    data = tmp_path / "[bold]kupang [red]:thumbs_up:.csv"  # a name has no '/', so no closing tag: markup mangles it
+    data.write_text("nama_usaha\n[/x]\n")
+
+    def import_file(file: Path, *, summary, progress, **_: object) -> None:  # noqa: ANN001
+        summary.received = 1
+        summary.errors.append({"line": 2, "field": "[bold]nama_usaha", "code": "x", "message": HOSTILE})
+        progress(1)
+
+    monkeypatch.setattr(cli, "import_file", import_file)
+    result = CliRunner().invoke(cli.app, ["import", str(data)])
+    assert result.exit_code == 2, result.exception
+    said = screen.getvalue()
+    assert "Importing [bold]kupang [red]:thumbs_up:.csv" in said
+    assert "Importof[bold]kupang[red]:thumbs_up:.csv" in "".join(said.split())  # the table's title, folded to its width
+    assert f"line 2, [bold]nama_usaha: {HOSTILE}" in said
+    assert f"1 row(s) need fixing; each is listed in {data.with_suffix('.errors.csv')}" in said
+
+
+def test_a_kecamatan_the_registry_names_is_printed_as_it_is(screen: io.StringIO) -> None:
+    from berdaya.views import print_coverage
+
+    print_coverage(cli.console, {"registered": 1, "with_nib": 0, "coverage": 0.0, "by_kecamatan": [
+        {"kecamatan": "[/x] Oebobo [bold]", "code": "53.71.01", "bps_code": "[red]", "registered": 1, "with_nib": 0,
+         "coverage": 0.0}]})  # fmt: skip
+    assert "[/x] Oebobo [bold]" in screen.getvalue() and "[red]" in screen.getvalue()
+
+
+def test_what_the_stack_says_as_it_starts_and_why_it_stopped_are_printed_as_they_are(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    class Stack:
+        base = Path("/nowhere")
+
+        def up(self, say) -> None:  # noqa: ANN001
+            say(f"Kafka: using {HOSTILE}")
+            raise RuntimeError(f"registry /ready did not come up; its log ends: {HOSTILE}")
+
+    monkeypatch.setattr(cli, "_stack", Stack)
+    result = CliRunner().invoke(cli.app, ["up"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    said = screen.getvalue()
+    assert f"  Kafka: using {HOSTILE}\n" in said and f"its log ends: {HOSTILE}" in said
+
+
+def test_the_berdaya_is_running_panel_shows_paths_and_addresses_from_the_environment_as_they_are(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # fmt: skip
+    monkeypatch.setenv("BERDAYA_HOME", str(tmp_path / "[/x] [bold]home"))
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "[red]kafka:9092")
+    monkeypatch.setenv("BERDAYA_PROMETHEUS_PORT", "1")
+    monkeypatch.setenv("BERDAYA_ALERTMANAGER_PORT", "2")
+    cli._print_urls(cli._stack())
+    said = screen.getvalue()
+    assert "Kafka [red]kafka:9092" in said and "[/x] [bold]home" in said
+    assert "berdaya token --role officer" in said and "registry  API docs http://127.0.0.1:" in said
+
+
+def test_dlq_list_of_a_topic_typed_like_markup_and_a_redrive_to_a_topic_a_header_names_print_them_as_they_are(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    class Producer:
+        async def start(self) -> None:
+            pass
+
+        async def stop(self) -> None:
+            pass
+
+        async def send_and_wait(self, topic: str, value: bytes, key: bytes, headers: list) -> None:
+            pass
+
+    monkeypatch.setattr(dead_letters, "safe_producer", lambda kafka, client_id: Producer())
+    dead_letters_are(monkeypatch, partner_letter(3, b"x", **{"dlq.original_topic": "[/x]topic"}))
+    listed = CliRunner().invoke(cli.app, ["dlq", "list", "[/x][bold]"])
+    assert listed.exit_code == 0, listed.exception
+    assert "1 dead letter(s) of [/x][bold]" in screen.getvalue()
+    redriven = CliRunner().invoke(cli.app, ["dlq", "redrive", "[/x][bold]", "--yes"])
+    assert redriven.exit_code == 0, redriven.exception
+    assert "1 dead letter(s) published again to [/x]topic." in screen.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `berdaya replay` on the deployment's namespace
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_replay_rebuilds_the_consumer_groups_of_the_namespace_the_services_run_in(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    asked: list[str] = []
+
+    async def rebuild(view, *, database_url: str, kafka, namespace: str) -> dict[str, int]:  # noqa: ANN001
+        asked.append(namespace)
+        return {}
+
+    monkeypatch.setattr(cli, "rebuild", rebuild)
+    monkeypatch.setenv("BERDAYA_TOPIC_NAMESPACE", "kupang")
+    args = ["replay", "funding-view", "--no-restart", "--database-url", "postgresql://127.0.0.1:1/x"]
+    assert CliRunner().invoke(cli.app, args).exit_code == 0
+    assert CliRunner().invoke(cli.app, [*args, "--namespace", "other"]).exit_code == 0  # said on the command line
+    assert asked == ["kupang", "other"]
+
+
+def test_replay_whose_service_does_not_start_again_says_so_and_that_the_view_is_rebuilt_when_it_does(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from berdaya.stack.local import LocalStack
+
+    async def rebuild(view, **_: object) -> dict[str, int]:  # noqa: ANN001
+        return {"funding_businesses": 3}
+
+    def start_service(self, spec) -> None:  # noqa: ANN001
+        raise RuntimeError("port 8002 for funding is taken by another program; stop it first")
+
+    monkeypatch.setattr(cli, "rebuild", rebuild)
+    monkeypatch.setattr(LocalStack, "start_service", start_service)
+    result = CliRunner().invoke(cli.app, ["replay", "funding-view", "--database-url", "postgresql://127.0.0.1:1/x"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    said = screen.getvalue()
+    assert "error: funding-view was emptied and is rebuilt from the beginning of its topics when funding next" in said
+    assert "port 8002 for funding is taken" in said

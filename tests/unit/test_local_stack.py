@@ -404,3 +404,99 @@ def test_an_argument_file_gives_the_java_launcher_back_each_argument_as_it_was(t
     echoed = subprocess.run(["java", f"@{argfile}"], capture_output=True, timeout=120)  # bytes: \r kept as it is
     assert echoed.returncode == 0, echoed.stderr
     assert echoed.stdout.decode() == "".join(f"<{a}>" for a in arguments)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The topic namespace: the services' Kafka users are the namespace's, the ones `berdaya partner add` grants to
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def secured_stack(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> tuple[LocalStack, list[tuple[str, str]]]:
+    """The stack on a secured cluster as its admin; what it would provision there (service, namespace) is kept
+    instead of reaching a broker."""
+    from berdaya.stack import access
+
+    monkeypatch.setenv("KAFKA_USERNAME", "admin")
+    monkeypatch.setenv("KAFKA_PASSWORD", "admin-pw")
+    provisioned: list[tuple[str, str]] = []
+
+    def provision(security: object, definition: object, password: str, namespace: str = "", **_: object) -> None:
+        provisioned.append((definition.name, namespace))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(access, "KafkaSecurity", lambda admin: None)
+    monkeypatch.setattr(access, "provision_service", provision)
+    monkeypatch.setattr(access, "logs_in", lambda own, timeout=5: True)
+    return LocalStack(), provisioned
+
+
+def test_a_service_s_kafka_user_and_grants_are_its_namespace_s_as_partner_add_grants_them(
+        secured_stack: tuple[LocalStack, list[tuple[str, str]]], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from berdaya.stack.access import service_password
+    from shared.messaging.acl import partner_links, service_grants
+    from services.funding.bootstrap import SERVICE
+
+    stack, provisioned = secured_stack
+    monkeypatch.setenv("BERDAYA_TOPIC_NAMESPACE", "kupang")
+    env = stack.service_env(service("funding"))
+    assert env["KAFKA_USERNAME"] == "kupang.service-funding"
+    assert env["KAFKA_USERNAME"] in partner_links("bri", "kupang")  # the user a partner's outcomes are granted to
+    assert env["KAFKA_PASSWORD"] == service_password(stack.kafka_admin, "kupang.service-funding")
+    assert env["BERDAYA_TOPIC_NAMESPACE"] == "kupang"  # the service's topics are the namespace its user may touch
+    assert provisioned == [("funding", "kupang")]
+    assert all(g.name.startswith("kupang.") for g in service_grants(SERVICE, "kupang"))
+
+
+def test_a_stack_without_a_namespace_keeps_the_users_and_passwords_it_had(
+        secured_stack: tuple[LocalStack, list[tuple[str, str]]]) -> None:  # fmt: skip
+    from berdaya.stack.access import service_password
+
+    stack, provisioned = secured_stack
+    env = stack.service_env(service("registry"))
+    assert (env["KAFKA_USERNAME"], env["BERDAYA_TOPIC_NAMESPACE"]) == ("service-registry", "")
+    assert env["KAFKA_PASSWORD"] == service_password(stack.kafka_admin, "service-registry")
+    assert provisioned == [("registry", "")]
+
+
+def test_a_namespace_the_services_would_refuse_stops_the_stack_before_any_user_is_made(
+        secured_stack: tuple[LocalStack, list[tuple[str, str]]], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    stack, provisioned = secured_stack
+    monkeypatch.setenv("BERDAYA_TOPIC_NAMESPACE", "kota.kupang")  # a dot: its names could pass for another's
+    with pytest.raises(RuntimeError, match="BERDAYA_TOPIC_NAMESPACE='kota.kupang'"):
+        stack.service_env(service("registry"))
+    said: list[str] = []
+    with pytest.raises(RuntimeError, match="BERDAYA_TOPIC_NAMESPACE"):
+        stack.up(say=said.append)
+    assert provisioned == [] and said == []
+
+
+def test_up_refuses_to_run_services_of_two_namespaces_at_once_and_says_what_to_do(
+        stack: LocalStack, stranger: subprocess.Popen, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from berdaya.stack import local
+
+    monkeypatch.setattr(local, "port_open", lambda port: False)
+    monkeypatch.setattr(local, "spawn", lambda argv, log, env, cwd: stranger)  # stands for the registry it starts
+    monkeypatch.setenv("BERDAYA_TOPIC_NAMESPACE", "kupang")
+    stack.start_service(service("registry"))
+    monkeypatch.delenv("BERDAYA_TOPIC_NAMESPACE")
+    said: list[str] = []
+    with pytest.raises(RuntimeError) as refused:
+        stack.up(say=said.append)
+    assert said == []  # refused before anything started
+    assert "registry is running in topic namespace kupang, but BERDAYA_TOPIC_NAMESPACE is (none)" in str(refused.value)
+    assert "`berdaya down`" in str(refused.value)
+    assert "set BERDAYA_TOPIC_NAMESPACE=kupang as before" in str(refused.value)
+    monkeypatch.setenv("BERDAYA_TOPIC_NAMESPACE", "kupang")
+    with pytest.raises(OSError):  # the namespace it runs in: up goes on, to the PostgreSQL nobody listens for
+        stack.up(say=said.append)
+
+
+def test_up_in_a_namespace_refuses_a_service_an_older_berdaya_started_outside_any(
+        stack: LocalStack, stranger: subprocess.Popen, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    PidFile(stack.base / "run" / "notifier.pid").write(stranger.pid)  # no record of its namespace: none was used
+    monkeypatch.setenv("BERDAYA_TOPIC_NAMESPACE", "kupang")
+    with pytest.raises(RuntimeError, match=r"notifier is running in topic namespace \(none\).*unset BERDAYA_TOPIC_NAM"):
+        stack.up(say=lambda _: None)
+    monkeypatch.delenv("BERDAYA_TOPIC_NAMESPACE")
+    with pytest.raises(OSError):  # outside a namespace, as it runs: up goes on
+        stack.up(say=lambda _: None)
