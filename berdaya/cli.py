@@ -29,7 +29,7 @@ from berdaya.stack.postgres import masked_url
 from berdaya.views import VIEWS, print_coverage, wait_for_catch_up
 from shared.auth import TokenService
 from shared.messaging.kafka import kafka_said
-from shared.messaging.replay import OffsetsKept, StillRunning, rebuild
+from shared.messaging.replay import OffsetsKept, RebuildableView, StillRunning, rebuild, still_held
 
 app = typer.Typer(help="Berdaya: the event backbone of Kota Kupang's UMKM programme.", no_args_is_help=True)
 console = Console()
@@ -235,7 +235,23 @@ def replay(
         console.print(f"{spec.name} is still replaying its topics after an hour ({lag:,} records to go); it carries "
                       f"on without this command, and {view} is complete once that reaches 0.")
         return
+    if rebuildable.holds_back and not _settled(rebuildable, url, spec.name):
+        return
     console.print(f"{view} rebuilt: {spec.name} has read its topics to the end.")
+
+
+def _settled(view: RebuildableView, database_url: str, service_name: str, timeout: float = 600) -> bool:
+    """Wait while the service settles what it held back as it caught up; whether it has finished."""
+    waiting = f"{service_name} is settling the businesses it read of"
+    with console.status(waiting) as status:
+        deadline = time.monotonic() + timeout
+        while (left := asyncio.run(still_held(view, database_url))) and time.monotonic() < deadline:
+            status.update(f"{waiting}: {left:,} to go")
+            time.sleep(1)
+    if left:
+        console.print(f"{service_name} is still settling after {timeout / 60:.0f} minutes ({left:,} to go); it carries "
+                      f"on without this command, and {view.name} is complete once that reaches 0.")
+    return not left
 
 
 dlq = typer.Typer(help="Dead-letter topics: what failed, why, and sending it again once the cause is fixed.")

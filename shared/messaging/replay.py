@@ -110,5 +110,16 @@ def _catch_up_rows(view: RebuildableView, kafka: KafkaAccess | str, namespace: s
     return rows
 
 
+async def still_held(view: RebuildableView, database_url: str) -> int:
+    """Partitions a view's consumers are still catching up on, plus aggregates held back to settle: 0 once done."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(
+            "SELECT (SELECT count(*) FROM catch_up WHERE consumer = ANY($1::text[]))"
+            " + (SELECT count(*) FROM catch_up_held WHERE consumer = ANY($1::text[]))", list(view.consumers))
+    finally:
+        await conn.close()
+
+
 def describe(views: Sequence[RebuildableView]) -> str:
     return "; ".join(f"{v.name} ({v.service})" for v in views)

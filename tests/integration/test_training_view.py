@@ -20,7 +20,7 @@ from shared.contracts import Envelope
 from shared.contracts.funding import FundingAccepted
 from shared.contracts.registry import BusinessRegistered, BusinessUpdated
 from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, namespaced
-from shared.messaging.replay import StillRunning, rebuild
+from shared.messaging.replay import StillRunning, rebuild, still_held
 from tests.integration.funding_events import closed, envelopes, nib_issued, produce, registered
 from tests.integration.test_training_fill import TRAINER, define_programme, food, plan_cohort
 from tests.support import drop_database, eventually, fresh_database, service_env, start_service
@@ -165,12 +165,7 @@ async def test_history_read_again_neither_withdraws_nor_tells_anyone_again_and_t
         assert await eventually(consumed, timeout=120)
 
         async def settled() -> bool:
-            conn = await asyncpg.connect(database)
-            try:
-                return await conn.fetchval(
-                    "SELECT (SELECT count(*) FROM catch_up) + (SELECT count(*) FROM catch_up_held)") == 0
-            finally:
-                await conn.close()
+            return await still_held(TRAINING_VIEW, database) == 0
 
         assert await eventually(settled, timeout=60)
         await asyncio.sleep(1.5)  # had the replay or its settling set anything off, it would be in the outbox by now

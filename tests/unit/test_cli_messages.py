@@ -269,3 +269,36 @@ def test_replay_whose_service_does_not_start_again_says_so_and_that_the_view_is_
     said = screen.getvalue()
     assert "error: funding-view was emptied and is rebuilt from the beginning of its topics when funding next" in said
     assert "port 8002 for funding is taken" in said
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A rebuild that holds back: the command waits for the settling too
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_a_rebuild_is_told_complete_only_once_what_was_held_back_is_settled(screen, monkeypatch) -> None:
+    from services.training.replay import TRAINING_VIEW
+
+    left = iter([2, 1, 0])
+
+    async def still_held(view, database_url):  # noqa: ANN001, ANN202
+        return next(left)
+
+    monkeypatch.setattr(cli, "still_held", still_held)
+    monkeypatch.setattr(cli.time, "sleep", lambda _: None)
+
+    assert cli._settled(TRAINING_VIEW, "postgresql://x/training", "training")
+    assert next(left, "all asked") == "all asked"
+
+
+def test_settling_that_outlasts_the_wait_is_said_to_carry_on_without_the_command(screen, monkeypatch) -> None:
+    from services.training.replay import TRAINING_VIEW
+
+    async def still_held(view, database_url):  # noqa: ANN001, ANN202
+        return 1234
+
+    monkeypatch.setattr(cli, "still_held", still_held)
+    monkeypatch.setattr(cli.time, "sleep", lambda _: None)
+
+    assert not cli._settled(TRAINING_VIEW, "postgresql://x/training", "training", timeout=0)
+    assert "training is still settling after 0 minutes (1,234 to go)" in screen.getvalue()
