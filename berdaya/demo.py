@@ -12,6 +12,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from berdaya.demo_partners import run_partners
 from berdaya.demo_training import run_training
@@ -96,7 +97,7 @@ async def run_demo(stack: LocalStack, console: Console, tokens: TokenService) ->
             }  # fmt: skip
             duplicate = await http.post(f"{urls['registry']}/businesses", json=again)
             console.print(f"  Registering {again['business_name']!r} again answers {duplicate.status_code}: "
-                          f"{duplicate.json()['detail'][:110]}...")  # fmt: skip
+                          f"{duplicate.json()['detail'][:110]}...", markup=False)  # fmt: skip
 
         await _wait_for_funding_view(http, urls["funding"], stack.kafka_admin, console)
         pledges = await _funding(http, urls, console, tokens)
@@ -133,7 +134,8 @@ async def run_demo(stack: LocalStack, console: Console, tokens: TokenService) ->
     for template in ("welcome", "nib_issued", "nib_rejected", "funding_offer", "funds_disbursed"):
         example = next((m for m in messages["items"] if m["template"] == template), None)
         if example:
-            console.print(f"[bold]{template}[/bold] to {example['recipient_phone']}:\n  [italic]{example['body']}[/italic]")
+            console.print(Text.assemble((template, "bold"), f" to {example['recipient_phone']}:\n  ",
+                                        (example["body"], "italic")))  # fmt: skip
 
 
 PLEDGES = (

@@ -11,6 +11,7 @@ import httpx
 from confluent_kafka import Consumer, KafkaError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from berdaya import partners
 from berdaya.partners import PartnerAccess
@@ -83,15 +84,15 @@ async def run_partners(http: httpx.AsyncClient, urls: dict[str, str], stack: Loc
     public, internal = namespaced(PUBLIC_BUSINESS, ns), namespaced(REGISTRY_BUSINESS, ns)
     events = await asyncio.to_thread(read_as, ntt_access, public, f"{ntt.group_prefix}demo", 3)
     if isinstance(events, str):
-        console.print(f"  [red]Bank NTT could not read {public}: {events}[/red]")
+        console.print(Text(f"  Bank NTT could not read {public}: {events}", style="red"))
     else:
         console.print(f"  Bank NTT's client reads {public}; a redacted event, as it sees it:")
         if events:
             payload = events[0].get("payload", events[0])
-            console.print("    " + json.dumps(payload, ensure_ascii=False)[:400])
+            console.print("    " + json.dumps(payload, ensure_ascii=False)[:400], markup=False)
     refused = await asyncio.to_thread(read_as, ntt_access, internal, f"{ntt.group_prefix}demo", 1, 15)
-    console.print(f"  Bank NTT asks for the internal {internal}: "
-                  f"{'refused: ' + refused if isinstance(refused, str) else '[red]NOT refused[/red]'}")  # fmt: skip
+    console.print(Text.assemble(f"  Bank NTT asks for the internal {internal}: ",
+                                ("refused: " + refused, "") if isinstance(refused, str) else ("NOT refused", "red")))
     await _consented_referral(http, urls, admin, admitted["bri"], ntt_access, f"{ntt.group_prefix}demo", ns, console)
 
 
@@ -110,7 +111,7 @@ async def _consented_referral(http: httpx.AsyncClient, urls: dict[str, str], adm
         "partner_id": "bri", "purpose": "Rujukan KUR Mikro BRI untuk modal kerja", "financing_programme": "KUR Mikro",
         "amount_sought_rupiah": offer["amount_rupiah"], "offer_id": offer["id"]})  # fmt: skip
     if consent.status_code != 201:
-        console.print(f"  [red]The consent was not recorded ({consent.status_code}): {consent.text[:200]}[/red]")
+        console.print(Text(f"  The consent was not recorded ({consent.status_code}): {consent.text[:200]}", style="red"))
         return
     console.print(f"  The owner accepts BRI's KUR referral ({accepted.status_code}) and consents to share their contact "
                   "with BRI, for that purpose (UU PDP 27/2022)")  # fmt: skip
@@ -121,15 +122,16 @@ async def _consented_referral(http: httpx.AsyncClient, urls: dict[str, str], adm
     mine = [r for r in referrals if isinstance(r, dict) and r.get("payload", {}).get("consent_id") == wanted] \
         if not isinstance(referrals, str) else []  # fmt: skip
     if not mine:
-        console.print(f"  [red]BRI's topic {topic} did not show the referral: {referrals if isinstance(referrals, str) else ''}[/red]")
+        console.print(Text(f"  BRI's topic {topic} did not show the referral: "
+                           f"{referrals if isinstance(referrals, str) else ''}", style="red"))
         return
     table = Table(title=f"What BRI's client reads on {topic}", show_header=False)
     for key, value in mine[0]["payload"].items():
         shown = str(value)
         if key.endswith("phone") and len(shown) > 6:
             shown = shown[:5] + "•" * (len(shown) - 8) + shown[-3:]  # the demo's screen is not BRI's
-        table.add_row(key, shown)
+        table.add_row(key, Text(shown))
     console.print(table)
     refused = await asyncio.to_thread(read_as, other, topic, other_group, 1, 15)
-    console.print(f"  Bank NTT asks for BRI's {topic}: "
-                  f"{'refused: ' + refused if isinstance(refused, str) else '[red]NOT refused[/red]'}")  # fmt: skip
+    console.print(Text.assemble(f"  Bank NTT asks for BRI's {topic}: ",
+                                ("refused: " + refused, "") if isinstance(refused, str) else ("NOT refused", "red")))
