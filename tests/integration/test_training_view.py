@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,6 +67,22 @@ async def inbox_count(database: str, consumer: str) -> int:
         await conn.close()
 
 
+async def open_halal_cohort(url: str) -> None:
+    async with httpx.AsyncClient(timeout=60) as http:
+        programme = await define_programme(http, url)
+        cohort = await plan_cohort(http, url, programme["id"], capacity=3)
+        assert (await http.post(f"{url}/cohorts/{cohort['id']}/open", headers=TRAINER)).status_code == 200
+
+
+def all_read(database: str, history: list[Envelope]) -> Callable[[], Awaitable[bool]]:
+    """Whether training's view consumer has applied every event of `history`."""
+
+    async def consumed() -> bool:
+        return await inbox_count(database, "training-view") == len(history)
+
+    return consumed
+
+
 async def test_replaying_the_registry_topic_rebuilds_the_same_view_and_invites_nobody_again(infra, tmp_path: Path):
     namespace = f"it-{uuid.uuid4().hex[:8]}"
     env = service_env(infra.kafka, namespace)
@@ -73,14 +90,9 @@ async def test_replaying_the_registry_topic_rebuilds_the_same_view_and_invites_n
     training = start_service("training", env, database, tmp_path / "training.log")
     history = registry_history()
     try:
-        async with httpx.AsyncClient(timeout=60) as http:
-            programme = await define_programme(http, training.url)
-            cohort = await plan_cohort(http, training.url, programme["id"], capacity=3)
-            assert (await http.post(f"{training.url}/cohorts/{cohort['id']}/open", headers=TRAINER)).status_code == 200
+        await open_halal_cohort(training.url)
         await produce(infra.kafka, namespaced(REGISTRY_BUSINESS, namespace), history)
-
-        async def consumed() -> bool:
-            return await inbox_count(database, "training-view") == len(history)
+        consumed = all_read(database, history)
 
         assert await eventually(consumed, timeout=60)
         await asyncio.sleep(1)
@@ -134,14 +146,9 @@ async def test_history_read_again_neither_withdraws_nor_tells_anyone_again_and_t
     training = start_service("training", env, database, tmp_path / "training.log")
     business, history = corrected_history(filler=1300)
     try:
-        async with httpx.AsyncClient(timeout=60) as http:
-            programme = await define_programme(http, training.url)
-            cohort = await plan_cohort(http, training.url, programme["id"], capacity=3)
-            assert (await http.post(f"{training.url}/cohorts/{cohort['id']}/open", headers=TRAINER)).status_code == 200
+        await open_halal_cohort(training.url)
         await produce(infra.kafka, namespaced(REGISTRY_BUSINESS, namespace), history)
-
-        async def consumed() -> bool:
-            return await inbox_count(database, "training-view") == len(history)
+        consumed = all_read(database, history)
 
         assert await eventually(consumed, timeout=120)
         await asyncio.sleep(1)
