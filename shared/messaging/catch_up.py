@@ -69,12 +69,15 @@ class PgCatchUp(CatchUp):
 Settle = Callable[[BatchTransaction, list[str]], Awaitable[None]]
 
 
-async def settle_held(db: Database, consumer: str, settle: Settle, batch: int = 200) -> int:
-    """Settle one batch of what `consumer` held back, once it has caught up on every partition; returns how many
-    (0: nothing held, or still catching up). Two instances never take the same aggregates (SKIP LOCKED)."""
+async def settle_held(db: Database, consumer: str, settle: Settle, batch: int = 200,
+                      also_waits_for: Collection[str] = ()) -> int:  # fmt: skip
+    """Settle one batch of what `consumer` held back, once it (and the consumers it `also_waits_for`: those whose
+    facts the settling reads too) has caught up on every partition; returns how many (0: nothing held, or still
+    catching up). Two instances never take the same aggregates (SKIP LOCKED)."""
+    waiting = sorted({consumer, *also_waits_for})
     async with db.acquire() as conn:
         async with conn.transaction():
-            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM catch_up WHERE consumer = $1)", consumer):
+            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM catch_up WHERE consumer = ANY($1::text[]))", waiting):
                 return 0
             keys = [r["aggregate_id"] for r in await conn.fetch(
                 "SELECT aggregate_id FROM catch_up_held WHERE consumer = $1 ORDER BY aggregate_id LIMIT $2"
@@ -90,10 +93,11 @@ async def settle_held(db: Database, consumer: str, settle: Settle, batch: int = 
     return len(keys)
 
 
-async def settle_all_held(db: Database, consumer: str, settle: Settle, batch: int = 200) -> int:
+async def settle_all_held(db: Database, consumer: str, settle: Settle, batch: int = 200,
+                          also_waits_for: Collection[str] = ()) -> int:  # fmt: skip
     """Every batch `settle_held` finds, logging the progress of a long settling; returns how many in all."""
     done = 0
-    while settled := await settle_held(db, consumer, settle, batch):
+    while settled := await settle_held(db, consumer, settle, batch, also_waits_for):
         done += settled
         if done // 5000 != (done - settled) // 5000:
             log.info("%s: settled %d aggregates held back while catching up", consumer, done)
