@@ -150,6 +150,7 @@ def build(runtime: Runtime) -> Parts:
     context = NotifierContext(
         queries=queries, deps=deps, unit_of_work=unit_of_work, figures=figures, channels=channel_infos(gateways, files),
         whatsapp_app_secret=settings.whatsapp_app_secret.get_secret_value().encode() if settings.whatsapp_app_secret else None,
+        whatsapp_phone_number_id=settings.whatsapp_phone_number_id,
         whatsapp_verify_token=settings.whatsapp_verify_token.get_secret_value() if settings.whatsapp_verify_token else None,
         sms_inbound_token=settings.sms_inbound_token.get_secret_value() if settings.sms_inbound_token else None,
         alertmanager_token=settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None,

@@ -1,15 +1,16 @@
 """What happens to deliveries after they go: gateways' status reports, owners' replies, and deliveries settled by hand.
 
 A status moves a delivery forward only (gateways report out of order); WhatsApp saying a number has none falls back
-to SMS. STOP/BERHENTI and MULAI/START replies change the owner's consent and are answered. An operator settles what
-the worker could not (a delivery left `unknown` by a crash mid-send, or a failed one to try again).
+to SMS. STOP/BERHENTI and MULAI/START replies change the owner's consent and are answered; a gateway's retry of a
+reply never undoes what the owner said since. An operator settles what the worker could not (a delivery left
+`unknown` by a crash mid-send, or a failed one to try again).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from services.notifier.domain import texts
@@ -87,6 +88,11 @@ async def fall_back(uow: NotifierUnitOfWork, deps: Deps, failed: Delivery, now: 
         uow.after_commit(deps.wake)
 
 
+# How long the same words from the same number, forwarded without the gateway's id, may be a retry of one reply.
+# Gateways retry a callback for hours, so a day: an older MULAI retried after the owner's STOP must not opt them in.
+REPEAT_WINDOW = timedelta(hours=24)
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """What an owner wrote back, on WhatsApp or by SMS."""
@@ -95,14 +101,25 @@ class Reply:
     phone: str | None  # +62..., None when not an Indonesian mobile
     text: str
     reply_id: uuid.UUID  # the same for a gateway's retry of the same reply
-    # Whether reply_id comes from the gateway's own id for the reply. Without it, the same words from one number
-    # within the hour share an id, so a seen id may be the owner saying it again, not a retry.
-    identified: bool = True
+    # Set for a reply forwarded without the gateway's own id: reply_id is then the id of (number, words) in the
+    # current window of REPEAT_WINDOW, and earlier_id their id in the window before.
+    earlier_id: uuid.UUID | None = None
+
+    @property
+    def identified(self) -> bool:
+        """Whether reply_id comes from the gateway's own id for the reply, so a seen one is certainly a retry."""
+        return self.earlier_id is None
 
 
 async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> Intent | None:
     """STOP / BERHENTI opts the number out of everything not required, MULAI / START back in; either way the owner
-    gets a confirmation on the channel they wrote on. Anything else is left for an officer."""
+    gets a confirmation on the channel they wrote on. Anything else is left for an officer.
+
+    A reply seen before changes nothing when the gateway named it (a retry). One it did not name is "seen" when the
+    same words came from the number less than REPEAT_WINDOW ago: it may be a retry or the owner saying it again, and
+    only STOP is applied again (the owner's wish, or harmless). START is not: a retried MULAI that arrives after the
+    owner's STOP would opt them back in without their knowing; they can write it another way ("Mulai lagi") or ask
+    an officer."""
     intent = reply_intent(reply.text)
     if intent is None or reply.phone is None:
         return None
@@ -111,10 +128,14 @@ async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> In
         template, body = (("opted_out", texts.opted_out_text()) if intent == "stop"
                           else ("opted_in", texts.opted_in_text()))  # fmt: skip
         message = Message(deps.new_id(), reply.reply_id, None, template, "none", reply.phone, body, now)
-        # The confirmation first: it is unique to this reply, so a gateway's retry or a replayed webhook of an old
-        # STOP (or MULAI) finds it and changes nothing, where it would have undone the owner's later answer.
-        first_time = await uow.store.add_message(message)
-        if not first_time and reply.identified:
+        if reply.earlier_id is not None and await uow.store.recorded_since(
+                (reply.reply_id, reply.earlier_id), template, now - REPEAT_WINDOW):  # fmt: skip
+            first_time = False
+        else:
+            # The confirmation first: it is unique to this reply, so a gateway's retry or a replayed webhook of an
+            # old STOP (or MULAI) finds it and changes nothing, where it would have undone the owner's later answer.
+            first_time = await uow.store.add_message(message)
+        if not first_time and (reply.identified or intent == "start"):
             return intent
         preference = await uow.store.preference_to_change(reply.phone) or Preference(reply.phone)
         await uow.store.save_preference(replace(preference, opted_out_at=(preference.opted_out_at or now)

@@ -115,9 +115,13 @@ async def remove_officer(officer_id: uuid.UUID, by: Principal, uow: NotifierUnit
 
 async def save_sponsor_contact(sponsor_id: uuid.UUID, email: str, name: str | None, by: Principal,
                                uow: NotifierUnitOfWork) -> None:  # fmt: skip
-    """Where a sponsor's weekly digest goes: set by an officer or admin, or by the sponsor itself."""
-    if not (by.has_any({"officer"}) or by.acts_for_sponsor(sponsor_id)):
-        raise Forbidden("a sponsor sets its own address only")
+    """Where a sponsor's weekly digest goes: set by a city-wide officer or an admin, or by the sponsor itself. A
+    sponsor belongs to no kecamatan, so an officer whose token is limited to some may not redirect its digest (its
+    pledges and payments)."""
+    city_wide_officer = by.has_any({"officer"}) and not by.limited_to_kecamatan
+    if not (city_wide_officer or by.acts_for_sponsor(sponsor_id)):
+        raise Forbidden("a sponsor's digest address is set by the sponsor itself, an admin, or an officer whose token "
+                        "is not limited to kecamatan")  # fmt: skip
     async with uow:
         await uow.store.save_sponsor_contact(sponsor_id, email, name)
         uow.audit("sponsor_contact_saved", "sponsor", sponsor_id)

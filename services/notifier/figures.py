@@ -33,6 +33,10 @@ class NotifierFigures:
         self.webhooks_refused = Counter("berdaya_notifier_webhooks_refused", "Webhook calls refused (bad signature or "
                                         "token, or Alertmanager's webhook without NOTIFIER_ALERTMANAGER_TOKEN).",
                                         ["source"], registry=registry)  # fmt: skip
+        self.webhook_skipped = Counter("berdaya_notifier_webhook_skipped", "What a well-proven webhook held that is "
+                                       "not ours, by reason (other_phone_number: a WhatsApp change for another number "
+                                       "of the Meta app; sender_not_indonesian_mobile: a message from a number that "
+                                       "cannot be an owner's).", ["source", "reason"], registry=registry)  # fmt: skip
         self.alerts = Counter("berdaya_notifier_alerts", "Alerts from Alertmanager by audience, status (firing, "
                               "resolved) and outcome (recorded: a new message; repeated: already told).",
                               ["audience", "status", "outcome"], registry=registry)  # fmt: skip

@@ -58,6 +58,7 @@ class NotifierContext:
     figures: NotifierFigures
     channels: list[ChannelInfo]
     whatsapp_app_secret: bytes | None = None
+    whatsapp_phone_number_id: str | None = None  # ours: webhooks' changes for another number are skipped
     whatsapp_verify_token: str | None = None
     sms_inbound_token: str | None = None
     alertmanager_token: str | None = None  # unset: POST /webhooks/alertmanager answers 503
@@ -397,7 +398,8 @@ async def list_sponsor_contacts(_: Keeper, ctx: Ctx, page: Page = 1, page_size: 
 
 
 @router.put("/directory/sponsors/{sponsor_id}", tags=["directory"],
-            summary="Set where a sponsor's weekly digest goes (an officer, or the sponsor itself)")  # fmt: skip
+            summary="Set where a sponsor's weekly digest goes (a city-wide officer, an admin, or the sponsor "
+            "itself)")  # fmt: skip
 async def put_sponsor_contact(sponsor_id: uuid.UUID, body: SponsorContactIn, who: SponsorOrKeeper, ctx: Ctx,
                               correlation: Correlation) -> SponsorContactOut:  # fmt: skip
     await directory.save_sponsor_contact(sponsor_id, body.email.lower(), body.name, who, _uow(ctx, who, correlation))

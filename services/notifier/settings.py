@@ -41,7 +41,8 @@ class NotifierSettings(PlatformSettings):
     sms_userkey: SecretStr | None = None
     sms_passkey: SecretStr | None = None
     sms_base_url: str = "https://console.zenziva.net"
-    sms_inbound_token: SecretStr | None = Field(None, description="The token in the gateway's inbound callback URL")
+    sms_inbound_token: SecretStr | None = Field(None, description="The token in the gateway's inbound callback URL, "
+                                                "at least 16 characters; unset: the callback is refused")  # fmt: skip
     sms_rate_per_second: float = Field(5.0, gt=0)
     sms_guarantee: Guarantee = AT_MOST_ONCE
 
@@ -90,7 +91,7 @@ class NotifierSettings(PlatformSettings):
     officer_contacts: str = Field("", description="Who hears of the programme office's alerts (audience=officers), "
                                   "the same way; none: the local outbox, addressed alerts:officers")
 
-    @field_validator("alertmanager_token", mode="before")
+    @field_validator("alertmanager_token", "sms_inbound_token", mode="before")
     @classmethod
     def _token_or_nothing(cls, value: object) -> object:
         if isinstance(value, str):
@@ -98,12 +99,14 @@ class NotifierSettings(PlatformSettings):
             return value or None
         return value
 
-    @field_validator("alertmanager_token")
+    # Both tokens are all that proves their caller (an SMS gateway signs nothing): a short one can be guessed.
+    @field_validator("alertmanager_token", "sms_inbound_token")
     @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+    def _long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("NOTIFIER_ALERTMANAGER_TOKEN is shorter than 16 characters: anyone could guess it; make "
-                             "one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")  # fmt: skip
+            raise ValueError(f"NOTIFIER_{(info.field_name or '').upper()} is shorter than 16 characters: anyone "
+                             "could guess it; make one with `python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))'`")  # fmt: skip
         return value
 
     @field_validator("operator_contacts", "officer_contacts")

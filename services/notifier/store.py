@@ -58,6 +58,10 @@ class NotifierStore(abc.ABC):
         """False if this event already produced this message."""
 
     @abc.abstractmethod
+    async def recorded_since(self, event_ids: Collection[uuid.UUID], template: str, since: datetime) -> bool:
+        """Whether one of these events produced this message at `since` or later."""
+
+    @abc.abstractmethod
     async def address_waiting(self, contact: Contact) -> list[Message]:
         """Give the owner's phone to messages that were waiting for it; returns them, addressed."""
 

@@ -100,6 +100,13 @@ class PgNotifierStore(NotifierStore):
         )  # fmt: skip
         return status == "INSERT 0 1"
 
+    async def recorded_since(self, event_ids: Collection[uuid.UUID], template: str, since: datetime) -> bool:
+        return await self._conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM message WHERE event_id = ANY($1::uuid[]) AND template = $2"
+            " AND created_at >= $3)",
+            list(event_ids), template, since,
+        )  # fmt: skip
+
     async def address_waiting(self, contact: Contact) -> list[Message]:
         rows = await self._conn.fetch(
             f"UPDATE message SET recipient_phone = $2, updated_at = now() WHERE business_id = $1"

@@ -5,7 +5,9 @@ for the operators and the programme office). No user's JWT here: a WhatsApp call
 (`NOTIFIER_ALERTMANAGER_TOKEN`, compared in constant time). Anything that does not is refused (403; 401 when
 Alertmanager's call has no bearer token at all) and counted in `berdaya_notifier_webhooks_refused_total{source}`;
 a well-proven gateway call always gets 200 (a gateway retries anything else for days), whatever is in it: a status
-for a message we do not know is recorded and ignored. Alertmanager's body is checked (422 naming the field) because
+for a message we do not know is recorded and ignored; what is not ours (a WhatsApp change for another phone number of
+the Meta app, a message from a number that is not an Indonesian mobile) is skipped and counted in
+`berdaya_notifier_webhook_skipped_total{source,reason}`. Alertmanager's body is checked (422 naming the field) because
 it is ours to get right: its alerts are recorded in one transaction (a database outage answers 503, which
 Alertmanager retries).
 """
@@ -40,12 +42,16 @@ router = APIRouter(tags=["webhooks"])
 _403 = {403: PROBLEM_RESPONSES[403]}
 _NAMESPACE = uuid.UUID("6f1c2b7e-5d0a-4c59-9a43-0d2f1e9b7c31")  # reply ids: uuid5 in this namespace
 _BODY = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
+# Why a well-proven webhook's content was not acted on (berdaya_notifier_webhook_skipped_total{reason}).
+OTHER_NUMBER, FOREIGN_SENDER = "other_phone_number", "sender_not_indonesian_mobile"
 
 
 class Received(BaseModel):
     statuses: int = 0
     matched: int = 0
     replies: int = 0
+    skipped: int = Field(0, description="Changes for another phone number of the Meta app, and messages from a number "
+                         "that is not an Indonesian mobile: not acted on")  # fmt: skip
 
 
 def _uow(ctx: NotifierContext, source: str):  # noqa: ANN202 - the context's unit of work
@@ -80,8 +86,9 @@ async def verify_whatsapp(
              summary="WhatsApp's statuses and owners' replies, signed with X-Hub-Signature-256")  # fmt: skip
 async def whatsapp_webhook(request: Request, ctx: Ctx) -> Any:
     body = await request.body()
-    if ctx.whatsapp_app_secret is None:
-        return _refuse(ctx, WHATSAPP, "WhatsApp is not configured (NOTIFIER_WHATSAPP_APP_SECRET)")
+    if ctx.whatsapp_app_secret is None or ctx.whatsapp_phone_number_id is None:
+        return _refuse(ctx, WHATSAPP, "WhatsApp is not configured (NOTIFIER_WHATSAPP_APP_SECRET and "
+                       "NOTIFIER_WHATSAPP_PHONE_NUMBER_ID)")  # fmt: skip
     if not whatsapp.signed_by(ctx.whatsapp_app_secret, body, request.headers.get("x-hub-signature-256")):
         return _refuse(ctx, WHATSAPP, "X-Hub-Signature-256 is missing or is not the HMAC-SHA256 of this body with the "
                        "app secret")  # fmt: skip
@@ -90,9 +97,15 @@ async def whatsapp_webhook(request: Request, ctx: Ctx) -> Any:
     except ValueError:
         log.warning("a signed WhatsApp webhook whose body is not JSON was ignored")
         return Received()
-    statuses, replies = whatsapp.parse_webhook(payload)
-    received = Received(statuses=len(statuses), replies=len(replies))
-    for report in statuses:
+    # One Meta app may serve other numbers (another agency's, a test number): their events come here too.
+    content = whatsapp.parse_webhook(payload, ctx.whatsapp_phone_number_id)
+    received = Received(statuses=len(content.statuses), replies=len(content.replies),
+                        skipped=content.other_number + content.foreign_sender)  # fmt: skip
+    if content.other_number:
+        _skipped(ctx, WHATSAPP, OTHER_NUMBER, content.other_number)
+    if content.foreign_sender:
+        _skipped(ctx, WHATSAPP, FOREIGN_SENDER, content.foreign_sender)
+    for report in content.statuses:
         status = delivery_outcomes.GatewayStatus(WHATSAPP, report.provider_id, report.status, report.error,
                                                  report.no_whatsapp, report.delivery_id)  # fmt: skip
         matched = await delivery_outcomes.record_status(status, _uow(ctx, "whatsapp"), ctx.deps)
@@ -101,10 +114,12 @@ async def whatsapp_webhook(request: Request, ctx: Ctx) -> Any:
         if not matched:
             log.info("a WhatsApp status %r for a message this notifier does not know was recorded and ignored",
                      report.status)  # fmt: skip
-    for reply in replies:
-        reply_id = uuid.uuid5(_NAMESPACE, f"whatsapp:{reply.provider_id or (reply.phone, reply.text)}")
-        identified = reply.provider_id is not None
-        await _reply(ctx, delivery_outcomes.Reply(WHATSAPP, reply.phone, reply.text, reply_id, identified))
+    for reply in content.replies:
+        if reply.provider_id is not None:
+            reply_id = uuid.uuid5(_NAMESPACE, f"whatsapp:{reply.provider_id}")
+            await _reply(ctx, delivery_outcomes.Reply(WHATSAPP, reply.phone, reply.text, reply_id))
+        else:
+            await _reply(ctx, _unidentified(ctx, WHATSAPP, reply))
     return received
 
 
@@ -132,21 +147,40 @@ async def sms_webhook(request: Request, ctx: Ctx, token: Annotated[str | None, Q
     reply = sms_channel.parse_inbound(fields)
     if reply is None:
         return Received()
-    # A gateway retrying its callback sends the same reply again: one confirmation. Without the gateway's id, the
-    # same words from the same number within the hour are taken as that retry.
-    hour = ctx.deps.clock().strftime("%Y-%m-%dT%H")
+    if reply.phone is None:
+        _skipped(ctx, SMS, FOREIGN_SENDER)
+        return Received(skipped=1)
+    # A gateway retrying its callback sends the same reply again: one confirmation, and a retry never undoes what
+    # the owner said since.
     gateway_id = fields.get("id") or fields.get("messageId")
-    reply_id = uuid.uuid5(_NAMESPACE, f"sms:{gateway_id or (reply.phone, reply.text, hour)}")
-    await _reply(ctx, delivery_outcomes.Reply(SMS, reply.phone, reply.text, reply_id, bool(gateway_id)))
+    if gateway_id:
+        reply_id = uuid.uuid5(_NAMESPACE, f"sms:{gateway_id}")
+        await _reply(ctx, delivery_outcomes.Reply(SMS, reply.phone, reply.text, reply_id))
+    else:
+        await _reply(ctx, _unidentified(ctx, SMS, reply))
     return Received(replies=1)
+
+
+def _unidentified(ctx: NotifierContext, channel: str, reply: whatsapp.InboundText) -> delivery_outcomes.Reply:
+    """A reply the gateway forwarded without its own id is known by its number and words alone. Its id is theirs in
+    the current window of REPEAT_WINDOW, and it carries the id the same words had in the window before: the same
+    words from the same number seen in either, less than REPEAT_WINDOW ago, may be a retry (owner_replied)."""
+    window = int(ctx.deps.clock().timestamp() // delivery_outcomes.REPEAT_WINDOW.total_seconds())
+    current, earlier = (uuid.uuid5(_NAMESPACE, f"{channel}:{reply.phone}:{w}:{reply.text}")
+                        for w in (window, window - 1))  # fmt: skip
+    return delivery_outcomes.Reply(channel, reply.phone, reply.text, current, earlier_id=earlier)
 
 
 async def _reply(ctx: NotifierContext, reply: delivery_outcomes.Reply) -> None:
     intent = await delivery_outcomes.owner_replied(reply, _uow(ctx, reply.channel), ctx.deps)
     ctx.figures.replies.labels(reply.channel, intent or "other").inc()
     if intent is None:
-        log.info("an owner's %s reply that is not STOP or MULAI (or not from an Indonesian mobile) was not acted on",
-                 reply.channel)  # fmt: skip
+        log.info("an owner's %s reply that is not STOP or MULAI was not acted on", reply.channel)
+
+
+def _skipped(ctx: NotifierContext, source: str, reason: str, count: int = 1) -> None:
+    ctx.figures.webhook_skipped.labels(source, reason).inc(count)
+    log.info("skipped %d item(s) of a %s webhook: %s", count, source, reason.replace("_", " "))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -128,7 +128,8 @@ def smtp_client(smtp: LocalSmtp, *, timeout: float = 5.0, guarantee: Guarantee =
 async def notifier(database_url: str, gateways: Mapping[str, Gateway] | None = None, *,
                    app_secret: str | None = "test-app-secret", quiet: QuietHours = QuietHours(),
                    outbox_dir: Path | None = None, retry: RetryPolicy = RetryPolicy(10, 600, 4),
-                   clock: Clock | None = None) -> AsyncIterator[Notifier]:  # fmt: skip
+                   clock: Clock | None = None,
+                   phone_number_id: str = CloudApi.phone_number_id) -> AsyncIterator[Notifier]:  # fmt: skip
     """The notifier's parts on a fresh database, its webhooks served on a free port."""
     db = await open_database(database_url, max_size=20)
     async with db.acquire() as conn:
@@ -148,8 +149,8 @@ async def notifier(database_url: str, gateways: Mapping[str, Gateway] | None = N
     found = Notifier(db, clock, deps, gateways, figures, queries, files, f"{server.url}/webhooks/whatsapp", retry)
     app.state.service = NotifierContext(
         queries=queries, deps=deps, unit_of_work=found.uow, figures=figures, channels=channel_infos(gateways, files),
-        whatsapp_app_secret=app_secret.encode() if app_secret else None, whatsapp_verify_token=VERIFY_TOKEN,
-        sms_inbound_token=SMS_TOKEN,
+        whatsapp_app_secret=app_secret.encode() if app_secret else None, whatsapp_phone_number_id=phone_number_id,
+        whatsapp_verify_token=VERIFY_TOKEN, sms_inbound_token=SMS_TOKEN,
     )  # fmt: skip
     try:
         async with server:

@@ -16,6 +16,8 @@ import pytest
 from services.notifier import handlers
 from services.notifier.channels.whatsapp import signature
 from services.notifier.domain import texts
+from services.notifier.domain.delivery import Delivery
+from services.notifier.domain.messages import Message
 from shared.contracts.funding import FundingMatched, FundsDisbursed
 from shared.contracts.training import PathwayStalled
 from tests.gateways import LocalServer
@@ -161,7 +163,7 @@ async def test_a_status_for_a_message_the_notifier_never_sent_is_recorded_and_ig
         response = await api.post_status("wamid.NOBODYKNOWSTHIS", "6281200000000", "delivered")
 
         assert response.status_code == 200
-        assert response.json() == {"statuses": 1, "matched": 0, "replies": 0}
+        assert response.json() == {"statuses": 1, "matched": 0, "replies": 0, "skipped": 0}
         [report] = await n.fetch("SELECT channel, provider_id, status, delivery_id FROM status_report")
         assert tuple(report) == ("whatsapp", "wamid.NOBODYKNOWSTHIS", "delivered", None)
         assert await n.fetch("SELECT * FROM delivery") == []
@@ -483,12 +485,79 @@ async def test_an_owner_replying_mulai_by_sms_is_opted_in_again_and_a_callback_w
         assert [tuple(h) for h in history] == [("stop", "sms"), ("start", "sms")]
         assert sorted(s.message for s in api.sent) == sorted([texts.opted_out_text(), texts.opted_in_text()])
 
-        # STOP again within the hour: without the gateway's id it reads like a retry of the first, yet the owner
-        # means it, and their last word is what counts.
+        # STOP again within the retry window: without the gateway's id it reads like a retry of the first, yet the
+        # owner may mean it, and opting out again is what they asked for either way.
         again = await api.forward_reply(f"{inbound}?token={SMS_TOKEN}", "0" + wa_id[2:], "STOP")
         assert again.status_code == 200
         [row] = await n.fetch("SELECT opted_out_at FROM recipient WHERE phone = $1", phone)
         assert row["opted_out_at"] is not None
+
+
+async def test_a_gateways_retry_of_an_sms_mulai_without_its_id_after_the_owners_stop_does_not_opt_them_back_in(
+        database_url, sms) -> None:  # fmt: skip
+    api, server = sms
+    phone, wa_id = _phone(15)
+    clock = Clock()
+    async with notifier(database_url, {"sms": zenziva_client(api, server.url)}, clock=clock) as n:
+        inbound = f"{n.webhook_url.replace('/whatsapp', '/sms')}?token={SMS_TOKEN}"
+        clock.advance(minutes=-10)  # 01.50 UTC: the retry below comes in the next clock hour
+        await api.forward_reply(inbound, "0" + wa_id[2:], "MULAI")
+        clock.advance(minutes=15)
+        await api.forward_reply(inbound, "0" + wa_id[2:], "STOP")
+        clock.advance(minutes=10)
+        retried = await api.forward_reply(inbound, "0" + wa_id[2:], "MULAI")  # the 01.50 callback, sent again
+        assert retried.status_code == 200
+
+        [row] = await n.fetch("SELECT opted_out_at FROM recipient WHERE phone = $1", phone)
+        assert row["opted_out_at"] is not None
+        history = await n.fetch("SELECT intent FROM consent_change WHERE phone = $1 ORDER BY id", phone)
+        assert [h["intent"] for h in history] == ["start", "stop"]
+        templates = await n.fetch("SELECT template FROM message WHERE recipient_phone = $1", phone)
+        assert sorted(t["template"] for t in templates) == ["opted_in", "opted_out"]
+
+
+async def test_webhooks_for_another_number_of_the_meta_app_or_from_a_foreign_sender_change_nothing(
+        database_url, cloud) -> None:  # fmt: skip
+    api, server = cloud
+    phone, wa_id = _phone(16)
+    other_number = CloudApi(phone_number_id="109999999999999")  # another number of the same app, same secret
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}) as n:
+        api.webhook_url = other_number.webhook_url = n.webhook_url
+        await n.fetch("INSERT INTO recipient (phone, opted_out_at) VALUES ($1, now())", "+6285212345678")
+
+        elsewhere = await other_number.post_reply(wa_id, "STOP")
+        stranger = await api.post_reply("85212345678", "MULAI")  # Hong Kong's +852 1234 5678
+
+        assert elsewhere.json() == {"statuses": 0, "matched": 0, "replies": 0, "skipped": 1}
+        assert stranger.json() == {"statuses": 0, "matched": 0, "replies": 0, "skipped": 1}
+        rows = await n.fetch("SELECT phone, opted_out_at IS NOT NULL AS out FROM recipient ORDER BY phone")
+        assert [tuple(r) for r in rows] == [("+6285212345678", True)]
+        assert await n.fetch("SELECT * FROM consent_change") == [] and await n.fetch("SELECT * FROM message") == []
+        skipped = n.figures.webhook_skipped
+        assert skipped.labels("whatsapp", "other_phone_number")._value.get() == 1
+        assert skipped.labels("whatsapp", "sender_not_indonesian_mobile")._value.get() == 1
+        assert (await api.post_reply(wa_id, "STOP")).json()["replies"] == 1  # ours still count
+        [row] = await n.fetch("SELECT opted_out_at FROM recipient WHERE phone = $1", phone)
+        assert row["opted_out_at"] is not None
+
+
+async def test_an_sms_to_a_number_that_is_not_an_indonesian_mobile_fails_with_the_reason_and_never_reaches_zenziva(
+        database_url, sms) -> None:  # fmt: skip
+    api, server = sms
+    async with notifier(database_url, {"sms": zenziva_client(api, server.url)}) as n:
+        uow = n.uow()
+        async with uow:  # queued before SMS knew better: an operator's Australian number
+            message = Message(uuid.uuid4(), uuid.uuid4(), None, "alert_firing", "sms", None, "[FIRING] x", n.clock(),
+                              audience="operators")  # fmt: skip
+            await uow.store.add_message(message)
+            await uow.store.add_deliveries([Delivery(uuid.uuid4(), message.id, "sms", "+61412345678", "queued",
+                                                     n.clock())])  # fmt: skip
+            await uow.commit()
+        await n.worker().pass_once()
+
+        [row] = await n.deliveries()
+        assert row["status"] == "failed" and "Indonesian mobiles (+62...) only" in row["reason"]
+        assert "+61412345678" not in row["reason"] and api.sent == []
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -133,6 +133,9 @@ class FakeNotifierStore(NotifierStore):
         self.message_status[message.id] = ("waiting", message.channel)
         return True
 
+    async def recorded_since(self, event_ids: Collection[uuid.UUID], template: str, since: datetime) -> bool:
+        return any(m.event_id in event_ids and m.template == template and m.created_at >= since for m in self.messages)
+
     async def address_waiting(self, contact: Contact) -> list[Message]:
         waiting = [i for i, m in enumerate(self.messages)
                    if m.business_id == contact.business_id and m.recipient_phone is None and m.audience == "owner"]  # fmt: skip

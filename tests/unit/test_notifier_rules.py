@@ -436,13 +436,14 @@ def test_a_webhook_gives_its_statuses_with_our_delivery_id_and_its_text_replies_
         "messages": [{"from": "6281234567890", "id": "wamid.C", "type": "text", "text": {"body": "STOP"}},
                      {"from": "6281234567890", "type": "image", "image": {}}]}}]}, "junk"]}  # fmt: skip
 
-    statuses, replies = whatsapp.parse_webhook(payload)
+    content = whatsapp.parse_webhook(payload)
+    statuses, replies = content.statuses, content.replies
 
     assert [(s.provider_id, s.status, s.delivery_id, s.no_whatsapp) for s in statuses] == [
         ("wamid.A", "failed", ours, True), ("wamid.B", "read", None, False)]  # fmt: skip
     assert "Message undeliverable" in (statuses[0].error or "")
     assert [(r.phone, r.text, r.provider_id) for r in replies] == [("+6281234567890", "STOP", "wamid.C")]
-    assert whatsapp.parse_webhook([1, 2]) == ([], [])
+    assert whatsapp.parse_webhook([1, 2]) == whatsapp.WebhookContent()
 
 
 def test_an_sms_reply_is_read_from_the_fields_gateways_use() -> None:
@@ -460,12 +461,15 @@ def test_a_template_parameter_is_sent_on_one_line() -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", ["081234567890", "+6281234567890", "6281234567890", "81234567890", "0812-3456-7890"])
+@pytest.mark.parametrize("raw", ["081234567890", "+6281234567890", "6281234567890", "+62 812-3456-7890",
+                                 "0812-3456-7890"])
 def test_a_mobile_number_written_any_way_a_gateway_writes_it_is_normalised_to_plus_62(raw: str) -> None:
     assert phones.normalise(raw) == "+6281234567890"
 
 
-@pytest.mark.parametrize("raw", ["0211234567", "12345", "", "+6591234567", "0812345", "08\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19"])
+@pytest.mark.parametrize("raw", ["0211234567", "12345", "", "+6591234567", "0812345",
+                                 "08\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19",
+                                 "81234567890", "85212345678", "+852 1234 5678", "+0812 3456 7890"])
 def test_what_is_not_an_indonesian_mobile_is_not_normalised(raw: str) -> None:
     assert phones.normalise(raw) is None
 

@@ -1,7 +1,8 @@
 """SMS through an Indonesian HTTP gateway: Zenziva's documented API.
 
 Zenziva (https://www.zenziva.id, console API): `POST https://console.zenziva.net/reguler/api/sendsms/` with the form
-fields `userkey`, `passkey`, `to` (08... or 62...) and `message`. It answers HTTP 200 with JSON
+fields `userkey`, `passkey`, `to` (08... or 62...) and `message`. It reaches Indonesian numbers: a recipient that is
+not an Indonesian mobile (+62...) is rejected before any call, with that reason. It answers HTTP 200 with JSON
 `{"messageId": "...", "to": "...", "status": "1", "text": "Success"}`, or `"status": "0"` and the reason in `text`
 (a wrong userkey/passkey, no balance left, an invalid destination number). Zenziva offers no idempotency key and no
 delivery report on this API, so an SMS stays `sent` once the gateway took it.
@@ -13,7 +14,8 @@ number or the text is rejected with Zenziva's reason; 5xx, timeouts and a refuse
 Replies (STOP / BERHENTI, MULAI / START) reach the notifier when the operator configures the gateway's inbound
 forwarding to `POST /webhooks/sms?token=<NOTIFIER_SMS_INBOUND_TOKEN>` with the sender and the text as form or JSON
 fields (`from`/`nohp`/`sender` and `message`/`pesan`/`text`). SMS gateways do not sign their callbacks, so the
-shared token in the URL is what proves the caller.
+shared token in the URL is what proves the caller. The sender counts as an owner's number only written as 08...,
+62... or +62...; any other (another country's, or digits that merely start with 8) is no one's.
 
 A second gateway is one more `SmsGateway`: its request in `send` and its answer read into Accepted / Rejected /
 Transient; nothing else in the notifier changes (see `build_sms_gateway` in services/notifier/bootstrap.py).
@@ -60,8 +62,13 @@ class Zenziva(SmsGateway):
         return f"Zenziva SMS at {self._base_url}"
 
     async def send(self, message: OutgoingMessage) -> SendResult:
+        to = phones.sms_number(message.recipient)
+        if to is None:
+            return Rejected(f"SMS reaches Indonesian mobiles (+62...) only, and {phones.mask(message.recipient)} "
+                            "is not one: reach it by WhatsApp or give an email address instead",
+                            "not_indonesian")  # fmt: skip
         form = {"userkey": self._userkey.get_secret_value(), "passkey": self._passkey.get_secret_value(),
-                "to": "0" + phones.wa_id(message.recipient)[2:], "message": message.body}  # fmt: skip
+                "to": to, "message": message.body}  # fmt: skip
         try:
             response = await self._http.post("/reguler/api/sendsms/", data=form)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -99,7 +106,8 @@ _TEXT = ("message", "pesan", "text", "body")
 
 
 def parse_inbound(fields: Mapping[str, Any]) -> InboundText | None:
-    """An owner's SMS reply, as the gateway forwards it."""
+    """An owner's SMS reply, as the gateway forwards it; its phone is None unless the sender is written as an
+    Indonesian mobile (08..., 62..., +62...)."""
     sender = next((fields[k] for k in _FROM if isinstance(fields.get(k), str)), None)
     text = next((fields[k] for k in _TEXT if isinstance(fields.get(k), str)), None)
     if sender is None or text is None:

@@ -19,7 +19,10 @@ our own credentials (190, HTTP 401/403) are transient; any other 4xx is rejected
 Webhooks: WhatsApp verifies the URL with `GET ?hub.mode=subscribe&hub.verify_token=...&hub.challenge=...` (we echo
 the challenge when the token matches `NOTIFIER_WHATSAPP_VERIFY_TOKEN`), then POSTs statuses (sent, delivered, read,
 failed with errors) and owners' messages, signed: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with
-the app secret>`. A body whose signature does not match is refused.
+the app secret>`. A body whose signature does not match is refused. One Meta app may serve several business numbers,
+and every number's events reach every webhook of the app: a change whose `value.metadata.phone_number_id` is not
+ours (`NOTIFIER_WHATSAPP_PHONE_NUMBER_ID`) is skipped. A message's `from` is the sender's number with its country code
+and no plus: only a number starting with 62 (an Indonesian mobile) can be an owner's; any other is skipped.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -178,26 +181,49 @@ class InboundText:
     provider_id: str | None = None
 
 
-def parse_webhook(payload: Any) -> tuple[list[StatusReport], list[InboundText]]:
-    """Statuses and owners' text messages in a `whatsapp_business_account` webhook; anything else is skipped."""
-    statuses: list[StatusReport] = []
-    inbound: list[InboundText] = []
+@dataclass(slots=True)
+class WebhookContent:
+    """What a webhook holds for us, and how much of it was skipped as not ours."""
+
+    statuses: list[StatusReport] = field(default_factory=list)
+    replies: list[InboundText] = field(default_factory=list)
+    other_number: int = 0  # changes for another phone number of the Meta app
+    foreign_sender: int = 0  # text messages from a number that is not an Indonesian mobile
+
+
+def parse_webhook(payload: Any, phone_number_id: str | None = None) -> WebhookContent:
+    """Statuses and owners' text messages in a `whatsapp_business_account` webhook; anything else is skipped. Given
+    our phone number id, a change for another number (or naming none) is skipped and counted."""
+    found = WebhookContent()
     if not isinstance(payload, dict):
-        return statuses, inbound
+        return found
     for entry in _list(payload.get("entry")):
         for change in _list(entry.get("changes") if isinstance(entry, dict) else None):
             value = change.get("value") if isinstance(change, dict) else None
             if not isinstance(value, dict):
                 continue
+            if phone_number_id is not None and _phone_number_id(value) != phone_number_id:
+                found.other_number += 1
+                continue
             for status in _list(value.get("statuses")):
                 report = _status(status)
                 if report:
-                    statuses.append(report)
+                    found.statuses.append(report)
             for message in _list(value.get("messages")):
                 text = _inbound(message)
-                if text:
-                    inbound.append(text)
-    return statuses, inbound
+                if text is None:
+                    continue
+                if text.phone is None:
+                    found.foreign_sender += 1
+                else:
+                    found.replies.append(text)
+    return found
+
+
+def _phone_number_id(value: dict[str, Any]) -> str | None:
+    metadata = value.get("metadata")
+    found = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _list(value: Any) -> list[Any]:
@@ -232,4 +258,5 @@ def _inbound(raw: Any) -> InboundText | None:
     text = raw.get("text", {}).get("body") if isinstance(raw.get("text"), dict) else None
     if not isinstance(text, str):
         return None
-    return InboundText(phones.normalise(raw["from"]), text[:1000], raw.get("id") if isinstance(raw.get("id"), str) else None)
+    message_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    return InboundText(phones.from_wa_id(raw["from"]), text[:1000], message_id)

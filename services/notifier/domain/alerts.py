@@ -8,10 +8,11 @@ and how a repeat is recognised. No I/O here: the webhook is in webhooks.py, the 
 - **Recipients** are settings, not a directory: `NOTIFIER_OPERATOR_CONTACTS` and `NOTIFIER_OFFICER_CONTACTS`, email
   addresses and phone numbers separated by commas, checked at start (a wrong entry stops the service, naming the
   setting and the entry's position). An alert is one message to its audience with one delivery per recipient: email
-  by SMTP, a phone by WhatsApp (SMS for a number found to have none, or when only SMS is configured), each to the
-  local outbox when its gateway is not configured. With no recipient at all the alert is still recorded, once, to
-  the local outbox addressed `alerts:<audience>`, with a reason naming the setting to fill in (and a warning in the
-  log): never dropped, never an error Alertmanager would retry for ever.
+  by SMTP, a phone by WhatsApp (SMS for a number found to have none, or when only SMS is configured, if it is an
+  Indonesian mobile: SMS reaches no other), each to the local outbox when its gateway is not configured. With no
+  recipient at all the alert is still recorded, once, to the local outbox addressed `alerts:<audience>`, with a
+  reason naming the setting to fill in (and a warning in the log): never dropped, never an error Alertmanager would
+  retry for ever.
 - **Once per (audience, fingerprint, status, startsAt).** Alertmanager retries a webhook that failed and sends a
   still-firing alert again every `repeat_interval`, each time with the same fingerprint and startsAt: neither makes
   a second message (a repeat is not a reminder; what still fires is on Alertmanager's page and the consoles). Its
@@ -36,7 +37,7 @@ from services.notifier.domain.channels import LOCAL, PHONE_CHANNELS, WHATSAPP, N
 from services.notifier.domain.consent import Preference
 from services.notifier.domain.delivery import FAILED, QUEUED, Delivery
 from services.notifier.domain.messages import OFFICERS, OPERATORS, Message
-from services.notifier.domain.phones import mask, normalise
+from services.notifier.domain.phones import mask, normalise, sms_reaches
 from services.notifier.domain.planning import DeliveryRules, Plan
 from services.notifier.domain.policy import any_hour
 from services.notifier.domain.schedule import QuietHours
@@ -96,8 +97,9 @@ def is_email(address: str) -> bool:
 
 def parse_contacts(raw: str | None, setting: str) -> tuple[str, ...]:
     """Email addresses and phone numbers separated by commas: phones as +62… (an Indonesian mobile written any usual
-    way: 0812…, 62812…, +62 812-…) or in E.164 (+61…); duplicates dropped, order kept. A wrong entry is a ValueError
-    naming the setting and the entry's position (masked: settings are logged at start)."""
+    way: 0812…, 62812…, +62 812-…) or in E.164 (+61…, kept as given: +852 1234 5678 is Hong Kong's, never 0852…);
+    duplicates dropped, order kept. A wrong entry is a ValueError naming the setting and the entry's position
+    (masked: settings are logged at start)."""
     found: list[str] = []
     entries = [entry.strip() for entry in (raw or "").split(",")]
     for position, entry in enumerate(entries, start=1):
@@ -218,11 +220,12 @@ def alert_not_before(template: str, severity: str | None, channel: str, now: dat
 
 
 def alert_channel(address: str, preference: Preference | None, rules: DeliveryRules, now: datetime) -> str:
-    """Email for an address, the phone's channel for a number (WhatsApp first, SMS where it has none); the local
-    outbox where the gateway is not configured. Raises NoChannel as phone_channel does."""
+    """Email for an address, the phone's channel for a number (WhatsApp first, SMS where it has none, never SMS to a
+    number that is not an Indonesian mobile); the local outbox where the gateway is not configured. Raises NoChannel
+    as phone_channel does."""
     if is_email(address):
         return address_channel(rules.available)
-    return phone_channel(rules.available, preference, now, rules.no_whatsapp_recheck)
+    return phone_channel(rules.available, preference, now, rules.no_whatsapp_recheck, sms_reaches=sms_reaches(address))
 
 
 def plan_alert(message: Message, severity: str | None, recipients: Sequence[str],

@@ -2,9 +2,10 @@
 services/notifier/channels/.
 
 Owners are reached on their phone: WhatsApp first (owners in Kupang live on it), SMS for an owner who prefers it or
-whose number has no WhatsApp. Officers and sponsors get email. With no gateway configured for a channel, its
-messages go to the local outbox instead: readable in the `local_outbox` table, at `GET /messages`, and as files when
-`NOTIFIER_LOCAL_OUTBOX_DIR` is set, so a demo shows every message without any account.
+whose number has no WhatsApp (SMS reaches Indonesian mobiles only). Officers and sponsors get email. With no gateway
+configured for a channel, its messages go to the local outbox instead: readable in the `local_outbox` table, at
+`GET /messages`, and as files when `NOTIFIER_LOCAL_OUTBOX_DIR` is set, so a demo shows every message without any
+account.
 """
 
 from __future__ import annotations
@@ -44,22 +45,29 @@ class NoChannel(Exception):
     """No configured channel reaches this recipient; the message fails with this reason."""
 
 
-def phone_channel(available: Available, preference: Preference | None, now: datetime, no_whatsapp_recheck: timedelta) -> str:
-    """The channel for an owner's phone: their preference where it is configured, WhatsApp by default, SMS when the
+def phone_channel(available: Available, preference: Preference | None, now: datetime, no_whatsapp_recheck: timedelta,
+                  *, sms_reaches: bool = True) -> str:  # fmt: skip
+    """The channel for a phone: the owner's preference where it is configured, WhatsApp by default, SMS when the
     number was found to have no WhatsApp (until `no_whatsapp_recheck` has passed: people install it), the local
-    outbox when no phone gateway is configured at all."""
+    outbox when no phone gateway is configured at all. SMS only where `sms_reaches` the number: the SMS gateways
+    reach Indonesian mobiles, and an operator's number may be another country's."""
     if not available.any_phone_gateway:
         return LOCAL
+    sms = available.sms and sms_reaches
     wants = preference.channel if preference and preference.channel else WHATSAPP
     no_whatsapp = bool(preference and preference.no_whatsapp_since
                        and now - preference.no_whatsapp_since < no_whatsapp_recheck)  # fmt: skip
     whatsapp_ok = available.whatsapp and not no_whatsapp
     if wants == WHATSAPP and whatsapp_ok:
         return WHATSAPP
-    if available.sms:
+    if sms:
         return SMS
     if whatsapp_ok:
         return WHATSAPP
+    if available.sms:
+        raise NoChannel("SMS reaches Indonesian mobiles (+62...) only and this number is not one; "
+                        + ("it has no WhatsApp" if available.whatsapp else "no WhatsApp gateway is configured "
+                           "(NOTIFIER_WHATSAPP_*)"))  # fmt: skip
     raise NoChannel("this number has no WhatsApp and no SMS gateway is configured (NOTIFIER_SMS_*)")
 
 
@@ -68,9 +76,10 @@ def address_channel(available: Available) -> str:
     return EMAIL if available.email else LOCAL
 
 
-def fallback(channel: str, available: Available) -> str | None:
-    """Where a message goes when its channel cannot reach the number: SMS for a number without WhatsApp."""
-    return SMS if channel == WHATSAPP and available.sms else None
+def fallback(channel: str, available: Available, *, sms_reaches: bool = True) -> str | None:
+    """Where a message goes when its channel cannot reach the number: SMS for a number without WhatsApp, where SMS
+    reaches it (an Indonesian mobile)."""
+    return SMS if channel == WHATSAPP and available.sms and sms_reaches else None
 
 
 # ---------------------------------------------------------------------------------------------------------------

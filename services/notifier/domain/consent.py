@@ -2,7 +2,8 @@
 
 Consent belongs to the phone number (the person), not to one business: an owner of two businesses who replies STOP
 hears nothing optional about either. They opt out by replying STOP or BERHENTI on WhatsApp or SMS, and opt in again
-with MULAI or START; an officer can record either on their behalf.
+with MULAI or START, each as the whole reply (a question such as "Mulai kapan?" is for an officer); an officer can
+record either on their behalf.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from services.notifier.domain.policy import TemplatePolicy
 
 STOP_WORDS = frozenset({"STOP", "BERHENTI", "UNSUBSCRIBE"})
 START_WORDS = frozenset({"MULAI", "START"})
+# Words an owner adds to a command without changing it: particles, "again", "for now", courtesies, forms of address.
+KEEP_MEANING = frozenset({"YA", "YAH", "YAA", "AJA", "SAJA", "DULU", "LAGI", "SEKARANG", "TOLONG", "MOHON", "TERIMA",
+                          "KASIH", "MAKASIH", "TRIMS", "THANKS", "PLEASE", "PAK", "BU", "KAK", "MIN"})  # fmt: skip
+QUESTION_MARKS = ("?", "\uff1f", "\u061f")  # ASCII, full-width, Arabic
 LANGUAGES = ("id",)  # the texts reviewed so far: Bahasa Indonesia
 Intent = Literal["stop", "start"]
 
@@ -34,15 +39,18 @@ class Preference:
 
 
 def reply_intent(text: str | None) -> Intent | None:
-    """STOP / BERHENTI opt out and MULAI / START opt in, in any case, alone or as the first word ("stop ya", "Berhenti.");
-    anything else is a reply for an officer to read, not a command."""
-    words = re.findall(r"[A-Za-z]+", text or "")
-    if not words or len(words) > 3:
+    """STOP / BERHENTI opt out and MULAI / START opt in, in any case, as the whole reply: alone, with punctuation, or
+    followed only by words that keep the meaning ("stop ya", "Berhenti dulu, terima kasih", "mulai lagi pak").
+    Anything else is a reply for an officer to read, not a command: a question above all ("Mulai jam berapa?",
+    "Mulai kapan?" ask when something starts), and any other word ("Mulai besok", "Saya mau stop")."""
+    if not text or any(mark in text for mark in QUESTION_MARKS):
         return None
-    first = words[0].upper()
-    if first in STOP_WORDS:
+    words = re.findall(r"\w+", text.upper())
+    if not words or len(words) > 4 or any(word not in KEEP_MEANING for word in words[1:]):
+        return None
+    if words[0] in STOP_WORDS:
         return "stop"
-    if first in START_WORDS:
+    if words[0] in START_WORDS:
         return "start"
     return None
 

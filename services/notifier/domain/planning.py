@@ -20,6 +20,7 @@ from services.notifier.domain.consent import Preference, withhold_reason
 from services.notifier.domain.delivery import FAILED, QUEUED, WITHHELD, Delivery
 from services.notifier.domain.digest import ANSWERED
 from services.notifier.domain.messages import OFFICERS, Message
+from services.notifier.domain.phones import sms_reaches
 from services.notifier.domain.policy import any_hour, policy_of
 from services.notifier.domain.schedule import QuietHours, next_send_time, timing
 
@@ -54,7 +55,8 @@ def plan_owner(message: Message, preference: Preference | None, rules: DeliveryR
     assert message.recipient_phone is not None, "an owner's message is planned once their phone is known"
     phone, policy = message.recipient_phone, policy_of(message.template)
     try:
-        channel = phone_channel(rules.available, preference, now, rules.no_whatsapp_recheck)
+        channel = phone_channel(rules.available, preference, now, rules.no_whatsapp_recheck,
+                                sms_reaches=sms_reaches(phone))  # fmt: skip
     except NoChannel as no_channel:
         wanted = preference.channel if preference and preference.channel else WHATSAPP
         return Plan((Delivery(new_id(), message.id, wanted, phone, FAILED, now, reason=str(no_channel)),))
@@ -83,8 +85,8 @@ def plan_addresses(message: Message, addresses: Sequence[str], rules: DeliveryRu
 
 
 def plan_fallback(failed: Delivery, template: str, rules: DeliveryRules, now: datetime, new_id: NewId) -> Delivery | None:
-    """A number without WhatsApp: the same message by SMS, if an SMS gateway is configured."""
-    channel = fallback(failed.channel, rules.available)
+    """A number without WhatsApp: the same message by SMS, if an SMS gateway is configured and reaches it."""
+    channel = fallback(failed.channel, rules.available, sms_reaches=sms_reaches(failed.recipient))
     if channel is None:
         return None
     when = next_send_time(now, rules.quiet, urgent=any_hour(template, failed.critical))
