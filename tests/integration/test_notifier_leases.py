@@ -5,10 +5,9 @@ a WhatsApp marked unknown), and one whose clock runs behind still recovers a row
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,24 +17,23 @@ from services.notifier.channels import SendResult
 from services.notifier.delivery import DeliveryWorker, WorkerSettings
 from services.notifier.domain.channels import AT_LEAST_ONCE, AT_MOST_ONCE, Guarantee
 from services.notifier.store import Outgoing
-from shared.contracts.funding import FundingMatched
 from tests.gateways import LocalServer
 from tests.gateways.notifier import Clock, Notifier, notifier, whatsapp_client
 from tests.gateways.whatsapp_cloud import CloudApi
+from tests.integration.test_notifier_guarantees import matched
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture
+async def cloud() -> AsyncIterator[tuple[CloudApi, LocalServer]]:
+    api = CloudApi()
+    async with LocalServer(api.app) as server:
+        yield api, server
+        await api.settle()
+
 LEASE = timedelta(seconds=30)
 SKEW = timedelta(seconds=45)  # between two hosts' clocks: more than the lease
-
-
-def matched(phone: str) -> FundingMatched:
-    return FundingMatched(
-        pledge_id=uuid.uuid4(), offer_id=uuid.uuid4(), business_id=uuid.uuid4(), amount_rupiah=5_000_000,
-        business_name="Tenun Ikat Ina Ndao", contact_phone=phone, kecamatan_code="53.71.04", sponsor_name="Bank NTT",
-        instrument="grant", financing_programme=None, readiness=60, rank=1,
-        offered_at=datetime(2026, 11, 23, 1, tzinfo=UTC), expires_at=datetime(2026, 12, 7, 8, tzinfo=UTC),
-    )  # fmt: skip
 
 
 class AnswersLate(DeliveryWorker):
@@ -59,14 +57,6 @@ def on_host(n: Notifier, holder: str, clock: Clock, *, lease: timedelta = LEASE,
     """A worker of another notifier process on the same database, whose host's clock says `clock`."""
     settings = WorkerSettings(holder=holder, batch=50, concurrency=8, lease=lease, poll_seconds=0.1, retry=n.retry)
     return cls(n.uow, n.gateways, n.files, replace(n.deps, clock=clock), settings, n.figures, jitter=lambda: 0.0)
-
-
-@pytest.fixture
-async def cloud() -> AsyncIterator[tuple[CloudApi, LocalServer]]:
-    api = CloudApi()
-    async with LocalServer(api.app) as server:
-        yield api, server
-        await api.settle()
 
 
 @pytest.mark.parametrize("guarantee", [AT_MOST_ONCE, AT_LEAST_ONCE])
