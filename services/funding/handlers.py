@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from services.funding import matching
 from services.funding.domain import events, offers, pledges
@@ -27,7 +27,7 @@ from shared.contracts.topics import partner_topic
 from shared.contracts.registry import BusinessEvent
 from shared.contracts.training import TrainingCompleted
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.messaging.consumer import Delivery
+from shared.messaging.consumer import Delivery, RecordRefused
 from shared.reference.wita import WITA, today_in_kupang
 from shared.unit_of_work import Cause
 
@@ -366,15 +366,27 @@ async def follow_pledge_windows(uow_factory: Callable[[], FundingUnitOfWork], de
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# A partner's systems may keep another time zone or a clock a little ahead; a date later than this is a mistake.
+OUTCOME_CLOCK_SKEW = timedelta(days=1)
+
+
 async def record_partner_outcomes(batch: Sequence[Delivery], uow: FundingUnitOfWork, deps: Deps) -> None:
     """A partner writes only its own outcomes topic (its credentials allow nothing else); an event claiming another
-    partner is refused as the record's fault, so it goes to the dead-letter topic for someone to look at."""
+    partner, or dated in the future, is refused as the record's own permanent fault: it goes to the dead-letter
+    topic at its first attempt, for someone to look at, and holds up no other partner's outcomes (they all share
+    one consumer)."""
+    latest = today_in_kupang(deps.clock()) + OUTCOME_CLOCK_SKEW
     async with uow:
         for delivery in batch:
             event: PartnerOutcomeEvent = delivery.payload  # type: ignore[assignment]
-            if not delivery.topic.endswith(partner_topic(event.partner_id, "outcomes")):
-                raise ContractError(f"an outcome claiming partner {event.partner_id!r} arrived on {delivery.topic}")
+            own = partner_topic(event.partner_id, "outcomes")
+            if delivery.topic != own and not delivery.topic.endswith(f".{own}"):
+                raise RecordRefused(f"an outcome claiming partner {event.partner_id!r} arrived on {delivery.topic}")
             kind, amount, on = _outcome(event)
+            if on > latest:
+                raise RecordRefused(f"the {kind} outcome of consent {event.consent_id} is dated {on.isoformat()}, "
+                                    f"after {latest.isoformat()}: a date in the future is a mistake; send it again "
+                                    "with the date it happened")  # fmt: skip
             await uow.store.add_partner_outcome(PartnerOutcome(delivery.envelope.event_id, event.partner_id,
                                                                event.consent_id, event.offer_id, kind, amount, on))  # fmt: skip
         await uow.commit()

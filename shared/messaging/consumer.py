@@ -9,7 +9,8 @@ Failures are classified on purpose:
   transient budget `handle_batch` raises, so the batch is redelivered and the partition waits;
 - the record's own (it can't be parsed, its handler raises or runs past the handler timeout): the batch is split
   and the record retried a bounded number of times alone, then it goes to `<topic>.dlq` with the error, and the
-  partition moves on.
+  partition moves on. A handler that knows the record can never be applied (it raises `RecordRefused`) has it
+  dead-lettered at its first attempt alone: retrying would only hold up every record behind it.
 
 After a rebuild of the view a consumer keeps (replay.py), a delivery of history read again is marked `replayed`
 until the consumer has read each partition as far as the rebuild found it (catch_up.py).
@@ -119,6 +120,12 @@ class RetryPolicy:
     # once. A batch must end well inside Kafka's max.poll.interval (300 s): one that ran past it was handed to
     # another consumer, redelivered, and its bad records dead-lettered again, round after round.
     retry_window: float = 90.0
+
+
+class RecordRefused(ContractError):
+    """Raised by a handler for a record that is wrong in itself and always will be (an outcome on another partner's
+    topic, a date far in the future): once the batch is split, it is dead-lettered at its first attempt alone, with
+    no backoff. Whoever can write to a topic must not be able to stall its consumer by writing such records."""
 
 
 class TransientFailure(RuntimeError):
@@ -270,14 +277,17 @@ class EventConsumer:
                 return
             except _RecordFailure as failure:
                 error = failure.cause
-                self._metrics.retries.labels(self.name).inc()
+                refused = isinstance(error, RecordRefused)
+                if not refused:
+                    self._metrics.retries.labels(self.name).inc()
                 delay = self._policy.backoff * 2 ** (attempt - 1)
                 window_spent = self._clock() + delay > retry_until
                 log.warning("%s: %s %s failed (attempt %d of %d%s): %s", self.name, item.envelope.event_type,
                             item.envelope.event_id, attempt, attempts,
+                            "; refused, not retried" if refused and attempt < attempts else
                             "; the batch's retry window is spent" if window_spent and attempt < attempts else "",
                             scrub(f"{type(error).__name__}: {error}"))  # fmt: skip
-                if attempt == attempts or window_spent:
+                if attempt == attempts or window_spent or refused:
                     break
                 await self._sleep(delay)
         letters.append(_Letter(item.index, item.record, error, attempt))

@@ -27,6 +27,7 @@ from shared.messaging.consumer import (
     Delivery,
     Failure,
     Outcome,
+    RecordRefused,
     RetryPolicy,
     TransientFailure,
     classify,
@@ -401,6 +402,25 @@ async def test_a_batch_whose_records_all_fail_stops_retrying_them_once_its_retry
     assert sleep.delays == [1.0, 2.0, 4.0, 1.0, 2.0]
     assert [letter.attempts for letter in dead_letters.sent] == [4, 3, 1, 1, 1, 1]
     assert [letter.record for letter in dead_letters.sent] == records
+
+
+async def test_a_record_its_handler_refuses_is_dead_lettered_at_its_first_attempt_alone_without_backoff() -> None:
+    dead_letters, sleep, apply, metrics = FakeDeadLetters(), RecordingSleep(), ScriptedApply(), new_metrics()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep, metrics=metrics,
+                            policy=RetryPolicy(max_attempts=5, backoff=1.0))  # fmt: skip
+    before, refused, flaky, after = record(), record(), record(), record()
+    apply.always_fails(event_id(refused), lambda n: RecordRefused(f"never applicable (call {n})"))
+    apply.fails(event_id(flaky), RuntimeError("bad lookup"))  # the record's own, but maybe not for good: retried
+
+    outcomes = await consumer.handle_batch([before, refused, flaky, after])
+
+    assert outcomes == [Outcome.PROCESSED, Outcome.DEAD_LETTERED, Outcome.PROCESSED, Outcome.PROCESSED]
+    assert apply.attempts(event_id(refused)) == 2  # with its batch, then once alone
+    assert sleep.delays == [1.0]  # the flaky record's backoff, none for the refused one
+    (letter,) = dead_letters.sent
+    assert (letter.record, letter.attempts, str(letter.error)) == (refused, 1, "never applicable (call 2)")
+    assert sample(metrics, "berdaya_consumer_retries_total") == 1
+    assert classify(RecordRefused("x")) is Failure.RECORD and isinstance(RecordRefused("x"), ContractError)
 
 
 def test_the_retry_window_and_one_last_attempt_fit_inside_kafkas_max_poll_interval() -> None:

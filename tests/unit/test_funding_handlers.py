@@ -30,9 +30,11 @@ from shared.contracts.funding import (
 from shared.contracts.envelope import ContractError
 from shared.contracts.public import FinancingApproved, FinancingDisbursed
 from shared.contracts.training import Assessment
-from shared.messaging.consumer import Delivery
+from shared.messaging.consumer import Delivery, Outcome, RecordRefused
+from shared.messaging.dead_letters import Record
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 
+from .fakes import FakeDeadLetters, RecordingSleep, new_consumer
 from .funding_fakes import (
     ADMIN,
     ALAK,
@@ -1168,6 +1170,59 @@ async def test_an_outcome_claiming_another_partner_than_its_topic_is_refused_as_
         async with world.uow() as uow:
             await handlers.record_partner_outcomes([outcome_delivery(forged, "partner.bri.outcomes.v1")], uow, world.deps)
     assert world.store.partner_outcomes == {}
+
+
+@pytest.mark.parametrize("topic", ["partner.bri.outcomes.v1", "kupang.partner.bri.outcomes.v1"])
+async def test_an_outcome_on_another_partners_topic_is_refused_for_good_not_for_a_retry(world, topic) -> None:
+    forged = FinancingDisbursed(partner_id="bank-ntt", consent_id=uuid.uuid4(), amount_rupiah=1, disbursed_on=TODAY)
+    own = FinancingDisbursed(partner_id="bri", consent_id=uuid.uuid4(), amount_rupiah=1, disbursed_on=TODAY)
+
+    with pytest.raises(RecordRefused, match=f"claiming partner 'bank-ntt' arrived on {topic}"):
+        async with world.uow() as uow:
+            await handlers.record_partner_outcomes([outcome_delivery(forged, topic)], uow, world.deps)
+    async with world.uow() as uow:
+        await handlers.record_partner_outcomes([outcome_delivery(own, topic)], uow, world.deps)
+    assert [o.partner_id for o in world.store.partner_outcomes.values()] == ["bri"]
+
+
+async def test_an_outcome_dated_after_tomorrow_in_kupang_is_refused_for_good_and_tomorrow_is_taken(world) -> None:
+    def approved(on: date) -> FinancingApproved:
+        return FinancingApproved(partner_id="bri", consent_id=uuid.uuid4(), amount_rupiah=25_000_000, approved_on=on)
+
+    for typo in (TODAY + timedelta(days=2), date(2062, 3, 10)):
+        with pytest.raises(RecordRefused, match=f"dated {typo.isoformat()}, after {TODAY + timedelta(days=1)}"):
+            async with world.uow() as uow:
+                await handlers.record_partner_outcomes([outcome_delivery(approved(typo), "partner.bri.outcomes.v1")],
+                                                       uow, world.deps)  # fmt: skip
+    assert world.store.partner_outcomes == {}
+    tomorrow = outcome_delivery(approved(TODAY + timedelta(days=1)), "partner.bri.outcomes.v1")
+    async with world.uow() as uow:  # a partner a time zone or a clock ahead
+        await handlers.record_partner_outcomes([tomorrow], uow, world.deps)
+    assert [o.happened_on for o in world.store.partner_outcomes.values()] == [TODAY + timedelta(days=1)]
+
+
+async def test_a_flood_of_forged_outcomes_is_dead_lettered_at_once_and_holds_up_no_other_partners_outcome() -> None:
+    world = FundingWorld()
+    sleep, dead_letters = RecordingSleep(), FakeDeadLetters()
+
+    async def apply(_, deliveries) -> None:  # noqa: ANN001 - the consumer's transaction is the fake store's
+        async with world.uow() as uow:
+            await handlers.record_partner_outcomes(deliveries, uow, world.deps)
+
+    def on(topic: str, partner: str, offset: int) -> Record:
+        event = FinancingApproved(partner_id=partner, consent_id=uuid.uuid4(), amount_rupiah=1, approved_on=TODAY)
+        return Record(topic, 0, offset, b"k", new_envelope(event, producer="x", correlation_id=uuid.uuid4())
+                      .to_json_bytes(), ())  # fmt: skip
+
+    consumer = new_consumer(apply, {"FinancingApproved"}, sleep=sleep, dead_letters=dead_letters)
+    forged = [on("partner.bank-ntt.outcomes.v1", "bri", i) for i in range(199)]
+    outcomes = await consumer.handle_batch([*forged, on("partner.bri.outcomes.v1", "bri", 0)])
+
+    assert outcomes == [Outcome.DEAD_LETTERED] * 199 + [Outcome.PROCESSED]
+    assert sleep.delays == []  # no backoff: ~90 s of it per batch, before
+    letters = [(letter.attempts, type(letter.error).__name__) for letter in dead_letters.sent]
+    assert letters == [(1, "RecordRefused")] * 199
+    assert len(world.store.partner_outcomes) == 1
 
 
 async def test_while_the_view_is_rebuilt_an_officer_of_one_kecamatan_may_not_decline_and_nothing_is_disbursed(world):

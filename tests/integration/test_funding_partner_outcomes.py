@@ -1,0 +1,86 @@
+"""What partners report back, on real PostgreSQL: a sponsor's report counts each referral's outcome as funding
+recorded it last (a correction may carry an earlier date than the mistake it corrects), and an outcome dated in the
+future is refused without being recorded."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from services.funding import handlers
+from services.funding.domain import offers
+from services.funding.matching import Deps
+from services.funding.queries import FundingQueries
+from services.funding.store_pg import PgFundingStore, PgFundingUnitOfWork
+from shared.contracts import new_envelope
+from shared.contracts.public import FinancingApproved
+from shared.db import Database, load_migrations, migrate
+from shared.messaging.consumer import Delivery, RecordRefused
+from shared.reference.wilayah import kota_kupang
+from shared.reference.wita import today_in_kupang
+from shared.unit_of_work import Cause, Publisher
+from tests.support import drop_database, fresh_database
+from tests.unit.fakes import FixedClock
+from tests.unit.funding_fakes import NOW, pledge, view
+
+pytestmark = pytest.mark.integration
+
+PUBLISHER: Publisher[object] = Publisher("funding", lambda _: [], lambda _: "none")
+TOPIC = "partner.bri.outcomes.v1"
+REFERRALS = 5  # fewer would be suppressed in the report
+
+
+@pytest.fixture
+async def db(infra) -> AsyncIterator[Database]:
+    url = await fresh_database(infra.postgres_url)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=3)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, load_migrations("shared.messaging.migrations", "messaging")
+                          + load_migrations("services.funding.migrations", "funding"))  # fmt: skip
+        yield Database(pool, acquire_timeout=5)
+    finally:
+        await pool.close()
+        await drop_database(infra.postgres_url, url)
+
+
+async def record(db: Database, deps: Deps, *events: FinancingApproved) -> None:
+    deliveries = [Delivery(new_envelope(e, producer="bri", correlation_id=uuid.uuid4()), e, TOPIC) for e in events]
+    await handlers.record_partner_outcomes(deliveries, PgFundingUnitOfWork(db, PUBLISHER, Cause.timer("test")), deps)
+
+
+async def test_the_report_counts_each_referrals_outcome_as_recorded_last_not_as_dated_last(db) -> None:
+    deps = Deps(wilayah=kota_kupang(), clock=FixedClock(datetime.now(UTC)))
+    today = today_in_kupang(deps.clock())
+    made = pledge(total_rupiah=REFERRALS * 5_000_000)
+    async with db.acquire() as conn:
+        store = PgFundingStore(conn)
+        await store.add_sponsor(made.sponsor_id, made.sponsor_name, made.sponsor_kind, NOW)
+        await store.add_pledge(made)
+        _, referred = offers.allocate(made, offers.rank_candidates(made.earmarks, [view() for _ in range(REFERRALS)],
+                                                                   NOW.date()), NOW, 14)  # fmt: skip
+        await store.add_offers(referred)
+    consents = [uuid.uuid4() for _ in referred]
+
+    def approved(i: int, amount: int, on_day: int) -> FinancingApproved:
+        return FinancingApproved(partner_id="bri", consent_id=consents[i], offer_id=referred[i].id,
+                                 amount_rupiah=amount, approved_on=today + timedelta(days=on_day))  # fmt: skip
+
+    # The bank approved Rp30 juta dated today by mistake, then corrected it: Rp25 juta, approved yesterday. For two
+    # referrals the correction came in the same batch as the mistake (one transaction: one recorded_at).
+    await record(db, deps, *(approved(i, 30_000_000, 0) for i in range(3)))
+    await record(db, deps, *(approved(i, 25_000_000, -1) for i in range(3)))
+    await record(db, deps, *(e for i in (3, 4) for e in (approved(i, 30_000_000, 1), approved(i, 25_000_000, -1))))
+    with pytest.raises(RecordRefused, match="dated"):  # a typo years ahead is refused, not recorded
+        await record(db, deps, approved(0, 99_000_000, 36 * 365))
+
+    report = await FundingQueries(db, kota_kupang()).report("pledge", [made])
+
+    [row] = report.partner_outcomes
+    assert (row.partner_id, row.kind, row.businesses, row.amount_rupiah) == (
+        "bri", "approved", REFERRALS, REFERRALS * 25_000_000)
+    assert await db.fetchval("SELECT count(*) FROM partner_outcome WHERE amount_rupiah = 99000000") == 0
