@@ -25,7 +25,7 @@ from shared.messaging.acl import (
     partner_topics,
     partner_user,
 )
-from shared.messaging.kafka import KafkaAccess, ensure_topics, with_dead_letters
+from shared.messaging.kafka import KafkaAccess, enforce_compaction, ensure_topics, kafka_said, with_dead_letters
 from shared.settings import PlatformSettings
 
 
@@ -135,6 +135,16 @@ async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", parti
         raise PartnerRefused(f"{exc} (asked for {partitions} partition(s), replication factor {replication_factor}: "
                              "BERDAYA_TOPIC_PARTITIONS and BERDAYA_TOPIC_REPLICATION_FACTOR, as for the services' "
                              "topics); nothing else was done") from exc  # fmt: skip
+    # Its referral topic is compacted: a withdrawal, keyed by its consent's id like the referral, supersedes the
+    # owner's name, phone and NIK link (UU PDP 27/2022). One made before that rule (kept whole, for ever) is now too.
+    from confluent_kafka import KafkaException
+
+    try:
+        enforce_compaction(admin, specs)
+    except KafkaException as exc:
+        raise PartnerRefused(f"the cluster would not make {partner_topics(partner_id, namespace)[0]} compacted "
+                             f"({kafka_said(exc)}); run this command as the cluster's admin, and again: the "
+                             "topics are kept, nothing else was done") from exc  # fmt: skip
     user = partner_user(partner_id, namespace)
     password = None
     if user not in security.users():
@@ -153,7 +163,9 @@ async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", parti
 
 
 def rotate(admin: KafkaAccess, partner_id: str, *, namespace: str = "") -> PartnerAccess:
-    """A new password; the old one stops working for new connections at once."""
+    """A new password; the old one stops working for new connections at once, and for the connections the partner
+    already has once they must authenticate again: the broker's `connections.max.reauth.ms` (10 minutes on the
+    local stack; a cluster without it keeps them open for as long as they are used)."""
     check_id(partner_id, namespace)
     security = KafkaSecurity(admin)
     user = partner_user(partner_id, namespace)
@@ -178,16 +190,21 @@ def on_cluster(admin: KafkaAccess, partner_id: str, *, namespace: str = "") -> t
 def revoke(admin: KafkaAccess, partner_id: str, *, namespace: str = "",
            unregister: Callable[[str], None] | None = None) -> int:  # fmt: skip
     """No more reading or writing for the partner, no more referrals to it; its topics stay for the record.
-    Returns how many grants went."""
+    Returns how many grants went.
+
+    The partner is cut off first, whatever happens next. Then the registry is told (`unregister`), which answers
+    once the referral events committed before it knew are on the partner's topic; only then do the services lose
+    their grants to its topics, so none of those events is left unable to go. Should the registry not answer, or
+    events still wait, `unregister` raises and the services keep their grants: a second revoke finishes."""
     check_id(partner_id, namespace)
     security = KafkaSecurity(admin)
     user = partner_user(partner_id, namespace)
     removed = security.revoke(user)
-    for service_user, links in partner_links(partner_id, namespace).items():
-        removed += security.revoke(service_user, links)
     security.remove_user(user)
     if unregister is not None:
         unregister(partner_id)
+    for service_user, links in partner_links(partner_id, namespace).items():
+        removed += security.revoke(service_user, links)
     return removed
 
 

@@ -261,8 +261,9 @@ async def close_business(cmd: CloseBusiness, uow: RegistryUnitOfWork, deps: Deps
     return business
 
 
-def _must_see_personal_data(by: Principal, what: str) -> None:
-    # An admin token passes every role check, but admins run the system and have no need to know an owner's data.
+def must_see_personal_data(by: Principal, what: str) -> None:
+    """An admin token passes every role check, but admins run the system and have no need to know an owner's data:
+    its NIK, or whom it shares its contact with (an owner's consents, given or withdrawn)."""
     if not by.may_see_personal_data:
         raise Forbidden(f"only an officer may {what}; your token has the roles {sorted(by.roles)}: ask an officer who "
                         "works with the owner")  # fmt: skip
@@ -270,7 +271,7 @@ def _must_see_personal_data(by: Principal, what: str) -> None:
 
 async def reveal_nik(cmd: RevealNik, uow: RegistryUnitOfWork, deps: Deps) -> str:
     """The full NIK, for an officer who must see it; the reveal itself goes into the audit trail."""
-    _must_see_personal_data(cmd.by, "see an owner's full NIK")
+    must_see_personal_data(cmd.by, "see an owner's full NIK")
     async with uow:
         await _load(uow, cmd.business_id, cmd.by)
         blob = await uow.businesses.nik_ciphertext(cmd.business_id)
@@ -319,17 +320,24 @@ async def publish_coverage(cmd: PublishCoverage, uow: RegistryUnitOfWork, deps: 
 
 
 async def set_up_partner(cmd: SetUpPartner, uow: RegistryUnitOfWork, deps: Deps) -> Partner:
+    """A revoked partner is sent nothing more (the registry's grant to write its topic goes once it is told); one
+    admitted again is first told of every withdrawal of its consents, those made while it was revoked included, so
+    each supersedes its referral on the partner's compacted topic before the partner can read it again."""
     partner = Partner(cmd.partner_id, cmd.name, cmd.active)
     async with uow:
+        was = await uow.businesses.partner(cmd.partner_id, to_change=True)
         await uow.businesses.save_partner(partner)
         uow.audit("PartnerSetUp" if cmd.active else "PartnerRevoked", "partner", cmd.partner_id)
+        if cmd.active and was is not None and not was.active:
+            for withdrawn in await uow.businesses.withdrawn_consents(cmd.partner_id):
+                uow.emit(consents.ConsentWithdrawn(withdrawn))
         await uow.commit()
     return partner
 
 
 async def give_consent(cmd: GiveConsent, uow: RegistryUnitOfWork, deps: Deps) -> Consent:
     """Record the owner's consent and send the partner exactly what the referral needs, on its own topic."""
-    _must_see_personal_data(cmd.by, "send an owner's name, phone and NIK link to a partner")
+    must_see_personal_data(cmd.by, "send an owner's name, phone and NIK link to a partner")
     async with uow:
         business = await _load(uow, cmd.business_id, cmd.by)
         partner = await uow.businesses.partner(cmd.form.partner_id)
@@ -344,14 +352,23 @@ async def give_consent(cmd: GiveConsent, uow: RegistryUnitOfWork, deps: Deps) ->
 
 
 async def withdraw_consent(cmd: WithdrawConsent, uow: RegistryUnitOfWork, deps: Deps) -> Consent:
-    """The partner is told at once; from then on it may not use what the referral shared."""
+    """The partner is told at once; from then on it may not use what the referral shared. A revoked partner may
+    no longer read its topic (nor the registry write it): the withdrawal is recorded and audited, and the partner is
+    told if it is ever admitted again (`set_up_partner`)."""
+    must_see_personal_data(cmd.by, "withdraw an owner's consent to a partner")
     async with uow:
         await _load(uow, cmd.business_id, cmd.by)
         found = await uow.businesses.consent(cmd.consent_id)
         if found is None or found.business_id != cmd.business_id:
             raise NotFound(f"no consent {cmd.consent_id} of business {cmd.business_id}")
         withdrawn = consents.withdraw(found, cmd.by.actor, deps.clock())
+        # Read with a share lock: a revoke committing meanwhile waits for this withdrawal, which is then published
+        # before the revoke lets `berdaya partner revoke` take the registry's grant away.
+        partner = await uow.businesses.partner(found.partner_id)
         await uow.businesses.save_consent(withdrawn)
-        uow.emit(consents.ConsentWithdrawn(withdrawn))
+        if partner is not None and partner.active:
+            uow.emit(consents.ConsentWithdrawn(withdrawn))
+        else:
+            uow.audit("ReferralConsentWithdrawn", "referral", withdrawn.id)
         await uow.commit()
     return withdrawn

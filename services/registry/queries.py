@@ -89,6 +89,12 @@ class RegisterQueries:
     async def partners(self) -> list[Partner]:
         return [Partner(**dict(r)) for r in await self._db.fetch("SELECT id, name, active FROM partner ORDER BY id")]
 
+    async def referrals_waiting(self, partner_id: str) -> int:
+        """Events for the partner's referral topic still waiting in the outbox for Kafka."""
+        return await self._db.fetchval(
+            """SELECT count(*) FROM outbox_pending p JOIN outbox o ON o.id = p.id
+                WHERE p.aggregatetype = 'referral' AND o.payload -> 'payload' ->> 'partner_id' = $1""", partner_id)
+
     async def consents(self, business_id: uuid.UUID) -> list[Consent]:
         rows = await self._db.fetch("SELECT * FROM consent WHERE business_id = $1 ORDER BY given_at", business_id)
         return [Consent(**dict(r)) for r in rows]

@@ -73,7 +73,9 @@ class BusinessStore(abc.ABC):
     async def nik_ciphertext(self, business_id: uuid.UUID) -> bytes | None: ...
 
     @abc.abstractmethod
-    async def partner(self, partner_id: str) -> Partner | None: ...
+    async def partner(self, partner_id: str, *, to_change: bool = False) -> Partner | None:
+        """Locked until the unit of work ends: shared, or exclusively when it is `to_change` (two changes that
+        each held a shared lock would wait for each other)."""
 
     @abc.abstractmethod
     async def save_partner(self, partner: Partner) -> None: ...
@@ -87,6 +89,10 @@ class BusinessStore(abc.ABC):
 
     @abc.abstractmethod
     async def save_consent(self, consent: Consent) -> None: ...
+
+    @abc.abstractmethod
+    async def withdrawn_consents(self, partner_id: str) -> list[Consent]:
+        """The partner's consents that were withdrawn, oldest withdrawal first."""
 
     @abc.abstractmethod
     async def published_coverage(self) -> dict[str, tuple[int, int]]:
@@ -259,10 +265,11 @@ class PgBusinessStore(BusinessStore):
     async def nik_ciphertext(self, business_id: uuid.UUID) -> bytes | None:
         return await self._conn.fetchval("SELECT nik_ciphertext FROM business WHERE id = $1", business_id)
 
-    async def partner(self, partner_id: str) -> Partner | None:
+    async def partner(self, partner_id: str, *, to_change: bool = False) -> Partner | None:
         # FOR SHARE: a revoke committing meanwhile waits for this consent, or this consent sees the partner revoked;
         # without it the consent went out to a partner revoked a moment before.
-        row = await self._conn.fetchrow("SELECT id, name, active FROM partner WHERE id = $1 FOR SHARE", partner_id)
+        lock = "FOR UPDATE" if to_change else "FOR SHARE"
+        row = await self._conn.fetchrow(f"SELECT id, name, active FROM partner WHERE id = $1 {lock}", partner_id)
         return Partner(**dict(row)) if row else None
 
     async def save_partner(self, partner: Partner) -> None:
@@ -287,6 +294,11 @@ class PgBusinessStore(BusinessStore):
     async def save_consent(self, c: Consent) -> None:
         await self._conn.execute("UPDATE consent SET withdrawn_at = $2, withdrawn_by = $3 WHERE id = $1",
                                  c.id, c.withdrawn_at, c.withdrawn_by)  # fmt: skip
+
+    async def withdrawn_consents(self, partner_id: str) -> list[Consent]:
+        rows = await self._conn.fetch("SELECT * FROM consent WHERE partner_id = $1 AND withdrawn_at IS NOT NULL"
+                                      " ORDER BY withdrawn_at, id", partner_id)  # fmt: skip
+        return [Consent(**dict(r)) for r in rows]
 
     async def published_coverage(self) -> dict[str, tuple[int, int]]:
         await self._conn.execute("LOCK TABLE published_coverage IN SHARE ROW EXCLUSIVE MODE")

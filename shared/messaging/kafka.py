@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -111,22 +112,37 @@ class TopicSpec:
     partitions: int
     replication_factor: int
     retention_days: int | None = None
+    # Only each key's latest record is kept (a partner's referrals: a withdrawal, keyed by its consent's id like the
+    # referral, supersedes the owner's name, phone and NIK link the referral carried).
+    compacted: bool = False
 
     def configs(self) -> dict[str, str]:
         configs = {}
         if self.replication_factor >= 3:
             # With three copies, a write needs two of them: one broker may fail without losing acked events.
             configs["min.insync.replicas"] = "2"
+        if self.compacted:
+            return configs | COMPACTED
         # An aggregate's topic is kept whole: a view is rebuilt by replaying it from the beginning.
         configs["retention.ms"] = "-1" if self.retention_days is None else str(self.retention_days * 24 * 3600 * 1000)
         return configs
+
+
+# A compacted topic keeps each key's latest record. The cleaner only reads segments no longer written to, so a
+# segment is closed once its first record is a day old (at the next record after that) and cleaned within the day.
+COMPACTED = {"cleanup.policy": "compact", "max.compaction.lag.ms": str(24 * 3600 * 1000)}
+
+
+# Topics whose every record is superseded by the next of its key: a partner's referrals, in any namespace.
+_COMPACTED_TOPIC = re.compile(r"(?:^|\.)partner\.[a-z][a-z0-9-]*\.referral\.v1$")
 
 
 def with_dead_letters(topics: list[str], partitions: int, replication_factor: int) -> list[TopicSpec]:
     """Each topic and its `.dlq`; dead letters are kept longer so someone can look at them."""
     specs = []
     for name in topics:
-        specs.append(TopicSpec(name, partitions, replication_factor))
+        compacted = _COMPACTED_TOPIC.search(name) is not None
+        specs.append(TopicSpec(name, partitions, replication_factor, compacted=compacted))
         specs.append(TopicSpec(f"{name}.dlq", 1, replication_factor, retention_days=30))
     return specs
 
@@ -150,6 +166,25 @@ async def ensure_topics(kafka: KafkaAccess | str, specs: list[TopicSpec]) -> Non
         log.info("created topics %s", ", ".join(s.name for s in missing))
     finally:
         await admin.close()
+
+
+def enforce_compaction(kafka: KafkaAccess | str, specs: list[TopicSpec], timeout: float = 30) -> list[str]:
+    """Make the compacted topics of `specs` compacted, those made before the rule included, with Kafka's incremental
+    alter configs (the topics' other settings stay as they are). Needs ALTER_CONFIGS: the cluster's admin. Returns
+    the topics it set; raises what the cluster answered for any it could not."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    resources = [
+        ConfigResource(ResourceType.TOPIC, spec.name, incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET) for name, value in COMPACTED.items()])
+        for spec in specs if spec.compacted
+    ]  # fmt: skip
+    if not resources:
+        return []
+    admin = confluent_admin(kafka)  # kept referenced until every answer arrived
+    for future in admin.incremental_alter_configs(resources, request_timeout=timeout).values():
+        future.result(timeout=timeout)
+    return [r.name for r in resources]
 
 
 async def kafka_reachable(kafka: KafkaAccess | str, timeout: float = 3.0) -> str | None:

@@ -3,6 +3,7 @@ publishes them, and published rows are pruned after their retention."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import asyncpg
 from pydantic_core import to_json
 
 from shared.contracts.envelope import Envelope
-from shared.contracts.topics import is_public, topic_for
+from shared.contracts.topics import PARTNER_AGGREGATES, PUBLIC_PREFIX, is_public, topic_for
 from shared.db import Database, delete_in_batches
 
 log = logging.getLogger(__name__)
@@ -22,10 +23,21 @@ _COLUMNS = ("event_id", "aggregatetype", "aggregateid", "type", "event_version",
 COPY_FROM = 32
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of (type, topic) pairs, asked once per row written
+def for_partners(aggregate_type: str, topic: str) -> bool:
+    """Whether a partner may read what goes to `topic`: the public topics, and a partner's own (its referrals). The
+    topic is looked at too, namespace and all, so an event routed to a partner's topic is caught whatever its type."""
+    if is_public(aggregate_type) or aggregate_type in PARTNER_AGGREGATES:
+        return True
+    dotted = f".{topic}"
+    return f".{PUBLIC_PREFIX}" in dotted or ".partner." in dotted
+
+
 def _row(envelope: Envelope, topic: str) -> tuple:
-    # Who made a change (a token's subject, often a person's e-mail) is kept in the audit trail, never sent to the
-    # topics every partner may read. The fields serialised as they are give the same bytes as model_dump_json(),
-    # without copying the envelope to blank one field.
+    # Who made a change (a token's subject, often a person's e-mail) is kept in the audit trail, never sent to a
+    # topic a partner may read: the public ones, or a partner's own (a withdrawal would name the officer). The
+    # fields serialised as they are give the same bytes as model_dump_json(), without copying the envelope to blank
+    # one field.
     fields = envelope.__dict__
     return (
         envelope.event_id,
@@ -34,7 +46,7 @@ def _row(envelope: Envelope, topic: str) -> tuple:
         envelope.event_type,
         envelope.event_version,
         topic,
-        to_json({**fields, "actor": None} if is_public(envelope.aggregate_type) else fields).decode(),
+        to_json({**fields, "actor": None} if for_partners(envelope.aggregate_type, topic) else fields).decode(),
         envelope.aggregate_version,
     )
 

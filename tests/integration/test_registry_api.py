@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -312,3 +313,74 @@ async def test_a_consent_given_while_its_partner_is_revoked_waits_for_the_revoke
         await revoking.close()
 
     assert answer.status_code == 409 and answer.json()["code"] == "partner_revoked", answer.text
+
+
+async def test_an_admin_may_neither_list_nor_withdraw_an_owners_consents(registry):
+    admin = {"Authorization": f"Bearer {registry.tokens.mint('admin', ['admin'])}"}
+    bri = await registry.http.put("/partners/bri", json={"id": "bri", "name": "BRI"}, headers=admin)
+    assert bri.status_code == 200, bri.text
+    business = (await registry.register(registration())).json()
+    consents = f"/businesses/{business['id']}/consents"
+    given = await registry.http.post(consents, headers=registry.auth(),
+                                     json={"partner_id": "bri", "purpose": "Rujukan KUR Mikro BRI"})  # fmt: skip
+    assert given.status_code == 201, given.text
+
+    listed = await registry.http.get(consents, headers=admin)
+    withdrawn = await registry.http.post(f"{consents}/{given.json()['id']}/withdraw", headers=admin)
+
+    assert (listed.status_code, withdrawn.status_code) == (403, 403), (listed.text, withdrawn.text)
+    assert listed.headers["content-type"] == withdrawn.headers["content-type"] == "application/problem+json"
+    [kept] = (await registry.http.get(consents, headers=registry.auth())).json()
+    assert kept["withdrawn_at"] is None
+
+
+async def test_a_consent_whose_purpose_shows_no_letters_is_refused_with_422_naming_the_field(registry):
+    admin = {"Authorization": f"Bearer {registry.tokens.mint('admin', ['admin'])}"}
+    bri = await registry.http.put("/partners/bri", json={"id": "bri", "name": "BRI"}, headers=admin)
+    assert bri.status_code == 200, bri.text
+    business = (await registry.register(registration())).json()
+
+    refused = await registry.http.post(f"/businesses/{business['id']}/consents", headers=registry.auth(),
+                                       json={"partner_id": "bri", "purpose": "\u200b" * 10 + "\u202e" + "\u3164" * 3,
+                                             "financing_programme": "\u2066\u200d"})  # fmt: skip
+
+    assert refused.status_code == 422, refused.text
+    assert sorted(e["field"] for e in refused.json()["errors"]) == ["financing_programme", "purpose"]
+    assert (await registry.http.get(f"/businesses/{business['id']}/consents", headers=registry.auth())).json() == []
+
+
+async def test_a_revoke_answers_once_the_partners_referrals_are_on_its_topic_and_409_while_one_cannot_go(
+        registry, infra, monkeypatch):  # fmt: skip
+    from berdaya import partners
+    from services.registry import routes_partners
+    from shared.contracts.topics import partner_topic
+
+    admin = {"Authorization": f"Bearer {registry.tokens.mint('admin', ['admin'])}"}
+    business = (await registry.register(registration())).json()
+    consents = f"/businesses/{business['id']}/consents"
+    reachable, unmade = f"it-{uuid.uuid4().hex[:8]}", f"it-{uuid.uuid4().hex[:8]}"
+    await partners.add(infra.kafka, reachable, partitions=1)  # its topics, and the registry's grant to write them
+    try:
+        for partner_id in (reachable, unmade):  # no topic was made for `unmade`: its referral can't go
+            put = await registry.http.put(f"/partners/{partner_id}", json={"id": partner_id, "name": "Bank Uji"},
+                                          headers=admin)  # fmt: skip
+            assert put.status_code == 200, put.text
+        given = {p: (await registry.http.post(consents, headers=registry.auth(), json={
+            "partner_id": p, "purpose": "Rujukan KUR Mikro untuk modal kerja"})).json() for p in (reachable, unmade)}
+
+        revoked = await registry.http.post(f"/partners/{reachable}/revoke", headers=admin)
+
+        assert revoked.status_code == 200, revoked.text
+        [referral] = await read_topic(infra.kafka, partner_topic(reachable, "referral"), expect=1, timeout=5)
+        assert referral.key == given[reachable]["id"].encode()
+        # Withdrawn after the revoke: recorded, and nothing left waiting that the registry could no longer send.
+        withdrawn = await registry.http.post(f"{consents}/{given[reachable]['id']}/withdraw", headers=registry.auth())
+        assert withdrawn.status_code == 200 and withdrawn.json()["withdrawn_at"], withdrawn.text
+        assert await registry.app.state.service.queries.referrals_waiting(reachable) == 0
+
+        monkeypatch.setattr(routes_partners, "REVOKE_DRAIN_SECONDS", 1.0)
+        stuck = await registry.http.post(f"/partners/{unmade}/revoke", headers=admin)
+        assert stuck.status_code == 409 and stuck.json()["code"] == "referrals_waiting", stuck.text
+        assert "1 referral event(s)" in stuck.json()["detail"]
+    finally:
+        partners.revoke(infra.kafka, reachable)

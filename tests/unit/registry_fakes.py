@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -131,7 +131,7 @@ class FakeBusinessStore(BusinessStore):
         return stale[:limit]
 
 
-    async def partner(self, partner_id: str) -> Partner | None:
+    async def partner(self, partner_id: str, *, to_change: bool = False) -> Partner | None:
         return self.partners.get(partner_id)
 
     async def save_partner(self, partner: Partner) -> None:
@@ -147,6 +147,10 @@ class FakeBusinessStore(BusinessStore):
 
     async def save_consent(self, consent: Consent) -> None:
         self.consents[consent.id] = consent
+
+    async def withdrawn_consents(self, partner_id: str) -> list[Consent]:
+        withdrawn = [c for c in self.consents.values() if c.partner_id == partner_id and c.withdrawn_at is not None]
+        return sorted(withdrawn, key=lambda c: (c.withdrawn_at, c.id))
 
     async def published_coverage(self) -> dict[str, tuple[int, int]]:
         return dict(self.coverage_published)

@@ -61,6 +61,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> type[FakeSecurity]:
     monkeypatch.setattr(FakeSecurity, "users_", set(), raising=False)
     monkeypatch.setattr(FakeSecurity, "acls", {}, raising=False)
     monkeypatch.setattr(partners, "KafkaSecurity", FakeSecurity)
+    monkeypatch.setattr(partners, "enforce_compaction", lambda kafka, specs: [])  # topics' settings: nothing to do
     return FakeSecurity
 
 

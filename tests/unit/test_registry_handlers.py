@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from services.registry import bulk_import, handlers
 from services.registry.bulk_import import ImportReport, ImportRows
@@ -1027,3 +1028,70 @@ async def test_an_admin_may_not_send_an_owners_contact_to_a_partner(store, deps)
         await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), admin), uow, deps)
 
     assert (store.consents, uow.public) == ({}, [])
+
+
+async def test_an_admin_may_not_withdraw_an_owners_consent_and_the_partner_is_told_nothing(store, deps) -> None:
+    store.partners["bri"] = BRI
+    b = await register(store, deps, YOHANES)
+    given = handlers.GiveConsent(b.id, consent_form(), OFFICER)
+    consent = await handlers.give_consent(given, FakeUnitOfWork(store), deps)
+    uow, admin = FakeUnitOfWork(store), Principal("admin@berdaya", frozenset({"admin"}))
+
+    with pytest.raises(Forbidden, match="only an officer may withdraw an owner's consent"):
+        await handlers.withdraw_consent(handlers.WithdrawConsent(b.id, consent.id, admin), uow, deps)
+
+    assert (store.consents[consent.id].withdrawn_at, uow.public) == (None, [])
+
+
+@pytest.mark.parametrize("field, typed", [
+    ("purpose", "\u200b" * 10 + "\u202e"),  # zero-width spaces and a bidi override: nothing to read
+    ("purpose", "\u3164" * 12),  # Hangul fillers: letters that show nothing
+    ("purpose", "\u2067 1234567890 !!! \u2069"),  # nothing an owner could have agreed to
+    ("financing_programme", "\u200b\u200d\ufeff"),
+    ("financing_programme", "\u202e\u3164\u034f"),
+])  # fmt: skip
+async def test_a_consent_whose_purpose_or_programme_shows_no_letters_is_refused_naming_the_field(field, typed) -> None:
+    with pytest.raises(ValidationError) as refused:
+        consent_form(**{field: typed})
+
+    assert [e["loc"] for e in refused.value.errors()] == [(field,)]
+
+
+async def test_a_consents_purpose_and_programme_are_kept_as_typed_less_what_no_one_can_see() -> None:
+    form = consent_form(purpose="Rujukan\u200b KUR\u202e Mikro  BRI\u3164 untuk modal kerja",
+                        financing_programme="KUR\u2066 Mikro\u2069\ufe0f")  # fmt: skip
+
+    assert (form.purpose, form.financing_programme) == ("Rujukan KUR Mikro BRI untuk modal kerja", "KUR Mikro")
+
+
+async def test_a_withdrawal_after_the_partner_was_revoked_is_recorded_and_audited_not_sent(store, deps) -> None:
+    store.partners["bri"] = BRI
+    b = await register(store, deps, YOHANES)
+    given = handlers.GiveConsent(b.id, consent_form(), OFFICER)
+    consent = await handlers.give_consent(given, FakeUnitOfWork(store), deps)
+    await handlers.set_up_partner(handlers.SetUpPartner("bri", BRI.name, active=False), FakeUnitOfWork(store), deps)
+    uow = FakeUnitOfWork(store)
+
+    withdrawn = await handlers.withdraw_consent(handlers.WithdrawConsent(b.id, consent.id, OFFICER), uow, deps)
+
+    assert uow.public == []  # the registry may no longer write the partner's topic: a row there would wait for ever
+    assert store.consents[consent.id].withdrawn_at == withdrawn.withdrawn_at is not None
+    assert [(a.action, a.aggregate_id) for a in uow.audit_trail] == [("ReferralConsentWithdrawn", str(consent.id))]
+
+
+async def test_a_partner_admitted_again_is_first_told_of_every_withdrawal_of_its_consents(store, deps) -> None:
+    store.partners["bri"] = BRI
+    b = await register(store, deps, YOHANES)
+    given = [await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), FakeUnitOfWork(store),
+                                         deps) for _ in range(3)]  # fmt: skip
+    await handlers.withdraw_consent(handlers.WithdrawConsent(b.id, given[0].id, OFFICER), FakeUnitOfWork(store), deps)
+    await handlers.set_up_partner(handlers.SetUpPartner("bri", BRI.name, active=False), FakeUnitOfWork(store), deps)
+    await handlers.withdraw_consent(handlers.WithdrawConsent(b.id, given[1].id, OFFICER), FakeUnitOfWork(store), deps)
+
+    again, still = FakeUnitOfWork(store), FakeUnitOfWork(store)
+    await handlers.set_up_partner(handlers.SetUpPartner("bri", BRI.name), again, deps)
+    await handlers.set_up_partner(handlers.SetUpPartner("bri", BRI.name), still, deps)
+
+    told = sorted((e.event_type, e.payload["consent_id"]) for e in again.public)  # one withdrawal time: any order
+    assert told == sorted(("ReferralConsentWithdrawn", str(c.id)) for c in given[:2])
+    assert still.public == []  # an add run again for a partner never revoked tells nothing

@@ -6,13 +6,40 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from services.registry.domain.business import Business
 from shared.contracts.envelope import MAX_RUPIAH
 from shared.contracts.public import PARTNER_ID_PATTERN
 from shared.errors import Conflict, InvalidInput
+from shared.names import without_invisibles
+
+# Letters that show nothing (Hangul fillers, Khmer inherent vowels) and marks that change nothing (the combining
+# grapheme joiner, variation selectors), beyond the format characters `without_invisibles` already drops.
+_BLANK = frozenset("\u115f\u1160\u17b4\u17b5\u3164\uffa0\u034f\u180b\u180c\u180d\u180f"
+                   + "".join(map(chr, range(0xFE00, 0xFE10))) + "".join(map(chr, range(0xE0100, 0xE01F0))))
+
+
+def _visible(value: Any) -> Any:
+    """Kept as typed less what no one can see, as names are: the partner reads the purpose the owner agreed to."""
+    value = without_invisibles(value)
+    if isinstance(value, str) and not value.isascii():
+        value = " ".join("".join(c for c in value if c not in _BLANK).split())
+    return value
+
+
+def _has_letters(value: str) -> str:
+    if not any(c.isalpha() for c in value):
+        raise PydanticCustomError("no_visible_letters", "must contain visible letters, not only invisible characters, "
+                                                        "spaces, digits or punctuation")  # fmt: skip
+    return value
+
+
+# What an owner reads and agrees to: letters one can see.
+VisibleText = Annotated[str, BeforeValidator(_visible), AfterValidator(_has_letters)]
 
 
 class ConsentForm(BaseModel):
@@ -21,8 +48,8 @@ class ConsentForm(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     partner_id: str = Field(pattern=PARTNER_ID_PATTERN, examples=["bri"])
-    purpose: str = Field(min_length=10, max_length=300, examples=["Rujukan KUR Mikro BRI untuk modal kerja"])
-    financing_programme: str | None = Field(default=None, max_length=100, examples=["KUR Mikro"])
+    purpose: VisibleText = Field(min_length=10, max_length=300, examples=["Rujukan KUR Mikro BRI untuk modal kerja"])
+    financing_programme: VisibleText | None = Field(default=None, max_length=100, examples=["KUR Mikro"])
     amount_sought_rupiah: int | None = Field(default=None, gt=0, le=MAX_RUPIAH)
     offer_id: uuid.UUID | None = Field(default=None, description="Funding's financing-referral offer this answers")
 
