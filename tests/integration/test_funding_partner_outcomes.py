@@ -5,10 +5,8 @@ future is refused without being recorded."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 
 from services.funding import handlers
@@ -18,34 +16,19 @@ from services.funding.queries import FundingQueries
 from services.funding.store_pg import PgFundingStore, PgFundingUnitOfWork
 from shared.contracts import new_envelope
 from shared.contracts.public import FinancingApproved
-from shared.db import Database, load_migrations, migrate
+from shared.db import Database
 from shared.messaging.consumer import Delivery, RecordRefused
 from shared.reference.wilayah import kota_kupang
 from shared.reference.wita import today_in_kupang
-from shared.unit_of_work import Cause, Publisher
-from tests.support import drop_database, fresh_database
+from shared.unit_of_work import Cause
 from tests.unit.fakes import FixedClock
+from tests.integration.test_funding_sweep import PUBLISHER, db  # noqa: F401 - `db` is a fixture
 from tests.unit.funding_fakes import NOW, pledge, view
 
 pytestmark = pytest.mark.integration
 
-PUBLISHER: Publisher[object] = Publisher("funding", lambda _: [], lambda _: "none")
 TOPIC = "partner.bri.outcomes.v1"
 REFERRALS = 5  # fewer would be suppressed in the report
-
-
-@pytest.fixture
-async def db(infra) -> AsyncIterator[Database]:
-    url = await fresh_database(infra.postgres_url)
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=3)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn, load_migrations("shared.messaging.migrations", "messaging")
-                          + load_migrations("services.funding.migrations", "funding"))  # fmt: skip
-        yield Database(pool, acquire_timeout=5)
-    finally:
-        await pool.close()
-        await drop_database(infra.postgres_url, url)
 
 
 async def record(db: Database, deps: Deps, *events: FinancingApproved) -> None:
