@@ -3,6 +3,7 @@ infrastructure (units of work, consumers, the sweeper that lets time pass, figur
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from services.funding.routes import FundingContext, router
 from services.funding.settings import FundingSettings
 from services.funding.store_pg import PgFundingUnitOfWork
 from shared.contracts.topics import FUNDING_PLEDGE, PUBLIC_PLEDGE
+from shared.messaging.catch_up import settle_all_held
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
 from shared.service import Parts, Runtime, ServiceDefinition, asyncapi_app, create_service_app, periodic
@@ -45,10 +47,20 @@ def build(runtime: Runtime) -> Parts:
         await handlers.expire_due_offers(by_time, deps)
         await handlers.follow_pledge_windows(by_time, deps)
 
+    async def settle(tx: BatchTransaction, business_ids: list[str]) -> None:
+        await handlers.settle_caught_up([uuid.UUID(b) for b in business_ids], joined(tx, Cause.timer("funding")), deps)
+
+    async def catch_up() -> None:
+        # After `berdaya replay funding-view`: settling reads the registry's facts and training's, so each consumer's
+        # held businesses wait for both. Every instance looks; the held rows are taken with SKIP LOCKED.
+        for consumer, other in ((subscribers.VIEW, subscribers.TRAINING), (subscribers.TRAINING, subscribers.VIEW)):
+            await settle_all_held(runtime.db, consumer, settle, also_waits_for=(other,))
+
     return Parts(
         context=FundingContext(deps, queries, unit_of_work),
         consumers=subscribers.consumers(joined, deps),
-        jobs=[periodic("funding sweeper", settings.sweep_interval_seconds, sweep)],
+        jobs=[periodic("funding sweeper", settings.sweep_interval_seconds, sweep),
+              periodic("funding catch-up after a rebuild", 2.0, catch_up)],
         scrape_hooks=[figures.refresh],
     )
 

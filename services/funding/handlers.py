@@ -87,11 +87,17 @@ def require_sponsor(by: Principal, sponsor_id: uuid.UUID) -> None:
 
 async def apply_registry_events(batch: Sequence[Delivery], uow: FundingUnitOfWork, deps: Deps) -> None:
     """A batch of registry events: the view rows locked in id order, each event applied in turn (older versions
-    change nothing), the views written at once, then one settlement for the businesses whose facts changed."""
+    change nothing), the views written at once, then one settlement for the businesses whose facts changed.
+
+    A business whose last event here is history read again after a rebuild only has its view rebuilt: read in
+    batches, that history shows it as it was (in another kecamatan, or not yet grown out of an earmark), and matching
+    on it would offer a pledge's money to a business that no longer qualifies. It is settled once the view has
+    caught up (`settle_caught_up`)."""
     async with uow:
         views = await uow.store.lock_views([d.payload.business_id for d in batch])  # type: ignore[attr-defined]
         before = dict(views)  # read under the lock with their trainings and offers taken up
         changed: dict[uuid.UUID, Cause] = {}
+        replayed: dict[uuid.UUID, bool] = {}
         written: list[BusinessView] = []
         for delivery in batch:
             event: BusinessEvent = delivery.payload  # type: ignore[assignment]
@@ -100,8 +106,10 @@ async def apply_registry_events(batch: Sequence[Delivery], uow: FundingUnitOfWor
                 views[event.business_id] = view
                 written.append(view)
                 changed[event.business_id] = Cause.delivery(delivery)
+            replayed[event.business_id] = delivery.replayed
         # Every version, in order, in one round trip: a write the database refuses still fails its own event.
         await uow.store.save_views(written)
+        changed = {b: c for b, c in changed.items() if not replayed[b]}
         # The views read under the lock need no second read (the lock keeps training's consumer out, and a registry
         # event changes neither trainings nor offers); a business new to funding is read back whole.
         await _settle(changed, uow, deps, {i: views[i] for i in changed if i in before}, before)
@@ -119,9 +127,21 @@ async def apply_training_events(batch: Sequence[Delivery], uow: FundingUnitOfWor
             event: TrainingCompleted = delivery.payload  # type: ignore[assignment]
             fact = TrainingFact(event.business_id, event.topic, event.cohort_id, event.programme_id, event.completed_on,
                                 event.participant_version, event.assessment)  # fmt: skip
-            if await uow.store.add_training(fact):
+            # History read again after a rebuild is only recorded: the business may not be in the view yet as it now
+            # stands. It is settled once both consumers have caught up.
+            if await uow.store.add_training(fact) and not delivery.replayed:
                 changed[event.business_id] = Cause.delivery(delivery)
         await _settle(changed, uow, deps)
+        await uow.commit()
+
+
+async def settle_caught_up(business_ids: Sequence[uuid.UUID], uow: FundingUnitOfWork, deps: Deps) -> None:
+    """Once a rebuilt view has caught up on the registry's and training's topics: what their history would have set
+    off for these businesses, done once, on the view as it now stands (a closed one's offers withdrawn, an eligible
+    one offered what open pledges can afford)."""
+    async with uow:
+        views = await uow.store.lock_views(sorted(business_ids))
+        await matching.settle([(v, uow.cause) for v in views.values()], uow, deps)
         await uow.commit()
 
 

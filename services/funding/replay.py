@@ -9,4 +9,5 @@ FUNDING_VIEW = RebuildableView(
     replayed=tuple(s for s in SUBSCRIPTIONS if s.consumer in (VIEW, TRAINING)),
     tables=("business_view", "business_training"),
     kept="sponsors, pledges and offers (and so how often each business was funded), the outbox and the audit trail",
+    holds_back=True,
 )

@@ -10,7 +10,6 @@ import random
 import subprocess
 import sys
 import uuid
-from berdaya.stack.access import access_env
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -18,12 +17,15 @@ import asyncpg
 import httpx
 import pytest
 
+from berdaya.stack.access import access_env
 from berdaya.stack.process import stop_pid
+from services.funding.replay import FUNDING_VIEW
 from shared.auth import TokenService
 from shared.contracts.registry import BusinessUpdated
 from shared.contracts.topics import REGISTRY_BUSINESS, TRAINING_PARTICIPANT, namespaced
 from shared.messaging.kafka import KafkaAccess, ensure_topics, with_dead_letters
-from tests.integration.funding_events import closed, completed, envelopes, nib_issued, produce, registered
+from shared.messaging.replay import rebuild, still_held
+from tests.integration.funding_events import KECAMATAN, closed, completed, envelopes, nib_issued, produce, registered
 from tests.support import TEST_SECRET, drop_database, eventually, fresh_database, service_env, start_service
 
 pytestmark = pytest.mark.integration
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.integration
 TOPICS = ("packaging", "halal_certification", "digital_marketing")
 
 
-async def _open_pledge_for_everyone(http: httpx.AsyncClient, url: str) -> str:
+async def _open_pledge_for_everyone(http: httpx.AsyncClient, url: str, earmarks: dict | None = None) -> str:
     tokens = TokenService(TEST_SECRET)
     officer = {"Authorization": f"Bearer {tokens.mint('it-officer', ['officer'])}"}
     sponsor_id = (await http.post(f"{url}/sponsors", json={"name": "Bank NTT", "kind": "bank"}, headers=officer)).json()["id"]
@@ -39,7 +41,8 @@ async def _open_pledge_for_everyone(http: httpx.AsyncClient, url: str) -> str:
     today = date.today()
     body = {"sponsor_id": sponsor_id, "title": "untuk semua", "instrument": "grant", "total_rupiah": 10_000_000,
             "amount_mode": "fixed", "amount_per_business_rupiah": 100_000, "valid_from": today.isoformat(),
-            "valid_until": (today + timedelta(days=30)).isoformat(), "earmarks": {"nib_required": True}}  # fmt: skip
+            "valid_until": (today + timedelta(days=30)).isoformat(),
+            "earmarks": earmarks or {"nib_required": True}}  # fmt: skip
     response = await http.post(f"{url}/pledges", json=body, headers=sponsor)
     assert response.status_code == 201, response.text
     return response.json()["id"]
@@ -183,6 +186,58 @@ async def test_rebuilding_the_view_as_the_readme_says_gives_the_same_view_and_ke
 
         assert await eventually(rebuilt, timeout=90), "the rebuilt view differs from the one before"
     finally:
+        stop_pid(funding.pid)
+        await drop_database(infra.postgres_url, database)
+
+
+async def test_history_read_again_offers_nothing_to_a_business_that_has_since_moved_and_the_catch_up_is_settled(
+    infra, tmp_path: Path
+):
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    env = service_env(infra.kafka, namespace)
+    database = await fresh_database(infra.postgres_url)
+    funding = start_service("funding", env, database, tmp_path / "funding.log")
+    # A business with an NIB in Oebobo moves to Alak; 1,300 other registrations (in Alak, without NIB) between each
+    # step, so that read again the steps come in different batches.
+    b = registered(900, kec=0)
+    name, code, bps, kel, kel_code = KECAMATAN[1]
+    fields = {k: v for k, v in b.model_dump().items() if k not in ("source", "business_version")}
+    moved = BusinessUpdated(**{**fields, "kecamatan": name, "kecamatan_code": code, "kecamatan_bps": bps,
+                               "kelurahan": kel, "kelurahan_code": kel_code, "nib_status": "issued",
+                               "nib": "9100000000900"}, business_version=3, changed_fields=("kecamatan",))  # fmt: skip
+    history = envelopes([b, nib_issued(b), *(registered(1000 + i, kec=1) for i in range(1300)), moved,
+                         *(registered(3000 + i, kec=1) for i in range(1300))])  # fmt: skip
+    trainings = envelopes([completed(b, "packaging", 1)], producer="training")
+    conn = await asyncpg.connect(database)
+
+    async def read_all() -> bool:
+        return await conn.fetchval("SELECT count(*) FILTER (WHERE consumer = 'funding-view') = $1"
+                                   " AND count(*) FILTER (WHERE consumer = 'funding-training') = 1 FROM inbox",
+                                   len(history))  # fmt: skip
+
+    try:
+        await produce(infra.kafka, namespaced(REGISTRY_BUSINESS, namespace), history)
+        await produce(infra.kafka, namespaced(TRAINING_PARTICIPANT, namespace), trainings)
+        assert await eventually(read_all, timeout=120)
+        async with httpx.AsyncClient(timeout=60) as http:
+            await _open_pledge_for_everyone(http, funding.url, {"nib_required": True, "kecamatan": ["Oebobo"]})
+        assert await eventually(lambda: conn.fetchval("SELECT matched_at IS NOT NULL FROM pledge"), timeout=60)
+        await asyncio.sleep(1)
+        before = {**await _snapshot(database), "outbox": await conn.fetch("SELECT event_id, type FROM outbox ORDER BY id")}
+        assert before["offers"] == [], "opened after the move: nobody in Oebobo has an NIB"
+
+        stop_pid(funding.pid)
+        await rebuild(FUNDING_VIEW, database_url=database, kafka=infra.kafka, namespace=namespace)
+        ends = await conn.fetch("SELECT consumer, sum(end_offset) AS records FROM catch_up GROUP BY consumer")
+        assert {r["consumer"]: r["records"] for r in ends} == {"funding-view": len(history), "funding-training": 1}
+        funding = start_service("funding", env, database, tmp_path / "funding-again.log")
+        assert await eventually(read_all, timeout=120)
+        assert await eventually(lambda: _equals(lambda: still_held(FUNDING_VIEW, database), 0), timeout=60)
+        await asyncio.sleep(1.5)  # had the replay or its settling offered anything, it would be in the outbox by now
+        after = {**await _snapshot(database), "outbox": await conn.fetch("SELECT event_id, type FROM outbox ORDER BY id")}
+        assert after == before
+    finally:
+        await conn.close()
         stop_pid(funding.pid)
         await drop_database(infra.postgres_url, database)
 
