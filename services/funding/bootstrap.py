@@ -16,7 +16,7 @@ from services.funding.routes import FundingContext, router
 from services.funding.settings import FundingSettings
 from services.funding.store_pg import PgFundingUnitOfWork
 from shared.contracts.topics import FUNDING_PLEDGE, PUBLIC_PLEDGE
-from shared.messaging.catch_up import settle_all_held
+from shared.messaging.catch_up import caught_up_holding, settle_all_held
 from shared.messaging.consumer import BatchTransaction
 from shared.reference.wilayah import kota_kupang
 from shared.service import Parts, Runtime, ServiceDefinition, asyncapi_app, create_service_app, periodic
@@ -51,9 +51,15 @@ def build(runtime: Runtime) -> Parts:
         await handlers.settle_caught_up([uuid.UUID(b) for b in business_ids], joined(tx, Cause.timer("funding")), deps)
 
     async def catch_up() -> None:
-        # After `berdaya replay funding-view`: settling reads the registry's facts and training's, so each consumer's
-        # held businesses wait for both. Every instance looks; the held rows are taken with SKIP LOCKED.
-        for consumer, other in ((subscribers.VIEW, subscribers.TRAINING), (subscribers.TRAINING, subscribers.VIEW)):
+        # After `berdaya replay funding-view`, once both view consumers have read their history: first the matching
+        # put off meanwhile, in rank order on the whole view, then each business read of, settled once. Settling
+        # reads the registry's facts and training's, so each consumer's held businesses wait for both. Every
+        # instance looks; pledges are locked, and the held rows taken with SKIP LOCKED.
+        views = (subscribers.VIEW, subscribers.TRAINING)
+        if not await caught_up_holding(runtime.db, views):
+            return
+        await handlers.rank_after_catch_up(by_time, deps)
+        for consumer, other in (views, views[::-1]):
             await settle_all_held(runtime.db, consumer, settle, also_waits_for=(other,))
 
     return Parts(

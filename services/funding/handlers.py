@@ -145,6 +145,22 @@ async def settle_caught_up(business_ids: Sequence[uuid.UUID], uow: FundingUnitOf
         await uow.commit()
 
 
+async def rank_after_catch_up(uow_factory: Callable[[], FundingUnitOfWork], deps: Deps) -> None:
+    """Once a rebuilt view has caught up: the matching put off while it read history (`matching.refill`), done on the
+    whole view, each open pledge in its own unit of work: a pledge made meanwhile is ranked, money given back by a
+    decline or an expiry is offered to the next in line. A pledge with nothing to do changes nothing."""
+    async with uow_factory() as uow:
+        pledges = await uow.store.unclosed_pledges()
+    for first_look in pledges:
+        if not first_look.open_on(today_in_kupang(deps.clock())):
+            continue
+        async with uow_factory() as uow:
+            # Not ranked yet: ranked as a new pledge is, with the ranking lock alone.
+            pledge = await (_locked_pledge if first_look.matched_in_window else _pledge_to_rank)(uow.store, first_look.id)
+            await matching.refill(pledge, uow, deps, deps.clock())
+            await uow.commit()
+
+
 async def _settle(changed: dict[uuid.UUID, Cause], uow: FundingUnitOfWork, deps: Deps,
                   known: dict[uuid.UUID, BusinessView] | None = None,
                   before: dict[uuid.UUID, BusinessView] | None = None) -> None:  # fmt: skip

@@ -61,7 +61,9 @@ def _allocate(pledge: Pledge, candidates: Sequence[Candidate], uow: FundingUnitO
 async def refill(pledge: Pledge, uow: FundingUnitOfWork, deps: Deps, now: datetime, was: str | None = None) -> Pledge:
     """Offer what the pledge can afford to the best-ranked eligible businesses that have no offer from it yet."""
     today = today_in_kupang(now)
-    if not pledge.open_on(today):
+    # Ranked on a view still reading history, the money would go to the best of the businesses read so far, as they
+    # were; it is offered once the view has caught up (`handlers.rank_after_catch_up`).
+    if not pledge.open_on(today) or await uow.store.view_catching_up():
         await uow.store.save_pledge(pledge)
         return pledge
     pledge = replace(pledge, matched_at=now)

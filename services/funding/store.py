@@ -62,6 +62,11 @@ class FundingStore(abc.ABC):
     async def candidates(self, pledge: Pledge) -> list[BusinessView]:
         """Active businesses that may match the pledge and have no offer from it yet."""
 
+    @abc.abstractmethod
+    async def view_catching_up(self) -> bool:
+        """Whether the view is being rebuilt (`berdaya replay funding-view`) and a consumer of it is still reading
+        history: it then knows only some businesses, and those only as they were."""
+
     # -- sponsors and pledges --
     @abc.abstractmethod
     async def sponsor(self, sponsor_id: uuid.UUID) -> tuple[str, str] | None:

@@ -18,6 +18,7 @@ from shared.contracts.funding import Earmarks
 from shared.db import Where, hold_gate, lock_ids, newer_version_upsert
 from shared.unit_of_work import PgUnitOfWork
 from services.funding.store import FundingStore, FundingUnitOfWork, PartnerOutcome, TrainingFact
+from services.funding.subscribers import TRAINING, VIEW
 
 _BUSINESS_LOCK = 0x66_75_6E_64  # "fund"
 _RANKING_LOCK = (0x72_61_6E_6B, 0)  # "rank"
@@ -160,6 +161,10 @@ class PgFundingStore(FundingStore):
     async def pledge(self, pledge_id: uuid.UUID) -> Pledge | None:
         row = await self._conn.fetchrow(PLEDGE_SELECT + " WHERE p.id = $1", pledge_id)
         return pledge_from_row(row) if row else None
+
+    async def view_catching_up(self) -> bool:
+        return await self._conn.fetchval("SELECT EXISTS (SELECT 1 FROM catch_up WHERE consumer = ANY($1::text[]))",
+                                         [VIEW, TRAINING])  # fmt: skip
 
     async def hold_ranking(self, alone: bool) -> None:
         await hold_gate(self._conn, _RANKING_LOCK, alone)

@@ -65,6 +65,14 @@ class PgCatchUp(CatchUp):
         )  # fmt: skip
 
 
+async def caught_up_holding(db: Database, consumers: Collection[str]) -> bool:
+    """Whether these consumers have read every partition as far as their rebuild found it, and still hold aggregates
+    back to settle: the moment for what a service put off while they read history."""
+    return await db.fetchval(
+        "SELECT NOT EXISTS (SELECT 1 FROM catch_up WHERE consumer = ANY($1::text[]))"
+        " AND EXISTS (SELECT 1 FROM catch_up_held WHERE consumer = ANY($1::text[]))", list(consumers))  # fmt: skip
+
+
 # What a service does for the aggregates a consumer held back: in the given transaction, on its view as it stands.
 Settle = Callable[[BatchTransaction, list[str]], Awaitable[None]]
 

@@ -23,7 +23,7 @@ from services.funding.replay import FUNDING_VIEW
 from shared.auth import TokenService
 from shared.contracts.registry import BusinessUpdated
 from shared.contracts.topics import REGISTRY_BUSINESS, TRAINING_PARTICIPANT, namespaced
-from shared.messaging.kafka import KafkaAccess, ensure_topics, with_dead_letters
+from shared.messaging.kafka import KafkaAccess, ensure_topics, topic_extent, with_dead_letters
 from shared.messaging.replay import rebuild, still_held
 from tests.integration.funding_events import KECAMATAN, closed, completed, envelopes, nib_issued, produce, registered
 from tests.support import TEST_SECRET, drop_database, eventually, fresh_database, service_env, start_service
@@ -236,6 +236,39 @@ async def test_history_read_again_offers_nothing_to_a_business_that_has_since_mo
         await asyncio.sleep(1.5)  # had the replay or its settling offered anything, it would be in the outbox by now
         after = {**await _snapshot(database), "outbox": await conn.fetch("SELECT event_id, type FROM outbox ORDER BY id")}
         assert after == before
+    finally:
+        await conn.close()
+        stop_pid(funding.pid)
+        await drop_database(infra.postgres_url, database)
+
+
+async def test_a_pledge_made_while_the_view_reads_history_is_matched_only_once_it_has_caught_up(infra, tmp_path: Path):
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    database = await fresh_database(infra.postgres_url)
+    funding = start_service("funding", service_env(infra.kafka, namespace), database, tmp_path / "funding.log")
+    topic = namespaced(REGISTRY_BUSINESS, namespace)
+    conn = await asyncpg.connect(database)
+    try:
+        # As `berdaya replay funding-view` leaves it: every partition of the registry's topic still to be read far.
+        partitions = [p for t, p in topic_extent(infra.kafka, [topic])]
+        await conn.executemany("INSERT INTO catch_up (consumer, topic, partition, end_offset) VALUES ($1, $2, $3, $4)",
+                               [("funding-view", topic, p, 1_000_000) for p in partitions])  # fmt: skip
+        async with httpx.AsyncClient(timeout=60) as http:
+            pledge_id = await _open_pledge_for_everyone(http, funding.url)
+        businesses = [registered(i) for i in range(3)]
+        await produce(infra.kafka, topic, [*businesses, *(nib_issued(b) for b in businesses)])
+        assert await eventually(lambda: conn.fetchval("SELECT count(*) = 3 FROM catch_up_held"), timeout=60)
+        assert await eventually(lambda: conn.fetchval(
+            "SELECT count(*) = 1 FROM inbox WHERE consumer = 'funding-matcher'"), timeout=60)  # fmt: skip
+        await asyncio.sleep(2.5)  # a catch-up job's round: had it matched meanwhile, the offers would be there
+        assert await conn.fetchval("SELECT count(*) FROM offer") == 0
+        assert await conn.fetchval("SELECT matched_at FROM pledge WHERE id = $1", uuid.UUID(pledge_id)) is None
+
+        await conn.execute("DELETE FROM catch_up")  # what the consumer does once it has read that far
+        assert await eventually(lambda: conn.fetchval("SELECT count(*) = 3 FROM offer"), timeout=60)
+        assert await eventually(lambda: _equals(lambda: still_held(FUNDING_VIEW, database), 0), timeout=30)
+        await asyncio.sleep(1.5)
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE type = 'FundingMatched'") == 3
     finally:
         await conn.close()
         stop_pid(funding.pid)

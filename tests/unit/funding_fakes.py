@@ -175,6 +175,7 @@ class FakeFundingStore(FundingStore):
         self.locked: list[list[uuid.UUID]] = []  # the ids each lock_pledges call was given, in the order given
         self.view_locks: list[list[uuid.UUID]] = []  # the ids each lock_views call locked, in lock order
         self.steps: list[str] = []  # "ranking alone", "ranking shared", "pledges read", "pledges locked", in order
+        self.catching_up = False  # a view consumer is still reading history after a rebuild
 
     # State snapshots, used by FakeFundingUnitOfWork to roll back.
     def snapshot(self) -> tuple[dict[Any, Any], ...]:
@@ -250,6 +251,9 @@ class FakeFundingStore(FundingStore):
         return list(reversed(found))
 
     # Sponsors and pledges.
+    async def view_catching_up(self) -> bool:
+        return self.catching_up
+
     async def sponsor(self, sponsor_id: uuid.UUID) -> tuple[str, str] | None:
         return self.sponsors.get(sponsor_id)
 

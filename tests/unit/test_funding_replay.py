@@ -10,7 +10,7 @@ from services.funding import handlers
 from shared.contracts import EventPayload
 from shared.contracts.funding import Earmarks
 
-from .funding_fakes import ALAK, OEBOBO, FundingWorld, business_closed, delivery, registered, training_completed, updated
+from .funding_fakes import ALAK, OEBOBO, OFFICER, FundingWorld, business_closed, delivery, registered, training_completed, updated
 
 
 async def replay(world: FundingWorld, *events: EventPayload) -> None:
@@ -108,3 +108,56 @@ async def test_settling_a_business_funding_never_heard_of_changes_nothing():
     await settle(world, uuid.uuid4())
 
     assert world.published == told and world.store.offers == {}
+
+
+async def test_a_pledge_made_while_the_view_reads_history_is_ranked_once_it_has_caught_up_on_the_whole_view():
+    world = FundingWorld()
+    rebuild(world)
+    world.store.catching_up = True
+    weaker, stronger = uuid.uuid4(), uuid.uuid4()
+    await replay(world, registered(weaker, nib_status="none"))
+    p = await world.add_pledge(total_rupiah=5_000_000)  # one offer's worth
+    await world.match(p.id)
+    assert world.store.offers == {} and world.store.pledges[p.id].matched_at is None, "not ranked on part of the view"
+    await replay(world, registered(stronger))  # an NIB: 25 points more
+    world.store.catching_up = False
+
+    await handlers.rank_after_catch_up(world, world.deps)
+
+    assert world.store.offer_to(p.id, stronger).status == "offered"
+    assert world.store.offer_to(p.id, weaker) is None
+
+
+async def test_money_a_decline_gives_back_while_the_view_reads_history_goes_to_the_best_ranked_once_caught_up():
+    world = FundingWorld()
+    p = await world.add_pledge(total_rupiah=5_000_000)
+    first = await world.register()
+    await world.match(p.id)
+    offer = world.store.offer_to(p.id, first)
+    rebuild(world)
+    world.store.catching_up = True
+    weaker, stronger = uuid.uuid4(), uuid.uuid4()
+    await replay(world, registered(first), registered(weaker, nib_status="none"))
+
+    await handlers.decline_offer(handlers.DeclineOffer(offer.id, "tidak perlu", OFFICER), world.uow(), world.deps)
+    assert [o.business_id for o in world.store.offers.values()] == [first], "kept while the view reads history"
+    await replay(world, registered(stronger))
+    world.store.catching_up = False
+    await handlers.rank_after_catch_up(world, world.deps)
+
+    assert world.store.offer_to(p.id, stronger).status == "offered"
+    assert world.store.offer_to(p.id, weaker) is None
+
+
+async def test_ranking_after_the_catch_up_offers_nothing_twice():
+    world = FundingWorld()
+    p = await world.add_pledge()
+    businesses = [await world.register() for _ in range(3)]
+    await world.match(p.id)
+    told = list(world.published)
+
+    await handlers.rank_after_catch_up(world, world.deps)
+    await handlers.rank_after_catch_up(world, world.deps)
+
+    assert world.published == told
+    assert {o.business_id for o in world.store.offers.values()} == set(businesses)
