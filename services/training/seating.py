@@ -142,6 +142,11 @@ class Seating:
         return max(0, cohort.capacity - enrolled) + max(0, bound - queued)
 
     async def gather(self) -> None:
+        # On a view still reading history the seats would go to the neediest of the businesses read so far, as they
+        # were: the waitlist still moves up, and the open cohorts are filled once the view has caught up (each
+        # business read of is settled then, and prospects are gathered from the whole view).
+        if await self.uow.store.view_catching_up():
+            return
         for cohort_id, cohort in self.cohorts.items():
             room = self.room(cohort_id)
             if cohort.state == "open" and room > 0:

@@ -120,6 +120,11 @@ class TrainingStore(abc.ABC):
         """Insert or update; the cohort is locked by the caller."""
 
     @abc.abstractmethod
+    async def view_catching_up(self) -> bool:
+        """Whether the view is being rebuilt (`berdaya replay training-view`) and its consumer is still reading
+        history: it then knows only some businesses, and those only as they were."""
+
+    @abc.abstractmethod
     async def prospects(self, cohort: Cohort, programme: Programme, limit: int) -> list[Prospect]:
         """Active businesses that may have a need the programme serves and hold no seat in the cohort, in the
         waitlist order, at most `limit`. A cheap narrowing: the needs rules decide."""

@@ -29,6 +29,7 @@ from services.training.rows import (
     view_from_row,
 )
 from services.training.store import Mark, Prospect, TrainingStore, TrainingUnitOfWork
+from services.training.subscribers import VIEW
 from shared.contracts.training import Assessment
 from shared.db import Where, hold_gate, lock_ids, newer_version_upsert
 from shared.reference.kbli import FOOD_AND_DRINK_PREFIXES
@@ -185,6 +186,9 @@ class PgTrainingStore(TrainingStore):
         if "funded_bookkeeping" in programme.needs:
             clauses.append("EXISTS (SELECT 1 FROM funding_accepted f WHERE f.business_id = b.business_id)")
         where.add("(" + (" OR ".join(clauses) or "false") + ")")
+
+    async def view_catching_up(self) -> bool:
+        return await self._conn.fetchval("SELECT EXISTS (SELECT 1 FROM catch_up WHERE consumer = $1)", VIEW)
 
     async def prospects(self, cohort: Cohort, programme: Programme, limit: int) -> list[Prospect]:
         where = Where("b.status = 'active'")

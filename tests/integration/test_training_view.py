@@ -21,6 +21,7 @@ from shared.contracts import Envelope
 from shared.contracts.funding import FundingAccepted
 from shared.contracts.registry import BusinessRegistered, BusinessUpdated
 from shared.contracts.topics import FUNDING_PLEDGE, REGISTRY_BUSINESS, namespaced
+from shared.messaging.kafka import topic_extent
 from shared.messaging.replay import StillRunning, rebuild, still_held
 from tests.integration.funding_events import closed, envelopes, nib_issued, produce, registered
 from tests.integration.test_training_fill import TRAINER, define_programme, food, plan_cohort
@@ -178,6 +179,43 @@ async def test_history_read_again_neither_withdraws_nor_tells_anyone_again_and_t
         await asyncio.sleep(1.5)  # had the replay or its settling set anything off, it would be in the outbox by now
         assert await snapshot(database) == before
     finally:
+        stop_pid(training.pid)
+        await drop_database(infra.postgres_url, database)
+
+
+async def test_a_cohort_opened_while_the_view_reads_history_is_filled_by_need_only_once_it_has_caught_up(
+    infra, tmp_path: Path
+):
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    database = await fresh_database(infra.postgres_url)
+    training = start_service("training", service_env(infra.kafka, namespace), database, tmp_path / "training.log")
+    topic = namespaced(REGISTRY_BUSINESS, namespace)
+    later = [food(i, day=20 + i) for i in range(3)]  # read first
+    earlier = [food(10 + i, day=1 + i) for i in range(3)]  # registered first, read last
+    conn = await asyncpg.connect(database)
+
+    async def held(n: int) -> bool:
+        return await conn.fetchval("SELECT count(*) FROM catch_up_held") == n
+
+    try:
+        # As `berdaya replay training-view` leaves it: every partition of the registry's topic still to be read far.
+        await conn.executemany("INSERT INTO catch_up (consumer, topic, partition, end_offset) VALUES ($1, $2, $3, $4)",
+                               [("training-view", topic, p, 1_000_000)
+                                for _, p in topic_extent(infra.kafka, [topic])])  # fmt: skip
+        await produce(infra.kafka, topic, [*later, *(nib_issued(b) for b in later)])
+        assert await eventually(lambda: held(3), timeout=60)
+        await open_halal_cohort(training.url)  # capacity 3
+        await produce(infra.kafka, topic, [*earlier, *(nib_issued(b) for b in earlier)])
+        assert await eventually(lambda: held(6), timeout=60)
+        await asyncio.sleep(2.5)  # a catch-up job's round: had it filled the cohort meanwhile, the seats would be there
+        assert await conn.fetchval("SELECT count(*) FROM seat") == 0
+
+        await conn.execute("DELETE FROM catch_up")  # what the consumer does once it has read that far
+        assert await eventually(lambda: conn.fetchval("SELECT count(*) = 6 FROM seat"), timeout=60)
+        seats = {r["business_id"]: r["status"] for r in await conn.fetch("SELECT business_id, status FROM seat")}
+        assert {b.business_id for b in earlier} == {b for b, status in seats.items() if status == "enrolled"}
+    finally:
+        await conn.close()
         stop_pid(training.pid)
         await drop_database(infra.postgres_url, database)
 

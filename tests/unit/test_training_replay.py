@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from services.training import business_changes
@@ -77,3 +78,33 @@ async def test_a_live_event_after_history_in_one_batch_is_acted_on_at_once():
     await business_changes.apply_registry_events([old, corrected], world.uow(), world.deps)
 
     assert world.seated(cohort.id) == {business}
+
+
+async def test_a_cohort_opened_while_the_view_reads_history_is_filled_by_need_from_the_whole_view_once_caught_up():
+    world = TrainingWorld()
+    world.store.catching_up = True
+    newer, older = uuid.uuid4(), uuid.uuid4()
+    await replay(world, registered(newer, registered_at=datetime(2025, 6, 1, tzinfo=UTC)))
+    _, cohort = await world.open_cohort(capacity=1)
+    assert world.seated(cohort.id) == set() and world.seated(cohort.id, "waitlisted") == set(), "not from part of it"
+    await replay(world, registered(older, registered_at=datetime(2024, 6, 1, tzinfo=UTC)))
+    world.store.catching_up = False
+
+    await settle(world, newer, older)
+
+    assert world.seated(cohort.id) == {older}, "earlier registration first, as on a whole view"
+    assert world.seated(cohort.id, "waitlisted") == {newer}
+
+
+async def test_a_seat_freed_while_the_view_reads_history_goes_to_the_waitlist_but_not_to_anyone_read_so_far():
+    world = TrainingWorld()
+    _, cohort = await world.open_cohort(capacity=1)
+    first, queued = await world.register(), await world.register()
+    assert world.seated(cohort.id) == {first} and world.seated(cohort.id, "waitlisted") == {queued}
+    world.store.views.clear()
+    world.store.catching_up = True
+    await replay(world, registered(uuid.uuid4()))
+
+    await world.withdraw(cohort.id, first)
+
+    assert world.seated(cohort.id) == {queued} and world.seated(cohort.id, "waitlisted") == set()

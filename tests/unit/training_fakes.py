@@ -162,6 +162,7 @@ class FakeTrainingStore(TrainingStore):
         self.visits: list[tuple[uuid.UUID, uuid.UUID, date, str | None]] = []
         self.lock_log: list[str] = []  # the kinds of lock taken in the current unit of work, in order
         self.seating_log: list[str] = []  # how each hold_seating held it, "alone" or "shared"
+        self.catching_up = False  # the view consumer is still reading history after a rebuild
 
     _STATE = ("views", "accepted", "programmes", "cohorts", "seat_rows", "participants", "mark_rows",
               "assessment_rows", "pathways", "mentors", "assignments", "visits")  # fmt: skip
@@ -289,6 +290,9 @@ class FakeTrainingStore(TrainingStore):
 
     def _trained(self, business_id: uuid.UUID) -> bool:
         return any(b == business_id and s.status == "completed" for (_, b), s in self.seat_rows.items())
+
+    async def view_catching_up(self) -> bool:
+        return self.catching_up
 
     async def prospects(self, cohort: Cohort, programme: Programme, limit: int) -> list[Prospect]:
         found = [
