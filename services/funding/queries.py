@@ -56,16 +56,28 @@ class FundingQueries:
             raise NotFound(f"no pledge {pledge_id}")
         return found
 
-    async def offers(self, *, pledge_id: uuid.UUID | None = None, business_id: uuid.UUID | None = None,
-                     status: str | None = None, sponsor_id: uuid.UUID | None = None) -> list[Offer]:  # fmt: skip
-        where = Where().add_if(pledge_id, "o.pledge_id = {}").add_if(business_id, "o.business_id = {}")
-        where.add_if(status, "o.status = {}").add_if(sponsor_id, "p.sponsor_id = {}")
+    async def offers(self, *, business_id: uuid.UUID, pledge_id: uuid.UUID | None = None,
+                     sponsor_id: uuid.UUID | None = None) -> list[Offer]:  # fmt: skip
+        """A business's offers (of one pledge, or one sponsor's pledges, if given): one per pledge at most."""
+        where = Where().add_if(business_id, "o.business_id = {}").add_if(pledge_id, "o.pledge_id = {}")
+        where.add_if(sponsor_id, "p.sponsor_id = {}")
         rows = await self._db.fetch(
             f"SELECT o.* FROM offer o JOIN pledge p ON p.id = o.pledge_id{where.sql}"
             " ORDER BY o.offered_at, o.rank NULLS LAST, o.id",
             *where.args,
         )
         return [offer_from_row(r) for r in rows]
+
+    async def offers_page(self, pledge_id: uuid.UUID, status: str | None, *, page: int,
+                          page_size: int) -> tuple[int, list[Offer]]:  # fmt: skip
+        """How many of the pledge's offers match, and one page of them in the order they were made."""
+        where = Where().add_if(pledge_id, "pledge_id = {}").add_if(status, "status = {}")
+        async with self._db.acquire() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):  # the count and the page agree
+                total = await conn.fetchval(f"SELECT count(*) FROM offer{where.sql}", *where.args)
+                rows = await conn.fetch(f"SELECT * FROM offer{where.sql} ORDER BY offered_at, rank NULLS LAST, id"
+                                        f" LIMIT {page_size} OFFSET {(page - 1) * page_size}", *where.args)  # fmt: skip
+        return total, [offer_from_row(r) for r in rows]
 
     async def business(self, business_id: uuid.UUID) -> BusinessView:
         async with self._db.acquire() as conn:

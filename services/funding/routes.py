@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.funding import handlers
@@ -23,7 +23,7 @@ from shared.contracts.funding import PledgeTotals
 from shared.errors import NotFound
 from shared.reference.wita import WITA, today_in_kupang
 from shared.unit_of_work import Cause
-from shared.web import PROBLEM_RESPONSES, correlation_id, principal, require_role
+from shared.web import PROBLEM_RESPONSES, Page, correlation_id, principal, require_role
 
 
 @dataclass
@@ -251,14 +251,28 @@ async def close(pledge_id: uuid.UUID, body: ReasonBody, who: Sponsor, ctx: Ctx, 
     return pledge_out(await handlers.close_pledge(command, _uow(ctx, who, correlation), ctx.deps))
 
 
-@router.get("/pledges/{pledge_id}/offers", tags=["offers"], summary="A pledge's offers, in the order they were made",
-            responses=_404)
+_PAGED = {200: {"headers": {
+    "X-Total-Count": {"description": "How many offers match, on every page", "schema": {"type": "integer"}},
+    "Link": {"description": 'The next page, `<url>; rel="next"`, while there is one', "schema": {"type": "string"}},
+}}}  # fmt: skip
+
+
+@router.get("/pledges/{pledge_id}/offers", tags=["offers"], responses={**_404, **_PAGED},
+            summary="A pledge's offers, in the order they were made, a page at a time")  # fmt: skip
 async def pledge_offers(
-    pledge_id: uuid.UUID, who: Watcher, ctx: Ctx,
+    pledge_id: uuid.UUID, who: Watcher, ctx: Ctx, request: Request, response: Response,
     status: Literal["offered", "accepted", "declined", "expired", "withdrawn", "disbursed"] | None = None,
+    page: Page = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> list[OfferOut]:  # fmt: skip
+    """A page of offers; a pledge for a whole city has tens of thousands. `X-Total-Count` says how many match and
+    `Link` gives the next page while there is one."""
     _may_watch(who, (await ctx.queries.pledge(pledge_id)).sponsor_id)
-    return [offer_out(o) for o in await ctx.queries.offers(pledge_id=pledge_id, status=status)]
+    total, offers = await ctx.queries.offers_page(pledge_id, status, page=page, page_size=page_size)
+    response.headers["X-Total-Count"] = str(total)
+    if page * page_size < total:
+        response.headers["Link"] = f'<{request.url.include_query_params(page=page + 1, page_size=page_size)}>; rel="next"'
+    return [offer_out(o) for o in offers]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -390,6 +390,40 @@ async def test_a_body_over_ten_megabytes_is_a_413_whether_its_length_is_declared
 # ---------------------------------------------------------------------------------------------------------------
 
 
+async def test_a_pledge_s_offers_come_a_page_at_a_time_with_the_total_and_the_next_page(funding_only):
+    funding = funding_only.funding
+    conn = await asyncpg.connect(funding.database_url)
+    try:
+        await conn.executemany(
+            "INSERT INTO business_view (business_id, version, business_name, contact_phone, kecamatan_code, kbli_code,"
+            " scale, youth_owned, women_owned, nib_status, status, annual_sales_rupiah, registered_at)"
+            " VALUES ($1, 1, $2, '+6281234567890', '53.71.04', '56102', 'micro', true, true, 'issued', 'active',"
+            " 50000000, now())", [(uuid.uuid4(), f"Usaha {i}") for i in range(5)])  # fmt: skip
+        sponsor_id = await _sponsor(funding_only)
+        sponsor = funding_only.auth("sponsor", sponsor_id)
+        pledge = await funding.http.post("/pledges", json=_pledge(sponsor_id), headers=sponsor)
+        assert pledge.status_code == 201, pledge.text
+        assert await eventually(lambda: conn.fetchval("SELECT count(*) = 5 FROM offer"), timeout=60)
+    finally:
+        await conn.close()
+    url = f"/pledges/{pledge.json()['id']}/offers"
+
+    pages, link = [], f"{url}?page_size=2"
+    while link:
+        response = await funding.http.get(link, headers=sponsor)
+        assert response.status_code == 200, response.text
+        assert response.headers["X-Total-Count"] == "5"
+        pages.append([o["business_id"] for o in response.json()])
+        link = response.links.get("next", {}).get("url")
+
+    assert [len(p) for p in pages] == [2, 2, 1]
+    everything = (await funding.http.get(url, headers=sponsor)).json()
+    assert [o["business_id"] for o in everything] == [b for p in pages for b in p], "one order, each offer once"
+    assert (await funding.http.get(url, params={"page": 4, "page_size": 2}, headers=sponsor)).json() == []
+    assert_problem(await funding.http.get(url, params={"page": 2**63}, headers=sponsor), 422, "page")
+    assert_problem(await funding.http.get(url, params={"page_size": 1001}, headers=sponsor), 422, "page_size")
+
+
 async def test_the_offers_of_an_unknown_pledge_are_a_404(funding_only):
     response = await funding_only.funding.http.get(f"/pledges/{uuid.uuid4()}/offers", headers=funding_only.auth())
     assert_problem(response, 404)
