@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
@@ -161,9 +162,18 @@ async def notifier(database_url: str, gateways: Mapping[str, Gateway] | None = N
         await db.close()
 
 
-async def cloud_api(api: CloudApi) -> LocalServer:
-    return await LocalServer(api.app).start()
+@pytest.fixture
+async def cloud() -> AsyncIterator[tuple[CloudApi, LocalServer]]:
+    """The WhatsApp Cloud API on a local port; at the end, its status callbacks still on their way are let through."""
+    api = CloudApi()
+    async with LocalServer(api.app) as server:
+        yield api, server
+        await api.settle()
 
 
-async def zenziva(api: ZenzivaApi) -> LocalServer:
-    return await LocalServer(api.app).start()
+@pytest.fixture
+async def sms() -> AsyncIterator[tuple[ZenzivaApi, LocalServer]]:
+    """Zenziva's console API on a local port."""
+    api = ZenzivaApi()
+    async with LocalServer(api.app) as server:
+        yield api, server

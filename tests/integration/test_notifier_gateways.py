@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,6 @@ from services.notifier.domain.delivery import Delivery
 from services.notifier.domain.messages import Message
 from shared.contracts.funding import FundingMatched, FundsDisbursed
 from shared.contracts.training import PathwayStalled
-from tests.gateways import LocalServer
 from tests.gateways.notifier import (
     SMS_TOKEN,
     VERIFY_TOKEN,
@@ -33,7 +31,6 @@ from tests.gateways.notifier import (
 )
 from tests.gateways.smtp import LocalSmtp
 from tests.gateways.whatsapp_cloud import CloudApi
-from tests.gateways.zenziva import ZenzivaApi
 
 pytestmark = pytest.mark.integration
 
@@ -60,21 +57,6 @@ def disbursed(phone: str) -> FundsDisbursed:
     return FundsDisbursed(pledge_id=uuid.uuid4(), offer_id=uuid.uuid4(), business_id=uuid.uuid4(),
                           amount_rupiah=5_000_000, reference="TRF-1", disbursed_at=datetime(2026, 11, 23, tzinfo=UTC),
                           business_name="Sei Sapi Ibu Maria", contact_phone=phone, sponsor_name="Bank NTT")  # fmt: skip
-
-
-@pytest.fixture
-async def cloud() -> AsyncIterator[tuple[CloudApi, LocalServer]]:
-    api = CloudApi()
-    async with LocalServer(api.app) as server:
-        yield api, server
-        await api.settle()
-
-
-@pytest.fixture
-async def sms() -> AsyncIterator[tuple[ZenzivaApi, LocalServer]]:
-    api = ZenzivaApi()
-    async with LocalServer(api.app) as server:
-        yield api, server
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,7 +26,6 @@ from shared.unit_of_work import Cause
 from tests.gateways import LocalServer
 from tests.gateways.notifier import Clock, Notifier, notifier, smtp_client, whatsapp_client, zenziva_client
 from tests.gateways.smtp import LocalSmtp
-from tests.gateways.whatsapp_cloud import CloudApi
 from tests.gateways.zenziva import ZenzivaApi
 
 pytestmark = pytest.mark.integration
@@ -64,14 +62,6 @@ async def lease_runs_out(n: Notifier) -> None:
     stopped a lease ago. The notifier's own clock has no say in it."""
     await n.db.execute("UPDATE delivery SET lease_until = statement_timestamp() - interval '1 second'"
                        " WHERE status = 'sending'")  # fmt: skip
-
-
-@pytest.fixture
-async def cloud() -> AsyncIterator[tuple[CloudApi, LocalServer]]:
-    api = CloudApi()
-    async with LocalServer(api.app) as server:
-        yield api, server
-        await api.settle()
 
 
 async def test_a_whatsapp_send_whose_answer_was_lost_is_never_resent_but_marked_unknown_until_its_status_arrives(

@@ -5,7 +5,6 @@ a WhatsApp marked unknown), and one whose clock runs behind still recovers a row
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -17,20 +16,11 @@ from services.notifier.channels import SendResult
 from services.notifier.delivery import DeliveryWorker, WorkerSettings
 from services.notifier.domain.channels import AT_LEAST_ONCE, AT_MOST_ONCE, Guarantee
 from services.notifier.store import Outgoing
-from tests.gateways import LocalServer
 from tests.gateways.notifier import Clock, Notifier, notifier, whatsapp_client
-from tests.gateways.whatsapp_cloud import CloudApi
 from tests.integration.test_notifier_guarantees import matched
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-async def cloud() -> AsyncIterator[tuple[CloudApi, LocalServer]]:
-    api = CloudApi()
-    async with LocalServer(api.app) as server:
-        yield api, server
-        await api.settle()
 
 LEASE = timedelta(seconds=30)
 SKEW = timedelta(seconds=45)  # between two hosts' clocks: more than the lease
