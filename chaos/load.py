@@ -85,11 +85,14 @@ class Api:
         self.patience = patience
 
     async def call(self, action: str, method: str, urls: list[str], path: str, *, token: str,
-                   json: Any = None, params: dict | None = None, timeout: float = 30) -> tuple[httpx.Response | None, bool]:  # fmt: skip
+                   json: Any = None, params: dict | None = None, timeout: float = 30,
+                   idempotency_key: str | None = None) -> tuple[httpx.Response | None, bool]:  # fmt: skip
         """The answer (None if it never came) and whether an earlier attempt may already have been applied."""
         deadline = time.monotonic() + self.patience
         delay, ambiguous = 0.2, False
         headers = {"Authorization": f"Bearer {token}"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         for attempt in itertools.count():
             url = urls[attempt % len(urls)] if attempt else random.choice(urls)
             try:
@@ -454,12 +457,15 @@ class Load:
         if self.rng.random() < 0.25:
             body.update(amount_mode="capped", min_offer_rupiah=amount // 2)
         urls, token = self.system.urls("funding"), self.sponsor_token(sponsor_id)
-        response, ambiguous = await self.api.call("pledge", "POST", urls, "/pledges", token=token, json=body)
+        # Retried under one Idempotency-Key, an attempt whose answer was lost and the retry make one pledge.
+        key = str(uuid.uuid4())
+        response, ambiguous = await self.api.call("pledge", "POST", urls, "/pledges", token=token, json=body,
+                                                  idempotency_key=key)  # fmt: skip
         if response is not None and response.status_code == 201:
             self.acked.pledges[response.json()["id"]] = sponsor_id
             self._produced("pledge", 1)
         elif ambiguous:
-            # No idempotency key on pledges: look for our first attempt by its title before trying again.
+            # Given up on: an attempt may have made it; look for it by its title.
             found, _ = await self.api.call("pledge lookup", "GET", urls, "/pledges", token=token,
                                            params={"sponsor_id": sponsor_id})  # fmt: skip
             if found is not None and found.status_code == 200:

@@ -6,6 +6,7 @@ Every handler has the shape of every handler in Berdaya: `async def handle(messa
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -45,6 +46,8 @@ class RegisterSponsor:
 class MakePledge:
     form: PledgeForm
     by: Principal
+    # The client's Idempotency-Key: the same request sent again under it gets the pledge made the first time.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,16 @@ async def make_pledge(cmd: MakePledge, uow: FundingUnitOfWork, deps: Deps) -> Pl
             raise InvalidInput.one("sponsor_id", "sponsor.unknown", "no such sponsor; ask the programme office to record it")
         pledge = pledges.new_pledge(cmd.form, deps.wilayah, today_in_kupang(now), pledge_id=deps.new_id(), sponsor=sponsor,
                             created_at=now)  # fmt: skip
+        if cmd.idempotency_key is not None:
+            fingerprint = hashlib.sha256(cmd.form.model_dump_json().encode()).digest()
+            made, asked = await uow.store.claim_pledge_request(cmd.by.actor, cmd.idempotency_key, fingerprint, pledge.id)
+            if made != pledge.id:
+                if asked != fingerprint:
+                    raise Conflict(f"Idempotency-Key {cmd.idempotency_key!r} was used for another pledge ({made}); use a "
+                                   "new key for a new pledge", "idempotency_key_reused", {"pledge_id": str(made)})  # fmt: skip
+                earlier = await uow.store.pledge(made)
+                assert earlier is not None, "a pledge request is recorded with its pledge"
+                return earlier
         await uow.store.add_pledge(pledge)
         # Matching happens when this event comes back from Kafka: the request stays fast, and a crash after the
         # commit still gets the pledge matched.

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.funding import handlers
@@ -218,8 +218,15 @@ async def sponsors(_: Anyone, ctx: Ctx) -> list[SponsorOut]:
 
 @router.post("/pledges", status_code=201, tags=["pledges"], responses=_404_409,
              summary="Make a pledge for your sponsor (CSRPledged); matching starts at once")
-async def make_pledge(form: PledgeForm, who: Sponsor, ctx: Ctx, correlation: Correlation) -> PledgeOut:
-    return pledge_out(await handlers.make_pledge(handlers.MakePledge(form, who), _uow(ctx, who, correlation), ctx.deps))
+async def make_pledge(
+    form: PledgeForm, who: Sponsor, ctx: Ctx, correlation: Correlation,
+    idempotency_key: Annotated[str | None, Header(
+        alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+        description="Any printable ASCII of your choosing, new for each pledge: sending the same pledge again under it "
+        "(say, after a timeout) gives the pledge made the first time; another pledge under it is a 409")] = None,
+) -> PledgeOut:  # fmt: skip
+    command = handlers.MakePledge(form, who, idempotency_key)
+    return pledge_out(await handlers.make_pledge(command, _uow(ctx, who, correlation), ctx.deps))
 
 
 @router.get("/pledges", tags=["pledges"], summary="Pledges, optionally of one sponsor")

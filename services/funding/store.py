@@ -99,6 +99,13 @@ class FundingStore(abc.ABC):
     async def add_pledge(self, pledge: Pledge) -> None: ...
 
     @abc.abstractmethod
+    async def claim_pledge_request(self, actor: str, key: str, fingerprint: bytes,
+                                   pledge_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:  # fmt: skip
+        """Record that `actor`'s request under `key` makes `pledge_id`, unless one was recorded before: returns the
+        pledge and fingerprint recorded (this one, or the earlier). Waits for a concurrent claim of the same key to
+        end, so two requests sent at once make one pledge."""
+
+    @abc.abstractmethod
     async def save_pledge(self, pledge: Pledge) -> None: ...
 
     async def save_pledges(self, pledges: Sequence[Pledge]) -> None:

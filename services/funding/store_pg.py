@@ -190,6 +190,18 @@ class PgFundingStore(FundingStore):
             p.status, p.created_at,
         )  # fmt: skip
 
+    async def claim_pledge_request(self, actor: str, key: str, fingerprint: bytes,
+                                   pledge_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:  # fmt: skip
+        # The insert waits on a concurrent one of the same key; once that commits, the row is read (a new statement
+        # sees it), and if it rolled back this insert goes through.
+        row = await self._conn.fetchrow(
+            """INSERT INTO pledge_request (actor, idempotency_key, fingerprint, pledge_id) VALUES ($1, $2, $3, $4)
+               ON CONFLICT DO NOTHING RETURNING pledge_id, fingerprint""", actor, key, fingerprint, pledge_id)  # fmt: skip
+        if row is None:
+            row = await self._conn.fetchrow("SELECT pledge_id, fingerprint FROM pledge_request"
+                                            " WHERE actor = $1 AND idempotency_key = $2", actor, key)  # fmt: skip
+        return row["pledge_id"], bytes(row["fingerprint"])
+
     async def save_pledge(self, p: Pledge) -> None:
         await self._conn.execute(_SAVE_PLEDGE, *_pledge_counters(p))
 

@@ -424,6 +424,26 @@ async def test_a_pledge_s_offers_come_a_page_at_a_time_with_the_total_and_the_ne
     assert_problem(await funding.http.get(url, params={"page_size": 1001}, headers=sponsor), 422, "page_size")
 
 
+async def test_one_pledge_sent_five_times_at_once_under_one_idempotency_key_is_one_pledge(funding_only):
+    funding = funding_only.funding
+    sponsor_id = await _sponsor(funding_only)
+    sponsor = {**funding_only.auth("sponsor", sponsor_id), "Idempotency-Key": "csr-2026-07"}
+    before = await funding.count("pledge", "outbox")
+
+    answers = await asyncio.gather(*(funding.http.post("/pledges", json=_pledge(sponsor_id), headers=sponsor)
+                                     for _ in range(5)))  # fmt: skip
+
+    assert [a.status_code for a in answers] == [201] * 5, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert (await funding.count("pledge"))["pledge"] == before["pledge"] + 1
+    other = await funding.http.post("/pledges", json=_pledge(sponsor_id, total_rupiah=90_000_000), headers=sponsor)
+    assert assert_problem(other, 409)["code"] == "idempotency_key_reused"
+    unprintable = await funding.http.post("/pledges", json=_pledge(sponsor_id),
+                                          headers={**sponsor, "Idempotency-Key": "a b"})  # fmt: skip
+    assert_problem(unprintable, 422, "Idempotency-Key")
+    assert (await funding.count("pledge"))["pledge"] == before["pledge"] + 1
+
+
 async def test_the_offers_of_an_unknown_pledge_are_a_404(funding_only):
     response = await funding_only.funding.http.get(f"/pledges/{uuid.uuid4()}/offers", headers=funding_only.auth())
     assert_problem(response, 404)

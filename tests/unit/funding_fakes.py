@@ -176,13 +176,15 @@ class FakeFundingStore(FundingStore):
         self.view_locks: list[list[uuid.UUID]] = []  # the ids each lock_views call locked, in lock order
         self.steps: list[str] = []  # "ranking alone", "ranking shared", "pledges read", "pledges locked", in order
         self.catching_up = False  # a view consumer is still reading history after a rebuild
+        self.pledge_requests: dict[tuple[str, str], tuple[uuid.UUID, bytes]] = {}  # (actor, key): (pledge, fingerprint)
 
     # State snapshots, used by FakeFundingUnitOfWork to roll back.
     def snapshot(self) -> tuple[dict[Any, Any], ...]:
-        return dict(self.rows), dict(self.trainings), dict(self.sponsors), dict(self.pledges), dict(self.offers)
+        return (dict(self.rows), dict(self.trainings), dict(self.sponsors), dict(self.pledges), dict(self.offers),
+                dict(self.pledge_requests))  # fmt: skip
 
     def restore(self, state: tuple[dict[Any, Any], ...]) -> None:
-        self.rows, self.trainings, self.sponsors, self.pledges, self.offers = (dict(s) for s in state)
+        self.rows, self.trainings, self.sponsors, self.pledges, self.offers, self.pledge_requests = (dict(s) for s in state)
 
     # Reading a view as VIEW_SELECT does.
     def _read(self, row: BusinessView) -> BusinessView:
@@ -286,6 +288,10 @@ class FakeFundingStore(FundingStore):
             raise AssertionError(f"pledge {pledge.id} refers to no sponsor (foreign key)")
         self._check_pledge(pledge)
         self.pledges[pledge.id] = pledge
+
+    async def claim_pledge_request(self, actor: str, key: str, fingerprint: bytes,
+                                   pledge_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:  # fmt: skip
+        return self.pledge_requests.setdefault((actor, key), (pledge_id, fingerprint))
 
     async def save_pledge(self, pledge: Pledge) -> None:
         current = self.pledges.get(pledge.id)

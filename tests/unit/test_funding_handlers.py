@@ -152,6 +152,45 @@ async def test_an_invalid_pledge_is_refused_and_nothing_is_stored_or_published(w
     assert (world.store.pledges, uow.commits, uow.committed) == ({}, 0, [])
 
 
+async def test_a_pledge_sent_again_under_its_idempotency_key_gives_the_first_pledge_and_publishes_nothing_more(world) -> None:
+    first = await handlers.make_pledge(handlers.MakePledge(pledge_form(), SPONSOR, "order-7"), world.uow(), world.deps)
+    again = handlers.MakePledge(pledge_form(), SPONSOR, "order-7")  # the answer was lost to a timeout: sent again
+
+    second = await handlers.make_pledge(again, world.uow(), world.deps)
+
+    assert second == first
+    assert list(world.store.pledges) == [first.id]
+    assert [type(e).__name__ for e in world.published] == ["CSRPledged"]
+
+
+async def test_another_pledge_under_a_used_idempotency_key_is_a_conflict_naming_the_first_and_makes_nothing(world) -> None:
+    first = await handlers.make_pledge(handlers.MakePledge(pledge_form(), SPONSOR, "order-7"), world.uow(), world.deps)
+    uow = world.uow()
+
+    with pytest.raises(Conflict) as exc:
+        await handlers.make_pledge(handlers.MakePledge(pledge_form(total_rupiah=90_000_000), SPONSOR, "order-7"), uow,
+                                   world.deps)  # fmt: skip
+
+    assert (exc.value.code, exc.value.details) == ("idempotency_key_reused", {"pledge_id": str(first.id)})
+    assert list(world.store.pledges) == [first.id] and uow.commits == 0
+
+
+async def test_one_idempotency_key_used_by_two_sponsors_makes_a_pledge_for_each(world) -> None:
+    await world.add_sponsor(OTHER_SPONSOR_ID, "Bank BRI")
+    mine = await handlers.make_pledge(handlers.MakePledge(pledge_form(), SPONSOR, "1"), world.uow(), world.deps)
+    theirs = await handlers.make_pledge(handlers.MakePledge(pledge_form(sponsor_id=str(OTHER_SPONSOR_ID)),
+                                                            OTHER_SPONSOR, "1"), world.uow(), world.deps)  # fmt: skip
+
+    assert mine.id != theirs.id and len(world.store.pledges) == 2
+
+
+async def test_a_pledge_without_an_idempotency_key_sent_twice_is_two_pledges(world) -> None:
+    for _ in range(2):
+        await handlers.make_pledge(handlers.MakePledge(pledge_form(), SPONSOR), world.uow(), world.deps)
+
+    assert len(world.store.pledges) == 2
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # match_pledge
 # ---------------------------------------------------------------------------------------------------------------
