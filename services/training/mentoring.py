@@ -14,7 +14,7 @@ from services.training.domain.mentors import Assignment, Mentor, MentorForm, Vis
 from services.training.seating import Deps
 from services.training.store import TrainingUnitOfWork
 from shared.auth import Principal
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.reference.wita import today_in_kupang
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -68,6 +68,7 @@ async def record_visit(cmd: RecordVisit, uow: TrainingUnitOfWork, deps: Deps) ->
         if assignment is None:
             raise Conflict(f"business {cmd.business_id} has no mentor; one is assigned when it completes a training",
                            "no_mentor")  # fmt: skip
+        await _require_followed_up_by(assignment, cmd.by, uow)
         completed = await uow.store.last_completion(cmd.business_id)
         if cmd.form.visited_on > today:
             raise InvalidInput.one("visited_on", "visit.future", f"{cmd.form.visited_on.isoformat()} is after today")
@@ -87,7 +88,23 @@ async def record_visit(cmd: RecordVisit, uow: TrainingUnitOfWork, deps: Deps) ->
 async def end_mentoring(cmd: EndMentoring, uow: TrainingUnitOfWork, deps: Deps) -> None:
     """The mentoring of a business ends; its mentor has room for another."""
     async with uow:
+        assignment = await uow.store.assignment(cmd.business_id)
+        if assignment is None:
+            raise NotFound(f"business {cmd.business_id} has no mentor")
+        await _require_followed_up_by(assignment, cmd.by, uow)
         if not await uow.store.end_assignment(cmd.business_id, deps.clock()):
             raise NotFound(f"business {cmd.business_id} has no mentor")
         uow.audit("MentoringEnded", "participant", cmd.business_id)
         await uow.commit()
+
+
+async def _require_followed_up_by(assignment: Assignment, by: Principal, uow: TrainingUnitOfWork) -> None:
+    """A business's mentoring is followed up by the trainer who ran the cohort it graduated from, or an admin: any
+    other trainer's token could end the city's mentoring, or record visits that never happened."""
+    if "admin" in by.roles:
+        return
+    # Locked like every path that reads a cohort to act on it, before the participant (the one lock order).
+    cohorts = await uow.store.lock_cohorts([assignment.cohort_id]) if assignment.cohort_id is not None else []
+    if not cohorts or cohorts[0].created_by != by.actor:
+        raise Forbidden(f"the mentoring of business {assignment.business_id} is followed up by the trainer who ran "
+                        "its cohort; ask them, or an admin, to do this")  # fmt: skip

@@ -10,9 +10,14 @@ import pytest
 
 from services.training import mentoring
 from services.training.domain.mentors import Mentor, MentorForm, VisitForm, assign_all, choose_mentor
-from shared.errors import Conflict, InvalidInput
+from shared.auth import Principal
+from shared.errors import Conflict, Forbidden, InvalidInput
 
 from .training_fakes import ALAK, KOTA_RAJA, OEBOBO, TRAINER, TrainingWorld, view
+
+
+OTHER_TRAINER = Principal("pelatih.lain", frozenset({"trainer"}))
+ADMIN = Principal("admin", frozenset({"admin"}))
 
 
 def mentor(name: str, prefixes: tuple[str, ...] = (), kecamatan: tuple[str, ...] = (), load: int = 0, max_load: int = 5,
@@ -153,3 +158,31 @@ async def test_a_business_that_already_has_a_mentor_keeps_it_when_it_completes_a
     await world.move(cohort.id, "completed")
     assert len(world.of_type("TrainingCompleted", business)) == 2
     assert [e.mentor_id for e in world.of_type("MentorAssigned", business)] == [first.id]
+
+
+async def test_another_trainer_can_neither_record_a_visit_nor_end_the_mentoring_and_nothing_changes():
+    world = TrainingWorld()
+    await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
+    _, [business] = await graduate(world, n=1)
+    told = list(world.published)
+    visit = VisitForm(visited_on=date(2026, 4, 28))
+
+    for command in (mentoring.RecordVisit(business, visit, OTHER_TRAINER), mentoring.EndMentoring(business, OTHER_TRAINER)):
+        handle = mentoring.record_visit if isinstance(command, mentoring.RecordVisit) else mentoring.end_mentoring
+        with pytest.raises(Forbidden):
+            await handle(command, world.by(OTHER_TRAINER), world.deps)  # type: ignore[arg-type]
+
+    assert world.published == told and world.store.visits == []
+    assert await world.store.assignment(business) is not None
+
+
+async def test_the_trainer_who_ran_the_cohort_or_an_admin_follows_up_its_graduates():
+    world = TrainingWorld()
+    await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
+    _, [business] = await graduate(world, n=1)
+
+    await mentoring.record_visit(mentoring.RecordVisit(business, VisitForm(visited_on=date(2026, 4, 28)), TRAINER),
+                                 world.by(TRAINER), world.deps)  # fmt: skip
+    await mentoring.end_mentoring(mentoring.EndMentoring(business, ADMIN), world.by(ADMIN), world.deps)
+
+    assert len(world.store.visits) == 1 and await world.store.assignment(business) is None
