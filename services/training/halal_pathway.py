@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from services.training.domain import events, pathway as halal
 from services.training.domain.pathway import NotEligibleForm, Pathway, StepForm
+from services.training.domain.view import BusinessView
 from services.training.handlers import _known, require_scope
 from services.training.seating import Deps, Seating
 from services.training.store import TrainingUnitOfWork
@@ -65,11 +66,14 @@ async def record_not_eligible(cmd: RecordNotEligible, uow: TrainingUnitOfWork, d
     PathwayNotEligible says whether the regular route is open, and it leaves the halal cohorts that have not begun."""
     now = deps.clock()
     async with uow:
+        # Who may, and of which business, before a lock that holds up every seat change in the city: a refused caller
+        # must not queue for it.
+        _may_mark(await _known(uow, cmd.business_id), cmd.by)
         # Alone: a refill running meanwhile read the business as eligible, and would seat it after this looked for
         # its seats (see TrainingStore.hold_seating).
         await uow.store.hold_seating(alone=True)
-        business = await _known(uow, cmd.business_id)
-        require_scope(cmd.by, business)
+        business = await _known(uow, cmd.business_id)  # again: it may have moved or closed meanwhile
+        _may_mark(business, cmd.by)
         seating = Seating(uow, deps, now)
         await seating.lock(await uow.store.cohorts_holding([business.business_id]))
         current = await uow.store.lock_pathway(business.business_id, business.kecamatan_code)
@@ -87,6 +91,11 @@ async def record_not_eligible(cmd: RecordNotEligible, uow: TrainingUnitOfWork, d
         await seating.save()
         await uow.commit()
     return pathway
+
+
+def _may_mark(business: BusinessView, by: Principal) -> None:
+    require_scope(by, business)
+    halal.require_on_pathway(business)
 
 
 async def flag_stalled_pathways(uow_factory: Callable[[], TrainingUnitOfWork], deps: Deps) -> int:

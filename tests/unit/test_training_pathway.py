@@ -205,6 +205,31 @@ async def test_a_pork_business_is_recorded_not_eligible_and_leaves_a_halal_cohor
     assert world.store.pathways[seis[0]].note == "se'i babi"
 
 
+async def test_a_closed_or_non_food_business_is_never_found_unable_to_self_declare_and_its_owner_is_not_told():
+    world = TrainingWorld()
+    closed, barber = await world.register(), await world.register(kbli_code="96021")
+    await world.consume(business_closed(closed, 2))
+
+    for business, code in ((closed, "business_closed"), (barber, "not_food_or_drink")):
+        with pytest.raises(Conflict) as refused:
+            await not_eligible(world, business, "pork")
+        assert refused.value.code == code
+        assert world.of_type("PathwayNotEligible", business) == []
+
+
+async def test_an_officer_of_another_kecamatan_or_an_unknown_business_is_refused_before_the_city_wide_seating_lock():
+    world = TrainingWorld()
+    business = await world.register()
+    form = NotEligibleForm(reason="pork", note=None)
+
+    for who, business_id, refusal in ((ALAK_OFFICER, business, Forbidden), (OFFICER, uuid.uuid4(), NotFound)):
+        world.store.seating_log.clear()
+        with pytest.raises(refusal):
+            await halal_pathway.record_not_eligible(halal_pathway.RecordNotEligible(business_id, form, who),
+                                                    world.by(who), world.deps)  # fmt: skip
+        assert world.store.seating_log == [], "refused without queueing for the lock"
+
+
 async def test_a_business_not_eligible_is_never_invited_to_the_halal_cohort():
     world = TrainingWorld()
     meat = await world.register()

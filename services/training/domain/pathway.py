@@ -91,14 +91,20 @@ class Pathway:
 
 def require_self_declare_possible(business: BusinessView) -> None:
     """The pathway is for active food or drink businesses, micro or small."""
+    require_on_pathway(business)
+    if business.scale not in SELF_DECLARE_SCALES:
+        raise Conflict(f"business {business.business_id} is {business.scale}; SEHATI self-declare is for micro and small "
+                       "businesses (the regular route stays open)", "not_micro_or_small", {"scale": business.scale})  # fmt: skip
+
+
+def require_on_pathway(business: BusinessView) -> None:
+    """A step, or a finding that the business can't self-declare, is for an active food or drink business: a closed
+    one or a barber's would tell its owner of a halal pathway it was never on."""
     if not business.active:
         raise Conflict(f"business {business.business_id} is closed", "business_closed")
     if not is_food_or_drink(business.kbli_code):
         raise Conflict(f"business {business.business_id} (KBLI {business.kbli_code}) is not a food or drink business; "
                        "the halal pathway here is for those", "not_food_or_drink", {"kbli_code": business.kbli_code})  # fmt: skip
-    if business.scale not in SELF_DECLARE_SCALES:
-        raise Conflict(f"business {business.business_id} is {business.scale}; SEHATI self-declare is for micro and small "
-                       "businesses (the regular route stays open)", "not_micro_or_small", {"scale": business.scale})  # fmt: skip
 
 
 def record_step(pathway: Pathway, step: str, done_on: date, today: date) -> Pathway:
