@@ -110,29 +110,41 @@ class FundingQueries:
     async def report(self, subject: str, pledges: list[Pledge]) -> reports.Report:
         rows = await self._db.fetch(
             """SELECT o.status, coalesce(b.kecamatan_code, '?') AS kecamatan_code, coalesce(b.scale, '?') AS scale,
-                      count(*) AS businesses, sum(o.amount_rupiah) AS amount
+                      count(*) AS offers, sum(o.amount_rupiah) AS amount
                  FROM offer o LEFT JOIN business_view b ON b.business_id = o.business_id
                 WHERE o.pledge_id = ANY($1::uuid[])
                 GROUP BY 1, 2, 3""",
             [p.id for p in pledges],
         )
-        groups = [reports.OfferGroup(r["status"], r["kecamatan_code"], r["scale"], r["businesses"], int(r["amount"]))
+        groups = [reports.OfferGroup(r["status"], r["kecamatan_code"], r["scale"], r["offers"], int(r["amount"]))
                   for r in rows]  # fmt: skip
+        # Businesses, not offers, are what a small count would identify: each counted once per row.
+        held = await self._db.fetch(
+            """SELECT GROUPING(b.kecamatan_code) AS by_scale, coalesce(b.kecamatan_code, '?') AS kecamatan_code,
+                      coalesce(b.scale, '?') AS scale, count(DISTINCT o.business_id) AS businesses
+                 FROM offer o LEFT JOIN business_view b ON b.business_id = o.business_id
+                WHERE o.pledge_id = ANY($1::uuid[]) AND o.status IN ('offered', 'accepted', 'disbursed')
+                GROUP BY GROUPING SETS ((b.kecamatan_code), (b.scale))""",
+            [p.id for p in pledges],
+        )  # fmt: skip
+        holders = reports.Holders({r["kecamatan_code"]: r["businesses"] for r in held if not r["by_scale"]},
+                                  {r["scale"]: r["businesses"] for r in held if r["by_scale"]})  # fmt: skip
         # A partner may report one referral's outcome more than once (sent again as a new event, or corrected): the
         # report of each kind funding recorded last counts, once, so the amount agrees with the count of businesses.
         # Not the one dated last: the date is the partner's to type, and a typo far ahead would outrank every
         # correction (dates past tomorrow are refused, but a correction may well carry an earlier date).
         outcomes = await self._db.fetch(
-            """SELECT partner_id, kind, count(*) AS businesses, coalesce(sum(amount_rupiah), 0) AS amount
+            """SELECT partner_id, kind, count(DISTINCT business_id) AS businesses,
+                      coalesce(sum(amount_rupiah), 0) AS amount
                  FROM (SELECT DISTINCT ON (po.partner_id, po.consent_id, po.kind)
-                              po.partner_id, po.kind, po.amount_rupiah
+                              po.partner_id, po.kind, po.amount_rupiah, o.business_id
                          FROM partner_outcome po JOIN offer o ON o.id = po.offer_id
                         WHERE o.pledge_id = ANY($1::uuid[])
                         ORDER BY po.partner_id, po.consent_id, po.kind, po.recorded_order DESC) latest
                 GROUP BY 1, 2""",
             [p.id for p in pledges],
         )
-        return reports.report(subject, pledges, groups, self._names,
+        return reports.report(subject, pledges, groups, self._names, holders,
                               [(r["partner_id"], r["kind"], r["businesses"], int(r["amount"])) for r in outcomes])  # fmt: skip
 
     async def money_by_sponsor(self) -> list[asyncpg.Record]:

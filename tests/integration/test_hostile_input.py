@@ -394,11 +394,7 @@ async def test_a_pledge_s_offers_come_a_page_at_a_time_with_the_total_and_the_ne
     funding = funding_only.funding
     conn = await asyncpg.connect(funding.database_url)
     try:
-        await conn.executemany(
-            "INSERT INTO business_view (business_id, version, business_name, contact_phone, kecamatan_code, kbli_code,"
-            " scale, youth_owned, women_owned, nib_status, status, annual_sales_rupiah, registered_at)"
-            " VALUES ($1, 1, $2, '+6281234567890', '53.71.04', '56102', 'micro', true, true, 'issued', 'active',"
-            " 50000000, now())", [(uuid.uuid4(), f"Usaha {i}") for i in range(5)])  # fmt: skip
+        await _known_businesses(conn, 5)
         sponsor_id = await _sponsor(funding_only)
         sponsor = funding_only.auth("sponsor", sponsor_id)
         pledge = await funding.http.post("/pledges", json=_pledge(sponsor_id), headers=sponsor)
@@ -442,6 +438,37 @@ async def test_one_pledge_sent_five_times_at_once_under_one_idempotency_key_is_o
                                           headers={**sponsor, "Idempotency-Key": "a b"})  # fmt: skip
     assert_problem(unprintable, 422, "Idempotency-Key")
     assert (await funding.count("pledge"))["pledge"] == before["pledge"] + 1
+
+
+async def test_a_sponsor_report_counts_businesses_not_offers_so_three_businesses_of_two_pledges_stay_hidden(funding_only):
+    funding = funding_only.funding
+    conn = await asyncpg.connect(funding.database_url)
+    try:
+        await _known_businesses(conn, 3)
+        sponsor_id = await _sponsor(funding_only)
+        sponsor = funding_only.auth("sponsor", sponsor_id)
+        for title in ("CSR tahap 1", "CSR tahap 2"):
+            made = await funding.http.post("/pledges", json=_pledge(sponsor_id, title=title), headers=sponsor)
+            assert made.status_code == 201, made.text
+        assert await eventually(lambda: conn.fetchval("SELECT count(*) = 6 FROM offer"), timeout=60)
+    finally:
+        await conn.close()
+
+    report = (await funding.http.get(f"/reports/sponsors/{sponsor_id}", headers=sponsor)).json()
+
+    assert report["by_kecamatan"] == [{"group": "Oebobo", "suppressed": True, "businesses": None, "reserved_rupiah": None,
+                                       "accepted_rupiah": None, "disbursed_rupiah": None}]  # fmt: skip
+    assert [r["suppressed"] for r in report["by_scale"]] == [True]
+    assert report["totals"]["reserved_rupiah"] == 30_000_000 and report["reconciles"]
+
+
+async def _known_businesses(conn: asyncpg.Connection, n: int) -> None:
+    """Active micro food businesses of Oebobo with an NIB in funding's view, as the registry's events would leave them."""
+    await conn.executemany(
+        "INSERT INTO business_view (business_id, version, business_name, contact_phone, kecamatan_code, kbli_code,"
+        " scale, youth_owned, women_owned, nib_status, status, annual_sales_rupiah, registered_at)"
+        " VALUES ($1, 1, $2, '+6281234567890', '53.71.04', '56102', 'micro', true, true, 'issued', 'active',"
+        " 50000000, now())", [(uuid.uuid4(), f"Usaha {i}") for i in range(n)])  # fmt: skip
 
 
 async def test_the_offers_of_an_unknown_pledge_are_a_404(funding_only):

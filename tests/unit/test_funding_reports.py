@@ -10,6 +10,7 @@ import pytest
 from services.funding.domain.offers import Candidate, rank_candidates, simulate
 from services.funding.domain.reports import (
     GroupRow,
+    Holders,
     OfferGroup,
     StateRow,
     grouped,
@@ -70,7 +71,7 @@ def test_a_report_shows_where_the_money_is_per_kecamatan_and_scale_hiding_small_
         OfferGroup("declined", ALAK, "small", 9, 45_000_000),  # no money promised or paid: not in the rows
     ]
 
-    r = report("CSR Bank NTT", [p], groups, NAMES)
+    r = report("CSR Bank NTT", [p], groups, NAMES, Holders({OEBOBO: 6, ALAK: 3}, {"micro": 8, "small": 1}))
 
     assert (r.subject, r.pledges, r.totals, r.reconciles) == ("CSR Bank NTT", [p.id], totals_of([p]), True)
     assert r.by_kecamatan == [
@@ -81,6 +82,16 @@ def test_a_report_shows_where_the_money_is_per_kecamatan_and_scale_hiding_small_
         StateRow("micro", False, 8, 30_000_000, 10_000_000, 0),
         StateRow("small", True, None, None, None, None),
     ]
+
+
+def test_a_business_holding_offers_from_several_pledges_counts_once_and_so_stays_hidden() -> None:
+    p, q = pledge(reserved_rupiah=15_000_000), pledge(accepted_rupiah=10_000_000)
+    groups = [OfferGroup("offered", OEBOBO, "micro", 3, 15_000_000), OfferGroup("accepted", OEBOBO, "micro", 2, 10_000_000)]
+
+    r = report("Bank NTT", [p, q], groups, NAMES, Holders({OEBOBO: 1}, {"micro": 1}))  # five offers, one business
+
+    assert r.by_kecamatan == [StateRow("Oebobo", True, None, None, None, None)]
+    assert r.by_scale == [StateRow("micro", True, None, None, None, None)]
 
 
 def test_totals_reconcile_only_when_they_add_up_and_equal_the_offers_in_each_state() -> None:

@@ -36,7 +36,7 @@ class OfferGroup:
     status: str
     kecamatan_code: str
     scale: str
-    businesses: int
+    offers: int
     amount_rupiah: int
 
 
@@ -87,29 +87,45 @@ def reconciles(totals: PledgeTotals, groups: Sequence[OfferGroup]) -> bool:
     )  # fmt: skip
 
 
-def state_rows(groups: Sequence[OfferGroup], group_of: Callable[[OfferGroup], str]) -> list[StateRow]:
-    """Money still promised or paid (offered, accepted, disbursed) per group, small groups suppressed."""
+@dataclass(frozen=True, slots=True)
+class Holders:
+    """How many businesses hold offers with money promised or paid (offered, accepted, disbursed), per kecamatan code
+    and per scale: a business offered by two of the pledges, or offered by one and paid by another, counts once."""
+
+    by_kecamatan: dict[str, int]
+    by_scale: dict[str, int]
+
+
+def state_rows(groups: Sequence[OfferGroup], group_of: Callable[[OfferGroup], str],
+               holders: dict[str, int]) -> list[StateRow]:  # fmt: skip
+    """Money still promised or paid (offered, accepted, disbursed) per group, groups of under 5 businesses (not
+    offers: one business may hold several) suppressed."""
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for g in groups:
         if g.status in _MONEY_STATE:
-            row = totals[group_of(g)]
-            row["businesses"] += g.businesses
-            row[_MONEY_STATE[g.status]] += g.amount_rupiah
+            totals[group_of(g)][_MONEY_STATE[g.status]] += g.amount_rupiah
     rows = []
     for name, t in sorted(totals.items()):
-        hidden = suppressed(t["businesses"])
-        rows.append(StateRow(name, hidden, *(None if hidden else t[k] for k in ("businesses", *_MONEY_STATE.values()))))
+        businesses = holders.get(name, 0)
+        hidden = suppressed(businesses)
+        rows.append(StateRow(name, hidden, None if hidden else businesses,
+                             *(None if hidden else t[k] for k in _MONEY_STATE.values())))  # fmt: skip
     return rows
 
 
 def report(subject: str, pledges: Sequence[Pledge], groups: Sequence[OfferGroup], kecamatan_names: dict[str, str],
-           outcomes: Sequence[tuple[str, str, int, int]] = ()) -> Report:  # fmt: skip
+           holders: Holders, outcomes: Sequence[tuple[str, str, int, int]] = ()) -> Report:  # fmt: skip
     """`outcomes`: (partner, kind, businesses, rupiah) of what partners reported on these pledges' referrals."""
     totals = totals_of(pledges)
+
+    def kecamatan(code: str) -> str:
+        return kecamatan_names.get(code, code)
+
     return Report(
         subject=subject, pledges=[p.id for p in pledges], totals=totals, reconciles=reconciles(totals, groups),
-        by_kecamatan=state_rows(groups, lambda g: kecamatan_names.get(g.kecamatan_code, g.kecamatan_code)),
-        by_scale=state_rows(groups, lambda g: g.scale),
+        by_kecamatan=state_rows(groups, lambda g: kecamatan(g.kecamatan_code),
+                                {kecamatan(code): n for code, n in holders.by_kecamatan.items()}),
+        by_scale=state_rows(groups, lambda g: g.scale, holders.by_scale),
         partner_outcomes=[OutcomeRow(partner, kind, None if suppressed(n) else n, None if suppressed(n) else amount,
                                      suppressed(n)) for partner, kind, n, amount in sorted(outcomes)],
     )  # fmt: skip
