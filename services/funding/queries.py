@@ -68,14 +68,16 @@ class FundingQueries:
         )
         return [offer_from_row(r) for r in rows]
 
-    async def offers_page(self, pledge_id: uuid.UUID, status: str | None, *, page: int,
-                          page_size: int) -> tuple[int, list[Offer]]:  # fmt: skip
-        """How many of the pledge's offers match, and one page of them in the order they were made."""
+    async def offers_page(self, pledge_id: uuid.UUID, status: str | None, *, page: int, page_size: int,
+                          by_rank: bool = True) -> tuple[int, list[Offer]]:  # fmt: skip
+        """How many of the pledge's offers match, and one page of them in the order they were made: those made at
+        once by rank, or (`by_rank` False, for whoever may not see the ranking) by id."""
         where = Where().add_if(pledge_id, "pledge_id = {}").add_if(status, "status = {}")
         async with self._db.acquire() as conn:
             async with conn.transaction(isolation="repeatable_read", readonly=True):  # the count and the page agree
                 total = await conn.fetchval(f"SELECT count(*) FROM offer{where.sql}", *where.args)
-                rows = await conn.fetch(f"SELECT * FROM offer{where.sql} ORDER BY offered_at, rank NULLS LAST, id"
+                order = "offered_at, rank NULLS LAST, id" if by_rank else "offered_at, id"
+                rows = await conn.fetch(f"SELECT * FROM offer{where.sql} ORDER BY {order}"
                                         f" LIMIT {page_size} OFFSET {(page - 1) * page_size}", *where.args)  # fmt: skip
         return total, [offer_from_row(r) for r in rows]
 

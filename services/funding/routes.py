@@ -114,13 +114,19 @@ class OfferOut(BaseModel):
     reference: str | None
 
 
-def offer_out(o: Offer) -> OfferOut:
+def sees_ranking(who: Principal) -> bool:
+    """Officers and operators see where each business ranked. A sponsor does not: never funded before ranks first,
+    so a business of higher readiness ranked after one of lower shows it was funded by another sponsor."""
+    return who.has_any({"officer", "operator"})
+
+
+def offer_out(o: Offer, who: Principal) -> OfferOut:
     def wita(t: datetime | None) -> datetime | None:
         return t.astimezone(WITA) if t else None
 
     return OfferOut(
         id=o.id, pledge_id=o.pledge_id, business_id=o.business_id, amount_rupiah=o.amount_rupiah, status=o.status,
-        readiness=o.readiness, rank=o.rank, offered_at=wita(o.offered_at), expires_at=wita(o.expires_at),
+        readiness=o.readiness, rank=o.rank if sees_ranking(who) else None, offered_at=wita(o.offered_at), expires_at=wita(o.expires_at),
         decided_at=wita(o.decided_at), reason=o.reason, disbursed_at=wita(o.disbursed_at), reference=o.reference,
     )  # fmt: skip
 
@@ -275,11 +281,12 @@ async def pledge_offers(
     """A page of offers; a pledge for a whole city has tens of thousands. `X-Total-Count` says how many match and
     `Link` gives the next page while there is one."""
     _may_watch(who, (await ctx.queries.pledge(pledge_id)).sponsor_id)
-    total, offers = await ctx.queries.offers_page(pledge_id, status, page=page, page_size=page_size)
+    total, offers = await ctx.queries.offers_page(pledge_id, status, page=page, page_size=page_size,
+                                                  by_rank=sees_ranking(who))  # fmt: skip
     response.headers["X-Total-Count"] = str(total)
     if page * page_size < total:
         response.headers["Link"] = f'<{request.url.include_query_params(page=page + 1, page_size=page_size)}>; rel="next"'
-    return [offer_out(o) for o in offers]
+    return [offer_out(o, who) for o in offers]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -290,27 +297,28 @@ async def pledge_offers(
 @router.get("/offers", tags=["offers"], summary="Offers to one business (a sponsor sees only its own pledges' offers)")
 async def business_offers(business_id: uuid.UUID, who: Watcher, ctx: Ctx) -> list[OfferOut]:
     own = None if who.has_any({"officer", "operator"}) else who.sponsor_id or uuid.UUID(int=0)
-    return [offer_out(o) for o in await ctx.queries.offers(business_id=business_id, sponsor_id=own)]
+    return [offer_out(o, who) for o in await ctx.queries.offers(business_id=business_id, sponsor_id=own)]
 
 
 @router.post("/offers/{offer_id}/accept", tags=["offers"], summary="The business accepts (recorded by an officer)",
              responses=_404_409)
 async def accept(offer_id: uuid.UUID, who: Officer, ctx: Ctx, correlation: Correlation) -> OfferOut:
-    return offer_out(await handlers.accept_offer(handlers.AcceptOffer(offer_id, who), _uow(ctx, who, correlation), ctx.deps))
+    accepted = await handlers.accept_offer(handlers.AcceptOffer(offer_id, who), _uow(ctx, who, correlation), ctx.deps)
+    return offer_out(accepted, who)
 
 
 @router.post("/offers/{offer_id}/decline", tags=["offers"], summary="The business declines; the next in line is offered",
              responses=_404_409)
 async def decline(offer_id: uuid.UUID, body: ReasonBody, who: Officer, ctx: Ctx, correlation: Correlation) -> OfferOut:
     command = handlers.DeclineOffer(offer_id, body.reason, who)
-    return offer_out(await handlers.decline_offer(command, _uow(ctx, who, correlation), ctx.deps))
+    return offer_out(await handlers.decline_offer(command, _uow(ctx, who, correlation), ctx.deps), who)
 
 
 @router.post("/offers/{offer_id}/disburse", tags=["offers"], responses=_404_409,
              summary="Your sponsor paid out or handed over (FundsDisbursed)")
 async def disburse(offer_id: uuid.UUID, body: DisbursementBody, who: Sponsor, ctx: Ctx, correlation: Correlation) -> OfferOut:
     command = handlers.DisburseOffer(offer_id, body.reference, who)
-    return offer_out(await handlers.disburse_offer(command, _uow(ctx, who, correlation), ctx.deps))
+    return offer_out(await handlers.disburse_offer(command, _uow(ctx, who, correlation), ctx.deps), who)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -326,14 +334,14 @@ async def explain(pledge_id: uuid.UUID, business_id: uuid.UUID, who: Watcher, ct
         pledge_id=why.pledge_id, business_id=why.business_id, eligible_now=why.eligible_now,
         checks=[CheckOut(**asdict(c)) for c in why.checks], readiness=why.readiness,
         readiness_parts=why.readiness_parts, readiness_rules=why.readiness_rules,
-        offer=offer_out(why.offer) if why.offer else None,
+        offer=offer_out(why.offer, who) if why.offer else None,
         ranking_at_match=_ranking_seen_by(who, why.offer.ranking) if why.offer else None,
     )  # fmt: skip
 
 
 def _ranking_seen_by(who: Principal, ranking: dict[str, Any]) -> dict[str, Any]:
     # Whether the business was funded before counts every sponsor's offers, which a sponsor is not told of.
-    return ranking if who.has_any({"officer", "operator"}) else {**ranking, "funded_before": None}
+    return ranking if sees_ranking(who) else {**ranking, "funded_before": None, "rank": None}
 
 
 def report_out(report: Any) -> ReportOut:

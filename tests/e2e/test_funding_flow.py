@@ -105,7 +105,10 @@ async def test_a_youth_food_pledge_in_oebobo_funds_ten_then_the_eleventh_after_a
         new = [o for o in after if o["business_id"] not in offered]
         assert len(after) == 11 and len(new) == 1
         assert new[0]["business_id"] == waiting[0]
-        assert new[0]["rank"] == 1  # first among the 20 still waiting when it was matched
+        assert new[0]["rank"] is None, "a sponsor is not shown where a business ranked"
+        seen_by_officer = (await http.get(offers_url, headers=officer)).json()
+        # First among the 20 still waiting when it was matched.
+        assert next(o["rank"] for o in seen_by_officer if o["id"] == new[0]["id"]) == 1
 
         accepted = (await http.post(f"{system.funding.url}/offers/{first_ten[1]['id']}/accept", headers=officer)).json()
         assert accepted["status"] == "accepted"
