@@ -28,7 +28,7 @@ from services.training.rows import (
     programme_from_row,
     seat_from_row,
 )
-from services.training.store_pg import PgTrainingStore
+from services.training.store_pg import PATHWAY_SELECT, PgTrainingStore
 from shared.db import Database, Where
 from shared.errors import NotFound
 from shared.reference.kbli import FOOD_AND_DRINK_PREFIXES
@@ -161,12 +161,13 @@ class TrainingQueries:
         return found
 
     async def pathways(self, *, kecamatan_code: str | None, stalled: bool | None, page: int, page_size: int) -> list[Pathway]:
-        where = Where("(p.steps_done > 0 OR p.not_eligible IS NOT NULL)").add_if(kecamatan_code, "p.kecamatan_code = {}")
+        where = Where("(p.steps_done > 0 OR p.not_eligible IS NOT NULL)")
+        where.add_if(kecamatan_code, "coalesce(v.kecamatan_code, p.kecamatan_code) = {}")
         if stalled is not None:
             where.add(("" if stalled else "NOT ") + "(p.stalled_for IS NOT NULL AND p.not_eligible IS NULL AND p.steps_done < 7)")
         async with self._db.acquire() as conn:
             rows = await conn.fetch(
-                f"SELECT * FROM pathway p{where.sql} ORDER BY p.business_id"
+                f"{PATHWAY_SELECT}{where.sql} ORDER BY p.business_id"
                 f" LIMIT {page_size} OFFSET {(page - 1) * page_size}", *where.args,
             )  # fmt: skip
             return await PgTrainingStore(conn)._pathways(rows)  # noqa: SLF001

@@ -48,6 +48,14 @@ SELECT s.business_id, p.topic
 """
 
 
+# A pathway as its readers see it: in the business's kecamatan as the registry last said, which the pathway's own
+# column (written when a step is recorded) may not be yet. A business that moved is chased by its new kecamatan's
+# officers, and listed under it.
+PATHWAY_SELECT = """SELECT p.business_id, coalesce(v.kecamatan_code, p.kecamatan_code) AS kecamatan_code, p.not_eligible,
+       p.regular_route_possible, p.stalled_for, p.note
+  FROM pathway p LEFT JOIN business_view v ON v.business_id = p.business_id"""
+
+
 class PgTrainingStore(TrainingStore):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
@@ -318,13 +326,12 @@ class PgTrainingStore(TrainingStore):
 
     async def lock_due_stalls(self, limits: Mapping[str, int], today: date, limit: int) -> list[Pathway]:
         rows = await self._conn.fetch(
-            """SELECT * FROM pathway
-                WHERE not_eligible IS NULL AND steps_done BETWEEN 1 AND 6
-                  AND last_done_on + ($1::int[])[steps_done] < $2
-                  AND stalled_for IS DISTINCT FROM ($3::text[])[steps_done]
-                  AND NOT EXISTS (SELECT 1 FROM business_view v  -- a closed business's owner needs no chasing
-                                   WHERE v.business_id = pathway.business_id AND v.status = 'closed')
-                ORDER BY business_id LIMIT $4 FOR UPDATE SKIP LOCKED""",
+            PATHWAY_SELECT + """
+                WHERE p.not_eligible IS NULL AND p.steps_done BETWEEN 1 AND 6
+                  AND p.last_done_on + ($1::int[])[p.steps_done] < $2
+                  AND p.stalled_for IS DISTINCT FROM ($3::text[])[p.steps_done]
+                  AND v.status IS DISTINCT FROM 'closed'  -- a closed business's owner needs no chasing
+                ORDER BY p.business_id LIMIT $4 FOR UPDATE OF p SKIP LOCKED""",
             [limits[s] for s in STEPS[1:]], today, list(STEPS[1:]), limit,
         )  # fmt: skip
         return await self._pathways(rows)
