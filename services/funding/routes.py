@@ -20,7 +20,7 @@ from services.funding.queries import FundingQueries
 from services.funding.store import FundingUnitOfWork
 from shared.auth import Principal
 from shared.contracts.funding import PledgeTotals
-from shared.errors import NotFound
+from shared.errors import Forbidden, NotFound
 from shared.reference.wita import WITA, today_in_kupang
 from shared.unit_of_work import Cause
 from shared.web import PROBLEM_RESPONSES, Page, correlation_id, principal, require_role
@@ -330,6 +330,10 @@ async def disburse(offer_id: uuid.UUID, body: DisbursementBody, who: Sponsor, ct
 async def explain(pledge_id: uuid.UUID, business_id: uuid.UUID, who: Watcher, ctx: Ctx) -> ExplanationOut:
     _may_watch(who, (await ctx.queries.pledge(pledge_id)).sponsor_id)
     why = await ctx.queries.explain(pledge_id, business_id, today_in_kupang(ctx.deps.clock()))
+    if why.offer is None and not sees_ranking(who):
+        # Every earmark's value, the trainings and the trainer's assessment, of any business in the city.
+        raise Forbidden(f"your pledge made no offer to business {business_id}; why another business does or doesn't "
+                        "match is for the programme's officers to answer")  # fmt: skip
     return ExplanationOut(
         pledge_id=why.pledge_id, business_id=why.business_id, eligible_now=why.eligible_now,
         checks=[CheckOut(**asdict(c)) for c in why.checks], readiness=why.readiness,

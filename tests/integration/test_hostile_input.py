@@ -462,6 +462,32 @@ async def test_a_sponsor_report_counts_businesses_not_offers_so_three_businesses
     assert report["totals"]["reserved_rupiah"] == 30_000_000 and report["reconciles"]
 
 
+async def test_a_sponsor_is_told_why_only_of_the_businesses_its_pledge_made_an_offer_to(funding_only):
+    funding = funding_only.funding
+    conn = await asyncpg.connect(funding.database_url)
+    try:
+        await _known_businesses(conn, 1)
+        offered = await conn.fetchval("SELECT business_id FROM business_view")
+        elsewhere = uuid.uuid4()
+        await conn.execute("INSERT INTO business_view SELECT $1, version, business_name, contact_phone, '53.71.01',"
+                           " kbli_code, scale, youth_owned, women_owned, nib_status, status, annual_sales_rupiah,"
+                           " registered_at FROM business_view WHERE business_id = $2", elsewhere, offered)  # fmt: skip
+        sponsor_id = await _sponsor(funding_only)
+        sponsor = funding_only.auth("sponsor", sponsor_id)
+        pledge = (await funding.http.post("/pledges", json=_pledge(sponsor_id), headers=sponsor)).json()  # Oebobo only
+        assert await eventually(lambda: conn.fetchval("SELECT count(*) = 1 FROM offer"), timeout=60)
+    finally:
+        await conn.close()
+
+    def why(business_id: uuid.UUID, headers: dict[str, str]) -> Any:
+        return funding.http.get("/explain", params={"pledge_id": pledge["id"], "business_id": str(business_id)},
+                                headers=headers)  # fmt: skip
+
+    assert (await why(offered, sponsor)).json()["offer"]["business_id"] == str(offered)
+    assert_problem(await why(elsewhere, sponsor), 403)
+    assert (await why(elsewhere, funding_only.auth())).json()["eligible_now"] is False  # an officer is told
+
+
 async def _known_businesses(conn: asyncpg.Connection, n: int) -> None:
     """Active micro food businesses of Oebobo with an NIB in funding's view, as the registry's events would leave them."""
     await conn.executemany(
