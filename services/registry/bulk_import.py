@@ -170,7 +170,8 @@ async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> I
                 candidates = {c.business_id: c for c in by_digest.get(row.digest, []) + by_phone.get(row.new.phone, [])}
                 duplicate = probable_duplicate(form.business_name, list(candidates.values()), deps.rules.duplicate_similarity)
                 if duplicate:
-                    conflict = duplicate_conflict(duplicate)
+                    hidden = duplicate.kecamatan_code is not None and not cmd.by.acts_in_kecamatan(duplicate.kecamatan_code)
+                    conflict = duplicate_conflict(duplicate, outside_scope=hidden)
                     reject(row, "business_name", conflict.code, conflict.message.replace("send again", "import again"))
                     continue
             if nib and nib in nib_holders:
@@ -202,9 +203,11 @@ def _reimport(business: Business, row: _Row, nib_holders: dict[str, uuid.UUID], 
     error for the row, or None when nothing is new."""
     # First: what a row would change tells whoever sent it what the business's record holds.
     if not by.acts_in_kecamatan(business.kecamatan.code):
+        # Not named, nor where: the row's NIK and name would otherwise tell an officer of one kecamatan where an
+        # owner's business is.
         return RowError(row.line, "kecamatan", "scope.kecamatan",
-                        f"the business is registered in {business.kecamatan.name}, outside the kecamatan your token "
-                        "allows; ask an officer there")  # fmt: skip
+                        "the business is registered outside the kecamatan your token allows; ask an officer of the "
+                        "city")  # fmt: skip
     if business.status == "closed":
         try:  # what the row would change, were the business still running
             _, differs = aggregate.change(replace(business, status="active"), _changes_from(row.new.form), deps.rules, now)

@@ -142,6 +142,12 @@ async def _load(uow: RegistryUnitOfWork, business_id: uuid.UUID, by: Principal) 
     return business
 
 
+def _may_see(by: Principal, kecamatan_code: str | None) -> bool:
+    """Whether a business the caller's input matched may be named to it: one of its own kecamatan (or of this very
+    import), not another's."""
+    return kecamatan_code is None or by.acts_in_kecamatan(kecamatan_code)
+
+
 async def _same_business(uow: RegistryUnitOfWork, digest: bytes, name: str) -> Business | None:
     """The owner's active business of this very name: the identity an import goes by. (A closed one may start again
     under its old name.)"""
@@ -174,8 +180,11 @@ async def register_business(cmd: RegisterBusiness, uow: RegistryUnitOfWork, deps
             found = await uow.businesses.duplicate_candidates([digest], [new.phone])
             duplicate = probable_duplicate(form.business_name, [c for _, _, c in found], deps.rules.duplicate_similarity)
             if duplicate:
-                raise duplicate_conflict(duplicate)
+                raise duplicate_conflict(duplicate, outside_scope=not _may_see(cmd.by, duplicate.kecamatan_code))
         elif (existing := await _same_business(uow, digest, form.business_name)) is not None:
+            if not _may_see(cmd.by, existing.kecamatan.code):
+                raise Conflict("the owner already has a business of this name, registered outside the kecamatan your "
+                               "token allows; ask an officer of the city", "already_registered")  # fmt: skip
             # confirm_distinct vouches for a similar name, not the very same one: the same owner and name is the
             # business an import would update, and a client's retry of a confirmed registration must not make two.
             raise Conflict(f"the owner already has {existing.business_name!r} ({existing.id}), the same name once case, "

@@ -184,7 +184,7 @@ class PgBusinessStore(BusinessStore):
 
     async def duplicate_candidates(self, nik_digests: Sequence[bytes], phones: Sequence[str]) -> list[tuple[bytes, str, DuplicateCandidate]]:
         rows = await self._conn.fetch(
-            "SELECT id, business_name, nik_digest, phone, status FROM business"
+            "SELECT id, business_name, nik_digest, phone, status, kecamatan_code FROM business"
             " WHERE nik_digest = ANY($1::bytea[]) OR phone = ANY($2::text[])",
             list(nik_digests),
             list(phones),
@@ -192,7 +192,8 @@ class PgBusinessStore(BusinessStore):
         digests, phone_set = set(nik_digests), set(phones)
         return [
             (r["nik_digest"], r["phone"], DuplicateCandidate(r["id"], r["business_name"], r["nik_digest"] in digests,
-                                                             r["phone"] in phone_set, r["status"]))  # fmt: skip
+                                                             r["phone"] in phone_set, r["status"],
+                                                             kecamatan_code=r["kecamatan_code"]))  # fmt: skip
             for r in rows
         ]
 

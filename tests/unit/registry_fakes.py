@@ -64,7 +64,8 @@ class FakeBusinessStore(BusinessStore):
             digest = self.identities[business_id].digest
             if digest in digests or business.phone in phone_set:
                 candidate = DuplicateCandidate(
-                    business_id, business.business_name, digest in digests, business.phone in phone_set, business.status
+                    business_id, business.business_name, digest in digests, business.phone in phone_set, business.status,
+                    kecamatan_code=business.kecamatan.code,
                 )
                 found.append((digest, business.phone, candidate))
         return found

@@ -674,8 +674,37 @@ async def test_a_row_about_a_closed_business_of_another_kecamatan_says_only_that
     report = await import_rows(guesses, new_uow(store, OEBOBO_OFFICER), deps, by=OEBOBO_OFFICER)
 
     assert [(e.code, e.message) for e in report.errors] == [(
-        "scope.kecamatan", "the business is registered in Alak, outside the kecamatan your token allows; ask an officer there",
+        "scope.kecamatan", "the business is registered outside the kecamatan your token allows; ask an officer of the city",
     )] * 2  # fmt: skip
+
+
+async def test_a_probable_duplicate_of_another_kecamatan_is_not_named_to_an_officer_limited_to_one(store, deps, alak) -> None:
+    yohanes, _ = alak
+    in_oebobo = {"kecamatan": "Oebobo", "kelurahan": "Fatululi", "business_name": "Bengkel Motor Yohanes Kupang"}
+
+    with pytest.raises(Conflict) as registered:
+        await handlers.register_business(RegisterBusiness(form(YOHANES, **in_oebobo), OEBOBO_OFFICER),
+                                         new_uow(store, OEBOBO_OFFICER), deps)  # fmt: skip
+    report = await import_rows([(2, csv_row(YOHANES, **in_oebobo))], new_uow(store, OEBOBO_OFFICER), deps,
+                               by=OEBOBO_OFFICER)  # fmt: skip
+
+    assert (registered.value.code, registered.value.details) == ("probable_duplicate", {})
+    [row] = report.errors
+    assert row.code == "probable_duplicate"
+    for said in (registered.value.message, row.message):
+        assert "outside the kecamatan your token allows" in said
+        assert str(yohanes.id) not in said and "Bengkel" not in said and "Alak" not in said
+    assert len(store.businesses) == 1
+
+
+async def test_a_city_wide_officer_is_told_which_business_a_probable_duplicate_is(store, deps, alak) -> None:
+    yohanes, _ = alak
+    in_oebobo = {"kecamatan": "Oebobo", "kelurahan": "Fatululi", "business_name": "Bengkel Motor Yohanes Kupang"}
+
+    with pytest.raises(Conflict) as registered:
+        await handlers.register_business(RegisterBusiness(form(YOHANES, **in_oebobo), OFFICER), new_uow(store), deps)
+
+    assert registered.value.details["existing_business_id"] == str(yohanes.id)
 
 
 async def test_a_list_without_the_address_or_capital_an_officer_recorded_keeps_them(store, deps) -> None:

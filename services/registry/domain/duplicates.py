@@ -44,6 +44,7 @@ class DuplicateCandidate:
     same_phone: bool
     status: str
     import_line: int | None = None  # set when the candidate is an earlier row of the same import
+    kecamatan_code: str | None = None  # where it is registered (an earlier row of the import: the caller's own)
 
 
 def probable_duplicate(name: str, candidates: list[DuplicateCandidate], similarity: float) -> DuplicateCandidate | None:
@@ -58,8 +59,17 @@ def probable_duplicate(name: str, candidates: list[DuplicateCandidate], similari
     return best[1] if best else None
 
 
-def duplicate_conflict(candidate: DuplicateCandidate) -> Conflict:
+def duplicate_conflict(candidate: DuplicateCandidate, outside_scope: bool = False) -> Conflict:
+    """`outside_scope`: the candidate is registered where the caller may not act, so it is not named: an officer of
+    one kecamatan could otherwise learn which business, and where, an owner's NIK or phone belongs to."""
     basis = "NIK" if candidate.same_nik else "phone number"
+    if outside_scope:
+        return Conflict(
+            f"probably the same business as one registered outside the kecamatan your token allows: same owner {basis} "
+            "and a similar name. Ask an officer of the city; if it really is another business, send again with "
+            "confirm_distinct=true",
+            "probable_duplicate",
+        )
     where = f"line {candidate.import_line} of this import" if candidate.import_line else str(candidate.business_id)
     return Conflict(
         f"probably the same business as {candidate.business_name!r} ({where}, {candidate.status}): "
