@@ -205,8 +205,23 @@ async def register_business(cmd: RegisterBusiness, uow: RegistryUnitOfWork, deps
 
 async def update_business(cmd: UpdateBusiness, uow: RegistryUnitOfWork, deps: Deps) -> Business:
     async with uow:
+        digest = None
+        if cmd.changes.business_name is not None:
+            # A rename changes how an import or a registration recognises the business (owner's NIK and name): the
+            # owner's identity lock before the row, as they take it, so one racing with the rename either finds the
+            # business by its new name or is found by it, and never makes a second business of that name.
+            digest = await uow.businesses.nik_digest(cmd.business_id)
+            if digest is not None:
+                await uow.businesses.lock_identities([digest], [], [])
         business = await _load(uow, cmd.business_id, cmd.by)
         updated, changed = aggregate.change(business, cmd.changes, deps.rules, deps.clock())
+        if digest is not None and "business_name" in changed:
+            same = await _same_business(uow, digest, updated.business_name)
+            if same is not None and same.id != updated.id:
+                shown = f"{same.business_name!r} ({same.id})" if _may_see(cmd.by, same.kecamatan.code) else "one"
+                raise Conflict(f"the owner already has {shown} of this name, once case, punctuation and words like "
+                               "'Warung' or 'Ibu' are left out; give this business a name of its own",
+                               "already_registered", {"existing_business_id": str(same.id)} if shown != "one" else {})  # fmt: skip
         if changed:
             require_scope(cmd.by, updated)  # moving a business into another kecamatan needs that kecamatan too
             await uow.businesses.save(updated)

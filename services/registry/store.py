@@ -38,6 +38,10 @@ class BusinessStore(abc.ABC):
         checks for duplicates: of two that would each find the other, one waits and finds it."""
 
     @abc.abstractmethod
+    async def nik_digest(self, business_id: uuid.UUID) -> bytes | None:
+        """The owner's NIK digest, without a lock: for the identity lock a rename takes before the business's row."""
+
+    @abc.abstractmethod
     async def duplicate_candidates(self, nik_digests: Sequence[bytes], phones: Sequence[str]) -> list[tuple[bytes, str, DuplicateCandidate]]:
         """Businesses sharing any of these NIK digests or phones, as (digest, phone, candidate)."""
 
@@ -181,6 +185,9 @@ class PgBusinessStore(BusinessStore):
             "SELECT count(pg_advisory_xact_lock(k, s)) FROM unnest($1::int[], $2::int[]) AS t(k, s)",
             [k for k, _ in locks], [s for _, s in locks],
         )  # fmt: skip
+
+    async def nik_digest(self, business_id: uuid.UUID) -> bytes | None:
+        return await self._conn.fetchval("SELECT nik_digest FROM business WHERE id = $1", business_id)
 
     async def duplicate_candidates(self, nik_digests: Sequence[bytes], phones: Sequence[str]) -> list[tuple[bytes, str, DuplicateCandidate]]:
         rows = await self._conn.fetch(

@@ -157,6 +157,24 @@ async def test_an_nib_recorded_while_an_import_brings_it_for_another_business_go
             assert (recorded.status_code, recorded.json()["code"], report["registered"]) == (409, "nib_taken", 1)
 
 
+async def test_a_rename_racing_an_import_of_the_new_name_never_leaves_the_owner_two_businesses_of_that_name(registry):
+    for round_ in range(6):
+        owner = registration(name=f"Kedai Lama {round_}")
+        business = (await registry.register(owner)).json()
+        renamed = f"Kedai Sinar {round_}"
+        row = {**owner, "business_name": renamed}
+        chunk = {"columns": list(row), "rows": [{"line": 2, "values": [str(v) for v in row.values()]}]}
+
+        patched, imported = await asyncio.gather(
+            registry.http.patch(f"/businesses/{business['id']}", json={"business_name": renamed}, headers=registry.auth()),
+            registry.http.post("/imports/businesses", json=chunk, headers=registry.auth()))  # fmt: skip
+
+        assert imported.status_code == 200, imported.text
+        assert patched.status_code in (200, 409), patched.text
+        found = (await registry.http.get("/businesses", params={"name": f"Sinar {round_}"}, headers=registry.auth())).json()
+        assert found["total"] == 1, (patched.json(), imported.json())
+
+
 async def test_officers_registering_different_owners_at_once_all_succeed(registry):
     responses = await asyncio.gather(*(registry.register(registration()) for _ in range(40)))
 

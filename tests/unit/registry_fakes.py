@@ -55,6 +55,10 @@ class FakeBusinessStore(BusinessStore):
     async def lock_identities(self, nik_digests: Sequence[bytes], phones: Sequence[str], nibs: Sequence[str]) -> None:
         self.identity_locks += 1
 
+    async def nik_digest(self, business_id: uuid.UUID) -> bytes | None:
+        identity = self.identities.get(business_id)
+        return identity.digest if identity is not None else None
+
     async def duplicate_candidates(
         self, nik_digests: Sequence[bytes], phones: Sequence[str]
     ) -> list[tuple[bytes, str, DuplicateCandidate]]:

@@ -678,6 +678,31 @@ async def test_a_row_about_a_closed_business_of_another_kecamatan_says_only_that
     )] * 2  # fmt: skip
 
 
+async def test_renaming_a_business_to_the_name_of_the_owner_s_other_business_is_a_conflict_and_changes_nothing(
+    store, deps
+) -> None:
+    warung = await register(store, deps, business_name="Warung Sei Sapi Maria")
+    bengkel = await register(store, deps, business_name="Bengkel Maria Jaya", kbli_code="45201", confirm_distinct="ya")
+    uow = new_uow(store)
+
+    with pytest.raises(Conflict) as refused:
+        await handlers.update_business(UpdateBusiness(bengkel.id, BusinessChanges(business_name="Sei-Sapi Maria"), OFFICER),
+                                       uow, deps)  # fmt: skip
+
+    assert (refused.value.code, refused.value.details) == ("already_registered", {"existing_business_id": str(warung.id)})
+    assert store.businesses[bengkel.id] == bengkel and uow.committed == []
+
+
+async def test_a_rename_takes_the_owner_s_identity_lock_before_the_business_s_row(store, deps) -> None:
+    b = await register(store, deps)
+    before = store.identity_locks
+
+    await handlers.update_business(UpdateBusiness(b.id, BusinessChanges(business_name="Sei Sapi Oma Maria"), OFFICER),
+                                   new_uow(store), deps)  # fmt: skip
+
+    assert store.identity_locks == before + 1
+
+
 async def test_a_probable_duplicate_of_another_kecamatan_is_not_named_to_an_officer_limited_to_one(store, deps, alak) -> None:
     yohanes, _ = alak
     in_oebobo = {"kecamatan": "Oebobo", "kelurahan": "Fatululi", "business_name": "Bengkel Motor Yohanes Kupang"}
