@@ -16,6 +16,7 @@ from services.funding.domain.pledges import Pledge
 from services.funding.domain.view import BusinessView
 from shared.contracts.funding import Earmarks
 from shared.db import Where, hold_gate, lock_ids, newer_version_upsert
+from shared.messaging.catch_up import catching_up
 from shared.unit_of_work import PgUnitOfWork
 from services.funding.store import FundingStore, FundingUnitOfWork, PartnerOutcome, TrainingFact
 from services.funding.subscribers import TRAINING, VIEW
@@ -163,8 +164,7 @@ class PgFundingStore(FundingStore):
         return pledge_from_row(row) if row else None
 
     async def view_catching_up(self) -> bool:
-        return await self._conn.fetchval("SELECT EXISTS (SELECT 1 FROM catch_up WHERE consumer = ANY($1::text[]))",
-                                         [VIEW, TRAINING])  # fmt: skip
+        return await catching_up(self._conn, (VIEW, TRAINING))
 
     async def hold_ranking(self, alone: bool) -> None:
         await hold_gate(self._conn, _RANKING_LOCK, alone)

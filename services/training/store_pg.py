@@ -32,6 +32,7 @@ from services.training.store import Mark, Prospect, TrainingStore, TrainingUnitO
 from services.training.subscribers import VIEW
 from shared.contracts.training import Assessment
 from shared.db import Where, hold_gate, lock_ids, newer_version_upsert
+from shared.messaging.catch_up import catching_up
 from shared.reference.kbli import FOOD_AND_DRINK_PREFIXES
 from shared.unit_of_work import PgUnitOfWork
 
@@ -196,7 +197,7 @@ class PgTrainingStore(TrainingStore):
         where.add("(" + (" OR ".join(clauses) or "false") + ")")
 
     async def view_catching_up(self) -> bool:
-        return await self._conn.fetchval("SELECT EXISTS (SELECT 1 FROM catch_up WHERE consumer = $1)", VIEW)
+        return await catching_up(self._conn, (VIEW,))
 
     async def prospects(self, cohort: Cohort, programme: Programme, limit: int) -> list[Prospect]:
         where = Where("b.status = 'active'")

@@ -65,6 +65,13 @@ class PgCatchUp(CatchUp):
         )  # fmt: skip
 
 
+async def catching_up(conn: asyncpg.Connection, consumers: Collection[str]) -> bool:
+    """Whether any of these consumers is still reading history after a rebuild: a partition not yet read as far as
+    the rebuild found it. Its view then knows only some aggregates, and those only as they were."""
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM catch_up WHERE consumer = ANY($1::text[]))",
+                               sorted(consumers))  # fmt: skip
+
+
 async def caught_up_holding(db: Database, consumers: Collection[str]) -> bool:
     """Whether these consumers have read every partition as far as their rebuild found it, and still hold aggregates
     back to settle: the moment for what a service put off while they read history."""
@@ -85,7 +92,7 @@ async def settle_held(db: Database, consumer: str, settle: Settle, batch: int = 
     waiting = sorted({consumer, *also_waits_for})
     async with db.acquire() as conn:
         async with conn.transaction():
-            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM catch_up WHERE consumer = ANY($1::text[]))", waiting):
+            if await catching_up(conn, waiting):
                 return 0
             keys = [r["aggregate_id"] for r in await conn.fetch(
                 "SELECT aggregate_id FROM catch_up_held WHERE consumer = $1 ORDER BY aggregate_id LIMIT $2"
