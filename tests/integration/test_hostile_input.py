@@ -392,17 +392,8 @@ async def test_a_body_over_ten_megabytes_is_a_413_whether_its_length_is_declared
 
 async def test_a_pledge_s_offers_come_a_page_at_a_time_with_the_total_and_the_next_page(funding_only):
     funding = funding_only.funding
-    conn = await asyncpg.connect(funding.database_url)
-    try:
-        await _known_businesses(conn, 5)
-        sponsor_id = await _sponsor(funding_only)
-        sponsor = funding_only.auth("sponsor", sponsor_id)
-        pledge = await funding.http.post("/pledges", json=_pledge(sponsor_id), headers=sponsor)
-        assert pledge.status_code == 201, pledge.text
-        assert await eventually(lambda: conn.fetchval("SELECT count(*) = 5 FROM offer"), timeout=60)
-    finally:
-        await conn.close()
-    url = f"/pledges/{pledge.json()['id']}/offers"
+    _, sponsor, [pledge_id] = await _offered(funding_only, businesses=5)
+    url = f"/pledges/{pledge_id}/offers"
 
     pages, link = [], f"{url}?page_size=2"
     while link:
@@ -442,17 +433,7 @@ async def test_one_pledge_sent_five_times_at_once_under_one_idempotency_key_is_o
 
 async def test_a_sponsor_report_counts_businesses_not_offers_so_three_businesses_of_two_pledges_stay_hidden(funding_only):
     funding = funding_only.funding
-    conn = await asyncpg.connect(funding.database_url)
-    try:
-        await _known_businesses(conn, 3)
-        sponsor_id = await _sponsor(funding_only)
-        sponsor = funding_only.auth("sponsor", sponsor_id)
-        for title in ("CSR tahap 1", "CSR tahap 2"):
-            made = await funding.http.post("/pledges", json=_pledge(sponsor_id, title=title), headers=sponsor)
-            assert made.status_code == 201, made.text
-        assert await eventually(lambda: conn.fetchval("SELECT count(*) = 6 FROM offer"), timeout=60)
-    finally:
-        await conn.close()
+    sponsor_id, sponsor, _ = await _offered(funding_only, businesses=3, titles=("CSR tahap 1", "CSR tahap 2"))
 
     report = (await funding.http.get(f"/reports/sponsors/{sponsor_id}", headers=sponsor)).json()
 
@@ -464,23 +445,16 @@ async def test_a_sponsor_report_counts_businesses_not_offers_so_three_businesses
 
 async def test_a_sponsor_is_told_why_only_of_the_businesses_its_pledge_made_an_offer_to(funding_only):
     funding = funding_only.funding
+    _, sponsor, [pledge_id] = await _offered(funding_only, businesses=1)  # a pledge for Oebobo only
     conn = await asyncpg.connect(funding.database_url)
     try:
-        await _known_businesses(conn, 1)
         offered = await conn.fetchval("SELECT business_id FROM business_view")
-        elsewhere = uuid.uuid4()
-        await conn.execute("INSERT INTO business_view SELECT $1, version, business_name, contact_phone, '53.71.01',"
-                           " kbli_code, scale, youth_owned, women_owned, nib_status, status, annual_sales_rupiah,"
-                           " registered_at FROM business_view WHERE business_id = $2", elsewhere, offered)  # fmt: skip
-        sponsor_id = await _sponsor(funding_only)
-        sponsor = funding_only.auth("sponsor", sponsor_id)
-        pledge = (await funding.http.post("/pledges", json=_pledge(sponsor_id), headers=sponsor)).json()  # Oebobo only
-        assert await eventually(lambda: conn.fetchval("SELECT count(*) = 1 FROM offer"), timeout=60)
+        [elsewhere] = await _known_businesses(conn, 1, kecamatan_code="53.71.01")
     finally:
         await conn.close()
 
     def why(business_id: uuid.UUID, headers: dict[str, str]) -> Any:
-        return funding.http.get("/explain", params={"pledge_id": pledge["id"], "business_id": str(business_id)},
+        return funding.http.get("/explain", params={"pledge_id": pledge_id, "business_id": str(business_id)},
                                 headers=headers)  # fmt: skip
 
     assert (await why(offered, sponsor)).json()["offer"]["business_id"] == str(offered)
@@ -488,13 +462,38 @@ async def test_a_sponsor_is_told_why_only_of_the_businesses_its_pledge_made_an_o
     assert (await why(elsewhere, funding_only.auth())).json()["eligible_now"] is False  # an officer is told
 
 
-async def _known_businesses(conn: asyncpg.Connection, n: int) -> None:
-    """Active micro food businesses of Oebobo with an NIB in funding's view, as the registry's events would leave them."""
+async def _known_businesses(conn: asyncpg.Connection, n: int, kecamatan_code: str = "53.71.04") -> list[uuid.UUID]:
+    """Active micro food businesses (of Oebobo unless told) with an NIB in funding's view, as the registry's events
+    would leave them; their ids."""
+    ids = [uuid.uuid4() for _ in range(n)]
     await conn.executemany(
         "INSERT INTO business_view (business_id, version, business_name, contact_phone, kecamatan_code, kbli_code,"
         " scale, youth_owned, women_owned, nib_status, status, annual_sales_rupiah, registered_at)"
-        " VALUES ($1, 1, $2, '+6281234567890', '53.71.04', '56102', 'micro', true, true, 'issued', 'active',"
-        " 50000000, now())", [(uuid.uuid4(), f"Usaha {i}") for i in range(n)])  # fmt: skip
+        " VALUES ($1, 1, $2, '+6281234567890', $3, '56102', 'micro', true, true, 'issued', 'active', 50000000, now())",
+        [(b, f"Usaha {i}", kecamatan_code) for i, b in enumerate(ids)])  # fmt: skip
+    return ids
+
+
+async def _offered(system: Berdaya, businesses: int,
+                   titles: tuple[str, ...] = ("CSR Bank NTT: kuliner Oebobo",)) -> tuple[str, dict[str, str], list[str]]:  # fmt: skip
+    """`businesses` businesses of Oebobo known to funding, and one sponsor's pledge for Oebobo per title, each offered
+    to every one of them once matched: (the sponsor's id, its headers, the pledges' ids)."""
+    assert system.funding is not None
+    conn = await asyncpg.connect(system.funding.database_url)
+    try:
+        await _known_businesses(conn, businesses)
+        sponsor_id = await _sponsor(system)
+        sponsor = system.auth("sponsor", sponsor_id)
+        pledge_ids = []
+        for title in titles:
+            made = await system.funding.http.post("/pledges", json=_pledge(sponsor_id, title=title), headers=sponsor)
+            assert made.status_code == 201, made.text
+            pledge_ids.append(made.json()["id"])
+        offers = businesses * len(titles)
+        assert await eventually(lambda: conn.fetchval("SELECT count(*) = $1 FROM offer", offers), timeout=60)
+    finally:
+        await conn.close()
+    return sponsor_id, sponsor, pledge_ids
 
 
 async def test_the_offers_of_an_unknown_pledge_are_a_404(funding_only):
