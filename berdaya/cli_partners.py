@@ -42,8 +42,10 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _registry_call(method: str, path: Callable[[str], str], body: Callable[[str], dict] | None = None):  # noqa: ANN202
-    """A call to the registry's partner routes as an admin, failing with what the registry said."""
+def _registry_call(method: str, path: Callable[[str], str], body: Callable[[str], dict] | None = None,
+                   absent_is_done: bool = False):  # noqa: ANN202  # fmt: skip
+    """A call to the registry's partner routes as an admin, failing with what the registry said. `absent_is_done`:
+    a 404 (the registry never had the partner) is what the call was for."""
     stack, _, token = _context()
     from berdaya.stack.local import service
 
@@ -55,6 +57,9 @@ def _registry_call(method: str, path: Callable[[str], str], body: Callable[[str]
         except httpx.HTTPError as exc:
             raise PartnerRefused(f"the registry at {url} did not answer ({exc}); start it (`berdaya up`) and run this "
                                  "command again: every step before was kept and is not repeated") from exc  # fmt: skip
+        # The registry's own 404 for this partner; not another server's 404 for a path it does not have.
+        if absent_is_done and response.status_code == 404 and problem_detail(response) == f"no partner {partner_id}":
+            return
         if response.status_code >= 400:
             raise PartnerRefused(f"the registry refused ({response.status_code}): {problem_detail(response)}")
 
@@ -152,7 +157,7 @@ def revoke(
         raise typer.Exit(1)
     try:
         removed = partners.revoke(admin, partner_id, namespace=namespace,
-                                  unregister=_registry_call("POST", lambda p: f"/partners/{p}/revoke"))  # fmt: skip
+                                  unregister=_registry_call("POST", lambda p: f"/partners/{p}/revoke", absent_is_done=True))  # fmt: skip
     except PartnerRefused as exc:
         _fail(str(exc))
     console.print(f"Partner {partner_id} revoked: {removed} grant(s) removed, its Kafka user deleted.")

@@ -124,7 +124,14 @@ def public_topics(patterns: Sequence[str]) -> tuple[str, ...] | None:
 async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", partitions: int = 3,
               replication_factor: int = 1, register: Callable[[str], None] | None = None,
               topics: Sequence[str] = ("public.*",)) -> PartnerAccess:  # fmt: skip
-    """Topics, user, grants (the partner's and the services' for it), then the registry's record via `register`."""
+    """Topics, the services' grants for it, the registry's record via `register`, then the partner's grants and,
+    last, its user.
+
+    The partner may read nothing until the registry has its record: re-admitted, the registry first tells it of every
+    consent withdrawn meanwhile and answers once those withdrawals are on its referral topic (their relay writes with
+    the grant given just before), so no referral is read without the withdrawal that supersedes it. A registry that
+    refuses or does not answer leaves the partner no access and no password to lose: run the command again. The
+    password is made last, when nothing can fail after it, so it is always shown."""
     check_id(partner_id, namespace)
     reads = public_topics(topics)
     security = KafkaSecurity(admin)
@@ -145,20 +152,20 @@ async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", parti
         raise PartnerRefused(f"the cluster would not make {partner_topics(partner_id, namespace)[0]} compacted "
                              f"({kafka_said(exc)}); run this command as the cluster's admin, and again: the "
                              "topics are kept, nothing else was done") from exc  # fmt: skip
+    for service_user, links in partner_links(partner_id, namespace).items():
+        security.grant(service_user, links)
+    if register is not None:
+        register(partner_id)
     user = partner_user(partner_id, namespace)
-    password = None
-    if user not in security.users():
-        password = new_password()
-        security.set_password(user, password)
     grants = partner_grants(partner_id, namespace, reads)
     granted = security.grants()
     # A narrower --topics on a second add takes effect: grants beyond it go.
     security.revoke(user, sorted(set(granted.get(user, [])) - set(grants)))
     security.grant(user, grants)
-    for service_user, links in partner_links(partner_id, namespace).items():
-        security.grant(service_user, links)
-    if register is not None:
-        register(partner_id)
+    password = None
+    if user not in security.users():
+        password = new_password()
+        security.set_password(user, password)
     return access_of(admin, partner_id, namespace, password, grants, to_anyone=granted.get("*", []))
 
 

@@ -22,12 +22,13 @@ from shared.contracts.partner_asyncapi import partner_document, partner_specific
 from shared.contracts.public import PARTNER_ID_PATTERN
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.reference.wita import WITA
-from shared.web import require_role
+from shared.web import PROBLEM_RESPONSES, require_role
 
 router = APIRouter()
 
 Admin = Annotated[Principal, Depends(require_role("admin"))]
 Staff = Annotated[Principal, Depends(require_role("officer", "operator"))]
+_409 = {409: PROBLEM_RESPONSES[409]}
 
 
 class PartnerIn(BaseModel):
@@ -71,16 +72,34 @@ async def partner_asyncapi_html() -> HTMLResponse:
     return HTMLResponse(get_asyncapi_html(partner_specification(), try_it_out_path=None))
 
 
-@router.put("/partners/{partner_id}", tags=["partners"], summary="Set up a partner referrals may go to (admin)")
+@router.put("/partners/{partner_id}", tags=["partners"], responses=_409,
+            summary="Set up a partner referrals may go to (admin). Answers once the referral events to it committed "
+            "before are on its topic (409 `referrals_waiting` if they are not within 20 s): a partner admitted again "
+            "is told first of the consents withdrawn while it was revoked")
 async def set_up_partner(partner_id: str, body: PartnerIn, who: Admin, ctx: Ctx, correlation: Correlation) -> PartnerOut:
     if body.id != partner_id:
         raise InvalidInput.one("id", "partner.id_mismatch", "the body's id must be the id in the path")
     command = handlers.SetUpPartner(partner_id, body.name)
-    return PartnerOut(**asdict(await handlers.set_up_partner(command, _uow(ctx, who, correlation), ctx.deps)))
+    partner = await handlers.set_up_partner(command, _uow(ctx, who, correlation), ctx.deps)
+    # `berdaya partner add` gives the partner its grant to read once this answers: by then no referral is on its
+    # topic without the withdrawal that supersedes it.
+    await _referrals_published(ctx, partner_id, f"partner {partner_id} is admitted", "run `berdaya partner add` again "
+                               "once they are published; the partner is given no access to Kafka until then")  # fmt: skip
+    return PartnerOut(**asdict(partner))
 
 
-# How long a revoke waits for the referral events committed before it to reach the partner's topic.
+# How long a revoke or an admission waits for the referral events committed before it to reach the partner's topic.
 REVOKE_DRAIN_SECONDS = 20.0
+
+
+async def _referrals_published(ctx: Ctx, partner_id: str, done: str, then: str) -> None:
+    deadline = asyncio.get_running_loop().time() + REVOKE_DRAIN_SECONDS
+    while (waiting := await ctx.queries.referrals_waiting(partner_id)) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+    if waiting:
+        raise Conflict(f"{done}, but {waiting} referral event(s) to it are still waiting for Kafka "
+                       "(berdaya_outbox_failing_rows and the outbox's last_error say why); " + then,
+                       "referrals_waiting", {"waiting": waiting})  # fmt: skip
 
 
 @router.post("/partners/{partner_id}/revoke", tags=["partners"], responses=_404_409,
@@ -94,14 +113,9 @@ async def revoke_partner(partner_id: str, who: Admin, ctx: Ctx, correlation: Cor
     revoked = await handlers.set_up_partner(command, _uow(ctx, who, correlation), ctx.deps)
     # Nothing more is written for it; what was committed before goes out before `berdaya partner revoke` takes the
     # registry's grant to write its topic away (a withdrawal left behind would never supersede its referral).
-    deadline = asyncio.get_running_loop().time() + REVOKE_DRAIN_SECONDS
-    while (waiting := await ctx.queries.referrals_waiting(partner_id)) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.2)
-    if waiting:
-        raise Conflict(f"partner {partner_id} is revoked and no more referrals go to it, but {waiting} referral "
-                       "event(s) to it are still waiting for Kafka (berdaya_outbox_failing_rows and the outbox's "
-                       "last_error say why); the registry keeps its grant to write them: run the revoke again once "
-                       "they are published", "referrals_waiting", {"waiting": waiting})  # fmt: skip
+    await _referrals_published(ctx, partner_id, f"partner {partner_id} is revoked and no more referrals go to it",
+                               "the registry keeps its grant to write them: run the revoke again once they are "
+                               "published")  # fmt: skip
     return PartnerOut(**asdict(revoked))
 
 

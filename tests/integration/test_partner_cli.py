@@ -1,6 +1,6 @@
 """`berdaya partner` as an operator runs it against a real secured broker: a partner's topics and user are named and
 made with the deployment's own settings (BERDAYA_TOPIC_*), as its services' are, and `rotate` shows what the partner
-may really read. No registry answers here, so `add` ends saying so, after its Kafka steps."""
+may really read. No registry answers here, so `add` ends saying so, after its topics, and gives the partner nothing."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def partner_cli(infra, home: Path, *args: str, **settings: str):  # noqa: ANN001
         "BERDAYA_JWT_SECRET": "cli-test-secret-cli-test-secret-cli-test", **settings})  # fmt: skip
 
 
-def test_partner_add_names_and_makes_its_topics_and_user_as_the_services_do(
+async def test_partner_add_names_and_makes_its_topics_and_user_as_the_services_do_and_no_user_without_the_registry(
         infra, partner: Partner, tmp_path: Path) -> None:  # noqa: ANN001  # fmt: skip
     partner_id, namespace = partner.id, partner.namespace
     added = partner_cli(infra, tmp_path, "add", partner_id, "--name", "Bank Uji",
@@ -54,8 +54,12 @@ def test_partner_add_names_and_makes_its_topics_and_user_as_the_services_do(
     referral, outcomes = (namespaced(partner_topic(partner_id, kind), namespace) for kind in ("referral", "outcomes"))
     assert len(topics[referral].partitions) == 2 and len(topics[outcomes].partitions) == 2
     assert partner_topic(partner_id, "referral") not in topics  # nothing outside the deployment's namespace
-    users = KafkaSecurity(infra.kafka).users()
-    assert f"{namespace}.partner-{partner_id}" in users and f"partner-{partner_id}" not in users
+    security = KafkaSecurity(infra.kafka)
+    user = f"{namespace}.partner-{partner_id}"
+    assert user not in security.users() and not security.grants(user)  # no access, and no password to lose
+    await partners.add(infra.kafka, partner_id, namespace=namespace, partitions=2)  # as a registry that answered
+    users = security.users()
+    assert user in users and f"partner-{partner_id}" not in users
 
 
 def test_partner_add_with_more_replicas_than_brokers_is_refused_naming_the_setting_and_makes_nothing(

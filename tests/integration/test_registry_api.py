@@ -367,7 +367,7 @@ async def test_a_consent_whose_purpose_shows_no_letters_is_refused_with_422_nami
     assert (await registry.http.get(f"/businesses/{business['id']}/consents", headers=registry.auth())).json() == []
 
 
-async def test_a_revoke_answers_once_the_partners_referrals_are_on_its_topic_and_409_while_one_cannot_go(
+async def test_a_revoke_or_a_readmission_answers_once_the_partners_referrals_are_on_its_topic_and_409_while_one_cannot_go(
         registry, infra, monkeypatch):  # fmt: skip
     from berdaya import partners
     from services.registry import routes_partners
@@ -396,9 +396,24 @@ async def test_a_revoke_answers_once_the_partners_referrals_are_on_its_topic_and
         assert withdrawn.status_code == 200 and withdrawn.json()["withdrawn_at"], withdrawn.text
         assert await registry.app.state.service.queries.referrals_waiting(reachable) == 0
 
+        # Admitted again: the answer comes once the withdrawal made meanwhile is on its topic, so the partner, given
+        # its grant to read after this answer, never reads the referral without it.
+        readmitted = await registry.http.put(f"/partners/{reachable}", json={"id": reachable, "name": "Bank Uji"},
+                                             headers=admin)  # fmt: skip
+        assert readmitted.status_code == 200, readmitted.text
+        assert await registry.app.state.service.queries.referrals_waiting(reachable) == 0
+        told = await read_topic(infra.kafka, partner_topic(reachable, "referral"), expect=2, timeout=5)
+        assert [r.key for r in told] == [given[reachable]["id"].encode()] * 2
+        assert b"ReferralConsentWithdrawn" in told[1].value
+
         monkeypatch.setattr(routes_partners, "REVOKE_DRAIN_SECONDS", 1.0)
         stuck = await registry.http.post(f"/partners/{unmade}/revoke", headers=admin)
         assert stuck.status_code == 409 and stuck.json()["code"] == "referrals_waiting", stuck.text
         assert "1 referral event(s)" in stuck.json()["detail"]
+        withdrawn = await registry.http.post(f"{consents}/{given[unmade]['id']}/withdraw", headers=registry.auth())
+        assert withdrawn.status_code == 200, withdrawn.text
+        stuck = await registry.http.put(f"/partners/{unmade}", json={"id": unmade, "name": "Bank Uji"}, headers=admin)
+        assert stuck.status_code == 409 and stuck.json()["code"] == "referrals_waiting", stuck.text
+        assert "2 referral event(s)" in stuck.json()["detail"] and "berdaya partner add" in stuck.json()["detail"]
     finally:
         partners.revoke(infra.kafka, reachable)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 from berdaya import cli, cli_partners, partners
 from shared.contracts.topics import PUBLIC_BUSINESS, PUBLIC_PLEDGE
-from shared.messaging.acl import Grant, partner_grants
+from shared.messaging.acl import Grant, partner_grants, partner_links
 from shared.messaging.kafka import KafkaAccess
 
 ADMIN = KafkaAccess("127.0.0.1:1", "admin", "admin-password")
@@ -190,6 +190,53 @@ def test_a_partner_s_topics_the_cluster_refuses_to_make_are_told_with_the_settin
                                                       "BERDAYA_TOPIC_REPLICATION_FACTOR"):  # fmt: skip
         asyncio.run(partners.add(ADMIN, "bri", partitions=6, replication_factor=3))
     assert cluster.users_ == set()  # no user made for a partner without topics
+
+
+async def _topics_made(kafka: KafkaAccess, specs: list) -> None:
+    pass
+
+
+def test_a_partner_may_read_nothing_until_the_registry_has_its_record_and_the_services_may_write_for_it_before(
+        cluster: type[FakeSecurity], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    # Admitted again, the registry answers once the withdrawals made meanwhile are on the partner's topic, written
+    # with the registry's grant: a partner able to read before that answer could read a referral without them.
+    monkeypatch.setattr(partners, "ensure_topics", _topics_made)
+    seen: list[tuple[set[str], dict]] = []
+    asyncio.run(partners.add(ADMIN, "bri", register=lambda p: seen.append((set(cluster.users_), cluster(ADMIN).grants()))))
+    [(users, grants)] = seen
+    assert "partner-bri" not in users and "partner-bri" not in grants
+    assert all(set(links) <= set(grants[user]) for user, links in partner_links("bri").items())
+    assert "partner-bri" in cluster.users_ and cluster(ADMIN).grants("partner-bri")
+
+
+def test_a_registry_that_refuses_the_partner_leaves_it_no_user_no_grant_and_the_next_add_shows_its_password(
+        cluster: type[FakeSecurity], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setattr(partners, "ensure_topics", _topics_made)
+
+    def refused(partner_id: str) -> None:
+        raise partners.PartnerRefused("the registry refused (422): name too short")
+
+    with pytest.raises(partners.PartnerRefused, match="name too short"):
+        asyncio.run(partners.add(ADMIN, "bri", register=refused))
+    assert cluster.users_ == set() and not cluster(ADMIN).grants("partner-bri")
+    again = asyncio.run(partners.add(ADMIN, "bri", register=lambda p: None))
+    assert again.password and "partner-bri" in cluster.users_
+
+
+@pytest.mark.parametrize(("detail", "exit_code"), [("no partner bri", 0), ("Not Found", 1)])
+def test_revoking_a_partner_the_registry_never_had_finishes_but_another_server_s_404_does_not(
+        detail: str, exit_code: int, screen: io.StringIO, context: None, cluster: type[FakeSecurity],
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    cluster.acls.update({user: set(links) for user, links in partner_links("bri").items()})
+
+    def request(method: str, url: str, **kwargs) -> httpx.Response:  # noqa: ANN003
+        return httpx.Response(404, json={"type": "about:blank", "status": 404, "detail": detail})
+
+    monkeypatch.setattr(cli_partners.httpx, "request", request)
+    result = berdaya_partner("revoke", "bri", "--yes")
+    assert result.exit_code == exit_code, screen.getvalue()
+    # The services' links go only once the registry has nothing left to send the partner.
+    assert bool(cluster(ADMIN).grants()) == (exit_code == 1)
 
 
 @pytest.mark.parametrize("namespace", ["a.b", "A", "x y", "ns\n", "[x]"])
