@@ -30,6 +30,7 @@ from services.notifier.domain.digest import (
 from services.notifier.domain.messages import Contact, compose, to_officers
 from services.notifier.recording import (
     Deps,
+    owner_phone,
     plan_deliveries,
     record,
     record_all,
@@ -170,8 +171,8 @@ async def funding_offer(event: FundingMatched, uow: NotifierUnitOfWork, deps: De
                 event.offer_id, event.pledge_id, event.business_id, event.business_name, event.contact_phone,
                 event.kecamatan_code, event.sponsor_name, event.instrument, event.financing_programme,
                 event.amount_rupiah, event.offered_at, event.expires_at))  # fmt: skip
-        await to_owner_at(uow, deps, event.business_id, event.contact_phone, "funding_offer", body,
-                          offer_id=event.offer_id, deadline=event.expires_at)  # fmt: skip
+        await to_owner_at(uow, deps, event.business_id, await owner_phone(uow, event.business_id, event.contact_phone),
+                          "funding_offer", body, offer_id=event.offer_id, deadline=event.expires_at)  # fmt: skip
         await uow.commit()
 
 
@@ -214,7 +215,8 @@ async def funds_disbursed(event: FundsDisbursed, uow: NotifierUnitOfWork, deps: 
         offer = await uow.store.offer(event.offer_id)
         if offer is not None:
             await uow.store.save_offer(moved_on(offer, DISBURSED, event.disbursed_at))
-        await to_owner_at(uow, deps, event.business_id, event.contact_phone, "funds_disbursed", body)
+        await to_owner_at(uow, deps, event.business_id, await owner_phone(uow, event.business_id, event.contact_phone),
+                          "funds_disbursed", body)  # fmt: skip
         await uow.commit()
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from services.notifier.domain import texts
 from services.notifier.domain.consent import Preference
-from services.notifier.domain.delivery import QUEUED, summarise
+from services.notifier.domain.delivery import QUEUED, WITHHELD, summarise
 from services.notifier.domain.messages import OFFICERS, OWNER, Contact, Message, compose, to_officers
 from services.notifier.domain.planning import DeliveryRules, Plan, plan_addresses, plan_owner
 from services.notifier.store import NotifierUnitOfWork
@@ -119,6 +119,13 @@ async def to_owner_at(uow: NotifierUnitOfWork, deps: Deps, business_id: uuid.UUI
                                     deps.clock(), offer_id=offer_id, deadline=deadline))  # fmt: skip
 
 
+async def owner_phone(uow: NotifierUnitOfWork, business_id: uuid.UUID, carried: str) -> str:
+    """The owner's number as the registry last told it, else the one an event carried: funding's copy may be older
+    than the registry's word (a number changed since the offer was matched)."""
+    contact = await uow.store.contact(business_id)
+    return contact.phone if contact is not None else carried
+
+
 async def to_owner(uow: NotifierUnitOfWork, deps: Deps, business_id: uuid.UUID, template: str,
                    text: Callable[[str], str]) -> None:  # fmt: skip
     """A message to the owner, naming the business as the notifier knows it. A training event can arrive before the
@@ -130,6 +137,21 @@ async def to_owner(uow: NotifierUnitOfWork, deps: Deps, business_id: uuid.UUID, 
 
 
 async def save_contact(uow: NotifierUnitOfWork, deps: Deps, contact: Contact) -> None:
+    """Keep the owner's contact; messages waiting for it are addressed, and those still queued to a number the owner
+    no longer has go to the new one instead (a number given up is soon someone else's)."""
+    was = await uow.store.contact(contact.business_id)
     await uow.store.save_contact(contact)
     for message in await uow.store.address_waiting(contact):
+        await plan_deliveries(uow, deps, message)
+    if was is not None and was.business_version < contact.business_version and was.phone != contact.phone:
+        await _readdress(uow, deps, contact.business_id, contact.phone)
+
+
+async def _readdress(uow: NotifierUnitOfWork, deps: Deps, business_id: uuid.UUID, phone: str) -> None:
+    now = deps.clock()
+    waiting = await uow.store.queued_to_another_phone(business_id, phone)
+    for delivery in waiting:
+        await uow.store.save_delivery(replace(delivery, status=WITHHELD, reason="the owner's number changed before "
+                                              "this went; the message goes to the new number instead"), now)  # fmt: skip
+    for message in await uow.store.readdress(sorted({d.message_id for d in waiting}), phone):
         await plan_deliveries(uow, deps, message)

@@ -125,6 +125,14 @@ class NotifierStore(abc.ABC):
     async def queued_about_offer(self, offer_id: uuid.UUID) -> list[Delivery]:
         """Locked deliveries still queued of the messages about this offer."""
 
+    @abc.abstractmethod
+    async def queued_to_another_phone(self, business_id: uuid.UUID, phone: str) -> list[Delivery]:
+        """Locked deliveries still queued of the owner's messages addressed to a number other than `phone`."""
+
+    @abc.abstractmethod
+    async def readdress(self, message_ids: Sequence[uuid.UUID], phone: str) -> list[Message]:
+        """Address these owner's messages to `phone`; returns them, readdressed, oldest first."""
+
     # --- the worker ------------------------------------------------------------------------------------------
 
     @abc.abstractmethod

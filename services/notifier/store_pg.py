@@ -199,6 +199,23 @@ class PgNotifierStore(NotifierStore):
         )  # fmt: skip
         return [_delivery(r) for r in rows]
 
+    async def queued_to_another_phone(self, business_id: uuid.UUID, phone: str) -> list[Delivery]:
+        rows = await self._conn.fetch(
+            f"SELECT {', '.join('d.' + c for c in _DELIVERY.replace(' ', '').split(','))} FROM delivery d"
+            " JOIN message m ON m.id = d.message_id WHERE m.business_id = $1 AND m.audience = 'owner'"
+            " AND m.recipient_phone <> $2 AND d.status = 'queued' ORDER BY d.id FOR UPDATE OF d",
+            business_id, phone,
+        )  # fmt: skip
+        return [_delivery(r) for r in rows]
+
+    async def readdress(self, message_ids: Sequence[uuid.UUID], phone: str) -> list[Message]:
+        rows = await self._conn.fetch(
+            f"UPDATE message SET recipient_phone = $2, updated_at = now() WHERE id = ANY($1::uuid[])"
+            f" AND audience = 'owner' RETURNING {_MESSAGE}",
+            list(message_ids), phone,
+        )  # fmt: skip
+        return sorted((_message(r) for r in rows), key=lambda m: (m.created_at, m.id))
+
     # --- the worker ------------------------------------------------------------------------------------------
 
     async def bucket(self, channel: str) -> Bucket | None:

@@ -12,7 +12,7 @@ from services.notifier.domain.digest import (
     worth_a_digest,
 )
 from services.notifier.domain.messages import compose, to_sponsor
-from services.notifier.recording import Deps, UnitOfWorkFactory, record
+from services.notifier.recording import Deps, UnitOfWorkFactory, owner_phone, record
 
 
 async def remind_offers(unit_of_work: UnitOfWorkFactory, deps: Deps, batch: int = 200) -> int:
@@ -29,7 +29,8 @@ async def remind_offers(unit_of_work: UnitOfWorkFactory, deps: Deps, batch: int 
                 body = texts.offer_reminder_text(offer.business_name, offer.amount_rupiah, offer.instrument,
                                                  offer.financing_programme, offer.sponsor_name,
                                                  offer.expires_at)  # fmt: skip
-                message = compose("offer_reminder", body, offer.business_id, offer.contact_phone,
+                phone = await owner_phone(uow, offer.business_id, offer.contact_phone)
+                message = compose("offer_reminder", body, offer.business_id, phone,
                                   reminder_event_id(offer.offer_id), deps.new_id(), now, offer_id=offer.offer_id,
                                   deadline=offer.expires_at)  # fmt: skip
                 reminded += await record(uow, deps, message)

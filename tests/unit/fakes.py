@@ -181,6 +181,18 @@ class FakeNotifierStore(NotifierStore):
         about = {m.id for m in self.messages if m.offer_id == offer_id}
         return [d for d in self.deliveries.values() if d.message_id in about and d.status == "queued"]
 
+    async def queued_to_another_phone(self, business_id: uuid.UUID, phone: str) -> list[NotifierDelivery]:
+        theirs = {m.id for m in self.messages if m.business_id == business_id and m.audience == "owner"
+                  and m.recipient_phone is not None and m.recipient_phone != phone}  # fmt: skip
+        return sorted((d for d in self.deliveries.values() if d.message_id in theirs and d.status == "queued"),
+                      key=lambda d: d.id)  # fmt: skip
+
+    async def readdress(self, message_ids: Sequence[uuid.UUID], phone: str) -> list[Message]:
+        moving = [i for i, m in enumerate(self.messages) if m.id in set(message_ids) and m.audience == "owner"]
+        for i in moving:
+            self.messages[i] = replace(self.messages[i], recipient_phone=phone)
+        return sorted((self.messages[i] for i in moving), key=lambda m: (m.created_at, m.id))
+
     # --- the worker ------------------------------------------------------------------------------------------
 
     async def bucket(self, channel: str) -> Bucket | None:

@@ -62,7 +62,7 @@ from services.notifier.sweeps import remind_offers, send_digests
 from shared.auth import Principal
 from shared.contracts import EventPayload, new_envelope
 from shared.contracts.funding import CSRPledged, Earmarks, FundingAccepted, FundingMatched, FundsDisbursed
-from shared.contracts.registry import BusinessRegistered
+from shared.contracts.registry import BusinessRegistered, BusinessUpdated
 from shared.contracts.training import PathwayStalled
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.reference.wita import WITA
@@ -206,6 +206,68 @@ async def test_a_message_waiting_for_its_owners_contact_is_planned_when_the_cont
 
     [planned] = deliveries(store, "halal_stalled")
     assert (planned.channel, planned.recipient, planned.status) == (WHATSAPP, PHONE, "queued")
+
+
+def registered(**overrides: Any) -> BusinessRegistered:
+    values: dict[str, Any] = dict(
+        business_id=BUSINESS, business_version=1, business_name="Sei Sapi Ibu Maria", kbli_code="10130",
+        kbli_version=2020, kecamatan="Oebobo", kecamatan_code="53.71.04", kecamatan_bps="5371030",
+        kelurahan="Fatululi", kelurahan_code="53.71.04.1011", scale="micro", scale_basis="annual_sales",
+        annual_sales_rupiah=50_000_000, youth_owned=False, women_owned=True, nib_status="none", nib=None,
+        contact_phone=PHONE, status="active", registered_at=MORNING, source="officer",
+    )  # fmt: skip
+    return BusinessRegistered(**{**values, **overrides})
+
+
+def number_changed(phone: str, version: int = 2) -> BusinessUpdated:
+    values = registered(contact_phone=phone, business_version=version).model_dump(exclude={"source"})
+    return BusinessUpdated(**values, changed_fields=("contact_phone",))
+
+
+NEW_PHONE = "+6281299990000"
+
+
+async def test_messages_still_queued_to_a_number_the_owner_gave_up_go_to_the_new_number_instead() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT))
+    await deliver(handlers.keep_contact, registered(), store, deps)
+    await deliver(handlers.funding_offer, matched(expires_at=NIGHT + timedelta(days=14)), store, deps)  # waits for 07.00
+
+    await deliver(handlers.keep_contact, number_changed(NEW_PHONE), store, deps)
+
+    old, new = sorted(deliveries(store, "funding_offer"), key=lambda d: d.recipient != PHONE)
+    assert (old.recipient, old.status) == (PHONE, "withheld") and "number changed" in (old.reason or "")
+    assert (new.recipient, new.status, new.not_before) == (NEW_PHONE, "queued", wita(2026, 11, 24, 7))
+    assert message(store, "funding_offer").recipient_phone == NEW_PHONE
+    assert store.status_of(message(store, "funding_offer")) == "queued"
+
+
+async def test_a_change_of_something_else_or_an_older_snapshot_readdresses_nothing() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT))
+    await deliver(handlers.keep_contact, registered(business_version=3), store, deps)
+    await deliver(handlers.funding_offer, matched(expires_at=NIGHT + timedelta(days=14)), store, deps)
+
+    await deliver(handlers.keep_contact, number_changed(NEW_PHONE, version=2), store, deps)  # read late: older
+    await deliver(handlers.keep_contact, registered(business_version=4, business_name="Sei Sapi Mama Maria"), store, deps)
+
+    [only] = deliveries(store, "funding_offer")
+    assert (only.recipient, only.status) == (PHONE, "queued")
+
+
+async def test_a_reminder_and_an_offer_go_to_the_number_the_registry_last_gave_not_the_one_funding_carried() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    await deliver(handlers.keep_contact, registered(), store, deps)
+    offer = matched()  # funding matched it while it still had the old number
+    await deliver(handlers.funding_offer, offer, store, deps)
+    await deliver(handlers.keep_contact, number_changed(NEW_PHONE), store, deps)
+    late = matched(offer_id=uuid.uuid4(), pledge_id=uuid.UUID(int=501))  # funding's view not yet told of the change
+    await deliver(handlers.funding_offer, late, store, deps)
+
+    clock.set(offer.expires_at - timedelta(hours=47))
+    assert await remind_offers(by_time(store), deps) == 2
+
+    assert {m.recipient_phone for m in store.messages if m.template == "offer_reminder"} == {NEW_PHONE}
+    assert [m.recipient_phone for m in store.messages if m.offer_id == late.offer_id and m.template == "funding_offer"] == [NEW_PHONE]
 
 
 # ---------------------------------------------------------------------------------------------------------------
