@@ -8,6 +8,7 @@ reply never undoes what the owner said since. An operator settles what the worke
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -23,6 +24,8 @@ from services.notifier.recording import Deps, plan_deliveries, refresh_message
 from services.notifier.store import NotifierUnitOfWork
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, NotFound
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------------------------
 # What gateways report, and what owners reply
@@ -104,6 +107,7 @@ class Reply:
     # Set for a reply forwarded without the gateway's own id: reply_id is then the id of (number, words) in the
     # current window of REPEAT_WINDOW, and earlier_id their id in the window before.
     earlier_id: uuid.UUID | None = None
+    written_at: datetime | None = None  # when the owner wrote it, where the gateway says
 
     @property
     def identified(self) -> bool:
@@ -125,6 +129,16 @@ async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> In
         return None
     async with uow:
         now = deps.clock()
+        # The number's lock first: its replies (and an officer's change) apply one after the other, whatever order
+        # their webhooks finish in.
+        preference = await uow.store.preference_to_change(reply.phone) or Preference(reply.phone)
+        said = min(reply.written_at, now) if reply.written_at is not None else None
+        latest = await uow.store.latest_consent_at(reply.phone)
+        if said is not None and latest is not None and said < latest:
+            # Written before the number's latest STOP or MULAI and arriving after it (a gateway's retry, a webhook
+            # held up): the owner's latest answer stands, and nothing is confirmed.
+            log.info("a %s %s written before the number's latest change was not applied", reply.channel, intent)
+            return intent
         template, body = (("opted_out", texts.opted_out_text()) if intent == "stop"
                           else ("opted_in", texts.opted_in_text()))  # fmt: skip
         message = Message(deps.new_id(), reply.reply_id, None, template, "none", reply.phone, body, now)
@@ -137,10 +151,9 @@ async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> In
             first_time = await uow.store.add_message(message)
         if not first_time and (reply.identified or intent == "start"):
             return intent
-        preference = await uow.store.preference_to_change(reply.phone) or Preference(reply.phone)
         await uow.store.save_preference(replace(preference, opted_out_at=(preference.opted_out_at or now)
                                                 if intent == "stop" else None))  # fmt: skip
-        await uow.store.record_consent(reply.phone, intent, reply.channel, now)
+        await uow.store.record_consent(reply.phone, intent, reply.channel, now, said)
         if first_time:
             await plan_deliveries(uow, deps, message, reply.channel if reply.channel in (WHATSAPP, SMS) else None)
         await uow.commit()

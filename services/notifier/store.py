@@ -188,7 +188,12 @@ class NotifierStore(abc.ABC):
     async def save_preference(self, preference: Preference) -> None: ...
 
     @abc.abstractmethod
-    async def record_consent(self, phone: str, intent: str, via: str, at: datetime) -> None: ...
+    async def record_consent(self, phone: str, intent: str, via: str, at: datetime,
+                             written_at: datetime | None = None) -> None: ...  # fmt: skip
+
+    @abc.abstractmethod
+    async def latest_consent_at(self, phone: str) -> datetime | None:
+        """When the number's latest STOP or MULAI was said: written, where the gateway told it, else received."""
 
     # --- directories -----------------------------------------------------------------------------------------
 

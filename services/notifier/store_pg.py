@@ -339,9 +339,16 @@ class PgNotifierStore(NotifierStore):
             preference.no_whatsapp_since,
         )  # fmt: skip
 
-    async def record_consent(self, phone: str, intent: str, via: str, at: datetime) -> None:
+    async def record_consent(self, phone: str, intent: str, via: str, at: datetime,
+                             written_at: datetime | None = None) -> None:  # fmt: skip
         await self._conn.execute(
-            "INSERT INTO consent_change (phone, intent, via, at) VALUES ($1, $2, $3, $4)", phone, intent, via, at
+            "INSERT INTO consent_change (phone, intent, via, at, written_at) VALUES ($1, $2, $3, $4, $5)",
+            phone, intent, via, at, written_at,
+        )  # fmt: skip
+
+    async def latest_consent_at(self, phone: str) -> datetime | None:
+        return await self._conn.fetchval(
+            "SELECT max(COALESCE(written_at, at)) FROM consent_change WHERE phone = $1", phone
         )
 
     # --- directories -----------------------------------------------------------------------------------------

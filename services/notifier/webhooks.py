@@ -117,7 +117,8 @@ async def whatsapp_webhook(request: Request, ctx: Ctx) -> Any:
     for reply in content.replies:
         if reply.provider_id is not None:
             reply_id = uuid.uuid5(_NAMESPACE, f"whatsapp:{reply.provider_id}")
-            await _reply(ctx, delivery_outcomes.Reply(WHATSAPP, reply.phone, reply.text, reply_id))
+            await _reply(ctx, delivery_outcomes.Reply(WHATSAPP, reply.phone, reply.text, reply_id,
+                                                      written_at=reply.written_at))  # fmt: skip
         else:
             await _reply(ctx, _unidentified(ctx, WHATSAPP, reply))
     return received
@@ -168,7 +169,8 @@ def _unidentified(ctx: NotifierContext, channel: str, reply: whatsapp.InboundTex
     window = int(ctx.deps.clock().timestamp() // delivery_outcomes.REPEAT_WINDOW.total_seconds())
     current, earlier = (uuid.uuid5(_NAMESPACE, f"{channel}:{reply.phone}:{w}:{reply.text}")
                         for w in (window, window - 1))  # fmt: skip
-    return delivery_outcomes.Reply(channel, reply.phone, reply.text, current, earlier_id=earlier)
+    return delivery_outcomes.Reply(channel, reply.phone, reply.text, current, earlier_id=earlier,
+                                   written_at=reply.written_at)  # fmt: skip
 
 
 async def _reply(ctx: NotifierContext, reply: delivery_outcomes.Reply) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -445,6 +445,30 @@ async def test_a_replayed_webhook_of_an_owners_earlier_mulai_does_not_undo_their
         confirmations = await n.fetch("SELECT template FROM message WHERE recipient_phone = $1 ORDER BY created_at",
                                       phone)  # fmt: skip
         assert sorted(c["template"] for c in confirmations) == ["opted_in", "opted_out"]
+
+
+async def test_a_mulai_held_up_until_after_the_owners_later_stop_does_not_opt_them_back_in(database_url, cloud):
+    api, server = cloud
+    phone, wa_id = _phone(15)
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}) as n:
+        api.webhook_url = n.webhook_url
+
+        def written(text: str, minutes_ago: int) -> dict:
+            payload = api.reply_payload(wa_id, text)
+            message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+            message["timestamp"] = str(int((n.clock() - timedelta(minutes=minutes_ago)).timestamp()))
+            return payload
+
+        # The MULAI's first webhook met a database that was down; WhatsApp delivers it again after the owner's STOP.
+        assert (await api.post(written("STOP", minutes_ago=5))).status_code == 200
+        assert (await api.post(written("MULAI", minutes_ago=30))).status_code == 200
+
+        [row] = await n.fetch("SELECT opted_out_at FROM recipient WHERE phone = $1", phone)
+        assert row["opted_out_at"] is not None  # the owner's last word stands
+        changes = await n.fetch("SELECT intent, written_at FROM consent_change WHERE phone = $1 ORDER BY id", phone)
+        assert [(c["intent"], c["written_at"]) for c in changes] == [("stop", n.clock() - timedelta(minutes=5))]
+        assert [m["template"] for m in await n.fetch("SELECT template FROM message WHERE recipient_phone = $1",
+                                                     phone)] == ["opted_out"]  # fmt: skip
 
 
 async def test_an_owner_replying_mulai_by_sms_is_opted_in_again_and_a_callback_without_the_token_is_refused(

@@ -100,6 +100,7 @@ class FakeNotifierStore(NotifierStore):
         self.status_reports: list[tuple[str, str, str, uuid.UUID | None]] = []
         self.preferences: dict[str, Preference] = {}
         self.consent: list[tuple[str, str, str]] = []
+        self.consent_said: dict[str, datetime] = {}
         self.officers: dict[uuid.UUID, tuple[str, str, tuple[str, ...]]] = {}
         self.sponsor_contacts: dict[uuid.UUID, str] = {}
         self.pledges: dict[uuid.UUID, PledgeFact] = {}
@@ -247,8 +248,14 @@ class FakeNotifierStore(NotifierStore):
     async def save_preference(self, preference: Preference) -> None:
         self.preferences[preference.phone] = preference
 
-    async def record_consent(self, phone: str, intent: str, via: str, at: datetime) -> None:
+    async def record_consent(self, phone: str, intent: str, via: str, at: datetime,
+                             written_at: datetime | None = None) -> None:  # fmt: skip
         self.consent.append((phone, intent, via))
+        said = written_at or at
+        self.consent_said[phone] = max(said, self.consent_said.get(phone, said))
+
+    async def latest_consent_at(self, phone: str) -> datetime | None:
+        return self.consent_said.get(phone)
 
     # --- directories -----------------------------------------------------------------------------------------
 

@@ -360,6 +360,35 @@ async def test_mulai_opts_back_in_and_a_reply_that_is_no_command_changes_nothing
     assert [m.template for m in store.messages] == ["opted_in"]
 
 
+async def test_a_mulai_written_before_the_owners_stop_and_arriving_after_it_changes_nothing_and_is_not_answered() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    stop = Reply(WHATSAPP, PHONE, "STOP", uuid.uuid4(), written_at=MORNING - timedelta(minutes=25))
+    assert await owner_replied(stop, FakeNotifierUnitOfWork(store), deps) == "stop"
+    clock.set(MORNING + timedelta(minutes=30))  # Meta retries a MULAI the database refused half an hour ago
+
+    late = Reply(WHATSAPP, PHONE, "MULAI", uuid.uuid4(), written_at=MORNING - timedelta(minutes=30))
+    assert await owner_replied(late, FakeNotifierUnitOfWork(store), deps) == "start"
+
+    assert store.preferences[PHONE].opted_out_at == MORNING
+    assert store.consent == [(PHONE, "stop", WHATSAPP)]
+    assert [m.template for m in store.messages] == ["opted_out"]
+
+
+async def test_a_reply_written_after_the_latest_change_applies_and_one_dated_in_the_future_counts_from_now() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    future = Reply(WHATSAPP, PHONE, "STOP", uuid.uuid4(), written_at=MORNING + timedelta(days=365))
+    assert await owner_replied(future, FakeNotifierUnitOfWork(store), deps) == "stop"
+    clock.set(MORNING + timedelta(minutes=5))
+
+    again = Reply(WHATSAPP, PHONE, "MULAI", uuid.uuid4(), written_at=MORNING + timedelta(minutes=1))
+    assert await owner_replied(again, FakeNotifierUnitOfWork(store), deps) == "start"
+
+    assert store.preferences[PHONE].opted_out_at is None  # a year ahead did not lock the number out
+    assert [m.template for m in store.messages] == ["opted_out", "opted_in"]
+
+
 OFFICER_OEBOBO = Principal("officer-yohana", frozenset({"officer"}), kecamatan_codes=frozenset({"53.71.04"}))
 OFFICER_ALAK = Principal("officer-maria", frozenset({"officer"}), kecamatan_codes=frozenset({"53.71.01"}))
 

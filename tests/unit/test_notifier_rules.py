@@ -446,6 +446,20 @@ def test_a_webhook_gives_its_statuses_with_our_delivery_id_and_its_text_replies_
     assert whatsapp.parse_webhook([1, 2]) == whatsapp.WebhookContent()
 
 
+@pytest.mark.parametrize(("timestamp", "written_at"), [
+    ("1795399200", datetime(2026, 11, 23, 2, 0, tzinfo=UTC)),
+    (1795399200, None), ("-5", None), ("1e9", None), ("\u0661\u0662", None), ("9" * 400, None), (None, None),
+])  # fmt: skip
+def test_a_whatsapp_reply_carries_when_the_owner_wrote_it_and_a_time_that_is_no_time_is_left_out(
+        timestamp: object, written_at: datetime | None) -> None:  # fmt: skip
+    message = {"from": "6281234567890", "id": "wamid.C", "type": "text", "text": {"body": "STOP"}, "timestamp": timestamp}
+    payload = {"entry": [{"changes": [{"value": {"messages": [message]}}]}]}
+
+    [reply] = whatsapp.parse_webhook(payload).replies
+
+    assert reply.written_at == written_at
+
+
 def test_an_sms_reply_is_read_from_the_fields_gateways_use() -> None:
     assert zenziva.parse_inbound({"from": "081234567890", "message": "BERHENTI"}).phone == "+6281234567890"  # type: ignore[union-attr]
     assert zenziva.parse_inbound({"nohp": "6281234567890", "pesan": "mulai"}).text == "mulai"  # type: ignore[union-attr]

@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -179,6 +180,7 @@ class InboundText:
     phone: str | None  # +62..., None when it is not an Indonesian mobile
     text: str
     provider_id: str | None = None
+    written_at: datetime | None = None  # when the owner sent it, where the gateway says
 
 
 @dataclass(slots=True)
@@ -259,4 +261,15 @@ def _inbound(raw: Any) -> InboundText | None:
     if not isinstance(text, str):
         return None
     message_id = raw.get("id") if isinstance(raw.get("id"), str) else None
-    return InboundText(phones.from_wa_id(raw["from"]), text[:1000], message_id)
+    return InboundText(phones.from_wa_id(raw["from"]), text[:1000], message_id, _sent_at(raw.get("timestamp")))
+
+
+def _sent_at(value: Any) -> datetime | None:
+    """WhatsApp's `timestamp`: Unix seconds, as a string. Anything else (or a time no phone could have sent at) is
+    no time at all: the reply then counts from when it was received."""
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 12:
+        return None
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
