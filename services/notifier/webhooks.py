@@ -15,6 +15,7 @@ Alertmanager retries).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -167,10 +168,16 @@ def _unidentified(ctx: NotifierContext, channel: str, reply: whatsapp.InboundTex
     the current window of REPEAT_WINDOW, and it carries the id the same words had in the window before: the same
     words from the same number seen in either, less than REPEAT_WINDOW ago, may be a retry (owner_replied)."""
     window = int(ctx.deps.clock().timestamp() // delivery_outcomes.REPEAT_WINDOW.total_seconds())
-    current, earlier = (uuid.uuid5(_NAMESPACE, f"{channel}:{reply.phone}:{w}:{reply.text}")
-                        for w in (window, window - 1))  # fmt: skip
+    # Keyed by the secret that proved the webhook: the id becomes the confirmation's event_id, which operators see
+    # next to the masked number; a plain hash of (number, window, words) would give the number back in seconds.
+    key = (ctx.sms_inbound_token or "").encode() if channel == SMS else (ctx.whatsapp_app_secret or b"")
+    current, earlier = (_keyed_id(key, f"{channel}:{reply.phone}:{w}:{reply.text}") for w in (window, window - 1))
     return delivery_outcomes.Reply(channel, reply.phone, reply.text, current, earlier_id=earlier,
                                    written_at=reply.written_at)  # fmt: skip
+
+
+def _keyed_id(key: bytes, what: str) -> uuid.UUID:
+    return uuid.UUID(bytes=hmac.new(key, what.encode(), hashlib.sha256).digest()[:16], version=4)
 
 
 async def _reply(ctx: NotifierContext, reply: delivery_outcomes.Reply) -> None:

@@ -214,6 +214,18 @@ async def test_an_sms_stop_said_again_is_applied_again_and_mulai_opts_in_once_th
     assert sorted(m.template for m in hooks.store.messages) == ["opted_in", "opted_in", "opted_out"]
 
 
+async def test_the_id_of_a_reply_without_the_gateways_id_cannot_be_worked_out_from_the_number_and_words(hooks) -> None:
+    # Operators see the confirmation's event_id beside the masked number: an unkeyed hash of (number, window, words)
+    # would give the whole number back by trying the few hundred thousand numbers the mask leaves.
+    await hooks.sms("085212345678", "STOP", NOW)
+
+    [confirmation] = hooks.store.messages
+    window = int(NOW.timestamp() // REPEAT_WINDOW.total_seconds())
+    unkeyed = uuid.uuid5(webhooks._NAMESPACE, f"sms:{OWNER}:{window}:STOP")
+    assert confirmation.event_id != unkeyed
+    assert confirmation.event_id == webhooks._keyed_id(SMS_TOKEN.encode(), f"sms:{OWNER}:{window}:STOP")
+
+
 async def test_an_sms_reply_with_the_gateways_id_is_a_retry_only_when_the_id_repeats(hooks) -> None:
     async def forward(gateway_id: str, words: str) -> None:
         await hooks.http.post(f"/webhooks/sms?token={SMS_TOKEN}",
