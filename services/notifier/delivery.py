@@ -53,7 +53,7 @@ from services.notifier.domain.delivery import (
     after_send,
     reported_first,
 )
-from services.notifier.domain.planning import last_look
+from services.notifier.domain.planning import held_for_quiet_hours, last_look
 from services.notifier.domain.policy import any_hour
 from services.notifier.domain.schedule import next_send_time
 from services.notifier.figures import NotifierFigures
@@ -191,12 +191,17 @@ class DeliveryWorker:
         return len(claimed), len(claimed) >= self._settings.batch
 
     async def _withheld(self, uow: NotifierUnitOfWork, item: Outgoing, now: datetime) -> bool:
+        """Whether the claimed delivery must not go now: withheld for good, or put back until quiet hours end.
+        Either way claiming counted an attempt that was never made, and it is given back."""
         reason = last_look(item.template, item.audience, item.preference, item.offer_state)
-        if reason is None:
+        if reason is not None:
+            await uow.store.save_delivery(replace(item.delivery, status=WITHHELD, reason=reason,
+                                                  attempts=item.delivery.attempts - 1), now)  # fmt: skip
+        elif (until := held_for_quiet_hours(item.delivery, item.template, self._deps.rules.quiet, now)) is not None:
+            await uow.store.save_delivery(replace(item.delivery, status=QUEUED, not_before=until,
+                                                  attempts=item.delivery.attempts - 1), now)  # fmt: skip
+        else:
             return False
-        # Claiming counted an attempt that was never made: give it back.
-        await uow.store.save_delivery(replace(item.delivery, status=WITHHELD, reason=reason,
-                                              attempts=item.delivery.attempts - 1), now)  # fmt: skip
         await refresh_message(uow, item.delivery.message_id, now)
         return True
 

@@ -633,6 +633,25 @@ async def test_a_pass_sends_what_is_due_and_records_each_gateways_answer() -> No
     assert store.status_of(message(store, "funding_offer")) == "sent"
 
 
+async def test_a_message_of_the_day_claimed_after_nine_at_night_is_put_back_until_seven_and_keeps_its_attempts() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    gateway = ScriptedGateway(WHATSAPP)
+    await deliver(handlers.funding_offer, matched(), store, deps)  # queued at 10.00; the notifier was down all day
+    await owner_replied(Reply(WHATSAPP, "+6281377778888", "STOP", uuid.uuid4()), FakeNotifierUnitOfWork(store), deps)
+    clock.set(NIGHT)
+
+    assert await worker(store, deps, [gateway]).pass_once() == 2
+
+    assert [c.template for c in gateway.calls] == ["opted_out"]  # a confirmation goes at any hour
+    [offer] = deliveries(store, "funding_offer")
+    assert (offer.status, offer.not_before, offer.attempts) == ("queued", wita(2026, 11, 24, 7), 0)
+    assert await worker(store, deps, [gateway]).pass_once() == 0  # not claimed again all night
+    clock.set(wita(2026, 11, 24, 7))
+    assert await worker(store, deps, [gateway]).pass_once() == 1
+    assert deliveries(store, "funding_offer")[0].status == "sent"
+
+
 async def test_a_transient_failure_is_retried_after_its_backoff_but_never_into_quiet_hours() -> None:
     clock = FixedClock(MORNING)
     store, deps = FakeNotifierStore(), new_deps(clock)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from services.notifier.domain.channels import (
     LOCAL,
+    PHONE_CHANNELS,
     WHATSAPP,
     Available,
     NoChannel,
@@ -92,6 +93,14 @@ def plan_fallback(failed: Delivery, template: str, rules: DeliveryRules, now: da
     when = next_send_time(now, rules.quiet, urgent=any_hour(template, failed.critical))
     return Delivery(new_id(), failed.message_id, channel, failed.recipient, QUEUED, when, fallback_of=failed.id,
                     critical=failed.critical)
+
+
+def held_for_quiet_hours(delivery: Delivery, template: str, quiet: QuietHours, now: datetime) -> datetime | None:
+    """When a phone message claimed now may go instead, if not now: quiet hours are kept when it is sent, not only
+    when it was planned (a backlog of the day reaching the night, a resend, a send recovered after its lease)."""
+    if delivery.channel not in PHONE_CHANNELS or any_hour(template, delivery.critical) or not quiet.quiet(now):
+        return None
+    return quiet.next_allowed(now)
 
 
 def last_look(template: str, audience: str, preference: Preference | None, offer_state: str | None) -> str | None:
