@@ -23,7 +23,7 @@ from rich.text import Text
 
 from berdaya.cli_partners import partner
 from berdaya.importer import ImportRefused, ImportSummary, count_rows, import_file, write_error_report
-from berdaya.stack.local import SERVICES, LocalStack, service
+from berdaya.stack.local import SERVICES, LocalStack, ServiceSpec, service
 from berdaya.stack.postgres import database_url as database_url_of
 from berdaya.stack.postgres import masked_url
 from berdaya.views import VIEWS, print_coverage, wait_for_catch_up
@@ -195,6 +195,8 @@ def replay(
     stack = _stack()
     spec = service(rebuildable.service)
     url = database_url or database_url_of(stack.postgres_url, spec.database)
+    if restart:
+        _same_namespace(stack, spec, namespace)
     stopped = restart and stack.stop_service(spec)
     if stopped:
         console.print(f"  {spec.name}: stopped")
@@ -238,6 +240,25 @@ def replay(
     if rebuildable.holds_back and not _settled(rebuildable, url, spec.name):
         return
     console.print(f"{view} rebuilt: {spec.name} has read its topics to the end.")
+
+
+def _same_namespace(stack: LocalStack, spec: ServiceSpec, namespace: str) -> None:
+    """Refuse, before anything is stopped, a rebuild in a namespace other than the local service's: the view would be
+    emptied while the groups of another namespace were reset, and the one it reads kept its offsets, never to read
+    the view back."""
+    try:
+        started_in = stack.topic_namespace()
+    except RuntimeError as exc:
+        _fail(f"{exc}. Nothing was stopped or emptied")
+    if namespace != started_in:
+        _fail(f"--namespace is {namespace or '(none)'}, but the local stack starts {spec.name} in "
+              f"{started_in or 'no namespace'} (BERDAYA_TOPIC_NAMESPACE); set BERDAYA_TOPIC_NAMESPACE={namespace} "
+              "and run this again. Nothing was stopped or emptied")  # fmt: skip
+    running_in = stack.running_namespace(spec) if stack.running(spec) else namespace
+    if running_in != namespace:
+        _fail(f"{spec.name} is running in topic namespace {running_in or '(none)'}, not "
+              f"{namespace or '(none)'}: run this with BERDAYA_TOPIC_NAMESPACE={running_in} (the namespace it runs "
+              "in). Nothing was stopped or emptied")  # fmt: skip
 
 
 def _settled(view: RebuildableView, database_url: str, service_name: str, timeout: float = 600) -> bool:

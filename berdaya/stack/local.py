@@ -274,6 +274,10 @@ class LocalStack:
     def _namespace_file(self, name: str) -> Path:
         return self.base / "run" / f"{name}.namespace"
 
+    def running(self, spec: ServiceSpec) -> bool:
+        """Whether this stack started the service and it is still running."""
+        return bool(self._pid(spec.name))
+
     def running_namespace(self, spec: ServiceSpec) -> str:
         """The topic namespace the running service was started in. A service started by an older Berdaya left no
         record: its Kafka user was made outside any namespace, so only outside one could it work."""

@@ -271,6 +271,35 @@ def test_replay_whose_service_does_not_start_again_says_so_and_that_the_view_is_
     assert "port 8002 for funding is taken" in said
 
 
+@pytest.mark.parametrize(("environment", "option", "running_in", "told"), [
+    ("", "kota", None, "the local stack starts funding in no namespace"),  # --namespace, not the environment
+    ("", "", "kota", "funding is running in topic namespace kota, not (none)"),  # a shell without the variable
+    ("kota", "kota", "", "funding is running in topic namespace (none), not kota"),
+])  # fmt: skip
+def test_replay_in_a_namespace_other_than_the_local_services_stops_and_empties_nothing(
+        environment: str, option: str, running_in: str | None, told: str, screen: io.StringIO,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from berdaya.stack.local import LocalStack
+
+    done: list[str] = []
+
+    async def rebuild(view, **_: object) -> dict[str, int]:  # noqa: ANN001
+        done.append("emptied")
+        return {}
+
+    monkeypatch.setattr(cli, "rebuild", rebuild)
+    monkeypatch.setattr(LocalStack, "stop_service", lambda self, spec: done.append("stopped") or True)
+    monkeypatch.setattr(LocalStack, "running", lambda self, spec: running_in is not None)
+    monkeypatch.setattr(LocalStack, "running_namespace", lambda self, spec: running_in)
+    monkeypatch.setenv("BERDAYA_TOPIC_NAMESPACE", environment)
+    result = CliRunner().invoke(cli.app, ["replay", "funding-view", "--namespace", option,
+                                          "--database-url", "postgresql://127.0.0.1:1/x"])  # fmt: skip
+
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert told in " ".join(screen.getvalue().split()) and "Nothing was stopped or emptied" in screen.getvalue()
+    assert done == []
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # A rebuild that holds back: the command waits for the settling too
 # ---------------------------------------------------------------------------------------------------------------
