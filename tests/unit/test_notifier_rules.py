@@ -402,6 +402,12 @@ def test_the_cloud_apis_answers_are_read_as_documented() -> None:
     assert isinstance(missing, Transient) and missing.ambiguous
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 404, 405])
+def test_a_gateway_address_that_is_wrong_is_retried_naming_the_setting_not_failed_for_every_message(status: int) -> None:
+    for answer in (zenziva.interpret(status, None), whatsapp.interpret(status, {})):
+        assert isinstance(answer, Transient) and "NOTIFIER_*_BASE_URL" in answer.reason
+
+
 def test_zenzivas_answers_are_read_as_documented() -> None:
     assert zenziva.interpret(200, {"messageId": "123", "to": "0812", "status": "1", "text": "Success"}) == Accepted("123")
     assert zenziva.interpret(200, {"status": "0", "text": "Nomor tujuan tidak valid"}) == Rejected(
@@ -409,7 +415,7 @@ def test_zenzivas_answers_are_read_as_documented() -> None:
     assert isinstance(zenziva.interpret(200, {"status": "0", "text": "Saldo tidak mencukupi"}), Transient)
     assert isinstance(zenziva.interpret(200, {"status": "0", "text": "Userkey / Passkey Salah"}), Transient)
     assert isinstance(zenziva.interpret(503, None), Transient)
-    assert isinstance(zenziva.interpret(404, None), Rejected)
+    assert isinstance(zenziva.interpret(400, None), Rejected)
     unreadable = zenziva.interpret(200, None)
     assert isinstance(unreadable, Transient) and unreadable.ambiguous
 

@@ -116,9 +116,13 @@ SendResult = Accepted | Rejected | Transient
 
 
 def classify_http(status: int, reason: str, retry_after: float | None = None) -> Transient | Rejected:
-    """An HTTP failure of a gateway: 5xx, 408 and 429 pass; 401 and 403 are our credentials, not the message's fault,
-    so they are retried too (with backoff, and the operator sees the reason) rather than failing every message; any
-    other 4xx is about this message."""
+    """An HTTP failure of a gateway: 5xx, 408 and 429 pass; 401 and 403 are our credentials, and a redirect, 404 or
+    405 the gateway's address in our settings, not the message's fault, so they are retried too (with backoff, and
+    the operator sees the reason) rather than failing every message for good; any other 4xx is about this
+    message."""
     if status >= 500 or status in (408, 425, 429, 401, 403):
         return Transient(f"HTTP {status}: {reason}", retry_after)
+    if status < 400 or status in (404, 405):
+        return Transient(f"HTTP {status}: {reason} (the gateway's address, not this message: check the channel's "
+                         "NOTIFIER_*_BASE_URL and phone number id)", retry_after)  # fmt: skip
     return Rejected(f"HTTP {status}: {reason}", str(status))
