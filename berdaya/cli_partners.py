@@ -84,7 +84,7 @@ def _show(access: PartnerAccess, properties: Path | None) -> None:
     else:
         table.add_row("password", "unchanged (`berdaya partner rotate` makes a new one)")
     table.add_row("bootstrap servers", Text(access.bootstrap_servers))
-    table.add_row("mechanism", "SASL_PLAINTEXT, SCRAM-SHA-512")
+    table.add_row("mechanism", f"{access.protocol}, SCRAM-SHA-512")
     # What its grants allow now (a pattern ending in * takes topics or groups made later too), not what it asked for.
     table.add_row("may read", Text("\n".join(access.reads) or "nothing"))
     table.add_row("may write", Text("\n".join(access.writes) or "nothing"))

@@ -46,12 +46,17 @@ class PartnerAccess:
     group_prefix: str
     grants: list[Grant] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)  # the consumer groups its grants allow, e.g. `bri.*`
+    tls: bool = False  # the cluster's listener is TLS, as the admin's connection to it is
+
+    @property
+    def protocol(self) -> str:
+        return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
 
     def client_properties(self) -> str:
         """librdkafka / Java client settings (kcat -F, kafka-console-consumer --consumer.config)."""
         return "\n".join([
             f"bootstrap.servers={self.bootstrap_servers}",
-            "security.protocol=SASL_PLAINTEXT",
+            f"security.protocol={self.protocol}",
             "sasl.mechanism=SCRAM-SHA-512",
             f"sasl.username={self.user}",
             f"sasl.password={self.password or '<unchanged: use the password you were given>'}",
@@ -235,7 +240,7 @@ def access_of(admin: KafkaAccess, partner_id: str, namespace: str, password: str
         reads=granted_names(held, "topic", "READ", [*(namespaced(t, namespace) for t in PUBLIC_TOPICS), referral]),
         writes=granted_names(held, "topic", "WRITE", [outcomes]),
         group_prefix=partner_group_prefix(partner_id, namespace), grants=grants,
-        groups=granted_names(held, "group", "READ", []),
+        groups=granted_names(held, "group", "READ", []), tls=admin.tls,
     )  # fmt: skip
 
 

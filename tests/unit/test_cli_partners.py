@@ -239,6 +239,15 @@ def test_revoking_a_partner_the_registry_never_had_finishes_but_another_server_s
     assert bool(cluster(ADMIN).grants()) == (exit_code == 1)
 
 
+@pytest.mark.parametrize(("tls", "protocol"), [(True, "SASL_SSL"), (False, "SASL_PLAINTEXT")])
+def test_a_partner_is_told_to_connect_over_tls_when_the_cluster_is_reached_over_tls(
+        tls: bool, protocol: str, cluster: type[FakeSecurity]) -> None:  # fmt: skip
+    cluster.users_.add("partner-bri")
+    admin = KafkaAccess("kafka.kupangkota.go.id:9093", "admin", "admin-password", tls=tls)
+    access = partners.rotate(admin, "bri")
+    assert f"security.protocol={protocol}\n" in access.client_properties() and access.protocol == protocol
+
+
 @pytest.mark.parametrize("namespace", ["a.b", "A", "x y", "ns\n", "[x]"])
 def test_the_library_refuses_a_namespace_the_services_would_refuse(namespace: str, cluster: type[FakeSecurity]) -> None:
     with pytest.raises(partners.PartnerRefused, match="BERDAYA_TOPIC_NAMESPACE"):
