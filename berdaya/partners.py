@@ -7,6 +7,7 @@ when the user is new (or on `rotate`) and shown once; the cluster keeps only its
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,7 +26,14 @@ from shared.messaging.acl import (
     partner_topics,
     partner_user,
 )
-from shared.messaging.kafka import KafkaAccess, enforce_compaction, ensure_topics, kafka_said, with_dead_letters
+from shared.messaging.kafka import (
+    KafkaAccess,
+    consumer_lag,
+    enforce_compaction,
+    ensure_topics,
+    kafka_said,
+    with_dead_letters,
+)
 from shared.settings import PlatformSettings
 
 
@@ -199,15 +207,34 @@ def on_cluster(admin: KafkaAccess, partner_id: str, *, namespace: str = "") -> t
     return user in security.users(), len(security.grants(user).get(user, []))
 
 
+# Funding's consumer of every partner's outcomes topic (services/funding/subscribers.py).
+OUTCOMES_CONSUMER = "funding-partners"
+
+
+def outcomes_unread(admin: KafkaAccess, partner_id: str, namespace: str = "") -> int:
+    """Outcomes on the partner's topic that funding has not committed as read (0 when the topic has none)."""
+    from confluent_kafka import KafkaException
+
+    topic, group = partner_topics(partner_id, namespace)[1], namespaced(OUTCOMES_CONSUMER, namespace)
+    try:
+        return sum(consumer_lag(admin, group, [topic]).values())
+    except (KafkaException, TimeoutError) as exc:
+        raise PartnerRefused(f"partner {partner_id} is cut off, but Kafka did not say whether funding has recorded "
+                             f"the outcomes it wrote ({kafka_said(exc)}); funding keeps its grant to read them: run "
+                             "the revoke again once Kafka answers") from exc  # fmt: skip
+
+
 def revoke(admin: KafkaAccess, partner_id: str, *, namespace: str = "",
-           unregister: Callable[[str], None] | None = None) -> int:  # fmt: skip
+           unregister: Callable[[str], None] | None = None, outcomes_wait: float = 20.0) -> int:  # fmt: skip
     """No more reading or writing for the partner, no more referrals to it; its topics stay for the record.
     Returns how many grants went.
 
     The partner is cut off first, whatever happens next. Then the registry is told (`unregister`), which answers
-    once the referral events committed before it knew are on the partner's topic; only then do the services lose
-    their grants to its topics, so none of those events is left unable to go. Should the registry not answer, or
-    events still wait, `unregister` raises and the services keep their grants: a second revoke finishes."""
+    once the referral events committed before it knew are on the partner's topic, and funding must have recorded
+    the outcomes the partner wrote before it was cut off; only then do the services lose their grants to its topics,
+    so no referral is left unable to go and no outcome unread. Should the registry not answer, events still wait,
+    or outcomes stay unread for `outcomes_wait` seconds, this raises and the services keep their grants: a second
+    revoke finishes."""
     check_id(partner_id, namespace)
     security = KafkaSecurity(admin)
     user = partner_user(partner_id, namespace)
@@ -215,6 +242,14 @@ def revoke(admin: KafkaAccess, partner_id: str, *, namespace: str = "",
     security.remove_user(user)
     if unregister is not None:
         unregister(partner_id)
+    deadline = time.monotonic() + outcomes_wait
+    while (unread := outcomes_unread(admin, partner_id, namespace)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if unread:
+        group = namespaced(OUTCOMES_CONSUMER, namespace)
+        raise PartnerRefused(f"partner {partner_id} is cut off, but funding has not yet recorded {unread} outcome(s) "
+                             f"it wrote before (consumer group {group}); funding keeps its grant to read them: check "
+                             "that funding is running, then run the revoke again")  # fmt: skip
     for service_user, links in partner_links(partner_id, namespace).items():
         removed += security.revoke(service_user, links)
     return removed

@@ -484,3 +484,42 @@ def test_the_scanner_finds_each_kind_of_leak_and_passes_a_clean_referral():
         "payload.partner_id: 'bank-ntt' on partner bri's topic"]
     # A partner's own malformed push on its outcomes topic is its own, not a leak: only its content is scanned.
     assert findings("partner.bri.outcomes.v1.dlq", Received("x", 0, 0, None, b"not json")) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A partner revoked (last in this module: Bank NTT is gone after it)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_a_revoke_waits_for_funding_to_record_the_banks_last_outcomes_and_the_other_banks_keep_flowing(
+        partnered) -> None:  # fmt: skip
+    system, ntt, bri = partnered.system, partnered.banks["bank-ntt"], partnered.banks["bri"]
+    group = f"{system.namespace}.funding-partners"
+    today = today_in_kupang(datetime.now(WITA)).isoformat()
+
+    def approval(bank: str) -> bytes:
+        return outcome_envelope("FinancingApproved", {"partner_id": bank, "consent_id": str(uuid.uuid4()),
+                                                      "amount_rupiah": KUR_AMOUNT, "approved_on": today},
+                                producer=f"{bank}-loan-origination")  # fmt: skip
+
+    ntt_outcomes, bri_outcomes = (system.topic(partner_topic(bank, "outcomes")) for bank in ("bank-ntt", "bri"))
+    await ntt.push(ntt_outcomes, approval("bank-ntt"), key=b"last")  # just before its revoke
+
+    def unregister(partner_id: str) -> None:
+        token = TokenService(TEST_SECRET).mint("berdaya-partner-cli", ["admin"])
+        response = httpx.post(f"{system.registry.url}/partners/{partner_id}/revoke", timeout=30,
+                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert response.status_code == 200, response.text
+
+    removed = await asyncio.to_thread(partners.revoke, partnered.admin, "bank-ntt", namespace=system.namespace,
+                                      unregister=unregister, outcomes_wait=60)  # fmt: skip
+
+    assert removed > 0
+    assert sum((await asyncio.to_thread(consumer_lag, partnered.admin, group, [ntt_outcomes])).values()) == 0
+    # Funding may no longer read Bank NTT's topic; BRI's outcomes, on the same consumer, are still read.
+    await bri.push(bri_outcomes, approval("bri"), key=b"after")
+
+    async def bri_read() -> bool:
+        return sum((await asyncio.to_thread(consumer_lag, partnered.admin, group, [bri_outcomes])).values()) == 0
+
+    assert await eventually(bri_read, timeout=90), system.logs()[-3000:]

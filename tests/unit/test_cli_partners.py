@@ -62,6 +62,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> type[FakeSecurity]:
     monkeypatch.setattr(FakeSecurity, "acls", {}, raising=False)
     monkeypatch.setattr(partners, "KafkaSecurity", FakeSecurity)
     monkeypatch.setattr(partners, "enforce_compaction", lambda kafka, specs: [])  # topics' settings: nothing to do
+    monkeypatch.setattr(partners, "outcomes_unread", lambda admin, partner_id, namespace: 0)  # funding read them all
     return FakeSecurity
 
 

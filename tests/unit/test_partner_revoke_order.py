@@ -30,6 +30,7 @@ class RecordingSecurity:
 def steps(monkeypatch) -> list[str]:
     done: list[str] = []
     monkeypatch.setattr(partners, "KafkaSecurity", lambda _admin: RecordingSecurity(done))
+    monkeypatch.setattr(partners, "outcomes_unread", lambda admin, partner_id, namespace: 0)
     return done
 
 
@@ -47,5 +48,24 @@ def test_a_registry_that_refuses_leaves_the_partner_cut_off_and_the_services_the
 
     with pytest.raises(partners.PartnerRefused, match="still waiting"):
         partners.revoke(ADMIN, "bri", unregister=refuse)
+
+    assert steps == [f"revoke {partner_user('bri')}", f"remove {partner_user('bri')}"]
+
+
+def test_outcomes_funding_has_not_read_leave_the_services_their_grants_until_it_has(steps, monkeypatch) -> None:
+    unread = iter([2, 1, 1])
+    monkeypatch.setattr(partners, "outcomes_unread", lambda admin, partner_id, namespace: next(unread, 0))
+
+    partners.revoke(ADMIN, "bri", outcomes_wait=5)  # polled every half second
+
+    assert steps[-len(partner_links("bri")):] == [f"revoke {user}" for user in partner_links("bri")]
+    assert next(unread, "all asked") == "all asked"
+
+
+def test_outcomes_still_unread_after_the_wait_leave_the_partner_cut_off_and_funding_its_grant(steps, monkeypatch) -> None:
+    monkeypatch.setattr(partners, "outcomes_unread", lambda admin, partner_id, namespace: 3)
+
+    with pytest.raises(partners.PartnerRefused, match="funding has not yet recorded 3 outcome"):
+        partners.revoke(ADMIN, "bri", outcomes_wait=0.1)
 
     assert steps == [f"revoke {partner_user('bri')}", f"remove {partner_user('bri')}"]
