@@ -60,22 +60,31 @@ async def add_mentor(cmd: AddMentor, uow: TrainingUnitOfWork, deps: Deps) -> Men
 
 
 async def record_visit(cmd: RecordVisit, uow: TrainingUnitOfWork, deps: Deps) -> Assignment:
-    """A mentoring visit after training, by the business's mentor (MentoringVisitRecorded)."""
+    """A mentoring visit after training, by the business's mentor (MentoringVisitRecorded). One visit a day by its
+    mentor: the same visit sent again (a retry after a lost answer) is recorded once, and another that day is 409."""
     now = deps.clock()
     today = today_in_kupang(now)
     async with uow:
-        assignment = await uow.store.assignment(cmd.business_id)
-        if assignment is None:
-            raise Conflict(f"business {cmd.business_id} has no mentor; one is assigned when it completes a training",
-                           "no_mentor")  # fmt: skip
+        assignment = _with_mentor(await uow.store.assignment(cmd.business_id), cmd.business_id)
         await _require_followed_up_by(assignment, cmd.by, uow)
+        versions = events.Versions(await uow.store.lock_participants([cmd.business_id]))
+        # Read again under the business's lock, which an end of its mentoring takes too: ended meanwhile, there
+        # is no mentoring to record a visit of (and a new one is another trainer's to follow up, maybe).
+        if await uow.store.assignment(cmd.business_id) != assignment:
+            raise Conflict(f"the mentoring of business {cmd.business_id} ended while this visit was being recorded; "
+                           "look at its mentoring again before recording it", "no_mentor")  # fmt: skip
         completed = await uow.store.last_completion(cmd.business_id)
         if cmd.form.visited_on > today:
             raise InvalidInput.one("visited_on", "visit.future", f"{cmd.form.visited_on.isoformat()} is after today")
         if completed is not None and cmd.form.visited_on < completed:
             raise InvalidInput.one("visited_on", "visit.before_training",
                                    f"the training ended on {completed.isoformat()}; mentoring follows it")  # fmt: skip
-        versions = events.Versions(await uow.store.lock_participants([cmd.business_id]))
+        recorded = await uow.store.visits_on(cmd.business_id, assignment.mentor_id, cmd.form.visited_on)
+        if recorded:
+            if recorded == [cmd.form.notes]:
+                return assignment  # sent again: already recorded and told
+            raise Conflict(f"a visit of business {cmd.business_id} on {cmd.form.visited_on.isoformat()} by its mentor "
+                           "is already recorded, with other notes; one visit a day is recorded", "visit_recorded")
         await uow.store.add_visit(cmd.business_id, assignment.mentor_id, cmd.form.visited_on, cmd.form.notes,
                                   cmd.by.actor, now)  # fmt: skip
         uow.emit(events.VisitRecorded(cmd.business_id, versions.next(cmd.business_id), assignment.mentor_id,
@@ -92,10 +101,17 @@ async def end_mentoring(cmd: EndMentoring, uow: TrainingUnitOfWork, deps: Deps) 
         if assignment is None:
             raise NotFound(f"business {cmd.business_id} has no mentor")
         await _require_followed_up_by(assignment, cmd.by, uow)
+        await uow.store.lock_participants([cmd.business_id])  # a visit being recorded finishes first, or sees it end
         if not await uow.store.end_assignment(cmd.business_id, deps.clock()):
             raise NotFound(f"business {cmd.business_id} has no mentor")
         uow.audit("MentoringEnded", "participant", cmd.business_id)
         await uow.commit()
+
+
+def _with_mentor(assignment: Assignment | None, business_id: uuid.UUID) -> Assignment:
+    if assignment is None:
+        raise Conflict(f"business {business_id} has no mentor; one is assigned when it completes a training", "no_mentor")
+    return assignment
 
 
 async def _require_followed_up_by(assignment: Assignment, by: Principal, uow: TrainingUnitOfWork) -> None:

@@ -198,6 +198,10 @@ class TrainingStore(abc.ABC):
                         by: str, at: datetime) -> None: ...  # fmt: skip
 
     @abc.abstractmethod
+    async def visits_on(self, business_id: uuid.UUID, mentor_id: uuid.UUID, visited_on: date) -> list[str | None]:
+        """The notes of each of the mentor's visits to the business recorded for that day (None: without notes)."""
+
+    @abc.abstractmethod
     async def last_completion(self, business_id: uuid.UUID) -> date | None:
         """When the business last completed a training (WITA date of its cohort's close)."""
 

@@ -383,6 +383,13 @@ class PgTrainingStore(TrainingStore):
             uuid.uuid4(), business_id, mentor_id, visited_on, notes, at, by,
         )  # fmt: skip
 
+    async def visits_on(self, business_id: uuid.UUID, mentor_id: uuid.UUID, visited_on: date) -> list[str | None]:
+        rows = await self._conn.fetch(
+            "SELECT notes FROM mentoring_visit WHERE business_id = $1 AND mentor_id = $2 AND visited_on = $3"
+            " ORDER BY recorded_at", business_id, mentor_id, visited_on,
+        )  # fmt: skip
+        return [r["notes"] for r in rows]
+
     async def last_completion(self, business_id: uuid.UUID) -> date | None:
         return await self._conn.fetchval(
             """SELECT max((c.closed_at AT TIME ZONE 'Asia/Makassar')::date) FROM seat s JOIN cohort c ON c.id = s.cohort_id

@@ -136,7 +136,8 @@ async def test_a_visit_to_a_business_without_a_mentor_is_a_conflict_and_ending_m
     await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"], max_load=1)
     _, [business] = await graduate(world, n=1)
     await mentoring.end_mentoring(mentoring.EndMentoring(business, TRAINER), world.by(TRAINER), world.deps)
-    assert (await world.store.lock_mentors())[0].load == 0
+    async with world.by(TRAINER) as uow:
+        assert (await uow.store.lock_mentors())[0].load == 0
     with pytest.raises(Conflict) as refused:
         await mentoring.record_visit(mentoring.RecordVisit(business, VisitForm(visited_on=date(2026, 4, 28)), TRAINER),
                                      world.by(TRAINER), world.deps)  # fmt: skip
@@ -186,3 +187,38 @@ async def test_the_trainer_who_ran_the_cohort_or_an_admin_follows_up_its_graduat
     await mentoring.end_mentoring(mentoring.EndMentoring(business, ADMIN), world.by(ADMIN), world.deps)
 
     assert len(world.store.visits) == 1 and await world.store.assignment(business) is None
+
+
+async def test_a_visit_sent_again_is_recorded_once_and_another_that_day_with_other_notes_is_a_conflict():
+    world = TrainingWorld()
+    await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
+    _, [business] = await graduate(world, n=1)
+    visit = mentoring.RecordVisit(business, VisitForm(visited_on=date(2026, 4, 28), notes="kemasan baru"), TRAINER)
+
+    for _ in range(2):  # the answer to the first was lost; the app sends it again
+        await mentoring.record_visit(visit, world.by(TRAINER), world.deps)
+    with pytest.raises(Conflict) as refused:
+        other = VisitForm(visited_on=date(2026, 4, 28), notes="label halal")
+        await mentoring.record_visit(mentoring.RecordVisit(business, other, TRAINER), world.by(TRAINER), world.deps)
+
+    assert refused.value.code == "visit_recorded"
+    assert len(world.store.visits) == 1 and len(world.of_type("MentoringVisitRecorded", business)) == 1
+
+
+async def test_a_visit_whose_mentoring_ends_while_it_is_recorded_is_refused_and_nothing_is_told():
+    world = TrainingWorld()
+    await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
+    _, [business] = await graduate(world, n=1)
+    told = list(world.published)
+    locking = world.store.lock_participants
+
+    async def ended_meanwhile(business_ids):  # noqa: ANN001, ANN202 - the end commits just before this lock is had
+        await world.store.end_assignment(business, world.clock())
+        return await locking(business_ids)
+
+    world.store.lock_participants = ended_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(Conflict) as refused:
+        await mentoring.record_visit(mentoring.RecordVisit(business, VisitForm(visited_on=date(2026, 4, 28)), TRAINER),
+                                     world.by(TRAINER), world.deps)  # fmt: skip
+
+    assert refused.value.code == "no_mentor" and world.store.visits == [] and world.published == told

@@ -392,6 +392,9 @@ class FakeTrainingStore(TrainingStore):
                         by: str, at: datetime) -> None:  # fmt: skip
         self.visits.append((business_id, mentor_id, visited_on, notes))
 
+    async def visits_on(self, business_id: uuid.UUID, mentor_id: uuid.UUID, visited_on: date) -> list[str | None]:
+        return [notes for b, m, day, notes in self.visits if (b, m, day) == (business_id, mentor_id, visited_on)]
+
     async def last_completion(self, business_id: uuid.UUID) -> date | None:
         days = [self.cohorts[c].closed_at.astimezone(WITA).date() for (c, b), s in self.seat_rows.items()  # type: ignore[union-attr]
                 if b == business_id and s.status == "completed"]  # fmt: skip
