@@ -77,6 +77,13 @@ class DisburseOffer:
     by: Principal
 
 
+@dataclass(frozen=True)
+class WithdrawOffer:
+    offer_id: uuid.UUID
+    reason: str
+    by: Principal
+
+
 def require_sponsor(by: Principal, sponsor_id: uuid.UUID) -> None:
     """A sponsor officer acts only for the sponsor its token names."""
     if not by.acts_for_sponsor(sponsor_id):
@@ -343,6 +350,22 @@ async def disburse_offer(cmd: DisburseOffer, uow: FundingUnitOfWork, deps: Deps)
         await uow.store.save_offer(offer)
         await uow.store.save_pledge(pledge)
         uow.emit(events.OfferPaid(offer, business, pledge))
+        await uow.commit()
+    return offer
+
+
+async def withdraw_offer(cmd: WithdrawOffer, uow: FundingUnitOfWork, deps: Deps) -> Offer:
+    """The sponsor will not pay an accepted offer (a business that closed after accepting, say): the money is offered
+    to the next in line. A closing business's accepted offers are left for this, or for the payment made already."""
+    async with uow:
+        offer, pledge = await _offer_and_pledge(uow, cmd.offer_id)
+        now = deps.clock()  # once the locks are held
+        require_sponsor(cmd.by, pledge.sponsor_id)
+        was = pledge.status
+        pledge, offer = offers.withdraw_accepted(pledge, offer, cmd.reason, now)
+        await uow.store.save_offer(offer)
+        uow.emit(events.OfferDecided(offer))
+        await matching.refill(pledge, uow, deps, now, was)
         await uow.commit()
     return offer
 

@@ -90,8 +90,9 @@ def _may_offer(pledges: Sequence[Pledge], day: date) -> list[Pledge]:
 
 async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnitOfWork, deps: Deps,
                  before: Mapping[uuid.UUID, BusinessView] | None = None) -> None:  # fmt: skip
-    """After what funding knows of these businesses changed: withdraw the offers of those that closed (and offer the
-    money to the next in line), and offer open pledges to those that became eligible.
+    """After what funding knows of these businesses changed: withdraw the unanswered offers of those that closed (and
+    offer the money to the next in line), and offer open pledges to those that became eligible. An accepted offer
+    stays: its sponsor may have paid already, and records the payment, or withdraws the offer (`withdraw_offer`).
 
     `before`: the views as they were before the change. A pledge a closing business qualified for may be refilling
     right now (a decline, an expiry) from views that still show it active, so it is locked too and the business's
@@ -108,7 +109,7 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
     # Before the first look at offers and pledges: a ranking that read a business as active while this batch closes
     # it must have committed its offer before the look, or else see the business closed.
     await uow.store.hold_ranking(alone=False)
-    withdrawable = await uow.store.open_offers_of([b.business_id for b, _ in closed]) if closed else []
+    withdrawable = await uow.store.unanswered_offers_of([b.business_id for b, _ in closed]) if closed else []
     pledges = await uow.store.unclosed_pledges()
     today = today_in_kupang(now)
     offering = _may_offer(pledges, today)  # the pledges' part done once for the batch
@@ -119,7 +120,7 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
         {o.pledge_id for o in withdrawable} | {i for ids in wanted.values() for i in ids} | was_eligible))}  # fmt: skip
     if was_eligible - {o.pledge_id for o in withdrawable}:
         # Only a pledge locked here can have offered meanwhile: ranking waits for the ranking lock this batch holds.
-        again = await uow.store.open_offers_of([b.business_id for b, _ in closed])
+        again = await uow.store.unanswered_offers_of([b.business_id for b, _ in closed])
         withdrawable = [o for o in again if o.pledge_id in locked]
     was = {i: p.status for i, p in locked.items()}
 
@@ -157,12 +158,12 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
 
 async def _withdraw(business: BusinessView, seen: Sequence[Offer], locked: dict[uuid.UUID, Pledge],
                     uow: FundingUnitOfWork, now: datetime) -> list[uuid.UUID]:  # fmt: skip
-    """Withdraw the business's offered or accepted offers; returns the pledges whose money came back."""
+    """Withdraw the business's unanswered offers; returns the pledges whose money came back."""
     touched = []
     for first_look in seen:
-        # Read again under the pledge lock: a decline may have committed since the first look.
+        # Read again under the pledge lock: a decline or an acceptance may have committed since the first look.
         current = await uow.store.offer(first_look.id, for_update=True)
-        if current is None or current.status not in ("offered", "accepted"):
+        if current is None or current.status != "offered":
             continue
         pledge, withdrawn = offers.release(locked[current.pledge_id], current, "withdrawn", now, "the business closed")
         locked[pledge.id] = pledge

@@ -321,6 +321,14 @@ async def disburse(offer_id: uuid.UUID, body: DisbursementBody, who: Sponsor, ct
     return offer_out(await handlers.disburse_offer(command, _uow(ctx, who, correlation), ctx.deps), who)
 
 
+@router.post("/offers/{offer_id}/withdraw", tags=["offers"], responses=_404_409,
+             summary="Your sponsor will not pay an accepted offer (its business closed, say): the money goes to the "
+             "next in line (FundingWithdrawn)")  # fmt: skip
+async def withdraw(offer_id: uuid.UUID, body: ReasonBody, who: Sponsor, ctx: Ctx, correlation: Correlation) -> OfferOut:
+    command = handlers.WithdrawOffer(offer_id, body.reason, who)
+    return offer_out(await handlers.withdraw_offer(command, _uow(ctx, who, correlation), ctx.deps), who)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Why, and reports
 # ---------------------------------------------------------------------------------------------------------------

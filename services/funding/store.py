@@ -145,8 +145,8 @@ class FundingStore(abc.ABC):
     async def save_offer(self, offer: Offer) -> None: ...
 
     @abc.abstractmethod
-    async def open_offers_of(self, business_ids: Sequence[uuid.UUID]) -> list[Offer]:
-        """Offered or accepted (not yet disbursed) offers of these businesses, by pledge."""
+    async def unanswered_offers_of(self, business_ids: Sequence[uuid.UUID]) -> list[Offer]:
+        """Offered (not yet answered) offers of these businesses, by pledge."""
 
     @abc.abstractmethod
     async def due_offers(self, pledge_id: uuid.UUID, now: datetime) -> list[Offer]: ...

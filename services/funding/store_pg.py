@@ -274,9 +274,9 @@ class PgFundingStore(FundingStore):
             o.id, o.status, o.decided_at, o.reason, o.disbursed_at, o.reference,
         )  # fmt: skip
 
-    async def open_offers_of(self, business_ids: Sequence[uuid.UUID]) -> list[Offer]:
+    async def unanswered_offers_of(self, business_ids: Sequence[uuid.UUID]) -> list[Offer]:
         rows = await self._conn.fetch(
-            "SELECT * FROM offer WHERE business_id = ANY($1::uuid[]) AND status IN ('offered', 'accepted')"
+            "SELECT * FROM offer WHERE business_id = ANY($1::uuid[]) AND status = 'offered'"
             " ORDER BY pledge_id, id",
             list(business_ids),
         )

@@ -152,3 +152,57 @@ async def test_a_youth_food_pledge_in_oebobo_funds_ten_then_the_eleventh_after_a
 
 async def _has(pending) -> bool:  # noqa: ANN001
     return bool(await pending)
+
+
+async def test_an_accepted_offer_outlives_its_business_closing_until_the_sponsor_withdraws_it_for_the_next_in_line(
+        system) -> None:  # fmt: skip
+    officer = system.auth("officer")
+    today = date.today()
+    async with httpx.AsyncClient(timeout=30) as http:
+        sponsor = (await http.post(f"{system.funding.url}/sponsors", json={"name": "BPR Christa Jaya", "kind": "bank"},
+                                   headers=officer)).json()  # fmt: skip
+        as_sponsor = system.auth("sponsor", sponsor["id"])
+        made = await http.post(f"{system.funding.url}/pledges", headers=as_sponsor, json={
+            "sponsor_id": sponsor["id"], "title": "Modal kerja penjahit Kelapa Lima", "instrument": "grant",
+            "total_rupiah": 6_000_000, "amount_mode": "fixed", "amount_per_business_rupiah": 3_000_000,
+            "valid_from": today.isoformat(), "valid_until": (today + timedelta(days=30)).isoformat(),
+            "earmarks": {"kecamatan": ["Kelapa Lima"], "kbli": ["14"], "nib_required": True}})  # fmt: skip
+        assert made.status_code == 201, made.text
+        offers_url = f"{system.funding.url}/pledges/{made.json()['id']}/offers"
+        tailors = [await _register_with_nib(http, system, registration(
+            birth=date(1980 + i, 3, 1), gender="P", name=f"Penjahit Oesapa {i}", kecamatan="Kelapa Lima",
+            kelurahan="Oesapa", kbli_code="14111")) for i in range(3)]  # fmt: skip
+
+        async def offers() -> dict[str, dict]:
+            return {o["business_id"]: o for o in (await http.get(offers_url, headers=as_sponsor)).json()}
+
+        assert await eventually(lambda: _count(offers(), 2), timeout=60), await offers()
+        first, second = list((await offers()).values())
+        accepted = await http.post(f"{system.funding.url}/offers/{first['id']}/accept", headers=officer)
+        assert accepted.status_code == 200, accepted.text
+        closed = await http.post(f"{system.registry.url}/businesses/{first['business_id']}/close",
+                                 json={"reason": "pemilik pindah ke Soe"}, headers=officer)  # fmt: skip
+        assert closed.status_code == 200, closed.text
+
+        async def funding_knows_it_closed() -> bool:
+            view = await http.get(f"{system.funding.url}/businesses/{first['business_id']}", headers=officer)
+            return view.json().get("status") == "closed"
+
+        assert await eventually(funding_knows_it_closed, timeout=60)
+        # The sponsor may have paid already: the accepted offer waits for its payment or its withdrawal.
+        assert (await offers())[first["business_id"]]["status"] == "accepted"
+        withdrawn = await http.post(f"{system.funding.url}/offers/{first['id']}/withdraw",
+                                    json={"reason": "usaha tutup sebelum dana dicairkan"}, headers=as_sponsor)  # fmt: skip
+        assert withdrawn.status_code == 200, withdrawn.text
+        assert (withdrawn.json()["status"], withdrawn.json()["reason"]) == ("withdrawn", "usaha tutup sebelum dana dicairkan")
+
+        now = await offers()
+        [third] = [b for b in tailors if b not in (first["business_id"], second["business_id"])]
+        assert now[third]["status"] == "offered" and now[second["business_id"]]["status"] == "offered"
+        again = await http.post(f"{system.funding.url}/offers/{first['id']}/withdraw",
+                                json={"reason": "sekali lagi"}, headers=as_sponsor)  # fmt: skip
+        assert again.status_code == 409 and again.json()["code"] == "offer_not_accepted"
+
+
+async def _count(pending, n: int) -> bool:  # noqa: ANN001
+    return len(await pending) == n

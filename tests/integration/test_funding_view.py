@@ -106,7 +106,7 @@ async def test_racing_registry_and_training_events_across_two_processes_leave_th
             await asyncio.sleep(2)  # let any last match commit
             open_offers_of_closed = await conn.fetchval(
                 "SELECT count(*) FROM offer o JOIN business_view b USING (business_id)"
-                " WHERE b.status = 'closed' AND o.status IN ('offered', 'accepted')")
+                " WHERE b.status = 'closed' AND o.status = 'offered'")
             assert open_offers_of_closed == 0
             active_without_offer = await conn.fetchval(
                 "SELECT count(*) FROM business_view b WHERE b.status = 'active'"

@@ -353,9 +353,9 @@ class FakeFundingStore(FundingStore):
         self.offers[offer.id] = replace(current, status=offer.status, decided_at=offer.decided_at, reason=offer.reason,
                                         disbursed_at=offer.disbursed_at, reference=offer.reference)  # fmt: skip
 
-    async def open_offers_of(self, business_ids: Sequence[uuid.UUID]) -> list[Offer]:
+    async def unanswered_offers_of(self, business_ids: Sequence[uuid.UUID]) -> list[Offer]:
         wanted = set(business_ids)
-        found = [o for o in self.offers.values() if o.business_id in wanted and o.status in ("offered", "accepted")]
+        found = [o for o in self.offers.values() if o.business_id in wanted and o.status == "offered"]
         return sorted(found, key=lambda o: (o.pledge_id, o.id))
 
     async def due_offers(self, pledge_id: uuid.UUID, now: datetime) -> list[Offer]:

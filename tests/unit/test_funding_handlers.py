@@ -330,7 +330,7 @@ async def test_nib_applications_and_rejections_update_the_view(world, make, stat
     assert (world.store.businesses[business_id].nib_status, world.store.businesses[business_id].version) == (status, 2)
 
 
-async def test_a_closed_business_loses_its_offered_and_accepted_offers_and_the_money_goes_to_the_next_in_line(
+async def test_a_closed_business_loses_its_unanswered_offers_to_the_next_in_line_and_keeps_its_accepted_one(
     world,
 ) -> None:  # fmt: skip
     closing = await world.register(registered_at=START)
@@ -347,24 +347,47 @@ async def test_a_closed_business_loses_its_offered_and_accepted_offers_and_the_m
     uow = await world.consume(business_closed(closing, 2))
 
     # Per pledge (the key of funding's events, so the order consumers see): the withdrawal, then the next in line.
-    for pid in (p1.id, p2.id):
-        assert [(type(e).__name__, e.business_id) for e in uow.committed if e.pledge_id == pid] == [
-            ("FundingWithdrawn", closing), ("FundingMatched", next_in_line),
-        ]  # fmt: skip
-    assert len(uow.committed) == 4
-    assert {e.reason for e in uow.committed if isinstance(e, FundingWithdrawn)} == {"the business closed"}
-    assert world.store.offer_to(p1.id, closing).status == world.store.offer_to(p2.id, closing).status == "withdrawn"
-    assert (
-        world.store.offer_to(p1.id, next_in_line).status
-        == world.store.offer_to(p2.id, next_in_line).status
-        == "offered"
-    )
+    assert [(type(e).__name__, e.business_id) for e in uow.committed] == [
+        ("FundingWithdrawn", closing), ("FundingMatched", next_in_line)]  # fmt: skip
+    assert {e.pledge_id for e in uow.committed} == {p1.id}
+    assert [e.reason for e in uow.committed if isinstance(e, FundingWithdrawn)] == ["the business closed"]
+    assert world.store.offer_to(p1.id, closing).status == "withdrawn"
+    assert world.store.offer_to(p1.id, next_in_line).status == "offered"
+    # The sponsor may have paid already: the accepted offer stays, to be recorded as paid or withdrawn by it.
+    assert world.store.offer_to(p2.id, closing).status == "accepted"
     after_p1, after_p2 = world.store.pledges[p1.id], world.store.pledges[p2.id]
     assert (after_p1.reserved_rupiah, after_p1.status) == (5_000_000, "exhausted")
-    assert (after_p2.reserved_rupiah, after_p2.accepted_rupiah, after_p2.status) == (5_000_000, 0, "exhausted")
+    assert (after_p2.reserved_rupiah, after_p2.accepted_rupiah, after_p2.status) == (0, 5_000_000, "exhausted")
     assert world.store.businesses[closing].status == "closed"
-    assert world.store.businesses[closing].funded_count == 0  # its accepted offer was withdrawn
+    assert world.store.businesses[closing].funded_count == 1
     assert len(world.of_type("PledgeExhausted")) == 2  # one per pledge, from the first matching only
+
+
+async def test_a_sponsor_withdraws_an_accepted_offer_it_will_not_pay_and_the_money_goes_to_the_next_in_line(
+    world,
+) -> None:  # fmt: skip
+    closing = await world.register(registered_at=START)
+    next_in_line = await world.register(registered_at=START + timedelta(days=1))
+    pledge = await world.add_pledge(total_rupiah=5_000_000)
+    await world.match(pledge.id)
+    offer = world.store.offer_to(pledge.id, closing)
+    await handlers.accept_offer(handlers.AcceptOffer(offer.id, OFFICER), world.uow(), world.deps)
+    await world.consume(business_closed(closing, 2))
+    with pytest.raises(Forbidden):
+        await handlers.withdraw_offer(handlers.WithdrawOffer(offer.id, "usaha tutup", OTHER_SPONSOR), world.uow(),
+                                      world.deps)  # fmt: skip
+    uow = world.uow()
+    withdrawn = await handlers.withdraw_offer(handlers.WithdrawOffer(offer.id, " usaha sudah tutup ", SPONSOR), uow,
+                                              world.deps)  # fmt: skip
+
+    assert (withdrawn.status, withdrawn.reason) == ("withdrawn", "usaha sudah tutup")
+    assert [(type(e).__name__, e.business_id) for e in uow.committed] == [
+        ("FundingWithdrawn", closing), ("FundingMatched", next_in_line)]  # fmt: skip
+    after = world.store.pledges[pledge.id]
+    assert (after.accepted_rupiah, after.reserved_rupiah) == (0, 5_000_000)
+    with pytest.raises(Conflict) as again:  # an offer only offered, or withdrawn already, is not the sponsor's to take
+        await handlers.withdraw_offer(handlers.WithdrawOffer(offer.id, "usaha tutup", SPONSOR), world.uow(), world.deps)
+    assert again.value.code == "offer_not_accepted"
 
 
 async def test_a_business_closed_in_a_snapshot_is_withdrawn_too(world) -> None:

@@ -65,8 +65,8 @@ def assert_consistent(world: FundingWorld) -> None:
     for b in store.businesses.values():
         mine = [o for o in store.offers.values() if o.business_id == b.business_id]
         assert b.funded_count == sum(o.status in ("accepted", "disbursed") for o in mine)  # as the view reads it
-        if b.status == "closed":
-            assert not [o for o in mine if o.status in ("offered", "accepted")]
+        if b.status == "closed":  # an accepted offer stays, for its sponsor to pay or withdraw
+            assert not [o for o in mine if o.status == "offered"]
 
 
 def random_form(rng: random.Random, today: date) -> PledgeForm:
@@ -112,7 +112,8 @@ async def test_random_walks_through_the_use_cases_keep_the_money_and_the_offers_
 
         for _ in range(60):
             action = rng.choice(["register", "register", "nib", "training", "close_business", "pledge", "accept",
-                                 "accept", "decline", "disburse", "time", "close_pledge", "intrude"])  # fmt: skip
+                                 "accept", "decline", "disburse", "withdraw", "time", "close_pledge",
+                                 "intrude"])  # fmt: skip
             offers = list(world.store.offers.values())
             businesses = [b for b in world.store.businesses.values() if b.status == "active"]
             try:
@@ -147,6 +148,9 @@ async def test_random_walks_through_the_use_cases_keep_the_money_and_the_offers_
                 elif action == "disburse" and offers:
                     command = handlers.DisburseOffer(rng.choice(offers).id, "TRF", SPONSOR)
                     await handlers.disburse_offer(command, world.uow(), world.deps)
+                elif action == "withdraw" and offers:
+                    command = handlers.WithdrawOffer(rng.choice(offers).id, "usaha tutup", SPONSOR)
+                    await handlers.withdraw_offer(command, world.uow(), world.deps)
                 elif action == "time":
                     world.clock.set(world.clock() + timedelta(days=rng.choice([1, 2, 5, 9])))
                     await handlers.expire_due_offers(world, world.deps)
@@ -164,16 +168,18 @@ async def test_random_walks_through_the_use_cases_keep_the_money_and_the_offers_
             assert_consistent(world)
     # The walks really exercised every use case, many times.
     assert all(done.get(a, 0) >= 10 for a in ("register", "nib", "training", "close_business", "pledge", "accept",
-                                              "decline", "disburse", "time", "close_pledge", "intrude"))  # fmt: skip
+                                              "decline", "disburse", "withdraw", "time", "close_pledge",
+                                              "intrude"))  # fmt: skip
 
 
 async def intrude(world: FundingWorld, rng: random.Random, offers: Sequence[Any]) -> None:
-    """Another sponsor closes or pays out this sponsor's money, or an Alak officer answers for an Oebobo business:
-    refused, and nothing changes."""
+    """Another sponsor closes, pays out or takes back this sponsor's money, or an Alak officer answers for an Oebobo
+    business: refused, and nothing changes."""
     oebobo = [o for o in offers if world.store.rows[o.business_id].kecamatan_code == OEBOBO]
     handler, command = rng.choice([
         (handlers.close_pledge, handlers.ClosePledge(rng.choice(list(world.store.pledges)), "", OTHER_SPONSOR)),
         (handlers.disburse_offer, handlers.DisburseOffer(rng.choice(offers).id, "TRF", OTHER_SPONSOR)),
+        (handlers.withdraw_offer, handlers.WithdrawOffer(rng.choice(offers).id, "bukan punya kami", OTHER_SPONSOR)),
         *([(handlers.accept_offer, handlers.AcceptOffer(rng.choice(oebobo).id, ALAK_OFFICER)),
            (handlers.decline_offer, handlers.DeclineOffer(rng.choice(oebobo).id, "", ALAK_OFFICER))] if oebobo else []),
     ])  # fmt: skip

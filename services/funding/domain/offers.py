@@ -145,6 +145,16 @@ def decline(pledge: Pledge, offer: Offer, reason: str, now: datetime) -> tuple[P
     return release(pledge, offer, "declined", now, reason.strip() or "declined by the business")
 
 
+def withdraw_accepted(pledge: Pledge, offer: Offer, reason: str, now: datetime) -> tuple[Pledge, Offer]:
+    """The sponsor will not pay an accepted offer (its business closed, say): the money goes back to the pledge."""
+    if offer.status != "accepted":
+        raise Conflict(f"offer {offer.id} is {offer.status}; only an accepted offer not yet paid is withdrawn by its "
+                       "sponsor", "offer_not_accepted", {"offer_status": offer.status})  # fmt: skip
+    if not reason.strip():
+        raise InvalidInput.one("reason", "reason.missing", "say why the sponsor will not pay it")
+    return release(pledge, offer, "withdrawn", now, reason.strip())
+
+
 def lapsed(offer: Offer, now: datetime) -> bool:
     """Unanswered past its expiry: expired, whether or not the sweep has reached it yet."""
     return offer.status == "offered" and now >= offer.expires_at
