@@ -75,6 +75,8 @@ async def test_sponsors_and_officers_act_only_for_what_their_token_names_and_eve
                                                                   headers=as_bri),
             "BRI closes Bank NTT's pledge": await http.post(f"{funding}/pledges/{pledge_id}/close",
                                                             json={"reason": "bukan punya kami"}, headers=as_bri),
+            "BRI withdraws Bank NTT's offer": await http.post(f"{funding}/offers/{offer_id}/withdraw",
+                                                              json={"reason": "bukan punya kami"}, headers=as_bri),
             "an Alak officer accepts for an Oebobo business": await http.post(f"{funding}/offers/{offer_id}/accept",
                                                                              headers=alak_officer),
             "a sponsor accepts on the business's behalf": await http.post(f"{funding}/offers/{offer_id}/accept",
