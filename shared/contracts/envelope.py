@@ -22,7 +22,10 @@ def _utc(value: datetime) -> datetime:
     # Checking the offset first skips a slow conversion for the common case of a time already in UTC.
     if value.utcoffset() == _ZERO:
         return value if value.tzinfo is UTC else value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-01:00: a ValueError is what pydantic reports as the field's error
+        raise ValueError(f"{value.isoformat()} is past the ends of the calendar in UTC") from None
 
 
 _ZERO = timedelta(0)

@@ -164,7 +164,7 @@ def _named_type(record: Record) -> str | None:
     for key, value in record.headers:
         if key == "event_type":
             try:
-                return value.decode()
+                return value.decode() if value is not None else None
             except UnicodeDecodeError:
                 return None
     return None
@@ -224,7 +224,9 @@ class EventConsumer:
                     continue
                 replayed = bool(ends) and record.offset < ends.get((record.topic, record.partition), -1)
                 work.append(_Item(i, record, envelope, self._catalog.decode(envelope), replayed))
-            except ContractError as exc:
+            except Exception as exc:  # noqa: BLE001 - reading a record does no I/O: whatever fails is the record's
+                # and fails the same way every time, so it is dead-lettered (and re-driven once the code reads it);
+                # escaping, it was redelivered at once, for ever, and held up its partition.
                 letters.append(_Letter(i, record, exc, 1))
         await self._apply_all(work, outcomes, letters, self._clock() + self._policy.retry_window)
         for letter in sorted(letters, key=lambda letter: letter.index):

@@ -32,7 +32,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = field(default=())
+    headers: tuple[tuple[str, bytes | None], ...] = field(default=())
 
     @classmethod
     def from_kafka(cls, record: object) -> Record:

@@ -55,14 +55,17 @@ class Consumers:
 
 
 async def _tolerant_parser(message: Any, original: Any) -> Any:
-    """FastStream decodes headers as UTF-8 before any handler runs; a record with binary headers would
-    otherwise fail forever before reaching the dead-letter logic. The original records are kept for the DLQ."""
+    """FastStream decodes headers as UTF-8 before any handler runs; a record with binary headers, or a header with
+    no value (Kafka allows one), would otherwise fail the batch before reaching the dead-letter logic: FastStream
+    then neither acks nor redelivers it, and the next batch's commit goes past it. The original records are kept
+    for the consumer and the DLQ."""
     try:
         return await original(message)
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, AttributeError):
         records = message if isinstance(message, tuple) else (message,)
         readable = tuple(
-            dataclasses.replace(r, headers=[(k, v.decode("utf-8", errors="replace").encode()) for k, v in r.headers])
+            dataclasses.replace(r, headers=[(k, (v or b"").decode("utf-8", errors="replace").encode())
+                                            for k, v in r.headers])  # fmt: skip
             for r in records
         )
         parsed = await original(readable if isinstance(message, tuple) else readable[0])

@@ -56,7 +56,7 @@ class Harness:
             await self._broker.stop()
             self._broker = None
 
-    async def send(self, value: bytes, key: str = "k", headers: list[tuple[str, bytes]] | None = None) -> None:
+    async def send(self, value: bytes, key: str = "k", headers: list[tuple[str, bytes | None]] | None = None) -> None:
         await self.producer.send_and_wait(self.topic, value=value, key=key.encode(), headers=headers)
 
     def handled(self, outcome: str) -> float:
@@ -108,6 +108,33 @@ async def test_a_record_with_headers_that_are_not_text_is_dead_lettered_not_stuc
     await harness.start()
     assert await eventually(lambda: harness.handled("processed") == 2)
     assert await harness.effects() == [1, 2]  # the event itself is fine: only its header was not text
+
+
+async def test_a_record_with_a_header_without_a_value_is_applied_and_nothing_after_it_is_skipped(harness):
+    # Kafka allows a header with no value; FastStream decoded it as text and failed the whole batch, which was then
+    # neither applied nor redelivered: the next batch's commit went past it.
+    await harness.send(ticked("k", 1).to_json_bytes(), headers=[("event_type", None), ("trace", None)])
+    await harness.send(ticked("k", 2).to_json_bytes())
+    await harness.start()
+    assert await eventually(lambda: harness.handled("processed") == 2)
+    await harness.send(b"{not an event", headers=[("trace", None)])  # dead-lettered as it came, header and all
+    await harness.send(ticked("k", 3).to_json_bytes())
+    assert await eventually(lambda: harness.handled("processed") == 3)
+    assert await harness.effects() == [1, 2, 3]
+    [dead] = await read_topic(harness.bootstrap, f"{harness.topic}.dlq", expect=1)
+    assert dead.value == b"{not an event" and ("trace", None) in dead.headers
+
+
+@pytest.mark.parametrize("occurred_at", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+async def test_an_event_dated_past_the_calendars_ends_is_dead_lettered_and_the_partition_moves_on(harness, occurred_at):
+    envelope = json.loads(ticked("k", 1).to_json_bytes())
+    await harness.send(json.dumps({**envelope, "occurred_at": occurred_at}).encode())
+    await harness.send(ticked("k", 2).to_json_bytes())
+    await harness.start()
+    assert await eventually(lambda: harness.handled("processed") == 1)
+    assert await harness.effects() == [2]
+    [dead] = await read_topic(harness.bootstrap, f"{harness.topic}.dlq", expect=1)
+    assert occurred_at.encode() in dead.value
 
 
 async def test_a_batch_with_one_failing_record_applies_the_others_and_dead_letters_only_that_one(harness):
