@@ -80,10 +80,33 @@ class KafkaDeadLetters(DeadLetters):
         except MessageSizeTooLargeError:
             # A record near the size limit (another system's, on a partner topic) with our headers added: kept cut
             # short, with its size and digest, rather than refused for ever and holding its partition.
-            value = record.value or b""
-            await self._producer.send_and_wait(dlq(record.topic), value=value[:MAX_EVENT_BYTES], key=record.key,
-                                               headers=[*headers, ("dlq.value_truncated_from", str(len(value)).encode()),
-                                                        ("dlq.value_sha256", hashlib.sha256(value).hexdigest().encode())])  # fmt: skip
+            value, key, headers = _cut_to_fit(record, headers)
+            await self._producer.send_and_wait(dlq(record.topic), value=value, key=key, headers=headers)
+
+
+_KEPT_KEY_BYTES = 1024
+_KEPT_HEADER_BYTES = 8 * 1024
+
+
+def _cut_to_fit(record: Record, headers: list[tuple[str, bytes | None]]) -> tuple[bytes, bytes | None, list]:
+    """The record's dead-letter copy within a request: its value cut to MAX_EVENT_BYTES, a key over 1 KiB given as
+    its digest, and its own headers left out if they take over 8 KiB; each cut said, with the size and digest of what
+    was cut, in dlq.* headers. The rest of the request is room for the dlq.* headers themselves."""
+    value, key = record.value or b"", record.key
+    said: list[tuple[str, bytes | None]] = []
+    if len(value) > MAX_EVENT_BYTES:
+        said += [("dlq.value_truncated_from", str(len(value)).encode()),
+                 ("dlq.value_sha256", hashlib.sha256(value).hexdigest().encode())]  # fmt: skip
+        value = value[:MAX_EVENT_BYTES]
+    if key is not None and len(key) > _KEPT_KEY_BYTES:
+        said += [("dlq.key_truncated_from", str(len(key)).encode()),
+                 ("dlq.key_sha256", hashlib.sha256(key).hexdigest().encode())]  # fmt: skip
+        key = hashlib.sha256(key).hexdigest().encode()
+    theirs = [(k, v) for k, v in headers if not k.startswith("dlq.")]
+    if sum(len(k.encode()) + len(v or b"") for k, v in theirs) > _KEPT_HEADER_BYTES:
+        said.append(("dlq.headers_dropped", str(len(theirs)).encode()))
+        headers = [(k, v) for k, v in headers if k.startswith("dlq.")]
+    return value, key, [*headers, *said]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -170,14 +193,29 @@ async def read_dead_letters(kafka: KafkaAccess | str, topic: str, *, patience: f
         await consumer.stop()
 
 
+def _cuts(letter: DeadLetter) -> list[str]:
+    """What was cut from the record when it was dead-lettered, said for an operator."""
+    h = letter.headers
+    cuts = []
+    if "dlq.value_truncated_from" in h:
+        cuts.append(f"was {h['dlq.value_truncated_from']} bytes (sha256 {h.get('dlq.value_sha256', '?')}), of which "
+                    f"{len(letter.value or b''):,} were kept")  # fmt: skip
+    if "dlq.key_truncated_from" in h:
+        cuts.append(f"had a key of {h['dlq.key_truncated_from']} bytes (sha256 {h.get('dlq.key_sha256', '?')})")
+    if "dlq.headers_dropped" in h:
+        cuts.append(f"lost its {h['dlq.headers_dropped']} header(s)")
+    return cuts
+
+
 async def redrive(kafka: KafkaAccess | str, letters: list[DeadLetter]) -> int:
     """Publish each dead letter's original record again to its original topic, with its key, value and event id,
     plus a header saying it was re-driven. Returns how many were re-driven.
 
-    A letter whose value was cut short when it was dead-lettered (dlq.value_truncated_from) is not sent: it would go
-    out as a broken event, and only its producer still has it whole. The others are sent all the same (a re-drive is
-    absorbed by whoever applied it already), then ValueError says which were not, and why."""
-    whole = [d for d in letters if "dlq.value_truncated_from" not in d.headers]
+    A letter cut short when it was dead-lettered (its value, its key or its own headers: `_cut_to_fit`) is not sent:
+    it would go out as a broken event, or to another partition, and only its producer still has it whole. The others
+    are sent all the same (a re-drive is absorbed by whoever applied it already), then ValueError says which were
+    not, and why."""
+    whole = [d for d in letters if not _cuts(d)]
     if whole:
         producer = safe_producer(kafka, "berdaya-redrive")
         await producer.start()
@@ -188,11 +226,9 @@ async def redrive(kafka: KafkaAccess | str, letters: list[DeadLetter]) -> int:
                 await producer.send_and_wait(letter.original_topic, value=letter.value, key=letter.key, headers=headers)
         finally:
             await producer.stop()
-    cut_short = [d for d in letters if "dlq.value_truncated_from" in d.headers]
+    cut_short = [d for d in letters if _cuts(d)]
     if cut_short:
-        said = "; ".join(f"{d.dlq_topic} {d.partition}:{d.offset} was {d.headers['dlq.value_truncated_from']} bytes "
-                         f"(sha256 {d.headers.get('dlq.value_sha256', '?')}), of which "
-                         f"{len(d.value or b''):,} were kept" for d in cut_short)  # fmt: skip
+        said = "; ".join(f"{d.dlq_topic} {d.partition}:{d.offset} {', '.join(_cuts(d))}" for d in cut_short)
         raise ValueError(f"{len(whole)} of {len(letters)} dead letter(s) re-driven; {len(cut_short)} not, as each was "
                          f"cut short when it was dead-lettered: {said}. The producer must send each such event again")
     return len(whole)

@@ -215,6 +215,38 @@ async def test_a_record_too_large_to_dead_letter_whole_is_dead_lettered_cut_shor
         await db.close()
 
 
+@pytest.mark.parametrize("where", ["key", "headers"])
+async def test_a_record_whose_key_or_headers_fill_it_is_dead_lettered_without_them_and_the_partition_moves_on(
+    infra, database_url, where
+):
+    topic = await new_topic(infra.kafka, partitions=1)
+    db = await prepare(database_url)
+    metrics, producer = MessagingMetrics(CollectorRegistry()), safe_producer(infra.kafka, "t")
+    await producer.start()
+    broker = await consume(infra.kafka, topic, db, KafkaDeadLetters(producer), metrics)
+    try:
+        # Another system's record whose key (or headers) take all but a few bytes of a request: cutting its value
+        # short left its dead-letter copy over the limit, and the partition stopped for good.
+        key = b"k" * 1_048_300 if where == "key" else b"k"
+        headers = [(f"h{i}", b"v" * 1000) for i in range(1040)] if where == "headers" else []
+        value = b"x" if where == "key" else b"x" * 1200
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+        await producer.send_and_wait(topic, ticked("k", 1).to_json_bytes(), key=b"k")
+
+        [dead] = await read_topic(infra.kafka, f"{topic}.dlq", expect=1, timeout=60)
+        kept = dict(dead.headers)
+        assert dead.value == value and kept["dlq.original_offset"] == b"0"
+        if where == "key":
+            assert kept["dlq.key_sha256"] == hashlib.sha256(key).hexdigest().encode() and len(dead.key) <= 1024
+        else:
+            assert kept["dlq.headers_dropped"] == b"1040" and not any(k.startswith("h") for k in kept)
+        assert await eventually(lambda: _effects(db, 1), timeout=60)  # the record behind it was applied
+    finally:
+        await broker.stop()
+        await producer.stop()
+        await db.close()
+
+
 async def test_an_oversized_event_holds_back_only_its_own_aggregate_and_operators_see_it(infra, database_url):
     topic = await new_topic(infra.kafka, partitions=2)
     db = await prepare(database_url)

@@ -160,6 +160,19 @@ async def test_a_dead_letter_cut_short_is_not_redriven_and_the_error_says_so_wit
     assert "producer must send each such event again" in said
 
 
+async def test_a_dead_letter_whose_key_or_headers_were_cut_is_not_redriven_either(producer: FakeProducer) -> None:
+    keyed = DeadLetter("partner.bri.outcomes.v1.dlq", 0, 10, b"9f86", b"{}",
+                       {"dlq.original_topic": "partner.bri.outcomes.v1", "dlq.key_truncated_from": "1048300",
+                        "dlq.key_sha256": "9f86"})  # fmt: skip
+    bare = DeadLetter("partner.bri.outcomes.v1.dlq", 0, 11, b"k", b"{}",
+                      {"dlq.original_topic": "partner.bri.outcomes.v1", "dlq.headers_dropped": "1040"})  # fmt: skip
+    with pytest.raises(ValueError) as refused:
+        await dead_letters.redrive("127.0.0.1:1", [keyed, bare])
+    assert producer.sent == []
+    said = str(refused.value)
+    assert "0:10 had a key of 1048300 bytes (sha256 9f86)" in said and "0:11 lost its 1040 header(s)" in said
+
+
 async def test_the_whole_dead_letters_beside_one_cut_short_are_redriven_all_the_same(producer: FakeProducer) -> None:
     whole = [letter(b"first", {"dlq.consumer": "notifier", "event_id": "e1"}),
              DeadLetter("registry.business.v1.dlq", 0, 43, b"business-key", b"second", {})]  # fmt: skip
