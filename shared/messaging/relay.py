@@ -68,6 +68,8 @@ _BATCH_SETTINGS = (
 _ROUND_BATCHES = 16
 _IN_FLIGHT = 4  # batches handed to the producer and not yet marked
 _ROUND_SECONDS = 1.0
+# How long a topic's partitions are looked up: longer, and a round for a topic Kafka does not have outlasts its lease.
+_TOPIC_LOOKUP_SECONDS = 2.0
 
 # Published: the row stays in the outbox for its retention, and waits no more.
 _MARK_PUBLISHED = "DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])"
@@ -349,7 +351,13 @@ class OutboxRelay:
                 continue
             if row.topic not in partitions:
                 try:
-                    partitions[row.topic] = sorted(await producer.partitions_for(row.topic))
+                    # Bounded: for a topic it does not have, aiokafka waits its whole request timeout (30 s), past
+                    # the round's lease, and the round rolled back with every other row in it, round after round.
+                    found = await asyncio.wait_for(producer.partitions_for(row.topic), _TOPIC_LOOKUP_SECONDS)
+                    partitions[row.topic] = sorted(found)
+                except TimeoutError:
+                    partitions[row.topic] = RelayError(f"Kafka has no topic {row.topic} (no partitions known within "
+                                                       f"{_TOPIC_LOOKUP_SECONDS:.0f} s); make it, and the row goes")
                 except Exception as exc:  # noqa: BLE001 - a topic Kafka doesn't know fails its rows only
                     partitions[row.topic] = exc
             known = partitions[row.topic]

@@ -183,3 +183,28 @@ async def _consume(bootstrap: KafkaAccess | str, topic: str, db, metrics: Messag
     finally:
         await broker.stop()
         await producer.stop()
+
+
+async def test_a_row_for_a_topic_kafka_does_not_have_fails_alone_and_the_rest_of_the_outbox_goes(infra, database_url):
+    # A partner recorded in the registry but never given its topics: the lookup of the topic waited for Kafka's
+    # request timeout, past the round's lease, and every round rolled back, so nothing else was published either.
+    topic, missing = await new_topic(infra.kafka, partitions=1), f"test.never-made-{random.randrange(10**9)}.v1"
+    db = await prepare(database_url)
+    async with db.acquire() as conn, conn.transaction():
+        await add_to_outbox(conn, [ticked("partner", 1)], route=lambda _: missing)
+        await add_to_outbox(conn, [ticked(f"k{i}", 1) for i in range(5)], route=lambda _: topic)
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay(db, database_url, infra.kafka).run(stop))
+    try:
+        records = await read_topic(infra.kafka, topic, expect=5, timeout=20)
+        assert len(records) == 5
+
+        async def failed_alone() -> bool:
+            rows = await db.fetch("SELECT attempts, last_error FROM outbox_pending")
+            return len(rows) == 1 and rows[0]["attempts"] >= 1 and bool(rows[0]["last_error"])
+
+        assert await eventually(failed_alone, timeout=20)
+    finally:
+        stop.set()
+        await running
+        await db.close()
