@@ -40,6 +40,7 @@ from shared.unit_of_work import Cause
 @dataclass(frozen=True)
 class RegisterSponsor:
     form: SponsorForm
+    by: Principal
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,11 @@ async def _settle(changed: dict[uuid.UUID, Cause], uow: FundingUnitOfWork, deps:
 
 
 async def register_sponsor(cmd: RegisterSponsor, uow: FundingUnitOfWork, deps: Deps) -> uuid.UUID:
+    """Recorded by the programme office (a city-wide officer, or an admin): a sponsor's name is taken once, and an
+    officer of one kecamatan recording "Bank NTT" first would keep the bank itself out."""
+    if cmd.by.limited_to_kecamatan and "admin" not in cmd.by.roles:
+        raise Forbidden("sponsors are recorded by the programme office, for the whole city; your token acts in "
+                        f"kecamatan {', '.join(sorted(cmd.by.kecamatan_codes))} only: ask a city-wide officer")  # fmt: skip
     sponsor_id = deps.new_id()
     async with uow:
         existing = await uow.store.add_sponsor(sponsor_id, cmd.form.name, cmd.form.kind, deps.clock())

@@ -213,7 +213,7 @@ def _rows(rows: list[GroupRow] | list[StateRow] | list[OutcomeRow], model: type[
 @router.post("/sponsors", status_code=201, tags=["sponsors"], responses={409: PROBLEM_RESPONSES[409]},
              summary="Record a sponsor (the programme office does; its officers then get tokens naming it)")
 async def add_sponsor(form: SponsorForm, who: Officer, ctx: Ctx, correlation: Correlation) -> SponsorOut:
-    sponsor_id = await handlers.register_sponsor(handlers.RegisterSponsor(form), _uow(ctx, who, correlation), ctx.deps)
+    sponsor_id = await handlers.register_sponsor(handlers.RegisterSponsor(form, who), _uow(ctx, who, correlation), ctx.deps)
     return SponsorOut(id=sponsor_id, name=form.name, kind=form.kind)
 
 

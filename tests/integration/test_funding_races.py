@@ -43,7 +43,7 @@ def joined(conn: asyncpg.Connection) -> PgFundingUnitOfWork:
 async def a_pledge_not_ranked_yet(conn: asyncpg.Connection, total_rupiah: int = 10_000_000) -> CSRPledged:
     async with conn.transaction():
         sponsor_id = await handlers.register_sponsor(
-            handlers.RegisterSponsor(SponsorForm(name="Bank NTT", kind="bank")), joined(conn), DEPS)  # fmt: skip
+            handlers.RegisterSponsor(SponsorForm(name="Bank NTT", kind="bank"), OFFICER), joined(conn), DEPS)  # fmt: skip
     today = date.today()
     form = PledgeForm.model_validate({
         "sponsor_id": str(sponsor_id), "title": "untuk semua ber-NIB", "instrument": "grant",

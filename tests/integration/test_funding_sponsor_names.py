@@ -13,6 +13,7 @@ from services.funding import handlers
 from services.funding.domain.pledges import SponsorForm
 from services.funding.matching import Deps
 from services.funding.store_pg import PgFundingUnitOfWork
+from shared.auth import Principal
 from shared.db import load_migrations, migrate
 from shared.errors import Conflict
 from shared.messaging.consumer import BatchTransaction
@@ -23,6 +24,8 @@ from tests.support import drop_database, fresh_database
 
 pytestmark = pytest.mark.integration
 
+PROGRAMME_OFFICE = Principal("it-officer", frozenset({"officer"}))
+
 PUBLISHER: Publisher[object] = Publisher("funding", lambda _: [], lambda _: "none")
 DEPS = Deps(wilayah=kota_kupang(), clock=lambda: datetime.now(UTC))
 
@@ -32,7 +35,7 @@ def registering(conn: asyncpg.Connection, name: str, outcomes: list[object]):  #
         uow = PgFundingUnitOfWork(BatchTransaction(conn), PUBLISHER, Cause.timer("test"))
         try:
             outcomes.append(await handlers.register_sponsor(
-                handlers.RegisterSponsor(SponsorForm(name=name, kind="bank")), uow, DEPS))  # fmt: skip
+                handlers.RegisterSponsor(SponsorForm(name=name, kind="bank"), PROGRAMME_OFFICE), uow, DEPS))  # fmt: skip
         except Conflict as refused:
             outcomes.append(refused)
 

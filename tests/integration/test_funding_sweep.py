@@ -31,6 +31,8 @@ from tests.unit.fakes import FixedClock
 
 pytestmark = pytest.mark.integration
 
+PROGRAMME_OFFICE = Principal("it-officer", frozenset({"officer"}))
+
 PUBLISHER: Publisher[object] = Publisher("funding", lambda _: [], lambda _: "none")
 
 
@@ -54,7 +56,7 @@ def unit_of_work(db: Database):  # noqa: ANN201 - the sweep's factory of units o
 
 async def a_pledge_asking_readiness(db: Database, deps: Deps, min_readiness: int) -> CSRPledged:
     sponsor_id = await handlers.register_sponsor(
-        handlers.RegisterSponsor(SponsorForm(name="Bank NTT", kind="bank")), unit_of_work(db)(), deps)  # fmt: skip
+        handlers.RegisterSponsor(SponsorForm(name="Bank NTT", kind="bank"), PROGRAMME_OFFICE), unit_of_work(db)(), deps)  # fmt: skip
     today = today_in_kupang(deps.clock())
     form = PledgeForm.model_validate({
         "sponsor_id": str(sponsor_id), "title": "untuk usaha yang siap", "instrument": "grant",

@@ -97,16 +97,24 @@ def pledge_form(**overrides: Any) -> PledgeForm:
 async def test_registering_a_sponsor_twice_under_the_same_name_is_a_conflict_naming_the_first() -> None:
     world = FundingWorld()
     first = await handlers.register_sponsor(
-        handlers.RegisterSponsor(SponsorForm(name="Bank NTT", kind="bank")), world.uow(), world.deps
+        handlers.RegisterSponsor(SponsorForm(name="Bank NTT", kind="bank"), OFFICER), world.uow(), world.deps
     )
 
     for again in ("bank ntt", "Bank\u200b NTT", " Bank  NTT\ufeff"):  # in another case, or with what no one sees
         with pytest.raises(Conflict) as exc:
             await handlers.register_sponsor(
-                handlers.RegisterSponsor(SponsorForm(name=again, kind="state_owned")), world.uow(), world.deps
+                handlers.RegisterSponsor(SponsorForm(name=again, kind="state_owned"), OFFICER), world.uow(), world.deps
             )
         assert (exc.value.code, exc.value.details) == ("sponsor_exists", {"existing_sponsor_id": str(first)})
     assert world.store.sponsors == {first: ("Bank NTT", "bank")}
+
+
+async def test_an_officer_of_one_kecamatan_may_not_record_a_sponsor_and_so_take_its_name() -> None:
+    world = FundingWorld()
+    with pytest.raises(Forbidden):
+        await handlers.register_sponsor(handlers.RegisterSponsor(SponsorForm(name="Bank NTT", kind="bank"),
+                                                                 ALAK_OFFICER), world.uow(), world.deps)  # fmt: skip
+    assert world.store.sponsors == {}
 
 
 async def test_making_a_pledge_stores_it_publishes_csr_pledged_and_commits(world) -> None:
