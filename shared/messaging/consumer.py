@@ -71,6 +71,10 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+# How long the database has to answer `SELECT 1` for a timeout to be the record's.
+_PROBE_SECONDS = 2.0
+
+
 def classify(error: BaseException) -> Failure:
     """Whose fault a failure is. A handler timeout (asyncio's, or the server's statement_timeout) is the
     record's: a record that always times out must not block its partition forever."""
@@ -302,7 +306,7 @@ class EventConsumer:
             try:
                 applied = await self._once(work)
             except Exception as exc:
-                if classify(exc) is Failure.RECORD:
+                if await self._whose(exc) is Failure.RECORD:
                     raise _RecordFailure(exc) from exc
                 self._metrics.transient_failures.labels(self.name).inc()
                 if self._clock() + delay > deadline:
@@ -317,6 +321,24 @@ class EventConsumer:
                 continue
             outcomes.update(applied)
             return
+
+    async def _whose(self, error: BaseException) -> Failure:
+        """`classify`, but a timeout while the database does not answer a trivial query at once is the database's
+        (a stalled network, a commit waiting on a replica): healthy records were dead-lettered, to be re-driven out
+        of order."""
+        whose = classify(error)
+        if whose is Failure.RECORD and isinstance(error, TimeoutError) and not await self._database_answers():
+            return Failure.TRANSIENT
+        return whose
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with asyncio.timeout(_PROBE_SECONDS):
+                async with self._db.acquire() as conn:
+                    await conn.fetchval("SELECT 1")
+        except Exception:  # noqa: BLE001 - not answering, whatever the reason
+            return False
+        return True
 
     async def _once(self, work: list[_Item]) -> dict[int, Outcome]:
         async with self._db.acquire() as conn:

@@ -412,10 +412,14 @@ class InMemoryInboxConsumer(EventConsumer):
 
     def __init__(self, *, outages: Sequence[BaseException] = (), **kwargs: Any) -> None:
         super().__init__(db=None, **kwargs)  # type: ignore[arg-type]
+        self.database_answers = True  # whether `SELECT 1` comes back at once, asked after a timeout
         self.inbox: set[uuid.UUID] = set()
         self.outages = list(outages)
         self.transactions = 0
         self.commits = 0
+
+    async def _database_answers(self) -> bool:
+        return self.database_answers
 
     async def _once(self, work: list[Any]) -> dict[int, Outcome]:
         self.transactions += 1

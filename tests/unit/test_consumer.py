@@ -475,6 +475,21 @@ async def test_a_handler_that_always_times_out_is_dead_lettered_after_max_attemp
     assert sample(metrics, "berdaya_consumer_transient_failures_total") == 0
 
 
+async def test_a_timeout_while_the_database_does_not_answer_is_the_database_s_and_nothing_is_dead_lettered() -> None:
+    dead_letters, sleep, apply, metrics = FakeDeadLetters(), RecordingSleep(), ScriptedApply(), new_metrics()
+    policy = RetryPolicy(transient_backoff=0.5, transient_max_backoff=10.0, transient_budget=5.0)
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep, metrics=metrics, policy=policy)
+    consumer.database_answers = False  # a stalled network to PostgreSQL: every statement times out
+    stalled = record()
+    apply.always_fails(event_id(stalled), lambda n: TimeoutError())
+
+    with pytest.raises(TransientFailure):
+        await consumer.handle_batch([stalled, record()])
+
+    assert dead_letters.sent == [] and consumed(metrics, "dead_lettered") == 0  # the batch is redelivered instead
+    assert sample(metrics, "berdaya_consumer_transient_failures_total") > 0
+
+
 async def test_a_handler_running_past_the_handler_timeout_is_cut_off_and_dead_lettered() -> None:
     dead_letters, apply = FakeDeadLetters(), ScriptedApply()
     stuck = record()
