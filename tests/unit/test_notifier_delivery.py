@@ -103,6 +103,25 @@ def matched(**overrides: Any) -> FundingMatched:
     return FundingMatched(**{**values, **overrides})
 
 
+def registered(**overrides: Any) -> BusinessRegistered:
+    values: dict[str, Any] = dict(
+        business_id=BUSINESS, business_version=1, business_name="Sei Sapi Ibu Maria", kbli_code="10130",
+        kbli_version=2020, kecamatan="Oebobo", kecamatan_code="53.71.04", kecamatan_bps="5371030",
+        kelurahan="Fatululi", kelurahan_code="53.71.04.1011", scale="micro", scale_basis="annual_sales",
+        annual_sales_rupiah=50_000_000, youth_owned=False, women_owned=True, nib_status="none", nib=None,
+        contact_phone=PHONE, status="active", registered_at=MORNING, source="officer",
+    )  # fmt: skip
+    return BusinessRegistered(**{**values, **overrides})
+
+
+def number_changed(phone: str, version: int = 2) -> BusinessUpdated:
+    values = registered(contact_phone=phone, business_version=version).model_dump(exclude={"source"})
+    return BusinessUpdated(**values, changed_fields=("contact_phone",))
+
+
+NEW_PHONE = "+6281299990000"
+
+
 def deliveries(store: FakeNotifierStore, template: str) -> list:
     ids = {m.id for m in store.messages if m.template == template}
     return [d for d in store.deliveries.values() if d.message_id in ids]
@@ -195,36 +214,10 @@ async def test_a_message_waiting_for_its_owners_contact_is_planned_when_the_cont
     await deliver(handlers.halal_stalled, stalled, store, deps)
     assert deliveries(store, "halal_stalled") == [] and store.status_of(message(store, "halal_stalled")) == "waiting"
 
-    registered = BusinessRegistered(
-        business_id=BUSINESS, business_version=1, business_name="Sei Sapi Ibu Maria", kbli_code="10130",
-        kbli_version=2020, kecamatan="Oebobo", kecamatan_code="53.71.04", kecamatan_bps="5371030",
-        kelurahan="Fatululi", kelurahan_code="53.71.04.1011", scale="micro", scale_basis="annual_sales",
-        annual_sales_rupiah=50_000_000, youth_owned=False, women_owned=True, nib_status="none", nib=None,
-        contact_phone=PHONE, status="active", registered_at=MORNING, source="officer",
-    )  # fmt: skip
-    await deliver(handlers.welcome, registered, store, deps)
+    await deliver(handlers.welcome, registered(), store, deps)
 
     [planned] = deliveries(store, "halal_stalled")
     assert (planned.channel, planned.recipient, planned.status) == (WHATSAPP, PHONE, "queued")
-
-
-def registered(**overrides: Any) -> BusinessRegistered:
-    values: dict[str, Any] = dict(
-        business_id=BUSINESS, business_version=1, business_name="Sei Sapi Ibu Maria", kbli_code="10130",
-        kbli_version=2020, kecamatan="Oebobo", kecamatan_code="53.71.04", kecamatan_bps="5371030",
-        kelurahan="Fatululi", kelurahan_code="53.71.04.1011", scale="micro", scale_basis="annual_sales",
-        annual_sales_rupiah=50_000_000, youth_owned=False, women_owned=True, nib_status="none", nib=None,
-        contact_phone=PHONE, status="active", registered_at=MORNING, source="officer",
-    )  # fmt: skip
-    return BusinessRegistered(**{**values, **overrides})
-
-
-def number_changed(phone: str, version: int = 2) -> BusinessUpdated:
-    values = registered(contact_phone=phone, business_version=version).model_dump(exclude={"source"})
-    return BusinessUpdated(**values, changed_fields=("contact_phone",))
-
-
-NEW_PHONE = "+6281299990000"
 
 
 async def test_messages_still_queued_to_a_number_the_owner_gave_up_go_to_the_new_number_instead() -> None:
