@@ -134,10 +134,11 @@ async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> In
         preference = await uow.store.preference_to_change(reply.phone) or Preference(reply.phone)
         said = min(reply.written_at, now) if reply.written_at is not None else None
         latest = await uow.store.latest_consent_at(reply.phone)
-        if said is not None and latest is not None and said < latest:
-            # Written before the number's latest STOP or MULAI and arriving after it (a gateway's retry, a webhook
-            # held up): the owner's latest answer stands, and nothing is confirmed.
-            log.info("a %s %s written before the number's latest change was not applied", reply.channel, intent)
+        if intent == "start" and said is not None and latest is not None and said < latest:
+            # Written before the number's latest STOP (or an officer's change) and arriving after it (a gateway's
+            # retry, a webhook held up): the owner's latest answer stands, and nothing is confirmed. A late STOP is
+            # applied all the same: opting out is the owner's to ask at any time, and MULAI undoes it.
+            log.info("a %s MULAI written before the number's latest change was not applied", reply.channel)
             return intent
         template, body = (("opted_out", texts.opted_out_text()) if intent == "stop"
                           else ("opted_in", texts.opted_in_text()))  # fmt: skip

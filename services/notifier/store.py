@@ -193,7 +193,8 @@ class NotifierStore(abc.ABC):
 
     @abc.abstractmethod
     async def latest_consent_at(self, phone: str) -> datetime | None:
-        """When the number's latest STOP or MULAI was said: written, where the gateway told it, else received."""
+        """When the number's latest STOP, MULAI or officer's change was said: written, where the gateway told it, else
+        received."""
 
     # --- directories -----------------------------------------------------------------------------------------
 

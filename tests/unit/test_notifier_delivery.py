@@ -368,6 +368,19 @@ async def test_a_mulai_written_before_the_owners_stop_and_arriving_after_it_chan
     assert [m.template for m in store.messages] == ["opted_out"]
 
 
+async def test_a_stop_held_up_until_after_the_owners_later_mulai_is_applied_all_the_same() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(), new_deps(clock)
+    mulai = Reply(WHATSAPP, PHONE, "MULAI", uuid.uuid4(), written_at=MORNING - timedelta(minutes=5))
+    await owner_replied(mulai, FakeNotifierUnitOfWork(store), deps)
+    clock.set(MORNING + timedelta(minutes=30))
+
+    late = Reply(WHATSAPP, PHONE, "STOP", uuid.uuid4(), written_at=MORNING - timedelta(minutes=30))
+    assert await owner_replied(late, FakeNotifierUnitOfWork(store), deps) == "stop"
+
+    assert store.preferences[PHONE].opted_out  # opting out is never held against the owner: MULAI undoes it
+
+
 async def test_a_reply_written_after_the_latest_change_applies_and_one_dated_in_the_future_counts_from_now() -> None:
     clock = FixedClock(MORNING)
     store, deps = FakeNotifierStore(), new_deps(clock)
