@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.funding.subscribers import PARTNERS as OUTCOMES_CONSUMER  # funding's reader of partners' outcomes
 from shared.contracts.public import PARTNER_ID_PATTERN, PUBLIC_TOPICS
 from shared.contracts.topics import namespaced
 from shared.messaging.acl import (
@@ -205,10 +206,6 @@ def on_cluster(admin: KafkaAccess, partner_id: str, *, namespace: str = "") -> t
     security = KafkaSecurity(admin)
     user = partner_user(partner_id, namespace)
     return user in security.users(), len(security.grants(user).get(user, []))
-
-
-# Funding's consumer of every partner's outcomes topic (services/funding/subscribers.py).
-OUTCOMES_CONSUMER = "funding-partners"
 
 
 def outcomes_unread(admin: KafkaAccess, partner_id: str, namespace: str = "") -> int:
