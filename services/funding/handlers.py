@@ -313,6 +313,8 @@ async def accept_offer(cmd: AcceptOffer, uow: FundingUnitOfWork, deps: Deps) -> 
         offer, pledge = await _offer_and_pledge(uow, cmd.offer_id)
         now = deps.clock()  # once the locks are held: the wait for them may cross an expiry or midnight
         business = await _business_in_scope(uow, offer, cmd.by)
+        if offers.repeated(offer, "accepted"):
+            return offer
         pledge, offer = offers.accept(pledge, offer, business, now)
         await uow.store.save_offer(offer)
         await uow.store.save_pledge(pledge)
@@ -326,6 +328,8 @@ async def decline_offer(cmd: DeclineOffer, uow: FundingUnitOfWork, deps: Deps) -
         offer, pledge = await _offer_and_pledge(uow, cmd.offer_id)
         now = deps.clock()  # once the locks are held: the wait for them may cross an expiry or midnight
         await _business_in_scope(uow, offer, cmd.by)
+        if offers.repeated(offer, "declined", offers.decline_reason(cmd.reason)):
+            return offer
         was = pledge.status
         if offers.lapsed(offer, now):
             # The business did not answer in time: recorded as the sweep would, not as a decision with a reason,
@@ -349,6 +353,8 @@ async def disburse_offer(cmd: DisburseOffer, uow: FundingUnitOfWork, deps: Deps)
         offer, pledge = await _offer_and_pledge(uow, cmd.offer_id)
         now = deps.clock()  # once the locks are held: the wait for them may cross an expiry or midnight
         require_sponsor(cmd.by, pledge.sponsor_id)
+        if offers.repeated(offer, "disbursed", cmd.reference.strip()):
+            return offer
         pledge, offer = offers.disburse(pledge, offer, cmd.reference, now)
         business = await uow.store.business(offer.business_id)
         if business is None:  # offers are made to businesses of the view, which a rebuild empties for a while
@@ -367,6 +373,8 @@ async def withdraw_offer(cmd: WithdrawOffer, uow: FundingUnitOfWork, deps: Deps)
         offer, pledge = await _offer_and_pledge(uow, cmd.offer_id)
         now = deps.clock()  # once the locks are held
         require_sponsor(cmd.by, pledge.sponsor_id)
+        if offers.repeated(offer, "withdrawn", cmd.reason.strip()):
+            return offer
         was = pledge.status
         pledge, offer = offers.withdraw_accepted(pledge, offer, cmd.reason, now)
         await uow.store.save_offer(offer)

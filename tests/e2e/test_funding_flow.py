@@ -180,6 +180,8 @@ async def test_an_accepted_offer_outlives_its_business_closing_until_the_sponsor
         first, second = list((await offers()).values())
         accepted = await http.post(f"{system.funding.url}/offers/{first['id']}/accept", headers=officer)
         assert accepted.status_code == 200, accepted.text
+        retried = await http.post(f"{system.funding.url}/offers/{first['id']}/accept", headers=officer)
+        assert (retried.status_code, retried.json()) == (200, accepted.json())  # its answer lost: answered again
         closed = await http.post(f"{system.registry.url}/businesses/{first['business_id']}/close",
                                  json={"reason": "pemilik pindah ke Soe"}, headers=officer)  # fmt: skip
         assert closed.status_code == 200, closed.text
@@ -202,6 +204,10 @@ async def test_an_accepted_offer_outlives_its_business_closing_until_the_sponsor
         again = await http.post(f"{system.funding.url}/offers/{first['id']}/withdraw",
                                 json={"reason": "sekali lagi"}, headers=as_sponsor)  # fmt: skip
         assert again.status_code == 409 and again.json()["code"] == "offer_not_accepted"
+        retried = await http.post(f"{system.funding.url}/offers/{first['id']}/withdraw",
+                                  json={"reason": "usaha tutup sebelum dana dicairkan"}, headers=as_sponsor)  # fmt: skip
+        assert (retried.status_code, retried.json()) == (200, withdrawn.json())
+        assert {b: o["status"] for b, o in (await offers()).items()} == {b: o["status"] for b, o in now.items()}
 
 
 async def _count(pending, n: int) -> bool:  # noqa: ANN001

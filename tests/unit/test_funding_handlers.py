@@ -395,7 +395,11 @@ async def test_a_sponsor_withdraws_an_accepted_offer_it_will_not_pay_and_the_mon
     assert (after.accepted_rupiah, after.reserved_rupiah) == (0, 5_000_000)
     with pytest.raises(Conflict) as again:  # an offer only offered, or withdrawn already, is not the sponsor's to take
         await handlers.withdraw_offer(handlers.WithdrawOffer(offer.id, "usaha tutup", SPONSOR), world.uow(), world.deps)
-    assert again.value.code == "offer_not_accepted"
+    assert again.value.code == "offer_not_accepted" and "usaha sudah tutup" in again.value.message
+    retried = world.uow()  # the same withdrawal, its answer lost: answered again, the money not offered twice
+    same = await handlers.withdraw_offer(handlers.WithdrawOffer(offer.id, "usaha sudah tutup", SPONSOR), retried,
+                                         world.deps)  # fmt: skip
+    assert (same, retried.committed) == (withdrawn, [])
 
 
 async def test_a_business_closed_in_a_snapshot_is_withdrawn_too(world) -> None:
@@ -675,6 +679,64 @@ async def test_an_offer_not_yet_accepted_cannot_be_disbursed(world) -> None:
 
     assert exc.value.code == "offer_not_accepted"
     assert (uow.committed, world.store.pledges[p.id].disbursed_rupiah) == ([], 0)
+
+
+async def test_a_retried_accept_answers_the_accepted_offer_and_records_nothing_twice(world) -> None:
+    business_id = await world.register()
+    p = await world.add_pledge()
+    await world.match(p.id)
+    offer = world.store.offer_to(p.id, business_id)
+    first = await handlers.accept_offer(handlers.AcceptOffer(offer.id, OFFICER), world.uow(), world.deps)
+    before = world.store.snapshot()
+    uow = world.uow()
+
+    again = await handlers.accept_offer(handlers.AcceptOffer(offer.id, OFFICER), uow, world.deps)
+
+    assert again == first and again.status == "accepted"
+    assert uow.committed == [] and world.store.snapshot() == before
+
+
+async def test_a_retried_payment_with_the_same_reference_is_recorded_once_and_another_reference_is_refused(world) -> None:
+    business_id = await world.register()
+    p = await world.add_pledge()
+    await world.match(p.id)
+    offer = world.store.offer_to(p.id, business_id)
+    await handlers.accept_offer(handlers.AcceptOffer(offer.id, OFFICER), world.uow(), world.deps)
+    await handlers.disburse_offer(handlers.DisburseOffer(offer.id, "TRF-2026-0042", SPONSOR), world.uow(), world.deps)
+    before = world.store.snapshot()
+    uow = world.uow()
+
+    again = await handlers.disburse_offer(handlers.DisburseOffer(offer.id, " TRF-2026-0042 ", SPONSOR), uow, world.deps)
+    with pytest.raises(Conflict) as other:
+        await handlers.disburse_offer(handlers.DisburseOffer(offer.id, "TRF-2026-0043", SPONSOR), world.uow(),
+                                      world.deps)  # fmt: skip
+    with pytest.raises(Forbidden):  # the retry is still only the pledge's sponsor's
+        await handlers.disburse_offer(handlers.DisburseOffer(offer.id, "TRF-2026-0042", OTHER_SPONSOR), world.uow(),
+                                      world.deps)  # fmt: skip
+
+    assert (again.status, again.reference, uow.committed) == ("disbursed", "TRF-2026-0042", [])
+    assert world.store.snapshot() == before and world.store.pledges[p.id].disbursed_rupiah == 5_000_000
+    assert other.value.code == "offer_not_accepted" and "TRF-2026-0042" in other.value.message
+    assert other.value.details == {"offer_status": "disbursed", "reference": "TRF-2026-0042"}
+
+
+async def test_a_retried_decline_with_the_same_reason_offers_the_money_once(world) -> None:
+    business_id = await world.register()
+    p = await world.add_pledge()
+    await world.match(p.id)
+    offer = world.store.offer_to(p.id, business_id)
+    await handlers.decline_offer(handlers.DeclineOffer(offer.id, "sudah dapat KUR", OFFICER), world.uow(), world.deps)
+    before = world.store.snapshot()
+    uow = world.uow()
+
+    again = await handlers.decline_offer(handlers.DeclineOffer(offer.id, " sudah dapat KUR ", OFFICER), uow,
+                                         world.deps)  # fmt: skip
+    with pytest.raises(Conflict) as other:
+        await handlers.decline_offer(handlers.DeclineOffer(offer.id, "tidak butuh", OFFICER), world.uow(), world.deps)
+
+    assert (again.status, again.reason, uow.committed) == ("declined", "sudah dapat KUR", [])
+    assert world.store.snapshot() == before
+    assert other.value.code == "offer_not_open" and "sudah dapat KUR" in other.value.message
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -98,9 +98,25 @@ def settle_status(pledge: Pledge) -> Pledge:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def repeated(offer: Offer, status: str, recorded: str | None = None) -> bool:
+    """A request retried after its answer was lost finds the offer as the first one left it: answered again, not
+    refused. Only the same request: another reason or reference conflicts with the one recorded."""
+    if offer.status != status:
+        return False
+    return recorded is None or recorded == (offer.reference if status == "disbursed" else offer.reason)
+
+
+def decline_reason(reason: str) -> str:
+    return reason.strip() or "declined by the business"
+
+
+def _as_recorded(offer: Offer) -> str:
+    return f"{offer.status} ({offer.reason})" if offer.reason else offer.status
+
+
 def _require_offered(offer: Offer, action: str) -> None:
     if offer.status != "offered":
-        raise Conflict(f"offer {offer.id} is {offer.status}; it can't be {action}", "offer_not_open",
+        raise Conflict(f"offer {offer.id} is {_as_recorded(offer)}; it can't be {action}", "offer_not_open",
                        {"offer_status": offer.status})  # fmt: skip
 
 
@@ -142,14 +158,14 @@ def release(pledge: Pledge, offer: Offer, status: str, now: datetime, reason: st
 
 def decline(pledge: Pledge, offer: Offer, reason: str, now: datetime) -> tuple[Pledge, Offer]:
     _require_offered(offer, "declined")
-    return release(pledge, offer, "declined", now, reason.strip() or "declined by the business")
+    return release(pledge, offer, "declined", now, decline_reason(reason))
 
 
 def withdraw_accepted(pledge: Pledge, offer: Offer, reason: str, now: datetime) -> tuple[Pledge, Offer]:
     """The sponsor will not pay an accepted offer (its business closed, say): the money goes back to the pledge."""
     if offer.status != "accepted":
-        raise Conflict(f"offer {offer.id} is {offer.status}; only an accepted offer not yet paid is withdrawn by its "
-                       "sponsor", "offer_not_accepted", {"offer_status": offer.status})  # fmt: skip
+        raise Conflict(f"offer {offer.id} is {_as_recorded(offer)}; only an accepted offer not yet paid is withdrawn "
+                       "by its sponsor", "offer_not_accepted", {"offer_status": offer.status})  # fmt: skip
     if not reason.strip():
         raise InvalidInput.one("reason", "reason.missing", "say why the sponsor will not pay it")
     return release(pledge, offer, "withdrawn", now, reason.strip())
@@ -168,6 +184,9 @@ def expire(pledge: Pledge, offer: Offer, now: datetime) -> tuple[Pledge, Offer]:
 
 
 def disburse(pledge: Pledge, offer: Offer, reference: str, now: datetime) -> tuple[Pledge, Offer]:
+    if offer.status == "disbursed":
+        raise Conflict(f"offer {offer.id} was paid already, with reference {offer.reference!r}; a payment is recorded "
+                       "once", "offer_not_accepted", {"offer_status": offer.status, "reference": offer.reference})  # fmt: skip
     if offer.status != "accepted":
         raise Conflict(f"offer {offer.id} is {offer.status}; only an accepted offer is disbursed", "offer_not_accepted")
     if not reference.strip():
