@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -40,6 +41,9 @@ class FundingQueries:
         self._db = db
         self._names = {k.code: k.name for k in wilayah.kecamatan}
         self._wilayah = wilayah
+        # One simulation at a time: each reads and ranks every eligible business, and many at once would hold the
+        # connections and the CPU the consumers and the relay need.
+        self._simulating = asyncio.Semaphore(1)
 
     async def sponsors(self) -> list[asyncpg.Record]:
         return await self._db.fetch("SELECT id, name, kind FROM sponsor ORDER BY name")
@@ -91,8 +95,13 @@ class FundingQueries:
     async def simulate(self, form: PledgeForm, sponsor: tuple[str, str], today: date) -> reports.Simulation:
         """Who the pledge would fund now and with how much, committing nothing."""
         draft = new_pledge(form, self._wilayah, today, pledge_id=uuid.uuid4(), sponsor=sponsor)
-        async with self._db.acquire() as conn:
-            candidates = await PgFundingStore(conn).candidates(draft)
+        async with self._simulating:
+            async with self._db.acquire() as conn:
+                candidates = await PgFundingStore(conn).candidates(draft)
+            # Ranking 100,000 businesses takes most of a second: off the event loop, so the consumers keep going.
+            return await asyncio.to_thread(self._simulation, draft, candidates, today)
+
+    def _simulation(self, draft: Pledge, candidates: list[BusinessView], today: date) -> reports.Simulation:
         ranked = offers.rank_candidates(draft.earmarks, candidates, today)
         funded, amounts, remaining = offers.simulate(draft, ranked)
         return reports.simulation(funded, amounts, remaining, len(ranked), self._names)

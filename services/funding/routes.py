@@ -147,12 +147,14 @@ class GroupRowOut(BaseModel):
 
 
 class SimulationOut(BaseModel):
-    businesses_funded: int
-    amount_committed_rupiah: int
-    remaining_rupiah: int
-    eligible_businesses: int
-    by_kecamatan: list[GroupRowOut]
+    businesses_funded: int | None = Field(description="None when fewer than 5 businesses are eligible (suppressed)")
+    amount_committed_rupiah: int | None
+    remaining_rupiah: int | None
+    eligible_businesses: int | None
+    by_kecamatan: list[GroupRowOut] = Field(description="Groups of fewer than 5 businesses are merged into one row")
     by_sector: list[GroupRowOut]
+    suppressed: bool = Field(description="Fewer than 5 businesses are eligible: no figure is shown, since with so few "
+                             "they would tell who ranks first and why")
 
 
 class CheckOut(BaseModel):
@@ -254,6 +256,7 @@ async def simulate(form: PledgeForm, who: Watcher, ctx: Ctx) -> SimulationOut:
         businesses_funded=simulation.businesses_funded, amount_committed_rupiah=simulation.amount_committed_rupiah,
         remaining_rupiah=simulation.remaining_rupiah, eligible_businesses=simulation.eligible_businesses,
         by_kecamatan=_rows(simulation.by_kecamatan, GroupRowOut), by_sector=_rows(simulation.by_sector, GroupRowOut),
+        suppressed=simulation.suppressed,
     )  # fmt: skip
 
 
@@ -398,10 +401,18 @@ class BusinessViewOut(BaseModel):
                                      "shown to a sponsor, who sees only its own offers")
 
 
-@router.get("/businesses/{business_id}", tags=["why"], summary="What funding knows of a business", responses=_404)
+@router.get("/businesses/{business_id}", tags=["why"], responses=_404,
+            summary="What funding knows of a business (a sponsor: of a business its pledges made an offer to)")
 async def business(business_id: uuid.UUID, who: Watcher, ctx: Ctx) -> BusinessViewOut:
+    sponsor_only = not who.has_any({"officer", "operator"})
+    # Checked before the business is looked up, so the answer doesn't tell a sponsor which ids are businesses.
+    own = who.sponsor_id or uuid.UUID(int=0)
+    if sponsor_only and not await ctx.queries.offers(business_id=business_id, sponsor_id=own):
+        # Its trainings and readiness inputs, of any business in the city, as `/explain` refuses them.
+        raise Forbidden(f"your pledges made no offer to business {business_id}; what funding knows of another business "
+                        "is for the programme's officers to answer")  # fmt: skip
     view = await ctx.queries.business(business_id)
     data = {k: v for k, v in asdict(view).items() if k in BusinessViewOut.model_fields}
-    if not who.has_any({"officer", "operator"}):
+    if sponsor_only:
         data["funded_count"] = None  # it would tell a sponsor of other sponsors' money to this business
     return BusinessViewOut(**{**data, "trainings": sorted(view.trainings)})

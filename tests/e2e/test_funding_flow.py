@@ -93,6 +93,14 @@ async def test_a_youth_food_pledge_in_oebobo_funds_ten_then_the_eleventh_after_a
 
         assert await eventually(funding_knows_every_nib, timeout=60)
         assert len(await offers()) == 10  # the other twenty wait: the pledge is exhausted
+        simulated = await http.post(f"{system.funding.url}/pledges/simulate", headers=sponsor_auth,
+                                    json={**pledge_body, "total_rupiah": 100_000_000})  # fmt: skip
+        assert simulated.status_code == 200, simulated.text
+        figures = simulated.json()
+        assert (figures["suppressed"], figures["businesses_funded"], figures["amount_committed_rupiah"]) == (
+            False, 20, 100_000_000)  # fmt: skip
+        assert figures["eligible_businesses"] >= 30 and figures["by_kecamatan"] == [
+            {"group": "Oebobo", "businesses": 20, "amount_rupiah": 100_000_000, "suppressed": False}]  # fmt: skip
 
         # The next in line: never funded, equal readiness, so the earliest registered of those without an offer.
         offered = {o["business_id"] for o in first_ten}

@@ -105,8 +105,11 @@ async def test_sponsors_and_officers_act_only_for_what_their_token_names_and_eve
         assert (await http.get(f"{registry}/businesses/{oebobo_business}/nik", headers=officer)).status_code == 200
         # How often a business was funded counts every sponsor's money: BRI is not told of Bank NTT's.
         funded = {who: (await http.get(f"{funding}/businesses/{oebobo_business}", headers=token)).json()["funded_count"]
-                  for who, token in (("officer", officer), ("BRI", as_bri))}  # fmt: skip
-        assert funded == {"officer": 1, "BRI": None}
+                  for who, token in (("officer", officer), ("Bank NTT", as_ntt))}  # fmt: skip
+        assert funded == {"officer": 1, "Bank NTT": None}
+        # Nor of a business its pledges made no offer to: its trainings and readiness are the officers' to read.
+        assert (await http.get(f"{funding}/businesses/{oebobo_business}", headers=as_bri)).status_code == 403
+        assert (await http.get(f"{funding}/businesses/{uuid.uuid4()}", headers=as_bri)).status_code == 403
         explained = {who: (await http.get(f"{funding}/explain", params={"pledge_id": pledge_id, "business_id": oebobo_business},
                                           headers=token)).json()["ranking_at_match"]
                      for who, token in (("officer", officer), ("Bank NTT", as_ntt))}  # fmt: skip

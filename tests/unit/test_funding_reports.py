@@ -9,9 +9,11 @@ import pytest
 
 from services.funding.domain.offers import Candidate, rank_candidates, simulate
 from services.funding.domain.reports import (
+    SMALL_GROUPS,
     GroupRow,
     Holders,
     OfferGroup,
+    Simulation,
     StateRow,
     grouped,
     reconciles,
@@ -23,9 +25,9 @@ from services.funding.domain.reports import (
 )
 from shared.contracts.funding import Earmarks
 
-from .funding_fakes import ALAK, OEBOBO, TODAY, pledge, view
+from .funding_fakes import ALAK, MAULAFA, OEBOBO, TODAY, pledge, view
 
-NAMES = {OEBOBO: "Oebobo", ALAK: "Alak"}
+NAMES = {OEBOBO: "Oebobo", ALAK: "Alak", MAULAFA: "Maulafa"}
 
 
 def ranked(n: int) -> list[Candidate]:
@@ -113,11 +115,35 @@ def test_a_simulation_groups_the_funded_by_kecamatan_and_sector_hiding_small_gro
     assert (s.businesses_funded, s.amount_committed_rupiah, s.remaining_rupiah, s.eligible_businesses) == (
         6, 30_000_000, 20_000_000, 9,
     )  # fmt: skip
-    assert s.by_kecamatan == [GroupRow("Alak", None, None, True), GroupRow("Oebobo", 5, 25_000_000, False)]
+    assert s.by_kecamatan == [GroupRow("Oebobo", 5, 25_000_000, False), GroupRow(SMALL_GROUPS, None, None, True)]
     assert s.by_sector == [
-        GroupRow("food and drink processing", 5, 25_000_000, False),
-        GroupRow("personal services and repair", None, None, True),
-    ]
+        GroupRow("food and drink processing", 5, 25_000_000, False), GroupRow(SMALL_GROUPS, None, None, True),
+    ]  # fmt: skip
+    assert not s.suppressed
+
+
+def test_a_simulation_names_no_small_group_and_shows_them_together_once_they_make_five() -> None:
+    few = [view(kecamatan_code=code, kbli_code="95210") for code in (ALAK, ALAK, ALAK, MAULAFA, MAULAFA)]
+    funded = ranked(5) + rank_candidates(Earmarks(), few, TODAY)
+
+    s = simulation(funded, [5_000_000] * 10, 0, 10, NAMES)
+
+    assert s.by_kecamatan == [GroupRow("Oebobo", 5, 25_000_000, False), GroupRow(SMALL_GROUPS, 5, 25_000_000, False)]
+
+
+@pytest.mark.parametrize("eligible", [1, 2, 4])
+def test_a_simulation_with_fewer_than_five_eligible_shows_no_figure_that_would_tell_who_ranks_first(eligible) -> None:
+    funded = ranked(eligible)[:1]  # a budget for one: the one funded would be the first in rank
+
+    s = simulation(funded, [5_000_000], 0, eligible, NAMES)
+
+    assert s == Simulation(None, None, None, None, [], [], suppressed=True)
+
+
+def test_a_simulation_with_no_one_eligible_says_so() -> None:
+    s = simulation([], [], 50_000_000, 0, NAMES)
+
+    assert (s.eligible_businesses, s.businesses_funded, s.remaining_rupiah, s.suppressed) == (0, 0, 50_000_000, False)
 
 
 def test_simulating_a_fixed_pledge_funds_as_many_as_the_money_allows_and_changes_nothing() -> None:

@@ -141,12 +141,21 @@ class GroupRow:
 
 @dataclass(frozen=True, slots=True)
 class Simulation:
-    businesses_funded: int
-    amount_committed_rupiah: int
-    remaining_rupiah: int
-    eligible_businesses: int
+    """None for every figure when fewer than 5 businesses are eligible (`suppressed`): with earmarks that only two
+    businesses meet, the figures would tell a sponsor which of them ranks first, so whether another sponsor funded it
+    (funded-before ranks first), and the readiness score a trainer's assessment is part of."""
+    businesses_funded: int | None
+    amount_committed_rupiah: int | None
+    remaining_rupiah: int | None
+    eligible_businesses: int | None
     by_kecamatan: list[GroupRow]
     by_sector: list[GroupRow]
+    suppressed: bool = False
+
+
+# The name a simulation gives to its groups of fewer than 5 businesses, merged: named one by one, a small group would
+# tell who ranked first among a few.
+SMALL_GROUPS = "groups of fewer than 5 businesses, together"
 
 
 def grouped(pairs: Sequence[tuple[str, int]]) -> list[GroupRow]:
@@ -160,15 +169,26 @@ def grouped(pairs: Sequence[tuple[str, int]]) -> list[GroupRow]:
     ]
 
 
+def _small_ones_merged(rows: list[GroupRow], pairs: Sequence[tuple[str, int]]) -> list[GroupRow]:
+    small = {r.group for r in rows if r.suppressed}
+    if not small:
+        return rows
+    [merged] = grouped([(SMALL_GROUPS, amount) for group, amount in pairs if group in small])
+    return [r for r in rows if not r.suppressed] + [merged]
+
+
 def simulation(funded: Sequence[Candidate], amounts: Sequence[int], remaining: int, eligible: int,
                kecamatan_names: dict[str, str]) -> Simulation:  # fmt: skip
+    if suppressed(eligible):
+        return Simulation(None, None, None, None, [], [], suppressed=True)
     pairs = list(zip(funded, amounts, strict=True))
+    by_kecamatan = [(kecamatan_names.get(c.business.kecamatan_code, c.business.kecamatan_code), a) for c, a in pairs]
+    by_sector = [(sector_of(c.business.kbli_code), a) for c, a in pairs]
     return Simulation(
         businesses_funded=len(funded), amount_committed_rupiah=sum(amounts), remaining_rupiah=remaining,
         eligible_businesses=eligible,
-        by_kecamatan=grouped([(kecamatan_names.get(c.business.kecamatan_code, c.business.kecamatan_code), a)
-                              for c, a in pairs]),
-        by_sector=grouped([(sector_of(c.business.kbli_code), a) for c, a in pairs]),
+        by_kecamatan=_small_ones_merged(grouped(by_kecamatan), by_kecamatan),
+        by_sector=_small_ones_merged(grouped(by_sector), by_sector),
     )  # fmt: skip
 
 
