@@ -15,6 +15,7 @@ from rich.text import Text
 
 from berdaya import partners
 from berdaya.partners import PartnerAccess, PartnerRefused, Topics
+from berdaya.problems import problem_detail
 from berdaya.stack.secret_files import write_secret
 
 console = Console()
@@ -64,14 +65,6 @@ def _registry_call(method: str, path: Callable[[str], str], body: Callable[[str]
             raise PartnerRefused(f"the registry refused ({response.status_code}): {problem_detail(response)}")
 
     return call
-
-
-def problem_detail(response: httpx.Response) -> str:
-    """What the registry's problem document says, in its words (its detail names the wrong fields), not its JSON."""
-    try:
-        return str(response.json()["detail"])[:600]
-    except (ValueError, KeyError, TypeError):
-        return response.text[:300]
 
 
 def _show(access: PartnerAccess, properties: Path | None) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from berdaya.problems import problem_detail
+
 # What the registry accepts per cell and per header; rows beyond these are reported here, not sent.
 MAX_CELL = 1000
 MAX_COLUMNS = 30
@@ -313,11 +315,17 @@ def import_file(
         def send() -> None:
             response = post()
             if response.status_code in (401, 403, 413, 422):
-                problem = response.json()
-                raise ImportRefused(problem.get("detail") or problem.get("title") or response.text)
+                raise ImportRefused(problem_detail(response))
             response.raise_for_status()
-            report = response.json()
-            summary.received += report["received"]
+            try:
+                report = response.json()
+                received = report["received"]
+            except (ValueError, KeyError, TypeError):
+                # A proxy's or another server's page: the rows may or may not be in, and importing again tells.
+                raise ImportRefused(f"{response.url} answered {response.status_code} with something that is not the "
+                                    f"registry's import report ({problem_detail(response)[:120]!r}); check that "
+                                    "--url is the registry's address") from None  # fmt: skip
+            summary.received += received
             summary.registered += report["registered"]
             summary.updated += report["updated"]
             summary.unchanged += report["unchanged"]

@@ -8,6 +8,7 @@ import secrets
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,7 +250,9 @@ class LocalKafka:
     def bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
-    def start(self, timeout: float = 90) -> list[int]:
+    def start(self, timeout: float = 90, on_started: Callable[[list[int]], None] | None = None) -> list[int]:
+        """`on_started`: told the nodes' PIDs as soon as they run, before the wait for the cluster: a start that times
+        out leaves them running, and whoever stops the cluster must know them."""
         if all(port_open(n.port) for n in self.nodes):
             return []
         libs = ensure_jars()
@@ -263,6 +266,8 @@ class LocalKafka:
             node.write_config()
             node.format(libs, cluster_id)
             pids.append(node.start(libs))
+        if on_started:
+            on_started(pids)
         for node in self.nodes:
             wait_until(lambda n=node: port_open(n.port), timeout, f"Kafka node {node.node_id} on port {node.port}", node.log_file)
         wait_until(lambda: brokers_ready(self.admin, self.size), timeout, "Kafka cluster metadata", self.nodes[0].log_file)

@@ -246,9 +246,7 @@ class LocalStack:
             say(f"Kafka: already running on 127.0.0.1:{self.kafka_port}")
         else:
             say(f"Kafka: starting a KRaft broker on 127.0.0.1:{self.kafka_port} (first run downloads its jars with Maven)")
-            pids = self.kafka.start()
-            if pids:
-                self._pid_file("kafka").write(pids[0])
+            self.kafka.start(on_started=lambda pids: self._pid_file("kafka").write(pids[0]))
         for spec in SERVICES:
             if self._pid(spec.name):
                 say(f"{spec.name}: already running on {self.url(spec)}")

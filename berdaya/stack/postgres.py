@@ -77,13 +77,20 @@ class LocalPostgres:
     def init(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
             return
+        # First: on a fresh machine, installing the server is what makes the `postgres` user the directory is for.
+        bindir = bin_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.data_dir, "postgres", "postgres")
             shutil.chown(self.data_dir.parent, "postgres", "postgres")
-        bindir = bin_dir()
-        self._run(str(bindir / "initdb"), "-D", str(self.data_dir), "-U", server_user(), "--auth=trust",
-                  "--encoding=UTF8", "--no-locale")  # fmt: skip
+        try:
+            self._run(str(bindir / "initdb"), "-D", str(self.data_dir), "-U", server_user(), "--auth=trust",
+                      "--encoding=UTF8", "--no-locale")  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            said = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
+            raise PostgresUnavailable(f"initdb could not make PostgreSQL's data directory {self.data_dir}: "
+                                      f"{' '.join(said) or f'exit status {exc.returncode}'}; mend that (a full disk, "
+                                      "a directory not empty or not writable) and run the command again") from exc  # fmt: skip
         settings = [
             "listen_addresses = '127.0.0.1'",
             f"port = {self.port}",
@@ -99,8 +106,15 @@ class LocalPostgres:
 
     def start(self, timeout: float = 60) -> None:
         if port_open(self.port):
-            return
+            if self.server() in ("ours", "unknown"):
+                return
+            # docker compose's database publishes this port too: taken for ours, it answered without a password.
+            raise PostgresUnavailable(f"another program listens on 127.0.0.1:{self.port}, not the PostgreSQL of "
+                                      f"{self.data_dir}; stop it (`docker compose down`, if it is the compose stack's) "
+                                      "or choose another port (BERDAYA_PG_PORT), and run the command again")  # fmt: skip
         self.init()
+        if self.server() == "stale":
+            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)  # else refused while another process has the PID
         try:
             self._run(str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t",
                       str(int(timeout)), "start")  # fmt: skip
@@ -123,9 +137,33 @@ class LocalPostgres:
     def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast") -> None:
         """pg_ctl stop: "fast" rolls back open transactions and disconnects clients; "immediate" aborts every server
         process at once, as a crash would, and the next start recovers from the WAL."""
-        if (self.data_dir / "postmaster.pid").exists():
+        server = self.server()
+        if server == "stale":
+            # Left by a server that was killed or a machine that rebooted; pg_ctl would signal whatever process has
+            # that PID now (as root, as `postgres`: the package's own cluster, say). PostgreSQL would refuse to start
+            # over it too while that PID lives.
+            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        elif server in ("ours", "unknown"):
             subprocess.run([*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-m", mode,
                             "-w", "stop"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+    def server(self) -> Literal["none", "ours", "stale", "unknown"]:
+        """Whether postmaster.pid names a server of this data directory: a postmaster works in its data directory,
+        so its PID's working directory says. "unknown" when that can't be read (no /proc, another user's process)."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except FileNotFoundError:
+            return "none"
+        except ValueError:
+            return "stale"  # half written: the server died as it began
+        try:
+            cwd = Path(f"/proc/{pid}/cwd").resolve(strict=True)
+        except FileNotFoundError:
+            return "stale" if Path("/proc/self").exists() else "unknown"
+        except (PermissionError, OSError):
+            return "unknown"
+        return "ours" if cwd == self.data_dir.resolve() else "stale"
 
 
 async def ensure_database(server_url: str, name: str) -> str:

@@ -13,7 +13,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from berdaya import cli
-from berdaya.cli_partners import problem_detail
+from berdaya.problems import problem_detail
 from shared.messaging import dead_letters
 from shared.messaging.dead_letters import DeadLetter
 

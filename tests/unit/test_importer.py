@@ -83,6 +83,22 @@ def test_an_import_that_stops_keeps_the_rows_found_wrong_before_it_stopped(tmp_p
     assert sleeps == [1.0, 2.0, 4.0, 8.0]  # the second chunk was sent five times before giving up
 
 
+@pytest.mark.parametrize(("status", "page"), [(413, "<html><h1>413 Request Entity Too Large</h1></html>"),
+                                             (200, "<html>Selamat datang di nginx</html>")])  # fmt: skip
+def test_an_answer_that_is_not_the_registrys_is_refused_with_its_words_not_a_traceback(tmp_path, status, page):
+    path = csv_file(tmp_path, ["Sei Sapi", "Maria", "Jl. A"])
+
+    def proxy(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, text=page)
+
+    with pytest.raises(ImportRefused) as refused:
+        import_file(path, base_url="http://registry", token="t", sleep=lambda _: None,
+                    transport=httpx.MockTransport(proxy))  # fmt: skip
+
+    assert page[:40] in str(refused.value)
+    assert status != 200 or "--url" in str(refused.value)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Hostile files: the line named is the line to fix, a row too long to read is its own error, memory stays bounded
 # ---------------------------------------------------------------------------------------------------------------

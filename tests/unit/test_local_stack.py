@@ -22,6 +22,7 @@ from rich.console import Console
 from berdaya import cli_partners
 from berdaya.partners import PartnerAccess
 from berdaya.stack import kafka as kafka_stack
+from berdaya.stack import postgres as postgres_stack
 from berdaya.stack.kafka import (
     BrokerCredentials,
     KafkaNode,
@@ -502,3 +503,61 @@ def test_up_in_a_namespace_refuses_a_service_an_older_berdaya_started_outside_an
     monkeypatch.delenv("BERDAYA_TOPIC_NAMESPACE")
     with pytest.raises(OSError):  # outside a namespace, as it runs: up goes on
         stack.up(say=lambda _: None)
+
+
+def test_postgresql_is_installed_before_its_data_directory_is_given_to_the_postgres_user_it_creates(
+        tmp_path, monkeypatch) -> None:  # fmt: skip
+    done: list[str] = []
+
+    def install() -> Path:
+        done.append("install")
+        raise postgres_stack.PostgresUnavailable("no binaries here")
+
+    monkeypatch.setattr(postgres_stack.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(postgres_stack.shutil, "chown", lambda *_: done.append("chown"))
+    monkeypatch.setattr(postgres_stack, "bin_dir", install)
+
+    with pytest.raises(postgres_stack.PostgresUnavailable):
+        postgres_stack.LocalPostgres(tmp_path / "pg" / "data", 1).init()
+
+    assert done == ["install"]
+
+
+def test_a_postmaster_pid_file_names_our_server_only_when_that_process_works_in_our_data_directory(tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    server = postgres_stack.LocalPostgres(data, 1)
+    assert server.server() == "none"
+    with subprocess.Popen(["sleep", "30"], cwd=data) as inside, subprocess.Popen(["sleep", "30"], cwd=tmp_path) as other:
+        try:
+            (data / "postmaster.pid").write_text(f"{inside.pid}\n{data}\n")
+            assert server.server() == "ours"
+            (data / "postmaster.pid").write_text(f"{other.pid}\n{data}\n")
+            assert server.server() == "stale"
+        finally:
+            inside.kill()
+            other.kill()
+    (data / "postmaster.pid").write_text(f"{other.pid}\n{data}\n")  # that process has ended
+    assert server.server() == "stale"
+    (data / "postmaster.pid").write_text("")  # the server died as it began writing it
+    assert server.server() == "stale"
+
+
+def test_kafkas_pids_are_told_before_the_wait_for_the_cluster_so_a_start_that_times_out_can_still_be_stopped(
+        tmp_path, monkeypatch) -> None:  # fmt: skip
+    told: list[list[int]] = []
+    monkeypatch.setattr(kafka_stack, "port_open", lambda _: False)
+    monkeypatch.setattr(kafka_stack, "ensure_jars", lambda: tmp_path)
+    monkeypatch.setattr(KafkaNode, "write_config", lambda self: None)
+    monkeypatch.setattr(KafkaNode, "format", lambda self, libs, cluster_id: None)
+    monkeypatch.setattr(KafkaNode, "start", lambda self, libs: 4242 + self.node_id)
+
+    def too_slow(*_: object) -> None:
+        raise RuntimeError("Kafka node 1 on port 1 did not come up in 90 s")
+
+    monkeypatch.setattr(kafka_stack, "wait_until", too_slow)
+
+    with pytest.raises(RuntimeError):
+        LocalKafka(tmp_path / "kafka", node_ports=[(1, 2), (3, 4)]).start(on_started=told.append)
+
+    assert told == [[4243, 4244]]
