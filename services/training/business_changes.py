@@ -113,7 +113,9 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
             if seat is not None and seat.status in enrolment.ACTIVE and cohort.state in cohort_rules.TAKING_TRAINEES:
                 seating.withdraw(seat, "withdrew", causes[business_id])
                 trigger.setdefault(cohort_id, causes[business_id])
-    pathways = [await uow.store.lock_pathway(b, views[b].kecamatan_code) for b in sorted({*to_mark, *to_lift}, key=str)]
+    # The kecamatan as the view now has it: this very event may have moved the business.
+    pathways = [replace(await uow.store.lock_pathway(b, views[b].kecamatan_code), kecamatan_code=views[b].kecamatan_code)
+                for b in sorted({*to_mark, *to_lift}, key=str)]  # fmt: skip
     for p in pathways:
         if p.business_id in to_lift and (lifted := halal.lift_registry_mark(p)) != p:
             # Before the prospects are gathered, which read the mark in SQL. An officer's record since stays.

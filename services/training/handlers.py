@@ -167,6 +167,12 @@ async def _open(cmd: MoveCohort, uow: TrainingUnitOfWork, deps: Deps) -> Cohort:
     now = deps.clock()
     async with uow:
         seating = Seating(uow, deps, now)
+        # Who may, and whether it can open, before a lock that holds up every seat change in the city: a refused
+        # caller (another trainer, an id that is no cohort, a cohort open already) must not queue for it.
+        first_look = await uow.store.cohort(cmd.cohort_id)
+        if first_look is None:
+            raise NotFound(f"no cohort {cmd.cohort_id}")
+        cohort_rules.transition(cohort_rules.require_run_by(first_look, cmd.by), "open", now)
         # Alone, before the cohort: every batch that made a business a prospect has committed (and is gathered),
         # and every later batch sees the cohort open.
         await uow.store.hold_seating(alone=True)
@@ -241,6 +247,11 @@ async def _complete(cmd: MoveCohort, uow: TrainingUnitOfWork, deps: Deps) -> Coh
         # Mentors locked before the assignments are read: every unit of work that assigns holds these locks.
         mentors = await uow.store.lock_mentors() if graduates else []
         views = await uow.store.businesses(graduates)
+        if any(b not in views for b in graduates) and await uow.store.view_catching_up():
+            # Mentors are matched on the view: completed now, the graduates it has not read again would get none.
+            raise Conflict(f"training's view of businesses is being rebuilt (`berdaya replay training-view`), and "
+                           f"{sum(b not in views for b in graduates)} graduate(s) of this cohort are not in it yet; "
+                           "complete the cohort again in a few minutes", "view_rebuilding")  # fmt: skip
         unassigned = [views[b] for b in graduates if b in views and await uow.store.assignment(b) is None]
         chosen, _ = assign_all(mentors, unassigned, cohort.mentor_id)
         await seating.lock_participants(also=graduates)

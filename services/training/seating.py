@@ -117,13 +117,14 @@ class Seating:
         self.later(seat.business_id, lambda v, s=seat: events.Withdrew(s.business_id, v, s.cohort_id, reason), cause)
 
     def leave_halal_cohorts(self, business_id: uuid.UUID, cause: Cause | None = None) -> list[uuid.UUID]:
-        """A business found unable to self-declare leaves the locked halal cohorts not yet begun (withdrawn by the
-        programme, as "officer"); returns those cohorts."""
+        """A business found unable to self-declare leaves the locked halal cohorts not yet begun, and the waitlists of
+        those running, whose next free seat would have gone to it (withdrawn by the programme, as "officer");
+        returns those cohorts. A trainee already in a running cohort finishes it."""
         left = []
         for cohort_id, cohort in self.cohorts.items():
             seat = self.seat(cohort_id, business_id)
-            if (cohort.state == "open" and halal_programme(self.programme(cohort_id)) and seat is not None
-                    and seat.status in ACTIVE):  # fmt: skip
+            if (halal_programme(self.programme(cohort_id)) and seat is not None
+                    and (seat.status == "waitlisted" or (cohort.state == "open" and seat.status in ACTIVE))):  # fmt: skip
                 self.withdraw(seat, "officer", cause)
                 left.append(cohort_id)
         return left

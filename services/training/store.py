@@ -94,6 +94,10 @@ class TrainingStore(abc.ABC):
         having looked for its seats before that seat was committed, leaves it seated."""
 
     @abc.abstractmethod
+    async def cohort(self, cohort_id: uuid.UUID) -> Cohort | None:
+        """A first look, without a lock: to refuse a caller before it queues for one."""
+
+    @abc.abstractmethod
     async def lock_cohorts(self, cohort_ids: Iterable[uuid.UUID]) -> list[Cohort]:
         """Locked in id order, returned in that order."""
 

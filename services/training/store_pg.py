@@ -126,6 +126,10 @@ class PgTrainingStore(TrainingStore):
     async def hold_seating(self, alone: bool) -> None:
         await hold_gate(self._conn, _SEATING_LOCK, alone)
 
+    async def cohort(self, cohort_id: uuid.UUID) -> Cohort | None:
+        row = await self._conn.fetchrow(COHORT_SELECT + " WHERE c.id = $1", cohort_id)
+        return cohort_from_row(row) if row else None
+
     async def lock_cohorts(self, cohort_ids: Iterable[uuid.UUID]) -> list[Cohort]:
         ids = sorted(set(cohort_ids))
         if not ids:

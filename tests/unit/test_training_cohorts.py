@@ -14,7 +14,7 @@ from services.training.domain.attendance import AssessmentForm, AttendanceForm
 from services.training.domain.cohorts import TRANSITIONS, CohortChanges, transition
 from services.training.domain.programmes import ProgrammeForm
 from shared.auth import Principal
-from shared.errors import Conflict, Forbidden, InvalidInput
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 from .training_fakes import TRAINER, TrainingWorld, cohort_form, programme_form, sessions
 
@@ -240,6 +240,24 @@ async def test_another_trainer_can_not_run_a_cohort_and_nothing_changes(state: s
         with pytest.raises(Forbidden, match="run by the trainer who planned it"):
             await send(world, command)
         assert (world.store.snapshot(), len(world.published)) == (before, published), doing
+
+
+async def test_opening_is_refused_before_the_city_wide_seating_lock_for_another_trainer_no_cohort_or_one_open():
+    world = TrainingWorld()
+    programme = await world.programme()
+    planned, opened = await world.cohort(programme, capacity=2), await world.cohort(programme, capacity=2)
+    await world.move(opened.id, "open")
+    attempts = {
+        "another trainer's cohort": (handlers.MoveCohort(planned.id, "open", ANOTHER_TRAINER), Forbidden),
+        "an id that is no cohort": (handlers.MoveCohort(uuid.uuid4(), "open", TRAINER), NotFound),
+        "a cohort open already": (handlers.MoveCohort(opened.id, "open", TRAINER), Conflict),
+    }
+
+    for doing, (command, refusal) in attempts.items():
+        world.store.seating_log.clear()
+        with pytest.raises(refusal):
+            await send(world, command)
+        assert world.store.seating_log == [], f"{doing}: queued for the lock every seat change in the city waits on"
 
 
 async def test_an_admin_may_run_a_cohort_its_trainer_can_not():

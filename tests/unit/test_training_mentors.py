@@ -109,6 +109,30 @@ async def test_graduates_get_a_mentor_on_completion_matched_by_sector_and_balanc
         assert world.types_of(business)[-2:] == ["TrainingCompleted", "MentorAssigned"]
 
 
+async def test_a_cohort_is_not_completed_while_the_view_being_rebuilt_lacks_its_graduates_who_would_get_no_mentor():
+    world = TrainingWorld()
+    await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
+    ids = await world.register_many(2)
+    _, cohort = await world.open_cohort(capacity=2, gives_assessment=False)
+    await world.move(cohort.id, "running")
+    world.clock.set(datetime(2026, 4, 28, 8, tzinfo=UTC))
+    for session in (1, 2, 3, 4):
+        await world.attend(cohort.id, session, {b: "present" for b in ids})
+    kept = dict(world.store.views)
+    world.store.views.clear()  # `berdaya replay training-view`: emptied, and read again from the registry's topic
+    world.store.catching_up = True
+
+    with pytest.raises(Conflict) as refused:
+        await world.move(cohort.id, "completed")
+
+    assert refused.value.code == "view_rebuilding" and "2 graduate(s)" in refused.value.message
+    assert world.of_type("TrainingCompleted") == [] and world.store.cohorts[cohort.id].state == "running"
+    world.store.views.update(kept)
+    world.store.catching_up = False
+    await world.move(cohort.id, "completed")
+    assert len(world.of_type("MentorAssigned")) == 2
+
+
 async def test_with_an_empty_pool_a_graduate_waits_without_a_mentor():
     world = TrainingWorld()
     _, ids = await graduate(world, n=1)

@@ -23,7 +23,7 @@ from services.training.domain.pathway import (
 from services.training.settings import TrainingSettings
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 
-from .training_fakes import ALAK_OFFICER, OFFICER, TrainingWorld, business_closed, updated
+from .training_fakes import ALAK, ALAK_OFFICER, OFFICER, TrainingWorld, business_closed, updated
 
 TODAY = date(2026, 4, 1)
 LIMITS = dict(DEFAULT_STALL_DAYS)
@@ -203,6 +203,53 @@ async def test_a_pork_business_is_recorded_not_eligible_and_leaves_a_halal_cohor
         await world.enrol(cohort.id, seis[0])
     assert refused.value.code == "halal_not_eligible"
     assert world.store.pathways[seis[0]].note == "se'i babi"
+
+
+async def test_a_business_found_unable_to_self_declare_leaves_the_waitlist_of_a_running_halal_cohort_too():
+    world = TrainingWorld()
+    absent, present, waiting, growing = await world.register_many(4)
+    _, cohort = await world.open_cohort(capacity=2)
+    assert (world.seated(cohort.id), world.seated(cohort.id, "waitlisted")) == ({absent, present}, {waiting, growing})
+    await world.move(cohort.id, "running")
+
+    await not_eligible(world, waiting, "pork")
+    await world.consume(updated(growing, 2, scale="medium"))  # the registry's facts say so too
+    world.clock.set(datetime(2026, 4, 6, 6, 0, tzinfo=UTC))
+    await world.attend(cohort.id, 1, {absent: "absent", present: "present"})  # a no-show frees a seat
+
+    for business in (waiting, growing):
+        assert [e.reason for e in world.of_type("TraineeWithdrew", business)] == ["officer"]
+        assert world.of_type("TraineeEnrolled", business) == []
+    assert world.seated(cohort.id, "waitlisted") == set() and world.seated(cohort.id) == {present}
+
+
+async def test_an_officers_reason_takes_the_place_of_the_registrys_mark_and_stays_once_the_scale_is_corrected():
+    world = TrainingWorld()
+    business = await world.register(scale="medium")
+    assert world.store.pathways[business].not_eligible == "not_micro_or_small"
+
+    pathway = await not_eligible(world, business, "pork")
+    _, cohort = await world.open_cohort(capacity=3)
+    await world.consume(updated(business, 2, scale="micro"))  # the scale was typed wrong; the pork was not
+
+    assert (pathway.not_eligible, pathway.regular_route_possible) == ("pork", False)
+    assert [(e.reason, e.regular_route_possible) for e in world.of_type("PathwayNotEligible", business)] == [
+        ("not_micro_or_small", True), ("pork", False)]  # fmt: skip
+    assert world.store.pathways[business].not_eligible == "pork" and world.seated(cohort.id) == set()
+    with pytest.raises(Conflict) as again:
+        await not_eligible(world, business, "other")
+    assert again.value.code == "pathway_not_eligible"
+
+
+async def test_the_registrys_mark_names_the_kecamatan_the_same_event_moved_the_business_to():
+    world = TrainingWorld()
+    business = await world.register()
+    await step(world, business, "nib", date(2026, 3, 2))  # its pathway row begins in Oebobo
+
+    await world.consume(updated(business, 2, changed=("scale", "kecamatan"), scale="medium", kecamatan_code=ALAK))
+
+    [event] = world.of_type("PathwayNotEligible", business)
+    assert event.kecamatan_code == ALAK == world.store.pathways[business].kecamatan_code
 
 
 async def test_a_closed_or_non_food_business_is_never_found_unable_to_self_declare_and_its_owner_is_not_told():

@@ -244,6 +244,9 @@ class FakeTrainingStore(TrainingStore):
         self._lock("seating")
         self.seating_log.append("alone" if alone else "shared")
 
+    async def cohort(self, cohort_id: uuid.UUID) -> Cohort | None:
+        return self.cohorts.get(cohort_id)
+
     async def lock_cohorts(self, cohort_ids: Iterable[uuid.UUID]) -> list[Cohort]:
         ids = sorted(set(cohort_ids))
         if ids:

@@ -133,7 +133,9 @@ def record_step(pathway: Pathway, step: str, done_on: date, today: date) -> Path
 def mark_not_eligible(pathway: Pathway, reason: str, note: str | None = None) -> Pathway:
     if pathway.certified:
         raise Conflict(f"business {pathway.business_id} is already certified", "pathway_certified")
-    if pathway.not_eligible is not None:
+    # An officer's reason takes the place of the registry's: it stays once the scale is corrected, and pork closes
+    # the regular route too, which the owner must be told.
+    if pathway.not_eligible is not None and not (pathway.not_eligible == REGISTRY_MARK and reason != REGISTRY_MARK):
         raise Conflict(f"business {pathway.business_id} was already recorded as unable to self-declare "
                        f"({pathway.not_eligible})", "pathway_not_eligible", {"reason": pathway.not_eligible})  # fmt: skip
     return replace(pathway, not_eligible=reason, regular_route_possible=REGULAR_ROUTE[reason], note=note,
