@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -97,16 +97,24 @@ class BusinessOut(BaseModel):
     nib_status: str
     nib: str | None
     status: str
-    closed_reason: str | None
+    closed_reason: str | None = Field(description="Present only for officers acting in the business's kecamatan: an "
+                                      "officer's words may be of the owner (\"pemilik meninggal\")")
     registered_at: datetime = Field(description="WITA (UTC+8)")
     updated_at: datetime = Field(description="WITA (UTC+8)")
     owner: OwnerOut | None = Field(None, description="Present only for officers acting in the business's kecamatan")
 
 
+def _near_owner(who: Principal, kecamatan_code: str) -> bool:
+    """What may be of the owner (their person, an officer's free words about them) is for the officers who work with
+    the business's owners; the public contract leaves it out too."""
+    return who.may_see_personal_data and who.acts_in_kecamatan(kecamatan_code)
+
+
 def business_out(b: Business, ctx: RegistryContext, who: Principal, now: datetime) -> BusinessOut:
     today = today_in_kupang(now)
     owner = None
-    if who.may_see_personal_data and who.acts_in_kecamatan(b.kecamatan.code):
+    near = _near_owner(who, b.kecamatan.code)
+    if near:
         owner = OwnerOut(
             name=b.owner_name, gender=b.owner_gender, birth_date=b.owner_birth_date,  # type: ignore[arg-type]
             age=age_on(b.owner_birth_date, today), nik_masked=b.nik_masked, phone=b.phone, address=b.address,
@@ -117,7 +125,7 @@ def business_out(b: Business, ctx: RegistryContext, who: Principal, now: datetim
         kelurahan=KelurahanOut(name=b.kelurahan.name, code=b.kelurahan.code), scale=b.scale, scale_basis=b.scale_basis,
         capital_rupiah=b.capital_rupiah, annual_sales_rupiah=b.annual_sales_rupiah,
         youth_owned=ctx.deps.rules.youth.youth_flag(b.owner_birth_date, today), women_owned=b.women_owned,
-        nib_status=b.nib_status, nib=b.nib, status=b.status, closed_reason=b.closed_reason,
+        nib_status=b.nib_status, nib=b.nib, status=b.status, closed_reason=b.closed_reason if near else None,
         registered_at=b.registered_at.astimezone(WITA), updated_at=b.updated_at.astimezone(WITA), owner=owner,
     )  # fmt: skip
 
@@ -136,7 +144,8 @@ class NibApplicationOut(BaseModel):
     applied_at: datetime
     nib: str | None
     issued_on: date | None
-    reason: str | None
+    reason: str | None = Field(description="Why OSS rejected it; present only for officers acting in the business's "
+                               "kecamatan")
     decided_at: datetime | None
 
 
@@ -300,10 +309,13 @@ async def apply_for_nib(business_id: uuid.UUID, who: Officer, ctx: Ctx, correlat
 
 @router.get("/businesses/{business_id}/nib-applications", tags=["nib"], summary="NIB applications of a business",
             responses=_404)
-async def list_applications(business_id: uuid.UUID, _: Anyone, ctx: Ctx) -> list[NibApplicationOut]:
-    if await ctx.queries.get(business_id) is None:
+async def list_applications(business_id: uuid.UUID, who: Anyone, ctx: Ctx) -> list[NibApplicationOut]:
+    business = await ctx.queries.get(business_id)
+    if business is None:
         raise NotFound(f"no business {business_id}")
-    return [application_out(a) for a in await ctx.queries.nib_applications(business_id)]
+    near = _near_owner(who, business.kecamatan.code)
+    applications = await ctx.queries.nib_applications(business_id)
+    return [application_out(a if near else replace(a, reason=None)) for a in applications]
 
 
 @router.post("/businesses/{business_id}/nib-applications/{application_id}/outcome", tags=["nib"],

@@ -201,6 +201,30 @@ async def test_an_nib_application_and_its_issuance_are_events_in_order_and_raise
     assert [e["payload"]["business_version"] for e in events] == [1, 2, 3]
 
 
+async def test_why_a_business_closed_or_was_rejected_is_shown_only_to_officers_of_its_kecamatan(registry):
+    business = (await registry.register(registration())).json()  # in Oebobo
+    applications = f"/businesses/{business['id']}/nib-applications"
+    application = (await registry.http.post(applications, headers=registry.auth())).json()
+    rejected = await registry.http.post(f"{applications}/{application['id']}/outcome", headers=registry.auth(),
+                                        json={"outcome": "rejected", "reason": "KTP pemilik tidak terbaca"})  # fmt: skip
+    assert rejected.status_code == 200, rejected.text
+    closed = await registry.http.post(f"/businesses/{business['id']}/close", json={"reason": "pemilik meninggal"},
+                                      headers=registry.auth())  # fmt: skip
+    assert closed.status_code == 200, closed.text
+    alak = {"Authorization": f"Bearer {registry.tokens.mint('petugas.alak', ['officer'], kecamatan=['53.71.01'])}"}
+
+    seen = {}
+    for who, headers in (("officer", registry.auth()), ("viewer", registry.auth("viewer")),
+                         ("operator", registry.auth("operator")), ("Alak officer", alak)):  # fmt: skip
+        read = (await registry.http.get(f"/businesses/{business['id']}", headers=headers)).json()
+        [listed] = (await registry.http.get(applications, headers=headers)).json()
+        seen[who] = (read["closed_reason"], listed["reason"], listed["status"])
+
+    assert seen == {"officer": ("pemilik meninggal", "KTP pemilik tidak terbaca", "rejected"),
+                    "viewer": (None, None, "rejected"), "operator": (None, None, "rejected"),
+                    "Alak officer": (None, None, "rejected")}  # fmt: skip
+
+
 async def test_the_register_can_be_searched_by_region_kbli_scale_nib_youth_and_women_with_pagination(registry):
     await registry.register(registration(birth=date(2000, 1, 1), gender="P"))
     await registry.register(registration(birth=date(1970, 1, 1), gender="L", kecamatan="Alak", kelurahan="Namosain",
