@@ -255,19 +255,19 @@ class TrainingQueries:
         titles = {p.id: f"{p.title} ({p.topic})" for p in await self.programmes()}
         by_programme = self._figures(seats, marks, scores, lambda r: r["programme_id"])
         by_kecamatan = self._figures(seats, marks, scores, lambda r: r["kec"])
-        programme_rows = []
+        programme_figures = []
         for pid in sorted(set(by_programme) | (set(capacity) if kecamatan_code is None else set()),
                           key=lambda p: titles.get(p, str(p))):  # fmt: skip
             figures = dict(by_programme.get(pid, {}))
             cohorts = figures.pop("cohorts", 0)
             # Seats belong to a cohort, not to a kecamatan: with a kecamatan filter there is no fill to show.
             cap = capacity.get(pid) if kecamatan_code is None else None
-            programme_rows.append(reports.row(reports.Figures(
+            programme_figures.append(reports.Figures(
                 group=titles.get(pid, str(pid)), cohorts=cap["cohorts"] if cap else cohorts,
-                capacity=int(cap["capacity"]) if cap else 0, **figures)))  # fmt: skip
-        kecamatan_rows = [reports.row(reports.Figures(group=self.kecamatan_name(k), **f))
-                          for k, f in sorted(by_kecamatan.items(), key=lambda kv: self.kecamatan_name(kv[0]))]  # fmt: skip
-        return programme_rows, kecamatan_rows
+                capacity=int(cap["capacity"]) if cap else 0, **figures))  # fmt: skip
+        kecamatan_figures = [reports.Figures(group=self.kecamatan_name(k), **f)
+                             for k, f in sorted(by_kecamatan.items(), key=lambda kv: self.kecamatan_name(kv[0]))]  # fmt: skip
+        return reports.rows(programme_figures), reports.rows(kecamatan_figures)
 
     @staticmethod
     def _figures(seats: list[asyncpg.Record], marks: list[asyncpg.Record], scores: list[asyncpg.Record],
@@ -305,9 +305,7 @@ class TrainingQueries:
         )
         figures = [reports.CoverageFigures(kecamatan=self.kecamatan_name(r["kecamatan_code"]),
                                            **{k: r[k] for k in r.keys() if k != "kecamatan_code"}) for r in rows]  # fmt: skip
-        total = reports.CoverageFigures("Kota Kupang", *(sum(getattr(f, k) for f in figures) for k in (
-            "food_businesses", "self_declare", "certified", "in_pathway", "stalled", "not_eligible")))  # fmt: skip
-        return [reports.coverage_row(f) for f in sorted(figures, key=lambda f: f.kecamatan)] + [reports.coverage_row(total)]
+        return reports.coverage_rows(sorted(figures, key=lambda f: f.kecamatan), "Kota Kupang")
 
     # -- figures for Prometheus --
     async def seats_by_topic(self) -> list[asyncpg.Record]:

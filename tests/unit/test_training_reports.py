@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from services.training.domain.reports import CoverageFigures, Figures, band, coverage_row, percent, row, suppressed
+from services.training.domain.reports import (
+    CoverageFigures,
+    Figures,
+    band,
+    coverage_row,
+    coverage_rows,
+    hidden_cells,
+    percent,
+    row,
+    rows,
+    suppressed,
+)
 
 
 def test_counts_from_one_to_four_are_suppressed_and_zero_and_five_are_shown():
@@ -23,7 +34,8 @@ def test_a_programme_row_shows_fill_attendance_and_completion_and_hides_small_gr
     r = row(f)
     assert (r.enrolled, r.fill_percent, r.waitlisted, r.attendance_percent) == (60, 75, None, 83)
     assert (r.completed, r.completion_percent) == (50, 83)
-    assert r.assessment_bands["management"] == {"0-49": 16, "50-69": 0, "70-84": 30, "85-100": None}
+    # 4 in 85-100 would be 50 completed less 16 less 30: the next smallest band is hidden with it.
+    assert r.assessment_bands["management"] == {"0-49": None, "50-69": 0, "70-84": 30, "85-100": None}
     assert r.assessment_bands["leadership"] == {"0-49": 0, "50-69": 0, "70-84": 0, "85-100": 0}
 
 
@@ -42,3 +54,32 @@ def test_halal_coverage_is_certified_over_food_businesses_with_small_counts_supp
                                      stalled=2, not_eligible=12))  # fmt: skip
     assert (r.coverage_percent, r.stalled, r.not_eligible) == (10, None, 12)
     assert coverage_row(CoverageFigures("Alak", 20, 18, 3, 0, 0, 0)).coverage_percent is None
+
+
+def test_a_count_hidden_alone_takes_the_next_smallest_with_it_so_subtraction_cannot_give_it_back():
+    assert hidden_cells({"Alak": 2, "Oebobo": 5, "Maulafa": 40}) == {"Alak", "Oebobo"}
+    assert hidden_cells({"Alak": 2, "Oebobo": 3, "Maulafa": 40}) == {"Alak", "Oebobo"}  # two hidden already
+    assert hidden_cells({"Alak": 2, "Oebobo": 0, "Maulafa": 0}) == {"Alak"}  # the total is 2, hidden itself
+    assert hidden_cells({"Alak": 0, "Oebobo": 6}) == set()
+
+
+def test_halal_coverage_hides_a_second_kecamatan_where_the_citys_total_would_give_back_one_hidden_alone():
+    figures = [CoverageFigures("Alak", 30, 28, 2, 6, 1, 2), CoverageFigures("Oebobo", 400, 350, 40, 30, 9, 12),
+               CoverageFigures("Maulafa", 90, 80, 7, 10, 3, 0)]  # fmt: skip
+
+    alak, oebobo, maulafa, city = coverage_rows(figures, "Kota Kupang")
+
+    assert (alak.certified, maulafa.certified, oebobo.certified, city.certified) == (None, None, 40, 49)
+    assert (alak.coverage_percent, maulafa.coverage_percent, oebobo.coverage_percent) == (None, None, 10)
+    assert (alak.not_eligible, oebobo.not_eligible, maulafa.not_eligible, city.not_eligible) == (None, None, 0, 14)
+    assert (alak.stalled, maulafa.stalled, oebobo.stalled, city.stalled) == (None, None, 9, 13)
+
+
+def test_a_breakdown_hides_a_second_row_and_its_rates_where_the_other_breakdown_would_give_back_one_hidden_alone():
+    by_kecamatan = rows([Figures(group="Alak", enrolled=3, present=10, absent=2, completed=3),
+                         Figures(group="Oebobo", enrolled=17, present=60, absent=8, completed=12, not_completed=5)])  # fmt: skip
+
+    alak, oebobo = by_kecamatan
+
+    assert (alak.enrolled, oebobo.enrolled, oebobo.attendance_percent, oebobo.completed) == (None, None, None, None)
+    assert oebobo.completion_percent is None and oebobo.group == "Oebobo"

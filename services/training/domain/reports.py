@@ -1,11 +1,16 @@
 """Training's reports: cohort fill, attendance, completion and the assessment's spread, per programme and per
 kecamatan, and halal coverage; counts of businesses under 5 are suppressed (the same rule as funding's reports:
-0 < count < 5), and so is any rate computed from a suppressed count, which would give it away."""
+0 < count < 5), and so is any rate computed from a suppressed count, which would give it away. Where counts add up to
+a figure shown (the bands of a row to its trainees, a column of kecamatan to the city's total or to the other
+breakdown's), one hidden alone would come back by subtraction: the next smallest is hidden with it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 SUPPRESS_BELOW = 5
 DIMENSIONS = ("management", "leadership", "business_prospects")
@@ -19,6 +24,17 @@ def suppressed(count: int) -> bool:
 
 def shown(count: int) -> int | None:
     return None if suppressed(count) else count
+
+
+def hidden_cells(cells: Mapping[K, int]) -> set[K]:
+    """Of counts whose sum is shown or can be worked out: those under 5, and when only one is, also the smallest other
+    that isn't zero, so the total less the others no longer gives it."""
+    hidden = {k for k, c in cells.items() if suppressed(c)}
+    if len(hidden) == 1:
+        others = sorted(((c, i) for i, (k, c) in enumerate(cells.items()) if k not in hidden and c > 0))
+        if others:
+            hidden.add(list(cells)[others[0][1]])
+    return hidden
 
 
 def percent(part: int, whole: int, *, counts: tuple[int, ...] = ()) -> int | None:
@@ -63,17 +79,36 @@ class Row:
     assessment_bands: dict[str, dict[str, int | None]]
 
 
-def row(f: Figures) -> Row:
+_ROW_COUNTS = ("enrolled", "waitlisted", "completed")
+
+
+def rows(figures: Sequence[Figures]) -> list[Row]:
+    """The rows of one breakdown: its columns add up to the same totals as the other breakdown's."""
+    also = {name: hidden_cells({i: getattr(f, name) for i, f in enumerate(figures)}) for name in _ROW_COUNTS}
+    return [row(f, frozenset(name for name in _ROW_COUNTS if i in also[name])) for i, f in enumerate(figures)]
+
+
+def row(f: Figures, also_hidden: frozenset[str] = frozenset()) -> Row:
+    """`also_hidden`: counts shown on their own but hidden so another one hidden can't be worked out."""
     finished = f.completed + f.not_completed
+
+    def count(name: str) -> int | None:
+        return None if name in also_hidden else shown(getattr(f, name))
+
+    def bands(dimension: str) -> dict[str, int | None]:
+        cells = {name: f.assessments.get(dimension, {}).get(name, 0) for _, _, name in BANDS}
+        hidden = hidden_cells(cells)
+        return {name: None if name in hidden else n for name, n in cells.items()}
+
+    enrolled, completed = count("enrolled"), count("completed")
     return Row(
-        group=f.group, cohorts=f.cohorts, capacity=f.capacity, enrolled=shown(f.enrolled),
-        fill_percent=percent(f.enrolled, f.capacity, counts=(f.enrolled,)) if f.capacity else None,
-        waitlisted=shown(f.waitlisted),
-        attendance_percent=percent(f.present, f.present + f.absent, counts=(f.enrolled,)),
-        completed=shown(f.completed),
-        completion_percent=percent(f.completed, finished, counts=(f.completed, finished)),
-        assessment_bands={d: {name: shown(f.assessments.get(d, {}).get(name, 0)) for _, _, name in BANDS}
-                          for d in DIMENSIONS},
+        group=f.group, cohorts=f.cohorts, capacity=f.capacity, enrolled=enrolled,
+        fill_percent=percent(f.enrolled, f.capacity) if f.capacity and enrolled is not None else None,
+        waitlisted=count("waitlisted"),
+        attendance_percent=percent(f.present, f.present + f.absent) if enrolled is not None else None,
+        completed=completed,
+        completion_percent=percent(f.completed, finished, counts=(finished,)) if completed is not None else None,
+        assessment_bands={d: bands(d) for d in DIMENSIONS},
     )  # fmt: skip
 
 
@@ -100,10 +135,21 @@ class CoverageRow:
     coverage_percent: int | None  # certified / food businesses
 
 
-def coverage_row(f: CoverageFigures) -> CoverageRow:
+_COVERAGE_COUNTS = ("food_businesses", "self_declare", "certified", "in_pathway", "stalled", "not_eligible")
+
+
+def coverage_rows(figures: Sequence[CoverageFigures], total_name: str) -> list[CoverageRow]:
+    """A row per kecamatan, then their total, which would give back a kecamatan's count hidden alone."""
+    total = CoverageFigures(total_name, *(sum(getattr(f, name) for f in figures) for name in _COVERAGE_COUNTS))
+    also = {name: hidden_cells({i: getattr(f, name) for i, f in enumerate(figures)}) for name in _COVERAGE_COUNTS}
+    return [coverage_row(f, frozenset(name for name in _COVERAGE_COUNTS if i in also[name]))
+            for i, f in enumerate(figures)] + [coverage_row(total)]  # fmt: skip
+
+
+def coverage_row(f: CoverageFigures, also_hidden: frozenset[str] = frozenset()) -> CoverageRow:
+    counts = {name: None if name in also_hidden else shown(getattr(f, name)) for name in _COVERAGE_COUNTS}
     return CoverageRow(
-        kecamatan=f.kecamatan, food_businesses=shown(f.food_businesses), self_declare=shown(f.self_declare),
-        certified=shown(f.certified), in_pathway=shown(f.in_pathway), stalled=shown(f.stalled),
-        not_eligible=shown(f.not_eligible),
-        coverage_percent=percent(f.certified, f.food_businesses, counts=(f.certified, f.food_businesses)),
+        kecamatan=f.kecamatan, **counts,
+        coverage_percent=(percent(f.certified, f.food_businesses)
+                          if counts["certified"] is not None and counts["food_businesses"] is not None else None),
     )  # fmt: skip
