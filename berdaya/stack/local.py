@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,8 +228,24 @@ class LocalStack:
 
     # -------------------------------------------------------------------------------------------------
 
-    def up(self, say=print) -> None:  # noqa: ANN001 - any print-like callable
+    @contextlib.contextmanager
+    def _alone(self, say=print) -> Iterator[None]:  # noqa: ANN001
+        """One `up` or `down` of this stack at a time: two at once both found nothing running, both started every
+        service (one failing to bind), and whichever PID was written last was kept, maybe the dead one's."""
         self.base.mkdir(parents=True, exist_ok=True)
+        with open(self.base / "stack.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                say(f"another `berdaya up` or `down` of {self.base} is running; waiting for it to finish")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def up(self, say=print) -> None:  # noqa: ANN001 - any print-like callable
+        with self._alone(say):
+            self._up(say)
+
+    def _up(self, say) -> None:  # noqa: ANN001
         namespace = self.topic_namespace()
         # Before anything starts: a stack half in one namespace and half in another works in neither.
         for spec in SERVICES:
@@ -319,6 +337,10 @@ class LocalStack:
             return False
 
     def down(self, say=print) -> None:  # noqa: ANN001
+        with self._alone(say):
+            self._down(say)
+
+    def _down(self, say) -> None:  # noqa: ANN001
         self.monitoring.stop(say)
         for spec in reversed(SERVICES):
             if self._pid(spec.name):

@@ -13,6 +13,8 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -561,3 +563,27 @@ def test_kafkas_pids_are_told_before_the_wait_for_the_cluster_so_a_start_that_ti
         LocalKafka(tmp_path / "kafka", node_ports=[(1, 2), (3, 4)]).start(on_started=told.append)
 
     assert told == [[4243, 4244]]
+
+
+def test_a_second_up_or_down_of_one_stack_waits_for_the_first_and_says_so(stack: LocalStack, monkeypatch) -> None:
+    order: list[str] = []
+    said: list[str] = []
+    first_in = threading.Event()
+
+    def slow_up(say) -> None:  # noqa: ANN001
+        order.append("up begins")
+        first_in.set()
+        time.sleep(0.3)
+        order.append("up ends")
+
+    monkeypatch.setattr(stack, "_up", slow_up)
+    monkeypatch.setattr(stack, "_down", lambda say: order.append("down"))
+    first = threading.Thread(target=stack.up)
+    first.start()
+    assert first_in.wait(5)
+
+    stack.down(say=said.append)
+    first.join()
+
+    assert order == ["up begins", "up ends", "down"]
+    assert said and "waiting for it to finish" in said[0]
