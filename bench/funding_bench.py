@@ -21,7 +21,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from bench import table
+from bench import raw_produce, table
 from bench.system_bench import outbox_published, partitions_of, read_topic
 from berdaya.stack.local import run_service, throwaway_env
 from berdaya.stack.postgres import ensure_database
@@ -137,14 +137,10 @@ async def _raw_publish(kafka: KafkaAccess, topics: list[str]) -> tuple[int, floa
     producer = safe_producer(kafka, "bench-raw")
     await producer.start()
     try:
-        # One record to every partition first: a new topic's leaders are elected meanwhile, not on the clock.
-        for copy in copy_of.values():
-            await asyncio.gather(*[await producer.send(copy, b"warm-up", partition=p)
-                                   for p in await producer.partitions_for(copy)])  # fmt: skip
+        await raw_produce.warm(producer, list(copy_of.values()))
+        records = [(copy, r.partition, r.key, r.value, list(r.headers)) for copy, r in copies]
         started = time.perf_counter()
-        sent = [await producer.send(copy, r.value, key=r.key, partition=r.partition, headers=list(r.headers))
-                for copy, r in copies]  # fmt: skip
-        await asyncio.gather(*sent)
+        await raw_produce.produce(producer, records)
         return len(copies), time.perf_counter() - started
     finally:
         await producer.stop()

@@ -31,7 +31,7 @@ from shared.messaging.kafka import KafkaAccess, confluent_admin
 from shared.reference.wita import today_in_kupang
 
 SECRET = "benchmark-secret-benchmark-secret-benchmark"
-MB = 1024 * 1024
+MB = 1_000_000  # the issue says 300 MB: decimal megabytes, as printed
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 CONNECTIONS = 64  # officers' requests in flight at once; more wait their turn
 
@@ -276,8 +276,12 @@ async def partitions_of(kafka: KafkaAccess, topics: list[str]) -> list[TopicPart
 
 
 async def register(http: httpx.AsyncClient, gate: asyncio.Semaphore, url: str, headers: dict[str, str],
-                   form: dict[str, str]) -> Sent:  # fmt: skip
-    sent = Sent(time.time(), time.perf_counter())
+                   form: dict[str, str], scheduled: float | None = None) -> Sent:  # fmt: skip
+    """`scheduled`: when the load meant to send it (perf_counter); a load generator running late counts against
+    the latency, not hidden from it."""
+    now_wall, now = time.time(), time.perf_counter()
+    at = now if scheduled is None else min(scheduled, now)
+    sent = Sent(now_wall - (now - at), at)
     try:
         # Requests beyond the connections wait at the gate (a FIFO), counted from their start: httpx's own pool
         # spends CPU per waiting request, and with thousands waiting the load generator became the bottleneck.
@@ -292,17 +296,18 @@ async def register(http: httpx.AsyncClient, gate: asyncio.Semaphore, url: str, h
     return sent
 
 
-async def steady_load(send: Callable[[dict[str, str]], object], forms: Iterable[dict[str, str]], rate: float,
+async def steady_load(send: Callable[[dict[str, str], float], object], forms: Iterable[dict[str, str]], rate: float,
                       seconds: float) -> list[Sent]:  # fmt: skip
     """Open loop: request i starts at i/rate whatever the earlier ones are doing, as officers across the city would."""
     tasks = []
     started = time.perf_counter()
     total = int(rate * seconds)
     for i, form in enumerate(itertools.islice(forms, total)):
-        delay = started + i / rate - time.perf_counter()
+        scheduled = started + i / rate
+        delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(send(form)))  # type: ignore[arg-type]
+        tasks.append(asyncio.create_task(send(form, scheduled)))  # type: ignore[arg-type]
         if i and i % int(rate * 10) == 0:
             say(f"{i:,} registrations sent ({time.perf_counter() - started:.0f} s)")
     return list(await asyncio.gather(*tasks))
@@ -314,13 +319,23 @@ def registration_forms(count: int, seed: int) -> Iterable[dict[str, str]]:
     return ({k: v for k, v in r.items() if v != ""} for r in generate(count, seed=seed, nib_share=1.0))
 
 
-async def notifier_messages(database: str, template: str, business_ids: list[str]) -> dict[str, float]:
+async def notifier_messages(database: str, template: str, business_ids: list[str]) -> tuple[dict[str, float], str]:
+    """When each business's message was recorded, and by which clock: its transaction's commit where PostgreSQL keeps
+    commit times (the inbox row of its event, written in that transaction and never updated; the message row itself
+    is updated as it is sent), else `created_at`, taken as the handler builds it, before the commit."""
     conn = await asyncpg.connect(database)
     try:
-        rows = await conn.fetch("SELECT business_id, min(created_at) AS at FROM message WHERE template = $1"
-                                " AND business_id = ANY($2::uuid[]) GROUP BY business_id",
-                                template, business_ids)  # fmt: skip
-        return {str(r["business_id"]): r["at"].timestamp() for r in rows}
+        if await conn.fetchval("SHOW track_commit_timestamp") == "on":
+            clock = "commit"
+            sql = ("SELECT m.business_id, min(pg_xact_commit_timestamp(i.xmin)) AS at FROM message m"
+                   " JOIN inbox i ON i.event_id = m.event_id WHERE m.template = $1 AND m.business_id = ANY($2::uuid[])"
+                   " GROUP BY m.business_id")  # fmt: skip
+        else:
+            clock = "created_at"
+            sql = ("SELECT business_id, min(created_at) AS at FROM message WHERE template = $1"
+                   " AND business_id = ANY($2::uuid[]) GROUP BY business_id")  # fmt: skip
+        rows = await conn.fetch(sql, template, business_ids)
+        return {str(r["business_id"]): r["at"].timestamp() for r in rows if r["at"] is not None}, clock
     finally:
         await conn.close()
 
@@ -397,7 +412,7 @@ async def bench_latency(infra: Throwaway, rate: float, seconds: float) -> dict:
         # No pool timeout: a request waiting for a connection is queueing, and its wait belongs in the figure.
         async with httpx.AsyncClient(timeout=httpx.Timeout(600, pool=None), limits=limits) as http:
             # A few first, waited for: the consumer groups' first fetches and connection pools are not the figure.
-            warmup = await steady_load(lambda f: register(http, gate, url, headers, f), forms, 10, warm / 10)
+            warmup = await steady_load(lambda f, at: register(http, gate, url, headers, f, at), forms, 10, warm / 10)
             warm_ids = [s.business_id for s in warmup if s.business_id]
             await wait_until_complete(lambda: _all_messages(deployment, warm_ids), 60, "the warm-up's messages")
             say(f"warm-up done; {total:,} registrations at {rate:g}/s for {seconds:g} s")
@@ -405,7 +420,7 @@ async def bench_latency(infra: Throwaway, rate: float, seconds: float) -> dict:
             cpu_before = {name: cpu_of(pid) for name, pid in pids.items()}
             infra_before = {k: cpu_total(v) for k, v in infra_pids(infra).items()}
             busy_before, total_before = machine_busy()
-            sent = await steady_load(lambda f: register(http, gate, url, headers, f), forms, rate, seconds)
+            sent = await steady_load(lambda f, at: register(http, gate, url, headers, f, at), forms, rate, seconds)
             busy_after, total_after = machine_busy()
             cpu = {name: cpu_of(pid) - cpu_before[name] for name, pid in pids.items()}
             cpu |= {k: cpu_total(v) - infra_before.get(k, 0) for k, v in infra_pids(infra).items()}
@@ -414,12 +429,13 @@ async def bench_latency(infra: Throwaway, rate: float, seconds: float) -> dict:
         await wait_until_complete(lambda: _matched_all(watch, ids), 120, "every FundingMatched")
         await wait_until_complete(lambda: _all_messages(deployment, ids), 120, "every notifier message")
         await watch.stop()
-        messages = await notifier_messages(deployment.databases["notifier"], "funding_offer", ids)
+        messages, clock = await notifier_messages(deployment.databases["notifier"], "funding_offer", ids)
     finally:
         deployment.stop()
     say("raw Kafka round trip baseline")
     raw = await raw_round_trip(infra.kafka, deployment.topic("bench.round-trip"), count=min(total, 2000), rate=rate)
-    return {"rate": rate, "seconds": seconds, "sent": sent, "seen": watch.seen, "messages": messages, "raw_ms": raw,
+    return {"rate": rate, "seconds": seconds, "sent": sent, "seen": watch.seen, "messages": messages,
+            "messages_clock": clock, "raw_ms": raw,
             "cpu_s": cpu, "machine_busy_s": busy_after - busy_before, "machine_total_s": total_after - total_before}
 
 
@@ -429,7 +445,7 @@ async def _matched_all(watch: Watch, ids: list[str]) -> bool:
 
 
 async def _all_messages(deployment: Deployment, ids: list[str]) -> bool:
-    return len(await notifier_messages(deployment.databases["notifier"], "funding_offer", ids)) >= len(ids)
+    return len((await notifier_messages(deployment.databases["notifier"], "funding_offer", ids))[0]) >= len(ids)
 
 
 def latency_figures(result: dict) -> dict[str, list[float]]:
@@ -446,8 +462,8 @@ def latency_figures(result: dict) -> dict[str, list[float]]:
                                                   for s in sent if s.business_id in matched],
         "FundingMatched read by a consumer": [(matched[s.business_id][1] - s.started_wall) * 1000
                                               for s in sent if s.business_id in matched],
-        "notifier message recorded (created_at)": [(messages[s.business_id] - s.started_wall) * 1000
-                                                   for s in sent if s.business_id in messages],
+        f"notifier message recorded ({result['messages_clock']})": [(messages[s.business_id] - s.started_wall) * 1000
+                                                                 for s in sent if s.business_id in messages],
     }  # fmt: skip
 
 
@@ -474,14 +490,16 @@ def report_latency(result: dict) -> None:
     header()
     raw99 = percentile(raw, 0.99)
     for what, key in (("p99 request -> FundingMatched read", "FundingMatched read by a consumer"),
-                      ("p99 request -> notifier message recorded", "notifier message recorded (created_at)")):
+                      ("p99 request -> notifier message recorded",
+                       f"notifier message recorded ({result['messages_clock']})")):
         values = figures[key]
-        complete = len(values) == len(ok)
+        complete = len(values) == len(sent)  # a request refused, failed or lost on the way is no fast one
         p99 = percentile(values, 0.99)
         row(what, f"{p99:,.0f} ms", f"raw Kafka p99 {raw99:.1f} ms", f"{p99 / raw99:.0f}x", "p99 < 200 ms",
             complete and p99 < 200)  # fmt: skip
         if not complete:
-            say(f"  only {len(values):,} of {len(ok):,} registered businesses got this far: counted as NOT met")
+            say(f"  only {len(values):,} of {len(sent):,} requests sent ({len(ok):,} registered) got this far: "
+                "counted as NOT met")
     print(f"  (raw Kafka p50 {percentile(raw, .5):.1f} ms; the path crosses Kafka twice: registry -> funding -> "
           "notifier, each behind a PostgreSQL commit and an outbox relay)", flush=True)
     if ok:

@@ -63,6 +63,8 @@ class LocalPostgres:
     port: int
     # Tests trade durability for speed; the demo stack keeps PostgreSQL's defaults.
     durable: bool = True
+    # Each transaction's commit time (pg_xact_commit_timestamp): the benchmarks time a row from its commit.
+    commit_timestamps: bool = False
 
     @property
     def log_file(self) -> Path:
@@ -101,6 +103,8 @@ class LocalPostgres:
         ]
         if not self.durable:
             settings += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+        if self.commit_timestamps:
+            settings.append("track_commit_timestamp = on")
         with open(self.data_dir / "postgresql.auto.conf", "a") as conf:
             conf.write("\n".join(settings) + "\n")
 

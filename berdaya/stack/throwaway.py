@@ -28,13 +28,14 @@ class Throwaway:
 
 
 @contextlib.contextmanager
-def throwaway_stack(*, durable: bool, kafka_nodes: int = 1, secured: bool = True) -> Iterator[Throwaway]:
+def throwaway_stack(*, durable: bool, kafka_nodes: int = 1, secured: bool = True,
+                    commit_timestamps: bool = False) -> Iterator[Throwaway]:  # fmt: skip
     """Secured as a real deployment is (SCRAM users, ACLs, deny by default) unless `secured` is False."""
     # Under /tmp so that PostgreSQL's own user can enter it when we run as root.
     base = Path(tempfile.mkdtemp(prefix="berdaya-", dir="/tmp"))
     base.chmod(0o755)
     pg_port, *kafka_ports = free_ports(1 + 2 * kafka_nodes)
-    postgres = LocalPostgres(base / "pg" / "data", pg_port, durable=durable)
+    postgres = LocalPostgres(base / "pg" / "data", pg_port, durable=durable, commit_timestamps=commit_timestamps)
     credentials = BrokerCredentials.generate() if secured else None
     kafka = LocalKafka(base / "kafka", node_ports=list(zip(kafka_ports[::2], kafka_ports[1::2], strict=True)),
                        credentials=credentials)
