@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import InvalidToken, Principal, TokenService
@@ -33,6 +33,11 @@ ScrapeHook = Callable[[], Awaitable[None]]  # refreshes gauges computed from the
 PROBLEM_JSON = "application/problem+json"
 
 
+# Each scrape hook's time, under Prometheus's scrape timeout (5 s): a database that doesn't answer costs the figures
+# read from it, not the whole scrape, which made a running service look down and blinded every other alert.
+SCRAPE_HOOK_SECONDS = 2.0
+
+
 @dataclass
 class Platform:
     tokens: TokenService
@@ -40,6 +45,29 @@ class Platform:
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     scrape_hooks: list[ScrapeHook] = field(default_factory=list)
     failing: dict[str, str] = field(default_factory=dict)  # each failing check's last reason, logged once per change
+    figures_refreshed: Gauge = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.figures_refreshed = Gauge(
+            "berdaya_figures_refreshed",
+            "1 when the figures this service reads from its database were refreshed at this scrape, 0 when the "
+            "database did not answer in time (they keep their last values).",
+            ["figures"], registry=self.metrics,
+        )  # fmt: skip
+
+    async def refresh_figures(self) -> None:
+        for hook in self.scrape_hooks:
+            name = ".".join(getattr(hook, "__qualname__", repr(hook)).split(".")[-2:])  # e.g. FundingFigures.refresh
+            try:
+                await asyncio.wait_for(hook(), SCRAPE_HOOK_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - any failure costs these figures only
+                timed_out = isinstance(exc, TimeoutError)
+                reason = f"no answer within {SCRAPE_HOOK_SECONDS:.0f} s" if timed_out else repr(exc)
+                _log_change(self.failing, name, reason, what="figures")
+                self.figures_refreshed.labels(figures=name).set(0)
+            else:
+                _log_change(self.failing, name, None, what="figures")
+                self.figures_refreshed.labels(figures=name).set(1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -340,15 +368,16 @@ class AuditEntry(BaseModel):
     correlation_id: uuid.UUID | None
 
 
-def _log_change(failing: dict[str, str], name: str, reason: str | None) -> None:
+def _log_change(failing: dict[str, str], name: str, reason: str | None, what: str = "readiness") -> None:
     """A failing check is logged when it starts failing or its reason changes, and once when it passes again: probes
-    ask every few seconds."""
+    and scrapes ask every few seconds."""
+    key = f"{what}: {name}"
     if reason is None:
-        if failing.pop(name, None) is not None:
-            log.info("readiness: %s is ok again", name)
-    elif failing.get(name) != reason:
-        failing[name] = reason
-        log.warning("readiness: %s fails: %s", name, reason)
+        if failing.pop(key, None) is not None:
+            log.info("%s is ok again", key)
+    elif failing.get(key) != reason:
+        failing[key] = reason
+        log.warning("%s fails: %s", key, reason)
 
 
 def platform_routes() -> APIRouter:
@@ -374,8 +403,7 @@ def platform_routes() -> APIRouter:
     @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics(request: Request) -> PlainTextResponse:
         platform: Platform = request.app.state.platform
-        for hook in platform.scrape_hooks:
-            await hook()
+        await platform.refresh_figures()
         return PlainTextResponse(generate_latest(platform.metrics), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/audit", summary="Who changed what: every event this service wrote, with its actor")

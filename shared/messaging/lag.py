@@ -113,6 +113,10 @@ class LagMonitor:
     own: Sequence[Watched] = ()
     namespace: str = ""
     clock: Callable[[], float] = time.time
+    # After this long without a measurement, this process's figures are taken away: kept, a lag it last saw would
+    # hold the lag alert (the max over every reporter) firing for ever after the lag was gone.
+    stale_after: float = 120.0
+    _last_measured: float | None = None
     _timestamps: dict[tuple[str, int, int], float] = field(default_factory=dict)
     _exported: set[tuple[str, str, str]] = field(default_factory=set)
     _ends_seen: dict[TP, list[tuple[int, float]]] = field(default_factory=dict)  # (end offset, when first seen)
@@ -123,6 +127,9 @@ class LagMonitor:
             lags = await self._measure()
         except Exception:
             self.metrics.errors.inc()
+            if self._last_measured is None or self.clock() - self._last_measured > self.stale_after:
+                self._forget(self._exported)
+                self._exported = set()
             raise
         self._export(lags)
         return lags
@@ -199,15 +206,19 @@ class LagMonitor:
             self.metrics.records.labels(*labels).set(lag.records)
             if lag.seconds is not None:
                 self.metrics.seconds.labels(*labels).set(lag.seconds)
-        for gone in self._exported - exported:
-            # A group forgotten (a replay deletes its offsets) or a topic no longer read: no stale figure stays.
+        # A group forgotten (a replay deletes its offsets) or a topic no longer read: no stale figure stays.
+        self._forget(self._exported - exported)
+        self._exported = exported
+        self._last_measured = self.clock()
+        self.metrics.measured.set(self._last_measured)
+
+    def _forget(self, series: set[tuple[str, str, str]]) -> None:
+        for gone in series:
             for gauge in (self.metrics.records, self.metrics.seconds):
                 try:
                     gauge.remove(*gone)
                 except KeyError:
                     pass
-        self._exported = exported
-        self.metrics.measured.set(self.clock())
 
     async def close(self) -> None:
         await self.probe.close()

@@ -246,6 +246,32 @@ async def test_each_successful_measurement_is_timestamped_and_each_failure_count
     assert registry.get_sample_value("berdaya_consumer_lag_measured_timestamp_seconds") == NOW
 
 
+async def test_a_process_that_cannot_measure_for_two_minutes_takes_its_figures_away_but_not_at_one_failure():
+    kafka = FakeKafka()
+    kafka.committed_offsets[f"{NS}.funding-view"] = {(BUSINESS, 0): 0}
+    kafka.ends[(BUSINESS, 0)] = 2
+    kafka.record_times[(BUSINESS, 0, 0)] = NOW - 400  # lagging: the figure the lag alert takes the max of
+    clock = Clock()
+    lag, registry = monitor(kafka, [FUNDING_VIEW], clock)
+    await lag.measure()
+    kafka.failing = PermissionError("GROUP_AUTHORIZATION_FAILED")  # then the lag is mended, unseen by this process
+
+    clock.now += 60
+    with pytest.raises(PermissionError):
+        await lag.measure()
+    kept = gauge(registry, "berdaya_consumer_group_lag_seconds", "funding-view", BUSINESS, 0)
+    clock.now += 61
+    with pytest.raises(PermissionError):
+        await lag.measure()
+
+    assert kept == 400  # one failed measurement: the figure stays, a lag alert's `for` is not reset by a blip
+    assert gauge(registry, "berdaya_consumer_group_lag_seconds", "funding-view", BUSINESS, 0) is None
+    assert gauge(registry, "berdaya_consumer_group_lag_records", "funding-view", BUSINESS, 0) is None
+    kafka.failing = None
+    await lag.measure()
+    assert gauge(registry, "berdaya_consumer_group_lag_records", "funding-view", BUSINESS, 0) == 2
+
+
 async def test_the_lag_job_outlives_a_failing_kafka_and_starts_fresh_clients_after_each_failure():
     kafka = FakeKafka()
     kafka.failing = ConnectionError("no broker")

@@ -3,6 +3,7 @@ what no route should see, and every error answered as RFC 9457 problem details."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -13,12 +14,13 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel
 
 from shared.auth import TokenService
 from shared.db import DatabaseBusy
 from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from shared import web
 from shared.web import PROBLEM_JSON, BoundedInput, Platform, Unauthorized, install_error_handlers, platform_routes
 
 MAX_BODY = 1_000
@@ -454,3 +456,33 @@ async def test_ready_tells_anyone_which_check_fails_but_only_the_log_why(caplog:
     logged = [r.getMessage() for r in caplog.records]
     assert logged == ["readiness: database fails: OSError: Connect call failed ('10.20.0.7', 5432)",
                       "readiness: database is ok again"]  # fmt: skip
+
+
+async def test_metrics_answer_while_the_database_does_not_and_say_which_figures_are_stale(monkeypatch) -> None:
+    monkeypatch.setattr(web, "SCRAPE_HOOK_SECONDS", 0.2)
+    registry = CollectorRegistry()
+    backlog = Gauge("berdaya_outbox_backlog", "rows", registry=registry)
+
+    class Figures:
+        async def refresh_backlog(self) -> None:
+            backlog.set(7)
+
+        async def refused(self) -> None:
+            raise OSError("Connect call failed ('10.20.0.7', 5432)")
+
+        async def pool_full(self) -> None:
+            await asyncio.sleep(10)  # waiting for a connection, past Prometheus's scrape timeout
+
+    figures = Figures()
+    app = FastAPI()
+    app.state.platform = Platform(tokens=TokenService("s" * 32), metrics=registry,
+                                  scrape_hooks=[figures.refused, figures.pool_full, figures.refresh_backlog])  # fmt: skip
+    app.include_router(platform_routes())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as http:
+        scraped = await asyncio.wait_for(http.get("/metrics"), 5)
+
+    assert scraped.status_code == 200
+    assert "berdaya_outbox_backlog 7.0" in scraped.text
+    assert 'berdaya_figures_refreshed{figures="Figures.refused"} 0.0' in scraped.text
+    assert 'berdaya_figures_refreshed{figures="Figures.pool_full"} 0.0' in scraped.text
+    assert 'berdaya_figures_refreshed{figures="Figures.refresh_backlog"} 1.0' in scraped.text
