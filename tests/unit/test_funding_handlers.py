@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from services.funding import handlers
+from services.funding.domain.offers import Offer
 from services.funding.domain.pledges import Pledge, PledgeForm, SponsorForm
 from services.funding.domain.view import readiness
 from services.funding.store import FundingStore
@@ -628,12 +629,17 @@ async def test_a_pledge_reopened_by_a_decline_is_exhausted_again_by_a_newcomer_a
     assert len(world.of_type("PledgeExhausted")) == 2
 
 
-async def test_declining_an_accepted_offer_is_a_conflict_and_changes_nothing(world) -> None:
+async def accepted_offer(world: FundingWorld) -> tuple[Pledge, Offer]:
+    """One business, one pledge, its offer accepted."""
     business_id = await world.register()
     p = await world.add_pledge()
     await world.match(p.id)
     offer = world.store.offer_to(p.id, business_id)
-    await handlers.accept_offer(handlers.AcceptOffer(offer.id, OFFICER), world.uow(), world.deps)
+    return p, await handlers.accept_offer(handlers.AcceptOffer(offer.id, OFFICER), world.uow(), world.deps)
+
+
+async def test_declining_an_accepted_offer_is_a_conflict_and_changes_nothing(world) -> None:
+    _, offer = await accepted_offer(world)
     before = world.store.snapshot()
 
     with pytest.raises(Conflict) as exc:
@@ -682,11 +688,8 @@ async def test_an_offer_not_yet_accepted_cannot_be_disbursed(world) -> None:
 
 
 async def test_a_retried_accept_answers_the_accepted_offer_and_records_nothing_twice(world) -> None:
-    business_id = await world.register()
-    p = await world.add_pledge()
-    await world.match(p.id)
-    offer = world.store.offer_to(p.id, business_id)
-    first = await handlers.accept_offer(handlers.AcceptOffer(offer.id, OFFICER), world.uow(), world.deps)
+    _, first = await accepted_offer(world)
+    offer = first
     before = world.store.snapshot()
     uow = world.uow()
 
@@ -697,11 +700,7 @@ async def test_a_retried_accept_answers_the_accepted_offer_and_records_nothing_t
 
 
 async def test_a_retried_payment_with_the_same_reference_is_recorded_once_and_another_reference_is_refused(world) -> None:
-    business_id = await world.register()
-    p = await world.add_pledge()
-    await world.match(p.id)
-    offer = world.store.offer_to(p.id, business_id)
-    await handlers.accept_offer(handlers.AcceptOffer(offer.id, OFFICER), world.uow(), world.deps)
+    p, offer = await accepted_offer(world)
     await handlers.disburse_offer(handlers.DisburseOffer(offer.id, "TRF-2026-0042", SPONSOR), world.uow(), world.deps)
     before = world.store.snapshot()
     uow = world.uow()
