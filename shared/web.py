@@ -409,13 +409,18 @@ def platform_routes() -> APIRouter:
     @router.get("/audit", summary="Who changed what: every event this service wrote, with its actor")
     async def audit(
         request: Request,
-        _: Annotated[Principal, Depends(require_role("officer"))],
+        who: Annotated[Principal, Depends(require_role("officer"))],
         aggregate_id: Annotated[str | None, Query(max_length=100)] = None,
         actor: Annotated[str | None, Query(max_length=200)] = None,
         page: Page = 1,
         page_size: PageSize = 100,
     ) -> list[AuditEntry]:
         from shared.messaging.audit import audit_trail
+
+        if who.limited_to_kecamatan:
+            # The trail spans the city (whose NIK was revealed, by whom), and its entries name no kecamatan to filter on.
+            raise Forbidden("the audit trail covers every kecamatan; your token acts in some only. Ask a city-wide "
+                            "officer of the programme office")  # fmt: skip
 
         rows = await audit_trail(request.app.state.runtime.db, aggregate_id=aggregate_id, actor=actor, page=page,
                                  page_size=page_size)  # fmt: skip

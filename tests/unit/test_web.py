@@ -486,3 +486,16 @@ async def test_metrics_answer_while_the_database_does_not_and_say_which_figures_
     assert 'berdaya_figures_refreshed{figures="Figures.refused"} 0.0' in scraped.text
     assert 'berdaya_figures_refreshed{figures="Figures.pool_full"} 0.0' in scraped.text
     assert 'berdaya_figures_refreshed{figures="Figures.refresh_backlog"} 1.0' in scraped.text
+
+
+async def test_the_audit_trail_spanning_the_city_is_refused_to_an_officer_of_some_kecamatan_only() -> None:
+    tokens = TokenService("s" * 32)
+    app = FastAPI()
+    app.state.platform = Platform(tokens=tokens, metrics=CollectorRegistry())
+    install_error_handlers(app)
+    app.include_router(platform_routes())
+    alak = tokens.mint("petugas.alak", ["officer"], kecamatan=["53.71.01"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as http:
+        refused = await http.get("/audit", headers={"Authorization": f"Bearer {alak}"})
+
+    assert refused.status_code == 403 and "city-wide officer" in refused.json()["detail"]
