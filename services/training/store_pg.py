@@ -12,7 +12,7 @@ from services.training.domain.cohorts import Cohort
 from services.training.domain.enrolment import Seat
 from services.training.domain.events import DomainEvent
 from services.training.domain.mentors import Assignment, Mentor
-from services.training.domain.needs import Facts
+from services.training.domain.needs import Facts, halal_programme
 from services.training.domain.pathway import STEPS, Pathway
 from services.training.domain.programmes import Programme
 from services.training.domain.view import BusinessView
@@ -199,6 +199,13 @@ class PgTrainingStore(TrainingStore):
         if "funded_bookkeeping" in programme.needs:
             clauses.append("EXISTS (SELECT 1 FROM funding_accepted f WHERE f.business_id = b.business_id)")
         where.add("(" + (" OR ".join(clauses) or "false") + ")")
+        if halal_programme(programme):
+            # Whatever other need it serves, a halal programme never takes a business that can't self-declare
+            # (needs.need_served). Left in, a run of them ahead in the order filled the prospects' limit, and seats
+            # stayed empty while businesses that could take them waited.
+            where.add("NOT EXISTS (SELECT 1 FROM pathway p WHERE p.business_id = b.business_id"
+                      " AND p.not_eligible IS NOT NULL)")  # fmt: skip
+            where.add("NOT (b.kbli_code LIKE ANY({}::text[]) AND b.scale NOT IN ('micro', 'small'))", _FOOD)
 
     async def view_catching_up(self) -> bool:
         return await catching_up(self._conn, (VIEW,))

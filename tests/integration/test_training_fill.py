@@ -161,6 +161,34 @@ async def test_opening_a_cohort_fills_it_by_need_and_publishes_each_business_s_e
         await drop_database(infra.postgres_url, database)
 
 
+async def test_businesses_that_cannot_self_declare_ahead_in_the_order_leave_no_seat_of_a_halal_cohort_empty(
+        infra, tmp_path: Path):  # fmt: skip
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    env = {**service_env(infra.kafka, namespace), "BERDAYA_TOPIC_PARTITIONS": "3"}
+    database = await fresh_database(infra.postgres_url)
+    training = start_service("training", env, database, tmp_path / "training.log")
+    try:
+        # Medium food businesses without an NIB: the programme also serves `no_nib`, but a halal programme never
+        # takes a business that can't self-declare. Registered first, they lead the order.
+        medium = [food(i, day=1).model_copy(update={"scale": "medium"}) for i in range(30)]
+        micro = [food(100 + i, day=2 + i) for i in range(2)]
+        await produce(infra.kafka, namespaced(REGISTRY_BUSINESS, namespace), [*medium, *micro])
+        assert await eventually(lambda: _count(database, "SELECT count(*) FROM business_view", 32), timeout=60)
+        async with httpx.AsyncClient(timeout=60) as http:
+            programme = await define_programme(http, training.url, needs=["halal_uncertified", "no_nib"],
+                                               requires_nib=False)  # fmt: skip
+            cohort = await plan_cohort(http, training.url, programme["id"], capacity=2)
+            opened = await http.post(f"{training.url}/cohorts/{cohort['id']}/open", headers=TRAINER)
+            assert opened.status_code == 200, opened.text
+            roster = (await http.get(f"{training.url}/cohorts/{cohort['id']}/trainees", headers=TRAINER)).json()
+
+        assert opened.json()["enrolled"] == 2
+        assert {t["business_id"] for t in roster if t["status"] == "enrolled"} == {str(b.business_id) for b in micro}
+    finally:
+        stop_pid(training.pid)
+        await drop_database(infra.postgres_url, database)
+
+
 async def _count(database: str, sql: str, expected: int) -> bool:
     conn = await asyncpg.connect(database)
     try:
