@@ -36,9 +36,7 @@ async def test_a_youth_food_pledge_in_oebobo_funds_ten_then_the_eleventh_after_a
     officer = system.auth("officer")
     today = date.today()
     async with httpx.AsyncClient(timeout=30) as http:
-        sponsor = (await http.post(f"{system.funding.url}/sponsors", json={"name": "Bank NTT", "kind": "bank"},
-                                   headers=officer)).json()  # fmt: skip
-        sponsor_auth = system.auth("sponsor", sponsor["id"])
+        sponsor, sponsor_auth = await _sponsor(http, system, "Bank NTT")
         pledge_body = {
             "sponsor_id": sponsor["id"], "title": "CSR Bank NTT: kuliner muda Oebobo", "instrument": "grant",
             "total_rupiah": 50_000_000, "amount_mode": "fixed", "amount_per_business_rupiah": 5_000_000,
@@ -158,6 +156,13 @@ async def test_a_youth_food_pledge_in_oebobo_funds_ten_then_the_eleventh_after_a
     assert all(r.key == pledge["id"].encode() for r in records)
 
 
+async def _sponsor(http: httpx.AsyncClient, system, name: str) -> tuple[dict, dict[str, str]]:  # noqa: ANN001
+    """A bank recorded by a city-wide officer, and a token acting for it."""
+    sponsor = (await http.post(f"{system.funding.url}/sponsors", json={"name": name, "kind": "bank"},
+                               headers=system.auth("officer"))).json()  # fmt: skip
+    return sponsor, system.auth("sponsor", sponsor["id"])
+
+
 async def _has(pending) -> bool:  # noqa: ANN001
     return bool(await pending)
 
@@ -167,9 +172,7 @@ async def test_an_accepted_offer_outlives_its_business_closing_until_the_sponsor
     officer = system.auth("officer")
     today = date.today()
     async with httpx.AsyncClient(timeout=30) as http:
-        sponsor = (await http.post(f"{system.funding.url}/sponsors", json={"name": "BPR Christa Jaya", "kind": "bank"},
-                                   headers=officer)).json()  # fmt: skip
-        as_sponsor = system.auth("sponsor", sponsor["id"])
+        sponsor, as_sponsor = await _sponsor(http, system, "BPR Christa Jaya")
         made = await http.post(f"{system.funding.url}/pledges", headers=as_sponsor, json={
             "sponsor_id": sponsor["id"], "title": "Modal kerja penjahit Kelapa Lima", "instrument": "grant",
             "total_rupiah": 6_000_000, "amount_mode": "fixed", "amount_per_business_rupiah": 3_000_000,

@@ -6,9 +6,11 @@ pruned."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
@@ -188,15 +190,27 @@ async def test_a_record_whose_handler_always_times_out_is_dead_lettered_and_the_
         await db.close()
 
 
+@contextlib.asynccontextmanager
+async def consuming_one_partition(infra, database_url: str) -> AsyncIterator[tuple[str, Database, AIOKafkaProducer]]:  # noqa: ANN001
+    """A one-partition topic consumed into a fresh database, dead letters going through `producer`, which the test
+    also writes the topic with."""
+    topic = await new_topic(infra.kafka, partitions=1)
+    db = await prepare(database_url)
+    producer = safe_producer(infra.kafka, "t")
+    await producer.start()
+    broker = await consume(infra.kafka, topic, db, KafkaDeadLetters(producer), MessagingMetrics(CollectorRegistry()))
+    try:
+        yield topic, db, producer
+    finally:
+        await broker.stop()
+        await producer.stop()
+        await db.close()
+
+
 async def test_a_record_too_large_to_dead_letter_whole_is_dead_lettered_cut_short_and_the_partition_moves_on(
     infra, database_url
 ):
-    topic = await new_topic(infra.kafka, partitions=1)
-    db = await prepare(database_url)
-    metrics, producer = MessagingMetrics(CollectorRegistry()), safe_producer(infra.kafka, "t")
-    await producer.start()
-    broker = await consume(infra.kafka, topic, db, KafkaDeadLetters(producer), metrics)
-    try:
+    async with consuming_one_partition(infra, database_url) as (topic, db, producer):
         # Another system's record just under the request limit, and not an envelope: refused at once, and with the
         # dead-letter headers added over the limit.
         near_limit = b"x" * 1_048_400
@@ -209,22 +223,13 @@ async def test_a_record_too_large_to_dead_letter_whole_is_dead_lettered_cut_shor
         assert headers["dlq.value_sha256"] == hashlib.sha256(near_limit).hexdigest().encode()
         assert dead.value == near_limit[:MAX_EVENT_BYTES] and headers["dlq.original_offset"] == b"0"
         assert await eventually(lambda: _effects(db, 1), timeout=60)  # the record behind it was applied
-    finally:
-        await broker.stop()
-        await producer.stop()
-        await db.close()
 
 
 @pytest.mark.parametrize("where", ["key", "headers"])
 async def test_a_record_whose_key_or_headers_fill_it_is_dead_lettered_without_them_and_the_partition_moves_on(
     infra, database_url, where
 ):
-    topic = await new_topic(infra.kafka, partitions=1)
-    db = await prepare(database_url)
-    metrics, producer = MessagingMetrics(CollectorRegistry()), safe_producer(infra.kafka, "t")
-    await producer.start()
-    broker = await consume(infra.kafka, topic, db, KafkaDeadLetters(producer), metrics)
-    try:
+    async with consuming_one_partition(infra, database_url) as (topic, db, producer):
         # Another system's record whose key (or headers) take all but a few bytes of a request: cutting its value
         # short left its dead-letter copy over the limit, and the partition stopped for good.
         key = b"k" * 1_048_300 if where == "key" else b"k"
@@ -241,10 +246,6 @@ async def test_a_record_whose_key_or_headers_fill_it_is_dead_lettered_without_th
         else:
             assert kept["dlq.headers_dropped"] == b"1040" and not any(k.startswith("h") for k in kept)
         assert await eventually(lambda: _effects(db, 1), timeout=60)  # the record behind it was applied
-    finally:
-        await broker.stop()
-        await producer.stop()
-        await db.close()
 
 
 async def test_an_oversized_event_holds_back_only_its_own_aggregate_and_operators_see_it(infra, database_url):

@@ -9,7 +9,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -61,24 +61,15 @@ from services.notifier.store import Outgoing
 from services.notifier.sweeps import remind_offers, send_digests
 from shared.auth import Principal
 from shared.contracts import EventPayload, new_envelope
-from shared.contracts.funding import CSRPledged, Earmarks, FundingAccepted, FundingMatched, FundsDisbursed
-from shared.contracts.registry import BusinessRegistered, BusinessUpdated
+from shared.contracts.funding import CSRPledged, Earmarks, FundingAccepted, FundsDisbursed
 from shared.contracts.training import PathwayStalled
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.reference.wita import WITA
 from shared.unit_of_work import Cause
 
 from .fakes import FakeNotifierStore, FakeNotifierUnitOfWork, FixedClock
+from .notifier_fakes import BUSINESS, MORNING, NIGHT, PHONE, matched, number_changed, registered, wita
 
 
-def wita(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=WITA).astimezone(UTC)
-
-
-MORNING = wita(2026, 11, 23, 10)  # a Monday, 10.00 WITA
-NIGHT = wita(2026, 11, 23, 22)
-PHONE = "+6281234567890"
-BUSINESS = uuid.UUID("3f2a9c1e-7b4d-4e8a-9c0f-1a2b3c4d5e6f")
 BOTH = Available(whatsapp=True, sms=True)
 
 
@@ -91,32 +82,6 @@ async def deliver(handler: Any, event: EventPayload, store: FakeNotifierStore, d
     envelope = new_envelope(event, producer="funding", correlation_id=uuid.uuid4(), occurred_at=deps.clock())
     await handler(event, FakeNotifierUnitOfWork(store, Cause.event(envelope)), deps)
     return envelope.event_id
-
-
-def matched(**overrides: Any) -> FundingMatched:
-    values: dict[str, Any] = dict(
-        pledge_id=uuid.UUID(int=500), offer_id=uuid.uuid4(), business_id=BUSINESS, amount_rupiah=5_000_000,
-        business_name="Sei Sapi Ibu Maria", contact_phone=PHONE, kecamatan_code="53.71.04", sponsor_name="Bank NTT",
-        instrument="grant", financing_programme=None, readiness=72, rank=1, offered_at=MORNING,
-        expires_at=MORNING + timedelta(days=14),
-    )  # fmt: skip
-    return FundingMatched(**{**values, **overrides})
-
-
-def registered(**overrides: Any) -> BusinessRegistered:
-    values: dict[str, Any] = dict(
-        business_id=BUSINESS, business_version=1, business_name="Sei Sapi Ibu Maria", kbli_code="10130",
-        kbli_version=2020, kecamatan="Oebobo", kecamatan_code="53.71.04", kecamatan_bps="5371030",
-        kelurahan="Fatululi", kelurahan_code="53.71.04.1011", scale="micro", scale_basis="annual_sales",
-        annual_sales_rupiah=50_000_000, youth_owned=False, women_owned=True, nib_status="none", nib=None,
-        contact_phone=PHONE, status="active", registered_at=MORNING, source="officer",
-    )  # fmt: skip
-    return BusinessRegistered(**{**values, **overrides})
-
-
-def number_changed(phone: str, version: int = 2) -> BusinessUpdated:
-    values = registered(contact_phone=phone, business_version=version).model_dump(exclude={"source"})
-    return BusinessUpdated(**values, changed_fields=("contact_phone",))
 
 
 NEW_PHONE = "+6281299990000"
