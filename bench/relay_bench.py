@@ -24,6 +24,7 @@ from shared.messaging.kafka import TopicSpec, ensure_topics, safe_producer
 from shared.messaging.outbox import add_to_outbox
 from shared.messaging.relay import OutboxRelay
 from shared.observability import MessagingMetrics
+from shared.service import tune_gc
 
 
 def _envelopes(count: int) -> list:
@@ -93,6 +94,10 @@ async def _warm(infra: Throwaway, topics: list[str]) -> None:
 
 async def bench_relay(infra: Throwaway, count: int, batch_size: int = 500) -> dict[str, float]:
     envelopes = _envelopes(count)
+    # The relay runs in a service's process, whose collector skips what start-up made and runs less often
+    # (`tune_gc`); here the same goes for the benchmark's own events, which no service holds. Without it, two full
+    # collections walking 200,000 envelopes took 0.73 s of the relay's 4.1 s (and the raw producer's run too).
+    tune_gc()
     relay_topic, raw_topic = f"bench.relay.{uuid.uuid4().hex[:6]}", f"bench.raw.{uuid.uuid4().hex[:6]}"
     await ensure_topics(infra.kafka, [TopicSpec(relay_topic, 6, 1), TopicSpec(raw_topic, 6, 1)])
     await _warm(infra, [relay_topic, raw_topic])  # both clocks start on topics whose leaders are elected
