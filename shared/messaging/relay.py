@@ -106,6 +106,48 @@ def new_holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class _Claims:
+    """A round's claims, at most one sent ahead on the round's connection.
+
+    Claims walk the outbox in id order, so every row below the last one claimed was claimed in this round or skipped
+    for a reason that holds until the next round: the next claim starts above it (skipping the rows in flight,
+    locked by this transaction, without walking past them again)."""
+
+    def __init__(self, conn: asyncpg.Connection, batch_size: int, deadline: float) -> None:
+        self._conn = conn
+        self._batch_size = batch_size
+        self._deadline = deadline
+        self._sent: asyncio.Future | None = None
+        self.after = 0
+        self.more = True
+        self.batches = 0
+        self.claimed = 0
+
+    async def send(self) -> None:
+        """Send the next claim if the round wants more, without waiting for its rows."""
+        if self._sent is None and self.more and self.batches < _ROUND_BATCHES and time.monotonic() < self._deadline:
+            self._sent = asyncio.ensure_future(self._conn.fetch(_CLAIM, self._batch_size, self.after))
+            await asyncio.sleep(0)  # the query goes out now, before the caller's own work
+
+    async def take(self) -> list[OutboxRow]:
+        """The rows of the claim sent, none if none was; the connection is free afterwards."""
+        if self._sent is None:
+            return []
+        sent, self._sent = self._sent, None
+        rows = [OutboxRow(*r) for r in await sent]
+        self.after = rows[-1].id if rows else self.after
+        self.more = len(rows) >= self._batch_size
+        self.batches += 1 if rows else 0
+        self.claimed += len(rows)
+        return rows
+
+    async def settle(self) -> None:
+        """A failed round's claim still running ends before its transaction rolls back on the same connection."""
+        if self._sent is not None:
+            sent, self._sent = self._sent, None
+            await asyncio.gather(sent, return_exceptions=True)
+
+
 class OutboxRelay:
     """Publishes committed outbox rows to Kafka with acks=all and idempotence, then marks them published."""
 
@@ -240,14 +282,15 @@ class OutboxRelay:
         """Renew the lease, then claim, publish and mark batches in one transaction. Returns the rows claimed.
 
         The batches are pipelined: the next batch is claimed and handed to the producer while up to `_IN_FLIGHT`
-        earlier ones' acknowledgements are in flight, and the oldest is marked once its acknowledgements are in. Per-aggregate order
+        earlier ones' acknowledgements are in flight, and the oldest is marked once its acknowledgements are in; the
+        claim of the next batch runs in PostgreSQL while this one is handed to the producer. Per-aggregate order
         holds as within one batch: the producer keeps send order per partition, a key refused or failed in one batch
         is neither sent nor marked published in a later one, and each claim starts above the rows already claimed. The lease
         row stays locked by this transaction throughout, the round ends well inside the lease, and no batch is sent
         once the lease's local deadline has passed (a relay frozen mid-round wakes up and stops).
         """
         producer = await self._ensure_producer()
-        claimed = published_count = 0
+        published_count = 0
         marked: list[tuple[list[OutboxRow], list[tuple[OutboxRow, BaseException]]]] = []
         async with self._db.acquire() as conn, conn.transaction():
             # A relay frozen mid-batch must not keep the lease row locked forever: the server ends its session.
@@ -260,35 +303,31 @@ class OutboxRelay:
             refused: set[str] = set()  # keys not to send any more in this round
             failed: set[str] = set()  # keys with a row that failed in this round: their later rows are retried
             in_flight: collections.deque[tuple[list[OutboxRow], asyncio.Future]] = collections.deque()
-            batches = 0
-            more = True
-            # Claims walk the outbox in id order, so every row below the last one claimed was claimed in this round
-            # or skipped for a reason that holds until the next round: the next claim starts above it (skipping the
-            # rows in flight, locked by this transaction, without walking past them again).
-            after = 0
+            claims = _Claims(conn, self._batch_size, round_deadline)
             acks: list[asyncio.Future] = []
             try:
+                await claims.send()
+                rows = await claims.take()
                 while True:
-                    rows: list[OutboxRow] = []
-                    if more and batches < _ROUND_BATCHES and time.monotonic() < round_deadline:
-                        rows = [OutboxRow(*r) for r in await conn.fetch(_CLAIM, self._batch_size, after)]
-                        after = rows[-1].id if rows else after
-                        more = len(rows) >= self._batch_size
-                        batches += 1 if rows else 0
-                        claimed += len(rows)
                     if rows:
+                        # PostgreSQL claims the next batch while this one is handed over: the two used one core in
+                        # turn, and left the other idle.
+                        await claims.send()
                         # Every send of this batch is handed to the producer, in order, before anything else is sent:
                         # per key, the producer keeps that order on the partition.
                         results, pending = await self._enqueue(producer, rows, refused, lease_deadline)
                         acks.append(asyncio.ensure_future(self._acks(results, pending)))
                         in_flight.append((rows, acks[-1]))
+                        rows = []
                         if len(in_flight) < _IN_FLIGHT:
-                            continue  # claim the next batch before waiting for this one
+                            rows = await claims.take()  # the next batch before waiting for this one
+                            continue
                     if not in_flight:
                         break
                     # The oldest batch in flight is marked first, so a key's failure is known before its later rows.
                     previous, waiting = in_flight.popleft()
                     published, retry = split_by_first_failure(previous, await waiting, failed)
+                    rows = await claims.take()  # the connection is free for the mark once the claim sent is in
                     await self._mark(conn, published, retry)
                     published_count += len(published)
                     refused |= failed
@@ -296,6 +335,8 @@ class OutboxRelay:
             finally:
                 for waiting in acks:
                     waiting.cancel()  # only if the round failed: its rows stay unpublished, to be published again
+                await claims.settle()
+            claimed = claims.claimed
         self._published_batches += 1
         now = time.time()
         observe = self._metrics.outbox_commit_to_publish.observe

@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry
 from shared.messaging.dead_letters import KafkaDeadLetters
 from shared.messaging.kafka import KafkaAccess, safe_producer
 from shared.messaging.outbox import add_to_outbox
+from shared.messaging.outbox import RelayError
+from shared.messaging.relay import OutboxRelay
 from shared.observability import MessagingMetrics
 from tests.integration import relay_killed_after_publish
 from tests.integration.messaging_fixtures import consume, prepare, relay, ticked
@@ -208,3 +210,51 @@ async def test_a_row_for_a_topic_kafka_does_not_have_fails_alone_and_the_rest_of
         stop.set()
         await running
         await db.close()
+
+
+class _FailsOnSecondBatch(OutboxRelay):
+    """A relay whose round fails as it hands over its second batch: by then the third batch's claim is already out
+    on the round's connection."""
+
+    handed = 0
+
+    async def _enqueue(self, producer, rows, refused, deadline=float("inf")):  # noqa: ANN001, ANN202
+        self.handed += 1
+        if self.handed == 2:
+            raise RelayError("the round fails here")
+        return await super()._enqueue(producer, rows, refused, deadline)
+
+
+async def test_a_round_that_fails_while_its_next_claim_is_out_rolls_back_whole_and_the_next_round_publishes_it(
+    infra, database_url
+):
+    topic = await new_topic(infra.kafka, partitions=3)
+    db = await prepare(database_url)
+    envelopes = [ticked(f"k{i % 7}", i // 7 + 1) for i in range(210)]
+    async with db.transaction() as conn:
+        await add_to_outbox(conn, envelopes, route=lambda _: topic)
+    failing = relay(db, database_url, infra.kafka, cls=_FailsOnSecondBatch, batch_size=50)
+    assert await failing.try_take_lease()
+    try:
+        with pytest.raises(RelayError, match="the round fails here"):
+            await failing.publish_batch()
+        # Nothing of the round was marked, and its connection went back to the pool fit for the next round.
+        assert await db.fetchval("SELECT count(*) FROM outbox_pending") == len(envelopes)
+        while await failing.publish_batch():
+            pass
+        assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 0
+    finally:
+        await failing.release_lease()
+        await failing._drop_producer()
+    # The first batch went out in the failed round and again in the next: duplicates for inboxes, never out of order.
+    records = await read_topic(infra.kafka, topic, expect=len(envelopes) + 50)
+    first_seen: dict[str, list[int]] = collections.defaultdict(list)
+    seen: set[str] = set()
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        envelope = json.loads(record.value)
+        if envelope["event_id"] not in seen:
+            seen.add(envelope["event_id"])
+            first_seen[envelope["aggregate_id"]].append(envelope["payload"]["seq"])
+    assert seen == {str(e.event_id) for e in envelopes}
+    assert first_seen == {f"k{k}": list(range(1, 31)) for k in range(7)}
+    await db.close()
