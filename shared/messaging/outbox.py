@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence, Sized
-from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 import asyncpg
 from pydantic_core import to_json
@@ -78,8 +78,10 @@ async def add_to_outbox(
         )
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
+class OutboxRow(NamedTuple):
+    """A claimed row, made straight from asyncpg's record (`_make`): a frozen dataclass's `__init__` took a tenth of
+    the relay's own time per row."""
+
     id: int
     event_id: object
     aggregateid: str
