@@ -73,6 +73,9 @@ _TOPIC_LOOKUP_SECONDS = 2.0
 
 # Published: the row stays in the outbox for its retention, and waits no more.
 _MARK_PUBLISHED = "DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])"
+# The same, sent with the next claim: PostgreSQL marks earlier batches while the relay hands the current one over.
+# The claim's snapshot still sees the rows deleted, but starts above all of them.
+_CLAIM_AND_MARK = "WITH marked AS (DELETE FROM outbox_pending WHERE id = ANY($3::bigint[]))" + _CLAIM
 # Backoff doubles per attempt up to five minutes.
 _MARK_FAILED = (
     "UPDATE outbox_pending SET attempts = attempts + 1, last_error = $2,"
@@ -123,18 +126,25 @@ class _Claims:
         self.batches = 0
         self.claimed = 0
 
-    async def send(self) -> None:
-        """Send the next claim if the round wants more, without waiting for its rows."""
-        if self._sent is None and self.more and self.batches < _ROUND_BATCHES and time.monotonic() < self._deadline:
-            self._sent = asyncio.ensure_future(self._conn.fetch(_CLAIM, self._batch_size, self.after))
-            await asyncio.sleep(0)  # the query goes out now, before the caller's own work
+    async def send(self, published: list[int]) -> bool:
+        """Send the next claim if the round wants more, without waiting for its rows, and with it the marks of the
+        rows in `published`. False if it sent nothing: those rows are then still to be marked."""
+        if self._sent is not None or not self.more or self.batches >= _ROUND_BATCHES or time.monotonic() >= self._deadline:
+            return False
+        if published:
+            fetched = self._conn.fetch(_CLAIM_AND_MARK, self._batch_size, self.after, published)
+        else:
+            fetched = self._conn.fetch(_CLAIM, self._batch_size, self.after)
+        self._sent = asyncio.ensure_future(fetched)
+        await asyncio.sleep(0)  # the query goes out now, before the caller's own work
+        return True
 
     async def take(self) -> list[OutboxRow]:
         """The rows of the claim sent, none if none was; the connection is free afterwards."""
         if self._sent is None:
             return []
         sent, self._sent = self._sent, None
-        rows = [OutboxRow(*r) for r in await sent]
+        rows = list(map(OutboxRow._make, await sent))
         self.after = rows[-1].id if rows else self.after
         self.more = len(rows) >= self._batch_size
         self.batches += 1 if rows else 0
@@ -305,14 +315,16 @@ class OutboxRelay:
             in_flight: collections.deque[tuple[list[OutboxRow], asyncio.Future]] = collections.deque()
             claims = _Claims(conn, self._batch_size, round_deadline)
             acks: list[asyncio.Future] = []
+            unmarked: list[int] = []  # published, to be marked with the next claim
             try:
-                await claims.send()
+                await claims.send(unmarked)
                 rows = await claims.take()
                 while True:
                     if rows:
-                        # PostgreSQL claims the next batch while this one is handed over: the two used one core in
-                        # turn, and left the other idle.
-                        await claims.send()
+                        # PostgreSQL claims the next batch (and marks what was published) while this one is handed
+                        # over: the two used one core in turn, and left the other idle.
+                        if await claims.send(unmarked):
+                            unmarked = []
                         # Every send of this batch is handed to the producer, in order, before anything else is sent:
                         # per key, the producer keeps that order on the partition.
                         results, pending = await self._enqueue(producer, rows, refused, lease_deadline)
@@ -327,8 +339,11 @@ class OutboxRelay:
                     # The oldest batch in flight is marked first, so a key's failure is known before its later rows.
                     previous, waiting = in_flight.popleft()
                     published, retry = split_by_first_failure(previous, await waiting, failed)
-                    rows = await claims.take()  # the connection is free for the mark once the claim sent is in
-                    await self._mark(conn, published, retry)
+                    rows = await claims.take()  # the connection is free once the claim sent is in
+                    unmarked += [r.id for r in published]
+                    if retry or not rows:  # no claim is coming to carry the marks
+                        await self._mark(conn, unmarked, retry)
+                        unmarked = []
                     published_count += len(published)
                     refused |= failed
                     marked.append((published, retry))
@@ -428,10 +443,10 @@ class OutboxRelay:
         return results
 
     async def _mark(
-        self, conn: asyncpg.Connection, published: list[OutboxRow], retry: list[tuple[OutboxRow, BaseException]]
+        self, conn: asyncpg.Connection, published: list[int], retry: list[tuple[OutboxRow, BaseException]]
     ) -> None:
         if published:
-            await conn.execute(_MARK_PUBLISHED, [r.id for r in published])
+            await conn.execute(_MARK_PUBLISHED, published)
         if retry:
             await conn.execute(_MARK_FAILED, [r.id for r, _ in retry], scrub(repr(retry[0][1]))[:1000])
 
