@@ -110,6 +110,18 @@ class Database:
         async with self.acquire() as conn:
             return await conn.execute(query, *args)
 
+    async def unreachable(self, within: float) -> str | None:
+        """Why the database does not answer `SELECT 1` within `within` seconds, a free connection included, or None
+        if it does: what /ready reports, and what a consumer asks after a timeout before blaming the record."""
+        try:
+            async with asyncio.timeout(within):
+                await self.fetchval("SELECT 1")
+        except TimeoutError:
+            return f"no answer to SELECT 1 within {within:g} s"
+        except Exception as exc:  # noqa: BLE001 - not answering, whatever the reason
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
     async def close(self) -> None:
         await self.pool.close()
 

@@ -251,7 +251,7 @@ def create_service_app(service: ServiceDefinition, settings: PlatformSettings) -
             app.state.runtime = runtime
             app.state.service = parts.context
             platform: Platform = app.state.platform
-            platform.readiness.update(database=lambda: _database_ok(db),
+            platform.readiness.update(database=lambda: db.unreachable(3),
                                       kafka=lambda: kafka_reachable(settings.kafka_access()))  # fmt: skip
             platform.scrape_hooks.extend([relay.refresh_backlog, *parts.scrape_hooks])
             housekeeping = periodic(f"{service.name} housekeeping", settings.housekeeping_interval_seconds,
@@ -336,11 +336,3 @@ async def _housekeeping(db: Database, settings: PlatformSettings) -> None:
     inbox_rows = await inbox.prune(db, timedelta(days=settings.inbox_retention_days))
     if outbox_rows or inbox_rows:
         log.info("pruned %d published outbox rows and %d inbox rows past their retention", outbox_rows, inbox_rows)
-
-
-async def _database_ok(db: Database) -> str | None:
-    try:
-        await asyncio.wait_for(db.fetchval("SELECT 1"), timeout=3)
-        return None
-    except Exception as exc:  # noqa: BLE001 - reported as text by /ready
-        return f"{type(exc).__name__}: {exc}"

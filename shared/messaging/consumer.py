@@ -332,13 +332,7 @@ class EventConsumer:
         return whose
 
     async def _database_answers(self) -> bool:
-        try:
-            async with asyncio.timeout(_PROBE_SECONDS):
-                async with self._db.acquire() as conn:
-                    await conn.fetchval("SELECT 1")
-        except Exception:  # noqa: BLE001 - not answering, whatever the reason
-            return False
-        return True
+        return await self._db.unreachable(_PROBE_SECONDS) is None
 
     async def _once(self, work: list[_Item]) -> dict[int, Outcome]:
         async with self._db.acquire() as conn:
