@@ -79,8 +79,8 @@ async def add_to_outbox(
 
 
 class OutboxRow(NamedTuple):
-    """A claimed row, made straight from asyncpg's record (`_make`): a frozen dataclass's `__init__` took a tenth of
-    the relay's own time per row."""
+    """A claimed row, made straight from asyncpg's record (`_make`): a frozen dataclass's `__init__` took an eighth
+    of the relay's own time per row."""
 
     id: int
     event_id: object

@@ -74,7 +74,8 @@ _TOPIC_LOOKUP_SECONDS = 2.0
 # Published: the row stays in the outbox for its retention, and waits no more.
 _MARK_PUBLISHED = "DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])"
 # The same, sent with the next claim: PostgreSQL marks earlier batches while the relay hands the current one over.
-# The claim's snapshot still sees the rows deleted, but starts above all of them.
+# The claim's snapshot still sees the rows deleted, but starts above all of them: they were claimed earlier in the
+# round.
 _CLAIM_AND_MARK = "WITH marked AS (DELETE FROM outbox_pending WHERE id = ANY($3::bigint[]))" + _CLAIM
 # Backoff doubles per attempt up to five minutes.
 _MARK_FAILED = (
@@ -129,14 +130,15 @@ class _Claims:
     async def send(self, published: list[int]) -> bool:
         """Send the next claim if the round wants more, without waiting for its rows, and with it the marks of the
         rows in `published`. False if it sent nothing: those rows are then still to be marked."""
-        if self._sent is not None or not self.more or self.batches >= _ROUND_BATCHES or time.monotonic() >= self._deadline:
+        wanted = self.more and self.batches < _ROUND_BATCHES and time.monotonic() < self._deadline
+        if self._sent is not None or not wanted:
             return False
         if published:
             fetched = self._conn.fetch(_CLAIM_AND_MARK, self._batch_size, self.after, published)
         else:
             fetched = self._conn.fetch(_CLAIM, self._batch_size, self.after)
         self._sent = asyncio.ensure_future(fetched)
-        await asyncio.sleep(0)  # the query goes out now, before the caller's own work
+        await asyncio.sleep(0)  # once the statement is prepared on this connection, the query goes out now
         return True
 
     async def take(self) -> list[OutboxRow]:
@@ -292,12 +294,14 @@ class OutboxRelay:
         """Renew the lease, then claim, publish and mark batches in one transaction. Returns the rows claimed.
 
         The batches are pipelined: the next batch is claimed and handed to the producer while up to `_IN_FLIGHT`
-        earlier ones' acknowledgements are in flight, and the oldest is marked once its acknowledgements are in; the
-        claim of the next batch runs in PostgreSQL while this one is handed to the producer. Per-aggregate order
-        holds as within one batch: the producer keeps send order per partition, a key refused or failed in one batch
-        is neither sent nor marked published in a later one, and each claim starts above the rows already claimed. The lease
-        row stays locked by this transaction throughout, the round ends well inside the lease, and no batch is sent
-        once the lease's local deadline has passed (a relay frozen mid-round wakes up and stops).
+        earlier ones' acknowledgements are in flight; the oldest is marked by the next claim's statement once its
+        acknowledgements are in, and that claim runs in PostgreSQL while the relay hands a batch to the producer.
+        Per-aggregate order holds in the database as within one batch: the producer keeps send order per partition,
+        a key refused or failed in one batch is not marked published in a later one nor sent in a batch handed over
+        after the failure is known, and each claim starts above the rows already claimed. (Batches handed over
+        before may still reach Kafka, ahead of the failed row's next attempt: consumers see the later event first.)
+        The lease row stays locked by this transaction throughout, the round ends well inside the lease, and no batch
+        is sent once the lease's local deadline has passed (a relay frozen mid-round wakes up and stops).
         """
         producer = await self._ensure_producer()
         published_count = 0
@@ -341,7 +345,7 @@ class OutboxRelay:
                     published, retry = split_by_first_failure(previous, await waiting, failed)
                     rows = await claims.take()  # the connection is free once the claim sent is in
                     unmarked += [r.id for r in published]
-                    if retry or not rows:  # no claim is coming to carry the marks
+                    if retry or not rows:  # failures need a statement of their own, or no claim is coming
                         await self._mark(conn, unmarked, retry)
                         unmarked = []
                     published_count += len(published)

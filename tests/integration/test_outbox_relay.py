@@ -18,8 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from shared.messaging.dead_letters import KafkaDeadLetters
 from shared.messaging.kafka import KafkaAccess, safe_producer
-from shared.messaging.outbox import add_to_outbox
-from shared.messaging.outbox import RelayError
+from shared.messaging.outbox import RelayError, add_to_outbox
 from shared.messaging.relay import OutboxRelay
 from shared.observability import MessagingMetrics
 from tests.integration import relay_killed_after_publish
