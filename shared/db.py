@@ -138,8 +138,19 @@ async def open_database(
         # ms compiling.
         server_settings={"statement_timeout": str(statement_timeout_ms),
                          "idle_in_transaction_session_timeout": str(statement_timeout_ms), "jit": "off"},
+        reset=_session_left_as_it_was,
     )  # fmt: skip
     return Database(pool, acquire_timeout=acquire_timeout, metrics=metrics)
+
+
+async def _session_left_as_it_was(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection given back, after rolling back any transaction left open: nothing more.
+
+    asyncpg's default sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release: a
+    round trip for each unit of work, a quarter of a small one's time (acquire, BEGIN, INSERT, COMMIT, release: 578
+    -> 433 us, and 305 -> 238 us of the client's CPU). Nothing here leaves session state on a pooled connection:
+    settings are SET LOCAL, locks are the transaction's, LISTEN has a connection of its own (the relay's), and the
+    migrations undo their session lock and timeout themselves. Anything that changes a session must undo it too."""
 
 
 class Where:
