@@ -26,12 +26,17 @@ class AuditEntry:
     correlation_id: uuid.UUID | None = None
 
 
-async def record(conn: asyncpg.Connection, envelopes: Sequence[Envelope], entries: Sequence[AuditEntry] = ()) -> None:
-    """In the caller's transaction: the audit trail commits with the change it describes, or not at all."""
-    rows = [
+def rows_of(envelopes: Sequence[Envelope], entries: Sequence[AuditEntry] = ()) -> list[tuple]:
+    """The audit rows, in the order of `_COLUMNS`, for events written and for what changed nothing."""
+    return [
         (e.actor or e.producer, e.event_type, e.aggregate_type, e.aggregate_id, e.event_id, e.correlation_id)
         for e in envelopes
     ] + [(a.actor, a.action, a.aggregate_type, a.aggregate_id, None, a.correlation_id) for a in entries]
+
+
+async def record(conn: asyncpg.Connection, envelopes: Sequence[Envelope], entries: Sequence[AuditEntry] = ()) -> None:
+    """In the caller's transaction: the audit trail commits with the change it describes, or not at all."""
+    rows = rows_of(envelopes, entries)
     if len(rows) > 32:
         await conn.copy_records_to_table("audit", records=rows, columns=_COLUMNS)
     elif rows:

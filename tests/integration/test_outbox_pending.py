@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from shared.db import load_migrations, migrate, open_database
-from shared.messaging.outbox import COPY_FROM, add_to_outbox
+from shared.messaging import audit
+from shared.messaging.audit import AuditEntry
+from shared.messaging.outbox import COPY_FROM, add_to_outbox, add_with_audit, outbox_rows
 
 from tests.integration.messaging_fixtures import prepare, ticked
 
@@ -25,6 +27,41 @@ async def test_every_outbox_row_waits_for_kafka_whether_it_was_inserted_or_copie
         assert await db.fetchval("SELECT count(*) FROM outbox") == len(waiting) == 3 + COPY_FROM + 1 + 40
         assert {(r["aggregatetype"], r["aggregateid"] == r["row_key"], r["attempts"], r["next_attempt_at"],
                  r["last_error"]) for r in waiting} == {("counter", True, 0, None, None)}  # fmt: skip
+    finally:
+        await db.close()
+
+
+async def test_a_few_events_and_their_audit_rows_written_in_one_statement_keep_their_order_and_wait_for_kafka(
+    database_url,
+):
+    db = await prepare(database_url)
+    events = [ticked("a", 1), ticked("b", 1), ticked("a", 2), ticked("a", 3)]
+    revealed = AuditEntry("officer@kupang.go.id", "nik_revealed", "business", "b")
+    try:
+        async with db.transaction() as conn:
+            await add_with_audit(conn, outbox_rows(events, lambda _: "t"), audit.rows_of(events, [revealed]))
+        written = await db.fetch("SELECT o.event_id, o.aggregateid, o.aggregate_version, o.payload::text AS payload,"
+                                 " p.id IS NOT NULL AS waiting FROM outbox o LEFT JOIN outbox_pending p USING (id)"
+                                 " ORDER BY o.id")  # fmt: skip
+        assert [r["event_id"] for r in written] == [e.event_id for e in events]  # ids in the order given
+        assert all(r["waiting"] for r in written)
+        assert [r["payload"] for r in written] == [e.model_dump_json() for e in events]  # the wire bytes, as before
+        trail = await db.fetch("SELECT actor, action, aggregate_id, event_id FROM audit ORDER BY id")
+        assert [(r["action"], r["aggregate_id"], r["event_id"]) for r in trail] == [
+            *[(e.event_type, e.aggregate_id, e.event_id) for e in events], ("nik_revealed", "b", None)]
+    finally:
+        await db.close()
+
+
+async def test_an_audit_row_alone_or_nothing_at_all_is_written_without_an_outbox_row(database_url):
+    db = await prepare(database_url)
+    try:
+        async with db.transaction() as conn:
+            await add_with_audit(conn, [], [])
+            await add_with_audit(conn, [], audit.rows_of([], [AuditEntry("officer", "nik_revealed", "business", "b")]))
+        assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+        assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 0
+        assert await db.fetchval("SELECT count(*) FROM audit") == 1
     finally:
         await db.close()
 
