@@ -150,7 +150,7 @@ async def _session_left_as_it_was(conn: asyncpg.Connection) -> None:
     round trip for each unit of work, a quarter of a small one's time (acquire, BEGIN, INSERT, COMMIT, release: 578
     -> 433 us, and 305 -> 238 us of the client's CPU). Nothing here leaves session state on a pooled connection:
     settings are SET LOCAL, locks are the transaction's, LISTEN has a connection of its own (the relay's), and the
-    migrations undo their session lock and timeout themselves. Anything that changes a session must undo it too."""
+    migrations reset their session on every way out (`migrate`). Anything that changes a session must undo it too."""
 
 
 class Where:
@@ -276,10 +276,12 @@ async def migrate(
 
     Free of the connection's statement timeout (a pooled one's is 60 s), for the session: a migration rewriting a
     large table was cancelled, rolled back and tried again at every start, and a second instance waiting for the
-    first one's migrations gave up and exited. Its lock waits are bounded instead (`LockWaits`)."""
-    await conn.execute("SET statement_timeout = 0")
-    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK, timeout=_NO_LIMIT)
+    first one's migrations gave up and exited. Its lock waits are bounded instead (`LockWaits`).
+
+    The session is reset on the way out, whatever happens: the pool no longer resets connections given back."""
     try:
+        await conn.execute("SET statement_timeout = 0")
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK, timeout=_NO_LIMIT)
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    namespace text NOT NULL,
@@ -305,8 +307,18 @@ async def migrate(
             done.append(migration)
         return done
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
-        await conn.execute("RESET statement_timeout")  # to the connection's own, as it was given
+        await _reset_session(conn)
+
+
+async def _reset_session(conn: asyncpg.Connection) -> None:
+    """Release the session's locks and return its settings to the connection's own (a migration's SQL may set some
+    too); a connection that can't be reset (a cancel arrived mid-wait, the server went away) is closed, never used
+    again with the migration lock held and no statement timeout."""
+    try:
+        await conn.reset()
+    except BaseException:
+        conn.terminate()
+        raise
 
 
 async def _apply(conn: asyncpg.Connection, migration: Migration, waits: LockWaits) -> None:

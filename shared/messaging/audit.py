@@ -36,7 +36,10 @@ def rows_of(envelopes: Sequence[Envelope], entries: Sequence[AuditEntry] = ()) -
 
 async def record(conn: asyncpg.Connection, envelopes: Sequence[Envelope], entries: Sequence[AuditEntry] = ()) -> None:
     """In the caller's transaction: the audit trail commits with the change it describes, or not at all."""
-    rows = rows_of(envelopes, entries)
+    await add_rows(conn, rows_of(envelopes, entries))
+
+
+async def add_rows(conn: asyncpg.Connection, rows: Sequence[tuple]) -> None:
     if len(rows) > 32:
         await conn.copy_records_to_table("audit", records=rows, columns=_COLUMNS)
     elif rows:

@@ -3,6 +3,9 @@ migration that introduced the entries carried over exactly the rows that were un
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
 
 from shared.db import load_migrations, migrate, open_database
@@ -63,6 +66,28 @@ async def test_an_audit_row_alone_or_nothing_at_all_is_written_without_an_outbox
         assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 0
         assert await db.fetchval("SELECT count(*) FROM audit") == 1
     finally:
+        await db.close()
+
+
+async def test_an_audit_row_alone_wakes_no_relay(database_url):
+    db = await prepare(database_url)
+    listener = await asyncpg.connect(database_url)
+    woken: list[str] = []
+    await listener.add_listener("outbox", lambda *args: woken.append(args[2]))
+    try:
+        async with db.transaction() as conn:
+            await add_with_audit(conn, [], audit.rows_of([], [AuditEntry("officer", "nik_revealed", "business", "b")]))
+        await asyncio.sleep(0.3)
+        assert woken == []
+        async with db.transaction() as conn:  # the listener does hear an event written
+            await add_with_audit(conn, outbox_rows([ticked("k", 1)], lambda _: "t"), [])
+        for _ in range(50):
+            if woken:
+                break
+            await asyncio.sleep(0.05)
+        assert len(woken) == 1
+    finally:
+        await listener.close()
         await db.close()
 
 

@@ -3,6 +3,8 @@ release, so what the next user of the connection relies on is checked here."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -60,4 +62,22 @@ async def test_a_refused_migration_leaves_no_session_lock_or_timeout_either(data
             finally:
                 await other.close()
     finally:
+        await db.close()
+
+
+async def test_a_migration_cancelled_while_another_instance_migrates_leaves_the_pooled_connection_clean(database_url):
+    db = await open_database(database_url, max_size=1, statement_timeout_ms=4321)
+    other = await asyncpg.connect(database_url)  # another instance, migrating
+    try:
+        await other.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        async with db.acquire() as conn:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.5):  # a start given up on, as by a SIGTERM
+                    await migrate(conn, [FIRST])
+        await other.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        async with db.acquire() as conn:  # the same connection, reset, or a new one in its place
+            assert await conn.fetchval(_ADVISORY_LOCKS_HELD) == 0
+            assert await conn.fetchval("SHOW statement_timeout") == "4321ms"
+    finally:
+        await other.close()
         await db.close()
