@@ -169,13 +169,14 @@ class PgUnitOfWork(UnitOfWork[E]):
         self, events: list[E], causes: list[Cause], audited: list[AuditEntry], callbacks: list[Callable[[], None]]
     ) -> None:
         assert self._conn is not None, "enter the unit of work first"
+        envelopes: list[Envelope]
         if len(events) < COPY_FROM:
             envelopes = self._publisher.envelopes(events, causes)
             await add_with_audit(self._conn, outbox_rows(envelopes, self._publisher.route),
                                  audit.rows_of(envelopes, audited))  # fmt: skip
         else:
             # Many events: the database writes the first outbox rows while the rest are still being made.
-            envelopes: list[Envelope] = []
+            envelopes = []
             await add_to_outbox(self._conn, _keeping(self._publisher.each_envelope(events, causes), envelopes),
                                 self._publisher.route)  # fmt: skip
             await audit.record(self._conn, envelopes, audited)

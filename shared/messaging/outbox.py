@@ -72,11 +72,7 @@ async def add_to_outbox(
     if len(rows) >= COPY_FROM:
         await conn.copy_records_to_table("outbox", records=rows, columns=_COLUMNS)
     else:
-        await conn.executemany(
-            "INSERT INTO outbox (event_id, aggregatetype, aggregateid, type, event_version, topic, payload,"
-            " aggregate_version) VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8)",
-            rows,
-        )
+        await add_with_audit(conn, rows, [])
 
 
 def _own_topic(envelope: Envelope) -> str:

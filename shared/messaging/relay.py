@@ -321,7 +321,7 @@ class OutboxRelay:
             acks: list[asyncio.Future] = []
             unmarked: list[int] = []  # published, to be marked with the next claim
             try:
-                await claims.send(unmarked)
+                await claims.send([])
                 rows = await claims.take()
                 while True:
                     if rows:
