@@ -45,7 +45,6 @@ from services.notifier.domain.channels import (
     Transient,
 )
 from services.notifier.domain.delivery import (
-    DELIVERED,
     QUEUED,
     WITHHELD,
     RetryPolicy,
@@ -57,7 +56,7 @@ from services.notifier.domain.planning import held_for_quiet_hours, last_look
 from services.notifier.domain.policy import any_hour
 from services.notifier.domain.schedule import next_send_time
 from services.notifier.figures import NotifierFigures
-from services.notifier.recording import Deps, refresh_message
+from services.notifier.recording import Deps, refresh_message, refresh_messages
 from services.notifier.store import NotifierUnitOfWork, Outgoing
 from shared.observability import scrub
 
@@ -169,21 +168,17 @@ class DeliveryWorker:
 
     async def _local(self) -> tuple[int, bool]:
         now = self._deps.clock()
-        letters: list[LocalLetter] = []
         async with self._uow() as uow:
             claimed = await uow.store.claim_due(LOCAL, now, self._settings.holder, self._settings.lease,
                                                 self._settings.batch)  # fmt: skip
-            for item in claimed:
-                delivery = item.delivery
-                if await self._withheld(uow, item, now):
-                    continue
-                await uow.store.start_attempt(delivery.id, delivery.attempts, self._settings.holder, now)
-                await uow.store.deliver_locally(delivery, item.subject, item.body, now)
-                await uow.store.end_attempt(delivery.id, delivery.attempts, "accepted", "local outbox", now)
-                await uow.store.save_delivery(replace(delivery, status=DELIVERED), now)  # a reason says who to add
-                await refresh_message(uow, delivery.message_id, now)
-                letters.append(LocalLetter(delivery.id, delivery.recipient, item.subject, item.body, item.template, now))
+            going = [item for item in claimed if not await self._withheld(uow, item, now)]
+            await uow.store.deliver_all_locally([(item.delivery, item.subject, item.body) for item in going],
+                                                self._settings.holder, now)  # fmt: skip
+            # Every message once, after all its deliveries in this pass have changed.
+            await refresh_messages(uow, {item.delivery.message_id: None for item in claimed}, now)
             await uow.commit()
+        letters = [LocalLetter(item.delivery.id, item.delivery.recipient, item.subject, item.body, item.template, now)
+                   for item in going]  # fmt: skip
         if letters and self._files.directory is not None:
             await asyncio.to_thread(lambda: [self._files.write(letter) for letter in letters])
         if letters:
@@ -192,7 +187,8 @@ class DeliveryWorker:
 
     async def _withheld(self, uow: NotifierUnitOfWork, item: Outgoing, now: datetime) -> bool:
         """Whether the claimed delivery must not go now: withheld for good, or put back until quiet hours end.
-        Either way claiming counted an attempt that was never made, and it is given back."""
+        Either way claiming counted an attempt that was never made, and it is given back. The caller refreshes the
+        message."""
         reason = last_look(item.template, item.audience, item.preference, item.offer_state)
         if reason is not None:
             await uow.store.save_delivery(replace(item.delivery, status=WITHHELD, reason=reason,
@@ -202,7 +198,6 @@ class DeliveryWorker:
                                                   attempts=item.delivery.attempts - 1), now)  # fmt: skip
         else:
             return False
-        await refresh_message(uow, item.delivery.message_id, now)
         return True
 
     # --- a gateway -----------------------------------------------------------------------------------------
@@ -221,6 +216,7 @@ class DeliveryWorker:
                 if not await self._withheld(uow, item, now):
                     going.append(item)
                     await uow.store.start_attempt(item.delivery.id, item.delivery.attempts, self._settings.holder, now)
+            await refresh_messages(uow, {item.delivery.message_id: None for item in claimed if item not in going}, now)
             await uow.store.save_bucket(channel, gateway.rate.spend(bucket, now, len(going)))
             await uow.commit()
         await asyncio.gather(*(self._send(gateway, item) for item in going))

@@ -8,7 +8,7 @@ notifier is given, is here too.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -42,8 +42,18 @@ async def refresh_message(uow: NotifierUnitOfWork, message_id: uuid.UUID, now: d
     await uow.store.set_message_status(message_id, status, channel, now)
 
 
+async def refresh_messages(uow: NotifierUnitOfWork, message_ids: Collection[uuid.UUID], now: datetime) -> None:
+    """`refresh_message` for each, in three round trips whatever their number."""
+    if not message_ids:
+        return
+    found = await uow.store.deliveries_of_messages(message_ids)
+    await uow.store.set_message_statuses([(i, *summarise(deliveries)) for i, deliveries in found.items()], now)
+
+
 async def plan_deliveries(uow: NotifierUnitOfWork, deps: Deps, message: Message,
-                          preference_channel: str | None = None) -> Plan | None:  # fmt: skip
+                          preference_channel: str | None = None, *, new: bool = False) -> Plan | None:  # fmt: skip
+    """`new`: the message was added in this unit of work, so its deliveries are the ones planned here (no one else
+    can see it yet) and its status needs no reading back."""
     now = deps.clock()
     if message.audience == OWNER:
         if message.recipient_phone is None:
@@ -59,7 +69,10 @@ async def plan_deliveries(uow: NotifierUnitOfWork, deps: Deps, message: Message,
         email = await uow.store.sponsor_email(message.sponsor_id)
         plan = plan_addresses(message, [email] if email else [], deps.rules, now, deps.new_id)
     await uow.store.add_deliveries(plan.deliveries)
-    await refresh_message(uow, message.id, now)
+    if new:
+        await uow.store.set_message_status(message.id, *summarise(plan.deliveries), now)
+    else:
+        await refresh_message(uow, message.id, now)
     if any(d.status == QUEUED for d in plan.deliveries):
         uow.after_commit(deps.wake)
     if plan.flag_officers:
@@ -71,7 +84,7 @@ async def record(uow: NotifierUnitOfWork, deps: Deps, message: Message, preferen
     """Record the message and plan its deliveries; False (and nothing planned) if this event already made it."""
     if not await uow.store.add_message(message):
         return False
-    await plan_deliveries(uow, deps, message, preference_channel)
+    await plan_deliveries(uow, deps, message, preference_channel, new=True)
     return True
 
 
@@ -82,7 +95,7 @@ async def record_all(uow: NotifierUnitOfWork, deps: Deps, messages: Sequence[Mes
     owners = [m for m in new if m.audience == OWNER and m.recipient_phone is not None]
     for message in new:
         if message not in owners:
-            await plan_deliveries(uow, deps, message)
+            await plan_deliveries(uow, deps, message, new=True)
     if not owners:
         return
     preferences = await uow.store.preferences_of({m.recipient_phone for m in owners if m.recipient_phone})

@@ -166,6 +166,16 @@ class PgNotifierStore(NotifierStore):
         )
         return [_delivery(r) for r in rows]
 
+    async def deliveries_of_messages(self, message_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Delivery]]:
+        ids = sorted(set(message_ids))
+        await self._conn.execute("SELECT 1 FROM message WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", ids)
+        found: dict[uuid.UUID, list[Delivery]] = {message_id: [] for message_id in ids}
+        for row in await self._conn.fetch(
+            f"SELECT {_DELIVERY} FROM delivery WHERE message_id = ANY($1::uuid[]) ORDER BY created_at, id", ids
+        ):
+            found[row["message_id"]].append(_delivery(row))
+        return found
+
     async def delivery(self, delivery_id: uuid.UUID) -> Delivery | None:
         row = await self._conn.fetchrow(f"SELECT {_DELIVERY} FROM delivery WHERE id = $1 FOR UPDATE", delivery_id)
         return _delivery(row) if row else None
@@ -296,6 +306,31 @@ class PgNotifierStore(NotifierStore):
             "INSERT INTO local_outbox (delivery_id, recipient, subject, body, delivered_at) VALUES ($1, $2, $3, $4, $5)"
             " ON CONFLICT (delivery_id) DO NOTHING",
             delivery.id, delivery.recipient, subject, body, now,
+        )  # fmt: skip
+
+    async def deliver_all_locally(self, letters: Sequence[tuple[Delivery, str | None, str]], holder: str,
+                                  now: datetime) -> None:  # fmt: skip
+        if not letters:
+            return
+        # As start_attempt, deliver_locally, end_attempt and save_delivery(delivered) one after the other would.
+        await self._conn.execute(
+            """WITH letter AS (
+                   SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[])
+                       AS l(id, attempt, recipient, subject, body)),
+               attempted AS (
+                   INSERT INTO send_attempt (delivery_id, attempt, holder, started_at, outcome, detail, finished_at)
+                   SELECT id, attempt, $6, $7, 'accepted', 'local outbox', $7 FROM letter
+                   ON CONFLICT (delivery_id, attempt) DO UPDATE
+                       SET outcome = excluded.outcome, detail = excluded.detail, finished_at = excluded.finished_at
+                       WHERE send_attempt.outcome IS NULL),
+               written AS (
+                   INSERT INTO local_outbox (delivery_id, recipient, subject, body, delivered_at)
+                   SELECT id, recipient, subject, body, $7 FROM letter ON CONFLICT (delivery_id) DO NOTHING)
+               UPDATE delivery d SET status = 'delivered', updated_at = $7, holder = NULL, lease_until = NULL,
+                   sent_at = COALESCE(d.sent_at, $7), delivered_at = COALESCE(d.delivered_at, $7)
+               FROM letter WHERE d.id = letter.id""",
+            [d.id for d, _, _ in letters], [d.attempts for d, _, _ in letters], [d.recipient for d, _, _ in letters],
+            [subject for _, subject, _ in letters], [body for _, _, body in letters], holder, now,
         )  # fmt: skip
 
     async def record_status_report(self, channel: str, provider_id: str, status: str, error: str | None,

@@ -15,8 +15,11 @@ import pytest
 from services.notifier import handlers
 from services.notifier.channels.whatsapp import signature
 from services.notifier.domain import texts
+from services.notifier.domain.channels import LOCAL
 from services.notifier.domain.delivery import Delivery
 from services.notifier.domain.messages import Message
+from services.notifier.recording import refresh_message, refresh_messages
+from services.notifier.store import NotifierStore
 from shared.contracts.funding import FundingMatched, FundsDisbursed
 from shared.contracts.training import PathwayStalled
 from tests.gateways.notifier import (
@@ -592,3 +595,43 @@ async def test_with_no_gateway_every_message_is_delivered_to_the_local_outbox_ta
         assert "Kepada: " + phone in file.read_text() and outbox[phone]["body"] in file.read_text()
         officers = rows["halal_stalled_officer"]
         assert "no email address in the directory" in officers["reason"]
+
+
+async def test_a_pass_of_local_letters_written_in_one_statement_leaves_the_rows_one_letter_at_a_time_left(
+        database_url) -> None:  # fmt: skip
+    async with notifier(database_url, {}) as n:
+        for i in range(6):
+            await n.handle(handlers.funding_offer, matched(_phone(20 + i)[0]))
+        now, lease = n.clock(), timedelta(seconds=60)
+        async with n.uow() as uow:
+            one_by_one = await uow.store.claim_due(LOCAL, now, "worker-1", lease, 3)
+            together = await uow.store.claim_due(LOCAL, now, "worker-1", lease, 3)
+            for first in (one_by_one[0], together[0]):  # an attempt already begun: the pass ends it
+                await uow.store.start_attempt(first.delivery.id, first.delivery.attempts, "earlier", now)
+            n.clock.advance(seconds=5)
+            later = n.clock()
+            await NotifierStore.deliver_all_locally(uow.store, [(o.delivery, o.subject, o.body) for o in one_by_one],
+                                                    "worker-1", later)  # fmt: skip
+            for item in one_by_one:
+                await refresh_message(uow, item.delivery.message_id, later)
+            await uow.store.deliver_all_locally([(o.delivery, o.subject, o.body) for o in together], "worker-1", later)
+            await refresh_messages(uow, [o.delivery.message_id for o in together], later)
+            await uow.commit()
+
+        def rows_of(items: list[Any]) -> Any:
+            return n.fetch(
+                """SELECT d.status, d.attempts, d.holder, d.lease_until, d.sent_at, d.delivered_at, d.read_at,
+                          d.reason, d.updated_at, d.not_before, m.status AS message_status, m.channel, m.updated_at,
+                          a.attempt, a.holder AS attempt_holder, a.started_at, a.finished_at, a.outcome, a.detail,
+                          l.recipient = d.recipient AS to_recipient, l.body = m.body AS body, l.subject,
+                          l.delivered_at AS letter_at
+                   FROM delivery d JOIN message m ON m.id = d.message_id
+                   JOIN send_attempt a ON a.delivery_id = d.id JOIN local_outbox l ON l.delivery_id = d.id
+                   WHERE d.id = ANY($1::uuid[]) ORDER BY a.holder, d.id""", [o.delivery.id for o in items])  # fmt: skip
+
+        written = [dict(r) for r in await rows_of(together)]
+        assert written == [dict(r) for r in await rows_of(one_by_one)]
+        assert [(r["status"], r["message_status"], r["outcome"], r["attempt_holder"]) for r in written] == [
+            ("delivered", "delivered", "accepted", "earlier")] + [("delivered", "delivered", "accepted", "worker-1")] * 2
+        assert all(r["finished_at"] == r["delivered_at"] == r["letter_at"] == later and r["to_recipient"] and r["body"]
+                   for r in written)  # fmt: skip
