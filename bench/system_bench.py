@@ -275,18 +275,43 @@ async def partitions_of(kafka: KafkaAccess, topics: list[str]) -> list[TopicPart
     return [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
 
 
-async def register(http: httpx.AsyncClient, gate: asyncio.Semaphore, url: str, headers: dict[str, str],
-                   form: dict[str, str], scheduled: float | None = None) -> Sent:  # fmt: skip
+class Connections:
+    """Officers' keep-alive connections, `count` of them, each its own httpx client; a request waits its turn for a
+    free one (a FIFO), and its wait counts in its latency.
+
+    One client per connection because one httpx pool of 64 looked over every connection at every request (a
+    `getpeername` call each): half the load generator's CPU went there, taken from the system it measures."""
+
+    def __init__(self, count: int) -> None:
+        self._all = [httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+                     for _ in range(count)]  # fmt: skip
+        self._free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for client in self._all:
+            self._free.put_nowait(client)
+
+    async def __aenter__(self) -> Connections:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await asyncio.gather(*(client.aclose() for client in self._all))
+
+    async def post(self, url: str, **kwargs: object) -> httpx.Response:
+        client = await self._free.get()
+        try:
+            return await client.post(url, **kwargs)  # type: ignore[arg-type]
+        finally:
+            self._free.put_nowait(client)
+
+
+async def register(http: Connections, url: str, headers: dict[str, str], form: dict[str, str],
+                   scheduled: float | None = None) -> Sent:  # fmt: skip
     """`scheduled`: when the load meant to send it (perf_counter); a load generator running late counts against
     the latency, not hidden from it."""
     now_wall, now = time.time(), time.perf_counter()
     at = now if scheduled is None else min(scheduled, now)
     sent = Sent(now_wall - (now - at), at)
     try:
-        # Requests beyond the connections wait at the gate (a FIFO), counted from their start: httpx's own pool
-        # spends CPU per waiting request, and with thousands waiting the load generator became the bottleneck.
-        async with gate:
-            response = await http.post(f"{url}/businesses", json=form, headers=headers)
+        response = await http.post(f"{url}/businesses", json=form, headers=headers)
         sent.status = response.status_code
         if response.status_code == 201:
             sent.business_id = response.json()["id"]
@@ -407,12 +432,9 @@ async def bench_latency(infra: Throwaway, rate: float, seconds: float) -> dict:
         forms = iter(registration_forms(total + warm, seed=int(time.time())))
         headers = deployment.officer()
         url = deployment.url("registry")
-        gate = asyncio.Semaphore(CONNECTIONS)
-        limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-        # No pool timeout: a request waiting for a connection is queueing, and its wait belongs in the figure.
-        async with httpx.AsyncClient(timeout=httpx.Timeout(600, pool=None), limits=limits) as http:
+        async with Connections(CONNECTIONS) as http:
             # A few first, waited for: the consumer groups' first fetches and connection pools are not the figure.
-            warmup = await steady_load(lambda f, at: register(http, gate, url, headers, f, at), forms, 10, warm / 10)
+            warmup = await steady_load(lambda f, at: register(http, url, headers, f, at), forms, 10, warm / 10)
             warm_ids = [s.business_id for s in warmup if s.business_id]
             await wait_until_complete(lambda: _all_messages(deployment, warm_ids), 60, "the warm-up's messages")
             say(f"warm-up done; {total:,} registrations at {rate:g}/s for {seconds:g} s")
@@ -420,7 +442,7 @@ async def bench_latency(infra: Throwaway, rate: float, seconds: float) -> dict:
             cpu_before = {name: cpu_of(pid) for name, pid in pids.items()}
             infra_before = {k: cpu_total(v) for k, v in infra_pids(infra).items()}
             busy_before, total_before = machine_busy()
-            sent = await steady_load(lambda f, at: register(http, gate, url, headers, f, at), forms, rate, seconds)
+            sent = await steady_load(lambda f, at: register(http, url, headers, f, at), forms, rate, seconds)
             busy_after, total_after = machine_busy()
             cpu = {name: cpu_of(pid) - cpu_before[name] for name, pid in pids.items()}
             cpu |= {k: cpu_total(v) - infra_before.get(k, 0) for k, v in infra_pids(infra).items()}
