@@ -161,18 +161,40 @@ async def pledge_closed(event: PledgeClosed, uow: NotifierUnitOfWork, deps: Deps
         await uow.commit()
 
 
+def _offer_fact(event: FundingMatched) -> OfferFact:
+    return OfferFact(event.offer_id, event.pledge_id, event.business_id, event.business_name, event.contact_phone,
+                     event.kecamatan_code, event.sponsor_name, event.instrument, event.financing_programme,
+                     event.amount_rupiah, event.offered_at, event.expires_at)  # fmt: skip
+
+
+def _offer_text(event: FundingMatched) -> str:
+    return texts.funding_offer_text(event.business_name, event.amount_rupiah, event.instrument,
+                                    event.financing_programme, event.sponsor_name, event.expires_at)  # fmt: skip
+
+
 async def funding_offer(event: FundingMatched, uow: NotifierUnitOfWork, deps: Deps) -> None:
     """The offer carries the phone: the owner hears of it even if registry events have not reached us yet."""
-    body = texts.funding_offer_text(event.business_name, event.amount_rupiah, event.instrument,
-                                    event.financing_programme, event.sponsor_name, event.expires_at)  # fmt: skip
     async with uow:
-        if await uow.store.offer(event.offer_id) is None:
-            await uow.store.save_offer(OfferFact(
-                event.offer_id, event.pledge_id, event.business_id, event.business_name, event.contact_phone,
-                event.kecamatan_code, event.sponsor_name, event.instrument, event.financing_programme,
-                event.amount_rupiah, event.offered_at, event.expires_at))  # fmt: skip
+        await uow.store.add_offers([_offer_fact(event)])
         await to_owner_at(uow, deps, event.business_id, await owner_phone(uow, event.business_id, event.contact_phone),
-                          "funding_offer", body, offer_id=event.offer_id, deadline=event.expires_at)  # fmt: skip
+                          "funding_offer", _offer_text(event), offer_id=event.offer_id, deadline=event.expires_at)  # fmt: skip
+        await uow.commit()
+
+
+async def funding_offers(events: Sequence[tuple[FundingMatched, uuid.UUID]], uow: NotifierUnitOfWork,
+                         deps: Deps) -> None:  # fmt: skip
+    """`funding_offer` for a run of offers (event, its id) at once, as a pledge matched against a city makes them:
+    the same facts, messages and deliveries, in a few round trips instead of a few per offer."""
+    async with uow:
+        await uow.store.add_offers([_offer_fact(event) for event, _ in events])
+        contacts = await uow.store.contacts_of([event.business_id for event, _ in events])
+        now = deps.clock()
+        await record_all(uow, deps, [
+            compose("funding_offer", _offer_text(event), event.business_id,
+                    contacts[event.business_id].phone if event.business_id in contacts else event.contact_phone,
+                    event_id, deps.new_id(), now, offer_id=event.offer_id, deadline=event.expires_at)
+            for event, event_id in events
+        ])  # fmt: skip
         await uow.commit()
 
 

@@ -50,8 +50,8 @@ async def refresh_messages(uow: NotifierUnitOfWork, message_ids: Collection[uuid
     await uow.store.set_message_statuses([(i, *summarise(deliveries)) for i, deliveries in found.items()], now)
 
 
-async def plan_deliveries(uow: NotifierUnitOfWork, deps: Deps, message: Message,
-                          preference_channel: str | None = None, *, new: bool = False) -> Plan | None:  # fmt: skip
+async def plan_deliveries(uow: NotifierUnitOfWork, deps: Deps, message: Message, preference_channel: str | None = None,
+                          *, new: bool = False) -> Plan | None:  # fmt: skip
     """`new`: the message was added in this unit of work, so its deliveries are the ones planned here (no one else
     can see it yet) and its status needs no reading back."""
     now = deps.clock()

@@ -79,6 +79,20 @@ class NotifierStore(abc.ABC):
         """The messages that were new, in order (an event applied again makes none)."""
         return [message for message in messages if await self.add_message(message)]
 
+    async def contacts_of(self, business_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Contact]:
+        """The contacts known of these businesses."""
+        found = {}
+        for business_id in set(business_ids):
+            if (contact := await self.contact(business_id)) is not None:
+                found[business_id] = contact
+        return found
+
+    async def add_offers(self, offers: Sequence[OfferFact]) -> None:
+        """Keep the offers not known yet; one already known is left as it is (it may have moved on since)."""
+        for offer in offers:
+            if await self.offer(offer.offer_id) is None:
+                await self.save_offer(offer)
+
     async def preferences_of(self, phones: Collection[str]) -> dict[str, Preference]:
         """The owners' preferences that are recorded, locked like `preference` (in phone order, so that two
         batches never wait on each other)."""

@@ -82,6 +82,14 @@ class PgNotifierStore(NotifierStore):
         )
         return Contact(**dict(row)) if row else None
 
+    async def contacts_of(self, business_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Contact]:
+        rows = await self._conn.fetch(
+            "SELECT business_id, business_version, business_name, phone, kecamatan, kelurahan, status, kecamatan_code"
+            " FROM contact WHERE business_id = ANY($1::uuid[])",
+            list(set(business_ids)),
+        )  # fmt: skip
+        return {row["business_id"]: Contact(**dict(row)) for row in rows}
+
     async def save_contact(self, contact: Contact) -> None:
         await self._conn.execute(_SAVE_CONTACT, *_contact_row(contact))
 
@@ -453,6 +461,16 @@ class PgNotifierStore(NotifierStore):
             offer.kecamatan_code, offer.sponsor_name, offer.instrument, offer.financing_programme,
             offer.amount_rupiah, offer.offered_at, offer.expires_at, offer.state, offer.decided_at,
             offer.disbursed_at,
+        )  # fmt: skip
+
+    async def add_offers(self, offers: Sequence[OfferFact]) -> None:
+        await self._conn.executemany(
+            f"""INSERT INTO offer_fact ({_OFFER})
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                ON CONFLICT (offer_id) DO NOTHING""",
+            [(o.offer_id, o.pledge_id, o.business_id, o.business_name, o.contact_phone, o.kecamatan_code,
+              o.sponsor_name, o.instrument, o.financing_programme, o.amount_rupiah, o.offered_at, o.expires_at,
+              o.state, o.decided_at, o.disbursed_at) for o in offers],
         )  # fmt: skip
 
     async def offer(self, offer_id: uuid.UUID) -> OfferFact | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from itertools import groupby
+from typing import Any
 
 from services.notifier import handlers
 from services.notifier.recording import Deps
@@ -29,9 +31,10 @@ from shared.contracts.training import (
     TraineeWithdrew,
     TrainingCompleted,
 )
+from shared.contracts.envelope import EventPayload
 from shared.messaging.consumer import Apply, BatchTransaction, Delivery
 from shared.messaging.subscriptions import Subscription
-from shared.unit_of_work import Cause, one_by_one
+from shared.unit_of_work import Cause, Handler, one_by_one
 
 CONSUMER = "notifier"
 FUNDING_CONSUMER = "notifier-funding"
@@ -74,17 +77,22 @@ SUBSCRIPTIONS = (
 )
 
 
-def registry_consumer(unit_of_work: Callable[[BatchTransaction, Cause], NotifierUnitOfWork], deps: Deps) -> Apply:
-    """Registrations come in waves (an import): each run of them in a batch is welcomed at once; every other event
-    one by one, in the batch's order."""
-    one_at_a_time = one_by_one(REGISTRY_HANDLERS, unit_of_work, deps)
+# A handler for a run of events of one contract: (event, its id) for each, in order.
+RunHandler = Callable[[Sequence[tuple[Any, uuid.UUID]], NotifierUnitOfWork, Deps], Awaitable[None]]
+
+
+def in_runs(handlers: Mapping[type[EventPayload], Handler], kind: type[EventPayload], together: RunHandler,
+            unit_of_work: Callable[[BatchTransaction, Cause], NotifierUnitOfWork], deps: Deps) -> Apply:  # fmt: skip
+    """Each run of `kind` in a batch (registrations in an import, the offers of a pledge just matched) goes to
+    `together` at once, with the events' ids; every other event one by one, in the batch's order."""
+    one_at_a_time = one_by_one(handlers, unit_of_work, deps)
 
     async def apply(tx: BatchTransaction, batch: Sequence[Delivery]) -> None:
-        for registrations, run in groupby(batch, key=lambda d: type(d.payload) is BusinessRegistered):
+        for same, run in groupby(batch, key=lambda d: type(d.payload) is kind):
             deliveries = list(run)
-            if registrations and len(deliveries) > 1:
+            if same and len(deliveries) > 1:
                 events = [(d.payload, d.envelope.event_id) for d in deliveries]
-                await handlers.welcome_all(events, unit_of_work(tx, Cause.delivery(deliveries[0])), deps)  # type: ignore[arg-type]
+                await together(events, unit_of_work(tx, Cause.delivery(deliveries[0])), deps)
             else:
                 await one_at_a_time(tx, deliveries)
 
@@ -93,7 +101,7 @@ def registry_consumer(unit_of_work: Callable[[BatchTransaction, Cause], Notifier
 
 def consumers(unit_of_work: Callable[[BatchTransaction, Cause], NotifierUnitOfWork], deps: Deps) -> dict[str, Apply]:
     return {
-        CONSUMER: registry_consumer(unit_of_work, deps),
-        FUNDING_CONSUMER: one_by_one(FUNDING_HANDLERS, unit_of_work, deps),
+        CONSUMER: in_runs(REGISTRY_HANDLERS, BusinessRegistered, handlers.welcome_all, unit_of_work, deps),
+        FUNDING_CONSUMER: in_runs(FUNDING_HANDLERS, FundingMatched, handlers.funding_offers, unit_of_work, deps),
         TRAINING_CONSUMER: one_by_one(TRAINING_HANDLERS, unit_of_work, deps),
     }

@@ -1,9 +1,11 @@
-"""A wave of registrations (an import) through the notifier's registry consumer on a real PostgreSQL: a run of them
-in one batch is welcomed in a few round trips, and leaves exactly the rows that welcoming them one by one leaves."""
+"""A wave of registrations (an import) through the notifier's registry consumer, and a pledge's offers through its
+funding consumer, on a real PostgreSQL: a run of them in one batch is recorded in a few round trips, and leaves exactly
+the rows that recording them one by one leaves."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +13,11 @@ import pytest
 
 from services.notifier import handlers, subscribers
 from services.notifier.domain.consent import Preference
+from services.notifier.domain.digest import ACCEPTED
+from services.notifier.domain.messages import Contact
 from services.notifier.store_pg import PgNotifierUnitOfWork
 from shared.contracts import new_envelope
+from shared.contracts.funding import FundingMatched, FundsDisbursed
 from shared.contracts.registry import BusinessRegistered, NIBIssued
 from shared.contracts.training import TraineeInvited
 from shared.messaging.consumer import BatchTransaction, Delivery
@@ -70,16 +75,16 @@ def deliveries_of(events: list[Any]) -> list[Delivery]:
     return [Delivery(envelope, event) for envelope, event in zip(envelopes, events, strict=True)]
 
 
-async def apply_batch(n: Notifier, batch: list[Delivery]) -> None:
+async def apply_batch(n: Notifier, batch: list[Delivery], consumer: str = subscribers.CONSUMER) -> None:
     publisher: Publisher[object] = Publisher("notifier", lambda _: [], lambda _: "none")
     apply = subscribers.consumers(lambda tx, cause: PgNotifierUnitOfWork(tx, publisher, cause), n.deps)
     async with n.db.acquire() as conn, conn.transaction():
-        await apply[subscribers.CONSUMER](BatchTransaction(conn), batch)
+        await apply[consumer](BatchTransaction(conn), batch)
 
 
 async def apply_one_by_one(n: Notifier, batch: list[Delivery]) -> None:
     for delivery in batch:
-        handler = subscribers.REGISTRY_HANDLERS[type(delivery.payload)]
+        handler = {**subscribers.REGISTRY_HANDLERS, **subscribers.FUNDING_HANDLERS}[type(delivery.payload)]
         await handler(delivery.payload, n.uow(Cause.delivery(delivery)), n.deps)
 
 
@@ -132,3 +137,63 @@ async def test_a_wave_applied_again_records_nothing_more(database_url: str) -> N
 
         assert await what_was_recorded(n) == before
         assert len(before[1]) == 40
+
+
+def matched(n: int, phone: str) -> FundingMatched:
+    return FundingMatched(
+        pledge_id=uuid.UUID(int=500), offer_id=uuid.UUID(int=600 + n), business_id=uuid.UUID(int=n), amount_rupiah=5_000_000,
+        business_name=f"Usaha Kupang {n}", contact_phone=phone, kecamatan_code="53.71.04", sponsor_name="Bank NTT",
+        instrument="grant", financing_programme=None, readiness=72, rank=n, offered_at=REGISTERED_AT,
+        expires_at=datetime(2026, 12, 7, 8, 0, tzinfo=UTC),
+    )  # fmt: skip
+
+
+def offers_wave() -> list[Any]:
+    """A pledge's offers: one owner with two businesses, one opted out, one who asked for SMS, one whose number the
+    registry has since changed, one offer the notifier already knows (answered since); a payment in the middle."""
+    return [
+        matched(1, "+6281300000001"),
+        matched(2, OPTED_OUT),
+        matched(3, SMS_ONLY),
+        FundsDisbursed(pledge_id=uuid.UUID(int=500), offer_id=uuid.UUID(int=601), business_id=uuid.UUID(int=1),
+                       amount_rupiah=5_000_000, reference="TRF-1", disbursed_at=REGISTERED_AT,
+                       business_name="Usaha Kupang 1", contact_phone="+6281300000001", sponsor_name="Bank NTT"),
+        matched(4, "+6281300000009"),
+        matched(5, "+6281300000001"),
+        matched(6, "+6281300000006"),
+    ]  # fmt: skip
+
+
+async def prepare_offers(n: Notifier) -> None:
+    await prepare(n)
+    async with n.uow() as uow:
+        await uow.store.save_contact(Contact(uuid.UUID(int=4), 2, "Usaha Kupang 4", "+6281300000044", "Oebobo",
+                                             "Fatululi", "active", "53.71.04"))  # fmt: skip
+        await uow.store.save_offer(replace(handlers._offer_fact(matched(6, "+6281300000006")), state=ACCEPTED,
+                                           decided_at=REGISTERED_AT))  # fmt: skip
+        await uow.commit()
+
+
+async def test_a_run_of_offers_in_one_batch_leaves_the_rows_that_recording_them_one_by_one_leaves(
+    database_url: str, infra: Any
+) -> None:
+    second_url = await fresh_database(infra.postgres_url)
+    try:
+        async with notifier(database_url) as at_once, notifier(second_url) as one_by_one:
+            for n in (at_once, one_by_one):
+                await prepare_offers(n)
+            batch = deliveries_of(offers_wave())
+            await apply_batch(at_once, batch, subscribers.FUNDING_CONSUMER)
+            await apply_one_by_one(one_by_one, batch)
+
+            offers = "SELECT offer_id, business_id, contact_phone, state, decided_at, disbursed_at FROM offer_fact"
+            recorded = await what_was_recorded(at_once), await at_once.fetch(offers + " ORDER BY offer_id")
+            assert recorded == (await what_was_recorded(one_by_one), await one_by_one.fetch(offers + " ORDER BY offer_id"))
+            (_, messages, deliveries), facts = recorded
+            assert [m[1] for m in messages].count("funding_offer") == 6
+            assert {m[3] for m in messages if m[2] == uuid.UUID(int=4) and m[1] == "funding_offer"} == {"+6281300000044"}  # the registry's word
+            assert {d[4] for d in deliveries if d[3] == OPTED_OUT} == {"withheld"}
+            states = {f["offer_id"].int - 600: f["state"] for f in facts}
+            assert (states[1], states[6]) == ("disbursed", ACCEPTED)  # known offers are not overwritten
+    finally:
+        await drop_database(infra.postgres_url, second_url)
