@@ -157,10 +157,11 @@ class DeliveryWorker:
                 await uow.store.end_attempt(delivery.id, delivery.attempts, "lost", change.reason, now)
                 await uow.store.save_delivery(replace(delivery, status=change.status, reason=change.reason,
                                                       not_before=change.not_before or delivery.not_before), now)  # fmt: skip
-                await refresh_message(uow, delivery.message_id, now)
                 uow.after_commit(self._figures.stranded.labels(delivery.channel, change.status).inc)
                 log.warning("delivery %s on %s was left mid-send by %s: %s (%s)", delivery.id, delivery.channel,
                             found.holder or "a stopped process", change.status, guarantee)  # fmt: skip
+            # Locked in id order, as every pass locks them: two processes recovering and delivering never deadlock.
+            await refresh_messages(uow, {found.delivery.message_id for found in stranded}, now)
             await uow.commit()
         return len(stranded)
 
@@ -175,7 +176,7 @@ class DeliveryWorker:
             await uow.store.deliver_all_locally([(item.delivery, item.subject, item.body) for item in going],
                                                 self._settings.holder, now)  # fmt: skip
             # Every message once, after all its deliveries in this pass have changed.
-            await refresh_messages(uow, {item.delivery.message_id: None for item in claimed}, now)
+            await refresh_messages(uow, {item.delivery.message_id for item in claimed}, now)
             await uow.commit()
         letters = [LocalLetter(item.delivery.id, item.delivery.recipient, item.subject, item.body, item.template, now)
                    for item in going]  # fmt: skip
@@ -211,12 +212,14 @@ class DeliveryWorker:
             # well within its lease, so no other process ever takes a slow send for a stopped one.
             allowance = min(self._settings.batch, self._settings.concurrency, gateway.rate.available(bucket, now))
             claimed = await uow.store.claim_due(channel, now, self._settings.holder, self._settings.lease, allowance)
-            going = []
+            going, held = [], set()
             for item in claimed:
-                if not await self._withheld(uow, item, now):
+                if await self._withheld(uow, item, now):
+                    held.add(item.delivery.message_id)
+                else:
                     going.append(item)
                     await uow.store.start_attempt(item.delivery.id, item.delivery.attempts, self._settings.holder, now)
-            await refresh_messages(uow, {item.delivery.message_id: None for item in claimed if item not in going}, now)
+            await refresh_messages(uow, held, now)
             await uow.store.save_bucket(channel, gateway.rate.spend(bucket, now, len(going)))
             await uow.commit()
         await asyncio.gather(*(self._send(gateway, item) for item in going))

@@ -156,7 +156,8 @@ async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> In
                                                 if intent == "stop" else None))  # fmt: skip
         await uow.store.record_consent(reply.phone, intent, reply.channel, now, said)
         if first_time:
-            await plan_deliveries(uow, deps, message, reply.channel if reply.channel in (WHATSAPP, SMS) else None)
+            await plan_deliveries(uow, deps, message, reply.channel if reply.channel in (WHATSAPP, SMS) else None,
+                                  new=True)  # fmt: skip
         await uow.commit()
     return intent
 

@@ -174,17 +174,15 @@ def _offer_text(event: FundingMatched) -> str:
 
 async def funding_offer(event: FundingMatched, uow: NotifierUnitOfWork, deps: Deps) -> None:
     """The offer carries the phone: the owner hears of it even if registry events have not reached us yet."""
-    async with uow:
-        await uow.store.add_offers([_offer_fact(event)])
-        await to_owner_at(uow, deps, event.business_id, await owner_phone(uow, event.business_id, event.contact_phone),
-                          "funding_offer", _offer_text(event), offer_id=event.offer_id, deadline=event.expires_at)  # fmt: skip
-        await uow.commit()
+    assert uow.cause.causation_id is not None, "a message always answers an event"
+    await funding_offers([(event, uow.cause.causation_id)], uow, deps)
 
 
 async def funding_offers(events: Sequence[tuple[FundingMatched, uuid.UUID]], uow: NotifierUnitOfWork,
                          deps: Deps) -> None:  # fmt: skip
-    """`funding_offer` for a run of offers (event, its id) at once, as a pledge matched against a city makes them:
-    the same facts, messages and deliveries, in a few round trips instead of a few per offer."""
+    """`funding_offer` for a run of offers (event, its id) at once, as a pledge matched against a city makes them, in
+    a few round trips whatever their number. The owner's number is the registry's word if the notifier has it
+    (`owner_phone`), else the offer's."""
     async with uow:
         await uow.store.add_offers([_offer_fact(event) for event, _ in events])
         contacts = await uow.store.contacts_of([event.business_id for event, _ in events])

@@ -38,12 +38,11 @@ class Deps:
 
 async def refresh_message(uow: NotifierUnitOfWork, message_id: uuid.UUID, now: datetime) -> None:
     """The message's status from its deliveries."""
-    status, channel = summarise(await uow.store.deliveries_of(message_id))
-    await uow.store.set_message_status(message_id, status, channel, now)
+    await refresh_messages(uow, [message_id], now)
 
 
 async def refresh_messages(uow: NotifierUnitOfWork, message_ids: Collection[uuid.UUID], now: datetime) -> None:
-    """`refresh_message` for each, in three round trips whatever their number."""
+    """`refresh_message` for each, in three round trips whatever their number (the messages locked in id order)."""
     if not message_ids:
         return
     found = await uow.store.deliveries_of_messages(message_ids)

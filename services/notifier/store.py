@@ -119,13 +119,10 @@ class NotifierStore(abc.ABC):
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None: ...
 
     @abc.abstractmethod
-    async def deliveries_of(self, message_id: uuid.UUID) -> list[Delivery]:
-        """The message's deliveries, with the message locked: two transactions changing two of its deliveries then
-        summarise it one after the other, each seeing the other's change."""
-
     async def deliveries_of_messages(self, message_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Delivery]]:
-        """`deliveries_of` for many messages, locked in id order (so that two passes never wait on each other)."""
-        return {message_id: await self.deliveries_of(message_id) for message_id in sorted(set(message_ids))}
+        """Each message's deliveries, with the messages locked (in id order, so two transactions locking several
+        never deadlock): two transactions changing two of a message's deliveries then summarise it one after the
+        other, each seeing the other's change."""
 
     @abc.abstractmethod
     async def delivery(self, delivery_id: uuid.UUID) -> Delivery | None:
@@ -189,9 +186,9 @@ class NotifierStore(abc.ABC):
 
     async def deliver_all_locally(self, letters: Sequence[tuple[Delivery, str | None, str]], holder: str,
                                   now: datetime) -> None:  # fmt: skip
-        """For each claimed local delivery (with its subject and body): its attempt, started by `holder` and accepted
-        by the local outbox, its letter, and the delivery marked delivered. The PostgreSQL store does the whole pass
-        in one statement, where one by one it was four round trips a letter."""
+        """For each claimed local delivery (each once, with its subject and body): its attempt, started by `holder`
+        and accepted by the local outbox, its letter, and the delivery marked delivered. The PostgreSQL store does the
+        whole pass in one statement, where one by one it was four round trips a letter."""
         for delivery, subject, body in letters:
             await self.start_attempt(delivery.id, delivery.attempts, holder, now)
             await self.deliver_locally(delivery, subject, body, now)

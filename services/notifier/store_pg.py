@@ -26,6 +26,7 @@ _DELIVERY = ("id, message_id, channel, recipient, status, not_before, attempts, 
 _OFFER = ("offer_id, pledge_id, business_id, business_name, contact_phone, kecamatan_code, sponsor_name, instrument,"
           " financing_programme, amount_rupiah, offered_at, expires_at, state, decided_at, disbursed_at")  # fmt: skip
 _PLEDGE = "pledge_id, sponsor_id, sponsor_name, title, instrument, total_rupiah, pledged_at, closed_at"
+_CONTACT = "business_id, business_version, business_name, phone, kecamatan, kelurahan, status, kecamatan_code"
 
 
 def _message(row: asyncpg.Record) -> Message:
@@ -35,6 +36,12 @@ def _message(row: asyncpg.Record) -> Message:
 def _message_row(m: Message) -> tuple:
     return (m.id, m.event_id, m.business_id, m.template, m.channel, m.recipient_phone, m.body, m.created_at, m.audience,
             m.kecamatan_code, m.sponsor_id, m.offer_id, m.deadline, m.subject)  # fmt: skip
+
+
+def _offer_row(o: OfferFact) -> tuple:
+    return (o.offer_id, o.pledge_id, o.business_id, o.business_name, o.contact_phone, o.kecamatan_code, o.sponsor_name,
+            o.instrument, o.financing_programme, o.amount_rupiah, o.offered_at, o.expires_at, o.state, o.decided_at,
+            o.disbursed_at)  # fmt: skip
 
 
 def _contact_row(c: Contact) -> tuple:
@@ -75,19 +82,12 @@ class PgNotifierStore(NotifierStore):
     # --- contacts and messages -------------------------------------------------------------------------------
 
     async def contact(self, business_id: uuid.UUID) -> Contact | None:
-        row = await self._conn.fetchrow(
-            "SELECT business_id, business_version, business_name, phone, kecamatan, kelurahan, status, kecamatan_code"
-            " FROM contact WHERE business_id = $1",
-            business_id,
-        )
+        row = await self._conn.fetchrow(f"SELECT {_CONTACT} FROM contact WHERE business_id = $1", business_id)
         return Contact(**dict(row)) if row else None
 
     async def contacts_of(self, business_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Contact]:
-        rows = await self._conn.fetch(
-            "SELECT business_id, business_version, business_name, phone, kecamatan, kelurahan, status, kecamatan_code"
-            " FROM contact WHERE business_id = ANY($1::uuid[])",
-            list(set(business_ids)),
-        )  # fmt: skip
+        rows = await self._conn.fetch(f"SELECT {_CONTACT} FROM contact WHERE business_id = ANY($1::uuid[])",
+                                      list(set(business_ids)))  # fmt: skip
         return {row["business_id"]: Contact(**dict(row)) for row in rows}
 
     async def save_contact(self, contact: Contact) -> None:
@@ -166,13 +166,6 @@ class PgNotifierStore(NotifierStore):
             [(d.id, d.message_id, d.channel, d.recipient, d.status, d.not_before, d.attempts, d.provider_id, d.reason,
               d.fallback_of, d.retries_from, d.critical) for d in deliveries],
         )  # fmt: skip
-
-    async def deliveries_of(self, message_id: uuid.UUID) -> list[Delivery]:
-        await self._conn.execute("SELECT 1 FROM message WHERE id = $1 FOR UPDATE", message_id)
-        rows = await self._conn.fetch(
-            f"SELECT {_DELIVERY} FROM delivery WHERE message_id = $1 ORDER BY created_at, id", message_id
-        )
-        return [_delivery(r) for r in rows]
 
     async def deliveries_of_messages(self, message_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Delivery]]:
         ids = sorted(set(message_ids))
@@ -457,10 +450,7 @@ class PgNotifierStore(NotifierStore):
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                 ON CONFLICT (offer_id) DO UPDATE SET state = excluded.state, decided_at = excluded.decided_at,
                     disbursed_at = excluded.disbursed_at""",
-            offer.offer_id, offer.pledge_id, offer.business_id, offer.business_name, offer.contact_phone,
-            offer.kecamatan_code, offer.sponsor_name, offer.instrument, offer.financing_programme,
-            offer.amount_rupiah, offer.offered_at, offer.expires_at, offer.state, offer.decided_at,
-            offer.disbursed_at,
+            *_offer_row(offer),
         )  # fmt: skip
 
     async def add_offers(self, offers: Sequence[OfferFact]) -> None:
@@ -468,9 +458,7 @@ class PgNotifierStore(NotifierStore):
             f"""INSERT INTO offer_fact ({_OFFER})
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                 ON CONFLICT (offer_id) DO NOTHING""",
-            [(o.offer_id, o.pledge_id, o.business_id, o.business_name, o.contact_phone, o.kecamatan_code,
-              o.sponsor_name, o.instrument, o.financing_programme, o.amount_rupiah, o.offered_at, o.expires_at,
-              o.state, o.decided_at, o.disbursed_at) for o in offers],
+            [_offer_row(o) for o in offers],
         )  # fmt: skip
 
     async def offer(self, offer_id: uuid.UUID) -> OfferFact | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from itertools import groupby
-from typing import Any
+from typing import TypeVar
 
 from services.notifier import handlers
 from services.notifier.recording import Deps
 from services.notifier.store import NotifierUnitOfWork
+from shared.contracts.envelope import EventPayload
 from shared.contracts.funding import (
     CSRPledged,
     FundingAccepted,
@@ -31,7 +32,6 @@ from shared.contracts.training import (
     TraineeWithdrew,
     TrainingCompleted,
 )
-from shared.contracts.envelope import EventPayload
 from shared.messaging.consumer import Apply, BatchTransaction, Delivery
 from shared.messaging.subscriptions import Subscription
 from shared.unit_of_work import Cause, Handler, one_by_one
@@ -77,11 +77,11 @@ SUBSCRIPTIONS = (
 )
 
 
-# A handler for a run of events of one contract: (event, its id) for each, in order.
-RunHandler = Callable[[Sequence[tuple[Any, uuid.UUID]], NotifierUnitOfWork, Deps], Awaitable[None]]
+E = TypeVar("E", bound=EventPayload)
 
 
-def in_runs(handlers: Mapping[type[EventPayload], Handler], kind: type[EventPayload], together: RunHandler,
+def in_runs(handlers: Mapping[type[EventPayload], Handler], kind: type[E],
+            together: Callable[[Sequence[tuple[E, uuid.UUID]], NotifierUnitOfWork, Deps], Awaitable[None]],
             unit_of_work: Callable[[BatchTransaction, Cause], NotifierUnitOfWork], deps: Deps) -> Apply:  # fmt: skip
     """Each run of `kind` in a batch (registrations in an import, the offers of a pledge just matched) goes to
     `together` at once, with the events' ids; every other event one by one, in the batch's order."""

@@ -18,7 +18,7 @@ from services.notifier.domain import texts
 from services.notifier.domain.channels import LOCAL
 from services.notifier.domain.delivery import Delivery
 from services.notifier.domain.messages import Message
-from services.notifier.recording import refresh_message, refresh_messages
+from services.notifier.recording import refresh_message
 from services.notifier.store import NotifierStore
 from shared.contracts.funding import FundingMatched, FundsDisbursed
 from shared.contracts.training import PathwayStalled
@@ -33,6 +33,7 @@ from tests.gateways.notifier import (
     zenziva_client,
 )
 from tests.gateways.smtp import LocalSmtp
+from tests.support import drop_database, fresh_database
 from tests.gateways.whatsapp_cloud import CloudApi
 
 pytestmark = pytest.mark.integration
@@ -345,8 +346,8 @@ async def test_zenziva_answering_503_or_no_balance_is_retried_and_the_message_go
 # ---------------------------------------------------------------------------------------------------------------
 
 
-async def _stalled(n: Notifier) -> None:
-    event = PathwayStalled(business_id=uuid.uuid4(), participant_version=1, waiting_for="companion_verified",
+async def _stalled(n: Notifier, business_id: uuid.UUID | None = None) -> None:
+    event = PathwayStalled(business_id=business_id or uuid.uuid4(), participant_version=1, waiting_for="companion_verified",
                            since=datetime(2026, 11, 1).date(), days=22, kecamatan_code="53.71.04")  # fmt: skip
     await n.handle(handlers.halal_stalled, event, producer="training")
 
@@ -597,41 +598,66 @@ async def test_with_no_gateway_every_message_is_delivered_to_the_local_outbox_ta
         assert "no email address in the directory" in officers["reason"]
 
 
-async def test_a_pass_of_local_letters_written_in_one_statement_leaves_the_rows_one_letter_at_a_time_left(
-        database_url) -> None:  # fmt: skip
-    async with notifier(database_url, {}) as n:
-        for i in range(6):
-            await n.handle(handlers.funding_offer, matched(_phone(20 + i)[0]))
-        now, lease = n.clock(), timedelta(seconds=60)
-        async with n.uow() as uow:
-            one_by_one = await uow.store.claim_due(LOCAL, now, "worker-1", lease, 3)
-            together = await uow.store.claim_due(LOCAL, now, "worker-1", lease, 3)
-            for first in (one_by_one[0], together[0]):  # an attempt already begun: the pass ends it
-                await uow.store.start_attempt(first.delivery.id, first.delivery.attempts, "earlier", now)
-            n.clock.advance(seconds=5)
-            later = n.clock()
-            await NotifierStore.deliver_all_locally(uow.store, [(o.delivery, o.subject, o.body) for o in one_by_one],
-                                                    "worker-1", later)  # fmt: skip
-            for item in one_by_one:
-                await refresh_message(uow, item.delivery.message_id, later)
-            await uow.store.deliver_all_locally([(o.delivery, o.subject, o.body) for o in together], "worker-1", later)
-            await refresh_messages(uow, [o.delivery.message_id for o in together], later)
-            await uow.commit()
+async def _local_scene(n: Notifier) -> None:
+    """Officers with a message of two letters, three owners' offers; of the offers, one attempt already begun, one
+    already ended, one letter already written."""
+    async with n.uow() as uow:
+        await uow.store.save_officer(uuid.uuid4(), "yohana@kupangkota.go.id", "Yohana", ["53.71.04"])
+        await uow.store.save_officer(uuid.uuid4(), "petrus@kupangkota.go.id", "Petrus", ["53.71.04"])
+        await uow.commit()
+    await _stalled(n, uuid.UUID(int=7))
+    for i in range(3):
+        await n.handle(handlers.funding_offer, matched(_phone(20 + i)[0]))
+    begun, ended, written = [(await n.deliveries(recipient_phone=_phone(20 + i)[0]))[0] for i in range(3)]
+    async with n.uow() as uow:
+        for row in (begun, ended):
+            await uow.store.start_attempt(row["id"], 1, "earlier", n.clock())
+        await uow.store.end_attempt(ended["id"], 1, "lost", "left by a stopped process", n.clock())
+        await uow.store.deliver_locally(Delivery(**{k: written[k] for k in Delivery.__dataclass_fields__}), None,
+                                        "an earlier letter", n.clock())  # fmt: skip
+        await uow.commit()
+    n.clock.advance(seconds=5)
 
-        def rows_of(items: list[Any]) -> Any:
-            return n.fetch(
-                """SELECT d.status, d.attempts, d.holder, d.lease_until, d.sent_at, d.delivered_at, d.read_at,
-                          d.reason, d.updated_at, d.not_before, m.status AS message_status, m.channel, m.updated_at,
-                          a.attempt, a.holder AS attempt_holder, a.started_at, a.finished_at, a.outcome, a.detail,
-                          l.recipient = d.recipient AS to_recipient, l.body = m.body AS body, l.subject,
-                          l.delivered_at AS letter_at
-                   FROM delivery d JOIN message m ON m.id = d.message_id
-                   JOIN send_attempt a ON a.delivery_id = d.id JOIN local_outbox l ON l.delivery_id = d.id
-                   WHERE d.id = ANY($1::uuid[]) ORDER BY a.holder, d.id""", [o.delivery.id for o in items])  # fmt: skip
 
-        written = [dict(r) for r in await rows_of(together)]
-        assert written == [dict(r) for r in await rows_of(one_by_one)]
-        assert [(r["status"], r["message_status"], r["outcome"], r["attempt_holder"]) for r in written] == [
-            ("delivered", "delivered", "accepted", "earlier")] + [("delivered", "delivered", "accepted", "worker-1")] * 2
-        assert all(r["finished_at"] == r["delivered_at"] == r["letter_at"] == later and r["to_recipient"] and r["body"]
-                   for r in written)  # fmt: skip
+async def _local_rows(n: Notifier) -> list[dict[str, Any]]:
+    rows = await n.fetch(
+        """SELECT m.template, d.recipient, d.status, d.attempts, d.holder, d.lease_until, d.sent_at, d.delivered_at,
+                  d.read_at, d.reason, d.not_before, d.updated_at AS delivery_updated_at, m.status AS message_status,
+                  m.channel AS message_channel, m.updated_at AS message_updated_at, a.attempt,
+                  a.holder AS attempt_holder, a.started_at, a.finished_at, a.outcome, a.detail, l.recipient AS to,
+                  l.subject, l.body, l.delivered_at AS letter_at
+           FROM delivery d JOIN message m ON m.id = d.message_id
+           LEFT JOIN send_attempt a ON a.delivery_id = d.id LEFT JOIN local_outbox l ON l.delivery_id = d.id
+           ORDER BY m.template, d.recipient""")  # fmt: skip
+    return [dict(r) for r in rows]
+
+
+async def test_a_local_pass_in_one_statement_leaves_the_rows_that_delivering_letter_by_letter_left(
+        database_url, infra) -> None:  # fmt: skip
+    second_url = await fresh_database(infra.postgres_url)
+    try:
+        async with notifier(database_url, {}) as at_once, notifier(second_url, {}) as by_letter:
+            for n in (at_once, by_letter):
+                await _local_scene(n)
+            assert await at_once.worker().pass_once() == 5
+            async with by_letter.uow() as uow:  # what a pass did before: four statements a letter, then its message
+                now = by_letter.clock()
+                for item in await uow.store.claim_due(LOCAL, now, "worker-1", timedelta(seconds=60), 50):
+                    await NotifierStore.deliver_all_locally(uow.store, [(item.delivery, item.subject, item.body)],
+                                                            "worker-1", now)  # fmt: skip
+                    await refresh_message(uow, item.delivery.message_id, now)
+                await uow.commit()
+
+            rows = await _local_rows(at_once)
+            assert rows == await _local_rows(by_letter)
+            assert [(r["template"], r["status"], r["message_status"], r["attempt_holder"], r["outcome"]) for r in rows] == [
+                ("funding_offer", "delivered", "delivered", "earlier", "accepted"),
+                ("funding_offer", "delivered", "delivered", "earlier", "lost"),
+                ("funding_offer", "delivered", "delivered", "worker-1", "accepted"),
+                ("halal_stalled_officer", "delivered", "delivered", "worker-1", "accepted"),
+                ("halal_stalled_officer", "delivered", "delivered", "worker-1", "accepted"),
+            ]  # fmt: skip
+            assert sum(r["body"] == "an earlier letter" for r in rows) == 1  # a letter is written once
+            assert all(r["delivered_at"] == r["delivery_updated_at"] == at_once.clock() for r in rows)
+    finally:
+        await drop_database(infra.postgres_url, second_url)

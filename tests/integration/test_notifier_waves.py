@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from services.notifier import handlers, subscribers
+from services.notifier.channels import Gateway, OutgoingMessage
+from services.notifier.domain.channels import WHATSAPP, SendResult
 from services.notifier.domain.consent import Preference
 from services.notifier.domain.digest import ACCEPTED
 from services.notifier.domain.messages import Contact
@@ -22,7 +24,7 @@ from shared.contracts.registry import BusinessRegistered, NIBIssued
 from shared.contracts.training import TraineeInvited
 from shared.messaging.consumer import BatchTransaction, Delivery
 from shared.unit_of_work import Cause, Publisher
-from tests.gateways.notifier import Notifier, notifier
+from tests.gateways.notifier import Clock, Notifier, notifier
 from tests.support import drop_database, fresh_database
 
 pytestmark = pytest.mark.integration
@@ -139,18 +141,35 @@ async def test_a_wave_applied_again_records_nothing_more(database_url: str) -> N
         assert len(before[1]) == 40
 
 
-def matched(n: int, phone: str) -> FundingMatched:
+NIGHT = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # 22.00 WITA: quiet hours until 07.00
+
+
+class WhatsAppPlanned(Gateway):
+    """Only planned for here (owners' messages go by WhatsApp, in quiet hours); nothing is sent."""
+
+    channel = WHATSAPP
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        raise AssertionError("nothing is sent in these tests")
+
+    def describe(self) -> str:
+        return "planned for, never sent"
+
+
+def matched(n: int, phone: str, business: int | None = None, expires_at: datetime = NIGHT + timedelta(days=14),
+            ) -> FundingMatched:  # fmt: skip
     return FundingMatched(
-        pledge_id=uuid.UUID(int=500), offer_id=uuid.UUID(int=600 + n), business_id=uuid.UUID(int=n), amount_rupiah=5_000_000,
-        business_name=f"Usaha Kupang {n}", contact_phone=phone, kecamatan_code="53.71.04", sponsor_name="Bank NTT",
-        instrument="grant", financing_programme=None, readiness=72, rank=n, offered_at=REGISTERED_AT,
-        expires_at=datetime(2026, 12, 7, 8, 0, tzinfo=UTC),
+        pledge_id=uuid.UUID(int=500), offer_id=uuid.UUID(int=600 + n), business_id=uuid.UUID(int=business or n),
+        amount_rupiah=5_000_000, business_name=f"Usaha Kupang {business or n}", contact_phone=phone,
+        kecamatan_code="53.71.04", sponsor_name="Bank NTT", instrument="grant", financing_programme=None, readiness=72,
+        rank=n, offered_at=REGISTERED_AT, expires_at=expires_at,
     )  # fmt: skip
 
 
 def offers_wave() -> list[Any]:
     """A pledge's offers: one owner with two businesses, one opted out, one who asked for SMS, one whose number the
-    registry has since changed, one offer the notifier already knows (answered since); a payment in the middle."""
+    registry has since changed, one offer the notifier already knows (answered since), two offers to one business,
+    one that expires before quiet hours end (its officers are told); a payment in the middle."""
     return [
         matched(1, "+6281300000001"),
         matched(2, OPTED_OUT),
@@ -161,6 +180,8 @@ def offers_wave() -> list[Any]:
         matched(4, "+6281300000009"),
         matched(5, "+6281300000001"),
         matched(6, "+6281300000006"),
+        matched(7, "+6281300000007", business=5),
+        matched(8, "+6281300000008", expires_at=NIGHT + timedelta(hours=3)),
     ]  # fmt: skip
 
 
@@ -179,7 +200,9 @@ async def test_a_run_of_offers_in_one_batch_leaves_the_rows_that_recording_them_
 ) -> None:
     second_url = await fresh_database(infra.postgres_url)
     try:
-        async with notifier(database_url) as at_once, notifier(second_url) as one_by_one:
+        night = {WHATSAPP: WhatsAppPlanned()}
+        async with (notifier(database_url, night, clock=Clock(NIGHT)) as at_once,
+                    notifier(second_url, night, clock=Clock(NIGHT)) as one_by_one):  # fmt: skip
             for n in (at_once, one_by_one):
                 await prepare_offers(n)
             batch = deliveries_of(offers_wave())
@@ -190,7 +213,8 @@ async def test_a_run_of_offers_in_one_batch_leaves_the_rows_that_recording_them_
             recorded = await what_was_recorded(at_once), await at_once.fetch(offers + " ORDER BY offer_id")
             assert recorded == (await what_was_recorded(one_by_one), await one_by_one.fetch(offers + " ORDER BY offer_id"))
             (_, messages, deliveries), facts = recorded
-            assert [m[1] for m in messages].count("funding_offer") == 6
+            assert [m[1] for m in messages].count("funding_offer") == 8
+            assert [m[1] for m in messages].count("offer_at_risk_officer") == 1
             assert {m[3] for m in messages if m[2] == uuid.UUID(int=4) and m[1] == "funding_offer"} == {"+6281300000044"}  # the registry's word
             assert {d[4] for d in deliveries if d[3] == OPTED_OUT} == {"withheld"}
             states = {f["offer_id"].int - 600: f["state"] for f in facts}

@@ -163,8 +163,8 @@ class FakeNotifierStore(NotifierStore):
                        for d in self.deliveries.values()):  # fmt: skip
                 self.deliveries[delivery.id] = delivery
 
-    async def deliveries_of(self, message_id: uuid.UUID) -> list[NotifierDelivery]:
-        return [d for d in self.deliveries.values() if d.message_id == message_id]
+    async def deliveries_of_messages(self, message_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[NotifierDelivery]]:
+        return {i: [d for d in self.deliveries.values() if d.message_id == i] for i in sorted(set(message_ids))}
 
     async def delivery(self, delivery_id: uuid.UUID) -> NotifierDelivery | None:
         return self.deliveries.get(delivery_id)
