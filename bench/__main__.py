@@ -37,9 +37,10 @@ def main() -> None:
             stream = asyncio.run(funding_bench.bench_nib_stream(infra, args.nib_events))
             funding_bench.report(pledge, stream)
         if args.which in ("consumers", "all"):
-            print(f"Consumers: {args.consumer_events:,} BusinessRegistered into the notifier and training", flush=True)
-            consumers = [asyncio.run(consumers_bench.bench_consumer(infra, service, args.consumer_events))
-                         for service in consumers_bench.SERVICES]  # fmt: skip
+            print(f"Consumers: {args.consumer_events:,} BusinessRegistered into the notifier and training, and "
+                  f"{args.consumer_events:,} FundingMatched into the notifier", flush=True)
+            consumers = [asyncio.run(consumers_bench.bench_consumer(infra, service, args.consumer_events, contract))
+                         for service, contract in consumers_bench.STREAMS]  # fmt: skip
             consumers_bench.report(consumers)
         if args.which in ("metrics", "all"):
             print(f"Prometheus scrapes: GET /metrics of each service with {args.metrics_businesses:,} businesses", flush=True)

@@ -327,13 +327,13 @@ async def raw_consumer(infra: Throwaway, topic: str, since_ms: int) -> tuple[int
         await conn.close()
 
 
-async def produce(bootstrap: KafkaAccess | str, topic: str, payloads: list) -> None:  # noqa: ANN001
+async def produce(bootstrap: KafkaAccess | str, topic: str, payloads: list, producer_name: str = "registry") -> None:
     producer = AIOKafkaProducer(**KafkaAccess.of(bootstrap).aiokafka(), acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
         futures = []
         for payload in payloads:
-            envelope = new_envelope(payload, producer="registry", correlation_id=uuid.uuid4())
+            envelope = new_envelope(payload, producer=producer_name, correlation_id=uuid.uuid4())
             futures.append(await producer.send(topic, envelope.to_json_bytes(), key=envelope.aggregate_id.encode()))
         await asyncio.gather(*futures)
     finally:
