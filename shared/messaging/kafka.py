@@ -284,7 +284,7 @@ def consumer_lag(
     kafka: KafkaAccess | str, group: str, topics: list[str], timeout: float = 30
 ) -> dict[tuple[str, int], int]:
     """Records on each partition of `topics` that `group` has not committed yet (all of them if it never committed)."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
 
     # Only an admin client, and a quiet one: a consumer made just to read offsets looks up its group's coordinator
     # as it starts, and closing it mid-handshake printed authentication errors on most calls. What the client met on
@@ -301,6 +301,17 @@ def consumer_lag(
             raise TimeoutError(f"Kafka did not say within {timeout:.0f} s how far consumer group {group} has read"
                                f"{why}") from None
 
+    def group_known() -> None:
+        try:
+            answer(admin.describe_consumer_groups([group])[group])
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
+                raise
+
+    # librdkafka crashes the whole process (SIGSEGV in rd_kafka_cgrp_op, confluentinc/librdkafka#5040) when an
+    # answer to the offsets request says "not the coordinator", as a cluster's first answer about a group does. So
+    # the group is asked after first with a request that fails cleanly, again while its coordinator settles.
+    until_coordinator_settles(group_known)
     found = answer(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group])
     committed = {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions or []}
     extent = _extent(admin, topics, answer, timeout)
