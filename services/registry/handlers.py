@@ -175,9 +175,10 @@ async def register_business(cmd: RegisterBusiness, uow: RegistryUnitOfWork, deps
         raise Forbidden(f"{new.kecamatan.name} is outside the kecamatan your token allows; ask an officer there")
     digest = deps.vault.digest(new.nik.digits)
     async with uow:
-        await uow.businesses.lock_identities([digest], [new.phone], [new.nib] if new.nib else [])
+        nibs = [new.nib] if new.nib else []
+        await uow.businesses.lock_identities([digest], [new.phone], nibs)
         if not form.confirm_distinct:
-            found = await uow.businesses.duplicate_candidates([digest], [new.phone])
+            found, holders = await uow.businesses.clashes([digest], [new.phone], nibs)
             duplicate = probable_duplicate(form.business_name, [c for _, _, c in found], deps.rules.duplicate_similarity)
             if duplicate:
                 raise duplicate_conflict(duplicate, outside_scope=not _may_see(cmd.by, duplicate.kecamatan_code))
@@ -191,8 +192,10 @@ async def register_business(cmd: RegisterBusiness, uow: RegistryUnitOfWork, deps
                            "punctuation and words like 'Warung' or 'Ibu' are left out; confirm_distinct is for a "
                            "similar name, not the same one: update that business, or give this one a name of its own",
                            "already_registered", {"existing_business_id": str(existing.id)})  # fmt: skip
+        else:
+            holders = await uow.businesses.nib_holders(nibs) if nibs else {}
         if new.nib:
-            holder = (await uow.businesses.nib_holders([new.nib])).get(new.nib)
+            holder = holders.get(new.nib)
             if holder:
                 raise Conflict(f"NIB {new.nib} is already registered to business {holder}", "nib_taken",
                                {"existing_business_id": str(holder)})  # fmt: skip

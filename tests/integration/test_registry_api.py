@@ -115,6 +115,18 @@ async def test_a_name_typed_again_with_invisible_characters_is_the_same_name_to_
     assert confirmed["business_name"] == "Jagung Bose Mama Ina"  # stored without what no one can see
 
 
+async def test_a_registration_with_an_nib_another_business_holds_is_refused_naming_that_business(registry):
+    holder = (await registry.register(registration(nib="9120000000777"))).json()
+    for confirm in (False, True):  # read with the duplicate candidates, or on its own when confirmed distinct
+        response = await registry.register({**registration(nib="9120000000777"), "confirm_distinct": confirm})
+        assert (response.status_code, response.json()["code"]) == (409, "nib_taken"), response.text
+        assert response.json()["existing_business_id"] == holder["id"]
+    # The same owner's phone and a similar name: the duplicate is what is reported, as before.
+    response = await registry.register(registration(name=holder["business_name"], phone=holder["owner"]["phone"],
+                                                    nib="9120000000777"))  # fmt: skip
+    assert response.status_code == 409 and response.json()["code"] != "nib_taken", response.text
+
+
 async def test_two_simultaneous_registrations_of_one_business_make_one_business_and_one_conflict(registry):
     body = registration(name="Kue Basah Oma Ance")
     responses = await asyncio.gather(*(registry.register(dict(body)) for _ in range(2)))
