@@ -90,7 +90,9 @@ def allocate(
 def settle_status(pledge: Pledge) -> Pledge:
     if pledge.status == "closed":
         return pledge
-    return replace(pledge, status="exhausted" if pledge.next_offer_amount() is None else "open")
+    status = "exhausted" if pledge.next_offer_amount() is None else "open"
+    # Copying a pledge costs more than the rest of an offer; a batch of registry events makes hundreds of them.
+    return pledge if status == pledge.status else replace(pledge, status=status)
 
 
 # ---------------------------------------------------------------------------------------------------------------
