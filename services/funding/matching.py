@@ -88,6 +88,20 @@ def _may_offer(pledges: Sequence[Pledge], day: date) -> list[Pledge]:
     return [p for p in pledges if p.open_on(day) and p.matched_in_window]
 
 
+def _in_kecamatan(pledges: Sequence[Pledge]) -> Callable[[str], list[Pledge]]:
+    """The pledges, in their order, that may want a business in a kecamatan: those earmarked for it and those for
+    every kecamatan. Most pledges are for a few kecamatan, and checking every open pledge against every business of a
+    batch took a tenth of the batch's time."""
+    found: dict[str, list[Pledge]] = {}
+
+    def of(code: str) -> list[Pledge]:
+        if code not in found:
+            found[code] = [p for p in pledges if not p.earmarks.kecamatan_codes or code in p.earmarks.kecamatan_codes]
+        return found[code]
+
+    return of
+
+
 async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnitOfWork, deps: Deps,
                  before: Mapping[uuid.UUID, BusinessView] | None = None) -> None:  # fmt: skip
     """After what funding knows of these businesses changed: withdraw the unanswered offers of those that closed (and
@@ -113,7 +127,9 @@ async def settle(changed: Sequence[tuple[BusinessView, Cause]], uow: FundingUnit
     pledges = await uow.store.unclosed_pledges()
     today = today_in_kupang(now)
     offering = _may_offer(pledges, today)  # the pledges' part done once for the batch
-    wanted = {b.business_id: [p.id for p in offering if eligible(p.earmarks, b, today)] for b, _ in active}
+    in_kecamatan = _in_kecamatan(offering)
+    wanted = {b.business_id: [p.id for p in in_kecamatan(b.kecamatan_code) if eligible(p.earmarks, b, today)]
+              for b, _ in active}  # fmt: skip
     was_eligible = {p.id for b, _ in closed if (old := before.get(b.business_id)) is not None
                     for p in offering if eligible(p.earmarks, old, today)}  # fmt: skip
     locked = {p.id: p for p in await uow.store.lock_pledges(sorted(

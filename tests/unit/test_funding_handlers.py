@@ -1031,6 +1031,27 @@ async def test_a_batch_where_one_business_becomes_eligible_and_another_closes_lo
     assert untouched.id not in touched
 
 
+async def test_a_batch_offers_each_business_the_pledges_for_its_kecamatan_and_for_every_kecamatan_and_no_other(
+    world,
+) -> None:  # fmt: skip
+    in_alak = await world.register(kecamatan_code=ALAK, nib_status="applied")
+    in_oebobo = await world.register(kecamatan_code=OEBOBO, nib_status="applied")
+    in_maulafa = await world.register(kecamatan_code=MAULAFA, nib_status="applied")
+    for_alak = await world.add_pledge(earmarks=Earmarks(kecamatan_codes=(ALAK,), nib_required=True))
+    for_two = await world.add_pledge(earmarks=Earmarks(kecamatan_codes=(OEBOBO, MAULAFA), nib_required=True))
+    for_all = await world.add_pledge(earmarks=Earmarks(nib_required=True))
+    for_oebobo = await world.add_pledge(earmarks=Earmarks(kecamatan_codes=(OEBOBO,), nib_required=True))
+    for p in (for_alak, for_two, for_all, for_oebobo):
+        await world.match(p.id)
+
+    uow = await world.consume_batch([delivery(nib_issued(b, 2, k)) for b, k in
+                                     ((in_alak, ALAK), (in_oebobo, OEBOBO), (in_maulafa, MAULAFA))])  # fmt: skip
+
+    offered = {(e.business_id, e.pledge_id) for e in uow.committed if isinstance(e, FundingMatched)}
+    assert offered == {(in_alak, for_alak.id), (in_alak, for_all.id), (in_oebobo, for_two.id), (in_oebobo, for_all.id),
+                       (in_oebobo, for_oebobo.id), (in_maulafa, for_two.id), (in_maulafa, for_all.id)}  # fmt: skip
+
+
 async def test_every_pledge_lock_of_a_story_is_taken_in_ascending_id_order(world) -> None:
     businesses = await register_ranked(world, 4)
     waiting = await world.register(nib_status="applied")
