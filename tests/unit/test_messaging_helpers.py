@@ -1,6 +1,6 @@
 """Tests the messaging and database helpers with no I/O: dead-letter headers and dead letters as operators read them,
-NIK scrubbing, the outbox relay's retry split, the WHERE builder, and group requests asked again while Kafka's
-coordinator settles."""
+NIK scrubbing, the Kafka client's repeated log lines held back, the outbox relay's retry split, the WHERE builder,
+and group requests asked again while Kafka's coordinator settles."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from shared.messaging import dead_letters
 from shared.messaging.dead_letters import DeadLetter, Record, dead_letter_headers
 from shared.messaging.kafka import until_coordinator_settles
 from shared.messaging.outbox import OutboxRow, RelayError, split_by_first_failure
-from shared.observability import _ScrubFilter, scrub
+from shared.observability import RepeatFilter, _ScrubFilter, scrub
 
 # A woman born 17 August 1990 whose KTP was issued in Oebobo (53.71.04): day 17 + 40 = 57.
 MARIA_NIK = "5371045708900001"
@@ -256,6 +256,71 @@ def test_each_failed_row_keeps_its_own_error() -> None:
 
     assert published == []
     assert retry == [(rows[0], first), (rows[1], second)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Kafka client's repeated messages
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Lines(logging.Handler):
+    """What reached the log, as the operator reads it."""
+
+    def __init__(self, log_filter: logging.Filter) -> None:
+        super().__init__()
+        self.addFilter(log_filter)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+
+def quiet_logger(name: str, handler: logging.Handler) -> logging.Logger:
+    """A logger of its own (the real aiokafka loggers are left as they are), writing only to `handler`."""
+    logger = logging.getLogger(f"{name}.{uuid.uuid4().hex[:8]}")
+    logger.handlers[:], logger.propagate = [handler], False
+    logger.setLevel(logging.INFO)
+    return logger
+
+
+def test_a_kafka_client_error_repeated_a_thousand_times_in_a_broker_outage_is_one_line_then_one_with_the_count() -> None:
+    now = [0.0]
+    lines = Lines(RepeatFilter(window=30, clock=lambda: now[0]))
+    client = quiet_logger("aiokafka.client", lines)
+
+    for attempt in range(1000):
+        now[0] = attempt / 100
+        client.error("Unable connect to node with id %s: %s", attempt % 3, f"[Errno 111] attempt {attempt}")
+    now[0] = 31.0
+    client.error("Unable connect to node with id %s: %s", 1, "[Errno 111] Connect call failed")
+
+    assert lines.lines == [
+        f"ERROR {client.name}: Unable connect to node with id 0: [Errno 111] attempt 0",
+        f"ERROR {client.name}: Unable connect to node with id 1: [Errno 111] Connect call failed "
+        "(and 999 more like it in the 31 s before)",
+    ]
+
+
+def test_each_kind_of_kafka_client_message_has_its_own_count_and_the_services_own_lines_are_never_held_back() -> None:
+    now = [0.0]
+    lines = Lines(RepeatFilter(window=30, clock=lambda: now[0]))
+    client, funding = quiet_logger("aiokafka.client", lines), quiet_logger("services.funding", lines)
+
+    for _ in range(3):
+        client.error("Unable connect to node with id %s: %s", 1, "refused")
+        client.error("Unable to update metadata from %s", [1])
+        client.warning("Unable connect to node with id %s: %s", 1, "refused")  # another level: another message
+        funding.warning("batch of %d failed; applying one by one", 200)
+        client.error({"a message": "that is not text"})
+
+    assert lines.lines == [
+        f"ERROR {client.name}: Unable connect to node with id 1: refused",
+        f"ERROR {client.name}: Unable to update metadata from [1]",
+        f"WARNING {client.name}: Unable connect to node with id 1: refused",
+        f"WARNING {funding.name}: batch of 200 failed; applying one by one",
+        f"ERROR {client.name}: {{'a message': 'that is not text'}}",
+        *[f"WARNING {funding.name}: batch of 200 failed; applying one by one"] * 2,
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
