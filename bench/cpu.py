@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from berdaya.stack.kafka import broker_pids
 from berdaya.stack.throwaway import Throwaway
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -48,17 +49,7 @@ def postgres_pids(stack: Throwaway) -> list[int]:
 
 
 def kafka_pids(stack: Throwaway) -> list[int]:
-    marker = str(stack.base / "kafka").encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"kafka.Kafka" in cmdline and marker in cmdline:
-                found.append(int(entry.name))
-    return found
+    return broker_pids(stack.base / "kafka")
 
 
 class CpuMeter:

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from berdaya.stack.kafka import LocalKafka
+from berdaya.stack.kafka import LocalKafka, broker_pids
 from berdaya.stack.local import run_service, throwaway_env
 from berdaya.stack.postgres import LocalPostgres
 from berdaya.stack.process import alive, free_port, stop_pid
@@ -219,7 +219,6 @@ class LocalInfra:
         assert ports, f"no listeners in {config}"
         self.kafka = LocalKafka(stack.base / "kafka", port=int(ports[1]), size=1, controller_port=int(ports[2]),
                                 credentials=stack.credentials)  # fmt: skip
-        self._config = str(config)
 
     def restart_postgres(self, mode: Literal["fast", "immediate"], down: float) -> None:
         self.postgres.stop(mode)
@@ -243,13 +242,4 @@ class LocalInfra:
         self.kafka.stop()
 
     def _broker_pids(self) -> list[int]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-                except OSError:
-                    continue
-                if b"kafka.Kafka" in cmdline and self._config.encode() in cmdline and alive(int(entry.name)):
-                    found.append(int(entry.name))
-        return found
+        return broker_pids(self.kafka.base_dir)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from berdaya.stack.process import port_open, spawn, stop_pid, wait_until
+from berdaya.stack.process import alive, port_open, spawn, stop_pid, wait_until
 from berdaya.stack.secret_files import write_secret
 from shared.messaging.kafka import KafkaAccess
 
@@ -276,6 +276,24 @@ class LocalKafka:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+def broker_pids(base_dir: Path) -> list[int]:
+    """The running brokers of the cluster in `base_dir`, found by their command line (their config files are there):
+    after a restart, the only record of them."""
+    if not Path("/proc").is_dir():
+        return []
+    marker = str(base_dir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"kafka.Kafka" in argv and any(arg.startswith(marker + b"/") for arg in argv) and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
 
 
 def brokers_ready(access: KafkaAccess, expected: int) -> bool:
