@@ -337,8 +337,9 @@ async def raw_consumer(infra: Throwaway, topic: str, since_ms: int) -> tuple[int
 
 
 async def produce(bootstrap: KafkaAccess | str, topic: str, payloads: list, producer_name: str = "registry") -> None:
-    """The events as their service would publish them. Every envelope is built before the first is sent: building
-    5,000 took 0.4-0.6 s of CPU, which ran on the same two cores as the consumer being measured."""
+    """The events as their service would publish them, handed to the producer a record batch at a time as the relay
+    does (`raw_produce`): one `send` per record costs the producer about three times the work, and that work ran on
+    the two cores the consumer is measured on. (Building the 5,000 envelopes themselves takes about 0.06 s.)"""
     records = []
     for payload in payloads:
         envelope = new_envelope(payload, producer=producer_name, correlation_id=uuid.uuid4())
