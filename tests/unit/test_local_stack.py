@@ -587,3 +587,61 @@ def test_a_second_up_or_down_of_one_stack_waits_for_the_first_and_says_so(stack:
 
     assert order == ["up begins", "up ends", "down"]
     assert said and "waiting for it to finish" in said[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Throwaway stacks a run left behind
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def left_stack(parent: Path, name: str = "berdaya-left") -> Path:
+    """A stack folder whose run is gone: its owner file there, nobody holding the lock, no server running."""
+    base = parent / name
+    (base / "pg" / "data").mkdir(parents=True)
+    (base / "kafka").mkdir()
+    (base / "owner.lock").write_text("4242\n")
+    return base
+
+
+def test_a_stack_whose_run_is_gone_is_removed_and_one_whose_run_holds_its_lock_is_left(tmp_path: Path) -> None:
+    from berdaya.stack.throwaway import _hold, reap_abandoned
+
+    gone = left_stack(tmp_path)
+    alive = tmp_path / "berdaya-alive"
+    alive.mkdir()
+    held = _hold(alive)
+    try:
+        assert reap_abandoned(tmp_path) == [gone]
+        assert not gone.exists() and (alive / "owner.lock").exists()
+    finally:
+        os.close(held)
+
+
+def test_a_stack_being_set_up_is_never_reaped_its_owner_file_appears_already_locked(tmp_path: Path) -> None:
+    from berdaya.stack.throwaway import _hold, reap_abandoned
+
+    base = tmp_path / "berdaya-new"
+    base.mkdir()
+    held = _hold(base)
+    try:
+        assert not (base / ".owner.lock").exists()  # staged under another name, renamed once locked
+        assert reap_abandoned(tmp_path) == [] and base.exists()
+    finally:
+        os.close(held)
+
+
+def test_folders_without_an_owner_file_or_reached_through_a_link_are_never_touched(tmp_path: Path) -> None:
+    from berdaya.stack.throwaway import reap_abandoned
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = left_stack(elsewhere, "someone-else")
+    (tmp_path / "berdaya-link").symlink_to(target)  # the folder itself a link
+    linked_data = left_stack(tmp_path, "berdaya-data-link")
+    shutil.rmtree(linked_data / "pg" / "data")
+    (linked_data / "pg" / "data").symlink_to(elsewhere)  # another cluster's data directory, say
+    no_owner = tmp_path / "berdaya-chaos-logs"
+    no_owner.mkdir()
+
+    assert reap_abandoned(tmp_path) == []
+    assert target.exists() and linked_data.exists() and no_owner.exists()
