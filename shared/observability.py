@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,27 +33,35 @@ class RepeatFilter(logging.Filter):
     """One line per `window` seconds for each message of the Kafka client that comes again and again, then the next
     with how many like it were held back. While a broker is down, aiokafka logs "Unable connect to node" and "Unable
     to update metadata" for every client at every retry: a five-minute outage left 56,000-72,000 ERROR lines in one
-    service's log, burying everything an operator needed to read. Messages are told apart by their text before its
-    arguments are filled in, so every failed connection attempt to any broker counts as one message."""
+    service's log, burying everything an operator needed to read.
+
+    A message is its text before the arguments are filled in and its first argument (the node, topic or group it is
+    about): node 2 failing while node 1 is down, or a second topic refused, is a message of its own. A record with a
+    traceback always passes. What was held back in a message's last window is told with its next line, so after an
+    outage the log's last word on it may be up to `window` seconds old."""
 
     def __init__(self, prefixes: tuple[str, ...] = ("aiokafka",), window: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         super().__init__()
         self._prefixes, self._window, self._clock = prefixes, window, clock
-        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # message -> (window's start, held back)
+        self._seen: dict[tuple[str, int, str, str], tuple[float, int]] = {}  # message -> (window's start, held back)
+        self._lock = threading.Lock()  # handlers run their filters outside their own lock
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith(self._prefixes):
+        if not record.name.startswith(self._prefixes) or record.exc_info:
             return True
         text = record.msg if isinstance(record.msg, str) else repr(record.msg)
-        key, now = (record.name, record.levelno, text), self._clock()
-        started, held = self._seen.get(key, (None, 0))
-        if started is not None and now - started < self._window:
-            self._seen[key] = (started, held + 1)
-            return False
-        if len(self._seen) > 1000:  # a message made of changing text (no arguments) must not grow this forever
-            self._seen.clear()
-        self._seen[key] = (now, 0)
+        about = str(record.args[0]) if isinstance(record.args, tuple) and record.args else ""
+        key = (record.name, record.levelno, text, about)
+        with self._lock:
+            now = self._clock()
+            started, held = self._seen.get(key, (None, 0))
+            if started is not None and now - started < self._window:
+                self._seen[key] = (started, held + 1)
+                return False
+            self._seen[key] = (now, 0)
+            if len(self._seen) > 1000:  # messages that differ every time must not grow this forever
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self._window}
         if held:
             record.msg = f"{record.getMessage()} (and {held} more like it in the {now - started:.0f} s before)"
             record.args = None

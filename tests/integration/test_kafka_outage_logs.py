@@ -50,32 +50,37 @@ asyncio.run(main())
 """
 
 
-def error_lines_over_an_outage(held: str) -> tuple[list[str], float]:
-    with throwaway_stack(durable=False, secured=False) as stack:
+def error_lines_over_an_outage(held: str, log: Path) -> tuple[list[str], float]:
+    """The clients' ERROR lines from aiokafka, and the seconds from the broker's stop to the clients' end. The log
+    goes to a file: a pipe read only at the end would stall the clients once 64 KiB of it filled."""
+    with throwaway_stack(durable=False, secured=False) as stack, log.open("w") as err:
         asyncio.run(ensure_topics(stack.kafka, [TopicSpec("outage-probe", 1, 1)]))
         clients = subprocess.Popen([sys.executable, "-c", CLIENTS, stack.bootstrap_servers, held], cwd=ROOT,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                                   stdout=subprocess.PIPE, stderr=err, text=True)  # fmt: skip
         try:
             assert clients.stdout is not None and select.select([clients.stdout], [], [], 60)[0], "clients not up"
-            assert clients.stdout.readline().strip() == "started", clients.stderr.read()  # type: ignore[union-attr]
+            assert clients.stdout.readline().strip() == "started", log.read_text()
             time.sleep(3)  # the consumer joins its group
             down = time.monotonic()
             for pid in broker_pids(stack.base / "kafka"):
                 stop_pid(pid, timeout=30)
             time.sleep(12)
-            outage = time.monotonic() - down
         finally:
             clients.send_signal(signal.SIGKILL)
-            _, err = clients.communicate(timeout=30)
-    return [line for line in err.splitlines() if " ERROR aiokafka" in line], outage
+            clients.wait(timeout=30)
+            outage = time.monotonic() - down
+    return [line for line in log.read_text().splitlines() if " ERROR aiokafka" in line], outage
 
 
-def test_twelve_seconds_without_a_broker_leave_a_line_per_kind_of_error_and_then_how_many_were_held_back() -> None:
-    every, outage = error_lines_over_an_outage("every line")
-    held, _ = error_lines_over_an_outage("held back")
+def test_twelve_seconds_without_a_broker_leave_a_line_per_kind_of_error_and_then_how_many_were_held_back(
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    every, _ = error_lines_over_an_outage("every line", tmp_path / "every.log")
+    held, outage = error_lines_over_an_outage("held back", tmp_path / "held.log")
 
     kinds = {re.sub(r"\d+", "N", line.split(" ERROR ", 1)[1])[:60] for line in held}
     assert len(every) > 10 * len(kinds), f"the outage made only {len(every)} lines without the filter"
-    assert len(held) <= 3 * len(kinds)  # a first line, and per 5 s one with the count of those held back
+    # Per kind, a first line and at most one a window (5 s) with the count of those held back.
+    assert len(held) <= len(kinds) * (2 + outage // 5), (len(held), len(kinds), outage)
     counted = [int(n) for n in re.findall(r"\(and (\d+) more like it in the \d+ s before\)", "\n".join(held))]
     assert counted and sum(counted) + len(held) >= len(every) // 2, (len(every), len(held), counted, outage)

@@ -290,14 +290,38 @@ def test_a_kafka_client_error_repeated_a_thousand_times_in_a_broker_outage_is_on
 
     for attempt in range(1000):
         now[0] = attempt / 100
-        client.error("Unable connect to node with id %s: %s", attempt % 3, f"[Errno 111] attempt {attempt}")
+        client.error("Unable connect to node with id %s: %s", 1, f"[Errno 111] attempt {attempt}")
     now[0] = 31.0
     client.error("Unable connect to node with id %s: %s", 1, "[Errno 111] Connect call failed")
 
     assert lines.lines == [
-        f"ERROR {client.name}: Unable connect to node with id 0: [Errno 111] attempt 0",
+        f"ERROR {client.name}: Unable connect to node with id 1: [Errno 111] attempt 0",
         f"ERROR {client.name}: Unable connect to node with id 1: [Errno 111] Connect call failed "
         "(and 999 more like it in the 31 s before)",
+    ]
+
+
+def test_another_node_or_topic_is_another_message_and_a_record_with_a_traceback_always_passes() -> None:
+    lines = Lines(RepeatFilter(window=30, clock=lambda: 0.0))
+    client = quiet_logger("aiokafka.consumer.fetcher", lines)
+
+    for _ in range(3):
+        client.error("Unable connect to node with id %s: %s", 1, "refused")
+        client.error("Unable connect to node with id %s: %s", 2, "refused")
+        client.warning("Not authorized to read from topic %s.", "partner.bri.outcomes.v1")
+        client.warning("Not authorized to read from topic %s.", "partner.bni.outcomes.v1")
+    try:
+        raise ConnectionError("reset")
+    except ConnectionError:
+        client.exception("Unexpected exception in AIOKafkaConnection")
+        client.exception("Unexpected exception in AIOKafkaConnection")
+
+    assert lines.lines == [
+        f"ERROR {client.name}: Unable connect to node with id 1: refused",
+        f"ERROR {client.name}: Unable connect to node with id 2: refused",
+        f"WARNING {client.name}: Not authorized to read from topic partner.bri.outcomes.v1.",
+        f"WARNING {client.name}: Not authorized to read from topic partner.bni.outcomes.v1.",
+        *[f"ERROR {client.name}: Unexpected exception in AIOKafkaConnection"] * 2,
     ]
 
 
