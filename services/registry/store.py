@@ -35,7 +35,8 @@ class BusinessStore(abc.ABC):
     @abc.abstractmethod
     async def lock_identities(self, nik_digests: Sequence[bytes], phones: Sequence[str], nibs: Sequence[str]) -> None:
         """Until the unit of work ends, no other registration or import sharing one of these NIKs, phones or NIBs
-        checks for duplicates: of two that would each find the other, one waits and finds it."""
+        checks for duplicates: of two that would each find the other, one waits and finds it. Once per unit of work:
+        a second call could ask alone for a stripe the first holds shared, and two doing so wait for each other."""
 
     @abc.abstractmethod
     async def nik_digest(self, business_id: uuid.UUID) -> bytes | None:
@@ -215,16 +216,21 @@ class PgBusinessStore(BusinessStore):
     def __init__(self, conn: asyncpg.Connection, wilayah: Wilayah) -> None:
         self._conn = conn
         self._wilayah = wilayah
+        self._identities_locked = False
 
     def _business(self, row: asyncpg.Record) -> Business:
         return business_from_row(row, self._wilayah)
 
     async def lock_identities(self, nik_digests: Sequence[bytes], phones: Sequence[str], nibs: Sequence[str]) -> None:
+        if self._identities_locked:
+            raise RuntimeError("identity locks are taken once per unit of work, all at once: a second call may upgrade "
+                               "a stripe held shared, and two transactions doing that deadlock")
+        self._identities_locked = True
         locks = identity_locks(nik_digests, phones, nibs)
         # unnest yields the rows in the arrays' order, so the locks are taken in identity_locks' order.
         await self._conn.execute(
-            "SELECT count(CASE WHEN shared THEN pg_advisory_xact_lock_shared(k, s) ELSE pg_advisory_xact_lock(k, s) END)"
-            " FROM unnest($1::int[], $2::int[], $3::bool[]) AS t(k, s, shared)",
+            "SELECT count(CASE WHEN shared THEN pg_advisory_xact_lock_shared(k, s)"
+            " ELSE pg_advisory_xact_lock(k, s) END) FROM unnest($1::int[], $2::int[], $3::bool[]) AS t(k, s, shared)",
             [lock.kind for lock in locks], [lock.key for lock in locks], [lock.shared for lock in locks],
         )  # fmt: skip
 

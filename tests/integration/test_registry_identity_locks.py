@@ -43,9 +43,11 @@ async def test_a_registration_of_another_owner_on_the_same_stripe_goes_ahead_whi
             await asyncio.wait_for(_locked(second, ([b"nik-b"], [OTHER], ["9120000000002"])), timeout=10)
 
 
-@pytest.mark.parametrize("second_values", [([b"nik-b"], [ONE], []), ([b"nik-a"], [THIRD], []),
-                                           ([], [], ["9120000000001"]), _chunk(THIRD, ONE)],
-                         ids=["same phone", "same NIK", "same NIB", "an import chunk holding the phone"])  # fmt: skip
+@pytest.mark.parametrize(
+    "second_values",
+    [([b"nik-b"], [ONE], []), ([b"nik-a"], [THIRD], []), ([], [], ["9120000000001"]), _chunk(THIRD, ONE)],
+    ids=["same phone", "same NIK", "same NIB", "an import chunk over the phone's stripe"],
+)
 async def test_a_second_transaction_over_the_same_value_waits_until_the_first_commits(infra, second_values):
     async with two_connections(infra, "registry") as (first, second):
         async with first.transaction():
@@ -62,3 +64,28 @@ async def test_a_registration_waits_for_an_import_chunk_over_its_stripe_though_i
             waiting = asyncio.create_task(_locked(registering, ([], [OTHER], [])))
             await held_back(waiting, importing)
         await asyncio.wait_for(waiting, timeout=10)
+
+
+async def test_a_small_import_chunk_waits_for_a_registration_of_one_of_its_owners_and_two_chunks_wait_for_each_other(
+        infra):  # fmt: skip
+    small_chunk = ([b"nik-x", b"nik-y"], [OTHER, "082200000001"], [])  # few enough values to be locked one by one
+    async with two_connections(infra, "registry") as (first, second):
+        async with first.transaction():
+            await _store(first).lock_identities([b"nik-a"], [OTHER], [])
+            waiting = asyncio.create_task(_locked(second, small_chunk))
+            await held_back(waiting, first)
+        await asyncio.wait_for(waiting, timeout=10)
+        async with first.transaction():
+            await _store(first).lock_identities(*_chunk(ONE))
+            waiting = asyncio.create_task(_locked(second, _chunk(THIRD)))
+            await held_back(waiting, first)
+        await asyncio.wait_for(waiting, timeout=10)
+
+
+async def test_a_unit_of_work_takes_its_identity_locks_once_as_a_second_call_could_deadlock_with_another(infra):
+    async with two_connections(infra, "registry") as (conn, _):
+        async with conn.transaction():
+            store = _store(conn)
+            await store.lock_identities([b"nik-a"], [ONE], [])
+            with pytest.raises(RuntimeError, match="once per unit of work"):
+                await store.lock_identities(*_chunk(THIRD))

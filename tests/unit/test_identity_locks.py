@@ -53,12 +53,13 @@ def test_an_import_chunk_waits_for_a_registration_of_a_value_in_it_and_for_anoth
 
 
 def test_a_nik_never_takes_the_lock_of_a_phone_or_an_nib_with_the_same_bytes() -> None:
-    nik, phone, nib = identity_locks([b"0813"], [], []), identity_locks([], ["0813"], []), identity_locks([], [], ["0813"])
+    nik, phone = identity_locks([b"0813"], [], []), identity_locks([], ["0813"], [])
+    nib = identity_locks([], [], ["0813"])
 
     assert not _conflict(nik, phone) and not _conflict(nik, nib) and not _conflict(phone, nib)
 
 
-def test_every_stripe_comes_before_any_value_lock_each_part_sorted_so_two_transactions_never_wait_for_each_other() -> None:
+def test_every_stripe_comes_before_any_value_lock_each_part_sorted_so_none_wait_for_each_other() -> None:
     locks = identity_locks([b"a", b"b", b"a"], ["0813", "0813"], ["9120000000001"])
     stripes, values = [lock for lock in locks if lock.shared], [lock for lock in locks if not lock.shared]
 
@@ -66,6 +67,13 @@ def test_every_stripe_comes_before_any_value_lock_each_part_sorted_so_two_transa
     assert stripes == sorted(set(stripes)) and values == sorted(set(values))
     assert len(values) == 4 and len(stripes) <= 4
     assert all(-(1 << 31) <= n < 1 << 31 for lock in locks for n in (lock.kind, lock.key))  # two int4 keys
+
+
+def test_up_to_sixteen_values_each_get_a_lock_of_their_own_and_from_seventeen_the_stripes_are_held_alone() -> None:
+    sixteen, seventeen = identity_locks([], _chunk(16)[1], []), identity_locks([], _chunk(17)[1], [])
+
+    assert any(lock.shared for lock in sixteen) and sum(not lock.shared for lock in sixteen) == 16
+    assert not any(lock.shared for lock in seventeen) and len(seventeen) <= 17
 
 
 def test_an_import_chunk_of_ten_thousand_rows_takes_at_most_three_hundred_and_eighty_four_locks() -> None:
