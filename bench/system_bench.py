@@ -233,9 +233,11 @@ class Watch:
         self.arrived = asyncio.Event()
 
     async def start(self) -> None:
-        # aiokafka's fetch_max_wait_ms (500) adds no latency: with fetch_min_bytes 1 the broker answers a waiting
-        # fetch as soon as a record arrives (the raw round trip measured the same with 20 ms). 20 ms here only made
-        # the broker answer empty fetches 50 times a second: 1.8 s of Kafka's CPU in 15 s idle, charged to the system.
+        # aiokafka's fetch_max_wait_ms (500) adds no latency here: with fetch_min_bytes 1 the broker answers a waiting
+        # fetch as soon as a record arrives (the raw round trip measured the same with 20 ms), and the watcher takes
+        # records as they come. (A consumer slow to work through one partition's fetched records is another matter:
+        # see the services' 250 ms in shared/messaging/subscriptions.py.) 20 ms here only made the broker answer
+        # empty fetches 50 times a second: 1.8 s of Kafka's CPU in 15 s idle, charged to the system.
         self.consumer = AIOKafkaConsumer(**self.kafka.aiokafka(), group_id=None, enable_auto_commit=False)
         await self.consumer.start()
         partitions = await partitions_of(self.kafka, self.topics)

@@ -69,8 +69,8 @@ _SET_STATUSES = """UPDATE message SET status = s.status, channel = s.channel, up
                       AND (message.status IS DISTINCT FROM s.status OR message.channel IS DISTINCT FROM s.channel)"""
 _ADD_DELIVERIES = f"""INSERT INTO delivery ({_DELIVERY})
                       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                                           $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::uuid[], $11::int[],
-                                           $12::bool[])
+                                           $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::uuid[],
+                                           $11::int[], $12::bool[])
                       ON CONFLICT (message_id, channel, recipient) DO NOTHING"""
 
 
@@ -166,8 +166,9 @@ class PgNotifierStore(NotifierStore):
         await self._conn.execute(_SET_STATUS, message_id, status, channel, now)
 
     async def set_message_statuses(self, statuses: Sequence[tuple[uuid.UUID, str, str]], now: datetime) -> None:
-        # A message named twice takes its last status, as setting them one by one did; in id order, as the messages
-        # are locked (`deliveries_of_messages`).
+        # A message named twice takes its last status, as setting them one by one did. Every caller holds the rows
+        # already (locked by `deliveries_of_messages`, or inserted in this transaction): one UPDATE does not promise
+        # to lock them in any order.
         last = {i: (status, channel) for i, status, channel in statuses}
         ids = sorted(last)
         if ids:
@@ -178,8 +179,8 @@ class PgNotifierStore(NotifierStore):
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
-        rows = [(d.id, d.message_id, d.channel, d.recipient, d.status, d.not_before, d.attempts, d.provider_id, d.reason,
-                 d.fallback_of, d.retries_from, d.critical) for d in deliveries]  # fmt: skip
+        rows = [(d.id, d.message_id, d.channel, d.recipient, d.status, d.not_before, d.attempts, d.provider_id,
+                 d.reason, d.fallback_of, d.retries_from, d.critical) for d in deliveries]  # fmt: skip
         await self._conn.execute(_ADD_DELIVERIES, *(list(column) for column in zip(*rows)))
 
     async def deliveries_of_messages(self, message_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Delivery]]:

@@ -1,5 +1,6 @@
 """The notifier's batch writes on real PostgreSQL: a batch's deliveries and message statuses go in one statement each,
-and leave what writing them one at a time left."""
+and leave what writing them one at a time left; a fallback may now also name a delivery later in its batch (one at a
+time, that insert failed on the foreign key)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def _message(n: int) -> Message:
 
 
 def _delivery(message: Message, channel: str = "whatsapp", **fields: object) -> Delivery:
-    return Delivery(uuid.uuid4(), message.id, channel, message.recipient_phone or "", "queued", NOW, **fields)  # type: ignore[arg-type]
+    recipient = message.recipient_phone or ""
+    return Delivery(uuid.uuid4(), message.id, channel, recipient, "queued", NOW, **fields)  # type: ignore[arg-type]
 
 
 async def _deliveries(conn: asyncpg.Connection) -> dict[uuid.UUID, asyncpg.Record]:
@@ -57,7 +59,8 @@ async def test_deliveries_added_at_once_keep_the_one_already_stored_and_may_fall
     whatsapp = _delivery(second, attempts=2, provider_id="wamid.1", reason="no answer", retries_from=1, critical=True)
     sms = _delivery(second, "sms", fallback_of=whatsapp.id)  # named before the delivery it replaces
     again = _delivery(first)  # the same message, channel and recipient as the one stored, under another id
-    await store.add_deliveries([sms, again, whatsapp])
+    twice = _delivery(second, "whatsapp")  # the same as `whatsapp`, later in the same batch: the first one stays
+    await store.add_deliveries([sms, again, whatsapp, twice])
 
     rows = await _deliveries(conn)
     assert set(rows) == {stored.id, whatsapp.id, sms.id}
@@ -80,7 +83,8 @@ async def test_statuses_set_at_once_give_a_message_named_twice_its_last_and_leav
 
     later = NOW + timedelta(minutes=5)
     await store.set_message_statuses([(named_twice.id, "sent", "sms"), (unchanged.id, "waiting", "none"),
-                                      (changed.id, "queued", "whatsapp"), (named_twice.id, "queued", "whatsapp")], later)  # fmt: skip
+                                      (changed.id, "queued", "whatsapp"), (named_twice.id, "queued", "whatsapp")],
+                                     later)  # fmt: skip
 
     rows = {r["id"]: r for r in await conn.fetch("SELECT id, status, channel, updated_at FROM message")}
     assert (rows[named_twice.id]["status"], rows[named_twice.id]["channel"]) == ("queued", "whatsapp")
