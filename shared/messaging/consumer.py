@@ -1,7 +1,7 @@
 """Consuming events safely: parse, apply once through the inbox, retry, then dead-letter what is the record's fault.
 
 One path for every batch (a batch of one is a batch). A batch is applied in one transaction with the inbox rows
-of its events; FastStream commits the offsets only after `handle_batch` returns (AckPolicy.NACK_ON_ERROR).
+of its events; the offsets are committed only after `handle_batch` returns (subscriptions.CommitBehind).
 
 Failures are classified on purpose:
 - transient (the database is down, read-only after a failover, a rotated password, a deadlock or serialization
