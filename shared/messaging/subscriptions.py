@@ -88,7 +88,7 @@ async def _no_decoding(message: Any, original: Any) -> Any:
 # nothing more from that node until it returns: at the default 500 ms a pledge's offers, all on one partition,
 # stalled the notifier 300-460 ms after every 1,100 of them (1,750 against 2,880 events/s at 250 ms). Nine idle
 # consumers cost the broker as much CPU at 250 ms as at 500 ms; 100 ms doubled it.
-_FETCH_MAX_WAIT_MS = 250
+FETCH_MAX_WAIT_MS = 250
 
 
 class CommitBehind:
@@ -183,7 +183,7 @@ def declare(broker: KafkaBroker, sub: Subscription, consumers: Consumers, *, max
         batch=True,
         max_records=max_records,
         batch_timeout_ms=100,
-        fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         # Committed after the transaction (or the dead-letter writes), by `on_batch` (CommitBehind); on a lasting
         # outage it seeks back and the batch is redelivered.
         ack_policy=AckPolicy.MANUAL,
