@@ -69,7 +69,9 @@ async def kafka() -> Any:
         await consumer.stop()
 
 
-async def test_the_commit_covers_the_batch_one_past_its_last_record_of_each_partition_and_no_further(kafka: Any) -> None:
+async def test_the_commit_covers_the_batch_one_past_its_last_record_of_each_partition_and_no_further(
+    kafka: Any,
+) -> None:
     consumer = kafka([A0, A1])
     consumer.release.set()
     commits = CommitBehind("funding-view")
@@ -78,7 +80,9 @@ async def test_the_commit_covers_the_batch_one_past_its_last_record_of_each_part
     assert consumer.commits == [{A0: 10, A1: 4}]
 
 
-async def test_a_batch_returns_before_its_commit_reaches_kafka_so_the_next_batch_is_applied_meanwhile(kafka: Any) -> None:
+async def test_a_batch_returns_before_its_commit_reaches_kafka_so_the_next_batch_is_applied_meanwhile(
+    kafka: Any,
+) -> None:
     consumer = kafka([A0])
     commits = CommitBehind("notifier")
     await asyncio.wait_for(commits.after(consumer, [Rec("t", 0, 0)]), 1)
@@ -252,7 +256,9 @@ async def test_a_batch_is_applied_before_its_offsets_are_committed(kafka: Any, m
     assert consumer.commits == [{A0: 5}]
 
 
-async def test_a_batch_that_fails_is_rewound_and_nothing_is_committed(kafka: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_batch_that_fails_is_rewound_and_nothing_is_committed(
+    kafka: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
     steps: list[str] = []
     consumer = kafka([A0], steps)
