@@ -91,11 +91,11 @@ async def record_all(uow: NotifierUnitOfWork, deps: Deps, messages: Sequence[Mes
     """`record` for many messages at once (a wave of registrations), in a few round trips rather than a few per
     message: the same rows, plans and statuses as recording them one by one."""
     new = await uow.store.add_messages(messages)
-    owners = [m for m in new if m.audience == OWNER and m.recipient_phone is not None]
+    owners: list[Message] = []  # planned together below, with one read of their preferences
     for message in new:
-        # Not `message not in owners`: comparing whole messages, each against every owner, took a quarter of the
-        # consumer's time on a pledge's offers.
-        if message.audience != OWNER or message.recipient_phone is None:
+        if message.audience == OWNER and message.recipient_phone is not None:
+            owners.append(message)
+        else:
             await plan_deliveries(uow, deps, message, new=True)
     if not owners:
         return

@@ -145,9 +145,10 @@ class CommitBehind:
                     "and the broker's health", self._consumer, where, exc)  # fmt: skip
 
 
-async def apply_batch(msg: KafkaMessage, consumer: EventConsumer | None, commits: CommitBehind, name: str) -> None:
-    """One batch from FastStream: applied, then its offsets committed behind it; a batch that fails is rewound."""
-    raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+async def apply_batch(msg: KafkaMessage, raw: Sequence[Any], consumer: EventConsumer | None, commits: CommitBehind,
+                      name: str) -> None:  # fmt: skip
+    """One batch from FastStream (`raw`, its records): applied, then its offsets committed behind it; a batch that
+    fails is rewound."""
     try:
         if consumer is None:
             raise RuntimeError(f"{name} received records before it was started")
@@ -166,9 +167,9 @@ def declare(broker: KafkaBroker, sub: Subscription, consumers: Consumers, *, max
     commits = CommitBehind(sub.consumer)
 
     async def on_batch(msg: KafkaMessage) -> None:
-        await apply_batch(msg, consumers.by_name.get(sub.consumer), commits, sub.consumer)
+        raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        await apply_batch(msg, raw, consumers.by_name.get(sub.consumer), commits, sub.consumer)
         if consumers.metrics is not None:
-            raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
             for last in {(r.topic, r.partition): r for r in raw}.values():
                 _observe_lag(msg, last, sub.consumer, consumers.metrics)
 

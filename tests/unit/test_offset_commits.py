@@ -244,13 +244,19 @@ def records(*offsets: int) -> list[Rec]:
     return [Rec("t", 0, o) for o in offsets]
 
 
+def batch(recs: list[Rec], consumer: Any, steps: list[str]) -> tuple[FakeMessage, tuple[Rec, ...]]:
+    """A message and its records, as the subscriber hands them to `apply_batch`."""
+    message = FakeMessage(recs, consumer, steps)
+    return message, message.raw_message
+
+
 async def test_a_batch_is_applied_before_its_offsets_are_committed(kafka: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
     steps: list[str] = []
     consumer = kafka([A0], steps)
     consumer.release.set()
     commits = CommitBehind("notifier")
-    await apply_batch(FakeMessage(records(3, 4), consumer, steps), FakeEventConsumer(steps), commits, "notifier")
+    await apply_batch(*batch(records(3, 4), consumer, steps), FakeEventConsumer(steps), commits, "notifier")
     await commits.settled(consumer)
     assert steps == ["applied [3, 4]", "commit"]
     assert consumer.commits == [{A0: 5}]
@@ -265,7 +271,7 @@ async def test_a_batch_that_fails_is_rewound_and_nothing_is_committed(
     consumer.release.set()
     commits = CommitBehind("notifier")
     with pytest.raises(ConnectionResetError):
-        await apply_batch(FakeMessage(records(3), consumer, steps), FakeEventConsumer(steps, fail=True), commits,
+        await apply_batch(*batch(records(3), consumer, steps), FakeEventConsumer(steps, fail=True), commits,
                           "notifier")  # fmt: skip
     await commits.settled(consumer)
     assert steps == ["applied [3]", "rewound"]
@@ -276,7 +282,7 @@ async def test_records_arriving_before_the_consumer_is_started_are_rewound(kafka
     steps: list[str] = []
     consumer = kafka([A0], steps)
     with pytest.raises(RuntimeError, match="notifier received records before it was started"):
-        await apply_batch(FakeMessage(records(0), consumer, steps), None, CommitBehind("notifier"), "notifier")
+        await apply_batch(*batch(records(0), consumer, steps), None, CommitBehind("notifier"), "notifier")
     assert steps == ["rewound"]
 
 
@@ -285,5 +291,5 @@ async def test_on_the_in_memory_test_broker_the_batch_is_acknowledged_through_fa
 ) -> None:
     monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
     steps: list[str] = []
-    await apply_batch(FakeMessage(records(0), object(), steps), FakeEventConsumer(steps), CommitBehind("n"), "n")
+    await apply_batch(*batch(records(0), object(), steps), FakeEventConsumer(steps), CommitBehind("n"), "n")
     assert steps == ["applied [0]", "acked"]
