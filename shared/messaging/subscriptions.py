@@ -136,13 +136,20 @@ class CommitBehind:
             # aiokafka retries a commit while the coordinator is unknown, without end once its consumer is closed.
             async with asyncio.timeout(self._timeout):
                 await kafka.commit(offsets)
+        except CommitFailedError:
+            # A rebalance is routine (a peer started or stopped). aiokafka's own text for it is ten lines of advice on
+            # max_poll_interval_ms, which is not the cause when a peer merely came or went.
+            log.warning("%s: offsets %s not committed: the group rebalanced and gave them to another member, which "
+                        "reads these records again; the inbox skips them", self._consumer, _where(offsets))  # fmt: skip
         except Exception as exc:
-            where = ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in sorted(offsets.items()))
-            # A rebalance is routine; anything else (a refused ACL, a broker that does not answer) repeats.
-            level = logging.WARNING if isinstance(exc, CommitFailedError) else logging.ERROR
-            log.log(level, "%s: offsets %s not committed (%r); whoever reads those partitions next reads these "
-                    "records again and the inbox skips them; if this repeats, check the consumer's access to Kafka "
-                    "and the broker's health", self._consumer, where, exc)  # fmt: skip
+            # Anything else (a refused ACL, a broker that does not answer) repeats until someone acts.
+            log.error("%s: offsets %s not committed (%r); whoever reads those partitions next reads these records "
+                      "again and the inbox skips them; if this repeats, check the consumer's access to Kafka and the "
+                      "broker's health", self._consumer, _where(offsets), exc)  # fmt: skip
+
+
+def _where(offsets: dict[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in sorted(offsets.items()))
 
 
 async def apply_batch(msg: KafkaMessage, raw: Sequence[Any], consumer: EventConsumer | None, commits: CommitBehind,
