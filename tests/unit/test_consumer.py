@@ -696,15 +696,17 @@ async def test_every_record_of_a_batch_is_counted_by_its_outcome() -> None:
     nib = new_envelope(NIBIssued(business_id=BUSINESS_ID, business_version=2, application_id=None, nib="1234567890123",
                                  issued_on=datetime(2026, 3, 10).date(), kecamatan_code="53.71.04"),
                        producer="registry", correlation_id=uuid.uuid4())  # fmt: skip
-    value, failing = envelope(), envelope()
+    value, other, failing = envelope(), envelope(), envelope()
     apply.always_fails(failing.event_id, lambda n: RuntimeError("no"))
 
-    await consumer.handle_batch([record(value), record(value), record(nib), record(b"?"), record(failing)])
+    await consumer.handle_batch([record(value), record(value), record(nib), record(b"?"), record(failing),
+                                 record(other), record(value)])  # fmt: skip
 
     assert {o: consumed(metrics, o) for o in ("processed", "duplicate", "ignored", "dead_lettered")} == {
-        "processed": 1, "duplicate": 1, "ignored": 1, "dead_lettered": 2,
+        "processed": 2, "duplicate": 2, "ignored": 1, "dead_lettered": 2,
     }  # fmt: skip
-    assert sample(metrics, "berdaya_inbox_duplicates_total") == 1
+    assert sample(metrics, "berdaya_inbox_duplicates_total") == 2
+    assert sample(metrics, "berdaya_consumer_event_age_seconds_count") == 2  # the age of each event applied
     assert sample(metrics, "berdaya_dlq_records_total", topic=REGISTRY_BUSINESS) == 2
 
 
