@@ -173,7 +173,11 @@ async def apply_batch(msg: KafkaMessage, raw: Sequence[Any], consumer: EventCons
 def declare(broker: KafkaBroker, sub: Subscription, consumers: Consumers, *, max_records: int = 200) -> None:
     commits = CommitBehind(sub.consumer)
 
-    async def on_batch(msg: KafkaMessage) -> None:
+    async def on_batch() -> None:
+        # Read from FastStream's context rather than taken as a `KafkaMessage` argument: FastDepends resolves such an
+        # argument in a worker thread, inside a task group of its own, which cost 0.1-0.2 ms of CPU and a thread hop
+        # per batch of every consumer.
+        msg: KafkaMessage = broker.context.get_local("message")
         raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         await apply_batch(msg, raw, consumers.by_name.get(sub.consumer), commits, sub.consumer)
         if consumers.metrics is not None:
