@@ -249,8 +249,8 @@ class EventConsumer:
             if outcomes[item.index] is Outcome.PROCESSED:
                 age.observe(max(0.0, now - item.envelope.occurred_at.timestamp()))
         counts = collections.Counter(outcomes.values())
-        if counts[Outcome.DUPLICATE]:
-            self._metrics.inbox_duplicates.labels(self.name).inc(counts[Outcome.DUPLICATE])
+        if duplicates := counts[Outcome.DUPLICATE]:
+            self._metrics.inbox_duplicates.labels(self.name).inc(duplicates)
         for outcome, n in counts.items():
             self._metrics.consumed.labels(self.name, outcome.value).inc(n)
 

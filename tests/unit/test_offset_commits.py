@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError, UnknownMemberIdError
 
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.subscriptions import CommitBehind, apply_batch
@@ -131,13 +131,16 @@ async def test_a_failed_commit_is_logged_with_its_offsets_and_the_next_batch_com
 ) -> None:
     consumer = kafka([A0])
     consumer.release.set()
-    consumer.fail_with = CommitFailedError()  # aiokafka's own text advises on max_poll_interval_ms
+    # As aiokafka raises it: its own text advises on max_poll_interval_ms; the error under it tells what happened.
+    rebalanced = CommitFailedError()
+    rebalanced.__cause__ = UnknownMemberIdError()
+    consumer.fail_with = rebalanced
     commits = CommitBehind("funding-view")
     with caplog.at_level(logging.WARNING, logger="shared.messaging.subscriptions"):
         await commits.after(consumer, [Rec("t", 0, 41)])
         await commits.settled(consumer)
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
-    assert "funding-view: offsets t[0]@42 not committed: the group rebalanced" in caplog.text
+    assert "funding-view: offsets t[0]@42 not committed: the group rebalanced (UnknownMemberIdError)" in caplog.text
     assert "the inbox skips them" in caplog.text
     assert "max_poll_interval_ms" not in caplog.text
     consumer.fail_with = None
