@@ -185,7 +185,8 @@ def declare(broker: KafkaBroker, sub: Subscription, consumers: Consumers, *, max
         # per batch of every consumer.
         msg: KafkaMessage | None = broker.context.get_local("message")
         if msg is None:
-            raise RuntimeError(f"{sub.consumer}: no message in FastStream's context; on_batch runs only as a subscriber")
+            raise RuntimeError(f"{sub.consumer}: no message in FastStream's context; on_batch runs only as a "
+                               "subscriber")  # fmt: skip
         raw = _records(msg.raw_message)
         await apply_batch(msg, raw, consumers.by_name.get(sub.consumer), commits, sub.consumer)
         if consumers.metrics is not None:

@@ -30,8 +30,8 @@ class Applied:
 
 
 def issued(n: int) -> bytes:
-    payload = NIBIssued(business_id=uuid.uuid4(), business_version=2, application_id=None, nib=f"{9_200_000_000_000 + n}",
-                        issued_on="2026-03-10", kecamatan_code="53.71.04")  # fmt: skip
+    payload = NIBIssued(business_id=uuid.uuid4(), business_version=2, application_id=None,
+                        nib=f"{9_200_000_000_000 + n}", issued_on="2026-03-10", kecamatan_code="53.71.04")  # fmt: skip
     return new_envelope(payload, producer="registry", correlation_id=uuid.uuid4()).to_json_bytes()
 
 
