@@ -42,7 +42,7 @@ from shared.messaging.kafka import ensure_topics, kafka_reachable, safe_producer
 from shared.messaging.lag import KafkaLagProbe, LagMonitor, LagSettings, Watched, lag_job
 from shared.messaging.outbox import prune_published
 from shared.messaging.relay import OutboxRelay
-from shared.messaging.subscriptions import Consumers, Subscription, declare_all
+from shared.messaging.subscriptions import GRACEFUL_STOP_SECONDS, Consumers, Subscription, declare_all
 from shared.observability import (HttpMetrics, HttpMetricsMiddleware, LagMetrics, MessagingMetrics, configure_logging,
                                   scrub)  # fmt: skip
 from shared.settings import PlatformSettings
@@ -142,6 +142,7 @@ def new_broker(service: ServiceDefinition, settings: PlatformSettings, registry:
         # A pattern subscription (funding's partner outcomes) sees a partner admitted while it runs at the next
         # metadata refresh: 30 s rather than aiokafka's 5 minutes.
         metadata_max_age_ms=30_000,
+        graceful_timeout=GRACEFUL_STOP_SECONDS,
         acks="all",
         enable_idempotence=True,
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service.name)],

@@ -17,7 +17,7 @@ from shared.messaging.consumer import Apply, BatchTransaction, Delivery, EventCo
 from shared.messaging.dead_letters import DeadLetters
 from shared.messaging.kafka import KafkaAccess, safe_producer
 from shared.messaging.relay import OutboxRelay
-from shared.messaging.subscriptions import Consumers, Subscription, declare
+from shared.messaging.subscriptions import GRACEFUL_STOP_SECONDS, Consumers, Subscription, declare
 from shared.observability import MessagingMetrics
 
 
@@ -82,7 +82,8 @@ async def consume(bootstrap: KafkaAccess | str, topic: str, db: Database, dead_l
     consumers.by_name[name] = EventConsumer(name=name, db=db, apply=apply, event_types={"Ticked"},
                                             dead_letters=dead_letters, metrics=metrics, policy=policy, catalog=CATALOG)  # fmt: skip
     access = KafkaAccess.of(bootstrap)
-    broker = KafkaBroker(access.bootstrap_servers, security=access.faststream())
+    broker = KafkaBroker(access.bootstrap_servers, security=access.faststream(),
+                         graceful_timeout=GRACEFUL_STOP_SECONDS)  # as the services' (shared/service.py)
     declare(broker, Subscription(topic, name, (Ticked,)), consumers)
     await broker.start()
     return broker

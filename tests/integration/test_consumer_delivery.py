@@ -4,6 +4,7 @@ committed only after the work."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -33,9 +34,13 @@ class Harness:
         self.fail_on: dict[int, type[BaseException]] = {}  # seq -> error raised while applying it
         self.failures_left: dict[int, int] = {}
         self._broker: KafkaBroker | None = None
+        self.slow = 0.0  # seconds each batch takes to apply
+        self.applying = asyncio.Event()
         self.producer = safe_producer(bootstrap, "test-producer")
 
     async def apply(self, tx, batch) -> None:  # noqa: ANN001
+        self.applying.set()
+        await asyncio.sleep(self.slow)
         for delivery in batch:
             payload = delivery.payload
             left = self.failures_left.get(payload.seq)  # None: fails every time
@@ -186,3 +191,25 @@ async def test_offsets_are_committed_after_the_work_so_a_restart_does_not_reproc
     assert await eventually(lambda: harness.handled("processed") == 1)
     assert harness.handled("duplicate") == 0  # 1-3 were committed, so only 4 was delivered again
     assert await harness.effects() == [1, 2, 3, 4]
+
+
+async def test_a_batch_being_applied_when_its_consumer_stops_is_finished_and_not_read_again(harness):
+    """A deploy or a scale-down stops a replica mid-batch: the batch is finished and its offsets reach Kafka before
+    the consumer leaves its group, so whoever takes the partition goes on from there instead of reading it again."""
+    for seq in (1, 2, 3):
+        await harness.send(ticked("k", seq).to_json_bytes())
+    harness.slow = 1.0
+    await harness.start()
+    await asyncio.wait_for(harness.applying.wait(), timeout=45)
+    await harness.stop()
+    assert harness.handled("processed") >= 1  # the batch being applied was finished, not cancelled
+    harness.slow = 0.0
+    await harness.send(ticked("k", 4).to_json_bytes())
+    harness.metrics = MessagingMetrics(CollectorRegistry())
+    await harness.start()
+
+    async def all_applied() -> bool:
+        return await harness.effects() == [1, 2, 3, 4]
+
+    assert await eventually(all_applied)
+    assert harness.handled("duplicate") == 0

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import gc
 
-from shared.service import GC_THRESHOLDS, tune_gc
+from prometheus_client import CollectorRegistry
+
+from services.funding.bootstrap import SERVICE
+from shared.messaging.subscriptions import GRACEFUL_STOP_SECONDS, Consumers
+from shared.service import GC_THRESHOLDS, new_broker, tune_gc
+from shared.settings import PlatformSettings
 
 
 def test_a_service_process_freezes_what_start_up_made_and_collects_cycles_less_often():
@@ -17,3 +22,10 @@ def test_a_service_process_freezes_what_start_up_made_and_collects_cycles_less_o
     finally:
         gc.unfreeze()  # the test process keeps collecting as it did
         gc.set_threshold(*before)
+
+
+def test_a_stopping_service_waits_for_the_batches_being_applied_as_the_consumer_tests_prove():
+    """tests/integration/test_consumer_delivery.py stops a consumer mid-batch with this wait; the services use it."""
+    settings = PlatformSettings(jwt_secret="x" * 48, pseudonym_key="a" * 44)  # type: ignore[call-arg]
+    broker = new_broker(SERVICE, settings, CollectorRegistry(), Consumers())
+    assert broker.config.graceful_timeout == GRACEFUL_STOP_SECONDS > 0
