@@ -48,7 +48,7 @@ SELECT o.id, o.event_id, o.aggregateid, o.type, o.event_version, o.topic, o.payl
    AND NOT EXISTS (SELECT 1 FROM outbox_pending h
                     WHERE h.aggregatetype = p.aggregatetype AND h.aggregateid = p.aggregateid AND h.id < p.id
                       AND h.next_attempt_at IS NOT NULL AND h.next_attempt_at > now())
-   AND p.id > $2 AND o.id > $2
+   AND p.id > $2 AND o.id > $2 AND p.id <= $3
  ORDER BY p.id
  LIMIT $1
    FOR UPDATE OF p SKIP LOCKED
@@ -76,7 +76,7 @@ _MARK_PUBLISHED = "DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])"
 # The same, sent with the next claim: PostgreSQL marks earlier batches while the relay hands the current one over.
 # The claim's snapshot still sees the rows deleted, but starts above all of them: they were claimed earlier in the
 # round.
-_CLAIM_AND_MARK = "WITH marked AS (DELETE FROM outbox_pending WHERE id = ANY($3::bigint[]))" + _CLAIM
+_CLAIM_AND_MARK = "WITH marked AS (DELETE FROM outbox_pending WHERE id = ANY($4::bigint[]))" + _CLAIM
 # Backoff doubles per attempt up to five minutes.
 _MARK_FAILED = (
     "UPDATE outbox_pending SET attempts = attempts + 1, last_error = $2,"
@@ -95,10 +95,14 @@ UPDATE relay_lease SET holder = $2, epoch = epoch + 1, expires_at = now() + make
  WHERE name = $1 AND (expires_at < now() OR holder = $2)
 RETURNING epoch
 """
+# With the renewal, the round's horizon: the highest id waiting now. A row still uncommitted when a claim passes its
+# id commits later, below where the round's claims go on from; any later event of its aggregate is written after
+# that commit, so its id (from the sequence, in the order ids are taken) is above the horizon and waits for the next
+# round, which starts again from the bottom and publishes the two in order.
 _RENEW_LEASE = """
 UPDATE relay_lease SET expires_at = now() + make_interval(secs => $4::float8)
  WHERE name = $1 AND holder = $2 AND epoch = $3
-RETURNING epoch
+RETURNING (SELECT coalesce(max(id), 0) FROM outbox_pending) AS horizon
 """
 
 
@@ -113,14 +117,16 @@ def new_holder_id() -> str:
 class _Claims:
     """A round's claims, at most one sent ahead on the round's connection.
 
-    Claims walk the outbox in id order, so every row below the last one claimed was claimed in this round or skipped
-    for a reason that holds until the next round: the next claim starts above it (skipping the rows in flight,
-    locked by this transaction, without walking past them again)."""
+    Claims walk the outbox in id order up to the round's horizon (`_RENEW_LEASE`), and each starts above the last
+    row claimed (skipping the rows in flight, locked by this transaction, without walking past them again). A row
+    below it was claimed in this round, held back by its aggregate's failing row, or not yet committed: such a row
+    is left to the next round, and the horizon keeps its aggregate's later rows out of this one."""
 
-    def __init__(self, conn: asyncpg.Connection, batch_size: int, deadline: float) -> None:
+    def __init__(self, conn: asyncpg.Connection, batch_size: int, deadline: float, horizon: int) -> None:
         self._conn = conn
         self._batch_size = batch_size
         self._deadline = deadline
+        self._horizon = horizon
         self._sent: asyncio.Future | None = None
         self.after = 0
         self.more = True
@@ -134,9 +140,9 @@ class _Claims:
         if self._sent is not None or not wanted:
             return False
         if published:
-            fetched = self._conn.fetch(_CLAIM_AND_MARK, self._batch_size, self.after, published)
+            fetched = self._conn.fetch(_CLAIM_AND_MARK, self._batch_size, self.after, self._horizon, published)
         else:
-            fetched = self._conn.fetch(_CLAIM, self._batch_size, self.after)
+            fetched = self._conn.fetch(_CLAIM, self._batch_size, self.after, self._horizon)
         self._sent = asyncio.ensure_future(fetched)
         await asyncio.sleep(0)  # once the statement is prepared on this connection, the query goes out now
         return True
@@ -210,13 +216,15 @@ class OutboxRelay:
                 self.epoch = None
         return self.epoch is not None
 
-    async def _renew(self, conn: asyncpg.Connection) -> None:
-        """Inside a batch's transaction: the row lock it takes keeps a standby out until the batch is done."""
-        if self.epoch is None or await conn.fetchval(
-            _RENEW_LEASE, _LEASE_NAME, self.holder, self.epoch, self._lease_seconds
-        ) is None:  # fmt: skip
+    async def _renew(self, conn: asyncpg.Connection) -> int:
+        """Inside a batch's transaction: the row lock it takes keeps a standby out until the batch is done. Returns
+        the round's horizon, the highest id its claims may take."""
+        horizon = None if self.epoch is None else await conn.fetchval(
+            _RENEW_LEASE, _LEASE_NAME, self.holder, self.epoch, self._lease_seconds)  # fmt: skip
+        if horizon is None:
             self.epoch = None
             raise LeaseLost(f"relay {self.holder} lost the outbox lease to another relay")
+        return horizon
 
     async def release_lease(self) -> None:
         if self.epoch is None:
@@ -311,13 +319,13 @@ class OutboxRelay:
             await conn.execute(_BATCH_SETTINGS + "SET LOCAL idle_in_transaction_session_timeout = "
                                f"{int(self._lease_seconds * 1000)}")  # fmt: skip
             started = time.monotonic()
-            await self._renew(conn)
+            horizon = await self._renew(conn)
             lease_deadline = started + self._lease_seconds / 2
             round_deadline = started + min(_ROUND_SECONDS, self._lease_seconds / 4)
             refused: set[str] = set()  # keys not to send any more in this round
             failed: set[str] = set()  # keys with a row that failed in this round: their later rows are retried
             in_flight: collections.deque[tuple[list[OutboxRow], asyncio.Future]] = collections.deque()
-            claims = _Claims(conn, self._batch_size, round_deadline)
+            claims = _Claims(conn, self._batch_size, round_deadline, horizon)
             acks: list[asyncio.Future] = []
             unmarked: list[int] = []  # published, to be marked with the next claim
             try:

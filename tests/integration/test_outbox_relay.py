@@ -257,3 +257,53 @@ async def test_a_round_that_fails_while_its_next_claim_is_out_rolls_back_whole_a
     assert seen == {str(e.event_id) for e in envelopes}
     assert first_seen == {f"k{k}": list(range(1, 31)) for k in range(7)}
     await db.close()
+
+
+class _LateCommitDuringRound(OutboxRelay):
+    """A relay whose first hand-over of a round is the moment a slow transaction commits the first event of "late"
+    (its row has the lowest id) and another then commits the second: both become visible while the round's later
+    claims are still to come."""
+
+    handed = 0
+    on_first_hand_over = None
+
+    async def _enqueue(self, producer, rows, refused, deadline=float("inf")):  # noqa: ANN001, ANN202
+        self.handed += 1
+        if self.handed == 1 and self.on_first_hand_over is not None:
+            await self.on_first_hand_over()
+        return await super()._enqueue(producer, rows, refused, deadline)
+
+
+async def test_a_row_that_commits_during_a_round_is_not_overtaken_by_a_later_row_of_its_aggregate(infra, database_url):
+    """The round's later claims start above the rows it claimed before; a row below them that committed meanwhile
+    must still go out before any later row of its aggregate."""
+    topic = await new_topic(infra.kafka, partitions=1)
+    db = await prepare(database_url)
+    slow = await db.connect()
+    tx = slow.transaction()
+    await tx.start()
+    await add_to_outbox(slow, [ticked("late", 1)], route=lambda _: topic)  # the lowest id, committed last
+    async with db.transaction() as conn:
+        await add_to_outbox(conn, [ticked(f"other-{i}", 1) for i in range(6)], route=lambda _: topic)
+
+    async def commit_late_and_its_next() -> None:
+        await tx.commit()
+        async with db.transaction() as conn:
+            await add_to_outbox(conn, [ticked("late", 2)], route=lambda _: topic)
+
+    relaying = relay(db, database_url, infra.kafka, cls=_LateCommitDuringRound, batch_size=1)
+    relaying.on_first_hand_over = commit_late_and_its_next
+    assert await relaying.try_take_lease()
+    try:
+        while await relaying.publish_batch():
+            pass
+        assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 0
+    finally:
+        await relaying.release_lease()
+        await relaying._drop_producer()
+        await db.release(slow)
+    records = await read_topic(infra.kafka, topic, expect=8)
+    late = [json.loads(r.value)["payload"]["seq"] for r in sorted(records, key=lambda r: r.offset)
+            if json.loads(r.value)["aggregate_id"] == "late"]
+    assert late == [1, 2]
+    await db.close()
