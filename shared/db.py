@@ -128,16 +128,20 @@ class Database:
 
 async def open_database(
     dsn: str, *, max_size: int = 10, acquire_timeout: float = 10.0, statement_timeout_ms: int = 60_000,
-    metrics: DatabaseMetrics | None = None,
+    metrics: DatabaseMetrics | None = None, custom_plans: bool = False,
 ) -> Database:  # fmt: skip
+    """`custom_plans`: plan every statement for its own parameters (`DbSettings.custom_plans` says when)."""
+    settings = {"statement_timeout": str(statement_timeout_ms),
+                "idle_in_transaction_session_timeout": str(statement_timeout_ms), "jit": "off"}
+    if custom_plans:
+        settings["plan_cache_mode"] = "force_custom_plan"
     pool = await asyncpg.create_pool(
         dsn, min_size=1, max_size=max_size, command_timeout=statement_timeout_ms / 1000 + 5,
         # The server ends a statement that runs away, and a session left idle inside a transaction, so neither
         # can hold locks for long after its client is gone. No JIT: every query here is an index look-up or a short
         # scan, and compiling one costs more than it saves; a new pledge's ranking spent 220-320 ms of its 400-500
         # ms compiling.
-        server_settings={"statement_timeout": str(statement_timeout_ms),
-                         "idle_in_transaction_session_timeout": str(statement_timeout_ms), "jit": "off"},
+        server_settings=settings,
         reset=_session_left_as_it_was,
     )  # fmt: skip
     return Database(pool, acquire_timeout=acquire_timeout, metrics=metrics)

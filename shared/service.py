@@ -226,6 +226,7 @@ def create_service_app(service: ServiceDefinition, settings: PlatformSettings) -
         db = await open_database(
             settings.database_url, max_size=settings.db_pool_size, acquire_timeout=settings.db_acquire_timeout_seconds,
             statement_timeout_ms=settings.db_statement_timeout_ms, metrics=DatabaseMetrics(registry),
+            custom_plans=settings.db_custom_plans,
         )  # fmt: skip
         stop = asyncio.Event()
         dlq_producer = None

@@ -38,6 +38,11 @@ class PlatformSettings(BaseSettings):
     db_pool_size: int = Field(10, ge=1)
     db_acquire_timeout_seconds: float = Field(10.0, gt=0, validation_alias="BERDAYA_DB_ACQUIRE_TIMEOUT_SECONDS")
     db_statement_timeout_ms: int = Field(60_000, ge=100, validation_alias="BERDAYA_DB_STATEMENT_TIMEOUT_MS")
+    # PostgreSQL plans a prepared statement for its parameters five times, then keeps one generic plan if that looks
+    # no dearer, until the table is next analyzed (a minute or more) or asyncpg prepares it again (five minutes).
+    # Made while a table is nearly empty, as in a new deployment, that plan is a sequential scan, and stays one while
+    # the table grows by thousands of rows a minute. On for the registry (PlatformSettings subclasses say).
+    db_custom_plans: bool = Field(False, validation_alias="BERDAYA_DB_CUSTOM_PLANS")
 
     # Outbox relay
     relay_batch_size: int = Field(500, ge=1, validation_alias="BERDAYA_RELAY_BATCH_SIZE")
