@@ -13,7 +13,7 @@ from shared.messaging import audit
 from shared.messaging.audit import AuditEntry
 from shared.messaging.outbox import COPY_FROM, add_to_outbox, add_with_audit, outbox_rows
 
-from tests.integration.messaging_fixtures import prepare, ticked
+from tests.integration.messaging_fixtures import prepare, relay, ticked
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +139,30 @@ async def test_the_migration_keeps_waiting_exactly_the_rows_that_were_unpublishe
             assert not columns & {"published_at", "attempts", "last_error", "next_attempt_at"}
     finally:
         await db.close()
+
+
+async def test_the_backlog_figures_look_up_only_the_rows_waiting_not_the_week_of_published_ones(infra, database_url):
+    """Read after nearly every round and at every scrape: the outbox keeps a week of published rows, and the
+    figures must not read them."""
+    db = await prepare(database_url)
+    async with db.transaction() as conn:
+        # As after a pledge's thousands of offers went out: the statistics still count them waiting (autovacuum,
+        # which would count again, is off so that it cannot do so in the middle of the test).
+        await conn.execute("ALTER TABLE outbox_pending SET (autovacuum_enabled = false)")
+        await add_to_outbox(conn, [ticked(f"k{i}", 1) for i in range(5_000)], route=lambda _: "t")
+    async with db.acquire() as conn:
+        await conn.execute("ANALYZE outbox; ANALYZE outbox_pending")
+        await conn.execute("DELETE FROM outbox_pending WHERE id > 3")  # published, kept for the week
+        created = await conn.fetchval("SELECT min(created_at) FROM outbox")
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        before = await conn.fetchval("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'outbox'")
+    running = relay(db, database_url, infra.kafka)
+    backlog, oldest = await running.refresh_backlog()
+    async with db.acquire() as conn:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        after = await conn.fetchval("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'outbox'")
+        age = await conn.fetchval("SELECT extract(epoch FROM now() - $1::timestamptz)::float8", created)
+    assert backlog == 3 and running._metrics.outbox_failing._value.get() == 0
+    assert abs(oldest - age) < 1.0  # the age of the oldest row waiting
+    assert after == before  # the published rows were not read
+    await db.close()
