@@ -340,11 +340,12 @@ async def withdraw(offer_id: uuid.UUID, body: ReasonBody, who: Sponsor, ctx: Ctx
 @router.get("/explain", tags=["why"], summary="Why a business does or doesn't match a pledge", responses=_404)
 async def explain(pledge_id: uuid.UUID, business_id: uuid.UUID, who: Watcher, ctx: Ctx) -> ExplanationOut:
     _may_watch(who, (await ctx.queries.pledge(pledge_id)).sponsor_id)
-    why = await ctx.queries.explain(pledge_id, business_id, today_in_kupang(ctx.deps.clock()))
-    if why.offer is None and not sees_ranking(who):
-        # Every earmark's value, the trainings and the trainer's assessment, of any business in the city.
+    # Every earmark's value, the trainings and the trainer's assessment, of any business in the city. Asked before
+    # the business is looked up, so a sponsor gets the same answer whether or not a business has that id.
+    if not sees_ranking(who) and not await ctx.queries.offers(pledge_id=pledge_id, business_id=business_id):
         raise Forbidden(f"your pledge made no offer to business {business_id}; why another business does or doesn't "
                         "match is for the programme's officers to answer")  # fmt: skip
+    why = await ctx.queries.explain(pledge_id, business_id, today_in_kupang(ctx.deps.clock()))
     return ExplanationOut(
         pledge_id=why.pledge_id, business_id=why.business_id, eligible_now=why.eligible_now,
         checks=[CheckOut(**asdict(c)) for c in why.checks], readiness=why.readiness,

@@ -459,7 +459,9 @@ async def test_a_sponsor_is_told_why_only_of_the_businesses_its_pledge_made_an_o
 
     assert (await why(offered, sponsor)).json()["offer"]["business_id"] == str(offered)
     assert_problem(await why(elsewhere, sponsor), 403)
+    assert_problem(await why(uuid.uuid4(), sponsor), 403)  # alike for an id no business has: nothing to learn
     assert (await why(elsewhere, funding_only.auth())).json()["eligible_now"] is False  # an officer is told
+    assert_problem(await why(uuid.uuid4(), funding_only.auth()), 404)
 
 
 async def _known_businesses(conn: asyncpg.Connection, n: int, kecamatan_code: str = "53.71.04") -> list[uuid.UUID]:
