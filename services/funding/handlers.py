@@ -254,7 +254,10 @@ async def close_pledge(cmd: ClosePledge, uow: FundingUnitOfWork, deps: Deps) -> 
 async def _close(pledge: Pledge, reason: str, uow: FundingUnitOfWork, deps: Deps) -> Pledge:
     now = deps.clock()
     for offer in await uow.store.unanswered_offers(pledge.id):
-        pledge, offer = offers.release(pledge, offer, "withdrawn", now, "the pledge was closed")
+        if offer.expires_at <= now:  # its time ran out before the close, whether or not the expiry sweep got to it
+            pledge, offer = offers.expire(pledge, offer, now)
+        else:
+            pledge, offer = offers.release(pledge, offer, "withdrawn", now, "the pledge was closed")
         await uow.store.save_offer(offer)
         uow.emit(events.OfferDecided(offer))
     pledge = pledges.close_pledge(pledge, reason, now)
