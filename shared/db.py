@@ -130,7 +130,7 @@ async def open_database(
     dsn: str, *, max_size: int = 10, acquire_timeout: float = 10.0, statement_timeout_ms: int = 60_000,
     metrics: DatabaseMetrics | None = None, custom_plans: bool = False,
 ) -> Database:  # fmt: skip
-    """`custom_plans`: plan every statement for its own parameters (`DbSettings.custom_plans` says when)."""
+    """`custom_plans`: plan every statement for its own parameters (`PlatformSettings.db_custom_plans` says why)."""
     settings = {"statement_timeout": str(statement_timeout_ms),
                 "idle_in_transaction_session_timeout": str(statement_timeout_ms), "jit": "off"}
     if custom_plans:

@@ -14,6 +14,7 @@ later rows of its own aggregate, until its next attempt.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import logging
 import os
@@ -48,7 +49,7 @@ SELECT o.id, o.event_id, o.aggregateid, o.type, o.event_version, o.topic, o.payl
    AND NOT EXISTS (SELECT 1 FROM outbox_pending h
                     WHERE h.aggregatetype = p.aggregatetype AND h.aggregateid = p.aggregateid AND h.id < p.id
                       AND h.next_attempt_at IS NOT NULL AND h.next_attempt_at > now())
-   AND p.id > $2 AND o.id > $2 AND p.id <= $3
+   AND p.id = ANY($3::bigint[]) AND p.id > $2 AND o.id > $2
  ORDER BY p.id
  LIMIT $1
    FOR UPDATE OF p SKIP LOCKED
@@ -105,14 +106,17 @@ UPDATE relay_lease SET holder = $2, epoch = epoch + 1, expires_at = now() + make
  WHERE name = $1 AND (expires_at < now() OR holder = $2)
 RETURNING epoch
 """
-# With the renewal, the round's horizon: the highest id waiting now. A row still uncommitted when a claim passes its
-# id commits later, below where the round's claims go on from; any later event of its aggregate is written after
-# that commit, so its id (from the sequence, in the order ids are taken) is above the horizon and waits for the next
-# round, which starts again from the bottom and publishes the two in order.
+# With the renewal, the rows the round may claim: the first ones due, committed when it starts. Ids are taken when a
+# row is written, not when it commits, so a row may commit below where the round's claims have gone on from, and
+# an event of its aggregate written after it (in its own transaction, or in the next one to lock the aggregate)
+# above. Neither was committed when the round started: both wait for the next round, which starts again from the
+# bottom and publishes them in order.
 _RENEW_LEASE = """
 UPDATE relay_lease SET expires_at = now() + make_interval(secs => $4::float8)
  WHERE name = $1 AND holder = $2 AND epoch = $3
-RETURNING (SELECT coalesce(max(id), 0) FROM outbox_pending) AS horizon
+RETURNING (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM (
+               SELECT id FROM outbox_pending WHERE next_attempt_at IS NULL OR next_attempt_at <= now()
+                ORDER BY id LIMIT $5) AS due) AS candidates
 """
 
 
@@ -127,16 +131,16 @@ def new_holder_id() -> str:
 class _Claims:
     """A round's claims, at most one sent ahead on the round's connection.
 
-    Claims walk the outbox in id order up to the round's horizon (`_RENEW_LEASE`), and each starts above the last
-    row claimed (skipping the rows in flight, locked by this transaction, without walking past them again). A row
-    below it was claimed in this round, held back by its aggregate's failing row, or not yet committed: such a row
-    is left to the next round, and the horizon keeps its aggregate's later rows out of this one."""
+    Claims take the round's candidates (`_RENEW_LEASE`) in id order, each starting above the last row claimed
+    (skipping the rows in flight, locked by this transaction, without walking past them again). A candidate below it
+    was claimed in this round or held back by its aggregate's failing row; a row committed since the round began is
+    no candidate, and waits for the next round with every later event of its aggregate."""
 
-    def __init__(self, conn: asyncpg.Connection, batch_size: int, deadline: float, horizon: int) -> None:
+    def __init__(self, conn: asyncpg.Connection, batch_size: int, deadline: float, candidates: list[int]) -> None:
         self._conn = conn
         self._batch_size = batch_size
         self._deadline = deadline
-        self._horizon = horizon
+        self._candidates = candidates
         self._sent: asyncio.Future | None = None
         self.after = 0
         self.more = True
@@ -146,13 +150,16 @@ class _Claims:
     async def send(self, published: list[int]) -> bool:
         """Send the next claim if the round wants more, without waiting for its rows, and with it the marks of the
         rows in `published`. False if it sent nothing: those rows are then still to be marked."""
-        wanted = self.more and self.batches < _ROUND_BATCHES and time.monotonic() < self._deadline
+        first = bisect.bisect_right(self._candidates, self.after)
+        wanted = (self.more and first < len(self._candidates) and self.batches < _ROUND_BATCHES
+                  and time.monotonic() < self._deadline)  # fmt: skip
         if self._sent is not None or not wanted:
             return False
+        candidates = self._candidates[first:first + self._batch_size]
         if published:
-            fetched = self._conn.fetch(_CLAIM_AND_MARK, self._batch_size, self.after, self._horizon, published)
+            fetched = self._conn.fetch(_CLAIM_AND_MARK, self._batch_size, self.after, candidates, published)
         else:
-            fetched = self._conn.fetch(_CLAIM, self._batch_size, self.after, self._horizon)
+            fetched = self._conn.fetch(_CLAIM, self._batch_size, self.after, candidates)
         self._sent = asyncio.ensure_future(fetched)
         await asyncio.sleep(0)  # once the statement is prepared on this connection, the query goes out now
         return True
@@ -226,15 +233,16 @@ class OutboxRelay:
                 self.epoch = None
         return self.epoch is not None
 
-    async def _renew(self, conn: asyncpg.Connection) -> int:
+    async def _renew(self, conn: asyncpg.Connection) -> list[int]:
         """Inside a batch's transaction: the row lock it takes keeps a standby out until the batch is done. Returns
-        the round's horizon, the highest id its claims may take."""
-        horizon = None if self.epoch is None else await conn.fetchval(
-            _RENEW_LEASE, _LEASE_NAME, self.holder, self.epoch, self._lease_seconds)  # fmt: skip
-        if horizon is None:
+        the ids the round may claim."""
+        candidates = None if self.epoch is None else await conn.fetchval(
+            _RENEW_LEASE, _LEASE_NAME, self.holder, self.epoch, self._lease_seconds,
+            _ROUND_BATCHES * self._batch_size)  # fmt: skip
+        if candidates is None:
             self.epoch = None
             raise LeaseLost(f"relay {self.holder} lost the outbox lease to another relay")
-        return horizon
+        return candidates
 
     async def release_lease(self) -> None:
         if self.epoch is None:
@@ -329,13 +337,13 @@ class OutboxRelay:
             await conn.execute(_BATCH_SETTINGS + "SET LOCAL idle_in_transaction_session_timeout = "
                                f"{int(self._lease_seconds * 1000)}")  # fmt: skip
             started = time.monotonic()
-            horizon = await self._renew(conn)
+            candidates = await self._renew(conn)
             lease_deadline = started + self._lease_seconds / 2
             round_deadline = started + min(_ROUND_SECONDS, self._lease_seconds / 4)
             refused: set[str] = set()  # keys not to send any more in this round
             failed: set[str] = set()  # keys with a row that failed in this round: their later rows are retried
             in_flight: collections.deque[tuple[list[OutboxRow], asyncio.Future]] = collections.deque()
-            claims = _Claims(conn, self._batch_size, round_deadline, horizon)
+            claims = _Claims(conn, self._batch_size, round_deadline, candidates)
             acks: list[asyncio.Future] = []
             unmarked: list[int] = []  # published, to be marked with the next claim
             try:

@@ -307,3 +307,45 @@ async def test_a_row_that_commits_during_a_round_is_not_overtaken_by_a_later_row
             if json.loads(r.value)["aggregate_id"] == "late"]
     assert late == [1, 2]
     await db.close()
+
+
+async def test_two_events_of_one_transaction_that_commits_during_a_round_go_out_in_order(infra, database_url):
+    """Ids are taken as rows are written: another transaction's row can fall between two of this one's, and commit
+    first. The round's claims must not pass the first of the two and then take the second."""
+    topic = await new_topic(infra.kafka, partitions=1)
+    db = await prepare(database_url)
+    slow = await db.connect()
+    tx = slow.transaction()
+    await tx.start()
+
+    async def committed(*keys: str) -> None:
+        async with db.transaction() as conn:
+            await add_to_outbox(conn, [ticked(k, 1) for k in keys], route=lambda _: topic)
+
+    await committed("before")
+    await add_to_outbox(slow, [ticked("late", 1)], route=lambda _: topic)
+    await committed("between")
+    await add_to_outbox(slow, [ticked("late", 2)], route=lambda _: topic)
+    await committed(*(f"after-{i}" for i in range(4)))
+
+    relaying = relay(db, database_url, infra.kafka, cls=_LateCommitDuringRound, batch_size=1)
+
+    async def commit_once_the_next_claim_ran() -> None:
+        await asyncio.sleep(0.3)  # the claim sent ahead of this hand-over runs meanwhile, and passes "late" 1
+        await tx.commit()
+
+    relaying.on_first_hand_over = commit_once_the_next_claim_ran
+    assert await relaying.try_take_lease()
+    try:
+        while await relaying.publish_batch():
+            pass
+        assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 0
+    finally:
+        await relaying.release_lease()
+        await relaying._drop_producer()
+        await db.release(slow)
+    records = await read_topic(infra.kafka, topic, expect=8)
+    late = [json.loads(r.value)["payload"]["seq"] for r in sorted(records, key=lambda r: r.offset)
+            if json.loads(r.value)["aggregate_id"] == "late"]
+    assert late == [1, 2]
+    await db.close()
