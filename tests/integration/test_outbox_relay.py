@@ -274,6 +274,27 @@ class _LateCommitDuringRound(OutboxRelay):
         return await super()._enqueue(producer, rows, refused, deadline)
 
 
+async def _late_in_the_order_published(db, database_url: str, infra, topic: str, slow,  # noqa: ANN001
+                                       on_first_hand_over) -> list[int]:  # noqa: ANN001  # fmt: skip
+    """Relay round by round, batches of one, with `on_first_hand_over` run as the first batch is handed over, until
+    the outbox is empty; the seqs of the events of "late" in the order Kafka holds them. Closes the database."""
+    relaying = relay(db, database_url, infra.kafka, cls=_LateCommitDuringRound, batch_size=1)
+    relaying.on_first_hand_over = on_first_hand_over
+    assert await relaying.try_take_lease()
+    try:
+        while await relaying.publish_batch():
+            pass
+        assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 0
+    finally:
+        await relaying.release_lease()
+        await relaying._drop_producer()
+        await db.release(slow)
+        await db.close()
+    records = await read_topic(infra.kafka, topic, expect=8)
+    return [json.loads(r.value)["payload"]["seq"] for r in sorted(records, key=lambda r: r.offset)
+            if json.loads(r.value)["aggregate_id"] == "late"]
+
+
 async def test_a_row_that_commits_during_a_round_is_not_overtaken_by_a_later_row_of_its_aggregate(infra, database_url):
     """The round's later claims start above the rows it claimed before; a row below them that committed meanwhile
     must still go out before any later row of its aggregate."""
@@ -291,22 +312,7 @@ async def test_a_row_that_commits_during_a_round_is_not_overtaken_by_a_later_row
         async with db.transaction() as conn:
             await add_to_outbox(conn, [ticked("late", 2)], route=lambda _: topic)
 
-    relaying = relay(db, database_url, infra.kafka, cls=_LateCommitDuringRound, batch_size=1)
-    relaying.on_first_hand_over = commit_late_and_its_next
-    assert await relaying.try_take_lease()
-    try:
-        while await relaying.publish_batch():
-            pass
-        assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 0
-    finally:
-        await relaying.release_lease()
-        await relaying._drop_producer()
-        await db.release(slow)
-    records = await read_topic(infra.kafka, topic, expect=8)
-    late = [json.loads(r.value)["payload"]["seq"] for r in sorted(records, key=lambda r: r.offset)
-            if json.loads(r.value)["aggregate_id"] == "late"]
-    assert late == [1, 2]
-    await db.close()
+    assert await _late_in_the_order_published(db, database_url, infra, topic, slow, commit_late_and_its_next) == [1, 2]
 
 
 async def test_two_events_of_one_transaction_that_commits_during_a_round_go_out_in_order(infra, database_url):
@@ -328,24 +334,9 @@ async def test_two_events_of_one_transaction_that_commits_during_a_round_go_out_
     await add_to_outbox(slow, [ticked("late", 2)], route=lambda _: topic)
     await committed(*(f"after-{i}" for i in range(4)))
 
-    relaying = relay(db, database_url, infra.kafka, cls=_LateCommitDuringRound, batch_size=1)
-
     async def commit_once_the_next_claim_ran() -> None:
         await asyncio.sleep(0.3)  # the claim sent ahead of this hand-over runs meanwhile, and passes "late" 1
         await tx.commit()
 
-    relaying.on_first_hand_over = commit_once_the_next_claim_ran
-    assert await relaying.try_take_lease()
-    try:
-        while await relaying.publish_batch():
-            pass
-        assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 0
-    finally:
-        await relaying.release_lease()
-        await relaying._drop_producer()
-        await db.release(slow)
-    records = await read_topic(infra.kafka, topic, expect=8)
-    late = [json.loads(r.value)["payload"]["seq"] for r in sorted(records, key=lambda r: r.offset)
-            if json.loads(r.value)["aggregate_id"] == "late"]
-    assert late == [1, 2]
-    await db.close()
+    assert await _late_in_the_order_published(db, database_url, infra, topic, slow,
+                                              commit_once_the_next_claim_ran) == [1, 2]  # fmt: skip
