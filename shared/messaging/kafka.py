@@ -88,12 +88,14 @@ MAX_REQUEST_BYTES = 1_048_576
 MAX_EVENT_BYTES = MAX_REQUEST_BYTES - 16 * 1024
 
 
-def safe_producer(kafka: KafkaAccess | str, client_id: str) -> AIOKafkaProducer:
+def safe_producer(
+    kafka: KafkaAccess | str, client_id: str, *, cls: type[AIOKafkaProducer] = AIOKafkaProducer
+) -> AIOKafkaProducer:
     """acks=all with idempotence: a broker retry never duplicates or reorders within one producer session.
 
     aiokafka defaults to enable_idempotence=False, so it is set here on purpose.
     """
-    return AIOKafkaProducer(
+    return cls(
         **KafkaAccess.of(kafka).aiokafka(),
         client_id=client_id,
         acks="all",

@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import time
+import typing
 import uuid
 from collections.abc import Callable
 
@@ -71,6 +72,9 @@ _IN_FLIGHT = 4  # batches handed to the producer and not yet marked
 _ROUND_SECONDS = 1.0
 # How long a topic's partitions are looked up: longer, and a round for a topic Kafka does not have outlasts its lease.
 _TOPIC_LOOKUP_SECONDS = 2.0
+# How long a partition that left a round's batch unacknowledged (its leader gone or cut off) has its events held back
+# without being handed over, before a round tries it again.
+_STALL_SECONDS = 30.0
 
 # Published: the row stays in the outbox for its retention, and waits no more.
 _MARK_PUBLISHED = "DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])"
@@ -118,6 +122,14 @@ RETURNING (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM (
                SELECT id FROM outbox_pending WHERE next_attempt_at IS NULL OR next_attempt_at <= now()
                 ORDER BY id LIMIT $5) AS due) AS candidates
 """
+
+
+class _HandedOver(typing.NamedTuple):
+    """One record batch handed to the producer: its partition, the indexes of its rows, and Kafka's answer to come."""
+
+    tp: tuple[str, int]
+    indexes: list[int]
+    ack: asyncio.Future
 
 
 class LeaseLost(RelayError):
@@ -209,6 +221,8 @@ class OutboxRelay:
         self._lease_seconds = lease_seconds
         self._max_backoff = max_backoff
         self._wake = asyncio.Event()
+        self._stalled: dict[tuple[str, int], float] = {}  # partition -> until when its events are held back
+        self._stalls = 0  # partitions found stalled, ever: a round compares it before and after
         self.holder = holder or new_holder_id()
         self.epoch: int | None = None
         self.last_error: str | None = None
@@ -328,6 +342,13 @@ class OutboxRelay:
         before may still reach Kafka, ahead of the failed row's next attempt: consumers see the later event first.)
         The lease row stays locked by this transaction throughout, the round ends well inside the lease, and no batch
         is sent once the lease's local deadline has passed (a relay frozen mid-round wakes up and stops).
+
+        Kafka gets a third of the lease to take and acknowledge the round's batches; waiting longer, the transaction
+        outlived its idle limit and rolled back, and the whole outbox went out again round after round behind one
+        partition without a leader. A partition that has not answered by then fails its events (each held back with
+        its aggregate) and is stalled: its events are held back, not handed over, for `_STALL_SECONDS`. The round
+        hands nothing more over and commits what was acknowledged. If Kafka acknowledged nothing at all, it is down
+        rather than one partition: the round rolls back whole and the relay backs off, with no event marked failed.
         """
         producer = await self._ensure_producer()
         published_count = 0
@@ -339,13 +360,14 @@ class OutboxRelay:
             started = time.monotonic()
             candidates = await self._renew(conn)
             lease_deadline = started + self._lease_seconds / 2
+            kafka_deadline = started + self._lease_seconds / 3
             round_deadline = started + min(_ROUND_SECONDS, self._lease_seconds / 4)
             refused: set[str] = set()  # keys not to send any more in this round
             failed: set[str] = set()  # keys with a row that failed in this round: their later rows are retried
-            in_flight: collections.deque[tuple[list[OutboxRow], asyncio.Future]] = collections.deque()
+            in_flight: collections.deque[tuple[list[OutboxRow], list[object], list[_HandedOver]]] = collections.deque()
             claims = _Claims(conn, self._batch_size, round_deadline, candidates)
-            acks: list[asyncio.Future] = []
             unmarked: list[int] = []  # published, to be marked with the next claim
+            answered, stalls = 0, self._stalls  # hand-overs Kafka answered (either way); partitions stalled before
             try:
                 await claims.send([])
                 rows = await claims.take()
@@ -357,9 +379,8 @@ class OutboxRelay:
                             unmarked = []
                         # Every send of this batch is handed to the producer, in order, before anything else is sent:
                         # per key, the producer keeps that order on the partition.
-                        results, pending = await self._enqueue(producer, rows, refused, lease_deadline)
-                        acks.append(asyncio.ensure_future(self._acks(results, pending)))
-                        in_flight.append((rows, acks[-1]))
+                        results, pending = await self._enqueue(producer, rows, refused, lease_deadline, kafka_deadline)
+                        in_flight.append((rows, results, pending))
                         rows = []
                         if len(in_flight) < _IN_FLIGHT:
                             rows = await claims.take()  # the next batch before waiting for this one
@@ -367,9 +388,12 @@ class OutboxRelay:
                     if not in_flight:
                         break
                     # The oldest batch in flight is marked first, so a key's failure is known before its later rows.
-                    previous, waiting = in_flight.popleft()
-                    published, retry = split_by_first_failure(previous, await waiting, failed)
+                    previous, results, pending = in_flight.popleft()
+                    answered += await self._acks(results, pending, kafka_deadline)
+                    published, retry = split_by_first_failure(previous, results, failed)
                     rows = await claims.take()  # the connection is free once the claim sent is in
+                    if self._stalls > stalls:  # claimed, not handed over: they wait for the next round, unmarked
+                        rows, claims.more = [], False
                     unmarked += [r.id for r in published]
                     if retry or not rows:  # failures need a statement of their own, or no claim is coming
                         await self._mark(conn, unmarked, retry)
@@ -377,9 +401,14 @@ class OutboxRelay:
                     published_count += len(published)
                     refused |= failed
                     marked.append((published, retry))
+                if self._stalls > stalls and not answered:
+                    self._stalled.clear()  # not these partitions' fault: they are tried again once Kafka is back
+                    raise RelayError(f"Kafka acknowledged none of the round's events within "
+                                     f"{self._lease_seconds / 3:.0f} s; the round is sent again once it answers")
             finally:
-                for waiting in acks:
-                    waiting.cancel()  # only if the round failed: its rows stay unpublished, to be published again
+                for _, _, pending in in_flight:  # only if the round failed: its rows stay unpublished, to go again
+                    for handed in pending:
+                        handed.ack.cancel()
                 await claims.settle()
             claimed = claims.claimed
         self._published_batches += 1
@@ -398,30 +427,49 @@ class OutboxRelay:
         return claimed
 
     async def _enqueue(
-        self, producer: AIOKafkaProducer, rows: list[OutboxRow], refused: set[str], deadline: float = float("inf")
-    ) -> tuple[list[object], list[tuple[list[int], asyncio.Future]]]:
+        self, producer: AIOKafkaProducer, rows: list[OutboxRow], refused: set[str], deadline: float = float("inf"),
+        kafka_deadline: float = float("inf"),
+    ) -> tuple[list[object], list[_HandedOver]]:
         """Hand the rows to the producer, in order, as record batches of one partition each: one future per batch
         rather than per record, which makes the producer's side of relaying about three times cheaper.
 
-        A row refused at once (too large, or its batch refused) is not followed by its aggregate's later rows, which
-        would otherwise overtake it; `refused` carries those keys from one batch of a round to the next. Past
-        `deadline` (the process was frozen, say) it sends nothing more: the lease may be gone."""
+        A row refused at once (too large, its batch refused, its partition stalled) is not followed by its aggregate's
+        later rows, which would otherwise overtake it; `refused` carries those keys from one batch of a round to the
+        next. Past `deadline` (the process was frozen, say) it sends nothing more: the lease may be gone. A partition
+        whose batch the producer has not taken by `kafka_deadline` (an earlier one is still waiting for a leader) is
+        stalled."""
         results: list[object] = [None] * len(rows)
-        pending: list[tuple[list[int], asyncio.Future]] = []
+        pending: list[_HandedOver] = []
         filling: dict[tuple[str, int], tuple[BatchBuilder, list[int]]] = {}
         partitions: dict[str, list[int] | BaseException] = {}  # each topic's, looked up once per batch
+        stalled = self._stalled
+        if stalled:
+            now = time.monotonic()
+            for tp in [tp for tp, until in stalled.items() if until <= now]:
+                del stalled[tp]
+
+        def fail(indexes: list[int], error: BaseException) -> None:
+            for i in indexes:
+                results[i] = error
+                refused.add(rows[i].aggregateid)
 
         async def submit(tp: tuple[str, int]) -> None:
             builder, indexes = filling.pop(tp)
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 raise LeaseLost(f"relay {self.holder} ran past its lease's deadline; publishing nothing more")
+            if now >= kafka_deadline:  # a partition before this one kept the round waiting: no fault of these rows
+                fail(indexes, RelayError("the round ran out of time before these events were handed to Kafka"))
+                return
             builder.close()
             try:
-                pending.append((indexes, await producer.send_batch(builder, tp[0], partition=tp[1])))
+                ack = await asyncio.wait_for(producer.send_batch(builder, tp[0], partition=tp[1]),
+                                             kafka_deadline - now)  # fmt: skip
+                pending.append(_HandedOver(tp, indexes, ack))
+            except TimeoutError:
+                fail(indexes, self._stall(tp))
             except Exception as exc:  # noqa: BLE001 - these rows' failure, kept with them
-                for i in indexes:
-                    results[i] = exc
-                    refused.add(rows[i].aggregateid)
+                fail(indexes, exc)
 
         for i, row in enumerate(rows):
             if row.aggregateid in refused:
@@ -452,6 +500,11 @@ class OutboxRelay:
                 refused.add(row.aggregateid)
                 continue
             tp = (row.topic, partition_for(key, known, ()))
+            if stalled and tp in stalled:
+                results[i] = RelayError(f"partition {tp[1]} of {tp[0]} did not acknowledge in time lately; its "
+                                        f"events wait until it does (is its leader down?)")  # fmt: skip
+                refused.add(row.aggregateid)
+                continue
             batch = filling.get(tp)
             if batch is not None and batch[0].append(key=key, value=value, timestamp=None, headers=headers) is None:
                 await submit(tp)  # full: a new batch takes the record
@@ -464,13 +517,31 @@ class OutboxRelay:
             await submit(tp)
         return results, pending
 
-    @staticmethod
-    async def _acks(results: list[object], pending: list[tuple[list[int], asyncio.Future]]) -> list[object]:
-        acks = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
-        for (indexes, _), ack in zip(pending, acks, strict=True):
+    async def _acks(self, results: list[object], pending: list[_HandedOver], deadline: float) -> int:
+        """Fill in each handed-over row's acknowledgement, waiting for Kafka until `deadline` at most; returns how
+        many batches Kafka answered. The partitions of the others are stalled."""
+        answered = 0
+        if pending:
+            await asyncio.wait([h.ack for h in pending], timeout=max(0.0, deadline - time.monotonic()))
+        for tp, indexes, ack in pending:
+            if ack.cancelled():
+                outcome = RelayError("the producer was stopped before Kafka acknowledged")
+            elif ack.done():
+                outcome = ack.exception() or ack.result()
+                answered += 1
+            else:
+                ack.add_done_callback(_forget)  # Kafka may still answer; nobody is waiting for it any more
+                outcome = self._stall(tp)
             for i in indexes:
-                results[i] = ack
-        return results
+                results[i] = outcome
+        return answered
+
+    def _stall(self, tp: tuple[str, int]) -> RelayError:
+        """The round's summary logs the error returned (or the round's failure, if Kafka answered nothing)."""
+        self._stalled[tp] = time.monotonic() + _STALL_SECONDS
+        self._stalls += 1
+        return RelayError(f"Kafka did not acknowledge partition {tp[1]} of {tp[0]} in time; its events are retried "
+                          f"(is its leader down?)")  # fmt: skip
 
     async def _mark(
         self, conn: asyncpg.Connection, published: list[int], retry: list[tuple[OutboxRow, BaseException]]
@@ -506,6 +577,11 @@ class OutboxRelay:
                 await producer.stop()
             except Exception:  # noqa: BLE001 - it is being thrown away
                 log.debug("error stopping producer", exc_info=True)
+
+
+def _forget(ack: asyncio.Future) -> None:
+    if not ack.cancelled():
+        ack.exception()  # retrieved, so a late failure is not reported as never retrieved
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

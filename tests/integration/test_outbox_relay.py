@@ -217,11 +217,11 @@ class _FailsOnSecondBatch(OutboxRelay):
 
     handed = 0
 
-    async def _enqueue(self, producer, rows, refused, deadline=float("inf")):  # noqa: ANN001, ANN202
+    async def _enqueue(self, producer, rows, refused, *deadlines):  # noqa: ANN001, ANN202
         self.handed += 1
         if self.handed == 2:
             raise RelayError("the round fails here")
-        return await super()._enqueue(producer, rows, refused, deadline)
+        return await super()._enqueue(producer, rows, refused, *deadlines)
 
 
 async def test_a_round_that_fails_while_its_next_claim_is_out_rolls_back_whole_and_the_next_round_publishes_it(
@@ -267,11 +267,11 @@ class _LateCommitDuringRound(OutboxRelay):
     handed = 0
     on_first_hand_over = None
 
-    async def _enqueue(self, producer, rows, refused, deadline=float("inf")):  # noqa: ANN001, ANN202
+    async def _enqueue(self, producer, rows, refused, *deadlines):  # noqa: ANN001, ANN202
         self.handed += 1
         if self.handed == 1 and self.on_first_hand_over is not None:
             await self.on_first_hand_over()
-        return await super()._enqueue(producer, rows, refused, deadline)
+        return await super()._enqueue(producer, rows, refused, *deadlines)
 
 
 async def _late_in_the_order_published(db, database_url: str, infra, topic: str, slow,  # noqa: ANN001
