@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, AwareDatetime, Field
 
 from shared.contracts.catalog import CATALOG
-from shared.contracts.envelope import EventPayload, Rupiah
+from shared.contracts.envelope import ContractError, EventPayload, Rupiah
 
 Scale = Literal["micro", "small", "medium"]
 ScaleBasis = Literal["capital", "annual_sales"]
@@ -47,6 +47,24 @@ class BusinessEvent(EventPayload):
 
     def aggregate_version(self) -> int:
         return self.business_version
+
+
+class MissedVersion(ContractError):
+    """A change of a business that is not a whole snapshot arrived with an earlier change missing, most likely
+    dead-lettered. Applied, it would move the view past the missing change, which would then be older than the view
+    and change nothing even once re-driven: the business would stay as it was before it for good."""
+
+
+def require_next(held: int, event: BusinessEvent) -> None:
+    """A single change (an NIB applied for, issued or refused; a closure) applies only on top of the version before
+    it; a snapshot carries the whole state and applies over any older version."""
+    if event.business_version > held + 1:
+        raise MissedVersion(
+            f"business {event.business_id}: {type(event).__name__} is version {event.business_version}, but this view "
+            f"holds version {held}; version {held + 1} never arrived here (dead-lettered, most likely). Re-drive this "
+            f"consumer's dead letters of registry.business.v1, oldest first: `berdaya dlq redrive "
+            f"registry.business.v1 --consumer <consumer>` (`berdaya dlq list registry.business.v1` names it)"
+        )
 
 
 class BusinessSnapshot(BusinessEvent):

@@ -334,3 +334,51 @@ async def test_a_dead_lettered_event_redriven_after_newer_ones_never_rolls_the_v
 
 async def _equals(read, expected: object) -> bool:  # noqa: ANN001
     return await read() == expected
+
+
+async def test_an_nib_arriving_after_its_dead_lettered_predecessor_waits_for_it_and_both_apply_once_redriven(
+    infra, tmp_path: Path
+):
+    # Applied over the gap, the NIB moved the view to version 3, and the move re-driven later was "older": the
+    # business stayed in its old kecamatan for good, and pledges earmarked for its new one never found it.
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    env = {**service_env(infra.kafka, namespace), "BERDAYA_CONSUMER_MAX_ATTEMPTS": "2"}
+    database = await fresh_database(infra.postgres_url)
+    topic = namespaced(REGISTRY_BUSINESS, namespace)
+    await ensure_topics(infra.kafka, with_dead_letters([topic], 2, 1))
+    funding = start_service("funding", env, database, tmp_path / "funding.log")
+    conn = await asyncpg.connect(database)
+    try:
+        alak = KECAMATAN[1]
+        # A defect the operator will fix: the view refuses Alak.
+        await conn.execute(f"ALTER TABLE business_view ADD CONSTRAINT defect CHECK (kecamatan_code <> '{alak[1]}')")
+        b = registered(1, kec=0)
+        fields = {k: v for k, v in b.model_dump().items() if k not in ("source", "business_version")}
+        fields.update(kecamatan=alak[0], kecamatan_code=alak[1], kecamatan_bps=alak[2], kelurahan=alak[3],
+                      kelurahan_code=alak[4])  # fmt: skip
+        moved = BusinessUpdated(**fields, business_version=2, changed_fields=("kecamatan_code",))
+        await produce(infra.kafka, topic, envelopes([b, moved, nib_issued(b, version=3)]))
+
+        async def view() -> tuple | None:
+            row = await conn.fetchrow("SELECT version, kecamatan_code, nib_status FROM business_view"
+                                      " WHERE business_id = $1", b.business_id)  # fmt: skip
+            return None if row is None else tuple(row)
+
+        listed = None
+        for _ in range(120):  # both dead-lettered, the NIB with what to do
+            listed = berdaya("dlq", "list", topic, bootstrap=infra.kafka)
+            if "NIBIssued v3" in listed.stdout:
+                break
+            await asyncio.sleep(0.5)
+        assert "BusinessUpdated v2" in listed.stdout and "NIBIssued v3" in listed.stdout, listed.stdout
+        shown = berdaya("dlq", "show", topic, "1", bootstrap=infra.kafka)  # the second dead letter: the NIB
+        assert "version 2 never arrived" in shown.stdout and "dlq redrive" in shown.stdout, shown.stdout
+        assert await view() == (1, KECAMATAN[0][1], "none")
+        await conn.execute("ALTER TABLE business_view DROP CONSTRAINT defect")  # fixed
+        redriven = berdaya("dlq", "redrive", topic, "--yes", bootstrap=infra.kafka)
+        assert redriven.returncode == 0, redriven.stdout + redriven.stderr
+        assert await eventually(lambda: _equals(view, (3, alak[1], "issued")), timeout=60), await view()
+    finally:
+        await conn.close()
+        stop_pid(funding.pid)
+        await drop_database(infra.postgres_url, database)

@@ -306,6 +306,31 @@ async def test_a_stale_snapshot_changes_nothing(world) -> None:
     assert world.store.businesses[business_id].kecamatan_code == ALAK
 
 
+async def test_a_single_change_arriving_with_the_one_before_it_missing_is_refused_and_changes_nothing(world) -> None:
+    # Its predecessor was dead-lettered. Applied, the NIB would move the view past version 2, and version 2 re-driven
+    # later would be "older" and change nothing: the business would keep its old kecamatan for good.
+    business_id = await world.register(kecamatan_code=OEBOBO)
+    before = world.store.businesses[business_id]
+
+    with pytest.raises(RecordRefused, match=r"version 3, but this view holds version 1; version 2 never arrived"):
+        await world.consume(nib_issued(business_id, 3))
+    assert world.store.businesses[business_id] == before
+
+    await world.consume(updated(business_id, 2, changed=("kecamatan_code",), kecamatan_code=ALAK))  # re-driven
+    await world.consume(nib_issued(business_id, 3, kecamatan_code=ALAK))
+    business = world.store.businesses[business_id]
+    assert (business.version, business.kecamatan_code, business.nib_status) == (3, ALAK, "issued")
+
+
+async def test_a_snapshot_applies_over_missing_versions_because_it_carries_the_whole_business(world) -> None:
+    business_id = await world.register()
+
+    await world.consume(updated(business_id, 4, kecamatan_code=ALAK))
+
+    business = world.store.businesses[business_id]
+    assert (business.version, business.kecamatan_code) == (4, ALAK)
+
+
 async def test_a_business_event_for_an_unknown_business_is_ignored(world) -> None:
     uow = await world.consume(nib_issued(uuid.uuid4(), 2))
 

@@ -23,6 +23,7 @@ from services.training.domain.enrolment import (
 from services.training import halal_pathway, handlers
 from services.training.domain.pathway import STEPS, NotEligibleForm, Pathway
 from shared.errors import Conflict, Forbidden, InvalidInput
+from shared.messaging.consumer import RecordRefused
 
 from .training_fakes import (
     ALAK,
@@ -171,6 +172,22 @@ async def test_a_batch_holding_a_registration_and_the_nib_that_followed_keeps_th
     assert world.store.views[first.business_id].version == 2
     assert world.store.views[first.business_id].nib_status == "issued"
     assert world.seated(cohort.id) == {first.business_id}
+
+
+async def test_a_closure_arriving_with_the_nib_before_it_missing_is_refused_and_the_business_keeps_its_seat():
+    # The NIB was dead-lettered: closed at version 3 over version 1, the view would never take the NIB re-driven.
+    world = TrainingWorld()
+    _, cohort = await world.open_cohort(capacity=2)
+    business = await world.register()
+    assert world.seated(cohort.id) == {business}
+
+    with pytest.raises(RecordRefused, match=r"version 3, but this view holds version 1; version 2 never arrived"):
+        await world.consume(business_closed(business, 3))
+    assert (world.store.views[business].version, world.seated(cohort.id)) == (1, {business})
+
+    await world.consume(nib_issued(business, 2), business_closed(business, 3))  # re-driven, in order
+    assert (world.store.views[business].version, world.store.views[business].status) == (3, "closed")
+    assert world.seated(cohort.id) == set()
 
 
 async def test_a_business_that_gains_a_need_later_is_invited_to_an_open_cohort_serving_it():

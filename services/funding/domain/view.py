@@ -8,7 +8,9 @@ from datetime import date, datetime
 from typing import Any
 
 from shared.contracts.envelope import EventPayload
-from shared.contracts.registry import BusinessClosed, BusinessSnapshot, NIBApplied, NIBIssued, NIBRejected
+from shared.contracts.registry import (
+    BusinessClosed, BusinessSnapshot, NIBApplied, NIBIssued, NIBRejected, require_next,
+)
 from shared.reference.wita import today_in_kupang
 
 
@@ -37,7 +39,8 @@ class BusinessView:
 
 def updated_view(current: BusinessView | None, event: EventPayload, occurred_at: datetime) -> BusinessView | None:
     """The view after a registry event; None when the event changes nothing (it is older than what the view holds,
-    or it is about a business not yet registered here)."""
+    or it is about a business not yet registered here). A single change with one before it missing raises
+    `MissedVersion`."""
     if isinstance(event, BusinessSnapshot):
         if current is not None and current.version >= event.business_version:
             return None
@@ -54,6 +57,7 @@ def updated_view(current: BusinessView | None, event: EventPayload, occurred_at:
     version = getattr(event, "business_version", 0)
     if current is None or current.version >= version:
         return None  # registration comes first on the same partition; an older event changes nothing
+    require_next(current.version, event)  # type: ignore[arg-type]
     match event:
         case NIBApplied():
             return replace(current, version=version, nib_status="applied")

@@ -10,7 +10,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from shared.contracts.envelope import EventPayload
-from shared.contracts.registry import BusinessClosed, BusinessSnapshot, NIBApplied, NIBIssued, NIBRejected
+from shared.contracts.registry import (
+    BusinessClosed, BusinessSnapshot, NIBApplied, NIBIssued, NIBRejected, require_next,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,8 @@ class BusinessView:
 
 def updated_view(current: BusinessView | None, event: EventPayload) -> BusinessView | None:
     """The view after a registry event; None when the event changes nothing (it is not newer than what the view
-    holds, or it is about a business whose registration has not arrived: registration comes first on its partition)."""
+    holds, or it is about a business whose registration has not arrived: registration comes first on its partition).
+    A single change with one before it missing raises `MissedVersion`."""
     if isinstance(event, BusinessSnapshot):
         if current is not None and current.version >= event.business_version:
             return None
@@ -51,6 +54,7 @@ def updated_view(current: BusinessView | None, event: EventPayload) -> BusinessV
     version = getattr(event, "business_version", 0)
     if current is None or current.version >= version:
         return None
+    require_next(current.version, event)  # type: ignore[arg-type]
     match event:
         case NIBApplied():
             return replace(current, version=version, nib_status="applied")
