@@ -202,6 +202,7 @@ class EventConsumer:
         self._sleep = sleep
         self._clock = clock
         self._catch_up = catch_up
+        self._lock_timeout = f"SET LOCAL lock_timeout = {max(1, round(policy.handler_timeout * 500))}"  # half of it, ms
         # Read once, at the first batch: a rebuild writes them while every process of the service is stopped.
         self._ends: dict[TopicPartition, int] | None = None if catch_up is not None else {}
 
@@ -343,6 +344,10 @@ class EventConsumer:
     async def _once(self, work: list[_Item]) -> dict[int, Outcome]:
         async with self._db.acquire() as conn:
             async with conn.transaction():
+                # A row another transaction holds is no fault of the record: waited for past the handler's time, it
+                # counted as one, and a healthy record was dead-lettered. Cut short first, the wait is retried as the
+                # database's failure (LockNotAvailableError); a handler may set a shorter wait of its own.
+                await conn.execute(self._lock_timeout)
                 fresh = await first_deliveries(conn, self.name, [item.envelope for item in work])
                 applied: dict[int, Outcome] = {}
                 deliveries: list[Delivery] = []

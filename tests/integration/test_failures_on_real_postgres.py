@@ -190,6 +190,45 @@ async def test_a_record_whose_handler_always_times_out_is_dead_lettered_and_the_
         await db.close()
 
 
+async def test_a_record_waiting_past_its_handler_time_on_a_row_another_transaction_holds_is_retried_not_dead_lettered(
+    infra, database_url
+):
+    # The wait ran into the handler's timeout, which counts as the record's fault (the database still answered), and
+    # a healthy record went to the dead-letter topic: the events after it of its aggregate then followed it there.
+    topic = await new_topic(infra.kafka, partitions=1)
+    db = await prepare(database_url)
+    await db.execute("INSERT INTO counter (id) VALUES ('k')")
+
+    async def apply(tx, batch) -> None:  # noqa: ANN001
+        for d in batch:
+            await tx.conn.execute("UPDATE counter SET version = $2 WHERE id = $1", d.payload.key, d.payload.seq)
+            await tx.conn.execute("INSERT INTO effect VALUES ($1, $2, $3)", d.envelope.event_id, d.payload.key, d.payload.seq)
+
+    metrics, producer = MessagingMetrics(CollectorRegistry()), safe_producer(infra.kafka, "t")
+    await producer.start()
+    holder = await db.connect()
+    broker = None
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT 1 FROM counter WHERE id = 'k' FOR UPDATE")  # an officer's long transaction, say
+        await producer.send_and_wait(topic, ticked("k", 1).to_json_bytes(), key=b"k")
+        broker = await consume(infra.kafka, topic, db, KafkaDeadLetters(producer), metrics, apply=apply,
+                               policy=RetryPolicy(max_attempts=2, backoff=0.01, handler_timeout=1.0,
+                                                  transient_backoff=0.05))  # fmt: skip
+        assert await eventually(lambda: metrics.transient_failures.labels("test-consumer")._value.get() >= 2, 30)
+        await held.rollback()
+        assert await eventually(lambda: _effects(db, 1), timeout=30)
+        assert metrics.dead_lettered.labels("test-consumer", topic)._value.get() == 0
+        assert await db.fetchval("SELECT version FROM counter WHERE id = 'k'") == 1
+    finally:
+        if broker is not None:
+            await broker.stop()
+        await db.release(holder)
+        await producer.stop()
+        await db.close()
+
+
 @contextlib.asynccontextmanager
 async def consuming_one_partition(infra, database_url: str) -> AsyncIterator[tuple[str, Database, AIOKafkaProducer]]:  # noqa: ANN001
     """A one-partition topic consumed into a fresh database, dead letters going through `producer`, which the test
