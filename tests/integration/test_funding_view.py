@@ -5,11 +5,13 @@ gives the same view back; and a dead-lettered event re-driven after newer ones n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -297,14 +299,7 @@ async def test_a_replay_refuses_while_funding_is_running(infra, tmp_path: Path):
 
 
 async def test_a_dead_lettered_event_redriven_after_newer_ones_never_rolls_the_view_back(infra, tmp_path: Path):
-    namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = {**service_env(infra.kafka, namespace), "BERDAYA_CONSUMER_MAX_ATTEMPTS": "2"}
-    database = await fresh_database(infra.postgres_url)
-    topic = namespaced(REGISTRY_BUSINESS, namespace)
-    await ensure_topics(infra.kafka, with_dead_letters([topic], 2, 1))
-    funding = start_service("funding", env, database, tmp_path / "funding.log")
-    conn = await asyncpg.connect(database)
-    try:
+    async with _funding_refusing_a_defect(infra, tmp_path) as (topic, conn):
         # A defect the operator will fix: the view refuses one name.
         await conn.execute("ALTER TABLE business_view ADD CONSTRAINT defect CHECK (business_name <> 'Racun')")
         b = registered(1)
@@ -326,10 +321,6 @@ async def test_a_dead_lettered_event_redriven_after_newer_ones_never_rolls_the_v
             lambda: conn.fetchval("SELECT count(*) = 3 FROM inbox WHERE consumer = 'funding-view'"), timeout=60)
         assert await name() == "Sehat"
         assert await conn.fetchval("SELECT version FROM business_view WHERE business_id = $1", b.business_id) == 3
-    finally:
-        await conn.close()
-        stop_pid(funding.pid)
-        await drop_database(infra.postgres_url, database)
 
 
 async def _equals(read, expected: object) -> bool:  # noqa: ANN001
@@ -341,14 +332,7 @@ async def test_an_nib_arriving_after_its_dead_lettered_predecessor_waits_for_it_
 ):
     # Applied over the gap, the NIB moved the view to version 3, and the move re-driven later was "older": the
     # business stayed in its old kecamatan for good, and pledges earmarked for its new one never found it.
-    namespace = f"it-{uuid.uuid4().hex[:8]}"
-    env = {**service_env(infra.kafka, namespace), "BERDAYA_CONSUMER_MAX_ATTEMPTS": "2"}
-    database = await fresh_database(infra.postgres_url)
-    topic = namespaced(REGISTRY_BUSINESS, namespace)
-    await ensure_topics(infra.kafka, with_dead_letters([topic], 2, 1))
-    funding = start_service("funding", env, database, tmp_path / "funding.log")
-    conn = await asyncpg.connect(database)
-    try:
+    async with _funding_refusing_a_defect(infra, tmp_path) as (topic, conn):
         alak = KECAMATAN[1]
         # A defect the operator will fix: the view refuses Alak.
         await conn.execute(f"ALTER TABLE business_view ADD CONSTRAINT defect CHECK (kecamatan_code <> '{alak[1]}')")
@@ -378,6 +362,23 @@ async def test_an_nib_arriving_after_its_dead_lettered_predecessor_waits_for_it_
         redriven = berdaya("dlq", "redrive", topic, "--yes", bootstrap=infra.kafka)
         assert redriven.returncode == 0, redriven.stdout + redriven.stderr
         assert await eventually(lambda: _equals(view, (3, alak[1], "issued")), timeout=60), await view()
+
+
+@contextlib.asynccontextmanager
+async def _funding_refusing_a_defect(
+    infra, tmp_path: Path  # noqa: ANN001
+) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
+    """Funding on a fresh database, giving a record two attempts before dead-lettering it: the registry's topic (with
+    its dead letters) and a connection to the database, where the test puts the defect it then fixes."""
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    env = {**service_env(infra.kafka, namespace), "BERDAYA_CONSUMER_MAX_ATTEMPTS": "2"}
+    database = await fresh_database(infra.postgres_url)
+    topic = namespaced(REGISTRY_BUSINESS, namespace)
+    await ensure_topics(infra.kafka, with_dead_letters([topic], 2, 1))
+    funding = start_service("funding", env, database, tmp_path / "funding.log")
+    conn = await asyncpg.connect(database)
+    try:
+        yield topic, conn
     finally:
         await conn.close()
         stop_pid(funding.pid)
