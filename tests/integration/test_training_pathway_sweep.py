@@ -40,7 +40,7 @@ async def test_a_business_closed_while_its_pathway_waited_is_not_reported_stalle
         assert [r["business_id"] for r in stalled] == [still_open.business_id]
 
         # A business that closes after its stall was reported leaves the figure operators watch.
-        await applied(conn, business_closed(still_open.business_id, 3))
+        await applied(conn, business_closed(still_open.business_id, 2))
         db = await open_database(database_url(infra.postgres_url, await conn.fetchval("SELECT current_database()")))
         try:
             assert await TrainingQueries(db, kota_kupang()).stalled_by_step() == []
