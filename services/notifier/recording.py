@@ -90,24 +90,23 @@ async def record(uow: NotifierUnitOfWork, deps: Deps, message: Message, preferen
 async def record_all(uow: NotifierUnitOfWork, deps: Deps, messages: Sequence[Message]) -> None:
     """`record` for many messages at once (a wave of registrations), in a few round trips rather than a few per
     message: the same rows, plans and statuses as recording them one by one."""
-    new = await uow.store.add_messages(messages)
-    owners: list[Message] = []  # planned together below, with one read of their preferences
-    for message in new:
-        if message.audience == OWNER and message.recipient_phone is not None:
-            owners.append(message)
-        else:
-            await plan_deliveries(uow, deps, message, new=True)
-    if not owners:
-        return
-    preferences = await uow.store.preferences_of({m.recipient_phone for m in owners if m.recipient_phone})
+    # Owners' deliveries are planned first, with one read of their preferences, so that each message is written once,
+    # with the status its deliveries give it (a message is new, so its deliveries are exactly the ones planned here).
+    owners = [m for m in messages if m.audience == OWNER and m.recipient_phone is not None]
+    phones = {m.recipient_phone for m in owners if m.recipient_phone}
+    preferences = await uow.store.preferences_of(phones) if owners else {}
     now = deps.clock()
-    plans = [plan_owner(m, preferences.get(m.recipient_phone or ""), deps.rules, now, deps.new_id) for m in owners]
-    await uow.store.add_deliveries([d for plan in plans for d in plan.deliveries])
-    # Each message's deliveries are exactly the ones just planned: its status needs no reading back.
-    await uow.store.set_message_statuses([(m.id, *summarise(plan.deliveries)) for m, plan in zip(owners, plans)], now)
-    if any(d.status == QUEUED for plan in plans for d in plan.deliveries):
+    plans = {m.id: plan_owner(m, preferences.get(m.recipient_phone or ""), deps.rules, now, deps.new_id)
+             for m in owners}
+    new = await uow.store.add_messages(messages, {i: summarise(plan.deliveries) for i, plan in plans.items()}, now)
+    for message in new:
+        if message.id not in plans:
+            await plan_deliveries(uow, deps, message, new=True)
+    planned = [(message, plans[message.id]) for message in new if message.id in plans]  # not an event applied again
+    await uow.store.add_deliveries([d for _, plan in planned for d in plan.deliveries])
+    if any(d.status == QUEUED for _, plan in planned for d in plan.deliveries):
         uow.after_commit(deps.wake)
-    for message, plan in zip(owners, plans):
+    for message, plan in planned:
         if plan.flag_officers:
             await _offer_at_risk(uow, deps, message, plan)
 

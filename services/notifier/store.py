@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -75,9 +75,17 @@ class NotifierStore(abc.ABC):
     async def address_waiting_for(self, contacts: Sequence[Contact]) -> list[Message]:
         return [message for contact in contacts for message in await self.address_waiting(contact)]
 
-    async def add_messages(self, messages: Sequence[Message]) -> list[Message]:
-        """The messages that were new, in order (an event applied again makes none)."""
-        return [message for message in messages if await self.add_message(message)]
+    async def add_messages(
+        self, messages: Sequence[Message], planned: Mapping[uuid.UUID, tuple[str, str]] | None = None,
+        now: datetime | None = None,
+    ) -> list[Message]:
+        """The messages that were new, in order (an event applied again makes none). `planned`: the (status, channel)
+        of those whose deliveries are already planned, which they are written with, as of `now`."""
+        new = [message for message in messages if await self.add_message(message)]
+        if planned:
+            assert now is not None, "a planned message's status is set as of a time"
+            await self.set_message_statuses([(m.id, *planned[m.id]) for m in new if m.id in planned], now)
+        return new
 
     async def contacts_of(self, business_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Contact]:
         """The contacts known of these businesses."""

@@ -141,6 +141,31 @@ async def test_a_wave_applied_again_records_nothing_more(database_url: str) -> N
         assert len(before[1]) == 40
 
 
+async def test_a_wave_of_welcomes_writes_each_message_once_with_the_status_its_delivery_gives_it(
+    database_url: str,
+) -> None:
+    # Inserted as waiting and then updated, each message was written twice; `status` is indexed, so the update also
+    # added an entry to each of message's indexes.
+    async with notifier(database_url) as n:
+        batch = deliveries_of([registered(i, f"+62813000002{i:02d}") for i in range(1, 21)])
+        publisher: Publisher[object] = Publisher("notifier", lambda _: [], lambda _: "none")
+        apply = subscribers.consumers(lambda tx, cause: PgNotifierUnitOfWork(tx, publisher, cause), n.deps)
+        async with n.db.acquire() as conn, conn.transaction():
+            await apply[subscribers.CONSUMER](BatchTransaction(conn), batch)
+            written = await conn.fetchrow(
+                "SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'message'"
+            )  # fmt: skip
+
+        assert (written["n_tup_ins"], written["n_tup_upd"]) == (20, 0)
+        rows = await n.fetch(
+            "SELECT m.status, m.channel, m.updated_at, d.status AS delivery_status, d.channel AS delivery_channel"
+            " FROM message m JOIN delivery d ON d.message_id = m.id"
+        )  # fmt: skip
+        assert len(rows) == 20
+        assert all((r["status"], r["channel"]) == (r["delivery_status"], r["delivery_channel"]) for r in rows)
+        assert {(r["status"], r["updated_at"]) for r in rows} == {("queued", n.clock())}
+
+
 NIGHT = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # 22.00 WITA: quiet hours until 07.00
 
 
