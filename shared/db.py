@@ -37,6 +37,15 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 
 
+def connection_closed(error: BaseException) -> bool:
+    """Whether asyncpg refused because the connection had already closed under the caller. asyncpg has no class of
+    its own for that, only InterfaceError's text: a statement on a connection found closed ("cannot perform
+    operation: connection is closed"), and the end of a `conn.transaction()` block whose connection a restart or a
+    cut closed ("cannot call Transaction.__aexit__(): the underlying connection is closed"), which replaces the
+    failure that closed it. Every other InterfaceError is a misuse of the connection, a bug to be seen."""
+    return isinstance(error, asyncpg.InterfaceError) and "connection is closed" in str(error)
+
+
 class DatabaseMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.acquire_wait = Histogram(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -21,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import InvalidToken, Principal, TokenService
-from shared.db import DATABASE_UNAVAILABLE, DatabaseBusy
+from shared.db import DATABASE_UNAVAILABLE, DatabaseBusy, connection_closed
 from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from shared.observability import scrub
 
@@ -179,6 +180,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, _unavailable)
+
+    @app.exception_handler(asyncpg.InterfaceError)
+    async def _interface_error(request: Request, exc: asyncpg.InterfaceError) -> JSONResponse:
+        if connection_closed(exc):
+            return await _unavailable(request, exc)
+        raise exc  # a misuse of the connection: a 500, logged with its traceback
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -33,6 +33,10 @@ DATABASE_OUTAGES = {
     "connection-gone": asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
     "protocol-state": asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation is in progress"),
     "statement-timeout": asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+    # asyncpg's words when the connection had closed under the request: no class of their own.
+    "connection-closed": asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+    "transaction-block-ended-on-a-closed-connection": asyncpg.InterfaceError(
+        "cannot call Transaction.__aexit__(): the underlying connection is closed"),
 }
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code", "errors"}
 
@@ -91,6 +95,10 @@ def new_app() -> FastAPI:
     @app.get("/database-gone/{kind}")
     async def database_gone(kind: str) -> None:
         raise DATABASE_OUTAGES[kind]
+
+    @app.get("/connection-misused")
+    async def connection_misused() -> None:
+        raise asyncpg.InterfaceError("cannot perform operation: another operation is in progress")
 
     return app
 
@@ -425,6 +433,13 @@ async def test_a_database_outage_is_a_503_problem_telling_the_client_to_retry_no
     body = assert_problem(response, 503, "database_unavailable")
     assert response.headers["retry-after"] == "5"
     assert "look it up first" in body["detail"]
+
+
+async def test_a_misused_connection_is_a_500_not_disguised_as_the_database_being_away() -> None:
+    transport = httpx.ASGITransport(app=new_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://berdaya.test") as client:
+        response = await client.get("/connection-misused")
+    assert response.status_code == 500
 
 
 # ---------------------------------------------------------------------------------------------------------------
