@@ -58,6 +58,7 @@ class ServerError:
     status: int
     body: str
     at: float  # seconds into the load
+    url: str = ""  # the replica that answered: its log has the traceback
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Api:
                 elif response.status_code >= 500:
                     self.stats.attempts[action][SERVER_ERROR] += 1
                     self.stats.server_errors.append(ServerError(action, response.status_code, response.text[:500],
-                                                                self.clock()))  # fmt: skip
+                                                                self.clock(), url))  # fmt: skip
                     ambiguous = True
                 else:
                     self._count(action, response.status_code)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from chaos.checker import SERVICES, Line, Settled, check, gather_facts, settle_lines, wait_until_settled, zero_line
 from chaos.faults import KILLS, Fault, Injected, Injector, plan
-from chaos.load import Load, LoadStats, Mix
+from chaos.load import Load, LoadStats, Mix, ServerError
 from chaos.system import LocalInfra, Start, System, Target
 
 
@@ -87,13 +87,14 @@ async def run_chaos(target: Target, config: Config, infra: LocalInfra | None = N
         facts = await gather_facts(system)
         restarts = system.starts[initial:]
         lines = [*settle_lines(settled), *check(facts, load.acked, system.nik_digest_key),
-                 *_service_lines(config, injected, restarts, stats)]
+                 *_service_lines(config, injected, restarts, stats, _names_by_url(system))]
     finally:
         await system.stop_all()
     return Result(config, target, faults, injected, stats, settled, lines, restarts, _log_lines(system))
 
 
-def _service_lines(config: Config, injected: list[Injected], restarts: list[Start], stats: LoadStats) -> list[Line]:
+def _service_lines(config: Config, injected: list[Injected], restarts: list[Start], stats: LoadStats,
+                   replicas: dict[str, str]) -> list[Line]:
     """Whether the run did what it set out to do, and how the services took it."""
     kills_made = sum(1 for i in injected if i.fault.kind in KILLS and i.ok)
     return [
@@ -106,9 +107,21 @@ def _service_lines(config: Config, injected: list[Injected], restarts: list[Star
                   [f"{action}: {n}" for action, c in stats.requests.items() if (n := c["gave up"])]),
         zero_line(SERVICES, "load generator errors (a step of the load itself failed)",
                   [f"{n} x {e}" for e, n in stats.load_errors.items()]),
-        Line(SERVICES, "HTTP answers 5xx other than 503 (retried; a database outage should answer 503)",
-             len(stats.server_errors), note="not a loss (see the load table), but each one is a bug report"),
+        # Kills and freezes leave requests unanswered and a database outage answers 503: any other 5xx is a case a
+        # service did not expect, a bug even when the retry then succeeded, so it fails the run like a loss does.
+        zero_line(SERVICES, "HTTP answers 5xx other than 503 (a database outage should answer 503)",
+                  [_server_error(e, replicas) for e in stats.server_errors],
+                  note="retried, so not a loss (see the load table); the replica's log has the traceback"),
     ]  # fmt: skip
+
+
+def _names_by_url(system: System) -> dict[str, str]:
+    return {replica.url: replica.name for replica in system.replicas.values()}
+
+
+def _server_error(error: ServerError, replicas: dict[str, str]) -> str:
+    replica = replicas.get(error.url, error.url)
+    return f"{error.action} -> {error.status} from {replica} at {error.at:.0f}s: {error.body[:160]}"
 
 
 def _log_lines(system: System) -> dict[str, Counter]:
