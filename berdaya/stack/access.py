@@ -6,11 +6,16 @@ import base64
 import hashlib
 import hmac
 import importlib
+import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from shared.messaging.acl import KafkaSecurity, provision_service, service_user
 from shared.messaging.kafka import KafkaAccess
+
+if TYPE_CHECKING:  # the definitions bring FastAPI and every route with them: imported when a service is started
+    from shared.service import ServiceDefinition
 
 
 def service_password(admin: KafkaAccess, user: str) -> str:
@@ -25,7 +30,7 @@ def service_access(admin: KafkaAccess, name: str, namespace: str = "") -> KafkaA
     up to date on every start), or, on a cluster without authentication, as anyone."""
     if not admin.authenticated:
         return admin
-    definition = importlib.import_module(f"services.{name}.bootstrap").SERVICE
+    definition = service_definition(name)
     user = service_user(name, namespace)
     own = admin.as_user(user, service_password(admin, user))
     # Setting a SCRAM password again makes a new salt, and a replica logging in at that moment is refused: the
@@ -34,6 +39,19 @@ def service_access(admin: KafkaAccess, name: str, namespace: str = "") -> KafkaA
                       set_password=not logs_in(own))  # fmt: skip
     _wait_until(lambda: logs_in(own), f"Kafka user {user}")
     return own
+
+
+# FastAPI builds a service's routes as its module is imported, inside `warnings.catch_warnings()`, which swaps the
+# process's warning filters and is not thread-safe. Replicas started from threads at once (a chaos run, the
+# benchmarks) printed pydantic warnings FastAPI meant to silence, in about one run in seven, and an interleaving can
+# leave its filters in place for the rest of the process. So one import at a time.
+_IMPORTING = threading.Lock()
+
+
+def service_definition(name: str) -> ServiceDefinition:
+    """Service `name`'s definition (`services/<name>/bootstrap.py`'s SERVICE), safe to ask for from any thread."""
+    with _IMPORTING:
+        return importlib.import_module(f"services.{name}.bootstrap").SERVICE
 
 
 def logs_in(access: KafkaAccess, timeout: float = 5) -> bool:

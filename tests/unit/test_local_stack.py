@@ -452,6 +452,37 @@ def test_a_service_s_kafka_user_and_grants_are_its_namespace_s_as_partner_add_gr
     assert all(g.name.startswith("kupang.") for g in service_grants(SERVICE, "kupang"))
 
 
+def test_service_definitions_asked_for_from_many_threads_at_once_are_imported_one_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """FastAPI silences pydantic's warnings while it builds routes by swapping the process's warning filters, which
+    two imports on two threads undo for each other (replicas started at once printed them, one run in seven)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import ModuleType, SimpleNamespace
+
+    from berdaya.stack import access
+
+    inside, most, guard = 0, 0, threading.Lock()
+
+    class SlowImports(ModuleType):
+        def import_module(self, name: str) -> SimpleNamespace:
+            nonlocal inside, most
+            with guard:
+                inside += 1
+                most = max(most, inside)
+            time.sleep(0.02)  # long enough for every other thread to arrive while this import runs
+            with guard:
+                inside -= 1
+            return SimpleNamespace(SERVICE=name)
+
+    monkeypatch.setattr(access, "importlib", SlowImports("importlib"))
+    names = ["registry", "funding", "notifier", "training"]
+    with ThreadPoolExecutor(len(names)) as pool:
+        found = list(pool.map(access.service_definition, names))
+
+    assert found == [f"services.{name}.bootstrap" for name in names]
+    assert most == 1
+
+
 def test_a_stack_without_a_namespace_keeps_the_users_and_passwords_it_had(
         secured_stack: tuple[LocalStack, list[tuple[str, str]]]) -> None:  # fmt: skip
     from berdaya.stack.access import service_password
