@@ -8,9 +8,11 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from shared.db import DATABASE_UNAVAILABLE
 
 _SIXTEEN_DIGITS = re.compile(r"(?<!\d)\d{16}(?!\d)")
 
@@ -68,13 +70,38 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class OneLineFailure(logging.Filter):
+    """A library's report of a failure the service expects and rides out, told in one line with the error's own words
+    instead of a traceback. asyncpg's pool logs one at each attempt to reconnect while the database is away (about
+    ten in a few minutes' outage, in every service): their frames told an operator nothing the service's own
+    "database unavailable" lines do not, and a traceback in the log is what should mean "something unexpected".
+    Any other failure the library reports keeps its traceback."""
+
+    def __init__(self, logger: str, expected: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self._logger, self._expected = logger, expected
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.name == self._logger and isinstance(error, self._expected):
+            record.msg, record.args = f"{record.getMessage()}: {type(error).__name__}: {error}", None
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def log_handler(service: str, stream: TextIO | None = None) -> logging.Handler:
+    """The handler every service logs through: one line per record, named for the service, never a NIK."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(OneLineFailure("asyncpg.pool", DATABASE_UNAVAILABLE))  # before the scrub, which reads the line
     handler.addFilter(_ScrubFilter())
     handler.addFilter(RepeatFilter())
+    return handler
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [log_handler(service)]
     root.setLevel(level)
     # aiokafka logs every coordinator hiccup at WARNING or ERROR; its INFO is noise.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))

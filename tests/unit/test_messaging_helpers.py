@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from datetime import date, datetime
 
 import pytest
@@ -19,7 +20,8 @@ from shared.messaging import dead_letters
 from shared.messaging.dead_letters import DeadLetter, Record, dead_letter_headers
 from shared.messaging.kafka import until_coordinator_settles
 from shared.messaging.outbox import OutboxRow, RelayError, split_by_first_failure
-from shared.observability import RepeatFilter, _ScrubFilter, scrub
+from shared.db import DATABASE_UNAVAILABLE
+from shared.observability import OneLineFailure, RepeatFilter, _ScrubFilter, scrub
 
 # A woman born 17 August 1990 whose KTP was issued in Oebobo (53.71.04): day 17 + 40 = 57.
 MARIA_NIK = "5371045708900001"
@@ -281,6 +283,73 @@ def quiet_logger(name: str, handler: logging.Handler) -> logging.Logger:
     logger.handlers[:], logger.propagate = [handler], False
     logger.setLevel(logging.INFO)
     return logger
+
+
+class Formatted(logging.Handler):
+    """The log's text as a formatter writes it, tracebacks included."""
+
+    def __init__(self, log_filter: logging.Filter) -> None:
+        super().__init__()
+        self.addFilter(log_filter)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.text: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text.append(self.format(record))
+
+
+def _failed(logger: logging.Logger, error: BaseException) -> None:
+    try:
+        raise error
+    except type(error):
+        logger.warning("Failed to restore the pool connection floor; retrying", exc_info=True)
+
+
+def _asyncpg_pool(handler: logging.Handler) -> logging.Logger:
+    logger = logging.getLogger("asyncpg.pool")
+    logger.handlers[:], logger.propagate = [handler], False
+    return logger
+
+
+@pytest.fixture
+def pool_log() -> Iterator[Formatted]:
+    handler = Formatted(OneLineFailure("asyncpg.pool", DATABASE_UNAVAILABLE))
+    logger = _asyncpg_pool(handler)
+    yield handler
+    logger.handlers[:], logger.propagate = [], True
+
+
+def test_the_pool_failing_to_reconnect_while_the_database_is_away_is_one_line_in_the_error_s_own_words(pool_log):
+    import asyncpg
+
+    pool = logging.getLogger("asyncpg.pool")
+    _failed(pool, asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"))
+    _failed(pool, ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"))
+
+    assert pool_log.text == [
+        "WARNING asyncpg.pool: Failed to restore the pool connection floor; retrying: CannotConnectNowError: the "
+        "database system is shutting down",
+        "WARNING asyncpg.pool: Failed to restore the pool connection floor; retrying: ConnectionRefusedError: [Errno "
+        "111] Connect call failed ('127.0.0.1', 5432)",
+    ]
+
+
+def test_a_failure_the_service_does_not_expect_keeps_its_traceback(pool_log):
+    import asyncpg
+
+    _failed(logging.getLogger("asyncpg.pool"), asyncpg.InvalidPasswordError("password authentication failed"))
+
+    assert "Traceback (most recent call last)" in pool_log.text[0]
+    assert pool_log.text[0].endswith("InvalidPasswordError: password authentication failed")
+
+
+def test_only_the_pool_s_reports_are_shortened() -> None:
+    handler = Formatted(OneLineFailure("asyncpg.pool", DATABASE_UNAVAILABLE))
+    elsewhere = quiet_logger("registry", handler)
+
+    _failed(elsewhere, ConnectionRefusedError(111, "Connect call failed"))
+
+    assert "Traceback (most recent call last)" in handler.text[0]
 
 
 def test_a_kafka_client_error_repeated_a_thousand_times_in_a_broker_outage_is_one_line_then_one_with_the_count() -> None:
