@@ -90,7 +90,7 @@ class OneLineFailure(logging.Filter):
 
 
 def log_handler(service: str, stream: TextIO | None = None) -> logging.Handler:
-    """The handler every service logs through: one line per record, named for the service, never a NIK."""
+    """The handler every service logs through (`configure_logging`), writing to `stream`, stderr unless given."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(OneLineFailure("asyncpg.pool", DATABASE_UNAVAILABLE))  # before the scrub, which reads the line
