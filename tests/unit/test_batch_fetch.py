@@ -30,9 +30,10 @@ class Clock:
 
 class FetchingConsumer(AIOKafkaConsumer):
     """A consumer that is never started: each getmany takes `took` seconds of the clock and returns what it is
-    given, and it records what it was asked and by which function."""
+    given (or raises it), and it records what it was asked and by which function."""
 
-    def __init__(self, clock: Clock, took: float, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    def __init__(self, clock: Clock, took: float,
+                 fetched: dict[TopicPartition, list[ConsumerRecord]] | BaseException) -> None:  # fmt: skip
         super().__init__()
         self.clock, self.took, self.fetched = clock, took, fetched
         self.asked: list[dict[str, Any]] = []
@@ -43,6 +44,8 @@ class FetchingConsumer(AIOKafkaConsumer):
         self.callers.append(sys._getframe(1).f_code.co_name)
         self.asked.append({"timeout_ms": timeout_ms, "max_records": max_records})
         self.clock.now += self.took
+        if isinstance(self.fetched, BaseException):
+            raise self.fetched
         return self.fetched
 
 
@@ -83,23 +86,13 @@ async def test_a_fetch_that_came_back_empty_before_its_timeout_sleeps_the_rest_s
     assert [round(s, 6) for s in sleeps.seconds] == [0.07]
 
 
-class StoppedConsumer(FetchingConsumer):
-    """A consumer stopped under its subscriber: FastStream's consume loop ends at its first fetch."""
-
-    async def getmany(self, *partitions: TopicPartition, timeout_ms: int = 0,  # type: ignore[override]
-                      max_records: int | None = None) -> dict[TopicPartition, list[ConsumerRecord]]:  # fmt: skip
-        self.callers.append(sys._getframe(1).f_code.co_name)
-        self.asked.append({"timeout_ms": timeout_ms, "max_records": max_records})
-        raise ConsumerStoppedError()
-
-
 async def test_faststreams_consume_loop_fetches_a_declared_subscriptions_batches_through_next_batch() -> None:
     """Pins the override to FastStream's loop: were `get_msg` renamed, the subscription would silently fetch through
     FastStream's own, which pauses after every empty fetch."""
     broker = KafkaBroker()
     declare(broker, Subscription("registry.business.v1", "funding-view", (NIBIssued,)), Consumers(), max_records=50)
     [subscriber] = broker.subscribers
-    consumer = StoppedConsumer(Clock(), 0, {})
+    consumer = FetchingConsumer(Clock(), 0, ConsumerStoppedError())  # stopped under it: the loop ends there
     subscriber.running = True
 
     await subscriber._run_consume_loop(consumer)  # type: ignore[attr-defined]
