@@ -7,8 +7,8 @@
 - when the run owns its infrastructure: PostgreSQL restarts (pg_ctl stop -m fast and -m immediate) and Kafka broker
   restarts (SIGTERM, and kill -9).
 
-"Mid-batch" is observed, not assumed: the relay claims its rows with a `FOR UPDATE OF p SKIP LOCKED` query and keeps
-that transaction open while Kafka acknowledges the batch, so a session of the service's database idle in a
+"Mid-batch" is observed, not assumed: the relay claims its rows with a query marked `/* outbox relay claim */` and
+keeps that transaction open while Kafka acknowledges the batch, so a session of the service's database idle in a
 transaction whose last statement is that claim, with rows still unpublished, is a relay mid-batch.
 """
 
@@ -234,7 +234,7 @@ class Injector:
                             """SELECT (SELECT count(*) FROM pg_stat_activity
                                         WHERE datname = current_database() AND pid <> pg_backend_pid()
                                           AND state = 'idle in transaction'
-                                          AND query LIKE '%FOR UPDATE OF p SKIP LOCKED%') AS claims,
+                                          AND query LIKE '%/* outbox relay claim */%') AS claims,
                                       (SELECT count(*) FROM outbox_pending) AS backlog"""
                         )  # fmt: skip
                         if row["claims"] and row["backlog"] >= min_backlog:

@@ -144,3 +144,37 @@ async def test_a_frozen_or_dead_relay_is_replaced_by_a_standby_and_a_woken_one_p
 
 async def _is(holder, name: str) -> bool:  # noqa: ANN001
     return await holder() == name
+
+
+async def test_a_standby_claims_nothing_while_the_holders_round_is_open_even_past_its_lease(infra, database_url):
+    # The relay's claim locks no outbox row: the lease row's lock, held by an open round, is what keeps a standby out.
+    topic = await new_topic(infra.kafka, partitions=2)
+    db = await prepare(database_url)
+    await db.execute("INSERT INTO relay_lease (name, holder, epoch, expires_at) VALUES ('outbox', 'frozen', 1, now())")
+    frozen_round = await asyncpg.connect(database_url)
+    tx = frozen_round.transaction()
+    await tx.start()
+    # The holder renewed inside its round, then froze until its lease ran out, its transaction still open.
+    await frozen_round.execute("UPDATE relay_lease SET expires_at = now() - interval '1 second' WHERE name = 'outbox'")
+    async with db.transaction() as conn:
+        await add_to_outbox(conn, [ticked(f"k{i}", 1) for i in range(20)], route=lambda _: topic)
+    standby_db = await _relay_pool(database_url, "standby")
+    standby = relay(standby_db, database_url, infra.kafka, holder="standby", lease_seconds=2)
+    stop = asyncio.Event()
+    running = asyncio.create_task(standby.run(stop))
+    try:
+        await asyncio.sleep(4)  # two of the standby's lock timeouts
+        assert standby.epoch is None, "the standby took the lease while the holder's round held its row"
+        assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 20
+        assert await read_topic(infra.kafka, topic, expect=1, timeout=2) == []
+        await tx.rollback()  # the holder's session ends, as the server ends one idle in a round past the lease
+        assert await eventually(lambda: _drained(db), timeout=30), "the standby never took over"
+        assert await eventually(lambda: _is(lambda: db.fetchval("SELECT holder FROM relay_lease"), "standby"))
+    finally:
+        stop.set()
+        await running
+        await frozen_round.close()
+        await standby_db.close()
+    records = await read_topic(infra.kafka, topic, expect=20)
+    assert sorted(json.loads(r.value)["aggregate_id"] for r in records) == sorted(f"k{i}" for i in range(20))
+    await db.close()
