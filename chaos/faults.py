@@ -7,8 +7,8 @@
 - when the run owns its infrastructure: PostgreSQL restarts (pg_ctl stop -m fast and -m immediate) and Kafka broker
   restarts (SIGTERM, and kill -9).
 
-"Mid-batch" is observed, not assumed: the relay claims its rows with a query marked `/* outbox relay claim */` and
-keeps that transaction open while Kafka acknowledges the batch, so a session of the service's database idle in a
+"Mid-batch" is observed, not assumed: the relay claims its rows with a query marked with `CLAIM_MARKER` and keeps
+that transaction open while Kafka acknowledges the batch, so a session of the service's database idle in a
 transaction whose last statement is that claim, with rows still unpublished, is a relay mid-batch.
 """
 
@@ -26,6 +26,7 @@ import asyncpg
 
 from chaos.load import Load
 from chaos.system import LocalInfra, Replica, System
+from shared.messaging.relay import CLAIM_MARKER
 
 KILL = "kill -9"
 KILL_MID_IMPORT = "kill -9 registry, relay mid-batch in a heavy import"
@@ -234,8 +235,9 @@ class Injector:
                             """SELECT (SELECT count(*) FROM pg_stat_activity
                                         WHERE datname = current_database() AND pid <> pg_backend_pid()
                                           AND state = 'idle in transaction'
-                                          AND query LIKE '%/* outbox relay claim */%') AS claims,
-                                      (SELECT count(*) FROM outbox_pending) AS backlog"""
+                                          AND query LIKE $1) AS claims,
+                                      (SELECT count(*) FROM outbox_pending) AS backlog""",
+                            f"%{CLAIM_MARKER}%",
                         )  # fmt: skip
                         if row["claims"] and row["backlog"] >= min_backlog:
                             return row["backlog"]

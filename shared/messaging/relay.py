@@ -40,10 +40,15 @@ from shared.messaging.partitioner import partition_for
 
 log = logging.getLogger(__name__)
 
+# What the claim's text carries, so a session idle in a round can be told from others in pg_stat_activity.
+CLAIM_MARKER = "/* outbox relay claim */"
 # Rows due now whose aggregate has no earlier row waiting for a retry: a failing row holds back its own aggregate
-# only, and the rest of the outbox flows past it.
-_CLAIM = """
-SELECT /* outbox relay claim */
+# only, and the rest of the outbox flows past it. The claim locks no row: every round holds the lease's row lock
+# from its renewal to its commit, so no other relay claims, publishes or marks anything meanwhile, and nothing else
+# writes `outbox_pending` but the trigger adding rows. Locking each claimed row as well cost PostgreSQL a fifth of
+# its share of relaying (a lock record written to each row, then its delete), and guarded against nothing.
+_CLAIM = f"""
+SELECT {CLAIM_MARKER}
        o.id, o.event_id, o.aggregateid, o.type, o.event_version, o.topic, o.payload::text AS payload,
        extract(epoch FROM o.created_at)::float8 AS created_at, p.attempts
   FROM outbox_pending p JOIN outbox o ON o.id = p.id
@@ -55,10 +60,6 @@ SELECT /* outbox relay claim */
  ORDER BY p.id
  LIMIT $1
 """
-# The claim locks no row: every round holds the lease's row lock from its renewal to its commit, so no other relay
-# claims, publishes or marks anything meanwhile, and nothing else writes `outbox_pending` but the trigger adding
-# rows. Locking each claimed row as well cost PostgreSQL a fifth of its share of relaying (a lock record written
-# to each row, then its delete), and guarded against nothing.
 # The claim must walk the waiting rows in id order and stop at the limit (`o.id > $2` lets it join the outbox
 # from there rather than from its first row). With a fresh or churning outbox the planner's estimates are off and
 # it picks a bitmap scan of every unpublished row, an anti-join for each and a sort (200 ms at a 15,000-row
