@@ -294,27 +294,42 @@ def import_file(
     sleep: Callable[[float], None] = time.sleep,
     transport: httpx.BaseTransport | None = None,
 ) -> ImportSummary:
-    """`summary`: filled as chunks are taken, so a caller whose import stops midway still has the rows' errors."""
+    """`summary`: filled as chunks are taken, so a caller whose import stops midway still has the rows' errors.
+
+    A chunk refused as too large (413: the registry's body limit, or a proxy's in front of it, such as nginx's 1 MB
+    by default) is sent again as two halves, in order, and so on down to one row: rows with long cells go in
+    smaller requests, and the import goes on."""
     columns, records = read_records(path)
     summary = summary if summary is not None else ImportSummary()
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=300, transport=transport) as client:
         chunk: list[dict[str, object]] = []
 
-        def post() -> httpx.Response:
+        def post(rows: list[dict[str, object]]) -> httpx.Response:
             for delay in RETRY_DELAYS:
                 try:
-                    response = client.post("/imports/businesses", json={"columns": columns, "rows": chunk})
+                    response = client.post("/imports/businesses", json={"columns": columns, "rows": rows})
                     if response.status_code not in (429, 500, 502, 503, 504):
                         return response
                 except httpx.TransportError:
                     pass
                 sleep(delay)
-            return client.post("/imports/businesses", json={"columns": columns, "rows": chunk})  # the last word
+            return client.post("/imports/businesses", json={"columns": columns, "rows": rows})  # the last word
 
-        def send() -> None:
-            response = post()
-            if response.status_code in (401, 403, 413, 422):
+        def send(rows: list[dict[str, object]]) -> None:
+            response = post(rows)
+            if response.status_code == 413 and len(rows) > 1:
+                # Refused before any row was looked at: none is in, and each half goes on its own.
+                half = len(rows) // 2
+                send(rows[:half])
+                send(rows[half:])
+                return
+            if response.status_code == 413:
+                raise ImportRefused(f"{response.url} refused even line {rows[0]['line']} alone as too large "
+                                    f"({problem_detail(response)[:120]}); the registry, or a proxy in front of it, "
+                                    "takes smaller requests than one row of this file: ask its operator to raise "
+                                    "the limit (nginx: client_max_body_size)")  # fmt: skip
+            if response.status_code in (401, 403, 422):
                 raise ImportRefused(problem_detail(response))
             response.raise_for_status()
             try:
@@ -330,8 +345,7 @@ def import_file(
             summary.updated += report["updated"]
             summary.unchanged += report["unchanged"]
             summary.errors.extend(report["errors"])
-            progress(len(chunk))
-            chunk.clear()
+            progress(len(rows))
 
         for line, values, unreadable in records:
             unsendable = unreadable or _unsendable(line, columns, values)
@@ -342,9 +356,10 @@ def import_file(
                 continue
             chunk.append({"line": line, "values": values})
             if len(chunk) >= chunk_size:
-                send()
+                send(chunk)
+                chunk = []
         if chunk:
-            send()
+            send(chunk)
     if summary.received == 0:
         raise ImportRefused("the file has a header but no rows; nothing was imported")
     summary.errors.sort(key=lambda e: e["line"])  # type: ignore[arg-type, return-value]

@@ -83,6 +83,45 @@ def test_an_import_that_stops_keeps_the_rows_found_wrong_before_it_stopped(tmp_p
     assert sleeps == [1.0, 2.0, 4.0, 8.0]  # the second chunk was sent five times before giving up
 
 
+class Proxied(Registry):
+    """A registry behind a proxy that refuses request bodies over `limit` bytes, as nginx does (1 MB by default)."""
+
+    def __init__(self, limit: int, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.limit = limit
+        self.refused = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if len(request.content) > self.limit:
+            self.refused += 1
+            return httpx.Response(413, text="<html><h1>413 Request Entity Too Large</h1></html>")
+        return super().__call__(request)
+
+
+def test_a_chunk_too_large_for_a_proxy_goes_in_as_smaller_requests_in_the_files_order(tmp_path):
+    path = csv_file(tmp_path, *[[f"Usaha {i}", "Maria", "Jl. " + "x" * 900] for i in range(10)])
+    registry, taken = Proxied(limit=3_000, row_errors={5: "16 digits"}), []
+
+    summary = run(path, registry, [], chunk_size=10, progress=taken.append)
+
+    assert registry.refused > 0
+    assert [line for chunk in registry.chunks for line in chunk] == list(range(2, 12))  # each row once, in order
+    assert (summary.received, summary.registered, sum(taken)) == (10, 9, 10)
+    assert [(e["line"], e["code"]) for e in summary.errors] == [(5, "nik.format")]
+
+
+def test_a_row_too_large_alone_stops_the_import_naming_its_line_and_whom_to_ask_and_the_rows_before_stay_in(tmp_path):
+    path = csv_file(tmp_path, ["Sei Sapi", "Maria", "Jl. A"], ["Kue", "Ina", "Jl. B"], ["Tenun", "Yuli", "x" * 900])
+    registry, summary = Proxied(limit=700), ImportSummary()
+
+    with pytest.raises(ImportRefused) as refused:
+        import_file(path, base_url="http://registry", token="t", sleep=lambda _: None,
+                    transport=httpx.MockTransport(registry), summary=summary)  # fmt: skip
+
+    assert "line 4 alone" in str(refused.value) and "client_max_body_size" in str(refused.value)
+    assert (registry.chunks, summary.registered) == ([[2], [3]], 2)
+
+
 @pytest.mark.parametrize(("status", "page"), [(413, "<html><h1>413 Request Entity Too Large</h1></html>"),
                                              (200, "<html>Selamat datang di nginx</html>")])  # fmt: skip
 def test_an_answer_that_is_not_the_registrys_is_refused_with_its_words_not_a_traceback(tmp_path, status, page):
