@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,11 @@ def bench_import(infra: Throwaway, rows: int) -> dict[str, object]:
 
     copy_seconds = asyncio.run(raw_copy(infra.postgres_url, path))
 
-    database_url = asyncio.run(ensure_database(infra.postgres_url, f"bench_registry_{rows}"))
-    env = throwaway_env(infra.kafka, f"bench-{rows}", SECRET)
+    # A name of its own each run: on a server the benchmark does not own (BERDAYA_BENCH_POSTGRES_URL) a database left
+    # by an earlier run would turn the import into a re-import and report that as the import's figure.
+    run = uuid.uuid4().hex[:6]
+    database_url = asyncio.run(ensure_database(infra.postgres_url, f"bench_registry_{rows}_{run}"))
+    env = throwaway_env(infra.kafka, f"bench-{rows}-{run}", SECRET)
     registry = run_service("registry", env, database_url, infra.base / f"registry_{rows}.log")
     port = registry.url.rsplit(":", 1)[1]
     try:

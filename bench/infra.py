@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from berdaya.stack.throwaway import Throwaway, throwaway_stack
+from shared.messaging.kafka import KafkaAccess
 
 
 @contextlib.contextmanager
@@ -17,7 +18,10 @@ def bench_infra() -> Iterator[Throwaway]:
     if os.environ.get("BERDAYA_BENCH_POSTGRES_URL") and os.environ.get("BERDAYA_BENCH_KAFKA"):
         base = Path(tempfile.mkdtemp(prefix="berdaya-bench-"))
         try:
-            yield Throwaway(os.environ["BERDAYA_BENCH_POSTGRES_URL"], os.environ["BERDAYA_BENCH_KAFKA"], base)
+            # An existing broker is taken as one without authentication: a benchmark creates its services' topics
+            # and users as the cluster's admin, and a secured cluster's admin account is not the benchmark's to hold.
+            kafka = KafkaAccess.of(os.environ["BERDAYA_BENCH_KAFKA"])
+            yield Throwaway(os.environ["BERDAYA_BENCH_POSTGRES_URL"], kafka, base, credentials=None)
         finally:
             shutil.rmtree(base, ignore_errors=True)
         return
