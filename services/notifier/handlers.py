@@ -9,7 +9,6 @@ of their own: delivery_outcomes.py (what gateways report, owners' replies, deliv
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -50,7 +49,9 @@ from shared.contracts.funding import (
     FundsDisbursed,
     PledgeClosed,
 )
-from shared.contracts.registry import BusinessClosed, BusinessSnapshot, NIBIssued, NIBRejected
+from shared.contracts.registry import (
+    BusinessClosed, BusinessEvent, BusinessSnapshot, NIBIssued, NIBRejected, never_registered,
+)
 from shared.contracts.training import (
     PathwayNotEligible,
     PathwayStalled,
@@ -60,8 +61,7 @@ from shared.contracts.training import (
     TraineeWithdrew,
     TrainingCompleted,
 )
-
-log = logging.getLogger(__name__)
+from shared.messaging.consumer import RecordRefused
 
 
 def _contact(snapshot: BusinessSnapshot) -> Contact:
@@ -109,13 +109,18 @@ async def keep_contact(event: BusinessSnapshot, uow: NotifierUnitOfWork, deps: D
         await uow.commit()
 
 
+async def _known(event: BusinessEvent, uow: NotifierUnitOfWork) -> Contact:
+    """The business's contact; an event for one the notifier has never heard of is refused, to be dead-lettered and
+    not counted as handled: the registration it overtook may still come, and the event again behind it."""
+    contact = await uow.store.contact(event.business_id)
+    if contact is None:
+        raise RecordRefused(str(never_registered(event)))
+    return contact
+
+
 async def nib_issued(event: NIBIssued, uow: NotifierUnitOfWork, deps: Deps) -> None:
     async with uow:
-        contact = await uow.store.contact(event.business_id)
-        if contact is None:
-            # Registration always precedes this on the same partition; no contact means it predates our retention.
-            log.warning("no contact for business %s; NIB message not recorded", event.business_id)
-            return
+        contact = await _known(event, uow)
         body = texts.nib_issued_text(contact, event.nib, event.issued_on)
         await to_owner_at(uow, deps, contact.business_id, contact.phone, "nib_issued", body)
         await uow.commit()
@@ -123,10 +128,7 @@ async def nib_issued(event: NIBIssued, uow: NotifierUnitOfWork, deps: Deps) -> N
 
 async def nib_rejected(event: NIBRejected, uow: NotifierUnitOfWork, deps: Deps) -> None:
     async with uow:
-        contact = await uow.store.contact(event.business_id)
-        if contact is None:
-            log.warning("no contact for business %s; NIB rejection message not recorded", event.business_id)
-            return
+        contact = await _known(event, uow)
         await to_owner_at(uow, deps, contact.business_id, contact.phone, "nib_rejected",
                           texts.nib_rejected_text(contact, event.reason))  # fmt: skip
         await uow.commit()
@@ -134,9 +136,8 @@ async def nib_rejected(event: NIBRejected, uow: NotifierUnitOfWork, deps: Deps) 
 
 async def business_closed(event: BusinessClosed, uow: NotifierUnitOfWork, deps: Deps) -> None:
     async with uow:
-        contact = await uow.store.contact(event.business_id)
-        if contact is not None:
-            await uow.store.save_contact(replace(contact, status="closed", business_version=event.business_version))
+        contact = await _known(event, uow)
+        await uow.store.save_contact(replace(contact, status="closed", business_version=event.business_version))
         await uow.commit()
 
 

@@ -55,9 +55,25 @@ class MissedVersion(ContractError):
     and change nothing even once re-driven: the business would stay as it was before it for good."""
 
 
-def require_next(held: int, event: BusinessEvent) -> None:
+def never_registered(event: BusinessEvent) -> MissedVersion:
+    """The refusal of a single change for a business a view has never heard of: its registration is the change
+    missing. Ignored, the event counted as handled, and the business stayed without it for good once its registration
+    came: after a failed publish, the relay sends a registration again behind later events Kafka had already taken."""
+    return MissedVersion(
+        f"business {event.business_id}: {type(event).__name__} is version {event.business_version}, but this view has "
+        f"never heard of the business; its registration never arrived here (dead-lettered, or sent again after this "
+        f"event, which then follows it and applies: a re-drive skips it). Re-drive this consumer's dead letters of "
+        f"registry.business.v1, oldest first: `berdaya dlq redrive registry.business.v1 --consumer <consumer>` "
+        f"(`berdaya dlq list registry.business.v1` names it)"
+    )
+
+
+def require_next(held: int | None, event: BusinessEvent) -> None:
     """A single change (an NIB applied for, issued or refused; a closure) applies only on top of the version before
-    it; a snapshot carries the whole state and applies over any older version."""
+    it; a snapshot carries the whole state and applies over any older version. `held` is None for a business the
+    view has never heard of (`never_registered`)."""
+    if held is None:
+        raise never_registered(event)
     if event.business_version > held + 1:
         raise MissedVersion(
             f"business {event.business_id}: {type(event).__name__} is version {event.business_version}, but this view "

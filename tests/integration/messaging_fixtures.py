@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from collections.abc import Sequence
 
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
@@ -54,11 +55,12 @@ async def prepare(database_url: str) -> Database:
 
 
 def relay(db: Database, database_url: str, bootstrap: KafkaAccess | str, *, cls: type[OutboxRelay] = OutboxRelay,
-          batch_size: int = 50, **options: object) -> OutboxRelay:  # fmt: skip
+          batch_size: int = 50, producer: type[AIOKafkaProducer] = AIOKafkaProducer,
+          **options: object) -> OutboxRelay:  # fmt: skip
     return cls(
         db=db,
         dsn=database_url,
-        producer_factory=lambda: safe_producer(bootstrap, "test-relay"),
+        producer_factory=lambda: safe_producer(bootstrap, "test-relay", cls=producer),
         metrics=MessagingMetrics(CollectorRegistry()),
         batch_size=batch_size,
         idle_wait=0.2,

@@ -18,6 +18,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import RequestTimedOutError
 
 from berdaya.stack.access import access_env
 from berdaya.stack.process import stop_pid
@@ -26,9 +28,11 @@ from shared.auth import TokenService
 from shared.contracts.registry import BusinessUpdated
 from shared.contracts.topics import REGISTRY_BUSINESS, TRAINING_PARTICIPANT, namespaced
 from shared.messaging.kafka import KafkaAccess, ensure_topics, topic_extent, with_dead_letters
+from shared.messaging.outbox import add_to_outbox
 from shared.messaging.replay import rebuild, still_held
 from tests.integration.funding_events import KECAMATAN, closed, completed, envelopes, nib_issued, produce, registered
-from tests.support import TEST_SECRET, drop_database, eventually, fresh_database, service_env, start_service
+from tests.integration.messaging_fixtures import prepare, relay
+from tests.support import TEST_SECRET, drop_database, eventually, fresh_database, read_topic, service_env, start_service
 
 pytestmark = pytest.mark.integration
 
@@ -362,6 +366,56 @@ async def test_an_nib_arriving_after_its_dead_lettered_predecessor_waits_for_it_
         redriven = berdaya("dlq", "redrive", topic, "--yes", bootstrap=infra.kafka)
         assert redriven.returncode == 0, redriven.stdout + redriven.stderr
         assert await eventually(lambda: _equals(view, (3, alak[1], "issued")), timeout=60), await view()
+
+
+async def test_a_registration_the_relay_sends_again_behind_its_nib_still_leaves_the_view_with_the_nib(
+    infra, database_url, tmp_path: Path
+):
+    # Kafka lost the request carrying a new business's registration, and took the next one, carrying its NIB: the
+    # relay sends both again, in order, behind the NIB. The NIB arriving first was ignored and counted as handled, the
+    # one sent again was skipped as a duplicate, and the business stayed without its NIB in funding's view for good.
+    async with _funding_refusing_a_defect(infra, tmp_path) as (topic, conn):
+        lost: list[tuple[str, int]] = []
+
+        class LosesItsFirstRequest(AIOKafkaProducer):
+            async def send_batch(self, batch, topic, *, partition):  # noqa: ANN001, ANN201
+                if lost:
+                    return await super().send_batch(batch, topic, partition=partition)
+                lost.append((topic, partition))
+                failed = asyncio.get_running_loop().create_future()
+                failed.set_exception(RequestTimedOutError())
+                return failed
+
+        b = registered(1)
+        outbox = await prepare(database_url)
+        async with outbox.acquire() as c:
+            await add_to_outbox(c, envelopes([b, nib_issued(b)]), route=lambda _: topic)
+        # One row a batch, so the NIB is handed over before the registration's failure is known.
+        publishing = relay(outbox, database_url, infra.kafka, batch_size=1, producer=LosesItsFirstRequest)
+        stop = asyncio.Event()
+        running = asyncio.create_task(publishing.run(stop))
+        try:
+            sent = await read_topic(infra.kafka, topic, expect=3)
+        finally:
+            stop.set()
+            await running
+            await outbox.close()
+        sent.sort(key=lambda r: (r.partition, r.offset))
+        assert [dict(r.headers)["event_type"] for r in sent] == [b"NIBIssued", b"BusinessRegistered", b"NIBIssued"]
+
+        async def view() -> tuple | None:
+            row = await conn.fetchrow("SELECT version, nib_status FROM business_view WHERE business_id = $1",
+                                      b.business_id)  # fmt: skip
+            return None if row is None else tuple(row)
+
+        assert await eventually(lambda: _equals(view, (2, "issued")), timeout=60), await view()
+        shown = None
+        for _ in range(120):  # the NIB that came first, dead-lettered with what to do
+            shown = berdaya("dlq", "show", topic, "0", bootstrap=infra.kafka)
+            if "NIBIssued" in shown.stdout:
+                break
+            await asyncio.sleep(0.5)
+        assert "never heard of the business" in shown.stdout and "dlq redrive" in shown.stdout, shown.stdout
 
 
 @contextlib.asynccontextmanager

@@ -174,6 +174,22 @@ async def test_a_batch_holding_a_registration_and_the_nib_that_followed_keeps_th
     assert world.seated(cohort.id) == {first.business_id}
 
 
+async def test_an_nib_for_a_business_never_registered_here_is_refused_and_invites_once_sent_behind_its_registration():
+    # Ignored, it counted as handled: the relay sends a registration that failed to publish again behind the NIB Kafka
+    # had already taken, then the NIB again, which the inbox skipped; the business was never invited.
+    world = TrainingWorld()
+    _, cohort = await world.open_cohort(capacity=2)
+    first = registered(nib_status="none")
+
+    with pytest.raises(RecordRefused, match=r"NIBIssued is version 2, but this view has never heard of the business"):
+        await world.consume(nib_issued(first.business_id, 2))
+    assert (world.store.views, world.seated(cohort.id)) == ({}, set())
+
+    await world.consume(first, nib_issued(first.business_id, 2))
+    assert world.store.views[first.business_id].nib_status == "issued"
+    assert world.seated(cohort.id) == {first.business_id}
+
+
 async def test_a_closure_arriving_with_the_nib_before_it_missing_is_refused_and_the_business_keeps_its_seat():
     # The NIB was dead-lettered: closed at version 3 over version 1, the view would never take the NIB re-driven.
     world = TrainingWorld()

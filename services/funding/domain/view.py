@@ -38,9 +38,8 @@ class BusinessView:
 
 
 def updated_view(current: BusinessView | None, event: EventPayload, occurred_at: datetime) -> BusinessView | None:
-    """The view after a registry event; None when the event changes nothing (it is older than what the view holds,
-    or it is about a business not yet registered here). A single change with one before it missing raises
-    `MissedVersion`."""
+    """The view after a registry event; None when the event changes nothing (it is older than what the view holds).
+    A single change with one before it missing, its registration included, raises `MissedVersion`."""
     if isinstance(event, BusinessSnapshot):
         if current is not None and current.version >= event.business_version:
             return None
@@ -55,9 +54,10 @@ def updated_view(current: BusinessView | None, event: EventPayload, occurred_at:
             funded_count=current.funded_count if current else 0,
         )  # fmt: skip
     version = getattr(event, "business_version", 0)
-    if current is None or current.version >= version:
-        return None  # registration comes first on the same partition; an older event changes nothing
-    require_next(current.version, event)  # type: ignore[arg-type]
+    if current is not None and current.version >= version:
+        return None  # an older event changes nothing
+    require_next(None if current is None else current.version, event)  # type: ignore[arg-type]
+    assert current is not None  # refused above: a single change needs the registration before it
     match event:
         case NIBApplied():
             return replace(current, version=version, nib_status="applied")

@@ -40,8 +40,7 @@ class BusinessView:
 
 def updated_view(current: BusinessView | None, event: EventPayload) -> BusinessView | None:
     """The view after a registry event; None when the event changes nothing (it is not newer than what the view
-    holds, or it is about a business whose registration has not arrived: registration comes first on its partition).
-    A single change with one before it missing raises `MissedVersion`."""
+    holds). A single change with one before it missing, its registration included, raises `MissedVersion`."""
     if isinstance(event, BusinessSnapshot):
         if current is not None and current.version >= event.business_version:
             return None
@@ -52,9 +51,10 @@ def updated_view(current: BusinessView | None, event: EventPayload) -> BusinessV
             status=event.status, registered_at=event.registered_at,
         )  # fmt: skip
     version = getattr(event, "business_version", 0)
-    if current is None or current.version >= version:
+    if current is not None and current.version >= version:
         return None
-    require_next(current.version, event)  # type: ignore[arg-type]
+    require_next(None if current is None else current.version, event)  # type: ignore[arg-type]
+    assert current is not None  # refused above: a single change needs the registration before it
     match event:
         case NIBApplied():
             return replace(current, version=version, nib_status="applied")
