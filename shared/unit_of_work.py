@@ -19,6 +19,7 @@ from typing import Any, Generic, Self, TypeVar
 import asyncpg
 
 from shared.contracts.envelope import Envelope, EventPayload, new_envelope
+from shared.contracts.topics import is_public
 from shared.db import Database
 from shared.messaging import audit
 from shared.messaging.audit import AuditEntry
@@ -69,11 +70,24 @@ class Publisher(Generic[E]):
         return list(self.each_envelope(events, causes))
 
     def each_envelope(self, events: Sequence[E], causes: Sequence[Cause]) -> Iterator[Envelope]:
-        """The envelopes one at a time, so the outbox can take the first while the rest are being made."""
+        """The envelopes one at a time, so the outbox can take the first while the rest are being made.
+
+        The copies every partner reads come after all of the unit of work's other events, each stream in its own
+        order: the relay publishes in outbox order, and a pledge matched against a city had owners' offers wait
+        behind as many partner copies, interleaved, before the last of them reached the notifier."""
+        public: list[tuple[EventPayload, Cause]] = []
         for event, cause in zip(events, causes, strict=True):
             for payload in self.translate(event):
-                yield new_envelope(payload, producer=self.producer, correlation_id=cause.correlation_id,
-                                   causation_id=cause.causation_id, actor=cause.actor)  # fmt: skip
+                if is_public(payload.aggregate_type):
+                    public.append((payload, cause))
+                else:
+                    yield self._envelope(payload, cause)
+        for payload, cause in public:
+            yield self._envelope(payload, cause)
+
+    def _envelope(self, payload: EventPayload, cause: Cause) -> Envelope:
+        return new_envelope(payload, producer=self.producer, correlation_id=cause.correlation_id,
+                            causation_id=cause.causation_id, actor=cause.actor)  # fmt: skip
 
 
 
