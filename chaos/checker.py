@@ -613,10 +613,25 @@ def _money(facts: Facts) -> list[Line]:
 
 
 def _dead_letters(facts: Facts) -> list[Line]:
-    return [zero_line(DEAD, f"records in {topic}", [f"{d.consumer}: {d.error[:200]} (from {d.original_topic}"
-                                                    f"[{d.headers.get('dlq.original_partition')}]@"
-                                                    f"{d.headers.get('dlq.original_offset')})" for d in letters])
-            for topic, letters in facts.dead_letters.items()]  # fmt: skip
+    """A dead letter its consumer has applied since lost nothing and is counted apart: the relay sent the event again
+    behind the registration (or version) it had overtaken after a failed publish, and that copy applied."""
+    applied = {(r["consumer"], r["event_id"]) for rows in (facts.registry, facts.funding, facts.notifier)
+               for r in rows["inbox"]}  # fmt: skip
+    lines = []
+    for topic, letters in facts.dead_letters.items():
+        since, kept = [], []
+        for d in letters:
+            (since if (d.consumer, d.headers.get("event_id")) in applied else kept).append(d)
+        lines.append(zero_line(DEAD, f"records in {topic} not applied since", map(_letter, kept)))
+        if since:
+            lines.append(Line(DEAD, f"records in {topic} applied since (sent again behind what they overtook)",
+                              len(since), evidence=[_letter(d) for d in since[:5]]))  # fmt: skip
+    return lines
+
+
+def _letter(d: DeadLetter) -> str:
+    return (f"{d.consumer}: {d.error[:200]} (from {d.original_topic}[{d.headers.get('dlq.original_partition')}]@"
+            f"{d.headers.get('dlq.original_offset')})")
 
 
 def settle_lines(settled: Settled) -> list[Line]:

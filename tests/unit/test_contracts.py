@@ -526,8 +526,9 @@ def test_the_copies_for_partners_follow_all_of_a_unit_of_work_s_other_events_eac
 
     envelopes = both.envelopes(events, causes)
 
+    officers = [f"officer-{i}" for i in range(3)]
     assert [(e.event_type, e.actor) for e in envelopes] == [
-        *(("BusinessRegistered", f"officer-{i}") for i in range(3)), *(("BusinessListed", f"officer-{i}") for i in range(3))]
+        *(("BusinessRegistered", o) for o in officers), *(("BusinessListed", o) for o in officers)]
     assert [e.aggregate_version for e in envelopes[:3]] == [1, 2, 3]
     assert [e.payload["kbli_code"] for e in envelopes[3:]] == ["10792", "56102", "13921"]
 
