@@ -25,7 +25,7 @@ from shared.contracts.funding import CSRPledged
 from shared.contracts.public import FinancingApproved, FinancingDeclined, FinancingDisbursed
 from shared.contracts.public import PartnerOutcome as PartnerOutcomeEvent
 from shared.contracts.topics import partner_topic
-from shared.contracts.registry import BusinessEvent, MissedVersion
+from shared.contracts.registry import BusinessEvent
 from shared.contracts.training import TrainingCompleted
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.messaging.consumer import Delivery, RecordRefused
@@ -112,10 +112,7 @@ async def apply_registry_events(batch: Sequence[Delivery], uow: FundingUnitOfWor
         written: list[BusinessView] = []
         for delivery in batch:
             event: BusinessEvent = delivery.payload  # type: ignore[assignment]
-            try:
-                view = updated_view(views.get(event.business_id), event, delivery.envelope.occurred_at)
-            except MissedVersion as exc:  # retrying can't bring the missing change: only a re-drive can
-                raise RecordRefused(str(exc)) from exc
+            view = updated_view(views.get(event.business_id), event, delivery.envelope.occurred_at)
             if view is not None:
                 views[event.business_id] = view
                 written.append(view)

@@ -61,7 +61,6 @@ from shared.contracts.training import (
     TraineeWithdrew,
     TrainingCompleted,
 )
-from shared.messaging.consumer import RecordRefused
 
 
 def _contact(snapshot: BusinessSnapshot) -> Contact:
@@ -114,7 +113,7 @@ async def _known(event: BusinessEvent, uow: NotifierUnitOfWork) -> Contact:
     not counted as handled: the registration it overtook may still come, and the event again behind it."""
     contact = await uow.store.contact(event.business_id)
     if contact is None:
-        raise RecordRefused(str(never_registered(event)))
+        raise never_registered(event)
     return contact
 
 

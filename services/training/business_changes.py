@@ -18,8 +18,8 @@ from services.training.domain.view import BusinessView, updated_view
 from services.training.seating import Deps, Seating
 from services.training.store import TrainingUnitOfWork
 from shared.contracts.funding import FundingAccepted
-from shared.contracts.registry import BusinessEvent, MissedVersion
-from shared.messaging.consumer import Delivery, RecordRefused
+from shared.contracts.registry import BusinessEvent
+from shared.messaging.consumer import Delivery
 from shared.unit_of_work import Cause
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -42,10 +42,7 @@ async def apply_registry_events(batch: Sequence[Delivery], uow: TrainingUnitOfWo
         replayed: dict[uuid.UUID, bool] = {}
         for delivery in batch:
             event: BusinessEvent = delivery.payload  # type: ignore[assignment]
-            try:
-                view = updated_view(views.get(event.business_id), event)
-            except MissedVersion as exc:  # retrying can't bring the missing change: only a re-drive can
-                raise RecordRefused(str(exc)) from exc
+            view = updated_view(views.get(event.business_id), event)
             if view is not None:
                 views[event.business_id] = view
                 changed[event.business_id] = Cause.delivery(delivery)

@@ -18,6 +18,12 @@ class ContractError(ValueError):
     """A record that is not a valid Berdaya event; it belongs in a dead-letter topic, not a retry loop."""
 
 
+class RecordRefused(ContractError):
+    """Raised by a handler for a record that is wrong in itself and always will be (an outcome on another partner's
+    topic, a date far in the future): once the batch is split, it is dead-lettered at its first attempt alone, with
+    no backoff. Whoever can write to a topic must not be able to stall its consumer by writing such records."""
+
+
 def _utc(value: datetime) -> datetime:
     # Checking the offset first skips a slow conversion for the common case of a time already in UTC.
     if value.utcoffset() == _ZERO:

@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, AwareDatetime, Field
 
 from shared.contracts.catalog import CATALOG
-from shared.contracts.envelope import ContractError, EventPayload, Rupiah
+from shared.contracts.envelope import EventPayload, RecordRefused, Rupiah
 
 Scale = Literal["micro", "small", "medium"]
 ScaleBasis = Literal["capital", "annual_sales"]
@@ -49,10 +49,11 @@ class BusinessEvent(EventPayload):
         return self.business_version
 
 
-class MissedVersion(ContractError):
+class MissedVersion(RecordRefused):
     """A change of a business that is not a whole snapshot arrived with an earlier change missing, most likely
     dead-lettered. Applied, it would move the view past the missing change, which would then be older than the view
-    and change nothing even once re-driven: the business would stay as it was before it for good."""
+    and change nothing even once re-driven: the business would stay as it was before it for good. Refused, not
+    retried: retrying can't bring the missing change, only a re-drive can."""
 
 
 def never_registered(event: BusinessEvent) -> MissedVersion:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from shared.contracts.catalog import CATALOG, EventCatalog
-from shared.contracts.envelope import ContractError, Envelope, EventPayload
+from shared.contracts.envelope import Envelope, EventPayload, RecordRefused
 from shared.contracts.topics import dlq
 from shared.db import Database, DatabaseBusy
 from shared.messaging.dead_letters import DeadLetters, Record
@@ -125,12 +125,6 @@ class RetryPolicy:
     # once. A batch must end well inside Kafka's max.poll.interval (300 s): one that ran past it was handed to
     # another consumer, redelivered, and its bad records dead-lettered again, round after round.
     retry_window: float = 90.0
-
-
-class RecordRefused(ContractError):
-    """Raised by a handler for a record that is wrong in itself and always will be (an outcome on another partner's
-    topic, a date far in the future): once the batch is split, it is dead-lettered at its first attempt alone, with
-    no backoff. Whoever can write to a topic must not be able to stall its consumer by writing such records."""
 
 
 class TransientFailure(RuntimeError):
