@@ -14,7 +14,7 @@ from datetime import datetime
 
 from services.notifier.domain import texts
 from services.notifier.domain.consent import Preference
-from services.notifier.domain.delivery import QUEUED, WITHHELD, summarise
+from services.notifier.domain.delivery import NUMBER_CHANGED, QUEUED, WITHHELD, summarise
 from services.notifier.domain.messages import OFFICERS, OWNER, Contact, Message, compose, to_officers
 from services.notifier.domain.planning import DeliveryRules, Plan, plan_addresses, plan_owner
 from services.notifier.store import NotifierUnitOfWork
@@ -164,7 +164,6 @@ async def _readdress(uow: NotifierUnitOfWork, deps: Deps, business_id: uuid.UUID
     now = deps.clock()
     waiting = await uow.store.queued_to_another_phone(business_id, phone)
     for delivery in waiting:
-        await uow.store.save_delivery(replace(delivery, status=WITHHELD, reason="the owner's number changed before "
-                                              "this went; the message goes to the new number instead"), now)  # fmt: skip
+        await uow.store.save_delivery(replace(delivery, status=WITHHELD, reason=NUMBER_CHANGED), now)
     for message in await uow.store.readdress(sorted({d.message_id for d in waiting}), phone):
         await plan_deliveries(uow, deps, message)

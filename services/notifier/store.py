@@ -124,7 +124,10 @@ class NotifierStore(abc.ABC):
     # --- deliveries ------------------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None: ...
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """Each delivery not already planned for its (message, channel, recipient). One withheld there because the
+        owner's number changed (`NUMBER_CHANGED`) takes the new plan instead: the number has changed back, and the
+        message would otherwise never go."""
 
     @abc.abstractmethod
     async def deliveries_of_messages(self, message_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Delivery]]:

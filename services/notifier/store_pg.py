@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from services.notifier.domain.consent import Preference
-from services.notifier.domain.delivery import WAITING, Delivery
+from services.notifier.domain.delivery import NUMBER_CHANGED, WAITING, Delivery
 from services.notifier.domain.digest import OfferFact, PledgeFact
 from services.notifier.domain.messages import Contact, Message
 from services.notifier.domain.ratelimit import Bucket
@@ -82,7 +82,11 @@ _ADD_DELIVERIES = f"""INSERT INTO delivery ({_DELIVERY})
                       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                                            $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::uuid[],
                                            $11::int[], $12::bool[])
-                      ON CONFLICT (message_id, channel, recipient) DO NOTHING"""
+                      ON CONFLICT (message_id, channel, recipient) DO UPDATE
+                         SET status = excluded.status, reason = excluded.reason, not_before = excluded.not_before,
+                             attempts = excluded.attempts, retries_from = excluded.retries_from,
+                             critical = excluded.critical, updated_at = now()
+                       WHERE delivery.status = 'withheld' AND delivery.reason = $13"""
 
 
 def _delivery(row: asyncpg.Record) -> Delivery:
@@ -199,9 +203,13 @@ class PgNotifierStore(NotifierStore):
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
+        # One row per (message, channel, recipient), the first as before: an upsert may touch a row once only.
+        unique: dict[tuple, Delivery] = {}
+        for d in deliveries:
+            unique.setdefault((d.message_id, d.channel, d.recipient), d)
         rows = [(d.id, d.message_id, d.channel, d.recipient, d.status, d.not_before, d.attempts, d.provider_id,
-                 d.reason, d.fallback_of, d.retries_from, d.critical) for d in deliveries]  # fmt: skip
-        await self._conn.execute(_ADD_DELIVERIES, *(list(column) for column in zip(*rows)))
+                 d.reason, d.fallback_of, d.retries_from, d.critical) for d in unique.values()]  # fmt: skip
+        await self._conn.execute(_ADD_DELIVERIES, *(list(column) for column in zip(*rows)), NUMBER_CHANGED)
 
     async def deliveries_of_messages(self, message_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Delivery]]:
         ids = sorted(set(message_ids))

@@ -46,3 +46,23 @@ async def test_a_message_already_claimed_for_the_old_number_is_left_to_its_send(
 
         [row] = await n.deliveries()
         assert (row["recipient"], row["status"]) == (OLD, "sending")  # on its way: not sent twice
+
+
+async def test_an_offer_waiting_for_morning_goes_to_the_old_number_once_a_change_to_it_is_put_right(
+        database_url, cloud) -> None:  # fmt: skip
+    api, server = cloud
+    clock = Clock(NIGHT)
+    business = uuid.uuid4()
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}, clock=clock) as n:
+        await n.handle(handlers.keep_contact, registered(business_id=business, contact_phone=OLD), producer="registry")
+        offer_event = await n.handle(handlers.funding_offer, matched(business_id=business, contact_phone=OLD))
+        await n.handle(handlers.keep_contact, number_changed(NEW, business_id=business), producer="registry")  # a typo
+        await n.handle(handlers.keep_contact, number_changed(OLD, version=3, business_id=business), producer="registry")
+        clock.advance(hours=10)  # 08.00 WITA
+        await n.worker().pass_once()
+
+        assert [m.to for m in api.sent] == [OLD.removeprefix("+")]  # the offer, once, to the number the owner has
+        rows = await n.deliveries(event_id=offer_event)
+        assert sorted((r["recipient"], r["status"]) for r in rows) == [(OLD, "sent"), (NEW, "withheld")]
+        assert await n.fetch("SELECT recipient_phone, status FROM message WHERE event_id = $1", offer_event) == [
+            (OLD, "sent")]

@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from services.notifier.domain.consent import Preference
+from services.notifier.domain.delivery import NUMBER_CHANGED, WITHHELD
 from services.notifier.domain.delivery import Delivery as NotifierDelivery
 from services.notifier.domain.digest import OfferFact, PledgeFact
 from services.notifier.domain.messages import Contact, Message
@@ -159,9 +160,14 @@ class FakeNotifierStore(NotifierStore):
 
     async def add_deliveries(self, deliveries: Sequence[NotifierDelivery]) -> None:
         for delivery in deliveries:
-            if not any((d.message_id, d.channel, d.recipient) == (delivery.message_id, delivery.channel, delivery.recipient)
-                       for d in self.deliveries.values()):  # fmt: skip
+            key = (delivery.message_id, delivery.channel, delivery.recipient)
+            planned = next((d for d in self.deliveries.values() if (d.message_id, d.channel, d.recipient) == key), None)
+            if planned is None:
                 self.deliveries[delivery.id] = delivery
+            elif planned.status == WITHHELD and planned.reason == NUMBER_CHANGED:
+                self.deliveries[planned.id] = replace(
+                    planned, status=delivery.status, reason=delivery.reason, not_before=delivery.not_before,
+                    attempts=delivery.attempts, retries_from=delivery.retries_from, critical=delivery.critical)
 
     async def deliveries_of_messages(self, message_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[NotifierDelivery]]:
         return {i: [d for d in self.deliveries.values() if d.message_id == i] for i in sorted(set(message_ids))}

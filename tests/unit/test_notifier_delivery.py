@@ -199,6 +199,21 @@ async def test_messages_still_queued_to_a_number_the_owner_gave_up_go_to_the_new
     assert store.status_of(message(store, "funding_offer")) == "queued"
 
 
+async def test_a_number_changed_and_changed_back_before_the_message_went_sends_it_to_that_number_after_all() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT))
+    await deliver(handlers.keep_contact, registered(), store, deps)
+    await deliver(handlers.funding_offer, matched(expires_at=NIGHT + timedelta(days=14)), store, deps)  # for 07.00
+
+    await deliver(handlers.keep_contact, number_changed(NEW_PHONE, version=2), store, deps)  # a typo
+    await deliver(handlers.keep_contact, number_changed(PHONE, version=3), store, deps)  # put right
+
+    by_phone = {d.recipient: d for d in deliveries(store, "funding_offer")}
+    assert (by_phone[PHONE].status, by_phone[PHONE].not_before) == ("queued", wita(2026, 11, 24, 7))
+    assert by_phone[NEW_PHONE].status == "withheld"
+    assert message(store, "funding_offer").recipient_phone == PHONE
+    assert store.status_of(message(store, "funding_offer")) == "queued"
+
+
 async def test_a_change_of_something_else_or_an_older_snapshot_readdresses_nothing() -> None:
     store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT))
     await deliver(handlers.keep_contact, registered(business_version=3), store, deps)

@@ -26,6 +26,9 @@ from services.notifier.domain.channels import AT_MOST_ONCE, Accepted, Guarantee,
 QUEUED, SENDING, SENT, DELIVERED, READ = "queued", "sending", "sent", "delivered", "read"
 FAILED, UNKNOWN, WITHHELD = "failed", "unknown", "withheld"
 WAITING = "waiting"  # a message (not a delivery) whose owner's contact has not reached the notifier yet
+# Why a queued delivery was withheld when the owner's number changed. Only such a delivery is queued again if the
+# number changes back (`NotifierStore.add_deliveries`): any other withheld one stays as it was.
+NUMBER_CHANGED = "the owner's number changed before this went; the message goes to the new number instead"
 DELIVERY_STATUSES = (QUEUED, SENDING, SENT, DELIVERED, READ, FAILED, UNKNOWN, WITHHELD)
 MESSAGE_STATUSES = (WAITING, *DELIVERY_STATUSES)
 REPORTED = frozenset({SENT, DELIVERED, READ, FAILED})  # what a gateway's status webhook can say
