@@ -123,7 +123,21 @@ class DeadLetter:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: dict[str, str]
+    headers: dict[str, str]  # to read: each header's text (its last, if repeated; "" for a header with no value)
+    # The headers as the record has them, what a re-drive sends back: the text above would turn bytes that are not
+    # UTF-8 into U+FFFD and keep one of a repeated header's values.
+    raw_headers: tuple[tuple[str, bytes | None], ...] | None = None
+
+    @classmethod
+    def from_kafka(cls, dlq_topic: str, record: object) -> DeadLetter:
+        raw = tuple(record.headers or ())  # type: ignore[attr-defined]
+        return cls(dlq_topic, record.partition, record.offset, record.key, record.value,  # type: ignore[attr-defined]
+                   {k: (v or b"").decode("utf-8", "replace") for k, v in raw}, raw)  # fmt: skip
+
+    def own_headers(self) -> list[tuple[str, bytes | None]]:
+        """The original record's headers, without those its dead-lettering added."""
+        raw = self.raw_headers if self.raw_headers is not None else [(k, v.encode()) for k, v in self.headers.items()]
+        return [(k, v) for k, v in raw if not k.startswith("dlq.")]
 
     @property
     def consumer(self) -> str:
@@ -186,8 +200,7 @@ async def read_dead_letters(kafka: KafkaAccess | str, topic: str, *, patience: f
             for tp, records in fetched.items():
                 for r in records:
                     if r.offset < ends[tp]:
-                        headers = {k: v.decode("utf-8", "replace") for k, v in (r.headers or ())}
-                        found.append(DeadLetter(dlq_topic, r.partition, r.offset, r.key, r.value, headers))
+                        found.append(DeadLetter.from_kafka(dlq_topic, r))
         return sorted(found, key=lambda d: (d.partition, d.offset))
     finally:
         await consumer.stop()
@@ -221,7 +234,7 @@ async def redrive(kafka: KafkaAccess | str, letters: list[DeadLetter]) -> int:
         await producer.start()
         try:
             for letter in whole:
-                headers = [(k, v.encode()) for k, v in letter.headers.items() if not k.startswith("dlq.")]
+                headers = letter.own_headers()
                 headers.append(("redriven_from", f"{letter.dlq_topic}:{letter.partition}:{letter.offset}".encode()))
                 await producer.send_and_wait(letter.original_topic, value=letter.value, key=letter.key, headers=headers)
         finally:

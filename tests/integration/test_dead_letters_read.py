@@ -15,9 +15,10 @@ from berdaya import partners
 from berdaya.stack.access import service_access
 from berdaya.stack.process import free_ports
 from shared.contracts.topics import dlq, namespaced, partner_topic
-from shared.messaging.dead_letters import UnknownTopic, read_dead_letters
+from shared.messaging.dead_letters import UnknownTopic, read_dead_letters, redrive
 from shared.messaging.kafka import KafkaAccess, TopicSpec, ensure_topics, with_dead_letters
 from tests.integration.test_funding_view import berdaya
+from tests.support import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,28 @@ async def test_every_dead_letter_of_a_large_topic_is_read_in_partition_and_offse
     assert len(letters) == 30_000
     assert [(d.partition, d.offset) for d in letters] == [(p, o) for p in range(3) for o in range(10_000)]
     assert {d.consumer for d in letters} == {"funding-view"} and letters[0].value == b"letter 0"
+
+
+async def test_a_dead_letter_with_a_header_of_no_value_is_listed_and_redriven_with_its_headers_as_they_were(
+    infra,  # noqa: ANN001
+):
+    topic = f"dl-{uuid.uuid4().hex[:8]}.partner.bri.outcomes.v1"
+    await ensure_topics(infra.kafka, with_dead_letters([topic], 1, 1))
+    theirs = [("x-trace", None), ("bin", b"\xff\xfe"), ("dup", b"1"), ("dup", b"2")]  # a partner's, as Kafka allows
+    producer = AIOKafkaProducer(**infra.kafka.aiokafka(), acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(dlq(topic), b"{}", key=b"k", headers=[
+            *theirs, ("dlq.consumer", b"funding-partners"), ("dlq.original_topic", topic.encode())])
+    finally:
+        await producer.stop()
+
+    [letter] = await read_dead_letters(infra.kafka, topic)
+    assert (letter.consumer, letter.headers["x-trace"]) == ("funding-partners", "")
+    assert await redrive(infra.kafka, [letter]) == 1
+
+    [again] = await read_topic(infra.kafka, topic, expect=1)
+    assert list(again.headers) == [*theirs, ("redriven_from", f"{dlq(topic)}:0:0".encode())]
 
 
 async def test_a_topic_named_wrong_is_refused_with_the_dead_letter_topics_there_are(infra):  # noqa: ANN001

@@ -125,6 +125,7 @@ class FakeProducer:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None, list[str]]] = []
+        self.headers: list[list[tuple[str, bytes | None]]] = []  # each record's, whole
 
     async def start(self) -> None:
         pass
@@ -135,6 +136,7 @@ class FakeProducer:
     async def send_and_wait(self, topic: str, value: bytes | None = None, key: bytes | None = None,
                             headers: list[tuple[str, bytes]] | None = None) -> None:  # fmt: skip
         self.sent.append((topic, key, value, [name for name, _ in headers or []]))
+        self.headers.append(list(headers or []))
 
 
 @pytest.fixture
@@ -182,6 +184,27 @@ async def test_the_whole_dead_letters_beside_one_cut_short_are_redriven_all_the_
         await dead_letters.redrive("127.0.0.1:1", [whole[0], cut_short(9), whole[1]])
     assert producer.sent == [(REGISTRY_BUSINESS, b"business-key", b"first", ["event_id", "redriven_from"]),
                              (REGISTRY_BUSINESS, b"business-key", b"second", ["redriven_from"])]  # fmt: skip
+
+
+class DeadLetterRecord:  # the attributes aiokafka's ConsumerRecord has
+    topic, partition, offset, key, value = "partner.bri.outcomes.v1.dlq", 0, 7, b"k", b"{}"
+    headers = [("x-trace", None), ("bin", b"\xff\xfe"), ("dup", b"1"), ("dup", b"2"),
+               ("dlq.consumer", b"funding-partners"), ("dlq.original_topic", b"partner.bri.outcomes.v1")]
+
+
+def test_a_dead_letter_with_a_header_of_no_value_or_of_bytes_that_are_not_text_is_read_all_the_same() -> None:
+    dead = DeadLetter.from_kafka("partner.bri.outcomes.v1.dlq", DeadLetterRecord())
+
+    assert (dead.consumer, dead.original_topic) == ("funding-partners", "partner.bri.outcomes.v1")
+    assert (dead.headers["x-trace"], dead.headers["bin"], dead.headers["dup"]) == ("", "\ufffd\ufffd", "2")
+
+
+async def test_a_redriven_dead_letter_carries_its_own_headers_byte_for_byte_repeated_or_empty(
+        producer: FakeProducer) -> None:  # fmt: skip
+    await dead_letters.redrive("127.0.0.1:1", [DeadLetter.from_kafka("partner.bri.outcomes.v1.dlq", DeadLetterRecord())])
+
+    assert producer.headers == [[("x-trace", None), ("bin", b"\xff\xfe"), ("dup", b"1"), ("dup", b"2"),
+                                 ("redriven_from", b"partner.bri.outcomes.v1.dlq:0:7")]]  # fmt: skip
 
 
 async def test_whole_dead_letters_are_redriven_and_counted(producer: FakeProducer) -> None:
