@@ -201,7 +201,8 @@ def test_a_dead_letter_with_a_header_of_no_value_or_of_bytes_that_are_not_text_i
 
 async def test_a_redriven_dead_letter_carries_its_own_headers_byte_for_byte_repeated_or_empty(
         producer: FakeProducer) -> None:  # fmt: skip
-    await dead_letters.redrive("127.0.0.1:1", [DeadLetter.from_kafka("partner.bri.outcomes.v1.dlq", DeadLetterRecord())])
+    dead = DeadLetter.from_kafka("partner.bri.outcomes.v1.dlq", DeadLetterRecord())
+    await dead_letters.redrive("127.0.0.1:1", [dead])
 
     assert producer.headers == [[("x-trace", None), ("bin", b"\xff\xfe"), ("dup", b"1"), ("dup", b"2"),
                                  ("redriven_from", b"partner.bri.outcomes.v1.dlq:0:7")]]  # fmt: skip
