@@ -384,6 +384,19 @@ def test_a_clock_that_steps_back_never_adds_tokens() -> None:
     assert LIMIT.available(Bucket(1, NOW), NOW - timedelta(minutes=5)) == 1
 
 
+def test_a_clock_a_little_behind_the_one_that_last_refilled_the_bucket_gains_nothing_from_the_difference() -> None:
+    ahead = Bucket(1, NOW + timedelta(seconds=30))
+    assert LIMIT.available(ahead, NOW) == LIMIT.available(ahead, NOW + timedelta(seconds=1)) == 1
+
+
+def test_a_bucket_left_by_a_clock_a_day_ahead_refills_from_the_time_the_other_clocks_keep() -> None:
+    spent = LIMIT.spend(None, NOW + timedelta(days=1), 10)  # one process's clock was a day ahead, and it sent a burst
+
+    assert LIMIT.available(spent, NOW + timedelta(hours=1)) == 0  # what it spent stays spent
+    refilled = LIMIT.refill(spent, NOW + timedelta(hours=1))
+    assert LIMIT.available(refilled, NOW + timedelta(hours=1, seconds=1)) == 5  # and the bucket refills from now
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # What gateways answer
 # ---------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,12 @@ The bucket holds at most `burst` tokens and gains `rate` a second; sending one m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+# The bucket keeps the latest time any process refilled it, so a process whose clock is a little behind gains no
+# tokens. A time further ahead than this came from a clock that was wrong (a resumed VM, an NTP step): kept, it would
+# stall the channel for every process until their clocks caught up with it, a day for a clock a day ahead.
+CLOCK_SKEW = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,8 @@ class RateLimit:
     def refill(self, bucket: Bucket | None, now: datetime) -> Bucket:
         if bucket is None:
             return Bucket(self.burst, now)
+        if bucket.refilled_at > now + CLOCK_SKEW:
+            return Bucket(bucket.tokens, now)  # refilled from now on: the time ahead is neither waited for nor counted
         elapsed = max(0.0, (now - bucket.refilled_at).total_seconds())
         return Bucket(min(self.burst, bucket.tokens + elapsed * self.rate), max(now, bucket.refilled_at))
 
