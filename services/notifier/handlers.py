@@ -49,6 +49,7 @@ from shared.contracts.funding import (
     FundsDisbursed,
     PledgeClosed,
 )
+from shared.contracts.envelope import RecordRefused
 from shared.contracts.registry import (
     BusinessClosed, BusinessEvent, BusinessSnapshot, NIBIssued, NIBRejected, never_registered,
 )
@@ -211,12 +212,23 @@ def _answer(event: OfferAnswer) -> tuple[str, datetime]:
 
 async def offer_answered(event: OfferAnswer, uow: NotifierUnitOfWork, deps: Deps) -> None:
     """An offer accepted, declined, expired or withdrawn: no reminder any more, and whatever about it still waits
-    (in quiet hours, say) is withheld."""
+    (in quiet hours, say) is withheld.
+
+    An answer to an offer the notifier has never heard of is refused, to be dead-lettered and not counted as handled:
+    its offer may still come (sent again by the relay behind the answer, or re-driven), and the answer again behind
+    it. Ignored, the answer was gone for good, and the owner was then told of an offer already answered, and
+    reminded of it."""
     state, at = _answer(event)
     async with uow:
         offer = await uow.store.offer(event.offer_id)
-        if offer is not None:
-            await uow.store.save_offer(moved_on(offer, state, at))
+        if offer is None:
+            raise RecordRefused(
+                f"offer {event.offer_id} of pledge {event.pledge_id}: {type(event).__name__}, but the notifier has "
+                f"never heard of the offer; its FundingMatched never arrived here (dead-lettered, or sent again after "
+                f"this answer, which then follows it and applies: a re-drive skips it). Re-drive the notifier's dead "
+                f"letters of funding.pledge.v1, oldest first: `berdaya dlq redrive funding.pledge.v1 --consumer "
+                f"notifier-funding` (`berdaya dlq list funding.pledge.v1` names them)")  # fmt: skip
+        await uow.store.save_offer(moved_on(offer, state, at))
         await _withhold_about_offer(uow, event.offer_id, f"the offer was {state} before this message went", deps.clock())
         await uow.commit()
 

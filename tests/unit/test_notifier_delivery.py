@@ -61,6 +61,7 @@ from services.notifier.store import Outgoing
 from services.notifier.sweeps import remind_offers, send_digests
 from shared.auth import Principal
 from shared.contracts import EventPayload, new_envelope
+from shared.contracts.envelope import RecordRefused
 from shared.contracts.funding import CSRPledged, Earmarks, FundingAccepted, FundsDisbursed
 from shared.contracts.training import PathwayStalled
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -495,6 +496,23 @@ async def test_an_offer_answered_while_its_message_waits_for_morning_is_withheld
     [waiting] = deliveries(store, "funding_offer")
     assert (waiting.status, waiting.reason) == ("withheld", "the offer was accepted before this message went")
     assert store.offers[offer.offer_id].state == "accepted"
+
+
+async def test_an_answer_to_an_offer_the_notifier_never_heard_of_is_refused_and_applies_once_the_offer_came() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT))
+    offer = matched(expires_at=NIGHT + timedelta(days=14))
+    accepted = FundingAccepted(pledge_id=offer.pledge_id, offer_id=offer.offer_id, business_id=BUSINESS,
+                               amount_rupiah=5_000_000, accepted_at=NIGHT + timedelta(minutes=5))  # fmt: skip
+
+    # The relay sent the offer again behind its answer, which Kafka took first.
+    with pytest.raises(RecordRefused, match="never heard of the offer.*berdaya dlq redrive funding.pledge.v1"):
+        await deliver(handlers.offer_answered, accepted, store, deps)
+    await deliver(handlers.funding_offer, offer, store, deps)
+    await deliver(handlers.offer_answered, accepted, store, deps)  # the copy behind the offer
+
+    assert store.offers[offer.offer_id].state == "accepted"
+    [waiting] = deliveries(store, "funding_offer")
+    assert (waiting.status, waiting.reason) == ("withheld", "the offer was accepted before this message went")
 
 
 def by_time(store: FakeNotifierStore) -> Any:

@@ -189,6 +189,12 @@ def test_an_offer_with_days_left_simply_waits_for_the_morning() -> None:
     assert (when.not_before, when.withhold_reason, when.flag_officers) == (wita(2026, 11, 24, 7, 0), None, False)
 
 
+def test_an_offer_whose_deadline_passed_before_it_reached_the_notifier_is_not_sent_day_or_night() -> None:
+    for now, urgent in ((NOW, False), (wita(2026, 11, 23, 23, 0), False), (NOW, True)):
+        when = timing(now, QUIET, urgent=urgent, deadline=now - timedelta(days=6), min_lead=timedelta(hours=24))
+        assert when.withhold_reason and "deadline had passed" in when.withhold_reason and not when.flag_officers
+
+
 def test_a_retry_to_a_phone_never_lands_in_quiet_hours_but_an_urgent_one_may() -> None:
     assert next_send_time(wita(2026, 11, 23, 21, 5), QUIET, urgent=False) == wita(2026, 11, 24, 7, 0)
     assert next_send_time(wita(2026, 11, 23, 21, 5), QUIET, urgent=True) == wita(2026, 11, 23, 21, 5)

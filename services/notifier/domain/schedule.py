@@ -53,6 +53,8 @@ class Timing:
 
 def timing(now: datetime, quiet: QuietHours, *, urgent: bool, deadline: datetime | None, min_lead: timedelta) -> Timing:
     """When a message to an owner's phone may go."""
+    if deadline is not None and deadline <= now:  # an offer re-driven days late, say: it could only mislead
+        return Timing(now, "its deadline had passed when it reached the notifier; it could only tell of something gone")
     if urgent or not quiet.quiet(now):
         return Timing(now)
     opens = quiet.next_allowed(now)
