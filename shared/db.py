@@ -376,13 +376,15 @@ async def _long_transactions(conn: asyncpg.Connection) -> str:
     return "; ".join(f"pid {r['pid']} ({r['who']}, {r['state']}, open {r['seconds']:.0f} s)" for r in rows)
 
 
-async def lock_ids(conn: asyncpg.Connection, kind: int, ids: Iterable[uuid.UUID]) -> None:
+async def lock_ids(conn: asyncpg.Connection, kind: int, ids: Iterable[uuid.UUID], *, shared: bool = False) -> None:
     """Hold a lock on each id (of one `kind`) until the transaction ends, whether or not a row for it exists yet:
     two consumers writing different tables about one business then never read each other's write as missing.
-    Taken in key order, so two transactions can't each hold what the other waits for."""
+    Taken in key order, so two transactions can't each hold what the other waits for. `shared`: held with others
+    holding it shared, waiting only for (and holding back) whoever holds it alone."""
+    how = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     await conn.execute(
-        """SELECT pg_advisory_xact_lock($1, k)
-             FROM (SELECT DISTINCT hashtext(i::text) AS k FROM unnest($2::uuid[]) AS i) AS keys ORDER BY k""",
+        f"""SELECT {how}($1, k)
+              FROM (SELECT DISTINCT hashtext(i::text) AS k FROM unnest($2::uuid[]) AS i) AS keys ORDER BY k""",
         kind, list(set(ids)),
     )
 

@@ -124,6 +124,13 @@ class NotifierStore(abc.ABC):
     # --- deliveries ------------------------------------------------------------------------------------------
 
     @abc.abstractmethod
+    async def hold_owners(self, business_ids: Collection[uuid.UUID], *, changing: bool) -> None:
+        """Until the transaction ends, the owners of these businesses: `changing` their contact (the registry's
+        events) alone, else (a message to them) shared. Without it, a message recorded while the registry's change
+        was not yet committed read the contact as it was before: it waited for a contact already there, or went to
+        a number given up, since the change could not see the message to address it."""
+
+    @abc.abstractmethod
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         """Each delivery not already planned for its (message, channel, recipient). One withheld there because the
         owner's number changed (`NUMBER_CHANGED`) takes the new plan instead: the number has changed back, and the

@@ -15,10 +15,12 @@ from services.notifier.domain.digest import OfferFact, PledgeFact
 from services.notifier.domain.messages import Contact, Message
 from services.notifier.domain.ratelimit import Bucket
 from services.notifier.store import NotifierStore, NotifierUnitOfWork, Outgoing, Stranded
+from shared.db import lock_ids
 from shared.unit_of_work import PgUnitOfWork
 
 _OFFICER_EMAIL_LOCK = 0x6E_6F_65_6D  # "noem": one officer's directory entry, by email
 _RECIPIENT_LOCK = 0x6E_6F_72_70  # "norp": one number's preferences, while they are read to be changed
+_OWNER_LOCK = 0x6E_6F_6F_77  # "noow": one business's owner, while its contact changes or a message to it is recorded
 
 _MESSAGE = ("id, event_id, business_id, template, channel, recipient_phone, body, created_at, audience, kecamatan_code,"
             " sponsor_id, offer_id, deadline, subject")  # fmt: skip
@@ -199,6 +201,9 @@ class PgNotifierStore(NotifierStore):
             await self._conn.execute(_SET_STATUSES, ids, [last[i][0] for i in ids], [last[i][1] for i in ids], now)
 
     # --- deliveries ------------------------------------------------------------------------------------------
+
+    async def hold_owners(self, business_ids: Collection[uuid.UUID], *, changing: bool) -> None:
+        await lock_ids(self._conn, _OWNER_LOCK, business_ids, shared=not changing)
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:

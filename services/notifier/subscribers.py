@@ -99,9 +99,28 @@ def in_runs(handlers: Mapping[type[EventPayload], Handler], kind: type[E],
     return apply
 
 
+def holding_owners(apply: Apply, unit_of_work: Callable[[BatchTransaction, Cause], NotifierUnitOfWork], *,
+                   changing: bool) -> Apply:  # fmt: skip
+    """`apply` with the batch's businesses' owners held first (`NotifierStore.hold_owners`), before any other lock:
+    the registry's consumer changes their contacts, the others record messages to them."""
+
+    async def apply_holding(tx: BatchTransaction, batch: Sequence[Delivery]) -> None:
+        owners = {b for d in batch if (b := getattr(d.payload, "business_id", None)) is not None}
+        if owners:
+            # Joined to the batch's transaction, which keeps the locks: this unit of work commits nothing of its own.
+            async with unit_of_work(tx, Cause.delivery(batch[0])) as uow:
+                await uow.store.hold_owners(owners, changing=changing)
+        await apply(tx, batch)
+
+    return apply_holding
+
+
 def consumers(unit_of_work: Callable[[BatchTransaction, Cause], NotifierUnitOfWork], deps: Deps) -> dict[str, Apply]:
     return {
-        CONSUMER: in_runs(REGISTRY_HANDLERS, BusinessRegistered, handlers.welcome_all, unit_of_work, deps),
-        FUNDING_CONSUMER: in_runs(FUNDING_HANDLERS, FundingMatched, handlers.funding_offers, unit_of_work, deps),
-        TRAINING_CONSUMER: one_by_one(TRAINING_HANDLERS, unit_of_work, deps),
+        CONSUMER: holding_owners(in_runs(REGISTRY_HANDLERS, BusinessRegistered, handlers.welcome_all, unit_of_work,
+                                         deps), unit_of_work, changing=True),  # fmt: skip
+        FUNDING_CONSUMER: holding_owners(in_runs(FUNDING_HANDLERS, FundingMatched, handlers.funding_offers,
+                                                 unit_of_work, deps), unit_of_work, changing=False),  # fmt: skip
+        TRAINING_CONSUMER: holding_owners(one_by_one(TRAINING_HANDLERS, unit_of_work, deps), unit_of_work,
+                                          changing=False),  # fmt: skip
     }

@@ -25,6 +25,7 @@ async def remind_offers(unit_of_work: UnitOfWorkFactory, deps: Deps, batch: int 
         before = reminded
         async with unit_of_work() as uow:
             offers = await uow.store.offers_to_remind(now, deps.rules.reminder_lead, batch)
+            await uow.store.hold_owners([o.business_id for o in offers], changing=False)
             for offer in offers:
                 body = texts.offer_reminder_text(offer.business_name, offer.amount_rupiah, offer.instrument,
                                                  offer.financing_programme, offer.sponsor_name,

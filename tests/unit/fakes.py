@@ -107,6 +107,8 @@ class FakeNotifierStore(NotifierStore):
         self.pledges: dict[uuid.UUID, PledgeFact] = {}
         self.offers: dict[uuid.UUID, OfferFact] = {}
         self.buckets: dict[str, Bucket] = {}
+        # (businesses, changing) as each was held: a tuple, so a rollback (which restores lists and dicts) keeps it
+        self.owners_held: tuple[tuple[frozenset[uuid.UUID], bool], ...] = ()
 
     # State snapshots, used by FakeNotifierUnitOfWork to roll back. The state is every list and dict (their values are
     # frozen dataclasses or tuples); the clock is not state, and a rollback leaves it alone.
@@ -157,6 +159,9 @@ class FakeNotifierStore(NotifierStore):
         return self.message_status[message.id][0]
 
     # --- deliveries ------------------------------------------------------------------------------------------
+
+    async def hold_owners(self, business_ids: Collection[uuid.UUID], *, changing: bool) -> None:
+        self.owners_held += ((frozenset(business_ids), changing),)
 
     async def add_deliveries(self, deliveries: Sequence[NotifierDelivery]) -> None:
         for delivery in deliveries:
