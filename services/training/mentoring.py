@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
 
 from services.training.domain import cohorts as cohort_rules
 from services.training.domain import events
@@ -73,12 +74,13 @@ async def record_visit(cmd: RecordVisit, uow: TrainingUnitOfWork, deps: Deps) ->
         if await uow.store.assignment(cmd.business_id) != assignment:
             raise Conflict(f"the mentoring of business {cmd.business_id} ended while this visit was being recorded; "
                            "look at its mentoring again before recording it", "no_mentor")  # fmt: skip
-        completed = await uow.store.last_completion(cmd.business_id)
         if cmd.form.visited_on > today:
             raise InvalidInput.one("visited_on", "visit.future", f"{cmd.form.visited_on.isoformat()} is after today")
-        if completed is not None and cmd.form.visited_on < completed:
+        began = await _mentoring_began(assignment, uow)
+        if cmd.form.visited_on < began:
             raise InvalidInput.one("visited_on", "visit.before_training",
-                                   f"the training ended on {completed.isoformat()}; mentoring follows it")  # fmt: skip
+                                   f"this mentoring began on {began.isoformat()}, when its training ended; a visit "
+                                   "follows it")  # fmt: skip
         recorded = await uow.store.visits_on(cmd.business_id, assignment.mentor_id, cmd.form.visited_on)
         if recorded:
             if recorded == [cmd.form.notes]:
@@ -92,6 +94,15 @@ async def record_visit(cmd: RecordVisit, uow: TrainingUnitOfWork, deps: Deps) ->
         await uow.store.save_participants(versions.changed())
         await uow.commit()
     return assignment
+
+
+async def _mentoring_began(assignment: Assignment, uow: TrainingUnitOfWork) -> date:
+    """The day the mentoring began: its training's end, the day it was assigned at the latest. Not the business's
+    latest training: a mentor kept through another training still follows up the first, visits between the two
+    included."""
+    began = today_in_kupang(assignment.assigned_at)
+    completed = await uow.store.last_completion(assignment.business_id)
+    return min(began, completed) if completed is not None else began
 
 
 async def end_mentoring(cmd: EndMentoring, uow: TrainingUnitOfWork, deps: Deps) -> None:

@@ -185,6 +185,29 @@ async def test_a_business_that_already_has_a_mentor_keeps_it_when_it_completes_a
     assert [e.mentor_id for e in world.of_type("MentorAssigned", business)] == [first.id]
 
 
+async def test_a_mentor_kept_through_a_later_training_records_a_visit_made_between_the_two():
+    world = TrainingWorld()
+    first = await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
+    _, [business] = await graduate(world, n=1)  # completed on 2026-04-28, and given its mentor
+    _, cohort = await world.open_cohort(capacity=2, topic="digital_marketing", title="Pemasaran digital", needs=[],
+                                        requires_nib=False, gives_assessment=False)  # fmt: skip
+    await world.enrol(cohort.id, business)
+    await world.move(cohort.id, "running")
+    world.clock.set(datetime(2026, 6, 1, 9, tzinfo=UTC))
+    for session in (1, 2, 3, 4):
+        await world.attend(cohort.id, session, {business: "present"})
+    await world.move(cohort.id, "completed")
+
+    form = VisitForm(visited_on=date(2026, 5, 10), notes="label halal")
+    await mentoring.record_visit(mentoring.RecordVisit(business, form, TRAINER), world.by(TRAINER), world.deps)
+
+    assert world.store.visits == [(business, first.id, date(2026, 5, 10), "label halal")]
+    with pytest.raises(InvalidInput) as refused:  # before the mentoring began
+        await mentoring.record_visit(mentoring.RecordVisit(business, VisitForm(visited_on=date(2026, 4, 27)), TRAINER),
+                                     world.by(TRAINER), world.deps)  # fmt: skip
+    assert refused.value.errors[0].code == "visit.before_training" and "2026-04-28" in refused.value.errors[0].message
+
+
 async def test_another_trainer_can_neither_record_a_visit_nor_end_the_mentoring_and_nothing_changes():
     world = TrainingWorld()
     await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
