@@ -214,18 +214,23 @@ async def make_pledge(cmd: MakePledge, uow: FundingUnitOfWork, deps: Deps) -> Pl
         sponsor = await uow.store.sponsor(cmd.form.sponsor_id)
         if sponsor is None:
             raise InvalidInput.one("sponsor_id", "sponsor.unknown", "no such sponsor; ask the programme office to record it")
-        pledge = pledges.new_pledge(cmd.form, deps.wilayah, today_in_kupang(now), pledge_id=deps.new_id(), sponsor=sponsor,
-                            created_at=now)  # fmt: skip
+        pledge_id = deps.new_id()
+        # The key is looked up before the form is checked against today: a retry after midnight of a pledge valid
+        # for one day gets the pledge made the first time, not a refusal of its window. A refused form rolls the
+        # claim back with it.
         if cmd.idempotency_key is not None:
             fingerprint = hashlib.sha256(cmd.form.model_dump_json().encode()).digest()
-            made, asked = await uow.store.claim_pledge_request(cmd.by.actor, cmd.idempotency_key, fingerprint, pledge.id)
-            if made != pledge.id:
+            made, asked = await uow.store.claim_pledge_request(cmd.by.actor, cmd.idempotency_key, fingerprint,
+                                                               pledge_id)  # fmt: skip
+            if made != pledge_id:
                 if asked != fingerprint:
                     raise Conflict(f"Idempotency-Key {cmd.idempotency_key!r} was used for another pledge ({made}); use a "
                                    "new key for a new pledge", "idempotency_key_reused", {"pledge_id": str(made)})  # fmt: skip
                 earlier = await uow.store.pledge(made)
                 assert earlier is not None, "a pledge request is recorded with its pledge"
                 return earlier
+        pledge = pledges.new_pledge(cmd.form, deps.wilayah, today_in_kupang(now), pledge_id=pledge_id, sponsor=sponsor,
+                                    created_at=now)  # fmt: skip
         await uow.store.add_pledge(pledge)
         # Matching happens when this event comes back from Kafka: the request stays fast, and a crash after the
         # commit still gets the pledge matched.

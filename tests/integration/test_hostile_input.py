@@ -431,6 +431,19 @@ async def test_one_pledge_sent_five_times_at_once_under_one_idempotency_key_is_o
     assert (await funding.count("pledge"))["pledge"] == before["pledge"] + 1
 
 
+async def test_pledges_refused_at_once_under_a_key_leave_it_free_for_the_pledge_sent_right(funding_only):
+    funding = funding_only.funding
+    sponsor_id = await _sponsor(funding_only)
+    sponsor = {**funding_only.auth("sponsor", sponsor_id), "Idempotency-Key": "csr-2026-08"}
+    wrong = _pledge(sponsor_id, amount_per_business_rupiah=90_000_000)  # more for one business than the whole
+
+    refused = await asyncio.gather(*(funding.http.post("/pledges", json=wrong, headers=sponsor) for _ in range(3)))
+    made = await funding.http.post("/pledges", json=_pledge(sponsor_id), headers=sponsor)
+
+    assert [a.status_code for a in refused] == [422] * 3, [a.text for a in refused]
+    assert made.status_code == 201, made.text
+
+
 async def test_a_sponsor_report_counts_businesses_not_offers_so_three_businesses_of_two_pledges_stay_hidden(funding_only):
     funding = funding_only.funding
     sponsor_id, sponsor, _ = await _offered(funding_only, businesses=3, titles=("CSR tahap 1", "CSR tahap 2"))

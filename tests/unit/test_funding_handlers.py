@@ -34,6 +34,7 @@ from shared.contracts.training import Assessment
 from shared.messaging.consumer import Delivery, Outcome, RecordRefused
 from shared.messaging.dead_letters import Record
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.reference.wita import today_in_kupang
 
 from .fakes import FakeDeadLetters, RecordingSleep, new_consumer
 from .funding_fakes import (
@@ -170,6 +171,28 @@ async def test_a_pledge_sent_again_under_its_idempotency_key_gives_the_first_ple
     assert second == first
     assert list(world.store.pledges) == [first.id]
     assert [type(e).__name__ for e in world.published] == ["CSRPledged"]
+
+
+async def test_a_one_day_pledge_sent_again_after_midnight_under_its_key_gives_the_first_pledge(world) -> None:
+    today = today_in_kupang(world.clock()).isoformat()
+    first = await handlers.make_pledge(handlers.MakePledge(pledge_form(valid_from=today, valid_until=today), SPONSOR,
+                                                           "order-8"), world.uow(), world.deps)  # fmt: skip
+    world.clock.set(world.clock() + timedelta(days=1))  # the answer was lost, and the retry came after midnight
+
+    again = await handlers.make_pledge(handlers.MakePledge(pledge_form(valid_from=today, valid_until=today), SPONSOR,
+                                                           "order-8"), world.uow(), world.deps)  # fmt: skip
+
+    assert again == first and list(world.store.pledges) == [first.id]
+
+
+async def test_a_pledge_refused_under_a_key_leaves_the_key_for_the_pledge_sent_right(world) -> None:
+    with pytest.raises(InvalidInput):
+        await handlers.make_pledge(handlers.MakePledge(pledge_form(total_rupiah=1_000_000), SPONSOR, "order-9"),
+                                   world.uow(), world.deps)  # fmt: skip
+
+    made = await handlers.make_pledge(handlers.MakePledge(pledge_form(), SPONSOR, "order-9"), world.uow(), world.deps)
+
+    assert list(world.store.pledges) == [made.id]
 
 
 async def test_another_pledge_under_a_used_idempotency_key_is_a_conflict_naming_the_first_and_makes_nothing(world) -> None:
