@@ -15,12 +15,14 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from services.notifier.domain import texts
-from services.notifier.domain.channels import SMS, WHATSAPP
+from services.notifier.domain.channels import PHONE_CHANNELS, SMS, WHATSAPP
 from services.notifier.domain.consent import Intent, Preference, reply_intent
-from services.notifier.domain.delivery import FAILED, QUEUED, SENT, UNKNOWN, Delivery, advance
-from services.notifier.domain.messages import Message
+from services.notifier.domain.delivery import (
+    FAILED, NUMBER_CHANGED, QUEUED, SENT, UNKNOWN, WITHHELD, Delivery, advance,
+)
+from services.notifier.domain.messages import OWNER, Message
 from services.notifier.domain.planning import plan_fallback
-from services.notifier.recording import Deps, plan_deliveries, refresh_message
+from services.notifier.recording import Deps, plan_deliveries, readdress, refresh_message
 from services.notifier.store import NotifierUnitOfWork
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, NotFound
@@ -187,6 +189,18 @@ async def kecamatan_of(uow: NotifierUnitOfWork, message_id: uuid.UUID) -> str | 
     return contact.kecamatan_code if contact else None
 
 
+async def _owners_new_phone(uow: NotifierUnitOfWork, delivery: Delivery) -> str | None:
+    """The number an owner has now, if a delivery of a message to the owner went to another one."""
+    if delivery.channel not in PHONE_CHANNELS:
+        return None
+    message = await uow.store.message(delivery.message_id)
+    if message is None or message.audience != OWNER or message.business_id is None:
+        return None
+    await uow.store.hold_owners([message.business_id], changing=False)  # the registry's change commits first
+    contact = await uow.store.contact(message.business_id)
+    return contact.phone if contact is not None and contact.phone != delivery.recipient else None
+
+
 async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: Deps) -> Delivery:
     """An operator settles a delivery the notifier could not: one left `unknown` by a crash mid-send (checked with the
     gateway: it was sent, or it was not and should go again), or a failed one to try again."""
@@ -205,6 +219,9 @@ async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: 
         note = f"{cmd.outcome} by {cmd.by.actor}: {cmd.note}" if cmd.note else f"{cmd.outcome} by {cmd.by.actor}"
         if cmd.outcome == "sent":
             updated = replace(delivery, status=SENT, reason=f"resolved as sent by hand ({note})")
+        elif cmd.outcome == "resend" and (phone := await _owners_new_phone(uow, delivery)) is not None:
+            # The owner gave this number up since: the message goes to the one the owner has now, never here.
+            updated = replace(delivery, status=WITHHELD, reason=f"{NUMBER_CHANGED} ({note})")
         elif cmd.outcome == "resend":
             # With its full share of retries again: one that used them up in an outage would fail at the first.
             updated = replace(delivery, status=QUEUED, not_before=now, retries_from=delivery.attempts,
@@ -213,6 +230,9 @@ async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: 
         else:
             updated = replace(delivery, status=FAILED, reason=f"resolved as failed by hand ({note})")
         await uow.store.save_delivery(updated, now)
+        if updated.status == WITHHELD:
+            assert phone is not None
+            await readdress(uow, deps, [delivery.message_id], phone)
         await refresh_message(uow, delivery.message_id, now)
         uow.audit(f"delivery_resolved_{cmd.outcome}", "delivery", cmd.delivery_id)
         await uow.commit()

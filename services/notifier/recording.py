@@ -165,5 +165,11 @@ async def _readdress(uow: NotifierUnitOfWork, deps: Deps, business_id: uuid.UUID
     waiting = await uow.store.queued_to_another_phone(business_id, phone)
     for delivery in waiting:
         await uow.store.save_delivery(replace(delivery, status=WITHHELD, reason=NUMBER_CHANGED), now)
-    for message in await uow.store.readdress(sorted({d.message_id for d in waiting}), phone):
+    await readdress(uow, deps, {d.message_id for d in waiting}, phone)
+
+
+async def readdress(uow: NotifierUnitOfWork, deps: Deps, message_ids: Collection[uuid.UUID], phone: str) -> None:
+    """Owners' messages planned again for the number the owner has now; their deliveries to the number given up are
+    the caller's to withhold (`NUMBER_CHANGED`)."""
+    for message in await uow.store.readdress(sorted(message_ids), phone):
         await plan_deliveries(uow, deps, message)

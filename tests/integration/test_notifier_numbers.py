@@ -9,6 +9,8 @@ import uuid
 import pytest
 
 from services.notifier import handlers
+from services.notifier.delivery_outcomes import ResolveDelivery, resolve_delivery
+from shared.auth import Principal
 from tests.gateways.notifier import Clock, notifier, whatsapp_client
 from tests.unit.notifier_fakes import NIGHT, matched, number_changed, registered
 
@@ -66,3 +68,24 @@ async def test_an_offer_waiting_for_morning_goes_to_the_old_number_once_a_change
         assert sorted((r["recipient"], r["status"]) for r in rows) == [(OLD, "sent"), (NEW, "withheld")]
         assert await n.fetch("SELECT recipient_phone, status FROM message WHERE event_id = $1", offer_event) == [
             (OLD, "sent")]
+
+
+async def test_a_failed_offer_sent_again_by_hand_after_a_number_change_goes_to_the_new_number(
+        database_url, cloud) -> None:  # fmt: skip
+    api, server = cloud
+    business = uuid.uuid4()
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}) as n:  # 10.00 WITA
+        await n.handle(handlers.keep_contact, registered(business_id=business, contact_phone=OLD), producer="registry")
+        offer_event = await n.handle(handlers.funding_offer, matched(business_id=business, contact_phone=OLD))
+        await n.db.execute("UPDATE delivery SET status = 'failed', attempts = 4")  # the gateway refused it for good
+        await n.handle(handlers.keep_contact, number_changed(NEW, business_id=business), producer="registry")
+        [failed] = await n.deliveries(event_id=offer_event)
+
+        await resolve_delivery(ResolveDelivery(failed["id"], "resend", "", Principal("operator-ana",
+                                                                                     frozenset({"operator"}))),
+                               n.uow(), n.deps)  # fmt: skip
+        await n.worker().pass_once()
+
+        assert [m.to for m in api.sent] == [NEW.removeprefix("+")]
+        rows = await n.deliveries(event_id=offer_event)
+        assert sorted((r["recipient"], r["status"]) for r in rows) == [(OLD, "withheld"), (NEW, "sent")]

@@ -427,6 +427,23 @@ async def test_only_an_unknown_or_failed_delivery_is_resolved_by_hand_and_a_rese
     assert again.reason == "queued again by hand (resend by operator-ana: not in Zenziva's report)"
 
 
+async def test_a_failed_delivery_sent_again_by_hand_after_the_owner_changed_number_goes_to_the_new_number() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    await deliver(handlers.keep_contact, registered(), store, deps)
+    failed = replace(await _sent_offer(store, deps), status="failed")
+    store.deliveries[failed.id] = failed
+    await deliver(handlers.keep_contact, number_changed(NEW_PHONE), store, deps)  # nothing queued to move then
+    operator = Principal("operator-ana", frozenset({"operator"}))
+
+    resolved = await resolve_delivery(ResolveDelivery(failed.id, "resend", "gateway down", operator),
+                                      FakeNotifierUnitOfWork(store), deps)  # fmt: skip
+
+    assert (resolved.recipient, resolved.status) == (PHONE, "withheld") and "number changed" in (resolved.reason or "")
+    [new] = [d for d in deliveries(store, "funding_offer") if d.recipient == NEW_PHONE]
+    assert (new.status, new.not_before) == ("queued", MORNING)
+    assert message(store, "funding_offer").recipient_phone == NEW_PHONE
+
+
 async def test_an_officer_resolves_deliveries_only_for_owners_in_the_kecamatan_their_token_acts_in() -> None:
     store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
     await _with_contact(store)
