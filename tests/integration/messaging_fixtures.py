@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import ClassVar
 
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import RequestTimedOutError
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
@@ -17,9 +19,11 @@ from shared.db import Database, load_migrations, migrate, open_database
 from shared.messaging.consumer import Apply, BatchTransaction, Delivery, EventConsumer, RetryPolicy
 from shared.messaging.dead_letters import DeadLetters
 from shared.messaging.kafka import KafkaAccess, safe_producer
+from shared.messaging.outbox import add_to_outbox
 from shared.messaging.relay import OutboxRelay
 from shared.messaging.subscriptions import GRACEFUL_STOP_SECONDS, Consumers, Subscription, declare
 from shared.observability import MessagingMetrics
+from tests.support import read_topic
 
 
 class Ticked(EventPayload):
@@ -89,3 +93,35 @@ async def consume(bootstrap: KafkaAccess | str, topic: str, db: Database, dead_l
     declare(broker, Subscription(topic, name, (Ticked,)), consumers)
     await broker.start()
     return broker
+
+
+async def publish_overtaken(database_url: str, bootstrap: KafkaAccess | str, topic: str,
+                            envelopes: Sequence[Envelope]) -> list:  # fmt: skip
+    """`envelopes` (an event and the one after it, of one aggregate) published by the real relay with the first
+    produce request lost: the relay hands the second over before it knows, then sends both again in order. Returns
+    the topic's records (event 2, event 1, event 2), in partition and offset order."""
+    lost: list[tuple[str, int]] = []
+
+    class LosesItsFirstRequest(AIOKafkaProducer):
+        async def send_batch(self, batch, topic, *, partition):  # noqa: ANN001, ANN201
+            if lost:
+                return await super().send_batch(batch, topic, partition=partition)
+            lost.append((topic, partition))
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(RequestTimedOutError())
+            return failed
+
+    outbox = await prepare(database_url)
+    async with outbox.acquire() as conn:
+        await add_to_outbox(conn, envelopes, route=lambda _: topic)
+    # One row a batch, so the second is handed over before the first's failure is known.
+    publishing = relay(outbox, database_url, bootstrap, batch_size=1, producer=LosesItsFirstRequest)
+    stop = asyncio.Event()
+    running = asyncio.create_task(publishing.run(stop))
+    try:
+        sent = await read_topic(bootstrap, topic, expect=len(envelopes) + 1)
+    finally:
+        stop.set()
+        await running
+        await outbox.close()
+    return sorted(sent, key=lambda r: (r.partition, r.offset))

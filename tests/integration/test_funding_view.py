@@ -18,8 +18,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import RequestTimedOutError
 
 from berdaya.stack.access import access_env
 from berdaya.stack.process import stop_pid
@@ -28,11 +26,10 @@ from shared.auth import TokenService
 from shared.contracts.registry import BusinessUpdated
 from shared.contracts.topics import REGISTRY_BUSINESS, TRAINING_PARTICIPANT, namespaced
 from shared.messaging.kafka import KafkaAccess, ensure_topics, topic_extent, with_dead_letters
-from shared.messaging.outbox import add_to_outbox
 from shared.messaging.replay import rebuild, still_held
 from tests.integration.funding_events import KECAMATAN, closed, completed, envelopes, nib_issued, produce, registered
-from tests.integration.messaging_fixtures import prepare, relay
-from tests.support import TEST_SECRET, drop_database, eventually, fresh_database, read_topic, service_env, start_service
+from tests.integration.messaging_fixtures import publish_overtaken
+from tests.support import TEST_SECRET, drop_database, eventually, fresh_database, service_env, start_service
 
 pytestmark = pytest.mark.integration
 
@@ -133,6 +130,17 @@ def berdaya(*args: str, bootstrap: KafkaAccess | str, input: str | None = None,
     env = {**os.environ, **access_env(KafkaAccess.of(bootstrap)), "COLUMNS": "250", **(env or {})}
     return subprocess.run([sys.executable, "-m", "berdaya", *args], env=env, input=input, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
+
+
+async def first_dead_letter_shown(bootstrap: KafkaAccess | str, topic: str, event_type: str) -> str:
+    """`berdaya dlq show` of the topic's first dead letter, once it is there and holds an `event_type`."""
+    shown = ""
+    for _ in range(120):
+        shown = berdaya("dlq", "show", topic, "0", bootstrap=bootstrap).stdout
+        if event_type in shown:
+            break
+        await asyncio.sleep(0.5)
+    return shown
 
 
 async def _snapshot(database: str) -> dict[str, list]:
@@ -375,32 +383,8 @@ async def test_a_registration_the_relay_sends_again_behind_its_nib_still_leaves_
     # relay sends both again, in order, behind the NIB. The NIB arriving first was ignored and counted as handled, the
     # one sent again was skipped as a duplicate, and the business stayed without its NIB in funding's view for good.
     async with _funding_refusing_a_defect(infra, tmp_path) as (topic, conn):
-        lost: list[tuple[str, int]] = []
-
-        class LosesItsFirstRequest(AIOKafkaProducer):
-            async def send_batch(self, batch, topic, *, partition):  # noqa: ANN001, ANN201
-                if lost:
-                    return await super().send_batch(batch, topic, partition=partition)
-                lost.append((topic, partition))
-                failed = asyncio.get_running_loop().create_future()
-                failed.set_exception(RequestTimedOutError())
-                return failed
-
         b = registered(1)
-        outbox = await prepare(database_url)
-        async with outbox.acquire() as c:
-            await add_to_outbox(c, envelopes([b, nib_issued(b)]), route=lambda _: topic)
-        # One row a batch, so the NIB is handed over before the registration's failure is known.
-        publishing = relay(outbox, database_url, infra.kafka, batch_size=1, producer=LosesItsFirstRequest)
-        stop = asyncio.Event()
-        running = asyncio.create_task(publishing.run(stop))
-        try:
-            sent = await read_topic(infra.kafka, topic, expect=3)
-        finally:
-            stop.set()
-            await running
-            await outbox.close()
-        sent.sort(key=lambda r: (r.partition, r.offset))
+        sent = await publish_overtaken(database_url, infra.kafka, topic, envelopes([b, nib_issued(b)]))
         assert [dict(r.headers)["event_type"] for r in sent] == [b"NIBIssued", b"BusinessRegistered", b"NIBIssued"]
 
         async def view() -> tuple | None:
@@ -409,13 +393,8 @@ async def test_a_registration_the_relay_sends_again_behind_its_nib_still_leaves_
             return None if row is None else tuple(row)
 
         assert await eventually(lambda: _equals(view, (2, "issued")), timeout=60), await view()
-        shown = None
-        for _ in range(120):  # the NIB that came first, dead-lettered with what to do
-            shown = berdaya("dlq", "show", topic, "0", bootstrap=infra.kafka)
-            if "NIBIssued" in shown.stdout:
-                break
-            await asyncio.sleep(0.5)
-        assert "never heard of the business" in shown.stdout and "dlq redrive" in shown.stdout, shown.stdout
+        shown = await first_dead_letter_shown(infra.kafka, topic, "NIBIssued")  # the NIB that came first
+        assert "never heard of the business" in shown and "dlq redrive" in shown, shown
 
 
 @contextlib.asynccontextmanager

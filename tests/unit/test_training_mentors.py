@@ -168,19 +168,23 @@ async def test_a_visit_to_a_business_without_a_mentor_is_a_conflict_and_ending_m
     assert refused.value.code == "no_mentor"
 
 
+async def complete_another_training(world: TrainingWorld, business: uuid.UUID, at: datetime) -> None:
+    _, cohort = await world.open_cohort(capacity=2, topic="digital_marketing", title="Pemasaran digital", needs=[],
+                                        requires_nib=False, gives_assessment=False)  # fmt: skip
+    await world.enrol(cohort.id, business)
+    await world.move(cohort.id, "running")
+    world.clock.set(at)
+    for session in (1, 2, 3, 4):
+        await world.attend(cohort.id, session, {business: "present"})
+    await world.move(cohort.id, "completed")
+
+
 async def test_a_business_that_already_has_a_mentor_keeps_it_when_it_completes_another_training():
     world = TrainingWorld()
     first = await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
     _, [business] = await graduate(world, n=1)
     await add_mentor(world, "ahli pemasaran", ["10"], ["Oebobo"])
-    _, cohort = await world.open_cohort(capacity=2, topic="digital_marketing", title="Pemasaran digital", needs=[],
-                                        requires_nib=False, gives_assessment=False)  # fmt: skip
-    await world.enrol(cohort.id, business)
-    await world.move(cohort.id, "running")
-    world.clock.set(datetime(2026, 4, 28, 9, tzinfo=UTC))
-    for session in (1, 2, 3, 4):
-        await world.attend(cohort.id, session, {business: "present"})
-    await world.move(cohort.id, "completed")
+    await complete_another_training(world, business, datetime(2026, 4, 28, 9, tzinfo=UTC))
     assert len(world.of_type("TrainingCompleted", business)) == 2
     assert [e.mentor_id for e in world.of_type("MentorAssigned", business)] == [first.id]
 
@@ -189,14 +193,7 @@ async def test_a_mentor_kept_through_a_later_training_records_a_visit_made_betwe
     world = TrainingWorld()
     first = await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
     _, [business] = await graduate(world, n=1)  # completed on 2026-04-28, and given its mentor
-    _, cohort = await world.open_cohort(capacity=2, topic="digital_marketing", title="Pemasaran digital", needs=[],
-                                        requires_nib=False, gives_assessment=False)  # fmt: skip
-    await world.enrol(cohort.id, business)
-    await world.move(cohort.id, "running")
-    world.clock.set(datetime(2026, 6, 1, 9, tzinfo=UTC))
-    for session in (1, 2, 3, 4):
-        await world.attend(cohort.id, session, {business: "present"})
-    await world.move(cohort.id, "completed")
+    await complete_another_training(world, business, datetime(2026, 6, 1, 9, tzinfo=UTC))
 
     form = VisitForm(visited_on=date(2026, 5, 10), notes="label halal")
     await mentoring.record_visit(mentoring.RecordVisit(business, form, TRAINER), world.by(TRAINER), world.deps)
