@@ -39,6 +39,7 @@ from services.notifier.recording import (
     to_owner_at,
 )
 from services.notifier.store import NotifierUnitOfWork
+from shared.contracts.envelope import RecordRefused
 from shared.contracts.funding import (
     CSRPledged,
     FundingAccepted,
@@ -49,7 +50,6 @@ from shared.contracts.funding import (
     FundsDisbursed,
     PledgeClosed,
 )
-from shared.contracts.envelope import RecordRefused
 from shared.contracts.registry import (
     BusinessClosed, BusinessEvent, BusinessSnapshot, NIBIssued, NIBRejected, never_registered,
 )

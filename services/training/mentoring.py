@@ -79,8 +79,7 @@ async def record_visit(cmd: RecordVisit, uow: TrainingUnitOfWork, deps: Deps) ->
         began = await _mentoring_began(assignment, uow)
         if cmd.form.visited_on < began:
             raise InvalidInput.one("visited_on", "visit.before_training",
-                                   f"this mentoring began on {began.isoformat()}, when its training ended; a visit "
-                                   "follows it")  # fmt: skip
+                                   f"this mentoring began on {began.isoformat()}; a visit of it can't be earlier")
         recorded = await uow.store.visits_on(cmd.business_id, assignment.mentor_id, cmd.form.visited_on)
         if recorded:
             if recorded == [cmd.form.notes]:
@@ -97,9 +96,9 @@ async def record_visit(cmd: RecordVisit, uow: TrainingUnitOfWork, deps: Deps) ->
 
 
 async def _mentoring_began(assignment: Assignment, uow: TrainingUnitOfWork) -> date:
-    """The day the mentoring began: its training's end, the day it was assigned at the latest. Not the business's
-    latest training: a mentor kept through another training still follows up the first, visits between the two
-    included."""
+    """The day the mentoring began: the day it was assigned, or the end of the business's last training if that was
+    earlier (a mentor assigned a while after the training follows that training). Not that training's end alone: a
+    mentor kept through a later training still follows up the first, visits between the two included."""
     began = today_in_kupang(assignment.assigned_at)
     completed = await uow.store.last_completion(assignment.business_id)
     return min(began, completed) if completed is not None else began
