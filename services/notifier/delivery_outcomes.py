@@ -217,9 +217,10 @@ async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: 
             raise Conflict(f"the delivery is {delivery.status}; only unknown or failed deliveries are resolved by hand",
                            "delivery.not_unresolved", {"delivery_status": delivery.status})  # fmt: skip
         note = f"{cmd.outcome} by {cmd.by.actor}: {cmd.note}" if cmd.note else f"{cmd.outcome} by {cmd.by.actor}"
+        moved_to = await _owners_new_phone(uow, delivery) if cmd.outcome == "resend" else None
         if cmd.outcome == "sent":
             updated = replace(delivery, status=SENT, reason=f"resolved as sent by hand ({note})")
-        elif cmd.outcome == "resend" and (phone := await _owners_new_phone(uow, delivery)) is not None:
+        elif moved_to is not None:
             # The owner gave this number up since: the message goes to the one the owner has now, never here.
             updated = replace(delivery, status=WITHHELD, reason=f"{NUMBER_CHANGED} ({note})")
         elif cmd.outcome == "resend":
@@ -230,9 +231,8 @@ async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: 
         else:
             updated = replace(delivery, status=FAILED, reason=f"resolved as failed by hand ({note})")
         await uow.store.save_delivery(updated, now)
-        if updated.status == WITHHELD:
-            assert phone is not None
-            await readdress(uow, deps, [delivery.message_id], phone)
+        if moved_to is not None:
+            await readdress(uow, deps, [delivery.message_id], moved_to)
         await refresh_message(uow, delivery.message_id, now)
         uow.audit(f"delivery_resolved_{cmd.outcome}", "delivery", cmd.delivery_id)
         await uow.commit()
