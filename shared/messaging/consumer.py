@@ -10,7 +10,9 @@ Failures are classified on purpose:
 - the record's own (it can't be parsed, its handler raises or runs past the handler timeout): the batch is split
   and the record retried a bounded number of times alone, then it goes to `<topic>.dlq` with the error, and the
   partition moves on. A handler that knows the record can never be applied (it raises `RecordRefused`) has it
-  dead-lettered at its first attempt alone: retrying would only hold up every record behind it.
+  dead-lettered at its first attempt alone: retrying would only hold up every record behind it. Once a batch has
+  spent its retry window, the records not yet tried alone are left to be read again, so no batch outlasts Kafka's
+  max.poll.interval.
 
 After a rebuild of the view a consumer keeps (replay.py), a delivery of history read again is marked `replayed`
 until the consumer has read each partition as far as the rebuild found it (catch_up.py).
@@ -48,6 +50,9 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
     DEAD_LETTERED = "dead_lettered"
+    # Not handled in this delivery: the batch's retry window was spent before its turn, so it is read again
+    # (subscriptions.apply_batch seeks back to it). Counted once handled, not now.
+    DEFERRED = "deferred"
 
 
 class Failure(StrEnum):
@@ -121,9 +126,11 @@ class RetryPolicy:
     transient_backoff: float = 0.5
     transient_max_backoff: float = 10.0
     transient_budget: float = 60.0  # then raise: the batch is redelivered and the partition waits
-    # Seconds a batch may spend retrying its failed records alone; past it, a record that fails is dead-lettered at
-    # once. A batch must end well inside Kafka's max.poll.interval (300 s): one that ran past it was handed to
-    # another consumer, redelivered, and its bad records dead-lettered again, round after round.
+    # Seconds a batch may spend retrying its failed records alone; past it, the record being retried is dead-lettered
+    # and the records after it are left for the next delivery (Outcome.DEFERRED). A batch must end well inside
+    # Kafka's max.poll.interval (300 s): one that ran past it was handed to another consumer, redelivered, and its
+    # bad records dead-lettered again, round after round. Giving each record after the window one attempt still
+    # did that: ten records that each ran to the handler timeout took 360 s.
     retry_window: float = 90.0
 
 
@@ -201,8 +208,8 @@ class EventConsumer:
         self._ends: dict[TopicPartition, int] | None = None if catch_up is not None else {}
 
     async def handle_batch(self, records: Sequence[Record]) -> list[Outcome]:
-        """Apply the records in order; returns each one's outcome. Raises only for a transient failure that
-        outlasted the budget (the batch is then redelivered)."""
+        """Apply the records in order; returns each one's outcome, DEFERRED for those to be read again. Raises only
+        for a transient failure that outlasted the budget (the batch is then redelivered)."""
         outcomes: dict[int, Outcome] = {}
         work: list[_Item] = []
         # Sent once the batch's transactions are done: a batch redelivered after a long database outage would
@@ -229,10 +236,18 @@ class EventConsumer:
                 # escaping, it was redelivered at once, for ever, and held up its partition.
                 letters.append(_Letter(i, record, exc, 1))
         await self._apply_all(work, outcomes, letters, self._clock() + self._policy.retry_window)
+        # Everything from the first record deferred on is read again, so the records handled are a prefix of the
+        # batch, and of each partition's records in it: a record that cannot be read is dead-lettered then, in turn.
+        done = min((i for i, outcome in outcomes.items() if outcome is Outcome.DEFERRED), default=len(records))
+        if done < len(records):
+            outcomes.update(dict.fromkeys(range(done, len(records)), Outcome.DEFERRED))
+            letters = [letter for letter in letters if letter.index < done]
+            log.warning("%s: the batch's retry window is spent; %d of its %d records are left for the next delivery",
+                        self.name, len(records) - done, len(records))  # fmt: skip
         for letter in sorted(letters, key=lambda letter: letter.index):
             outcomes[letter.index] = await self._dead_letter(letter.record, letter.error, attempts=letter.attempts)
         if ends:
-            await self._note_caught_up(records, ends)
+            await self._note_caught_up(records[:done], ends)
         self._count(work, outcomes)
         return [outcomes[i] for i in range(len(records))]
 
@@ -243,7 +258,7 @@ class EventConsumer:
         for item in work:
             if outcomes[item.index] is Outcome.PROCESSED:
                 age.observe(max(0.0, now - item.envelope.occurred_at.timestamp()))
-        counts = collections.Counter(outcomes.values())
+        counts = collections.Counter(outcome for outcome in outcomes.values() if outcome is not Outcome.DEFERRED)
         if duplicates := counts[Outcome.DUPLICATE]:
             self._metrics.inbox_duplicates.labels(self.name).inc(duplicates)
         for outcome, n in counts.items():
@@ -272,7 +287,11 @@ class EventConsumer:
             except _RecordFailure as failure:
                 log.info("%s: batch of %d failed (%s); applying one by one to find the record at fault",
                          self.name, len(work), scrub(repr(failure.cause)))  # fmt: skip
-        for item in work:
+        for n, item in enumerate(work):
+            # The first always gets its turn, so every delivery moves its partition on by at least one record.
+            if n and self._clock() >= retry_until:
+                outcomes.update((rest.index, Outcome.DEFERRED) for rest in work[n:])
+                return
             await self._apply_alone(item, outcomes, letters, retry_until)
 
     async def _apply_alone(self, item: _Item, outcomes: dict[int, Outcome], letters: list[_Letter],

@@ -14,14 +14,14 @@ from itertools import chain
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from shared.contracts.envelope import EventPayload
 from shared.contracts.topics import namespaced
-from shared.messaging.consumer import EventConsumer
+from shared.messaging.consumer import EventConsumer, Outcome
 from shared.messaging.dead_letters import Record
 from shared.observability import MessagingMetrics
 
@@ -108,6 +108,10 @@ BATCH_TIMEOUT_MS = 100
 # versions; a batch still running after it is cancelled, rolled back and read again.
 GRACEFUL_STOP_SECONDS = 15.0
 
+# How long a consumer may go between fetches before Kafka hands its partitions to another (aiokafka's default, set
+# here because the consumer's retry window is sized against it: consumer.RetryPolicy).
+MAX_POLL_INTERVAL_MS = 300_000
+
 
 class CommitBehind:
     """A subscriber's offset commits, each made while the next batch is applied rather than before it is fetched.
@@ -174,19 +178,42 @@ def _where(offsets: dict[TopicPartition, int]) -> str:
 async def apply_batch(msg: KafkaMessage, raw: Sequence[Any], consumer: EventConsumer | None, commits: CommitBehind,
                       name: str) -> None:  # fmt: skip
     """One batch from FastStream (`raw`, its records): applied, then its offsets committed behind it; a batch that
-    fails is rewound."""
+    fails is rewound, and the records a batch deferred are read again."""
     try:
         if consumer is None:
             raise RuntimeError(f"{name} received records before it was started")
-        await consumer.handle_batch([Record.from_kafka(r) for r in raw])
+        done = _handled(await consumer.handle_batch([Record.from_kafka(r) for r in raw]))
+        kafka_consumer = getattr(msg, "consumer", None)
+        if not isinstance(kafka_consumer, AIOKafkaConsumer):
+            # The in-memory test broker reads nothing again: what was deferred is applied now.
+            while done < len(raw):
+                raw = raw[done:]
+                done = _handled(await consumer.handle_batch([Record.from_kafka(r) for r in raw]))
+            await msg.ack()
+            return
     except Exception:
         await _rewind(msg, name)
         raise
-    kafka_consumer = getattr(msg, "consumer", None)
-    if isinstance(kafka_consumer, AIOKafkaConsumer):
-        await commits.after(kafka_consumer, raw)
-    else:
-        await msg.ack()  # the in-memory test broker
+    _read_again(kafka_consumer, raw[done:], name)
+    await commits.after(kafka_consumer, raw[:done])
+
+
+def _handled(outcomes: Sequence[Outcome]) -> int:
+    """How many of a batch's records were handled: those before the first deferred one."""
+    return outcomes.index(Outcome.DEFERRED) if Outcome.DEFERRED in outcomes else len(outcomes)
+
+
+def _read_again(kafka: AIOKafkaConsumer, records: Sequence[Any], consumer: str) -> None:
+    """Each partition of `records` (the end of a batch) back to its first of them, so the next fetch starts there."""
+    first: dict[TopicPartition, int] = {}
+    for r in records:
+        first.setdefault(TopicPartition(r.topic, r.partition), r.offset)
+    for tp, offset in first.items():
+        try:
+            kafka.seek(tp, offset)
+        except IllegalStateError:  # taken away by a rebalance meanwhile: its new owner reads from the last commit
+            log.warning("%s: %s[%d] was reassigned before its deferred records were read again; its new owner reads "
+                        "them", consumer, tp.topic, tp.partition)  # fmt: skip
 
 
 async def next_batch(consumer: AIOKafkaConsumer, *, timeout_ms: int, max_records: int,
@@ -210,7 +237,8 @@ async def next_batch(consumer: AIOKafkaConsumer, *, timeout_ms: int, max_records
     return ()
 
 
-def declare(broker: KafkaBroker, sub: Subscription, consumers: Consumers, *, max_records: int = 200) -> None:
+def declare(broker: KafkaBroker, sub: Subscription, consumers: Consumers, *, max_records: int = 200,
+            max_poll_interval_ms: int = MAX_POLL_INTERVAL_MS) -> None:  # fmt: skip
     commits = CommitBehind(sub.consumer)
 
     async def on_batch() -> None:
@@ -239,6 +267,7 @@ def declare(broker: KafkaBroker, sub: Subscription, consumers: Consumers, *, max
         max_records=max_records,
         batch_timeout_ms=BATCH_TIMEOUT_MS,
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        max_poll_interval_ms=max_poll_interval_ms,
         # Committed after the transaction (or the dead-letter writes), by `on_batch` (CommitBehind); on a lasting
         # outage it seeks back and the batch is redelivered.
         ack_policy=AckPolicy.MANUAL,

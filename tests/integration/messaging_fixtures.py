@@ -21,7 +21,7 @@ from shared.messaging.dead_letters import DeadLetters
 from shared.messaging.kafka import KafkaAccess, safe_producer
 from shared.messaging.outbox import add_to_outbox
 from shared.messaging.relay import OutboxRelay
-from shared.messaging.subscriptions import GRACEFUL_STOP_SECONDS, Consumers, Subscription, declare
+from shared.messaging.subscriptions import GRACEFUL_STOP_SECONDS, MAX_POLL_INTERVAL_MS, Consumers, Subscription, declare
 from shared.observability import MessagingMetrics
 from tests.support import read_topic
 
@@ -82,7 +82,7 @@ async def record_effects(tx: BatchTransaction, batch: Sequence[Delivery]) -> Non
 
 async def consume(bootstrap: KafkaAccess | str, topic: str, db: Database, dead_letters: DeadLetters, metrics: MessagingMetrics, *,
                   apply: Apply = record_effects, name: str = "test-consumer", policy: RetryPolicy = RetryPolicy(),
-                  ) -> KafkaBroker:  # fmt: skip
+                  max_poll_interval_ms: int = MAX_POLL_INTERVAL_MS) -> KafkaBroker:  # fmt: skip
     """A started broker whose consumer group `name` applies Ticked events from `topic`; stop it when done."""
     consumers = Consumers(metrics)
     consumers.by_name[name] = EventConsumer(name=name, db=db, apply=apply, event_types={"Ticked"},
@@ -90,7 +90,7 @@ async def consume(bootstrap: KafkaAccess | str, topic: str, db: Database, dead_l
     access = KafkaAccess.of(bootstrap)
     broker = KafkaBroker(access.bootstrap_servers, security=access.faststream(),
                          graceful_timeout=GRACEFUL_STOP_SECONDS)  # as the services' (shared/service.py)
-    declare(broker, Subscription(topic, name, (Ticked,)), consumers)
+    declare(broker, Subscription(topic, name, (Ticked,)), consumers, max_poll_interval_ms=max_poll_interval_ms)
     await broker.start()
     return broker
 

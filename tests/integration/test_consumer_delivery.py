@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from shared.db import Database
 from shared.messaging.consumer import RetryPolicy
 from shared.messaging.dead_letters import KafkaDeadLetters
-from shared.messaging.kafka import KafkaAccess, safe_producer
+from shared.messaging.kafka import KafkaAccess, consumer_lag, safe_producer
+from shared.messaging.subscriptions import MAX_POLL_INTERVAL_MS
 from shared.observability import MessagingMetrics
 from tests.integration.messaging_fixtures import consume, prepare, ticked
 from tests.support import eventually, new_topic, read_topic
@@ -51,10 +52,11 @@ class Harness:
             await tx.conn.execute("INSERT INTO effect (event_id, key, seq) VALUES ($1, $2, $3)",
                                   delivery.envelope.event_id, payload.key, payload.seq)  # fmt: skip
 
-    async def start(self) -> None:
-        policy = RetryPolicy(max_attempts=3, backoff=0.01, transient_backoff=0.05)
+    async def start(self, policy: RetryPolicy = RetryPolicy(max_attempts=3, backoff=0.01, transient_backoff=0.05),
+                    max_poll_interval_ms: int = MAX_POLL_INTERVAL_MS) -> None:  # fmt: skip
         self._broker = await consume(self.bootstrap, self.topic, self.db, KafkaDeadLetters(self.producer), self.metrics,
-                                     apply=self.apply, name=NAME, policy=policy)  # fmt: skip
+                                     apply=self.apply, name=NAME, policy=policy,
+                                     max_poll_interval_ms=max_poll_interval_ms)  # fmt: skip
 
     async def stop(self) -> None:
         if self._broker:
@@ -213,3 +215,25 @@ async def test_a_batch_being_applied_when_its_consumer_stops_is_finished_and_not
 
     assert await eventually(all_applied)
     assert harness.handled("duplicate") == 0
+
+
+async def test_failing_records_that_each_take_long_are_split_across_deliveries_that_end_within_the_poll_interval(
+    harness,
+):
+    """Each delivery retries for its window, dead-letters the record it was on and leaves the rest to be read again.
+    One delivery giving every record an attempt ran past Kafka's poll interval: Kafka handed the partition on, the
+    offsets were not committed, and the records were read and dead-lettered again, round after round."""
+    for seq in range(1, 11):
+        if seq <= 6:
+            harness.fail_on[seq] = ValueError
+        await harness.send(ticked("k", seq).to_json_bytes())
+    harness.slow = 0.5  # every attempt, as a handler running long before it fails
+    # Ten attempts of 0.5 s in one delivery would take 5 s, past this poll interval; a window of 1 s keeps each
+    # delivery to about 1 s.
+    await harness.start(RetryPolicy(max_attempts=3, backoff=0.01, retry_window=1.0), max_poll_interval_ms=4_000)
+
+    assert await eventually(lambda: harness.handled("processed") == 4, timeout=60)
+    assert await harness.effects() == [7, 8, 9, 10]
+    dead = await read_topic(harness.bootstrap, f"{harness.topic}.dlq", expect=6)
+    assert [json.loads(d.value)["payload"]["seq"] for d in dead] == [1, 2, 3, 4, 5, 6]  # each once, in order
+    assert await eventually(lambda: consumer_lag(harness.bootstrap, NAME, [harness.topic]) == {(harness.topic, 0): 0})

@@ -33,7 +33,7 @@ from shared.messaging.consumer import (
     classify,
 )
 from shared.messaging.dead_letters import Record
-from shared.messaging.subscriptions import Subscription
+from shared.messaging.subscriptions import MAX_POLL_INTERVAL_MS, Subscription
 from shared.observability import MessagingMetrics
 from shared.unit_of_work import Cause, Publisher
 
@@ -387,9 +387,9 @@ async def test_a_record_failing_every_time_is_retried_alone_then_dead_lettered_w
     assert sample(metrics, "berdaya_consumer_transient_failures_total") == 0
 
 
-async def test_a_batch_whose_records_all_fail_stops_retrying_them_once_its_retry_window_is_spent() -> None:
-    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
-    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep,
+async def test_a_batch_whose_records_all_fail_leaves_those_after_its_retry_window_for_the_next_delivery() -> None:
+    dead_letters, sleep, apply, metrics = FakeDeadLetters(), RecordingSleep(), ScriptedApply(), new_metrics()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep, metrics=metrics,
                             policy=RetryPolicy(max_attempts=5, backoff=1.0, retry_window=10.0))  # fmt: skip
     records = [record() for _ in range(6)]
     for r in records:
@@ -397,11 +397,65 @@ async def test_a_batch_whose_records_all_fail_stops_retrying_them_once_its_retry
 
     outcomes = await consumer.handle_batch(records)
 
-    assert outcomes == [Outcome.DEAD_LETTERED] * 6
+    assert outcomes == [Outcome.DEAD_LETTERED] * 2 + [Outcome.DEFERRED] * 4
     # Waits of 1, 2 and 4 s for the first; 1 and 2 for the second; then none: the next would end past 10 s.
     assert sleep.delays == [1.0, 2.0, 4.0, 1.0, 2.0]
-    assert [letter.attempts for letter in dead_letters.sent] == [4, 3, 1, 1, 1, 1]
-    assert [letter.record for letter in dead_letters.sent] == records
+    assert [(letter.record, letter.attempts) for letter in dead_letters.sent] == [(records[0], 4), (records[1], 3)]
+    assert all(apply.attempts(event_id(r)) == 1 for r in records[2:])  # only with the batch
+    assert consumed(metrics, "dead_lettered") == 2 and consumed(metrics, "deferred") == 0  # counted once handled
+
+    outcomes = await consumer.handle_batch(records[2:])  # the next delivery, with a window of its own
+
+    assert outcomes == [Outcome.DEAD_LETTERED] * 2 + [Outcome.DEFERRED] * 2
+    assert [letter.record for letter in dead_letters.sent] == records[:4]
+
+
+def taking(sleep: RecordingSleep, seconds: float, error: BaseException) -> Callable[[int], BaseException]:
+    """A failure that takes `seconds` of the consumer's clock to happen, as a handler running to its timeout does."""
+    def fail(_: int) -> BaseException:
+        sleep.clock.now += seconds
+        return error
+
+    return fail
+
+
+async def test_records_that_each_run_to_the_handler_timeout_never_hold_a_delivery_past_kafkas_poll_interval() -> None:
+    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
+    policy = RetryPolicy()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep, policy=policy)
+    records = [record() for _ in range(10)]
+    for r in records:
+        apply.always_fails(event_id(r), taking(sleep, policy.handler_timeout, RuntimeError("ran out of time")))
+
+    deliveries, left = [], records
+    while left:
+        started = sleep.clock.now
+        outcomes = await consumer.handle_batch(left)
+        deliveries.append(sleep.clock.now - started)
+        assert outcomes[0] is Outcome.DEAD_LETTERED  # each delivery moves the partition on
+        left = left[outcomes.count(Outcome.DEAD_LETTERED):]
+        assert set(outcomes[len(outcomes) - len(left):]) <= {Outcome.DEFERRED}
+
+    # Ten records of 30 s each used to take one delivery 360 s, past Kafka's 300 s, again on every redelivery.
+    assert max(deliveries) < MAX_POLL_INTERVAL_MS / 1000 / 2
+    assert [letter.record for letter in dead_letters.sent] == records  # each once, in order
+
+
+async def test_records_deferred_after_the_retry_window_are_neither_applied_nor_dead_lettered_in_that_delivery() -> None:
+    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep,
+                            policy=RetryPolicy(max_attempts=2, backoff=1.0, retry_window=5.0))  # fmt: skip
+    slow, healthy, unreadable = record(), record(), record(b"{not an event")
+    apply.always_fails(event_id(slow), taking(sleep, 3.0, RuntimeError("ran out of time")))
+
+    outcomes = await consumer.handle_batch([slow, healthy, unreadable])
+
+    assert outcomes == [Outcome.DEAD_LETTERED, Outcome.DEFERRED, Outcome.DEFERRED]
+    assert [letter.record for letter in dead_letters.sent] == [slow]  # the unreadable one waits its turn
+    assert apply.applied == []
+
+    assert await consumer.handle_batch([healthy, unreadable]) == [Outcome.PROCESSED, Outcome.DEAD_LETTERED]
+    assert apply.applied == [event_id(healthy)]
 
 
 async def test_a_record_its_handler_refuses_is_dead_lettered_at_its_first_attempt_alone_without_backoff() -> None:
@@ -424,9 +478,12 @@ async def test_a_record_its_handler_refuses_is_dead_lettered_at_its_first_attemp
 
 
 def test_the_retry_window_and_one_last_attempt_fit_inside_kafkas_max_poll_interval() -> None:
-    max_poll_interval = inspect.signature(AIOKafkaConsumer).parameters["max_poll_interval_ms"].default / 1000
     policy = RetryPolicy()
-    assert policy.retry_window + policy.handler_timeout < max_poll_interval / 2
+    # The longest one attempt takes: transient failures retried to their budget, then one more to its timeout.
+    attempt = policy.transient_budget + policy.handler_timeout
+    # The batch's own attempt may end past the window; then one record gets its attempt alone.
+    assert max(policy.retry_window, attempt) + attempt < MAX_POLL_INTERVAL_MS / 1000
+    assert MAX_POLL_INTERVAL_MS == inspect.signature(AIOKafkaConsumer).parameters["max_poll_interval_ms"].default
 
 
 async def test_a_record_failing_twice_then_succeeding_is_processed_and_nothing_is_dead_lettered() -> None:

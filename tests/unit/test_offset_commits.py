@@ -11,9 +11,9 @@ from typing import Any, NamedTuple
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError, UnknownMemberIdError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, UnknownMemberIdError
 
-from shared.messaging.consumer import EventConsumer
+from shared.messaging.consumer import EventConsumer, Outcome
 from shared.messaging.subscriptions import CommitBehind, apply_batch
 
 
@@ -38,6 +38,11 @@ class FakeKafkaConsumer(AIOKafkaConsumer):
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        if partition not in self.assigned:
+            raise IllegalStateError(f"No current assignment for partition {partition}")
+        self.steps.append(f"seek {partition.partition}@{offset}")
 
     async def commit(self, offsets: Any = None) -> None:
         self.steps.append("commit")
@@ -218,16 +223,19 @@ async def test_a_commit_task_cancelled_from_outside_does_not_jam_the_next_batch(
 
 
 class FakeEventConsumer(EventConsumer):
-    """Records the batches it is handed, or fails them."""
+    """Records the batches it is handed, or fails them; `defer`: how many of each batch's first records it handles
+    before leaving the rest for the next delivery, batch after batch."""
 
-    def __init__(self, steps: list[str], fail: bool = False) -> None:
-        self.steps, self.fail = steps, fail
+    def __init__(self, steps: list[str], fail: bool = False, defer: list[int] | None = None) -> None:
+        self.steps, self.fail, self.defer = steps, fail, defer or []
 
-    async def handle_batch(self, records: Any) -> None:
+    async def handle_batch(self, records: Any) -> list[Outcome]:
         await asyncio.sleep(0)
         self.steps.append(f"applied {[r.offset for r in records]}")
         if self.fail:
             raise ConnectionResetError("the database went away")
+        handled = self.defer.pop(0) if self.defer else len(records)
+        return [Outcome.PROCESSED] * handled + [Outcome.DEFERRED] * (len(records) - handled)
 
 
 class FakeMessage:
@@ -298,3 +306,60 @@ async def test_on_the_in_memory_test_broker_the_batch_is_acknowledged_through_fa
     steps: list[str] = []
     await apply_batch(*batch(records(0), object(), steps), FakeEventConsumer(steps), CommitBehind("n"), "n")
     assert steps == ["applied [0]", "acked"]
+
+
+async def test_records_a_batch_deferred_are_read_again_from_each_partition_s_first_and_only_those_before_committed(
+    kafka: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
+    steps: list[str] = []
+    consumer = kafka([A0, A1], steps)
+    consumer.release.set()
+    commits = CommitBehind("notifier")
+    recs = [Rec("t", 0, 3), Rec("t", 0, 4), Rec("t", 0, 5), Rec("t", 1, 7), Rec("t", 1, 8)]
+    await apply_batch(*batch(recs, consumer, steps), FakeEventConsumer(steps, defer=[2]), commits, "notifier")
+    await commits.settled(consumer)
+    assert steps == ["applied [3, 4, 5, 7, 8]", "seek 0@5", "seek 1@7", "commit"]
+    assert consumer.commits == [{A0: 5}]
+
+
+async def test_a_batch_that_deferred_its_first_record_commits_nothing_and_reads_it_again(
+    kafka: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
+    steps: list[str] = []
+    consumer = kafka([A0], steps)
+    consumer.release.set()
+    commits = CommitBehind("notifier")
+    await apply_batch(*batch(records(3, 4), consumer, steps), FakeEventConsumer(steps, defer=[0]), commits,
+                      "notifier")  # fmt: skip
+    await commits.settled(consumer)
+    assert steps == ["applied [3, 4]", "seek 0@3"]
+    assert consumer.commits == []
+
+
+async def test_deferred_records_of_a_partition_reassigned_meanwhile_are_left_to_its_new_owner_with_a_warning(
+    kafka: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
+    steps: list[str] = []
+    consumer = kafka([A0, A1], steps)
+    consumer.release.set()
+    commits = CommitBehind("training")
+    recs = [Rec("t", 0, 3), Rec("t", 1, 7), Rec("t", 1, 8)]
+    consumer.assigned = {A1}
+    with caplog.at_level(logging.WARNING, logger="shared.messaging.subscriptions"):
+        await apply_batch(*batch(recs, consumer, steps), FakeEventConsumer(steps, defer=[0]), commits, "training")
+        await commits.settled(consumer)
+    assert steps == ["applied [3, 7, 8]", "seek 1@7"]
+    assert "training: t[0] was reassigned before its deferred records were read again" in caplog.text
+
+
+async def test_on_the_in_memory_test_broker_deferred_records_are_applied_before_the_batch_is_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
+    steps: list[str] = []
+    applying = FakeEventConsumer(steps, defer=[1, 1])
+    await apply_batch(*batch(records(0, 1, 2), object(), steps), applying, CommitBehind("n"), "n")
+    assert steps == ["applied [0, 1, 2]", "applied [1, 2]", "applied [2]", "acked"]
