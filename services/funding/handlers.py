@@ -6,7 +6,6 @@ Every handler has the shape of every handler in Berdaya: `async def handle(messa
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from services.funding.domain.pledges import Pledge, PledgeForm, SponsorForm
 from services.funding.domain.view import BusinessView, updated_view
 from services.funding.matching import Deps
 from services.funding.store import FundingStore, FundingUnitOfWork, PartnerOutcome, TrainingFact
+from shared import idempotency
 from shared.auth import Principal
 from shared.contracts.envelope import ContractError
 from shared.contracts.funding import CSRPledged
@@ -219,13 +219,9 @@ async def make_pledge(cmd: MakePledge, uow: FundingUnitOfWork, deps: Deps) -> Pl
         # for one day gets the pledge made the first time, not a refusal of its window. A refused form rolls the
         # claim back with it.
         if cmd.idempotency_key is not None:
-            fingerprint = hashlib.sha256(cmd.form.model_dump_json().encode()).digest()
-            made, asked = await uow.store.claim_pledge_request(cmd.by.actor, cmd.idempotency_key, fingerprint,
-                                                               pledge_id)  # fmt: skip
-            if made != pledge_id:
-                if asked != fingerprint:
-                    raise Conflict(f"Idempotency-Key {cmd.idempotency_key!r} was used for another pledge ({made}); use a "
-                                   "new key for a new pledge", "idempotency_key_reused", {"pledge_id": str(made)})  # fmt: skip
+            asked = idempotency.fingerprint(cmd.form)
+            claimed = await uow.store.claim_pledge_request(cmd.by.actor, cmd.idempotency_key, asked, pledge_id)
+            if made := idempotency.made_before(claimed, pledge_id, asked, cmd.idempotency_key, "pledge"):
                 earlier = await uow.store.pledge(made)
                 assert earlier is not None, "a pledge request is recorded with its pledge"
                 return earlier

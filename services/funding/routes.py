@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.funding import handlers
@@ -18,6 +18,7 @@ from services.funding.domain.reports import GroupRow, OutcomeRow, StateRow, tota
 from services.funding.matching import Deps
 from services.funding.queries import FundingQueries
 from services.funding.store import FundingUnitOfWork
+from shared import idempotency
 from shared.auth import Principal
 from shared.contracts.funding import PledgeTotals
 from shared.errors import Forbidden, NotFound
@@ -47,6 +48,7 @@ Watcher = Annotated[Principal, Depends(require_role("sponsor", "officer", "opera
 router = APIRouter()
 _404 = {404: PROBLEM_RESPONSES[404]}
 _404_409 = {404: PROBLEM_RESPONSES[404], 409: PROBLEM_RESPONSES[409]}
+PledgeKey = idempotency.header("pledge")
 
 
 def _uow(ctx: FundingContext, who: Principal, correlation: uuid.UUID) -> FundingUnitOfWork:
@@ -228,10 +230,7 @@ async def sponsors(_: Anyone, ctx: Ctx) -> list[SponsorOut]:
              summary="Make a pledge for your sponsor (CSRPledged); matching starts at once")
 async def make_pledge(
     form: PledgeForm, who: Sponsor, ctx: Ctx, correlation: Correlation,
-    idempotency_key: Annotated[str | None, Header(
-        alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
-        description="Any printable ASCII of your choosing, new for each pledge: sending the same pledge again under it "
-        "(say, after a timeout) gives the pledge made the first time; another pledge under it is a 409")] = None,
+    idempotency_key: PledgeKey = None,
 ) -> PledgeOut:  # fmt: skip
     command = handlers.MakePledge(form, who, idempotency_key)
     return pledge_out(await handlers.make_pledge(command, _uow(ctx, who, correlation), ctx.deps))

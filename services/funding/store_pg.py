@@ -14,6 +14,7 @@ from services.funding.domain.events import DomainEvent
 from services.funding.domain.offers import Offer
 from services.funding.domain.pledges import Pledge
 from services.funding.domain.view import BusinessView
+from shared import idempotency
 from shared.contracts.funding import Earmarks
 from shared.db import Where, hold_gate, lock_ids, newer_version_upsert
 from shared.messaging.catch_up import catching_up
@@ -192,15 +193,7 @@ class PgFundingStore(FundingStore):
 
     async def claim_pledge_request(self, actor: str, key: str, fingerprint: bytes,
                                    pledge_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:  # fmt: skip
-        # The insert waits on a concurrent one of the same key; once that commits, the row is read (a new statement
-        # sees it), and if it rolled back this insert goes through.
-        row = await self._conn.fetchrow(
-            """INSERT INTO pledge_request (actor, idempotency_key, fingerprint, pledge_id) VALUES ($1, $2, $3, $4)
-               ON CONFLICT DO NOTHING RETURNING pledge_id, fingerprint""", actor, key, fingerprint, pledge_id)  # fmt: skip
-        if row is None:
-            row = await self._conn.fetchrow("SELECT pledge_id, fingerprint FROM pledge_request"
-                                            " WHERE actor = $1 AND idempotency_key = $2", actor, key)  # fmt: skip
-        return row["pledge_id"], bytes(row["fingerprint"])
+        return await idempotency.claim(self._conn, "pledge_request", "pledge_id", actor, key, fingerprint, pledge_id)
 
     async def save_pledge(self, p: Pledge) -> None:
         await self._conn.execute(_SAVE_PLEDGE, *_pledge_counters(p))
