@@ -163,6 +163,26 @@ class _Letter:
     attempts: int
 
 
+def _partition(record: Record) -> tuple[str, int]:
+    return record.topic, record.partition
+
+
+def _defer_after_first(records: Sequence[Record], outcomes: dict[int, Outcome]) -> int:
+    """Each partition's records from its first deferred one on are deferred too, so what is handled of each
+    partition is a prefix of its records in the batch (a record that cannot be read, or is ignored, waits its turn).
+    Returns how many records are deferred."""
+    cut: dict[tuple[str, int], int] = {}
+    for i, record in enumerate(records):
+        if outcomes.get(i) is Outcome.DEFERRED:
+            cut.setdefault(_partition(record), i)
+    if not cut:
+        return 0
+    for i, record in enumerate(records):
+        if i > cut.get(_partition(record), i):
+            outcomes[i] = Outcome.DEFERRED
+    return sum(outcome is Outcome.DEFERRED for outcome in outcomes.values())
+
+
 def _named_type(record: Record) -> str | None:
     """The event type the record's `event_type` header names (the relay sets it from the same row as the value),
     or None if it has none the consumer can read. Only whoever may write to the topic can set it, and a record
@@ -236,18 +256,14 @@ class EventConsumer:
                 # escaping, it was redelivered at once, for ever, and held up its partition.
                 letters.append(_Letter(i, record, exc, 1))
         await self._apply_all(work, outcomes, letters, self._clock() + self._policy.retry_window)
-        # Everything from the first record deferred on is read again, so the records handled are a prefix of the
-        # batch, and of each partition's records in it: a record that cannot be read is dead-lettered then, in turn.
-        done = min((i for i, outcome in outcomes.items() if outcome is Outcome.DEFERRED), default=len(records))
-        if done < len(records):
-            outcomes.update(dict.fromkeys(range(done, len(records)), Outcome.DEFERRED))
-            letters = [letter for letter in letters if letter.index < done]
+        if deferred := _defer_after_first(records, outcomes):
+            letters = [letter for letter in letters if outcomes.get(letter.index) is not Outcome.DEFERRED]
             log.warning("%s: the batch's retry window is spent; %d of its %d records are left for the next delivery",
-                        self.name, len(records) - done, len(records))  # fmt: skip
+                        self.name, deferred, len(records))  # fmt: skip
         for letter in sorted(letters, key=lambda letter: letter.index):
             outcomes[letter.index] = await self._dead_letter(letter.record, letter.error, attempts=letter.attempts)
         if ends:
-            await self._note_caught_up(records[:done], ends)
+            await self._note_caught_up([r for i, r in enumerate(records) if outcomes[i] is not Outcome.DEFERRED], ends)
         self._count(work, outcomes)
         return [outcomes[i] for i in range(len(records))]
 
@@ -290,9 +306,25 @@ class EventConsumer:
         for n, item in enumerate(work):
             # The first always gets its turn, so every delivery moves its partition on by at least one record.
             if n and self._clock() >= retry_until:
-                outcomes.update((rest.index, Outcome.DEFERRED) for rest in work[n:])
+                await self._apply_rest(work[:n], work[n:], outcomes, letters)
                 return
             await self._apply_alone(item, outcomes, letters, retry_until)
+
+    async def _apply_rest(self, tried: list[_Item], rest: list[_Item], outcomes: dict[int, Outcome],
+                          letters: list[_Letter]) -> None:  # fmt: skip
+        """Once the retry window is spent: the records of partitions with no record found at fault alone in this
+        delivery get one more attempt, together, so one partition's run of slow bad records does not hold up the
+        others; the rest, and all of them should that attempt fail, are left for the next delivery."""
+        tried_alone = {item.index for item in tried}
+        at_fault = {_partition(letter.record) for letter in letters if letter.index in tried_alone}
+        healthy = [item for item in rest if _partition(item.record) not in at_fault]
+        if healthy:
+            try:
+                await self._transaction(healthy, outcomes)
+            except _RecordFailure:
+                healthy = []
+        applied = {item.index for item in healthy}
+        outcomes.update((item.index, Outcome.DEFERRED) for item in rest if item.index not in applied)
 
     async def _apply_alone(self, item: _Item, outcomes: dict[int, Outcome], letters: list[_Letter],
                            retry_until: float) -> None:  # fmt: skip

@@ -176,44 +176,62 @@ def _where(offsets: dict[TopicPartition, int]) -> str:
 
 
 async def apply_batch(msg: KafkaMessage, raw: Sequence[Any], consumer: EventConsumer | None, commits: CommitBehind,
-                      name: str) -> None:  # fmt: skip
+                      name: str) -> dict[TopicPartition, int]:  # fmt: skip
     """One batch from FastStream (`raw`, its records): applied, then its offsets committed behind it; a batch that
-    fails is rewound, and the records a batch deferred are read again."""
+    fails is rewound, and the records a batch deferred are read again. Returns where each of its partitions is to
+    be read from next."""
     try:
         if consumer is None:
             raise RuntimeError(f"{name} received records before it was started")
-        done = _handled(await consumer.handle_batch([Record.from_kafka(r) for r in raw]))
+        handled, deferred = _split(raw, await consumer.handle_batch([Record.from_kafka(r) for r in raw]))
         kafka_consumer = getattr(msg, "consumer", None)
         if not isinstance(kafka_consumer, AIOKafkaConsumer):
             # The in-memory test broker reads nothing again: what was deferred is applied now.
-            while done < len(raw):
-                raw = raw[done:]
-                done = _handled(await consumer.handle_batch([Record.from_kafka(r) for r in raw]))
+            while deferred:
+                handled, deferred = _split(deferred, await consumer.handle_batch([Record.from_kafka(r)
+                                                                                  for r in deferred]))  # fmt: skip
             await msg.ack()
-            return
+            return _next_offsets(raw, [])
     except Exception:
         await _rewind(msg, name)
         raise
-    _read_again(kafka_consumer, raw[done:], name)
-    await commits.after(kafka_consumer, raw[:done])
+    _read_again(kafka_consumer, deferred, name)
+    await commits.after(kafka_consumer, handled)
+    return _next_offsets(handled, deferred)
 
 
-def _handled(outcomes: Sequence[Outcome]) -> int:
-    """How many of a batch's records were handled: those before the first deferred one."""
-    return outcomes.index(Outcome.DEFERRED) if Outcome.DEFERRED in outcomes else len(outcomes)
+def _split(raw: Sequence[Any], outcomes: Sequence[Outcome]) -> tuple[list[Any], list[Any]]:
+    """A batch's records handled, and those deferred (of each partition, the records after those handled)."""
+    handled, deferred = [], []
+    for r, outcome in zip(raw, outcomes, strict=True):
+        (deferred if outcome is Outcome.DEFERRED else handled).append(r)
+    return handled, deferred
+
+
+def _next_offsets(handled: Sequence[Any], deferred: Sequence[Any]) -> dict[TopicPartition, int]:
+    """Where each partition is read from next: after its last record handled, or at its first one deferred."""
+    offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in handled}
+    for r in reversed(deferred):
+        offsets[TopicPartition(r.topic, r.partition)] = r.offset
+    return offsets
 
 
 def _read_again(kafka: AIOKafkaConsumer, records: Sequence[Any], consumer: str) -> None:
-    """Each partition of `records` (the end of a batch) back to its first of them, so the next fetch starts there."""
+    """Each partition of `records` (the deferred end of each partition's records in a batch) back to its first of
+    them, so the next fetch starts there. A partition no longer this consumer's is left to its new owner, which
+    reads from the last commit: one taken by a rebalance, or all of them once a pattern subscription found a new
+    topic or the consumer stopped (aiokafka then has no assignment, and its seek fails an assertion)."""
     first: dict[TopicPartition, int] = {}
     for r in records:
         first.setdefault(TopicPartition(r.topic, r.partition), r.offset)
     for tp, offset in first.items():
         try:
+            if tp not in kafka.assignment():
+                raise IllegalStateError(f"{tp} is not assigned")
             kafka.seek(tp, offset)
-        except IllegalStateError:  # taken away by a rebalance meanwhile: its new owner reads from the last commit
-            log.warning("%s: %s[%d] was reassigned before its deferred records were read again; its new owner reads "
-                        "them", consumer, tp.topic, tp.partition)  # fmt: skip
+        except (IllegalStateError, AssertionError):
+            log.warning("%s: %s[%d] was reassigned before its deferred records were read again; whoever owns it now "
+                        "reads them", consumer, tp.topic, tp.partition)  # fmt: skip
 
 
 async def next_batch(consumer: AIOKafkaConsumer, *, timeout_ms: int, max_records: int,
@@ -250,10 +268,10 @@ def declare(broker: KafkaBroker, sub: Subscription, consumers: Consumers, *, max
             raise RuntimeError(f"{sub.consumer}: no message in FastStream's context; on_batch runs only as a "
                                "subscriber")  # fmt: skip
         raw = _records(msg.raw_message)
-        await apply_batch(msg, raw, consumers.by_name.get(sub.consumer), commits, sub.consumer)
+        next_offsets = await apply_batch(msg, raw, consumers.by_name.get(sub.consumer), commits, sub.consumer)
         if consumers.metrics is not None:
-            for last in {(r.topic, r.partition): r for r in raw}.values():
-                _observe_lag(msg, last, sub.consumer, consumers.metrics)
+            for tp, offset in next_offsets.items():
+                _observe_lag(msg, tp, offset, sub.consumer, consumers.metrics)
 
     on_batch.__name__ = re.sub(r"\W", "_", f"{sub.consumer}_on_{sub.topic}")
     where = {"pattern": sub.topic} if sub.pattern else {}
@@ -298,14 +316,14 @@ def declare_all(broker: KafkaBroker, subscriptions: Sequence[Subscription], cons
         declare(broker, sub, consumers)
 
 
-def _observe_lag(msg: Any, raw: Any, consumer_name: str, metrics: MessagingMetrics) -> None:
+def _observe_lag(msg: Any, tp: TopicPartition, next_offset: int, consumer_name: str, metrics: MessagingMetrics) -> None:
     kafka_consumer = getattr(msg, "consumer", None)
     highwater = getattr(kafka_consumer, "highwater", None)
     if highwater is None:
         return  # the in-memory test broker has no real consumer
     try:
-        end = highwater(TopicPartition(raw.topic, raw.partition))
+        end = highwater(tp)
     except AssertionError:
         return  # the partition was revoked during the batch (a rebalance); its new owner reports the lag
     if end is not None:
-        metrics.consumer_lag.labels(consumer_name, raw.topic, str(raw.partition)).set(max(0, end - raw.offset - 1))
+        metrics.consumer_lag.labels(consumer_name, tp.topic, str(tp.partition)).set(max(0, end - next_offset))

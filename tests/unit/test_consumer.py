@@ -5,6 +5,7 @@ no database, no Kafka, no waiting."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import uuid
 from collections.abc import Callable, Sequence
@@ -477,12 +478,47 @@ async def test_a_record_its_handler_refuses_is_dead_lettered_at_its_first_attemp
     assert classify(RecordRefused("x")) is Failure.RECORD and isinstance(RecordRefused("x"), ContractError)
 
 
+async def test_a_partitions_run_of_slow_bad_records_does_not_hold_up_the_batchs_other_partitions() -> None:
+    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep,
+                            policy=RetryPolicy(max_attempts=2, backoff=1.0, retry_window=5.0))  # fmt: skip
+    slow = [record(), record()]  # partition 3
+    for r in slow:
+        apply.always_fails(event_id(r), taking(sleep, 3.0, RuntimeError("ran out of time")))
+    other = [dataclasses.replace(record(), partition=4) for _ in range(2)]
+    unreadable_there = dataclasses.replace(record(b"{not an event"), partition=4)
+    unreadable_here = record(b"{not an event")
+
+    outcomes = await consumer.handle_batch([slow[0], other[0], slow[1], unreadable_here, other[1], unreadable_there])
+
+    assert outcomes == [Outcome.DEAD_LETTERED, Outcome.PROCESSED, Outcome.DEFERRED, Outcome.DEFERRED,
+                        Outcome.PROCESSED, Outcome.DEAD_LETTERED]  # fmt: skip
+    assert apply.applied == [event_id(other[0]), event_id(other[1])]
+    assert [letter.record for letter in dead_letters.sent] == [slow[0], unreadable_there]
+
+
+async def test_the_other_partitions_records_are_deferred_too_when_their_attempt_together_fails() -> None:
+    dead_letters, sleep, apply = FakeDeadLetters(), RecordingSleep(), ScriptedApply()
+    consumer = new_consumer(apply, REGISTERED, dead_letters=dead_letters, sleep=sleep,
+                            policy=RetryPolicy(max_attempts=2, backoff=1.0, retry_window=5.0))  # fmt: skip
+    slow, bad_there = record(), dataclasses.replace(record(), partition=4)
+    apply.always_fails(event_id(slow), taking(sleep, 3.0, RuntimeError("ran out of time")))
+    apply.always_fails(event_id(bad_there), lambda n: RuntimeError("bad lookup"))
+
+    outcomes = await consumer.handle_batch([slow, bad_there])
+
+    assert outcomes == [Outcome.DEAD_LETTERED, Outcome.DEFERRED]
+    assert apply.attempts(event_id(bad_there)) == 2  # with the batch, then with the other partitions' records
+
+
 def test_the_retry_window_and_one_last_attempt_fit_inside_kafkas_max_poll_interval() -> None:
     policy = RetryPolicy()
-    # The longest one attempt takes: transient failures retried to their budget, then one more to its timeout.
+    # The longest one attempt takes while the database answers its other statements: transient failures retried
+    # to their budget, then one more to the handler's timeout.
     attempt = policy.transient_budget + policy.handler_timeout
-    # The batch's own attempt may end past the window; then one record gets its attempt alone.
-    assert max(policy.retry_window, attempt) + attempt < MAX_POLL_INTERVAL_MS / 1000
+    # The batch's own attempt may end past the window; then one record gets its attempt alone, and the other
+    # partitions' records one attempt together.
+    assert max(policy.retry_window, attempt) + 2 * attempt < MAX_POLL_INTERVAL_MS / 1000
     assert MAX_POLL_INTERVAL_MS == inspect.signature(AIOKafkaConsumer).parameters["max_poll_interval_ms"].default
 
 

@@ -35,6 +35,7 @@ class FakeKafkaConsumer(AIOKafkaConsumer):
         self.most_in_flight = 0
         self.release = asyncio.Event()
         self.fail_with: Exception | None = None
+        self.seek_fails_with: Exception | None = None
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
@@ -42,6 +43,8 @@ class FakeKafkaConsumer(AIOKafkaConsumer):
     def seek(self, partition: TopicPartition, offset: int) -> None:
         if partition not in self.assigned:
             raise IllegalStateError(f"No current assignment for partition {partition}")
+        if self.seek_fails_with is not None:
+            raise self.seek_fails_with
         self.steps.append(f"seek {partition.partition}@{offset}")
 
     async def commit(self, offsets: Any = None) -> None:
@@ -223,10 +226,10 @@ async def test_a_commit_task_cancelled_from_outside_does_not_jam_the_next_batch(
 
 
 class FakeEventConsumer(EventConsumer):
-    """Records the batches it is handed, or fails them; `defer`: how many of each batch's first records it handles
-    before leaving the rest for the next delivery, batch after batch."""
+    """Records the batches it is handed, or fails them; `defer`: for each batch in turn, the offsets it leaves for
+    the next delivery."""
 
-    def __init__(self, steps: list[str], fail: bool = False, defer: list[int] | None = None) -> None:
+    def __init__(self, steps: list[str], fail: bool = False, defer: list[set[int]] | None = None) -> None:
         self.steps, self.fail, self.defer = steps, fail, defer or []
 
     async def handle_batch(self, records: Any) -> list[Outcome]:
@@ -234,8 +237,8 @@ class FakeEventConsumer(EventConsumer):
         self.steps.append(f"applied {[r.offset for r in records]}")
         if self.fail:
             raise ConnectionResetError("the database went away")
-        handled = self.defer.pop(0) if self.defer else len(records)
-        return [Outcome.PROCESSED] * handled + [Outcome.DEFERRED] * (len(records) - handled)
+        deferred = self.defer.pop(0) if self.defer else set()
+        return [Outcome.DEFERRED if r.offset in deferred else Outcome.PROCESSED for r in records]
 
 
 class FakeMessage:
@@ -317,10 +320,29 @@ async def test_records_a_batch_deferred_are_read_again_from_each_partition_s_fir
     consumer.release.set()
     commits = CommitBehind("notifier")
     recs = [Rec("t", 0, 3), Rec("t", 0, 4), Rec("t", 0, 5), Rec("t", 1, 7), Rec("t", 1, 8)]
-    await apply_batch(*batch(recs, consumer, steps), FakeEventConsumer(steps, defer=[2]), commits, "notifier")
+    applying = FakeEventConsumer(steps, defer=[{5, 7, 8}])
+    next_offsets = await apply_batch(*batch(recs, consumer, steps), applying, commits, "notifier")
     await commits.settled(consumer)
     assert steps == ["applied [3, 4, 5, 7, 8]", "seek 0@5", "seek 1@7", "commit"]
     assert consumer.commits == [{A0: 5}]
+    assert next_offsets == {A0: 5, A1: 7}  # the lag is counted from there
+
+
+async def test_a_partition_handled_whole_is_committed_past_its_last_while_another_is_read_again(
+    kafka: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
+    steps: list[str] = []
+    consumer = kafka([A0, A1], steps)
+    consumer.release.set()
+    commits = CommitBehind("funding-view")
+    recs = [Rec("t", 0, 3), Rec("t", 0, 4), Rec("t", 1, 7), Rec("t", 1, 8), Rec("t", 1, 9)]
+    applying = FakeEventConsumer(steps, defer=[{8, 9}])
+    next_offsets = await apply_batch(*batch(recs, consumer, steps), applying, commits, "funding-view")
+    await commits.settled(consumer)
+    assert steps == ["applied [3, 4, 7, 8, 9]", "seek 1@8", "commit"]
+    assert consumer.commits == [{A0: 5, A1: 8}]
+    assert next_offsets == {A0: 5, A1: 8}
 
 
 async def test_a_batch_that_deferred_its_first_record_commits_nothing_and_reads_it_again(
@@ -331,7 +353,7 @@ async def test_a_batch_that_deferred_its_first_record_commits_nothing_and_reads_
     consumer = kafka([A0], steps)
     consumer.release.set()
     commits = CommitBehind("notifier")
-    await apply_batch(*batch(records(3, 4), consumer, steps), FakeEventConsumer(steps, defer=[0]), commits,
+    await apply_batch(*batch(records(3, 4), consumer, steps), FakeEventConsumer(steps, defer=[{3, 4}]), commits,
                       "notifier")  # fmt: skip
     await commits.settled(consumer)
     assert steps == ["applied [3, 4]", "seek 0@3"]
@@ -349,10 +371,30 @@ async def test_deferred_records_of_a_partition_reassigned_meanwhile_are_left_to_
     recs = [Rec("t", 0, 3), Rec("t", 1, 7), Rec("t", 1, 8)]
     consumer.assigned = {A1}
     with caplog.at_level(logging.WARNING, logger="shared.messaging.subscriptions"):
-        await apply_batch(*batch(recs, consumer, steps), FakeEventConsumer(steps, defer=[0]), commits, "training")
+        await apply_batch(*batch(recs, consumer, steps), FakeEventConsumer(steps, defer=[{3, 7, 8}]), commits,
+                          "training")  # fmt: skip
         await commits.settled(consumer)
     assert steps == ["applied [3, 7, 8]", "seek 1@7"]
     assert "training: t[0] was reassigned before its deferred records were read again" in caplog.text
+
+
+async def test_a_seek_that_fails_as_aiokafka_does_with_no_assignment_still_lets_the_handled_records_commit(
+    kafka: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pattern subscription that finds a new topic, or a consumer stopping, leaves aiokafka with no assignment
+    for a moment: its seek then fails an assertion rather than raising IllegalStateError."""
+    monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
+    steps: list[str] = []
+    consumer = kafka([A0], steps)
+    consumer.release.set()
+    consumer.seek_fails_with = AssertionError()
+    commits = CommitBehind("funding-partners")
+    with caplog.at_level(logging.WARNING, logger="shared.messaging.subscriptions"):
+        await apply_batch(*batch(records(3, 4), consumer, steps), FakeEventConsumer(steps, defer=[{4}]), commits,
+                          "funding-partners")  # fmt: skip
+        await commits.settled(consumer)
+    assert consumer.commits == [{A0: 4}]
+    assert "funding-partners: t[0] was reassigned" in caplog.text
 
 
 async def test_on_the_in_memory_test_broker_deferred_records_are_applied_before_the_batch_is_acknowledged(
@@ -360,6 +402,6 @@ async def test_on_the_in_memory_test_broker_deferred_records_are_applied_before_
 ) -> None:
     monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
     steps: list[str] = []
-    applying = FakeEventConsumer(steps, defer=[1, 1])
+    applying = FakeEventConsumer(steps, defer=[{1, 2}, {2}])
     await apply_batch(*batch(records(0, 1, 2), object(), steps), applying, CommitBehind("n"), "n")
     assert steps == ["applied [0, 1, 2]", "applied [1, 2]", "applied [2]", "acked"]
