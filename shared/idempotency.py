@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import asyncpg
@@ -22,10 +23,10 @@ from shared.errors import Conflict
 def header(what: str) -> Any:
     """The `Idempotency-Key` request header of an endpoint that makes `what` ("pledge", "cohort"), as a type for the
     route's parameter (named at module level: routes' annotations are read as text)."""
-    return Annotated[str | None, Header(
-        alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
-        description=f"Any printable ASCII of your choosing, new for each {what}: sending the same {what} again under it "
-        f"(say, after a timeout) gives the {what} made the first time; another {what} under it is a 409")]  # fmt: skip
+    description = (f"Any printable ASCII of your choosing, new for each {what}: sending the same {what} again under it "
+                   f"(say, after a timeout) gives the {what} made the first time; another {what} under it is a 409")
+    return Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                        pattern=r"^[\x21-\x7e]+$", description=description)]  # fmt: skip
 
 
 def fingerprint(form: BaseModel) -> bytes:
@@ -33,25 +34,33 @@ def fingerprint(form: BaseModel) -> bytes:
     return hashlib.sha256(form.model_dump_json().encode()).digest()
 
 
-async def claim(conn: asyncpg.Connection, table: str, id_column: str, actor: str, key: str, asked: bytes,
-                new_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:  # fmt: skip
+async def claim_row(conn: asyncpg.Connection, table: str, id_column: str, actor: str, key: str, asked: bytes,
+                    new_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:  # fmt: skip
     """The id made under `key` and what was asked for then: `new_id` and `asked` if this request is the first.
     The insert waits on a concurrent one of the same key; once that commits, the row is read (a new statement sees
     it), and if it rolled back this insert goes through."""
     row = await conn.fetchrow(
         f"""INSERT INTO {table} (actor, idempotency_key, fingerprint, {id_column}) VALUES ($1, $2, $3, $4)
-            ON CONFLICT DO NOTHING RETURNING {id_column} AS made, fingerprint""", actor, key, asked, new_id)  # fmt: skip
+            ON CONFLICT DO NOTHING RETURNING {id_column} AS made, fingerprint""",
+        actor, key, asked, new_id)  # fmt: skip
     if row is None:
         row = await conn.fetchrow(f"SELECT {id_column} AS made, fingerprint FROM {table}"
                                   " WHERE actor = $1 AND idempotency_key = $2", actor, key)  # fmt: skip
     return row["made"], bytes(row["fingerprint"])
 
 
-def made_before(claimed: tuple[uuid.UUID, bytes], new_id: uuid.UUID, asked: bytes, key: str,
-                what: str) -> uuid.UUID | None:  # fmt: skip
-    """None if this request is the first under its key (it goes on to make `new_id`); else the id made the first
-    time. The key used before for something else is a 409 naming what it made."""
-    made, first_asked = claimed
+# A store's claim of a key: (actor, key, fingerprint, new id) -> the id made under it and the fingerprint then.
+Claim = Callable[[str, str, bytes, uuid.UUID], Awaitable[tuple[uuid.UUID, bytes]]]
+
+
+async def made_before(claim: Claim, actor: str, key: str | None, form: BaseModel, new_id: uuid.UUID,
+                      what: str) -> uuid.UUID | None:  # fmt: skip
+    """None if the request has no key or is the first under it (it goes on to make `new_id`); else the id made the
+    first time. The key used before for something else is a 409 naming what it made."""
+    if key is None:
+        return None
+    asked = fingerprint(form)
+    made, first_asked = await claim(actor, key, asked, new_id)
     if made == new_id:
         return None
     if first_asked != asked:

@@ -218,13 +218,11 @@ async def make_pledge(cmd: MakePledge, uow: FundingUnitOfWork, deps: Deps) -> Pl
         # The key is looked up before the form is checked against today: a retry after midnight of a pledge valid
         # for one day gets the pledge made the first time, not a refusal of its window. A refused form rolls the
         # claim back with it.
-        if cmd.idempotency_key is not None:
-            asked = idempotency.fingerprint(cmd.form)
-            claimed = await uow.store.claim_pledge_request(cmd.by.actor, cmd.idempotency_key, asked, pledge_id)
-            if made := idempotency.made_before(claimed, pledge_id, asked, cmd.idempotency_key, "pledge"):
-                earlier = await uow.store.pledge(made)
-                assert earlier is not None, "a pledge request is recorded with its pledge"
-                return earlier
+        if made := await idempotency.made_before(uow.store.claim_pledge_request, cmd.by.actor, cmd.idempotency_key,
+                                                 cmd.form, pledge_id, "pledge"):  # fmt: skip
+            earlier = await uow.store.pledge(made)
+            assert earlier is not None, "a pledge request is recorded with its pledge"
+            return earlier
         pledge = pledges.new_pledge(cmd.form, deps.wilayah, today_in_kupang(now), pledge_id=pledge_id, sponsor=sponsor,
                                     created_at=now)  # fmt: skip
         await uow.store.add_pledge(pledge)

@@ -193,7 +193,8 @@ class PgFundingStore(FundingStore):
 
     async def claim_pledge_request(self, actor: str, key: str, fingerprint: bytes,
                                    pledge_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:  # fmt: skip
-        return await idempotency.claim(self._conn, "pledge_request", "pledge_id", actor, key, fingerprint, pledge_id)
+        return await idempotency.claim_row(self._conn, "pledge_request", "pledge_id", actor, key, fingerprint,
+                                           pledge_id)  # fmt: skip
 
     async def save_pledge(self, p: Pledge) -> None:
         await self._conn.execute(_SAVE_PLEDGE, *_pledge_counters(p))

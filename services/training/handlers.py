@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 from services.training.domain import attendance as rules
 from services.training.domain import cohorts as cohort_rules
@@ -23,6 +24,7 @@ from services.training.domain.programmes import Programme, ProgrammeForm, new_pr
 from services.training.domain.view import BusinessView
 from services.training.seating import Deps, Seating
 from services.training.store import TrainingUnitOfWork
+from shared import idempotency
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.reference.wita import today_in_kupang
@@ -42,6 +44,8 @@ class DefineProgramme:
 class PlanCohort:
     form: CohortForm
     by: Principal
+    # The client's Idempotency-Key: the same cohort sent again under it gets the cohort planned the first time.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,11 +123,18 @@ async def _mentor_exists(uow: TrainingUnitOfWork, mentor_id: uuid.UUID | None) -
 async def plan_cohort(cmd: PlanCohort, uow: TrainingUnitOfWork, deps: Deps) -> Cohort:
     now = deps.clock()
     async with uow:
+        cohort_id = deps.new_id()
+        # Claimed before the form is checked against today, as a pledge is (shared.idempotency).
+        if made := await idempotency.made_before(partial(uow.store.claim_request, "cohort"), cmd.by.actor,
+                                                 cmd.idempotency_key, cmd.form, cohort_id, "cohort"):  # fmt: skip
+            earlier = await uow.store.cohort(made)
+            assert earlier is not None, "a cohort request is recorded with its cohort"
+            return earlier
         programme = await uow.store.programme(cmd.form.programme_id)
         if programme is None:
             raise InvalidInput.one("programme_id", "programme.unknown", f"no programme {cmd.form.programme_id}")
         await _mentor_exists(uow, cmd.form.mentor_id)
-        cohort = cohort_rules.new_cohort(cmd.form, programme, deps.wilayah, cohort_id=deps.new_id(), now=now,
+        cohort = cohort_rules.new_cohort(cmd.form, programme, deps.wilayah, cohort_id=cohort_id, now=now,
                                          by=cmd.by.actor)  # fmt: skip
         await uow.store.add_cohort(cohort)
         uow.audit("CohortPlanned", "cohort", cohort.id)

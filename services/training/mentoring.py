@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from datetime import date
 
 from services.training.domain import cohorts as cohort_rules
@@ -14,6 +15,7 @@ from services.training.domain import events
 from services.training.domain.mentors import Assignment, Mentor, MentorForm, VisitForm
 from services.training.seating import Deps
 from services.training.store import TrainingUnitOfWork
+from shared import idempotency
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.reference.wita import today_in_kupang
@@ -27,6 +29,8 @@ from shared.reference.wita import today_in_kupang
 class AddMentor:
     form: MentorForm
     by: Principal
+    # The client's Idempotency-Key: the same mentor sent again under it gets the mentor added the first time.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,11 @@ async def add_mentor(cmd: AddMentor, uow: TrainingUnitOfWork, deps: Deps) -> Men
     mentor = Mentor(deps.new_id(), cmd.form.name, cmd.form.organisation, tuple(cmd.form.kbli_prefixes),
                     tuple(sorted({c for c in codes if c})), cmd.form.max_load, True)  # fmt: skip
     async with uow:
+        if made := await idempotency.made_before(partial(uow.store.claim_request, "mentor"), cmd.by.actor,
+                                                 cmd.idempotency_key, cmd.form, mentor.id, "mentor"):  # fmt: skip
+            earlier = await uow.store.mentor(made)
+            assert earlier is not None, "a mentor request is recorded with its mentor"
+            return earlier
         await uow.store.add_mentor(mentor, cmd.by.actor, deps.clock())
         uow.audit("MentorAdded", "mentor", mentor.id)
         await uow.commit()

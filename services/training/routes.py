@@ -27,6 +27,7 @@ from services.training.domain.programmes import Programme, ProgrammeForm
 from services.training.queries import TrainingQueries
 from services.training.seating import Deps
 from services.training.store import TrainingUnitOfWork
+from shared import idempotency
 from shared.auth import Principal
 from shared.reference.wita import WITA
 from shared.unit_of_work import Cause
@@ -57,6 +58,7 @@ router = APIRouter()
 _404 = {404: PROBLEM_RESPONSES[404]}
 _409 = {409: PROBLEM_RESPONSES[409]}
 _404_409 = {404: PROBLEM_RESPONSES[404], 409: PROBLEM_RESPONSES[409]}
+CohortKey = idempotency.header("cohort")
 
 
 def _uow(ctx: TrainingContext, who: Principal, correlation: uuid.UUID) -> TrainingUnitOfWork:
@@ -194,10 +196,12 @@ async def programme(programme_id: uuid.UUID, _: Watcher, ctx: Ctx) -> ProgrammeO
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@router.post("/cohorts", status_code=201, tags=["cohorts"],
+@router.post("/cohorts", status_code=201, tags=["cohorts"], responses=_409,
              summary="Plan a cohort: seats, sessions (WITA unless an offset is given) inside its dates, venue, mentor")
-async def plan_cohort(form: CohortForm, who: Trainer, ctx: Ctx, correlation: Correlation) -> CohortOut:
-    return cohort_out(await handlers.plan_cohort(handlers.PlanCohort(form, who), _uow(ctx, who, correlation), ctx.deps))
+async def plan_cohort(form: CohortForm, who: Trainer, ctx: Ctx, correlation: Correlation,
+                      idempotency_key: CohortKey = None) -> CohortOut:  # fmt: skip
+    command = handlers.PlanCohort(form, who, idempotency_key)
+    return cohort_out(await handlers.plan_cohort(command, _uow(ctx, who, correlation), ctx.deps))
 
 
 @router.get("/cohorts", tags=["cohorts"], summary="Cohorts, optionally of one programme or in one state")

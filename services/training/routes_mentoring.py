@@ -12,9 +12,11 @@ from pydantic import BaseModel, Field
 from services.training import mentoring
 from services.training.domain.mentors import ASSIGNMENT_RULE, Mentor, MentorForm, VisitForm
 from services.training.routes import Correlation, Ctx, Trainer, Watcher, _404, _409, _uow, _wita
+from shared import idempotency
 from shared.web import Page, PageSize
 
 router = APIRouter()
+MentorKey = idempotency.header("mentor")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -65,9 +67,11 @@ class MentoringReportOut(BaseModel):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@router.post("/mentors", status_code=201, tags=["mentoring"], summary="Add a mentor to the pool")
-async def add_mentor(form: MentorForm, who: Trainer, ctx: Ctx, correlation: Correlation) -> MentorOut:
-    return mentor_out(await mentoring.add_mentor(mentoring.AddMentor(form, who), _uow(ctx, who, correlation), ctx.deps))
+@router.post("/mentors", status_code=201, tags=["mentoring"], responses=_409, summary="Add a mentor to the pool")
+async def add_mentor(form: MentorForm, who: Trainer, ctx: Ctx, correlation: Correlation,
+                     idempotency_key: MentorKey = None) -> MentorOut:  # fmt: skip
+    command = mentoring.AddMentor(form, who, idempotency_key)
+    return mentor_out(await mentoring.add_mentor(command, _uow(ctx, who, correlation), ctx.deps))
 
 
 @router.get("/mentors", tags=["mentoring"], summary=f"The mentor pool with loads (assignment: {ASSIGNMENT_RULE})")

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
 from services.training.domain.cohorts import Cohort
 from services.training.domain.enrolment import Seat
@@ -43,6 +44,10 @@ class Mark:
     session: int
     mark: str
     reason: str | None
+
+
+# What a trainer's request may make under an Idempotency-Key.
+Made = Literal["cohort", "mentor"]
 
 
 class TrainingStore(abc.ABC):
@@ -76,6 +81,14 @@ class TrainingStore(abc.ABC):
 
     @abc.abstractmethod
     async def programme(self, programme_id: uuid.UUID) -> Programme | None: ...
+
+    # -- what was made under an Idempotency-Key --
+    @abc.abstractmethod
+    async def claim_request(self, kind: Made, actor: str, key: str, fingerprint: bytes,
+                            new_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:  # fmt: skip
+        """The id of the `kind` made under the actor's key and the fingerprint of its form: `new_id` and
+        `fingerprint` if this is the first request under it, claimed until the unit of work ends
+        (shared.idempotency)."""
 
     # -- cohorts and seats --
     @abc.abstractmethod

@@ -28,8 +28,9 @@ from services.training.rows import (
     seat_from_row,
     view_from_row,
 )
-from services.training.store import Mark, Prospect, TrainingStore, TrainingUnitOfWork
+from services.training.store import Made, Mark, Prospect, TrainingStore, TrainingUnitOfWork
 from services.training.subscribers import VIEW
+from shared import idempotency
 from shared.contracts.training import Assessment
 from shared.db import Where, hold_gate, lock_ids, newer_version_upsert
 from shared.messaging.catch_up import catching_up
@@ -55,6 +56,10 @@ SELECT s.business_id, p.topic
 PATHWAY_SELECT = """SELECT p.business_id, coalesce(v.kecamatan_code, p.kecamatan_code) AS kecamatan_code, p.not_eligible,
        p.regular_route_possible, p.stalled_for, p.note
   FROM pathway p LEFT JOIN business_view v ON v.business_id = p.business_id"""
+
+# Each kind's table of requests and its column for what was made (migration 002).
+_REQUESTS: dict[Made, tuple[str, str]] = {"cohort": ("cohort_request", "cohort_id"),
+                                          "mentor": ("mentor_request", "mentor_id")}  # fmt: skip
 
 
 class PgTrainingStore(TrainingStore):
@@ -111,6 +116,11 @@ class PgTrainingStore(TrainingStore):
         return programme_from_row(row) if row else None
 
     # -- cohorts and seats --
+    async def claim_request(self, kind: Made, actor: str, key: str, fingerprint: bytes,
+                            new_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:  # fmt: skip
+        table, column = _REQUESTS[kind]
+        return await idempotency.claim_row(self._conn, table, column, actor, key, fingerprint, new_id)
+
     async def add_cohort(self, c: Cohort) -> None:
         await self._conn.execute(
             """INSERT INTO cohort (id, programme_id, state, capacity, starts_on, ends_on, venue, kecamatan_code, mentor_id,

@@ -267,3 +267,34 @@ async def test_an_admin_may_run_a_cohort_its_trainer_can_not():
     cancelled = await handlers.move_cohort(handlers.MoveCohort(cohort.id, "cancelled", ADMIN), world.uow(), world.deps)
 
     assert cancelled.state == "cancelled"
+
+
+async def test_a_cohort_sent_again_under_its_idempotency_key_is_the_cohort_planned_the_first_time():
+    world = TrainingWorld()
+    programme = await world.programme()
+    form = cohort_form(programme.id, programme.sessions)
+
+    first = await handlers.plan_cohort(handlers.PlanCohort(form, TRAINER, "kohort-2026-04"), world.uow(), world.deps)
+    again = await handlers.plan_cohort(handlers.PlanCohort(form, TRAINER, "kohort-2026-04"), world.uow(), world.deps)
+    other = await handlers.plan_cohort(handlers.PlanCohort(form, TRAINER, "kohort-2026-05"), world.uow(), world.deps)
+
+    assert again == first and other.id != first.id
+    assert list(world.store.cohorts) == [first.id, other.id]
+
+
+async def test_another_cohort_under_a_used_key_is_a_conflict_naming_the_first_and_a_refused_one_leaves_the_key_free():
+    world = TrainingWorld()
+    programme = await world.programme()
+    first = await handlers.plan_cohort(handlers.PlanCohort(cohort_form(programme.id, programme.sessions), TRAINER,
+                                                           "kohort-1"), world.uow(), world.deps)  # fmt: skip
+    with pytest.raises(Conflict) as reused:
+        await handlers.plan_cohort(handlers.PlanCohort(cohort_form(programme.id, programme.sessions, capacity=9),
+                                                       TRAINER, "kohort-1"), world.uow(), world.deps)  # fmt: skip
+    assert reused.value.code == "idempotency_key_reused" and reused.value.details == {"cohort_id": str(first.id)}
+
+    unknown = cohort_form(uuid.uuid4())
+    with pytest.raises(InvalidInput):
+        await handlers.plan_cohort(handlers.PlanCohort(unknown, TRAINER, "kohort-2"), world.uow(), world.deps)
+    made = await handlers.plan_cohort(handlers.PlanCohort(cohort_form(programme.id, programme.sessions), TRAINER,
+                                                          "kohort-2"), world.uow(), world.deps)  # fmt: skip
+    assert made.id != first.id and len(world.store.cohorts) == 2

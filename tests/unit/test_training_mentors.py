@@ -266,3 +266,23 @@ async def test_a_visit_whose_mentoring_ends_while_it_is_recorded_is_refused_and_
                                      world.by(TRAINER), world.deps)  # fmt: skip
 
     assert refused.value.code == "no_mentor" and world.store.visits == [] and world.published == told
+
+
+async def test_a_mentor_sent_again_under_its_idempotency_key_is_added_once_and_another_under_it_is_a_conflict():
+    world = TrainingWorld()
+    form = MentorForm(name="Dr. Yohanes", kbli_prefixes=["10"], kecamatan=["Oebobo"], max_load=5)
+
+    first = await mentoring.add_mentor(mentoring.AddMentor(form, TRAINER, "mentor-yohanes"), world.by(TRAINER),
+                                       world.deps)  # fmt: skip
+    again = await mentoring.add_mentor(mentoring.AddMentor(form, TRAINER, "mentor-yohanes"), world.by(TRAINER),
+                                       world.deps)  # fmt: skip
+    assert again == first and list(world.store.mentors) == [first.id]
+
+    with pytest.raises(Conflict) as reused:
+        await mentoring.add_mentor(mentoring.AddMentor(form.model_copy(update={"max_load": 6}), TRAINER,
+                                                       "mentor-yohanes"), world.by(TRAINER), world.deps)  # fmt: skip
+    assert reused.value.details == {"mentor_id": str(first.id)}
+    # A key is the trainer's own: another trainer's request under the same words makes their own mentor.
+    theirs = await mentoring.add_mentor(mentoring.AddMentor(form, OTHER_TRAINER, "mentor-yohanes"),
+                                        world.by(OTHER_TRAINER), world.deps)  # fmt: skip
+    assert theirs.id != first.id

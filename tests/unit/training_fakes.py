@@ -25,7 +25,7 @@ from services.training.domain.pathway import Pathway
 from services.training.domain.programmes import Programme, ProgrammeForm
 from services.training.domain.view import BusinessView
 from services.training.seating import Deps
-from services.training.store import Mark, Prospect, TrainingStore, TrainingUnitOfWork
+from services.training.store import Made, Mark, Prospect, TrainingStore, TrainingUnitOfWork
 from shared.auth import Principal
 from shared.contracts import Envelope, EventPayload, new_envelope
 from shared.contracts.funding import FundingAccepted
@@ -163,9 +163,10 @@ class FakeTrainingStore(TrainingStore):
         self.lock_log: list[str] = []  # the kinds of lock taken in the current unit of work, in order
         self.seating_log: list[str] = []  # how each hold_seating held it, "alone" or "shared"
         self.catching_up = False  # the view consumer is still reading history after a rebuild
+        self.requests: dict[tuple[str, str, str], tuple[uuid.UUID, bytes]] = {}  # (kind, actor, key) -> made
 
     _STATE = ("views", "accepted", "programmes", "cohorts", "seat_rows", "participants", "mark_rows",
-              "assessment_rows", "pathways", "mentors", "assignments", "visits")  # fmt: skip
+              "assessment_rows", "pathways", "mentors", "assignments", "visits", "requests")  # fmt: skip
 
     def snapshot(self) -> dict[str, Any]:
         return {k: type(getattr(self, k))(getattr(self, k)) for k in self._STATE}
@@ -235,6 +236,10 @@ class FakeTrainingStore(TrainingStore):
         return self.programmes.get(programme_id)
 
     # cohorts and seats
+    async def claim_request(self, kind: Made, actor: str, key: str, fingerprint: bytes,
+                            new_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:  # fmt: skip
+        return self.requests.setdefault((kind, actor, key), (new_id, fingerprint))
+
     async def add_cohort(self, cohort: Cohort) -> None:
         if cohort.programme_id not in self.programmes:
             raise AssertionError("a cohort refers to no programme (foreign key)")
