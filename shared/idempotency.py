@@ -23,8 +23,9 @@ from shared.errors import Conflict
 def header(what: str) -> Any:
     """The `Idempotency-Key` request header of an endpoint that makes `what` ("pledge", "cohort"), as a type for the
     route's parameter (named at module level: routes' annotations are read as text)."""
-    description = (f"Any printable ASCII of your choosing, new for each {what}: sending the same {what} again under it "
-                   f"(say, after a timeout) gives the {what} made the first time; another {what} under it is a 409")
+    description = (f"Any printable ASCII but the space, of your choosing, new for each {what}: sending the same {what} "
+                   f"again under it (say, after a timeout) gives the {what} made the first time; another {what} under "
+                   "it is a 409")
     return Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
                                         pattern=r"^[\x21-\x7e]+$", description=description)]  # fmt: skip
 
@@ -38,7 +39,10 @@ async def claim_row(conn: asyncpg.Connection, table: str, id_column: str, actor:
                     new_id: uuid.UUID) -> tuple[uuid.UUID, bytes]:  # fmt: skip
     """The id made under `key` and what was asked for then: `new_id` and `asked` if this request is the first.
     The insert waits on a concurrent one of the same key; once that commits, the row is read (a new statement sees
-    it), and if it rolled back this insert goes through."""
+    it), and if it rolled back this insert goes through. `table` and `id_column` are the caller's own names, never
+    a client's."""
+    if not (table.isidentifier() and id_column.isidentifier()):
+        raise ValueError(f"not a table and column name: {table!r}, {id_column!r}")
     row = await conn.fetchrow(
         f"""INSERT INTO {table} (actor, idempotency_key, fingerprint, {id_column}) VALUES ($1, $2, $3, $4)
             ON CONFLICT DO NOTHING RETURNING {id_column} AS made, fingerprint""",

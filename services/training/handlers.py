@@ -124,7 +124,7 @@ async def plan_cohort(cmd: PlanCohort, uow: TrainingUnitOfWork, deps: Deps) -> C
     now = deps.clock()
     async with uow:
         cohort_id = deps.new_id()
-        # Claimed before the form is checked against today, as a pledge is (shared.idempotency).
+        # Claimed first, as a pledge's key is: a form refused below rolls the claim back with it (shared.idempotency).
         if made := await idempotency.made_before(partial(uow.store.claim_request, "cohort"), cmd.by.actor,
                                                  cmd.idempotency_key, cmd.form, cohort_id, "cohort"):  # fmt: skip
             earlier = await uow.store.cohort(made)

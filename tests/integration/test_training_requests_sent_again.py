@@ -22,6 +22,7 @@ from tests.support import TEST_SECRET, drop_database, fresh_database, service_en
 pytestmark = pytest.mark.integration
 
 TRAINER = {"Authorization": f"Bearer {TokenService(TEST_SECRET).mint('it-trainer', ['trainer'])}"}
+OTHER_TRAINER = {"Authorization": f"Bearer {TokenService(TEST_SECRET).mint('it-trainer-2', ['trainer'])}"}
 
 
 def cohort_body(programme_id: str, capacity: int = 10) -> dict:
@@ -64,13 +65,30 @@ async def test_a_cohort_and_a_mentor_each_sent_five_times_at_once_under_one_key_
             unprintable = await http.post("/mentors", json=mentor, headers={**TRAINER, "Idempotency-Key": "a\tb"})
             assert unprintable.status_code == 422, unprintable.text
             assert unprintable.json()["errors"][0]["field"] == "Idempotency-Key"
-            refused = await http.post("/cohorts", json=cohort_body(str(uuid.uuid4())),
-                                      headers={**TRAINER, "Idempotency-Key": "kohort-2"})  # fmt: skip
-            assert refused.status_code == 422, refused.text
-            made = await http.post("/cohorts", json=cohort_body(programme["id"]),
-                                   headers={**TRAINER, "Idempotency-Key": "kohort-2"})  # fmt: skip
-            assert made.status_code == 201, made.text  # the refusal left the key free
-            assert (await rows(database, "cohort"), await rows(database, "mentor")) == (2, 1)
+            other_mentor = await http.post("/mentors", json={**mentor, "max_load": 6},
+                                           headers={**TRAINER, "Idempotency-Key": "mentor-yohanes"})  # fmt: skip
+            assert other_mentor.status_code == 409 and other_mentor.json()["mentor_id"] == mentors[0].json()["id"]
+
+            # Refused forms under a key, at once with the right one: a refusal that claimed it first rolls the claim
+            # back, so the right one is made whichever comes first (the refused ones then meet it: 409).
+            second = {**TRAINER, "Idempotency-Key": "kohort-2"}
+            unknown = cohort_body(str(uuid.uuid4()))
+            answers = await asyncio.gather(*(http.post("/cohorts", json=unknown, headers=second) for _ in range(3)),
+                                           http.post("/cohorts", json=cohort_body(programme["id"]), headers=second))
+            assert answers[-1].status_code == 201, answers[-1].text
+            assert {a.status_code for a in answers[:-1]} <= {409, 422}, [a.text for a in answers]
+
+            # A key is the trainer's own; and the cohort sent again later is the cohort as it is now.
+            theirs = await http.post("/cohorts", json=cohort_body(programme["id"]), headers={
+                **OTHER_TRAINER, "Idempotency-Key": "kohort-oebobo-2026-12"})  # fmt: skip
+            assert theirs.status_code == 201 and theirs.json()["id"] != cohorts[0].json()["id"]
+            cancelled = await http.post(f"/cohorts/{cohorts[0].json()['id']}/cancel", headers=TRAINER)
+            assert cancelled.status_code == 200, cancelled.text
+            late = await http.post("/cohorts", json=cohort_body(programme["id"]), headers=keyed)
+            assert (late.status_code, late.json()["id"], late.json()["state"]) == (201, cohorts[0].json()["id"],
+                                                                                  "cancelled")  # fmt: skip
+            assert [await rows(database, t) for t in ("cohort", "cohort_request", "mentor", "mentor_request")] == [
+                3, 3, 1, 1]  # fmt: skip
     finally:
         stop_pid(training.pid)
         await drop_database(infra.postgres_url, database)

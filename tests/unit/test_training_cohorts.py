@@ -280,6 +280,8 @@ async def test_a_cohort_sent_again_under_its_idempotency_key_is_the_cohort_plann
 
     assert again == first and other.id != first.id
     assert list(world.store.cohorts) == [first.id, other.id]
+    planned = [a.action for u in world.uows for a in u.audit_entries if a.action == "CohortPlanned"]
+    assert planned == ["CohortPlanned"] * 2
 
 
 async def test_another_cohort_under_a_used_key_is_a_conflict_naming_the_first_and_a_refused_one_leaves_the_key_free():

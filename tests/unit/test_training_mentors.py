@@ -277,6 +277,7 @@ async def test_a_mentor_sent_again_under_its_idempotency_key_is_added_once_and_a
     again = await mentoring.add_mentor(mentoring.AddMentor(form, TRAINER, "mentor-yohanes"), world.by(TRAINER),
                                        world.deps)  # fmt: skip
     assert again == first and list(world.store.mentors) == [first.id]
+    assert [a.action for u in world.uows for a in u.audit_entries] == ["MentorAdded"]
 
     with pytest.raises(Conflict) as reused:
         await mentoring.add_mentor(mentoring.AddMentor(form.model_copy(update={"max_load": 6}), TRAINER,
