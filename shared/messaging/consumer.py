@@ -171,6 +171,8 @@ def _defer_after_first(records: Sequence[Record], outcomes: dict[int, Outcome]) 
     """Each partition's records from its first deferred one on are deferred too, so what is handled of each
     partition is a prefix of its records in the batch (a record that cannot be read, or is ignored, waits its turn).
     Returns how many records are deferred."""
+    if Outcome.DEFERRED not in outcomes.values():  # as nearly always: this runs for every batch
+        return 0
     cut: dict[tuple[str, int], int] = {}
     for i, record in enumerate(records):
         if outcomes.get(i) is Outcome.DEFERRED:

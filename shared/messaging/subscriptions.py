@@ -202,6 +202,8 @@ async def apply_batch(msg: KafkaMessage, raw: Sequence[Any], consumer: EventCons
 
 def _split(raw: Sequence[Any], outcomes: Sequence[Outcome]) -> tuple[list[Any], list[Any]]:
     """A batch's records handled, and those deferred (of each partition, the records after those handled)."""
+    if Outcome.DEFERRED not in outcomes:
+        return list(raw), []
     handled, deferred = [], []
     for r, outcome in zip(raw, outcomes, strict=True):
         (deferred if outcome is Outcome.DEFERRED else handled).append(r)
@@ -210,10 +212,10 @@ def _split(raw: Sequence[Any], outcomes: Sequence[Outcome]) -> tuple[list[Any], 
 
 def _next_offsets(handled: Sequence[Any], deferred: Sequence[Any]) -> dict[TopicPartition, int]:
     """Where each partition is read from next: after its last record handled, or at its first one deferred."""
-    offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in handled}
+    offsets = {(r.topic, r.partition): r.offset + 1 for r in handled}
     for r in reversed(deferred):
-        offsets[TopicPartition(r.topic, r.partition)] = r.offset
-    return offsets
+        offsets[r.topic, r.partition] = r.offset
+    return {TopicPartition(*tp): offset for tp, offset in offsets.items()}
 
 
 def _read_again(kafka: AIOKafkaConsumer, records: Sequence[Any], consumer: str) -> None:
