@@ -37,10 +37,15 @@ class Kelurahan:
 _NUMBERS = {"i": "1", "ii": "2", "iii": "3", "satu": "1", "dua": "2", "tiga": "3"}
 
 
-@lru_cache(maxsize=4096)
 def place_key(name: str) -> str:
     """Loose key for a place name: case, spaces, punctuation and doubled letters ignored, and numbering written
     any way (Naikoten II, Naikoten 2, Naikoten Dua)."""
+    # Only names of a place's length are remembered: a cache of any text a caller sends could hold gigabytes.
+    return _place_key(name) if len(name) <= 100 else _place_key.__wrapped__(name)
+
+
+@lru_cache(maxsize=4096)
+def _place_key(name: str) -> str:
     words = re.findall(r"[a-z0-9]+", name.lower())
     joined = "".join(_NUMBERS.get(w, w) for w in words)
     return re.sub(r"([a-z])\1+", r"\1", joined)

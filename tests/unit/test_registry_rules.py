@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from pydantic import ValidationError
 
+from services.registry.domain.forms import BusinessChanges, RegistrationForm
 from services.registry.domain.identity import check_nib, check_nik, normalise_phone
 from services.registry.domain.scale import YouthRange, age_on, classify_scale
+from shared import names
 from shared.errors import InvalidInput
+from shared.reference.wilayah import _place_key, place_key
 
 
 def only_error(exc: pytest.ExceptionInfo[InvalidInput]) -> tuple[str, str]:
@@ -332,3 +336,44 @@ def test_an_nib_that_is_not_thirteen_digits_is_refused(raw: str) -> None:
     with pytest.raises(InvalidInput) as exc:
         check_nib(raw)
     assert only_error(exc) == ("nib", "nib.format")
+
+
+def _registration(**overrides: object) -> dict[str, object]:
+    return {"business_name": "Sei Sapi Ibu Maria", "owner_name": "Maria Goreti Ndun", "owner_nik": "5371045708900001",
+            "owner_gender": "P", "owner_birth_date": "1990-08-17", "phone": "081234567890", "kbli_code": "10130",
+            "kbli_version": 2020, "kecamatan": "Oebobo", "kelurahan": "Fatululi", **overrides}  # fmt: skip
+
+
+@pytest.mark.parametrize("field", ["owner_nik", "phone", "kbli_code", "kecamatan", "kelurahan", "nib"])
+def test_a_registration_field_megabytes_long_is_refused_by_its_length_naming_it(field: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        RegistrationForm.model_validate(_registration(**{field: "ab" * 5_000_000}))
+    assert [(e["loc"], e["type"]) for e in refused.value.errors()] == [((field,), "string_too_long")]
+
+
+@pytest.mark.parametrize("field", ["phone", "kbli_code", "kecamatan", "kelurahan"])
+def test_a_correction_field_megabytes_long_is_refused_by_its_length_naming_it(field: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        BusinessChanges.model_validate({field: "ab" * 5_000_000})
+    assert [(e["loc"], e["type"]) for e in refused.value.errors()] == [((field,), "string_too_long")]
+
+
+def test_a_name_of_megabytes_of_non_ascii_is_refused_by_its_length_without_being_cleaned_a_character_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cleaned: list[int] = []
+    monkeypatch.setattr(names, "_general", lambda value: cleaned.append(len(value)) or value)
+    with pytest.raises(ValidationError) as refused:
+        RegistrationForm.model_validate(_registration(business_name="é\u200b" * 5_000_000,
+                                                      owner_name="Maria Ndun\u00e9"))  # fmt: skip
+    assert [(e["loc"], e["type"]) for e in refused.value.errors()] == [(("business_name",), "string_too_long")]
+    assert cleaned == [11]  # the owner's name only: a character at a time, ten megabytes held the loop for seconds
+
+
+def test_place_names_looked_up_are_remembered_only_when_a_place_name_could_be_that_long():
+    _place_key.cache_clear()
+    for i in range(50):
+        place_key(f"{i}" + "x" * 200)
+    place_key("Oebobo")
+    assert _place_key.cache_info().currsize == 1
+    assert place_key("Naikoten  II") == place_key("naikoten dua") and place_key("y" * 500) == "y"

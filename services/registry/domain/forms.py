@@ -99,19 +99,22 @@ class RegistrationForm(BaseModel):
 
     business_name: Name = Field(min_length=2, max_length=150, examples=["Sei Sapi Ibu Maria"])
     owner_name: Name = Field(min_length=2, max_length=150, examples=["Maria Goreti Ndun"])
-    owner_nik: str = Field(description="16-digit NIK from the owner's KTP; stored encrypted, never published.",
-                           examples=["5371045708900001"])
+    owner_nik: str = Field(max_length=40, description="16-digit NIK from the owner's KTP; stored encrypted, never "
+                           "published.", examples=["5371045708900001"])  # fmt: skip
     owner_gender: Gender = Field(description="L (laki-laki) or P (perempuan), as on the KTP.")
     owner_birth_date: Annotated[date, BeforeValidator(_date)] = Field(examples=["1990-08-17"])
-    phone: str = Field(description="Owner's Indonesian mobile number; stored as +62...", examples=["0812-3456-7890"])
-    kbli_code: str = Field(description="5-digit KBLI code", examples=["10130"])
+    phone: str = Field(max_length=40, description="Owner's Indonesian mobile number; stored as +62...",
+                       examples=["0812-3456-7890"])  # fmt: skip
+    kbli_code: str = Field(max_length=20, description="5-digit KBLI code", examples=["10130"])
     kbli_version: KbliEdition = Field(description="KBLI edition the code is from: 2020 or 2025")
-    kecamatan: str = Field(description="Name or Kemendagri code, e.g. Oebobo or 53.71.04", examples=["Oebobo"])
-    kelurahan: str = Field(description="Name or Kemendagri code within the kecamatan", examples=["Fatululi"])
+    kecamatan: str = Field(max_length=100, description="Name or Kemendagri code, e.g. Oebobo or 53.71.04",
+                           examples=["Oebobo"])  # fmt: skip
+    kelurahan: str = Field(max_length=100, description="Name or Kemendagri code within the kecamatan",
+                           examples=["Fatululi"])  # fmt: skip
     address: OptionalText = Field(default=None, max_length=300)
     capital_rupiah: Rupiah = Field(default=None, description="Business capital excluding land and buildings.")
     annual_sales_rupiah: Rupiah = Field(default=None, description="Annual sales (hasil penjualan tahunan).")
-    nib: OptionalText = Field(default=None, description="13-digit NIB if the business already has one.")
+    nib: OptionalText = Field(default=None, max_length=40, description="13-digit NIB if the business already has one.")
     confirm_distinct: Flag = Field(
         default=False, description="Set after checking that a reported probable duplicate is really another business."
     )
@@ -139,11 +142,11 @@ class BusinessChanges(BaseModel):
 
     business_name: Name | None = Field(default=None, min_length=2, max_length=150)
     owner_name: Name | None = Field(default=None, min_length=2, max_length=150)
-    phone: str | None = None
-    kbli_code: str | None = None
+    phone: str | None = Field(default=None, max_length=40)
+    kbli_code: str | None = Field(default=None, max_length=20)
     kbli_version: KbliEdition | None = None
-    kecamatan: str | None = None
-    kelurahan: str | None = None
+    kecamatan: str | None = Field(default=None, max_length=100)
+    kelurahan: str | None = Field(default=None, max_length=100)
     address: OptionalText = Field(default=None, max_length=300)
     capital_rupiah: Rupiah = None
     annual_sales_rupiah: Rupiah = None
