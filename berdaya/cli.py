@@ -21,15 +21,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from rich.table import Table
 from rich.text import Text
 
-from berdaya.cli_partners import partner
+from berdaya.cli_partners import confirmed, partner
 from berdaya.importer import ImportRefused, ImportSummary, count_rows, import_file, write_error_report
 from berdaya.stack.local import SERVICES, LocalStack, ServiceSpec, service
 from berdaya.stack.postgres import database_url as database_url_of
 from berdaya.stack.postgres import masked_url
 from berdaya.views import VIEWS, print_coverage, wait_for_catch_up
 from shared.auth import TokenService
+from shared.contracts.topics import namespaced
 from shared.messaging.kafka import kafka_said
-from shared.messaging.replay import OffsetsKept, RebuildableView, StillRunning, rebuild, still_held
+from shared.messaging.replay import NothingToReplay, OffsetsKept, RebuildableView, StillRunning, rebuild, still_held
 
 app = typer.Typer(help="Berdaya: the event backbone of Kota Kupang's UMKM programme.", no_args_is_help=True)
 console = Console()
@@ -56,6 +57,11 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=console, transient=False,
     )  # fmt: skip
+
+
+# The exit status of a command that did its part but whose work goes on without it (a rebuild still replaying or
+# settling): not 0, so `berdaya replay funding-view && report` does not report on a view still being built.
+NOT_YET = 3
 
 
 def _error(message: str) -> None:
@@ -188,7 +194,8 @@ def replay(
 ) -> None:
     """Rebuild a service's view of other services' businesses by replaying their topics from the beginning: the
     service is stopped, the view and its consumers' inbox rows are emptied, their offsets forgotten, the service
-    started again, and this waits until it has caught up."""
+    started again, and this waits until it has caught up (exit status 3 if it stops waiting first: the rebuild goes
+    on). Refused, emptying nothing, when none of the view's topics is in the namespace given."""
     if view not in VIEWS:
         _fail(f"no view {view!r}; the views are {', '.join(VIEWS)}")
     rebuildable = VIEWS[view]
@@ -205,7 +212,10 @@ def replay(
         removed = asyncio.run(rebuild(rebuildable, database_url=url, kafka=stack.kafka_admin,
                                       namespace=namespace))  # fmt: skip
     except StillRunning as exc:
-        _fail(f"{exc} (`berdaya replay {view}` stops the local one itself; elsewhere stop it, then use --no-restart)")
+        _fail(f"{exc} (`berdaya replay {view}` stops the local one itself; elsewhere stop it, then use --no-restart)"
+              f"{left_stopped}")
+    except NothingToReplay as exc:
+        _fail(f"{exc}{left_stopped}")
     except OffsetsKept as exc:
         _fail(f"{exc}{left_stopped}. Run `berdaya replay {view}` again once Kafka ({stack.bootstrap_servers}) "
               "answers")
@@ -236,9 +246,9 @@ def replay(
     if lag:
         console.print(f"{spec.name} is still replaying its topics after an hour ({lag:,} records to go); it carries "
                       f"on without this command, and {view} is complete once that reaches 0.")
-        return
+        raise typer.Exit(NOT_YET)
     if rebuildable.holds_back and not _settled(rebuildable, url, spec.name):
-        return
+        raise typer.Exit(NOT_YET)
     console.print(f"{view} rebuilt: {spec.name} has read its topics to the end.")
 
 
@@ -266,9 +276,14 @@ def _settled(view: RebuildableView, database_url: str, service_name: str, timeou
     waiting = f"{service_name} is settling the businesses it read of"
     with console.status(waiting) as status:
         deadline = time.monotonic() + timeout
-        while (left := asyncio.run(still_held(view, database_url))) and time.monotonic() < deadline:
-            status.update(f"{waiting}: {left:,} to go")
-            time.sleep(1)
+        try:
+            while (left := asyncio.run(still_held(view, database_url))) and time.monotonic() < deadline:
+                status.update(f"{waiting}: {left:,} to go")
+                time.sleep(1)
+        except (OSError, asyncpg.PostgresError) as exc:
+            _fail(f"{service_name} is running and settling {view.name}, but how far it has got could not be read "
+                  f"({type(exc).__name__}: {exc}). The rebuild goes on without this command and need not be started "
+                  "again; check that the database is reachable")  # fmt: skip
     if left:
         console.print(f"{service_name} is still settling after {timeout / 60:.0f} minutes ({left:,} to go); it carries "
                       f"on without this command, and {view.name} is complete once that reaches 0.")
@@ -284,6 +299,14 @@ def _dead_letters(topic: str) -> list:  # noqa: ANN202
     from shared.messaging.dead_letters import UnknownTopic, read_dead_letters
 
     stack = _stack()
+    try:
+        namespace = stack.topic_namespace()
+    except RuntimeError as exc:
+        _fail(f"{exc}. Nothing was listed or re-driven")
+    # The deployment's own topic, as its services name it: on a cluster shared by several, the name as the help gives
+    # it would otherwise be another deployment's (the one without a namespace), and its letters re-driven there.
+    if namespace and not topic.startswith(f"{namespace}."):
+        topic = namespaced(topic, namespace)
     try:
         return asyncio.run(read_dead_letters(stack.kafka_admin, topic))
     except UnknownTopic as exc:
@@ -337,11 +360,20 @@ def dlq_redrive(
     applied an event absorb it (inbox); views never take an older version over a newer one."""
     from shared.messaging.dead_letters import redrive
 
-    letters = [d for d in _dead_letters(topic)
+    every = _dead_letters(topic)
+    # A mistyped offset or consumer would otherwise be left out without a word, and a script would take the
+    # re-drive for whole.
+    if missing := sorted(set(offset) - {d.offset for d in every}):
+        _fail(f"no dead letter at offset(s) {', '.join(map(str, missing))} of {topic}; `berdaya dlq list {topic}` "
+              "shows what there is. Nothing was re-driven")  # fmt: skip
+    if consumer is not None and consumer not in (present := sorted({d.consumer for d in every})):
+        _fail(f"no dead letter of consumer {consumer!r} in {topic}; those there are of "
+              f"{', '.join(map(repr, present)) or 'no consumer'}. Nothing was re-driven")  # fmt: skip
+    letters = [d for d in every
                if (not offset or d.offset in offset) and (consumer is None or d.consumer == consumer)]  # fmt: skip
     if not letters:
         _fail("nothing to re-drive: no dead letter matches")
-    if not yes and not typer.confirm(f"Re-drive {len(letters)} dead letter(s) to {letters[0].original_topic}?"):
+    if not yes and not confirmed(f"Re-drive {len(letters)} dead letter(s) to {letters[0].original_topic}?"):
         raise typer.Exit(1)
     try:
         sent = asyncio.run(redrive(_stack().kafka_admin, letters))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -41,6 +42,14 @@ def _fail(message: str) -> NoReturn:
     # Plain text: the message quotes others (the registry's reply, an id as typed, a setting), never markup.
     console.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
     raise typer.Exit(1)
+
+
+def confirmed(question: str) -> bool:
+    """The operator's yes; with nobody to ask (a script, CI), a refusal that says how to go on, rather than a
+    prompt that hangs on an open pipe or ends in a bare "Aborted!"."""
+    if not sys.stdin.isatty():
+        _fail(f"{question} Nobody is at a terminal to answer: pass --yes to go ahead without asking")
+    return typer.confirm(question)
 
 
 def _registry_call(method: str, path: Callable[[str], str], body: Callable[[str], dict] | None = None,
@@ -142,18 +151,24 @@ def revoke(
     except PartnerRefused as exc:
         _fail(str(exc))
     if not has_user and not grants:
+        # A revoke run in the wrong namespace would cut nothing off and say it had: refused, naming where it is.
+        if elsewhere := [n for n in partners.namespaces_of(admin, partner_id) if n != namespace]:
+            _fail(f"partner {partner_id} has no Kafka user in topic namespace {namespace or '(none)'}, but has one in "
+                  f"{', '.join(n or '(none)' for n in elsewhere)}: run this again with BERDAYA_TOPIC_NAMESPACE set "
+                  "to the one to revoke. Nothing was revoked")  # fmt: skip
         # Nothing on Kafka to lose, so nothing to confirm: an unknown id, or a revoke the registry missed last time.
         console.print(f"Partner {partner_id} has no Kafka user or grants here; asking the registry to stop referrals "
                       "to it.", soft_wrap=True)  # fmt: skip
-    elif not yes and not typer.confirm(f"Revoke partner {partner_id}? Its Kafka user and {grants} grant(s) go, and "
-                                       "its systems lose access at once."):  # fmt: skip
+    elif not yes and not confirmed(f"Revoke partner {partner_id}? Its Kafka user and {grants} grant(s) go, and its "
+                                   "systems lose access at once."):  # fmt: skip
         raise typer.Exit(1)
     try:
         removed = partners.revoke(admin, partner_id, namespace=namespace,
                                   unregister=_registry_call("POST", lambda p: f"/partners/{p}/revoke", absent_is_done=True))  # fmt: skip
     except PartnerRefused as exc:
         _fail(str(exc))
-    console.print(f"Partner {partner_id} revoked: {removed} grant(s) removed, its Kafka user deleted.")
+    console.print(f"Partner {partner_id} revoked: {removed} grant(s) removed, "
+                  + ("its Kafka user deleted." if has_user else "and it had no Kafka user here."))
 
 
 @partner.command("list")

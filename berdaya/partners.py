@@ -208,6 +208,13 @@ def on_cluster(admin: KafkaAccess, partner_id: str, *, namespace: str = "") -> t
     return user in security.users(), len(security.grants(user).get(user, []))
 
 
+def namespaces_of(admin: KafkaAccess, partner_id: str) -> list[str]:
+    """The topic namespaces in which the partner has a Kafka user ("" for none): where a revoke would find it."""
+    suffix = partner_user(partner_id)
+    return sorted(user.removesuffix(suffix).removesuffix(".") for user in KafkaSecurity(admin).users()
+                  if user == suffix or user.endswith(f".{suffix}"))  # fmt: skip
+
+
 def outcomes_unread(admin: KafkaAccess, partner_id: str, namespace: str = "") -> int:
     """Outcomes on the partner's topic that funding has not committed as read (0 when the topic has none)."""
     from confluent_kafka import KafkaException

@@ -263,6 +263,25 @@ def active_group_members(kafka: KafkaAccess | str, group: str) -> int:
     return until_coordinator_settles(ask)
 
 
+def consumer_group_known(kafka: KafkaAccess | str, group: str) -> bool:
+    """Whether Kafka knows a consumer group: it has members, or offsets committed (one never used, or forgotten, is
+    not). Any failure to ask is raised."""
+    from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException
+
+    admin = confluent_admin(kafka)  # kept referenced until the answer arrives
+
+    def ask() -> bool:
+        try:
+            state = admin.describe_consumer_groups([group], request_timeout=15)[group].result(timeout=30).state
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+                return False
+            raise
+        return state not in (ConsumerGroupState.DEAD, ConsumerGroupState.UNKNOWN)
+
+    return until_coordinator_settles(ask)
+
+
 def forget_consumer_group(kafka: KafkaAccess | str, group: str) -> None:
     """Delete a consumer group's committed offsets, so its next start reads its topics from the beginning.
 

@@ -21,7 +21,14 @@ from confluent_kafka import KafkaException
 
 from shared.contracts.topics import namespaced
 from shared.messaging import inbox
-from shared.messaging.kafka import KafkaAccess, active_group_members, forget_consumer_group, kafka_said, topic_extent
+from shared.messaging.kafka import (
+    KafkaAccess,
+    active_group_members,
+    consumer_group_known,
+    forget_consumer_group,
+    kafka_said,
+    topic_extent,
+)
 from shared.messaging.subscriptions import Subscription
 
 
@@ -48,6 +55,12 @@ class StillRunning(RuntimeError):
     pass
 
 
+class NothingToReplay(RuntimeError):
+    """None of the view's topics exists in the namespace given (a mistyped --namespace, or none where the deployment
+    has one): emptying the view would reset groups nobody uses while the real ones kept their offsets, and the
+    view would never be read back. Nothing was changed."""
+
+
 class OffsetsKept(RuntimeError):
     """Kafka kept a consumer group's offsets, so nothing was emptied (groups forgotten before it only read their
     topics again, as duplicates). Running the rebuild again once Kafka answers does it."""
@@ -63,6 +76,7 @@ async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAcces
             f"{view.service} is still consuming ({', '.join(f'{g}: {n} member(s)' for g, n in running.items())}); "
             f"stop every {view.service} process first"
         )
+    _require_deployment(view, kafka, namespace, groups)
     ends = _catch_up_rows(view, kafka, namespace) if view.holds_back else []
     for group in groups:
         try:
@@ -93,6 +107,20 @@ async def rebuild(view: RebuildableView, *, database_url: str, kafka: KafkaAcces
     finally:
         await conn.close()
     return removed
+
+
+def _require_deployment(view: RebuildableView, kafka: KafkaAccess | str, namespace: str, groups: list[str]) -> None:
+    """Refuse a namespace in which neither the view's consumer groups nor its topics are known to Kafka. Either is
+    enough: a login may be allowed to see its groups and not the topics (they are then hidden from it), and a view
+    never read yet has topics and no groups. Kafka not answering is raised: nothing is changed yet."""
+    if any(consumer_group_known(kafka, g) for g in groups):
+        return
+    topics = [namespaced(s.topic, namespace) for s in view.replayed if not s.pattern]
+    if topics and not topic_extent(kafka, topics):
+        raise NothingToReplay(f"none of {view.name}'s consumer groups ({', '.join(groups)}) or topics "
+                              f"({', '.join(topics)}) is on Kafka in topic namespace {namespace or '(none)'}; give the "
+                              f"namespace {view.service} runs in (BERDAYA_TOPIC_NAMESPACE or --namespace). Nothing "
+                              "was emptied")  # fmt: skip
 
 
 def _catch_up_rows(view: RebuildableView, kafka: KafkaAccess | str, namespace: str) -> list[tuple[str, str, int, int]]:

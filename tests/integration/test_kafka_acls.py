@@ -198,13 +198,14 @@ def _revoke_by_hand(infra, partner_id: str, answer: str) -> subprocess.Completed
                    env={"BERDAYA_JWT_SECRET": "acl-test-secret-acl-test-secret-acl-test"})
 
 
-async def test_revoking_a_partner_asks_first_naming_what_goes_and_a_no_keeps_its_access(infra):
+async def test_revoking_a_partner_with_nobody_at_a_terminal_names_what_goes_asks_for_yes_and_keeps_its_access(infra):
     partner_id = f"cli-{uuid.uuid4().hex[:8]}"
     access = await partners.add(infra.kafka, partner_id, partitions=1)
     try:
-        declined = _revoke_by_hand(infra, partner_id, "n\n")
+        declined = _revoke_by_hand(infra, partner_id, "y\n")  # piped: not an operator's answer
         assert declined.returncode == 1
         assert f"Revoke partner {partner_id}? Its Kafka user and {len(access.grants)} grant(s) go" in declined.stdout
+        assert "pass --yes to go ahead without asking" in declined.stdout
         assert partners.on_cluster(infra.kafka, partner_id) == (True, len(access.grants))
     finally:
         partners.revoke(infra.kafka, partner_id)
@@ -217,6 +218,19 @@ def test_revoking_a_partner_kafka_does_not_know_asks_nothing_and_leaves_it_to_th
     assert "Revoke partner" not in revoked.stdout and "Aborted" not in revoked.stdout + revoked.stderr
     assert "registry" in revoked.stdout.split("asking the registry", 1)[1]
     assert "Traceback" not in revoked.stderr
+
+
+async def test_revoking_a_partner_in_a_namespace_it_is_not_in_names_the_one_it_is_in_and_revokes_nothing(infra):
+    partner_id = f"cli-{uuid.uuid4().hex[:8]}"
+    access = await partners.add(infra.kafka, partner_id, partitions=1, namespace="kupang")
+    try:
+        revoked = _revoke_by_hand(infra, partner_id, "")  # no BERDAYA_TOPIC_NAMESPACE: the un-namespaced deployment
+        assert revoked.returncode == 1
+        said = f"partner {partner_id} has no Kafka user in topic namespace (none), but has one in kupang"
+        assert said in revoked.stdout, revoked.stdout
+        assert partners.on_cluster(infra.kafka, partner_id, namespace="kupang") == (True, len(access.grants))
+    finally:
+        partners.revoke(infra.kafka, partner_id, namespace="kupang")
 
 
 def test_revoking_a_partner_by_a_malformed_id_is_refused_before_anything_is_asked(infra):

@@ -18,8 +18,15 @@ from berdaya import partners
 from berdaya.views import wait_for_catch_up
 from shared.contracts.topics import namespaced
 from shared.db import load_migrations, migrate
-from shared.messaging.kafka import KafkaAccess, TopicSpec, active_group_members, consumer_lag, ensure_topics
-from shared.messaging.replay import OffsetsKept, RebuildableView, rebuild
+from shared.messaging.kafka import (
+    KafkaAccess,
+    TopicSpec,
+    active_group_members,
+    consumer_group_known,
+    consumer_lag,
+    ensure_topics,
+)
+from shared.messaging.replay import NothingToReplay, OffsetsKept, RebuildableView, rebuild
 from shared.messaging.subscriptions import Subscription
 from tests.integration.test_lag import commit, produce
 
@@ -104,6 +111,21 @@ async def test_a_rebuild_whose_offsets_kafka_keeps_empties_nothing_and_says_whic
     assert "authoriz" in str(kept.value).lower()
 
 
+async def test_a_rebuild_in_a_namespace_none_of_its_topics_is_in_empties_nothing_and_names_the_namespace(
+    infra, namespace, database, topic  # noqa: ANN001
+):
+    typo = f"{namespace}x"  # the deployment's topics are in `namespace`; none is in this one
+
+    with pytest.raises(NothingToReplay) as refused:
+        await rebuild(view(), database_url=database, kafka=infra.kafka, namespace=typo)
+
+    # Emptied, the view would never be read back: the groups reset were nobody's, the real ones kept their offsets.
+    assert await rows(database) == (3, 2)
+    assert f"is on Kafka in topic namespace {typo}" in str(refused.value)
+    assert await asyncio.to_thread(consumer_group_known, infra.kafka, namespaced("bri.reader", typo)) is False
+    assert "Nothing was emptied" in str(refused.value)
+
+
 async def test_a_rebuild_stopped_once_kafka_forgot_the_offsets_leaves_the_view_whole_to_be_read_again(
     infra, namespace, database, topic  # noqa: ANN001
 ):
@@ -111,7 +133,7 @@ async def test_a_rebuild_stopped_once_kafka_forgot_the_offsets_leaves_the_view_w
     await commit(infra.kafka, group, {TopicPartition(topic, 0): 2})
     # The emptying fails (here a table gone), as a rebuild killed between its two steps would not do it.
     broken = RebuildableView(name="tally-view", service="tally", tables=("tally", "no_such_table"), kept="",
-                             replayed=(Subscription("public.business.v1", "bri.reader", ()),))  # fmt: skip
+                             replayed=(Subscription("registry.business.v1", "bri.reader", ()),))  # fmt: skip
 
     with pytest.raises(asyncpg.UndefinedTableError):
         await rebuild(broken, database_url=database, kafka=infra.kafka, namespace=namespace)

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from berdaya import cli
+from berdaya import cli, cli_partners
 from berdaya.problems import problem_detail
 from shared.messaging import dead_letters
 from shared.messaging.dead_letters import DeadLetter
@@ -71,6 +71,43 @@ def test_dlq_list_prints_errors_and_consumers_that_look_like_markup_as_they_are(
     result = CliRunner().invoke(cli.app, ["dlq", "list", "partner.bri.outcomes.v1"])
     assert result.exit_code == 0, result.exception
     assert "[/x] hello" in screen.getvalue() and "[bold]funding" in screen.getvalue()
+
+
+def test_dlq_redrive_of_an_offset_with_no_dead_letter_names_it_and_redrives_nothing(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    dead_letters_are(monkeypatch, partner_letter(5, b"x"))
+    monkeypatch.setattr("shared.messaging.dead_letters.redrive", _never_redriven)
+    result = CliRunner().invoke(cli.app, ["dlq", "redrive", "partner.bri.outcomes.v1", "--offset", "5",
+                                          "--offset", "12", "--yes"])  # fmt: skip
+    assert result.exit_code == 1
+    assert "no dead letter at offset(s) 12 of partner.bri.outcomes.v1" in screen.getvalue()
+    assert "Nothing was re-driven" in screen.getvalue()
+
+
+def test_dlq_redrive_for_a_consumer_with_no_dead_letter_names_the_consumers_there_are(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    dead_letters_are(monkeypatch, partner_letter(5, b"x"))
+    monkeypatch.setattr("shared.messaging.dead_letters.redrive", _never_redriven)
+    result = CliRunner().invoke(cli.app, ["dlq", "redrive", "partner.bri.outcomes.v1", "--consumer", "funding-view",
+                                          "--yes"])  # fmt: skip
+    assert result.exit_code == 1
+    assert "no dead letter of consumer 'funding-view'" in screen.getvalue()
+    assert "those there are of 'funding-partners'" in screen.getvalue()
+
+
+def test_dlq_redrive_with_nobody_at_a_terminal_asks_for_yes_rather_than_prompting(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    dead_letters_are(monkeypatch, partner_letter(5, b"x"))
+    monkeypatch.setattr("shared.messaging.dead_letters.redrive", _never_redriven)
+    monkeypatch.setattr(cli_partners, "console", cli.console)
+    result = CliRunner().invoke(cli.app, ["dlq", "redrive", "partner.bri.outcomes.v1"], input="y\n")
+    assert result.exit_code == 1
+    assert "Re-drive 1 dead letter(s) to partner.bri.outcomes.v1?" in screen.getvalue()
+    assert "pass --yes to go ahead without asking" in screen.getvalue()
+
+
+async def _never_redriven(*_: object) -> int:
+    raise AssertionError("nothing may be re-driven")
 
 
 def test_dlq_redrive_of_a_letter_cut_short_says_why_and_still_redrives_the_others(
