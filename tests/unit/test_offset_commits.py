@@ -311,18 +311,25 @@ async def test_on_the_in_memory_test_broker_the_batch_is_acknowledged_through_fa
     assert steps == ["applied [0]", "acked"]
 
 
-async def test_records_a_batch_deferred_are_read_again_from_each_partition_s_first_and_only_those_before_committed(
-    kafka: Any, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
+async def applied_deferring(kafka: Any, recs: list[Rec], deferred: set[int]) -> tuple[list[str], Any, dict]:
+    """A batch of `recs` on partitions 0 and 1, applied by a consumer that defers the offsets `deferred`, and its
+    commit settled: the steps taken, the Kafka consumer, and where each partition is read from next."""
     steps: list[str] = []
     consumer = kafka([A0, A1], steps)
     consumer.release.set()
     commits = CommitBehind("notifier")
-    recs = [Rec("t", 0, 3), Rec("t", 0, 4), Rec("t", 0, 5), Rec("t", 1, 7), Rec("t", 1, 8)]
-    applying = FakeEventConsumer(steps, defer=[{5, 7, 8}])
+    applying = FakeEventConsumer(steps, defer=[deferred])
     next_offsets = await apply_batch(*batch(recs, consumer, steps), applying, commits, "notifier")
     await commits.settled(consumer)
+    return steps, consumer, next_offsets
+
+
+async def test_records_a_batch_deferred_are_read_again_from_each_partition_s_first_and_only_those_before_committed(
+    kafka: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
+    recs = [Rec("t", 0, 3), Rec("t", 0, 4), Rec("t", 0, 5), Rec("t", 1, 7), Rec("t", 1, 8)]
+    steps, consumer, next_offsets = await applied_deferring(kafka, recs, {5, 7, 8})
     assert steps == ["applied [3, 4, 5, 7, 8]", "seek 0@5", "seek 1@7", "commit"]
     assert consumer.commits == [{A0: 5}]
     assert next_offsets == {A0: 5, A1: 7}  # the lag is counted from there
@@ -332,14 +339,8 @@ async def test_a_partition_handled_whole_is_committed_past_its_last_while_anothe
     kafka: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
-    steps: list[str] = []
-    consumer = kafka([A0, A1], steps)
-    consumer.release.set()
-    commits = CommitBehind("funding-view")
     recs = [Rec("t", 0, 3), Rec("t", 0, 4), Rec("t", 1, 7), Rec("t", 1, 8), Rec("t", 1, 9)]
-    applying = FakeEventConsumer(steps, defer=[{8, 9}])
-    next_offsets = await apply_batch(*batch(recs, consumer, steps), applying, commits, "funding-view")
-    await commits.settled(consumer)
+    steps, consumer, next_offsets = await applied_deferring(kafka, recs, {8, 9})
     assert steps == ["applied [3, 4, 7, 8, 9]", "seek 1@8", "commit"]
     assert consumer.commits == [{A0: 5, A1: 8}]
     assert next_offsets == {A0: 5, A1: 8}
@@ -349,13 +350,7 @@ async def test_a_batch_that_deferred_its_first_record_commits_nothing_and_reads_
     kafka: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("shared.messaging.subscriptions.Record.from_kafka", lambda r: r)
-    steps: list[str] = []
-    consumer = kafka([A0], steps)
-    consumer.release.set()
-    commits = CommitBehind("notifier")
-    await apply_batch(*batch(records(3, 4), consumer, steps), FakeEventConsumer(steps, defer=[{3, 4}]), commits,
-                      "notifier")  # fmt: skip
-    await commits.settled(consumer)
+    steps, consumer, _ = await applied_deferring(kafka, records(3, 4), {3, 4})
     assert steps == ["applied [3, 4]", "seek 0@3"]
     assert consumer.commits == []
 
