@@ -11,8 +11,8 @@ Failures are classified on purpose:
   and the record retried a bounded number of times alone, then it goes to `<topic>.dlq` with the error, and the
   partition moves on. A handler that knows the record can never be applied (it raises `RecordRefused`) has it
   dead-lettered at its first attempt alone: retrying would only hold up every record behind it. Once a batch has
-  spent its retry window, the records not yet tried alone are left to be read again, so no batch outlasts Kafka's
-  max.poll.interval.
+  spent its retry window, the records not yet tried alone are left to be read again (those of partitions with no
+  record at fault get one attempt together first), so no batch outlasts Kafka's max.poll.interval.
 
 After a rebuild of the view a consumer keeps (replay.py), a delivery of history read again is marked `replayed`
 until the consumer has read each partition as far as the rebuild found it (catch_up.py).
@@ -127,10 +127,10 @@ class RetryPolicy:
     transient_max_backoff: float = 10.0
     transient_budget: float = 60.0  # then raise: the batch is redelivered and the partition waits
     # Seconds a batch may spend retrying its failed records alone; past it, the record being retried is dead-lettered
-    # and the records after it are left for the next delivery (Outcome.DEFERRED). A batch must end well inside
-    # Kafka's max.poll.interval (300 s): one that ran past it was handed to another consumer, redelivered, and its
-    # bad records dead-lettered again, round after round. Giving each record after the window one attempt still
-    # did that: ten records that each ran to the handler timeout took 360 s.
+    # and the records after it of its partition are left for the next delivery (Outcome.DEFERRED). A batch must end
+    # well inside Kafka's max.poll.interval (300 s): one that ran past it was handed to another consumer, redelivered,
+    # and its bad records dead-lettered again, round after round. Giving each record after the window one attempt
+    # still did that: ten records that each ran to the handler timeout took 360 s.
     retry_window: float = 90.0
 
 
