@@ -195,7 +195,8 @@ def replay(
     """Rebuild a service's view of other services' businesses by replaying their topics from the beginning: the
     service is stopped, the view and its consumers' inbox rows are emptied, their offsets forgotten, the service
     started again, and this waits until it has caught up (exit status 3 if it stops waiting first: the rebuild goes
-    on). Refused, emptying nothing, when none of the view's topics is in the namespace given."""
+    on). Refused, emptying nothing, when neither the view's consumer groups nor its topics are in the namespace
+    given."""
     if view not in VIEWS:
         _fail(f"no view {view!r}; the views are {', '.join(VIEWS)}")
     rebuildable = VIEWS[view]

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 from fastapi import Header
 from pydantic import BaseModel
 
 from shared.errors import Conflict
+
+T = TypeVar("T")
 
 
 def header(what: str) -> Any:
@@ -57,10 +59,10 @@ async def claim_row(conn: asyncpg.Connection, table: str, id_column: str, actor:
 Claim = Callable[[str, str, bytes, uuid.UUID], Awaitable[tuple[uuid.UUID, bytes]]]
 
 
-async def made_before(claim: Claim, actor: str, key: str | None, form: BaseModel, new_id: uuid.UUID,
-                      what: str) -> uuid.UUID | None:  # fmt: skip
-    """None if the request has no key or is the first under it (it goes on to make `new_id`); else the id made the
-    first time. The key used before for something else is a 409 naming what it made."""
+async def made_before(claim: Claim, load: Callable[[uuid.UUID], Awaitable[T | None]], actor: str, key: str | None,
+                      form: BaseModel, new_id: uuid.UUID, what: str) -> T | None:  # fmt: skip
+    """None if the request has no key or is the first under it (it goes on to make `new_id`); else what was made the
+    first time, as `load` reads it now. The key used before for something else is a 409 naming what it made."""
     if key is None:
         return None
     asked = fingerprint(form)
@@ -70,4 +72,7 @@ async def made_before(claim: Claim, actor: str, key: str | None, form: BaseModel
     if first_asked != asked:
         raise Conflict(f"Idempotency-Key {key!r} was used for another {what} ({made}); use a new key for a new {what}",
                        "idempotency_key_reused", {f"{what}_id": str(made)})  # fmt: skip
-    return made
+    earlier = await load(made)
+    if earlier is None:  # the claim commits with what it made
+        raise RuntimeError(f"Idempotency-Key {key!r} names {what} {made}, which is not stored")
+    return earlier

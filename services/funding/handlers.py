@@ -218,10 +218,8 @@ async def make_pledge(cmd: MakePledge, uow: FundingUnitOfWork, deps: Deps) -> Pl
         # The key is looked up before the form is checked against today: a retry after midnight of a pledge valid
         # for one day gets the pledge made the first time, not a refusal of its window. A refused form rolls the
         # claim back with it.
-        if made := await idempotency.made_before(uow.store.claim_pledge_request, cmd.by.actor, cmd.idempotency_key,
-                                                 cmd.form, pledge_id, "pledge"):  # fmt: skip
-            earlier = await uow.store.pledge(made)
-            assert earlier is not None, "a pledge request is recorded with its pledge"
+        if earlier := await idempotency.made_before(uow.store.claim_pledge_request, uow.store.pledge, cmd.by.actor,
+                                                    cmd.idempotency_key, cmd.form, pledge_id, "pledge"):  # fmt: skip
             return earlier
         pledge = pledges.new_pledge(cmd.form, deps.wilayah, today_in_kupang(now), pledge_id=pledge_id, sponsor=sponsor,
                                     created_at=now)  # fmt: skip

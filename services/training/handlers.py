@@ -125,10 +125,9 @@ async def plan_cohort(cmd: PlanCohort, uow: TrainingUnitOfWork, deps: Deps) -> C
     async with uow:
         cohort_id = deps.new_id()
         # Claimed first, as a pledge's key is: a form refused below rolls the claim back with it (shared.idempotency).
-        if made := await idempotency.made_before(partial(uow.store.claim_request, "cohort"), cmd.by.actor,
-                                                 cmd.idempotency_key, cmd.form, cohort_id, "cohort"):  # fmt: skip
-            earlier = await uow.store.cohort(made)
-            assert earlier is not None, "a cohort request is recorded with its cohort"
+        if earlier := await idempotency.made_before(partial(uow.store.claim_request, "cohort"), uow.store.cohort,
+                                                    cmd.by.actor, cmd.idempotency_key, cmd.form, cohort_id,
+                                                    "cohort"):  # fmt: skip
             return earlier
         programme = await uow.store.programme(cmd.form.programme_id)
         if programme is None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from functools import partial
 from datetime import date
+from functools import partial
 
 from services.training.domain import cohorts as cohort_rules
 from services.training.domain import events
@@ -58,10 +58,9 @@ async def add_mentor(cmd: AddMentor, uow: TrainingUnitOfWork, deps: Deps) -> Men
     mentor = Mentor(deps.new_id(), cmd.form.name, cmd.form.organisation, tuple(cmd.form.kbli_prefixes),
                     tuple(sorted({c for c in codes if c})), cmd.form.max_load, True)  # fmt: skip
     async with uow:
-        if made := await idempotency.made_before(partial(uow.store.claim_request, "mentor"), cmd.by.actor,
-                                                 cmd.idempotency_key, cmd.form, mentor.id, "mentor"):  # fmt: skip
-            earlier = await uow.store.mentor(made)
-            assert earlier is not None, "a mentor request is recorded with its mentor"
+        if earlier := await idempotency.made_before(partial(uow.store.claim_request, "mentor"), uow.store.mentor,
+                                                    cmd.by.actor, cmd.idempotency_key, cmd.form, mentor.id,
+                                                    "mentor"):  # fmt: skip
             return earlier
         await uow.store.add_mentor(mentor, cmd.by.actor, deps.clock())
         uow.audit("MentorAdded", "mentor", mentor.id)

@@ -56,9 +56,9 @@ class StillRunning(RuntimeError):
 
 
 class NothingToReplay(RuntimeError):
-    """None of the view's topics exists in the namespace given (a mistyped --namespace, or none where the deployment
-    has one): emptying the view would reset groups nobody uses while the real ones kept their offsets, and the
-    view would never be read back. Nothing was changed."""
+    """Neither the view's consumer groups nor its topics are known to Kafka in the namespace given (a mistyped
+    --namespace, or none where the deployment has one): emptying the view would reset groups nobody uses while the
+    real ones kept their offsets, and the view would never be read back. Nothing was changed."""
 
 
 class OffsetsKept(RuntimeError):
