@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.funding.subscribers import PARTNERS as OUTCOMES_CONSUMER  # funding's reader of partners' outcomes
 from shared.contracts.public import PARTNER_ID_PATTERN, PUBLIC_TOPICS
-from shared.contracts.topics import namespaced
+from shared.contracts.topics import namespaced, unclaimed_namespace
 from shared.messaging.acl import (
     Grant,
     KafkaSecurity,
@@ -122,6 +122,10 @@ def check_namespace(namespace: str) -> None:
     if not re.fullmatch(NAMESPACE_PATTERN, namespace):
         raise PartnerRefused(f"topic namespace {namespace!r} may hold lower-case letters, digits and '-' only "
                              "(BERDAYA_TOPIC_NAMESPACE)")  # fmt: skip
+    try:
+        unclaimed_namespace(namespace)
+    except ValueError as exc:
+        raise PartnerRefused(f"{exc} (BERDAYA_TOPIC_NAMESPACE)") from None
 
 
 def public_topics(patterns: Sequence[str]) -> tuple[str, ...] | None:

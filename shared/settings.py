@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.contracts.topics import unclaimed_namespace
 from shared.messaging.kafka import KafkaAccess
 
 
@@ -19,7 +22,7 @@ class PlatformSettings(BaseSettings):
     kafka_username: str | None = Field(None, validation_alias="KAFKA_USERNAME")
     kafka_password: SecretStr | None = Field(None, validation_alias="KAFKA_PASSWORD")
     kafka_tls: bool = Field(False, validation_alias="KAFKA_TLS")
-    topic_namespace: str = Field(
+    topic_namespace: Annotated[str, AfterValidator(unclaimed_namespace)] = Field(
         "", pattern=r"^[a-z0-9-]*$", validation_alias="BERDAYA_TOPIC_NAMESPACE",
         description="Prefix of every topic name, so several deployments (cities, test runs) can share a cluster",
     )

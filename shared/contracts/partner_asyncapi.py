@@ -57,7 +57,7 @@ def partner_specification():  # noqa: ANN201 - faststream's AsyncAPI specificati
         # Placeholders: each partner is given its own user and password by `berdaya partner add`.
         security=SASLScram512("partner-{partner_id}", "given-once-by-berdaya"),
         description="Berdaya's topics for partner systems. Authenticate with SCRAM-SHA-512; consumer groups must "
-                    "start with '{partner_id}.'; every record is a JSON envelope (event_id, event_type, "
+                    "start with 'partner-{partner_id}.'; every record is a JSON envelope (event_id, event_type, "
                     "event_version, occurred_at, payload); apply each event_id once.",
     )  # fmt: skip
     for topic in PUBLIC_TOPICS:

@@ -57,6 +57,16 @@ def namespaced(topic: str, namespace: str = "") -> str:
     return f"{namespace}.{topic}" if namespace else topic
 
 
+def unclaimed_namespace(namespace: str) -> str:
+    """The namespace, unless it is spelled like the start of names a deployment without one grants by prefix:
+    `public.` topics, which every partner may read, and a partner's `partner-<id>.` consumer groups. A deployment
+    named `public` or `partner-bri` would put its own topics or groups under another deployment's partners' grants."""
+    if namespace in ("public", "partner") or namespace.startswith("partner-"):
+        raise ValueError(f"topic namespace {namespace!r} is spelled like names every deployment uses (public.*, "
+                         "partner.*, partner-<id>.*); choose another, e.g. the city's name (kupang)")
+    return namespace
+
+
 def is_public(aggregate_type: str) -> bool:
     """Events every partner may read."""
     return TOPIC_BY_AGGREGATE.get(aggregate_type, "").startswith(PUBLIC_PREFIX)

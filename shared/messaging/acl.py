@@ -42,8 +42,10 @@ def partner_user(partner_id: str, namespace: str = "") -> str:
 
 
 def partner_group_prefix(partner_id: str, namespace: str = "") -> str:
-    """A partner's consumer groups must start with this, e.g. `bri.loans`."""
-    return namespaced(f"{partner_id}.", namespace)
+    """A partner's consumer groups must start with this, its user's name and a dot, e.g. `partner-bri.loans`. Not its
+    bare id: without a namespace, `kupang.` would also cover every consumer group of the deployment whose namespace
+    is `kupang` (namespaces spelled `partner-...` are refused, `unclaimed_namespace`)."""
+    return f"{partner_user(partner_id, namespace)}."
 
 
 def new_password() -> str:

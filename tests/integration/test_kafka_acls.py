@@ -95,7 +95,7 @@ def cluster(infra):  # noqa: ANN001, ANN201
 def test_a_partner_reads_every_public_topic_and_its_own_referrals_in_groups_of_its_own(cluster):
     ns = cluster["namespace"]
     for topic in (*PUBLIC, partner_topic("bri", "referral")):
-        assert read(cluster["bri"], namespaced(topic, ns), f"{ns}.bri.reader") == b"{}", topic
+        assert read(cluster["bri"], namespaced(topic, ns), f"{ns}.partner-bri.reader") == b"{}", topic
 
 
 def test_a_partner_writes_its_own_outcomes_topic(cluster):
@@ -105,16 +105,34 @@ def test_a_partner_writes_its_own_outcomes_topic(cluster):
 def test_a_partner_is_refused_every_internal_topic(cluster):
     ns = cluster["namespace"]
     for topic in INTERNAL:
-        assert read(cluster["bri"], namespaced(topic, ns), f"{ns}.bri.reader") in DENIED, topic
+        assert read(cluster["bri"], namespaced(topic, ns), f"{ns}.partner-bri.reader") in DENIED, topic
 
 
 def test_a_partner_is_refused_another_partners_topics_and_groups(cluster):
     ns = cluster["namespace"]
-    assert read(cluster["bri"], namespaced(partner_topic("bank-ntt", "referral"), ns), f"{ns}.bri.reader") in DENIED
+    bank_ntt_referrals = namespaced(partner_topic("bank-ntt", "referral"), ns)
+    assert read(cluster["bri"], bank_ntt_referrals, f"{ns}.partner-bri.reader") in DENIED
     assert write(cluster["bri"], namespaced(partner_topic("bank-ntt", "outcomes"), ns)) in DENIED
     # A public topic, but in the other partner's consumer group (or one of nobody's).
-    assert read(cluster["bri"], namespaced(PUBLIC_BUSINESS, ns), f"{ns}.bank-ntt.reader") in DENIED
+    assert read(cluster["bri"], namespaced(PUBLIC_BUSINESS, ns), f"{ns}.partner-bank-ntt.reader") in DENIED
     assert read(cluster["bri"], namespaced(PUBLIC_BUSINESS, ns), f"{ns}.dashboard") in DENIED
+
+
+async def test_a_partner_named_like_another_deployments_namespace_may_not_join_that_deployments_consumer_groups(
+        cluster, infra):  # fmt: skip
+    # Partner `acl-…` of the deployment without a namespace was given every group starting `acl-….`: it could join
+    # the other deployment's consumer groups, take their partitions from its consumers and commit their offsets.
+    ns = cluster["namespace"]
+    await ensure_topics(infra.kafka, [TopicSpec(PUBLIC_BUSINESS, 1, 1)])
+    assert write(infra.kafka, PUBLIC_BUSINESS) is None
+    access = await partners.add(infra.kafka, ns, partitions=1)
+    try:
+        namesake = infra.kafka.as_user(access.user, access.password)  # type: ignore[arg-type]
+        for group in (f"{ns}.funding-view", f"{ns}.notifier", f"{ns}.partner-bri.reader"):
+            assert read(namesake, PUBLIC_BUSINESS, group) in DENIED, group
+        assert isinstance(read(namesake, PUBLIC_BUSINESS, f"partner-{ns}.reader"), bytes)  # in a group of its own
+    finally:
+        partners.revoke(infra.kafka, ns)
 
 
 def test_a_partner_is_refused_every_write_it_was_not_given(cluster):
@@ -138,7 +156,8 @@ def test_a_service_writes_its_own_topics_and_is_refused_another_services(cluster
 
 def test_a_wrong_password_is_refused(cluster):
     wrong = cluster["bri"].as_user(cluster["bri"].username, "not-the-password")
-    assert read(wrong, namespaced(PUBLIC_BUSINESS, cluster["namespace"]), f"{cluster['namespace']}.bri.reader") in DENIED
+    ns = cluster["namespace"]
+    assert read(wrong, namespaced(PUBLIC_BUSINESS, ns), f"{ns}.partner-bri.reader") in DENIED
 
 
 async def test_a_rotated_password_is_refused_at_once_and_the_new_one_works(infra):
@@ -147,7 +166,7 @@ async def test_a_rotated_password_is_refused_at_once_and_the_new_one_works(infra
     assert write(infra.kafka, namespaced(PUBLIC_BUSINESS, namespace)) is None
     first = await partners.add(infra.kafka, "pos-indonesia", namespace=namespace, partitions=1)
     second = partners.rotate(infra.kafka, "pos-indonesia", namespace=namespace)
-    group, topic = f"{namespace}.pos-indonesia.reader", namespaced(PUBLIC_BUSINESS, namespace)
+    group, topic = f"{namespace}.partner-pos-indonesia.reader", namespaced(PUBLIC_BUSINESS, namespace)
     assert read(infra.kafka.as_user(first.user, first.password), topic, group) in DENIED  # type: ignore[arg-type]
     assert read(infra.kafka.as_user(second.user, second.password), topic, group) == b"{}"  # type: ignore[arg-type]
 
@@ -158,7 +177,7 @@ async def test_a_revoked_partner_is_refused_and_the_services_lose_their_links_to
     assert write(infra.kafka, namespaced(PUBLIC_BUSINESS, namespace)) is None
     access = await partners.add(infra.kafka, "asabri", namespace=namespace, partitions=1)
     partner = infra.kafka.as_user(access.user, access.password)  # type: ignore[arg-type]
-    group, topic = f"{namespace}.asabri.reader", namespaced(PUBLIC_BUSINESS, namespace)
+    group, topic = f"{namespace}.partner-asabri.reader", namespaced(PUBLIC_BUSINESS, namespace)
     assert read(partner, topic, group) == b"{}"
     registry = service_access(infra.kafka, "registry", namespace)
     referral = namespaced(partner_topic("asabri", "referral"), namespace)
@@ -189,7 +208,7 @@ async def test_a_login_kafka_will_not_tell_the_users_to_is_refused_and_no_partne
     with pytest.raises(KafkaException):
         partners.rotate(cluster["bri"], "bank-ntt", namespace=cluster["namespace"])
     assert read(cluster["ntt"], namespaced(PUBLIC_BUSINESS, cluster["namespace"]),
-                f"{cluster['namespace']}.bank-ntt.reader") == b"{}"  # its password is unchanged  # fmt: skip
+                f"{cluster['namespace']}.partner-bank-ntt.reader") == b"{}"  # its password is unchanged  # fmt: skip
 
 
 def _revoke_by_hand(infra, partner_id: str, answer: str) -> subprocess.CompletedProcess:  # noqa: ANN001

@@ -142,6 +142,7 @@ def test_partner_add_without_those_settings_uses_the_services_defaults(
     ("BERDAYA_TOPIC_NAMESPACE", "Kupang"),
     ("BERDAYA_TOPIC_NAMESPACE", " kupang"),
     ("BERDAYA_TOPIC_NAMESPACE", "[bold]x[/bold]"),
+    ("BERDAYA_TOPIC_NAMESPACE", "partner-bri"),  # its groups would be those of partner bri of no namespace
 ])  # fmt: skip
 @pytest.mark.parametrize("command", [["add", "bri", "--name", "BRI"], ["rotate", "bri"], ["revoke", "bri", "--yes"],
                                      ["list"]])  # fmt: skip
@@ -224,6 +225,19 @@ def test_a_registry_that_refuses_the_partner_leaves_it_no_user_no_grant_and_the_
     assert again.password and "partner-bri" in cluster.users_
 
 
+def test_adding_a_partner_again_takes_away_the_group_prefix_of_its_bare_id_and_keeps_its_password(
+        cluster: type[FakeSecurity], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    # Given before its groups had to start with its user's name: `bri.` also reaches the groups of a deployment whose
+    # namespace is bri.
+    monkeypatch.setattr(partners, "ensure_topics", _topics_made)
+    cluster.users_.add("partner-bri")
+    old = Grant("group", "bri.", "READ", prefixed=True)
+    cluster.acls["partner-bri"] = {*partner_grants("bri"), old} - {Grant("group", "partner-bri.", "READ", True)}
+    again = asyncio.run(partners.add(ADMIN, "bri", register=lambda p: None))
+    assert old not in cluster(ADMIN).grants("partner-bri")["partner-bri"]
+    assert again.groups == ["partner-bri.*"] and again.password is None
+
+
 @pytest.mark.parametrize(("detail", "exit_code"), [("no partner bri", 0), ("Not Found", 1)])
 def test_revoking_a_partner_the_registry_never_had_finishes_but_another_server_s_404_does_not(
         detail: str, exit_code: int, screen: io.StringIO, context: None, cluster: type[FakeSecurity],
@@ -249,7 +263,7 @@ def test_a_partner_is_told_to_connect_over_tls_when_the_cluster_is_reached_over_
     assert f"security.protocol={protocol}\n" in access.client_properties() and access.protocol == protocol
 
 
-@pytest.mark.parametrize("namespace", ["a.b", "A", "x y", "ns\n", "[x]"])
+@pytest.mark.parametrize("namespace", ["a.b", "A", "x y", "ns\n", "[x]", "public"])
 def test_the_library_refuses_a_namespace_the_services_would_refuse(namespace: str, cluster: type[FakeSecurity]) -> None:
     with pytest.raises(partners.PartnerRefused, match="BERDAYA_TOPIC_NAMESPACE"):
         partners.rotate(ADMIN, "bri", namespace=namespace)
@@ -268,7 +282,7 @@ def test_a_rotated_partner_is_shown_the_public_topics_it_was_given_not_all_of_th
     access = partners.rotate(ADMIN, "bri")
     assert access.password
     assert access.reads == [PUBLIC_PLEDGE, "partner.bri.referral.v1"]
-    assert access.writes == ["partner.bri.outcomes.v1"] and access.groups == ["bri.*"]
+    assert access.writes == ["partner.bri.outcomes.v1"] and access.groups == ["partner-bri.*"]
 
 
 def test_a_rotated_partner_whose_grants_went_is_shown_that_it_may_do_nothing(cluster: type[FakeSecurity]) -> None:
@@ -287,7 +301,7 @@ def test_a_grant_beyond_what_berdaya_gives_is_shown_too(cluster: type[FakeSecuri
     access = partners.rotate(ADMIN, "bri", namespace="kupang")
     assert access.reads == [f"kupang.{t}" for t in partners.PUBLIC_TOPICS] + [
         "kupang.partner.bri.referral.v1", "kupang.public.*", "kupang.registry.business.v1"]
-    assert access.groups == ["kupang.bri.*", "kupang.dashboard"]
+    assert access.groups == ["kupang.dashboard", "kupang.partner-bri.*"]
 
 
 def test_partner_rotate_on_the_screen_lists_what_the_partner_may_read(

@@ -201,7 +201,7 @@ def test_a_secrets_file_whose_rewrite_fails_part_way_keeps_every_key_it_had(stac
 
 def _partner_properties(home: Path) -> None:
     access = PartnerAccess("bri", "partner-bri", "pw-secret", "127.0.0.1:9092", ["public.x"], ["partner.bri.v1"],
-                           "bri.")
+                           "partner-bri.")
     cli_partners._show(access, home / "bri.properties")
 
 
