@@ -16,7 +16,8 @@ from services.registry.domain import business as aggregate
 from services.registry.domain.business import Business
 from services.registry.domain.duplicates import (
     DuplicateCandidate,
-    business_name_key,
+    Identity,
+    business_identity,
     duplicate_conflict,
     probable_duplicate,
 )
@@ -82,10 +83,10 @@ class _Row:
     new: NewBusiness
     digest: bytes
     # Computed once, with the validation (off the event loop): the import looks it up several times per row.
-    identity: tuple[bytes, str] = field(init=False)
+    identity: Identity = field(init=False)
 
     def __post_init__(self) -> None:
-        self.identity = (self.digest, business_name_key(self.new.form.business_name))
+        self.identity = business_identity(self.digest, self.new.form.business_name)
 
 
 def _validate_rows(rows: Sequence[tuple[int, dict[str, str]]], deps: Deps, by: Principal, today: date) -> tuple[list[_Row], list[RowError]]:

@@ -15,7 +15,7 @@ from services.registry.domain import consent as consents
 from services.registry.domain.business import Business, NibApplication
 from services.registry.domain.consent import Consent, ConsentForm, Partner
 from services.registry.domain.coverage import NibCoverage
-from services.registry.domain.duplicates import business_name_key, duplicate_conflict, probable_duplicate
+from services.registry.domain.duplicates import business_identity, duplicate_conflict, probable_duplicate
 from services.registry.domain.forms import BusinessChanges, RegistrationForm
 from services.registry.domain.identity import check_nib
 from services.registry.domain.registration import RegistrationRules, validate_registration
@@ -151,7 +151,7 @@ def _may_see(by: Principal, kecamatan_code: str | None) -> bool:
 async def _same_business(uow: RegistryUnitOfWork, digest: bytes, name: str) -> Business | None:
     """The owner's active business of this very name: the identity an import goes by. (A closed one may start again
     under its old name.)"""
-    key = (digest, business_name_key(name))
+    key = business_identity(digest, name)
     existing = (await uow.businesses.get_many_by_identity([key])).get(key)
     return existing if existing is not None and existing.status != "closed" else None
 

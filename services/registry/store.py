@@ -14,7 +14,7 @@ import asyncpg
 
 from services.registry.domain.business import Business, DomainEvent, NibApplication
 from services.registry.domain.consent import Consent, Partner
-from services.registry.domain.duplicates import DuplicateCandidate, business_name_key
+from services.registry.domain.duplicates import DuplicateCandidate, Identity, business_name_key, name_identity
 from services.registry.domain.scale import YouthRange
 from shared.errors import Conflict
 from shared.reference.wilayah import Wilayah
@@ -55,8 +55,8 @@ class BusinessStore(abc.ABC):
         """The business, locked until the unit of work ends."""
 
     @abc.abstractmethod
-    async def get_many_by_identity(self, keys: Sequence[tuple[bytes, str]]) -> dict[tuple[bytes, str], Business]:
-        """Existing businesses by (NIK digest, name key), locked; how an import recognises its rows."""
+    async def get_many_by_identity(self, keys: Sequence[Identity]) -> dict[Identity, Business]:
+        """Existing businesses by `business_identity`, locked; how an import recognises its rows."""
 
     @abc.abstractmethod
     async def save(self, business: Business) -> None:
@@ -260,20 +260,25 @@ class PgBusinessStore(BusinessStore):
         row = await self._conn.fetchrow(SELECT_BUSINESS + " WHERE id = $1 FOR UPDATE", business_id)
         return self._business(row) if row else None
 
-    async def get_many_by_identity(self, keys: Sequence[tuple[bytes, str]]) -> dict[tuple[bytes, str], Business]:
+    async def get_many_by_identity(self, keys: Sequence[Identity]) -> dict[Identity, Business]:
         if not keys:
             return {}
+        looked_up = sorted({(digest, name_key) for digest, name_key, _ in keys})
         rows = await self._conn.fetch(
             SELECT_BUSINESS
             # An active business first: the one an import updates when the owner started again after closing one.
             + " WHERE (nik_digest, name_key) IN (SELECT * FROM unnest($1::bytea[], $2::text[]))"
             " ORDER BY status = 'closed', id FOR UPDATE",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
+            [k[0] for k in looked_up],
+            [k[1] for k in looked_up],
         )
-        found: dict[tuple[bytes, str], Business] = {}
+        wanted, found = set(keys), {}
         for row in rows:
-            found.setdefault((row["nik_digest"], row["name_key"]), self._business(row))
+            # The stored key leaves names in other scripts alike: the owner's 豆花 is not its 珍珠.
+            name, name_key = row["business_name"], row["name_key"]
+            key = (row["nik_digest"], name_key, name_key if name.isascii() else name_identity(name))
+            if key in wanted:
+                found.setdefault(key, self._business(row))
         return found
 
     async def save(self, business: Business) -> None:

@@ -327,6 +327,43 @@ async def test_a_confirmed_registration_sent_again_is_refused_and_an_import_upda
     assert started_again["annual_sales_rupiah"] == 95_000_000
 
 
+async def test_an_owners_businesses_named_in_another_script_are_two_to_registration_and_import_not_one(registry):
+    # Their names' ASCII letters are alike ("warung", a generic word kept when it is all there is): an owner's second
+    # was refused as a probable duplicate, and an import of both took them for one business.
+    first = registration(name="Warung 豆花")
+    second = {**first, "business_name": "Warung 珍珠"}
+    made = [await registry.register(body) for body in (first, second)]
+    assert [r.status_code for r in made] == [201, 201], made[1].text
+    again = await registry.register({**first, "business_name": "WARUNG  豆花!", "confirm_distinct": True})
+    assert again.status_code == 409 and again.json()["existing_business_id"] == made[0].json()["id"], again.text
+
+    columns = list(first)
+    rows = [{**first, "annual_sales_rupiah": 90_000_000}, {**second, "annual_sales_rupiah": 120_000_000}]
+    body = {"columns": columns,
+            "rows": [{"line": i + 2, "values": [str(r[c]) for c in columns]} for i, r in enumerate(rows)]}  # fmt: skip
+    report = (await registry.http.post("/imports/businesses", json=body, headers=registry.auth())).json()
+    assert (report["registered"], report["updated"], report["errors"]) == (0, 2, []), report
+    for response, row in zip(made, rows, strict=True):
+        business = (await registry.http.get(f"/businesses/{response.json()['id']}", headers=registry.auth())).json()
+        assert (business["business_name"], business["annual_sales_rupiah"]) == (row["business_name"],
+                                                                                row["annual_sales_rupiah"])
+
+
+async def test_an_import_of_one_of_an_owners_businesses_named_in_another_script_changes_that_one(registry):
+    # Both names had the same stored key, '': the import changed the owner's first business into the second.
+    first = registration(name="豆花")
+    second = {**first, "business_name": "珍珠"}
+    made = [(await registry.register(body)).json()["id"] for body in (first, second)]
+    columns = list(first)
+    body = {"columns": columns, "rows": [{"line": 2, "values": [str({**second, "annual_sales_rupiah": 120_000_000}[c])
+                                                                for c in columns]}]}  # fmt: skip
+    report = (await registry.http.post("/imports/businesses", json=body, headers=registry.auth())).json()
+    assert (report["registered"], report["updated"], report["errors"]) == (0, 1, []), report
+    shown = [(await registry.http.get(f"/businesses/{i}", headers=registry.auth())).json() for i in made]
+    assert [(b["business_name"], b["annual_sales_rupiah"]) for b in shown] == [("豆花", 80_000_000),
+                                                                               ("珍珠", 120_000_000)]
+
+
 async def test_an_import_with_an_unknown_column_is_refused_before_any_row_is_read(registry):
     body = {"columns": ["business_name", "nama_pemilik"], "rows": [{"line": 2, "values": ["a", "b"]}]}
     response = await registry.http.post("/imports/businesses", json=body, headers=registry.auth())

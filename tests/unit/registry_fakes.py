@@ -10,7 +10,7 @@ from typing import Any
 from services.registry import integration
 from services.registry.domain.business import Business, DomainEvent, NibApplication
 from services.registry.domain.consent import Consent, Partner
-from services.registry.domain.duplicates import DuplicateCandidate, business_name_key
+from services.registry.domain.duplicates import DuplicateCandidate, Identity, business_identity
 from services.registry.domain.scale import YouthRange
 from services.registry.store import BusinessStore, RegistryUnitOfWork, StoredIdentity
 from shared.contracts import Envelope
@@ -87,12 +87,12 @@ class FakeBusinessStore(BusinessStore):
     async def get(self, business_id: uuid.UUID) -> Business | None:
         return self.businesses.get(business_id)
 
-    async def get_many_by_identity(self, keys: Sequence[tuple[bytes, str]]) -> dict[tuple[bytes, str], Business]:
+    async def get_many_by_identity(self, keys: Sequence[Identity]) -> dict[Identity, Business]:
         wanted = set(keys)
-        found: dict[tuple[bytes, str], Business] = {}
+        found: dict[Identity, Business] = {}
         for business_id in sorted(self.businesses, key=lambda i: (self.businesses[i].status == "closed", i)):
             business = self.businesses[business_id]
-            key = (self.identities[business_id].digest, business_name_key(business.business_name))
+            key = business_identity(self.identities[business_id].digest, business.business_name)
             if key in wanted:
                 found.setdefault(key, business)
         return found

@@ -9,8 +9,10 @@ import pytest
 
 from services.registry.domain.duplicates import (
     DuplicateCandidate,
+    business_identity,
     business_name_key,
     duplicate_conflict,
+    name_identity,
     name_similarity,
     probable_duplicate,
 )
@@ -49,6 +51,33 @@ def test_a_business_name_key_drops_case_punctuation_and_generic_words_like_ud_or
 def test_a_name_made_only_of_generic_words_keeps_them_rather_than_becoming_empty() -> None:
     assert business_name_key("Warung Makan") == "warung makan"
     assert business_name_key("Toko Kios") == "toko kios"
+
+
+@pytest.mark.parametrize(
+    ("name", "identity"),
+    [
+        ("豆花", "豆花"),
+        ("Warung 珍珠!", "珍珠"),
+        ("ＵＤ Kafé Ndéso", "kafe ndeso"),
+        ("Кафе Ольга", "кафе ольга"),
+        ("Toko_Maju  Jaya", "maju jaya"),
+    ],
+)
+def test_a_names_identity_keeps_letters_and_digits_of_any_script_without_case_accents_or_generic_words(
+        name: str, identity: str) -> None:  # fmt: skip
+    assert name_identity(name) == identity
+
+
+@pytest.mark.parametrize("name", ["UD. Sinar Jaya", "RM Bu Ani", "Kios-Pulsa  Yohanes!", "Toko_Maju\tJaya", "Warung",
+                                  "!!"])  # fmt: skip
+def test_a_names_identity_is_its_stored_key_when_the_name_is_ascii_so_keys_stored_before_find_it(name: str) -> None:
+    assert name_identity(name) == business_name_key(name)
+
+
+def test_an_owners_businesses_named_in_another_script_have_different_identities_though_one_stored_key() -> None:
+    assert business_name_key("Warung 豆花") == business_name_key("Warung 珍珠") == "warung"
+    assert business_identity(b"nik", "Warung 豆花") != business_identity(b"nik", "Warung 珍珠")
+    assert business_identity(b"nik", "Warung 豆花") == business_identity(b"nik", "WARUNG  豆花!")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -94,6 +123,12 @@ def test_of_several_similar_candidates_the_most_similar_one_is_reported() -> Non
 
 def test_no_candidates_means_no_duplicate() -> None:
     assert probable_duplicate("Sei Sapi Ibu Maria", [], SIMILARITY) is None
+
+
+def test_an_owners_second_business_named_in_another_script_is_not_a_probable_duplicate_of_the_first() -> None:
+    assert probable_duplicate("Toko 珍珠", [candidate("Toko 豆花", same_nik=True)], SIMILARITY) is None
+    assert probable_duplicate("珍珠", [candidate("豆花", same_nik=True)], SIMILARITY) is None
+    assert probable_duplicate("Toko 豆花!", [candidate("TOKO 豆花", same_nik=True)], SIMILARITY) is not None
 
 
 def test_a_name_less_similar_than_the_configured_threshold_is_not_a_duplicate() -> None:

@@ -17,23 +17,48 @@ _GENERIC_WORDS = frozenset(
 
 
 _NOT_NAME = re.compile(r"[^a-z0-9 ]")
+_NOT_A_LETTER_OR_DIGIT = re.compile(r"[\W_]")  # of any script
+
+# How an import and a registration recognise a business: the owner's NIK digest, `business_name_key` (stored with
+# the business, and looked up) and `name_identity`.
+Identity = tuple[bytes, str, str]
 
 
-def business_name_key(name: str) -> str:
-    """A business name reduced to what identifies it: no case, punctuation or generic words like 'UD' or 'Warung'."""
-    words = _NOT_NAME.sub(" ", name.lower()).split()
+def _without_generic_words(text: str) -> str:
+    words = text.split()
     kept = [w for w in words if w not in _GENERIC_WORDS]
     return " ".join(kept or words)
 
 
+def business_name_key(name: str) -> str:
+    """A business name reduced to its ASCII letters and digits, with no case, punctuation or generic words like
+    'UD' or 'Warung': the key stored with every business (`name_key`) and looked up. It leaves names in other
+    scripts alike ("豆花" and "珍珠" are both ''): `name_identity` tells them apart."""
+    return _without_generic_words(_NOT_NAME.sub(" ", name.lower()))
+
+
+def name_identity(name: str) -> str:
+    """A business name reduced to its letters and digits of any script, without case, accents, width, punctuation
+    or generic words: "ＵＤ Kafé" reads as "kafe", "Warung 豆花" as "豆花". The same as `business_name_key` for a
+    name of ASCII characters only."""
+    if name.isascii():
+        return business_name_key(name)
+    return _without_generic_words(_NOT_A_LETTER_OR_DIGIT.sub(" ", _folded(name).casefold()))
+
+
+def business_identity(nik_digest: bytes, name: str) -> Identity:
+    # Both keys: the stored one finds the owner's businesses whose name may be this one, the other says which is.
+    key = business_name_key(name)
+    return nik_digest, key, key if name.isascii() else name_identity(name)
+
+
 def _folded(name: str) -> str:
-    """Without accents, width or invisible characters: "ＳＥＩ Sapí" reads as "SEI Sapi". Only for comparing: the
-    stored key (`business_name_key`, an import's identity) stays as it was computed."""
+    """Without accents, width or invisible characters: "ＳＥＩ Sapí" reads as "SEI Sapi"."""
     return "".join(c for c in unicodedata.normalize("NFKD", name) if unicodedata.category(c) not in ("Mn", "Cf"))
 
 
 def name_similarity(a: str, b: str) -> float:
-    return fuzz.token_set_ratio(business_name_key(_folded(a)), business_name_key(_folded(b)))
+    return fuzz.token_set_ratio(name_identity(a), name_identity(b))
 
 
 @dataclass(frozen=True, slots=True)
