@@ -50,8 +50,7 @@ def build(runtime: Runtime) -> Parts:
             pass
 
     async def publish_coverage() -> None:
-        command = handlers.PublishCoverage(await queries.coverage())
-        await handlers.publish_coverage(command, unit_of_work(Cause.timer("registry")), deps)
+        await handlers.publish_coverage(handlers.PublishCoverage(), unit_of_work(Cause.timer("registry")), deps)
 
     return Parts(
         context=RegistryContext(deps, queries, wilayah, unit_of_work, settings.import_max_rows_per_request),

@@ -117,8 +117,6 @@ class WithdrawConsent:
 class PublishCoverage:
     """Publish NIB coverage for partners where it changed since last published."""
 
-    coverage: NibCoverage
-
 
 @dataclass(frozen=True)
 class RefreshYouthFlags:
@@ -329,10 +327,13 @@ async def refresh_youth_flags(cmd: RefreshYouthFlags, uow: RegistryUnitOfWork, d
 async def publish_coverage(cmd: PublishCoverage, uow: RegistryUnitOfWork, deps: Deps) -> int:
     """Returns how many figures changed (each kecamatan's and the city's)."""
     now = deps.clock()
-    figures = [(k.kecamatan.code, k.kecamatan.name, k.registered, k.with_nib) for k in cmd.coverage.by_kecamatan]
-    figures.append((CITY_CODE, CITY_NAME, cmd.coverage.registered, cmd.coverage.with_nib))
     async with uow:
         published = await uow.businesses.published_coverage()
+        # Counted once the lock is held, not before: two registries counting first could each wait for the other
+        # and publish the older count after the newer, a figure going back for partners.
+        coverage = NibCoverage.of(deps.rules.wilayah.kecamatan, await uow.businesses.coverage_counts())
+        figures = [(k.kecamatan.code, k.kecamatan.name, k.registered, k.with_nib) for k in coverage.by_kecamatan]
+        figures.append((CITY_CODE, CITY_NAME, coverage.registered, coverage.with_nib))
         changed = [f for f in figures if published.get(f[0]) != (f[2], f[3])]
         for code, name, registered, with_nib in changed:
             await uow.businesses.save_published_coverage(code, registered, with_nib, now)

@@ -8,9 +8,9 @@ from datetime import date
 
 from services.registry.domain.business import Business, NibApplication
 from services.registry.domain.consent import Consent, Partner
-from services.registry.domain.coverage import KecamatanCoverage, NibCoverage
+from services.registry.domain.coverage import NibCoverage
 from services.registry.domain.scale import YouthRange
-from services.registry.store import SELECT_BUSINESS, business_from_row
+from services.registry.store import COVERAGE_COUNTS, SELECT_BUSINESS, business_from_row
 from shared.db import Database, Where, like_pattern
 from shared.reference.wilayah import Wilayah
 
@@ -75,12 +75,8 @@ class RegisterQueries:
 
     async def coverage(self) -> NibCoverage:
         """Active businesses and those with an NIB, for every kecamatan (those with none too)."""
-        rows = await self._db.fetch(
-            "SELECT kecamatan_code, count(*) AS registered, count(*) FILTER (WHERE nib_status = 'issued') AS with_nib"
-            " FROM business WHERE status = 'active' GROUP BY kecamatan_code"
-        )
-        by_code = {r["kecamatan_code"]: (r["registered"], r["with_nib"]) for r in rows}
-        return NibCoverage([KecamatanCoverage(k, *by_code.get(k.code, (0, 0))) for k in self._wilayah.kecamatan])
+        rows = await self._db.fetch(COVERAGE_COUNTS)
+        return NibCoverage.of(self._wilayah.kecamatan, {r[0]: (r[1], r[2]) for r in rows})
 
     async def counts_by_status(self) -> dict[str, int]:
         rows = await self._db.fetch("SELECT nib_status, count(*) FROM business WHERE status = 'active' GROUP BY 1")

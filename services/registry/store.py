@@ -110,6 +110,10 @@ class BusinessStore(abc.ABC):
         """(registered, with NIB) as last published, by region code; locked, so two publishers don't both publish."""
 
     @abc.abstractmethod
+    async def coverage_counts(self) -> dict[str, tuple[int, int]]:
+        """(active businesses, those with an NIB) by kecamatan code, as they are now."""
+
+    @abc.abstractmethod
     async def save_published_coverage(self, region_code: str, registered: int, with_nib: int, at: datetime) -> None: ...
 
     @abc.abstractmethod
@@ -179,6 +183,8 @@ _ONCE = ("nik_digest", "nik_ciphertext", "source")  # written at registration, n
 # Identity never changes: a different owner is a different registration.
 _UPDATABLE = tuple(c for c in (*_FIELDS, *_DERIVED) if c not in ("id", "owner_gender", "owner_birth_date", "nik_masked",
                                                                   "registered_at"))  # fmt: skip
+COVERAGE_COUNTS = ("SELECT kecamatan_code, count(*), count(*) FILTER (WHERE nib_status = 'issued') FROM business"
+                   " WHERE status = 'active' GROUP BY kecamatan_code")
 SELECT_BUSINESS = f"SELECT {', '.join(_FIELDS)}, kelurahan_code, nik_digest, name_key FROM business"
 
 
@@ -370,6 +376,9 @@ class PgBusinessStore(BusinessStore):
         await self._conn.execute("LOCK TABLE published_coverage IN SHARE ROW EXCLUSIVE MODE")
         rows = await self._conn.fetch("SELECT region_code, registered, with_nib FROM published_coverage")
         return {r["region_code"]: (r["registered"], r["with_nib"]) for r in rows}
+
+    async def coverage_counts(self) -> dict[str, tuple[int, int]]:
+        return {r[0]: (r[1], r[2]) for r in await self._conn.fetch(COVERAGE_COUNTS)}
 
     async def save_published_coverage(self, region_code: str, registered: int, with_nib: int, at: datetime) -> None:
         await self._conn.execute(

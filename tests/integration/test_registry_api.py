@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.registry import handlers
 from services.registry.bootstrap import create_app
 from services.registry.settings import RegistrySettings
 from shared.auth import TokenService
@@ -23,6 +24,7 @@ from shared.contracts.topics import REGISTRY_BUSINESS
 from tests.integration.races import held_back
 from tests.support import eventually, kafka_settings, read_topic, registration
 from shared.messaging.kafka import KafkaAccess
+from shared.unit_of_work import Cause
 
 pytestmark = pytest.mark.integration
 
@@ -362,6 +364,34 @@ async def test_an_import_of_one_of_an_owners_businesses_named_in_another_script_
     shown = [(await registry.http.get(f"/businesses/{i}", headers=registry.auth())).json() for i in made]
     assert [(b["business_name"], b["annual_sales_rupiah"]) for b in shown] == [("豆花", 80_000_000),
                                                                                ("珍珠", 120_000_000)]
+
+
+async def test_a_coverage_publisher_that_waited_for_another_publishes_the_count_as_it_is_once_it_may(
+        registry, database_url):  # fmt: skip
+    # Two registries' publishers: the second counted before it waited for the first, and then published that older
+    # count after the first's newer one, a figure going back for partners until the next round.
+    ctx = registry.app.state.service
+
+    def publishing() -> asyncio.Task:
+        return asyncio.create_task(handlers.publish_coverage(handlers.PublishCoverage(),
+                                                             ctx.unit_of_work(Cause.timer("registry")), ctx.deps))
+
+    first = registration(kecamatan="Alak", kelurahan="Namosain")
+    assert (await registry.register(first)).status_code == 201
+    await publishing()
+    other = await asyncpg.connect(database_url)
+    try:
+        async with other.transaction():
+            await other.execute("LOCK TABLE published_coverage IN SHARE ROW EXCLUSIVE MODE")  # the other publisher
+            waiting = publishing()
+            await held_back(waiting, other)
+            second = registration(kecamatan="Alak", kelurahan="Namosain")
+            assert (await registry.register(second)).status_code == 201, "a registration waited for the publisher"
+        await asyncio.wait_for(waiting, timeout=30)
+        published = await other.fetchval("SELECT registered FROM published_coverage WHERE region_code = '53.71.01'")
+    finally:
+        await other.close()
+    assert published == 2
 
 
 async def test_an_import_with_an_unknown_column_is_refused_before_any_row_is_read(registry):

@@ -160,6 +160,14 @@ class FakeBusinessStore(BusinessStore):
     async def published_coverage(self) -> dict[str, tuple[int, int]]:
         return dict(self.coverage_published)
 
+    async def coverage_counts(self) -> dict[str, tuple[int, int]]:
+        counts: dict[str, tuple[int, int]] = {}
+        for b in self.businesses.values():
+            if b.status == "active":
+                registered, with_nib = counts.get(b.kecamatan.code, (0, 0))
+                counts[b.kecamatan.code] = (registered + 1, with_nib + (b.nib_status == "issued"))
+        return counts
+
     async def save_published_coverage(self, region_code: str, registered: int, with_nib: int, at: datetime) -> None:
         self.coverage_published[region_code] = (registered, with_nib)
 

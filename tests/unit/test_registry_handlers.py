@@ -17,7 +17,6 @@ from services.registry.bulk_import import ImportReport, ImportRows
 from services.registry.domain import business as aggregate
 from services.registry.domain.business import Business, NibApplication
 from services.registry.domain.consent import ConsentForm, Partner
-from services.registry.domain.coverage import KecamatanCoverage, NibCoverage
 from services.registry.domain.forms import BusinessChanges
 from services.registry.handlers import (
     ApplyForNib,
@@ -34,7 +33,6 @@ from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.contracts.public import nik_link
 from shared.messaging.audit import AuditEntry
-from shared.reference.wilayah import kota_kupang
 from shared.unit_of_work import Cause
 
 from .builders import MARIA, MARIA_NIK, NOW, OEBOBO_OFFICER, OFFICER, YOHANES, YOHANES_NIK, form, rules, vault
@@ -989,20 +987,25 @@ async def test_no_registry_event_payload_carries_a_birth_date_or_a_date_derived_
 
 
 async def test_nib_coverage_is_published_for_partners_only_where_it_changed_since_it_was_last_published(store, deps) -> None:
-    wilayah = kota_kupang()
-    oebobo, alak = (wilayah.find_kecamatan(name) for name in ("Oebobo", "Alak"))
-    before = NibCoverage([KecamatanCoverage(oebobo, 10, 7), KecamatanCoverage(alak, 4, 1)])
-    after = NibCoverage([KecamatanCoverage(oebobo, 10, 8), KecamatanCoverage(alak, 4, 1)])
+    maria = await register(store, deps)  # Oebobo
+    await register(store, deps, YOHANES)  # Alak
 
-    first = FakeUnitOfWork(store)
-    assert await handlers.publish_coverage(handlers.PublishCoverage(before), first, deps) == 3
-    again = FakeUnitOfWork(store)
-    assert await handlers.publish_coverage(handlers.PublishCoverage(before), again, deps) == 0
-    changed = FakeUnitOfWork(store)
-    assert await handlers.publish_coverage(handlers.PublishCoverage(after), changed, deps) == 2
+    first = new_uow(store)
+    assert await handlers.publish_coverage(handlers.PublishCoverage(), first, deps) == 7  # six kecamatan, the city
+    again = new_uow(store)
+    assert await handlers.publish_coverage(handlers.PublishCoverage(), again, deps) == 0
+    application = await apply(store, deps, maria.id)
+    await handlers.record_nib_issued(RecordNibIssued(maria.id, application.id, "1234567890123", date(2026, 3, 9),
+                                                     OFFICER), new_uow(store), deps)  # fmt: skip
+    changed = new_uow(store)
+    assert await handlers.publish_coverage(handlers.PublishCoverage(), changed, deps) == 2
 
+    assert sorted((e.payload["region_code"], e.payload["registered"], e.payload["with_nib"]) for e in first.public) == [
+        ("53.71", 2, 0), ("53.71.01", 1, 0), ("53.71.02", 0, 0), ("53.71.03", 0, 0), ("53.71.04", 1, 0),
+        ("53.71.05", 0, 0), ("53.71.06", 0, 0)]  # fmt: skip
     assert (first.outbox, again.public) == ([], [])  # figures go to partners only
-    assert sorted((e.payload["region_code"], e.payload["with_nib"]) for e in changed.public) == [("53.71", 9), ("53.71.04", 8)]
+    assert sorted((e.payload["region_code"], e.payload["with_nib"]) for e in changed.public) == [("53.71", 1),
+                                                                                                 ("53.71.04", 1)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

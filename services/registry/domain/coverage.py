@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.reference.wilayah import Kecamatan
@@ -21,6 +22,11 @@ class KecamatanCoverage:
 @dataclass(frozen=True, slots=True)
 class NibCoverage:
     by_kecamatan: list[KecamatanCoverage]
+
+    @classmethod
+    def of(cls, kecamatan: Sequence[Kecamatan], counts: Mapping[str, tuple[int, int]]) -> NibCoverage:
+        """Every kecamatan's (those with no business too) from (registered, with NIB) by kecamatan code."""
+        return cls([KecamatanCoverage(k, *counts.get(k.code, (0, 0))) for k in kecamatan])
 
     @property
     def registered(self) -> int:
