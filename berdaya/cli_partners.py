@@ -98,6 +98,13 @@ def _show(access: PartnerAccess, properties: Path | None) -> None:
         example = (f"; e.g. kcat -F {properties} -G {access.group_prefix}demo {readable} (kcat on librdkafka 2.6.1+)"
                    if readable else "")  # fmt: skip
         console.print(Text(f"Client settings written to {properties} (readable by you alone){example}"), soft_wrap=True)
+    elif properties:
+        # Without a password there is nothing to write; an older file there, with an older password, is left as it is
+        # and must not pass for this one: a script going on to send it would send the wrong credentials.
+        _fail(f"{properties} was not written: partner {access.partner_id} already had a Kafka user, whose password "
+              "Berdaya does not keep (everything else above is done). To give the partner new client settings, run "
+              f"`berdaya partner rotate {access.partner_id} --properties {properties}`: its old password then stops "
+              "working")  # fmt: skip
 
 
 Properties = Annotated[Path | None, typer.Option(help="Also write the client settings (with the password) to this file")]

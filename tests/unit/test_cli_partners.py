@@ -315,6 +315,23 @@ def test_partner_rotate_on_the_screen_lists_what_the_partner_may_read(
     assert PUBLIC_BUSINESS not in said and "public.*" not in said
 
 
+def test_adding_a_partner_that_has_a_user_with_properties_fails_naming_rotate_and_leaves_an_older_file_alone(
+        screen: io.StringIO, context: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # fmt: skip
+    # Its password is not kept, so there is nothing to write: a script sending the file on would send an old one.
+    async def add_again(admin: KafkaAccess, partner_id: str, **asked) -> partners.PartnerAccess:  # noqa: ANN003
+        return partners.access_of(admin, partner_id, "", None, partner_grants(partner_id))
+
+    monkeypatch.setattr(partners, "add", add_again)
+    older = tmp_path / "bri.properties"
+    older.write_text("sasl.password=older\n")
+    result = berdaya_partner("add", "bri", "--name", "BRI", "--properties", str(older))
+    said = screen.getvalue()
+    assert result.exit_code == 1, said
+    assert f"{older} was not written: partner bri already had a Kafka user" in said
+    assert f"berdaya partner rotate bri --properties {older}" in said
+    assert older.read_text() == "sasl.password=older\n"
+
+
 def test_a_partner_added_with_every_public_topic_is_told_of_those_published_later(
         cluster: type[FakeSecurity], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     async def made(kafka: KafkaAccess, specs: list) -> None:
