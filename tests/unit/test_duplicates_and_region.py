@@ -58,12 +58,12 @@ def test_a_name_made_only_of_generic_words_keeps_them_rather_than_becoming_empty
     [
         ("豆花", "豆花"),
         ("Warung 珍珠!", "珍珠"),
-        ("ＵＤ Kafé Ndéso", "kafe ndeso"),
+        ("ＵＤ Kafé Ndéso", "kafé ndéso"),
         ("Кафе Ольга", "кафе ольга"),
         ("Toko_Maju  Jaya", "maju jaya"),
     ],
 )
-def test_a_names_identity_keeps_letters_and_digits_of_any_script_without_case_accents_or_generic_words(
+def test_a_names_identity_keeps_letters_marks_and_digits_of_any_script_without_case_width_or_generic_words(
         name: str, identity: str) -> None:  # fmt: skip
     assert name_identity(name) == identity
 
@@ -72,6 +72,16 @@ def test_a_names_identity_keeps_letters_and_digits_of_any_script_without_case_ac
                                   "!!"])  # fmt: skip
 def test_a_names_identity_is_its_stored_key_when_the_name_is_ascii_so_keys_stored_before_find_it(name: str) -> None:
     assert name_identity(name) == business_name_key(name)
+
+
+@pytest.mark.parametrize(("one", "other"), [("ร้านข้าว", "ร้านขาว"), ("ꦱꦶꦠꦶ", "ꦱꦸꦠꦸ"), ("कमला", "कमल"), ("パン屋", "バン屋"),
+                                          ("Phở Hà", "Phố Hạ")])  # fmt: skip
+def test_names_that_differ_by_a_vowel_sign_tone_or_voicing_mark_alone_are_two_identities(one: str, other: str) -> None:
+    assert name_identity(one) != name_identity(other)
+
+
+def test_a_name_of_no_letter_a_word_is_made_of_is_its_own_identity_rather_than_none() -> None:
+    assert name_identity("ͺͺ") and name_identity("ͺͺ") != name_identity("ͺ")
 
 
 def test_an_owners_businesses_named_in_another_script_have_different_identities_though_one_stored_key() -> None:

@@ -38,12 +38,15 @@ def business_name_key(name: str) -> str:
 
 
 def name_identity(name: str) -> str:
-    """A business name reduced to its letters and digits of any script, without case, accents, width, punctuation
-    or generic words: "ＵＤ Kafé" reads as "kafe", "Warung 豆花" as "豆花". The same as `business_name_key` for a
-    name of ASCII characters only."""
+    """A business name reduced to its letters, marks and digits of any script, without case, width, punctuation or
+    generic words: "Warung 豆花" reads as "豆花", "ＵＤ Kafé" as "kafé". The same as `business_name_key` for a name of
+    ASCII characters only. Marks are kept: Thai ร้านข้าว (a rice shop) and ร้านขาว, Javanese ꦱꦶꦠꦶ and ꦱꦸꦠꦸ, differ
+    by a vowel sign alone."""
     if name.isascii():
         return business_name_key(name)
-    return _without_generic_words(_NOT_A_LETTER_OR_DIGIT.sub(" ", _folded(name).casefold()))
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    kept = "".join(c if unicodedata.category(c)[0] in "LMN" else " " for c in folded)
+    return _without_generic_words(kept) or folded.strip()
 
 
 def business_identity(nik_digest: bytes, name: str) -> Identity:
@@ -52,13 +55,17 @@ def business_identity(nik_digest: bytes, name: str) -> Identity:
     return nik_digest, key, key if name.isascii() else name_identity(name)
 
 
-def _folded(name: str) -> str:
-    """Without accents, width or invisible characters: "ＳＥＩ Sapí" reads as "SEI Sapi"."""
-    return "".join(c for c in unicodedata.normalize("NFKD", name) if unicodedata.category(c) not in ("Mn", "Cf"))
+def _compared(name: str) -> str:
+    """What duplicate detection compares: letters and digits of any script, without case, accents, width or
+    invisible characters ("ＳＥＩ Sapí" reads as "sei sapi"). Looser than `name_identity`, as a probable duplicate is."""
+    if name.isascii():
+        return business_name_key(name)
+    folded = "".join(c for c in unicodedata.normalize("NFKD", name) if unicodedata.category(c) not in ("Mn", "Cf"))
+    return _without_generic_words(_NOT_A_LETTER_OR_DIGIT.sub(" ", folded.casefold()))
 
 
 def name_similarity(a: str, b: str) -> float:
-    return fuzz.token_set_ratio(name_identity(a), name_identity(b))
+    return fuzz.token_set_ratio(_compared(a), _compared(b))
 
 
 @dataclass(frozen=True, slots=True)
