@@ -18,6 +18,7 @@ from berdaya import partners
 from berdaya.partners import PartnerAccess, PartnerRefused, Topics
 from berdaya.problems import problem_detail
 from berdaya.stack.secret_files import write_secret
+from shared.contracts.topics import namespaced
 
 console = Console()
 partner = typer.Typer(help="Partner systems: their Kafka users, what they may read and write.", no_args_is_help=True)
@@ -114,8 +115,9 @@ Properties = Annotated[Path | None, typer.Option(help="Also write the client set
 def add(
     partner_id: Annotated[str, typer.Argument(help="Short id, e.g. bri or pos-indonesia")],
     name: Annotated[str, typer.Option(help="The partner's name, as officers see it")],
-    topics: Annotated[list[str], typer.Option(help="Public topics it may read (repeat the option), or public.* for "
-                                                   "all of them, including those published later")] = ["public.*"],  # noqa: B006
+    topics: Annotated[list[str] | None, typer.Option(
+        help="Public topics it may read (repeat the option), or public.* for all of them, including those published "
+             "later; without it, a new partner gets public.* and one added before keeps what it reads")] = None,
     properties: Properties = None,
 ) -> None:
     """Admit a partner: its referral and outcomes topics, a Kafka user, its grants, and the registry's record, so
@@ -192,5 +194,12 @@ def list_() -> None:
         table.add_column(column, overflow="fold")
     for partner_id, grants in found.items():
         # A user's name and its ACLs' names are whatever was made on the cluster: shown as text, never as markup.
-        table.add_row(Text(partner_id), Text("\n".join(map(str, grants))) if grants else Text("none", style="red"))
+        shown = Text("\n".join(map(str, grants))) if grants else Text("none", style="red")
+        old_groups = namespaced(f"{partner_id}.", namespace)
+        if any(g.resource == "group" and g.prefixed and g.name == old_groups for g in grants):
+            # Given before groups had to start with the partner's user: without a namespace it also reaches the
+            # groups of a deployment whose namespace is the partner's id.
+            shown.append(f"\n{partner_id}.* is the old form of its groups: run `berdaya partner add {partner_id} "
+                         "--name ...` again, which replaces it", style="red")  # fmt: skip
+        table.add_row(Text(partner_id), shown)
     console.print(table)

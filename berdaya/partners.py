@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.funding.subscribers import PARTNERS as OUTCOMES_CONSUMER  # funding's reader of partners' outcomes
 from shared.contracts.public import PARTNER_ID_PATTERN, PUBLIC_TOPICS
-from shared.contracts.topics import namespaced, unclaimed_namespace
+from shared.contracts.topics import PUBLIC_PREFIX, namespaced, unclaimed_namespace
 from shared.messaging.acl import (
     Grant,
     KafkaSecurity,
@@ -54,7 +54,7 @@ class PartnerAccess:
     writes: list[str]
     group_prefix: str
     grants: list[Grant] = field(default_factory=list)
-    groups: list[str] = field(default_factory=list)  # the consumer groups its grants allow, e.g. `bri.*`
+    groups: list[str] = field(default_factory=list)  # the consumer groups its grants allow, e.g. `partner-bri.*`
     tls: bool = False  # the cluster's listener is TLS, as the admin's connection to it is
 
     @property
@@ -141,7 +141,7 @@ def public_topics(patterns: Sequence[str]) -> tuple[str, ...] | None:
 
 async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", partitions: int = 3,
               replication_factor: int = 1, register: Callable[[str], None] | None = None,
-              topics: Sequence[str] = ("public.*",)) -> PartnerAccess:  # fmt: skip
+              topics: Sequence[str] | None = None) -> PartnerAccess:  # fmt: skip
     """Topics, the services' grants for it, the registry's record via `register`, then the partner's grants and,
     last, its user.
 
@@ -149,9 +149,12 @@ async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", parti
     consent withdrawn meanwhile and answers once those withdrawals are on its referral topic (their relay writes with
     the grant given just before), so no referral is read without the withdrawal that supersedes it. A registry that
     refuses or does not answer leaves the partner no access and no password to lose: run the command again. The
-    password is made last, when nothing can fail after it, so it is always shown."""
+    password is made last, when nothing can fail after it, so it is always shown.
+
+    `topics`: the public topics it may read; None keeps those of a partner that has a user (every one for a new
+    partner), so an `add` run again to bring a partner up to date does not widen what it reads."""
     check_id(partner_id, namespace)
-    reads = public_topics(topics)
+    asked = public_topics(topics) if topics is not None else None
     security = KafkaSecurity(admin)
     specs = with_dead_letters(partner_topics(partner_id, namespace), partitions, replication_factor)
     try:
@@ -175,16 +178,24 @@ async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", parti
     if register is not None:
         register(partner_id)
     user = partner_user(partner_id, namespace)
+    granted, existing = security.grants(), user in security.users()
+    reads = public_reads(granted.get(user, []), namespace) if topics is None and existing else asked
     grants = partner_grants(partner_id, namespace, reads)
-    granted = security.grants()
     # A narrower --topics on a second add takes effect: grants beyond it go.
     security.revoke(user, sorted(set(granted.get(user, [])) - set(grants)))
     security.grant(user, grants)
     password = None
-    if user not in security.users():
+    if not existing:
         password = new_password()
         security.set_password(user, password)
     return access_of(admin, partner_id, namespace, password, grants, to_anyone=granted.get("*", []))
+
+
+def public_reads(held: Sequence[Grant], namespace: str) -> tuple[str, ...] | None:
+    """The public topics these grants let a partner read, as `partner_grants` takes them (None: all of them)."""
+    if Grant("topic", namespaced(PUBLIC_PREFIX, namespace), "READ", prefixed=True) in held:
+        return None
+    return tuple(t for t in PUBLIC_TOPICS if Grant("topic", namespaced(t, namespace), "READ") in held)
 
 
 def rotate(admin: KafkaAccess, partner_id: str, *, namespace: str = "") -> PartnerAccess:

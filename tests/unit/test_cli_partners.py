@@ -225,17 +225,26 @@ def test_a_registry_that_refuses_the_partner_leaves_it_no_user_no_grant_and_the_
     assert again.password and "partner-bri" in cluster.users_
 
 
-def test_adding_a_partner_again_takes_away_the_group_prefix_of_its_bare_id_and_keeps_its_password(
-        cluster: type[FakeSecurity], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_adding_a_partner_again_replaces_the_group_prefix_of_its_bare_id_keeping_its_password_and_topics(
+        cluster: type[FakeSecurity], monkeypatch: pytest.MonkeyPatch, screen: io.StringIO,
+        context: None) -> None:  # fmt: skip
     # Given before its groups had to start with its user's name: `bri.` also reaches the groups of a deployment whose
     # namespace is bri.
     monkeypatch.setattr(partners, "ensure_topics", _topics_made)
     cluster.users_.add("partner-bri")
     old = Grant("group", "bri.", "READ", prefixed=True)
-    cluster.acls["partner-bri"] = {*partner_grants("bri"), old} - {Grant("group", "partner-bri.", "READ", True)}
+    given = {*partner_grants("bri", "", [PUBLIC_PLEDGE]), old} - {Grant("group", "partner-bri.", "READ", True)}
+    cluster.acls["partner-bri"] = set(given)
+    assert berdaya_partner("list").exit_code == 0
+    assert "bri.* is the old form of its groups: run `berdaya partner add bri --name ...` again" in screen.getvalue()
     again = asyncio.run(partners.add(ADMIN, "bri", register=lambda p: None))
     assert old not in cluster(ADMIN).grants("partner-bri")["partner-bri"]
     assert again.groups == ["partner-bri.*"] and again.password is None
+    # Run again to bring it up to date, the add keeps the public topics it was given rather than give it all.
+    assert again.reads == [PUBLIC_PLEDGE, "partner.bri.referral.v1"]
+    screen.truncate(0)
+    assert berdaya_partner("list").exit_code == 0
+    assert "partner-bri." in screen.getvalue() and "old form" not in screen.getvalue()
 
 
 @pytest.mark.parametrize(("detail", "exit_code"), [("no partner bri", 0), ("Not Found", 1)])
