@@ -57,13 +57,20 @@ def namespaced(topic: str, namespace: str = "") -> str:
     return f"{namespace}.{topic}" if namespace else topic
 
 
+# The first part of the names of a deployment without a namespace: `public.` topics, which every partner may read,
+# its own `registry.`, `funding.`, `training.` and `partner.<id>.` topics.
+_FIRST_PARTS = frozenset({*(t.split(".", 1)[0] for t in TOPIC_BY_AGGREGATE.values()), "partner"})
+
+
 def unclaimed_namespace(namespace: str) -> str:
-    """The namespace, unless it is spelled like the start of names a deployment without one grants by prefix:
-    `public.` topics, which every partner may read, and a partner's `partner-<id>.` consumer groups. A deployment
-    named `public` or `partner-bri` would put its own topics or groups under another deployment's partners' grants."""
-    if namespace in ("public", "partner") or namespace.startswith("partner-"):
-        raise ValueError(f"topic namespace {namespace!r} is spelled like names every deployment uses (public.*, "
-                         "partner.*, partner-<id>.*); choose another, e.g. the city's name (kupang)")
+    """The namespace, unless it is spelled like the start of names a deployment without one uses: a deployment named
+    `public` would put its topics under every partner's grant to read `public.*`, one named `partner-bri` its
+    consumer groups under partner bri's `partner-bri.*`, and one named `registry` would be granted to watch (by
+    prefix) the other's `registry.*` topics."""
+    if namespace in _FIRST_PARTS or namespace.startswith("partner-"):
+        raise ValueError(f"topic namespace {namespace!r} is spelled like names every deployment uses "
+                         f"({', '.join(f'{p}.*' for p in sorted(_FIRST_PARTS))}, partner-<id>.*); choose another, "
+                         "e.g. the city's name (kupang)")  # fmt: skip
     return namespace
 
 

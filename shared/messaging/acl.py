@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from shared.contracts.topics import PUBLIC_PREFIX, dlq, namespaced, partner_topic
+from shared.contracts.topics import PUBLIC_PREFIX, dlq, namespaced, partner_topic, unclaimed_namespace
 from shared.messaging.kafka import KafkaAccess, confluent_admin
 
 Operation = Literal["READ", "WRITE", "CREATE", "DESCRIBE"]
@@ -240,6 +240,7 @@ class KafkaSecurity:
 def provision_service(security: KafkaSecurity, service: Serving, password: str, namespace: str = "", *,
                       set_password: bool = True) -> str:  # fmt: skip
     """The service's user with exactly its grants (stale ones removed); returns the user's name."""
+    unclaimed_namespace(namespace)  # before any grant: one spelled like another deployment's names is refused
     user = service_user(service.name, namespace)
     if set_password:
         security.set_password(user, password)

@@ -1,4 +1,5 @@
-"""What a partner's grants reach on a cluster several deployments share: its own deployment's names, never another's."""
+"""What a partner's and a service's grants reach on a cluster several deployments share: their own deployment's
+names, never another's."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import pytest
 from pydantic import ValidationError
 
 from berdaya import partners
+from services.funding.bootstrap import SERVICE as FUNDING_SERVICE
 from services.funding.subscribers import SUBSCRIPTIONS as FUNDING
 from services.notifier.subscribers import SUBSCRIPTIONS as NOTIFIER
 from services.training.subscribers import SUBSCRIPTIONS as TRAINING
 from shared.contracts.topics import TOPIC_BY_AGGREGATE, dlq, namespaced, partner_topic
-from shared.messaging.acl import partner_grants, partner_group_prefix
+from shared.messaging.acl import KafkaSecurity, partner_grants, partner_group_prefix, provision_service
 from shared.settings import PlatformSettings
 
 CONSUMER_GROUPS = [s.consumer for s in (*FUNDING, *NOTIFIER, *TRAINING)]
@@ -43,10 +45,11 @@ def test_a_partner_named_like_another_deployment_s_namespace_reaches_none_of_tha
         assert reached == [], f"{grant} of partner {partner_id} ({namespace or 'no namespace'}) reaches {reached}"
 
 
-@pytest.mark.parametrize("namespace", ["public", "partner", "partner-bri"])
+@pytest.mark.parametrize("namespace", ["public", "partner", "partner-bri", "registry", "funding", "training"])
 def test_a_namespace_spelled_like_names_partners_are_granted_by_prefix_is_refused(namespace: str) -> None:
     # `public.registry.business.v1` of a deployment named public would be read by every partner of the deployment
-    # without one, and the groups of one named partner-bri joined by its partner bri.
+    # without one, the groups of one named partner-bri joined by its partner bri, and the services of one named
+    # registry would be granted to watch the other's registry.* topics.
     with pytest.raises(ValidationError, match="spelled like names every deployment uses") as refused:
         PlatformSettings(BERDAYA_TOPIC_NAMESPACE=namespace, BERDAYA_JWT_SECRET="s" * 40, BERDAYA_PSEUDONYM_KEY="k" * 40)
     assert refused.value.errors()[0]["loc"] == ("BERDAYA_TOPIC_NAMESPACE",)
@@ -60,3 +63,12 @@ def test_namespaces_that_only_resemble_those_names_are_taken(namespace: str) -> 
                                 BERDAYA_PSEUDONYM_KEY="k" * 40)  # fmt: skip
     assert settings.topic_namespace == namespace
     partners.check_namespace(namespace)
+
+
+def test_a_services_user_is_not_made_for_a_namespace_spelled_like_another_deployments_names() -> None:
+    class Refusing(KafkaSecurity):
+        def __init__(self) -> None:  # no cluster: any call to it fails the test
+            pass
+
+    with pytest.raises(ValueError, match="choose another"):
+        provision_service(Refusing(), FUNDING_SERVICE, "password", "partner-bri")
