@@ -141,6 +141,13 @@ def test_an_owners_second_business_named_in_another_script_is_not_a_probable_dup
     assert probable_duplicate("Toko 豆花!", [candidate("TOKO 豆花", same_nik=True)], SIMILARITY) is not None
 
 
+def test_of_candidates_as_similar_as_each_other_the_first_is_reported_and_those_of_another_owner_never() -> None:
+    other_owner = candidate("Sei Sapi Maria")
+    first, second = candidate("Sei Sapi Maria", same_phone=True), candidate("Maria Sei Sapi", same_nik=True)
+    assert probable_duplicate("Sei Sapi Maria", [other_owner, first, second], SIMILARITY) == first
+    assert probable_duplicate("Sei Sapi Maria", [other_owner], SIMILARITY) is None
+
+
 def test_a_name_less_similar_than_the_configured_threshold_is_not_a_duplicate() -> None:
     near = candidate("Sei Sapi Mariana", same_nik=True)
     score = name_similarity("Warung Sei Sapi Maria", near.business_name)

@@ -4,6 +4,7 @@ in-memory fakes."""
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -591,6 +592,20 @@ async def test_an_import_registers_the_good_rows_and_reports_each_bad_row_by_lin
     assert set(store.sources.values()) == {"import"}
     assert [(type(e), e.source) for e in uow.committed] == [(aggregate.Registered, "import")] * 2
     assert uow.commits == 1
+
+
+async def test_an_imports_rows_are_decided_off_the_event_loop(store, deps) -> None:
+    # Thousands of rows sharing one phone are each compared with every earlier one: seconds of CPU.
+    class Recording(FakeUnitOfWork):
+        threads: set[int] = set()
+
+        def emit(self, event) -> None:  # noqa: ANN001
+            self.threads.add(threading.get_ident())
+            super().emit(event)
+
+    report = await import_rows(first_import(), Recording(store, Cause.request(uuid.uuid4(), OFFICER.actor)), deps)
+    assert report.registered == 2
+    assert Recording.threads and threading.get_ident() not in Recording.threads
 
 
 async def test_importing_the_same_rows_again_changes_nothing(store, deps) -> None:
