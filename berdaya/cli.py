@@ -359,7 +359,7 @@ def dlq_redrive(
 ) -> None:
     """Publish dead letters again to their original topic, once what made them fail is fixed. Consumers that had
     applied an event absorb it (inbox); views never take an older version over a newer one."""
-    from shared.messaging.dead_letters import redrive
+    from shared.messaging.dead_letters import RedriveStopped, redrive
 
     every = _dead_letters(topic)
     # A mistyped offset or consumer would otherwise be left out without a word, and a script would take the
@@ -376,10 +376,18 @@ def dlq_redrive(
         _fail("nothing to re-drive: no dead letter matches")
     if not yes and not confirmed(f"Re-drive {len(letters)} dead letter(s) to {letters[0].original_topic}?"):
         raise typer.Exit(1)
-    try:
-        sent = asyncio.run(redrive(_stack().kafka_admin, letters))
-    except ValueError as exc:  # some were cut short when dead-lettered; the rest were re-driven
-        _fail(f"{exc}. Every dead letter stays in the dead-letter topic as a record.")
+    with _progress() as progress:
+        task = progress.add_task(f"Re-driving to {letters[0].original_topic}", total=len(letters))
+        try:
+            sent = asyncio.run(redrive(_stack().kafka_admin, letters,
+                                       progress=lambda n: progress.update(task, completed=n)))  # fmt: skip
+        except RedriveStopped as exc:
+            progress.stop()
+            _fail(f"{exc}. Check that Kafka is reachable and run the command again: the consumers absorb the events "
+                  "they have already applied, so sending those again changes nothing")  # fmt: skip
+        except ValueError as exc:  # some were cut short when dead-lettered; the rest were re-driven
+            progress.stop()
+            _fail(f"{exc}. Every dead letter stays in the dead-letter topic as a record.")
     # The original topic is what a dead letter's header says: plain text.
     console.print(Text(f"{sent} dead letter(s) published again to {letters[0].original_topic}. They stay in the "
                        "dead-letter topic as a record; `berdaya dlq list` shows them still."))

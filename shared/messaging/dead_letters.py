@@ -11,11 +11,12 @@ from __future__ import annotations
 import abc
 import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from shared.contracts.envelope import ContractError, Envelope
 from shared.contracts.topics import dlq
@@ -206,6 +207,12 @@ async def read_dead_letters(kafka: KafkaAccess | str, topic: str, *, patience: f
         await consumer.stop()
 
 
+async def _send_again(producer: AIOKafkaProducer, letter: DeadLetter) -> asyncio.Future:
+    headers = letter.own_headers()
+    headers.append(("redriven_from", f"{letter.dlq_topic}:{letter.partition}:{letter.offset}".encode()))
+    return await producer.send(letter.original_topic, value=letter.value, key=letter.key, headers=headers)
+
+
 def _cuts(letter: DeadLetter) -> list[str]:
     """What was cut from the record when it was dead-lettered, said for an operator."""
     h = letter.headers
@@ -220,9 +227,24 @@ def _cuts(letter: DeadLetter) -> list[str]:
     return cuts
 
 
-async def redrive(kafka: KafkaAccess | str, letters: list[DeadLetter]) -> int:
+class RedriveStopped(RuntimeError):
+    """Kafka failed part way: `sent` letters, the first ones in order, were published before the batch that failed."""
+
+    def __init__(self, sent: int, total: int, error: BaseException) -> None:
+        super().__init__(f"{sent:,} of {total:,} dead letter(s) re-driven, then Kafka failed ({error!r})")
+        self.sent, self.total = sent, total
+
+
+REDRIVE_BATCH = 1000
+
+
+async def redrive(kafka: KafkaAccess | str, letters: list[DeadLetter],
+                  progress: Callable[[int], None] | None = None) -> int:  # fmt: skip
     """Publish each dead letter's original record again to its original topic, with its key, value and event id,
-    plus a header saying it was re-driven. Returns how many were re-driven.
+    plus a header saying it was re-driven. Returns how many were re-driven; `progress` is told how many so far.
+
+    They go in batches, each waited for as a whole (one round trip each, not one per letter), in their order: the
+    producer's idempotence keeps it on every partition. Kafka failing part way raises RedriveStopped.
 
     A letter cut short when it was dead-lettered (its value, its key or its own headers: `_cut_to_fit`) is not sent:
     it would go out as a broken event, or to another partition, and only its producer still has it whole. The others
@@ -232,11 +254,17 @@ async def redrive(kafka: KafkaAccess | str, letters: list[DeadLetter]) -> int:
     if whole:
         producer = safe_producer(kafka, "berdaya-redrive")
         await producer.start()
+        sent = 0
         try:
-            for letter in whole:
-                headers = letter.own_headers()
-                headers.append(("redriven_from", f"{letter.dlq_topic}:{letter.partition}:{letter.offset}".encode()))
-                await producer.send_and_wait(letter.original_topic, value=letter.value, key=letter.key, headers=headers)
+            for start in range(0, len(whole), REDRIVE_BATCH):
+                batch = whole[start:start + REDRIVE_BATCH]
+                try:
+                    await asyncio.gather(*[await _send_again(producer, letter) for letter in batch])
+                except KafkaError as exc:
+                    raise RedriveStopped(sent, len(letters), exc) from exc
+                sent += len(batch)
+                if progress is not None:
+                    progress(sent)
         finally:
             await producer.stop()
     cut_short = [d for d in letters if _cuts(d)]

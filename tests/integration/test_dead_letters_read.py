@@ -74,6 +74,30 @@ async def test_a_dead_letter_with_a_header_of_no_value_is_listed_and_redriven_wi
     assert list(again.headers) == [*theirs, ("redriven_from", f"{dlq(topic)}:0:0".encode())]
 
 
+async def test_thousands_of_dead_letters_are_redriven_each_once_in_their_order_per_key(infra):  # noqa: ANN001
+    topic = f"dl-{uuid.uuid4().hex[:8]}.registry.business.v1"
+    await ensure_topics(infra.kafka, [TopicSpec(topic, 3, 1), TopicSpec(dlq(topic), 1, 1)])
+    producer = AIOKafkaProducer(**infra.kafka.aiokafka(), acks="all", linger_ms=5)
+    await producer.start()
+    try:  # 2,500 dead letters of five businesses, in the order their consumer failed them
+        await asyncio.gather(*[await producer.send(dlq(topic), f"{n}".encode(), key=f"business-{n % 5}".encode(),
+                                                   headers=[("dlq.original_topic", topic.encode())])
+                               for n in range(2500)])  # fmt: skip
+    finally:
+        await producer.stop()
+    letters = await read_dead_letters(infra.kafka, topic)
+    told: list[int] = []
+
+    assert await redrive(infra.kafka, letters, progress=told.append) == 2500
+
+    assert told == [1000, 2000, 2500]
+    again = await read_topic(infra.kafka, topic, expect=2500)
+    assert len(again) == 2500
+    for key in {r.key for r in again}:
+        values = [int(r.value) for r in sorted(again, key=lambda r: r.offset) if r.key == key]
+        assert values == sorted(values) and len(set(values)) == 500, key
+
+
 async def test_a_topic_named_wrong_is_refused_with_the_dead_letter_topics_there_are(infra):  # noqa: ANN001
     topic = f"dl-{uuid.uuid4().hex[:8]}.registry.business.v1"
     await ensure_topics(infra.kafka, with_dead_letters([topic], 1, 1))

@@ -16,6 +16,7 @@ from berdaya import cli, cli_partners
 from berdaya.problems import problem_detail
 from shared.messaging import dead_letters
 from shared.messaging.dead_letters import DeadLetter
+from tests.unit.test_messaging_helpers import FakeProducer
 
 
 def test_a_refusal_is_told_in_the_words_of_the_problem_document() -> None:
@@ -105,23 +106,13 @@ async def _never_redriven(*_: object) -> int:
 
 def test_dlq_redrive_of_a_letter_cut_short_says_why_and_still_redrives_the_others(
         screen: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    sent: list[str] = []
-
-    class Producer:  # keeps where each record it publishes was re-driven from
-        async def start(self) -> None:
-            pass
-
-        async def stop(self) -> None:
-            pass
-
-        async def send_and_wait(self, topic: str, value: bytes, key: bytes, headers: list) -> None:
-            sent.append(dict(headers)["redriven_from"].decode())
-
-    monkeypatch.setattr(dead_letters, "safe_producer", lambda kafka, client_id: Producer())
+    producer = FakeProducer()
+    monkeypatch.setattr(dead_letters, "safe_producer", lambda kafka, client_id: producer)
     cut = partner_letter(4, b"cut", **{"dlq.value_truncated_from": "1048600", "dlq.value_sha256": "9f86d081"})
     dead_letters_are(monkeypatch, partner_letter(3, b"whole"), cut, partner_letter(5, b"whole"))
     result = CliRunner().invoke(cli.app, ["dlq", "redrive", "partner.bri.outcomes.v1", "--yes"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # told, not a traceback
+    sent = [dict(headers)["redriven_from"].decode() for headers in producer.headers]
     assert sent == ["partner.bri.outcomes.v1.dlq:0:3", "partner.bri.outcomes.v1.dlq:0:5"]
     said = screen.getvalue()
     assert "2 of 3 dead letter(s) re-driven" in said and "0:4 was 1048600 bytes (sha256 9f86d081)" in said
@@ -241,17 +232,7 @@ def test_the_berdaya_is_running_panel_shows_paths_and_addresses_from_the_environ
 
 def test_dlq_list_of_a_topic_typed_like_markup_and_a_redrive_to_a_topic_a_header_names_print_them_as_they_are(
         screen: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    class Producer:
-        async def start(self) -> None:
-            pass
-
-        async def stop(self) -> None:
-            pass
-
-        async def send_and_wait(self, topic: str, value: bytes, key: bytes, headers: list) -> None:
-            pass
-
-    monkeypatch.setattr(dead_letters, "safe_producer", lambda kafka, client_id: Producer())
+    monkeypatch.setattr(dead_letters, "safe_producer", lambda kafka, client_id: FakeProducer())
     dead_letters_are(monkeypatch, partner_letter(3, b"x", **{"dlq.original_topic": "[/x]topic"}))
     listed = CliRunner().invoke(cli.app, ["dlq", "list", "[/x][bold]"])
     assert listed.exit_code == 0, listed.exception

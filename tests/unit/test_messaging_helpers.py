@@ -4,12 +4,14 @@ and group requests asked again while Kafka's coordinator settles."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from confluent_kafka import KafkaError, KafkaException
 
 from shared.contracts import new_envelope
@@ -126,6 +128,7 @@ class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None, list[str]]] = []
         self.headers: list[list[tuple[str, bytes | None]]] = []  # each record's, whole
+        self.fails_at: int | None = None  # the record whose delivery Kafka fails
 
     async def start(self) -> None:
         pass
@@ -133,10 +136,16 @@ class FakeProducer:
     async def stop(self) -> None:
         pass
 
-    async def send_and_wait(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                            headers: list[tuple[str, bytes]] | None = None) -> None:  # fmt: skip
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                   headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future:  # fmt: skip
+        delivered = asyncio.get_running_loop().create_future()
+        if len(self.sent) == self.fails_at:
+            delivered.set_exception(KafkaTimeoutError())
+        else:
+            delivered.set_result(None)
         self.sent.append((topic, key, value, [name for name, _ in headers or []]))
         self.headers.append(list(headers or []))
+        return delivered
 
 
 @pytest.fixture
@@ -206,6 +215,27 @@ async def test_a_redriven_dead_letter_carries_its_own_headers_byte_for_byte_repe
 
     assert producer.headers == [[("x-trace", None), ("bin", b"\xff\xfe"), ("dup", b"1"), ("dup", b"2"),
                                  ("redriven_from", b"partner.bri.outcomes.v1.dlq:0:7")]]  # fmt: skip
+
+
+async def test_dead_letters_are_redriven_in_their_order_a_batch_at_a_time_telling_how_many_so_far(
+        producer: FakeProducer, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setattr(dead_letters, "REDRIVE_BATCH", 2)
+    letters = [letter(f"v{i}".encode(), {}) for i in range(5)]
+    told: list[int] = []
+    assert await dead_letters.redrive("127.0.0.1:1", letters, progress=told.append) == 5
+    assert told == [2, 4, 5]
+    assert [value for _, _, value, _ in producer.sent] == [b"v0", b"v1", b"v2", b"v3", b"v4"]
+
+
+async def test_kafka_failing_part_way_says_how_many_went_before_the_batch_that_failed(
+        producer: FakeProducer, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setattr(dead_letters, "REDRIVE_BATCH", 2)
+    producer.fails_at = 3
+    told: list[int] = []
+    letters = [letter(f"v{i}".encode(), {}) for i in range(5)]
+    with pytest.raises(dead_letters.RedriveStopped, match=r"2 of 5 dead letter\(s\) re-driven, then Kafka") as stopped:
+        await dead_letters.redrive("127.0.0.1:1", letters, progress=told.append)
+    assert (stopped.value.sent, told) == (2, [2])
 
 
 async def test_whole_dead_letters_are_redriven_and_counted(producer: FakeProducer) -> None:
