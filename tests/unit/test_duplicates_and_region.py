@@ -80,6 +80,13 @@ def test_names_that_differ_by_a_vowel_sign_tone_or_voicing_mark_alone_are_two_id
     assert name_identity(one) != name_identity(other)
 
 
+@pytest.mark.parametrize(("one", "other"), [("Dapur Mama ❤️", "Dapur Mama ❤"), ("Kopi ☕️", "Kopi"),
+                                          ("Toko 豆花\ufe0f", "Toko 豆花"), ("豆\u034f花", "豆花"), ("Toko 1️⃣", "Toko 1")])  # fmt: skip
+def test_what_is_drawn_as_nothing_or_decorates_no_letter_is_no_part_of_a_names_identity(one: str, other: str) -> None:
+    # A keyboard or a spreadsheet adds U+FE0F after an emoji, or not: the same owner's row must find the business.
+    assert name_identity(one) == name_identity(other)
+
+
 def test_a_name_of_no_letter_a_word_is_made_of_is_its_own_identity_rather_than_none() -> None:
     assert name_identity("ͺͺ") and name_identity("ͺͺ") != name_identity("ͺ")
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
@@ -46,8 +45,22 @@ def name_identity(name: str) -> str:
     if name.isascii():
         return business_name_key(name)
     folded = unicodedata.normalize("NFKC", name).casefold()
-    kept = "".join(c if unicodedata.category(c)[0] in "LMN" else " " for c in folded)
-    return _without_generic_words(kept) or folded.strip()
+    kept: list[str] = []
+    for c in folded:
+        kind = unicodedata.category(c)
+        if c in _UNSEEN:
+            continue
+        if kind[0] in "LN" or (kind in ("Mn", "Mc") and kept and kept[-1] != " "):
+            kept.append(c)
+        else:  # punctuation, symbols, and marks on none of them (an emoji's, a keycap's)
+            kept.append(" ")
+    return _without_generic_words("".join(kept)) or folded.strip()
+
+
+# Characters drawn as nothing that a name keeps (its cleaning takes out the format characters only): variation
+# selectors (a keyboard adds U+FE0F after ❤ or not), the combining grapheme joiner, Mongolian selectors, Hangul fillers.
+_UNSEEN = frozenset(chr(c) for c in (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x3164,
+                                     *range(0xFE00, 0xFE10), 0xFFA0, *range(0xE0100, 0xE01F0)))  # fmt: skip
 
 
 def business_identity(nik_digest: bytes, name: str) -> Identity:
@@ -56,9 +69,6 @@ def business_identity(nik_digest: bytes, name: str) -> Identity:
     return nik_digest, key, key if name.isascii() else name_identity(name)
 
 
-# An import checks each row against every earlier one of the same owner or phone: each name is made ready once.
-# Names are at most 150 characters (forms.py), so the cache stays small.
-@functools.lru_cache(maxsize=8192)
 def _compared(name: str) -> str:
     """What duplicate detection compares: letters and digits of any script, without case, accents, width or
     invisible characters ("ＳＥＩ Sapí" reads as "sei sapi"). Looser than `name_identity`, as a probable duplicate is."""
@@ -81,6 +91,12 @@ class DuplicateCandidate:
     status: str
     import_line: int | None = None  # set when the candidate is an earlier row of the same import
     kecamatan_code: str | None = None  # where it is registered (an earlier row of the import: the caller's own)
+    # What duplicate detection compares, made once: an import checks each row against every earlier one of the same
+    # owner or phone.
+    compared: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compared", _compared(self.business_name))
 
 
 def probable_duplicate(name: str, candidates: list[DuplicateCandidate], similarity: float) -> DuplicateCandidate | None:
@@ -92,7 +108,7 @@ def probable_duplicate(name: str, candidates: list[DuplicateCandidate], similari
     # rapidfuzz's own loop: an import of thousands of rows sharing one phone compares each with every earlier one.
     # Its cutoff, rounded in its own arithmetic, refuses a score a little over it (93.33 for a cutoff of 93.33): it
     # only saves work on names far below, and the threshold itself is kept here, as for one comparison.
-    best = process.extractOne(_compared(name), [_compared(c.business_name) for c in same_owner],
+    best = process.extractOne(_compared(name), [c.compared for c in same_owner],
                               scorer=fuzz.token_set_ratio, score_cutoff=max(similarity - 1, 0))  # fmt: skip
     return same_owner[best[2]] if best and best[1] >= similarity else None
 
