@@ -156,6 +156,13 @@ async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", parti
     check_id(partner_id, namespace)
     asked = public_topics(topics) if topics is not None else None
     security = KafkaSecurity(admin)
+    user = partner_user(partner_id, namespace)
+    if topics is None and user in security.users() and public_reads(security.grants(user).get(user, []), namespace) == ():
+        # `add` never gives fewer than one: its grants went (a revoke that stopped half way, or by hand), and what it
+        # read is not known any more. Every public topic would be a guess; none would cut its systems off.
+        raise PartnerRefused(f"partner {partner_id} has a Kafka user but no grant to read a public topic, so what it "
+                             "read is not known: run the command again with --topics naming what it may read "
+                             "(public.* for all of them). Nothing was done")  # fmt: skip
     specs = with_dead_letters(partner_topics(partner_id, namespace), partitions, replication_factor)
     try:
         await ensure_topics(admin, specs)
@@ -177,7 +184,6 @@ async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", parti
         security.grant(service_user, links)
     if register is not None:
         register(partner_id)
-    user = partner_user(partner_id, namespace)
     granted, existing = security.grants(), user in security.users()
     reads = public_reads(granted.get(user, []), namespace) if topics is None and existing else asked
     grants = partner_grants(partner_id, namespace, reads)

@@ -247,6 +247,23 @@ def test_adding_a_partner_again_replaces_the_group_prefix_of_its_bare_id_keeping
     assert "partner-bri." in screen.getvalue() and "old form" not in screen.getvalue()
 
 
+def test_adding_again_a_partner_whose_user_lost_its_grants_asks_for_its_topics_and_does_nothing(
+        cluster: type[FakeSecurity], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    # A revoke that stopped after taking the grants, before the user: every public topic would be a guess.
+    made: list = []
+
+    async def topics_made(admin: KafkaAccess, specs: list) -> None:
+        made.append(specs)
+
+    monkeypatch.setattr(partners, "ensure_topics", topics_made)
+    cluster.users_.add("partner-bri")
+    with pytest.raises(partners.PartnerRefused, match="no grant to read a public topic.*--topics"):
+        asyncio.run(partners.add(ADMIN, "bri", register=lambda p: made.append(p)))
+    assert made == [] and cluster(ADMIN).grants() == {}
+    given = asyncio.run(partners.add(ADMIN, "bri", register=lambda p: None, topics=[PUBLIC_PLEDGE]))
+    assert given.reads == [PUBLIC_PLEDGE, "partner.bri.referral.v1"]
+
+
 @pytest.mark.parametrize(("detail", "exit_code"), [("no partner bri", 0), ("Not Found", 1)])
 def test_revoking_a_partner_the_registry_never_had_finishes_but_another_server_s_404_does_not(
         detail: str, exit_code: int, screen: io.StringIO, context: None, cluster: type[FakeSecurity],
