@@ -4,6 +4,7 @@ registered changes nothing (or, where the list now says something new about the 
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -146,10 +147,14 @@ async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> I
         to_add: list[tuple[Business, StoredIdentity, str]] = []
         changed: dict[uuid.UUID, Business] = {}
 
+        abandoned = threading.Event()
+
         def decide() -> None:
             """Each row's fate, in the file's order (a later row builds on an earlier one). Pure CPU: thousands of
             rows sharing one phone are each compared with every earlier one."""
             for row in valid:
+                if abandoned.is_set():  # the request was cancelled and its transaction rolled back: nothing to do
+                    return
                 form, nib = row.new.form, row.new.nib
                 if row.identity in existing:
                     outcome = _reimport(existing[row.identity], row, nib_holders, uow, now, deps, cmd.by)
@@ -200,7 +205,11 @@ async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> I
                 by_digest.setdefault(row.digest, []).append(replace(candidate, same_phone=False))
                 by_phone.setdefault(row.new.phone, []).append(replace(candidate, same_nik=False))
 
-        await asyncio.to_thread(decide)
+        try:
+            await asyncio.to_thread(decide)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
         await uow.businesses.add(to_add)
         for business in changed.values():
             await uow.businesses.save(business)

@@ -3,9 +3,11 @@ in-memory fakes."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -606,6 +608,37 @@ async def test_an_imports_rows_are_decided_off_the_event_loop(store, deps) -> No
     report = await import_rows(first_import(), Recording(store, Cause.request(uuid.uuid4(), OFFICER.actor)), deps)
     assert report.registered == 2
     assert Recording.threads and threading.get_ident() not in Recording.threads
+
+
+async def test_an_import_cancelled_while_its_rows_are_decided_stops_deciding_them(store, deps, monkeypatch) -> None:
+    # The thread outlives the request's coroutine: without being told, it went on through every row.
+    entered, release = threading.Event(), threading.Event()
+    pool, running = ThreadPoolExecutor(2), []
+
+    async def to_thread(fn, *args):  # noqa: ANN001, ANN202 - asyncio.to_thread, keeping each thread's future
+        running.append(pool.submit(fn, *args))
+        return await asyncio.wrap_future(running[-1])
+
+    class Held(FakeUnitOfWork):
+        emitted = 0
+
+        def emit(self, event) -> None:  # noqa: ANN001
+            Held.emitted += 1
+            entered.set()
+            release.wait(10)
+            super().emit(event)
+
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+    importing = asyncio.create_task(import_rows(first_import(), Held(store, Cause.request(uuid.uuid4(), "t")), deps))
+    await asyncio.wrap_future(pool.submit(entered.wait, 10))
+    importing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await importing
+    release.set()
+    running[-1].result(timeout=10)  # the thread's end
+    pool.shutdown()
+    assert Held.emitted == 1  # the first row's event, emitted as it was cancelled; none after
+    assert store.businesses == {}
 
 
 async def test_importing_the_same_rows_again_changes_nothing(store, deps) -> None:
