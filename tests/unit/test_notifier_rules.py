@@ -246,7 +246,8 @@ def test_the_last_look_withholds_what_the_owner_opted_out_of_since_and_offers_an
     (SENDING, SENT, SENT), (SENT, DELIVERED, DELIVERED), (DELIVERED, READ, READ), (SENT, READ, READ),
     (READ, DELIVERED, READ), (DELIVERED, SENT, DELIVERED),  # reports out of order never move it back
     (SENT, FAILED, FAILED), (DELIVERED, FAILED, DELIVERED),  # a failure on another device does not undo a delivery
-    (FAILED, DELIVERED, DELIVERED), (UNKNOWN, SENT, SENT), (QUEUED, SENT, SENT),
+    (FAILED, DELIVERED, DELIVERED), (FAILED, READ, READ), (UNKNOWN, SENT, SENT), (QUEUED, SENT, SENT),
+    (FAILED, SENT, FAILED),  # a late "sent" after the failure proves no device got it
     (WITHHELD, DELIVERED, WITHHELD), (SENT, "deleted", SENT),
 ])  # fmt: skip
 def test_a_gateways_report_moves_a_delivery_forward_only(current: str, reported: str, after: str) -> None:

@@ -58,7 +58,11 @@ def advance(current: str, reported: str) -> str:
         return current
     if reported == FAILED:
         return FAILED if current in (QUEUED, SENDING, SENT, UNKNOWN, FAILED) else current
-    if current in (FAILED, UNKNOWN):  # a success after a failure: some device got it
+    if current == FAILED:
+        # Some device got it: delivered or read. A late `sent` (reports come out of order) proves nothing: taken, it
+        # moved a failure back to sent, which an operator may not resend and a filter on failures no longer shows.
+        return reported if reported in (DELIVERED, READ) else current
+    if current == UNKNOWN:  # the attempt whose answer was lost reached the gateway
         return reported
     return reported if _PROGRESS[reported] > _PROGRESS.get(current, -1) else current
 
