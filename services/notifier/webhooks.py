@@ -156,7 +156,7 @@ async def sms_webhook(request: Request, ctx: Ctx, token: Annotated[str | None, Q
     # the owner said since.
     gateway_id = fields.get("id") or fields.get("messageId")
     if gateway_id:
-        reply_id = uuid.uuid5(_NAMESPACE, f"sms:{gateway_id}")
+        reply_id = uuid.uuid5(_NAMESPACE, sms_channel.text_as_sent(f"sms:{gateway_id}"))
         await _reply(ctx, delivery_outcomes.Reply(SMS, reply.phone, reply.text, reply_id))
     else:
         await _reply(ctx, _unidentified(ctx, SMS, reply))

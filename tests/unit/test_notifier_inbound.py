@@ -143,6 +143,22 @@ def test_an_sms_reply_from_an_indonesian_mobile_written_the_usual_ways_is_the_ow
     assert zenziva.parse_inbound({"from": sender, "message": "STOP"}).phone == OWNER  # type: ignore[union-attr]
 
 
+async def test_an_sms_stop_sent_as_json_with_its_sender_as_a_number_or_half_an_emoji_is_the_owners(hooks) -> None:
+    # A long UCS-2 SMS split inside an emoji leaves half of it (\ud83d): it was a 500 the gateway retried for ever,
+    # and a sender written as a JSON number was dropped with a 200 and no trace.
+    body = '{"from": 6285212345678, "message": "STOP \\ud83d"}'
+    answered = await hooks.http.post(f"/webhooks/sms?token={SMS_TOKEN}", content=body,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    assert answered.status_code == 200, answered.text
+    assert hooks.opted_out()
+    with_id = '{"from": "085212345678", "message": "MULAI", "id": "77\\udc00"}'
+    hooks.clock.set(NOW + timedelta(days=1))
+    answered = await hooks.http.post(f"/webhooks/sms?token={SMS_TOKEN}", content=with_id,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    assert answered.status_code == 200, answered.text
+    assert not hooks.opted_out()
+
+
 def test_whatsapps_sender_is_an_owners_only_with_indonesias_country_code() -> None:
     assert phones.from_wa_id("6285212345678") == OWNER
     assert [phones.from_wa_id(wa) for wa in (HONG_KONG, "085212345678", "+6285212345678", "6221123456")] == [None] * 4

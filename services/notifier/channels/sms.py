@@ -107,9 +107,19 @@ _TEXT = ("message", "pesan", "text", "body")
 
 def parse_inbound(fields: Mapping[str, Any]) -> InboundText | None:
     """An owner's SMS reply, as the gateway forwards it; its phone is None unless the sender is written as an
-    Indonesian mobile (08..., 62..., +62...)."""
-    sender = next((fields[k] for k in _FROM if isinstance(fields.get(k), str)), None)
+    Indonesian mobile (08..., 62..., +62...). A sender sent as a JSON number (6281234567890) is read as its digits."""
+    sender = next((str(v) for k in _FROM if isinstance(v := fields.get(k), str | int) and not isinstance(v, bool)),
+                  None)  # fmt: skip
     text = next((fields[k] for k in _TEXT if isinstance(fields.get(k), str)), None)
     if sender is None or text is None:
         return None
-    return InboundText(phones.normalise(sender), text[:1000])
+    return InboundText(phones.normalise(sender), text_as_sent(text[:1000]))
+
+
+def text_as_sent(text: str) -> str:
+    """The text with any half of a surrogate pair (a long UCS-2 SMS split inside an emoji, sent as JSON's \\ud83d)
+    as U+FFFD: Python could not encode it, nor PostgreSQL store it, and the gateway would retry the reply for ever."""
+    return _HALF_A_PAIR.sub("\ufffd", text)
+
+
+_HALF_A_PAIR = re.compile("[\ud800-\udfff]")
