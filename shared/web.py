@@ -214,6 +214,14 @@ def _first_nul(value: Any, path: str = "") -> str | None:
 
 
 _CHECK_ON_LOOP_BELOW = 64 * 1024  # bytes; smaller bodies take well under a millisecond to check
+# Before a route checks who is calling, FastAPI reads and parses the body: 10 MB of JSON held the event loop (and
+# with it the consumers and the relay) for 0.3 s, for anyone. So a body over this needs a token that verifies first.
+UNPROVEN_BODY_BYTES = 64 * 1024
+# The notifier's webhooks prove their callers themselves (a signature, a token) and are reachable from the internet;
+# WhatsApp's, an SMS gateway's and Alertmanager's calls are far smaller than this.
+WEBHOOK_PATHS, WEBHOOK_BODY_BYTES = "/webhooks/", 1024 * 1024
+# JSON with fewer brackets than this can't be nested too deeply to parse; without a NUL in it, it need not be parsed.
+_SHALLOW_BELOW = 400
 
 
 class BoundedInput:
@@ -241,9 +249,11 @@ class BoundedInput:
                 422, "invalid_input", f"query parameter {name!r} holds a NUL character",
                 [FieldError(name, "text.nul", "NUL is not allowed in text; remove it")]))  # fmt: skip
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await self._refuse(scope, receive, send, self._too_large())
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        limit = self._limit(scope, headers)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, self._over(limit))
             return
         body, more = bytearray(), True
         while more:
@@ -252,8 +262,8 @@ class BoundedInput:
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.max_body:
-                await self._respond(scope, send, self._too_large())
+            if len(body) > limit:
+                await self._respond(scope, send, self._over(limit))
                 return
         data = bytes(body)
         # A large body is checked on a worker thread: walking 10 MB of JSON for a NUL held the event loop (and with it
@@ -274,9 +284,31 @@ class BoundedInput:
 
         await self.app(scope, replay, send)
 
-    def _too_large(self) -> JSONResponse:
-        return problem(413, "body_too_large", f"the request body is over {self.max_body:,} bytes; send less at a "
-                       "time (berdaya import splits a file into chunks)")  # fmt: skip
+    def _limit(self, scope: dict, headers: dict[bytes, bytes]) -> int:
+        if scope.get("path", "").startswith(WEBHOOK_PATHS):
+            return min(self.max_body, WEBHOOK_BODY_BYTES)
+        platform = getattr(getattr(scope.get("app"), "state", None), "platform", None)
+        if platform is None or self._proven(platform.tokens, headers):
+            return self.max_body
+        return min(self.max_body, UNPROVEN_BODY_BYTES)
+
+    @staticmethod
+    def _proven(tokens: TokenService, headers: dict[bytes, bytes]) -> bool:
+        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        try:
+            tokens.verify(token.strip())
+        except InvalidToken:
+            return False
+        return True
+
+    def _over(self, limit: int) -> JSONResponse:
+        if limit < self.max_body and limit == UNPROVEN_BODY_BYTES:
+            return problem(401, "unauthenticated", f"a request body over {limit:,} bytes needs a valid bearer token "
+                           "('Authorization: Bearer <token>'; mint one with berdaya token)")  # fmt: skip
+        return problem(413, "body_too_large", f"the request body is over {limit:,} bytes; send less at a time "
+                       "(berdaya import splits a file into chunks)")  # fmt: skip
 
     @staticmethod
     def _check_body(body: bytes) -> JSONResponse | None:
@@ -288,6 +320,8 @@ class BoundedInput:
             return None  # the route's own parsing refuses it
         if text.lstrip()[:1] not in ("{", "["):
             return None
+        if "\x00" not in text and "u0000" not in text and text.count("[") + text.count("{") < _SHALLOW_BELOW:
+            return None  # nothing to find, and the route's own parsing can't fail on its depth
         try:
             value = json.loads(text)
         except RecursionError:

@@ -157,6 +157,51 @@ async def test_a_streamed_body_without_a_length_is_cut_off_once_it_passes_the_li
     assert_problem(response, 413, "body_too_large")
 
 
+def _guarded_app(routes_ran: list[str]) -> tuple[FastAPI, TokenService]:
+    """An app as the services make it: a ten-megabyte limit, and a platform whose tokens verify callers."""
+    tokens = TokenService("a-secret-of-thirty-two-characters-at-least")
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(BoundedInput, max_body_bytes=10 * 1024 * 1024)
+    app.state.platform = Platform(tokens=tokens, metrics=CollectorRegistry())
+
+    @app.post("/echo")
+    @app.post("/webhooks/whatsapp")
+    async def echo(request: Request) -> Response:
+        routes_ran.append(request.url.path)
+        return Response(await request.body())
+
+    return app, tokens
+
+
+async def test_a_body_over_64_kib_without_a_token_that_verifies_is_refused_before_it_is_read_or_parsed() -> None:
+    # FastAPI parses a body before the route checks the token: 10 MB of JSON from anyone held the event loop.
+    ran: list[str] = []
+    app, tokens = _guarded_app(ran)
+    big = b"[" + b"{}," * 40_000 + b"{}]"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        for headers in ({}, {"Authorization": "Bearer forged"}, {"Authorization": "Basic eDp5"}):
+            refused = await http.post("/echo", content=big, headers=headers)
+            assert_problem(refused, 401, "unauthenticated")
+            assert "needs a valid bearer token" in refused.json()["detail"]
+        assert (await http.post("/echo", content=b"[{}]")).status_code == 200  # a small one reaches its route
+        proven = {"Authorization": f"Bearer {tokens.mint('officer-1', ['officer'])}"}
+        assert (await http.post("/echo", content=big, headers=proven)).content == big
+    assert ran == ["/echo", "/echo"]
+
+
+async def test_a_webhooks_body_over_a_mebibyte_is_refused_whatever_it_carries() -> None:
+    # The webhooks prove their callers themselves, after the body: WhatsApp's and Alertmanager's calls are small.
+    ran: list[str] = []
+    app, tokens = _guarded_app(ran)
+    proven = {"Authorization": f"Bearer {tokens.mint('officer-1', ['officer'])}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        assert_problem(await http.post("/webhooks/whatsapp", content=b"x" * (1024 * 1024 + 1), headers=proven), 413,
+                       "body_too_large")  # fmt: skip
+        assert (await http.post("/webhooks/whatsapp", content=b"x" * (1024 * 1024))).status_code == 200
+    assert ran == ["/webhooks/whatsapp"]
+
+
 async def test_a_body_of_exactly_the_limit_passes_through_intact(client: httpx.AsyncClient) -> None:
     payload = bytes(range(256)) * 3 + b"z" * (MAX_BODY - 768)
 
