@@ -168,6 +168,20 @@ async def test_completion_is_refused_while_a_trainee_who_attended_enough_has_no_
     assert world.store.cohorts[cohort.id].state == "running"
 
 
+async def test_a_cohort_is_not_completed_before_its_last_session_has_begun():
+    # Its sessions to come would count as absences: trainees short of the attendance, the waitlist released.
+    world = TrainingWorld()
+    _, cohort, (a, b) = await running(world, n=2, gives_assessment=False, topic="packaging", title="Kemasan")
+    world.clock.set(datetime(2026, 4, 13, 2, 0, tzinfo=UTC))  # sessions 1 and 2 begun; 3 and 4 on 20 and 27 April
+    with pytest.raises(Conflict) as refused:
+        await world.move(cohort.id, "completed")
+    assert refused.value.code == "sessions_to_come"
+    assert "last session (4) starts 2026-04-27 09:00 WITA" in str(refused.value)
+    assert world.store.cohorts[cohort.id].state == "running"
+    world.clock.set(datetime(2026, 4, 27, 1, 0, tzinfo=UTC))  # 09.00 WITA: the last session begins
+    assert (await world.move(cohort.id, "completed")).state == "completed"
+
+
 async def test_an_assessment_is_only_for_enrolled_trainees_of_a_programme_that_gives_one():
     world = TrainingWorld()
     _, cohort, (a, _, _) = await running(world)

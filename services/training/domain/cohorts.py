@@ -213,6 +213,14 @@ def transition(cohort: Cohort, to: str, now: datetime) -> Cohort:
         allowed = " or ".join(sorted(TRANSITIONS[to]))
         raise Conflict(f"cohort {cohort.id} is {cohort.state}; only a cohort that is {allowed} can become {to}",
                        "cohort_state", {"state": cohort.state, "wanted": to})  # fmt: skip
+    if to == "completed" and cohort.sessions and cohort.sessions[-1].starts_at > now:
+        # Its sessions yet to come would count as absences: every trainee short of the attendance the programme
+        # asks for, the waitlist released, and none of it can be undone.
+        last = cohort.sessions[-1]
+        raise Conflict(f"cohort {cohort.id}'s last session ({last.number}) starts "
+                       f"{last.starts_at.astimezone(WITA):%Y-%m-%d %H:%M} WITA; complete the cohort once it has "
+                       "begun, or cancel it",
+                       "sessions_to_come", {"starts_at": last.starts_at.isoformat()})  # fmt: skip
     stamps = {"open": "opened_at", "running": "started_at", "completed": "closed_at", "cancelled": "closed_at"}
     return replace(cohort, state=to, **{stamps[to]: now})
 
