@@ -261,8 +261,10 @@ class DeliveryWorker:
                 # hours on a phone unless urgent or critical.
                 urgent = current.channel not in PHONE_CHANNELS or any_hour(item.template, current.critical)
                 not_before = next_send_time(change.not_before, self._deps.rules.quiet, urgent=urgent)
-            updated = replace(current, status=change.status, reason=change.reason, not_before=not_before,
-                              provider_id=change.provider_id or current.provider_id)  # fmt: skip
+            # A status report that came first (a failure) keeps its reason: the gateway's acceptance says nothing new.
+            kept = change.status == current.status and change.reason is None
+            updated = replace(current, status=change.status, reason=current.reason if kept else change.reason,
+                              not_before=not_before, provider_id=change.provider_id or current.provider_id)  # fmt: skip
             await uow.store.save_delivery(updated, now)
             if change.fallback:
                 await fall_back(uow, self._deps, updated, now)

@@ -692,6 +692,22 @@ async def test_a_transient_failure_is_retried_after_its_backoff_but_never_into_q
     assert (delivery.status, delivery.not_before, delivery.attempts) == ("queued", wita(2026, 11, 24, 7), 2)
 
 
+async def test_a_failure_reported_while_the_send_was_in_flight_keeps_its_reason_once_the_gateway_accepts() -> None:
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    [offer] = deliveries(store, "funding_offer")
+    why = "131049 - not delivered to maintain healthy ecosystem engagement"
+
+    class Racing(ScriptedGateway):
+        async def send(self, message: OutgoingMessage) -> SendResult:  # the status webhook commits meanwhile
+            report = GatewayStatus(WHATSAPP, "wamid.R", "failed", why, delivery_id=message.delivery_id)
+            await record_status(report, FakeNotifierUnitOfWork(store), deps)
+            return Accepted("wamid.R")
+
+    await worker(store, deps, [Racing(WHATSAPP)]).pass_once()
+    assert (store.deliveries[offer.id].status, store.deliveries[offer.id].reason) == ("failed", why)
+
+
 async def test_a_send_claimed_and_never_answered_is_unknown_after_its_lease_under_at_most_once() -> None:
     clock = FixedClock(MORNING)
     store, deps = FakeNotifierStore(clock), new_deps(clock)  # the workers' clocks agree with the database's
