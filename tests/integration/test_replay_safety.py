@@ -56,13 +56,13 @@ async def database(database_url: str) -> AsyncIterator[str]:
         await conn.execute("CREATE TABLE tally (id integer PRIMARY KEY)")
         await conn.execute("INSERT INTO tally SELECT generate_series(1, 3)")
         await conn.execute("INSERT INTO inbox (consumer, event_id, event_type, aggregate_id)"
-                           " SELECT 'bri.reader', gen_random_uuid(), 'Ticked', 'k' FROM generate_series(1, 2)")
+                           " SELECT 'partner-bri.reader', gen_random_uuid(), 'Ticked', 'k' FROM generate_series(1, 2)")
     finally:
         await conn.close()
     yield database_url
 
 
-def view(consumer: str = "bri.reader") -> RebuildableView:
+def view(consumer: str = "partner-bri.reader") -> RebuildableView:
     # By default the consumer is named inside the partner's own group prefix, so its login may describe the group.
     return RebuildableView(name="tally-view", service="tally", tables=("tally",), kept="nothing else",
                            replayed=(Subscription("public.business.v1", consumer, ()),))  # fmt: skip
@@ -97,7 +97,7 @@ async def test_a_rebuild_that_cannot_learn_whether_the_service_still_consumes_em
 async def test_a_rebuild_whose_offsets_kafka_keeps_empties_nothing_and_says_which_group_kept_them(
     infra, namespace, partner, database, topic  # noqa: ANN001
 ):
-    group = namespaced("bri.reader", namespace)
+    group = namespaced("partner-bri.reader", namespace)
     # The group exists, and the partner may describe it but not delete it.
     await commit(infra.kafka, group, {TopicPartition(topic, 0): 0})
 
@@ -122,18 +122,18 @@ async def test_a_rebuild_in_a_namespace_none_of_its_topics_is_in_empties_nothing
     # Emptied, the view would never be read back: the groups reset were nobody's, the real ones kept their offsets.
     assert await rows(database) == (3, 2)
     assert f"is on Kafka in topic namespace {typo}" in str(refused.value)
-    assert await asyncio.to_thread(consumer_group_known, infra.kafka, namespaced("bri.reader", typo)) is False
+    assert await asyncio.to_thread(consumer_group_known, infra.kafka, namespaced("partner-bri.reader", typo)) is False
     assert "Nothing was emptied" in str(refused.value)
 
 
 async def test_a_rebuild_stopped_once_kafka_forgot_the_offsets_leaves_the_view_whole_to_be_read_again(
     infra, namespace, database, topic  # noqa: ANN001
 ):
-    group = namespaced("bri.reader", namespace)
+    group = namespaced("partner-bri.reader", namespace)
     await commit(infra.kafka, group, {TopicPartition(topic, 0): 2})
     # The emptying fails (here a table gone), as a rebuild killed between its two steps would not do it.
     broken = RebuildableView(name="tally-view", service="tally", tables=("tally", "no_such_table"), kept="",
-                             replayed=(Subscription("registry.business.v1", "bri.reader", ()),))  # fmt: skip
+                             replayed=(Subscription("registry.business.v1", "partner-bri.reader", ()),))  # fmt: skip
 
     with pytest.raises(asyncpg.UndefinedTableError):
         await rebuild(broken, database_url=database, kafka=infra.kafka, namespace=namespace)
