@@ -28,8 +28,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from berdaya.stack.process import free_port, stop_pid
-from berdaya.stack.prometheus import RULES, LocalMonitoring, Target
+from berdaya.stack.process import free_port, free_ports, stop_pid
+from berdaya.stack.prometheus import RULES, LocalMonitoring, MonitoringUnavailable, Target
 from shared.auth import TokenService
 from tests.support import TEST_SECRET, Infra, RunningService, drop_database, fresh_database, registration, service_env, start_service
 
@@ -149,19 +149,33 @@ def monitored_system(infra: Infra, base: Path, namespace_prefix: str) -> Iterato
     databases = {name: asyncio.run(fresh_database(infra.postgres_url)) for name in SERVICES}
     services: dict[str, RunningService] = {}
     webhook = WebhookReceiver()
-    monitoring = LocalMonitoring(base / "stack", prometheus_port=free_port(), alertmanager_port=free_port())
+    monitoring: LocalMonitoring | None = None
     try:
         for name, url in databases.items():
             services[name] = start_service(name, env, url, base / f"{name}.log")
-        monitoring.start([Target(name, s.url.removeprefix("http://")) for name, s in services.items()],
-                         webhook_url=webhook.url, webhook_token=WEBHOOK_TOKEN, rule_files=[fast_lag_rules(base / "rules.yml")],
-                         scrape_interval="1s", evaluation_interval="1s", adjust=fast_routing)  # fmt: skip
+        for attempt in range(3):
+            # Ports chosen as it starts, and again if one was taken meanwhile: the services' own client sockets take
+            # ports of the same range, and one took Alertmanager's between choosing it and binding it.
+            prometheus_port, alertmanager_port = free_ports(2)
+            monitoring = LocalMonitoring(base / "stack", prometheus_port=prometheus_port,
+                                         alertmanager_port=alertmanager_port)  # fmt: skip
+            try:
+                monitoring.start([Target(name, s.url.removeprefix("http://")) for name, s in services.items()],
+                                 webhook_url=webhook.url, webhook_token=WEBHOOK_TOKEN,
+                                 rule_files=[fast_lag_rules(base / "rules.yml")], scrape_interval="1s",
+                                 evaluation_interval="1s", adjust=fast_routing)  # fmt: skip
+                break
+            except MonitoringUnavailable:
+                monitoring.stop()
+                if attempt == 2:
+                    raise
         system = Monitored(services, namespace, monitoring, webhook)
         # Ready is not yet scraping (targets are applied a few seconds later): what happens next must be seen.
         assert eventually(lambda: len(system.query("up == 1")) == len(services) + 2, timeout=60), system.query("up")
         yield system
     finally:
-        monitoring.stop()
+        if monitoring is not None:
+            monitoring.stop()
         for service in services.values():
             try:
                 os.kill(service.pid, signal.SIGCONT)  # a test may have stopped it
