@@ -157,7 +157,8 @@ async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", parti
     asked = public_topics(topics) if topics is not None else None
     security = KafkaSecurity(admin)
     user = partner_user(partner_id, namespace)
-    if topics is None and user in security.users() and public_reads(security.grants(user).get(user, []), namespace) == ():
+    existing = user in security.users()  # a partner added before: its password stays, its reads are kept
+    if topics is None and existing and public_reads(security.grants(user).get(user, []), namespace) == ():
         # `add` never gives fewer than one: its grants went (a revoke that stopped half way, or by hand), and what it
         # read is not known any more. Every public topic would be a guess; none would cut its systems off.
         raise PartnerRefused(f"partner {partner_id} has a Kafka user but no grant to read a public topic, so what it "
@@ -184,7 +185,7 @@ async def add(admin: KafkaAccess, partner_id: str, *, namespace: str = "", parti
         security.grant(service_user, links)
     if register is not None:
         register(partner_id)
-    granted, existing = security.grants(), user in security.users()
+    granted = security.grants()
     reads = public_reads(granted.get(user, []), namespace) if topics is None and existing else asked
     grants = partner_grants(partner_id, namespace, reads)
     # A narrower --topics on a second add takes effect: grants beyond it go.

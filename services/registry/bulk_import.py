@@ -143,7 +143,7 @@ async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> I
             by_digest.setdefault(digest, []).append(candidate)
             by_phone.setdefault(phone, []).append(candidate)
         nib_holders = await uow.businesses.nib_holders([r.new.nib for r in valid if r.new.nib])
-        first_line_of: dict[tuple[bytes, str], int] = {}
+        first_line_of: dict[Identity, int] = {}
         to_add: list[tuple[Business, StoredIdentity, str]] = []
         changed: dict[uuid.UUID, Business] = {}
 

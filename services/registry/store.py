@@ -14,7 +14,7 @@ import asyncpg
 
 from services.registry.domain.business import Business, DomainEvent, NibApplication
 from services.registry.domain.consent import Consent, Partner
-from services.registry.domain.duplicates import DuplicateCandidate, Identity, business_name_key, name_identity
+from services.registry.domain.duplicates import DuplicateCandidate, Identity, business_identity, business_name_key
 from services.registry.domain.scale import YouthRange
 from shared.errors import Conflict
 from shared.reference.wilayah import Wilayah
@@ -281,8 +281,7 @@ class PgBusinessStore(BusinessStore):
         wanted, found = set(keys), {}
         for row in rows:
             # The stored key leaves names in other scripts alike: the owner's 豆花 is not its 珍珠.
-            name, name_key = row["business_name"], row["name_key"]
-            key = (row["nik_digest"], name_key, name_key if name.isascii() else name_identity(name))
+            key = business_identity(row["nik_digest"], row["business_name"], row["name_key"])
             if key in wanted:
                 found.setdefault(key, self._business(row))
         return found

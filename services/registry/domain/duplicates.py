@@ -63,9 +63,10 @@ _UNSEEN = frozenset(chr(c) for c in (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *ra
                                      *range(0xFE00, 0xFE10), 0xFFA0, *range(0xE0100, 0xE01F0)))  # fmt: skip
 
 
-def business_identity(nik_digest: bytes, name: str) -> Identity:
-    # Both keys: the stored one finds the owner's businesses whose name may be this one, the other says which is.
-    key = business_name_key(name)
+def business_identity(nik_digest: bytes, name: str, name_key: str | None = None) -> Identity:
+    """Both keys: the stored one finds the owner's businesses whose name may be this one, the other says which is.
+    A stored business passes the key it was stored with."""
+    key = business_name_key(name) if name_key is None else name_key
     return nik_digest, key, key if name.isascii() else name_identity(name)
 
 
