@@ -4,8 +4,10 @@ health, readiness, metrics and audit routes."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -213,6 +215,22 @@ def _first_nul(value: Any, path: str = "") -> str | None:
     return None
 
 
+def storable(value: Any) -> Any:
+    """Parsed JSON (or form fields) with every NUL taken out of its strings and keys, and half of any surrogate pair
+    as U+FFFD: what PostgreSQL can store and Python encode. For callers that can't be asked to send it again
+    without them (`NUL_DROPPED_BY_ROUTE`)."""
+    if isinstance(value, str):
+        if value.isascii() and "\x00" not in value:
+            return value
+        return _HALF_A_PAIR.sub("\ufffd", value.replace("\x00", ""))
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
+_HALF_A_PAIR = re.compile("[\ud800-\udfff]")
 _CHECK_ON_LOOP_BELOW = 64 * 1024  # bytes; smaller bodies take well under a millisecond to check
 # Before a route checks who is calling, FastAPI reads and parses the body: 10 MB of JSON held the event loop (and
 # with it the consumers and the relay) for 0.3 s, for anyone. So a body over this needs a token that verifies first.
@@ -220,14 +238,18 @@ UNPROVEN_BODY_BYTES = 64 * 1024
 # The notifier's webhooks prove their callers themselves (a signature, a token) and are reachable from the internet;
 # WhatsApp's, an SMS gateway's and Alertmanager's calls are far smaller than this.
 WEBHOOK_PATHS, WEBHOOK_BODY_BYTES = "/webhooks/", 1024 * 1024
+# Gateways forward what an owner's phone sent, NUL included, and answer a refusal by retrying the whole batch (other
+# owners' STOPs in it) and then dropping it: their routes take NULs out (`storable`) instead.
+NUL_DROPPED_BY_ROUTE = ("/webhooks/whatsapp", "/webhooks/sms")
 # JSON with fewer brackets than this can't be nested too deeply to parse; without a NUL in it, it need not be parsed.
 _SHALLOW_BELOW = 400
 
 
 class BoundedInput:
     """ASGI middleware refusing, before any route runs, what no route should ever see: a body over the size limit
-    (413), a NUL character in the path, a query parameter or any JSON string (422 naming where), JSON nested deeper
-    than Python can parse (422). PostgreSQL can't store NUL in text, and a huge body would stall the service."""
+    (413), a NUL character in the path, a query parameter or any JSON string (422 naming where; a gateway's webhook
+    takes them out itself), JSON nested deeper than Python can parse (422). PostgreSQL can't store NUL in text, and a
+    huge body would stall the service."""
 
     def __init__(self, app: Any, max_body_bytes: int) -> None:
         self.app = app
@@ -269,7 +291,9 @@ class BoundedInput:
         # A large body is checked on a worker thread: walking 10 MB of JSON for a NUL held the event loop (and with it
         # the service's consumers and relay) for over a second, for anyone able to send a request.
         small = len(data) < _CHECK_ON_LOOP_BELOW
-        refusal = self._check_body(data) if small else await asyncio.to_thread(self._check_body, data)
+        nul_allowed = scope.get("path", "") in NUL_DROPPED_BY_ROUTE
+        check = functools.partial(self._check_body, data, nul_allowed=nul_allowed)
+        refusal = check() if small else await asyncio.to_thread(check)
         if refusal is not None:
             await self._respond(scope, send, refusal)
             return
@@ -311,7 +335,7 @@ class BoundedInput:
                        "(berdaya import splits a file into chunks)")  # fmt: skip
 
     @staticmethod
-    def _check_body(body: bytes) -> JSONResponse | None:
+    def _check_body(body: bytes, *, nul_allowed: bool = False) -> JSONResponse | None:
         # Decoded as the route's JSON parsing decodes bytes (a UTF-8 byte-order mark, UTF-16 and UTF-32 included), so
         # no encoding carries a NUL past this check.
         try:
@@ -329,7 +353,7 @@ class BoundedInput:
                            [FieldError("body", "json.depth", "nest objects and lists less deeply")])  # fmt: skip
         except ValueError:
             return None  # the route's own parsing reports malformed JSON with its position
-        if "\\u0000" in text or "\x00" in text:
+        if not nul_allowed and ("\\u0000" in text or "\x00" in text):
             where = _first_nul(value)
             if where:
                 return problem(422, "invalid_input", f"{where} holds a NUL character",

@@ -35,7 +35,7 @@ from services.notifier.domain.channels import SMS, WHATSAPP
 from services.notifier.routes import Ctx, NotifierContext
 from shared.errors import FieldError, InvalidInput
 from shared.unit_of_work import Cause
-from shared.web import PROBLEM_RESPONSES, problem
+from shared.web import PROBLEM_RESPONSES, problem, storable
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ async def whatsapp_webhook(request: Request, ctx: Ctx) -> Any:
         return _refuse(ctx, WHATSAPP, "X-Hub-Signature-256 is missing or is not the HMAC-SHA256 of this body with the "
                        "app secret")  # fmt: skip
     try:
-        payload = json.loads(body)
+        payload = storable(json.loads(body))
     except ValueError:
         log.warning("a signed WhatsApp webhook whose body is not JSON was ignored")
         return Received()
@@ -146,6 +146,7 @@ async def sms_webhook(request: Request, ctx: Ctx, token: Annotated[str | None, Q
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
         except Exception:  # noqa: BLE001 - an unreadable form is no reply
             fields = {}
+    fields = storable(fields)
     reply = sms_channel.parse_inbound(fields)
     if reply is None:
         return Received()

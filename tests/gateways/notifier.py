@@ -41,7 +41,7 @@ from services.notifier.store_pg import PgNotifierUnitOfWork
 from shared.contracts import EventPayload, new_envelope
 from shared.db import Database, migrate, open_database
 from shared.unit_of_work import Cause, Publisher
-from shared.web import install_error_handlers
+from shared.web import BoundedInput, install_error_handlers
 from tests.gateways import LocalServer
 from tests.gateways.smtp import LocalSmtp
 from tests.gateways.whatsapp_cloud import CloudApi
@@ -145,6 +145,7 @@ async def notifier(database_url: str, gateways: Mapping[str, Gateway] | None = N
     queries = MessageQueries(db)
     app = FastAPI()
     install_error_handlers(app)
+    app.add_middleware(BoundedInput, max_body_bytes=10 * 1024 * 1024)  # as every service's app has it
     app.include_router(webhooks.router)
     server = LocalServer(app)
     found = Notifier(db, clock, deps, gateways, figures, queries, files, f"{server.url}/webhooks/whatsapp", retry)

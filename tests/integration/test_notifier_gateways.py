@@ -431,6 +431,38 @@ async def test_an_owner_replying_stop_on_whatsapp_gets_a_confirmation_and_then_o
         assert [m.text.startswith("Dana sebesar") for m in api.sent[2:]] == [True]
 
 
+async def test_gateway_webhooks_holding_a_nul_or_half_an_emoji_are_applied_without_it_not_refused_for_a_retry(
+        database_url, cloud, sms) -> None:  # fmt: skip
+    # A gateway can't be asked to send a batch again without the NUL: refused, it retries it (other owners' STOPs
+    # with it) and then drops it. PostgreSQL can't store NUL, nor Python encode half an emoji.
+    (api, server), (zenziva, _) = cloud, sms
+    phone, wa_id = _phone(17)
+    sms_phones = [_phone(n)[0] for n in (18, 19)]
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}) as n:
+        await n.handle(handlers.funding_offer, matched(phone))
+        await n.worker().pass_once()
+        [sent] = api.sent
+        api.webhook_url = n.webhook_url
+        payload = api.reply_payload(wa_id, "STOP\u0000 \ud83d", message_id="wamid.NUL\u0000")
+        error = {"code": 131026, "title": "Message\u0000 undeliverable \udc00"}
+        failed = api.status_payload(sent.wamid, wa_id, "failed", errors=[error])
+        payload["entry"][0]["changes"][0]["value"]["statuses"] = failed["entry"][0]["changes"][0]["value"]["statuses"]
+
+        answered = await api.post(payload)
+        inbound = f"{n.webhook_url.replace('/whatsapp', '/sms')}?token={SMS_TOKEN}"
+        as_form = await zenziva.forward_reply(inbound, "0" + sms_phones[0][3:], "STOP\x00")
+        async with httpx.AsyncClient() as http:
+            as_json = await http.post(inbound, json={"from": "0" + sms_phones[1][3:] + "\x00", "message": "\x00STOP",
+                                                     "id": "zz-\x00-1"})  # fmt: skip
+
+        assert [r.status_code for r in (answered, as_form, as_json)] == [200, 200, 200], answered.text
+        assert answered.json() == {"statuses": 1, "matched": 1, "replies": 1, "skipped": 0}
+        [row] = await n.deliveries(template="funding_offer")
+        assert row["status"] == "failed" and "Message undeliverable \ufffd" in row["reason"]
+        out = await n.fetch("SELECT phone FROM recipient WHERE opted_out_at IS NOT NULL ORDER BY phone")
+        assert [r["phone"] for r in out] == sorted([phone, *sms_phones])
+
+
 async def test_a_replayed_webhook_of_an_owners_earlier_mulai_does_not_undo_their_later_stop(database_url, cloud):
     api, server = cloud
     phone, wa_id = _phone(14)

@@ -21,7 +21,15 @@ from shared.auth import TokenService
 from shared.db import DatabaseBusy
 from shared.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from shared import web
-from shared.web import PROBLEM_JSON, BoundedInput, Platform, Unauthorized, install_error_handlers, platform_routes
+from shared.web import (
+    PROBLEM_JSON,
+    BoundedInput,
+    Platform,
+    Unauthorized,
+    install_error_handlers,
+    platform_routes,
+    storable,
+)
 
 MAX_BODY = 1_000
 # What requests met while the chaos run restarted PostgreSQL and cut its connections.
@@ -202,6 +210,28 @@ async def test_a_webhooks_body_over_a_mebibyte_is_refused_whatever_it_carries() 
     assert ran == ["/webhooks/whatsapp"]
 
 
+async def test_a_gateways_webhook_reaches_its_route_with_a_nul_and_any_other_route_is_refused_one() -> None:
+    # A gateway answers a refusal by retrying the whole batch, then dropping it: its route takes the NUL out.
+    ran: list[str] = []
+    app, _ = _guarded_app(ran)
+    with_nul = json_body({"entry": [{"text": "STOP\u0000"}]})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        passed = await http.post("/webhooks/whatsapp", **with_nul)
+        refused = await http.post("/echo", **with_nul)
+        too_deep = await http.post("/webhooks/whatsapp", content=b"[" * 100_000 + b"]" * 100_000)
+
+    assert passed.status_code == 200 and "\\u0000" in passed.text
+    assert nul_error(refused)["field"] == "entry.0.text"
+    assert_problem(too_deep, 422, "invalid_input")
+    assert ran == ["/webhooks/whatsapp"]
+
+
+def test_storable_takes_nuls_out_of_strings_and_keys_and_marks_half_an_emoji() -> None:
+    parsed = json.loads('{"a\\u0000b": ["\\u0000STOP", "x \\ud83d", 7, null], "c": "Sei Sapi"}')
+
+    assert storable(parsed) == {"ab": ["STOP", "x \ufffd", 7, None], "c": "Sei Sapi"}
+
+
 async def test_a_body_of_exactly_the_limit_passes_through_intact(client: httpx.AsyncClient) -> None:
     payload = bytes(range(256)) * 3 + b"z" * (MAX_BODY - 768)
 
@@ -230,9 +260,9 @@ class CheckedWhere(BoundedInput):
     threads: list[int] = []
 
     @staticmethod
-    def _check_body(body: bytes) -> Any:
+    def _check_body(body: bytes, *, nul_allowed: bool = False) -> Any:
         CheckedWhere.threads.append(threading.get_ident())
-        return BoundedInput._check_body(body)
+        return BoundedInput._check_body(body, nul_allowed=nul_allowed)
 
 
 async def test_a_large_body_is_checked_off_the_event_loop_and_a_small_one_on_it() -> None:
