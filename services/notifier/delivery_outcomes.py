@@ -16,7 +16,7 @@ from typing import Literal
 
 from services.notifier.domain import texts
 from services.notifier.domain.channels import PHONE_CHANNELS, SMS, WHATSAPP
-from services.notifier.domain.consent import Intent, Preference, reply_intent
+from services.notifier.domain.consent import SUPERSEDED, Intent, Preference, confirmation_held, reply_intent
 from services.notifier.domain.delivery import (
     FAILED, NUMBER_CHANGED, QUEUED, SENT, UNKNOWN, WITHHELD, Delivery, advance,
 )
@@ -125,7 +125,9 @@ async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> In
     same words came from the number less than REPEAT_WINDOW ago: it may be a retry or the owner saying it again, and
     only STOP is applied again (the owner's wish, or harmless). START is not: a retried MULAI that arrives after the
     owner's STOP would opt them back in without their knowing; they can write it another way ("Mulai lagi") or ask
-    an officer."""
+    an officer.
+
+    Only the latest answer is confirmed, at most CONFIRMATIONS_PER_HOUR an hour (`confirmation_held`)."""
     intent = reply_intent(reply.text)
     if intent is None or reply.phone is None:
         return None
@@ -156,10 +158,19 @@ async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> In
             return intent
         await uow.store.save_preference(replace(preference, opted_out_at=(preference.opted_out_at or now)
                                                 if intent == "stop" else None))  # fmt: skip
+        held = confirmation_held(await uow.store.consent_changes_since(reply.phone, now - timedelta(hours=1)), now)
         await uow.store.record_consent(reply.phone, intent, reply.channel, now, said)
         if first_time:
-            await plan_deliveries(uow, deps, message, reply.channel if reply.channel in (WHATSAPP, SMS) else None,
-                                  new=True)  # fmt: skip
+            earlier = await uow.store.queued_confirmations(reply.phone)
+            for delivery in earlier:
+                await uow.store.save_delivery(replace(delivery, status=WITHHELD, reason=SUPERSEDED), now)
+            for message_id in sorted({d.message_id for d in earlier}):
+                await refresh_message(uow, message_id, now)
+            back = reply.channel if reply.channel in (WHATSAPP, SMS) else None
+            plan = await plan_deliveries(uow, deps, message, back, new=True)
+            for delivery in plan.deliveries if held and plan else ():
+                if delivery.status == QUEUED:
+                    await uow.store.save_delivery(replace(delivery, not_before=held[0], reason=held[1]), now)
         await uow.commit()
     return intent
 

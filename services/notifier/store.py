@@ -236,6 +236,14 @@ class NotifierStore(abc.ABC):
                              written_at: datetime | None = None) -> None: ...  # fmt: skip
 
     @abc.abstractmethod
+    async def consent_changes_since(self, phone: str, since: datetime) -> int:
+        """The number's STOPs, MULAIs and officers' changes received since then."""
+
+    @abc.abstractmethod
+    async def queued_confirmations(self, phone: str) -> list[Delivery]:
+        """Deliveries of the number's confirmations of a STOP or MULAI that have not gone yet, locked."""
+
+    @abc.abstractmethod
     async def latest_consent_at(self, phone: str) -> datetime | None:
         """When the number's latest STOP, MULAI or officer's change was said: written, where the gateway told it, else
         received."""

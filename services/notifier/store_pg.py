@@ -431,6 +431,20 @@ class PgNotifierStore(NotifierStore):
             phone, intent, via, at, written_at,
         )  # fmt: skip
 
+    async def consent_changes_since(self, phone: str, since: datetime) -> int:
+        return await self._conn.fetchval(
+            "SELECT count(*) FROM consent_change WHERE phone = $1 AND at >= $2", phone, since
+        )
+
+    async def queued_confirmations(self, phone: str) -> list[Delivery]:
+        rows = await self._conn.fetch(
+            f"SELECT {', '.join('d.' + c for c in _DELIVERY.replace(' ', '').split(','))} FROM message m"
+            " JOIN delivery d ON d.message_id = m.id WHERE m.recipient_phone = $1"
+            " AND m.template IN ('opted_out', 'opted_in') AND d.status = 'queued' ORDER BY d.id FOR UPDATE OF d",
+            phone,
+        )  # fmt: skip
+        return [_delivery(r) for r in rows]
+
     async def latest_consent_at(self, phone: str) -> datetime | None:
         return await self._conn.fetchval(
             "SELECT max(COALESCE(written_at, at)) FROM consent_change WHERE phone = $1", phone

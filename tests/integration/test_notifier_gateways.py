@@ -412,6 +412,7 @@ async def test_an_owner_replying_stop_on_whatsapp_gets_a_confirmation_and_then_o
         api.webhook_url = n.webhook_url
         response = await api.post_reply(wa_id, "Berhenti")
         assert response.status_code == 200 and response.json()["replies"] == 1
+        await n.worker().pass_once()  # its confirmation goes before the next reply would replace it
         again = await api.post(api.reply_payload(wa_id, "Berhenti", message_id="wamid.SAME"))
         await api.post(api.reply_payload(wa_id, "Berhenti", message_id="wamid.SAME"))  # WhatsApp retries a webhook
         assert again.status_code == 200
@@ -461,6 +462,32 @@ async def test_gateway_webhooks_holding_a_nul_or_half_an_emoji_are_applied_witho
         assert row["status"] == "failed" and "Message undeliverable \ufffd" in row["reason"]
         out = await n.fetch("SELECT phone FROM recipient WHERE opted_out_at IS NOT NULL ORDER BY phone")
         assert [r["phone"] for r in out] == sorted([phone, *sms_phones])
+
+
+async def test_an_owner_alternating_stop_and_mulai_gets_four_confirmations_an_hour_then_only_their_latest_answer(
+        database_url, cloud) -> None:  # fmt: skip
+    api, server = cloud
+    phone, wa_id = _phone(20)
+    clock = Clock()
+    async with notifier(database_url, {"whatsapp": whatsapp_client(api, server.url)}, clock=clock) as n:
+        api.webhook_url = n.webhook_url
+        for word in ["STOP", "MULAI"] * 3:
+            assert (await api.post_reply(wa_id, word)).json()["replies"] == 1
+            await n.worker().pass_once()
+            clock.advance(minutes=1)
+
+        [row] = await n.fetch("SELECT opted_out_at FROM recipient WHERE phone = $1", phone)
+        assert row["opted_out_at"] is None  # every change applied: the last was MULAI
+        assert [m.text for m in api.sent] == [texts.opted_out_text(), texts.opted_in_text()] * 2
+        rows = await n.deliveries(recipient_phone=phone)  # in the order they were planned
+        assert [(r["template"], r["status"]) for r in rows] == [
+            ("opted_out", "sent"), ("opted_in", "sent"), ("opted_out", "sent"), ("opted_in", "sent"),
+            ("opted_out", "withheld"), ("opted_in", "queued")]  # fmt: skip
+        assert "only the latest answer" in rows[4]["reason"] and "5 times in the last hour" in rows[5]["reason"]
+
+        clock.advance(hours=1)
+        await n.worker().pass_once()
+        assert [m.text for m in api.sent[4:]] == [texts.opted_in_text()]
 
 
 async def test_a_replayed_webhook_of_an_owners_earlier_mulai_does_not_undo_their_later_stop(database_url, cloud):
@@ -517,6 +544,7 @@ async def test_an_owner_replying_mulai_by_sms_is_opted_in_again_and_a_callback_w
         assert refused.status_code == 403
         stop = await api.forward_reply(f"{inbound}?token={SMS_TOKEN}", "0" + wa_id[2:], "STOP")
         assert stop.status_code == 200 and stop.json()["replies"] == 1
+        await n.worker().pass_once()  # its confirmation goes before the MULAI would replace it
         start = await api.forward_reply(f"{inbound}?token={SMS_TOKEN}", "62" + wa_id[2:], "mulai")
         assert start.status_code == 200
         await n.worker().pass_once()

@@ -102,6 +102,7 @@ class FakeNotifierStore(NotifierStore):
         self.preferences: dict[str, Preference] = {}
         self.consent: list[tuple[str, str, str]] = []
         self.consent_said: dict[str, datetime] = {}
+        self.consent_received: list[tuple[str, datetime]] = []
         self.officers: dict[uuid.UUID, tuple[str, str, tuple[str, ...]]] = {}
         self.sponsor_contacts: dict[uuid.UUID, str] = {}
         self.pledges: dict[uuid.UUID, PledgeFact] = {}
@@ -262,11 +263,20 @@ class FakeNotifierStore(NotifierStore):
     async def record_consent(self, phone: str, intent: str, via: str, at: datetime,
                              written_at: datetime | None = None) -> None:  # fmt: skip
         self.consent.append((phone, intent, via))
+        self.consent_received.append((phone, at))
         said = written_at or at
         self.consent_said[phone] = max(said, self.consent_said.get(phone, said))
 
     async def latest_consent_at(self, phone: str) -> datetime | None:
         return self.consent_said.get(phone)
+
+    async def consent_changes_since(self, phone: str, since: datetime) -> int:
+        return sum(1 for p, at in self.consent_received if p == phone and at >= since)
+
+    async def queued_confirmations(self, phone: str) -> list[NotifierDelivery]:
+        theirs = {m.id for m in self.messages if m.recipient_phone == phone and m.template in ("opted_out", "opted_in")}
+        return sorted((d for d in self.deliveries.values() if d.message_id in theirs and d.status == "queued"),
+                      key=lambda d: d.id)  # fmt: skip
 
     # --- directories -----------------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
@@ -27,7 +27,7 @@ from services.notifier.directory import save_sponsor_contact
 from services.notifier.domain import phones
 from services.notifier.domain.alerts import alert_channel, parse_contacts, plan_alert
 from services.notifier.domain.channels import SMS, WHATSAPP, Available, NoChannel, Rejected, phone_channel
-from services.notifier.domain.consent import Preference, reply_intent
+from services.notifier.domain.consent import SUPERSEDED, Preference, reply_intent
 from services.notifier.domain.delivery import Delivery
 from services.notifier.domain.messages import OPERATORS, Message
 from services.notifier.domain.planning import DeliveryRules, plan_fallback
@@ -253,6 +253,48 @@ async def test_an_sms_reply_with_the_gateways_id_is_a_retry_only_when_the_id_rep
     assert hooks.opted_out()
     await forward("3", "MULAI")
     assert not hooks.opted_out()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# An owner changing their mind again and again
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_each_change_is_applied_but_only_the_latest_answer_is_confirmed_and_at_most_four_an_hour(hooks) -> None:
+    # STOP and MULAI alternated from one phone were a confirmation each, at any hour, sharing WhatsApp's rate with
+    # everyone's messages. The worker sends what is due after each reply.
+    words = ["STOP", "MULAI"] * 4
+    for n, word in enumerate(words):
+        hooks.clock.set(NOW + timedelta(minutes=n))
+        assert (await hooks.whatsapp(text(OWNER[1:], word))).json()["replies"] == 1
+        assert hooks.opted_out() == (word == "STOP")
+        for d in list(hooks.store.deliveries.values()):
+            if d.status == "queued" and d.not_before <= hooks.clock():
+                hooks.store.deliveries[d.id] = replace(d, status="sent")
+
+    assert [i for _, i, _ in hooks.store.consent] == ["stop", "start"] * 4
+    by_message = {m.id: m for m in hooks.store.messages}
+    seen = sorted(((by_message[d.message_id].created_at, d.status, d.not_before, d.reason)
+                   for d in hooks.store.deliveries.values()), key=lambda s: s[0])  # fmt: skip
+    assert [status for _, status, _, _ in seen] == ["sent"] * 4 + ["withheld"] * 3 + ["queued"]
+    assert [reason for _, _, _, reason in seen[4:7]] == [SUPERSEDED] * 3  # each waited, and a newer answer came
+    last_at = NOW + timedelta(minutes=7)
+    assert seen[7][2] == last_at + timedelta(hours=1) and "changed its choice 7 times" in seen[7][3]
+    assert "11.07 WITA" in seen[7][3]
+
+
+async def test_a_confirmation_waiting_for_its_hour_is_replaced_by_the_owners_next_answer(hooks) -> None:
+    for n, word in enumerate(["STOP", "MULAI", "STOP", "MULAI", "STOP"]):  # the fifth waits an hour
+        hooks.clock.set(NOW + timedelta(minutes=n))
+        await hooks.whatsapp(text(OWNER[1:], word))
+    hooks.clock.set(NOW + timedelta(minutes=70))  # the hour's changes are behind: confirmed at once
+    await hooks.whatsapp(text(OWNER[1:], "MULAI"))
+
+    queued = [d for d in hooks.store.deliveries.values() if d.status == "queued"]
+    [last] = queued
+    assert last.not_before == hooks.clock() and last.reason is None
+    assert [m.template for m in hooks.store.messages if m.id == last.message_id] == ["opted_in"]
+    assert sum(d.reason == SUPERSEDED for d in hooks.store.deliveries.values()) == 5
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from services.notifier.domain.policy import TemplatePolicy
+from shared.reference.wita import WITA
 
 STOP_WORDS = frozenset({"STOP", "BERHENTI", "UNSUBSCRIBE"})
 START_WORDS = frozenset({"MULAI", "START"})
@@ -53,6 +54,25 @@ def reply_intent(text: str | None) -> Intent | None:
     if words[0] in START_WORDS:
         return "start"
     return None
+
+
+# The confirmations of an owner's STOP and MULAI. Each change is applied at once, and a newer reply withholds the
+# confirmations still queued (only the latest answer is confirmed). Past CONFIRMATIONS_PER_HOUR changes in an hour,
+# the confirmation waits an hour: a phone alternating STOP and MULAI (an owner testing, a child, a script) would
+# otherwise get a message per reply at any hour, and hold up everyone's WhatsApp messages with them.
+CONFIRMATIONS = ("opted_out", "opted_in")
+CONFIRMATIONS_PER_HOUR = 4
+SUPERSEDED = "the owner replied again before this confirmation went: only the latest answer is confirmed"
+
+
+def confirmation_held(changes_in_the_last_hour: int, now: datetime) -> tuple[datetime, str] | None:
+    """When a confirmation goes, and why it waits, for a number that changed its choice that many times in the hour
+    before this reply; None: it goes now."""
+    if changes_in_the_last_hour < CONFIRMATIONS_PER_HOUR:
+        return None
+    goes = now + timedelta(hours=1)
+    return goes, (f"the number changed its choice {changes_in_the_last_hour} times in the last hour: this confirmation "
+                  f"waits until {goes.astimezone(WITA):%H.%M} WITA, and a newer reply replaces it")  # fmt: skip
 
 
 def withhold_reason(policy: TemplatePolicy, preference: Preference | None) -> str | None:
