@@ -10,14 +10,14 @@ from pydantic import AfterValidator, BeforeValidator
 
 # Longer than any name, invisible characters and all: left as it is for the field's length check to refuse, rather
 # than normalised a character at a time (a 10 MB name held the event loop for seconds).
-_LONGEST = 1_000
+LONGEST_CLEANED = 1_000
 
 
 def without_invisibles(value: Any) -> Any:
     """NFC, no format characters (zero-width spaces and joiners, byte-order marks, bidirectional overrides), and any
     run of whitespace as one space: "Se\u200bi Sapi" and "Sei Sapi" must be one name to duplicate detection, and a
     name must read as it is stored."""
-    if not isinstance(value, str) or len(value) > _LONGEST:
+    if not isinstance(value, str) or len(value) > LONGEST_CLEANED:
         return value
     if value.isascii():
         # Most names; ASCII is its own NFC and holds no format character. Looking at each character's category

@@ -19,7 +19,7 @@ from services.registry import bulk_import, handlers
 from services.registry.bulk_import import ImportReport, ImportRows
 from services.registry.domain import business as aggregate
 from services.registry.domain.business import Business, NibApplication
-from services.registry.domain.consent import ConsentForm, Partner
+from services.registry.domain.consent import ConsentForm, Partner, _visible
 from services.registry.domain.forms import BusinessChanges
 from services.registry.handlers import (
     ApplyForNib,
@@ -1167,6 +1167,16 @@ async def test_a_consents_purpose_and_programme_are_kept_as_typed_less_what_no_o
                         financing_programme="KUR\u2066 Mikro\u2069\ufe0f")  # fmt: skip
 
     assert (form.purpose, form.financing_programme) == ("Rujukan KUR Mikro BRI untuk modal kerja", "KUR Mikro")
+
+
+async def test_a_purpose_far_too_long_is_refused_for_its_length_without_being_cleaned_a_character_at_a_time() -> None:
+    # 10 MB of it, with one accented letter, held the registry's event loop for 0.4 s before the length check.
+    huge = "a" * 2_000_000 + "\u00e9"
+
+    assert _visible(huge) is huge
+    with pytest.raises(ValidationError) as refused:
+        consent_form(purpose=huge)
+    assert [(e["loc"], e["type"]) for e in refused.value.errors()] == [(("purpose",), "string_too_long")]
 
 
 async def test_a_withdrawal_after_the_partner_was_revoked_is_recorded_and_audited_not_sent(store, deps) -> None:
