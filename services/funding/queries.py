@@ -140,18 +140,19 @@ class FundingQueries:
         )  # fmt: skip
         holders = reports.Holders({r["kecamatan_code"]: r["businesses"] for r in held if not r["by_scale"]},
                                   {r["scale"]: r["businesses"] for r in held if r["by_scale"]})  # fmt: skip
-        # A partner may report one referral's outcome more than once (sent again as a new event, or corrected): the
-        # report of each kind funding recorded last counts, once, so the amount agrees with the count of businesses.
+        # A partner may report one offer's outcome more than once (sent again as a new event, corrected, or under
+        # another consent: a referral made twice, a partner's system re-keying its records): the report of each kind
+        # funding recorded last for the offer counts, once, so the amount agrees with the count of businesses.
         # Not the one dated last: the date is the partner's to type, and a typo far ahead would outrank every
         # correction (dates past tomorrow are refused, but a correction may well carry an earlier date).
         outcomes = await self._db.fetch(
             """SELECT partner_id, kind, count(DISTINCT business_id) AS businesses,
                       coalesce(sum(amount_rupiah), 0) AS amount
-                 FROM (SELECT DISTINCT ON (po.partner_id, po.consent_id, po.kind)
+                 FROM (SELECT DISTINCT ON (po.partner_id, po.offer_id, po.kind)
                               po.partner_id, po.kind, po.amount_rupiah, o.business_id
                          FROM partner_outcome po JOIN offer o ON o.id = po.offer_id
                         WHERE o.pledge_id = ANY($1::uuid[])
-                        ORDER BY po.partner_id, po.consent_id, po.kind, po.recorded_order DESC) latest
+                        ORDER BY po.partner_id, po.offer_id, po.kind, po.recorded_order DESC) latest
                 GROUP BY 1, 2""",
             [p.id for p in pledges],
         )

@@ -67,3 +67,29 @@ async def test_the_report_counts_each_referrals_outcome_as_recorded_last_not_as_
     assert (row.partner_id, row.kind, row.businesses, row.amount_rupiah) == (
         "bri", "approved", REFERRALS, REFERRALS * 25_000_000)
     assert await db.fetchval("SELECT count(*) FROM partner_outcome WHERE amount_rupiah = 99000000") == 0
+
+
+async def test_outcomes_of_one_offer_under_many_consents_count_once_in_the_sponsors_report(db) -> None:
+    # A referral made twice (the owner's consent recorded again), or a partner's system re-keying its records, or one
+    # inflating its figures, reported the same offer's financing under new consent ids: each counted again.
+    deps = Deps(wilayah=kota_kupang(), clock=FixedClock(datetime.now(UTC)))
+    today = today_in_kupang(deps.clock())
+    made = pledge(total_rupiah=REFERRALS * 5_000_000)
+    async with db.acquire() as conn:
+        store = PgFundingStore(conn)
+        await store.add_sponsor(made.sponsor_id, made.sponsor_name, made.sponsor_kind, NOW)
+        await store.add_pledge(made)
+        _, referred = offers.allocate(made, offers.rank_candidates(made.earmarks, [view() for _ in range(REFERRALS)],
+                                                                   NOW.date()), NOW, 14)  # fmt: skip
+        await store.add_offers(referred)
+
+    def approved(offer: offers.Offer, amount: int) -> FinancingApproved:
+        return FinancingApproved(partner_id="bri", consent_id=uuid.uuid4(), offer_id=offer.id, amount_rupiah=amount,
+                                 approved_on=today)  # fmt: skip
+
+    await record(db, deps, *(approved(offer, 20_000_000) for offer in referred))
+    await record(db, deps, *(approved(referred[0], 10**15) for _ in range(10)))
+    await record(db, deps, approved(referred[0], 25_000_000))  # the last word on that offer
+
+    [row] = (await FundingQueries(db, kota_kupang()).report("pledge", [made])).partner_outcomes
+    assert (row.businesses, row.amount_rupiah) == (REFERRALS, (REFERRALS - 1) * 20_000_000 + 25_000_000)
