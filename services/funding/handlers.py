@@ -20,7 +20,7 @@ from services.funding.matching import Deps
 from services.funding.store import FundingStore, FundingUnitOfWork, PartnerOutcome, TrainingFact
 from shared import idempotency
 from shared.auth import Principal
-from shared.contracts.envelope import ContractError
+from shared.contracts.envelope import MAX_RUPIAH, ContractError
 from shared.contracts.funding import CSRPledged
 from shared.contracts.public import FinancingApproved, FinancingDeclined, FinancingDisbursed
 from shared.contracts.public import PartnerOutcome as PartnerOutcomeEvent
@@ -469,6 +469,9 @@ async def record_partner_outcomes(batch: Sequence[Delivery], uow: FundingUnitOfW
             if delivery.topic != own and not delivery.topic.endswith(f".{own}"):
                 raise RecordRefused(f"an outcome claiming partner {event.partner_id!r} arrived on {delivery.topic}")
             kind, amount, on = _outcome(event)
+            if amount is not None and amount > MAX_RUPIAH:  # the contract leaves it unbounded; PostgreSQL's bigint not
+                raise RecordRefused(f"the {kind} outcome of consent {event.consent_id} is Rp{amount:,}, over "
+                                    f"Rp{MAX_RUPIAH:,}: a mistake; send it again with the amount lent")  # fmt: skip
             if on > latest:
                 raise RecordRefused(f"the {kind} outcome of consent {event.consent_id} is dated {on.isoformat()}, "
                                     f"after {latest.isoformat()}: a date in the future is a mistake; send it again "

@@ -13,11 +13,12 @@ from services.funding import handlers
 from services.funding.domain import offers
 from services.funding.matching import Deps
 from services.funding.queries import FundingQueries
+from services.funding.store import PartnerOutcome
 from services.funding.store_pg import PgFundingStore, PgFundingUnitOfWork
 from shared.contracts import new_envelope
 from shared.contracts.public import FinancingApproved
 from shared.db import Database
-from shared.messaging.consumer import Delivery, RecordRefused
+from shared.messaging.consumer import Delivery, Failure, RecordRefused, classify
 from shared.reference.wilayah import kota_kupang
 from shared.reference.wita import today_in_kupang
 from shared.unit_of_work import Cause
@@ -93,3 +94,13 @@ async def test_outcomes_of_one_offer_under_many_consents_count_once_in_the_spons
 
     [row] = (await FundingQueries(db, kota_kupang()).report("pledge", [made])).partner_outcomes
     assert (row.businesses, row.amount_rupiah) == (REFERRALS, (REFERRALS - 1) * 20_000_000 + 25_000_000)
+
+
+async def test_a_value_postgresql_cannot_hold_is_the_records_fault_so_it_is_dead_lettered_not_retried_for_ever(db):
+    # asyncpg refuses an argument too large for its column before sending it. Were that a connection's failure (an
+    # InterfaceError, as some of asyncpg's own are), such a record would be retried without end, holding its partition.
+    async with db.acquire() as conn:
+        with pytest.raises(Exception) as refused:
+            await PgFundingStore(conn).add_partner_outcome(PartnerOutcome(
+                uuid.uuid4(), "bri", uuid.uuid4(), None, "disbursed", 10**19, datetime.now(UTC).date()))  # fmt: skip
+    assert classify(refused.value) is Failure.RECORD

@@ -1414,6 +1414,17 @@ async def test_an_outcome_dated_after_tomorrow_in_kupang_is_refused_for_good_and
     assert [o.happened_on for o in world.store.partner_outcomes.values()] == [TODAY + timedelta(days=1)]
 
 
+async def test_an_outcome_of_more_rupiah_than_any_pledge_holds_is_refused_for_good_naming_the_amount(world) -> None:
+    # Unbounded in the contract, it failed PostgreSQL's bigint on every retry while other partners' outcomes waited.
+    lent = FinancingDisbursed(partner_id="bri", consent_id=uuid.uuid4(), amount_rupiah=10**19, disbursed_on=TODAY)
+
+    with pytest.raises(RecordRefused, match="is Rp10,000,000,000,000,000,000, over Rp1,000,000,000,000,000"):
+        async with world.uow() as uow:
+            await handlers.record_partner_outcomes([outcome_delivery(lent, "partner.bri.outcomes.v1")], uow,
+                                                   world.deps)  # fmt: skip
+    assert world.store.partner_outcomes == {}
+
+
 async def test_a_flood_of_forged_outcomes_is_dead_lettered_at_once_and_holds_up_no_other_partners_outcome() -> None:
     world = FundingWorld()
     sleep, dead_letters = RecordingSleep(), FakeDeadLetters()
