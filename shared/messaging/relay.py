@@ -148,8 +148,8 @@ def new_holder_id() -> str:
 class _Claims:
     """A round's claims, at most one sent ahead on the round's connection.
 
-    Claims take the round's candidates (`_RENEW_LEASE`) in id order, each starting above the last row claimed
-    (skipping the rows in flight without walking past them again). A candidate below it was claimed in this round
+    Claims take the round's candidates (`_RENEW_LEASE`) in id order, each starting above the last candidate of the
+    claim before (skipping the rows in flight without walking past them again). A candidate below it was claimed in this round
     or held back by its aggregate's failing row; a row committed since the round began is no candidate, and waits
     for the next round with every later event of its aggregate."""
 
@@ -159,6 +159,7 @@ class _Claims:
         self._deadline = deadline
         self._candidates = candidates
         self._sent: asyncio.Future | None = None
+        self._sent_up_to = 0  # the last candidate of the claim sent
         self.after = 0
         self.more = True
         self.batches = 0
@@ -173,6 +174,7 @@ class _Claims:
         if self._sent is not None or not wanted:
             return False
         candidates = self._candidates[first:first + self._batch_size]
+        self._sent_up_to = candidates[-1]
         if published:
             fetched = self._conn.fetch(_CLAIM_AND_MARK, self._batch_size, self.after, candidates, published)
         else:
@@ -182,15 +184,21 @@ class _Claims:
         return True
 
     async def take(self) -> list[OutboxRow]:
-        """The rows of the claim sent, none if none was; the connection is free afterwards."""
-        if self._sent is None:
-            return []
-        sent, self._sent = self._sent, None
-        rows = list(map(OutboxRow._make, await sent))
-        self.after = rows[-1].id if rows else self.after
-        self.more = len(rows) >= self._batch_size
-        self.batches += 1 if rows else 0
-        self.claimed += len(rows)
+        """The rows of the claim sent, none if none was; the connection is free afterwards.
+
+        A candidate of the claim that it did not return is held back by its aggregate's failing row, for the whole
+        round (`now()` is the round's transaction's): the next claim starts past all of them. A claim whose candidates
+        were all held back (a pledge's many events behind its failing first) is followed by the next at once; ending
+        the round there left every other aggregate waiting for that row's retry."""
+        rows: list[OutboxRow] = []
+        while not rows and self._sent is not None:
+            sent, self._sent = self._sent, None
+            rows = list(map(OutboxRow._make, await sent))
+            self.after = self._sent_up_to
+            self.batches += 1 if rows else 0
+            self.claimed += len(rows)
+            if not rows:
+                await self.send([])
         return rows
 
     async def settle(self) -> None:

@@ -211,6 +211,29 @@ async def test_a_row_for_a_topic_kafka_does_not_have_fails_alone_and_the_rest_of
         await db.close()
 
 
+async def test_a_failing_aggregates_later_rows_filling_a_whole_claim_hold_back_only_that_aggregate(infra, database_url):
+    # A pledge's FundingMatched events queued behind its failing first one: every claim of a round looked at the same
+    # first batch of them, found nothing it could publish and ended the round, so the whole outbox waited.
+    topic = await new_topic(infra.kafka, partitions=2)
+    db = await prepare(database_url)
+    async with db.acquire() as conn, conn.transaction():
+        await add_to_outbox(conn, [ticked("pledge", seq) for seq in range(1, 152)], route=lambda _: topic)
+        await add_to_outbox(conn, [ticked(f"k{i}", 1) for i in range(20)], route=lambda _: topic)
+        await conn.execute("UPDATE outbox_pending SET attempts = 1, last_error = 'stalled',"
+                           " next_attempt_at = now() + interval '5 minutes' WHERE id = (SELECT min(id) FROM outbox)")
+    held = relay(db, database_url, infra.kafka, batch_size=100)
+    assert await held.try_take_lease()
+    try:
+        assert await held.publish_batch() == 20
+        records = await read_topic(infra.kafka, topic, expect=20)
+        assert sorted(json.loads(r.value)["aggregate_id"] for r in records) == sorted(f"k{i}" for i in range(20))
+        assert await db.fetchval("SELECT count(*) FROM outbox_pending") == 151  # the pledge's, in order, later
+    finally:
+        await held.release_lease()
+        await held._drop_producer()
+        await db.close()
+
+
 class _FailsOnSecondBatch(OutboxRelay):
     """A relay whose round fails as it hands over its second batch: by then the third batch's claim is already out
     on the round's connection."""
