@@ -149,9 +149,9 @@ class _Claims:
     """A round's claims, at most one sent ahead on the round's connection.
 
     Claims take the round's candidates (`_RENEW_LEASE`) in id order, each starting above the last candidate of the
-    claim before (skipping the rows in flight without walking past them again). A candidate below it was claimed in this round
-    or held back by its aggregate's failing row; a row committed since the round began is no candidate, and waits
-    for the next round with every later event of its aggregate."""
+    claim before (skipping the rows in flight without walking past them again). A candidate below it was claimed in
+    this round or held back by its aggregate's failing row; a row committed since the round began is no candidate,
+    and waits for the next round with every later event of its aggregate."""
 
     def __init__(self, conn: asyncpg.Connection, batch_size: int, deadline: float, candidates: list[int]) -> None:
         self._conn = conn
