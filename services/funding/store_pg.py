@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from services.funding.subscribers import TRAINING, VIEW
 
 _BUSINESS_LOCK = 0x66_75_6E_64  # "fund"
 _RANKING_LOCK = (0x72_61_6E_6B, 0)  # "rank"
+_VIEWS_ON_LOOP_BELOW = 2_000  # candidates read into views on the event loop: a few milliseconds
 _VIEW_COLUMNS = (
     "business_id", "version", "business_name", "contact_phone", "kecamatan_code", "kbli_code", "scale", "youth_owned",
     "women_owned", "nib_status", "status", "annual_sales_rupiah", "registered_at", "eligible_since",
@@ -143,7 +145,9 @@ class PgFundingStore(FundingStore):
         where = prefilter(pledge.earmarks)
         where.add("NOT EXISTS (SELECT 1 FROM offer o WHERE o.pledge_id = {} AND o.business_id = b.business_id)", pledge.id)
         rows = await self._conn.fetch(VIEW_SELECT + where.sql, *where.args)
-        return [view_from_row(r) for r in rows]
+        if len(rows) < _VIEWS_ON_LOOP_BELOW:
+            return [view_from_row(r) for r in rows]
+        return await asyncio.to_thread(lambda: [view_from_row(r) for r in rows])  # the city's: off the event loop
 
     async def sponsor(self, sponsor_id: uuid.UUID) -> tuple[str, str] | None:
         row = await self._conn.fetchrow("SELECT name, kind FROM sponsor WHERE id = $1", sponsor_id)

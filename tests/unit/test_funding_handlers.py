@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.funding import handlers
+from services.funding.domain import offers
 from services.funding.domain.offers import Offer
 from services.funding.domain.pledges import Pledge, PledgeForm, SponsorForm
 from services.funding.domain.view import readiness
@@ -624,6 +626,26 @@ async def test_a_decline_offers_the_money_to_the_next_ranked_without_a_second_pl
         NOW + timedelta(days=2),
     )
     assert len(world.of_type("PledgeExhausted")) == 1
+
+
+async def test_a_decline_ranks_the_businesses_off_the_event_loop(world, monkeypatch) -> None:
+    # A city's ranking takes a second of CPU per 100,000 businesses: on the loop it held HTTP, consumers and relay.
+    ranked_on: list[int] = []
+    rank = offers.rank_candidates
+
+    def noting_thread(*args: Any) -> Any:
+        ranked_on.append(threading.get_ident())
+        return rank(*args)
+
+    first, *_ = await register_ranked(world, 3)
+    p = await world.add_pledge(total_rupiah=10_000_000)
+    await world.match(p.id)
+    monkeypatch.setattr(offers, "rank_candidates", noting_thread)
+
+    await handlers.decline_offer(handlers.DeclineOffer(world.store.offer_to(p.id, first).id, "sudah dapat KUR",
+                                                       OFFICER), world.uow(), world.deps)  # fmt: skip
+
+    assert ranked_on and threading.get_ident() not in ranked_on
 
 
 async def test_a_decline_with_nobody_left_reopens_the_pledge(world) -> None:
