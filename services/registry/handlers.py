@@ -370,6 +370,10 @@ async def give_consent(cmd: GiveConsent, uow: RegistryUnitOfWork, deps: Deps) ->
         business = await _load(uow, cmd.business_id, cmd.by)
         partner = await uow.businesses.partner(cmd.form.partner_id)
         consent = consents.give(cmd.form, business, partner, deps.new_id(), cmd.by.actor, deps.clock())
+        # The business's lock makes two such requests at once one after the other: the second finds the first's.
+        repeated = consents.already_given(consent, await uow.businesses.active_consents(business.id))
+        if repeated is not None:
+            return repeated
         blob = await uow.businesses.nik_ciphertext(business.id)
         assert blob is not None
         link = nik_link(deps.vault.decrypt(blob), deps.vault.partner_key(consent.partner_id))

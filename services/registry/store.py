@@ -102,6 +102,10 @@ class BusinessStore(abc.ABC):
     async def save_consent(self, consent: Consent) -> None: ...
 
     @abc.abstractmethod
+    async def active_consents(self, business_id: uuid.UUID) -> list[Consent]:
+        """The business's consents not withdrawn, oldest first."""
+
+    @abc.abstractmethod
     async def withdrawn_consents(self, partner_id: str) -> list[Consent]:
         """The partner's consents that were withdrawn, oldest withdrawal first."""
 
@@ -365,6 +369,11 @@ class PgBusinessStore(BusinessStore):
     async def save_consent(self, c: Consent) -> None:
         await self._conn.execute("UPDATE consent SET withdrawn_at = $2, withdrawn_by = $3 WHERE id = $1",
                                  c.id, c.withdrawn_at, c.withdrawn_by)  # fmt: skip
+
+    async def active_consents(self, business_id: uuid.UUID) -> list[Consent]:
+        rows = await self._conn.fetch("SELECT * FROM consent WHERE business_id = $1 AND withdrawn_at IS NULL"
+                                      " ORDER BY given_at, id", business_id)  # fmt: skip
+        return [Consent(**dict(r)) for r in rows]
 
     async def withdrawn_consents(self, partner_id: str) -> list[Consent]:
         rows = await self._conn.fetch("SELECT * FROM consent WHERE partner_id = $1 AND withdrawn_at IS NOT NULL"

@@ -455,6 +455,29 @@ async def test_an_admin_may_neither_list_nor_withdraw_an_owners_consents(registr
     assert kept["withdrawn_at"] is None
 
 
+async def test_the_same_consent_sent_five_times_at_once_is_recorded_once_and_refers_the_owner_once(registry,
+                                                                                                     database_url):
+    # An officer's client retrying after a timeout: each was a consent, and the partner got the owner's data each time.
+    admin = {"Authorization": f"Bearer {registry.tokens.mint('admin', ['admin'])}"}
+    bri = await registry.http.put("/partners/bri", json={"id": "bri", "name": "BRI"}, headers=admin)
+    assert bri.status_code == 200, bri.text
+    business = (await registry.register(registration())).json()
+    consents = f"/businesses/{business['id']}/consents"
+    form = {"partner_id": "bri", "purpose": "Rujukan KUR Mikro BRI", "amount_sought_rupiah": 25_000_000}
+
+    answers = await asyncio.gather(*(registry.http.post(consents, headers=registry.auth(), json=form)
+                                     for _ in range(5)))  # fmt: skip
+
+    assert {a.status_code for a in answers} == {201} and len({a.json()["id"] for a in answers}) == 1
+    [kept] = (await registry.http.get(consents, headers=registry.auth())).json()
+    assert kept["id"] == answers[0].json()["id"]
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE type = 'ReferralConsented'") == 1
+    finally:
+        await conn.close()
+
+
 async def test_a_consent_whose_purpose_shows_no_letters_is_refused_with_422_naming_the_field(registry):
     admin = {"Authorization": f"Bearer {registry.tokens.mint('admin', ['admin'])}"}
     bri = await registry.http.put("/partners/bri", json={"id": "bri", "name": "BRI"}, headers=admin)

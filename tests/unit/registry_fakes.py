@@ -153,6 +153,10 @@ class FakeBusinessStore(BusinessStore):
     async def save_consent(self, consent: Consent) -> None:
         self.consents[consent.id] = consent
 
+    async def active_consents(self, business_id: uuid.UUID) -> list[Consent]:
+        active = [c for c in self.consents.values() if c.business_id == business_id and c.withdrawn_at is None]
+        return sorted(active, key=lambda c: (c.given_at, c.id))
+
     async def withdrawn_consents(self, partner_id: str) -> list[Consent]:
         withdrawn = [c for c in self.consents.values() if c.partner_id == partner_id and c.withdrawn_at is not None]
         return sorted(withdrawn, key=lambda c: (c.withdrawn_at, c.id))

@@ -1194,11 +1194,32 @@ async def test_a_withdrawal_after_the_partner_was_revoked_is_recorded_and_audite
     assert [(a.action, a.aggregate_id) for a in uow.audit_trail] == [("ReferralConsentWithdrawn", str(consent.id))]
 
 
+async def test_the_same_consent_recorded_again_is_the_one_given_and_the_partner_gets_one_referral(store, deps) -> None:
+    # An officer's retry after a timeout sent the owner's data twice, and withdrawing "the" consent left the twin's
+    # referral standing on the partner's topic.
+    store.partners["bri"] = BRI
+    b = await register(store, deps, YOHANES)
+    first, again, other = FakeUnitOfWork(store), FakeUnitOfWork(store), FakeUnitOfWork(store)
+
+    given = await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), first, deps)
+    repeated = await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), again, deps)
+    larger = await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(amount_sought_rupiah=50_000_000),
+                                                              OFFICER), other, deps)  # fmt: skip
+
+    assert repeated == given and again.public == [] and len(first.public) == 1
+    assert larger.id != given.id and len(other.public) == 1  # another amount sought: another referral
+    await handlers.withdraw_consent(handlers.WithdrawConsent(b.id, given.id, OFFICER), FakeUnitOfWork(store), deps)
+    renewed = await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), FakeUnitOfWork(store),
+                                          deps)  # fmt: skip
+    assert renewed.id not in (given.id, larger.id)  # given again after a withdrawal: a new consent
+
+
 async def test_a_partner_admitted_again_is_first_told_of_every_withdrawal_of_its_consents(store, deps) -> None:
     store.partners["bri"] = BRI
     b = await register(store, deps, YOHANES)
-    given = [await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), FakeUnitOfWork(store),
-                                         deps) for _ in range(3)]  # fmt: skip
+    given = [await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(amount_sought_rupiah=n * 10**7),
+                                                              OFFICER), FakeUnitOfWork(store), deps)
+             for n in (1, 2, 3)]  # fmt: skip
     await handlers.withdraw_consent(handlers.WithdrawConsent(b.id, given[0].id, OFFICER), FakeUnitOfWork(store), deps)
     await handlers.set_up_partner(handlers.SetUpPartner("bri", BRI.name, active=False), FakeUnitOfWork(store), deps)
     await handlers.withdraw_consent(handlers.WithdrawConsent(b.id, given[1].id, OFFICER), FakeUnitOfWork(store), deps)

@@ -4,6 +4,7 @@ takes to give one, and what it takes to withdraw it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
@@ -88,6 +89,16 @@ def give(form: ConsentForm, business: Business, partner: Partner | None, consent
         raise Conflict(f"partner {partner.id} was revoked; its referrals can't be made", "partner_revoked")
     return Consent(consent_id, business.id, partner.id, form.purpose, form.financing_programme,
                    form.amount_sought_rupiah, form.offer_id, now, by)  # fmt: skip
+
+
+def already_given(consent: Consent, active: Sequence[Consent]) -> Consent | None:
+    """The active consent this one repeats (the same partner, purpose, programme, amount and offer): an officer's
+    retry after a timeout, or the same form sent twice. The partner would get the owner's data twice, and a
+    withdrawal of one would leave the other's referral standing."""
+    same = (consent.partner_id, consent.purpose, consent.financing_programme, consent.amount_sought_rupiah,
+            consent.offer_id)  # fmt: skip
+    return next((c for c in active if (c.partner_id, c.purpose, c.financing_programme, c.amount_sought_rupiah,
+                                        c.offer_id) == same), None)  # fmt: skip
 
 
 def withdraw(consent: Consent, by: str, now: datetime) -> Consent:
