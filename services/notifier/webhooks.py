@@ -19,7 +19,9 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -59,9 +61,32 @@ def _uow(ctx: NotifierContext, source: str):  # noqa: ANN202 - the context's uni
     return ctx.unit_of_work(Cause.request(uuid.uuid4(), source))
 
 
+class RefusalLog:
+    """At most one warning a minute for each source's refused calls: anyone on the internet may call the webhooks,
+    and a line per refused call let them fill the disk. `berdaya_notifier_webhooks_refused_total` counts every one."""
+
+    def __init__(self, every_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every = every_seconds
+        self._clock = clock
+        self._since: dict[str, tuple[float, int]] = {}  # source -> (when last logged, refusals not logged since)
+
+    def refused(self, source: str, why: str) -> None:
+        now = self._clock()
+        logged, unlogged = self._since.get(source, (None, 0))
+        if logged is not None and now - logged < self._every:
+            self._since[source] = (logged, unlogged + 1)
+            return
+        more = f" ({unlogged} more refused since the last such line)" if unlogged else ""
+        log.warning("refused a %s webhook call: %s%s", source, why, more)
+        self._since[source] = (now, 0)
+
+
+_REFUSALS = RefusalLog()
+
+
 def _refuse(ctx: NotifierContext, source: str, why: str, status: int = 403) -> Any:
     ctx.figures.webhooks_refused.labels(source).inc()
-    log.warning("refused a %s webhook call: %s", source, why)
+    _REFUSALS.refused(source, why)
     return problem(status, "webhook.refused" if status == 403 else "webhook.unauthenticated", why)
 
 

@@ -402,3 +402,21 @@ async def test_an_officer_limited_to_a_kecamatan_may_not_redirect_a_sponsors_dig
                 Principal("csr-ntt", frozenset({"sponsor"}), sponsor_id=sponsor)):  # fmt: skip
         await save_sponsor_contact(sponsor, f"{who.subject}@kota.go.id", None, who, FakeNotifierUnitOfWork(store))
         assert store.sponsor_contacts == {sponsor: f"{who.subject}@kota.go.id"}
+
+
+def test_refused_webhook_calls_are_logged_once_a_minute_a_source_with_how_many_went_unlogged(caplog) -> None:
+    # Anyone on the internet may call the webhooks: a WARNING per refused call let them fill the disk.
+    now = [0.0]
+    refusals = webhooks.RefusalLog(clock=lambda: now[0])
+    with caplog.at_level("WARNING", logger=webhooks.log.name):
+        for _ in range(100):
+            refusals.refused(WHATSAPP, "X-Hub-Signature-256 is missing")
+        refusals.refused(SMS, "the token in the URL does not match")
+        now[0] = 61.0
+        refusals.refused(WHATSAPP, "X-Hub-Signature-256 is missing")
+
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["refused a whatsapp webhook call: X-Hub-Signature-256 is missing",
+                     "refused a sms webhook call: the token in the URL does not match",
+                     "refused a whatsapp webhook call: X-Hub-Signature-256 is missing (99 more refused since the last "
+                     "such line)"]  # fmt: skip
