@@ -16,13 +16,13 @@ from typing import Literal
 
 from services.notifier.domain import texts
 from services.notifier.domain.channels import PHONE_CHANNELS, SMS, WHATSAPP
-from services.notifier.domain.consent import SUPERSEDED, Intent, Preference, confirmation_held, reply_intent
+from services.notifier.domain.consent import Intent, Preference, confirmation_held, reply_intent
 from services.notifier.domain.delivery import (
     FAILED, NUMBER_CHANGED, QUEUED, SENT, UNKNOWN, WITHHELD, Delivery, advance,
 )
 from services.notifier.domain.messages import OWNER, Message
 from services.notifier.domain.planning import plan_fallback
-from services.notifier.recording import Deps, plan_deliveries, readdress, refresh_message
+from services.notifier.recording import Deps, plan_deliveries, readdress, refresh_message, withhold_confirmations
 from services.notifier.store import NotifierUnitOfWork
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, NotFound
@@ -160,12 +160,10 @@ async def owner_replied(reply: Reply, uow: NotifierUnitOfWork, deps: Deps) -> In
                                                 if intent == "stop" else None))  # fmt: skip
         held = confirmation_held(await uow.store.consent_changes_since(reply.phone, now - timedelta(hours=1)), now)
         await uow.store.record_consent(reply.phone, intent, reply.channel, now, said)
+        # A STOP said again (words seen before, so not confirmed again) withholds them too: a MULAI's confirmation
+        # held for its hour would otherwise reach the owner after they opted out.
+        await withhold_confirmations(uow, reply.phone, now)
         if first_time:
-            earlier = await uow.store.queued_confirmations(reply.phone)
-            for delivery in earlier:
-                await uow.store.save_delivery(replace(delivery, status=WITHHELD, reason=SUPERSEDED), now)
-            for message_id in sorted({d.message_id for d in earlier}):
-                await refresh_message(uow, message_id, now)
             back = reply.channel if reply.channel in (WHATSAPP, SMS) else None
             plan = await plan_deliveries(uow, deps, message, back, new=True)
             for delivery in plan.deliveries if held and plan else ():

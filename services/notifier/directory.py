@@ -12,7 +12,7 @@ from typing import Literal
 
 from services.notifier.domain.consent import LANGUAGES, Preference
 from services.notifier.domain.messages import Contact
-from services.notifier.recording import Deps
+from services.notifier.recording import Deps, withhold_confirmations
 from services.notifier.store import NotifierUnitOfWork
 from shared.auth import Principal
 from shared.errors import Forbidden, InvalidInput, NotFound
@@ -60,6 +60,7 @@ async def set_preference(cmd: SetPreference, uow: NotifierUnitOfWork, deps: Deps
         if cmd.opted_out is not None and cmd.opted_out != preference.opted_out:
             updated = replace(updated, opted_out_at=now if cmd.opted_out else None)
             await uow.store.record_consent(contact.phone, "stop" if cmd.opted_out else "start", f"officer:{cmd.by.actor}", now)
+            await withhold_confirmations(uow, contact.phone, now)  # they would contradict what the officer recorded
         await uow.store.save_preference(updated)
         uow.audit("preference_changed", "business", cmd.business_id)
         await uow.commit()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from services.notifier.domain import texts
-from services.notifier.domain.consent import Preference
+from services.notifier.domain.consent import SUPERSEDED, Preference
 from services.notifier.domain.delivery import NUMBER_CHANGED, QUEUED, WITHHELD, summarise
 from services.notifier.domain.messages import OFFICERS, OWNER, Contact, Message, compose, to_officers
 from services.notifier.domain.planning import DeliveryRules, Plan, plan_addresses, plan_owner
@@ -39,6 +39,16 @@ class Deps:
 async def refresh_message(uow: NotifierUnitOfWork, message_id: uuid.UUID, now: datetime) -> None:
     """The message's status from its deliveries."""
     await refresh_messages(uow, [message_id], now)
+
+
+async def withhold_confirmations(uow: NotifierUnitOfWork, phone: str, now: datetime) -> None:
+    """The number's confirmations of a STOP or MULAI not sent yet: its choice just changed again, and they would
+    contradict it (only the latest answer is confirmed)."""
+    waiting = await uow.store.queued_confirmations(phone)
+    for delivery in waiting:
+        await uow.store.save_delivery(replace(delivery, status=WITHHELD, reason=SUPERSEDED), now)
+    for message_id in sorted({d.message_id for d in waiting}):
+        await refresh_message(uow, message_id, now)
 
 
 async def refresh_messages(uow: NotifierUnitOfWork, message_ids: Collection[uuid.UUID], now: datetime) -> None:

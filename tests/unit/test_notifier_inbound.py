@@ -23,13 +23,13 @@ from services.notifier.channels import OutgoingMessage
 from services.notifier.channels import sms as zenziva
 from services.notifier.channels import whatsapp
 from services.notifier.delivery_outcomes import REPEAT_WINDOW
-from services.notifier.directory import save_sponsor_contact
+from services.notifier.directory import SetPreference, save_sponsor_contact, set_preference
 from services.notifier.domain import phones
 from services.notifier.domain.alerts import alert_channel, parse_contacts, plan_alert
 from services.notifier.domain.channels import SMS, WHATSAPP, Available, NoChannel, Rejected, phone_channel
 from services.notifier.domain.consent import SUPERSEDED, Preference, reply_intent
 from services.notifier.domain.delivery import Delivery
-from services.notifier.domain.messages import OPERATORS, Message
+from services.notifier.domain.messages import OPERATORS, Contact, Message
 from services.notifier.domain.planning import DeliveryRules, plan_fallback
 from services.notifier.domain.ratelimit import RateLimit
 from services.notifier.figures import NotifierFigures
@@ -295,6 +295,29 @@ async def test_a_confirmation_waiting_for_its_hour_is_replaced_by_the_owners_nex
     assert last.not_before == hooks.clock() and last.reason is None
     assert [m.template for m in hooks.store.messages if m.id == last.message_id] == ["opted_in"]
     assert sum(d.reason == SUPERSEDED for d in hooks.store.deliveries.values()) == 5
+
+
+async def test_a_stop_said_again_withholds_the_mulai_confirmation_waiting_for_its_hour(hooks) -> None:
+    # The repeated STOP is applied but not confirmed again (its words were seen today): the MULAI's confirmation,
+    # held for its hour, reached the owner after they had opted out.
+    for n, words in enumerate(["STOP", "MULAI", "BERHENTI", "START", "Mulai lagi", "STOP"]):
+        await hooks.sms("085212345678", words, NOW + timedelta(minutes=n))
+
+    assert hooks.opted_out()
+    assert [d for d in hooks.store.deliveries.values() if d.status == "queued"] == []
+
+
+async def test_an_officers_record_of_the_owners_choice_withholds_a_confirmation_that_would_contradict_it(hooks) -> None:
+    business = uuid.uuid4()
+    hooks.store.contacts[business] = Contact(business, 1, "Sei Sapi", OWNER, "Oebobo", "Fatululi", "active", "53.71.04")
+    await hooks.whatsapp(text(OWNER[1:], "MULAI"))  # its confirmation queued
+
+    officer = Principal("officer-yohana", frozenset({"officer"}), kecamatan_codes=frozenset({"53.71.04"}))
+    await set_preference(SetPreference(business, officer, opted_out=True), FakeNotifierUnitOfWork(hooks.store),
+                         hooks.context.deps)  # fmt: skip
+
+    [confirmation] = hooks.store.deliveries.values()
+    assert (confirmation.status, confirmation.reason) == ("withheld", SUPERSEDED)
 
 
 # ---------------------------------------------------------------------------------------------------------------

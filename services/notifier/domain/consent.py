@@ -62,7 +62,7 @@ def reply_intent(text: str | None) -> Intent | None:
 # otherwise get a message per reply at any hour, and hold up everyone's WhatsApp messages with them.
 CONFIRMATIONS = ("opted_out", "opted_in")
 CONFIRMATIONS_PER_HOUR = 4
-SUPERSEDED = "the owner replied again before this confirmation went: only the latest answer is confirmed"
+SUPERSEDED = "the owner's choice changed again before this confirmation went: only the latest answer is confirmed"
 
 
 def confirmation_held(changes_in_the_last_hour: int, now: datetime) -> tuple[datetime, str] | None:
