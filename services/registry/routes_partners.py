@@ -127,8 +127,9 @@ async def partners(_: Staff, ctx: Ctx) -> list[PartnerOut]:
 @router.post("/businesses/{business_id}/consents", status_code=201, tags=["partners"], responses=_404_409,
              summary="Record the owner's consent to share their contact with a partner, for a purpose: the partner "
              "receives the referral on its own topic",
-             description="The same consent sent again while it is active (the same partner, purpose, programme, "
-             "amount and offer: a retry) answers with the one recorded; the partner gets one referral.")
+             description="The same consent sent again within 15 minutes while it is active (the same partner, "
+             "purpose, programme, amount and offer: a retry) answers with the one recorded; the partner gets one "
+             "referral. Later, the same form is the owner applying again: a new consent and referral.")
 async def give_consent(business_id: uuid.UUID, form: ConsentForm, who: Officer, ctx: Ctx, correlation: Correlation) -> ConsentOut:
     command = handlers.GiveConsent(business_id, form, who)
     return consent_out(await handlers.give_consent(command, _uow(ctx, who, correlation), ctx.deps))

@@ -1214,6 +1214,20 @@ async def test_the_same_consent_recorded_again_is_the_one_given_and_the_partner_
     assert renewed.id not in (given.id, larger.id)  # given again after a withdrawal: a new consent
 
 
+async def test_the_same_consent_recorded_months_later_is_the_owner_applying_again_and_a_new_referral(
+        store, deps, clock) -> None:  # fmt: skip
+    store.partners["bri"] = BRI
+    b = await register(store, deps, YOHANES)
+    january = await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), FakeUnitOfWork(store),
+                                          deps)  # fmt: skip
+    clock.set(clock() + timedelta(minutes=16))  # past the window in which it is a retry
+    uow = FakeUnitOfWork(store)
+
+    june = await handlers.give_consent(handlers.GiveConsent(b.id, consent_form(), OFFICER), uow, deps)
+
+    assert june.id != january.id and len(uow.public) == 1
+
+
 async def test_a_partner_admitted_again_is_first_told_of_every_withdrawal_of_its_consents(store, deps) -> None:
     store.partners["bri"] = BRI
     b = await register(store, deps, YOHANES)

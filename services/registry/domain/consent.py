@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -91,14 +91,21 @@ def give(form: ConsentForm, business: Business, partner: Partner | None, consent
                    form.amount_sought_rupiah, form.offer_id, now, by)  # fmt: skip
 
 
+# How long after a consent the same one recorded again is a retry of it, not the owner applying again.
+RETRY_WINDOW = timedelta(minutes=15)
+
+
 def already_given(consent: Consent, active: Sequence[Consent]) -> Consent | None:
-    """The active consent this one repeats (the same partner, purpose, programme, amount and offer): an officer's
-    retry after a timeout, or the same form sent twice. The partner would get the owner's data twice, and a
-    withdrawal of one would leave the other's referral standing."""
+    """The active consent this one repeats (the same partner, purpose, programme, amount and offer, given less than
+    RETRY_WINDOW before): an officer's retry after a timeout, or the same form sent twice. The partner would get the
+    owner's data twice, and a withdrawal of one would leave the other's referral standing. Later, the same form is
+    the owner applying again (a loan declined in January, asked for again in June): a new referral, with the
+    owner's name and phone as they are now."""
     same = (consent.partner_id, consent.purpose, consent.financing_programme, consent.amount_sought_rupiah,
             consent.offer_id)  # fmt: skip
     return next((c for c in active if (c.partner_id, c.purpose, c.financing_programme, c.amount_sought_rupiah,
-                                        c.offer_id) == same), None)  # fmt: skip
+                                        c.offer_id) == same and c.given_at > consent.given_at - RETRY_WINDOW),
+                None)  # fmt: skip
 
 
 def withdraw(consent: Consent, by: str, now: datetime) -> Consent:
