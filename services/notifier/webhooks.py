@@ -120,8 +120,8 @@ async def whatsapp_webhook(request: Request, ctx: Ctx) -> Any:
                        "app secret")  # fmt: skip
     try:
         payload = storable(json.loads(body))
-    except ValueError:
-        log.warning("a signed WhatsApp webhook whose body is not JSON was ignored")
+    except (ValueError, RecursionError):  # nested deeper than any of Meta's
+        log.warning("a signed WhatsApp webhook whose body is not JSON, or is nested too deeply, was ignored")
         return Received()
     # One Meta app may serve other numbers (another agency's, a test number): their events come here too.
     content = whatsapp.parse_webhook(payload, ctx.whatsapp_phone_number_id)
@@ -161,17 +161,16 @@ async def sms_webhook(request: Request, ctx: Ctx, token: Annotated[str | None, Q
     fields: dict[str, Any] = {}
     if "json" in request.headers.get("content-type", ""):
         try:
-            value = json.loads(await request.body())
+            value = storable(json.loads(await request.body()))
             fields = value if isinstance(value, dict) else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than any gateway's: no reply
             fields = {}
     else:
         try:
             form = await request.form(max_files=0, max_fields=50)
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            fields = {storable(k): storable(v) for k, v in form.items() if isinstance(v, str)}
         except Exception:  # noqa: BLE001 - an unreadable form is no reply
             fields = {}
-    fields = storable(fields)
     reply = sms_channel.parse_inbound(fields)
     if reply is None:
         return Received()

@@ -443,3 +443,16 @@ def test_refused_webhook_calls_are_logged_once_a_minute_a_source_with_how_many_w
                      "refused a sms webhook call: the token in the URL does not match",
                      "refused a whatsapp webhook call: X-Hub-Signature-256 is missing (99 more refused since the last "
                      "such line)"]  # fmt: skip
+
+
+async def test_a_gateways_json_nested_deeper_than_any_reply_is_no_reply_not_a_500_retried_for_ever(hooks) -> None:
+    deep = '{"from": "085212345678", "message": "STOP", "x": ' + "[" * 600 + "]" * 600 + "}"
+    signed = ('{"object": "whatsapp_business_account", "entry": ' + "[" * 600 + "]" * 600 + "}").encode()
+
+    sms = await hooks.http.post(f"/webhooks/sms?token={SMS_TOKEN}", content=deep,
+                                headers={"Content-Type": "application/json"})  # fmt: skip
+    whatsapp_answer = await hooks.http.post("/webhooks/whatsapp", content=signed, headers={
+        "X-Hub-Signature-256": whatsapp.signature(SECRET, signed), "Content-Type": "application/json"})  # fmt: skip
+
+    assert (sms.status_code, whatsapp_answer.status_code) == (200, 200)
+    assert hooks.store.consent == []
