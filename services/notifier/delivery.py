@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 
 from services.notifier.channels import Gateway, OutgoingMessage
 from services.notifier.channels.local import LocalLetter, LocalOutboxFiles
-from services.notifier.delivery_outcomes import fall_back
+from services.notifier.delivery_outcomes import fall_back, owners_new_phone
 from services.notifier.domain.channels import (
     AT_MOST_ONCE,
     LOCAL,
@@ -45,6 +45,7 @@ from services.notifier.domain.channels import (
     Transient,
 )
 from services.notifier.domain.delivery import (
+    NUMBER_CHANGED,
     QUEUED,
     WITHHELD,
     RetryPolicy,
@@ -56,7 +57,7 @@ from services.notifier.domain.planning import held_for_quiet_hours, last_look
 from services.notifier.domain.policy import any_hour
 from services.notifier.domain.schedule import next_send_time
 from services.notifier.figures import NotifierFigures
-from services.notifier.recording import Deps, refresh_message, refresh_messages
+from services.notifier.recording import Deps, readdress, refresh_message, refresh_messages
 from services.notifier.store import NotifierUnitOfWork, Outgoing
 from shared.observability import scrub
 
@@ -155,8 +156,14 @@ class DeliveryWorker:
                 guarantee = gateway.guarantee if gateway else AT_MOST_ONCE
                 change = after_lease_expired(guarantee, found.holder, delivery.attempts, now)
                 await uow.store.end_attempt(delivery.id, delivery.attempts, "lost", change.reason, now)
-                await uow.store.save_delivery(replace(delivery, status=change.status, reason=change.reason,
-                                                      not_before=change.not_before or delivery.not_before), now)  # fmt: skip
+                again = replace(delivery, status=change.status, reason=change.reason,
+                                not_before=change.not_before or delivery.not_before)  # fmt: skip
+                moved_to = await owners_new_phone(uow, again) if again.status == QUEUED else None
+                if moved_to is not None:  # given up while this was mid-send: it goes to the owner's number now
+                    again = replace(again, status=WITHHELD, reason=NUMBER_CHANGED)
+                await uow.store.save_delivery(again, now)
+                if moved_to is not None:
+                    await readdress(uow, self._deps, [delivery.message_id], moved_to)
                 uow.after_commit(self._figures.stranded.labels(delivery.channel, change.status).inc)
                 log.warning("delivery %s on %s was left mid-send by %s: %s (%s)", delivery.id, delivery.channel,
                             found.holder or "a stopped process", change.status, guarantee)  # fmt: skip
@@ -265,8 +272,15 @@ class DeliveryWorker:
             kept = change.status == current.status and change.reason is None
             updated = replace(current, status=change.status, reason=current.reason if kept else change.reason,
                               not_before=not_before, provider_id=change.provider_id or current.provider_id)  # fmt: skip
+            # The owner's number may have changed while this was in flight: the contact's change readdressed what was
+            # queued, not this one.
+            moved_to = await owners_new_phone(uow, updated) if change.status == QUEUED or change.fallback else None
+            if moved_to is not None and change.status == QUEUED:
+                updated = replace(updated, status=WITHHELD, reason=NUMBER_CHANGED)
             await uow.store.save_delivery(updated, now)
-            if change.fallback:
+            if moved_to is not None:
+                await readdress(uow, self._deps, [current.message_id], moved_to)
+            elif change.fallback:
                 await fall_back(uow, self._deps, updated, now)
             await refresh_message(uow, current.message_id, now)
             await uow.commit()

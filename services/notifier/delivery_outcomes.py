@@ -198,8 +198,9 @@ async def kecamatan_of(uow: NotifierUnitOfWork, message_id: uuid.UUID) -> str | 
     return contact.kecamatan_code if contact else None
 
 
-async def _owners_new_phone(uow: NotifierUnitOfWork, delivery: Delivery) -> str | None:
-    """The number an owner has now, if a delivery of a message to the owner went to another one."""
+async def owners_new_phone(uow: NotifierUnitOfWork, delivery: Delivery) -> str | None:
+    """The number an owner has now, if a delivery of a message to the owner went to another one. A delivery about to
+    go there again (a retry, a resend, its SMS fallback) must not: a number given up is soon someone else's."""
     if delivery.channel not in PHONE_CHANNELS:
         return None
     message = await uow.store.message(delivery.message_id)
@@ -226,7 +227,7 @@ async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: 
             raise Conflict(f"the delivery is {delivery.status}; only unknown or failed deliveries are resolved by hand",
                            "delivery.not_unresolved", {"delivery_status": delivery.status})  # fmt: skip
         note = f"{cmd.outcome} by {cmd.by.actor}: {cmd.note}" if cmd.note else f"{cmd.outcome} by {cmd.by.actor}"
-        moved_to = await _owners_new_phone(uow, delivery) if cmd.outcome == "resend" else None
+        moved_to = await owners_new_phone(uow, delivery) if cmd.outcome == "resend" else None
         if cmd.outcome == "sent":
             updated = replace(delivery, status=SENT, reason=f"resolved as sent by hand ({note})")
         elif moved_to is not None:

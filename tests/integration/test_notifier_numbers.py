@@ -10,6 +10,7 @@ import pytest
 
 from services.notifier import handlers
 from services.notifier.delivery_outcomes import ResolveDelivery, resolve_delivery
+from services.notifier.domain.channels import AT_LEAST_ONCE
 from shared.auth import Principal
 from tests.gateways.notifier import Clock, notifier, whatsapp_client
 from tests.unit.notifier_fakes import NIGHT, matched, number_changed, registered
@@ -89,3 +90,20 @@ async def test_a_failed_offer_sent_again_by_hand_after_a_number_change_goes_to_t
         assert [m.to for m in api.sent] == [NEW.removeprefix("+")]
         rows = await n.deliveries(event_id=offer_event)
         assert sorted((r["recipient"], r["status"]) for r in rows) == [(OLD, "withheld"), (NEW, "sent")]
+
+
+async def test_a_send_left_mid_flight_as_the_number_changed_goes_again_to_the_new_number_only(database_url, cloud):
+    # The contact's change readdressed what was queued; the delivery being sent went again to the number given up.
+    api, server = cloud
+    business = uuid.uuid4()
+    gateway = whatsapp_client(api, server.url, guarantee=AT_LEAST_ONCE)
+    async with notifier(database_url, {"whatsapp": gateway}) as n:  # 10.00 WITA
+        await n.handle(handlers.welcome, registered(business_id=business, contact_phone=OLD), producer="registry")
+        await n.db.execute("UPDATE delivery SET status = 'sending', holder = 'host-a:1', attempts = 1,"
+                           " lease_until = now() - interval '1 second'")  # its process stopped mid-send
+        await n.handle(handlers.keep_contact, number_changed(NEW, business_id=business), producer="registry")
+
+        await n.worker().pass_once()
+
+        assert [m.to for m in api.sent] == [NEW.removeprefix("+")]
+        assert sorted((r["recipient"], r["status"]) for r in await n.deliveries()) == [(OLD, "withheld"), (NEW, "sent")]

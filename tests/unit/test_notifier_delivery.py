@@ -742,6 +742,60 @@ async def test_a_send_claimed_and_never_answered_is_sent_again_after_its_lease_u
     assert [c.delivery_id for c in gateway.calls] == [delivery.id, delivery.id]
 
 
+class ChangesNumberMidSend(ScriptedGateway):
+    """A gateway during whose first send the registry's change of the owner's number is applied."""
+
+    def __init__(self, store: FakeNotifierStore, deps: Deps, answer: SendResult, guarantee: Guarantee = AT_MOST_ONCE):
+        super().__init__(WHATSAPP, guarantee)
+        self.store, self.deps, self.answer = store, deps, answer
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        if not self.calls:
+            self.calls.append(message)
+            await deliver(handlers.keep_contact, number_changed(NEW_PHONE), self.store, self.deps)
+            return self.answer
+        return await super().send(message)
+
+
+@pytest.mark.parametrize("answer", [
+    pytest.param(Transient("HTTP 503"), id="a-retry"),
+    pytest.param(Rejected("(#131026) Message Undeliverable", no_whatsapp=True), id="the-sms-fallback"),
+])  # fmt: skip
+async def test_a_number_given_up_while_its_message_was_in_flight_never_gets_it_again(answer: SendResult) -> None:
+    # The contact's change readdressed what was queued, not the delivery being sent: its retry, or its SMS, went to
+    # the number the owner had given up (soon someone else's).
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(clock), new_deps(clock)
+    await deliver(handlers.keep_contact, registered(), store, deps)
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    gateway = ChangesNumberMidSend(store, deps, answer)
+
+    await worker(store, deps, [gateway]).pass_once()
+    clock.set(MORNING + timedelta(minutes=15))
+    await worker(store, deps, [gateway]).pass_once()
+
+    assert [c.recipient for c in gateway.calls] == [PHONE, NEW_PHONE]
+    assert message(store, "funding_offer").recipient_phone == NEW_PHONE
+    assert {d.recipient for d in deliveries(store, "funding_offer") if d.status in ("queued", "sent")} == {NEW_PHONE}
+
+
+async def test_a_send_left_mid_flight_goes_again_to_the_owners_new_number_if_it_changed_meanwhile() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(clock), new_deps(clock)
+    await deliver(handlers.keep_contact, registered(), store, deps)
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    await worker(store, deps, [ScriptedGateway(WHATSAPP, AT_LEAST_ONCE)], "host-a:1", Forgetful).pass_once()
+    await deliver(handlers.keep_contact, number_changed(NEW_PHONE), store, deps)
+
+    clock.set(MORNING + timedelta(seconds=61))
+    gateway = ScriptedGateway(WHATSAPP, AT_LEAST_ONCE)
+    await worker(store, deps, [gateway], "host-b:2").pass_once()
+
+    assert [c.recipient for c in gateway.calls] == [NEW_PHONE]
+    old = next(d for d in deliveries(store, "funding_offer") if d.recipient == PHONE)
+    assert old.status == "withheld" and "number changed" in (old.reason or "")
+
+
 async def test_a_lease_runs_out_by_the_databases_clock_whatever_the_workers_own_clocks_say() -> None:
     database = FixedClock(MORNING)
     store, holder = FakeNotifierStore(database), new_deps(FixedClock(MORNING))
