@@ -53,11 +53,11 @@ from services.notifier.domain.delivery import (
     after_send,
     reported_first,
 )
-from services.notifier.domain.planning import held_for_quiet_hours, last_look
+from services.notifier.domain.planning import at_send_time, last_look
 from services.notifier.domain.policy import any_hour
 from services.notifier.domain.schedule import next_send_time
 from services.notifier.figures import NotifierFigures
-from services.notifier.recording import Deps, readdress, refresh_message, refresh_messages
+from services.notifier.recording import Deps, offer_at_risk, readdress, refresh_message, refresh_messages
 from services.notifier.store import NotifierUnitOfWork, Outgoing
 from shared.observability import scrub
 
@@ -198,14 +198,17 @@ class DeliveryWorker:
         Either way claiming counted an attempt that was never made, and it is given back. The caller refreshes the
         message."""
         reason = last_look(item.template, item.audience, item.preference, item.offer_state)
-        if reason is not None:
-            await uow.store.save_delivery(replace(item.delivery, status=WITHHELD, reason=reason,
-                                                  attempts=item.delivery.attempts - 1), now)  # fmt: skip
-        elif (until := held_for_quiet_hours(item.delivery, item.template, self._deps.rules.quiet, now)) is not None:
-            await uow.store.save_delivery(replace(item.delivery, status=QUEUED, not_before=until,
-                                                  attempts=item.delivery.attempts - 1), now)  # fmt: skip
+        when = None if reason else at_send_time(item.delivery, item.template, item.deadline, self._deps.rules, now)
+        given_back = item.delivery.attempts - 1
+        if reason is not None or (when is not None and when.withhold_reason is not None):
+            kept = replace(item.delivery, status=WITHHELD, reason=reason or when.withhold_reason, attempts=given_back)
+        elif when is not None:
+            kept = replace(item.delivery, status=QUEUED, not_before=when.not_before, attempts=given_back)
         else:
             return False
+        await uow.store.save_delivery(kept, now)
+        if when is not None and when.flag_officers:
+            await offer_at_risk(uow, self._deps, kept)
         return True
 
     # --- a gateway -----------------------------------------------------------------------------------------

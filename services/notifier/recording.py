@@ -14,7 +14,7 @@ from datetime import datetime
 
 from services.notifier.domain import texts
 from services.notifier.domain.consent import SUPERSEDED, Preference
-from services.notifier.domain.delivery import NUMBER_CHANGED, QUEUED, WITHHELD, summarise
+from services.notifier.domain.delivery import NUMBER_CHANGED, QUEUED, WITHHELD, Delivery, summarise
 from services.notifier.domain.messages import OFFICERS, OWNER, Contact, Message, compose, to_officers
 from services.notifier.domain.planning import DeliveryRules, Plan, plan_addresses, plan_owner
 from services.notifier.store import NotifierUnitOfWork
@@ -119,6 +119,13 @@ async def record_all(uow: NotifierUnitOfWork, deps: Deps, messages: Sequence[Mes
     for message, plan in planned:
         if plan.flag_officers:
             await _offer_at_risk(uow, deps, message, plan)
+
+
+async def offer_at_risk(uow: NotifierUnitOfWork, deps: Deps, owner: Delivery) -> None:
+    """`_offer_at_risk` for a delivery held back when it was to be sent (claimed in quiet hours, say)."""
+    message = await uow.store.message(owner.message_id)
+    if message is not None:
+        await _offer_at_risk(uow, deps, message, Plan((owner,), flag_officers=True))
 
 
 async def _offer_at_risk(uow: NotifierUnitOfWork, deps: Deps, message: Message, plan: Plan) -> None:

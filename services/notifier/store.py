@@ -33,6 +33,7 @@ class Outgoing:
     subject: str | None
     offer_state: str | None
     preference: Preference | None
+    deadline: datetime | None = None  # the message's: when what it announces stops being useful (an offer's expiry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -312,7 +312,7 @@ class PgNotifierStore(NotifierStore):
         if not rows:
             return []
         details = {r["id"]: r for r in await self._conn.fetch(
-            """SELECT d.id, m.template, m.audience, m.body, m.subject, o.state AS offer_state, r.phone,
+            """SELECT d.id, m.template, m.audience, m.body, m.subject, m.deadline, o.state AS offer_state, r.phone,
                       r.channel AS pref_channel, r.language, r.opted_out_at, r.no_whatsapp_since
                FROM delivery d JOIN message m ON m.id = d.message_id
                LEFT JOIN offer_fact o ON o.offer_id = m.offer_id
@@ -323,7 +323,7 @@ class PgNotifierStore(NotifierStore):
             detail = details[row["id"]]
             claimed.append(Outgoing(_delivery(row), detail["template"], detail["audience"], detail["body"],
                                     detail["subject"], detail["offer_state"],
-                                    _preference(detail) if detail["phone"] else None))  # fmt: skip
+                                    _preference(detail) if detail["phone"] else None, detail["deadline"]))  # fmt: skip
         return claimed
 
     async def stranded(self, limit: int) -> list[Stranded]:

@@ -227,7 +227,8 @@ class FakeNotifierStore(NotifierStore):
             message = next(m for m in self.messages if m.id == delivery.message_id)
             offer = self.offers.get(message.offer_id) if message.offer_id else None
             claimed.append(Outgoing(sending, message.template, message.audience, message.body, message.subject,
-                                    offer.state if offer else None, self.preferences.get(delivery.recipient)))  # fmt: skip
+                                    offer.state if offer else None, self.preferences.get(delivery.recipient),
+                                    message.deadline))  # fmt: skip
         return claimed
 
     async def stranded(self, limit: int) -> list[Stranded]:

@@ -134,6 +134,42 @@ async def test_an_offer_that_would_expire_before_morning_is_withheld_and_the_kec
     assert flagged.subject == "Tawaran hampir berakhir: Sei Sapi Ibu Maria" and "tidak terkirim" in flagged.body
 
 
+async def test_an_offer_claimed_in_quiet_hours_that_would_expire_before_morning_is_withheld_and_officers_emailed():
+    # Planned at 20.50, claimed at 21.05 (a backlog, the rate limit): it was put back to 07.00 with no word to the
+    # officers, and sent then about an offer gone at 23.00.
+    clock = FixedClock(wita(2026, 11, 23, 20, 50))
+    store, deps = FakeNotifierStore(clock), new_deps(clock, Available(whatsapp=True, email=True))
+    store.officers[uuid.uuid4()] = ("yohana@kupangkota.go.id", "Yohana", ("53.71.04",))
+    gateway = ScriptedGateway(WHATSAPP)
+    await deliver(handlers.funding_offer, matched(offered_at=clock(), expires_at=wita(2026, 11, 23, 23)), store, deps)
+    assert [d.status for d in deliveries(store, "funding_offer")] == ["queued"]
+
+    clock.set(wita(2026, 11, 23, 21, 5))
+    await worker(store, deps, [gateway]).pass_once()
+    clock.set(wita(2026, 11, 24, 7))
+    await worker(store, deps, [gateway]).pass_once()
+
+    [owner] = deliveries(store, "funding_offer")
+    assert (owner.status, owner.attempts) == ("withheld", 0) and "expire during quiet hours" in (owner.reason or "")
+    assert [c.template for c in gateway.calls] == []
+    assert [d.recipient for d in deliveries(store, "offer_at_risk_officer")] == ["yohana@kupangkota.go.id"]
+
+
+async def test_an_offer_claimed_in_quiet_hours_with_less_than_a_day_left_at_07_00_waits_and_officers_are_told() -> None:
+    clock = FixedClock(wita(2026, 11, 23, 20, 50))
+    store, deps = FakeNotifierStore(clock), new_deps(clock, Available(whatsapp=True, email=True))
+    store.officers[uuid.uuid4()] = ("yohana@kupangkota.go.id", "Yohana", ("53.71.04",))
+    await deliver(handlers.funding_offer, matched(offered_at=clock(), expires_at=wita(2026, 11, 24, 20)), store, deps)
+    assert deliveries(store, "offer_at_risk_officer") == []  # planned to go at once, with 23 hours to answer
+
+    clock.set(wita(2026, 11, 23, 21, 5))
+    await worker(store, deps, [ScriptedGateway(WHATSAPP)]).pass_once()
+
+    [owner] = deliveries(store, "funding_offer")
+    assert (owner.status, owner.not_before) == ("queued", wita(2026, 11, 24, 7))  # 13 hours left then
+    assert [d.recipient for d in deliveries(store, "offer_at_risk_officer")] == ["yohana@kupangkota.go.id"]
+
+
 async def test_a_message_for_an_owner_who_opted_out_is_recorded_with_its_delivery_withheld() -> None:
     store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
     store.preferences[PHONE] = Preference(PHONE, opted_out_at=MORNING - timedelta(days=1))

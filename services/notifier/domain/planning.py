@@ -23,7 +23,7 @@ from services.notifier.domain.digest import ANSWERED
 from services.notifier.domain.messages import OFFICERS, Message
 from services.notifier.domain.phones import sms_reaches
 from services.notifier.domain.policy import any_hour, policy_of
-from services.notifier.domain.schedule import QuietHours, next_send_time, timing
+from services.notifier.domain.schedule import QuietHours, Timing, next_send_time, timing
 
 NewId = Callable[[], uuid.UUID]
 OFFER_TEMPLATES = frozenset({"funding_offer", "offer_reminder"})
@@ -95,12 +95,17 @@ def plan_fallback(failed: Delivery, template: str, rules: DeliveryRules, now: da
                     critical=failed.critical)
 
 
-def held_for_quiet_hours(delivery: Delivery, template: str, quiet: QuietHours, now: datetime) -> datetime | None:
-    """When a phone message claimed now may go instead, if not now: quiet hours are kept when it is sent, not only
-    when it was planned (a backlog of the day reaching the night, a resend, a send recovered after its lease)."""
-    if delivery.channel not in PHONE_CHANNELS or any_hour(template, delivery.critical) or not quiet.quiet(now):
+def at_send_time(delivery: Delivery, template: str, deadline: datetime | None, rules: DeliveryRules,
+                 now: datetime) -> Timing | None:  # fmt: skip
+    """When a phone message claimed now may go instead, if not now, or why it must not go: quiet hours and an offer's
+    deadline are kept when it is sent, not only when it was planned (a backlog of the day reaching the night, a
+    retry, a resend, a send recovered after its lease). An offer that would expire before quiet hours end is
+    withheld, and the officers told, as when it is planned; None: it goes now."""
+    if delivery.channel not in PHONE_CHANNELS:
         return None
-    return quiet.next_allowed(now)
+    when = timing(now, rules.quiet, urgent=any_hour(template, delivery.critical), deadline=deadline,
+                  min_lead=rules.min_lead)  # fmt: skip
+    return None if when.withhold_reason is None and when.not_before <= now else when
 
 
 def last_look(template: str, audience: str, preference: Preference | None, offer_state: str | None) -> str | None:
