@@ -217,10 +217,10 @@ class DeliveryWorker:
         now = self._deps.clock()
         channel = gateway.channel
         async with self._uow() as uow:
-            bucket = await uow.store.bucket(channel)
+            bucket, filled_at = await uow.store.bucket(channel)
             # No more than can be sent at once: every claimed row is on its way at once, and answered (or timed out)
             # well within its lease, so no other process ever takes a slow send for a stopped one.
-            allowance = min(self._settings.batch, self._settings.concurrency, gateway.rate.available(bucket, now))
+            allowance = min(self._settings.batch, self._settings.concurrency, gateway.rate.available(bucket, filled_at))
             claimed = await uow.store.claim_due(channel, now, self._settings.holder, self._settings.lease, allowance)
             going, held = [], set()
             for item in claimed:
@@ -230,7 +230,7 @@ class DeliveryWorker:
                     going.append(item)
                     await uow.store.start_attempt(item.delivery.id, item.delivery.attempts, self._settings.holder, now)
             await refresh_messages(uow, held, now)
-            await uow.store.save_bucket(channel, gateway.rate.spend(bucket, now, len(going)))
+            await uow.store.save_bucket(channel, gateway.rate.spend(bucket, filled_at, len(going)))
             await uow.commit()
         await asyncio.gather(*(self._send(gateway, item) for item in going))
         return len(claimed), 0 < allowance <= len(claimed)

@@ -170,8 +170,10 @@ class NotifierStore(abc.ABC):
     # --- the worker ------------------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def bucket(self, channel: str) -> Bucket | None:
-        """The channel's token bucket, locked (every process claiming on this channel waits its turn)."""
+    async def bucket(self, channel: str) -> tuple[Bucket | None, datetime]:
+        """The channel's token bucket, locked (every process claiming on this channel waits its turn), and the
+        database's time once it is: the bucket fills on one clock. On each process's own, one a couple of minutes
+        behind set its time back, and the next process on time found it full again: the burst at every pass."""
 
     @abc.abstractmethod
     async def save_bucket(self, channel: str, bucket: Bucket) -> None: ...

@@ -278,7 +278,7 @@ class PgNotifierStore(NotifierStore):
 
     # --- the worker ------------------------------------------------------------------------------------------
 
-    async def bucket(self, channel: str) -> Bucket | None:
+    async def bucket(self, channel: str) -> tuple[Bucket | None, datetime]:
         # The row is made the first time a channel is used (tokens -1: never filled), then locked: a second process
         # claiming on this channel waits here, and then reads what the first one left.
         await self._conn.execute(
@@ -286,7 +286,8 @@ class PgNotifierStore(NotifierStore):
             channel,
         )
         row = await self._conn.fetchrow("SELECT tokens, refilled_at FROM rate_bucket WHERE channel = $1 FOR UPDATE", channel)
-        return None if row["tokens"] < 0 else Bucket(row["tokens"], row["refilled_at"])
+        now = await self._conn.fetchval("SELECT clock_timestamp()")  # after the wait for the lock
+        return None if row["tokens"] < 0 else Bucket(row["tokens"], row["refilled_at"]), now
 
     async def save_bucket(self, channel: str, bucket: Bucket) -> None:
         await self._conn.execute(

@@ -208,8 +208,8 @@ class FakeNotifierStore(NotifierStore):
 
     # --- the worker ------------------------------------------------------------------------------------------
 
-    async def bucket(self, channel: str) -> Bucket | None:
-        return self.buckets.get(channel)
+    async def bucket(self, channel: str) -> tuple[Bucket | None, datetime]:
+        return self.buckets.get(channel), self.clock()
 
     async def save_bucket(self, channel: str, bucket: Bucket) -> None:
         self.buckets[channel] = bucket

@@ -986,7 +986,7 @@ async def test_the_last_look_withholds_a_queued_message_whose_owner_opted_out_me
 
 async def test_a_pass_claims_no_more_than_the_channels_bucket_holds_and_spends_one_token_per_send() -> None:
     clock = FixedClock(MORNING)
-    store, deps = FakeNotifierStore(), new_deps(clock)
+    store, deps = FakeNotifierStore(clock), new_deps(clock)
     gateway = ScriptedGateway(WHATSAPP, rate=RateLimit(rate=1, burst=3))
     for i in range(5):
         await deliver(handlers.funding_offer, matched(contact_phone=f"+62813000000{i:02d}"), store, deps)
@@ -998,6 +998,23 @@ async def test_a_pass_claims_no_more_than_the_channels_bucket_holds_and_spends_o
     clock.set(MORNING + timedelta(seconds=2))
     await worker(store, deps, [gateway]).pass_once()
     assert len(gateway.calls) == 5
+
+
+async def test_a_process_whose_clock_is_minutes_behind_does_not_refill_the_channels_bucket_for_the_others() -> None:
+    # The bucket filled on each process's own clock: one two minutes behind set its time back, and the next process
+    # on time found it full again. Alternating, 40 passes sent 80 messages in a second at 4 a second.
+    database = FixedClock(MORNING)
+    store = FakeNotifierStore(database)
+    on_time, behind = new_deps(FixedClock(MORNING)), new_deps(FixedClock(MORNING - timedelta(minutes=2)))
+    gateway = ScriptedGateway(WHATSAPP, rate=RateLimit(rate=4, burst=4))
+    for i in range(200):
+        await deliver(handlers.funding_offer, matched(contact_phone=f"+628130000{i:04d}"), store, on_time)
+
+    for n in range(40):
+        database.set(MORNING + timedelta(milliseconds=25 * n))
+        await worker(store, behind if n % 2 else on_time, [gateway]).pass_once()
+
+    assert 4 <= len(gateway.calls) <= 4 + 4  # the burst, then at most a second's worth at 4 a second
 
 
 async def test_rejections_fail_one_message_and_leave_the_others_to_go() -> None:

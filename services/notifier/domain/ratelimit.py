@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-# The bucket keeps the latest time any process refilled it, so a process whose clock is a little behind gains no
-# tokens. A time further ahead than this came from a clock that was wrong (a resumed VM, an NTP step): kept, it would
-# stall the channel for every process until their clocks caught up with it, a day for a clock a day ahead.
+# The bucket fills on the database's clock (`NotifierStore.bucket`), and keeps the latest time it was refilled. A
+# time further ahead than this came from a clock that was wrong (the database host's, stepped back by NTP): kept, it
+# would stall the channel until the clock caught up with it, a day for a clock that was a day ahead.
 CLOCK_SKEW = timedelta(minutes=1)
 
 
