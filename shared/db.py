@@ -42,8 +42,12 @@ def connection_closed(error: BaseException) -> bool:
     its own for that, only InterfaceError's text: a statement on a connection found closed ("cannot perform
     operation: connection is closed"), and the end of a `conn.transaction()` block whose connection a restart or a
     cut closed ("cannot call Transaction.__aexit__(): the underlying connection is closed"), which replaces the
-    failure that closed it. Every other InterfaceError is a misuse of the connection, a bug to be seen."""
-    return isinstance(error, asyncpg.InterfaceError) and "connection is closed" in str(error)
+    failure that closed it. And a statement on a connection the pool took back because it closed while in use
+    ("connection has been released back to the pool": asyncpg detaches the caller's proxy when the server ends the
+    session). Every other InterfaceError is a misuse of the connection, a bug to be seen."""
+    said = str(error)
+    return isinstance(error, asyncpg.InterfaceError) and ("connection is closed" in said
+                                                          or "released back to the pool" in said)  # fmt: skip
 
 
 class DatabaseMetrics:
