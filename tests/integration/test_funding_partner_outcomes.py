@@ -11,6 +11,7 @@ import pytest
 
 from services.funding import handlers
 from services.funding.domain import offers
+from services.funding.domain.pledges import Pledge
 from services.funding.matching import Deps
 from services.funding.queries import FundingQueries
 from services.funding.store import PartnerOutcome
@@ -37,9 +38,8 @@ async def record(db: Database, deps: Deps, *events: FinancingApproved) -> None:
     await handlers.record_partner_outcomes(deliveries, PgFundingUnitOfWork(db, PUBLISHER, Cause.timer("test")), deps)
 
 
-async def test_the_report_counts_each_referrals_outcome_as_recorded_last_not_as_dated_last(db) -> None:
-    deps = Deps(wilayah=kota_kupang(), clock=FixedClock(datetime.now(UTC)))
-    today = today_in_kupang(deps.clock())
+async def referred_offers(db: Database) -> tuple[Pledge, list[offers.Offer]]:
+    """A pledge whose offers to REFERRALS businesses were each referred to the bank."""
     made = pledge(total_rupiah=REFERRALS * 5_000_000)
     async with db.acquire() as conn:
         store = PgFundingStore(conn)
@@ -48,6 +48,13 @@ async def test_the_report_counts_each_referrals_outcome_as_recorded_last_not_as_
         _, referred = offers.allocate(made, offers.rank_candidates(made.earmarks, [view() for _ in range(REFERRALS)],
                                                                    NOW.date()), NOW, 14)  # fmt: skip
         await store.add_offers(referred)
+    return made, referred
+
+
+async def test_the_report_counts_each_referrals_outcome_as_recorded_last_not_as_dated_last(db) -> None:
+    deps = Deps(wilayah=kota_kupang(), clock=FixedClock(datetime.now(UTC)))
+    today = today_in_kupang(deps.clock())
+    made, referred = await referred_offers(db)
     consents = [uuid.uuid4() for _ in referred]
 
     def approved(i: int, amount: int, on_day: int) -> FinancingApproved:
@@ -75,14 +82,7 @@ async def test_outcomes_of_one_offer_under_many_consents_count_once_in_the_spons
     # inflating its figures, reported the same offer's financing under new consent ids: each counted again.
     deps = Deps(wilayah=kota_kupang(), clock=FixedClock(datetime.now(UTC)))
     today = today_in_kupang(deps.clock())
-    made = pledge(total_rupiah=REFERRALS * 5_000_000)
-    async with db.acquire() as conn:
-        store = PgFundingStore(conn)
-        await store.add_sponsor(made.sponsor_id, made.sponsor_name, made.sponsor_kind, NOW)
-        await store.add_pledge(made)
-        _, referred = offers.allocate(made, offers.rank_candidates(made.earmarks, [view() for _ in range(REFERRALS)],
-                                                                   NOW.date()), NOW, 14)  # fmt: skip
-        await store.add_offers(referred)
+    made, referred = await referred_offers(db)
 
     def approved(offer: offers.Offer, amount: int) -> FinancingApproved:
         return FinancingApproved(partner_id="bri", consent_id=uuid.uuid4(), offer_id=offer.id, amount_rupiah=amount,
