@@ -49,6 +49,11 @@ async def send_digests(unit_of_work: UnitOfWorkFactory, deps: Deps) -> int:
     recorded = 0
     async with unit_of_work() as uow:
         for sponsor_id in await uow.store.sponsors():
+            # Recorded earlier in the week (by any process): reading its pledges and offers again at every sweep,
+            # all week, only made the same digest for the database to drop.
+            if await uow.store.recorded_since([digest_event_id(sponsor_id, monday)], "sponsor_digest",
+                                              week_bounds(monday)[1]):  # fmt: skip
+                continue
             pledges = await uow.store.pledges_of(sponsor_id)
             weeks = []
             for pledge in pledges:

@@ -615,7 +615,17 @@ async def test_each_sponsor_gets_last_weeks_digest_once_from_monday_08_00_wita_a
     assert await send_digests(by_time(store), deps) == 0  # before 08.00 WITA on Monday
     clock.set(wita(2026, 11, 23, 8, 5))
     assert await send_digests(by_time(store), deps) == 1
+    read: list[uuid.UUID] = []
+    pledges_of = store.pledges_of
+
+    async def noting(sponsor_id: uuid.UUID) -> list[PledgeFact]:
+        read.append(sponsor_id)
+        return await pledges_of(sponsor_id)
+
+    store.pledges_of = noting  # type: ignore[method-assign]
+    clock.set(wita(2026, 11, 25, 14))
     assert await send_digests(by_time(store), deps) == 0
+    assert read == [quiet_sponsor]  # the sent digest is not worked out again at every sweep of the week
 
     digest = message(store, "sponsor_digest")
     assert (digest.audience, digest.sponsor_id) == ("sponsor", sponsor)
