@@ -226,6 +226,11 @@ async def resolve_delivery(cmd: ResolveDelivery, uow: NotifierUnitOfWork, deps: 
         if delivery.status not in (UNKNOWN, FAILED):
             raise Conflict(f"the delivery is {delivery.status}; only unknown or failed deliveries are resolved by hand",
                            "delivery.not_unresolved", {"delivery_status": delivery.status})  # fmt: skip
+        if cmd.outcome == "resend" and delivery.channel not in deps.rules.available.names():
+            # Queued there, no worker would ever claim it, and it could not be resolved again until one did.
+            raise Conflict(f"the delivery is on {delivery.channel}, whose gateway is not configured here; configure "
+                           f"it (see the notifier's README) or resolve it as failed", "delivery.channel_not_configured",
+                           {"channel": delivery.channel})  # fmt: skip
         note = f"{cmd.outcome} by {cmd.by.actor}: {cmd.note}" if cmd.note else f"{cmd.outcome} by {cmd.by.actor}"
         moved_to = await owners_new_phone(uow, delivery) if cmd.outcome == "resend" else None
         if cmd.outcome == "sent":

@@ -463,6 +463,24 @@ async def test_only_an_unknown_or_failed_delivery_is_resolved_by_hand_and_a_rese
     assert again.reason == "queued again by hand (resend by operator-ana: not in Zenziva's report)"
 
 
+async def test_a_resend_on_a_channel_this_notifier_has_no_gateway_for_is_refused_naming_it() -> None:
+    # Queued on WhatsApp with only SMS configured, no worker claimed it, and it could not be resolved again either.
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
+    failed = replace(await _sent_offer(store, deps), status="failed")
+    store.deliveries[failed.id] = failed
+    sms_only = replace(deps, rules=replace(deps.rules, available=Available(sms=True)))
+    operator = Principal("operator-ana", frozenset({"operator"}))
+
+    with pytest.raises(Conflict, match="on whatsapp, whose gateway is not configured") as refused:
+        await resolve_delivery(ResolveDelivery(failed.id, "resend", "", operator), FakeNotifierUnitOfWork(store),
+                               sms_only)  # fmt: skip
+
+    assert refused.value.code == "delivery.channel_not_configured" and store.deliveries[failed.id] == failed
+    settled = await resolve_delivery(ResolveDelivery(failed.id, "failed", "", operator), FakeNotifierUnitOfWork(store),
+                                     sms_only)  # fmt: skip
+    assert settled.status == "failed"
+
+
 async def test_a_failed_delivery_sent_again_by_hand_after_the_owner_changed_number_goes_to_the_new_number() -> None:
     store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING))
     await deliver(handlers.keep_contact, registered(), store, deps)
