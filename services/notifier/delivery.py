@@ -48,6 +48,7 @@ from services.notifier.domain.delivery import (
     NUMBER_CHANGED,
     QUEUED,
     WITHHELD,
+    Delivery,
     RetryPolicy,
     after_lease_expired,
     after_send,
@@ -158,12 +159,7 @@ class DeliveryWorker:
                 await uow.store.end_attempt(delivery.id, delivery.attempts, "lost", change.reason, now)
                 again = replace(delivery, status=change.status, reason=change.reason,
                                 not_before=change.not_before or delivery.not_before)  # fmt: skip
-                moved_to = await owners_new_phone(uow, again) if again.status == QUEUED else None
-                if moved_to is not None:  # given up while this was mid-send: it goes to the owner's number now
-                    again = replace(again, status=WITHHELD, reason=NUMBER_CHANGED)
-                await uow.store.save_delivery(again, now)
-                if moved_to is not None:
-                    await readdress(uow, self._deps, [delivery.message_id], moved_to)
+                await self._save_for_current_number(uow, again, now)
                 uow.after_commit(self._figures.stranded.labels(delivery.channel, change.status).inc)
                 log.warning("delivery %s on %s was left mid-send by %s: %s (%s)", delivery.id, delivery.channel,
                             found.holder or "a stopped process", change.status, guarantee)  # fmt: skip
@@ -275,21 +271,28 @@ class DeliveryWorker:
             kept = change.status == current.status and change.reason is None
             updated = replace(current, status=change.status, reason=current.reason if kept else change.reason,
                               not_before=not_before, provider_id=change.provider_id or current.provider_id)  # fmt: skip
-            # The owner's number may have changed while this was in flight: the contact's change readdressed what was
-            # queued, not this one.
-            moved_to = await owners_new_phone(uow, updated) if change.status == QUEUED or change.fallback else None
-            if moved_to is not None and change.status == QUEUED:
-                updated = replace(updated, status=WITHHELD, reason=NUMBER_CHANGED)
-            await uow.store.save_delivery(updated, now)
-            if moved_to is not None:
-                await readdress(uow, self._deps, [current.message_id], moved_to)
-            elif change.fallback:
+            moved = await self._save_for_current_number(uow, updated, now, falling_back=change.fallback)
+            if change.fallback and not moved:
                 await fall_back(uow, self._deps, updated, now)
             await refresh_message(uow, current.message_id, now)
             await uow.commit()
         if isinstance(result, Rejected | Transient):
             log.info("delivery %s on %s, attempt %d: %s -> %s", item.delivery.id, item.delivery.channel, attempt,
                      _outcome(result), change.status)  # fmt: skip
+
+
+    async def _save_for_current_number(self, uow: NotifierUnitOfWork, delivery: Delivery, now: datetime, *,
+                                       falling_back: bool = False) -> bool:  # fmt: skip
+        """Save this delivery, to be tried again or to fall back. The owner's number may have changed while it was in
+        flight (the contact's change readdressed what was queued, not this one): then it is withheld instead and its
+        message planned for the new number, and this answers True."""
+        moved_to = await owners_new_phone(uow, delivery) if delivery.status == QUEUED or falling_back else None
+        if moved_to is not None and delivery.status == QUEUED:
+            delivery = replace(delivery, status=WITHHELD, reason=NUMBER_CHANGED)
+        await uow.store.save_delivery(delivery, now)
+        if moved_to is not None:
+            await readdress(uow, self._deps, [delivery.message_id], moved_to)
+        return moved_to is not None
 
 
 async def _first(stop: asyncio.Event, wake: asyncio.Event) -> None:

@@ -15,7 +15,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from services.notifier.domain import texts
-from services.notifier.domain.delivery import WITHHELD
 from services.notifier.domain.digest import (
     ACCEPTED,
     DECLINED,
@@ -33,10 +32,10 @@ from services.notifier.recording import (
     plan_deliveries,
     record,
     record_all,
-    refresh_message,
     save_contact,
     to_owner,
     to_owner_at,
+    withhold,
 )
 from services.notifier.store import NotifierUnitOfWork
 from shared.contracts.envelope import RecordRefused
@@ -229,16 +228,9 @@ async def offer_answered(event: OfferAnswer, uow: NotifierUnitOfWork, deps: Deps
                 f"letters of funding.pledge.v1, oldest first: `berdaya dlq redrive funding.pledge.v1 --consumer "
                 f"notifier-funding` (`berdaya dlq list funding.pledge.v1` names them)")  # fmt: skip
         await uow.store.save_offer(moved_on(offer, state, at))
-        await _withhold_about_offer(uow, event.offer_id, f"the offer was {state} before this message went", deps.clock())
+        await withhold(uow, await uow.store.queued_about_offer(event.offer_id),
+                       f"the offer was {state} before this message went", deps.clock())  # fmt: skip
         await uow.commit()
-
-
-async def _withhold_about_offer(uow: NotifierUnitOfWork, offer_id: uuid.UUID, reason: str, now: datetime) -> None:
-    waiting = await uow.store.queued_about_offer(offer_id)
-    for delivery in waiting:
-        await uow.store.save_delivery(replace(delivery, status=WITHHELD, reason=reason), now)
-    for message_id in sorted({d.message_id for d in waiting}):
-        await refresh_message(uow, message_id, now)
 
 
 async def funds_disbursed(event: FundsDisbursed, uow: NotifierUnitOfWork, deps: Deps) -> None:

@@ -41,14 +41,17 @@ async def refresh_message(uow: NotifierUnitOfWork, message_id: uuid.UUID, now: d
     await refresh_messages(uow, [message_id], now)
 
 
+async def withhold(uow: NotifierUnitOfWork, queued: Sequence[Delivery], reason: str, now: datetime) -> None:
+    """These queued deliveries will not go, for `reason`; their messages' statuses follow."""
+    for delivery in queued:
+        await uow.store.save_delivery(replace(delivery, status=WITHHELD, reason=reason), now)
+    await refresh_messages(uow, {d.message_id for d in queued}, now)
+
+
 async def withhold_confirmations(uow: NotifierUnitOfWork, phone: str, now: datetime) -> None:
     """The number's confirmations of a STOP or MULAI not sent yet: its choice just changed again, and they would
     contradict it (only the latest answer is confirmed)."""
-    waiting = await uow.store.queued_confirmations(phone)
-    for delivery in waiting:
-        await uow.store.save_delivery(replace(delivery, status=WITHHELD, reason=SUPERSEDED), now)
-    for message_id in sorted({d.message_id for d in waiting}):
-        await refresh_message(uow, message_id, now)
+    await withhold(uow, await uow.store.queued_confirmations(phone), SUPERSEDED, now)
 
 
 async def refresh_messages(uow: NotifierUnitOfWork, message_ids: Collection[uuid.UUID], now: datetime) -> None:
