@@ -126,13 +126,18 @@ class LagMonitor:
         try:
             lags = await self._measure()
         except Exception:
-            self.metrics.errors.inc()
-            if self._last_measured is None or self.clock() - self._last_measured > self.stale_after:
-                self._forget(self._exported)
-                self._exported = set()
+            self.failed()
             raise
         self._export(lags)
         return lags
+
+    def failed(self) -> None:
+        """A measurement failed, or got no answer in time: counted, and once the last measurement is stale this
+        process's figures are taken away."""
+        self.metrics.errors.inc()
+        if self._last_measured is None or self.clock() - self._last_measured > self.stale_after:
+            self._forget(self._exported)
+            self._exported = set()
 
     async def _measure(self) -> list[PartitionLag]:
         partitions = await self.probe.partitions()
@@ -345,7 +350,7 @@ def lag_job(monitor: LagMonitor, interval: float, timeout: float):  # noqa: ANN2
                     await asyncio.wait_for(monitor.measure(), timeout=timeout)
                 except Exception as exc:  # noqa: BLE001 - the job must outlive any outage
                     if isinstance(exc, TimeoutError):
-                        monitor.metrics.errors.inc()  # cancelled inside measure(), which counts only its own failures
+                        monitor.failed()  # cancelled inside measure(), which handles only its own failures
                     log.warning("consumer lag not measured: %s", f"{type(exc).__name__}: {exc}" if str(exc) else
                                 f"{type(exc).__name__} (no answer within {timeout:g}s)")  # fmt: skip
                     await monitor.probe.close()  # fresh clients next time

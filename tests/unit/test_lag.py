@@ -272,6 +272,37 @@ async def test_a_process_that_cannot_measure_for_two_minutes_takes_its_figures_a
     assert gauge(registry, "berdaya_consumer_group_lag_records", "funding-view", BUSINESS, 0) == 2
 
 
+async def test_a_kafka_that_hangs_rather_than_refuses_also_takes_a_stale_figure_away():
+    kafka = HangingKafka()
+    kafka.committed_offsets[f"{NS}.funding-view"] = {(BUSINESS, 0): 0}
+    kafka.ends[(BUSINESS, 0)] = 2
+    kafka.record_times[(BUSINESS, 0, 0)] = NOW - 400
+    clock = Clock()
+    lag, registry = monitor(kafka, [FUNDING_VIEW], clock)
+    await lag.measure()
+    kafka.hang = True  # every measurement now times out, cancelled inside measure()
+    stop = asyncio.Event()
+    job = asyncio.create_task(lag_job(lag, interval=0.001, timeout=0.01)(stop))
+
+    clock.now += 121
+    while (registry.get_sample_value("berdaya_consumer_lag_measurement_errors_total") or 0) < 3:
+        await asyncio.sleep(0.005)
+    stop.set()
+    await job
+
+    assert gauge(registry, "berdaya_consumer_group_lag_seconds", "funding-view", BUSINESS, 0) is None
+    assert gauge(registry, "berdaya_consumer_group_lag_records", "funding-view", BUSINESS, 0) is None
+
+
+class HangingKafka(FakeKafka):
+    hang = False
+
+    async def groups(self) -> list[str]:
+        if self.hang:
+            await asyncio.sleep(3600)
+        return await super().groups()
+
+
 async def test_the_lag_job_outlives_a_failing_kafka_and_starts_fresh_clients_after_each_failure():
     kafka = FakeKafka()
     kafka.failing = ConnectionError("no broker")
