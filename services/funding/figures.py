@@ -56,15 +56,21 @@ class FundingFigures:
             self.time_to_match.observe(max(0.0, (offer.offered_at - max(starts)).total_seconds()))
 
     async def refresh(self) -> None:
-        for row in await self._queries.money_by_sponsor():
-            for state in ("pledged", "reserved", "accepted", "disbursed"):
-                self.rupiah.labels(row["name"], state).set(int(row[state] or 0))
         db = self._queries._db  # noqa: SLF001 - the figures' own queries
         names = self._queries._names  # noqa: SLF001 - Kemendagri code -> kecamatan name
-        # Every kecamatan and status has a series from the start, so the first expiry is an increase rules can see.
-        counts = {(name, status): 0 for name in names.values() for status in OFFER_STATUSES}
+        # Everything is read before any figure changes: a query that fails or times out (or a scrape running
+        # alongside) must leave the last figures standing, never some of them cleared or zeroed.
+        money = await self._queries.money_by_sponsor()
+        offers = await db.fetch(_OFFERS)
+        pledge_ends = await db.fetch(_NEXT_PLEDGE_END)
+        for row in money:
+            for state in ("pledged", "reserved", "accepted", "disbursed"):
+                self.rupiah.labels(row["name"], state).set(int(row[state] or 0))
+        # Every kecamatan and status has a series from the start, so the first expiry is an increase rules can see;
+        # offers of businesses not yet in the view count as "unknown" until it catches up, and then 0 again.
+        counts = {(name, status): 0 for name in [*names.values(), UNKNOWN_KECAMATAN] for status in OFFER_STATUSES}
         expiries: dict[str, float] = {}
-        for row in await db.fetch(_OFFERS):
+        for row in offers:
             name = names.get(row["kecamatan_code"], UNKNOWN_KECAMATAN)
             counts[(name, row["status"])] = counts.get((name, row["status"]), 0) + row["n"]
             if row["next_expiry"] is not None:
@@ -77,7 +83,7 @@ class FundingFigures:
             self.next_offer_expiry.labels(name).set(at)
         self.next_pledge_end.clear()
         self.next_pledge_unallocated.clear()
-        for row in await db.fetch(_NEXT_PLEDGE_END):
+        for row in pledge_ends:
             self.next_pledge_end.labels(row["name"]).set(row["ends_at"].timestamp())
             self.next_pledge_unallocated.labels(row["name"]).set(int(row["unallocated"]))
 

@@ -46,6 +46,14 @@ class NotifierFigures:
     async def refresh(self) -> None:
         if self._db is None:
             return
+        # Everything is read before any figure changes: a query that fails or times out (or a scrape running
+        # alongside) must leave the last figures standing, never zeroed.
+        deliveries = await self._db.fetch("SELECT channel, status, count(*) AS n FROM delivery GROUP BY 1, 2")
+        messages = await self._db.fetch("SELECT audience, status, count(*) AS n FROM message GROUP BY 1, 2")
+        oldest = await self._db.fetch(
+            "SELECT channel, extract(epoch FROM now() - min(not_before)) AS age FROM delivery"
+            " WHERE status = 'queued' AND not_before <= now() GROUP BY 1"
+        )
         for channel in CHANNELS:
             for status in DELIVERY_STATUSES:
                 self.deliveries.labels(channel, status).set(0)
@@ -53,12 +61,9 @@ class NotifierFigures:
         for audience in (OWNER, OFFICERS, SPONSOR, OPERATORS):
             for status in MESSAGE_STATUSES:
                 self.messages.labels(audience, status).set(0)
-        for row in await self._db.fetch("SELECT channel, status, count(*) AS n FROM delivery GROUP BY 1, 2"):
+        for row in deliveries:
             self.deliveries.labels(row["channel"], row["status"]).set(row["n"])
-        for row in await self._db.fetch("SELECT audience, status, count(*) AS n FROM message GROUP BY 1, 2"):
+        for row in messages:
             self.messages.labels(row["audience"], row["status"]).set(row["n"])
-        for row in await self._db.fetch(
-            "SELECT channel, extract(epoch FROM now() - min(not_before)) AS age FROM delivery"
-            " WHERE status = 'queued' AND not_before <= now() GROUP BY 1"
-        ):
+        for row in oldest:
             self.oldest_due.labels(row["channel"]).set(max(0.0, float(row["age"] or 0)))

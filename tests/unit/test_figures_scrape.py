@@ -1,0 +1,98 @@
+"""Figures read from the database at each scrape: a read that fails midway leaves the last figures standing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+
+from services.funding.figures import _NEXT_PLEDGE_END, _OFFERS, FundingFigures
+from services.notifier.figures import NotifierFigures
+from shared.auth import TokenService
+from shared.web import Platform
+
+ENDS_AT = datetime(2026, 12, 31, 16, tzinfo=UTC)
+
+
+class ScriptedDb:
+    """Answers each query from `answers` (by a piece of its text); one named in `failing` loses its connection."""
+
+    def __init__(self, answers: dict[str, list[dict]]) -> None:
+        self.answers = answers
+        self.failing: str | None = None
+
+    async def fetch(self, sql: str, *args: object) -> list[dict]:
+        for piece, rows in self.answers.items():
+            if piece in sql:
+                if piece == self.failing:
+                    raise ConnectionResetError("connection lost")
+                return rows
+        return []
+
+
+class FundingQueries:
+    def __init__(self, db: ScriptedDb) -> None:
+        self._db, self._names = db, {"53.71.01": "Alak"}
+
+    async def money_by_sponsor(self) -> list[dict]:
+        return []
+
+
+def platform(registry: CollectorRegistry, hook) -> Platform:  # noqa: ANN001
+    p = Platform(tokens=TokenService("x" * 32, "berdaya"), metrics=registry)
+    p.scrape_hooks.append(hook)
+    return p
+
+
+def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+async def test_a_funding_scrape_whose_last_read_fails_keeps_the_pledge_end_an_alert_is_counting_on():
+    db = ScriptedDb({_OFFERS: [], _NEXT_PLEDGE_END: [{"name": "Bank NTT", "ends_at": ENDS_AT,
+                                                      "unallocated": 10_000_000}]})  # fmt: skip
+    registry = CollectorRegistry()
+    scrape = platform(registry, FundingFigures(registry, FundingQueries(db)).refresh)
+    await scrape.refresh_figures()
+
+    db.failing = _NEXT_PLEDGE_END
+    await scrape.refresh_figures()
+
+    ends = value(registry, "berdaya_funding_pledge_next_end_timestamp_seconds", sponsor="Bank NTT")
+    assert ends == ENDS_AT.timestamp()
+    assert value(registry, "berdaya_funding_pledge_next_end_unallocated_rupiah", sponsor="Bank NTT") == 10_000_000
+    assert value(registry, "berdaya_figures_refreshed", figures="FundingFigures.refresh") == 0
+
+
+async def test_offers_of_businesses_the_view_has_not_heard_of_count_as_unknown_and_then_zero_again():
+    offer = {"kecamatan_code": None, "status": "offered", "n": 3, "next_expiry": ENDS_AT}
+    db = ScriptedDb({_OFFERS: [offer], _NEXT_PLEDGE_END: []})
+    registry = CollectorRegistry()
+    scrape = platform(registry, FundingFigures(registry, FundingQueries(db)).refresh)
+    await scrape.refresh_figures()
+    waiting = value(registry, "berdaya_funding_offers", kecamatan="unknown", status="offered")
+
+    db.answers[_OFFERS] = [{**offer, "kecamatan_code": "53.71.01"}]  # the view caught up
+    await scrape.refresh_figures()
+
+    assert waiting == 3
+    assert value(registry, "berdaya_funding_offers", kecamatan="unknown", status="offered") == 0
+    assert value(registry, "berdaya_funding_offers", kecamatan="Alak", status="offered") == 3
+
+
+async def test_a_notifier_scrape_whose_second_read_fails_never_shows_a_queue_of_zero():
+    db = ScriptedDb({
+        "FROM delivery GROUP": [{"channel": "whatsapp", "status": "queued", "n": 250}],
+        "FROM message GROUP": [{"audience": "owner", "status": "queued", "n": 250}],
+        "not_before <= now()": [{"channel": "whatsapp", "age": 1800.0}],
+    })  # fmt: skip
+    registry = CollectorRegistry()
+    scrape = platform(registry, NotifierFigures(registry, db).refresh)
+    await scrape.refresh_figures()
+
+    db.failing = "FROM message GROUP"
+    await scrape.refresh_figures()
+
+    assert value(registry, "berdaya_notifier_deliveries", channel="whatsapp", status="queued") == 250
+    assert value(registry, "berdaya_notifier_oldest_due_age_seconds", channel="whatsapp") == 1800
+    assert value(registry, "berdaya_figures_refreshed", figures="NotifierFigures.refresh") == 0
