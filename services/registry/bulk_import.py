@@ -21,6 +21,7 @@ from services.registry.domain.duplicates import (
     business_identity,
     duplicate_conflict,
     probable_duplicate,
+    spelled_alike,
 )
 from services.registry.domain.forms import BusinessChanges, RegistrationForm, form_errors
 from services.registry.domain.registration import NewBusiness, validate_registration
@@ -150,12 +151,22 @@ async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> I
         abandoned = threading.Event()
 
         def decide() -> None:
-            """Each row's fate, in the file's order (a later row builds on an earlier one). Pure CPU: thousands of
-            rows sharing one phone are each compared with every earlier one."""
+            """Each row's fate, in the file's order (a later row is checked against the earlier ones). Pure CPU:
+            thousands of rows sharing one phone are each compared with every earlier one."""
             for row in valid:
                 if abandoned.is_set():  # the request was cancelled and its transaction rolled back: nothing to do
                     return
                 form, nib = row.new.form, row.new.nib
+                if row.identity in first_line_of:
+                    # Whatever became of the earlier line: were this one applied after it, each import of the file
+                    # would change the business again, and the outcome would depend on how often it was sent.
+                    reject(row, "business_name", "import.repeated_row",
+                           f"the same business as line {first_line_of[row.identity]} of this import (the same owner "
+                           "and name, once case, punctuation and words like 'Warung' or 'Ibu' are left out): a list "
+                           "gives each business once; keep the row that is right and remove the other, or give "
+                           "this one a name of its own")  # fmt: skip
+                    continue
+                first_line_of[row.identity] = row.line
                 if row.identity in existing:
                     outcome = _reimport(existing[row.identity], row, nib_holders, uow, now, deps, cmd.by)
                     if isinstance(outcome, RowError):
@@ -163,13 +174,8 @@ async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> I
                     elif outcome is None:
                         report.unchanged += 1
                     else:
-                        # A later line about the same business builds on this one: its events carry the next version.
-                        existing[row.identity] = changed[outcome.id] = outcome
+                        changed[outcome.id] = outcome
                         report.updated += 1
-                    continue
-                if row.identity in first_line_of:
-                    reject(row, "business_name", "import.repeated_row",
-                           f"the same business as line {first_line_of[row.identity]} of this import")  # fmt: skip
                     continue
                 if row.new.scale is None:  # a new business needs its scale; one already registered keeps its own
                     reject(row, "annual_sales_rupiah", "scale.missing",
@@ -196,7 +202,6 @@ async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> I
                 stored = StoredIdentity(row.digest, deps.vault.encrypt(row.new.nik.digits))
                 to_add.append((business, stored, "import"))
                 uow.emit(aggregate.Registered(business, "import"))
-                first_line_of[row.identity] = row.line
                 if nib:
                     nib_holders[nib] = business.id
                 # Later rows of this import are checked against this one as if it were already registered.
@@ -230,6 +235,15 @@ def _reimport(business: Business, row: _Row, nib_holders: dict[str, uuid.UUID], 
         return RowError(row.line, "kecamatan", "scope.kecamatan",
                         "the business is registered outside the kecamatan your token allows; ask an officer of the "
                         "city")  # fmt: skip
+    if business.status != "closed" and not spelled_alike(business.business_name, row.new.form.business_name):
+        # The same identity, other words: the business renamed, or another of the owner's ("Kios Ani" beside
+        # "Warung Ani"). Taken as a rename, a second business would overwrite the first; registration refuses it too.
+        return RowError(row.line, "business_name", "already_registered",
+                        f"the owner already has {business.business_name!r} ({business.id}), the same name once case, "
+                        f"punctuation and words like 'Warung' or 'Ibu' are left out, and this row calls it "
+                        f"{row.new.form.business_name!r}. If it is that business renamed, rename it "
+                        f"(PATCH /businesses/{business.id}) and import again; if it is another of the owner's "
+                        "businesses, give it a name of its own")  # fmt: skip
     if business.status == "closed":
         try:  # what the row would change, were the business still running
             _, differs = aggregate.change(replace(business, status="active"), _changes_from(row.new.form), deps.rules, now)

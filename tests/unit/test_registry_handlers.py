@@ -699,11 +699,13 @@ async def test_a_row_about_a_closed_business_says_it_was_closed_when_it_would_ch
     b = await register(store, deps)
     await handlers.close_business(CloseBusiness(b.id, "usaha tutup", OFFICER), new_uow(store), deps)
     closed = store.businesses[b.id]
+    unchanged = await import_rows([(2, csv_row(MARIA))], new_uow(store), deps)
     uow = new_uow(store)
 
-    report = await import_rows([(2, csv_row(MARIA)), (3, csv_row(MARIA, address="Jl. Baru 1"))], uow, deps)
+    report = await import_rows([(3, csv_row(MARIA, address="Jl. Baru 1"))], uow, deps)
 
-    assert report.unchanged == 1 and [(e.line, e.code) for e in report.errors] == [(3, "business_closed")]
+    assert (unchanged.unchanged, unchanged.errors) == (1, [])
+    assert [(e.line, e.code) for e in report.errors] == [(3, "business_closed")]
     assert "address" in report.errors[0].message and "POST /businesses" in report.errors[0].message
     assert store.businesses[b.id] == closed and uow.committed == []
 
@@ -717,9 +719,9 @@ async def test_a_row_about_a_closed_business_of_another_kecamatan_says_only_that
     guesses = [(2, csv_row(YOHANES, kecamatan="Oebobo", kelurahan="Fatululi", phone=phone))
                for phone in ("+6281211112222", yohanes.phone)]  # fmt: skip
 
-    report = await import_rows(guesses, new_uow(store, OEBOBO_OFFICER), deps, by=OEBOBO_OFFICER)
+    reports = [await import_rows([guess], new_uow(store, OEBOBO_OFFICER), deps, by=OEBOBO_OFFICER) for guess in guesses]
 
-    assert [(e.code, e.message) for e in report.errors] == [(
+    assert [(e.code, e.message) for report in reports for e in report.errors] == [(
         "scope.kecamatan", "the business is registered outside the kecamatan your token allows; ask an officer of the city",
     )] * 2  # fmt: skip
 
@@ -897,53 +899,67 @@ async def test_reimporting_a_business_with_a_new_phone_updates_it(store, deps) -
     assert uow.committed == [aggregate.Updated(b, ("phone",))]
 
 
-async def test_two_lines_about_one_registered_business_build_on_each_other_with_consecutive_versions(
+async def test_a_second_line_about_one_registered_business_is_reported_so_importing_the_file_again_changes_nothing(
+    store, deps
+) -> None:
+    b = await register(store, deps)
+    rows = [(2, csv_row(MARIA, phone=NEW_PHONE)), (5, csv_row(MARIA, address="Jl. Baru 1", phone="+6281211112222"))]
+    first = await import_rows(rows, new_uow(store), deps)
+    after_first = store.businesses[b.id]
+    again = [new_uow(store), new_uow(store)]
+
+    reports = [await import_rows(rows, uow, deps) for uow in again]
+
+    assert (first.updated, [(e.line, e.code) for e in first.errors]) == (1, [(5, "import.repeated_row")])
+    assert "line 2" in first.errors[0].message and "remove the other" in first.errors[0].message
+    assert (after_first.version, after_first.phone, after_first.address) == (b.version + 1, "+6281399990000", b.address)
+    assert [(r.updated, r.unchanged, [(e.line, e.code) for e in r.errors]) for r in reports] == [
+        (0, 1, [(5, "import.repeated_row")])] * 2  # fmt: skip
+    assert [uow.outbox for uow in again] == [[], []]
+    assert store.businesses[b.id] == after_first
+
+
+async def test_a_new_nib_and_a_new_phone_in_one_row_for_a_registered_business_get_consecutive_versions(
     store, deps
 ) -> None:
     b = await register(store, deps)
     uow = new_uow(store)
-    rows = [
-        (2, csv_row(MARIA, phone=NEW_PHONE)),
-        (3, csv_row(MARIA, phone=NEW_PHONE, kecamatan="Alak", kelurahan="Namosain")),
-    ]
 
-    report = await import_rows(rows, uow, deps)
+    report = await import_rows([(4, csv_row(MARIA, nib="1234567890123", phone=NEW_PHONE))], uow, deps)
 
-    assert (report.registered, report.updated, report.unchanged, report.errors) == (0, 2, 0, [])
-    assert [(type(e), e.changed_fields) for e in uow.committed] == [
-        (aggregate.Updated, ("phone",)), (aggregate.Updated, ("kecamatan", "kelurahan")),
-    ]  # fmt: skip
-    assert [e.payload["business_version"] for e in uow.outbox] == [b.version + 1, b.version + 2]
-    assert [e.aggregate_version for e in uow.outbox] == [b.version + 1, b.version + 2]
-    stored = store.businesses[b.id]
-    assert (stored.version, stored.phone, stored.kecamatan.name, stored.kelurahan.name) == (
-        b.version + 2, "+6281399990000", "Alak", "Namosain",
-    )  # fmt: skip
-    assert uow.committed[-1].business == stored
-
-
-async def test_a_new_nib_then_a_new_phone_for_one_registered_business_get_consecutive_versions(store, deps) -> None:
-    b = await register(store, deps)
-    uow = new_uow(store)
-    rows = [(4, csv_row(MARIA, nib="1234567890123")), (9, csv_row(MARIA, nib="1234567890123", phone=NEW_PHONE))]
-
-    report = await import_rows(rows, uow, deps)
-
-    assert (report.updated, report.errors) == (2, [])
-    assert [(e.event_type, e.aggregate_version) for e in uow.outbox] == [("NIBIssued", 2), ("BusinessUpdated", 3)]
+    assert (report.updated, report.errors) == (1, [])
+    assert [(e.event_type, e.aggregate_version) for e in uow.outbox] == [("BusinessUpdated", 2), ("NIBIssued", 3)]
     stored = store.businesses[b.id]
     assert (stored.version, stored.nib, stored.phone) == (3, "1234567890123", "+6281399990000")
 
 
-async def test_a_line_repeating_what_an_earlier_line_changed_is_unchanged(store, deps) -> None:
-    b = await register(store, deps)
+async def test_an_owners_second_business_whose_name_differs_only_by_words_like_warung_never_overwrites_the_first(
+    store, deps
+) -> None:
+    warung = await register(store, deps, business_name="Warung Sei Sapi Maria")
+    uow = new_uow(store)
+    kios = csv_row(MARIA, business_name="Kios Sei Sapi Maria", kbli_code="47711", address="Pasar Oeba",
+                   confirm_distinct="ya")  # fmt: skip
+
+    report = await import_rows([(2, kios)], uow, deps)
+
+    assert (report.registered, report.updated) == (0, 0)
+    assert [(e.line, e.field, e.code) for e in report.errors] == [(2, "business_name", "already_registered")]
+    assert "'Warung Sei Sapi Maria'" in report.errors[0].message and f"PATCH /businesses/{warung.id}" in (
+        report.errors[0].message)  # fmt: skip
+    assert store.businesses == {warung.id: warung} and uow.outbox == []
+
+
+async def test_a_reimported_name_differing_only_in_case_and_punctuation_is_the_same_business_spelled_better(
+    store, deps
+) -> None:
+    b = await register(store, deps, business_name="sei sapi maria")
     uow = new_uow(store)
 
-    report = await import_rows([(2, csv_row(MARIA, phone=NEW_PHONE)), (3, csv_row(MARIA, phone=NEW_PHONE))], uow, deps)
+    report = await import_rows([(2, csv_row(MARIA, business_name="Sei-Sapi Maria"))], uow, deps)
 
-    assert (report.updated, report.unchanged) == (1, 1)
-    assert [e.aggregate_version for e in uow.outbox] == [2]
-    assert store.businesses[b.id].version == 2
+    assert (report.updated, report.errors) == (1, [])
+    assert store.businesses[b.id].business_name == "Sei-Sapi Maria"
 
 
 async def test_reimporting_a_business_with_a_different_nib_than_it_has_is_reported_not_applied(store, deps) -> None:

@@ -37,14 +37,20 @@ def business_name_key(name: str) -> str:
     return _without_generic_words(_NOT_NAME.sub(" ", name.lower()))
 
 
-def name_identity(name: str) -> str:
-    """A business name reduced to its letters, marks and digits of any script, without case, width, punctuation or
-    generic words: "Warung 豆花" reads as "豆花", "ＵＤ Kafé" as "kafé". The same as `business_name_key` for a name of
-    ASCII characters only. Marks are kept: Thai ร้านข้าว (a rice shop) and ร้านขาว, Javanese ꦱꦶꦠꦶ and ꦱꦸꦠꦸ, differ
-    by a vowel sign alone."""
+def spelled_alike(a: str, b: str) -> bool:
+    """The same words, whatever their case, width or punctuation: "warung ani" and "Warung Ani." are one name spelled
+    two ways; "Warung Ani" and "Kios Ani" share an identity, yet may be two of the owner's businesses."""
+    return _words(a) == _words(b)
+
+
+def _words(name: str) -> str:
     if name.isascii():
-        return business_name_key(name)
-    folded = unicodedata.normalize("NFKC", name).casefold()
+        return " ".join(_NOT_NAME.sub(" ", name.lower()).split())
+    return " ".join(_letters(unicodedata.normalize("NFKC", name).casefold()).split())
+
+
+def _letters(folded: str) -> str:
+    """Letters, digits and the marks on them, of any script; anything else a space."""
     kept: list[str] = []
     for c in folded:
         kind = unicodedata.category(c)
@@ -54,7 +60,18 @@ def name_identity(name: str) -> str:
             kept.append(c)
         else:  # punctuation, symbols, and marks on none of them (an emoji's, a keycap's)
             kept.append(" ")
-    return _without_generic_words("".join(kept)) or folded.strip()
+    return "".join(kept)
+
+
+def name_identity(name: str) -> str:
+    """A business name reduced to its letters, marks and digits of any script, without case, width, punctuation or
+    generic words: "Warung 豆花" reads as "豆花", "ＵＤ Kafé" as "kafé". The same as `business_name_key` for a name of
+    ASCII characters only. Marks are kept: Thai ร้านข้าว (a rice shop) and ร้านขาว, Javanese ꦱꦶꦠꦶ and ꦱꦸꦠꦸ, differ
+    by a vowel sign alone."""
+    if name.isascii():
+        return business_name_key(name)
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return _without_generic_words(_letters(folded)) or folded.strip()
 
 
 # Characters drawn as nothing that a name keeps (its cleaning takes out the format characters only): variation
