@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from berdaya.problems import problem_detail
+from services.registry.domain.duplicates import name_identity, repeated_row
 
 # What the registry accepts per cell and per header; rows beyond these are reported here, not sent.
 MAX_CELL = 1000
@@ -278,6 +279,37 @@ def _unsendable(line: int, columns: list[str], values: list[str]) -> dict[str, o
     return None
 
 
+class _Businesses:
+    """The businesses named by rows the registry took from earlier chunks, by the owner's NIK and the name's identity.
+
+    The registry refuses a second row about one business within a request; across chunks only the file knows. Were
+    a later chunk's row applied after an earlier one's, each import of the file would change the business again."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self._at = (columns.index("owner_nik"), columns.index("business_name")) if {
+            "owner_nik", "business_name"} <= set(columns) else None  # fmt: skip
+        self._first: dict[tuple[str, str], int] = {}
+
+    def _key(self, values: list[str]) -> tuple[str, str] | None:
+        if self._at is None or max(self._at) >= len(values):
+            return None
+        nik, name = (values[i] for i in self._at)
+        digits = "".join(c for c in nik if c.isdigit())
+        return (digits, name_identity(name)) if digits and name.strip() else None
+
+    def first_line(self, values: list[str]) -> int | None:
+        key = self._key(values)
+        return None if key is None else self._first.get(key)
+
+    def taken(self, rows: list[dict[str, object]], errors: list[dict[str, object]]) -> None:
+        """A chunk's rows the registry reported nothing about (registered, updated or unchanged)."""
+        refused = {e.get("line") for e in errors}
+        for row in rows:
+            key = self._key(row["values"])  # type: ignore[arg-type]
+            if key is not None and row["line"] not in refused:
+                self._first.setdefault(key, row["line"])  # type: ignore[arg-type]
+
+
 # A chunk the registry could not take (busy, restarting, a timeout) is sent again: each chunk is one transaction and
 # rows are recognised by their owner's NIK and business name, so a chunk sent twice registers nothing twice.
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
@@ -301,6 +333,7 @@ def import_file(
     smaller requests, and the import goes on."""
     columns, records = read_records(path)
     summary = summary if summary is not None else ImportSummary()
+    businesses = _Businesses(columns)
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=300, transport=transport) as client:
         chunk: list[dict[str, object]] = []
@@ -345,10 +378,14 @@ def import_file(
             summary.updated += report["updated"]
             summary.unchanged += report["unchanged"]
             summary.errors.extend(report["errors"])
+            businesses.taken(rows, report["errors"])
             progress(len(rows))
 
         for line, values, unreadable in records:
             unsendable = unreadable or _unsendable(line, columns, values)
+            if not unsendable and (first := businesses.first_line(values)) is not None:
+                unsendable = {"line": line, "field": "business_name", "code": "import.repeated_row",
+                              "message": repeated_row(first)}  # fmt: skip
             if unsendable:
                 summary.received += 1
                 summary.errors.append(unsendable)

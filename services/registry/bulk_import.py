@@ -21,6 +21,7 @@ from services.registry.domain.duplicates import (
     business_identity,
     duplicate_conflict,
     probable_duplicate,
+    repeated_row,
     spelled_alike,
 )
 from services.registry.domain.forms import BusinessChanges, RegistrationForm, form_errors
@@ -160,11 +161,7 @@ async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> I
                 if row.identity in first_line_of:
                     # Whatever became of the earlier line: were this one applied after it, each import of the file
                     # would change the business again, and the outcome would depend on how often it was sent.
-                    reject(row, "business_name", "import.repeated_row",
-                           f"the same business as line {first_line_of[row.identity]} of this import (the same owner "
-                           "and name, once case, punctuation and words like 'Warung' or 'Ibu' are left out): a list "
-                           "gives each business once; keep the row that is right and remove the other, or give "
-                           "this one a name of its own")  # fmt: skip
+                    reject(row, "business_name", "import.repeated_row", repeated_row(first_line_of[row.identity]))
                     continue
                 first_line_of[row.identity] = row.line
                 if row.identity in existing:

@@ -315,3 +315,23 @@ def test_a_bom_crlf_file_with_a_nul_and_a_quoted_cell_over_lines_keeps_every_row
 
     assert registry.chunks == [[2, 4, 8]]
     assert [(e["line"], e["field"], e["code"]) for e in summary.errors] == [(3, "business_name", "import.nul")]
+
+
+def test_a_business_a_row_of_an_earlier_chunk_named_is_reported_repeated_and_not_sent_so_importing_again_is_stable(
+    tmp_path,
+):
+    path = tmp_path / "umkm.csv"
+    path.write_text("owner_nik,business_name,address\n"
+                    "5371014501900001,Warung Sei Sapi Maria,Jl. A\n"
+                    "5371014501900002,Kopi Nus,Jl. B\n"
+                    "5371014501900003,Tenun Yuli,Jl. C\n"
+                    "5371 0145 0190 0001,sei sapi maria,Jl. Baru\n"
+                    "5371014501900002,Kopi Nus,Jl. D\n", encoding="utf-8")  # fmt: skip
+    registry, sleeps = Registry(row_errors={3: "a refused row names no business taken"}), []
+
+    summary = run(path, registry, sleeps, chunk_size=2)
+
+    assert registry.chunks == [[2, 3], [4, 6]]
+    assert [(e["line"], e["code"]) for e in summary.errors] == [(3, "nik.format"), (5, "import.repeated_row")]
+    assert "line 2" in summary.errors[1]["message"] and "remove the other" in summary.errors[1]["message"]
+    assert summary.received == 5

@@ -80,6 +80,13 @@ _UNSEEN = frozenset(chr(c) for c in (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *ra
                                      *range(0xFE00, 0xFE10), 0xFFA0, *range(0xE0100, 0xE01F0)))  # fmt: skip
 
 
+def repeated_row(first_line: int) -> str:
+    """Why an import's row about a business an earlier row of the file named is refused (`import.repeated_row`)."""
+    return (f"the same business as line {first_line} of this import (the same owner and name, once case, punctuation "
+            "and words like 'Warung' or 'Ibu' are left out): a list gives each business once; keep the row that is "
+            "right and remove the other, or give this one a name of its own")
+
+
 def business_identity(nik_digest: bytes, name: str, name_key: str | None = None) -> Identity:
     """Both keys: the stored one finds the owner's businesses whose name may be this one, the other says which is.
     A stored business passes the key it was stored with."""
