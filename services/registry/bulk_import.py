@@ -19,6 +19,7 @@ from services.registry.domain.duplicates import (
     DuplicateCandidate,
     Identity,
     business_identity,
+    comparable,
     duplicate_conflict,
     probable_duplicate,
     repeated_row,
@@ -180,9 +181,8 @@ async def import_rows(cmd: ImportRows, uow: RegistryUnitOfWork, deps: Deps) -> I
                            "the scale")  # fmt: skip
                     continue
                 if not form.confirm_distinct:
-                    candidates = {c.business_id: c
-                                  for c in by_digest.get(row.digest, []) + by_phone.get(row.new.phone, [])}  # fmt: skip
-                    duplicate = probable_duplicate(form.business_name, list(candidates.values()),
+                    candidates = comparable(by_digest.get(row.digest, []), by_phone.get(row.new.phone, []))
+                    duplicate = probable_duplicate(form.business_name, candidates,
                                                    deps.rules.duplicate_similarity)  # fmt: skip
                     if duplicate:
                         hidden = (duplicate.kecamatan_code is not None

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from services.registry.domain.duplicates import (
+    MOST_COMPARED,
     DuplicateCandidate,
     business_identity,
     business_name_key,
@@ -136,6 +137,22 @@ def test_of_several_similar_candidates_the_most_similar_one_is_reported() -> Non
     near = candidate("Sei Sapi Mariana", same_nik=True)
     exact = candidate("Sei Sapi Maria", same_phone=True)
     assert probable_duplicate("Warung Sei Sapi Maria", [near, exact], SIMILARITY) == exact
+
+
+def test_a_phone_given_for_more_businesses_than_are_compared_says_nothing_of_whose_business_is_whose() -> None:
+    existing = candidate("Toko Sinar Jaya", same_phone=True)
+    office_phone = [existing, *(candidate(f"Usaha {i} Oesapa", same_phone=True) for i in range(MOST_COMPARED))]
+
+    assert probable_duplicate("Sinar Jaya", office_phone[:MOST_COMPARED], SIMILARITY) == existing
+    assert probable_duplicate("Sinar Jaya", office_phone, SIMILARITY) is None
+
+
+def test_of_an_owners_businesses_beyond_those_compared_the_latest_are_compared() -> None:
+    many = [candidate(f"Usaha {i} Maria", same_nik=True) for i in range(MOST_COMPARED)]
+    first, latest = candidate("Sei Sapi Maria", same_nik=True), candidate("Tenun Ikat Maria", same_nik=True)
+
+    assert probable_duplicate("Sei Sapi Maria", [first, *many], SIMILARITY) is None
+    assert probable_duplicate("Tenun Ikat Maria", [first, *many, latest], SIMILARITY) == latest
 
 
 def test_no_candidates_means_no_duplicate() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
@@ -124,10 +125,30 @@ class DuplicateCandidate:
         object.__setattr__(self, "compared", _compared(self.business_name))
 
 
+# A phone given for more businesses than this is an office's, a market's or a family's shared number: it says nothing
+# of whose business is whose, and comparing each row of an import with each of them grew with their square (5,000
+# rows of one phone with long names: over a minute, holding the import's locks). No owner (NIK) runs this many
+# either; of theirs, the latest are compared.
+MOST_COMPARED = 100
+
+
+def comparable(same_nik: Sequence[DuplicateCandidate],
+               same_phone: Sequence[DuplicateCandidate]) -> list[DuplicateCandidate]:  # fmt: skip
+    """The businesses a new one's name is compared with: its owner's latest, and those sharing its phone unless that
+    phone is shared more widely than `MOST_COMPARED`."""
+    chosen = {c.business_id: c for c in same_nik[-MOST_COMPARED:]}
+    if len(same_phone) <= MOST_COMPARED:
+        for c in same_phone:
+            chosen.setdefault(c.business_id, c)
+    return list(chosen.values())
+
+
 def probable_duplicate(name: str, candidates: list[DuplicateCandidate], similarity: float) -> DuplicateCandidate | None:
     """The same NIK or the same phone with a similar business name: probably the same business entered twice (the
     most similar, the first of those as similar)."""
-    same_owner = [c for c in candidates if c.same_nik or c.same_phone]
+    compared = {c.business_id for c in comparable([c for c in candidates if c.same_nik],
+                                                  [c for c in candidates if c.same_phone])}  # fmt: skip
+    same_owner = [c for c in candidates if c.business_id in compared]  # in their order: the first of equals wins
     if not same_owner:
         return None
     # rapidfuzz's own loop: an import of thousands of rows sharing one phone compares each with every earlier one.
