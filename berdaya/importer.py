@@ -131,14 +131,42 @@ def _lines(handle: io.TextIOWrapper, held: list[str], first: str = "") -> Iterat
         line = ""
 
 
-def _skip_record(handle: io.TextIOWrapper, text: str) -> tuple[int, int, bool, bool, str]:
+class _Quotes:
+    """Whether a CSV record read piece by piece is inside a quoted cell, by CSV's rule: a quote opens a cell only at
+    its start, and inside one a doubled quote is a quote; elsewhere (an inch mark: `Ban 5" Motor`) it is a character."""
+
+    def __init__(self, delimiter: str) -> None:
+        self._delimiter = delimiter
+        self.open = False
+        self._at_start = True  # of a cell
+        self._just_closed = False
+
+    def read(self, piece: str) -> None:
+        if '"' not in piece and not self._just_closed:
+            if piece and not self.open:
+                self._at_start = piece[-1] in (self._delimiter, "\n", "\r")
+            return
+        for c in piece:
+            if self.open:
+                if c == '"':
+                    self.open, self._just_closed = False, True
+                continue
+            if c == '"' and (self._at_start or self._just_closed):
+                self.open = True  # a cell's opening quote, or the second of a doubled one
+            self._just_closed = False
+            self._at_start = c in (self._delimiter, "\n", "\r")
+
+
+def _skip_record(handle: io.TextIOWrapper, text: str, delimiter: str) -> tuple[int, int, bool, bool, str]:
     """Read past the rest of a record that began with `text` (more than MAX_RECORD characters, its last line maybe
-    cut), in bounded pieces: to the end of its line, or of the quoted cell it is in (an even count of quotes, as
-    CSV writes them), or of the file. Returns the line ends in the record, its characters, whether it runs to the
-    end of the file with no line end, whether a quote is then still open, and what was read of the next record."""
-    quotes, ends, size, piece = text.count('"'), _line_ends(text), len(text), text
+    cut), in bounded pieces: to the end of its line outside any quoted cell, or of the file. Returns the line ends in
+    the record, its characters, whether it runs to the end of the file with no line end, whether a quote is then
+    still open, and what was read of the next record."""
+    quotes = _Quotes(delimiter)
+    quotes.read(text)
+    ends, size, piece = _line_ends(text), len(text), text
     while True:
-        if piece.endswith(("\n", "\r")) and quotes % 2 == 0:
+        if piece.endswith(("\n", "\r")) and not quotes.open:
             if not piece.endswith("\r"):
                 return ends, size, False, False, ""
             following = handle.readline(MAX_RECORD + 1)  # the LF of a CRLF the cut split, or the next line
@@ -147,9 +175,9 @@ def _skip_record(handle: io.TextIOWrapper, text: str) -> tuple[int, int, bool, b
             return ends, size, False, False, following
         following = handle.readline(MAX_RECORD + 1)
         if not following:
-            return ends, size, not piece.endswith(("\n", "\r")), quotes % 2 == 1, ""
+            return ends, size, not piece.endswith(("\n", "\r")), quotes.open, ""
         ends += _line_ends(following) - (piece.endswith("\r") and following.startswith("\n"))
-        quotes += following.count('"')
+        quotes.read(following)
         size += len(following)
         piece = following
 
@@ -223,7 +251,7 @@ def read_records(path: Path) -> tuple[list[str], Iterator[Record]]:
                     text = "".join(held)
                     held.clear()
                     try:
-                        ends, size, unended, open_quote, following = _skip_record(handle, text)
+                        ends, size, unended, open_quote, following = _skip_record(handle, text, delimiter)
                     except UnicodeDecodeError:
                         raise _not_utf8(path) from None
                     start, last_line = last_line + 1, last_line + ends
@@ -237,6 +265,15 @@ def read_records(path: Path) -> tuple[list[str], Iterator[Record]]:
                 held.clear()
                 if not any(v.strip() for v in values):
                     continue  # blank lines are not rows
+                if last_line > start and len(values) != len(columns):
+                    # Sent, it would be refused as line `start` alone, and the lines it took in never named.
+                    yield start, [], {
+                        "line": start, "field": "row", "code": "import.width",
+                        "message": f"has {len(values)} values but the header has {len(columns)} columns, and runs "
+                                   f"from line {start} to line {last_line}: a quote (\") that opens a cell in it is "
+                                   f"probably never closed, taking lines {start + 1} to {last_line} into that cell; "
+                                   "check its quotes and import again"}  # fmt: skip
+                    continue
                 yield start, values, None
 
     return columns, records()

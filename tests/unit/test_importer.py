@@ -335,3 +335,28 @@ def test_a_business_a_row_of_an_earlier_chunk_named_is_reported_repeated_and_not
     assert [(e["line"], e["code"]) for e in summary.errors] == [(3, "nik.format"), (5, "import.repeated_row")]
     assert "line 2" in summary.errors[1]["message"] and "remove the other" in summary.errors[1]["message"]
     assert summary.received == 5
+
+
+def test_a_quote_never_closed_that_takes_the_next_lines_into_its_cell_names_every_line_it_took(tmp_path):
+    path = write(tmp_path, ['Kue,Ina,"Jl. Frans Seda 12, Fatululi', "Kopi,Nus,Jl. C", 'Tenun,Yuli,"Gg. 4, RT 02"',
+                            "Sapi,Ani,Jl. E"])  # fmt: skip
+    registry = Registry()
+
+    summary = run(path, registry, [])
+
+    assert registry.chunks == [[5]]
+    assert [(e["line"], e["field"], e["code"]) for e in summary.errors] == [(2, "row", "import.width")]
+    assert "line 2 to line 4" in summary.errors[0]["message"] and "quote" in summary.errors[0]["message"]
+
+
+def test_an_inch_mark_in_a_row_too_long_to_read_is_a_character_not_a_quote_left_open_over_the_rest_of_the_file(
+        tmp_path):  # fmt: skip
+    long_row = 'Ban 5" Motor,Ina,' + "x" * 70_000
+    path = write(tmp_path, [long_row, *numbered_rows(47)])
+    registry = Registry()
+
+    summary = run(path, registry, [])
+
+    assert registry.chunks == [list(range(3, 50))]
+    assert [(e["line"], e["code"]) for e in summary.errors] == [(2, "import.cell_too_long")]
+    assert "quote" not in summary.errors[0]["message"]
