@@ -21,6 +21,7 @@ from services.notifier.domain.consent import Preference
 from services.notifier.domain.delivery import DELIVERY_STATUSES, MESSAGE_STATUSES
 from services.notifier.domain.phones import mask
 from services.notifier.domain.policy import TEMPLATE_NAMES
+from services.notifier.domain.texts import shown_body
 from services.notifier.figures import NotifierFigures
 from services.notifier.queries import MessageQueries
 from services.notifier.recording import Deps
@@ -186,6 +187,7 @@ def _message_out(row: asyncpg.Record, deliveries: Sequence[asyncpg.Record], pers
     item["updated_at"] = item["updated_at"].astimezone(WITA)
     if not personal and item["recipient_phone"]:
         item["recipient_phone"] = mask(item["recipient_phone"])
+    item["body"] = shown_body(item["template"], item["body"], personal)
     item["deliveries"] = [_delivery_out(d, personal) for d in deliveries]
     return item
 

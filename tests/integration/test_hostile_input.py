@@ -561,6 +561,41 @@ async def test_operators_admins_and_officers_of_other_kecamatan_see_owners_phone
         assert await phones(role) == masked, role
 
 
+async def test_an_officers_words_on_why_an_nib_failed_are_shown_in_the_notifier_only_to_officers_of_the_kecamatan(
+    registry_and_notifier,
+):
+    system = registry_and_notifier
+    business = await _register(system)
+    officer = system.auth()
+    application = await system.registry.http.post(f"/businesses/{business['id']}/nib-applications", headers=officer)
+    reason = "pemilik masih dirawat di RSUD"
+    outcome = await system.registry.http.post(
+        f"/businesses/{business['id']}/nib-applications/{application.json()['id']}/outcome",
+        json={"outcome": "rejected", "reason": reason}, headers=officer)  # fmt: skip
+    assert outcome.status_code == 200, outcome.text
+
+    async def bodies(role: str, kecamatan: str | None = None) -> set[str]:
+        token = system.tokens.mint(f"words-{role}", [role], kecamatan=[kecamatan] if kecamatan else ())
+        auth = {"Authorization": f"Bearer {token}"}
+        found = await system.notifier.http.get("/messages", params={"business_id": business["id"],
+                                                                    "template": "nib_rejected"}, headers=auth)  # fmt: skip
+        assert found.status_code == 200, found.text
+        items = found.json()["items"]
+        details = [await system.notifier.http.get(f"/messages/{m['id']}", headers=auth) for m in items]
+        return {m["body"] for m in items} | {d.json()["body"] for d in details}
+
+    async def recorded() -> bool:
+        return bool(await bodies("officer"))
+
+    assert await eventually(recorded, timeout=60), "the rejection's message was never recorded"
+    elsewhere = "53.71.01" if business["kecamatan"]["code"] != "53.71.01" else "53.71.02"
+    [told] = await bodies("officer", business["kecamatan"]["code"])
+    assert reason in told
+    for role, kecamatan in (("officer", elsewhere), ("operator", None), ("admin", None)):
+        [shown] = await bodies(role, kecamatan)
+        assert reason not in shown and "officers of the business's kecamatan" in shown, role
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # One error shape everywhere
 # ---------------------------------------------------------------------------------------------------------------

@@ -59,6 +59,18 @@ def nib_issued_text(contact: Contact, nib: str, issued_on: date) -> str:
     )
 
 
+# Templates whose text holds an officer's own words about the owner (why an NIB application failed): the registry
+# shows those words only to officers of the business's kecamatan, and so must the notifier's record of the message.
+HOLDS_OFFICERS_WORDS = frozenset({"nib_rejected"})
+WORDS_WITHHELD = ("[the text holds an officer's words about the owner, shown only to officers of the business's "
+                  "kecamatan]")  # fmt: skip
+
+
+def shown_body(template: str, body: str, personal: bool) -> str:
+    """A message's text as shown to someone who may (`personal`) or may not see the owner's personal data."""
+    return body if personal or template not in HOLDS_OFFICERS_WORDS else WORDS_WITHHELD
+
+
 def nib_rejected_text(contact: Contact, reason: str) -> str:
     return (
         f"Pengajuan NIB untuk usaha {contact.business_name} belum berhasil. Alasan: {reason}. "
