@@ -122,6 +122,12 @@ def sees_ranking(who: Principal) -> bool:
     return who.has_any({"officer", "operator"})
 
 
+def sees_reason(o: Offer, who: Principal) -> bool:
+    """Why a business declined is an officer's words about the owner (moved away, fell ill): officers see them, as
+    the registry shows an officer's words only to officers; a sponsor sees that it was declined."""
+    return o.status != "declined" or who.has_any({"officer"})
+
+
 def offer_out(o: Offer, who: Principal) -> OfferOut:
     def wita(t: datetime | None) -> datetime | None:
         return t.astimezone(WITA) if t else None
@@ -129,7 +135,8 @@ def offer_out(o: Offer, who: Principal) -> OfferOut:
     return OfferOut(
         id=o.id, pledge_id=o.pledge_id, business_id=o.business_id, amount_rupiah=o.amount_rupiah, status=o.status,
         readiness=o.readiness, rank=o.rank if sees_ranking(who) else None, offered_at=wita(o.offered_at), expires_at=wita(o.expires_at),
-        decided_at=wita(o.decided_at), reason=o.reason, disbursed_at=wita(o.disbursed_at), reference=o.reference,
+        decided_at=wita(o.decided_at), reason=o.reason if sees_reason(o, who) else None,
+        disbursed_at=wita(o.disbursed_at), reference=o.reference,
     )  # fmt: skip
 
 

@@ -115,6 +115,9 @@ async def test_a_youth_food_pledge_in_oebobo_funds_ten_then_the_eleventh_after_a
         seen_by_officer = (await http.get(offers_url, headers=officer)).json()
         # First among the 20 still waiting when it was matched.
         assert next(o["rank"] for o in seen_by_officer if o["id"] == new[0]["id"]) == 1
+        # Why it was declined is the officer's words about the owner: not the sponsor's to read.
+        assert next(o["reason"] for o in after if o["id"] == declined["id"]) is None
+        assert next(o["reason"] for o in seen_by_officer if o["id"] == declined["id"]) == "Pemilik pindah ke Atambua"
 
         accepted = (await http.post(f"{system.funding.url}/offers/{first_ten[1]['id']}/accept", headers=officer)).json()
         assert accepted["status"] == "accepted"
