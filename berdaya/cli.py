@@ -104,8 +104,9 @@ def down() -> None:
 
 @app.command()
 def token(
+    subject: Annotated[str, typer.Option(help="Whom the token is for (their e-mail, say): what one trainer or sponsor "
+                                         "may do, Idempotency-Keys, events and the audit trail go by it")],
     role: Annotated[list[str], typer.Option("--role", "-r", help="officer, operator, sponsor, trainer, viewer, admin")] = ["officer"],  # noqa: B006
-    subject: Annotated[str, typer.Option(help="Who the token is for; events and the audit trail name them by it")] = "officer@kupang",
     hours: Annotated[float, typer.Option(help="Validity in hours")] = 8,
     sponsor: Annotated[uuid.UUID | None, typer.Option(help="For a sponsor token: the sponsor it acts for")] = None,
     kecamatan: Annotated[list[str], typer.Option(help="Limit an officer to these kecamatan (Kemendagri codes)")] = [],  # noqa: B006
@@ -455,7 +456,7 @@ def _print_urls(stack: LocalStack) -> None:
                                    f" {monitoring.alertmanager_url}"))  # fmt: skip
     else:
         lines.append(Text("Prometheus and Alertmanager are not running (`berdaya up` says why)"))
-    lines.append(Text.assemble("A token for the API: ", ("berdaya token --role officer", "bold"),
+    lines.append(Text.assemble("A token for the API: ", ("berdaya token --role officer --subject <your e-mail>", "bold"),
                                "   Stop everything: ", ("berdaya down", "bold")))  # fmt: skip
     console.print(Panel(Text("\n").join(lines), title="Berdaya is running"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class InvalidToken(Exception):
 # How far the clock of the machine that minted a token may be from the service's: a token from a laptop a few
 # seconds ahead was refused as issued in the future.
 CLOCK_SKEW = timedelta(seconds=30)
+KECAMATAN_CODE = re.compile(r"\d{2}\.\d{2}\.\d{2}")
 
 
 class TokenService:
@@ -78,6 +80,12 @@ class TokenService:
             raise ValueError(f"unknown role(s) {sorted(unknown)}; choose from {sorted(ROLES)}")
         if "sponsor" in roles and sponsor_id is None:
             raise ValueError("a sponsor token must name the sponsor it acts for (--sponsor <sponsor id>)")
+        if not subject.strip():
+            raise ValueError("a token must name whom it is for (--subject, e.g. maria@kupangkota.go.id): what one "
+                             "trainer or sponsor may do, Idempotency-Keys and the audit trail go by it")  # fmt: skip
+        wrong = sorted(c for c in kecamatan if not KECAMATAN_CODE.fullmatch(c))
+        if wrong:
+            raise ValueError(f"kecamatan {wrong} are not Kemendagri codes such as 53.71.04 (Oebobo)")
         now = datetime.now(UTC)
         claims: dict[str, object] = {"sub": subject, "roles": sorted(roles), "iss": self._issuer, "iat": now, "exp": now + ttl}
         if sponsor_id is not None:
@@ -109,7 +117,9 @@ class TokenService:
         except (TypeError, ValueError, AttributeError):
             raise InvalidToken("invalid token: sponsor must be a sponsor id") from None
         kecamatan = claims.get("kecamatan", [])
-        if not isinstance(kecamatan, list) or not all(isinstance(k, str) for k in kecamatan):
+        if not isinstance(kecamatan, list) or not all(isinstance(k, str) and KECAMATAN_CODE.fullmatch(k)
+                                                      for k in kecamatan):  # fmt: skip
+            # An empty code would let the token act on what no kecamatan holds (a contact the notifier can't place).
             raise InvalidToken("invalid token: kecamatan must be a list of Kemendagri codes")
         return Principal(subject=str(claims["sub"]), roles=frozenset(roles) & ROLES, sponsor_id=sponsor_id,
                          kecamatan_codes=frozenset(kecamatan))  # fmt: skip

@@ -182,3 +182,24 @@ def test_a_token_whose_kecamatan_are_not_a_list_of_strings_is_refused() -> None:
 
 def test_a_principal_is_named_by_its_subject_in_events_and_the_audit_trail() -> None:
     assert Principal("petugas-oebobo-01", frozenset({"officer"})).actor == "petugas-oebobo-01"
+
+
+@pytest.mark.parametrize("subject", ["", "   "])
+def test_a_token_for_no_one_is_not_minted(subject: str) -> None:
+    with pytest.raises(ValueError, match="--subject"):
+        TokenService(SECRET).mint(subject, ["trainer"])
+
+
+@pytest.mark.parametrize("code", ["", "5371040", "Oebobo", "53.71.4"])
+def test_an_officer_token_naming_a_kecamatan_by_anything_but_its_kemendagri_code_is_not_minted(code: str) -> None:
+    with pytest.raises(ValueError, match="53.71.04"):
+        TokenService(SECRET).mint("petugas-oebobo-01", ["officer"], kecamatan=[code])
+
+
+def test_a_token_naming_an_empty_kecamatan_is_refused_rather_than_acting_on_what_no_kecamatan_holds() -> None:
+    now = datetime.now(UTC)
+    claims = {"sub": "petugas", "roles": ["officer"], "iss": "berdaya", "iat": now, "exp": now + timedelta(hours=1),
+              "kecamatan": [""]}  # fmt: skip
+
+    with pytest.raises(InvalidToken, match="kecamatan"):
+        TokenService(SECRET).verify(jwt.encode(claims, SECRET, algorithm="HS256"))

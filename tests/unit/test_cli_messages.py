@@ -342,3 +342,9 @@ def test_settling_that_outlasts_the_wait_is_said_to_carry_on_without_the_command
 
     assert not cli._settled(TRAINING_VIEW, "postgresql://x/training", "training", timeout=0)
     assert "training is still settling after 0 minutes (1,234 to go)" in screen.getvalue()
+
+
+def test_a_token_is_minted_only_for_someone_named_so_two_trainers_never_share_one_subject() -> None:
+    refused = CliRunner().invoke(cli.app, ["token", "--role", "trainer"])
+
+    assert refused.exit_code != 0 and "--subject" in refused.output
