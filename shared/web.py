@@ -189,6 +189,13 @@ def install_error_handlers(app: FastAPI) -> None:
             return await _unavailable(request, exc)
         raise exc  # a misuse of the connection: a 500, logged with its traceback
 
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        # A bug. Starlette still raises it to the server, which logs its traceback; the client gets the documented
+        # shape, so one that reads `code` is not broken by a plain-text page.
+        return problem(500, "internal_error", "Something went wrong in the service; its log has the error. If this "
+                       "was a change, look it up before sending it again.")  # fmt: skip
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Bounded input: body size, NUL characters, nesting

@@ -518,7 +518,7 @@ async def test_a_misused_connection_is_a_500_not_disguised_as_the_database_being
     transport = httpx.ASGITransport(app=new_app(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://berdaya.test") as client:
         response = await client.get("/connection-misused")
-    assert response.status_code == 500
+    assert_problem(response, 500, "internal_error")
 
 
 # ---------------------------------------------------------------------------------------------------------------
