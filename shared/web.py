@@ -49,6 +49,10 @@ class Platform:
     scrape_hooks: list[ScrapeHook] = field(default_factory=list)
     failing: dict[str, str] = field(default_factory=dict)  # each failing check's last reason, logged once per change
     figures_refreshed: Gauge = field(init=False)
+    # Anyone may call /metrics and /ready, and each run reads whole tables or opens a Kafka connection: calls that
+    # arrive while one runs wait for it and share its outcome, so fifty at once cost one.
+    _refreshing: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
+    _checking: asyncio.Future[list[str | None]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.figures_refreshed = Gauge(
@@ -59,6 +63,23 @@ class Platform:
         )  # fmt: skip
 
     async def refresh_figures(self) -> None:
+        """The figures read from the database, brought up to date; a call while a refresh runs shares it."""
+        if self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self._refresh_figures())
+            self._refreshing.add_done_callback(lambda _: setattr(self, "_refreshing", None))
+        # Shielded: one caller going away (a scrape that timed out) must not cancel the others' refresh.
+        await asyncio.shield(self._refreshing)
+
+    async def check_readiness(self) -> list[str | None]:
+        """Each readiness check's reason for failing, or None, in `readiness` order; a call while the checks run
+        shares them."""
+        if self._checking is None:
+            names = list(self.readiness)
+            self._checking = asyncio.ensure_future(asyncio.gather(*(self.readiness[n]() for n in names)))
+            self._checking.add_done_callback(lambda _: setattr(self, "_checking", None))
+        return list(await asyncio.shield(self._checking))
+
+    async def _refresh_figures(self) -> None:
         for hook in self.scrape_hooks:
             name = ".".join(getattr(hook, "__qualname__", repr(hook)).split(".")[-2:])  # e.g. FundingFigures.refresh
             try:
@@ -463,7 +484,7 @@ def platform_routes() -> APIRouter:
     async def ready(request: Request) -> JSONResponse:
         platform: Platform = request.app.state.platform
         names = list(platform.readiness)
-        results = await asyncio.gather(*(platform.readiness[n]() for n in names))
+        results = await platform.check_readiness()
         for name, reason in zip(names, results, strict=True):
             _log_change(platform.failing, name, reason)
         # Anyone may ask, without a token: the reasons name hosts and addresses, so they go to the log only.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -96,3 +97,44 @@ async def test_a_notifier_scrape_whose_second_read_fails_never_shows_a_queue_of_
     assert value(registry, "berdaya_notifier_deliveries", channel="whatsapp", status="queued") == 250
     assert value(registry, "berdaya_notifier_oldest_due_age_seconds", channel="whatsapp") == 1800
     assert value(registry, "berdaya_figures_refreshed", figures="NotifierFigures.refresh") == 0
+
+
+async def test_scrapes_arriving_while_the_figures_are_read_share_that_one_reading():
+    reads = 0
+    release = asyncio.Event()
+
+    async def slow_figures() -> None:
+        nonlocal reads
+        reads += 1
+        await release.wait()
+
+    scrape = platform(CollectorRegistry(), slow_figures)
+    waiting = [asyncio.ensure_future(scrape.refresh_figures()) for _ in range(50)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()  # one scraper gave up: the others' reading goes on
+    release.set()
+    await asyncio.gather(*waiting[1:])
+    await scrape.refresh_figures()
+
+    assert reads == 2  # the fifty, then the one after
+
+
+async def test_readiness_asked_fifty_times_at_once_checks_kafka_once():
+    checks = 0
+
+    async def kafka() -> str | None:
+        nonlocal checks
+        checks += 1
+        await asyncio.sleep(0.01)
+        return "no broker"
+
+    p = platform(CollectorRegistry(), slow_none)
+    p.readiness["kafka"] = kafka
+
+    answers = await asyncio.gather(*(p.check_readiness() for _ in range(50)))
+
+    assert checks == 1 and answers == [["no broker"]] * 50
+
+
+async def slow_none() -> None:
+    return None
