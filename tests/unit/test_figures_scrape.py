@@ -1,4 +1,5 @@
-"""Figures read from the database at each scrape: a read that fails midway leaves the last figures standing."""
+"""Figures read from the database at each scrape: a read that fails midway leaves the last figures standing, and
+scrapes arriving at once share one read."""
 
 from __future__ import annotations
 
