@@ -229,11 +229,14 @@ def test_a_wrong_contact_stops_the_service_at_start_naming_the_setting(monkeypat
     assert settings.alertmanager_token is not None and settings.alertmanager_token.get_secret_value() == TOKEN
 
 
-def test_operators_alerts_go_at_once_even_at_night_and_the_programme_offices_wait_on_a_phone_unless_critical() -> None:
+def test_alerts_wait_on_a_phone_at_night_unless_critical_the_operators_and_the_programme_offices_alike() -> None:
     quiet = QuietHours()
-    assert alert_not_before("alert_firing", "warning", WHATSAPP, NIGHT, quiet) == NIGHT
-    assert alert_not_before("alert_resolved", None, SMS, NIGHT, quiet) == NIGHT
     seven = wita(2026, 11, 24, 7)
+    assert alert_not_before("alert_firing", "critical", WHATSAPP, NIGHT, quiet) == NIGHT
+    assert alert_not_before("alert_resolved", "critical", SMS, NIGHT, quiet) == NIGHT
+    assert alert_not_before("alert_firing", "warning", WHATSAPP, NIGHT, quiet) == seven
+    assert alert_not_before("alert_resolved", None, SMS, NIGHT, quiet) == seven
+    assert alert_not_before("alert_firing", "warning", EMAIL, NIGHT, quiet) == NIGHT
     assert alert_not_before("alert_firing_officer", "info", WHATSAPP, NIGHT, quiet) == seven
     assert alert_not_before("alert_resolved_officer", "info", SMS, NIGHT, quiet) == seven
     assert alert_not_before("alert_firing_officer", "critical", WHATSAPP, NIGHT, quiet) == NIGHT
@@ -335,7 +338,7 @@ async def test_a_call_to_an_unknown_receiver_records_nothing() -> None:
 
 
 async def test_an_owners_stop_on_an_operators_number_never_holds_back_an_alert() -> None:
-    store, deps = FakeNotifierStore(), new_deps(FixedClock(NIGHT), Available(whatsapp=True))
+    store, deps = FakeNotifierStore(), new_deps(FixedClock(MORNING), Available(whatsapp=True))
     store.preferences[OPS_PHONE] = Preference(OPS_PHONE, opted_out_at=MORNING - timedelta(days=3))
     gateway = RecordingGateway(WHATSAPP)
 

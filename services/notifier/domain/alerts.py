@@ -212,8 +212,8 @@ def alert_message(audience: str, alert: Alert, message_id: uuid.UUID, now: datet
 
 
 def alert_not_before(template: str, severity: str | None, channel: str, now: datetime, quiet: QuietHours) -> datetime:
-    """Operators' alerts (urgent templates) and critical ones go at once; the programme office's others wait for the
-    end of quiet hours on a phone. Email and the local outbox: any hour."""
+    """Critical alerts go at once; the others (warnings: act today) wait for the end of quiet hours on a phone, the
+    operators' and the programme office's alike. Email and the local outbox: any hour."""
     if channel not in PHONE_CHANNELS or any_hour(template, severity == "critical"):
         return now
     return quiet.next_allowed(now)

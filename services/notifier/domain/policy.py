@@ -51,8 +51,10 @@ TEMPLATES: dict[str, TemplatePolicy] = {
     "halal_stalled_officer": TemplatePolicy(OFFICERS),
     "offer_at_risk_officer": TemplatePolicy(OFFICERS),
     "sponsor_digest": TemplatePolicy(SPONSOR),
-    "alert_firing": TemplatePolicy(OPERATORS, required=True, urgent=True),
-    "alert_resolved": TemplatePolicy(OPERATORS, required=True, urgent=True),
+    # A warning is "act today": on a phone it waits for the morning, as the programme office's do; a critical one
+    # (its delivery marked critical) goes at any hour.
+    "alert_firing": TemplatePolicy(OPERATORS, required=True),
+    "alert_resolved": TemplatePolicy(OPERATORS, required=True),
     "alert_firing_officer": TemplatePolicy(OFFICERS, required=True),
     "alert_resolved_officer": TemplatePolicy(OFFICERS, required=True),
 }
