@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
-from services.registry.domain.forms import BusinessChanges, RegistrationForm
+from services.registry.domain.forms import BusinessChanges, RegistrationForm, form_errors
 from services.registry.domain.identity import check_nib, check_nik, normalise_phone
 from services.registry.domain.scale import YouthRange, age_on, classify_scale
 from shared import names
@@ -377,3 +377,19 @@ def test_place_names_looked_up_are_remembered_only_when_a_place_name_could_be_th
     place_key("Oebobo")
     assert _place_key.cache_info().currsize == 1
     assert place_key("Naikoten  II") == place_key("naikoten dua") and place_key("y" * 500) == "y"
+
+
+@pytest.mark.parametrize("written", ["17-08-90", "33102", "17-08-1990 00:00", "17 Agustus 1990"])
+def test_a_birth_date_in_no_accepted_form_is_refused_naming_both_forms_an_officer_can_write(written: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        RegistrationForm.model_validate(_registration(owner_birth_date=written))
+
+    [error] = form_errors(refused.value)
+    assert error.field == "owner_birth_date" and "YYYY-MM-DD" in error.message and "DD-MM-YYYY" in error.message
+
+
+def test_a_birth_date_in_the_iso_form_that_no_calendar_has_is_refused_as_not_a_real_date() -> None:
+    with pytest.raises(ValidationError) as refused:
+        RegistrationForm.model_validate(_registration(owner_birth_date="1990-02-30"))
+
+    assert [e.message for e in form_errors(refused.value)] == ["1990-02-30 is not a real date"]

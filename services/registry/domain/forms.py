@@ -49,6 +49,9 @@ def _gender(value: Any) -> Any:
     raise ValueError("must be L (laki-laki) or P (perempuan), as on the KTP")
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+
+
 def _date(value: Any) -> Any:
     """ISO dates, or the DD-MM-YYYY / DD/MM/YYYY that Indonesian spreadsheets use."""
     if isinstance(value, str):
@@ -130,6 +133,11 @@ def form_errors(exc: ValidationError) -> list[FieldError]:
             message = "is required"
         elif err["type"] == "extra_forbidden":
             message = "is not a known field; check the column name"
+        elif err["type"].startswith("date_"):
+            # Pydantic's own words ("input is too short", "should have zero time") name no format an officer can use.
+            text = str(err.get("input"))[:40]
+            message = (f"{text} is not a real date" if _ISO_DATE.fullmatch(text.strip()) else
+                       f"{text!r} is not a date: write it as YYYY-MM-DD (1990-08-17) or DD-MM-YYYY (17-08-1990)")  # fmt: skip
         errors.append(FieldError(name, err["type"], message))
     return errors
 
