@@ -231,6 +231,10 @@ def read_records(path: Path) -> tuple[list[str], Iterator[Record]]:
         raise ImportRefused(f"the first line has more than {MAX_RECORD:,} characters; it should be the header "
                             "(business_name,owner_name,...)")  # fmt: skip
     columns = [c.strip().lower() for c in next(csv.reader([header_line], delimiter=delimiter))]
+    # Excel writes empty columns after the last named one (a cell once formatted there): nameless and, in each row,
+    # empty, they say nothing. A row with a value under one keeps it, and is refused for its width.
+    while len(columns) > 1 and not columns[-1]:
+        columns.pop()
     if len(columns) > MAX_COLUMNS:
         handle.close()
         raise ImportRefused(f"the header has {len(columns):,} columns; the registry's list has at most {MAX_COLUMNS}")
@@ -265,6 +269,8 @@ def read_records(path: Path) -> tuple[list[str], Iterator[Record]]:
                 held.clear()
                 if not any(v.strip() for v in values):
                     continue  # blank lines are not rows
+                if len(values) > len(columns) and not any(v.strip() for v in values[len(columns):]):
+                    values = values[:len(columns)]
                 if last_line > start and len(values) != len(columns):
                     # Sent, it would be refused as line `start` alone, and the lines it took in never named.
                     yield start, [], {
@@ -388,7 +394,7 @@ def import_file(
 
         def send(rows: list[dict[str, object]]) -> None:
             response = post(rows)
-            if response.status_code == 413 and len(rows) > 1:
+            if (response.status_code == 413 or _too_many_rows(response)) and len(rows) > 1:
                 # Refused before any row was looked at: none is in, and each half goes on its own.
                 half = len(rows) // 2
                 send(rows[:half])
@@ -438,6 +444,18 @@ def import_file(
         raise ImportRefused("the file has a header but no rows; nothing was imported")
     summary.errors.sort(key=lambda e: e["line"])  # type: ignore[arg-type, return-value]
     return summary
+
+
+def _too_many_rows(response: httpx.Response) -> bool:
+    """The registry takes fewer rows a request than this import sends (REGISTRY_IMPORT_MAX_ROWS_PER_REQUEST below
+    --chunk): refused before any row was looked at, like a 413."""
+    if response.status_code != 422:
+        return False
+    try:
+        errors = response.json().get("errors") or []
+        return any(isinstance(e, dict) and e.get("code") == "import.too_many_rows" for e in errors)
+    except (ValueError, AttributeError):
+        return False
 
 
 def write_error_report(errors: list[dict[str, object]], path: Path) -> None:

@@ -360,3 +360,45 @@ def test_an_inch_mark_in_a_row_too_long_to_read_is_a_character_not_a_quote_left_
     assert registry.chunks == [list(range(3, 50))]
     assert [(e["line"], e["code"]) for e in summary.errors] == [(2, "import.cell_too_long")]
     assert "quote" not in summary.errors[0]["message"]
+
+
+def test_the_empty_columns_excel_writes_after_the_last_named_one_are_left_out_and_a_value_under_one_is_its_rows_error(
+        tmp_path):  # fmt: skip
+    path = tmp_path / "umkm.csv"
+    path.write_text(",".join(COLUMNS) + ",,,\nSei Sapi,Maria,Jl. A,,,\nKue,Ina,Jl. B,,x,\nKopi,Nus,Jl. C\n",
+                    encoding="utf-8")  # fmt: skip
+    sent: list[dict] = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sent.append(body)
+        wide = [{"line": r["line"], "field": "row", "code": "import.width", "message": "too wide"}
+                for r in body["rows"] if len(r["values"]) != len(body["columns"])]  # fmt: skip
+        return httpx.Response(200, json={"received": len(body["rows"]), "registered": len(body["rows"]) - len(wide),
+                                         "updated": 0, "unchanged": 0, "errors": wide})  # fmt: skip
+
+    summary = import_file(path, base_url="http://registry", token="t", transport=httpx.MockTransport(registry))
+
+    assert [body["columns"] for body in sent] == [COLUMNS]
+    assert [(r["line"], len(r["values"])) for r in sent[0]["rows"]] == [(2, 3), (3, 6), (4, 3)]
+    assert [(e["line"], e["code"]) for e in summary.errors] == [(3, "import.width")]
+
+
+def test_a_registry_that_takes_fewer_rows_a_request_than_a_chunk_gets_them_in_smaller_requests_in_order(tmp_path):
+    path = write(tmp_path, numbered_rows(5))
+    taken: list[list[int]] = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        lines = [r["line"] for r in json.loads(request.content)["rows"]]
+        if len(lines) > 2:
+            return httpx.Response(422, json={"code": "invalid_input", "detail": "rows: send at most 2 rows per request",
+                                             "errors": [{"field": "rows", "code": "import.too_many_rows",
+                                                         "message": "send at most 2 rows per request"}]})  # fmt: skip
+        taken.append(lines)
+        return httpx.Response(200, json={"received": len(lines), "registered": len(lines), "updated": 0,
+                                         "unchanged": 0, "errors": []})  # fmt: skip
+
+    summary = import_file(path, base_url="http://registry", token="t", chunk_size=5,
+                          transport=httpx.MockTransport(registry))  # fmt: skip
+
+    assert taken == [[2, 3], [4], [5, 6]] and summary.registered == 5
