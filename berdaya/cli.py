@@ -22,7 +22,14 @@ from rich.table import Table
 from rich.text import Text
 
 from berdaya.cli_partners import confirmed, partner
-from berdaya.importer import ImportRefused, ImportSummary, count_rows, import_file, write_error_report
+from berdaya.importer import (
+    ImportRefused,
+    ImportSummary,
+    count_rows,
+    delimiter_of,
+    import_file,
+    write_error_report,
+)
 from berdaya.stack.local import SERVICES, LocalStack, ServiceSpec, service
 from berdaya.stack.postgres import database_url as database_url_of
 from berdaya.stack.postgres import masked_url
@@ -132,11 +139,20 @@ def import_(
 
 def _kept_errors(file: Path, summary: ImportSummary) -> str:
     """The rows already found wrong, written out before the import stopped, so the officer need not find them again."""
-    if not summary.errors:
-        return ""
     report = file.with_suffix(".errors.csv")
-    write_error_report(sorted(summary.errors, key=lambda e: e["line"]), report)  # type: ignore[arg-type, return-value]
+    if not summary.errors:
+        report.unlink(missing_ok=True)  # an earlier run's list of rows to fix would mislead
+        return ""
+    write_error_report(sorted(summary.errors, key=lambda e: e["line"]), report,  # type: ignore[arg-type, return-value]
+                       delimiter_of(file))  # fmt: skip
     return f" The {summary.rejected_rows} row(s) found wrong so far are listed in {report}."
+
+
+def _taken(summary: ImportSummary) -> str:
+    """What the registry took before the import stopped, by its own reports."""
+    taken = summary.registered + summary.updated + summary.unchanged
+    return (f" The {taken:,} row(s) the registry took before this point are in; importing the file again after "
+            "fixing it does not duplicate them." if taken else " No row was imported.")  # fmt: skip
 
 
 def _import(file: Path, url: str, chunk: int):  # noqa: ANN202
@@ -149,11 +165,12 @@ def _import(file: Path, url: str, chunk: int):  # noqa: ANN202
             import_file(file, base_url=url, token=_token(), chunk_size=chunk,
                         progress=lambda n: progress.advance(task, n), summary=summary)  # fmt: skip
         except ImportRefused as exc:
-            sent = progress.tasks[0].completed
-            after = (f" The {sent:,.0f} rows before this point are in; importing the file again after fixing it does "
-                     "not duplicate them." if sent else " Nothing was imported.")  # fmt: skip
             progress.stop()
-            _fail(f"{file.name}: {exc}.{after}{_kept_errors(file, summary)}")
+            _fail(f"{file.name}: {exc}.{_taken(summary)}{_kept_errors(file, summary)}")
+        except KeyboardInterrupt:
+            progress.stop()
+            _error(f"{file.name}: stopped.{_taken(summary)}{_kept_errors(file, summary)}")
+            raise typer.Exit(130) from None
         except httpx.HTTPStatusError as exc:
             progress.stop()
             _fail(f"the registry at {url} answered {exc.response.status_code} ({exc.response.text[:200]}); check its "
@@ -175,7 +192,7 @@ def _import(file: Path, url: str, chunk: int):  # noqa: ANN202
     if not summary.errors:
         report.unlink(missing_ok=True)  # an earlier run's list of rows to fix would mislead
     else:
-        write_error_report(summary.errors, report)
+        write_error_report(summary.errors, report, delimiter_of(file))
         # The file's name and the registry's reasons (which quote the rows) are plain text, never markup.
         console.print(Text.assemble((f"{summary.rejected_rows} row(s) need fixing", "yellow"),
                                     f"; each is listed in {report}. The first ones:"))  # fmt: skip

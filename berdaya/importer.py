@@ -299,8 +299,17 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
 
 
 def count_rows(path: Path) -> int:
+    """The file's lines less the header, for the progress bar: LF, CRLF and a CR alone (Excel for Mac's "CSV
+    (Macintosh)") end a line alike. Read in blocks: a file of one enormous line is never held whole."""
+    lines, last = 0, b""
     with open(path, "rb") as handle:
-        return max(0, sum(1 for _ in handle) - 1)
+        while block := handle.read(1 << 20):
+            split_crlf = last == b"\r" and block[:1] == b"\n"  # a CRLF across two blocks ends one line
+            lines += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n") - split_crlf
+            last = block[-1:]
+    if last not in (b"", b"\n", b"\r"):
+        lines += 1  # the last line, with no line end
+    return max(0, lines - 1)
 
 
 def _unsendable(line: int, columns: list[str], values: list[str]) -> dict[str, object] | None:
@@ -458,8 +467,20 @@ def _too_many_rows(response: httpx.Response) -> bool:
         return False
 
 
-def write_error_report(errors: list[dict[str, object]], path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["line", "field", "code", "message"])
+def delimiter_of(path: Path) -> str:
+    """The file's delimiter, as `read_records` chose it."""
+    try:
+        with _open(path) as handle:
+            header = handle.readline(MAX_RECORD + 1)
+    except (OSError, UnicodeDecodeError):
+        return ","
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def write_error_report(errors: list[dict[str, object]], path: Path, delimiter: str = ",") -> None:
+    """In the import file's delimiter, with a BOM: Excel in Indonesia opens a ';' file with a BOM as columns, and
+    without one reads its accents as mojibake."""
+    with open(path, "w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["line", "field", "code", "message"], delimiter=delimiter)
         writer.writeheader()
         writer.writerows(errors)

@@ -13,6 +13,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from berdaya import cli, cli_partners
+from berdaya.importer import ImportRefused, count_rows
 from berdaya.problems import problem_detail
 from shared.messaging import dead_letters
 from shared.messaging.dead_letters import DeadLetter
@@ -348,3 +349,50 @@ def test_a_token_is_minted_only_for_someone_named_so_two_trainers_never_share_on
     refused = CliRunner().invoke(cli.app, ["token", "--role", "trainer"])
 
     assert refused.exit_code != 0 and "--subject" in refused.output
+
+
+def test_an_import_stopped_by_ctrl_c_keeps_the_errors_found_in_the_files_own_delimiter_and_says_what_was_taken(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # fmt: skip
+    monkeypatch.setenv("BERDAYA_TOKEN", "t")
+    data = tmp_path / "umkm.csv"
+    data.write_text("business_name;owner_name\nKopi;Nus\nKué;Ina\n", encoding="utf-8")
+
+    def import_file(file: Path, *, summary, progress, **_: object) -> None:  # noqa: ANN001
+        summary.received, summary.registered = 2, 1
+        summary.errors.append({"line": 3, "field": "owner_name", "code": "x", "message": "Kué; nama terlalu pendek"})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "import_file", import_file)
+    result = CliRunner().invoke(cli.app, ["import", str(data)])
+
+    assert result.exit_code == 130
+    said = " ".join(screen.getvalue().split())
+    assert "stopped" in said and "The 1 row(s) the registry took before this point are in" in said
+    report = data.with_suffix(".errors.csv").read_bytes()
+    assert report.startswith("\ufeff".encode()) and 'line;field;code;message\r\n3;owner_name;x;"Kué; nama' in (
+        report.decode("utf-8-sig"))  # fmt: skip
+
+
+def test_an_import_refused_before_any_error_leaves_no_earlier_runs_list_of_rows_to_fix(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # fmt: skip
+    monkeypatch.setenv("BERDAYA_TOKEN", "t")
+    data = tmp_path / "umkm.csv"
+    data.write_text("business_name,owner_name\nKopi,Nus\n", encoding="utf-8")
+    stale = data.with_suffix(".errors.csv")
+    stale.write_text("line,field,code,message\n2,x,y,an earlier run's\n", encoding="utf-8")
+
+    def import_file(file: Path, **_: object) -> None:
+        raise ImportRefused("the header has an unknown column")
+
+    monkeypatch.setattr(cli, "import_file", import_file)
+    result = CliRunner().invoke(cli.app, ["import", str(data)])
+
+    assert result.exit_code == 1 and not stale.exists()
+    assert "No row was imported" in screen.getvalue()
+
+
+def test_a_file_whose_lines_end_in_a_carriage_return_alone_counts_its_rows_for_the_progress_bar(tmp_path: Path) -> None:
+    data = tmp_path / "mac.csv"
+    data.write_bytes(b"business_name,owner_name\rKopi,Nus\rKue,Ina\r")
+
+    assert count_rows(data) == 2
