@@ -421,9 +421,19 @@ def status() -> None:
     for part, state in stack.status().items():
         table.add_row(part, Text(state, style="green" if state in ("up", "ready", "external") else "red"))
     console.print(table)
+    console.print(Text(f"Home {stack.base}   logs {stack.base / 'logs'}"))
+    monitoring = stack.monitoring
+    if monitoring.status()["prometheus"] == "up":
+        console.print(Text(f"Prometheus {monitoring.prometheus_url}   Alertmanager {monitoring.alertmanager_url}"))
     registry = service("registry")
     if stack.ready(registry):
-        print_coverage(console, httpx.get(stack.url(registry) + "/stats/nib-coverage", timeout=10).json())
+        try:
+            answer = httpx.get(stack.url(registry) + "/stats/nib-coverage", timeout=10)
+            answer.raise_for_status()
+            print_coverage(console, answer.json())
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            _error(f"the registry's NIB coverage could not be read ({type(exc).__name__}: {str(exc)[:200]}); its log "
+                   f"is {stack.log_file('registry')}")  # fmt: skip
 
 
 @app.command()

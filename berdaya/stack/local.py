@@ -331,10 +331,14 @@ class LocalStack:
         wait_until(lambda: self.ready(spec), timeout, f"{spec.name} /ready", self.log_file(spec.name))
 
     def ready(self, spec: ServiceSpec) -> bool:
+        return self.readiness(spec) == 200
+
+    def readiness(self, spec: ServiceSpec, timeout: float = 2) -> int | None:
+        """The status /ready answers with, or None when the service does not answer."""
         try:
-            return httpx.get(self.url(spec) + "/ready", timeout=2).status_code == 200
+            return httpx.get(self.url(spec) + "/ready", timeout=timeout).status_code
         except httpx.HTTPError:
-            return False
+            return None
 
     def down(self, say=print) -> None:  # noqa: ANN001
         with self._alone(say):
@@ -360,7 +364,11 @@ class LocalStack:
             "kafka": "external" if self.external_kafka else ("up" if port_open(self.kafka_port) else "down"),
         }
         for spec in SERVICES:
-            parts[spec.name] = "ready" if self.ready(spec) else ("starting" if self._pid(spec.name) else "down")
+            # Longer than the service's own checks (3 s each), so a hung Kafka shows as "not ready", not "starting".
+            answer = self.readiness(spec, timeout=8) if self._pid(spec.name) else self.readiness(spec)
+            parts[spec.name] = ("ready" if answer == 200 else
+                                f"not ready: its database or Kafka fails ({self.log_file(spec.name)} says which)"
+                                if answer is not None else "starting" if self._pid(spec.name) else "down")  # fmt: skip
         parts.update(self.monitoring.status())
         return parts
 

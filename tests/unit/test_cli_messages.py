@@ -396,3 +396,24 @@ def test_a_file_whose_lines_end_in_a_carriage_return_alone_counts_its_rows_for_t
     data.write_bytes(b"business_name,owner_name\rKopi,Nus\rKue,Ina\r")
 
     assert count_rows(data) == 2
+
+
+def test_status_says_in_one_line_why_the_coverage_could_not_be_read_rather_than_a_traceback(
+        screen: io.StringIO, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # fmt: skip
+    from berdaya.stack.local import LocalStack
+
+    monkeypatch.setenv("BERDAYA_HOME", str(tmp_path))
+    stack = LocalStack()
+    monkeypatch.setattr(stack, "status", lambda: {"registry": "ready"})
+    monkeypatch.setattr(stack, "ready", lambda spec: True)
+    monkeypatch.setattr(stack.monitoring, "status", lambda: {"prometheus": "down"})
+    monkeypatch.setattr(cli, "_stack", lambda: stack)
+    monkeypatch.setattr(cli.httpx, "get", lambda url, timeout: httpx.Response(
+        503, json={"code": "database_unavailable"}, request=httpx.Request("GET", url)))  # fmt: skip
+
+    result = CliRunner().invoke(cli.app, ["status"])
+
+    assert result.exit_code == 0, result.exception
+    said = " ".join(screen.getvalue().split())
+    assert "error: the registry's NIB coverage could not be read (HTTPStatusError" in said
+    assert f"Home {tmp_path}" in said

@@ -107,7 +107,7 @@ def test_a_pid_file_whose_process_began_at_another_time_is_stale_and_that_proces
     pid_file = _registry_pid_file(stack)
     pid_file.write_text(f"{stranger.pid}\n1\n")
     # Nothing of ours answers on the registry's port, whatever else on this machine (a demo's stack) may.
-    stack.ready = lambda spec: False  # type: ignore[method-assign]
+    stack.readiness = lambda spec, timeout=2: None  # type: ignore[method-assign]
     assert stack.status()["registry"] == "down"
     assert not pid_file.exists()
     pid_file.write_text(f"{stranger.pid}\n1\n")
@@ -676,3 +676,15 @@ def test_folders_without_an_owner_file_or_reached_through_a_link_are_never_touch
 
     assert reap_abandoned(tmp_path) == []
     assert target.exists() and linked_data.exists() and no_owner.exists()
+
+
+def test_a_running_service_whose_readiness_fails_is_shown_not_ready_naming_its_log_not_starting(
+        stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setattr(stack, "_pid", lambda name: 4242)
+    monkeypatch.setattr(stack, "readiness", lambda spec, timeout=2: 503 if spec.name == "registry" else None)
+    monkeypatch.setattr(stack.monitoring, "status", lambda: {})
+
+    parts = stack.status()
+
+    assert parts["registry"].startswith("not ready") and str(stack.log_file("registry")) in parts["registry"]
+    assert parts["funding"] == "starting"
