@@ -83,3 +83,40 @@ def test_a_breakdown_hides_a_second_row_and_its_rates_where_the_other_breakdown_
 
     assert (alak.enrolled, oebobo.enrolled, oebobo.attendance_percent, oebobo.completed) == (None, None, None, None)
     assert oebobo.completion_percent is None and oebobo.group == "Oebobo"
+
+
+def test_a_row_whose_completed_is_hidden_hides_its_bands_which_would_add_up_to_it():
+    alak = Figures(group="Alak", enrolled=6, completed=2, not_completed=4, assessments={"management": {"70-84": 2}})
+    oebobo = Figures(group="Oebobo", enrolled=8, completed=6, not_completed=2,
+                     assessments={"management": {"70-84": 6}, "leadership": {"85-100": 6}})  # fmt: skip
+
+    _, hidden_with_alak = rows([alak, oebobo])
+
+    assert hidden_with_alak.completed is None
+    assert all(n is None for bands in hidden_with_alak.assessment_bands.values() for n in bands.values())
+
+
+def test_a_band_hidden_alone_in_its_column_takes_another_row_s_band_with_it():
+    alak = Figures(group="Alak", enrolled=20, completed=20, assessments={"management": {"0-49": 3, "70-84": 17}})
+    oebobo = Figures(group="Oebobo", enrolled=30, completed=30, assessments={"management": {"0-49": 10, "70-84": 20}})
+
+    alak_row, oebobo_row = rows([alak, oebobo])
+
+    # The other breakdown shows 13 in 0-49: Oebobo's 10 would give back Alak's 3.
+    assert alak_row.assessment_bands["management"] == {"0-49": None, "50-69": 0, "70-84": None, "85-100": 0}
+    assert oebobo_row.assessment_bands["management"]["0-49"] is None
+    assert (alak_row.completed, oebobo_row.completed) == (20, 30)
+
+
+def test_those_enrolled_less_a_few_who_did_not_complete_hide_the_completed_and_the_rate():
+    few_left = row(Figures(group="X", enrolled=7, completed=5, not_completed=2,
+                           assessments={"management": {"70-84": 5}}))  # fmt: skip
+    assert (few_left.enrolled, few_left.completed, few_left.completion_percent) == (7, None, None)
+    assert set(few_left.assessment_bands["management"].values()) == {None}
+
+    still_training = row(Figures(group="Y", enrolled=20, completed=10, not_completed=2))
+    assert (still_training.completed, still_training.completion_percent) == (10, None)
+
+    alak, oebobo = rows([Figures(group="Alak", enrolled=7, completed=5, not_completed=2),
+                         Figures(group="Oebobo", enrolled=30, completed=30)])  # fmt: skip
+    assert (alak.completed, oebobo.completed) == (None, None)  # 35 in the other breakdown less 30 would give 5
