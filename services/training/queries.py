@@ -198,9 +198,8 @@ class TrainingQueries:
         for code in groups:
             assigned = by_row[code]["assigned"] if code in by_row else 0
             visited = by_row[code]["followed_up"] if code in by_row else 0
-            summary.append({"kecamatan": self.kecamatan_name(code), "with_mentor": reports.shown(assigned),
-                            "followed_up": reports.shown(visited), "not_followed_up": reports.shown(assigned - visited),
-                            "completed_without_mentor": reports.shown(unassigned.get(code, 0))})  # fmt: skip
+            summary.append({"kecamatan": self.kecamatan_name(code),
+                            **reports.follow_up_row(assigned, visited, unassigned.get(code, 0))})
         where = Where("a.ended_at IS NULL")
         if followed_up is not None:
             where.add(f"{visits} {'>' if followed_up else '='} 0")

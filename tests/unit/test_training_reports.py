@@ -8,6 +8,7 @@ from services.training.domain.reports import (
     band,
     coverage_row,
     coverage_rows,
+    follow_up_row,
     hidden_cells,
     percent,
     row,
@@ -120,3 +121,12 @@ def test_those_enrolled_less_a_few_who_did_not_complete_hide_the_completed_and_t
     alak, oebobo = rows([Figures(group="Alak", enrolled=7, completed=5, not_completed=2),
                          Figures(group="Oebobo", enrolled=30, completed=30)])  # fmt: skip
     assert (alak.completed, oebobo.completed) == (None, None)  # 35 in the other breakdown less 30 would give 5
+
+
+def test_the_mentoring_report_hides_a_second_count_where_the_three_would_give_back_one_hidden():
+    assert follow_up_row(10, 2, 0) == {"with_mentor": 10, "followed_up": None, "not_followed_up": None,
+                                       "completed_without_mentor": 0}  # fmt: skip
+    assert follow_up_row(10, 8, 3) == {"with_mentor": 10, "followed_up": None, "not_followed_up": None,
+                                       "completed_without_mentor": None}  # fmt: skip
+    assert follow_up_row(3, 3, 0)["with_mentor"] is None
+    assert follow_up_row(12, 6, 0)["followed_up"] == 6

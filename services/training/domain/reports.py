@@ -195,3 +195,11 @@ def coverage_row(f: CoverageFigures, also_hidden: frozenset[str] = frozenset()) 
                           if counts["certified"] is not None and counts["food_businesses"] is not None else None),
     )  # fmt: skip
 
+
+def follow_up_row(with_mentor: int, followed_up: int, completed_without_mentor: int) -> dict[str, int | None]:
+    """A kecamatan's row of the mentoring report: those followed up and those not add up to those with a mentor, so
+    one of the three hidden alone would come back by subtraction."""
+    cells = {"with_mentor": with_mentor, "followed_up": followed_up, "not_followed_up": with_mentor - followed_up}
+    hidden = hidden_cells(cells)
+    return {**{name: None if name in hidden else n for name, n in cells.items()},
+            "completed_without_mentor": shown(completed_without_mentor)}  # fmt: skip
