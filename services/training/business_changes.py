@@ -125,7 +125,10 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
         for cohort_id in seating.leave_halal_cohorts(p.business_id, causes[p.business_id]):
             trigger.setdefault(cohort_id, causes[p.business_id])
     await seating.gather()
-    await seating.lock_participants(also=[p.business_id for p in marked])
+    # A first look: the end is written under the business's lock, which a visit being recorded takes too.
+    mentored = [b for b in closed if await uow.store.assignment(b) is not None]
+    await seating.lock_participants(also=[*(p.business_id for p in marked), *mentored])
+    await _end_mentoring(mentored, causes, uow, now)
     for p in marked:
         reason = cannot_self_declare(views[p.business_id])
         assert reason is not None
@@ -140,3 +143,12 @@ async def _business_changed(views: dict[uuid.UUID, BusinessView], causes: dict[u
         with uow.caused_by(trigger.get(cohort_id, first)):
             await seating.refill(cohort_id)
     await seating.save()
+
+
+async def _end_mentoring(closed: Sequence[uuid.UUID], causes: dict[uuid.UUID, Cause], uow: TrainingUnitOfWork,
+                         now: datetime) -> None:  # fmt: skip
+    """A closed business is mentored no more: its mentor gets the room back for another graduate."""
+    for business_id in closed:
+        if await uow.store.end_assignment(business_id, now):
+            with uow.caused_by(causes[business_id]):
+                uow.audit("MentoringEnded", "participant", business_id)

@@ -74,6 +74,7 @@ async def record_visit(cmd: RecordVisit, uow: TrainingUnitOfWork, deps: Deps) ->
     now = deps.clock()
     today = today_in_kupang(now)
     async with uow:
+        await _require_active(cmd.business_id, uow)
         assignment = _with_mentor(await uow.store.assignment(cmd.business_id), cmd.business_id)
         await _require_followed_up_by(assignment, cmd.by, uow)
         versions = events.Versions(await uow.store.lock_participants([cmd.business_id]))
@@ -124,6 +125,14 @@ async def end_mentoring(cmd: EndMentoring, uow: TrainingUnitOfWork, deps: Deps) 
             raise NotFound(f"business {cmd.business_id} has no mentor")
         uow.audit("MentoringEnded", "participant", cmd.business_id)
         await uow.commit()
+
+
+async def _require_active(business_id: uuid.UUID, uow: TrainingUnitOfWork) -> None:
+    """A closed business is mentored no more (its mentoring ended when it closed): a visit to it never happened, or
+    should not be counted as follow-up. One closing meanwhile ends the mentoring, which the visit reads again."""
+    view = (await uow.store.businesses([business_id])).get(business_id)
+    if view is not None and not view.active:
+        raise Conflict(f"business {business_id} is closed; a visit to it is not recorded", "business_closed")
 
 
 def _with_mentor(assignment: Assignment | None, business_id: uuid.UUID) -> Assignment:

@@ -13,7 +13,7 @@ from services.training.domain.mentors import Mentor, MentorForm, VisitForm, assi
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, InvalidInput
 
-from .training_fakes import ALAK, KOTA_RAJA, OEBOBO, TRAINER, TrainingWorld, view
+from .training_fakes import ALAK, KOTA_RAJA, OEBOBO, TRAINER, TrainingWorld, business_closed, view
 
 
 OTHER_TRAINER = Principal("pelatih.lain", frozenset({"trainer"}))
@@ -166,6 +166,35 @@ async def test_a_visit_to_a_business_without_a_mentor_is_a_conflict_and_ending_m
         await mentoring.record_visit(mentoring.RecordVisit(business, VisitForm(visited_on=date(2026, 4, 28)), TRAINER),
                                      world.by(TRAINER), world.deps)  # fmt: skip
     assert refused.value.code == "no_mentor"
+
+
+async def test_a_business_that_closes_ends_its_mentoring_and_its_mentor_has_room_for_another():
+    world = TrainingWorld()
+    await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"], max_load=1)
+    _, [business] = await graduate(world, n=1)
+
+    await world.consume(business_closed(business, 2))
+
+    assert [(a.action, a.aggregate_id) for a in world.uows[-1].audit_entries] == [("MentoringEnded", str(business))]
+    assert await world.store.assignment(business) is None
+    assert [a.ended_at for a in world.store.assignments] == [world.clock()]
+    async with world.by(TRAINER) as uow:
+        assert [m.has_room for m in await uow.store.lock_mentors()] == [True]
+
+
+async def test_a_visit_to_a_closed_business_is_a_conflict_and_nothing_is_recorded_or_told():
+    world = TrainingWorld()
+    await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
+    _, [business] = await graduate(world, n=1)
+    await world.consume(business_closed(business, 2))
+    told = list(world.published)
+
+    with pytest.raises(Conflict) as refused:
+        await mentoring.record_visit(mentoring.RecordVisit(business, VisitForm(visited_on=date(2026, 4, 28)), TRAINER),
+                                     world.by(TRAINER), world.deps)  # fmt: skip
+
+    assert refused.value.code == "business_closed"
+    assert world.store.visits == [] and world.published == told
 
 
 async def complete_another_training(world: TrainingWorld, business: uuid.UUID, at: datetime) -> None:
