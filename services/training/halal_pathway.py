@@ -100,7 +100,8 @@ def _may_mark(business: BusinessView, by: Principal) -> None:
 
 async def flag_stalled_pathways(uow_factory: Callable[[], TrainingUnitOfWork], deps: Deps) -> int:
     """PathwayStalled, once per stall, for every pathway whose next step is overdue. Each batch locks its rows and
-    skips those another process holds, so two processes never report one stall twice."""
+    skips those another process holds, so two processes never report one stall twice. Nothing while the view is
+    rebuilt: it would chase businesses that closed, as it has not read their closing yet."""
     limits = halal.stall_limits(deps.stall_days)
     reported = 0
     while True:
@@ -108,6 +109,10 @@ async def flag_stalled_pathways(uow_factory: Callable[[], TrainingUnitOfWork], d
         now = deps.clock()
         today = today_in_kupang(now)
         async with uow_factory() as uow:
+            if await uow.store.view_catching_up():
+                # The view is being refilled: a business not read again yet looks open, and in its old kecamatan.
+                # Its stall is reported once the view has caught up.
+                return reported
             due = await uow.store.lock_due_stalls(limits, today, deps.stall_batch)
             versions = events.Versions(await uow.store.lock_participants([p.business_id for p in due]))
             for p in due:

@@ -178,6 +178,26 @@ async def test_the_sweeper_chases_no_business_that_closed_while_its_pathway_wait
     assert [e.business_id for e in world.of_type("PathwayStalled")] == [open_]
 
 
+async def test_the_sweeper_chases_nobody_while_the_view_is_rebuilt_and_the_open_business_once_it_has_caught_up():
+    world = TrainingWorld(now=datetime(2026, 3, 10, 2, tzinfo=UTC))
+    open_, closing = await world.register(), await world.register()
+    for business in (open_, closing):
+        await step(world, business, "nib", date(2026, 3, 1))
+    await world.consume(business_closed(closing, 2))
+    world.clock.set(datetime(2026, 3, 16, 2, tzinfo=UTC))
+    kept = dict(world.store.views)
+    world.store.views.clear()  # `berdaya replay training-view`: emptied, and read again from the registry's topic
+    world.store.catching_up = True
+
+    assert await halal_pathway.flag_stalled_pathways(world.by_time, world.deps) == 0
+    assert world.of_type("PathwayStalled") == []
+
+    world.store.views.update(kept)
+    world.store.catching_up = False
+    assert await halal_pathway.flag_stalled_pathways(world.by_time, world.deps) == 1
+    assert [e.business_id for e in world.of_type("PathwayStalled")] == [open_]
+
+
 async def test_the_sweeper_works_in_batches_until_nothing_is_due():
     world = TrainingWorld(now=datetime(2026, 3, 1, 2, tzinfo=UTC))
     world.deps = world.deps.__class__(**{**world.deps.__dict__, "stall_batch": 2})
