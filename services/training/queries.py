@@ -35,6 +35,12 @@ from shared.reference.kbli import FOOD_AND_DRINK_PREFIXES
 from shared.reference.wilayah import Wilayah
 
 
+# A pathway stalled as operators are shown it, listed and counted alike: waiting for its next step, and not of a
+# business that closed (its owner needs no chasing).
+STALLED = ("p.stalled_for IS NOT NULL AND p.not_eligible IS NULL AND p.steps_done < 7 AND NOT EXISTS"
+           " (SELECT 1 FROM business_view c WHERE c.business_id = p.business_id AND c.status = 'closed')")
+
+
 @dataclass(frozen=True, slots=True)
 class Trainee:
     seat: Seat
@@ -164,7 +170,7 @@ class TrainingQueries:
         where = Where("(p.steps_done > 0 OR p.not_eligible IS NOT NULL)")
         where.add_if(kecamatan_code, "coalesce(v.kecamatan_code, p.kecamatan_code) = {}")
         if stalled is not None:
-            where.add(("" if stalled else "NOT ") + "(p.stalled_for IS NOT NULL AND p.not_eligible IS NULL AND p.steps_done < 7)")
+            where.add(("" if stalled else "NOT ") + f"({STALLED})")
         async with self._db.acquire() as conn:
             rows = await conn.fetch(
                 f"{PATHWAY_SELECT}{where.sql} ORDER BY p.business_id"
@@ -323,9 +329,5 @@ class TrainingQueries:
 
     async def stalled_by_step(self) -> list[asyncpg.Record]:
         return await self._db.fetch(
-            """SELECT stalled_for AS step, count(*)::int AS stalled FROM pathway p
-                WHERE stalled_for IS NOT NULL AND not_eligible IS NULL AND steps_done < 7
-                  AND NOT EXISTS (SELECT 1 FROM business_view v WHERE v.business_id = p.business_id
-                                                                  AND v.status = 'closed')
-                GROUP BY 1"""
+            f"SELECT p.stalled_for AS step, count(*)::int AS stalled FROM pathway p WHERE {STALLED} GROUP BY 1"
         )

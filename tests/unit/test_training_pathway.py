@@ -3,7 +3,10 @@ self-declare; and the same through the handlers, the registry consumer and the s
 
 from __future__ import annotations
 
+import contextlib
+import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -20,8 +23,10 @@ from services.training.domain.pathway import (
     stall,
     stall_limits,
 )
+from services.training.queries import TrainingQueries
 from services.training.settings import TrainingSettings
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.reference.wilayah import kota_kupang
 
 from .training_fakes import ALAK, ALAK_OFFICER, OFFICER, TrainingWorld, business_closed, updated
 
@@ -196,6 +201,34 @@ async def test_the_sweeper_chases_nobody_while_the_view_is_rebuilt_and_the_open_
     world.store.catching_up = False
     assert await halal_pathway.flag_stalled_pathways(world.by_time, world.deps) == 1
     assert [e.business_id for e in world.of_type("PathwayStalled")] == [open_]
+
+
+class RecordingDb:
+    """Answers every query with no rows, and keeps its text."""
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+
+    async def fetch(self, sql: str, *args: object) -> list[dict]:
+        self.sql.append(sql)
+        return []
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[RecordingDb]:
+        yield self
+
+
+async def test_the_stalled_pathways_listed_are_those_the_gauge_counts_leaving_closed_businesses_out():
+    db = RecordingDb()
+    queries = TrainingQueries(db, kota_kupang())  # type: ignore[arg-type]
+
+    await queries.stalled_by_step()
+    [gauge] = db.sql
+    await queries.pathways(kecamatan_code=None, stalled=True, page=1, page_size=50)
+
+    counted = re.search(r"WHERE (.*) GROUP BY", gauge, re.S)
+    assert counted is not None and "'closed'" in counted.group(1)
+    assert counted.group(1) in db.sql[1]
 
 
 async def test_the_sweeper_works_in_batches_until_nothing_is_due():
