@@ -121,8 +121,15 @@ async def end_mentoring(cmd: EndMentoring, uow: TrainingUnitOfWork, deps: Deps) 
             raise NotFound(f"business {cmd.business_id} has no mentor")
         await _require_followed_up_by(assignment, cmd.by, uow)
         await uow.store.lock_participants([cmd.business_id])  # a visit being recorded finishes first, or sees it end
-        if not await uow.store.end_assignment(cmd.business_id, deps.clock()):
+        # Read again under the lock: the caller may follow up the mentoring read before it, not a newer one that
+        # another trainer's cohort gave the business meanwhile.
+        current = await uow.store.assignment(cmd.business_id)
+        if current is None:
             raise NotFound(f"business {cmd.business_id} has no mentor")
+        if current != assignment:
+            raise Conflict(f"the mentoring of business {cmd.business_id} changed while it was being ended; look at "
+                           "its mentoring again before ending it", "mentoring_changed")  # fmt: skip
+        await uow.store.end_assignment(cmd.business_id, deps.clock())
         uow.audit("MentoringEnded", "participant", cmd.business_id)
         await uow.commit()
 

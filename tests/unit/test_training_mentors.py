@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.training import mentoring
-from services.training.domain.mentors import Mentor, MentorForm, VisitForm, assign_all, choose_mentor
+from services.training.domain.mentors import Assignment, Mentor, MentorForm, VisitForm, assign_all, choose_mentor
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, InvalidInput
 
@@ -295,6 +295,31 @@ async def test_a_visit_whose_mentoring_ends_while_it_is_recorded_is_refused_and_
                                      world.by(TRAINER), world.deps)  # fmt: skip
 
     assert refused.value.code == "no_mentor" and world.store.visits == [] and world.published == told
+
+
+async def test_ending_a_mentoring_that_another_cohort_s_mentoring_replaced_meanwhile_is_a_conflict_and_ends_nothing():
+    world = TrainingWorld()
+    mentor_ = await add_mentor(world, "ahli pangan", ["10"], ["Oebobo"])
+    _, [business] = await graduate(world, n=1)
+    newer = Assignment(business, mentor_.id, uuid.uuid4(), datetime(2026, 5, 2, tzinfo=UTC))  # another trainer's
+    locking, ending = world.store.lock_participants, world.store.end_assignment
+    ended_under_lock: list[uuid.UUID] = []
+
+    async def replaced_meanwhile(business_ids):  # noqa: ANN001, ANN202 - both commit just before this lock is had
+        await ending(business, world.clock())
+        await world.store.add_assignments([newer])
+        return await locking(business_ids)
+
+    async def end(business_id, at):  # noqa: ANN001, ANN202
+        ended_under_lock.append(business_id)
+        return await ending(business_id, at)
+
+    world.store.lock_participants = replaced_meanwhile  # type: ignore[method-assign]
+    world.store.end_assignment = end  # type: ignore[method-assign]
+    with pytest.raises(Conflict) as refused:
+        await mentoring.end_mentoring(mentoring.EndMentoring(business, TRAINER), world.by(TRAINER), world.deps)
+
+    assert refused.value.code == "mentoring_changed" and ended_under_lock == []
 
 
 async def test_a_mentor_sent_again_under_its_idempotency_key_is_added_once_and_another_under_it_is_a_conflict():
