@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 from services.training.domain import attendance as rules
@@ -43,11 +43,12 @@ class RecordAssessments:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _enrolled_only(seating: Seating, cohort: Cohort, ids: Sequence[uuid.UUID]) -> None:
+def _enrolled_only(seating: Seating, cohort: Cohort, ids: Sequence[uuid.UUID],
+                   unchanged: Set[uuid.UUID] = frozenset()) -> None:  # fmt: skip
     errors = []
     for i, business_id in enumerate(ids):
         seat = seating.seat(cohort.id, business_id)
-        if seat is None or seat.status != "enrolled":
+        if business_id not in unchanged and (seat is None or seat.status != "enrolled"):
             status = seat.status if seat else "not in the cohort"
             errors.append(FieldError(f"records.{i}.business_id", "trainee.not_enrolled",
                                      f"business {business_id} is {status}, not enrolled in cohort {cohort.id}"))  # fmt: skip
@@ -59,7 +60,8 @@ def _enrolled_only(seating: Seating, cohort: Cohort, ids: Sequence[uuid.UUID]) -
 
 async def record_attendance(cmd: RecordAttendance, uow: TrainingUnitOfWork, deps: Deps) -> list[Seat]:
     """Marks for one session of a running cohort (AttendanceRecorded for each mark that changed); a trainee absent
-    without excuse from the first session is a no-show, withdrawn, and the waitlist promoted."""
+    without excuse from the first session is a no-show, withdrawn, and the waitlist promoted. A PUT: sent again, the
+    same sheet changes nothing, a no-show's mark included."""
     now = deps.clock()
     async with uow:
         await uow.store.hold_seating(alone=False)  # a no-show's seat goes to the waitlist
@@ -72,9 +74,12 @@ async def record_attendance(cmd: RecordAttendance, uow: TrainingUnitOfWork, deps
         if session.starts_at > now:
             raise Conflict(f"session {cmd.session} starts {session.starts_at.astimezone(WITA):%Y-%m-%d %H:%M} WITA; "
                            "attendance is recorded once it has begun", "session_not_started")  # fmt: skip
-        records = cmd.form.records
-        _enrolled_only(seating, cohort, [r.business_id for r in records])
         before = await uow.store.marks(cohort.id)
+        # The same sheet sent again (its answer lost) names those it made no-shows: as they were, nothing changes.
+        unchanged = {r.business_id for r in cmd.form.records
+                     if _no_show_marked(seating.seat(cohort.id, r.business_id), before, cmd.session, r.attendance)}
+        _enrolled_only(seating, cohort, [r.business_id for r in cmd.form.records], unchanged)
+        records = [r for r in cmd.form.records if r.business_id not in unchanged]
         await uow.store.save_marks(cohort.id, [Mark(r.business_id, cmd.session, r.attendance, r.reason) for r in records],
                                    cmd.by.actor, now)  # fmt: skip
         for r in records:
@@ -89,7 +94,13 @@ async def record_attendance(cmd: RecordAttendance, uow: TrainingUnitOfWork, deps
         await seating.refill(cohort.id)
         await seating.save()
         await uow.commit()
-    return [seating.seats[cohort.id][r.business_id] for r in records]
+    return [seating.seats[cohort.id][r.business_id] for r in cmd.form.records]
+
+
+def _no_show_marked(seat: Seat | None, marks: dict[uuid.UUID, dict[int, str]], session: int, mark: str) -> bool:
+    """Withdrawn as a no-show, with this very mark for the session: the mark that withdrew it, sent again."""
+    return (seat is not None and seat.status == "withdrawn" and seat.withdraw_reason == "no_show"
+            and marks.get(seat.business_id, {}).get(session) == mark)  # fmt: skip
 
 
 async def record_assessments(cmd: RecordAssessments, uow: TrainingUnitOfWork, deps: Deps) -> None:

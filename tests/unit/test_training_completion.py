@@ -129,6 +129,25 @@ async def test_a_no_show_at_the_first_session_is_withdrawn_and_the_first_on_the_
     assert world.seated(cohort.id, "waitlisted") == {ids[3]}  # running: nobody new is invited
 
 
+async def test_the_same_sheet_sent_again_after_a_no_show_changes_nothing_and_another_mark_for_the_no_show_is_refused():
+    world = TrainingWorld()
+    ids = await world.register_many(4)
+    _, cohort = await world.open_cohort(capacity=2)
+    await world.move(cohort.id, "running")
+    world.clock.set(AFTER_LAST_SESSION)
+    sheet = {ids[0]: "absent", ids[1]: "present"}
+    await world.attend(cohort.id, 1, sheet)
+    told = list(world.published)
+
+    seats = await world.attend(cohort.id, 1, sheet)  # the answer to the first was lost; the app sends it again
+
+    assert [s.status for s in seats] == ["withdrawn", "enrolled"] and world.published == told
+    assert world.seated(cohort.id) == {ids[1], ids[2]} and world.seated(cohort.id, "waitlisted") == {ids[3]}
+    with pytest.raises(InvalidInput) as refused:
+        await world.attend(cohort.id, 1, {ids[0]: "present", ids[1]: "present"})
+    assert [(e.field, e.code) for e in refused.value.errors] == [("records.0.business_id", "trainee.not_enrolled")]
+
+
 async def test_attendance_for_someone_not_enrolled_is_refused_naming_the_business():
     world = TrainingWorld()
     _, cohort, (a, _, _) = await running(world)
