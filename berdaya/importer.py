@@ -332,10 +332,10 @@ def _unsendable(line: int, columns: list[str], values: list[str]) -> dict[str, o
 
 
 class _Businesses:
-    """The businesses named by rows the registry took from earlier chunks, by the owner's NIK and the name's identity.
-
-    The registry refuses a second row about one business within a request; across chunks only the file knows. Were
-    a later chunk's row applied after an earlier one's, each import of the file would change the business again."""
+    """The businesses named by the rows sent so far, by the owner's NIK and the name's identity: a later row about one
+    is refused here, whatever became of the first. The registry refuses a second row about one business within a
+    request, but a file goes in chunks, and a chunk refused as too large goes again in halves: only the file knows.
+    Were the later row applied after the first, each import of the file would change the business again."""
 
     def __init__(self, columns: list[str]) -> None:
         self._at = (columns.index("owner_nik"), columns.index("business_name")) if {
@@ -349,17 +349,13 @@ class _Businesses:
         digits = "".join(c for c in nik if c.isdigit())
         return (digits, name_identity(name)) if digits and name.strip() else None
 
-    def first_line(self, values: list[str]) -> int | None:
+    def earlier_line(self, line: int, values: list[str]) -> int | None:
+        """The line of an earlier row about the same business, or None (this row is then the first)."""
         key = self._key(values)
-        return None if key is None else self._first.get(key)
-
-    def taken(self, rows: list[dict[str, object]], errors: list[dict[str, object]]) -> None:
-        """A chunk's rows the registry reported nothing about (registered, updated or unchanged)."""
-        refused = {e.get("line") for e in errors}
-        for row in rows:
-            key = self._key(row["values"])  # type: ignore[arg-type]
-            if key is not None and row["line"] not in refused:
-                self._first.setdefault(key, row["line"])  # type: ignore[arg-type]
+        if key is None:
+            return None
+        first = self._first.setdefault(key, line)
+        return None if first == line else first
 
 
 # A chunk the registry could not take (busy, restarting, a timeout) is sent again: each chunk is one transaction and
@@ -430,12 +426,11 @@ def import_file(
             summary.updated += report["updated"]
             summary.unchanged += report["unchanged"]
             summary.errors.extend(report["errors"])
-            businesses.taken(rows, report["errors"])
             progress(len(rows))
 
         for line, values, unreadable in records:
             unsendable = unreadable or _unsendable(line, columns, values)
-            if not unsendable and (first := businesses.first_line(values)) is not None:
+            if not unsendable and (first := businesses.earlier_line(line, values)) is not None:
                 unsendable = {"line": line, "field": "business_name", "code": "import.repeated_row",
                               "message": repeated_row(first)}  # fmt: skip
             if unsendable:
@@ -475,6 +470,14 @@ def delimiter_of(path: Path) -> str:
     except (OSError, UnicodeDecodeError):
         return ","
     return ";" if header.count(";") > header.count(",") else ","
+
+
+def read_error_report(path: Path) -> list[dict[str, str]]:
+    """The rows to fix as `write_error_report` wrote them, whichever delimiter it used."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        header = handle.readline()
+        handle.seek(0)  # the decoder starts again, and skips the BOM again
+        return list(csv.DictReader(handle, delimiter=";" if header.startswith("line;") else ","))
 
 
 def write_error_report(errors: list[dict[str, object]], path: Path, delimiter: str = ",") -> None:

@@ -15,7 +15,7 @@ from services.registry.domain import consent as consents
 from services.registry.domain.business import Business, NibApplication
 from services.registry.domain.consent import Consent, ConsentForm, Partner
 from services.registry.domain.coverage import NibCoverage
-from services.registry.domain.duplicates import business_identity, duplicate_conflict, probable_duplicate
+from services.registry.domain.duplicates import business_identity, comparable, duplicate_conflict, probable_duplicate
 from services.registry.domain.forms import BusinessChanges, RegistrationForm
 from services.registry.domain.identity import check_nib
 from services.registry.domain.registration import RegistrationRules, validate_registration
@@ -177,7 +177,8 @@ async def register_business(cmd: RegisterBusiness, uow: RegistryUnitOfWork, deps
         await uow.businesses.lock_identities([digest], [new.phone], nibs)
         if not form.confirm_distinct:
             found, holders = await uow.businesses.clashes([digest], [new.phone], nibs)
-            duplicate = probable_duplicate(form.business_name, [c for _, _, c in found], deps.rules.duplicate_similarity)
+            candidates = comparable([c for _, _, c in found if c.same_nik], [c for _, _, c in found if c.same_phone])
+            duplicate = probable_duplicate(form.business_name, candidates, deps.rules.duplicate_similarity)
             if duplicate:
                 raise duplicate_conflict(duplicate, outside_scope=not _may_see(cmd.by, duplicate.kecamatan_code))
         elif (existing := await _same_business(uow, digest, form.business_name)) is not None:

@@ -249,7 +249,9 @@ class PgBusinessStore(BusinessStore):
 
     async def duplicate_candidates(self, nik_digests: Sequence[bytes], phones: Sequence[str]) -> list[tuple[bytes, str, DuplicateCandidate]]:
         rows = await self._conn.fetch(
-            f"SELECT {_CANDIDATE} FROM business WHERE nik_digest = ANY($1::bytea[]) OR phone = ANY($2::text[])",
+            # Oldest first: where an owner has more businesses than are compared, the latest are (MOST_COMPARED).
+            f"SELECT {_CANDIDATE} FROM business WHERE nik_digest = ANY($1::bytea[]) OR phone = ANY($2::text[])"
+            " ORDER BY registered_at, id",
             list(nik_digests), list(phones),
         )  # fmt: skip
         digests, phone_set = set(nik_digests), set(phones)
@@ -305,7 +307,8 @@ class PgBusinessStore(BusinessStore):
                       ) -> tuple[list[tuple[bytes, str, DuplicateCandidate]], dict[str, uuid.UUID]]:  # fmt: skip
         rows = await self._conn.fetch(
             f"SELECT {_CANDIDATE}, nib FROM business"
-            " WHERE nik_digest = ANY($1::bytea[]) OR phone = ANY($2::text[]) OR nib = ANY($3::text[])",
+            " WHERE nik_digest = ANY($1::bytea[]) OR phone = ANY($2::text[]) OR nib = ANY($3::text[])"
+            " ORDER BY registered_at, id",
             list(nik_digests), list(phones), list(nibs),
         )  # fmt: skip
         digests, phone_set, nib_set = set(nik_digests), set(phones), set(nibs)

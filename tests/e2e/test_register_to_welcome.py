@@ -12,6 +12,7 @@ from datetime import date
 import httpx
 import pytest
 
+from berdaya.importer import read_error_report
 from shared.contracts.topics import REGISTRY_BUSINESS
 from tests.support import eventually, read_topic, registration
 
@@ -67,7 +68,7 @@ async def test_an_officer_imports_a_csv_with_the_cli_fixes_nothing_twice_and_get
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 2, first.stdout + first.stderr
     assert "registered" in first.stdout and "line 4, owner_birth_date" in first.stdout
-    errors = list(csv.DictReader(open(path.with_suffix(".errors.csv"))))
+    errors = read_error_report(path.with_suffix(".errors.csv"))
     assert [(e["line"], e["field"]) for e in errors] == [("4", "owner_birth_date")]
 
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)

@@ -25,6 +25,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from berdaya.importer import read_error_report
 from berdaya.stack.process import stop_pid
 from services.funding.bootstrap import create_app as create_funding
 from services.funding.settings import FundingSettings
@@ -750,8 +751,7 @@ async def test_berdaya_import_reports_a_nul_cell_by_line_and_imports_the_good_ro
     result = await asyncio.to_thread(_cli_import, file, registry_process)
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "Traceback" not in output, output
-    with open(file.with_suffix(".errors.csv"), newline="", encoding="utf-8") as handle:
-        errors = list(csv.DictReader(handle))
+    errors = read_error_report(file.with_suffix(".errors.csv"))
     assert [(e["line"], e["field"], e["code"]) for e in errors] == [("3", "address", "import.nul")]
     async with httpx.AsyncClient(base_url=registry_process.url, timeout=30) as http:
         found = await http.get("/businesses", headers={"Authorization": f"Bearer {registry_process.token}"})
@@ -764,8 +764,7 @@ async def test_berdaya_import_reports_a_cell_over_a_thousand_characters_by_line_
     result = await asyncio.to_thread(_cli_import, file, registry_process)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output, output
-    with open(file.with_suffix(".errors.csv"), newline="", encoding="utf-8") as handle:
-        errors = list(csv.DictReader(handle))
+    errors = read_error_report(file.with_suffix(".errors.csv"))
     assert [(e["line"], e["field"], e["code"]) for e in errors] == [("3", "address", "import.cell_too_long")]
     async with httpx.AsyncClient(base_url=registry_process.url, timeout=30) as http:
         found = await http.get("/businesses", headers={"Authorization": f"Bearer {registry_process.token}"})

@@ -4,7 +4,6 @@ too long to read is its row's error and the other rows go in; a byte that is not
 from __future__ import annotations
 
 import asyncio
-import csv
 import os
 import subprocess
 import uuid
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from berdaya.importer import read_error_report
 from berdaya.stack.process import stop_pid
 from services.registry.bulk_import import IMPORT_COLUMNS
 from shared.auth import TokenService
@@ -72,8 +72,7 @@ async def test_a_cell_of_140_000_characters_and_one_past_the_header_are_their_ro
 
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "Traceback" not in output, output
-    with open(file.with_suffix(".errors.csv"), newline="", encoding="utf-8") as handle:
-        errors = list(csv.DictReader(handle))
+    errors = read_error_report(file.with_suffix(".errors.csv"))
     past_the_header = f"column {len(IMPORT_COLUMNS) + 1}"
     assert [(e["line"], e["field"], e["code"]) for e in errors] == [
         ("3", "address", "import.cell_too_long"), ("5", past_the_header, "import.cell_too_long")]  # fmt: skip

@@ -12,6 +12,7 @@ from services.registry.domain.duplicates import (
     DuplicateCandidate,
     business_identity,
     business_name_key,
+    comparable,
     duplicate_conflict,
     name_identity,
     name_similarity,
@@ -143,16 +144,16 @@ def test_a_phone_given_for_more_businesses_than_are_compared_says_nothing_of_who
     existing = candidate("Toko Sinar Jaya", same_phone=True)
     office_phone = [existing, *(candidate(f"Usaha {i} Oesapa", same_phone=True) for i in range(MOST_COMPARED))]
 
-    assert probable_duplicate("Sinar Jaya", office_phone[:MOST_COMPARED], SIMILARITY) == existing
-    assert probable_duplicate("Sinar Jaya", office_phone, SIMILARITY) is None
+    assert probable_duplicate("Sinar Jaya", comparable([], office_phone[:MOST_COMPARED]), SIMILARITY) == existing
+    assert probable_duplicate("Sinar Jaya", comparable([], office_phone), SIMILARITY) is None
 
 
 def test_of_an_owners_businesses_beyond_those_compared_the_latest_are_compared() -> None:
     many = [candidate(f"Usaha {i} Maria", same_nik=True) for i in range(MOST_COMPARED)]
     first, latest = candidate("Sei Sapi Maria", same_nik=True), candidate("Tenun Ikat Maria", same_nik=True)
 
-    assert probable_duplicate("Sei Sapi Maria", [first, *many], SIMILARITY) is None
-    assert probable_duplicate("Tenun Ikat Maria", [first, *many, latest], SIMILARITY) == latest
+    assert probable_duplicate("Sei Sapi Maria", comparable([first, *many], []), SIMILARITY) is None
+    assert probable_duplicate("Tenun Ikat Maria", comparable([first, *many, latest], []), SIMILARITY) == latest
 
 
 def test_no_candidates_means_no_duplicate() -> None:

@@ -317,7 +317,7 @@ def test_a_bom_crlf_file_with_a_nul_and_a_quoted_cell_over_lines_keeps_every_row
     assert [(e["line"], e["field"], e["code"]) for e in summary.errors] == [(3, "business_name", "import.nul")]
 
 
-def test_a_business_a_row_of_an_earlier_chunk_named_is_reported_repeated_and_not_sent_so_importing_again_is_stable(
+def test_a_business_an_earlier_row_of_the_file_named_is_reported_repeated_and_never_sent_whatever_the_chunks(
     tmp_path,
 ):
     path = tmp_path / "umkm.csv"
@@ -327,14 +327,30 @@ def test_a_business_a_row_of_an_earlier_chunk_named_is_reported_repeated_and_not
                     "5371014501900003,Tenun Yuli,Jl. C\n"
                     "5371 0145 0190 0001,sei sapi maria,Jl. Baru\n"
                     "5371014501900002,Kopi Nus,Jl. D\n", encoding="utf-8")  # fmt: skip
-    registry, sleeps = Registry(row_errors={3: "a refused row names no business taken"}), []
+    registry = Registry(row_errors={3: "refused: the row is still the file's one about Kopi Nus"})
 
-    summary = run(path, registry, sleeps, chunk_size=2)
+    summary = run(path, registry, [], chunk_size=2)
 
-    assert registry.chunks == [[2, 3], [4, 6]]
-    assert [(e["line"], e["code"]) for e in summary.errors] == [(3, "nik.format"), (5, "import.repeated_row")]
+    assert registry.chunks == [[2, 3], [4]]
+    assert [(e["line"], e["code"]) for e in summary.errors] == [
+        (3, "nik.format"), (5, "import.repeated_row"), (6, "import.repeated_row")]  # fmt: skip
     assert "line 2" in summary.errors[1]["message"] and "remove the other" in summary.errors[1]["message"]
+    assert "line 3" in summary.errors[2]["message"]
     assert summary.received == 5
+
+
+def test_a_repeated_row_in_a_chunk_split_in_halves_by_a_proxy_is_still_reported_not_sent(tmp_path):
+    path = tmp_path / "umkm.csv"
+    path.write_text("owner_nik,business_name,address\n"
+                    "5371014501900001,Warung Ani,Jl. A\n"
+                    "5371014501900002,Kopi Nus,Jl. B\n"
+                    "5371014501900001,warung ani,Jl. Baru\n", encoding="utf-8")  # fmt: skip
+    registry = Registry(413)
+
+    summary = run(path, registry, [], chunk_size=3)
+
+    assert registry.chunks == [[2], [3]]
+    assert [(e["line"], e["code"]) for e in summary.errors] == [(4, "import.repeated_row")]
 
 
 def test_a_quote_never_closed_that_takes_the_next_lines_into_its_cell_names_every_line_it_took(tmp_path):

@@ -145,10 +145,8 @@ def comparable(same_nik: Sequence[DuplicateCandidate],
 
 def probable_duplicate(name: str, candidates: list[DuplicateCandidate], similarity: float) -> DuplicateCandidate | None:
     """The same NIK or the same phone with a similar business name: probably the same business entered twice (the
-    most similar, the first of those as similar)."""
-    compared = {c.business_id for c in comparable([c for c in candidates if c.same_nik],
-                                                  [c for c in candidates if c.same_phone])}  # fmt: skip
-    same_owner = [c for c in candidates if c.business_id in compared]  # in their order: the first of equals wins
+    most similar, the first of those as similar). `candidates` are those `comparable` chose."""
+    same_owner = [c for c in candidates if c.same_nik or c.same_phone]
     if not same_owner:
         return None
     # rapidfuzz's own loop: an import of thousands of rows sharing one phone compares each with every earlier one.
