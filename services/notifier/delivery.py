@@ -83,7 +83,9 @@ def _outcome(result: SendResult) -> str:
     if isinstance(result, Accepted):
         return "accepted"
     if isinstance(result, Rejected):
-        return "rejected"
+        # A number without WhatsApp is the owner's circumstance, not the gateway failing: counted apart, so the
+        # channel alert can take every other refusal seriously.
+        return "no_whatsapp" if result.no_whatsapp else "rejected"
     return "ambiguous" if result.ambiguous else "transient"
 
 

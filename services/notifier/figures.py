@@ -23,7 +23,8 @@ class NotifierFigures:
                                 "due has waited; grows when a gateway is down or rate-limited.", ["channel"],
                                 registry=registry)  # fmt: skip
         self.attempts = Counter("berdaya_notifier_send_attempts", "Calls to a gateway, by outcome (accepted, rejected, "
-                                "transient, ambiguous: no answer, it may have been taken).", ["channel", "outcome"],
+                                "no_whatsapp: the number has no WhatsApp, transient, ambiguous: no answer, it may "
+                                "have been taken).", ["channel", "outcome"],
                                 registry=registry)  # fmt: skip
         self.stranded = Counter("berdaya_notifier_stranded_deliveries", "Deliveries left 'sending' by a stopped "
                                 "process, by what was done (unknown: for an operator; queued: sent again).",

@@ -1072,3 +1072,22 @@ async def test_with_no_gateway_a_pass_delivers_to_the_local_outbox_and_its_files
     text = file.read_text()
     assert text.startswith(f"Kepada: {PHONE}\nWaktu: 2026-11-23 10.00 WITA\nJenis: funding_offer")
     assert message(store, "funding_offer").body in text
+
+
+async def test_a_number_without_whatsapp_is_counted_apart_from_a_gateway_refusing_the_message() -> None:
+    clock = FixedClock(MORNING)
+    store, deps = FakeNotifierStore(clock), new_deps(clock)
+    await deliver(handlers.keep_contact, registered(), store, deps)
+    await deliver(handlers.funding_offer, matched(), store, deps)
+    gateway = ScriptedGateway(WHATSAPP)
+    gateway.script[PHONE] = [Rejected("(#131026) Message Undeliverable", no_whatsapp=True)]
+    registry = CollectorRegistry()
+    settings = WorkerSettings(holder="host:1", batch=10, concurrency=4, lease=timedelta(seconds=60),
+                              retry=RetryPolicy(base_seconds=10, cap_seconds=600, max_attempts=3))  # fmt: skip
+
+    await DeliveryWorker(by_time(store), {WHATSAPP: gateway}, LocalOutboxFiles(None), deps, settings,
+                         NotifierFigures(registry), jitter=lambda: 1.0).pass_once()  # fmt: skip
+
+    attempts = "berdaya_notifier_send_attempts_total"
+    assert registry.get_sample_value(attempts, {"channel": WHATSAPP, "outcome": "no_whatsapp"}) == 1
+    assert registry.get_sample_value(attempts, {"channel": WHATSAPP, "outcome": "rejected"}) is None
