@@ -123,9 +123,11 @@ def sees_ranking(who: Principal) -> bool:
 
 
 def sees_reason(o: Offer, who: Principal) -> bool:
-    """Why a business declined is an officer's words about the owner (moved away, fell ill): officers see them, as
-    the registry shows an officer's words only to officers; a sponsor sees that it was declined."""
-    return o.status != "declined" or who.has_any({"officer"})
+    """Why a business declined is an officer's words about the owner (moved away, fell ill): the registry shows an
+    officer's words only to officers who may see the owner's personal data there. Funding's lists span kecamatan,
+    so here only a city-wide officer does; a sponsor, an operator, an admin and an officer of some kecamatan see
+    that it was declined."""
+    return o.status != "declined" or (who.may_see_personal_data and not who.limited_to_kecamatan)
 
 
 def offer_out(o: Offer, who: Principal) -> OfferOut:

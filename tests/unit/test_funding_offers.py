@@ -19,10 +19,12 @@ from services.funding.domain.offers import (
 )
 from services.funding.domain.pledges import Pledge, close_pledge
 from services.funding.domain.view import BusinessView
+from services.funding.routes import sees_reason
+from shared.auth import Principal
 from shared.contracts.funding import Earmarks
 from shared.errors import Conflict, InvalidInput
 
-from .funding_fakes import NOW, TODAY, pledge, view
+from .funding_fakes import ADMIN, ALAK_OFFICER, NOW, OFFICER, SPONSOR, TODAY, pledge, view
 
 LATER = NOW + timedelta(days=2)
 
@@ -297,3 +299,13 @@ def test_closing_a_pledge_records_when_and_why_and_closing_it_twice_is_a_conflic
     with pytest.raises(Conflict) as exc:
         close_pledge(closed, "again", LATER)
     assert exc.value.code == "pledge_closed"
+
+
+def test_why_an_offer_was_declined_is_shown_only_to_city_wide_officers_and_a_withdrawal_to_its_sponsor_too() -> None:
+    p, offer, _ = offered()
+    _, declined = decline(p, offer, "pemilik sedang dirawat", LATER)
+    operator = Principal("ops", frozenset({"operator"}))
+
+    assert [who.actor for who in (SPONSOR, operator, ADMIN, ALAK_OFFICER, OFFICER) if sees_reason(declined, who)] == [
+        OFFICER.actor]  # fmt: skip
+    assert sees_reason(replace(declined, status="withdrawn", reason="usaha tutup"), SPONSOR)
