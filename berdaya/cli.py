@@ -38,6 +38,7 @@ from shared.auth import TokenService
 from shared.contracts.topics import namespaced
 from shared.messaging.kafka import kafka_said
 from shared.messaging.replay import NothingToReplay, OffsetsKept, RebuildableView, StillRunning, rebuild, still_held
+from shared.reference.wilayah import kota_kupang
 
 app = typer.Typer(help="Berdaya: the event backbone of Kota Kupang's UMKM programme.", no_args_is_help=True)
 console = Console()
@@ -119,6 +120,11 @@ def token(
     kecamatan: Annotated[list[str], typer.Option(help="Limit an officer to these kecamatan (Kemendagri codes)")] = [],  # noqa: B006
 ) -> None:
     """Mint a bearer token signed with the local stack's key (or BERDAYA_JWT_SECRET)."""
+    city = {k.code: k.name for k in kota_kupang().kecamatan}
+    unknown = [code for code in kecamatan if code not in city]
+    if unknown:  # a token for no kecamatan of the city could act nowhere, and nothing would say why
+        _fail(f"kecamatan {', '.join(unknown)} are none of the city's; give their Kemendagri codes: "
+              + ", ".join(f"{code} ({name})" for code, name in city.items()))
     try:
         print(_tokens().mint(subject, role, ttl=timedelta(hours=hours), sponsor_id=sponsor, kecamatan=kecamatan))
     except ValueError as exc:
@@ -152,7 +158,8 @@ def _taken(summary: ImportSummary) -> str:
     """What the registry took before the import stopped, by its own reports."""
     taken = summary.registered + summary.updated + summary.unchanged
     return (f" The {taken:,} row(s) the registry took before this point are in; importing the file again after "
-            "fixing it does not duplicate them." if taken else " No row was imported.")  # fmt: skip
+            "fixing it does not duplicate them." if taken else " The registry reported no row taken; importing the "
+            "file again after fixing it does not duplicate any it took unreported.")  # fmt: skip
 
 
 def _import(file: Path, url: str, chunk: int):  # noqa: ANN202

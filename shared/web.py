@@ -52,7 +52,7 @@ class Platform:
     # Anyone may call /metrics and /ready, and each run reads whole tables or opens a Kafka connection: calls that
     # arrive while one runs wait for it and share its outcome, so fifty at once cost one.
     _refreshing: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
-    _checking: asyncio.Future[list[str | None]] | None = field(default=None, init=False, repr=False)
+    _checking: asyncio.Future[list[tuple[str, str | None]]] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.figures_refreshed = Gauge(
@@ -70,14 +70,17 @@ class Platform:
         # Shielded: one caller going away (a scrape that timed out) must not cancel the others' refresh.
         await asyncio.shield(self._refreshing)
 
-    async def check_readiness(self) -> list[str | None]:
-        """Each readiness check's reason for failing, or None, in `readiness` order; a call while the checks run
-        shares them."""
+    async def check_readiness(self) -> list[tuple[str, str | None]]:
+        """Each readiness check by name, with its reason for failing or None; a call while the checks run shares
+        them."""
         if self._checking is None:
-            names = list(self.readiness)
-            self._checking = asyncio.ensure_future(asyncio.gather(*(self.readiness[n]() for n in names)))
+            self._checking = asyncio.ensure_future(self._check(dict(self.readiness)))
             self._checking.add_done_callback(lambda _: setattr(self, "_checking", None))
-        return list(await asyncio.shield(self._checking))
+        return await asyncio.shield(self._checking)
+
+    @staticmethod
+    async def _check(checks: dict[str, ReadinessCheck]) -> list[tuple[str, str | None]]:
+        return list(zip(checks, await asyncio.gather(*(check() for check in checks.values())), strict=True))
 
     async def _refresh_figures(self) -> None:
         for hook in self.scrape_hooks:
@@ -483,14 +486,13 @@ def platform_routes() -> APIRouter:
     @router.get("/ready", summary="The database and Kafka are reachable", responses={503: PROBLEM_RESPONSES[503]})
     async def ready(request: Request) -> JSONResponse:
         platform: Platform = request.app.state.platform
-        names = list(platform.readiness)
-        results = await platform.check_readiness()
-        for name, reason in zip(names, results, strict=True):
+        checked = await platform.check_readiness()
+        for name, reason in checked:
             _log_change(platform.failing, name, reason)
         # Anyone may ask, without a token: the reasons name hosts and addresses, so they go to the log only.
         checks = {name: "ok" if reason is None else "failing; the reason is in the service's log"
-                  for name, reason in zip(names, results)}  # fmt: skip
-        ok = all(r is None for r in results)
+                  for name, reason in checked}  # fmt: skip
+        ok = all(reason is None for _, reason in checked)
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

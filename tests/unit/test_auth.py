@@ -203,3 +203,8 @@ def test_a_token_naming_an_empty_kecamatan_is_refused_rather_than_acting_on_what
 
     with pytest.raises(InvalidToken, match="kecamatan"):
         TokenService(SECRET).verify(jwt.encode(claims, SECRET, algorithm="HS256"))
+
+
+def test_a_kecamatan_code_written_in_other_digits_is_not_minted() -> None:
+    with pytest.raises(ValueError, match="53.71.04"):
+        TokenService(SECRET).mint("petugas-oebobo-01", ["officer"], kecamatan=["٥٣.٧١.٠٤"])

@@ -388,7 +388,7 @@ def test_an_import_refused_before_any_error_leaves_no_earlier_runs_list_of_rows_
     result = CliRunner().invoke(cli.app, ["import", str(data)])
 
     assert result.exit_code == 1 and not stale.exists()
-    assert "No row was imported" in screen.getvalue()
+    assert "The registry reported no row taken" in " ".join(screen.getvalue().split())
 
 
 def test_a_file_whose_lines_end_in_a_carriage_return_alone_counts_its_rows_for_the_progress_bar(tmp_path: Path) -> None:
@@ -417,3 +417,10 @@ def test_status_says_in_one_line_why_the_coverage_could_not_be_read_rather_than_
     said = " ".join(screen.getvalue().split())
     assert "error: the registry's NIB coverage could not be read (HTTPStatusError" in said
     assert f"Home {tmp_path}" in said
+
+
+def test_a_token_for_a_kecamatan_the_city_does_not_have_is_refused_naming_the_citys_codes(screen: io.StringIO) -> None:
+    refused = CliRunner().invoke(cli.app, ["token", "--subject", "maria@kupangkota.go.id", "--kecamatan", "53.71.09"])
+
+    said = " ".join(screen.getvalue().split())
+    assert refused.exit_code == 1 and "53.71.09 are none of the city's" in said and "53.71.04 (Oebobo)" in said

@@ -134,7 +134,7 @@ async def test_readiness_asked_fifty_times_at_once_checks_kafka_once():
 
     answers = await asyncio.gather(*(p.check_readiness() for _ in range(50)))
 
-    assert checks == 1 and answers == [["no broker"]] * 50
+    assert checks == 1 and answers == [[("kafka", "no broker")]] * 50
 
 
 async def slow_none() -> None:

@@ -17,9 +17,9 @@ and how a repeat is recognised. No I/O here: the webhook is in webhooks.py, the 
   still-firing alert again every `repeat_interval`, each time with the same fingerprint and startsAt: neither makes
   a second message (a repeat is not a reminder; what still fires is on Alertmanager's page and the consoles). Its
   resolution is one more message; the same alert firing again later has a new startsAt, so it is news again.
-- **When.** Operators' alerts go at once, day or night, on every channel (a critical alert at 03.00 must wake
-  someone). The programme office's alerts are about the programme (severity info: its working day): by phone they
-  wait for the end of quiet hours (WITA) unless critical; email goes at any hour. Owners' rules do not apply: an
+- **When.** A critical alert goes at once, day or night, on every channel (at 03.00 it must wake someone). The
+  others (an operators' warning is "act today"; the programme office's info, its working day) wait by phone for the
+  end of quiet hours (WITA); email goes at any hour. Owners' rules do not apply: an
   owner's STOP is about owners, and these are not offers.
 """
 

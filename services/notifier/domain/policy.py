@@ -13,9 +13,9 @@ delivery `withheld`, so officers see what the owner did not hear). This is the p
 Quiet hours concern owners' phones; email to officers and sponsors is sent at any hour.
 
 **Alerts** (from Alertmanager, domain/alerts.py) are for the people who run Berdaya, not for owners: an owner's STOP
-has nothing to do with them (required), operators' alerts go at any hour to any channel (urgent: a critical alert at
-03.00 must wake someone), and the programme office's alerts wait for the end of quiet hours on a phone unless the
-alert is critical (email goes at any hour).
+has nothing to do with them (required), and on a phone they wait for the end of quiet hours unless critical (a
+critical alert at 03.00 must wake someone; a warning is "act today"), the operators' and the programme office's
+alike; email goes at any hour.
 """
 
 from __future__ import annotations
