@@ -490,7 +490,7 @@ def _print_urls(stack: LocalStack) -> None:
                                    f" {monitoring.alertmanager_url}"))  # fmt: skip
     else:
         lines.append(Text("Prometheus and Alertmanager are not running (`berdaya up` says why)"))
-    lines.append(Text.assemble("A token for the API: ", ("berdaya token --role officer --subject <your e-mail>", "bold"),
+    lines.append(Text.assemble("A token for the API: ", ("berdaya token --subject <your e-mail>", "bold"),
                                "   Stop everything: ", ("berdaya down", "bold")))  # fmt: skip
     console.print(Panel(Text("\n").join(lines), title="Berdaya is running"))
 

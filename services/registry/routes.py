@@ -341,8 +341,8 @@ async def import_businesses(body: ImportRequest, who: Officer, ctx: Ctx, correla
     bulk_import.check_columns(body.columns)
     if len(body.rows) > ctx.import_max_rows:
         raise InvalidInput.one("rows", "import.too_many_rows",
-                               f"send at most {ctx.import_max_rows} rows per request (berdaya import sends smaller chunks "
-                               "by itself)")  # fmt: skip
+                               f"send at most {ctx.import_max_rows} rows per request (berdaya import sends "
+                               "smaller chunks by itself)")  # fmt: skip
     width = len(body.columns)
     rows, width_errors = [], []
     for row in body.rows:

@@ -578,8 +578,8 @@ async def test_an_officers_words_on_why_an_nib_failed_are_shown_in_the_notifier_
     async def bodies(role: str, kecamatan: str | None = None) -> set[str]:
         token = system.tokens.mint(f"words-{role}", [role], kecamatan=[kecamatan] if kecamatan else ())
         auth = {"Authorization": f"Bearer {token}"}
-        found = await system.notifier.http.get("/messages", params={"business_id": business["id"],
-                                                                    "template": "nib_rejected"}, headers=auth)  # fmt: skip
+        wanted = {"business_id": business["id"], "template": "nib_rejected"}
+        found = await system.notifier.http.get("/messages", params=wanted, headers=auth)
         assert found.status_code == 200, found.text
         items = found.json()["items"]
         details = [await system.notifier.http.get(f"/messages/{m['id']}", headers=auth) for m in items]

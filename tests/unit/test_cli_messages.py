@@ -228,7 +228,7 @@ def test_the_berdaya_is_running_panel_shows_paths_and_addresses_from_the_environ
     cli._print_urls(cli._stack())
     said = screen.getvalue()
     assert "Kafka [red]kafka:9092" in said and "[/x] [bold]home" in said
-    assert "berdaya token --role officer" in said and "registry  API docs http://127.0.0.1:" in said
+    assert "berdaya token --subject <your e-mail>" in said and "registry  API docs http://127.0.0.1:" in said
 
 
 def test_dlq_list_of_a_topic_typed_like_markup_and_a_redrive_to_a_topic_a_header_names_print_them_as_they_are(

@@ -137,7 +137,8 @@ def form_errors(exc: ValidationError) -> list[FieldError]:
             # Pydantic's own words ("input is too short", "should have zero time") name no format an officer can use.
             text = str(err.get("input"))[:40]
             message = (f"{text} is not a real date" if _ISO_DATE.fullmatch(text.strip()) else
-                       f"{text!r} is not a date: write it as YYYY-MM-DD (1990-08-17) or DD-MM-YYYY (17-08-1990)")  # fmt: skip
+                       f"{text!r} is not a date: write it as YYYY-MM-DD (1990-08-17) or "
+                       "DD-MM-YYYY (17-08-1990)")  # fmt: skip
         errors.append(FieldError(name, err["type"], message))
     return errors
 
