@@ -114,12 +114,18 @@ async def test_recording_the_same_attendance_again_publishes_nothing_new():
     assert [e.attendance for e in world.of_type("AttendanceRecorded", b)] == ["present", "absent"]
 
 
-async def test_a_no_show_at_the_first_session_is_withdrawn_and_the_first_on_the_waitlist_promoted():
-    world = TrainingWorld()
+async def two_seats_and_two_waiting(world: TrainingWorld):  # noqa: ANN201
+    """A running cohort of two seats past its sessions, four registered: two seated, two on its waitlist."""
     ids = await world.register_many(4)
     _, cohort = await world.open_cohort(capacity=2)
     await world.move(cohort.id, "running")
     world.clock.set(AFTER_LAST_SESSION)
+    return ids, cohort
+
+
+async def test_a_no_show_at_the_first_session_is_withdrawn_and_the_first_on_the_waitlist_promoted():
+    world = TrainingWorld()
+    ids, cohort = await two_seats_and_two_waiting(world)
     seats = await world.attend(cohort.id, 1, {ids[0]: "absent", ids[1]: "present"})
     assert [s.status for s in seats] == ["withdrawn", "enrolled"]
     assert world.types_of(ids[0])[-2:] == ["AttendanceRecorded", "TraineeWithdrew"]
@@ -131,10 +137,7 @@ async def test_a_no_show_at_the_first_session_is_withdrawn_and_the_first_on_the_
 
 async def test_the_same_sheet_sent_again_after_a_no_show_changes_nothing_and_another_mark_for_the_no_show_is_refused():
     world = TrainingWorld()
-    ids = await world.register_many(4)
-    _, cohort = await world.open_cohort(capacity=2)
-    await world.move(cohort.id, "running")
-    world.clock.set(AFTER_LAST_SESSION)
+    ids, cohort = await two_seats_and_two_waiting(world)
     sheet = {ids[0]: "absent", ids[1]: "present"}
     await world.attend(cohort.id, 1, sheet)
     told = list(world.published)

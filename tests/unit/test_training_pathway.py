@@ -171,13 +171,19 @@ async def test_the_sweeper_reports_a_stalled_pathway_once_and_again_only_for_a_n
     assert world.uows[-1].envelopes[0].actor == "training"
 
 
-async def test_the_sweeper_chases_no_business_that_closed_while_its_pathway_waited():
-    world = TrainingWorld(now=datetime(2026, 3, 10, 2, tzinfo=UTC))
+async def one_open_and_one_closed_while_waiting(world: TrainingWorld) -> tuple[uuid.UUID, uuid.UUID]:
+    """Two businesses whose pathways waited past their step's deadline, one of which closed meanwhile."""
     open_, closing = await world.register(), await world.register()
     for business in (open_, closing):
         await step(world, business, "nib", date(2026, 3, 1))
     await world.consume(business_closed(closing, 2))
     world.clock.set(datetime(2026, 3, 16, 2, tzinfo=UTC))
+    return open_, closing
+
+
+async def test_the_sweeper_chases_no_business_that_closed_while_its_pathway_waited():
+    world = TrainingWorld(now=datetime(2026, 3, 10, 2, tzinfo=UTC))
+    open_, _ = await one_open_and_one_closed_while_waiting(world)
 
     assert await halal_pathway.flag_stalled_pathways(world.by_time, world.deps) == 1
     assert [e.business_id for e in world.of_type("PathwayStalled")] == [open_]
@@ -185,11 +191,7 @@ async def test_the_sweeper_chases_no_business_that_closed_while_its_pathway_wait
 
 async def test_the_sweeper_chases_nobody_while_the_view_is_rebuilt_and_the_open_business_once_it_has_caught_up():
     world = TrainingWorld(now=datetime(2026, 3, 10, 2, tzinfo=UTC))
-    open_, closing = await world.register(), await world.register()
-    for business in (open_, closing):
-        await step(world, business, "nib", date(2026, 3, 1))
-    await world.consume(business_closed(closing, 2))
-    world.clock.set(datetime(2026, 3, 16, 2, tzinfo=UTC))
+    open_, closing = await one_open_and_one_closed_while_waiting(world)
     kept = dict(world.store.views)
     world.store.views.clear()  # `berdaya replay training-view`: emptied, and read again from the registry's topic
     world.store.catching_up = True
