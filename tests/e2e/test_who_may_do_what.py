@@ -1,6 +1,6 @@
 """Who may do what, end to end: a sponsor acts only for its own sponsor and an officer limited to a kecamatan only
 there, whatever endpoint they try; every change says who made it, in the event's metadata and in an audit trail an
-officer can query; and an import naming one business on two lines publishes consecutive versions."""
+officer can query; and an import that changes a business and gives its NIB publishes consecutive versions, once."""
 
 from __future__ import annotations
 
@@ -135,26 +135,28 @@ async def test_sponsors_and_officers_act_only_for_what_their_token_names_and_eve
         assert nothing_by_intruders == []
 
 
-async def test_an_import_naming_one_registered_business_on_two_lines_publishes_consecutive_versions(system):
+async def test_an_import_moving_a_registered_business_and_giving_its_nib_publishes_consecutive_versions_once(system):
     officer = _bearer(system, "petugas@kupang", ["officer"])
     first = registration(name="Tenun Ikat Ina Ndao Dua Baris", kecamatan="Oebobo", kelurahan="Fatululi")
-    columns = list(first)
+    columns = [*first, "nib"]
     async with httpx.AsyncClient(timeout=30) as http:
         created = await http.post(f"{system.registry.url}/businesses", json=first, headers=officer)
         assert created.status_code == 201, created.text
         business_id = created.json()["id"]
-        new_phone = {**first, "phone": "081299990001"}
-        moved = {**new_phone, "kecamatan": "Alak", "kelurahan": "Namosain"}
-        rows = [{"line": n, "values": [str(row[c]) for c in columns]} for n, row in ((2, new_phone), (3, moved))]
+        moved = {**first, "phone": "081299990001", "kecamatan": "Alak", "kelurahan": "Namosain", "nib": "9120000012345"}
+        again = {**first, "nib": ""}  # a second line about the same business: a list gives each business once
+        rows = [{"line": n, "values": [str(row[c]) for c in columns]} for n, row in ((2, moved), (3, again))]
         report = (await http.post(f"{system.registry.url}/imports/businesses", json={"columns": columns, "rows": rows},
                                   headers=officer)).json()  # fmt: skip
-        assert report["updated"] == 2 and report["errors"] == [], report
+        assert report["updated"] == 1, report
+        assert [(e["line"], e["code"]) for e in report["errors"]] == [(3, "import.repeated_row")], report
 
     records = await read_topic(system.bootstrap, system.topic(REGISTRY_BUSINESS), expect=3)
     mine = [json.loads(r.value) for r in sorted(records, key=lambda r: r.offset) if r.key == business_id.encode()]
-    assert [e["payload"]["business_version"] for e in mine] == [1, 2, 3]
-    assert mine[-1]["payload"]["contact_phone"] == "+6281299990001"
-    assert mine[-1]["payload"]["kecamatan_code"] == ALAK
+    assert [(e["event_type"], e["payload"]["business_version"]) for e in mine] == [
+        ("BusinessRegistered", 1), ("BusinessUpdated", 2), ("NIBIssued", 3)]  # fmt: skip
+    assert mine[1]["payload"]["contact_phone"] == "+6281299990001"
+    assert mine[1]["payload"]["kecamatan_code"] == ALAK
 
     async def funding_has_the_latest() -> bool:
         async with httpx.AsyncClient(timeout=10) as http:
