@@ -221,7 +221,7 @@ def read_records(path: Path) -> tuple[list[str], Iterator[Record]]:
     if not header_line.strip():
         handle.close()
         raise ImportRefused("the file is empty: its first line should be the header (business_name,owner_name,...)")
-    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
+    delimiter = _delimiter(header_line)
     if len(header_line) > MAX_RECORD:
         handle.close()
         at_least = header_line.count(delimiter) + 1
@@ -469,6 +469,11 @@ def delimiter_of(path: Path) -> str:
             header = handle.readline(MAX_RECORD + 1)
     except (OSError, UnicodeDecodeError):
         return ","
+    return _delimiter(header)
+
+
+def _delimiter(header: str) -> str:
+    """Excel in Indonesia often saves ';'."""
     return ";" if header.count(";") > header.count(",") else ","
 
 
